@@ -1,0 +1,36 @@
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint fmt bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/anxin init --if-missing
+	$(BIN)/anxin demo --if-empty
+	$(BIN)/anxin summary
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check domain projections web anxin tests
+	$(BIN)/mypy domain
+
+fmt: install
+	$(BIN)/ruff format domain projections web anxin tests
+	$(BIN)/ruff check --fix domain projections web anxin tests
+
+bench: install
+	$(BIN)/python -m anxin.bench
+
+clean:
+	rm -rf $(VENV) var

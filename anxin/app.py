@@ -1,0 +1,571 @@
+"""The application: every command and every read of case or student content goes
+through here, and through the gate (`authorize`), which decides by role and scope
+and records the decision. Routes and the CLI never reach the store directly.
+
+Command methods load a stream, check the actor's right to it, call the aggregate
+(which checks the domain rules) and save. A refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+
+from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
+from anxin.storage import Database, StoreConfig, side_statements
+from domain import access
+from domain.access import Decision, Resource, decide
+from domain.common import (
+    SYSTEM,
+    Actor,
+    CaseAggregate,
+    Conflict,
+    Erased,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Role,
+    Scope,
+    require,
+    require_text,
+)
+from domain.pairing import Pairing
+from domain.policy import Policy
+from domain.roster import Staff, Student
+
+A = TypeVar("A", bound=CaseAggregate)
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class SetAsList(Transcoding):
+    type = set
+    name = "set"
+
+    def encode(self, obj: set[Any]) -> list[Any]:
+        return sorted(obj)
+
+    def decode(self, data: list[Any]) -> set[Any]:
+        return set(data)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StudentRef:
+    """A student as other screens show them: a name, or 已删除 once erased."""
+
+    id: str
+    school_id: str | None
+    class_name: str | None
+    student_no: str | None
+    name: str
+    erased: bool = False
+
+
+ERASED_LABEL = "已删除"
+
+
+class Core(Application[UUID]):
+    """Storage, keys, the gate, the roster, accounts and pairings. The bullying and
+    support-file commands are mixed in by `Anxin` below."""
+
+    name = "anxin"
+    is_snapshotting_enabled = True
+    SNAPSHOT_EVERY = 50
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        master_keys: list[MasterKey],
+        policy: Policy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.keystore = KeyStore(master_keys)
+        self.policy = policy or Policy()
+        self.clock = clock
+        super().__init__(env=config.env())
+        self.db = Database(self.recorder, self.keystore)
+        self.keystore.db = self.db
+        self.db.create_tables()
+
+    # -- library seams ----------------------------------------------------------------
+    def construct_mapper(self) -> StreamMapper:  # type: ignore[override]
+        return StreamMapper(self.construct_transcoder(), self.keystore)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        transcoder.register(SetAsList())
+
+    # -- saving and loading -----------------------------------------------------------
+    def _save(self, *aggregates: CaseAggregate, extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
+        """Save aggregates with their directory rows and new keys, atomically."""
+        statements = [s for a in aggregates for s in self._directory_statements(a.scope(), a.id)]
+        statements.extend(extra)
+        sids = [stream_key(a.id) for a in aggregates]
+        token = side_statements.set(statements)
+        try:
+            self.save(*aggregates)
+        except RecordConflictError as e:
+            self.keystore.abandoned(sids)
+            raise Conflict() from e
+        except BaseException:
+            self.keystore.abandoned(sids)
+            raise
+        finally:
+            side_statements.reset(token)
+        self.keystore.committed(sids)
+        self._take_periodic_snapshots(aggregates)
+
+    def save_many(self, aggregates: list[CaseAggregate], extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
+        """One transaction for a batch (imports): keys, events and directory together."""
+        self._save(*aggregates, extra=extra)
+
+    def _take_periodic_snapshots(self, aggregates: Iterable[CaseAggregate]) -> None:
+        for a in aggregates:
+            if a.version % self.SNAPSHOT_EVERY == 0:
+                self.take_snapshot(a.id, version=a.version)
+
+    def _directory_statements(self, scope: Scope, stream_id: UUID) -> list[tuple[str, tuple[Any, ...]]]:
+        sid = str(stream_id)
+        stmts: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT INTO {t}anxin_directory (stream_id, kind, school_id, class_name, owner_id, "
+                "subject_id, status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                "kind = excluded.kind, school_id = excluded.school_id, class_name = excluded.class_name, "
+                "owner_id = excluded.owner_id, subject_id = excluded.subject_id, status = excluded.status",
+                (sid, scope.kind, scope.school_id, scope.class_name, scope.owner_id, scope.subject_id, scope.status),
+            ),
+        ]
+        if scope.links or scope.kind in ("case", "file", "pairing"):
+            stmts.append(("DELETE FROM {t}anxin_links WHERE stream_id = ?", (sid,)))
+            for student_id, part in sorted(set(scope.links)):
+                stmts.append(
+                    ("INSERT INTO {t}anxin_links (stream_id, student_id, part) VALUES (?, ?, ?)", (sid, student_id, part))
+                )
+        return stmts
+
+    def _load(self, stream_id: str | UUID, cls: type[A]) -> A:
+        try:
+            uid = stream_id if isinstance(stream_id, UUID) else UUID(str(stream_id))
+        except ValueError as e:
+            raise NotFound() from e
+        try:
+            agg = self.repository.get(uid)
+        except AggregateNotFoundError as e:
+            raise NotFound() from e
+        except StreamErased as e:
+            raise Erased() from e
+        if not isinstance(agg, cls):
+            raise NotFound()
+        return agg
+
+    def _expect(self, agg: CaseAggregate, expected_version: int | None) -> None:
+        """Refuse an edit made from a stale page: someone else changed it since."""
+        if expected_version is not None and agg.version != expected_version:
+            raise Conflict()
+
+    @contextmanager
+    def _editing(self, stream_id: str | UUID, cls: type[A], expected_version: int | None = None) -> Iterator[A]:
+        agg = self._load(stream_id, cls)
+        self._expect(agg, expected_version)
+        yield agg
+        self._save(agg)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # -- the gate -----------------------------------------------------------------
+    def resource(self, kind: str, stream_id: str | UUID | None = None, school_id: str | None = None) -> Resource:
+        """What the gate needs about a stream, from the directory (ids only)."""
+        if stream_id is None:
+            return Resource(kind=kind, school_id=school_id, district=self._district_of(school_id))
+        sid = str(stream_id)
+        row = self.db.fetchone(
+            "SELECT kind, school_id, class_name, owner_id, erased FROM {t}anxin_directory WHERE stream_id = ?",
+            (sid,),
+        )
+        if row is None:
+            raise NotFound()
+        classes = {row[2]} if row[0] == "student" and row[2] else set()
+        for (cls_name,) in self.db.fetch(
+            "SELECT d.class_name FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.student_id "
+            "WHERE l.stream_id = ?",
+            (sid,),
+        ):
+            if cls_name:
+                classes.add(cls_name)
+        return Resource(
+            kind=row[0], id=sid, school_id=row[1], classes=frozenset(classes), owner_id=row[3],
+            district=self._district_of(row[1]),
+        )
+
+    def _district_of(self, school_id: str | None) -> str:
+        if school_id is None:
+            return "default"
+        row = self.db.fetchone("SELECT district FROM {t}anxin_schools WHERE school_id = ?", (school_id,))
+        return row[0] if row else "default"
+
+    def authorize(
+        self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None
+    ) -> Decision:
+        """The one place access is decided; every decision is recorded."""
+        decision = decide(actor, action, resource, break_glass)
+        self.record_access(actor, action, resource, decision, break_glass if decision.break_glass else None)
+        if not decision.allowed:
+            raise PermissionDenied(reason=decision.reason)
+        return decision
+
+    def check(self, actor: Actor, action: str, kind: str, stream_id: str | UUID | None = None,
+              school_id: str | None = None, break_glass: str | None = None) -> Decision:
+        return self.authorize(actor, action, self.resource(kind, stream_id, school_id), break_glass)
+
+    def record_access(
+        self, actor: Actor, action: str, resource: Resource, decision: Decision, break_glass: str | None
+    ) -> None:
+        sealed = None
+        if break_glass:
+            # The stated reason is free text: keep it encrypted like any note.
+            sealed = self.seal("anxin:audit-notes", break_glass)
+        self.db.execute(
+            "INSERT INTO {t}anxin_access (at, actor_id, action, resource_kind, resource_id, allowed, reason, "
+            "break_glass) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.now().isoformat(), actor.staff_id, action, resource.kind, resource.id,
+                1 if decision.allowed else 0, decision.reason, sealed,
+            ),
+        )
+
+    def seal(self, key_id: str, text: str) -> bytes:
+        """Encrypt a free-text value that lives outside any stream (e.g. a reason)."""
+        nonce = os.urandom(12)
+        return nonce + self.keystore.named_cipher(key_id).encrypt(nonce, text.encode(), key_id.encode())
+
+    def unseal(self, key_id: str, blob: bytes) -> str:
+        try:
+            aes = self.keystore.named_cipher(key_id)
+            return aes.decrypt(blob[:12], blob[12:], key_id.encode()).decode()
+        except StreamErased:
+            return ERASED_LABEL
+
+    def access_log(self, actor: Actor, *, allowed: bool | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Access decisions, newest first (for supervisors; itself an audited read)."""
+        self.check(actor, access.STATS_READ, "district")
+        sql = "SELECT id, at, actor_id, action, resource_kind, resource_id, allowed, reason, break_glass FROM {t}anxin_access"
+        params: tuple[Any, ...] = ()
+        if allowed is not None:
+            sql += " WHERE allowed = ?"
+            params = (1 if allowed else 0,)
+        rows = self.db.fetch(sql + " ORDER BY id DESC LIMIT " + str(int(limit)), params)
+        return [
+            {
+                "id": r[0], "at": r[1], "actor_id": r[2], "action": r[3], "resource_kind": r[4],
+                "resource_id": r[5], "allowed": bool(r[6]), "reason": r[7],
+                "break_glass": self.unseal("anxin:audit-notes", r[8]) if r[8] else None,
+            }
+            for r in rows
+        ]
+
+    # -- schools --------------------------------------------------------------------
+    def add_school(self, actor: Actor, name: str, district: str = "default") -> str:
+        self.check(actor, access.ACCOUNT_ADMIN, "account")
+        name = require_text(name, "学校名称")
+        if self.school_id(name, missing_ok=True):
+            raise InvalidInput(reason=f"学校「{name}」已存在")
+        sid = str(uuid4())
+        self.db.execute(
+            "INSERT INTO {t}anxin_schools (school_id, name, district) VALUES (?, ?, ?)", (sid, name, district)
+        )
+        return sid
+
+    def school_id(self, name: str, missing_ok: bool = False) -> str | None:
+        row = self.db.fetchone("SELECT school_id FROM {t}anxin_schools WHERE name = ?", (name.strip(),))
+        if row is None and not missing_ok:
+            raise InvalidInput(reason=f"找不到学校「{name}」")
+        return row[0] if row else None
+
+    def schools(self) -> list[tuple[str, str, str]]:
+        return [(r[0], r[1], r[2]) for r in self.db.fetch("SELECT school_id, name, district FROM {t}anxin_schools ORDER BY name")]
+
+    # -- staff and accounts ---------------------------------------------------------------
+    def add_staff(
+        self,
+        actor: Actor,
+        *,
+        username: str,
+        name: str,
+        school_id: str | None,
+        roles: list[str],
+        classes: list[str] | None = None,
+        password_hash: str | None = None,
+        district: str | None = None,
+    ) -> str:
+        """Register a staff member and their account."""
+        self.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
+        if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
+            raise InvalidInput(reason=f"用户名「{username}」已被使用")
+        district = district or self._district_of(school_id)
+        staff = Staff.register(
+            id=uuid4(), school_id=school_id, username=username, name=name, roles=roles,
+            classes=classes, district=district, actor=actor.staff_id, at=self.now(),
+        )
+        self._save(staff, extra=[self._staff_row(staff, password_hash)])
+        return str(staff.id)
+
+    @staticmethod
+    def _staff_row(staff: Staff, password_hash: str | None) -> tuple[str, tuple[Any, ...]]:
+        return (
+            "INSERT INTO {t}anxin_staff (staff_id, username, school_id, roles, classes, district, password_hash, active) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (staff_id) DO UPDATE SET roles = excluded.roles, "
+            "classes = excluded.classes, active = excluded.active",
+            (
+                str(staff.id), staff.username, staff.school_id, ",".join(staff.roles),
+                json.dumps(staff.classes, ensure_ascii=False), staff.district, password_hash,
+                1 if staff.active else 0,
+            ),
+        )
+
+    def change_staff_roles(self, actor: Actor, staff_id: str, roles: list[str], classes: list[str], reason: str) -> None:
+        self.check(actor, access.ACCOUNT_ADMIN, "account")
+        staff = self._load(staff_id, Staff)
+        staff.change_roles(roles=roles, classes=classes, reason=reason, actor=actor.staff_id, at=self.now())
+        self._save(staff, extra=[self._staff_row(staff, None)])
+
+    def deactivate_staff(self, actor: Actor, staff_id: str, reason: str) -> None:
+        self.check(actor, access.ACCOUNT_ADMIN, "account")
+        staff = self._load(staff_id, Staff)
+        staff.deactivate(reason=reason, actor=actor.staff_id, at=self.now())
+        self._save(staff, extra=[self._staff_row(staff, None)])
+
+    def actor(self, staff_id: str) -> Actor:
+        """The acting person as the gate sees them (ids and roles, from the directory)."""
+        row = self.db.fetchone(
+            "SELECT staff_id, school_id, roles, classes, district, active FROM {t}anxin_staff WHERE staff_id = ?",
+            (staff_id,),
+        )
+        if row is None or not row[5]:
+            raise PermissionDenied(reason="账号不存在或已停用")
+        return Actor(
+            staff_id=row[0], school_id=row[1], roles=frozenset(Role(r) for r in row[2].split(",") if r),
+            classes=frozenset(json.loads(row[3])), district=row[4],
+        )
+
+    def account(self, username: str) -> tuple[str, str | None] | None:
+        """(staff_id, password_hash) for a login name."""
+        row = self.db.fetchone(
+            "SELECT staff_id, password_hash FROM {t}anxin_staff WHERE username = ? AND active = 1", (username,)
+        )
+        return (row[0], row[1]) if row else None
+
+    def set_password_hash(self, staff_id: str, password_hash: str) -> None:
+        self.db.execute("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ?", (password_hash, staff_id))
+
+    def staff_name(self, staff_id: str) -> str:
+        try:
+            return self._load(staff_id, Staff).name
+        except (Erased, NotFound):
+            return ERASED_LABEL
+
+    # -- students -------------------------------------------------------------------
+    def student_id_for(self, school_id: str, student_no: str) -> UUID:
+        """A student's stream id is keyed on (school, student number): re-enrolling the
+        same number is refused by the store itself, and the id reveals nothing."""
+        return self.keystore.deterministic_id("student", f"{school_id}\x1f{student_no.strip()}")
+
+    def enrol_student(self, actor: Actor, *, school_id: str, **fields: Any) -> str:
+        self.check(actor, access.STUDENT_WRITE, "student", school_id=school_id)
+        student = self._new_student(actor, school_id, fields)
+        if self.db.fetchone("SELECT 1 FROM {t}anxin_directory WHERE stream_id = ?", (str(student.id),)):
+            raise InvalidInput(reason=f"学号「{student.student_no}」在本校已存在")
+        try:
+            self._save(student)
+        except Conflict as e:
+            raise InvalidInput(reason=f"学号「{student.student_no}」在本校已存在") from e
+        return str(student.id)
+
+    def _new_student(self, actor: Actor, school_id: str, fields: dict[str, Any]) -> Student:
+        student_no = require_text(fields.get("student_no"), "学号")
+        return Student.enrol(
+            id=self.student_id_for(school_id, student_no), school_id=school_id, actor=actor.staff_id,
+            at=self.now(), **fields,
+        )
+
+    def get_student(self, actor: Actor, student_id: str, break_glass: str | None = None) -> Student:
+        """A student's identity, for those allowed to see it."""
+        self.check(actor, access.STUDENT_READ, "student", student_id, break_glass=break_glass)
+        return self._load(student_id, Student)
+
+    def correct_student(self, actor: Actor, student_id: str, changes: dict[str, Any], reason: str,
+                        expected_version: int | None = None) -> None:
+        self.check(actor, access.STUDENT_WRITE, "student", student_id)
+        with self._editing(student_id, Student, expected_version) as s:
+            s.correct(changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
+
+    def student_ref(self, student_id: str) -> StudentRef:
+        """Name for display inside an already-authorised view; 已删除 once erased."""
+        row = self.db.fetchone(
+            "SELECT school_id, class_name FROM {t}anxin_directory WHERE stream_id = ?", (student_id,)
+        )
+        try:
+            s = self._load(student_id, Student)
+        except (Erased, NotFound):
+            return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, ERASED_LABEL, True)
+        return StudentRef(student_id, s.school_id, s.class_name, s.student_no, s.name)
+
+    def list_students(self, actor: Actor, school_id: str) -> list[StudentRef]:
+        """The school's roster, decrypted; erased students show as 已删除."""
+        self.check(actor, access.STUDENT_READ, "student", school_id=school_id)
+        ids = [r[0] for r in self.db.fetch(
+            "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'", (school_id,)
+        )]
+        self.keystore.preload()
+        refs = [self.student_ref(i) for i in ids]
+        return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))
+
+    def existing_student_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.fetch(
+                f"SELECT stream_id FROM {{t}}anxin_directory WHERE stream_id IN ({marks})", tuple(chunk)
+            ))
+        return found
+
+    # -- pairings (一岗双带) ---------------------------------------------------------------
+    def pair(self, actor: Actor, *, staff_id: str, student_id: str, cadence_days: int | None = None) -> str:
+        """Pair a staff member with a student on the policy's cadence."""
+        student = self.resource("student", student_id)
+        self.authorize(actor, access.PAIRING_CREATE, Resource(kind="pairing", school_id=student.school_id,
+                                                               classes=student.classes))
+        staff = self.actor(staff_id)
+        require(staff.school_id == student.school_id, "只能与本校学生结对")
+        existing = self.db.fetchone(
+            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'pairing' AND owner_id = ? AND subject_id = ? "
+            "AND status = 'active'", (staff_id, student_id),
+        )
+        require(existing is None, "该教师已与该学生结对")
+        p = Pairing.pair(
+            id=uuid4(), school_id=student.school_id or "", staff_id=staff_id, student_id=student_id,
+            cadence_days=cadence_days or self.policy.check_in_cadence_days, actor=actor.staff_id, at=self.now(),
+        )
+        self._save(p)
+        return str(p.id)
+
+    def get_pairing(self, actor: Actor, pairing_id: str, break_glass: str | None = None) -> Pairing:
+        self.check(actor, access.PAIRING_READ, "pairing", pairing_id, break_glass=break_glass)
+        return self._load(pairing_id, Pairing)
+
+    def record_check_in(
+        self, actor: Actor, pairing_id: str, *, held_on: date, notes: dict[str, str], concern: bool = False,
+        concern_note: str = "", expected_version: int | None = None,
+    ) -> str:
+        """Record a 谈心谈话 with a paired student."""
+        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
+        check_in_id = uuid4().hex
+        with self._editing(pairing_id, Pairing, expected_version) as p:
+            p.record_check_in(check_in_id=check_in_id, held_on=held_on, notes=notes, concern=concern,
+                              concern_note=concern_note, actor=actor.staff_id, at=self.now())
+        return check_in_id
+
+    def correct_check_in(self, actor: Actor, pairing_id: str, check_in_id: str, *, reason: str,
+                         expected_version: int | None = None, **changes: Any) -> None:
+        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
+        with self._editing(pairing_id, Pairing, expected_version) as p:
+            p.correct_check_in(check_in_id=check_in_id, reason=reason, actor=actor.staff_id, at=self.now(), **changes)
+
+    def end_pairing(self, actor: Actor, pairing_id: str, reason: str) -> None:
+        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
+        with self._editing(pairing_id, Pairing) as p:
+            p.end(reason=reason, actor=actor.staff_id, at=self.now())
+
+    def my_pairings(self, actor: Actor) -> list[Pairing]:
+        """The actor's own active pairings, each read through the gate."""
+        ids = [r[0] for r in self.db.fetch(
+            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'pairing' AND owner_id = ? AND status = 'active' "
+            "AND erased = 0", (actor.staff_id,),
+        )]
+        out = []
+        for i in ids:
+            try:
+                out.append(self.get_pairing(actor, i))
+            except Erased:
+                continue
+        return out
+
+    # -- erasure and keys ---------------------------------------------------------------
+    def shred(self, actor: Actor, stream_id: str, reason: str) -> str:
+        """Destroy a stream's key: its content is erased everywhere, for good."""
+        self.check(actor, access.SHRED, "keys")
+        require_text(reason, "删除原因")
+        row = self.db.fetchone("SELECT kind FROM {t}anxin_directory WHERE stream_id = ?", (stream_id,))
+        if row is None:
+            raise NotFound()
+        with self.db.transaction() as c:
+            c.execute(self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
+                      (self.now().isoformat(), UUID(stream_id).hex))
+            c.execute(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"), (stream_id,))
+        self.keystore.forget(UUID(stream_id).hex)
+        if self.repository.cache is not None:
+            self.repository.cache.put(UUID(stream_id), None)  # type: ignore[arg-type]
+        return row[0]
+
+    def is_erased(self, stream_id: str) -> bool:
+        return self.keystore.is_erased(UUID(stream_id).hex)
+
+    def rotate_master_key(self, actor: Actor, new_key: MasterKey) -> int:
+        """Re-wrap every data key under a new master key; events are not rewritten."""
+        self.check(actor, access.KEYS_ADMIN, "keys")
+        rows = self.db.all_keys()
+        rewrapped = []
+        for sid, wrapped, kek_id in rows:
+            if wrapped is None:
+                continue
+            data_key = self.keystore._unwrap(sid, wrapped, kek_id)
+            rewrapped.append((new_key.wrap(sid, data_key), new_key.kek_id, sid))
+        with self.db.transaction() as c:
+            c.executemany(self.db.q("UPDATE {t}anxin_keys SET wrapped = ?, kek_id = ? WHERE stream_id = ?"), rewrapped)
+        self.keystore.keks[new_key.kek_id] = new_key
+        self.keystore.master = new_key
+        return len(rewrapped)
+
+    def decrypt_log(self, start: int = 1, batch: int = 1000) -> Iterator[tuple[int, Any]]:
+        """Every event in order, decrypted; erased streams yield None (never raise)."""
+        self.keystore.preload()
+        pos = start
+        while True:
+            notes = self.recorder.select_notifications(start=pos, limit=batch)
+            if not notes:
+                return
+            for n in notes:
+                try:
+                    yield n.id, self.mapper.to_domain_event(n)
+                except StreamErased:
+                    yield n.id, None
+            pos = notes[-1].id + 1
+
+
+__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL"]

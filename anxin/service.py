@@ -1,0 +1,56 @@
+"""Anxin assembled: the core with the bullying-case and support-file commands, and
+how to open it from a data directory or the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from anxin.app import Core, utcnow
+from anxin.cases import BullyingCommands
+from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
+from anxin.storage import StoreConfig, config_from_env
+from anxin.support import SupportCommands
+from domain.policy import Policy
+
+
+class Anxin(BullyingCommands, SupportCommands, Core):
+    """The whole application: one event store, one gate."""
+
+
+def master_key_file(config: StoreConfig) -> MasterKeyFile:
+    path = os.environ.get("ANXIN_MASTER_KEY_FILE")
+    return MasterKeyFile(Path(path) if path else config.data_dir / "master.key")
+
+
+def load_master_keys(config: StoreConfig) -> list[MasterKey]:
+    inline = os.environ.get("ANXIN_MASTER_KEY")
+    if inline:
+        return [MasterKey.decode(inline)]
+    return master_key_file(config).load_all()
+
+
+def load_policy(config: StoreConfig) -> Policy:
+    path = os.environ.get("ANXIN_POLICY_FILE")
+    candidate = Path(path) if path else config.data_dir / "policy.toml"
+    if candidate.exists():
+        return Policy.from_toml(candidate.read_text(encoding="utf-8"))
+    if path:
+        raise FileNotFoundError(f"找不到策略文件：{candidate}")
+    return Policy()
+
+
+def open_app(
+    config: StoreConfig | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    policy: Policy | None = None,
+) -> Anxin:
+    config = config or config_from_env(data_dir)
+    return Anxin(config, load_master_keys(config), policy or load_policy(config), clock)
+
+
+__all__ = ["Anxin", "open_app", "MasterKeyMissing", "master_key_file"]

@@ -1,0 +1,243 @@
+"""Where Anxin keeps things: the library's own SQLite or PostgreSQL recorders, plus a
+few tables of ids (never names or text) that must commit with the events.
+
+The recorders are the library's, extended at one seam (`_insert_events`, which both
+run inside the events' transaction) to also write the wrapped data keys of new
+streams and the application's directory rows. So a key is stored atomically with its
+stream's first event, and the directory can never disagree with the events.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from anxin.crypto import KeyStore, stream_key
+
+# Statements the application wants committed with the events it is saving.
+side_statements: contextvars.ContextVar[list[tuple[str, tuple[Any, ...]]] | None] = (
+    contextvars.ContextVar("anxin_side_statements", default=None)
+)
+
+SIDE_TABLES = {
+    "anxin_keys": (
+        "stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, "
+        "shredded_at TEXT"
+    ),
+    # What the gate decides on: ids, school, class, kind, owner. No names, no text.
+    "anxin_directory": (
+        "stream_id TEXT PRIMARY KEY, kind TEXT NOT NULL, school_id TEXT, class_name TEXT, "
+        "owner_id TEXT, subject_id TEXT, status TEXT, erased INTEGER NOT NULL DEFAULT 0"
+    ),
+    "anxin_links": (
+        "stream_id TEXT NOT NULL, student_id TEXT NOT NULL, part TEXT NOT NULL, "
+        "PRIMARY KEY (stream_id, student_id, part)"
+    ),
+    "anxin_schools": (
+        "school_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, district TEXT NOT NULL"
+    ),
+    "anxin_staff": (
+        "staff_id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, school_id TEXT, "
+        "roles TEXT NOT NULL, classes TEXT NOT NULL, district TEXT NOT NULL, "
+        "password_hash TEXT, token_hash TEXT, active INTEGER NOT NULL DEFAULT 1"
+    ),
+    "anxin_access": (
+        "id {serial}, at TEXT NOT NULL, actor_id TEXT NOT NULL, action TEXT NOT NULL, "
+        "resource_kind TEXT NOT NULL, resource_id TEXT, allowed INTEGER NOT NULL, "
+        "reason TEXT NOT NULL, break_glass {blob}"
+    ),
+}
+SIDE_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_links_student ON {t}anxin_links (student_id)",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_access_actor ON {t}anxin_access (actor_id)",
+]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the data lives: a SQLite file in the data directory, or PostgreSQL."""
+
+    url: str | None
+    data_dir: Path
+    schema: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.url) and self.url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "anxin.db"
+
+    def env(self) -> dict[str, str]:
+        """The eventsourcing library's settings for this store."""
+        if self.is_postgres:
+            u = urlparse(self.url)
+            env = {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": u.path.lstrip("/") or "postgres",
+                "POSTGRES_HOST": u.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(u.port or 5432),
+                "POSTGRES_USER": unquote(u.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(u.password or ""),
+                "APPLICATION_RECORDER_TOPIC": "anxin.storage:AnxinPostgresRecorder",
+                "POSTGRES_POOL_SIZE": "5",
+                "POSTGRES_MAX_OVERFLOW": "10",
+            }
+            if self.schema:
+                env["POSTGRES_SCHEMA"] = self.schema
+            return env
+        if self.url and not self.url.startswith("sqlite"):
+            raise ValueError(f"不支持的数据库地址：{self.url}（只支持 postgresql:// 或 SQLite）")
+        path = self.sqlite_path
+        if self.url and self.url.startswith("sqlite:///"):
+            path = Path(self.url[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "anxin.storage:AnxinSQLiteRecorder",
+        }
+
+
+class Cursor:
+    """One placeholder style (`?`) and tuple rows on both databases."""
+
+    def __init__(self, raw: Any, dialect: str) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgres" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [self._row(r) for r in self.raw.fetchall()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        r = self.raw.fetchone()
+        return None if r is None else self._row(r)
+
+    @staticmethod
+    def _row(r: Any) -> tuple[Any, ...]:
+        if isinstance(r, dict):
+            return tuple(bytes(v) if isinstance(v, memoryview) else v for v in r.values())
+        return tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+
+
+class Database:
+    """The side tables, reached through the event recorder's own connections."""
+
+    def __init__(self, recorder: Any, keystore: KeyStore) -> None:
+        self.recorder = recorder
+        self.keystore = keystore
+        self.dialect = "postgres" if isinstance(recorder, PostgresApplicationRecorder) else "sqlite"
+        schema = getattr(recorder.datastore, "schema", "") if self.dialect == "postgres" else ""
+        self.prefix = f"{schema}." if schema else ""
+        recorder.anxin_db = self
+
+    def t(self, name: str) -> str:
+        return self.prefix + name
+
+    def q(self, sql: str) -> str:
+        """Qualify `{t}table` names with the schema."""
+        return sql.replace("{t}", self.prefix)
+
+    @contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[Cursor]:
+        with self.recorder.datastore.transaction(commit=commit) as raw:
+            yield Cursor(raw, self.dialect)
+
+    def create_tables(self) -> None:
+        blob = "BYTEA" if self.dialect == "postgres" else "BLOB"
+        serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+        with self.transaction() as c:
+            for name, cols in SIDE_TABLES.items():
+                c.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.t(name)} ({cols.format(blob=blob, serial=serial)})"
+                )
+            for stmt in SIDE_INDEXES:
+                c.execute(stmt.format(t=self.prefix, p=""))
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction(commit=False) as c:
+            return c.execute(self.q(sql), params).fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as c:
+            c.execute(self.q(sql), params)
+
+    # -- keys -----------------------------------------------------------------------
+    def fetch_key(self, stream_id: str) -> tuple[bytes | None, str] | None:
+        row = self.fetchone("SELECT wrapped, kek_id FROM {t}anxin_keys WHERE stream_id = ?", (stream_id,))
+        return None if row is None else (row[0], row[1])
+
+    def all_keys(self) -> list[tuple[str, bytes | None, str]]:
+        return [(r[0], r[1], r[2]) for r in self.fetch("SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys")]
+
+    def insert_key(self, stream_id: str, wrapped: bytes, kek_id: str) -> None:
+        self.execute(
+            "INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (stream_id) DO NOTHING",
+            (stream_id, wrapped, kek_id),
+        )
+
+    def write_with_events(self, raw_cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """Called by the recorder inside the events' transaction."""
+        c = Cursor(raw_cursor, self.dialect)
+        sids = {stream_key(e.originator_id) for e in stored_events if e.originator_version == 1}
+        keys = self.keystore.take_pending(sids)
+        c.executemany(
+            self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), keys
+        )
+        for sql, params in side_statements.get() or ():
+            c.execute(self.q(sql), params)
+
+
+class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
+    anxin_db: Database | None = None
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> Any:
+        ids = super()._insert_events(c, stored_events, **kw)
+        if self.anxin_db is not None:
+            self.anxin_db.write_with_events(c, stored_events)
+        return ids
+
+
+class AnxinPostgresRecorder(PostgresApplicationRecorder):
+    anxin_db: Database | None = None
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> None:
+        super()._insert_events(c, stored_events, **kw)
+        if self.anxin_db is not None:
+            self.anxin_db.write_with_events(c, stored_events)
+
+
+def config_from_env(data_dir: str | os.PathLike[str] | None = None) -> StoreConfig:
+    return StoreConfig(
+        url=os.environ.get("ANXIN_DATABASE_URL") or None,
+        data_dir=Path(data_dir or os.environ.get("ANXIN_DATA_DIR") or "var"),
+    )

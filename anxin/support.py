@@ -1,0 +1,5 @@
+from anxin.app import Core
+
+
+class SupportCommands(Core):
+    pass

@@ -1,0 +1,135 @@
+"""Who may do what: the role-permission table of DOMAIN.md as one pure function.
+
+`decide(actor, action, resource)` answers with a Decision (allowed or not, and why).
+The application's gate calls it for every command and every read, records the
+decision, and raises PermissionDenied when it says no. Nothing else decides access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.common import Actor, Role
+
+# Actions, by the kind of thing they touch.
+STUDENT_READ = "student.read"  # identity: name, guardians
+STUDENT_WRITE = "student.write"  # roster import / edit
+CASE_REPORT = "case.report"
+CASE_READ = "case.read"  # full content
+CASE_STATUS = "case.status"  # status-only line (class teacher)
+CASE_WRITE = "case.write"
+CASE_APPROVE = "case.approve"  # approve a determination, close
+FILE_LIST = "file.list"  # the school's register, no content
+FILE_OPEN = "file.open"
+FILE_READ = "file.read"
+FILE_WRITE = "file.write"
+SCREENING_IMPORT = "screening.import"
+PAIRING_CREATE = "pairing.create"
+PAIRING_READ = "pairing.read"
+PAIRING_WRITE = "pairing.write"
+STATS_READ = "stats.read"  # counts without names
+ACCOUNT_ADMIN = "account.admin"
+KEYS_ADMIN = "keys.admin"
+SHRED = "shred"
+
+CONTENT_ACTIONS = {
+    STUDENT_READ,
+    CASE_READ,
+    CASE_STATUS,
+    FILE_READ,
+    PAIRING_READ,
+}
+READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
+# What a supervisor may open with a stated reason (break-glass): reads only.
+BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What the gate needs to know about a thing: ids, never names."""
+
+    kind: str  # student, case, file, pairing, school, district, account, keys
+    id: str | None = None
+    school_id: str | None = None
+    classes: frozenset[str] = field(default_factory=frozenset)  # classes of students involved
+    owner_id: str | None = None  # responsible staff: file's counselor, pairing's teacher
+    district: str = "default"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    break_glass: bool = False
+
+
+def allow(reason: str) -> Decision:
+    return Decision(True, reason)
+
+
+def deny(reason: str) -> Decision:
+    return Decision(False, reason)
+
+
+def decide(
+    actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None
+) -> Decision:
+    """The whole permission table. Order matters only where a rule says 'no more'."""
+    same_school = actor.school_id is not None and actor.school_id == resource.school_id
+    roles = actor.roles
+
+    if Role.ADMINISTRATOR in roles:
+        if action in (STUDENT_WRITE, STUDENT_READ) and (
+            actor.school_id is None or same_school
+        ):
+            return allow("管理员维护花名册")
+        if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED):
+            return allow("管理员职责")
+    if Role.PRINCIPAL in roles and same_school and action != SHRED:
+        if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE):
+            return allow("校长：本校全部事项")
+    if Role.SAFETY_LEAD in roles and same_school:
+        if action in (CASE_REPORT, CASE_READ, CASE_STATUS, CASE_WRITE, STATS_READ):
+            return allow("德育/安全负责人：本校欺凌案件")
+        if action == STUDENT_READ:
+            return allow("德育/安全负责人：办案需要查看学生")
+        if action in (PAIRING_CREATE,):
+            return allow("德育/安全负责人：安排一岗双带")
+    if Role.COUNSELOR in roles and same_school:
+        if action in (FILE_LIST, FILE_OPEN, SCREENING_IMPORT, STATS_READ):
+            return allow("心理老师：本校心理档案")
+        if action in (FILE_READ, FILE_WRITE):
+            if resource.owner_id == actor.staff_id:
+                return allow("心理老师：本人负责的档案")
+            if resource.kind == "file" and resource.id is None:
+                return allow("心理老师：新建档案")
+        if action == STUDENT_READ:
+            return allow("心理老师：本校学生")
+        if action == CASE_REPORT:
+            return allow("教职工均可报告疑似欺凌")
+    if Role.CLASS_TEACHER in roles and same_school:
+        mine = bool(resource.classes & actor.classes)
+        if action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
+            return allow("班主任：本人结对的学生")
+        if action == STUDENT_READ and mine:
+            return allow("班主任：本班学生")
+        if action == CASE_STATUS and mine:
+            return allow("班主任：本班学生所涉案件（仅状态）")
+        if action == CASE_REPORT:
+            return allow("教职工均可报告疑似欺凌")
+        if action == FILE_OPEN and mine:
+            return allow("班主任：将谈心中的担忧转为心理档案")
+    if same_school and action == CASE_REPORT and roles:
+        return allow("教职工均可报告疑似欺凌")
+    if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
+        return allow("本人结对的学生")
+    if Role.SUPERVISOR in roles and resource.district == actor.district:
+        if action == STATS_READ:
+            return allow("督导：全区统计（无姓名）")
+        if action in BREAK_GLASS_ACTIONS:
+            if break_glass_reason and len(break_glass_reason.strip()) >= 4:
+                return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)
+            return deny("督导查看实名记录须说明理由（不少于4个字）")
+    if Role.ADMINISTRATOR in roles and action in CONTENT_ACTIONS | {CASE_WRITE, FILE_WRITE}:
+        return deny("系统管理员不能查看或修改案件内容（职责分离）")
+    return deny("不在您的职责范围内")

@@ -1,0 +1,150 @@
+"""What every aggregate shares: the acting person, named domain errors, and events
+that record who did what, when and (where a person decides) why.
+
+The domain never reads a clock or the environment: the application passes `at`
+(an aware datetime) and the `actor` (a staff id, or "system") into every command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+
+class Role(str, Enum):
+    """The roles of DOMAIN.md. A person may hold several."""
+
+    CLASS_TEACHER = "class_teacher"
+    COUNSELOR = "counselor"
+    SAFETY_LEAD = "safety_lead"
+    PRINCIPAL = "principal"
+    SUPERVISOR = "supervisor"
+    ADMINISTRATOR = "administrator"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.CLASS_TEACHER: "班主任",
+    Role.COUNSELOR: "心理老师",
+    Role.SAFETY_LEAD: "德育主任/安全副校长",
+    Role.PRINCIPAL: "校长",
+    Role.SUPERVISOR: "教育局督导",
+    Role.ADMINISTRATOR: "系统管理员",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person acting, as the gate sees them: ids and roles, never a name."""
+
+    staff_id: str
+    roles: frozenset[Role]
+    school_id: str | None = None
+    classes: frozenset[str] = field(default_factory=frozenset)
+    district: str = "default"
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+SYSTEM = Actor(staff_id="system", roles=frozenset())
+
+
+class DomainError(Exception):
+    """A rule refused a command. `code` is a stable English identifier; the message
+    is for a person, in Chinese. A refused command changes nothing."""
+
+    code = "domain_error"
+    message = "操作被拒绝"
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.details = details
+        text = message or self.message
+        if details:
+            try:
+                text = text.format(**details)
+            except (KeyError, IndexError):
+                pass
+        self.text = text
+        super().__init__(text)
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+    message = "输入无效：{reason}"
+
+
+class WrongState(DomainError):
+    code = "wrong_state"
+    message = "当前状态为「{state}」，不能{action}"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    message = "找不到该记录"
+
+
+class Erased(DomainError):
+    code = "erased"
+    message = "该记录已被删除（已销毁密钥），无法查看或修改"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    message = "该记录已被他人修改，请刷新后重试；您的修改未保存"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    message = "无权执行此操作：{reason}"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Raise InvalidInput with a reason a person understands unless condition holds."""
+    if not condition:
+        raise InvalidInput(reason=reason)
+
+
+def require_text(value: str | None, what: str) -> str:
+    text = (value or "").strip()
+    require(bool(text), f"{what}不能为空")
+    return text
+
+
+def require_aware(at: datetime) -> datetime:
+    require(isinstance(at, datetime) and at.tzinfo is not None, "时间必须带时区")
+    return at
+
+
+def as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the gate and the directory know of a stream: ids and a status, no names
+    and no text. `links` are (student_id, part) pairs: the students a stream is about."""
+
+    kind: str
+    school_id: str | None
+    class_name: str | None = None
+    owner_id: str | None = None
+    subject_id: str | None = None
+    status: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+
+
+class CaseAggregate(Aggregate):
+    """Base for every Anxin stream: each says what the gate needs to know of it."""
+
+    school_id: str
+
+    def scope(self) -> Scope:
+        raise NotImplementedError

@@ -1,0 +1,72 @@
+"""Deadlines and cadences. Every number here is a default a region overrides in its
+policy file (TOML); the domain asks the policy, never a constant."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, timedelta
+from typing import Any
+
+from domain.common import InvalidInput
+
+RISK_LEVELS = ("general", "key", "high")  # 一般关注 / 重点关注 / 高危
+RISK_LABELS = {"general": "一般关注", "key": "重点关注", "high": "高危"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    investigation_days: int = 10
+    follow_up_days: int = 30
+    review_days: dict[str, int] = field(
+        default_factory=lambda: {"general": 120, "key": 120, "high": 30}
+    )
+    check_in_cadence_days: int = 14
+    screenings_per_school_year: int = 1
+    school_year_start_month: int = 9
+    school_year_start_day: int = 1
+    appeal_days: int = 15
+    report_interval_months: int = 2
+
+    def investigation_due(self, opened: date) -> date:
+        return opened + timedelta(days=self.investigation_days)
+
+    def next_review(self, risk_level: str, since: date) -> date:
+        return since + timedelta(days=self.review_days[risk_level])
+
+    def next_check_in(self, last: date, cadence_days: int | None = None) -> date:
+        return last + timedelta(days=cadence_days or self.check_in_cadence_days)
+
+    def school_year_of(self, day: date) -> int:
+        """The school year a day belongs to, named by the calendar year it starts in."""
+        start = date(day.year, self.school_year_start_month, self.school_year_start_day)
+        return day.year if day >= start else day.year - 1
+
+    def school_year_start(self, year: int) -> date:
+        return date(year, self.school_year_start_month, self.school_year_start_day)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Policy:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInput(reason=f"策略文件中有未知配置项：{', '.join(sorted(unknown))}")
+        policy = replace(cls(), **{k: v for k, v in data.items() if k != "review_days"})
+        if "review_days" in data:
+            merged = {**policy.review_days, **data["review_days"]}
+            if set(merged) != set(RISK_LEVELS):
+                raise InvalidInput(reason="review_days 只能包含 general、key、high")
+            policy = replace(policy, review_days=merged)
+        for f in fields(cls):
+            value = getattr(policy, f.name)
+            if isinstance(value, int) and value <= 0:
+                raise InvalidInput(reason=f"{f.name} 必须为正整数")
+        return policy
+
+    @classmethod
+    def from_toml(cls, text: str) -> Policy:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise InvalidInput(reason=f"策略文件格式错误：{e}") from e
+        return cls.from_mapping(data.get("policy", data))
