@@ -1,0 +1,308 @@
+"""The `anxin` command. Every subcommand takes `--data-dir DIR` (default ./var), or
+reads ANXIN_DATABASE_URL and ANXIN_MASTER_KEY_FILE from the environment.
+
+The command line is run by whoever holds the master key: it acts as the system
+administrator, through the same gate as everyone else (so it never sees case content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+
+from anxin.crypto import KeyError_, MasterKeyFile
+from anxin.storage import StoreConfig, config_from_env
+from domain.common import Actor, DomainError, Role
+
+CLI_ACTOR = Actor("cli", frozenset({Role.ADMINISTRATOR}))
+
+
+class CLIError(Exception):
+    pass
+
+
+def _config(args: argparse.Namespace) -> StoreConfig:
+    return config_from_env(args.data_dir)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from anxin.service import open_app
+
+    return open_app(_config(args))
+
+
+def _key_file(config: StoreConfig) -> MasterKeyFile:
+    from anxin.service import master_key_file
+
+    return master_key_file(config)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if total < 1000 or not sys.stderr.isatty() and done not in (0, total):
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _school(app: Any, name: str) -> str:
+    sid = app.school_id(name, missing_ok=True)
+    if sid is None:
+        raise CLIError(f"找不到学校「{name}」。可先运行：anxin school add \"{name}\"")
+    return str(sid)
+
+
+# -- subcommands -------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    config = _config(args)
+    keyfile = _key_file(config)
+    if keyfile.exists() or os.environ.get("ANXIN_MASTER_KEY"):
+        if args.if_missing:
+            _open(args).close()
+            print(f"已初始化，主密钥位于 {keyfile.path}")
+            return 0
+        raise CLIError(f"主密钥已存在，拒绝覆盖：{keyfile.path}")
+    keyfile.create()
+    app = _open(args)
+    app.close()
+    where = config.url if config.is_postgres else config.sqlite_path
+    print(f"已创建主密钥 {keyfile.path}（权限 0600，请妥善备份，切勿提交到 git）")
+    print(f"数据存储：{where}")
+    return 0
+
+
+def cmd_school_add(args: argparse.Namespace) -> int:
+    app = _open(args)
+    sid = app.add_school(CLI_ACTOR, args.name, args.district)
+    print(f"已添加学校「{args.name}」({sid})")
+    return 0
+
+
+def cmd_school_list(args: argparse.Namespace) -> int:
+    app = _open(args)
+    for sid, name, district in app.schools():
+        print(f"{name}\t{district}\t{sid}")
+    return 0
+
+
+def cmd_roster_import(args: argparse.Namespace) -> int:
+    from anxin.roster_import import ImportRejected, import_roster
+
+    app = _open(args)
+    school_id = _school(app, args.school)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CLIError(f"文件不是 UTF-8 编码：{args.file}") from e
+    except OSError as e:
+        raise CLIError(f"无法读取文件：{e}") from e
+    try:
+        result = import_roster(app, CLI_ACTOR, school_id, text, progress=_progress("导入"))
+    except ImportRejected as e:
+        print(e.report(), file=sys.stderr)
+        return 2
+    print(f"已导入 {result.imported} 名学生到「{args.school}」")
+    return 0
+
+
+def cmd_roster_list(args: argparse.Namespace) -> int:
+    app = _open(args)
+    school_id = _school(app, args.school)
+    for ref in app.list_students(CLI_ACTOR, school_id):
+        if ref.erased:
+            print(f"{'-':<12}\t已删除 (erased)\t{ref.class_name or ''}")
+        else:
+            print(f"{ref.student_no:<12}\t{ref.name}\t{ref.class_name}")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from anxin.passwords import hash_password
+
+    app = _open(args)
+    school_id = _school(app, args.school) if args.school else None
+    password = args.password or getpass.getpass("密码：")
+    try:
+        pw_hash = hash_password(password)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    staff_id = app.add_staff(
+        CLI_ACTOR, username=args.username, name=args.name, school_id=school_id, roles=args.role,
+        classes=args.class_, password_hash=pw_hash, district=args.district,
+    )
+    print(f"已添加用户 {args.username}（{', '.join(Role(r).label for r in args.role)}）{staff_id}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from anxin.demo import DEMO_PASSWORD, load_demo
+
+    app = _open(args)
+    if args.if_empty and app.schools():
+        print("演示数据已存在，跳过。")
+        return 0
+    if app.schools():
+        raise CLIError("数据库中已有学校，演示数据只能载入空库（使用 --if-empty 跳过）")
+    summary = load_demo(app, password=args.password or DEMO_PASSWORD, seed=args.seed,
+                        students_per_school=args.students)
+    print(summary)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from anxin.demo import DEMO_PASSWORD, DEMO_USERS
+
+    app = _open(args)
+    print("安心 Anxin —— 数据概况")
+    for sid, name, district in app.schools():
+        n = app.db.fetchone(
+            "SELECT COUNT(*) FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'", (sid,)
+        )[0]
+        print(f"  {name}（{district}）：学生 {n} 名")
+    counts = dict(app.db.fetch("SELECT kind, COUNT(*) FROM {t}anxin_directory GROUP BY kind"))
+    print("  " + "，".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print("演示账号（密码均为 %s）：" % DEMO_PASSWORD)
+    for username, label in DEMO_USERS:
+        print(f"  {username:<12} {label}")
+    return 0
+
+
+def cmd_shred(args: argparse.Namespace) -> int:
+    app = _open(args)
+    if args.student:
+        if not args.school:
+            raise CLIError("--student 需要同时给出 --school")
+        school_id = _school(app, args.school)
+        stream_id = str(app.student_id_for(school_id, args.student))
+        what = f"学生 {args.student}（{args.school}）的身份信息"
+    else:
+        stream_id = args.stream
+        what = f"记录 {stream_id}"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CLIError("需要确认：请加 --yes，或在终端中运行")
+        answer = input(f"将永久销毁{what}的密钥，无法恢复。输入 yes 确认：")
+        if answer.strip().lower() != "yes":
+            print("已取消。")
+            return 1
+    kind = app.shred(CLI_ACTOR, stream_id, args.reason)
+    print(f"已销毁{what}的密钥（{kind}），其内容已不可读。")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if os.environ.get("ANXIN_MASTER_KEY"):
+        raise CLIError("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换")
+    keyfile = _key_file(config)
+    app = _open(args)
+    new_key = keyfile.begin_rotation()
+    n = app.rotate_master_key(CLI_ACTOR, new_key)
+    keyfile.finish_rotation()
+    print(f"已轮换主密钥，重新封装 {n} 个数据密钥（事件未改写）。")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from web.app import create_app
+    except ImportError as e:  # the web application lands with its own issue
+        raise CLIError(f"网页应用尚未就绪：{e}") from e
+    os.environ.setdefault("ANXIN_DATA_DIR", args.data_dir or "var")
+    uvicorn.run(create_app(), host=args.host, port=args.port)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anxin", description="安心 Anxin 校园安全个案管理")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", default=None, help="数据目录（默认 ./var）")
+        p.set_defaults(func=func)
+        return p
+
+    p = add(sub.add_parser("init", help="创建数据存储和主密钥"), cmd_init)
+    p.add_argument("--if-missing", action="store_true", help="已初始化时不报错")
+
+    school = sub.add_parser("school", help="学校").add_subparsers(dest="school_cmd", required=True)
+    p = add(school.add_parser("add", help="添加学校"), cmd_school_add)
+    p.add_argument("name")
+    p.add_argument("--district", default="default")
+    add(school.add_parser("list", help="列出学校"), cmd_school_list)
+
+    roster = sub.add_parser("roster", help="花名册").add_subparsers(dest="roster_cmd", required=True)
+    p = add(roster.add_parser("import", help="导入学生 CSV（全部成功或全部不写入）"), cmd_roster_import)
+    p.add_argument("file")
+    p.add_argument("--school", required=True)
+    p = add(roster.add_parser("list", help="列出学生"), cmd_roster_list)
+    p.add_argument("--school", required=True)
+
+    user = sub.add_parser("user", help="账号").add_subparsers(dest="user_cmd", required=True)
+    p = add(user.add_parser("add", help="添加教职工账号"), cmd_user_add)
+    p.add_argument("--username", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--school")
+    p.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    p.add_argument("--class", dest="class_", action="append", default=[])
+    p.add_argument("--password")
+    p.add_argument("--district", default=None)
+
+    p = add(sub.add_parser("demo", help="载入演示学区"), cmd_demo)
+    p.add_argument("--password")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--students", type=int, default=300, help="每校学生数")
+    p.add_argument("--if-empty", action="store_true")
+
+    add(sub.add_parser("summary", help="数据概况和演示账号"), cmd_summary)
+
+    p = add(sub.add_parser("shred", help="销毁密钥以删除记录（不可恢复）"), cmd_shred)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--student")
+    g.add_argument("--stream")
+    p.add_argument("--school")
+    p.add_argument("--reason", default="保存期限届满")
+    p.add_argument("--yes", action="store_true")
+
+    keys = sub.add_parser("keys", help="密钥").add_subparsers(dest="keys_cmd", required=True)
+    add(keys.add_parser("rotate", help="轮换主密钥"), cmd_keys_rotate)
+
+    p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CLIError, DomainError, KeyError_, FileExistsError, FileNotFoundError) as e:
+        print(f"错误：{e}", file=sys.stderr)
+        return 1
+    except PersistenceError as e:
+        print(f"错误：无法访问数据库：{e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
