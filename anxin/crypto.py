@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -91,12 +92,16 @@ class MasterKey:
             raise ValueError("master key must be 32 bytes, base64-encoded")
         return cls(key)
 
+    @cached_property
+    def aes(self) -> AESGCM:
+        return AESGCM(self.key)
+
     def wrap(self, stream_id: str, data_key: bytes) -> bytes:
         nonce = os.urandom(NONCE)
-        return nonce + AESGCM(self.key).encrypt(nonce, data_key, b"anxin-dek:" + stream_id.encode())
+        return nonce + self.aes.encrypt(nonce, data_key, b"anxin-dek:" + stream_id.encode())
 
     def unwrap(self, stream_id: str, wrapped: bytes) -> bytes:
-        return AESGCM(self.key).decrypt(
+        return self.aes.decrypt(
             wrapped[:NONCE], wrapped[NONCE:], b"anxin-dek:" + stream_id.encode()
         )
 
@@ -190,7 +195,7 @@ class KeyStore:
         aes = self._ciphers.get(stream_id)
         if aes is not None:
             return aes
-        if version > 1 or self._stored(stream_id):
+        if version > 1:
             return self.cipher_for_read(stream_id, version)
         data_key = AESGCM.generate_key(bit_length=256)
         aes = AESGCM(data_key)
@@ -198,10 +203,6 @@ class KeyStore:
             self._pending[stream_id] = (self.master.wrap(stream_id, data_key), self.master.kek_id)
             self._ciphers[stream_id] = aes
         return aes
-
-    def _stored(self, stream_id: str) -> bool:
-        assert self.db is not None
-        return self.db.fetch_key(stream_id) is not None
 
     def take_pending(self, stream_ids: Iterable[str]) -> list[tuple[str, bytes, str]]:
         """Wrapped keys of these streams not yet stored: the recorder writes them."""
@@ -249,10 +250,20 @@ class KeyStore:
         assert self.db is not None
         n = 0
         for stream_id, wrapped, kek_id in self.db.all_keys():
-            if wrapped is not None and stream_id not in self._ciphers:
+            if wrapped is None:
+                # Shredded, perhaps by another process since we cached it: forget it.
+                self.forget(stream_id)
+            elif stream_id not in self._ciphers:
                 self._ciphers[stream_id] = AESGCM(self._unwrap(stream_id, wrapped, kek_id))
                 n += 1
         return n
+
+    def check_live(self, stream_id: str) -> None:
+        """Before a stream is read: a key we cached may since have been shredded by
+        another process (the CLI beside a running server); then forget it and refuse."""
+        if stream_id in self._ciphers and self.is_erased(stream_id):
+            self.forget(stream_id)
+            raise StreamErased(stream_id)
 
     def forget(self, stream_id: str) -> None:
         with self._lock:

@@ -213,22 +213,60 @@ class Database:
         c.executemany(
             self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), keys
         )
-        for sql, params in side_statements.get() or ():
-            c.execute(self.q(sql), params)
+        # Runs of the same statement go as one executemany (one round trip on PostgreSQL).
+        run_sql: str | None = None
+        run: list[tuple[Any, ...]] = []
+        for sql, params in [*(side_statements.get() or ()), (None, ())]:
+            if sql != run_sql:
+                if run_sql is not None:
+                    if len(run) == 1:
+                        c.execute(self.q(run_sql), run[0])
+                    else:
+                        c.executemany(self.q(run_sql), run)
+                run_sql, run = sql, []
+            run.append(params)
 
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
     anxin_db: Database | None = None
 
+    def select_events(self, originator_id: Any, **kw: Any) -> Any:
+        if self.anxin_db is not None:
+            self.anxin_db.keystore.check_live(stream_key(originator_id))
+        return super().select_events(originator_id, **kw)
+
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> Any:
-        ids = super()._insert_events(c, stored_events, **kw)
+        ids = self._insert_batch(c, stored_events) if len(stored_events) > 1 else (
+            super()._insert_events(c, stored_events, **kw)
+        )
         if self.anxin_db is not None:
             self.anxin_db.write_with_events(c, stored_events)
         return ids
 
+    def _insert_batch(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """The library inserts row by row to learn each rowid. Once the first row is
+        in, this transaction holds SQLite's only write lock, so the rest get the
+        next rowids in order: insert them in one executemany and check the end."""
+        params = [
+            (stream_key(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events
+        ]
+        c.execute(self.insert_events_statement, params[0])
+        first = c.lastrowid
+        c.executemany(self.insert_events_statement, params[1:])
+        c.execute(self.select_max_notification_id_statement)
+        last = c.fetchone()[0]
+        if last != first + len(params) - 1:
+            raise RuntimeError("notification ids were not contiguous in a batch insert")
+        return list(range(first, last + 1))
+
 
 class AnxinPostgresRecorder(PostgresApplicationRecorder):
     anxin_db: Database | None = None
+
+    def select_events(self, originator_id: Any, **kw: Any) -> Any:
+        if self.anxin_db is not None:
+            self.anxin_db.keystore.check_live(stream_key(originator_id))
+        return super().select_events(originator_id, **kw)
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> None:
         super()._insert_events(c, stored_events, **kw)

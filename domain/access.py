@@ -24,6 +24,7 @@ FILE_OPEN = "file.open"
 FILE_READ = "file.read"
 FILE_WRITE = "file.write"
 SCREENING_IMPORT = "screening.import"
+SCREENING_READ = "screening.read"  # a student's screening results (scores, answers)
 PAIRING_CREATE = "pairing.create"
 PAIRING_READ = "pairing.read"
 PAIRING_WRITE = "pairing.write"
@@ -38,10 +39,11 @@ CONTENT_ACTIONS = {
     CASE_STATUS,
     FILE_READ,
     PAIRING_READ,
+    SCREENING_READ,
 }
 READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
 # What a supervisor may open with a stated reason (break-glass): reads only.
-BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ}
+BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def decide(
             actor.school_id is None or same_school
         ):
             return allow("管理员维护花名册")
-        if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED):
+        if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED) and (actor.school_id is None or same_school):
             return allow("管理员职责")
     if Role.PRINCIPAL in roles and same_school and action != SHRED:
         if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE):
@@ -98,6 +100,8 @@ def decide(
     if Role.COUNSELOR in roles and same_school:
         if action in (FILE_LIST, FILE_OPEN, SCREENING_IMPORT, STATS_READ):
             return allow("心理老师：本校心理档案")
+        if action == SCREENING_READ:
+            return allow("心理老师：本校学生的心理筛查结果")
         if action in (FILE_READ, FILE_WRITE):
             if resource.owner_id == actor.staff_id:
                 return allow("心理老师：本人负责的档案")

@@ -27,6 +27,9 @@ class Policy:
     school_year_start_day: int = 1
     appeal_days: int = 15
     report_interval_months: int = 2
+    # Screening instruments as data (see domain.screening); they add to or replace, by
+    # id, the defaults (PHQ-9, GAD-7). In TOML: [[policy.screening_instruments]] tables.
+    screening_instruments: tuple[dict[str, Any], ...] = ()
 
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)
@@ -51,16 +54,30 @@ class Policy:
         unknown = set(data) - known
         if unknown:
             raise InvalidInput(reason=f"策略文件中有未知配置项：{', '.join(sorted(unknown))}")
-        policy = replace(cls(), **{k: v for k, v in data.items() if k != "review_days"})
+        for name, value in data.items():
+            if name not in ("review_days", "screening_instruments"):
+                _require_days(name, value)
+        policy = replace(
+            cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")}
+        )
         if "review_days" in data:
+            if not isinstance(data["review_days"], dict):
+                raise InvalidInput(reason="review_days 应为表（general、key、high 各自的天数）")
             merged = {**policy.review_days, **data["review_days"]}
             if set(merged) != set(RISK_LEVELS):
                 raise InvalidInput(reason="review_days 只能包含 general、key、high")
+            for level, days in merged.items():
+                _require_days(f"review_days.{level}", days)
             policy = replace(policy, review_days=merged)
-        for f in fields(cls):
-            value = getattr(policy, f.name)
-            if isinstance(value, int) and value <= 0:
-                raise InvalidInput(reason=f"{f.name} 必须为正整数")
+        if "screening_instruments" in data:
+            # Imported here: domain.screening itself imports this module.
+            from domain.screening import instruments_from_config
+
+            configured = data["screening_instruments"]
+            if not isinstance(configured, list | tuple):
+                raise InvalidInput(reason="screening_instruments 应为量表列表")
+            instruments_from_config(configured)  # a bad instrument is refused when the policy loads
+            policy = replace(policy, screening_instruments=tuple(dict(i) for i in configured))
         return policy
 
     @classmethod
@@ -70,3 +87,8 @@ class Policy:
         except tomllib.TOMLDecodeError as e:
             raise InvalidInput(reason=f"策略文件格式错误：{e}") from e
         return cls.from_mapping(data.get("policy", data))
+
+
+def _require_days(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(reason=f"{name} 必须为正整数（当前为 {value!r}）")

@@ -1,0 +1,265 @@
+"""`make bench`: speed of the encrypted core, measured, not asserted.
+
+Prints a table and writes bench-results/core.json. PostgreSQL figures are printed
+beside SQLite when ANXIN_BENCH_POSTGRES_URL (or ANXIN_TEST_POSTGRES_URL) is set, or
+the local server answers on 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from anxin.crypto import MasterKey
+from anxin.storage import StoreConfig
+from domain.common import Actor, Role
+
+N_STUDENTS = int(os.environ.get("ANXIN_BENCH_STUDENTS", "10000"))
+N_COMMANDS = 300
+ADMIN = Actor("bench-admin", frozenset({Role.ADMINISTRATOR}))
+
+
+def pg_url() -> str | None:
+    url = os.environ.get("ANXIN_BENCH_POSTGRES_URL") or os.environ.get("ANXIN_TEST_POSTGRES_URL")
+    if url:
+        return url
+    try:
+        import psycopg
+
+        url = "postgresql://postgres@127.0.0.1:5432/test"
+        psycopg.connect(url, connect_timeout=2).close()
+        return url
+    except Exception:
+        return None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def open_store(kind: str, tmp: Path, clock: Clock) -> tuple[Any, Callable[[], None]]:
+    from anxin.service import Anxin
+
+    if kind == "postgres":
+        import psycopg
+
+        url = pg_url()
+        assert url
+        schema = "bench_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        app = Anxin(StoreConfig(url=url, data_dir=tmp, schema=schema), [MasterKey.generate()], clock=clock)
+
+        def drop() -> None:
+            app.close()
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+        return app, drop
+    app = Anxin(StoreConfig(url=None, data_dir=tmp), [MasterKey.generate()], clock=clock)
+    return app, app.close
+
+
+def screening_csv(students: list[tuple[str, str]], day: date) -> str:
+    """A school year's PHQ-9 screening for every student (a few flagged)."""
+    lines = ["student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10))]
+    for i, (no, _) in enumerate(students):
+        items = [(i * 7 + j) % 3 if i % 25 == 0 else (i + j) % 2 for j in range(9)]
+        items[8] = 0
+        lines.append(f"{no},PHQ-9,{day.isoformat()}," + ",".join(map(str, items)))
+    return "\n".join(lines) + "\n"
+
+
+def bench_store(kind: str) -> dict[str, Any]:
+    from anxin.roster_import import import_roster
+
+    out: dict[str, Any] = {}
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as d:
+        app, close = open_store(kind, Path(d), clock)
+        try:
+            school = app.add_school(ADMIN, "基准学校")
+            counselor = app.actor(app.add_staff(ADMIN, username="c", name="基准心理", school_id=school,
+                                                roles=["counselor"]))
+            teacher = app.actor(app.add_staff(ADMIN, username="t", name="基准教师", school_id=school,
+                                              roles=["class_teacher"], classes=["一班"]))
+            principal = app.actor(app.add_staff(ADMIN, username="p", name="基准校长", school_id=school,
+                                                roles=["principal"]))
+            rows = ["student_no,name,gender,birth_date,grade,class,guardian_name,guardian_phone,tags"]
+            students = []
+            for i in range(N_STUDENTS):
+                no = f"S{i:06d}"
+                students.append((no, f"学生{i}"))
+                rows.append(f"{no},学生{i},{'男' if i % 2 else '女'},2013-01-01,七年级,一班,家长{i},13800000000,")
+            secs, _ = timed(lambda: import_roster(app, ADMIN, school, "\n".join(rows) + "\n"))
+            out["roster_import_events_per_s"] = N_STUDENTS / secs
+
+            if hasattr(app, "import_screenings"):
+                csv_text = screening_csv(students, clock.now.date())
+                before = app.recorder.max_notification_id() or 0
+                secs, _ = timed(lambda: app.import_screenings(counselor, school, csv_text))
+                n = (app.recorder.max_notification_id() or 0) - before
+                out["screening_import_events"] = n
+                out["screening_import_events_per_s"] = n / secs
+
+            # Single command latency: load, decide, save.
+            student_id = str(app.student_id_for(school, "S000000"))
+            pairing = app.pair(principal, staff_id=teacher.staff_id, student_id=student_id)
+            lat = []
+            for _ in range(N_COMMANDS):
+                clock.now += timedelta(hours=1)
+                t, _ = timed(lambda: app.record_check_in(
+                    teacher, pairing, held_on=clock.now.date(), notes={"thinking": "情绪稳定，学习认真"}))
+                lat.append(t * 1000)
+            out["command_p50_ms"] = statistics.median(lat)
+            out["command_p95_ms"] = percentile(lat, 95)
+
+            # Stream load: with snapshots (the repository) and by replaying every event.
+            pid = uuid.UUID(pairing)
+            app.keystore.forget(pid.hex)
+            with_snap = [timed(lambda: app.repository.get(pid))[0] * 1000 for _ in range(30)]
+
+            def replay() -> Any:
+                agg = None
+                for e in app.events.get(pid):
+                    agg = e.mutate(agg)
+                return agg
+
+            without = [timed(replay)[0] * 1000 for _ in range(30)]
+            out["stream_events"] = app.repository.get(pid).version
+            out["load_with_snapshots_ms"] = statistics.median(with_snap)
+            out["load_without_snapshots_ms"] = statistics.median(without)
+
+            # Decrypting read of the whole log.
+            app.keystore._ciphers.clear()
+            secs, n = timed(lambda: sum(1 for _ in app.decrypt_log(batch=5000)))
+            out["log_events"] = n
+            out["decrypt_log_events_per_s"] = n / secs
+        finally:
+            close()
+    return out
+
+
+def bench_reference_out_of_box() -> float:
+    """The same bulk append through eventsourcing with only CIPHER_KEY set."""
+    from eventsourcing.application import Application
+    from eventsourcing.cipher import AESCipher
+
+    from domain.roster import Student
+
+    with tempfile.TemporaryDirectory() as d:
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(Path(d) / "ref.db"),
+            "CIPHER_KEY": AESCipher.create_key(32),
+        }
+        app = Application(env=env)
+        from anxin.app import DateAsISO
+
+        app.mapper.transcoder.register(DateAsISO())  # type: ignore[attr-defined]
+        at = datetime(2026, 9, 1, tzinfo=UTC)
+        students = [
+            Student.enrol(id=uuid.uuid4(), school_id="s", student_no=f"S{i:06d}", name=f"学生{i}", gender="男",
+                          birth_date=date(2013, 1, 1), grade="七年级", class_name="一班",
+                          guardians=[{"name": f"家长{i}", "phone": "13800000000"}], tags=[], actor="a", at=at)
+            for i in range(N_STUDENTS)
+        ]
+        secs, _ = timed(lambda: app.save(*students))
+        app.close()
+        return N_STUDENTS / secs
+
+
+def bench_raw_sqlite(row_bytes: int = 400) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        con = sqlite3.connect(Path(d) / "raw.db")
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE t (id TEXT, v INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, v)) WITHOUT ROWID")
+        rows = [(uuid.uuid4().hex, 1, "domain.roster:Student.Enrolled", os.urandom(row_bytes)) for _ in range(N_STUDENTS)]
+        t0 = time.perf_counter()
+        with con:
+            con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        secs = time.perf_counter() - t0
+        con.close()
+        return N_STUDENTS / secs
+
+
+ROWS = [
+    ("roster_import_events_per_s", "bulk append, per-stream keys: roster import (events/s)", "{:,.0f}"),
+    ("screening_import_events_per_s", "bulk append, per-stream keys: screening import (events/s)", "{:,.0f}"),
+    ("command_p50_ms", "single command (load, decide, save) p50 (ms)", "{:.2f}"),
+    ("command_p95_ms", "single command (load, decide, save) p95 (ms)", "{:.2f}"),
+    ("load_with_snapshots_ms", "stream load with snapshots (ms)", "{:.2f}"),
+    ("load_without_snapshots_ms", "stream load replaying all events (ms)", "{:.2f}"),
+    ("decrypt_log_events_per_s", "decrypting read of the whole log (events/s)", "{:,.0f}"),
+]
+
+
+def main() -> int:
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "n_students": N_STUDENTS,
+        "stores": {},
+    }
+    kinds = ["sqlite"] + (["postgres"] if pg_url() else [])
+    for kind in kinds:
+        print(f"… {kind}", file=sys.stderr)
+        results["stores"][kind] = bench_store(kind)
+    print("… references", file=sys.stderr)
+    results["reference"] = {
+        "out_of_box_cipher_key_events_per_s": bench_reference_out_of_box(),
+        "raw_sqlite3_one_transaction_rows_per_s": bench_raw_sqlite(),
+    }
+    header = f"| {'measure':<62} | " + " | ".join(f"{k:>12}" for k in kinds) + " |"
+    print(header)
+    print("|" + "-" * 64 + "|" + "|".join("-" * 14 for _ in kinds) + "|")
+    for key, label, fmt in ROWS:
+        cells = []
+        for k in kinds:
+            v = results["stores"][k].get(key)
+            cells.append(f"{fmt.format(v):>12}" if v is not None else f"{'n/a':>12}")
+        print(f"| {label:<62} | " + " | ".join(cells) + " |")
+    ref = results["reference"]
+    sqlite_bulk = results["stores"]["sqlite"].get("screening_import_events_per_s") or results["stores"]["sqlite"][
+        "roster_import_events_per_s"]
+    print(f"| {'reference: eventsourcing, only CIPHER_KEY set (events/s)':<62} | {ref['out_of_box_cipher_key_events_per_s']:>12,.0f} |")
+    print(f"| {'reference: raw sqlite3, one transaction (rows/s)':<62} | {ref['raw_sqlite3_one_transaction_rows_per_s']:>12,.0f} |")
+    ratio = sqlite_bulk / ref["out_of_box_cipher_key_events_per_s"]
+    results["bulk_vs_out_of_box"] = ratio
+    print(f"bulk append vs out-of-box cipher path: {ratio:.1f}×  (target ≥ 3×; bulk target ≥ 50,000 events/s; "
+          f"command p95 target < 5 ms)")
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    (out / "core.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(f"written {out / 'core.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

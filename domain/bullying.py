@@ -1,0 +1,1063 @@
+"""校园欺凌案件: a bullying case, from the first report to closure (and reopening).
+
+One stream per case. Every step of DOMAIN.md section 1 is a command that checks the
+rules and then records a past-tense event with who (`actor`), when (`at`) and, where a
+person decides, why (`reason`). The private `@event` methods only change state, so
+replaying history never re-runs a rule.
+
+The state machine (`BullyingCase.status`, derived from the recorded facts)::
+
+    from                                    command (who)                        to
+    reported | reopened                     start_investigation                  investigating
+    investigating                           complete_investigation               awaiting_determination
+    awaiting_determination                  determine (committee, safety lead)   determined
+    determined                              return_determination (principal)     awaiting_determination
+    determined                              approve_determination (principal)    concluded | intervening
+    intervening                             record_follow_up                     following_up
+    concluded | intervening | following_up  lodge_appeal                         appealed
+    appealed                                record_appeal_outcome "upheld"       (as before the appeal)
+    appealed                                record_appeal_outcome "changed"      concluded | intervening
+    appealed                                record_appeal_outcome "reopened"     investigating
+    concluded | intervening | following_up  close (principal)                    closed
+    closed                                  reopen                               reopened
+
+- `reported`: opened (线索/举报); parties, safety measures, statements and evidence may be
+  recorded at once. `reopened` is the same for a closed case that recurred.
+- `investigating` → `awaiting_determination`: the investigation (调查) with its due date
+  from the policy; `investigation_overdue(today)` when it is not done in time.
+- `determined`: the committee's determination (认定) is recorded (safety lead) and
+  waits for the principal's approval; the principal approves or returns it, and
+  cannot approve a determination they recorded themselves.
+- approved: `concluded` when not bullying (horseplay 打闹嬉戏 included), else
+  `intervening`, and `following_up` once a follow-up (回访) of that determination exists.
+- `appealed`: a party's appeal (申诉) to the county office is pending; its outcome is
+  upheld (back to the previous status), changed (a new determination, in force at once)
+  or reopened (back to `investigating`, with a new due date).
+- `closed`: only with an approved determination, no pending appeal, a mandatory report
+  (强制报告) for a suspected offence, and interventions for both sides of a bullying
+  determination. A closed case is reopened when it recurs (a new cycle).
+
+Closure needs, for a bullying determination, an intervention for every targeted student
+and an education plan for every bullying student, planned in the current cycle (a
+recurrence needs its own), and for a suspected offence a mandatory report of this cycle.
+An appeal is lodged by a targeted or bullying party (not a witness), once per party per
+determination, no later than `appeal_until` (approval date + policy.appeal_days); a
+determination changed on review is final here. While an appeal is pending, support goes
+on (interventions, follow-ups, safety measures) but the determination and parties are frozen.
+
+Safety measures and the mandatory report may be recorded in any status but `closed`;
+parties change only before a determination; statements and evidence only while the
+investigation is not completed. Corrections (`correct_*`) are allowed in every status,
+including `closed`: they are new events that name what they correct and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.common import (
+    CaseAggregate,
+    DomainError,
+    InvalidInput,
+    Scope,
+    WrongState,
+    require,
+    require_aware,
+    require_text,
+)
+
+CHANNELS = {
+    "student": "学生",
+    "parent": "家长",
+    "teacher": "教师",
+    "hotline": "举报电话",
+    "anonymous": "匿名举报",
+    "public": "社会公众",
+}
+FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物"}
+PARTS = {"targeted": "被欺凌学生", "bullying": "涉嫌欺凌学生", "witness": "旁观/证人"}
+MEASURES = {
+    "separate_students": "隔离双方",
+    "guardian_notified": "告知家长",
+    "medical_care": "就医/救护",
+    "other": "其他措施",
+}
+CONTACT_METHODS = {"phone": "电话", "in_person": "当面", "message": "短信/微信", "letter": "书面", "other": "其他"}
+SEVERITIES = {"minor": "情节轻微", "serious": "情节较重/恶劣", "suspected_offence": "违反治安管理或涉嫌犯罪"}
+INTERVENTION_KINDS = {"counselling": "心理辅导", "support": "关爱帮扶", "education": "教育矫治"}
+KINDS_BY_PART = {
+    "targeted": ("counselling", "support"),
+    "witness": ("counselling", "support"),
+    "bullying": ("education", "counselling"),
+}
+APPEAL_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "reopened": "重新调查"}
+STATUS_LABELS = {
+    "reported": "已报告",
+    "reopened": "已重新开启",
+    "investigating": "调查中",
+    "awaiting_determination": "待认定",
+    "determined": "待校长审批",
+    "concluded": "不构成欺凌（已批准）",
+    "intervening": "干预中",
+    "following_up": "回访中",
+    "appealed": "申诉中",
+    "closed": "已结案",
+}
+
+PARTY_EDIT_STATES = ("reported", "reopened", "investigating", "awaiting_determination")
+INVESTIGATION_OPEN_STATES = ("reported", "reopened", "investigating")
+APPROVED_STATES = ("concluded", "intervening", "following_up")
+
+
+# -- named errors -------------------------------------------------------------------------
+class CaseClosed(WrongState):
+    code = "case_closed"
+    message = "案件已结案，不能{action}；如再次发生请重新开启案件"
+
+
+class NotAParty(InvalidInput):
+    code = "not_a_party"
+    message = "该学生不是本案当事人"
+
+
+class AlreadyAParty(InvalidInput):
+    code = "already_a_party"
+    message = "该学生已是本案当事人（{part}）"
+
+
+class TargetedPartyRequired(InvalidInput):
+    code = "targeted_party_required"
+    message = "案件至少要有一名被欺凌学生"
+
+
+class UnknownStudent(InvalidInput):
+    code = "unknown_student"
+    message = "找不到该学生，或该学生不属于本校"
+
+
+class UnknownStaff(InvalidInput):
+    code = "unknown_staff"
+    message = "负责人必须是本校在职教职工"
+
+
+class UnknownSupportFile(InvalidInput):
+    code = "unknown_support_file"
+    message = "找不到该学生的心理档案"
+
+
+class DeterminationNotApproved(WrongState):
+    code = "determination_not_approved"
+    message = "尚无经校长批准的认定，不能{action}"
+
+
+class SelfApproval(DomainError):
+    code = "self_approval"
+    message = "认定须由记录人以外的校长审批"
+
+
+class MandatoryReportRequired(DomainError):
+    code = "mandatory_report_required"
+    message = "涉嫌违反治安管理或犯罪的案件，须先记录强制报告（向哪个机关、何时报告）才能结案"
+
+
+class InterventionsRequired(DomainError):
+    code = "interventions_required"
+    message = "认定为欺凌的案件须先为{missing}制定干预措施才能结案"
+
+
+class AppealPending(WrongState):
+    code = "appeal_pending"
+    message = "有尚未审结的申诉，不能{action}"
+
+
+class AppealWindowClosed(DomainError):
+    code = "appeal_window_closed"
+    message = "申诉期已过（截止{until}），不能再申诉"
+
+
+# -- validation helpers ---------------------------------------------------------------------
+def _choice(value: str | None, options: Mapping[str, str], what: str) -> str:
+    value = (value or "").strip()
+    require(value in options, f"{what}「{value}」无效，应为：{'、'.join(options)}")
+    return value
+
+
+def _forms(forms: Iterable[str]) -> list[str]:
+    chosen = [_choice(f, FORMS, "欺凌形式") for f in forms or ()]
+    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/网络/财物）")
+    require(len(set(chosen)) == len(chosen), "欺凌形式重复")
+    return chosen
+
+
+def _parties(parties: Iterable[Any]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for p in parties or ():
+        if isinstance(p, Mapping):
+            student_id, part = p.get("student_id"), p.get("part")
+        else:
+            student_id, part = p
+        student_id = require_text(str(student_id or ""), "学生")
+        part = _choice(part, PARTS, "当事人身份")
+        if student_id in seen:
+            raise InvalidInput(reason="同一学生在一个案件中只能有一种身份")
+        seen.add(student_id)
+        out.append({"student_id": student_id, "part": part})
+    if not any(p["part"] == "targeted" for p in out):
+        raise TargetedPartyRequired()
+    return out
+
+
+def _source(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    require(isinstance(source, Mapping), "来源链接格式不正确")
+    require(bool(str(source.get("kind") or "").strip()) and bool(str(source.get("id") or "").strip()),
+            "来源链接须包含 kind 和 id")
+    require(all(isinstance(v, (str, int, bool)) or v is None for v in source.values()),
+            "来源链接只能包含简单值")
+    return {str(k): v for k, v in source.items()}
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    require(isinstance(value, datetime) and value.tzinfo is not None, f"{what}必须是带时区的时间")
+    return value
+
+
+class BullyingCase(CaseAggregate):
+    """校园欺凌案件. See the module docstring for the state machine."""
+
+    @event("Reported")
+    def __init__(
+        self,
+        id: UUID,
+        school_id: str,
+        channel: str,
+        occurred_at: datetime,
+        place: str,
+        forms: list[str],
+        parties: list[dict[str, str]],
+        narrative: str,
+        reporter_note: str,
+        source: dict[str, Any] | None,
+        investigation_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self.school_id = school_id
+        self.channel = channel
+        self.occurred_at = occurred_at
+        self.place = place
+        self.forms = list(forms)
+        self.parties: list[dict[str, Any]] = [{**p, "added_by": actor, "added_at": at} for p in parties]
+        self.removed_parties: list[dict[str, Any]] = []
+        self.narrative = narrative
+        self.reporter_note = reporter_note
+        self.source = dict(source) if source else None
+        self.reported_by = actor
+        self.reported_at = at
+        self.opened_on = at.date()
+        self.cycle = 0
+        self.investigation_due = investigation_due
+        self.handler_id: str | None = None
+        self.investigation_started_at: datetime | None = None
+        self.investigation_completed_at: datetime | None = None
+        self.findings = ""
+        self.measures: dict[str, dict[str, Any]] = {}
+        self.statements: dict[str, dict[str, Any]] = {}
+        self.evidence: dict[str, dict[str, Any]] = {}
+        self.determinations: list[dict[str, Any]] = []
+        self.current_determination_id: str | None = None
+        self.mandatory_reports: dict[str, dict[str, Any]] = {}
+        self.interventions: dict[str, dict[str, Any]] = {}
+        self.appeals: dict[str, dict[str, Any]] = {}
+        self.pending_appeal_id: str | None = None
+        self.appeal_until: date | None = None
+        self.follow_ups: dict[str, dict[str, Any]] = {}
+        self.next_follow_up_due: date | None = None
+        self.closed_at: datetime | None = None
+        self.close_reason = ""
+        self.closures: list[dict[str, Any]] = []
+        self.reopenings: list[dict[str, Any]] = []
+        self.corrections: list[dict[str, Any]] = []
+
+    @classmethod
+    def report(
+        cls,
+        *,
+        id: UUID,
+        school_id: str,
+        channel: str,
+        occurred_at: datetime,
+        place: str,
+        forms: Iterable[str],
+        parties: Iterable[Any],
+        narrative: str,
+        investigation_due: date,
+        actor: str,
+        at: datetime,
+        reporter_note: str = "",
+        source: Mapping[str, Any] | None = None,
+    ) -> BullyingCase:
+        """Open a case from a report (线索/举报); the investigation due date comes from policy."""
+        require_aware(at)
+        _aware(occurred_at, "发生时间")
+        require(occurred_at <= at, "发生时间不能晚于报告时间")
+        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "调查期限不能早于立案日期")
+        return cls(
+            id=id,
+            school_id=require_text(school_id, "学校"),
+            channel=_choice(channel, CHANNELS, "举报渠道"),
+            occurred_at=occurred_at,
+            place=require_text(place, "发生地点"),
+            forms=_forms(forms),
+            parties=_parties(parties),
+            narrative=require_text(narrative, "事情经过"),
+            reporter_note=(reporter_note or "").strip(),
+            source=_source(source),
+            investigation_due=investigation_due,
+            actor=actor,
+            at=at,
+        )
+
+    # -- parties ------------------------------------------------------------------------------
+    def add_party(self, *, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
+        """Add a student found to be involved (before a determination is recorded)."""
+        require_aware(at)
+        self._require(PARTY_EDIT_STATES, "增加当事人")
+        student_id = require_text(student_id, "学生")
+        part = _choice(part, PARTS, "当事人身份")
+        existing = self.party(student_id)
+        if existing is not None:
+            raise AlreadyAParty(part=PARTS[existing["part"]])
+        self._party_added(student_id=student_id, part=part, reason=require_text(reason, "增加原因"), actor=actor, at=at)
+
+    @event("PartyAdded")
+    def _party_added(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
+        self.parties.append({"student_id": student_id, "part": part, "added_by": actor, "added_at": at})
+
+    def remove_party(self, *, student_id: str, reason: str, actor: str, at: datetime) -> None:
+        """Remove a student wrongly named (before a determination is recorded)."""
+        require_aware(at)
+        self._require(PARTY_EDIT_STATES, "移除当事人")
+        p = self._party(student_id)
+        if p["part"] == "targeted":
+            others = [q for q in self.parties if q["part"] == "targeted" and q["student_id"] != student_id]
+            if not others:
+                raise TargetedPartyRequired()
+        require(
+            not any(i["student_id"] == student_id and i["active"] for i in self.interventions.values()),
+            "该学生仍有进行中的干预措施，不能移除",
+        )
+        self._party_removed(student_id=student_id, part=p["part"], reason=require_text(reason, "移除原因"),
+                            actor=actor, at=at)
+
+    @event("PartyRemoved")
+    def _party_removed(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
+        self.parties = [p for p in self.parties if p["student_id"] != student_id]
+        self.removed_parties.append({"student_id": student_id, "part": part, "reason": reason, "by": actor, "at": at})
+
+    # -- safety measures ----------------------------------------------------------------------
+    def take_safety_measure(
+        self,
+        *,
+        measure_id: str,
+        kind: str,
+        student_ids: Iterable[str] = (),
+        note: str = "",
+        method: str | None = None,
+        notified_at: datetime | None = None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """Separate the students, notify a guardian (家长告知), get medical care, or other."""
+        require_aware(at)
+        self._require_not_closed("采取安全措施")
+        require(measure_id not in self.measures, "该措施已记录")
+        kind = _choice(kind, MEASURES, "安全措施")
+        ids = [str(s) for s in student_ids or ()]
+        require(len(set(ids)) == len(ids), "学生重复")
+        for s in ids:
+            self._party(s)
+        note = (note or "").strip()
+        if kind == "guardian_notified":
+            require(len(ids) == 1, "告知家长须指明是哪名学生的家长")
+            method = _choice(method, CONTACT_METHODS, "告知方式")
+            require(notified_at is not None, "须填写告知时间")
+            _aware(notified_at, "告知时间")  # type: ignore[arg-type]
+            require(notified_at <= at, "告知时间不能晚于现在")  # type: ignore[operator]
+        else:
+            require(method is None and notified_at is None, "只有告知家长需要填写告知方式和时间")
+            if kind == "separate_students":
+                require(len(ids) >= 1, "须指明隔离哪些学生")
+            elif kind == "medical_care":
+                require(len(ids) == 1, "须指明就医的学生")
+            else:
+                require(bool(note), "其他措施须说明内容")
+        self._safety_measure_taken(measure_id=measure_id, kind=kind, student_ids=ids, note=note, method=method,
+                                   notified_at=notified_at, actor=actor, at=at)
+
+    @event("SafetyMeasureTaken")
+    def _safety_measure_taken(
+        self, measure_id: str, kind: str, student_ids: list[str], note: str, method: str | None,
+        notified_at: datetime | None, actor: str, at: datetime,
+    ) -> None:
+        self.measures[measure_id] = {
+            "id": measure_id, "kind": kind, "student_ids": list(student_ids), "note": note, "method": method,
+            "notified_at": notified_at, "by": actor, "at": at,
+        }
+
+    # -- investigation ------------------------------------------------------------------------
+    def record_statement(
+        self,
+        *,
+        statement_id: str,
+        text: str,
+        taken_on: date,
+        from_student_id: str | None = None,
+        from_person: str | None = None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """A statement (陈述/笔录) from a party student, or from another person described in words."""
+        require_aware(at)
+        self._require(INVESTIGATION_OPEN_STATES, "记录陈述")
+        require(statement_id not in self.statements, "该陈述已记录")
+        from_person = (from_person or "").strip()
+        require(bool(from_student_id) != bool(from_person), "陈述人须为本案当事学生或其他说明的人员（二选一）")
+        if from_student_id:
+            self._party(from_student_id)
+        require(isinstance(taken_on, date) and taken_on <= at.date(), "陈述日期不能晚于今天")
+        self._statement_recorded(statement_id=statement_id, from_student_id=from_student_id or None,
+                                 from_person=from_person, text=require_text(text, "陈述内容"), taken_on=taken_on,
+                                 actor=actor, at=at)
+
+    @event("StatementRecorded")
+    def _statement_recorded(
+        self, statement_id: str, from_student_id: str | None, from_person: str, text: str, taken_on: date,
+        actor: str, at: datetime,
+    ) -> None:
+        self.statements[statement_id] = {
+            "id": statement_id, "from_student_id": from_student_id, "from_person": from_person, "text": text,
+            "taken_on": taken_on, "by": actor, "at": at, "corrections": [],
+        }
+
+    def add_evidence(self, *, evidence_id: str, description: str, reference: str = "", actor: str,
+                     at: datetime) -> None:
+        """An evidence note (证据说明): what it is and where it is kept."""
+        require_aware(at)
+        self._require(INVESTIGATION_OPEN_STATES, "记录证据")
+        require(evidence_id not in self.evidence, "该证据已记录")
+        self._evidence_noted(evidence_id=evidence_id, description=require_text(description, "证据说明"),
+                             reference=(reference or "").strip(), actor=actor, at=at)
+
+    @event("EvidenceNoted")
+    def _evidence_noted(self, evidence_id: str, description: str, reference: str, actor: str, at: datetime) -> None:
+        self.evidence[evidence_id] = {
+            "id": evidence_id, "description": description, "reference": reference, "by": actor, "at": at,
+            "corrections": [],
+        }
+
+    def start_investigation(self, *, handler_id: str, actor: str, at: datetime) -> None:
+        """Start the investigation (调查); the handler becomes the case's responsible staff."""
+        require_aware(at)
+        self._require(("reported", "reopened"), "开始调查")
+        self._investigation_started(handler_id=require_text(handler_id, "负责人"), actor=actor, at=at)
+
+    @event("InvestigationStarted")
+    def _investigation_started(self, handler_id: str, actor: str, at: datetime) -> None:
+        self.handler_id = handler_id
+        self.investigation_started_at = at
+
+    def complete_investigation(self, *, findings: str, actor: str, at: datetime) -> None:
+        """Complete the investigation with its findings, for the committee to determine."""
+        require_aware(at)
+        self._require(("investigating",), "完成调查")
+        self._investigation_completed(findings=require_text(findings, "调查结论"), actor=actor, at=at)
+
+    @event("InvestigationCompleted")
+    def _investigation_completed(self, findings: str, actor: str, at: datetime) -> None:
+        self.findings = findings
+        self.investigation_completed_at = at
+
+    # -- determination ------------------------------------------------------------------------
+    def determine(
+        self,
+        *,
+        determination_id: str,
+        bullying: bool,
+        severity: str | None = None,
+        horseplay: bool = False,
+        reason: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """Record the committee's determination (认定); it takes effect when the principal approves."""
+        require_aware(at)
+        self._require(("awaiting_determination",), "作出认定")
+        require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
+        bullying, severity, horseplay = _determination(bullying, severity, horseplay)
+        self._determined(determination_id=determination_id, bullying=bullying, severity=severity,
+                         horseplay=horseplay, reason=require_text(reason, "认定理由"), actor=actor, at=at)
+
+    @event("Determined")
+    def _determined(
+        self, determination_id: str, bullying: bool, severity: str | None, horseplay: bool, reason: str,
+        actor: str, at: datetime,
+    ) -> None:
+        self.determinations.append({
+            "id": determination_id, "bullying": bullying, "severity": severity, "horseplay": horseplay,
+            "reason": reason, "by": actor, "at": at, "source": "committee", "approved": False,
+            "approved_by": None, "approved_at": None, "approval_reason": "", "returned": False,
+            "cycle": self.cycle,
+        })
+        self.current_determination_id = determination_id
+
+    def approve_determination(
+        self, *, reason: str, follow_up_due: date, appeal_until: date, actor: str, at: datetime
+    ) -> None:
+        """The principal approves the committee's determination (never their own)."""
+        require_aware(at)
+        self._require(("determined",), "审批认定")
+        det = self.determination
+        assert det is not None
+        if det["by"] == actor:
+            raise SelfApproval()
+        self._determination_approved(
+            determination_id=det["id"], reason=require_text(reason, "审批意见"),
+            follow_up_due=follow_up_due if det["bullying"] else None, appeal_until=appeal_until,
+            actor=actor, at=at,
+        )
+
+    @event("DeterminationApproved")
+    def _determination_approved(
+        self, determination_id: str, reason: str, follow_up_due: date | None, appeal_until: date, actor: str,
+        at: datetime,
+    ) -> None:
+        det = self._determination_by_id(determination_id)
+        det.update(approved=True, approved_by=actor, approved_at=at, approval_reason=reason)
+        self.next_follow_up_due = follow_up_due
+        self.appeal_until = appeal_until
+
+    def return_determination(self, *, reason: str, actor: str, at: datetime) -> None:
+        """The principal sends the determination back to the committee, with why."""
+        require_aware(at)
+        self._require(("determined",), "退回认定")
+        det = self.determination
+        assert det is not None
+        self._determination_returned(determination_id=det["id"], reason=require_text(reason, "退回原因"),
+                                     actor=actor, at=at)
+
+    @event("DeterminationReturned")
+    def _determination_returned(self, determination_id: str, reason: str, actor: str, at: datetime) -> None:
+        self._determination_by_id(determination_id).update(returned=True, returned_reason=reason,
+                                                           returned_by=actor, returned_at=at)
+        self.current_determination_id = None
+
+    # -- mandatory report ---------------------------------------------------------------------
+    def record_mandatory_report(
+        self, *, report_id: str, agency: str, reported_at: datetime, reference: str = "", note: str = "",
+        actor: str, at: datetime,
+    ) -> None:
+        """强制报告: when and to which agency (e.g. the police station) the case was reported."""
+        require_aware(at)
+        self._require_not_closed("记录强制报告")
+        require(report_id not in self.mandatory_reports, "该报告已记录")
+        _aware(reported_at, "报告时间")
+        require(reported_at <= at, "报告时间不能晚于现在")
+        self._mandatory_report_made(report_id=report_id, agency=require_text(agency, "接受报告的机关"),
+                                    reported_at=reported_at, reference=(reference or "").strip(),
+                                    note=(note or "").strip(), actor=actor, at=at)
+
+    @event("MandatoryReportMade")
+    def _mandatory_report_made(
+        self, report_id: str, agency: str, reported_at: datetime, reference: str, note: str, actor: str,
+        at: datetime,
+    ) -> None:
+        self.mandatory_reports[report_id] = {
+            "id": report_id, "agency": agency, "reported_at": reported_at, "reference": reference, "note": note,
+            "by": actor, "at": at, "cycle": self.cycle,
+        }
+
+    # -- interventions ------------------------------------------------------------------------
+    def plan_intervention(
+        self,
+        *,
+        intervention_id: str,
+        student_id: str,
+        kind: str,
+        plan: str,
+        responsible_staff_id: str,
+        support_file_id: str | None = None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """An intervention for one party: support for the targeted, education for the bullying side."""
+        require_aware(at)
+        self._require_approved("制定干预措施")
+        require(intervention_id not in self.interventions, "该干预措施已记录")
+        party = self._party(student_id)
+        kind = _choice(kind, INTERVENTION_KINDS, "干预类型")
+        allowed = KINDS_BY_PART[party["part"]]
+        require(kind in allowed,
+                f"{PARTS[party['part']]}的干预只能是：{'、'.join(INTERVENTION_KINDS[k] for k in allowed)}")
+        if support_file_id:
+            require(kind != "education", "教育矫治措施不关联心理档案")
+        self._intervention_planned(
+            intervention_id=intervention_id, student_id=student_id, part=party["part"], kind=kind,
+            plan=require_text(plan, "干预方案"), responsible_staff_id=require_text(responsible_staff_id, "负责人"),
+            support_file_id=support_file_id or None, actor=actor, at=at,
+        )
+
+    @event("InterventionPlanned")
+    def _intervention_planned(
+        self, intervention_id: str, student_id: str, part: str, kind: str, plan: str, responsible_staff_id: str,
+        support_file_id: str | None, actor: str, at: datetime,
+    ) -> None:
+        self.interventions[intervention_id] = {
+            "id": intervention_id, "student_id": student_id, "part": part, "kind": kind, "plan": plan,
+            "responsible_staff_id": responsible_staff_id, "support_file_id": support_file_id, "by": actor,
+            "at": at, "cycle": self.cycle, "active": True, "progress": [], "outcome": "", "completed_at": None,
+        }
+
+    def record_intervention_progress(self, *, intervention_id: str, note: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        self._require_not_closed("记录干预进展")
+        self._active_intervention(intervention_id)
+        self._intervention_progress_recorded(intervention_id=intervention_id, note=require_text(note, "进展情况"),
+                                             actor=actor, at=at)
+
+    @event("InterventionProgressRecorded")
+    def _intervention_progress_recorded(self, intervention_id: str, note: str, actor: str, at: datetime) -> None:
+        self.interventions[intervention_id]["progress"].append({"note": note, "by": actor, "at": at})
+
+    def complete_intervention(self, *, intervention_id: str, outcome: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        self._require_not_closed("完成干预")
+        self._active_intervention(intervention_id)
+        self._intervention_completed(intervention_id=intervention_id, outcome=require_text(outcome, "干预效果"),
+                                     actor=actor, at=at)
+
+    @event("InterventionCompleted")
+    def _intervention_completed(self, intervention_id: str, outcome: str, actor: str, at: datetime) -> None:
+        self.interventions[intervention_id].update(active=False, outcome=outcome, completed_at=at)
+
+    # -- appeal (申诉/复查) ----------------------------------------------------------------------
+    def lodge_appeal(
+        self, *, appeal_id: str, party_id: str, grounds: str, lodged_on: date, actor: str, at: datetime
+    ) -> None:
+        """A targeted or bullying party appeals the approved determination to the county office."""
+        require_aware(at)
+        self._require_not_closed("申诉")
+        if self.pending_appeal_id is not None:
+            raise AppealPending(action="再次申诉")
+        det = self._require_approved("申诉")
+        require(appeal_id not in self.appeals, "该申诉已记录")
+        party = self._party(party_id)
+        require(party["part"] != "witness", "旁观/证人不能对认定提出申诉")
+        require(det["source"] != "appeal_review", "复查变更后的认定为最终决定，不能在本案再次申诉")
+        require(
+            not any(a["party_id"] == party_id and a["determination_id"] == det["id"] for a in self.appeals.values()),
+            "该当事人已就此认定申诉过",
+        )
+        require(isinstance(lodged_on, date) and lodged_on <= at.date(), "申诉日期不能晚于今天")
+        require(lodged_on >= det["approved_at"].date(), "申诉日期不能早于认定批准日期")
+        if self.appeal_until is None or lodged_on > self.appeal_until:
+            raise AppealWindowClosed(until=self.appeal_until.isoformat() if self.appeal_until else "—")
+        self._appeal_lodged(appeal_id=appeal_id, party_id=party_id, grounds=require_text(grounds, "申诉理由"),
+                            lodged_on=lodged_on, determination_id=det["id"], actor=actor, at=at)
+
+    @event("AppealLodged")
+    def _appeal_lodged(
+        self, appeal_id: str, party_id: str, grounds: str, lodged_on: date, determination_id: str, actor: str,
+        at: datetime,
+    ) -> None:
+        self.appeals[appeal_id] = {
+            "id": appeal_id, "party_id": party_id, "grounds": grounds, "lodged_on": lodged_on,
+            "determination_id": determination_id, "by": actor, "at": at, "outcome": None, "decided_on": None,
+            "outcome_reason": "", "new_determination_id": None,
+        }
+        self.pending_appeal_id = appeal_id
+
+    def record_appeal_outcome(
+        self,
+        *,
+        appeal_id: str,
+        outcome: str,
+        reason: str,
+        decided_on: date,
+        new_determination_id: str | None = None,
+        bullying: bool | None = None,
+        severity: str | None = None,
+        horseplay: bool = False,
+        follow_up_due: date | None = None,
+        investigation_due: date | None = None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The county office's review (复查): upheld, changed (a new determination) or reopened."""
+        require_aware(at)
+        self._require(("appealed",), "记录复查结果")
+        require(appeal_id == self.pending_appeal_id, "该申诉不是待审结的申诉")
+        outcome = _choice(outcome, APPEAL_OUTCOMES, "复查结果")
+        appeal = self.appeals[appeal_id]
+        require(isinstance(decided_on, date) and appeal["lodged_on"] <= decided_on <= at.date(),
+                "复查日期须在申诉日期与今天之间")
+        new: dict[str, Any] | None = None
+        if outcome == "changed":
+            require(bool(new_determination_id), "变更认定须有新认定编号")
+            require(bullying is not None, "变更认定须写明是否构成欺凌")
+            b, s, h = _determination(bool(bullying), severity, horseplay)
+            det = self.determination
+            assert det is not None
+            require((b, s, h) != (det["bullying"], det["severity"], det["horseplay"]),
+                    "变更后的认定与原认定相同；请记录为维持原认定")
+            new = {"id": new_determination_id, "bullying": b, "severity": s, "horseplay": h}
+            require(not b or follow_up_due is not None, "须有回访期限")
+        else:
+            require(bullying is None and severity is None and not horseplay, "只有变更认定才填写新的认定")
+        if outcome == "reopened":
+            require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
+        self._appeal_reviewed(
+            appeal_id=appeal_id, outcome=outcome, reason=require_text(reason, "复查理由"), decided_on=decided_on,
+            new_determination=new,
+            follow_up_due=follow_up_due if new and new["bullying"] else None,
+            investigation_due=investigation_due if outcome == "reopened" else None,
+            actor=actor, at=at,
+        )
+
+    @event("AppealReviewed")
+    def _appeal_reviewed(
+        self, appeal_id: str, outcome: str, reason: str, decided_on: date, new_determination: dict[str, Any] | None,
+        follow_up_due: date | None, investigation_due: date | None, actor: str, at: datetime,
+    ) -> None:
+        self.appeals[appeal_id].update(outcome=outcome, decided_on=decided_on, outcome_reason=reason,
+                                       new_determination_id=new_determination["id"] if new_determination else None)
+        self.pending_appeal_id = None
+        if outcome == "changed" and new_determination:
+            self.determinations.append({
+                **new_determination, "reason": reason, "by": actor, "at": at, "source": "appeal_review",
+                "appeal_id": appeal_id, "approved": True, "approved_by": actor, "approved_at": at,
+                "approval_reason": reason, "returned": False, "cycle": self.cycle,
+            })
+            self.current_determination_id = new_determination["id"]
+            self.next_follow_up_due = follow_up_due
+        elif outcome == "reopened":
+            self.current_determination_id = None
+            self.investigation_started_at = at
+            self.investigation_completed_at = None
+            self.investigation_due = investigation_due  # type: ignore[assignment]
+            self.next_follow_up_due = None
+            self.appeal_until = None
+
+    # -- follow-up (回访) -----------------------------------------------------------------------
+    def record_follow_up(
+        self, *, follow_up_id: str, held_on: date, notes: str, next_due: date, actor: str, at: datetime
+    ) -> None:
+        """A follow-up visit; for a bullying determination the next one falls due per policy."""
+        require_aware(at)
+        self._require_not_closed("回访")
+        det = self._require_approved("回访")
+        require(follow_up_id not in self.follow_ups, "该回访已记录")
+        require(isinstance(held_on, date) and held_on <= at.date(), "回访日期不能晚于今天")
+        require(held_on >= det["approved_at"].date(), "回访日期不能早于认定批准日期")
+        self._follow_up_recorded(follow_up_id=follow_up_id, held_on=held_on, notes=require_text(notes, "回访情况"),
+                                 next_due=next_due if det["bullying"] else None, determination_id=det["id"],
+                                 actor=actor, at=at)
+
+    @event("FollowUpRecorded")
+    def _follow_up_recorded(
+        self, follow_up_id: str, held_on: date, notes: str, next_due: date | None, determination_id: str,
+        actor: str, at: datetime,
+    ) -> None:
+        self.follow_ups[follow_up_id] = {
+            "id": follow_up_id, "held_on": held_on, "notes": notes, "next_due": next_due,
+            "determination_id": determination_id, "by": actor, "at": at, "corrections": [],
+        }
+        self.next_follow_up_due = next_due
+
+    # -- closure and reopening ----------------------------------------------------------------
+    def close(self, *, reason: str, actor: str, at: datetime) -> None:
+        """Close (结案/销号): approved determination, no pending appeal, duties done."""
+        require_aware(at)
+        self._require_not_closed("再次结案")
+        if self.pending_appeal_id is not None:
+            raise AppealPending(action="结案")
+        det = self._require_approved("结案")
+        if det["bullying"] and det["severity"] == "suspected_offence" and not self.mandatory_reports_this_cycle:
+            raise MandatoryReportRequired()
+        missing = self.missing_interventions()
+        if missing:
+            raise InterventionsRequired(missing="、".join(PARTS[p] for p in missing),
+                                        student_ids=sorted({s for ids in missing.values() for s in ids}))
+        self._closed(reason=require_text(reason, "结案理由"), determination_id=det["id"], actor=actor, at=at)
+
+    @event("Closed")
+    def _closed(self, reason: str, determination_id: str, actor: str, at: datetime) -> None:
+        self.closed_at = at
+        self.close_reason = reason
+        self.next_follow_up_due = None
+        self.closures.append({"reason": reason, "determination_id": determination_id, "by": actor, "at": at})
+
+    def reopen(self, *, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
+        """Reopen a closed case when the bullying recurs: a new cycle, investigated anew."""
+        require_aware(at)
+        if self.closed_at is None:
+            raise WrongState(state=self.status_label, action="重新开启（只有已结案的案件才能重新开启）")
+        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
+        self._reopened(reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due,
+                       actor=actor, at=at)
+
+    @event("Reopened")
+    def _reopened(self, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
+        self.cycle += 1
+        self.closed_at = None
+        self.close_reason = ""
+        self.current_determination_id = None
+        self.handler_id = None
+        self.investigation_started_at = None
+        self.investigation_completed_at = None
+        self.findings = ""
+        self.investigation_due = investigation_due
+        self.appeal_until = None
+        self.next_follow_up_due = None
+        self.reopenings.append({"reason": reason, "by": actor, "at": at, "cycle": self.cycle})
+
+    # -- corrections --------------------------------------------------------------------------
+    def correct_statement(self, *, statement_id: str, text: str, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        st = self._item(self.statements, statement_id, "陈述")
+        text = require_text(text, "陈述内容")
+        require(text != st["text"], "内容没有变化")
+        self._statement_corrected(corrects=statement_id, text=text, reason=require_text(reason, "更正原因"),
+                                  actor=actor, at=at)
+
+    @event("StatementCorrected")
+    def _statement_corrected(self, corrects: str, text: str, reason: str, actor: str, at: datetime) -> None:
+        st = self.statements[corrects]
+        st["corrections"].append({"previous": st["text"], "reason": reason, "by": actor, "at": at})
+        st["text"] = text
+        self._note_correction("statement", corrects, reason, actor, at)
+
+    def correct_evidence(
+        self, *, evidence_id: str, reason: str, description: str | None = None, reference: str | None = None,
+        actor: str, at: datetime,
+    ) -> None:
+        require_aware(at)
+        ev = self._item(self.evidence, evidence_id, "证据")
+        changes: dict[str, str] = {}
+        if description is not None:
+            changes["description"] = require_text(description, "证据说明")
+        if reference is not None:
+            changes["reference"] = reference.strip()
+        changes = {k: v for k, v in changes.items() if v != ev[k]}
+        require(bool(changes), "没有要更正的内容")
+        self._evidence_corrected(corrects=evidence_id, changes=changes, reason=require_text(reason, "更正原因"),
+                                 actor=actor, at=at)
+
+    @event("EvidenceCorrected")
+    def _evidence_corrected(self, corrects: str, changes: dict[str, str], reason: str, actor: str, at: datetime) -> None:
+        ev = self.evidence[corrects]
+        ev["corrections"].append({"previous": {k: ev[k] for k in changes}, "reason": reason, "by": actor, "at": at})
+        ev.update(changes)
+        self._note_correction("evidence", corrects, reason, actor, at)
+
+    def correct_narrative(self, *, narrative: str, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        narrative = require_text(narrative, "事情经过")
+        require(narrative != self.narrative, "内容没有变化")
+        self._narrative_corrected(corrects="narrative", narrative=narrative, reason=require_text(reason, "更正原因"),
+                                  actor=actor, at=at)
+
+    @event("NarrativeCorrected")
+    def _narrative_corrected(self, corrects: str, narrative: str, reason: str, actor: str, at: datetime) -> None:
+        self.narrative = narrative
+        self._note_correction("report", corrects, reason, actor, at)
+
+    REPORT_FIELDS = ("channel", "occurred_at", "place", "forms")
+
+    def correct_report(self, *, changes: Mapping[str, Any], reason: str, actor: str, at: datetime) -> None:
+        """Correct the report's details (channel, when, where, forms)."""
+        require_aware(at)
+        unknown = set(changes) - set(self.REPORT_FIELDS)
+        require(not unknown, f"不能更正的字段：{', '.join(sorted(unknown))}")
+        clean: dict[str, Any] = {}
+        if "channel" in changes:
+            clean["channel"] = _choice(changes["channel"], CHANNELS, "举报渠道")
+        if "occurred_at" in changes:
+            clean["occurred_at"] = _aware(changes["occurred_at"], "发生时间")
+            require(clean["occurred_at"] <= self.reported_at, "发生时间不能晚于报告时间")
+        if "place" in changes:
+            clean["place"] = require_text(changes["place"], "发生地点")
+        if "forms" in changes:
+            clean["forms"] = _forms(changes["forms"])
+        clean = {k: v for k, v in clean.items() if v != getattr(self, k)}
+        require(bool(clean), "没有要更正的内容")
+        self._report_corrected(corrects="report", changes=clean, reason=require_text(reason, "更正原因"),
+                               actor=actor, at=at)
+
+    @event("ReportCorrected")
+    def _report_corrected(self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
+        for k, v in changes.items():
+            setattr(self, k, list(v) if isinstance(v, list) else v)
+        self._note_correction("report", corrects, reason, actor, at, fields=sorted(changes))
+
+    def correct_follow_up(self, *, follow_up_id: str, notes: str, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        fu = self._item(self.follow_ups, follow_up_id, "回访")
+        notes = require_text(notes, "回访情况")
+        require(notes != fu["notes"], "内容没有变化")
+        self._follow_up_corrected(corrects=follow_up_id, notes=notes, reason=require_text(reason, "更正原因"),
+                                  actor=actor, at=at)
+
+    @event("FollowUpCorrected")
+    def _follow_up_corrected(self, corrects: str, notes: str, reason: str, actor: str, at: datetime) -> None:
+        fu = self.follow_ups[corrects]
+        fu["corrections"].append({"previous": fu["notes"], "reason": reason, "by": actor, "at": at})
+        fu["notes"] = notes
+        self._note_correction("follow_up", corrects, reason, actor, at)
+
+    def _note_correction(self, what: str, corrects: str, reason: str, actor: str, at: datetime,
+                         fields: list[str] | None = None) -> None:
+        self.corrections.append({"what": what, "corrects": corrects, "fields": fields or [], "reason": reason,
+                                 "by": actor, "at": at})
+
+    # -- questions ----------------------------------------------------------------------------
+    @property
+    def determination(self) -> dict[str, Any] | None:
+        """The determination in force or awaiting approval; None before one is recorded."""
+        if self.current_determination_id is None:
+            return None
+        return self._determination_by_id(self.current_determination_id)
+
+    @property
+    def status(self) -> str:
+        if self.closed_at is not None:
+            return "closed"
+        if self.pending_appeal_id is not None:
+            return "appealed"
+        det = self.determination
+        if det is not None:
+            if not det["approved"]:
+                return "determined"
+            if not det["bullying"]:
+                return "concluded"
+            if any(f["determination_id"] == det["id"] for f in self.follow_ups.values()):
+                return "following_up"
+            return "intervening"
+        if self.investigation_completed_at is not None:
+            return "awaiting_determination"
+        if self.investigation_started_at is not None:
+            return "investigating"
+        return "reopened" if self.cycle else "reported"
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def severity(self) -> str | None:
+        """The severity in force: only an approved bullying determination has one."""
+        det = self.determination
+        return det["severity"] if det and det["approved"] and det["bullying"] else None
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        return [(p["student_id"], p["part"]) for p in self.parties]
+
+    def party(self, student_id: str) -> dict[str, Any] | None:
+        return next((p for p in self.parties if p["student_id"] == student_id), None)
+
+    @property
+    def mandatory_reports_this_cycle(self) -> list[dict[str, Any]]:
+        return [r for r in self.mandatory_reports.values() if r["cycle"] == self.cycle]
+
+    def missing_interventions(self) -> dict[str, list[str]]:
+        """For a bullying determination: the parts whose students lack an intervention
+        this cycle (an education plan, for the bullying side), with those students."""
+        det = self.determination
+        if not det or not det["bullying"]:
+            return {}
+        planned = [i for i in self.interventions.values() if i["cycle"] == self.cycle]
+        missing: dict[str, list[str]] = {}
+        for p in self.parties:
+            sid, part = p["student_id"], p["part"]
+            if part == "targeted" and not any(i["student_id"] == sid for i in planned):
+                missing.setdefault(part, []).append(sid)
+            if part == "bullying" and not any(i["student_id"] == sid and i["kind"] == "education" for i in planned):
+                missing.setdefault(part, []).append(sid)
+        return missing
+
+    def investigation_overdue(self, today: date) -> bool:
+        return (
+            self.closed_at is None and self.investigation_completed_at is None and today > self.investigation_due
+        )
+
+    def follow_up_overdue(self, today: date) -> bool:
+        due = self.next_follow_up_due
+        return self.closed_at is None and due is not None and today > due
+
+    def is_overdue(self, today: date) -> bool:
+        return self.investigation_overdue(today) or self.follow_up_overdue(today)
+
+    def scope(self) -> Scope:
+        return Scope(
+            kind="case", school_id=self.school_id, owner_id=self.handler_id, status=self.status,
+            links=tuple(self.links),
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+    def _require_not_closed(self, action: str) -> None:
+        if self.closed_at is not None:
+            raise CaseClosed(state=STATUS_LABELS["closed"], action=action)
+
+    def _require(self, states: Iterable[str], action: str) -> None:
+        self._require_not_closed(action)
+        status = self.status
+        if status not in states:
+            if status == "appealed":
+                raise AppealPending(action=action)
+            raise WrongState(state=STATUS_LABELS[status], action=action)
+
+    def _require_approved(self, action: str) -> dict[str, Any]:
+        self._require_not_closed(action)
+        det = self.determination
+        if det is None or not det["approved"]:
+            raise DeterminationNotApproved(state=self.status_label, action=action)
+        return det
+
+    def _party(self, student_id: str) -> dict[str, Any]:
+        p = self.party(student_id)
+        if p is None:
+            raise NotAParty()
+        return p
+
+    def _active_intervention(self, intervention_id: str) -> dict[str, Any]:
+        i = self._item(self.interventions, intervention_id, "干预措施")
+        if not i["active"]:
+            raise WrongState(state="已完成", action="继续记录该干预措施")
+        return i
+
+    @staticmethod
+    def _item(items: dict[str, dict[str, Any]], item_id: str, what: str) -> dict[str, Any]:
+        item = items.get(item_id)
+        if item is None:
+            raise InvalidInput(reason=f"找不到该{what}")
+        return item
+
+    def _determination_by_id(self, determination_id: str) -> dict[str, Any]:
+        return next(d for d in self.determinations if d["id"] == determination_id)
+
+
+def _determination(bullying: bool, severity: str | None, horseplay: bool) -> tuple[bool, str | None, bool]:
+    require(isinstance(bullying, bool), "须写明是否构成欺凌")
+    if bullying:
+        require(not horseplay, "认定为欺凌时不能同时认定为打闹嬉戏")
+        return True, _choice(severity, SEVERITIES, "严重程度"), False
+    require(not severity, "不构成欺凌时不填写严重程度")
+    return False, None, bool(horseplay)

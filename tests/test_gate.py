@@ -1,0 +1,359 @@
+"""The gate: `domain.access.decide` as a table (every role, every action, every scope
+that action applies to), and `Core.authorize` through the application, which records
+every decision, allowed or denied, and keeps a break-glass reason encrypted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from conftest import ADMIN, Clock, School, Store
+
+from anxin.service import Anxin
+from domain import access as a
+from domain.access import Resource, decide
+from domain.common import Actor, PermissionDenied, Role
+
+SCHOOL, OTHER_SCHOOL, DISTRICT = "school-A", "school-B", "d1"
+CLASS, OTHER_CLASS = "七年级1班", "七年级2班"
+REASON = "家长投诉，需核实处理经过"
+
+ACTORS = {
+    "class_teacher": Actor("t1", frozenset({Role.CLASS_TEACHER}), SCHOOL, frozenset({CLASS}), DISTRICT),
+    "counselor": Actor("c1", frozenset({Role.COUNSELOR}), SCHOOL, frozenset(), DISTRICT),
+    "safety_lead": Actor("s1", frozenset({Role.SAFETY_LEAD}), SCHOOL, frozenset(), DISTRICT),
+    "principal": Actor("p1", frozenset({Role.PRINCIPAL}), SCHOOL, frozenset(), DISTRICT),
+    "supervisor": Actor("v1", frozenset({Role.SUPERVISOR}), None, frozenset(), DISTRICT),
+    "administrator": Actor("a1", frozenset({Role.ADMINISTRATOR}), None, frozenset(), DISTRICT),
+    "school_administrator": Actor("a2", frozenset({Role.ADMINISTRATOR}), SCHOOL, frozenset(), DISTRICT),
+}
+
+# Scopes are relative to the actor: "mine" means owned by the acting person.
+Scope = Callable[[Actor], Resource]
+
+
+def r(kind: str, school: str | None, *, id: str | None = "x1", classes: tuple[str, ...] = (),
+      mine: bool | None = None, district: str = DISTRICT) -> Scope:
+    def build(actor: Actor) -> Resource:
+        owner = None if mine is None else (actor.staff_id if mine else "someone-else")
+        return Resource(kind, id, school, frozenset(classes), owner, district)
+    return build
+
+
+STUDENT_SCOPES = {
+    "own class": r("student", SCHOOL, classes=(CLASS,)),
+    "other class": r("student", SCHOOL, classes=(OTHER_CLASS,)),
+    "other school": r("student", OTHER_SCHOOL, classes=(CLASS,)),
+}
+NEW_STUDENT_SCOPES = {
+    "new, own school": r("student", SCHOOL, id=None),
+    "new, other school": r("student", OTHER_SCHOOL, id=None),
+}
+CASE_SCOPES = {
+    "own class": r("case", SCHOOL, classes=(CLASS,)),
+    "other class": r("case", SCHOOL, classes=(OTHER_CLASS,)),
+    "other school": r("case", OTHER_SCHOOL, classes=(CLASS,)),
+}
+NEW_CASE_SCOPES = {"new, own school": r("case", SCHOOL, id=None), "new, other school": r("case", OTHER_SCHOOL, id=None)}
+FILE_SCOPES = {
+    "owner": r("file", SCHOOL, classes=(CLASS,), mine=True),
+    "not owner": r("file", SCHOOL, classes=(CLASS,), mine=False),
+    "other school, owner": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=True),
+}
+NEW_FILE_SCOPES = {
+    "new, own class": r("file", SCHOOL, id=None, classes=(CLASS,)),
+    "new, other class": r("file", SCHOOL, id=None, classes=(OTHER_CLASS,)),
+    "new, other school": r("file", OTHER_SCHOOL, id=None, classes=(CLASS,)),
+}
+PAIRING_SCOPES = {
+    "owner": r("pairing", SCHOOL, classes=(CLASS,), mine=True),
+    "not owner": r("pairing", SCHOOL, classes=(CLASS,), mine=False),
+    "other school, owner": r("pairing", OTHER_SCHOOL, classes=(CLASS,), mine=True),
+}
+NEW_PAIRING_SCOPES = {
+    "new, own school": r("pairing", SCHOOL, id=None, classes=(CLASS,)),
+    "new, other school": r("pairing", OTHER_SCHOOL, id=None, classes=(CLASS,)),
+}
+SCHOOL_SCOPES = {"own school": r("school", SCHOOL, id=None), "other school": r("school", OTHER_SCHOOL, id=None)}
+STATS_SCOPES = {**SCHOOL_SCOPES, "district": r("district", None, id=None),
+                "other district": r("district", None, id=None, district="d2")}
+ACCOUNT_SCOPES = {"own school": r("account", SCHOOL, id=None), "other school": r("account", OTHER_SCHOOL, id=None),
+                  "no school": r("account", None, id=None)}
+KEY_SCOPES = {"keys": r("keys", None, id=None)}
+
+ACTION_SCOPES: dict[str, dict[str, Scope]] = {
+    a.STUDENT_READ: STUDENT_SCOPES,
+    a.STUDENT_WRITE: {**STUDENT_SCOPES, **NEW_STUDENT_SCOPES},
+    a.CASE_REPORT: NEW_CASE_SCOPES,
+    a.CASE_READ: CASE_SCOPES,
+    a.CASE_STATUS: CASE_SCOPES,
+    a.CASE_WRITE: CASE_SCOPES,
+    a.CASE_APPROVE: CASE_SCOPES,
+    a.FILE_LIST: SCHOOL_SCOPES,
+    a.FILE_OPEN: NEW_FILE_SCOPES,
+    a.FILE_READ: FILE_SCOPES,
+    a.FILE_WRITE: FILE_SCOPES,
+    a.SCREENING_IMPORT: SCHOOL_SCOPES,
+    a.PAIRING_CREATE: NEW_PAIRING_SCOPES,
+    a.PAIRING_READ: PAIRING_SCOPES,
+    a.PAIRING_WRITE: PAIRING_SCOPES,
+    a.STATS_READ: STATS_SCOPES,
+    a.ACCOUNT_ADMIN: ACCOUNT_SCOPES,
+    a.KEYS_ADMIN: KEY_SCOPES,
+    a.SHRED: KEY_SCOPES,
+}
+
+
+def own_school(scopes: dict[str, Scope]) -> set[str]:
+    return {name for name, build in scopes.items() if build(ACTORS["principal"]).school_id == SCHOOL}
+
+
+def cells(action: str, *names: str) -> set[tuple[str, str]]:
+    return {(action, n) for n in names}
+
+
+def own(action: str) -> set[tuple[str, str]]:
+    return cells(action, *own_school(ACTION_SCOPES[action]))
+
+
+# What each role may do (DOMAIN.md's table); every other (action, scope) cell is denied.
+ALLOWED: dict[str, set[tuple[str, str]]] = {
+    "class_teacher": (
+        cells(a.STUDENT_READ, "own class")
+        | cells(a.CASE_REPORT, "new, own school")
+        | cells(a.CASE_STATUS, "own class")
+        | cells(a.FILE_OPEN, "new, own class")
+        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+    ),
+    "counselor": (
+        cells(a.STUDENT_READ, "own class", "other class")
+        | cells(a.CASE_REPORT, "new, own school")
+        | cells(a.FILE_LIST, "own school") | cells(a.SCREENING_IMPORT, "own school")
+        | cells(a.STATS_READ, "own school")
+        | cells(a.FILE_OPEN, "new, own class", "new, other class")
+        | cells(a.FILE_READ, "owner") | cells(a.FILE_WRITE, "owner")
+        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+    ),
+    "safety_lead": (
+        cells(a.STUDENT_READ, "own class", "other class")
+        | cells(a.CASE_REPORT, "new, own school")
+        | own(a.CASE_READ) | own(a.CASE_STATUS) | own(a.CASE_WRITE)
+        | cells(a.STATS_READ, "own school")
+        | cells(a.PAIRING_CREATE, "new, own school")
+        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+    ),
+    "principal": set().union(*(
+        own(action) for action in ACTION_SCOPES
+        if action not in (a.STUDENT_WRITE, a.ACCOUNT_ADMIN, a.KEYS_ADMIN, a.SHRED)
+    )),
+    # Without a stated reason a supervisor sees district statistics only.
+    "supervisor": cells(a.STATS_READ, "own school", "other school", "district"),
+    # Accounts, rosters and keys; never case content (separation of duties).
+    "administrator": (
+        cells(a.STUDENT_READ, *STUDENT_SCOPES) | cells(a.STUDENT_WRITE, *ACTION_SCOPES[a.STUDENT_WRITE])
+        | cells(a.ACCOUNT_ADMIN, *ACCOUNT_SCOPES) | cells(a.KEYS_ADMIN, "keys") | cells(a.SHRED, "keys")
+    ),
+    # An administrator on a school's staff is also staff: they may report a suspicion, and
+    # keep their own pairing's check-ins (if paired), like every staff member.
+    "school_administrator": (
+        own(a.STUDENT_READ) | own(a.STUDENT_WRITE)
+        | cells(a.ACCOUNT_ADMIN, "own school")  # keys and erasure are the district's: no school on them
+        | cells(a.CASE_REPORT, "new, own school")
+        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+    ),
+}
+# Accounts outside a school administrator's own school: refused (tested on their own below).
+ACCOUNTS_ELSEWHERE = {
+    ("school_administrator", a.ACCOUNT_ADMIN, "other school"),
+    ("school_administrator", a.ACCOUNT_ADMIN, "no school"),
+}
+BREAK_GLASS_READS = {a.STUDENT_READ, a.CASE_READ, a.FILE_READ, a.PAIRING_READ}
+
+
+def test_every_action_in_the_module_is_in_the_table() -> None:
+    # given every action the access module declares
+    declared = {v for k, v in vars(a).items() if k.isupper() and isinstance(v, str)}
+    # then this table covers them (screening reads are the support-file work's to table)
+    assert set(ACTION_SCOPES) <= declared
+    assert declared - set(ACTION_SCOPES) <= {"screening.read"}
+    assert a.BREAK_GLASS_ACTIONS - {"screening.read"} == BREAK_GLASS_READS
+
+
+def grid() -> list[tuple[str, str, str]]:
+    return [(role, action, scope) for role in ACTORS for action, scopes in ACTION_SCOPES.items() for scope in scopes]
+
+
+@pytest.mark.parametrize("role", list(ACTORS))
+def test_the_gate_decides_every_action_and_scope_as_the_role_table_says(role: str) -> None:
+    # given a person in one role; when the gate is asked about every action in every scope
+    actor = ACTORS[role]
+    wrong = []
+    for _, action, scope in (c for c in grid() if c[0] == role):
+        decision = decide(actor, action, ACTION_SCOPES[action][scope](actor))
+        # then it allows exactly the cells the role table allows, and always says why
+        if decision.allowed != ((action, scope) in ALLOWED[role]):
+            wrong.append((action, scope, decision.allowed, decision.reason))
+        assert decision.reason and not decision.break_glass
+    assert wrong == []
+
+
+def test_a_supervisor_with_a_stated_reason_may_read_named_records_across_the_district_only() -> None:
+    sup = ACTORS["supervisor"]
+    for action, scopes in ACTION_SCOPES.items():
+        for name, build in scopes.items():
+            resource = build(sup)
+            # given a stated reason of at least four characters
+            with_reason = decide(sup, action, resource, REASON)
+            if action in BREAK_GLASS_READS:
+                # then named reads are allowed and marked as break-glass
+                assert with_reason.allowed and with_reason.break_glass, (action, name)
+                # but not without a reason, nor with one that says nothing
+                for weak in (None, "", "   ", "查看"):
+                    denied = decide(sup, action, resource, weak)
+                    assert not denied.allowed and "理由" in denied.reason
+                # and never in another district
+                other = Resource(resource.kind, resource.id, resource.school_id, resource.classes,
+                                 resource.owner_id, "d2")
+                assert not decide(sup, action, other, REASON).allowed
+            else:
+                # a reason opens no writes, approvals or key work
+                assert with_reason.allowed == ((action, name) in ALLOWED["supervisor"]), (action, name)
+                assert not with_reason.break_glass
+
+
+def test_a_break_glass_reason_opens_nothing_for_other_roles() -> None:
+    for role, actor in ACTORS.items():
+        if role == "supervisor":
+            continue
+        for action, scope in ((ac, s) for r, ac, s in grid() if r == role):
+            d = decide(actor, action, ACTION_SCOPES[action][scope](actor), REASON)
+            assert d.allowed == ((action, scope) in ALLOWED[role]) and not d.break_glass, (role, action, scope)
+
+
+def test_a_schools_administrator_manages_only_that_schools_accounts() -> None:
+    actor = ACTORS["school_administrator"]
+    for _, action, scope in sorted(ACCOUNTS_ELSEWHERE):
+        assert not decide(actor, action, ACTION_SCOPES[action][scope](actor)).allowed, scope
+
+
+def test_an_administrator_never_sees_case_content_whatever_else() -> None:
+    content = [a.CASE_READ, a.CASE_STATUS, a.CASE_WRITE, a.FILE_READ, a.FILE_WRITE, a.PAIRING_READ]
+    for actor in (ACTORS["administrator"], ACTORS["school_administrator"]):
+        for action in content:
+            for name, build in ACTION_SCOPES[action].items():
+                if action == a.PAIRING_READ and name == "owner" and actor.school_id:
+                    continue  # their own pairing, as a staff member (see the table)
+                d = decide(actor, action, build(actor), REASON)
+                assert not d.allowed and "职责分离" in d.reason, (action, name)
+
+
+# -- through the application: every decision recorded ---------------------------------------------
+def access_rows(app: Anxin, actor: Actor) -> list[tuple[int, str, str | None, int, str, bytes | None]]:
+    return [
+        (r[0], r[1], r[2], r[3], r[4], r[5]) for r in app.db.fetch(
+            "SELECT id, action, resource_id, allowed, reason, break_glass FROM {t}anxin_access "
+            "WHERE actor_id = ? ORDER BY id", (actor.staff_id,),
+        )
+    ]
+
+
+def test_a_denied_read_raises_and_is_recorded_as_denied(app: Anxin, school: School) -> None:
+    # given a class teacher and a student of another class
+    other_class_student = school.student("2026003")
+
+    # when the teacher asks for that student
+    with pytest.raises(PermissionDenied) as raised:
+        app.get_student(school.teacher, other_class_student)
+
+    # then a named error says why, and the denial is on record
+    assert raised.value.code == "permission_denied" and "职责" in raised.value.text
+    [(_, action, resource_id, allowed, reason, sealed)] = access_rows(app, school.teacher)
+    assert (action, resource_id, allowed, sealed) == (a.STUDENT_READ, other_class_student, 0, None)
+    assert reason in raised.value.text
+
+
+def test_an_allowed_read_is_recorded_as_allowed(app: Anxin, school: School) -> None:
+    # when the teacher reads a student of their own class
+    student = app.get_student(school.teacher, school.student("2026001"))
+    # then they see them, and the read is on record as allowed, with the rule that allowed it
+    assert student.name == "张小明"
+    [(_, action, resource_id, allowed, reason, _)] = access_rows(app, school.teacher)
+    assert (action, resource_id, allowed, reason) == (a.STUDENT_READ, school.student("2026001"), 1, "班主任：本班学生")
+
+
+def test_the_supervisors_access_log_shows_denials_and_break_glass_reasons(
+    store: Store, app: Anxin, school: School
+) -> None:
+    sid = school.student("2026002")
+    # given a supervisor refused without a reason, then allowed with one
+    with pytest.raises(PermissionDenied):
+        app.get_student(school.supervisor, sid)
+    with pytest.raises(PermissionDenied):
+        app.get_student(school.supervisor, sid, break_glass="看看")
+    assert app.get_student(school.supervisor, sid, break_glass=REASON).name == "李小红"
+
+    # when the access log is read (by a second instance, through the gate)
+    log = store.open().access_log(school.supervisor)
+
+    # then the log holds both outcomes, and the reason is readable there ...
+    mine = [e for e in log if e["actor_id"] == school.supervisor.staff_id and e["resource_id"] == sid]
+    assert [(e["allowed"], e["break_glass"]) for e in mine] == [(True, REASON), (False, None), (False, None)]
+    assert log[0]["action"] == a.STATS_READ and log[0]["allowed"]  # reading the log is itself recorded
+    denied = store.open().access_log(school.supervisor, allowed=False)
+    assert {e["resource_id"] for e in denied} == {sid} and all(not e["allowed"] for e in denied)
+    # ... but stored encrypted, not as text
+    sealed = [r[5] for r in access_rows(app, school.supervisor) if r[5] is not None]
+    assert len(sealed) == 1 and REASON.encode() not in sealed[0]
+    assert not app.db.fetch("SELECT 1 FROM {t}anxin_access WHERE reason LIKE ?", (f"%{REASON}%",))
+
+
+def test_only_supervisors_read_the_access_log(app: Anxin, school: School) -> None:
+    for actor in (school.principal, school.teacher, ADMIN):
+        with pytest.raises(PermissionDenied):
+            app.access_log(actor)
+    assert [r[3] for r in access_rows(app, school.principal) if r[1] == a.STATS_READ] == [0]
+
+
+def test_a_denied_command_changes_nothing_and_is_recorded(app: Anxin, school: School, clock: Clock) -> None:
+    # given a pairing of the class teacher
+    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    clock.advance(days=1)
+
+    # when another teacher, and the administrator, try to record a check-in on it
+    for intruder in (school.other_teacher, ADMIN):
+        with pytest.raises(PermissionDenied):
+            app.record_check_in(intruder, pid, held_on=clock.today, notes={"thinking": "越权记录"})
+
+    # then the pairing is unchanged and both attempts are on record as denied
+    assert app.get_pairing(school.teacher, pid).version == 1
+    for intruder in (school.other_teacher, ADMIN):
+        assert [(r[1], r[2], r[3]) for r in access_rows(app, intruder) if r[2] == pid] == [(a.PAIRING_WRITE, pid, 0)]
+
+
+def test_the_gate_follows_a_students_class_when_it_is_corrected(app: Anxin, school: School) -> None:
+    # given a student of class 1
+    sid = school.student("2026002")
+    assert app.get_student(school.teacher, sid)
+    # when their class is corrected to class 2
+    app.correct_student(ADMIN, sid, {"class_name": "七年级2班"}, reason="分班调整")
+    # then the class-2 teacher may read them and the class-1 teacher may not
+    assert app.get_student(school.other_teacher, sid).class_name == "七年级2班"
+    with pytest.raises(PermissionDenied):
+        app.get_student(school.teacher, sid)
+
+
+def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School) -> None:
+    from conftest import make_school
+
+    # given a second school with its own staff and students
+    other = make_school(app, name="第二中学")
+    # when each principal reads a student of the other school, then both are refused
+    with pytest.raises(PermissionDenied):
+        app.get_student(school.principal, other.student("2026001"))
+    with pytest.raises(PermissionDenied):
+        app.list_students(other.principal, school.id)
+    with pytest.raises(PermissionDenied):
+        app.enrol_student(school.principal, school_id=school.id, student_no="2026200", name="越权学生",
+                          gender="男", birth_date=date(2013, 1, 1), grade="七年级", class_name=CLASS)
+    assert app.get_student(other.principal, other.student("2026001")).school_id == other.id
