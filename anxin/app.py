@@ -22,7 +22,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
 
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
-from anxin.storage import Database, StoreConfig, side_statements
+from anxin.storage import Database, StoreConfig, event_audit_meta, side_statements
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import (
@@ -42,6 +42,7 @@ from domain.common import (
 from domain.pairing import Pairing
 from domain.policy import Policy
 from domain.roster import Staff, Student
+from projections import audit
 
 A = TypeVar("A", bound=CaseAggregate)
 
@@ -85,11 +86,7 @@ class StudentRef:
 
 
 ERASED_LABEL = "已删除"
-AUDIT_NOTES = "anxin:audit-notes"
-
-
-def _access_aad(at: str, actor_id: str, action: str, resource_id: str | None) -> bytes:
-    return "\x1f".join((at, actor_id, action, resource_id or "")).encode()
+AUDIT_NOTES = audit.AUDIT_NOTES
 
 
 class Core(Application[UUID]):
@@ -140,6 +137,7 @@ class Core(Application[UUID]):
         statements = upserts + deletes + inserts + list(extra)
         sids = [stream_key(a.id) for a in aggregates]
         token = side_statements.set(statements)
+        meta_token = event_audit_meta.set(audit.pending_event_meta(aggregates))  # actors for the audit trail
         try:
             if len(aggregates) > 20:
                 # A batch of new or changed streams: straight to the event store, which
@@ -155,6 +153,7 @@ class Core(Application[UUID]):
             raise
         finally:
             side_statements.reset(token)
+            event_audit_meta.reset(meta_token)
         self.keystore.committed(sids)
         self._take_periodic_snapshots(aggregates)
 
@@ -266,18 +265,24 @@ class Core(Application[UUID]):
     def record_access(
         self, actor: Actor, action: str, resource: Resource, decision: Decision, break_glass: str | None
     ) -> None:
-        at = self.now().isoformat()
-        sealed = None
-        if break_glass:
-            # The stated reason is free text: keep it encrypted like any note, bound
-            # to its row so it cannot be moved to another.
-            sealed = self.seal(AUDIT_NOTES, break_glass, _access_aad(at, actor.staff_id, action, resource.id))
-        self.db.execute(
-            "INSERT INTO {t}anxin_access (at, actor_id, action, resource_kind, resource_id, allowed, reason, "
-            "break_glass) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, actor.staff_id, action, resource.kind, resource.id, 1 if decision.allowed else 0, decision.reason,
-             sealed),
-        )
+        """An `access` entry of the audit trail (projections.audit). The stated reason is
+        free text: it is kept encrypted under the opened stream's key, bound to its entry."""
+        audit.record(self, audit.access_row(self, actor, action, resource, decision, break_glass))
+
+    def record_security_event(self, kind: str, actor_id: str, subject: str = "",
+                              detail: str | dict[str, Any] = "") -> int:
+        """A login, login_failed, logout, export, report, shred or key_rotation entry of the
+        audit trail: ids and codes only (a login name via `audit.login_subject`). Its seq."""
+        return audit.record(self, audit.security_row(self, kind, actor_id, subject, detail))
+
+    def checkpoint(self, actor_id: str = "system") -> audit.Checkpoint:
+        """Sign the audit trail's head (the signing key is kept like the master key)."""
+        return audit.take_checkpoint(self, actor_id)
+
+    def maybe_checkpoint(self, *, every_entries: int | None = None,
+                         every_seconds: float | None = None) -> audit.Checkpoint | None:
+        """A scheduled checkpoint, if one is due (the server's background loop calls this)."""
+        return audit.maybe_checkpoint(self, every_entries=every_entries, every_seconds=every_seconds)
 
     def seal(self, key_id: str, text: str, bound_to: bytes = b"") -> bytes:
         """Encrypt a free-text value that lives outside any stream (e.g. a reason)."""
@@ -296,27 +301,10 @@ class Core(Application[UUID]):
             raise Tampered(key_id, 0) from e
 
     def access_log(self, actor: Actor, *, allowed: bool | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Access decisions, newest first (for supervisors; itself an audited read)."""
-        self.authorize(actor, access.STATS_READ, Resource(kind="district", district=actor.district))
-        # A district's log: decisions about its schools and by its people.
-        sql = (
-            "SELECT a.id, a.at, a.actor_id, a.action, a.resource_kind, a.resource_id, a.allowed, a.reason, "
-            "a.break_glass FROM {t}anxin_access a LEFT JOIN {t}anxin_staff s ON s.staff_id = a.actor_id "
-            "WHERE (s.district = ? OR a.actor_id NOT IN (SELECT staff_id FROM {t}anxin_staff))"
-        )
-        params: tuple[Any, ...] = (actor.district,)
-        if allowed is not None:
-            sql += " AND a.allowed = ?"
-            params += (1 if allowed else 0,)
-        rows = self.db.fetch(sql + " ORDER BY a.id DESC LIMIT " + str(int(limit)), params)
-        return [
-            {
-                "id": r[0], "at": r[1], "actor_id": r[2], "action": r[3], "resource_kind": r[4],
-                "resource_id": r[5], "allowed": bool(r[6]), "reason": r[7],
-                "break_glass": self.unseal(AUDIT_NOTES, r[8], _access_aad(r[1], r[2], r[3], r[5])) if r[8] else None,
-            }
-            for r in rows
-        ]
+        """Access decisions, newest first (for supervisors; itself an audited read, by
+        access.AUDIT_READ): the audit trail's access entries about the district's schools
+        or by its people."""
+        return audit.access_log(self, actor, allowed=allowed, limit=limit)
 
     # -- schools --------------------------------------------------------------------
     def add_school(self, actor: Actor, name: str, district: str = "default") -> str:
@@ -556,14 +544,20 @@ class Core(Application[UUID]):
     def shred(self, actor: Actor, stream_id: str, reason: str) -> str:
         """Destroy a stream's key: its content is erased everywhere, for good."""
         require_text(reason, "删除原因")
-        row = self.db.fetchone("SELECT kind, school_id FROM {t}anxin_directory WHERE stream_id = ?", (stream_id,))
+        row = self.db.fetchone(
+            "SELECT kind, school_id, erased FROM {t}anxin_directory WHERE stream_id = ?", (stream_id,)
+        )
         if row is None:
             raise NotFound()
+        if row[2]:
+            raise Erased()
         self.check(actor, access.SHRED, "keys", school_id=row[1])
+        entry = audit.security_row(self, "shred", actor.staff_id, stream_id, {"kind": row[0]})
         with self.db.transaction() as c:
             c.execute(self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
                       (self.now().isoformat(), UUID(stream_id).hex))
             c.execute(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"), (stream_id,))
+            audit.append(c, self.db, [entry])
         self.keystore.forget(UUID(stream_id).hex)
         if self.repository.cache is not None:
             self.repository.cache.put(UUID(stream_id), None)  # type: ignore[arg-type]
@@ -582,8 +576,11 @@ class Core(Application[UUID]):
                 continue
             data_key = self.keystore._unwrap(sid, wrapped, kek_id)
             rewrapped.append((new_key.wrap(sid, data_key), new_key.kek_id, sid))
+        entry = audit.security_row(self, "key_rotation", actor.staff_id, new_key.kek_id,
+                                   {"from": self.keystore.master.kek_id, "rewrapped": len(rewrapped)})
         with self.db.transaction() as c:
             c.executemany(self.db.q("UPDATE {t}anxin_keys SET wrapped = ?, kek_id = ? WHERE stream_id = ?"), rewrapped)
+            audit.append(c, self.db, [entry])
         self.keystore.keks[new_key.kek_id] = new_key
         self.keystore.master = new_key
         return len(rewrapped)

@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from anxin.crypto import KeyError_, MasterKeyFile
+from anxin.crypto import KeyError_, MasterKeyFile, MasterKeyMissing
 from anxin.storage import StoreConfig, config_from_env
 from domain.common import Actor, DomainError, Role
 
@@ -65,6 +65,32 @@ def _school(app: Any, name: str) -> str:
     return str(sid)
 
 
+def _refuse_store_with_other_key(config: StoreConfig) -> None:
+    """A store that already holds data keys was set up with another master key: a new
+    key could open none of it, so `init` must not pretend to succeed."""
+    from anxin.crypto import MasterKey
+    from anxin.service import Anxin
+
+    probe = Anxin(config, [MasterKey.generate()])  # never written anywhere
+    try:
+        held = probe.db.fetchone("SELECT COUNT(*) FROM {t}anxin_keys")[0]
+    finally:
+        probe.close()
+    if held:
+        raise CLIError(
+            "数据库中已有用另一把主密钥加密的数据，拒绝创建新的主密钥：请找回原来的密钥文件"
+            "（放在数据目录中，或用 ANXIN_MASTER_KEY_FILE 指定）"
+        )
+
+
+def _redact(url: str | None) -> str:
+    """A database URL fit to print: the password masked."""
+    userinfo, at, host = (url or "").partition("://")[2].partition("/")[0].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url or ""
+    return (url or "").replace(f"{userinfo}@{host}", f"{userinfo.split(':', 1)[0]}:***@{host}", 1)
+
+
 # -- subcommands -------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     config = _config(args)
@@ -73,15 +99,32 @@ def cmd_init(args: argparse.Namespace) -> int:
         if args.if_missing:
             _open(args).close()
             print(f"已初始化，主密钥位于 {keyfile.path}")
+            _ensure_audit_key(config)
             return 0
         raise CLIError(f"主密钥已存在，拒绝覆盖：{keyfile.path}")
+    _refuse_store_with_other_key(config)
     keyfile.create()
     app = _open(args)
     app.close()
-    where = config.url if config.is_postgres else config.sqlite_path
+    where = _redact(config.url) if config.is_postgres else config.sqlite_path
     print(f"已创建主密钥 {keyfile.path}（权限 0600，请妥善备份，切勿提交到 git）")
     print(f"数据存储：{where}")
+    _ensure_audit_key(config)
     return 0
+
+
+def _ensure_audit_key(config: StoreConfig) -> None:
+    """The audit trail's Ed25519 signing key, kept like the master key; its public half
+    is printed for the supervisor, who keeps it outside the system."""
+    from projections import audit
+
+    path = audit.signing_key_path(config)
+    if path.exists():
+        return
+    pub = audit.create_signing_key(config)
+    print(f"已创建审计签名密钥 {path}（权限 0600，与主密钥一样妥善保管）")
+    print(f"审计公钥（交给督导在系统之外保存，用于核验检查点；另存于 {audit.public_key_path(config)}）：")
+    print(f"  {audit.public_key_text(pub)}")
 
 
 def cmd_school_add(args: argparse.Namespace) -> int:
@@ -174,7 +217,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"  {name}（{district}）：学生 {n} 名")
     counts = dict(app.db.fetch("SELECT kind, COUNT(*) FROM {t}anxin_directory GROUP BY kind"))
     print("  " + "，".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    print("演示账号（密码均为 %s）：" % DEMO_PASSWORD)
+    print(f"演示账号（默认密码 {DEMO_PASSWORD}，除非载入时用 --password 另行指定）：")
     for username, label in DEMO_USERS:
         print(f"  {username:<12} {label}")
     return 0
@@ -216,10 +259,53 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    app = _open(args)
+    cp = app.checkpoint(CLI_ACTOR.staff_id)
+    if not args.out:
+        sys.stdout.write(cp.to_json())
+        return 0
+    with open(args.out, "x", encoding="utf-8") as f:  # never overwrite a kept checkpoint
+        f.write(cp.to_json())
+    print(f"已签名审计检查点：seq {cp.seq}，链头 {cp.entry_hash}")
+    print(f"已写入 {args.out}：请交给督导，在系统之外保存")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from projections import audit
+
+    app = _open(args)
+    report = audit.verify(app, checkpoint=args.checkpoint)
+    print(report.summary())
+    rate = report.entries / report.seconds if report.ok and report.seconds else 0
+    if rate:
+        print(f"用时 {report.seconds:.2f} 秒（每秒 {rate:,.0f} 条）")
+    return 0 if report.ok else 2
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    import io
+
+    from projections import audit
+
+    app = _open(args)
+    account = app.account(args.as_user)
+    if account is None:
+        raise CLIError(f"找不到账号「{args.as_user}」（或已停用）")
+    actor = app.actor(account[0])
+    school_id = _school(app, args.school) if args.school else None
+    buf = io.StringIO()
+    n = audit.export_csv(app, actor, args.kind, buf, id=args.id, school_id=school_id)
+    with open(args.out, "x", encoding="utf-8-sig", newline="") as f:
+        f.write(buf.getvalue())
+    print(f"已导出 {n} 行到 {args.out}（本次查询和导出均已记入审计记录）")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
-
         from web.app import create_app
     except ImportError as e:  # the web application lands with its own issue
         raise CLIError(f"网页应用尚未就绪：{e}") from e
@@ -283,6 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="密钥").add_subparsers(dest="keys_cmd", required=True)
     add(keys.add_parser("rotate", help="轮换主密钥"), cmd_keys_rotate)
 
+    audit = sub.add_parser("audit", help="审计记录").add_subparsers(dest="audit_cmd", required=True)
+    p = add(audit.add_parser("checkpoint", help="签名当前审计链头，生成检查点文件"), cmd_audit_checkpoint)
+    p.add_argument("--out", help="检查点文件（默认输出到屏幕）")
+    p = add(audit.add_parser("verify", help="校验审计记录和全部事件是否被改动"), cmd_audit_verify)
+    p.add_argument("--checkpoint", help="督导保存的检查点文件")
+    p = add(audit.add_parser("export", help="导出审计查询（CSV）"), cmd_audit_export)
+    p.add_argument("--kind", required=True, choices=["case-history", "student-access", "break-glass", "denied"])
+    p.add_argument("--id", help="案件/记录 id（case-history）或学生 id（student-access）")
+    p.add_argument("--school", help="只看这所学校（break-glass、denied）")
+    p.add_argument("--as", dest="as_user", required=True,
+                   help="以该账号身份查询（督导或校长；经权限检查，并记入审计记录）")
+    p.add_argument("--out", required=True)
+
     p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -293,7 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CLIError, DomainError, KeyError_, FileExistsError, FileNotFoundError) as e:
+    except MasterKeyMissing as e:
+        print(f"错误：{e}", file=sys.stderr)
+        return 1
+    except KeyError_ as e:
+        print(f"错误：主密钥打不开这些数据（密钥文件不对，或主密钥已轮换过）：{e}", file=sys.stderr)
+        return 1
+    except (CLIError, DomainError, FileExistsError, FileNotFoundError) as e:
         print(f"错误：{e}", file=sys.stderr)
         return 1
     except PersistenceError as e:

@@ -13,7 +13,7 @@ from typing import Any
 from faker import Faker
 
 from anxin.passwords import hash_password
-from domain.common import SYSTEM, Actor, Role
+from domain.common import Actor, DomainError, Role
 from domain.roster import PRIORITY_TAGS, Student
 
 DEMO_PASSWORD = "anxin-demo-2026"
@@ -53,7 +53,12 @@ class DemoSchool:
     principal: Actor | None = None
 
 
+MIN_STUDENTS_PER_SCHOOL = 200  # every class needs enough pupils for the demo's cases and files
+
+
 def load_demo(app: Any, *, password: str = DEMO_PASSWORD, seed: int = 2026, students_per_school: int = 300) -> str:
+    if students_per_school < MIN_STUDENTS_PER_SCHOOL:
+        raise DomainError(f"演示数据每校至少需要 {MIN_STUDENTS_PER_SCHOOL} 名学生")
     rng = random.Random(seed)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
@@ -82,7 +87,7 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
         classes = [f"{g}{i}班" for g in grades for i in range(1, per_grade + 1)]
         ds = DemoSchool(sid, name, classes)
 
-        def staff(username: str, roles: list[str], classes_: list[str] | None = None) -> Actor:
+        def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
             staff_id = app.add_staff(ADMIN_ACTOR, username=username, name=fake.name(), school_id=sid,
                                      roles=roles, classes=classes_, password_hash=pw)
             return app.actor(staff_id)
@@ -156,17 +161,202 @@ def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchoo
                     if when >= end - timedelta(days=1):
                         break
                     schedule.append((when, len(schedule), teacher, pid))
+    concerns: list[tuple[Actor, str, str]] = []
     for when, _, teacher, pid in sorted(schedule):
         clock.now = when
         concern = rng.random() < 0.08
-        app.record_check_in(
+        ci = app.record_check_in(
             teacher, pid, held_on=when.date(),
             notes={k: rng.choice(v) for k, v in CHECK_IN_NOTES.items()},
             concern=concern, concern_note="发现该生近期常独自一人，疑似被孤立" if concern else "",
         )
         counts["谈心记录"] += 1
+        if concern:
+            concerns.append((teacher, pid, ci))
+    # Some concerns went on to a support file or a bullying report; some pairings ended.
+    clock.now = end - timedelta(hours=3)
+    escalated: set[str] = set()
+    for n, (teacher, pid, ci) in enumerate(concerns[:4]):
+        if pid in escalated:
+            continue
+        escalated.add(pid)
+        try:
+            if n % 2 == 0:
+                app.escalate_to_support_file(teacher, pid, ci, category="人际关系", risk_level="key",
+                                             reason="谈心中发现该生被孤立，需心理支持")
+            else:
+                app.escalate_to_bullying_report(
+                    teacher, pid, ci, occurred_at=clock.now - timedelta(days=2), place="教室",
+                    forms=["verbal"], narrative="该生反映被同学排挤、起绰号", reason="谈心中学生自述",
+                )
+            counts["上报的担忧"] = counts.get("上报的担忧", 0) + 1
+        except DomainError:
+            continue  # e.g. the student already has an open file
+    for ds in schools:
+        assert ds.principal is not None
+        teacher = next(iter(ds.teachers.values()))
+        for pairing in app.my_pairings(teacher)[-1:]:
+            app.end_pairing(teacher, str(pairing.id), "学生转班，改由新班主任结对")
+            counts["已结束结对"] = counts.get("已结束结对", 0) + 1
     clock.now = end
-    extra = getattr(app, "demo_casework", None)
-    if extra is not None:
-        counts.update(extra(rng, fake, schools, clock, end))
+    for ds in schools:
+        counts_case = _cases(app, rng, ds, clock, end)
+        counts_file = _files(app, rng, ds, clock, end)
+        for k, v in {**counts_case, **counts_file}.items():
+            counts[k] = counts.get(k, 0) + v
+    clock.now = end
     return counts
+
+
+# Each demo case walks the lifecycle up to one of these stages, so every state shows.
+CASE_STAGES = [
+    "reported", "investigating", "awaiting_determination", "determined", "concluded", "intervening",
+    "following_up", "appealed", "closed", "closed_offence", "reopened",
+]
+NARRATIVES = [
+    ("physical", "课间在走廊被几名同学推搡，头部撞到墙上", "教学楼三楼走廊"),
+    ("verbal", "多名同学长期给该生起侮辱性绰号并当众嘲笑", "七年级教室"),
+    ("online", "有同学在班级群里发布该生的丑化图片并跟帖辱骂", "班级微信群"),
+    ("property", "该生的文具和零花钱多次被同学强行拿走", "学校操场"),
+]
+
+
+def _cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: datetime) -> dict[str, int]:
+    assert ds.safety is not None and ds.principal is not None
+    safety, principal = ds.safety, ds.principal
+    made = 0
+    for n, stage in enumerate(CASE_STAGES):
+        clock.now = end - timedelta(days=60 - n * 4, hours=rng.randint(0, 6))
+        cls = ds.classes[n % len(ds.classes)]
+        pupils = ds.students[cls][10:]
+        target, bully, witness = rng.sample(pupils, 3)
+        form, narrative, place = NARRATIVES[n % len(NARRATIVES)]
+        reporter = ds.teachers[cls]
+        case = app.report_bullying(
+            reporter, school_id=ds.id, channel=rng.choice(["teacher", "parent", "student", "hotline"]),
+            occurred_at=clock.now - timedelta(days=1), place=place, forms=[form],
+            parties=[(target, "targeted"), (bully, "bullying"), (witness, "witness")], narrative=narrative,
+        )
+        made += 1
+        step = _stepper(clock, rng)
+        app.take_safety_measure(safety, case, kind="separate_students", student_ids=[target, bully],
+                                note="调整座位，课间由老师陪同")
+        app.notify_guardian(safety, case, student_id=target, method="phone", notified_at=clock.now,
+                            note="已电话告知家长，家长同意配合调查")
+        if stage == "reported":
+            continue
+        step()
+        app.start_investigation(safety, case)
+        app.record_statement(safety, case, text="被欺凌学生陈述了事情经过，情绪较为激动", from_student_id=target)
+        app.record_statement(safety, case, text="旁观学生证实了推搡和辱骂的经过", from_student_id=witness)
+        app.add_evidence(safety, case, description="走廊监控录像截图", reference="保卫处存档")
+        if stage == "investigating":
+            continue
+        step()
+        app.complete_investigation(safety, case, findings="调查属实：存在多次故意欺凌行为")
+        if stage == "awaiting_determination":
+            continue
+        step()
+        not_bullying = stage == "concluded"
+        severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])
+        app.determine(safety, case, bullying=not not_bullying, horseplay=not_bullying,
+                      severity=None if not_bullying else severity,
+                      reason="学生欺凌治理委员会集体认定" if not not_bullying else "经认定属于同学间打闹嬉戏")
+        if stage == "determined":
+            continue
+        step()
+        app.approve_determination(principal, case, reason="同意委员会认定")
+        if stage == "concluded":
+            continue
+        counselor = ds.counselors[n % len(ds.counselors)]
+        app.plan_intervention(safety, case, student_id=target, kind="counselling", plan="每周一次心理辅导，关注情绪变化",
+                              responsible_staff_id=counselor.staff_id)
+        app.plan_intervention(safety, case, student_id=bully, kind="education", plan="开展法治教育和谈心，了解动机，书面道歉",
+                              responsible_staff_id=ds.teachers[cls].staff_id)
+        if stage == "closed_offence":
+            app.record_mandatory_report(principal, case, agency="辖区派出所", reported_at=clock.now,
+                                        reference=f"JB-2026-{n:03d}")
+        if stage == "intervening":
+            continue
+        if stage == "appealed":
+            app.lodge_appeal(safety, case, party_id=bully, grounds="家长认为属于同学间玩笑，不应认定为欺凌")
+            continue
+        step()
+        app.record_follow_up(safety, case, notes="回访：双方关系缓和，被欺凌学生情绪稳定")
+        if stage == "following_up":
+            continue
+        step()
+        app.close_case(principal, case, reason="干预措施已落实，回访情况良好")
+        if stage == "reopened":
+            step()
+            app.reopen_case(safety, case, reason="再次发生类似行为")
+    return {"欺凌案件": made}
+
+
+def _stepper(clock: SimClock, rng: random.Random) -> Any:
+    def step() -> None:
+        clock.now += timedelta(days=rng.randint(1, 3), hours=rng.randint(0, 5))
+
+    return step
+
+
+FILE_PLANS = [
+    ("情绪困扰", "general", "学业压力大，情绪波动"),
+    ("人际关系", "key", "与同学关系紧张，常独处"),
+    ("家庭变故", "key", "父母离异后情绪低落"),
+    ("自伤风险", "high", "筛查提示存在自伤想法"),
+    ("学业压力", "general", "考试焦虑明显"),
+    ("情绪困扰", "high", "持续失眠、情绪低落"),
+]
+
+
+def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: datetime) -> dict[str, int]:
+    """Support files at every risk level and stage, and this year's screening for one grade."""
+    made = 0
+    pupils = [sid for cls in ds.classes for sid in ds.students[cls][20:24]]
+    for n, (category, level, reason) in enumerate(FILE_PLANS):
+        counselor = ds.counselors[n % len(ds.counselors)]
+        clock.now = end - timedelta(days=70 - n * 6)
+        fid = app.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
+        made += 1
+        app.draw_up_plan(counselor, fid, goals=["情绪稳定", "恢复正常作息"],
+                         measures=[{"text": "每两周一次个体辅导", "by": "心理老师"},
+                                   {"text": "班主任每周关注课堂表现", "by": "班主任"}])
+        clock.now += timedelta(days=3)
+        app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
+        app.record_guardian_contact(counselor, fid, contacted_on=clock.now.date(), guardian="母亲",
+                                    method="phone", summary="与家长沟通在家情况，家长表示配合")
+        if level == "high":
+            clock.now += timedelta(days=2)
+            app.record_referral(counselor, fid, referred_on=clock.now.date(), to="市精神卫生中心",
+                                reason="建议专业评估")
+        if n == 5:
+            clock.now += timedelta(days=1)
+            app.record_crisis_intervention(counselor, fid, occurred_on=clock.now.date(),
+                                           what_happened="课间情绪崩溃，表达轻生念头",
+                                           actions_taken="全程陪护，立即通知家长并转介医院")
+        if n == 0:
+            clock.now += timedelta(days=20)
+            app.record_review(counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue")
+            app.close_support_file(counselor, fid, "风险已解除")
+        if n == 2:
+            clock.now += timedelta(days=10)
+            app.lower_risk_level(counselor, fid, "general", "家庭情况趋于稳定")
+    # This school year's PHQ-9 screening for the first grade (the rest not yet screened).
+    clock.now = end - timedelta(days=5)
+    grade_classes = ds.classes[:2]
+    lines = ["student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10))]
+    screened = 0
+    for cls in grade_classes:
+        for sid in ds.students[cls]:
+            ref = app.student_ref(sid)
+            items = [rng.choice([0, 0, 0, 1, 1, 2]) for _ in range(9)]
+            if rng.random() < 0.05:
+                items = [rng.choice([2, 3]) for _ in range(9)]
+            if rng.random() > 0.02:
+                items[8] = 0
+            lines.append(f"{ref.student_no},PHQ-9,{clock.now.date().isoformat()}," + ",".join(map(str, items)))
+            screened += 1
+    counselor = ds.counselors[0]
+    app.import_screenings(counselor, ds.id, "\n".join(lines) + "\n")
+    return {"心理档案": made, "心理筛查": screened}

@@ -9,14 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 from anxin.app import Core, utcnow
-from anxin.cases import BullyingCommands
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
+from anxin.escalation import EscalationCommands
 from anxin.storage import StoreConfig, config_from_env
-from anxin.support import SupportCommands
 from domain.policy import Policy
 
 
-class Anxin(BullyingCommands, SupportCommands, Core):
+class Anxin(EscalationCommands, Core):
     """The whole application: one event store, one gate."""
 
 

@@ -4,7 +4,8 @@ few tables of ids (never names or text) that must commit with the events.
 The recorders are the library's, extended at one seam (`_insert_events`, which both
 run inside the events' transaction) to also write the wrapped data keys of new
 streams and the application's directory rows. So a key is stored atomically with its
-stream's first event, and the directory can never disagree with the events.
+stream's first event, and the directory can never disagree with the events. Every
+event's audit-trail entry (projections.audit) is appended at the same seam.
 """
 
 from __future__ import annotations
@@ -18,15 +19,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
 
 from anxin.crypto import KeyStore, stream_key
+from projections import audit as audit_trail
 
 # Statements the application wants committed with the events it is saving.
 side_statements: contextvars.ContextVar[list[tuple[str, tuple[Any, ...]]] | None] = (
     contextvars.ContextVar("anxin_side_statements", default=None)
+)
+# (actor, at) of each event being saved, by (stream hex, version): for the audit trail,
+# since an event's actor is otherwise only inside its ciphertext.
+event_audit_meta: contextvars.ContextVar[dict[tuple[str, int], tuple[str, str]] | None] = (
+    contextvars.ContextVar("anxin_event_audit_meta", default=None)
 )
 
 SIDE_TABLES = {
@@ -51,16 +59,14 @@ SIDE_TABLES = {
         "roles TEXT NOT NULL, classes TEXT NOT NULL, district TEXT NOT NULL, "
         "password_hash TEXT, token_hash TEXT, active INTEGER NOT NULL DEFAULT 1"
     ),
-    "anxin_access": (
-        "id {serial}, at TEXT NOT NULL, actor_id TEXT NOT NULL, action TEXT NOT NULL, "
-        "resource_kind TEXT NOT NULL, resource_id TEXT, allowed INTEGER NOT NULL, "
-        "reason TEXT NOT NULL, break_glass {blob}"
-    ),
+    # The audit trail (projections.audit): append-only, hash-chained; ids and hashes only.
+    # Access decisions are its `access` entries (read them through the anxin_access view).
+    audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
+    audit_trail.META_TABLE: audit_trail.META_COLUMNS,
 }
 SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
     "CREATE INDEX IF NOT EXISTS {p}anxin_links_student ON {t}anxin_links (student_id)",
-    "CREATE INDEX IF NOT EXISTS {p}anxin_access_actor ON {t}anxin_access (actor_id)",
 ]
 
 
@@ -170,13 +176,15 @@ class Database:
     def create_tables(self) -> None:
         blob = "BYTEA" if self.dialect == "postgres" else "BLOB"
         serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+        int8 = "BIGINT" if self.dialect == "postgres" else "INTEGER"
         with self.transaction() as c:
             for name, cols in SIDE_TABLES.items():
                 c.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.t(name)} ({cols.format(blob=blob, serial=serial)})"
+                    f"CREATE TABLE IF NOT EXISTS {self.t(name)} ({cols.format(blob=blob, serial=serial, int8=int8)})"
                 )
             for stmt in SIDE_INDEXES:
                 c.execute(stmt.format(t=self.prefix, p=""))
+            audit_trail.setup(c, self)
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.transaction(commit=False) as c:
@@ -225,6 +233,8 @@ class Database:
                         c.executemany(self.q(run_sql), run)
                 run_sql, run = sql, []
             run.append(params)
+        # Every event's audit entry, in the same transaction (projections.audit).
+        audit_trail.append_events(c, self, stored_events, event_audit_meta.get())
 
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
@@ -261,7 +271,26 @@ class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
 
 
 class AnxinPostgresRecorder(PostgresApplicationRecorder):
+    """The library's recorder, but inserting without pipeline mode and in chunks:
+    a single pipelined INSERT of more than ~5 MB (a school's screening import)
+    deadlocks psycopg's pipeline, client and server each waiting on the other."""
+
     anxin_db: Database | None = None
+    CHUNK = 2000
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        ids: list[int] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if stored_events:
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                for i in range(0, len(stored_events), self.CHUNK):
+                    chunk = stored_events[i : i + self.CHUNK]
+                    PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                    ids.extend(self._fetch_ids_after_insert_events(curs, chunk) or [])
+        return ids
 
     def select_events(self, originator_id: Any, **kw: Any) -> Any:
         if self.anxin_db is not None:
@@ -278,4 +307,5 @@ def config_from_env(data_dir: str | os.PathLike[str] | None = None) -> StoreConf
     return StoreConfig(
         url=os.environ.get("ANXIN_DATABASE_URL") or None,
         data_dir=Path(data_dir or os.environ.get("ANXIN_DATA_DIR") or "var"),
+        schema=os.environ.get("ANXIN_DATABASE_SCHEMA") or None,
     )

@@ -32,6 +32,7 @@ STATS_READ = "stats.read"  # counts without names
 ACCOUNT_ADMIN = "account.admin"
 KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
+AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -130,6 +131,8 @@ def decide(
     if Role.SUPERVISOR in roles and resource.district == actor.district:
         if action == STATS_READ:
             return allow("督导：全区统计（无姓名）")
+        if action == AUDIT_READ:
+            return allow("督导：本区审计记录")
         if action in BREAK_GLASS_ACTIONS:
             if break_glass_reason and len(break_glass_reason.strip()) >= 4:
                 return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)

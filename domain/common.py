@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """The roles of DOMAIN.md. A person may hold several."""
 
     CLASS_TEACHER = "class_teacher"

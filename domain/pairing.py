@@ -8,7 +8,15 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.common import CaseAggregate, InvalidInput, Scope, WrongState, require, require_aware, require_text
+from domain.common import (
+    CaseAggregate,
+    InvalidInput,
+    Scope,
+    WrongState,
+    require,
+    require_aware,
+    require_text,
+)
 
 DIMENSIONS = ("thinking", "studies", "family", "difficulties")
 DIMENSION_LABELS = {

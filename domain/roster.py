@@ -14,9 +14,9 @@ from eventsourcing.domain import event
 
 from domain.common import (
     CaseAggregate,
-    Scope,
     InvalidInput,
     Role,
+    Scope,
     WrongState,
     require,
     require_aware,

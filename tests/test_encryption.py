@@ -180,8 +180,8 @@ def test_stored_topics_and_clear_columns_name_no_one(app: Anxin, school: School,
     for table in ("anxin_directory", "anxin_links", "anxin_staff", "anxin_schools", "anxin_keys"):
         for row in app.db.fetch(f"SELECT * FROM {{t}}{table}"):
             clear.extend(v for v in row if isinstance(v, str))
-    clear.extend(v for r in app.db.fetch(
-        "SELECT at, actor_id, action, resource_kind, resource_id, reason FROM {t}anxin_access"
+    clear.extend(v for r in app.db.fetch(  # the audit trail: every event and access decision
+        "SELECT at, kind, actor_id, subject, detail, payload_hash, prev_hash, entry_hash FROM {t}anxin_audit"
     ) for v in r if v is not None)
 
     # then topics are class paths only, and no clear value holds a secret

@@ -4,6 +4,7 @@ every decision, allowed or denied, and keeps a break-glass reason encrypted."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date
 
@@ -102,6 +103,7 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.ACCOUNT_ADMIN: ACCOUNT_SCOPES,
     a.KEYS_ADMIN: KEY_SCOPES,
     a.SHRED: KEY_SCOPES,
+    a.AUDIT_READ: STATS_SCOPES,
 }
 
 
@@ -148,7 +150,9 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         if action not in (a.STUDENT_WRITE, a.ACCOUNT_ADMIN, a.KEYS_ADMIN, a.SHRED)
     )),
     # Without a stated reason a supervisor sees district statistics only.
-    "supervisor": cells(a.STATS_READ, "own school", "other school", "district"),
+    # The audit trail of their district they read in full (those reads are themselves audited).
+    "supervisor": cells(a.STATS_READ, "own school", "other school", "district")
+    | cells(a.AUDIT_READ, "own school", "other school", "district"),
     # Accounts, rosters and keys; never case content (separation of duties).
     "administrator": (
         cells(a.STUDENT_READ, *STUDENT_SCOPES) | cells(a.STUDENT_WRITE, *ACTION_SCOPES[a.STUDENT_WRITE])
@@ -250,12 +254,17 @@ def test_an_administrator_never_sees_case_content_whatever_else() -> None:
 
 # -- through the application: every decision recorded ---------------------------------------------
 def access_rows(app: Anxin, actor: Actor) -> list[tuple[int, str, str | None, int, str, bytes | None]]:
-    return [
-        (r[0], r[1], r[2], r[3], r[4], r[5]) for r in app.db.fetch(
-            "SELECT id, action, resource_id, allowed, reason, break_glass FROM {t}anxin_access "
-            "WHERE actor_id = ? ORDER BY id", (actor.staff_id,),
-        )
-    ]
+    """The actor's `access` entries of the audit trail: (seq, action, resource id, allowed,
+    rule, sealed break-glass reason)."""
+    rows = app.db.fetch(
+        "SELECT seq, subject, detail, sealed FROM {t}anxin_audit WHERE kind = 'access' AND actor_id = ? "
+        "ORDER BY seq", (actor.staff_id,),
+    )
+    out = []
+    for seq, subject, detail, sealed in rows:
+        d = json.loads(detail)
+        out.append((seq, d["action"], subject or None, d["allowed"], d["rule"], sealed))
+    return out
 
 
 def test_a_denied_read_raises_and_is_recorded_as_denied(app: Anxin, school: School) -> None:
@@ -299,20 +308,20 @@ def test_the_supervisors_access_log_shows_denials_and_break_glass_reasons(
     # then the log holds both outcomes, and the reason is readable there ...
     mine = [e for e in log if e["actor_id"] == school.supervisor.staff_id and e["resource_id"] == sid]
     assert [(e["allowed"], e["break_glass"]) for e in mine] == [(True, REASON), (False, None), (False, None)]
-    assert log[0]["action"] == a.STATS_READ and log[0]["allowed"]  # reading the log is itself recorded
+    assert log[0]["action"] == a.AUDIT_READ and log[0]["allowed"]  # reading the log is itself recorded
     denied = store.open().access_log(school.supervisor, allowed=False)
     assert {e["resource_id"] for e in denied} == {sid} and all(not e["allowed"] for e in denied)
     # ... but stored encrypted, not as text
     sealed = [r[5] for r in access_rows(app, school.supervisor) if r[5] is not None]
     assert len(sealed) == 1 and REASON.encode() not in sealed[0]
-    assert not app.db.fetch("SELECT 1 FROM {t}anxin_access WHERE reason LIKE ?", (f"%{REASON}%",))
+    assert not app.db.fetch("SELECT 1 FROM {t}anxin_audit WHERE detail LIKE ?", (f"%{REASON}%",))
 
 
 def test_only_supervisors_read_the_access_log(app: Anxin, school: School) -> None:
     for actor in (school.principal, school.teacher, ADMIN):
         with pytest.raises(PermissionDenied):
             app.access_log(actor)
-    assert [r[3] for r in access_rows(app, school.principal) if r[1] == a.STATS_READ] == [0]
+    assert [r[3] for r in access_rows(app, school.principal) if r[1] == a.AUDIT_READ] == [0]
 
 
 def test_a_denied_command_changes_nothing_and_is_recorded(app: Anxin, school: School, clock: Clock) -> None:

@@ -1,0 +1,517 @@
+"""The psychological-support file (心理健康档案 · 一类一案、一人一策).
+
+One file per student at risk: a category (一类一案), a risk level that goes up and
+down with reasons, a personal plan (一人一策), one responsible staff member
+(一对一包联), and the record of the work: counselling sessions, guardian contacts
+(家校联系), referrals (转介), crisis interventions (危机干预) and scheduled reviews
+(动态管理). The next review date comes from the policy by risk level and is stored in
+the event that set it, so replay never depends on today's policy.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.common import (
+    CaseAggregate,
+    DomainError,
+    InvalidInput,
+    Scope,
+    WrongState,
+    require,
+    require_aware,
+    require_text,
+)
+from domain.policy import RISK_LABELS, RISK_LEVELS, Policy
+
+# Usual categories (一类一案); any other short text is accepted too.
+CATEGORIES = ("情绪困扰", "学业压力", "家庭变故", "人际关系", "自伤风险", "欺凌受害", "网络成瘾", "其他")
+ORIGINS = {
+    "screening": "心理筛查",
+    "referral": "他人转介",
+    "escalation": "谈心谈话上报",
+    "bullying_case": "欺凌案件干预",
+    "judgement": "心理老师判断",
+}
+CONTACT_METHODS = {"phone": "电话", "meeting": "面谈", "visit": "家访", "message": "线上消息", "other": "其他"}
+REVIEW_OUTCOMES = {"continue": "维持方案", "adjust": "调整方案"}
+ENTRY_KINDS = {
+    "session": "心理辅导",
+    "guardian_contact": "家校联系",
+    "referral": "转介",
+    "crisis": "危机干预",
+    "review": "方案复评",
+}
+# What a correction may change, per kind of entry (dates are re-checked).
+CORRECTABLE = {
+    "session": ("held_on", "summary", "duration_minutes", "next_steps"),
+    "guardian_contact": ("contacted_on", "guardian", "method", "summary"),
+    "referral": ("referred_on", "to", "reason"),
+    "crisis": ("occurred_on", "what_happened", "actions_taken"),
+    "review": ("notes",),
+}
+ENTRY_DATE_FIELD = {
+    "session": "held_on",
+    "guardian_contact": "contacted_on",
+    "referral": "referred_on",
+    "crisis": "occurred_on",
+    "review": "reviewed_on",
+}
+
+
+class FileClosed(WrongState):
+    code = "file_closed"
+    message = "档案已结案，不能{action}；如需继续跟进，请先重新开启档案"
+
+
+class FileNotClosed(WrongState):
+    code = "file_not_closed"
+    message = "档案尚未结案，不能{action}"
+
+
+class RiskLevelUnchanged(DomainError):
+    code = "risk_level_unchanged"
+    message = "风险等级已经是「{level}」，无需变更"
+
+
+class WrongRiskDirection(DomainError):
+    code = "risk_level_wrong_direction"
+    message = "从「{current}」到「{target}」不是{direction}"
+
+
+class EntryNotFound(DomainError):
+    code = "entry_not_found"
+    message = "档案中找不到要更正的记录"
+
+
+class PlanMissing(WrongState):
+    code = "plan_missing"
+    message = "尚未制定帮扶方案，不能{action}"
+
+
+class PlanExists(WrongState):
+    code = "plan_exists"
+    message = "帮扶方案已制定，请使用「修订方案」"
+
+
+def check_level(level: str) -> str:
+    require(level in RISK_LEVELS, f"风险等级「{level}」无效（应为 {' / '.join(RISK_LEVELS)}）")
+    return level
+
+
+def rank(level: str) -> int:
+    return RISK_LEVELS.index(level)
+
+
+def check_category(category: str) -> str:
+    text = require_text(category, "档案类别")
+    require(len(text) <= 20, "档案类别过长（不超过20字）")
+    return text
+
+
+def check_plan(goals: list[str], measures: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
+    goals = [g.strip() for g in goals or [] if g and g.strip()]
+    require(bool(goals), "帮扶方案至少需要一个目标")
+    clean: list[dict[str, str]] = []
+    for m in measures or []:
+        text = require_text(m.get("text"), "帮扶措施")
+        clean.append({"text": text, "by": require_text(m.get("by"), f"措施「{text}」的负责人")})
+    require(bool(clean), "帮扶方案至少需要一项措施")
+    return goals, clean
+
+
+class SupportFile(CaseAggregate):
+    @event("Opened")
+    def __init__(
+        self,
+        id: UUID,
+        school_id: str,
+        student_id: str,
+        category: str,
+        risk_level: str,
+        reason: str,
+        responsible_id: str,
+        origin: str,
+        source: dict[str, Any] | None,
+        next_review_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self.school_id = school_id
+        self.student_id = student_id
+        self.category = category
+        self.risk_level = risk_level
+        self.responsible_id = responsible_id
+        self.origin = origin
+        self.source = source
+        self.opened_on = at.date()
+        self.opened_by = actor
+        self.open_reason = reason
+        self.next_review_due: date | None = next_review_due
+        self.status = "open"
+        self.plan: dict[str, Any] | None = None
+        self.plan_history: list[dict[str, Any]] = []
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.risk_history: list[dict[str, Any]] = [
+            {"from": None, "to": risk_level, "reason": reason, "actor": actor, "at": at}
+        ]
+        self.responsible_history: list[dict[str, Any]] = [
+            {"from": None, "to": responsible_id, "reason": reason, "actor": actor, "at": at}
+        ]
+        self.category_history: list[dict[str, Any]] = []
+        self.closures: list[dict[str, Any]] = []
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        id: UUID,
+        school_id: str,
+        student_id: str,
+        category: str,
+        risk_level: str,
+        reason: str,
+        responsible_id: str,
+        origin: str = "judgement",
+        source: dict[str, Any] | None = None,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> SupportFile:
+        """Open a file for a student at risk, with a level, a category and a reason."""
+        require_aware(at)
+        require(bool(student_id), "学生不能为空")
+        require(origin in ORIGINS, f"建档来源「{origin}」无效")
+        require(source is None or isinstance(source, dict), "来源链接格式不正确")
+        level = check_level(risk_level)
+        return cls(
+            id=id, school_id=school_id, student_id=student_id, category=check_category(category),
+            risk_level=level, reason=require_text(reason, "建档原因"),
+            responsible_id=require_text(responsible_id, "一对一负责人"), origin=origin,
+            source=dict(source) if source else None, next_review_due=policy.next_review(level, at.date()),
+            actor=actor, at=at,
+        )
+
+    # -- risk level -----------------------------------------------------------------
+    def raise_risk_level(
+        self, *, to_level: str, reason: str, policy: Policy, actor: str, at: datetime,
+        source: dict[str, Any] | None = None,
+    ) -> None:
+        """Raise the level (with a reason); the next review is recomputed."""
+        self._check_change(to_level, "raise", "提高风险等级", at)
+        self._risk_raised(
+            from_level=self.risk_level, to_level=to_level, reason=require_text(reason, "调整原因"),
+            source=dict(source) if source else None,
+            next_review_due=policy.next_review(to_level, at.date()), actor=actor, at=at,
+        )
+
+    def lower_risk_level(self, *, to_level: str, reason: str, policy: Policy, actor: str, at: datetime) -> None:
+        """Lower the level (with a reason); the next review is recomputed."""
+        self._check_change(to_level, "lower", "降低风险等级", at)
+        self._risk_lowered(
+            from_level=self.risk_level, to_level=to_level, reason=require_text(reason, "调整原因"),
+            next_review_due=policy.next_review(to_level, at.date()), actor=actor, at=at,
+        )
+
+    def _check_change(self, to_level: str, direction: str, action: str, at: datetime) -> None:
+        require_aware(at)
+        self._require_open(action)
+        check_level(to_level)
+        if to_level == self.risk_level:
+            raise RiskLevelUnchanged(level=RISK_LABELS[to_level])
+        up = rank(to_level) > rank(self.risk_level)
+        if up != (direction == "raise"):
+            raise WrongRiskDirection(
+                current=RISK_LABELS[self.risk_level], target=RISK_LABELS[to_level],
+                direction="提高" if direction == "raise" else "降低",
+            )
+
+    @event("RiskLevelRaised")
+    def _risk_raised(self, from_level: str, to_level: str, reason: str, source: dict[str, Any] | None,
+                     next_review_due: date, actor: str, at: datetime) -> None:
+        self._level_changed(from_level, to_level, reason, next_review_due, actor, at)
+
+    @event("RiskLevelLowered")
+    def _risk_lowered(self, from_level: str, to_level: str, reason: str, next_review_due: date, actor: str,
+                      at: datetime) -> None:
+        self._level_changed(from_level, to_level, reason, next_review_due, actor, at)
+
+    def _level_changed(self, from_level: str, to_level: str, reason: str, due: date, actor: str,
+                       at: datetime) -> None:
+        self.risk_level = to_level
+        self.next_review_due = due
+        self.risk_history.append({"from": from_level, "to": to_level, "reason": reason, "actor": actor, "at": at})
+
+    # -- category, responsibility, plan ---------------------------------------------
+    def change_category(self, *, category: str, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
+        self._require_open("调整档案类别")
+        category = check_category(category)
+        require(category != self.category, "档案类别没有变化")
+        self._category_changed(from_category=self.category, to_category=category,
+                               reason=require_text(reason, "调整原因"), actor=actor, at=at)
+
+    @event("CategoryChanged")
+    def _category_changed(self, from_category: str, to_category: str, reason: str, actor: str, at: datetime) -> None:
+        self.category = to_category
+        self.category_history.append({"from": from_category, "to": to_category, "reason": reason, "at": at})
+
+    def reassign(self, *, responsible_id: str, reason: str, actor: str, at: datetime) -> None:
+        """Hand the one-to-one responsibility (一对一包联) to another staff member."""
+        require_aware(at)
+        self._require_open("更换负责人")
+        responsible_id = require_text(responsible_id, "新负责人")
+        require(responsible_id != self.responsible_id, "新负责人与现负责人相同")
+        self._reassigned(from_id=self.responsible_id, to_id=responsible_id,
+                         reason=require_text(reason, "更换原因"), actor=actor, at=at)
+
+    @event("ResponsibleReassigned")
+    def _reassigned(self, from_id: str, to_id: str, reason: str, actor: str, at: datetime) -> None:
+        self.responsible_id = to_id
+        self.responsible_history.append({"from": from_id, "to": to_id, "reason": reason, "actor": actor, "at": at})
+
+    def draw_up_plan(self, *, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
+        """The personal plan (一人一策): goals and measures, each with who carries it out."""
+        require_aware(at)
+        self._require_open("制定帮扶方案")
+        if self.plan is not None:
+            raise PlanExists()
+        goals, measures = check_plan(goals, measures)
+        self._plan_drawn_up(goals=goals, measures=measures, actor=actor, at=at)
+
+    @event("PlanDrawnUp")
+    def _plan_drawn_up(self, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
+        self._set_plan(goals, measures, None, actor, at)
+
+    def revise_plan(self, *, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str,
+                    at: datetime) -> None:
+        require_aware(at)
+        self._require_open("修订帮扶方案")
+        if self.plan is None:
+            raise PlanMissing(action="修订帮扶方案")
+        goals, measures = check_plan(goals, measures)
+        require(goals != self.plan["goals"] or measures != self.plan["measures"], "方案没有变化")
+        self._plan_revised(goals=goals, measures=measures, reason=require_text(reason, "修订原因"),
+                           actor=actor, at=at)
+
+    @event("PlanRevised")
+    def _plan_revised(self, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str,
+                      at: datetime) -> None:
+        self._set_plan(goals, measures, reason, actor, at)
+
+    def _set_plan(self, goals: list[str], measures: list[dict[str, str]], reason: str | None, actor: str,
+                  at: datetime) -> None:
+        version = len(self.plan_history) + 1
+        self.plan = {"version": version, "goals": goals, "measures": measures, "reason": reason,
+                     "actor": actor, "at": at}
+        self.plan_history.append(self.plan)
+
+    # -- the record of the work -----------------------------------------------------
+    def record_session(self, *, entry_id: str, held_on: date, summary: str, duration_minutes: int | None = None,
+                       next_steps: str = "", actor: str, at: datetime) -> None:
+        """A counselling session (心理辅导)."""
+        self._check_entry(entry_id, held_on, "记录辅导", at)
+        require(duration_minutes is None or 0 < duration_minutes <= 600, "辅导时长应在 1-600 分钟之间")
+        self._session_recorded(entry_id=entry_id, held_on=held_on, summary=require_text(summary, "辅导记录"),
+                               duration_minutes=duration_minutes, next_steps=(next_steps or "").strip(),
+                               actor=actor, at=at)
+
+    @event("SessionRecorded")
+    def _session_recorded(self, entry_id: str, held_on: date, summary: str, duration_minutes: int | None,
+                          next_steps: str, actor: str, at: datetime) -> None:
+        self._add("session", entry_id, actor, at, held_on=held_on, summary=summary,
+                  duration_minutes=duration_minutes, next_steps=next_steps)
+
+    def record_guardian_contact(self, *, entry_id: str, contacted_on: date, guardian: str, method: str,
+                                summary: str, actor: str, at: datetime) -> None:
+        """A contact with a guardian (家校联系): who, how, what was said."""
+        self._check_entry(entry_id, contacted_on, "记录家校联系", at)
+        require(method in CONTACT_METHODS, f"联系方式「{method}」无效")
+        self._guardian_contacted(entry_id=entry_id, contacted_on=contacted_on,
+                                 guardian=require_text(guardian, "联系的监护人"), method=method,
+                                 summary=require_text(summary, "联系内容"), actor=actor, at=at)
+
+    @event("GuardianContacted")
+    def _guardian_contacted(self, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str,
+                            actor: str, at: datetime) -> None:
+        self._add("guardian_contact", entry_id, actor, at, contacted_on=contacted_on, guardian=guardian,
+                  method=method, summary=summary)
+
+    def record_referral(self, *, entry_id: str, referred_on: date, to: str, reason: str, actor: str,
+                        at: datetime) -> None:
+        """A referral (转介), e.g. to a hospital's psychiatric clinic."""
+        self._check_entry(entry_id, referred_on, "记录转介", at)
+        self._referred(entry_id=entry_id, referred_on=referred_on, to=require_text(to, "转介机构"),
+                       reason=require_text(reason, "转介原因"), actor=actor, at=at)
+
+    @event("ReferralMade")
+    def _referred(self, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime) -> None:
+        self._add("referral", entry_id, actor, at, referred_on=referred_on, to=to, reason=reason)
+
+    def record_crisis_intervention(self, *, entry_id: str, occurred_on: date, what_happened: str,
+                                   actions_taken: str, policy: Policy, actor: str, at: datetime) -> None:
+        """A crisis intervention (危机干预); the file goes to 高危 if it is not already,
+        as its own RiskLevelRaised event."""
+        self._check_entry(entry_id, occurred_on, "记录危机干预", at)
+        what_happened = require_text(what_happened, "事件经过")
+        actions_taken = require_text(actions_taken, "干预措施")
+        self._crisis_recorded(entry_id=entry_id, occurred_on=occurred_on, what_happened=what_happened,
+                              actions_taken=actions_taken, actor=actor, at=at)
+        if self.risk_level != "high":
+            self._risk_raised(
+                from_level=self.risk_level, to_level="high",
+                reason=f"{occurred_on.isoformat()} 发生危机事件并实施危机干预，风险等级自动提升为高危",
+                source={"kind": "crisis", "id": entry_id}, next_review_due=policy.next_review("high", at.date()),
+                actor=actor, at=at,
+            )
+
+    @event("CrisisInterventionRecorded")
+    def _crisis_recorded(self, entry_id: str, occurred_on: date, what_happened: str, actions_taken: str,
+                         actor: str, at: datetime) -> None:
+        self._add("crisis", entry_id, actor, at, occurred_on=occurred_on, what_happened=what_happened,
+                  actions_taken=actions_taken)
+
+    def record_review(self, *, entry_id: str, reviewed_on: date, notes: str, outcome: str, policy: Policy,
+                      actor: str, at: datetime) -> None:
+        """A scheduled review of the plan (动态管理); the next one is set from the policy."""
+        self._check_entry(entry_id, reviewed_on, "记录方案复评", at)
+        require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 continue 或 adjust）")
+        self._reviewed(entry_id=entry_id, reviewed_on=reviewed_on, notes=require_text(notes, "复评意见"),
+                       outcome=outcome, next_review_due=policy.next_review(self.risk_level, reviewed_on),
+                       actor=actor, at=at)
+
+    @event("PlanReviewed")
+    def _reviewed(self, entry_id: str, reviewed_on: date, notes: str, outcome: str, next_review_due: date,
+                  actor: str, at: datetime) -> None:
+        self._add("review", entry_id, actor, at, reviewed_on=reviewed_on, notes=notes, outcome=outcome,
+                  next_review_due=next_review_due)
+        self.next_review_due = next_review_due
+
+    def _check_entry(self, entry_id: str, on: date, action: str, at: datetime) -> None:
+        require_aware(at)
+        self._require_open(action)
+        require(bool(entry_id) and entry_id not in self.entries, "记录编号无效或已存在")
+        self._check_date(on, at)
+
+    @staticmethod
+    def _check_date(on: Any, at: datetime) -> None:
+        require(isinstance(on, date) and not isinstance(on, datetime), "日期格式不正确")
+        require(on <= at.date(), "日期不能晚于今天")
+
+    def _add(self, kind: str, entry_id: str, actor: str, at: datetime, **fields: Any) -> None:
+        self.entries[entry_id] = {"id": entry_id, "kind": kind, **fields, "actor": actor, "at": at,
+                                  "corrections": []}
+
+    # -- corrections ----------------------------------------------------------------
+    def correct_entry(self, *, entry_id: str, changes: dict[str, Any], reason: str, actor: str,
+                      at: datetime) -> None:
+        """Correct a recorded entry: a new event naming the entry it corrects."""
+        require_aware(at)
+        self._require_open("更正记录")
+        entry = self.entries.get(entry_id)
+        if entry is None:
+            raise EntryNotFound()
+        kind = entry["kind"]
+        unknown = set(changes) - set(CORRECTABLE[kind])
+        require(not unknown, f"{ENTRY_KINDS[kind]}记录不能更正：{', '.join(sorted(unknown))}")
+        clean: dict[str, Any] = {}
+        for k, v in changes.items():
+            if k == ENTRY_DATE_FIELD[kind]:
+                self._check_date(v, at)
+            elif k == "duration_minutes":
+                require(v is None or (isinstance(v, int) and 0 < v <= 600), "辅导时长应在 1-600 分钟之间")
+            elif k == "method":
+                require(v in CONTACT_METHODS, f"联系方式「{v}」无效")
+            elif k == "next_steps":
+                v = (v or "").strip()
+            else:
+                v = require_text(v, "更正内容")
+            clean[k] = v
+        require(any(entry.get(k) != v for k, v in clean.items()), "没有要更正的内容")
+        self._entry_corrected(corrects=entry_id, entry_kind=kind, changes=clean,
+                              reason=require_text(reason, "更正原因"), actor=actor, at=at)
+
+    @event("EntryCorrected")
+    def _entry_corrected(self, corrects: str, entry_kind: str, changes: dict[str, Any], reason: str, actor: str,
+                         at: datetime) -> None:
+        entry = self.entries[corrects]
+        entry.update(changes)
+        entry["corrections"].append({"changes": changes, "reason": reason, "actor": actor, "at": at})
+
+    # -- closure --------------------------------------------------------------------
+    def close(self, *, reason: str, actor: str, at: datetime) -> None:
+        """Close the file once the risk is resolved."""
+        require_aware(at)
+        self._require_open("再次结案")
+        self._closed(reason=require_text(reason, "结案原因"), actor=actor, at=at)
+
+    @event("Closed")
+    def _closed(self, reason: str, actor: str, at: datetime) -> None:
+        self.status = "closed"
+        self.next_review_due = None
+        self.closures.append({"closed_at": at, "reason": reason, "actor": actor})
+
+    def reopen(self, *, reason: str, policy: Policy, actor: str, at: datetime) -> None:
+        require_aware(at)
+        if self.status != "closed":
+            raise FileNotClosed(action="重新开启")
+        self._reopened(reason=require_text(reason, "重新开启原因"),
+                       next_review_due=policy.next_review(self.risk_level, at.date()), actor=actor, at=at)
+
+    @event("Reopened")
+    def _reopened(self, reason: str, next_review_due: date, actor: str, at: datetime) -> None:
+        self.status = "open"
+        self.next_review_due = next_review_due
+        self.closures[-1].update({"reopened_at": at, "reopen_reason": reason})
+
+    # -- questions ------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def risk_label(self) -> str:
+        return RISK_LABELS[self.risk_level]
+
+    def review_overdue(self, today: date) -> bool:
+        return self.is_open and self.next_review_due is not None and today > self.next_review_due
+
+    def entries_of(self, kind: str) -> list[dict[str, Any]]:
+        if kind not in ENTRY_KINDS:
+            raise InvalidInput(reason=f"未知的记录类型「{kind}」")
+        date_field = ENTRY_DATE_FIELD[kind]
+        return sorted((e for e in self.entries.values() if e["kind"] == kind), key=lambda e: (e[date_field], e["at"]))
+
+    @property
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.entries_of("session")
+
+    @property
+    def guardian_contacts(self) -> list[dict[str, Any]]:
+        return self.entries_of("guardian_contact")
+
+    @property
+    def referrals(self) -> list[dict[str, Any]]:
+        return self.entries_of("referral")
+
+    @property
+    def crises(self) -> list[dict[str, Any]]:
+        return self.entries_of("crisis")
+
+    @property
+    def reviews(self) -> list[dict[str, Any]]:
+        return self.entries_of("review")
+
+    def _require_open(self, action: str) -> None:
+        if self.status != "open":
+            raise FileClosed(action=action)
+
+    def scope(self) -> Scope:
+        return Scope(
+            kind="file", school_id=self.school_id, owner_id=self.responsible_id, subject_id=self.student_id,
+            status=self.status, links=((self.student_id, "supported"),),
+        )
