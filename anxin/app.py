@@ -156,6 +156,13 @@ class Core(Application[UUID]):
             event_audit_meta.reset(meta_token)
         self.keystore.committed(sids)
         self._take_periodic_snapshots(aggregates)
+        self.after_save()
+
+    def after_save(self) -> None:
+        """Called once a save has committed (the read side catches up here)."""
+
+    def after_shred(self, stream_id: str) -> None:
+        """Called once a stream's key is destroyed (views forget what they derived)."""
 
     def save_many(self, aggregates: list[CaseAggregate], extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
         """One transaction for a batch (imports): keys, events and directory together."""
@@ -559,6 +566,7 @@ class Core(Application[UUID]):
             c.execute(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"), (stream_id,))
             audit.append(c, self.db, [entry])
         self.keystore.forget(UUID(stream_id).hex)
+        self.after_shred(stream_id)
         if self.repository.cache is not None:
             self.repository.cache.put(UUID(stream_id), None)  # type: ignore[arg-type]
         return row[0]

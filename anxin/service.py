@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from anxin.app import Core, utcnow
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
@@ -16,7 +17,26 @@ from domain.policy import Policy
 
 
 class Anxin(EscalationCommands, Core):
-    """The whole application: one event store, one gate."""
+    """The whole application: one event store, one gate, and the views kept up to
+    date with it (read your writes: a command returns once every view has it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from projections import all_views
+        from projections.base import Runner
+
+        self.views = Runner(self, all_views(self))
+        self.views.catch_up()
+
+    def after_save(self) -> None:
+        self.views.catch_up()
+
+    def after_shred(self, stream_id: str) -> None:
+        self.views.erase(stream_id)
+
+    def close(self) -> None:
+        self.views.engine.dispose()
+        super().close()
 
 
 def master_key_file(config: StoreConfig) -> MasterKeyFile:

@@ -1,0 +1,22 @@
+"""Read models (views) of the event streams, and the audit trail.
+
+Each module holds one view: a `View` subclass (its tables and its fold) and the
+queries people work from, every one through the application's gate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anxin.app import Core
+    from projections.base import View
+
+
+def all_views(app: Core) -> list[View]:
+    """Every view, in the order they are kept up to date."""
+    from projections import case_board, pairing_board, report, support_register, timeline, work_queue
+
+    views: list[View] = []
+    for module in (work_queue, pairing_board, support_register, case_board, timeline, report):
+        views.extend(module.views(app))
+    return views

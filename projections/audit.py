@@ -659,7 +659,7 @@ def _check_event(events: _Events, ev_row: tuple[Any, ...] | None, seq: int, subj
     hexid, version = _event_of(subject, detail)
     where: dict[str, Any] = {"stream_id": subject, "version": version}
     altered = "事件的存储内容（密文）与审计记录不符：事件被改动"
-    if hexid is None:
+    if hexid is None or version is None:
         raise _Found(Problem(seq, "entry_altered", "事件记录的对象或版本无法识别", **where))
     if ev is not None and (ev[1], ev[2]) == (hexid, version):
         raise _Found(Problem(seq, "event_altered", altered, notification_id=ev[0], **where))

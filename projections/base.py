@@ -108,7 +108,7 @@ def engine_for(app: Core) -> Engine:
         )
         connect_args = {"options": f"-csearch_path={cfg.schema}"} if cfg.schema else {}
         return create_engine(url, connect_args=connect_args, pool_size=5, max_overflow=5, pool_pre_ping=True)
-    path = app.recorder.datastore.db_name  # type: ignore[attr-defined]
+    path = app.config.env()["SQLITE_DBNAME"]
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -146,6 +146,8 @@ class Runner:
         """Process everything recorded so far; returns how many events were applied."""
         views = list(views or self.views)
         applied = 0
+        if not views:
+            return 0
         with self._lock:
             head = self.app.recorder.max_notification_id() or 0
             while True:
