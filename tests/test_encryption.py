@@ -41,9 +41,16 @@ NOTE_ASCII = "skipped lunch three days running"
 CONCERN = "担心她在宿舍被人孤立"
 CORRECTION = "更正：谈话地点在心理咨询室"
 BREAK_GLASS = "家长来访投诉需核实情况"
+NARRATIVE = "在厕所被高年级学生勒索零花钱并被拍视频"
+STATEMENT = "目击者称看见两名男生堵住门口"
+EVIDENCE = "受害学生手机里的威胁短信截图"
+SESSION = "来访者谈到夜里反复做噩梦"
+CRISIS = "在天台边徘徊被保安发现"
+GOAL = "重建与母亲的信任关系"
 SECRETS = [
     STUDENT_NAME, STUDENT_NAME_ASCII, CORRECTED_NAME, GUARDIAN, GUARDIAN_PHONE, OTHER_PHONE,
     STAFF_NAME, NOTE, NOTE_ASCII, CONCERN, CORRECTION, BREAK_GLASS,
+    NARRATIVE, STATEMENT, EVIDENCE, SESSION, CRISIS, GOAL,
 ]
 
 
@@ -146,14 +153,33 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
     app.correct_student(ADMIN, sid, {"name": CORRECTED_NAME}, reason="户籍核对")
     app.get_student(school.supervisor, sid, break_glass=BREAK_GLASS)
     app.take_snapshot(UUID(pid))
-    return {"student": sid, "ascii_student": ascii_id, "pairing": pid, "staff": staff.staff_id}
+    # a bullying case with its narrative, a statement and an evidence note
+    case = app.report_bullying(
+        staff, school_id=school.id, channel="student", occurred_at=clock.now, place="三楼厕所",
+        forms=["property"], parties=[(sid, "targeted"), (ascii_id, "bullying")], narrative=NARRATIVE,
+    )
+    app.start_investigation(school.safety, case)
+    app.record_statement(school.safety, case, text=STATEMENT, from_person="保洁员")
+    app.add_evidence(school.safety, case, description=EVIDENCE)
+    # a support file with a plan, a session and a crisis intervention; a screening import
+    fid = app.open_support_file(school.counselor, sid, category="自伤风险", risk_level="key", reason="筛查提示")
+    app.draw_up_plan(school.counselor, fid, goals=[GOAL], measures=[{"text": "每周辅导", "by": "心理老师"}])
+    app.record_session(school.counselor, fid, held_on=clock.today, summary=SESSION)
+    app.record_crisis_intervention(school.counselor, fid, occurred_on=clock.today, what_happened=CRISIS,
+                                   actions_taken="陪护并通知家长")
+    app.import_screenings(school.counselor, school.id,
+                          "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)) + "\n"
+                          f"2026102,PHQ-9,{clock.today.isoformat()},1,1,2,1,0,1,0,1,0\n")
+    return {"student": sid, "ascii_student": ascii_id, "pairing": pid, "staff": staff.staff_id, "case": case,
+            "file": fid}
 
 
 # -- 1. nothing personal in the stored bytes -------------------------------------------------
 def test_no_name_phone_or_note_appears_in_the_raw_database(
     store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
-    # given students, staff, a pairing with notes, a snapshot and a break-glass read
+    # given students, staff, a pairing with notes, a snapshot, a break-glass read, a case,
+    # a support file and a screening import (and the views and audit trail they feed)
     ids = write_sensitive_data(app, school, clock)
     assert app.get_pairing(school.principal, ids["pairing"]).check_ins  # the data really is there
     assert BREAK_GLASS in [e["break_glass"] for e in app.access_log(school.supervisor)]
