@@ -8,10 +8,13 @@ administrator, through the same gate as everyone else (so it never sees case con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +71,12 @@ def _school(app: Any, name: str) -> str:
 def _refuse_store_with_other_key(config: StoreConfig) -> None:
     """A store that already holds data keys was set up with another master key: a new
     key could open none of it, so `init` must not pretend to succeed."""
+    from anxin.app import Core
     from anxin.crypto import MasterKey
-    from anxin.service import Anxin
 
-    probe = Anxin(config, [MasterKey.generate()])  # never written anywhere
+    # The bare core (no views): it creates tables but never a key, so the probe writes nothing
+    # that a throwaway key would have wrapped.
+    probe = Core(config, [MasterKey.generate()])
     try:
         held = probe.db.fetchone("SELECT COUNT(*) FROM {t}anxin_keys")[0]
     finally:
@@ -303,6 +308,102 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"日期格式应为 YYYY-MM-DD：{text}") from e
+
+
+def _write_whole(path: Path, text: str, encoding: str) -> None:
+    """Write the file whole or not at all: a temporary file beside it, renamed over it,
+    and removed if anything fails (no temporary file is ever left behind)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """定期报送. The command line's own actor is the administrator, who may not read
+    statistics (separation of duties): the report is made as a named supervisor or
+    principal account (`--as`), through the gate, and recorded in the audit trail."""
+    from projections.report import periodic_report, report_csv, report_html
+
+    app = _open(args)
+    account = app.account(args.as_user)
+    if account is None:
+        raise CLIError(f"找不到账号「{args.as_user}」（或已停用）")
+    actor = app.actor(account[0])
+    school_id = _school(app, args.school) if args.school else None
+    report = periodic_report(app, actor, date_from=args.date_from, date_to=args.date_to, school_id=school_id)
+    text = report_csv(report) if args.format == "csv" else report_html(report)
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out 应为文件，而不是目录：{out}")
+    if not out.parent.is_dir():
+        raise CLIError(f"目录不存在：{out.parent}")
+    _write_whole(out, text, "utf-8-sig" if args.format == "csv" else "utf-8")
+    print(f"已生成定期报送（{args.date_from} 至 {args.date_to}，{len(report.schools)} 所学校），写入 {out}")
+    return 0
+
+
+class _RebuildProgress:
+    """A progress bar on stderr: redrawn in place on a terminal, else one line per tenth."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label, self.width = label, width
+        self.tty = sys.stderr.isatty()
+        self.shown = -1  # the last tenth drawn
+
+    def __call__(self, done: int, total: int) -> None:
+        part = done / total if total else 1.0
+        tenth = int(10 * part)
+        if not self.tty and tenth == self.shown:
+            return
+        self.shown = tenth
+        filled = int(self.width * part)
+        bar = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {int(100 * part):3d}% {done}/{total}"
+        sys.stderr.write(f"\r{bar}" if self.tty else f"{bar}\n")
+        sys.stderr.flush()
+
+    def finish(self, head: int) -> None:
+        if self.tty or self.shown != 10:
+            self.shown = -1
+            self(head, head)
+        if self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    app = _open(args)
+    runner = app.views
+    known = list(runner.by_name)
+    unknown = [n for n in args.views if n not in runner.by_name]
+    if unknown:
+        raise CLIError(f"未知的视图：{'、'.join(unknown)}。可用的视图：{'、'.join(known)}")
+    names = list(dict.fromkeys(args.views)) or known
+    progress = _RebuildProgress("重建视图")
+    started = time.perf_counter()
+    n = runner.rebuild(names, progress=progress)
+    seconds = time.perf_counter() - started
+    progress.finish(app.recorder.max_notification_id() or 0)
+    rate = n / seconds if seconds > 0 else 0.0
+    print(f"已重建视图 {'、'.join(names)}：{n} 个事件，用时 {seconds:.2f} 秒（每秒 {rate:,.0f} 个事件）")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -381,6 +482,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="as_user", required=True,
                    help="以该账号身份查询（督导或校长；经权限检查，并记入审计记录）")
     p.add_argument("--out", required=True)
+
+    p = add(sub.add_parser(
+        "report", help="定期报送：按学校和全区的统计（无姓名、无文字记录）",
+        description="定期报送。命令行本身以系统管理员身份运行，而管理员不能查看统计（职责分离），"
+                    "所以报表以 --as 指定的督导或校长账号生成，经权限检查并记入审计记录。",
+    ), cmd_report)
+    p.add_argument("--from", dest="date_from", required=True, type=_date_arg, metavar="DATE", help="起始日期 YYYY-MM-DD（含）")
+    p.add_argument("--to", dest="date_to", required=True, type=_date_arg, metavar="DATE", help="截止日期 YYYY-MM-DD（含）")
+    p.add_argument("--school", metavar="NAME", help="只报这所学校（默认：督导为全区，校长为本校）")
+    p.add_argument("--format", choices=["csv", "html"], default="csv", help="csv（默认）或 html（可打印）")
+    p.add_argument("--out", metavar="FILE", help="输出文件（默认输出到屏幕）")
+    p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME",
+                   help="以该账号身份生成（督导：全区；校长：本校；经权限检查，并记入审计记录）")
+
+    projections = sub.add_parser("projections", help="视图（读模型）").add_subparsers(
+        dest="projections_cmd", required=True)
+    p = add(projections.add_parser("rebuild", help="清空并从事件流重建视图（显示进度）"), cmd_projections_rebuild)
+    p.add_argument("views", nargs="*", metavar="VIEW", help="要重建的视图（默认全部）")
 
     p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
     p.add_argument("--host", default="127.0.0.1")

@@ -88,9 +88,9 @@ ACTIONS = [
     (access.KEYS_ADMIN, "轮换密钥"),
     (access.SHRED, "销毁（删除）记录"),
 ]
-for _extra in ("AUDIT_READ",):
+for _extra, _label in (("AUDIT_READ", "审计查询"), ("QUEUE_READ", "查看待办事项")):
     if hasattr(access, _extra):
-        ACTIONS.append((getattr(access, _extra), "审计查询"))
+        ACTIONS.append((getattr(access, _extra), _label))
 
 
 def cell(role: Role, action: str) -> str:

@@ -33,6 +33,7 @@ ACCOUNT_ADMIN = "account.admin"
 KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
+QUEUE_READ = "queue.read"  # a staff member's work queue (待办): their open items and due dates
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -128,6 +129,8 @@ def decide(
         return allow("教职工均可报告疑似欺凌")
     if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
         return allow("本人结对的学生")
+    if action == QUEUE_READ and resource.owner_id == actor.staff_id and resource.school_id == actor.school_id:
+        return allow("本人的待办事项")
     if Role.SUPERVISOR in roles and resource.district == actor.district:
         if action == STATS_READ:
             return allow("督导：全区统计（无姓名）")

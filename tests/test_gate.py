@@ -82,6 +82,11 @@ STATS_SCOPES = {**SCHOOL_SCOPES, "district": r("district", None, id=None),
 ACCOUNT_SCOPES = {"own school": r("account", SCHOOL, id=None), "other school": r("account", OTHER_SCHOOL, id=None),
                   "no school": r("account", None, id=None)}
 KEY_SCOPES = {"keys": r("keys", None, id=None)}
+QUEUE_SCOPES = {
+    "own": r("queue", SCHOOL, id=None, mine=True),
+    "someone else's": r("queue", SCHOOL, id=None, mine=False),
+    "someone else's, other school": r("queue", OTHER_SCHOOL, id=None, mine=False),
+}
 
 ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.STUDENT_READ: STUDENT_SCOPES,
@@ -104,6 +109,7 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.KEYS_ADMIN: KEY_SCOPES,
     a.SHRED: KEY_SCOPES,
     a.AUDIT_READ: STATS_SCOPES,
+    a.QUEUE_READ: QUEUE_SCOPES,
 }
 
 
@@ -127,6 +133,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.CASE_STATUS, "own class")
         | cells(a.FILE_OPEN, "new, own class")
         | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.QUEUE_READ, "own")
     ),
     "counselor": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -136,6 +143,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.FILE_OPEN, "new, own class", "new, other class")
         | cells(a.FILE_READ, "owner") | cells(a.FILE_WRITE, "owner")
         | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.QUEUE_READ, "own")
     ),
     "safety_lead": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -144,6 +152,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
         | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.QUEUE_READ, "own")
     ),
     "principal": set().union(*(
         own(action) for action in ACTION_SCOPES
@@ -165,6 +174,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.ACCOUNT_ADMIN, "own school")  # keys and erasure are the district's: no school on them
         | cells(a.CASE_REPORT, "new, own school")
         | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.QUEUE_READ, "own")
     ),
 }
 # Accounts outside a school administrator's own school: refused (tested on their own below).
