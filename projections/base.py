@@ -80,8 +80,9 @@ def open_for(app: Core, stream_id: str, blob: bytes | None) -> str:
 
 
 class View:
-    """A read model: tables plus a fold. Subclasses set `name` and `tables`, and
-    register handlers on `handle` with `@View.handle.register`."""
+    """A read model: tables plus a fold. Subclasses set `name` and `tables`, define
+    their own `@singledispatchmethod handle` (a registry of their own: registering on
+    `View.handle` would share handlers between views) and register handlers on it."""
 
     name: str = ""
     tables: Sequence[Table] = ()

@@ -1,9 +1,934 @@
-"""(view module, being written)"""
+"""定期报送: the periodic report, per school and for the district, for a date range.
+
+The view keeps per-school, per-day facts and no names and no text: ids, day numbers,
+statuses, risk levels, instrument ids, counts. Days are stored as proleptic ordinals
+(`date.toordinal()`), so day arithmetic (a due date plus a cadence) is plain integer
+arithmetic on SQLite and PostgreSQL alike.
+
+A fact is dated by the day it happened where the event says so (a mandatory report's
+`reported_at`, an appeal's `lodged_on` and `decided_on`, a review's `reviewed_on`, a
+crisis's `occurred_on`, a check-in's `held_on`, a screening's `screened_on`), else by
+the day it was recorded (`at`), as the domain does (`opened_on = at.date()`).
+
+Tables (all rows derived from one stream carry its id, so `erase` forgets them):
+- `v_report_facts`: dated facts, one per event that counts: a case determined
+  (detail = the result), closed, reopened, a mandatory report, an appeal;
+  a file opened / closed (detail = the risk level), risk raised / lowered, plan
+  reviewed, crisis intervention.
+- `v_report_cases` (the day reported, the forms, and the fold's state, JSON of codes
+  and days), `v_report_case_spans`: a case's status, severity,
+  investigation due date and follow-up due date over time, as `[from_day, to_day)`
+  spans, so the status on any day (the period end) is one range lookup.
+- `v_report_files`, `v_report_file_spans`: a support file's status, risk level and
+  next review date over time.
+- `v_report_pairings`, `v_report_pairing_spans`, `v_report_check_ins`: pairings with
+  their cadence over time, and each check-in's day.
+- `v_report_screening_records`, `v_report_screenings`: screenings done, by instrument,
+  with the flagged and crisis marks.
+
+"Overdue" is never stored: it is computed at query time from due dates, as of the
+period end (or today, if the period has not ended yet). Shredding a stream removes
+what the report counted of it (its events can no longer be read, so a rebuild could
+not count it either): reports count what is still on record.
+
+`periodic_report(app, actor, date_from=..., date_to=..., school_id=None)` passes the
+gate (STATS_READ), catches the view up and returns a `Report`; `report_csv` and
+`report_html` render it (the HTML template is projections/templates/report.html).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
+from eventsourcing.dispatch import singledispatchmethod
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
-def views(app: Any) -> list[Any]:
-    return []
+from domain import access
+from domain.access import Resource
+from domain.bullying import FORMS, SEVERITIES, STATUS_LABELS, BullyingCase
+from domain.common import Actor, InvalidInput, NotFound
+from domain.pairing import Pairing
+from domain.policy import RISK_LABELS, RISK_LEVELS
+from domain.screening import ScreeningRecord
+from domain.support import SupportFile
+from projections.base import View, metadata
+
+VIEW_NAME = "report"
+INVESTIGATION_OPEN = ("reported", "reopened", "investigating")
+
+# -- tables ---------------------------------------------------------------------------
+facts = Table(
+    "v_report_facts", metadata,
+    Column("stream_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("detail", String(40), nullable=False, default=""),
+    Column("ref", String(64), nullable=True),  # the entry a later correction may re-date
+)
+Index("ix_v_report_facts_school_day", facts.c.school_id, facts.c.day)
+
+cases = Table(
+    "v_report_cases", metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("reported_day", Integer, nullable=False),
+    Column("forms", String(80), nullable=False),  # comma-separated form codes
+    Column("state", Text, nullable=False),  # the fold's state (JSON of codes and days)
+)
+Index("ix_v_report_cases_school_day", cases.c.school_id, cases.c.reported_day)
+
+case_spans = Table(
+    "v_report_case_spans", metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("from_day", Integer, nullable=False),
+    Column("to_day", Integer, nullable=True),  # exclusive; NULL while current
+    Column("status", String(32), nullable=False),
+    Column("severity", String(32), nullable=True),
+    Column("investigation_due", Integer, nullable=True),  # only while the investigation is open
+    Column("follow_up_due", Integer, nullable=True),
+)
+Index("ix_v_report_case_spans_school", case_spans.c.school_id, case_spans.c.from_day)
+
+files = Table(
+    "v_report_files", metadata,
+    Column("file_id", String(36), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("risk_level", String(16), nullable=False),
+    Column("review_due", Integer, nullable=True),
+    Column("seq", Integer, nullable=False),
+)
+
+file_spans = Table(
+    "v_report_file_spans", metadata,
+    Column("file_id", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("from_day", Integer, nullable=False),
+    Column("to_day", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("risk_level", String(16), nullable=False),
+    Column("review_due", Integer, nullable=True),
+)
+Index("ix_v_report_file_spans_school", file_spans.c.school_id, file_spans.c.from_day)
+
+pairings = Table(
+    "v_report_pairings", metadata,
+    Column("pairing_id", String(36), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("paired_day", Integer, nullable=False),
+    Column("last_held_day", Integer, nullable=True),  # the latest check-in's day, whenever recorded
+    Column("cadence", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+pairing_spans = Table(
+    "v_report_pairing_spans", metadata,
+    Column("pairing_id", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("from_day", Integer, nullable=False),
+    Column("to_day", Integer, nullable=True),
+    Column("cadence", Integer, nullable=False),
+)
+Index("ix_v_report_pairing_spans_school", pairing_spans.c.school_id, pairing_spans.c.from_day)
+
+check_ins = Table(
+    "v_report_check_ins", metadata,
+    Column("pairing_id", String(36), primary_key=True),
+    Column("check_in_id", String(64), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("held_day", Integer, nullable=False),
+)
+Index("ix_v_report_check_ins_school_day", check_ins.c.school_id, check_ins.c.held_day)
+Index("ix_v_report_check_ins_pairing_day", check_ins.c.pairing_id, check_ins.c.held_day)
+
+screening_records = Table(
+    "v_report_screening_records", metadata,
+    Column("record_id", String(36), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("student_id", String(36), nullable=False),
+)
+
+screenings = Table(
+    "v_report_screenings", metadata,
+    Column("record_id", String(36), primary_key=True),
+    Column("screening_id", String(64), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("student_id", String(36), nullable=False),
+    Column("screened_day", Integer, nullable=False),
+    Column("instrument", String(40), nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("crisis", Boolean, nullable=False),
+)
+Index("ix_v_report_screenings_school_day", screenings.c.school_id, screenings.c.screened_day)
+
+TABLES = (facts, cases, case_spans, files, file_spans, pairings, pairing_spans, check_ins,
+          screening_records, screenings)
+STREAM_COLUMNS = (
+    (facts, "stream_id"), (cases, "case_id"), (case_spans, "case_id"), (files, "file_id"),
+    (file_spans, "file_id"), (pairings, "pairing_id"), (pairing_spans, "pairing_id"),
+    (check_ins, "pairing_id"), (screening_records, "record_id"), (screenings, "record_id"),
+)
+
+
+def _day(value: date | datetime) -> int:
+    return (value.date() if isinstance(value, datetime) else value).toordinal()
+
+
+def _sid(event: Any) -> str:
+    return str(event.originator_id)
+
+
+# -- the case fold: the same status as BullyingCase.status, from the events -----------
+def case_status(st: dict[str, Any]) -> str:
+    if st["closed"]:
+        return "closed"
+    if st["appeal"]:
+        return "appealed"
+    det = st["det"]
+    if det is not None:
+        if not det["approved"]:
+            return "determined"
+        if not det["bullying"]:
+            return "concluded"
+        return "following_up" if det["id"] in st["followed"] else "intervening"
+    if st["completed"]:
+        return "awaiting_determination"
+    if st["started"]:
+        return "investigating"
+    return "reopened" if st["cycle"] else "reported"
+
+
+def _result(bullying: bool, severity: str | None) -> str:
+    return (severity or "minor") if bullying else "not_bullying"
+
+
+# -- prepared statements: built once, executed with parameters (cheap per event) --------
+def _b(name: str, type_: Any = String) -> Any:
+    return bindparam(name, type_=type_)
+
+
+_INS = {t.name: t.insert() for t in TABLES}
+_CASE_STATE = select(cases.c.state).where(cases.c.case_id == _b("b_id"))
+_SET_CASE_STATE = update(cases).where(cases.c.case_id == _b("b_id")).values(state=_b("b_state", Text))
+_SET_CASE_FORMS = update(cases).where(cases.c.case_id == _b("b_id")).values(forms=_b("b_forms"))
+_END_CASE_SPAN = (update(case_spans).where(case_spans.c.case_id == _b("b_id"), case_spans.c.seq == _b("b_seq", Integer))
+                  .values(to_day=_b("b_day", Integer)))
+_FILE_STATE = (select(files.c.school_id, files.c.status, files.c.risk_level, files.c.review_due, files.c.seq)
+               .where(files.c.file_id == _b("b_id")))
+_SET_FILE_STATE = update(files).where(files.c.file_id == _b("b_id")).values(
+    status=_b("b_status"), risk_level=_b("b_level"), review_due=_b("b_due", Integer), seq=_b("b_seq", Integer))
+_END_FILE_SPAN = (update(file_spans).where(file_spans.c.file_id == _b("b_id"), file_spans.c.seq == _b("b_seq", Integer))
+                  .values(to_day=_b("b_day", Integer)))
+_REDATE_FACT = (update(facts).where(facts.c.stream_id == _b("b_id"), facts.c.ref == _b("b_ref"))
+                .values(day=_b("b_day", Integer)))
+_INS_CHECK_IN = check_ins.insert().from_select(
+    ["pairing_id", "check_in_id", "school_id", "held_day"],
+    select(_b("b_id"), _b("b_check_in"), pairings.c.school_id, _b("b_day", Integer))
+    .where(pairings.c.pairing_id == _b("b_id")),
+)
+_SET_LAST_HELD = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(
+    last_held_day=case(
+        (or_(pairings.c.last_held_day.is_(None), pairings.c.last_held_day < _b("b_day", Integer)),
+         _b("b_day", Integer)),
+        else_=pairings.c.last_held_day,
+    ))
+_PAIRING_STATE = select(pairings.c.school_id, pairings.c.seq).where(pairings.c.pairing_id == _b("b_id"))
+_END_PAIRING_SPAN = (update(pairing_spans)
+                     .where(pairing_spans.c.pairing_id == _b("b_id"), pairing_spans.c.seq == _b("b_seq", Integer))
+                     .values(to_day=_b("b_day", Integer)))
+_SET_PAIRING = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(
+    seq=_b("b_seq", Integer), cadence=_b("b_cadence", Integer), active=_b("b_active", Boolean))
+_END_PAIRING = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(active=False)
+_INS_SCREENING = screenings.insert().from_select(
+    ["record_id", "screening_id", "school_id", "student_id", "screened_day", "instrument", "flagged", "crisis"],
+    select(_b("b_id"), _b("b_screening"), screening_records.c.school_id, screening_records.c.student_id,
+           _b("b_day", Integer), _b("b_instrument"), _b("b_flagged", Boolean), _b("b_crisis", Boolean))
+    .where(screening_records.c.record_id == _b("b_id")),
+)
+_ERASE = [delete(t).where(t.c[col] == _b("b_id")) for t, col in STREAM_COLUMNS]
+
+
+class ReportView(View):
+    """Per-school daily facts and state spans for the periodic report."""
+
+    name = VIEW_NAME
+    tables = TABLES
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app
+
+    @singledispatchmethod
+    def handle(self, event: Any, conn: Connection, position: int) -> None:
+        """Events the report does not count are ignored (erased ones included)."""
+
+    # -- helpers ------------------------------------------------------------------
+    @staticmethod
+    def _fact(conn: Connection, event: Any, school_id: str, day: int, kind: str, detail: str = "",
+              ref: str | None = None) -> None:
+        conn.execute(_INS["v_report_facts"], {
+            "stream_id": _sid(event), "version": event.originator_version, "school_id": school_id,
+            "day": day, "kind": kind, "detail": detail, "ref": ref,
+        })
+
+    # -- bullying cases -------------------------------------------------------------
+    @handle.register(BullyingCase.Reported)
+    def _case_reported(self, event: Any, conn: Connection, position: int) -> None:
+        day = _day(event.at)
+        st = {
+            "school": event.school_id, "cycle": 0, "closed": False, "appeal": False, "det": None,
+            "followed": [], "started": False, "completed": False, "due": _day(event.investigation_due),
+            "follow_up_due": None, "seq": 1,
+        }
+        conn.execute(_INS["v_report_cases"], {
+            "case_id": _sid(event), "school_id": event.school_id, "reported_day": day,
+            "forms": ",".join(event.forms), "state": json.dumps(st),
+        })
+        conn.execute(_INS["v_report_case_spans"], {"case_id": _sid(event), "seq": 1, **self._case_span(st, day)})
+
+    @staticmethod
+    def _case_span(st: dict[str, Any], day: int) -> dict[str, Any]:
+        status = case_status(st)
+        det = st["det"]
+        return {
+            "school_id": st["school"], "from_day": day, "to_day": None, "status": status,
+            "severity": det["severity"] if det and det["approved"] and det["bullying"] else None,
+            "investigation_due": st["due"] if status in INVESTIGATION_OPEN else None,
+            "follow_up_due": st["follow_up_due"] if status != "closed" else None,
+        }
+
+    def _case(self, conn: Connection, event: Any, change: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
+        """Load the case's fold state, apply `change`, and start a new span if the
+        status, severity or a due date changed. Returns the new state."""
+        cid = _sid(event)
+        row = conn.execute(_CASE_STATE, {"b_id": cid}).first()
+        if row is None:
+            return None
+        st = json.loads(row[0])
+        day = _day(event.at)
+        before = self._case_span(st, day)
+        change(st)
+        after = self._case_span(st, day)
+        if after != before:
+            conn.execute(_END_CASE_SPAN, {"b_id": cid, "b_seq": st["seq"], "b_day": day})
+            st["seq"] += 1
+            conn.execute(_INS["v_report_case_spans"], {"case_id": cid, "seq": st["seq"], **after})
+        conn.execute(_SET_CASE_STATE, {"b_id": cid, "b_state": json.dumps(st)})
+        return st
+
+    def _case_fact(self, conn: Connection, event: Any, change: Callable[[dict[str, Any]], None], kind: str,
+                   day: date | datetime, detail: str = "") -> None:
+        st = self._case(conn, event, change)
+        if st is not None:
+            self._fact(conn, event, st["school"], _day(day), kind, detail)
+
+    @handle.register(BullyingCase.InvestigationStarted)
+    def _case_started(self, event: Any, conn: Connection, position: int) -> None:
+        self._case(conn, event, lambda st: st.update(started=True))
+
+    @handle.register(BullyingCase.InvestigationCompleted)
+    def _case_completed(self, event: Any, conn: Connection, position: int) -> None:
+        self._case(conn, event, lambda st: st.update(completed=True))
+
+    @handle.register(BullyingCase.Determined)
+    def _case_determined(self, event: Any, conn: Connection, position: int) -> None:
+        det = {"id": event.determination_id, "approved": False, "bullying": bool(event.bullying),
+               "severity": event.severity}
+        self._case(conn, event, lambda st: st.update(det=det))
+
+    @handle.register(BullyingCase.DeterminationApproved)
+    def _case_approved(self, event: Any, conn: Connection, position: int) -> None:
+        def change(st: dict[str, Any]) -> None:
+            st["det"]["approved"] = True
+            st["follow_up_due"] = _day(event.follow_up_due) if event.follow_up_due else None
+
+        st = self._case(conn, event, change)
+        if st is not None:
+            det = st["det"]
+            self._fact(conn, event, st["school"], _day(event.at), "case.determined",
+                       _result(det["bullying"], det["severity"]))
+
+    @handle.register(BullyingCase.DeterminationReturned)
+    def _case_returned(self, event: Any, conn: Connection, position: int) -> None:
+        self._case(conn, event, lambda st: st.update(det=None))
+
+    @handle.register(BullyingCase.MandatoryReportMade)
+    def _case_mandatory_report(self, event: Any, conn: Connection, position: int) -> None:
+        self._case_fact(conn, event, lambda st: None, "case.mandatory_report", event.reported_at)
+
+    @handle.register(BullyingCase.AppealLodged)
+    def _case_appealed(self, event: Any, conn: Connection, position: int) -> None:
+        self._case_fact(conn, event, lambda st: st.update(appeal=True), "case.appeal_lodged", event.lodged_on)
+
+    @handle.register(BullyingCase.AppealReviewed)
+    def _case_appeal_reviewed(self, event: Any, conn: Connection, position: int) -> None:
+        new = event.new_determination if event.outcome == "changed" else None
+
+        def change(st: dict[str, Any]) -> None:
+            st["appeal"] = False
+            if new:
+                st["det"] = {"id": new["id"], "approved": True, "bullying": bool(new["bullying"]),
+                             "severity": new.get("severity")}
+                st["follow_up_due"] = _day(event.follow_up_due) if event.follow_up_due else None
+            elif event.outcome == "reopened":
+                st.update(det=None, started=True, completed=False, follow_up_due=None,
+                          due=_day(event.investigation_due))
+
+        st = self._case(conn, event, change)
+        if st is None:
+            return
+        self._fact(conn, event, st["school"], _day(event.decided_on), "case.appeal_reviewed", event.outcome)
+        if new:
+            # A determination changed on review is in force at once: it counts as one.
+            self._fact(conn, event, st["school"], _day(event.at), "case.determined",
+                       _result(bool(new["bullying"]), new.get("severity")))
+
+    @handle.register(BullyingCase.FollowUpRecorded)
+    def _case_followed_up(self, event: Any, conn: Connection, position: int) -> None:
+        def change(st: dict[str, Any]) -> None:
+            if event.determination_id not in st["followed"]:
+                st["followed"].append(event.determination_id)
+            st["follow_up_due"] = _day(event.next_due) if event.next_due else None
+
+        self._case(conn, event, change)
+
+    @handle.register(BullyingCase.Closed)
+    def _case_closed(self, event: Any, conn: Connection, position: int) -> None:
+        self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed",
+                        event.at)
+
+    @handle.register(BullyingCase.Reopened)
+    def _case_reopened(self, event: Any, conn: Connection, position: int) -> None:
+        def change(st: dict[str, Any]) -> None:
+            st.update(cycle=st["cycle"] + 1, closed=False, det=None, started=False, completed=False,
+                      due=_day(event.investigation_due), follow_up_due=None)
+
+        self._case_fact(conn, event, change, "case.reopened", event.at)
+
+    @handle.register(BullyingCase.ReportCorrected)
+    def _case_report_corrected(self, event: Any, conn: Connection, position: int) -> None:
+        if "forms" in event.changes:
+            conn.execute(_SET_CASE_FORMS, {"b_id": _sid(event), "b_forms": ",".join(event.changes["forms"])})
+
+    # -- support files ------------------------------------------------------------
+    @handle.register(SupportFile.Opened)
+    def _file_opened(self, event: Any, conn: Connection, position: int) -> None:
+        day, due = _day(event.at), _day(event.next_review_due)
+        conn.execute(_INS["v_report_files"], {"file_id": _sid(event), "school_id": event.school_id, "status": "open",
+                                      "risk_level": event.risk_level, "review_due": due, "seq": 1})
+        conn.execute(_INS["v_report_file_spans"], {
+            "file_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
+            "status": "open", "risk_level": event.risk_level, "review_due": due,
+        })
+        self._fact(conn, event, event.school_id, day, "file.opened", event.risk_level)
+
+    _KEEP: Any = object()
+
+    def _file(self, conn: Connection, event: Any, *, status: str | None = None, level: str | None = None,
+              due: Any = _KEEP) -> tuple[str, str] | None:
+        """A new span when the file's status, risk level or next review changes.
+        Returns (school_id, risk level) or None for an unknown file."""
+        fid = _sid(event)
+        row = conn.execute(_FILE_STATE, {"b_id": fid}).first()
+        if row is None:
+            return None
+        school_id, old_status, old_level, old_due, seq = row
+        new_status = status or old_status
+        new_level = level or old_level
+        new_due = old_due if due is self._KEEP else (_day(due) if due is not None else None)
+        day = _day(event.at)
+        if (new_status, new_level, new_due) != (old_status, old_level, old_due):
+            conn.execute(_END_FILE_SPAN, {"b_id": fid, "b_seq": seq, "b_day": day})
+            seq += 1
+            conn.execute(_INS["v_report_file_spans"], {
+                "file_id": fid, "seq": seq, "school_id": school_id, "from_day": day, "to_day": None,
+                "status": new_status, "risk_level": new_level, "review_due": new_due,
+            })
+            conn.execute(_SET_FILE_STATE, {"b_id": fid, "b_status": new_status, "b_level": new_level,
+                                           "b_due": new_due, "b_seq": seq})
+        return school_id, new_level
+
+    def _file_fact(self, conn: Connection, event: Any, kind: str, day: date | datetime, detail: str | None = "",
+                   ref: str | None = None, **change: Any) -> None:
+        found = self._file(conn, event, **change)
+        if found is not None:
+            school_id, level = found
+            self._fact(conn, event, school_id, _day(day), kind, level if detail is None else detail, ref)
+
+    @handle.register(SupportFile.RiskLevelRaised)
+    def _file_raised(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.risk_raised", event.at, event.to_level, level=event.to_level,
+                        due=event.next_review_due)
+
+    @handle.register(SupportFile.RiskLevelLowered)
+    def _file_lowered(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.risk_lowered", event.at, event.to_level, level=event.to_level,
+                        due=event.next_review_due)
+
+    @handle.register(SupportFile.PlanReviewed)
+    def _file_reviewed(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.reviewed", event.reviewed_on, ref=event.entry_id,
+                        due=event.next_review_due)
+
+    @handle.register(SupportFile.CrisisInterventionRecorded)
+    def _file_crisis(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.crisis", event.occurred_on, ref=event.entry_id)
+
+    @handle.register(SupportFile.EntryCorrected)
+    def _file_entry_corrected(self, event: Any, conn: Connection, position: int) -> None:
+        if event.entry_kind == "crisis" and "occurred_on" in event.changes:
+            conn.execute(_REDATE_FACT, {"b_id": _sid(event), "b_ref": event.corrects,
+                                        "b_day": _day(event.changes["occurred_on"])})
+
+    @handle.register(SupportFile.Closed)
+    def _file_closed(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.closed", event.at, None, status="closed", due=None)
+
+    @handle.register(SupportFile.Reopened)
+    def _file_reopened(self, event: Any, conn: Connection, position: int) -> None:
+        self._file_fact(conn, event, "file.reopened", event.at, status="open", due=event.next_review_due)
+
+    # -- pairings and check-ins -----------------------------------------------------
+    @handle.register(Pairing.Paired)
+    def _paired(self, event: Any, conn: Connection, position: int) -> None:
+        day = _day(event.at)
+        conn.execute(_INS["v_report_pairings"], {
+            "pairing_id": _sid(event), "school_id": event.school_id, "paired_day": day, "last_held_day": None,
+            "cadence": event.cadence_days, "seq": 1, "active": True,
+        })
+        conn.execute(_INS["v_report_pairing_spans"], {
+            "pairing_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
+            "cadence": event.cadence_days,
+        })
+
+    @handle.register(Pairing.CheckInRecorded)
+    def _checked_in(self, event: Any, conn: Connection, position: int) -> None:
+        params = {"b_id": _sid(event), "b_check_in": event.check_in_id, "b_day": _day(event.held_on)}
+        conn.execute(_INS_CHECK_IN, params)
+        conn.execute(_SET_LAST_HELD, params)
+
+    def _pairing_span(self, conn: Connection, event: Any, cadence: int | None) -> None:
+        """Close the current span; open a new one with `cadence` unless the pairing ended."""
+        pid, day = _sid(event), _day(event.at)
+        row = conn.execute(_PAIRING_STATE, {"b_id": pid}).first()
+        if row is None:
+            return
+        school_id, seq = row
+        conn.execute(_END_PAIRING_SPAN, {"b_id": pid, "b_seq": seq, "b_day": day})
+        if cadence is None:
+            conn.execute(_END_PAIRING, {"b_id": pid})
+            return
+        conn.execute(_INS["v_report_pairing_spans"], {
+            "pairing_id": pid, "seq": seq + 1, "school_id": school_id, "from_day": day, "to_day": None,
+            "cadence": cadence,
+        })
+        conn.execute(_SET_PAIRING, {"b_id": pid, "b_seq": seq + 1, "b_cadence": cadence, "b_active": True})
+
+    @handle.register(Pairing.CadenceChanged)
+    def _cadence_changed(self, event: Any, conn: Connection, position: int) -> None:
+        self._pairing_span(conn, event, event.cadence_days)
+
+    @handle.register(Pairing.Ended)
+    def _pairing_ended(self, event: Any, conn: Connection, position: int) -> None:
+        self._pairing_span(conn, event, None)
+
+    # -- screenings -----------------------------------------------------------------
+    @handle.register(ScreeningRecord.ScreeningRecordOpened)
+    def _screening_record_opened(self, event: Any, conn: Connection, position: int) -> None:
+        conn.execute(_INS["v_report_screening_records"], {
+            "record_id": _sid(event), "school_id": event.school_id, "student_id": event.student_id})
+
+    @handle.register(ScreeningRecord.ScreeningRecorded)
+    def _screened(self, event: Any, conn: Connection, position: int) -> None:
+        conn.execute(_INS_SCREENING, {
+            "b_id": _sid(event), "b_screening": event.screening_id, "b_day": _day(event.screened_on),
+            "b_instrument": event.instrument.upper(), "b_flagged": bool(event.flagged), "b_crisis": bool(event.crisis),
+        })
+
+    # -- erasure --------------------------------------------------------------------
+    def erase(self, conn: Connection, stream_id: str) -> None:
+        for stmt in _ERASE:
+            conn.execute(stmt, {"b_id": str(stream_id)})
+
+
+def views(app: Any) -> list[View]:
+    return [ReportView(app)]
+
+
+# -- the report -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    id: str  # stable English id (a CSV column)
+    group: str  # the section it is printed in
+    label: str  # Chinese label
+
+
+GROUPS = {
+    "cases": "校园欺凌案件（报告期内）",
+    "cases_end": "校园欺凌案件（期末状态）",
+    "files": "心理健康档案",
+    "screenings": "心理筛查（报告期内）",
+    "check_ins": "一岗双带谈心谈话",
+    "overdue": "期末超期事项",
+}
+
+
+def _metrics(instruments: Iterable[str]) -> list[Metric]:
+    m: list[Metric] = [Metric("cases_reported", "cases", "新报告案件")]
+    m += [Metric(f"cases_form_{k}", "cases", f"其中：{v}") for k, v in FORMS.items()]
+    m += [Metric("determinations", "cases", "认定（经批准或复查变更）"),
+          Metric("determinations_not_bullying", "cases", "认定：不构成欺凌")]
+    m += [Metric(f"determinations_{k}", "cases", f"认定：{v}") for k, v in SEVERITIES.items()]
+    m += [Metric("mandatory_reports", "cases", "强制报告"),
+          Metric("appeals_lodged", "cases", "申诉"),
+          Metric("cases_closed", "cases", "结案"),
+          Metric("cases_reopened", "cases", "重新开启")]
+    m += [Metric("cases_open_end", "cases_end", "期末未结案件")]
+    m += [Metric(f"cases_end_{k}", "cases_end", f"期末状态：{v}") for k, v in STATUS_LABELS.items()]
+    m += [Metric("files_opened", "files", "新建档案")]
+    m += [Metric(f"files_opened_{k}", "files", f"新建：{RISK_LABELS[k]}") for k in RISK_LEVELS]
+    m += [Metric("files_closed", "files", "结案档案")]
+    m += [Metric(f"files_closed_{k}", "files", f"结案：{RISK_LABELS[k]}") for k in RISK_LEVELS]
+    m += [Metric("files_reopened", "files", "重新开启"),
+          Metric("files_risk_raised", "files", "风险等级提高"),
+          Metric("files_risk_lowered", "files", "风险等级降低"),
+          Metric("file_reviews", "files", "方案复评"),
+          Metric("crisis_interventions", "files", "危机干预"),
+          Metric("files_open_end", "files", "期末在档")]
+    m += [Metric(f"files_end_{k}", "files", f"期末在档：{RISK_LABELS[k]}") for k in RISK_LEVELS]
+    m += [Metric("screenings", "screenings", "筛查人次"),
+          Metric("students_screened", "screenings", "筛查人数"),
+          Metric("screenings_flagged", "screenings", "达到关注线（人次）"),
+          Metric("screenings_crisis", "screenings", "危机信号（人次）")]
+    for inst in instruments:
+        key = _instrument_key(inst)
+        m += [Metric(f"screenings_{key}", "screenings", f"{inst}：人次"),
+              Metric(f"screenings_flagged_{key}", "screenings", f"{inst}：达到关注线")]
+    m += [Metric("pairings_active_end", "check_ins", "期末结对数"),
+          Metric("check_ins_due", "check_ins", "应谈心次数"),
+          Metric("check_ins_done", "check_ins", "已谈心次数")]
+    m += [Metric("overdue_end", "overdue", "期末超期事项合计"),
+          Metric("investigations_overdue_end", "overdue", "调查超期（案件）"),
+          Metric("follow_ups_overdue_end", "overdue", "回访超期（案件）"),
+          Metric("reviews_overdue_end", "overdue", "复评超期（档案）"),
+          Metric("check_ins_overdue_end", "overdue", "谈心逾期（结对）")]
+    return m
+
+
+def _instrument_key(instrument: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", instrument.lower()).strip("_") or "other"
+
+
+@dataclass(frozen=True)
+class SchoolReport:
+    school_id: str  # "" for the total row
+    school: str  # the school's name (a school, never a person), or 合计
+    counts: dict[str, int]
+
+    def __getitem__(self, metric: str) -> int:
+        return self.counts.get(metric, 0)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A periodic report: counts only, per school and summed."""
+
+    date_from: date
+    date_to: date
+    as_of: date  # the day "at period end" figures are taken on: the period end, or today if earlier
+    generated_at: datetime
+    scope: str  # "district" or "school"
+    district: str
+    metrics: list[Metric]
+    schools: list[SchoolReport]
+    total: SchoolReport
+    groups: dict[str, str] = field(default_factory=lambda: dict(GROUPS))
+
+    def school(self, school_id: str) -> SchoolReport:
+        for s in self.schools:
+            if s.school_id == school_id:
+                return s
+        raise KeyError(school_id)
+
+
+def periodic_report(
+    app: Any, actor: Actor, *, date_from: date, date_to: date, school_id: str | None = None,
+    today: date | None = None,
+) -> Report:
+    """The periodic report (定期报送) for [date_from, date_to], both days included.
+
+    With `school_id`: that school (its principal, or a supervisor of its district).
+    Without: the actor's own school if they belong to one, else (a supervisor) every
+    school of their district, with the district total. Decided by the gate (STATS_READ)."""
+    if school_id is None and actor.school_id is not None:
+        school_id = actor.school_id
+    if school_id is not None:
+        decision_resource = app.resource("school", None, school_id)
+    else:
+        decision_resource = Resource(kind="district", district=actor.district)
+    app.authorize(actor, access.STATS_READ, decision_resource)
+    if not isinstance(date_from, date) or not isinstance(date_to, date) or date_from > date_to:
+        raise InvalidInput(reason="报告期的起始日期不能晚于截止日期")
+    district = decision_resource.district
+    known = {sid: (name, d) for sid, name, d in app.schools()}
+    if school_id is not None:
+        if school_id not in known:
+            raise NotFound()
+        chosen = [(school_id, known[school_id][0])]
+    else:
+        chosen = sorted(((sid, name) for sid, (name, d) in known.items() if d == district), key=lambda s: s[1])
+    if hasattr(app, "record_security_event"):
+        app.record_security_event(
+            "report", actor.staff_id, school_id or f"district:{district}",
+            {"from": date_from.isoformat(), "to": date_to.isoformat(), "schools": len(chosen)},
+        )
+    views_runner = getattr(app, "views", None)
+    if views_runner is not None:
+        views_runner.catch_up()
+    today = today or app.now().date()
+    as_of = min(date_to, today)
+    ids = [sid for sid, _ in chosen]
+    instruments = list(getattr(app, "instruments", {}) or {})
+    with views_runner.engine.connect() as conn:
+        counts, seen_instruments = _count(conn, ids, date_from.toordinal(), date_to.toordinal(),
+                                          as_of.toordinal())
+    for inst in sorted(seen_instruments):
+        if inst not in instruments:
+            instruments.append(inst)
+    metrics = _metrics(instruments)
+    rows = [SchoolReport(sid, name, {m.id: counts[sid][m.id] for m in metrics}) for sid, name in chosen]
+    total = SchoolReport("", "全区合计" if school_id is None else "合计",
+                         {m.id: sum(r.counts[m.id] for r in rows) for m in metrics})
+    return Report(
+        date_from=date_from, date_to=date_to, as_of=as_of, generated_at=app.now(),
+        scope="school" if school_id is not None else "district", district=district, metrics=metrics,
+        schools=rows, total=total,
+    )
+
+
+def _active_at(table: Table, day: int) -> Any:
+    return and_(table.c.from_day <= day, or_(table.c.to_day.is_(None), table.c.to_day > day))
+
+
+def _count(conn: Connection, ids: list[str], start: int, end: int, as_of: int) -> tuple[dict[str, Counter[str]], set[str]]:
+    out: dict[str, Counter[str]] = {sid: Counter() for sid in ids}
+    instruments: set[str] = set()
+    if not ids:
+        return out, instruments
+    in_schools = facts.c.school_id.in_(ids)
+
+    # Dated facts in the period.
+    fact_names = {
+        "case.mandatory_report": "mandatory_reports", "case.appeal_lodged": "appeals_lodged",
+        "case.closed": "cases_closed", "case.reopened": "cases_reopened", "file.reopened": "files_reopened",
+        "file.risk_raised": "files_risk_raised", "file.risk_lowered": "files_risk_lowered",
+        "file.reviewed": "file_reviews", "file.crisis": "crisis_interventions",
+    }
+    for school, kind, detail, n in conn.execute(
+        select(facts.c.school_id, facts.c.kind, facts.c.detail, func.count())
+        .where(in_schools, facts.c.day.between(start, end))
+        .group_by(facts.c.school_id, facts.c.kind, facts.c.detail)
+    ):
+        c = out[school]
+        if kind == "case.determined":
+            c["determinations"] += n
+            c[f"determinations_{detail}"] += n
+        elif kind == "file.opened":
+            c["files_opened"] += n
+            c[f"files_opened_{detail}"] += n
+        elif kind == "file.closed":
+            c["files_closed"] += n
+            c[f"files_closed_{detail}"] += n
+        elif kind in fact_names:
+            c[fact_names[kind]] += n
+
+    # Cases reported in the period, by form (a case may take several forms).
+    for school, forms in conn.execute(
+        select(cases.c.school_id, cases.c.forms)
+        .where(cases.c.school_id.in_(ids), cases.c.reported_day.between(start, end))
+    ):
+        out[school]["cases_reported"] += 1
+        for f in forms.split(","):
+            if f:
+                out[school][f"cases_form_{f}"] += 1
+
+    # Cases at period end: status, and what was overdue that day.
+    s = case_spans
+    for school, status, n, inv_overdue, fu_overdue in conn.execute(
+        select(
+            s.c.school_id, s.c.status, func.count(),
+            func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
+            func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0)),
+        ).where(s.c.school_id.in_(ids), _active_at(s, as_of)).group_by(s.c.school_id, s.c.status)
+    ):
+        c = out[school]
+        c[f"cases_end_{status}"] += n
+        if status != "closed":
+            c["cases_open_end"] += n
+        c["investigations_overdue_end"] += int(inv_overdue or 0)
+        c["follow_ups_overdue_end"] += int(fu_overdue or 0)
+
+    # Support files open at period end, by risk level, and reviews overdue that day.
+    f = file_spans
+    for school, level, n, overdue in conn.execute(
+        select(f.c.school_id, f.c.risk_level, func.count(),
+               func.sum(case((and_(f.c.review_due.is_not(None), f.c.review_due < as_of), 1), else_=0)))
+        .where(f.c.school_id.in_(ids), f.c.status == "open", _active_at(f, as_of))
+        .group_by(f.c.school_id, f.c.risk_level)
+    ):
+        c = out[school]
+        c["files_open_end"] += n
+        c[f"files_end_{level}"] += n
+        c["reviews_overdue_end"] += int(overdue or 0)
+
+    # Screenings done in the period.
+    sc = screenings
+    in_period = and_(sc.c.school_id.in_(ids), sc.c.screened_day.between(start, end))
+    for school, inst, n, flagged, crisis in conn.execute(
+        select(sc.c.school_id, sc.c.instrument, func.count(),
+               func.sum(case((sc.c.flagged, 1), else_=0)), func.sum(case((sc.c.crisis, 1), else_=0)))
+        .where(in_period).group_by(sc.c.school_id, sc.c.instrument)
+    ):
+        c = out[school]
+        key = _instrument_key(inst)
+        instruments.add(inst)
+        c["screenings"] += n
+        c[f"screenings_{key}"] += n
+        c["screenings_flagged"] += int(flagged or 0)
+        c[f"screenings_flagged_{key}"] += int(flagged or 0)
+        c["screenings_crisis"] += int(crisis or 0)
+    for school, n in conn.execute(
+        select(sc.c.school_id, func.count(func.distinct(sc.c.student_id))).where(in_period)
+        .group_by(sc.c.school_id)
+    ):
+        out[school]["students_screened"] += n
+
+    # Check-ins held in the period.
+    for school, n in conn.execute(
+        select(check_ins.c.school_id, func.count())
+        .where(check_ins.c.school_id.in_(ids), check_ins.c.held_day.between(start, end))
+        .group_by(check_ins.c.school_id)
+    ):
+        out[school]["check_ins_done"] += n
+
+    # Check-ins due in the period (up to today, if it has not ended): for each span of
+    # a pairing's cadence, the days it overlaps the period divided by the cadence,
+    # rounded down.
+    p = pairing_spans
+    due_end = min(end, as_of)
+    span_end = case((and_(p.c.to_day.is_not(None), p.c.to_day < due_end + 1), p.c.to_day), else_=due_end + 1)
+    span_start = case((p.c.from_day > start, p.c.from_day), else_=start)
+    for school, due in conn.execute(
+        select(p.c.school_id, func.sum((span_end - span_start) // p.c.cadence))
+        .where(p.c.school_id.in_(ids), p.c.from_day <= due_end, or_(p.c.to_day.is_(None), p.c.to_day > start),
+               p.c.to_day.is_(None) | (p.c.to_day > p.c.from_day))
+        .group_by(p.c.school_id)
+    ) if due_end >= start else ():
+        out[school]["check_ins_due"] += int(due or 0)
+
+    # Pairings active at period end, and those overdue that day: the last check-in held
+    # by then (or the pairing day) plus the cadence is before that day.
+    last_by_then = (
+        select(func.max(check_ins.c.held_day))
+        .where(check_ins.c.pairing_id == pairings.c.pairing_id, check_ins.c.held_day <= as_of)
+        .scalar_subquery()
+    )
+    last = case(
+        (pairings.c.last_held_day.is_(None), None),
+        (pairings.c.last_held_day <= as_of, pairings.c.last_held_day),
+        else_=last_by_then,
+    )
+    base = func.coalesce(last, pairings.c.paired_day)
+    for school, n, overdue in conn.execute(
+        select(p.c.school_id, func.count(), func.sum(case((base + p.c.cadence < as_of, 1), else_=0)))
+        .select_from(p.join(pairings, pairings.c.pairing_id == p.c.pairing_id))
+        .where(p.c.school_id.in_(ids), _active_at(p, as_of))
+        .group_by(p.c.school_id)
+    ):
+        out[school]["pairings_active_end"] += n
+        out[school]["check_ins_overdue_end"] += int(overdue or 0)
+
+    for c in out.values():
+        c["overdue_end"] = (c["investigations_overdue_end"] + c["follow_ups_overdue_end"]
+                            + c["reviews_overdue_end"] + c["check_ins_overdue_end"])
+    return out, instruments
+
+
+# -- rendering ------------------------------------------------------------------------
+ID_COLUMNS = [
+    ("row_type", "行类型"), ("school_id", "学校编号"), ("school", "学校"), ("district", "学区"),
+    ("date_from", "起始日期"), ("date_to", "截止日期"), ("as_of", "期末状态截至"),
+]
+
+
+def report_csv(report: Report) -> str:
+    """One row per school and a total row; the first header row holds the stable
+    English column ids, the second their Chinese labels."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([c for c, _ in ID_COLUMNS] + [m.id for m in report.metrics])
+    w.writerow([label for _, label in ID_COLUMNS] + [m.label for m in report.metrics])
+    for row_type, r in [*(("school", s) for s in report.schools), ("total", report.total)]:
+        w.writerow([row_type, r.school_id, r.school, report.district, report.date_from.isoformat(),
+                    report.date_to.isoformat(), report.as_of.isoformat()]
+                   + [r[m.id] for m in report.metrics])
+    return buf.getvalue()
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The overview table (one row per school): a few metrics under short headings, to fit A4.
+OVERVIEW = {
+    "cases_reported": "新报告案件", "determinations": "认定", "cases_closed": "结案", "cases_open_end": "期末未结案件",
+    "files_opened": "新建档案", "files_open_end": "期末在档", "screenings": "筛查人次", "check_ins_due": "应谈心",
+    "check_ins_done": "已谈心", "overdue_end": "期末超期事项",
+}
+
+
+def report_html(report: Report) -> str:
+    """The printable report (A4): the overview, then one page per school."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    by_id = {m.id: m for m in report.metrics}
+    sections = [(key, title, [m for m in report.metrics if m.group == key]) for key, title in report.groups.items()]
+    return env.get_template("report.html").render(
+        report=report, sections=sections, overview=[(by_id[k], short) for k, short in OVERVIEW.items() if k in by_id],
+        generated=report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip(),
+    )
+
+
+__all__ = ["ReportView", "Report", "SchoolReport", "Metric", "periodic_report", "report_csv", "report_html",
+           "views", "case_status"]
