@@ -352,8 +352,13 @@ def login_subject(app: Core, username: str) -> str:
 
 # -- signing keys ------------------------------------------------------------------------
 def signing_key_path(config: StoreConfig) -> Path:
+    """ANXIN_AUDIT_KEY_FILE, else `audit-signing.key` beside the master key file (the
+    data directory's, or the one ANXIN_MASTER_KEY_FILE names)."""
     path = os.environ.get("ANXIN_AUDIT_KEY_FILE")
-    return Path(path) if path else config.data_dir / "audit-signing.key"
+    if path:
+        return Path(path)
+    master = os.environ.get("ANXIN_MASTER_KEY_FILE")
+    return (Path(master).parent if master else config.data_dir) / "audit-signing.key"
 
 
 def public_key_path(config: StoreConfig) -> Path:
