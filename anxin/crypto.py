@@ -178,6 +178,12 @@ class KeyStore:
             raise StreamErased(key_id)
         return self._unwrap(key_id, row[0], row[1])
 
+    def ensure_named_key(self, key_id: str) -> None:
+        """Create a named key if the store has none yet (without unwrapping it)."""
+        assert self.db is not None
+        if self.db.fetch_key(key_id) is None:
+            self.db.insert_key(key_id, self.master.wrap(key_id, os.urandom(32)), self.master.kek_id)
+
     def named_cipher(self, key_id: str) -> AESGCM:
         aes = self._ciphers.get(key_id)
         if aes is None:

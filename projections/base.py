@@ -91,6 +91,10 @@ class View:
     def handle(self, event: Any, conn: Connection, position: int) -> None:
         """Events a view does not know are ignored."""
 
+    def flush(self, conn: Connection) -> None:
+        """End of a batch: a view that holds writes back sends them now, before its
+        position moves in the same transaction."""
+
     def erase(self, conn: Connection, stream_id: str) -> None:
         """A stream was shredded: forget anything derived from its content."""
 
@@ -180,6 +184,7 @@ class Runner:
                     continue
                 for i, e in todo:
                     v.handle(e, conn, i)
+                v.flush(conn)
                 moved = conn.execute(
                     update(tracking).where(tracking.c.view == v.name, tracking.c.position == seen)
                     .values(position=last)
