@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
 def all_views(app: Core) -> list[View]:
     """Every view, in the order they are kept up to date."""
-    from projections import case_board, pairing_board, report, support_register, timeline, work_queue
+    from projections import (
+        case_board,
+        pairing_board,
+        report,
+        support_register,
+        timeline,
+        work_queue,
+    )
 
     views: list[View] = []
     for module in (work_queue, pairing_board, support_register, case_board, timeline, report):

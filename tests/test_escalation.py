@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import School
 
 from anxin.service import Anxin
 from domain.common import DomainError, PermissionDenied
-from conftest import School
 
 
 def concern_check_in(app: Anxin, school: School, concern: bool = True) -> tuple[str, str]:
