@@ -258,7 +258,9 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     (out / "core.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(f"written {out / 'core.json'}")
-    return 0
+    from anxin import bench_district
+
+    return bench_district.main()
 
 
 if __name__ == "__main__":
