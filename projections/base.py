@@ -182,8 +182,9 @@ class Runner:
                 todo = [(i, e) for i, e in events if i > seen]
                 if not todo:
                     continue
+                handle = v.handle  # bind once: the dispatcher builds a wrapper on each access
                 for i, e in todo:
-                    v.handle(e, conn, i)
+                    handle(e, conn, i)
                 v.flush(conn)
                 moved = conn.execute(
                     update(tracking).where(tracking.c.view == v.name, tracking.c.position == seen)
