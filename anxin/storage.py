@@ -109,7 +109,7 @@ class StoreConfig:
         path = self.sqlite_path
         if self.url and self.url.startswith("sqlite:///"):
             path = Path(self.url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data directory is private
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(path),
