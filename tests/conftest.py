@@ -5,8 +5,10 @@ with a person in every role."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -90,6 +92,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         app.close()
     if s.schema:
         _pg_exec(f"DROP SCHEMA {s.schema} CASCADE")
+
+
+@contextmanager
+def fresh_app(kind: str, clock: Clock) -> Iterator[Anxin]:
+    """A new empty store per hypothesis example (function fixtures are not reset between them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        schema = None
+        if kind == "postgres":
+            schema = "t_" + uuid.uuid4().hex[:12]
+            _pg_exec(f"CREATE SCHEMA {schema}")
+            config = StoreConfig(url=PG_URL, data_dir=Path(tmp), schema=schema)
+        else:
+            config = StoreConfig(url=None, data_dir=Path(tmp))
+        app = Anxin(config, [MasterKey.generate()], clock=clock)
+        try:
+            yield app
+        finally:
+            app.close()
+            if schema:
+                _pg_exec(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -6,23 +6,16 @@ fold after random histories (checked, too, against the aggregates themselves).""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
-from conftest import ADMIN, PG_URL, Clock, School, Store, _pg_exec, make_school
+from conftest import ADMIN, Clock, School, Store, fresh_app, make_school
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from anxin.crypto import MasterKey
 from anxin.service import Anxin
-from anxin.storage import StoreConfig
 from domain.bullying import BullyingCase
 from domain.common import DomainError, PermissionDenied
 from projections import case_board as cb
@@ -198,24 +191,6 @@ def test_the_board_reflects_a_command_as_soon_as_it_returns(app: Anxin, school: 
 
 
 # -- rebuild equals incremental -------------------------------------------------------------------
-@contextmanager
-def fresh_app(kind: str, clock: Clock) -> Iterator[Anxin]:
-    """A new empty store per hypothesis example (function fixtures are not reset between them)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        schema = None
-        if kind == "postgres":
-            schema = "t_" + uuid4().hex[:12]
-            _pg_exec(f"CREATE SCHEMA {schema}")
-            config = StoreConfig(url=PG_URL, data_dir=Path(tmp), schema=schema)
-        else:
-            config = StoreConfig(url=None, data_dir=Path(tmp))
-        app = Anxin(config, [MasterKey.generate()], clock=clock)
-        try:
-            yield app
-        finally:
-            app.close()
-            if schema:
-                _pg_exec(f"DROP SCHEMA {schema} CASCADE")
 
 
 case = st.integers(0, 3)
