@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	./.ci/browser-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -17,6 +18,7 @@ run: install
 	$(BIN)/anxin init --if-missing
 	$(BIN)/anxin demo --if-empty
 	$(BIN)/anxin summary
+	$(BIN)/anxin serve --host 127.0.0.1 --port 8000
 
 test: install
 	$(BIN)/pytest

@@ -72,7 +72,7 @@ CHECKPOINT_FORMAT = "anxin-audit-checkpoint-1"
 SEP = "\x1f"
 KINDS = frozenset({
     "event", "access", "login", "login_failed", "logout", "export", "report", "shred", "key_rotation",
-    "checkpoint",
+    "checkpoint", "password_change", "token_issue", "token_revoke",
 })
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).
 SECURITY_KINDS = KINDS - {"event", "access", "checkpoint"}

@@ -179,3 +179,7 @@ def make_school(app: Anxin, name: str = "第一中学", district: str = "default
 @pytest.fixture
 def school(app: Anxin) -> School:
     return make_school(app)
+
+
+# The web application's fixtures (the demo district served through TestClient).
+from web_support import browse, site  # noqa: E402,F401

@@ -1,0 +1,158 @@
+"""The web application: FastAPI + Jinja2, server-rendered pages in Simplified Chinese
+(English by a switch), and a JSON API under /api/v1 with the same gate behind both.
+
+`create_app()` opens the application from the environment (ANXIN_DATA_DIR or
+ANXIN_DATABASE_URL, like the CLI); tests pass their own `Anxin`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.common import Conflict, DomainError, Erased, NotFound, PermissionDenied
+from web import i18n
+from web.deps import HERE, ApiUnauthorized, CsrfRefused, LoginRequired, Web, language, login_url, render
+
+log = logging.getLogger("anxin.web")
+
+STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def status_of(error: DomainError) -> int:
+    for cls, code in STATUS.items():
+        if isinstance(error, cls):
+            return code
+    return 400
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
+               background_seconds: float | None = 5.0) -> FastAPI:
+    owns_app = anxin is None
+    if anxin is None:
+        from anxin.service import open_app
+
+        anxin = open_app()
+    if secure_cookies is None:
+        secure_cookies = os.environ.get("ANXIN_SECURE_COOKIES", "") == "1"
+    web = Web(anxin, secure_cookies=secure_cookies)
+    stop = threading.Event()
+
+    def background() -> None:
+        """Other processes' writes reach the views; the audit trail is checkpointed."""
+        while not stop.wait(background_seconds or 5.0):
+            try:
+                anxin.views.catch_up()
+                anxin.maybe_checkpoint(every_entries=10_000, every_seconds=3600)
+            except Exception:  # keep serving; the next round retries
+                log.exception("background catch-up failed")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if background_seconds:
+            worker = threading.Thread(target=background, name="anxin-catch-up", daemon=True)
+            worker.start()
+        yield
+        stop.set()
+        if worker:
+            worker.join(timeout=10)
+        if owns_app:
+            anxin.close()
+
+    api = FastAPI(
+        title="安心 Anxin API", version="1", lifespan=lifespan,
+        description="学生安全个案管理 JSON 接口。认证：会话 Cookie（写操作需 X-CSRF-Token），或管理员签发的 Bearer 令牌。",
+    )
+    api.state.web = web
+    api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @api.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        i18n.current.set(language(request))
+        response: Response = await call_next(request)
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        if not request.url.path.startswith("/static/"):
+            h["Cache-Control"] = "no-store"
+        if secure_cookies:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @api.exception_handler(LoginRequired)
+    async def _login(request: Request, _: LoginRequired) -> Response:
+        return RedirectResponse(login_url(request), status_code=303)
+
+    @api.exception_handler(ApiUnauthorized)
+    async def _unauth(request: Request, _: ApiUnauthorized) -> Response:
+        r = api_error(401, "unauthenticated", i18n.gettext("请先登录，或提供有效的访问令牌"))
+        r.headers["WWW-Authenticate"] = "Bearer"
+        return r
+
+    @api.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, _: CsrfRefused) -> Response:
+        message = i18n.gettext("表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+        if is_api(request):
+            return api_error(403, "csrf", message)
+        return render(request, "error.html", 403, title=i18n.gettext("请求被拒绝"), message=message)
+
+    @api.exception_handler(DomainError)
+    async def _domain(request: Request, error: DomainError) -> Response:
+        status = status_of(error)
+        message = i18n.error_text(error)
+        if is_api(request):
+            return api_error(status, error.code, message)
+        return render(request, "error.html", status, title=i18n.gettext("无法完成"), message=message)
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        if is_api(request):
+            fields = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg", "")}
+                      for e in error.errors()]
+            return api_error(422, "invalid_input", i18n.gettext("输入无效"), fields=fields)
+        return render(request, "error.html", 400, title=i18n.gettext("输入无效"),
+                      message=i18n.gettext("提交的内容不完整或格式不对，请返回修改"))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if is_api(request):
+            code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+            return api_error(error.status_code, code, str(error.detail))
+        title = i18n.gettext("页面不存在") if error.status_code == 404 else i18n.gettext("请求无法处理")
+        return render(request, "error.html", error.status_code, title=title, message=str(error.detail))
+
+    @api.exception_handler(Exception)
+    async def _crash(request: Request, error: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
+        message = i18n.gettext("服务器内部错误，操作未完成；请稍后重试或联系管理员")
+        if is_api(request):
+            return api_error(500, "internal_error", message)
+        return render(request, "error.html", 500, title=i18n.gettext("出错了"), message=message)
+
+    from web.routes import include_all
+
+    include_all(api)
+    return api

@@ -1,0 +1,228 @@
+"""What every route needs: the application, the signed-in person, CSRF, rendering.
+
+Routes stay thin: parse the form, make one application call or one view query, and
+render. The gate in the application layer decides every access; nothing here does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from domain.common import Actor, DomainError, Role
+from web import i18n
+from web.security import COOKIE, LANG_COOKIE, ApiTokens, LoginThrottle, Session, SessionStore, csrf_ok
+
+HERE = Path(__file__).parent
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Web:
+    """The running web application's state: one Anxin application, shared by all
+    requests; commands are serialised (one writer), reads run side by side."""
+
+    def __init__(self, app: Any, *, secure_cookies: bool = False) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+        self.sessions = SessionStore()
+        self.throttle = LoginThrottle()
+        self.tokens = ApiTokens(app)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        env = self.templates.env
+        env.globals.update(_=i18n.gettext, fmt_date=i18n.fmt_date, fmt_datetime=i18n.fmt_datetime,
+                           LANGUAGES=i18n.LANGUAGES, Role=Role)
+        env.filters["date"] = i18n.fmt_date
+        env.filters["datetime"] = i18n.fmt_datetime
+        self._write = threading.RLock()
+        self._names: dict[str, str] = {}
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        with self._write:
+            yield self.app
+
+    def staff_name(self, staff_id: str) -> str:
+        name = self._names.get(staff_id)
+        if name is None:
+            name = self._names[staff_id] = self.app.staff_name(staff_id)
+        return name
+
+
+def get_web(request: Request) -> Web:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+@dataclass
+class User:
+    """The person making this request, as the gate sees them."""
+
+    actor: Actor
+    name: str
+    session: Session | None  # None when signed in by an API token
+
+    @property
+    def staff_id(self) -> str:
+        return self.actor.staff_id
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf if self.session else ""
+
+    def has(self, *roles: Role) -> bool:
+        return any(self.actor.has(r) for r in roles)
+
+
+class LoginRequired(Exception):
+    """No valid session: pages send the browser to the login page."""
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+class ApiUnauthorized(Exception):
+    pass
+
+
+def language(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
+    return lang if lang in i18n.LANGUAGES else i18n.DEFAULT
+
+
+def _user_for(web: Web, session: Session) -> User | None:
+    try:
+        actor = web.app.actor(session.staff_id)
+    except DomainError:  # the account was deactivated since
+        web.sessions.drop(session.id)
+        return None
+    return User(actor, web.staff_name(actor.staff_id), session)
+
+
+def session_user(request: Request) -> User | None:
+    web = get_web(request)
+    session = web.sessions.get(request.cookies.get(COOKIE))
+    return _user_for(web, session) if session else None
+
+
+async def form_data(request: Request) -> dict[str, Any]:
+    """The submitted form as a dict (lists for repeated fields); CSRF checked here
+    for every state-changing page request."""
+    if request.method not in UNSAFE:
+        return {}
+    form = await request.form()
+    data: dict[str, Any] = {}
+    for key in form.keys():
+        values = [v for v in form.getlist(key) if isinstance(v, str)]
+        uploads = [v for v in form.getlist(key) if not isinstance(v, str)]
+        if uploads:
+            data[key] = uploads[0]
+        elif len(values) > 1:
+            data[key] = values
+        else:
+            data[key] = values[0] if values else ""
+    request.state.form = data
+    return data
+
+
+async def page_user(request: Request, form: dict[str, Any] = Depends(form_data)) -> User:
+    i18n.current.set(language(request))
+    user = session_user(request)
+    if user is None:
+        raise LoginRequired()
+    if request.method in UNSAFE and not csrf_ok(user.session, form.get("csrf_token")):  # type: ignore[arg-type]
+        raise CsrfRefused()
+    request.state.user = user
+    return user
+
+
+def api_user(request: Request) -> User:
+    i18n.current.set(language(request))
+    web = get_web(request)
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        staff_id = web.tokens.staff_for(auth[7:].strip())
+        if staff_id is None:
+            raise ApiUnauthorized()
+        try:
+            actor = web.app.actor(staff_id)
+        except DomainError as e:
+            raise ApiUnauthorized() from e
+        user = User(actor, web.staff_name(staff_id), None)
+    else:
+        found = session_user(request)
+        if found is None:
+            raise ApiUnauthorized()
+        user = found
+        if request.method in UNSAFE and not csrf_ok(user.session, request.headers.get("x-csrf-token")):  # type: ignore[arg-type]
+            raise CsrfRefused()
+    request.state.user = user
+    return user
+
+
+# -- rendering --------------------------------------------------------------------------
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    user: User | None = getattr(request.state, "user", None)
+    if user and user.session:
+        user.session.data.setdefault("flash", []).append((kind, message))
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    web = get_web(request)
+    user: User | None = getattr(request.state, "user", None)
+    flashes = user.session.data.pop("flash", []) if user and user.session else []
+    context.update(request=request, user=user, lang=i18n.current.get(), flashes=flashes,
+                   csrf_token=user.csrf if user else "", nav=nav_for(user), path=request.url.path)
+    context.setdefault("form", getattr(request.state, "form", {}) or {})
+    return web.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def redirect(url: str, request: Request | None = None, message: str | None = None) -> RedirectResponse:
+    if request is not None and message:
+        flash(request, message)
+    return RedirectResponse(url, status_code=303)
+
+
+def login_url(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login?next=" + quote(target, safe="")
+
+
+def nav_for(user: User | None) -> list[tuple[str, str]]:
+    """The menu: (path, label) for what this person's roles may use."""
+    if user is None:
+        return []
+    _ = i18n.gettext
+    items: list[tuple[str, str]] = []
+    in_school = user.actor.school_id is not None
+    if in_school:
+        items.append(("/", _("我的待办")))
+    if user.has(Role.CLASS_TEACHER):
+        items.append(("/pairings", _("一岗双带")))
+    if in_school and not user.has(Role.ADMINISTRATOR) or user.has(Role.CLASS_TEACHER):
+        items.append(("/cases/new", _("报告欺凌")))
+    if user.has(Role.COUNSELOR, Role.PRINCIPAL, Role.SAFETY_LEAD):
+        items.append(("/support", _("一人一策")))
+    if user.has(Role.SAFETY_LEAD, Role.PRINCIPAL, Role.CLASS_TEACHER):
+        items.append(("/cases", _("欺凌案件")))
+    if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD):
+        items.append(("/board", _("学校看板")))
+    if in_school:
+        items.append(("/students", _("学生")))
+    if user.has(Role.SUPERVISOR):
+        items += [("/district", _("全区概况")), ("/reports", _("定期报送")), ("/audit", _("审计"))]
+    if user.has(Role.PRINCIPAL):
+        items.append(("/reports", _("定期报送")))
+    if user.has(Role.ADMINISTRATOR):
+        items += [("/admin/accounts", _("账号")), ("/admin/roster", _("花名册")), ("/admin/keys", _("密钥")),
+                  ("/admin/shred", _("删除"))]
+    seen: set[str] = set()
+    return [(p, label) for p, label in items if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]

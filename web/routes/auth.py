@@ -1,0 +1,110 @@
+"""Login, logout, password change, language switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from anxin.passwords import MIN_LENGTH, hash_password, verify_password
+from projections.audit import login_subject
+from web import i18n
+from web.deps import User, form_data, get_web, language, page_user, redirect, render, session_user
+from web.security import COOKIE, LANG_COOKIE, IDLE_SECONDS
+
+router = APIRouter(include_in_schema=False)
+_ = i18n.gettext
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no //host, no scheme) may be the place to go after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/") -> Response:
+    i18n.current.set(language(request))
+    if session_user(request):
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return render(request, "login.html", next=_safe_next(next))
+
+
+@router.post("/login")
+def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Response:
+    i18n.current.set(language(request))
+    web = get_web(request)
+    app = web.app
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    address = client_address(request)
+    subject = login_subject(app, username) if username else ""
+    if web.throttle.blocked(username, address):
+        app.record_security_event("login_failed", "anonymous", subject, {"reason": "throttled"})
+        return render(request, "login.html", 429, next=target, username=username,
+                      error=_("登录失败次数过多，请 15 分钟后再试"))
+    account = app.account(username) if username else None
+    if account is None or not verify_password(account[1], password):
+        web.throttle.failed(username, address)
+        app.record_security_event("login_failed", account[0] if account else "anonymous", subject,
+                                  {"reason": "bad_credentials"})
+        return render(request, "login.html", 401, next=target, username=username,
+                      error=_("用户名或密码不正确"))
+    web.throttle.succeeded(username)
+    session = web.sessions.create(account[0], replacing=request.cookies.get(COOKIE))
+    app.record_security_event("login", account[0], subject)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", secure=web.secure_cookies,
+                        max_age=IDLE_SECONDS * 16, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, user: User = Depends(page_user)) -> Response:
+    web = get_web(request)
+    web.sessions.drop(user.session.id if user.session else None)
+    web.app.record_security_event("logout", user.staff_id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/account/password")
+def password_page(request: Request, user: User = Depends(page_user)) -> Response:
+    return render(request, "password.html")
+
+
+@router.post("/account/password")
+def change_password(request: Request, user: User = Depends(page_user),
+                    form: dict[str, Any] = Depends(form_data)) -> Response:
+    web = get_web(request)
+    account = web.app.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (user.staff_id,))
+    current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
+    error = None
+    if account is None or not verify_password(account[0], current):
+        error = _("当前密码不正确")
+    elif len(new) < MIN_LENGTH:
+        error = _("新密码至少 {n} 位", n=MIN_LENGTH)
+    elif new != again:
+        error = _("两次输入的新密码不一致")
+    if error:
+        return render(request, "password.html", 400, error=error)
+    web.app.set_password_hash(user.staff_id, hash_password(new))
+    web.sessions.drop_staff(user.staff_id, keep=user.session.id if user.session else None)
+    web.app.record_security_event("password_change", user.staff_id, user.staff_id)
+    return redirect("/", request, _("密码已修改"))
+
+
+@router.get("/lang/{code}")
+def switch_language(request: Request, code: str, next: str = "/") -> Response:
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if code in i18n.LANGUAGES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+    return response

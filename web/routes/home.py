@@ -1,0 +1,23 @@
+"""The start page: a person's own work queue (待办), or where their role begins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from domain.common import Role
+from projections.work_queue import work_queue
+from web.deps import User, get_web, page_user, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home(request: Request, user: User = Depends(page_user)) -> Response:
+    if user.actor.school_id is None:
+        if user.has(Role.SUPERVISOR):
+            return redirect("/district")
+        if user.has(Role.ADMINISTRATOR):
+            return redirect("/admin/accounts")
+    items = work_queue(get_web(request).app, user.actor)
+    return render(request, "home.html", items=items, overdue=sum(1 for i in items if i.overdue))
