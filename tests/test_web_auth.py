@@ -4,6 +4,7 @@ security headers."""
 from __future__ import annotations
 
 from web_support import DemoSite
+
 from web.security import COOKIE
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PG_URL, STORES, _pg_exec
 from fastapi.testclient import TestClient
 
 from anxin.crypto import MasterKey
 from anxin.demo import DEMO_PASSWORD, load_demo
 from anxin.service import Anxin
 from anxin.storage import StoreConfig
-from conftest import PG_URL, STORES, _pg_exec
 from web.app import create_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

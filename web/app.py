@@ -22,7 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.common import Conflict, DomainError, Erased, NotFound, PermissionDenied
 from web import i18n
-from web.deps import HERE, ApiUnauthorized, CsrfRefused, LoginRequired, Web, language, login_url, render
+from web.deps import (
+    HERE,
+    ApiUnauthorized,
+    CsrfRefused,
+    LoginRequired,
+    Web,
+    language,
+    login_url,
+    render,
+)
 
 log = logging.getLogger("anxin.web")
 

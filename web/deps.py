@@ -20,7 +20,15 @@ from fastapi.templating import Jinja2Templates
 
 from domain.common import Actor, DomainError, Role
 from web import i18n
-from web.security import COOKIE, LANG_COOKIE, ApiTokens, LoginThrottle, Session, SessionStore, csrf_ok
+from web.security import (
+    COOKIE,
+    LANG_COOKIE,
+    ApiTokens,
+    LoginThrottle,
+    Session,
+    SessionStore,
+    csrf_ok,
+)
 
 HERE = Path(__file__).parent
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}

@@ -32,12 +32,15 @@ current: ContextVar[str] = ContextVar("anxin_lang", default=DEFAULT)
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if lang == DEFAULT or not path.exists():
-        return {}
-    with path.open("rb") as f:
-        cat = read_po(f, locale=lang)
-    return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy and isinstance(m.id, str)}
+    """Every `*.po` file of the language's LC_MESSAGES folder, merged (one per area)."""
+    found: dict[str, str] = {}
+    if lang == DEFAULT:
+        return found
+    for path in sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as f:
+            cat = read_po(f, locale=lang)
+        found.update({m.id: m.string for m in cat if m.id and m.string and not m.fuzzy and isinstance(m.id, str)})
+    return found
 
 
 def gettext(message: str, lang: str | None = None, **values: Any) -> str:

@@ -11,7 +11,7 @@ from anxin.passwords import MIN_LENGTH, hash_password, verify_password
 from projections.audit import login_subject
 from web import i18n
 from web.deps import User, form_data, get_web, language, page_user, redirect, render, session_user
-from web.security import COOKIE, LANG_COOKIE, IDLE_SECONDS
+from web.security import COOKIE, IDLE_SECONDS, LANG_COOKIE
 
 router = APIRouter(include_in_schema=False)
 _ = i18n.gettext
