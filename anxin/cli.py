@@ -411,7 +411,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:  # the web application lands with its own issue
         raise CLIError(f"网页应用尚未就绪：{e}") from e
     os.environ.setdefault("ANXIN_DATA_DIR", args.data_dir or "var")
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    print(f"安心 Anxin 网页服务：http://{args.host}:{args.port}/ （Ctrl+C 停止）", flush=True)
+    # uvicorn's access log would print query strings (a name searched for); the
+    # application logs method, path and status itself.
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="warning",
+                log_config=None)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -25,6 +26,70 @@ def msgids() -> dict[str, str]:
     return found
 
 
+# Messages and labels the domain, the application layer and the views put on pages: every
+# Chinese string literal outside docstrings; an f-string becomes a template with {a}, {b}...
+SOURCES = ["domain", "anxin", "projections"]
+NOT_SHOWN = {"cli.py", "bench.py", "bench_district.py", "bench_web.py", "demo.py", "docs.py", "__main__.py"}
+
+
+def _template(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        parts, i = [], 0
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value).replace("{", "{{").replace("}", "}}"))
+            else:
+                parts.append("{" + "abcdefghijklmnop"[i] + "}")
+                i += 1
+        return "".join(parts)
+    return None
+
+
+def domain_messages() -> dict[str, str]:
+    root = ROOT.parent
+    found: dict[str, str] = {}
+    for folder in SOURCES:
+        for path in sorted((root / folder).glob("*.py")):
+            if path.name in NOT_SHOWN:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and n.body and isinstance(n.body[0], ast.Expr)
+            }
+            inner = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+            for node in ast.walk(tree):
+                if id(node) in docstrings or id(node) in inner:
+                    continue
+                text = _template(node)
+                if text and CJK.search(text) and "\n" not in text and not text.isascii():
+                    found.setdefault(text, f"{folder}/{path.name}")
+    return found
+
+
+def test_every_domain_message_has_an_english_translation() -> None:
+    english = i18n.catalogue("en")
+    missing = {t: w for t, w in domain_messages().items() if t not in english}
+    assert not missing, f"{len(missing)} without English, e.g.:\n" + "\n".join(
+        f"  {w}: {t}" for t, w in sorted(missing.items(), key=lambda x: x[1])[:40])
+
+
+def test_a_filled_in_domain_message_is_translated_with_its_values() -> None:
+    from domain.common import InvalidInput, WrongState
+
+    assert i18n.error_text(WrongState(state="已结束", action="记录谈心"), "en") == english_of(
+        "当前状态为「{state}」，不能{action}").format(state=english_of("已结束"), action=english_of("记录谈心"))
+    message = i18n.error_text(InvalidInput(reason="用户名「zhang3」已被使用"), "en")
+    assert "zhang3" in message and not CJK.search(message)
+
+
+def english_of(text: str) -> str:
+    return i18n.catalogue("en")[text]
+
+
 def test_there_are_labels_to_translate() -> None:
     assert len(msgids()) > 20
 
@@ -46,7 +111,9 @@ if __name__ == "__main__":  # prints the missing entries as .po stubs: python te
 
     prefix = sys.argv[1] if len(sys.argv) > 1 else ""
     english = i18n.catalogue("en")
-    for text, where in msgids().items():
+    every = {**{t: "web/" + w for t, w in msgids().items()}, **domain_messages()} if prefix.startswith(
+        tuple(SOURCES)) else msgids()
+    for text, where in every.items():
         if text not in english and where.startswith(prefix):
             quoted = text.replace('"', '\\"')
             print(f'#: {where}\nmsgid "{quoted}"\nmsgstr ""\n')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,7 @@ from web.deps import (
 )
 
 log = logging.getLogger("anxin.web")
+access_log = logging.getLogger("anxin.web.access")
 
 STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -99,7 +101,11 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
     @api.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
         i18n.current.set(language(request))
+        started = time.perf_counter()
         response: Response = await call_next(request)
+        # Method, path and status only: never a query string or a form (names could be in them).
+        access_log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code,
+                        (time.perf_counter() - started) * 1000)
         h = response.headers
         h.setdefault("Content-Security-Policy", CSP)
         h.setdefault("X-Frame-Options", "DENY")

@@ -9,6 +9,7 @@ values it was filled with, so an English reader sees English.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from datetime import date, datetime
 from functools import cache
@@ -60,38 +61,60 @@ _ = gettext
 def translate_value(value: Any, lang: str) -> Any:
     """A value put into a message: translated when it is itself a known label."""
     if isinstance(value, str) and lang != DEFAULT:
-        return catalogue(lang).get(value, value)
+        return lookup(value, lang) or value
     return value
 
 
 def error_text(error: DomainError, lang: str | None = None) -> str:
-    """A domain error for a person, in their language."""
+    """A domain error for a person, in their language. The domain builds its messages
+    from Chinese templates (some with values filled in); the catalogue holds those
+    templates, so a message is matched against them and its values carried over."""
     lang = lang or current.get()
     if lang == DEFAULT:
         return error.text
+    return lookup(error.text, lang) or error.text
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+@cache
+def _patterns(lang: str) -> list[tuple[re.Pattern[str], str]]:
+    found = []
+    for msgid, msgstr in catalogue(lang).items():
+        if not _FIELD.search(msgid):
+            continue
+        parts, seen, pos = [], set(), 0
+        for m in _FIELD.finditer(msgid):
+            parts.append(re.escape(msgid[pos:m.start()]))
+            name = m.group(1)
+            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+            seen.add(name)
+            pos = m.end()
+        parts.append(re.escape(msgid[pos:]))
+        literal = len(_FIELD.sub("", msgid))
+        found.append((literal, re.compile("^" + "".join(parts) + "$", re.S), msgstr))
+    found.sort(key=lambda x: -x[0])  # the most specific template first
+    return [(rx, msgstr) for _, rx, msgstr in found]
+
+
+def lookup(text: str, lang: str, depth: int = 0) -> str | None:
+    """The translation of a message, also when it was built from a template with values
+    (the values translated too where they are themselves messages)."""
     cat = catalogue(lang)
-    if error.text in cat:
-        return cat[error.text]
-    template = type(error).message
-    for cls in type(error).__mro__:  # the template the message was built from
-        if getattr(cls, "message", None) and error.text == _fill(cls.message, error.details):
-            template = cls.message
-            break
-    details = {k: _detail(v, cat) for k, v in error.details.items()}
-    return _fill(cat.get(template, template), details)
-
-
-def _detail(value: Any, cat: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return cat.get(value, value)
-    return value
-
-
-def _fill(template: str, details: dict[str, Any]) -> str:
-    try:
-        return template.format(**details) if details else template
-    except (KeyError, IndexError, ValueError):
-        return template
+    if text in cat:
+        return cat[text]
+    if depth > 3 or not text:
+        return None
+    for rx, msgstr in _patterns(lang):
+        m = rx.match(text)
+        if m:
+            values = {k: lookup(v, lang, depth + 1) or v for k, v in m.groupdict().items()}
+            try:
+                return msgstr.format(**values)
+            except (KeyError, IndexError, ValueError):
+                return msgstr
+    return None
 
 
 def local(value: datetime) -> datetime:
