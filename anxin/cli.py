@@ -407,6 +407,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
+
         from web.app import create_app
     except ImportError as e:  # the web application lands with its own issue
         raise CLIError(f"网页应用尚未就绪：{e}") from e

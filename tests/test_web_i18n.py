@@ -65,7 +65,7 @@ def domain_messages() -> dict[str, str]:
                 if id(node) in docstrings or id(node) in inner:
                     continue
                 text = _template(node)
-                if text and CJK.search(text) and "\n" not in text and not text.isascii():
+                if text and CJK.search(text) and "\n" not in text and text.count(" ") < 10:
                     found.setdefault(text, f"{folder}/{path.name}")
     return found
 
