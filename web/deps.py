@@ -102,8 +102,17 @@ class ApiUnauthorized(Exception):
 
 
 def language(request: Request) -> str:
-    lang = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
-    return lang if lang in i18n.LANGUAGES else i18n.DEFAULT
+    """The reader's language: the switch's cookie; for the API also Accept-Language.
+    Pages stay Chinese unless switched, whatever the browser's own language."""
+    lang = request.cookies.get(LANG_COOKIE)
+    if lang in i18n.LANGUAGES:
+        return lang
+    if request.url.path.startswith("/api/"):
+        for part in request.headers.get("accept-language", "").split(","):
+            code = part.split(";")[0].strip().lower()[:2]
+            if code in i18n.LANGUAGES:
+                return code
+    return i18n.DEFAULT
 
 
 def _user_for(web: Web, session: Session) -> User | None:
