@@ -1,0 +1,349 @@
+"""Page benchmark of the web app: `python -m anxin.bench_web`.
+
+The district of the read-side bench (anxin.bench_district.generate, scaled by
+ANXIN_BENCH_SCALE, default bench_district.DEFAULT_SCALE) is written to a temporary SQLite
+store by a *server process*, which rebuilds the views, gives a few of the generated staff a
+password, profiles each page in-process (cProfile over a few requests through Starlette's
+TestClient), and then serves the real application with uvicorn on 127.0.0.1.
+
+This (the measuring) process logs in with httpx clients, each with its own session, and
+requests the key pages — work queue `/`, a case page `/cases/{id}`, the school case board
+`/board`, the district dashboard `/district`, the periodic report `/reports?...` — under
+1 and 8 concurrent clients, a bounded number of requests per client. It prints p50/p95 and
+requests/s per page and writes bench-results/web.json. Target: page p95 < 100 ms at 8
+clients. A page that is not served yet (404) is reported as missing, not measured.
+
+ANXIN_BENCH_WEB_REQUESTS (default 40): requests per client per page at 1 client; at 8
+clients each client makes a quarter of that (so 8 clients make 2x the single-client total).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+PASSWORD = "bench-web-2026"
+TARGET_P95_MS = 100.0
+REQUESTS = int(os.environ.get("ANXIN_BENCH_WEB_REQUESTS", "40"))
+CONCURRENCY = [1, 8]
+
+
+def _log(msg: str) -> None:
+    print(f"[bench_web] {msg}", file=sys.stderr, flush=True)
+
+
+# -- the server process ---------------------------------------------------------------------
+def serve(data_dir: Path, port: int) -> None:
+    import uvicorn
+
+    from anxin import bench_district
+    from anxin.bench import Clock
+    from anxin.crypto import MasterKey
+    from anxin.passwords import hash_password
+    from anxin.service import Anxin
+    from anxin.storage import StoreConfig
+    from projections.case_board import case_board
+    from web.app import create_app
+
+    clock = Clock()
+    app = Anxin(StoreConfig(url=None, data_dir=data_dir), [MasterKey.generate()], clock=clock)
+    scale = bench_district.SCALE
+    _log(f"generating the district at scale {scale} …")
+    t0 = time.perf_counter()
+    schools, supervisor, counts = bench_district.generate(app, clock, scale, _log)
+    _log(
+        f"generated {counts['events']:,} events in {time.perf_counter() - t0:.0f} s; rebuilding the views …"
+    )
+    app.views.rebuild()
+    ds = schools[0]
+    teacher = next(iter(ds.teachers.values()))
+    assert ds.safety is not None
+    pw = hash_password(PASSWORD)
+    accounts = {"teacher": teacher, "safety": ds.safety, "supervisor": supervisor}
+    usernames = {}
+    for role, actor in accounts.items():
+        app.set_password_hash(actor.staff_id, pw)
+        row = app.db.fetchone(
+            "SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (actor.staff_id,)
+        )
+        assert row is not None
+        usernames[role] = row[0]
+    board = case_board(app, ds.safety, ds.id)
+    case_id = board[0].case_id if board else None
+    today = app.now().date()
+    start = (today - timedelta(days=365)).isoformat()
+    pages = {
+        "work queue /": ("teacher", "/"),
+        "case /cases/{id}": ("safety", f"/cases/{case_id}"),
+        "school board /board": ("safety", "/board"),
+        "district /district": ("supervisor", "/district"),
+        "report /reports": ("supervisor", f"/reports?from={start}&to={today.isoformat()}"),
+    }
+    web = create_app(app, background_seconds=None)
+    profiles = profile_pages(web, usernames, pages)
+    info = {
+        "district": counts,
+        "scale": scale,
+        "usernames": usernames,
+        "pages": pages,
+        "profiles": profiles,
+    }
+    (data_dir / "ready.json").write_text(json.dumps(info, ensure_ascii=False))
+    uvicorn.run(web, host="127.0.0.1", port=port, log_level="warning")
+    app.close()
+
+
+def profile_pages(
+    web: Any, usernames: dict[str, str], pages: dict[str, tuple[str, str]], n: int = 10
+) -> dict[str, Any]:
+    """cProfile of each page in the server process: the top functions by cumulative time."""
+    from fastapi.testclient import TestClient
+
+    out: dict[str, Any] = {}
+    clients: dict[str, Any] = {}
+    for role, username in usernames.items():
+        c = TestClient(web, base_url="http://127.0.0.1")
+        c.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "next": "/"},
+            follow_redirects=False,
+        )
+        clients[role] = c
+    import anyio.to_thread
+
+    # The sync routes (and their dependencies) run in a worker thread, which cProfile would
+    # not see: while profiling, they run inline in the event-loop thread with the profiler on.
+    prof = cProfile.Profile()
+    real = anyio.to_thread.run_sync
+
+    async def inline(func: Any, *args: Any, **kw: Any) -> Any:
+        prof.enable()
+        try:
+            return func(*args)
+        finally:
+            prof.disable()
+
+    for name, (role, path) in pages.items():
+        c = clients[role]
+        if c.get(path).status_code != 200:
+            continue
+        prof = cProfile.Profile()
+        anyio.to_thread.run_sync = inline  # type: ignore[assignment]
+        try:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                c.get(path)
+        finally:
+            anyio.to_thread.run_sync = real  # type: ignore[assignment]
+        per = (time.perf_counter() - t0) / n * 1000
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf)
+        rows = []
+        for (file, line, fn), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+            short = file.split("/site-packages/")[-1].replace(str(Path.cwd()) + "/", "")
+            rows.append(
+                {
+                    "function": f"{short}:{line}({fn})",
+                    "calls": nc // n,
+                    "cumulative_ms": ct / n * 1000,
+                    "own_ms": tt / n * 1000,
+                }
+            )
+        rows.sort(key=lambda r: -r["cumulative_ms"])
+        own = sorted(rows, key=lambda r: -r["own_ms"])[:12]
+        out[name] = {"ms_per_request_profiled": per, "by_cumulative": rows[:30], "by_own_time": own}
+    for c in clients.values():
+        c.close()
+    return out
+
+
+# -- the measuring process ------------------------------------------------------------------
+def _client(base: str, username: str) -> Any:
+    import httpx
+
+    c = httpx.Client(base_url=base, timeout=60)
+    r = c.post("/login", data={"username": username, "password": PASSWORD, "next": "/"})
+    if r.status_code != 303:
+        raise RuntimeError(f"login of {username} failed: {r.status_code}")
+    return c
+
+
+def _percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * p
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def measure_page(
+    base: str, username: str, path: str, clients: int, per_client: int
+) -> dict[str, Any]:
+    sessions = [_client(base, username) for _ in range(clients)]
+    for c in sessions:  # warm up (templates, keys, caches)
+        c.get(path)
+    times: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def run(c: Any) -> None:
+        mine: list[float] = []
+        bad: list[int] = []
+        barrier.wait()
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            r = c.get(path)
+            mine.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                bad.append(r.status_code)
+        with lock:
+            times.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in sessions]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    for c in sessions:
+        c.close()
+    return {
+        "clients": clients,
+        "requests": len(times),
+        "errors": len(errors),
+        "p50_ms": _percentile(times, 0.5),
+        "p95_ms": _percentile(times, 0.95),
+        "max_ms": max(times),
+        "requests_per_s": len(times) / wall,
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> int:
+    import httpx
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "anxin.bench_web", "--serve", str(data), str(port)]
+        )
+        try:
+            ready = data / "ready.json"
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the server process exited ({server.returncode})")
+                if ready.exists():
+                    try:
+                        if httpx.get(base + "/login", timeout=2).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                time.sleep(0.5)
+            info = json.loads(ready.read_text())
+            results: dict[str, Any] = {
+                "scale": info["scale"],
+                "district": info["district"],
+                "store": "sqlite",
+                "target_p95_ms": TARGET_P95_MS,
+                "pages": {},
+                "profiles": info["profiles"],
+            }
+            for name, (role, path) in info["pages"].items():
+                username = info["usernames"][role]
+                probe = _client(base, username)
+                status = probe.get(path).status_code
+                probe.close()
+                if status != 200:
+                    _log(f"{name}: {path} answers {status}; not measured")
+                    results["pages"][name] = {"path": path, "status": status}
+                    continue
+                row: dict[str, Any] = {"path": path, "status": status}
+                for n in CONCURRENCY:
+                    per = REQUESTS if n == 1 else max(5, REQUESTS // 4)
+                    _log(f"{name} with {n} client(s) …")
+                    row[f"c{n}"] = measure_page(base, username, path, n, per)
+                results["pages"][name] = row
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    print_table(results)
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    (out / "web.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(f"written {out / 'web.json'}")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    d = results["district"]
+    print(
+        f"\nWeb pages, district scale {results['scale']} (SQLite): {d['schools']} schools, {d['students']:,} students, "
+        f"{d['events']:,} events; uvicorn (1 worker) in its own process, httpx clients in another"
+    )
+    w = 22
+    print(
+        f"| {'page':<{w}} | {'p50 1c':>8} | {'p95 1c':>8} | {'req/s 1c':>8} | {'p50 8c':>8} | {'p95 8c':>8} | "
+        f"{'req/s 8c':>8} | {'target':>9} |"
+    )
+    print("|" + "-" * (w + 2) + ("|" + "-" * 10) * 6 + "|" + "-" * 11 + "|")
+    for name, row in results["pages"].items():
+        if "c1" not in row:
+            print(f"| {name:<{w}} | {'(not served: HTTP ' + str(row['status']) + ')':<63} |")
+            continue
+        a, b = row["c1"], row["c8"]
+        ok = "ok" if b["p95_ms"] < results["target_p95_ms"] else "MISSED"
+        print(
+            f"| {name:<{w}} | {a['p50_ms']:>6.1f}ms | {a['p95_ms']:>6.1f}ms | {a['requests_per_s']:>8.1f} | "
+            f"{b['p50_ms']:>6.1f}ms | {b['p95_ms']:>6.1f}ms | {b['requests_per_s']:>8.1f} | "
+            f"{'<100ms ' + ok:>9} |"
+        )
+    measured = {n: r for n, r in results["pages"].items() if "c8" in r}
+    if not measured:
+        return
+    slowest = max(measured, key=lambda n: measured[n]["c8"]["p95_ms"])
+    prof = results["profiles"].get(slowest)
+    if prof:
+        print(
+            f"\nSlowest page at 8 clients: {slowest} — where one request's time goes "
+            f"(cProfile in the server process, {prof['ms_per_request_profiled']:.1f} ms/request profiled):"
+        )
+        for r in prof["by_cumulative"][:15]:
+            print(
+                f"  {r['cumulative_ms']:8.2f} ms cum  {r['own_ms']:7.2f} ms own  x{r['calls']:<5} {r['function']}"
+            )
+        print("  top own time:")
+        for r in prof["by_own_time"][:8]:
+            print(f"  {r['own_ms']:8.2f} ms own  x{r['calls']:<5} {r['function']}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]))
+        sys.exit(0)
+    sys.exit(main())

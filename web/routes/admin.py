@@ -1,0 +1,312 @@
+"""The administrator's pages: accounts (add, change roles, deactivate, API tokens),
+roster import, master key rotation and audit checkpoints, crypto-shredding. The
+administrator never sees case content: every call goes through the gate."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from anxin.passwords import hash_password
+from anxin.roster_import import ImportRejected, import_roster
+from anxin.service import master_key_file
+from domain import access
+from domain.common import DomainError, InvalidInput, NotFound, Role
+from web import i18n
+from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.security import token_hash
+
+router = APIRouter(include_in_schema=False)
+ROLES = [r for r in Role]
+KIND_LABELS = {"student": "学生", "case": "欺凌案件", "file": "心理档案", "pairing": "一岗双带结对",
+               "staff": "教职工账号", "screening": "心理筛查记录"}
+
+
+def _schools(app: Any, user: User) -> list[tuple[str, str]]:
+    return [(sid, name) for sid, name, d in app.schools()
+            if user.actor.school_id in (None, sid) and (user.actor.school_id or d == user.actor.district)]
+
+
+def _staff(app: Any, user: User, staff_id: str | None = None) -> list[dict[str, Any]]:
+    """The district's accounts (the application layer has no listing read yet: the gate
+    is asked for ACCOUNT_ADMIN first, then the directory is read; ids, roles, classes)."""
+    app.check(user.actor, access.ACCOUNT_ADMIN, "account", school_id=user.actor.school_id)
+    sql = "SELECT staff_id, username, school_id, roles, classes, district, active FROM {t}anxin_staff WHERE district = ?"
+    params: tuple[Any, ...] = (user.actor.district,)
+    if staff_id:
+        sql += " AND staff_id = ?"
+        params += (staff_id,)
+    names = {sid: name for sid, name in _schools(app, user)}
+    out = []
+    for sid, username, school_id, roles, classes, _d, active in app.db.fetch(sql, params):
+        if user.actor.school_id and school_id != user.actor.school_id:
+            continue
+        out.append({"id": sid, "username": username, "school_id": school_id, "school": names.get(school_id, ""),
+                    "roles": [r for r in roles.split(",") if r], "classes": json.loads(classes),
+                    "active": bool(active), "name": app.staff_name(sid)})
+    return sorted(out, key=lambda s: (not s["active"], s["school"], s["username"]))
+
+
+def _classes(text: Any) -> list[str]:
+    return [c.strip() for c in str(text or "").replace("，", ",").split(",") if c.strip()]
+
+
+def _roles(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return value
+    return [value] if value else []
+
+
+# -- accounts -------------------------------------------------------------------------
+@router.get("/admin/accounts")
+def accounts(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    return render(request, "admin/accounts.html", staff=_staff(app, user), schools=_schools(app, user), roles=ROLES)
+
+
+@router.post("/admin/accounts")
+def add_account(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    try:
+        roles = _roles(form.get("roles"))
+        if not roles:
+            raise InvalidInput(reason="请至少选择一个角色")
+        try:
+            pw = hash_password(form.get("password", ""))
+        except ValueError:
+            raise InvalidInput(reason="密码至少 8 位") from None
+        with web.writing() as app:
+            staff_id = app.add_staff(user.actor, username=form.get("username", "").strip(),
+                                     name=form.get("name", "").strip(), school_id=form.get("school") or None,
+                                     roles=roles, classes=_classes(form.get("classes")), password_hash=pw,
+                                     district=user.actor.district)
+    except DomainError as e:
+        if e.code == "permission_denied":
+            raise
+        return render(request, "admin/accounts.html", 400, staff=_staff(web.app, user),
+                      schools=_schools(web.app, user), roles=ROLES, error=i18n.error_text(e))
+    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
+
+
+def _one(app: Any, user: User, staff_id: str) -> dict[str, Any]:
+    found = _staff(app, user, staff_id)
+    if not found:
+        raise NotFound()
+    return found[0]
+
+
+def _account_page(request: Request, user: User, staff_id: str, status: int = 200, **extra: Any) -> Response:
+    web = get_web(request)
+    person = _one(web.app, user, staff_id)
+    return render(request, "admin/account.html", status, person=person, roles=ROLES,
+                  tokens=web.tokens.of_staff(staff_id), **extra)
+
+
+@router.get("/admin/accounts/{staff_id}")
+def account(request: Request, staff_id: str, user: User = Depends(page_user)) -> Response:
+    return _account_page(request, user, staff_id)
+
+
+@router.post("/admin/accounts/{staff_id}/roles")
+def change_roles(request: Request, staff_id: str, user: User = Depends(page_user),
+                 form: dict = Depends(form_data)) -> Response:
+    try:
+        with get_web(request).writing() as app:
+            app.change_staff_roles(user.actor, staff_id, _roles(form.get("roles")), _classes(form.get("classes")),
+                                   form.get("reason", ""))
+    except DomainError as e:
+        if e.code in ("permission_denied", "not_found", "erased"):
+            raise
+        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
+    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
+
+
+@router.post("/admin/accounts/{staff_id}/deactivate")
+def deactivate(request: Request, staff_id: str, user: User = Depends(page_user),
+               form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    try:
+        with web.writing() as app:
+            app.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
+    except DomainError as e:
+        if e.code in ("permission_denied", "not_found", "erased"):
+            raise
+        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
+    web.sessions.drop_staff(staff_id)
+    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("账号已停用"))
+
+
+@router.post("/admin/accounts/{staff_id}/tokens")
+def issue_token(request: Request, staff_id: str, user: User = Depends(page_user),
+                form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    person = _one(web.app, user, staff_id)  # passes the gate (ACCOUNT_ADMIN)
+    if not person["active"]:
+        return _account_page(request, user, staff_id, 400, error=i18n.gettext("账号已停用，不能签发令牌"))
+    with web.writing() as app:
+        token = web.tokens.issue(staff_id, user.staff_id, str(form.get("label", "")))
+        app.record_security_event("token_issue", user.staff_id, staff_id, {"token": token_hash(token)[:16]})
+    return _account_page(request, user, staff_id, new_token=token)
+
+
+@router.post("/admin/accounts/{staff_id}/tokens/{token_id}/revoke")
+def revoke_token(request: Request, staff_id: str, token_id: str, user: User = Depends(page_user)) -> Response:
+    web = get_web(request)
+    _one(web.app, user, staff_id)
+    with web.writing() as app:
+        if web.tokens.revoke(staff_id, token_id):
+            app.record_security_event("token_revoke", user.staff_id, staff_id, {"token": token_id[:16]})
+    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("令牌已吊销"))
+
+
+# -- roster -------------------------------------------------------------------------------
+@router.get("/admin/roster")
+def roster(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    app.check(user.actor, access.STUDENT_WRITE, "student", school_id=user.actor.school_id)
+    return render(request, "admin/roster.html", schools=_schools(app, user), errors=None)
+
+
+@router.post("/admin/roster")
+def roster_import(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    upload = form.get("file")
+    schools = _schools(web.app, user)
+    try:
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput(reason="请选择要导入的 CSV 文件")
+        try:
+            text = upload.file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(reason="文件不是 UTF-8 编码") from None
+        with web.writing() as app:
+            result = import_roster(app, user.actor, form.get("school", ""), text)
+    except ImportRejected as e:
+        return render(request, "admin/roster.html", 400, schools=schools, errors=e.errors, error=i18n.error_text(e))
+    except DomainError as e:
+        if e.code in ("permission_denied", "not_found"):
+            raise
+        return render(request, "admin/roster.html", 400, schools=schools, errors=None, error=i18n.error_text(e))
+    return redirect("/admin/roster", request, i18n.gettext("已导入 {n} 名学生", n=result.imported))
+
+
+# -- keys -------------------------------------------------------------------------------
+@router.get("/admin/keys")
+def keys(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    app.check(user.actor, access.KEYS_ADMIN, "keys")
+    return render(request, "admin/keys.html", kek_id=app.keystore.master.kek_id, checkpoint=None)
+
+
+@router.post("/admin/keys/rotate")
+def rotate(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    if form.get("confirm") != "rotate":
+        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
+                      error=i18n.gettext("请勾选确认后再轮换主密钥"))
+    if os.environ.get("ANXIN_MASTER_KEY"):
+        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
+                      error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换"))
+    with web.writing() as app:
+        app.check(user.actor, access.KEYS_ADMIN, "keys")  # before a key file is written
+        keyfile = master_key_file(app.config)
+        new_key = keyfile.begin_rotation()
+        try:
+            n = app.rotate_master_key(user.actor, new_key)
+        except BaseException:
+            keyfile.pending_path.unlink(missing_ok=True)
+            raise
+        keyfile.finish_rotation()
+    return redirect("/admin/keys", request, i18n.gettext("已轮换主密钥，重新封装 {n} 个数据密钥", n=n))
+
+
+@router.post("/admin/keys/checkpoint")
+def checkpoint(request: Request, user: User = Depends(page_user)) -> Response:
+    web = get_web(request)
+    try:
+        with web.writing() as app:
+            app.check(user.actor, access.KEYS_ADMIN, "keys")
+            cp = app.checkpoint(user.staff_id)
+    except DomainError as e:
+        if e.code == "permission_denied":
+            raise
+        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
+                      error=i18n.error_text(e))
+    return render(request, "admin/keys.html", kek_id=web.app.keystore.master.kek_id, checkpoint=cp)
+
+
+# -- shred --------------------------------------------------------------------------------
+def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
+    """What a shred would destroy: the stream's kind, the student's number and class,
+    the counts of linked records. Asks the gate (SHRED) first."""
+    student_no = str(form.get("student_no", "")).strip()
+    stream_id = str(form.get("stream_id", "")).strip()
+    if student_no:
+        school_id = form.get("school") or ""
+        if not school_id:
+            raise InvalidInput(reason="请选择学校")
+        stream_id = str(app.student_id_for(school_id, student_no))
+    elif not stream_id:
+        raise InvalidInput(reason="请填写学号或记录编号")
+    row = app.db.fetchone("SELECT kind, school_id, class_name, erased FROM {t}anxin_directory WHERE stream_id = ?",
+                          (stream_id,))
+    if row is None:
+        raise InvalidInput(reason="找不到该记录")
+    app.check(user.actor, access.SHRED, "keys", school_id=row[1])
+    linked: dict[str, int] = {}
+    if row[0] == "student":
+        for kind, n in app.db.fetch(
+                "SELECT d.kind, COUNT(DISTINCT l.stream_id) FROM {t}anxin_links l JOIN {t}anxin_directory d "
+                "ON d.stream_id = l.stream_id WHERE l.student_id = ? GROUP BY d.kind", (stream_id,)):
+            linked[kind] = int(n)
+    schools = dict(_schools(app, user))
+    return {"stream_id": stream_id, "kind": row[0], "school": schools.get(row[1], ""), "school_id": row[1] or "",
+            "class_name": row[2] or "", "erased": bool(row[3]), "student_no": student_no if row[0] == "student" else "",
+            "linked": linked, "kind_label": KIND_LABELS.get(row[0], row[0])}
+
+
+@router.get("/admin/shred")
+def shred_form(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    app.check(user.actor, access.SHRED, "keys", school_id=user.actor.school_id)
+    return render(request, "admin/shred.html", schools=_schools(app, user))
+
+
+@router.post("/admin/shred")
+def shred_preview(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    app = get_web(request).app
+    try:
+        target = _target(app, user, form)
+    except DomainError as e:
+        if e.code == "permission_denied":
+            raise
+        return render(request, "admin/shred.html", 400, schools=_schools(app, user), error=i18n.error_text(e))
+    return render(request, "admin/shred_confirm.html", target=target)
+
+
+@router.post("/admin/shred/confirm")
+def shred(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    try:
+        target = _target(web.app, user, form)
+    except DomainError as e:
+        if e.code == "permission_denied":
+            raise
+        return render(request, "admin/shred.html", 400, schools=_schools(web.app, user), error=i18n.error_text(e))
+    expected = target["student_no"] or target["stream_id"]
+    if str(form.get("confirm", "")).strip() != expected:
+        return render(request, "admin/shred_confirm.html", 400, target=target,
+                      error=i18n.gettext("确认内容与要删除的记录不一致，未删除"))
+    try:
+        with web.writing() as app:
+            app.shred(user.actor, target["stream_id"], form.get("reason", ""))
+    except DomainError as e:
+        if e.code == "permission_denied":
+            raise
+        return render(request, "admin/shred_confirm.html", 400 if e.code != "erased" else 410, target=target,
+                      error=i18n.error_text(e))
+    return redirect("/admin/shred", request, i18n.gettext("已删除：密钥已销毁，内容不可恢复"))
