@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -465,12 +465,18 @@ class Core(Application[UUID]):
             return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, ERASED_LABEL, True)
         return StudentRef(student_id, s.school_id, s.class_name, s.student_no, s.name)
 
-    def list_students(self, actor: Actor, school_id: str) -> list[StudentRef]:
-        """The school's roster, decrypted; erased students show as 已删除."""
-        self.check(actor, access.STUDENT_READ, "student", school_id=school_id)
-        ids = [r[0] for r in self.db.fetch(
-            "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'", (school_id,)
-        )]
+    def list_students(self, actor: Actor, school_id: str, class_name: str | None = None) -> list[StudentRef]:
+        """The school's roster (or one class of it: what a class teacher may list),
+        decrypted; erased students show as 已删除."""
+        resource = self.resource("student", school_id=school_id)
+        if class_name is not None:
+            resource = replace(resource, classes=frozenset({class_name}))
+        self.authorize(actor, access.STUDENT_READ, resource)
+        sql = "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'"
+        args: tuple[Any, ...] = (school_id,)
+        if class_name is not None:
+            sql, args = sql + " AND class_name = ?", (school_id, class_name)
+        ids = [r[0] for r in self.db.fetch(sql, args)]
         self.keystore.preload()
         refs = [self.student_ref(i) for i in ids]
         return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))

@@ -92,7 +92,7 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
             anxin.close()
 
     api = FastAPI(
-        title="安心 Anxin API", version="1", lifespan=lifespan,
+        title="安心 Anxin API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
         description="学生安全个案管理 JSON 接口。认证：会话 Cookie（写操作需 X-CSRF-Token），或管理员签发的 Bearer 令牌。",
     )
     api.state.web = web
@@ -139,7 +139,12 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
         status = status_of(error)
         message = i18n.error_text(error)
         if is_api(request):
-            return api_error(status, error.code, message)
+            rows = getattr(error, "errors", None)  # an import: every bad line, by number
+            extra = {"rows": [{"line": n, "problem": i18n.error_text(reason) if not isinstance(reason, str)
+                               else (i18n.lookup(reason, i18n.current.get()) or reason)
+                               if i18n.current.get() != i18n.DEFAULT else reason}
+                              for n, reason in rows]} if isinstance(rows, list) else {}
+            return api_error(status, error.code, message, **extra)
         return render(request, "error.html", status, title=i18n.gettext("无法完成"), message=message)
 
     @api.exception_handler(RequestValidationError)
