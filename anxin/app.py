@@ -30,6 +30,7 @@ from domain.common import (
     Actor,
     CaseAggregate,
     Conflict,
+    DomainError,
     Erased,
     InvalidInput,
     NotFound,
@@ -264,6 +265,16 @@ class Core(Application[UUID]):
         if not decision.allowed:
             raise PermissionDenied(reason=decision.reason)
         return decision
+
+    def needs_reason(self, actor: Actor, action: str, kind: str, stream_id: str | UUID) -> bool:
+        """Whether the gate would allow this read only with a stated reason (break-glass):
+        the rule is asked without recording a decision, so a page can show the reason form
+        before anything is read. The read itself still passes `authorize`."""
+        try:
+            resource = self.resource(kind, stream_id)
+        except DomainError:
+            return False
+        return not decide(actor, action, resource).allowed and decide(actor, action, resource, "break-glass").break_glass
 
     def check(self, actor: Actor, action: str, kind: str, stream_id: str | UUID | None = None,
               school_id: str | None = None, break_glass: str | None = None) -> Decision:

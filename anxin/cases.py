@@ -321,6 +321,17 @@ class BullyingCommands(Core):
         self.check(actor, access.CASE_READ, "case", case_id, break_glass=break_glass)
         return self._load(case_id, BullyingCase)
 
+    def read_case(self, actor: Actor, case_id: str,
+                  break_glass: str | None = None) -> tuple[BullyingCase | None, dict[str, Any] | None]:
+        """What this person may see of a case: (the whole case, None) for those who may
+        read it; (None, the status line) for a class teacher of a party's class; else the
+        gate refuses (the CASE_READ denial is recorded). One recorded decision."""
+        resource = self.resource("case", case_id)
+        if not decide(actor, access.CASE_READ, resource, break_glass).allowed and \
+                decide(actor, access.CASE_STATUS, resource).allowed:
+            return None, self.case_status(actor, case_id)
+        return self.get_case(actor, case_id, break_glass), None
+
     def case_parties(self, actor: Actor, case_id: str, break_glass: str | None = None) -> list[dict[str, Any]]:
         """The parties with their names resolved now (已删除 once a student is erased)."""
         case = self.get_case(actor, case_id, break_glass)

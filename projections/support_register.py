@@ -435,6 +435,21 @@ def coverage(app: Core, actor: Actor, school_id: str, school_year: int | None = 
     )
 
 
+def risk_counts(app: Core, actor: Actor, school_id: str) -> dict[str, int]:
+    """Open support files of a school per risk level (RISK_LEVELS order): counts only,
+    no names and no ids, for anyone with the school's statistics (STATS_READ)."""
+    app.check(actor, access.STATS_READ, "school", school_id=school_id)
+    app.views.catch_up()  # type: ignore[attr-defined]
+    q = (select(files.c.risk_level).where(files.c.school_id == school_id, files.c.status == "open",
+                                          files.c.erased.is_(False)))
+    counts = dict.fromkeys(RISK_LEVELS, 0)
+    with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
+        for (level,) in conn.execute(q):
+            if level in counts:
+                counts[level] += 1
+    return counts
+
+
 def student_refs(app: Core, ids: list[str]) -> list[StudentRef]:
     """Names resolved now, from the student streams: loaded together where the
     application can (one query for all), else one by one; 已删除 once erased."""
@@ -451,4 +466,4 @@ def student_refs(app: Core, ids: list[str]) -> list[StudentRef]:
     ]
 
 
-__all__ = ["SupportRegisterView", "RegisterLine", "Coverage", "ClassCoverage", "register", "coverage", "views"]
+__all__ = ["SupportRegisterView", "RegisterLine", "Coverage", "ClassCoverage", "register", "coverage", "risk_counts", "views"]

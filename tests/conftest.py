@@ -181,5 +181,8 @@ def school(app: Anxin) -> School:
     return make_school(app)
 
 
-# The web application's fixtures (the demo district served through TestClient).
+# The web application's fixtures (the demo district served through TestClient), and the
+# real-browser ones (one live server and one Chromium for the whole run, shared by every
+# tests/test_browser*.py file).
+from browser_support import chromium_fixture, live_fixture, open_session_fixture  # noqa: E402,F401
 from web_support import browse, site  # noqa: E402,F401

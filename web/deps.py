@@ -226,8 +226,9 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
         items.append(("/pairings", _("一岗双带")))
     if in_school and not user.has(Role.ADMINISTRATOR) or user.has(Role.CLASS_TEACHER):
         items.append(("/cases/new", _("报告欺凌")))
-    if user.has(Role.COUNSELOR, Role.PRINCIPAL, Role.SAFETY_LEAD):
+    if user.has(Role.COUNSELOR, Role.PRINCIPAL):
         items.append(("/support", _("一人一策")))
+        items.append(("/screenings", _("心理筛查")))
     if user.has(Role.SAFETY_LEAD, Role.PRINCIPAL, Role.CLASS_TEACHER):
         items.append(("/cases", _("欺凌案件")))
     if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD):

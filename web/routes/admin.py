@@ -242,7 +242,9 @@ def checkpoint(request: Request, user: User = Depends(page_user)) -> Response:
 # -- shred --------------------------------------------------------------------------------
 def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
     """What a shred would destroy: the stream's kind, the student's number and class,
-    the counts of linked records. Asks the gate (SHRED) first."""
+    the counts of linked records. Asks the gate (SHRED) first: for the person, then for
+    the record's school."""
+    app.check(user.actor, access.SHRED, "keys", school_id=user.actor.school_id)
     student_no = str(form.get("student_no", "")).strip()
     stream_id = str(form.get("stream_id", "")).strip()
     if student_no:

@@ -123,10 +123,22 @@ def body_model(name: str, func: Callable[..., Any], path_ids: tuple[str, ...],
     for p in inspect.signature(func).parameters.values():
         if p.name in ("self", "actor", *path_ids, *skip):
             continue
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            # **changes: the fields a correction may change, each optional (None: unchanged).
+            for field, annotation in VAR_FIELDS[func.__name__].items():
+                fields[field] = (annotation | None, None)
+            continue
         annotation = (overrides or {}).get(p.name, _field_type(hints.get(p.name, Any)))
         default = ... if p.default is inspect.Parameter.empty else p.default
-        fields[p.name] = (annotation, default)
+        fields[p.name] = (annotation, list(default) if isinstance(default, tuple) else default)
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+# What a correction's **changes may hold, per command.
+VAR_FIELDS: dict[str, dict[str, Any]] = {
+    "correct_report": {"channel": str, "occurred_at": AwareDatetime, "place": str, "forms": list[str]},
+    "correct_check_in": {"notes": dict[str, str], "concern": bool, "concern_note": str},
+}
 
 
 def command(path: str, method: str, *, path_ids: tuple[str, ...] = (), status: int = 200, tag: str,
@@ -146,7 +158,11 @@ def command(path: str, method: str, *, path_ids: tuple[str, ...] = (), status: i
     def wrapper(request: Request, body: Any, user: User, **ids: str) -> JSONResponse:
         web = get_web(request)
         with web.writing():
-            result = getattr(web.app, method)(user.actor, *(ids[i] for i in path_ids), **body.model_dump())
+            values = body.model_dump()
+            for field in VAR_FIELDS.get(method, {}):  # an unchanged field of a correction is left out
+                if values.get(field) is None:
+                    values.pop(field, None)
+            result = getattr(web.app, method)(user.actor, *(ids[i] for i in path_ids), **values)
         return ok(result, status)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

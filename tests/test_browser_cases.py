@@ -1,0 +1,104 @@
+"""Bullying cases in a real browser (Chromium via Playwright, the real app under uvicorn):
+a class teacher reports through the form; the safety lead investigates, records a
+statement and a determination; the principal approves and closes; the principal's
+school board draws its charts. Screenshots land in test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from browser_support import LiveServer
+
+from web import i18n
+
+pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+
+from playwright.sync_api import expect  # noqa: E402
+
+
+def _actor(live: LiveServer, username: str) -> Any:
+    return live.app.actor(live.app.account(username)[0])
+
+
+def _case_ids(live: LiveServer) -> set[str]:
+    safety = _actor(live, "safety1")
+    return {c["case_id"] for c in live.app.cases_of_school(safety, safety.school_id)}
+
+
+def _step(page: Any, action: str, fields: dict[str, str]) -> None:
+    """Open one step's form on the case page, fill it and submit it."""
+    box = page.locator(f"details#{action}")
+    box.locator("summary").click()
+    for name, value in fields.items():
+        box.locator(f"[name={name}]").fill(value)
+    box.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator("main .error")).to_have_count(0)
+
+
+def test_report_investigate_determine_close_and_board(open_session: Any, live: LiveServer) -> None:
+    teacher = _actor(live, "teacher1")
+    admin = _actor(live, "admin")
+    student = next(s for s in live.app.list_students(admin, teacher.school_id)
+                   if s.class_name == "七年级1班" and not s.erased)
+    tag = uuid.uuid4().hex[:6]
+    when = i18n.local(live.app.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+    before = _case_ids(live)
+
+    # teacher1 reports through the form
+    t = open_session()
+    page = t.login("teacher1")
+    page.get_by_role("navigation", name="主菜单").get_by_role("link", name="报告欺凌").click()
+    expect(page.get_by_role("heading", name="报告疑似欺凌")).to_be_visible()
+    page.get_by_label("发生时间").fill(when)
+    page.get_by_label("发生地点").fill("操场东侧")
+    page.get_by_label("言语").check()
+    page.get_by_label("学号 1").fill(student.student_no or "")
+    page.get_by_label("事情经过").fill(f"课间多次被起侮辱性外号 {tag}")
+    t.shot("cases-report-form")
+    page.get_by_role("button", name="提交报告").click()
+    expect(page.locator("p.flash")).to_contain_text("已报告")
+    (case_id,) = _case_ids(live) - before
+
+    # safety1 opens it, investigates, records a statement and a determination
+    s = open_session()
+    page = s.login("safety1")
+    page.goto("/cases")
+    page.locator(f'a[href="/cases/{case_id}"]').click()
+    expect(page.locator("p.narrative")).to_contain_text(f"课间多次被起侮辱性外号 {tag}")
+    _step(page, "start_investigation", {})
+    _step(page, "statement", {"text": f"同学证实确有起外号 {tag}", "from_person": "值周教师"})
+    expect(page.locator("#investigation")).to_contain_text(f"同学证实确有起外号 {tag}")
+    _step(page, "complete_investigation", {"findings": "双方互相起外号，属同学间玩闹"})
+    box = page.locator("details#determine")
+    box.locator("summary").click()
+    box.get_by_label("不构成欺凌", exact=True).check()
+    box.get_by_label("属于打闹嬉戏（不构成欺凌时）").check()
+    box.locator("[name=reason]").fill("无恃强凌弱，属打闹嬉戏")
+    box.get_by_role("button", name="记录认定").click()
+    expect(page.locator("#case-status")).to_have_text("待校长审批")
+    s.shot("cases-safety-determined")
+
+    # the principal approves and closes
+    p = open_session()
+    page = p.login("principal1")
+    page.goto(f"/cases/{case_id}")
+    _step(page, "approve", {"reason": "同意委员会认定"})
+    _step(page, "close", {"reason": "已批评教育，双方和好"})
+    expect(page.locator("#case-status")).to_have_text("已结案")
+    assert live.app.get_case(_actor(live, "principal1"), case_id).status == "closed"
+    p.shot("cases-closed")
+
+    # and opens the school board: charts drawn on the server, with their tables
+    page.get_by_role("navigation", name="主菜单").get_by_role("link", name="学校看板").click()
+    expect(page.get_by_role("heading", name="学校看板")).to_be_visible()
+    expect(page.locator("svg#cases-chart rect.bar").first).to_be_visible()
+    expect(page.locator("svg#risk-chart")).to_be_visible()
+    page.locator("details.table-fallback summary").first.click()
+    expect(page.locator("#cases-table")).to_be_visible()
+    assert re.search(r"\d", page.locator("#cases-table tbody").inner_text())
+    p.shot("board-principal")

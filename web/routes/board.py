@@ -1,0 +1,136 @@
+"""The school board (学校看板) for the principal and the safety lead: cases per month by
+status, open support files by risk level, overdue items, and one-post-two-duties
+check-ins per class. Counts only, no names. Every chart is an SVG drawn here on the
+server (no JavaScript; colours as SVG presentation attributes, which the CSP allows),
+with a table carrying the same figures for those who cannot see the chart."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from domain.bullying import STATUS_LABELS
+from domain.policy import RISK_LABELS, RISK_LEVELS
+from projections.case_board import case_board
+from projections.pairing_board import pairing_counts
+from projections.support_register import risk_counts
+from projections.work_queue import KIND_LABELS, KINDS, overdue_counts
+from web.deps import User, get_web, page_user, render
+
+router = APIRouter(include_in_schema=False)
+
+STATUS_ORDER = [*STATUS_LABELS, "erased"]
+STATUS_NAMES = {**STATUS_LABELS, "erased": "已删除"}
+STATUS_FILL = {
+    "reported": "#f79009", "reopened": "#dc6803", "investigating": "#2e90fa", "awaiting_determination": "#7a5af8",
+    "determined": "#9e77ed", "concluded": "#98a2b3", "intervening": "#12b76a", "following_up": "#039855",
+    "appealed": "#f04438", "closed": "#475467", "erased": "#d0d5dd",
+}
+RISK_FILL = {"general": "#fdb022", "key": "#f79009", "high": "#d92d20"}
+OVERDUE_FILL = "#d92d20"
+PAIRING_FILL = "#1f6f5c"
+
+LABEL_W, BAR_W, ROW_H, GAP, PAD = 110, 380, 22, 8, 40
+LEGEND_PER_LINE = 4
+
+
+@dataclass
+class Segment:
+    key: str
+    name: str  # a Chinese label, translated in the template
+    count: int
+    fill: str
+    x: float = 0.0
+    width: float = 0.0
+    y: float = 0.0  # legend entries only
+
+
+@dataclass
+class Row:
+    label: str
+    translate: bool  # label is a Chinese label to translate (not a month or a class name)
+    segments: list[Segment]
+    y: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(s.count for s in self.segments)
+
+
+@dataclass
+class Chart:
+    id: str
+    rows: list[Row]
+    legend: list[Segment] = field(default_factory=list)
+    width: int = LABEL_W + BAR_W + PAD
+    height: int = 0
+    bar_h: int = ROW_H
+    label_x: int = LABEL_W - 6
+    max: int = 0
+
+
+def chart(chart_id: str, rows: list[Row], legend: list[Segment] | None = None) -> Chart:
+    """Horizontal (stacked) bars: geometry in SVG units, scaled to the largest total."""
+    top = max((r.total for r in rows), default=0)
+    for i, r in enumerate(rows):
+        r.y = i * (ROW_H + GAP)
+        x = float(LABEL_W)
+        for s in r.segments:
+            s.x = round(x, 1)
+            s.width = round(BAR_W * s.count / top, 1) if top else 0.0
+            x += s.width
+    bars = max(len(rows), 1) * (ROW_H + GAP)
+    legend = legend or []
+    for i, s in enumerate(legend):  # four to a line under the bars
+        s.x, s.y = 10 + (i % LEGEND_PER_LINE) * 125, bars + 6 + (i // LEGEND_PER_LINE) * 20
+    lines = -(-len(legend) // LEGEND_PER_LINE)
+    return Chart(id=chart_id, rows=rows, legend=legend, height=bars + lines * 20 + (6 if lines else 0), max=top)
+
+
+def cases_by_month(lines: list[Any]) -> tuple[Chart, list[str]]:
+    counts: dict[str, Counter[str]] = {}
+    for line in lines:
+        month = line.opened_on.strftime("%Y-%m") if line.opened_on else "—"
+        counts.setdefault(month, Counter())[line.status] += 1
+    present = [s for s in STATUS_ORDER if any(c[s] for c in counts.values())]
+    rows = [
+        Row(month, False, [Segment(s, STATUS_NAMES[s], c[s], STATUS_FILL[s]) for s in present if c[s]])
+        for month, c in sorted(counts.items())
+    ]
+    legend = [Segment(s, STATUS_NAMES[s], 0, STATUS_FILL[s]) for s in present]
+    return chart("cases-chart", rows, legend), present
+
+
+@router.get("/board")
+def board(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    school = user.actor.school_id or ""
+    lines = case_board(app, user.actor, school)
+    risks = risk_counts(app, user.actor, school)
+    overdue = overdue_counts(app, user.actor, school)
+    pairings = pairing_counts(app, user.actor, school)
+    cases_chart, statuses = cases_by_month(lines)
+    risk_chart = chart("risk-chart", [
+        Row(RISK_LABELS[k], True, [Segment(k, RISK_LABELS[k], risks[k], RISK_FILL[k])]) for k in RISK_LEVELS
+    ])
+    overdue_chart = chart("overdue-chart", [
+        Row(KIND_LABELS[k], True, [Segment(k, KIND_LABELS[k], overdue[k], OVERDUE_FILL)]) for k in KINDS
+    ])
+    pairing_chart = chart("pairing-chart", [
+        Row(c.class_name or "—", False, [Segment(c.class_name or "", "谈心逾期", c.overdue, OVERDUE_FILL),
+                                          Segment(c.class_name or "", "按期", c.pairings - c.overdue, PAIRING_FILL)])
+        for c in pairings
+    ], [Segment("overdue", "谈心逾期", 0, OVERDUE_FILL), Segment("on_time", "按期", 0, PAIRING_FILL)])
+    matrix = {r.label: {s.key: s.count for s in r.segments} for r in cases_chart.rows}
+    return render(
+        request, "board/board.html", lines=lines, cases_chart=cases_chart, statuses=statuses,
+        status_names=STATUS_NAMES, matrix=matrix, risk_chart=risk_chart, risks=risks, risk_labels=RISK_LABELS,
+        risk_levels=RISK_LEVELS, overdue_chart=overdue_chart, overdue=overdue, kinds=KINDS, kind_labels=KIND_LABELS,
+        pairing_chart=pairing_chart, pairings=pairings,
+        open_cases=sum(1 for x in lines if x.status not in ("closed", "erased")),
+        overdue_cases=sum(1 for x in lines if x.investigation_overdue),
+    )

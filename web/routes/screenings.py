@@ -1,0 +1,81 @@
+"""Mental-health screenings (心理筛查): this school year's coverage (screened / enrolled
+per class) with the students not yet screened, and the import of a results CSV, all
+or nothing. The coverage query and the import pass the gate (FILE_LIST or STATS_READ;
+SCREENING_IMPORT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from domain.common import DomainError, InvalidInput
+from domain.screening import ImportRejected
+from projections.support_register import coverage, student_refs
+from web import i18n
+from web.deps import User, form_data, get_web, page_user, redirect, render
+
+router = APIRouter(include_in_schema=False)
+FIXED_COLUMNS = ("student_no", "instrument", "date")
+
+
+def template_header(app: Any) -> str:
+    """The header import_screenings expects: the fixed columns, then as many item
+    columns as the longest configured instrument has."""
+    n = max(i.items for i in app.instruments.values())
+    return ",".join([*FIXED_COLUMNS, *(f"item{i}" for i in range(1, n + 1))])
+
+
+def _reason(text: str) -> str:
+    """A row's reasons (joined by ；), each in the reader's language."""
+    lang = i18n.current.get()
+    if lang == i18n.DEFAULT:
+        return text
+    return "; ".join(i18n.lookup(part, lang) or part for part in text.split("；"))
+
+
+def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Response:
+    app = get_web(request).app
+    cov = coverage(app, user.actor, user.actor.school_id or "")
+    missing = student_refs(app, cov.not_screened)
+    instruments = sorted(app.instruments.values(), key=lambda i: i.id)
+    return render(request, "screenings/index.html", status, cov=cov, missing=missing, instruments=instruments,
+                  header=template_header(app), **extra)
+
+
+@router.get("/screenings")
+def screenings(request: Request, user: User = Depends(page_user)) -> Response:
+    return _page(request, user, errors=None)
+
+
+@router.get("/screenings/template.csv")
+def screenings_template(request: Request, user: User = Depends(page_user)) -> Response:
+    header = template_header(get_web(request).app)
+    return Response("\ufeff" + header + "\r\n", media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="anxin-screening-template.csv"'})
+
+
+@router.post("/screenings/import")
+def screenings_import(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    web = get_web(request)
+    upload = form.get("file")
+    try:
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput(reason="请选择要导入的 CSV 文件")
+        try:
+            text = upload.file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(reason="文件不是 UTF-8 编码") from None
+        with web.writing() as app:
+            result = app.import_screenings(user.actor, user.actor.school_id or "", text)
+    except ImportRejected as e:
+        errors = [(line, _reason(reason)) for line, reason in e.errors]
+        return _page(request, user, 400, errors=errors, error=i18n.error_text(e))
+    except DomainError as e:
+        if e.code in ("permission_denied", "not_found"):
+            raise
+        return _page(request, user, 400, errors=None, error=i18n.error_text(e))
+    message = i18n.gettext("已导入 {n} 条筛查结果：{flagged} 条达到预警线，{crisis} 条有危机信号；新建档案 {opened} 份，提高风险等级 {raised} 份", n=result.imported, flagged=result.flagged,
+                           crisis=result.crisis, opened=result.files_opened, raised=result.files_raised)
+    return redirect("/screenings", request, message)

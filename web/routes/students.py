@@ -1,0 +1,102 @@
+"""Students (学生): search the viewer's school by name (a keyed blind index, never a
+name in the database), a class teacher's own class list, and one student's timeline
+(学生时间线): every record about them, each entry as far as the gate lets the viewer
+see it; erased records show as 已删除. A supervisor states a reason first (break-glass)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from domain import access
+from domain.access import decide
+from domain.common import DomainError, PermissionDenied, Role
+from domain.pairing import DIMENSION_LABELS
+from projections.timeline import search_students, timeline
+from web import i18n
+from web.deps import User, form_data, get_web, page_user, render
+
+router = APIRouter(include_in_schema=False)
+
+# How a timeline entry's details are labelled, by field (anything else is not shown).
+FIELD_LABELS = {
+    "name": "姓名", "grade": "年级", "occurred_at": "发生时间", "class_name": "班级", "channel": "报告渠道", "place": "地点",
+    "narrative": "经过", "reporter_note": "报告人备注", "text": "内容", "description": "描述",
+    "findings": "调查结论", "plan": "方案", "note": "备注说明", "outcome": "结果", "held_on": "谈心日期",
+    "notes": "谈心内容", "concern": "有担忧", "concern_note": "担忧说明", "category": "档案类别",
+    "risk_level": "风险等级", "goals": "目标", "measures": "措施", "summary": "摘要", "next_steps": "后续安排",
+    "what_happened": "经过", "actions_taken": "已采取的措施", "instrument_name": "量表", "band_label": "结果",
+    "cadence_days": "谈心频率（天）", "reason": "原因",
+}
+
+
+def _needs_reason(app: Any, user: User, student_id: str) -> bool:
+    """Whether the gate would show this student only with a stated reason (a
+    supervisor): asked of the gate's rule without recording a decision, so the reason
+    form is shown before any read is made."""
+    try:
+        res = app.resource("student", student_id)
+    except DomainError:
+        return False
+    if decide(user.actor, access.STUDENT_READ, res).allowed:
+        return False
+    return decide(user.actor, access.STUDENT_READ, res, "break-glass").break_glass
+
+
+def _details(entry: Any) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in (entry.details or {}).items():
+        if key == "notes" and isinstance(value, dict):
+            out += [(DIMENSION_LABELS.get(str(k), str(k)), v) for k, v in value.items() if v]
+        elif key in FIELD_LABELS and not isinstance(value, dict | list):
+            if isinstance(value, datetime):
+                value = i18n.fmt_datetime(value)
+            elif isinstance(value, date):
+                value = i18n.fmt_date(value)
+            out.append((FIELD_LABELS[key], value))
+    return out
+
+
+@router.get("/students")
+def students(request: Request, user: User = Depends(page_user)) -> Response:
+    app = get_web(request).app
+    q = (request.query_params.get("q") or "").strip()
+    school = user.actor.school_id
+    found = None
+    classes: list[tuple[str, list[Any]]] = []
+    if q and school is not None:
+        found = search_students(app, user.actor, school, q)
+    elif not q and school is not None and user.has(Role.CLASS_TEACHER):
+        classes = [(c, app.list_students(user.actor, school, c)) for c in sorted(user.actor.classes)]
+    return render(request, "students/search.html", q=q, found=found, classes=classes, in_school=school is not None)
+
+
+def _timeline_page(request: Request, user: User, student_id: str, reason: str | None) -> Response:
+    line = timeline(get_web(request).app, user.actor, student_id, break_glass=reason)
+    return render(request, "students/timeline.html", line=line, details=_details,
+                  entries=list(reversed(line.entries)), break_glass=reason is not None)
+
+
+@router.get("/students/{student_id}")
+def student(request: Request, student_id: str, user: User = Depends(page_user)) -> Response:
+    if _needs_reason(get_web(request).app, user, student_id):
+        return render(request, "break_glass.html", action=f"/students/{student_id}/open")
+    return _timeline_page(request, user, student_id, None)
+
+
+@router.post("/students/{student_id}/open")
+def student_open(request: Request, student_id: str, user: User = Depends(page_user),
+                 form: dict = Depends(form_data)) -> Response:
+    reason = str(form.get("break_glass_reason", "")).strip()
+    try:
+        return _timeline_page(request, user, student_id, reason)
+    except PermissionDenied as e:
+        app = get_web(request).app
+        if not _needs_reason(app, user, student_id):
+            raise
+        rule = decide(user.actor, access.STUDENT_READ, app.resource("student", student_id), reason)
+        message = i18n.error_text(PermissionDenied(reason=rule.reason)) if not rule.allowed else i18n.error_text(e)
+        return render(request, "break_glass.html", 400, action=f"/students/{student_id}/open", error=message)
