@@ -33,6 +33,7 @@ fmt: install
 
 bench: install
 	$(BIN)/python -m anxin.bench
+	$(BIN)/python -m anxin.bench_web
 
 clean:
 	rm -rf $(VENV) var

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import InvalidTag
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -74,6 +75,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def school_clock(timezone: str) -> Callable[[], datetime]:
+    """The current time on the schools' wall clock (an aware datetime in that zone)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(reason=f"未知的时区：{timezone}") from None
+    return lambda: datetime.now(zone)
+
+
 @dataclass(frozen=True)
 class StudentRef:
     """A student as other screens show them: a name, or 已删除 once erased."""
@@ -103,12 +113,14 @@ class Core(Application[UUID]):
         config: StoreConfig,
         master_keys: list[MasterKey],
         policy: Policy | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.keystore = KeyStore(master_keys)
         self.policy = policy or Policy()
-        self.clock = clock
+        # The default clock reads the schools' wall clock (policy.timezone), so that
+        # `now().date()` is the schools' today; instants compare the same in any zone.
+        self.clock = clock or school_clock(self.policy.timezone)
         super().__init__(env=config.env())
         self.db = Database(self.recorder, self.keystore)
         self.keystore.db = self.db

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from anxin.app import Core, utcnow
+from anxin.app import Core
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
 from anxin.escalation import EscalationCommands
 from anxin.storage import StoreConfig, config_from_env
@@ -65,7 +65,7 @@ def open_app(
     config: StoreConfig | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] | None = None,
     policy: Policy | None = None,
 ) -> Anxin:
     config = config or config_from_env(data_dir)

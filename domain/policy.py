@@ -27,6 +27,9 @@ class Policy:
     school_year_start_day: int = 1
     appeal_days: int = 15
     report_interval_months: int = 2
+    # The schools' time zone: "today" (deadlines, "not later than today", due dates) is
+    # the date on the school's wall clock, not in UTC. An IANA name.
+    timezone: str = "Asia/Shanghai"
     # Screening instruments as data (see domain.screening); they add to or replace, by
     # id, the defaults (PHQ-9, GAD-7). In TOML: [[policy.screening_instruments]] tables.
     screening_instruments: tuple[dict[str, Any], ...] = ()
@@ -55,7 +58,10 @@ class Policy:
         if unknown:
             raise InvalidInput(reason=f"策略文件中有未知配置项：{', '.join(sorted(unknown))}")
         for name, value in data.items():
-            if name not in ("review_days", "screening_instruments"):
+            if name == "timezone":
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidInput(reason="timezone 应为时区名称，例如 Asia/Shanghai")
+            elif name not in ("review_days", "screening_instruments"):
                 _require_days(name, value)
         policy = replace(
             cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")}

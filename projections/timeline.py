@@ -424,6 +424,10 @@ def _stream_details(app: Core, stream_id: str) -> dict[int, dict[str, Any]]:
 def timeline(app: Core, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
     """Everything about one student, oldest first, as far as the viewer may see it."""
     decisions: dict[str, str | None] = {student_id: _decide_stream(app, actor, "student", student_id, break_glass)}
+    if decisions[student_id] is None:
+        # Not this person's student: no timeline at all, not even the status lines of
+        # cases they may otherwise follow (that would say who else is involved).
+        raise PermissionDenied(reason="无权查看该学生的记录")
     app.views.catch_up()  # type: ignore[attr-defined]
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         streams = conn.execute(

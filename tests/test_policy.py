@@ -96,3 +96,28 @@ def test_a_policy_value_that_is_not_a_positive_whole_number_of_days_is_refused()
         else:
             not_refused.append((text, "accepted"))
     assert not_refused == []
+
+
+def test_today_is_the_schools_date_not_the_utc_date(tmp_path) -> None:
+    # given a store opened without a clock (as `anxin serve` does); then its clock reads
+    # the schools' wall clock, so at 07:00 in Shanghai (23:00 UTC the day before) "today"
+    # is already the Shanghai date
+    from datetime import UTC, datetime, timedelta
+
+    from anxin.app import school_clock
+    from anxin.crypto import MasterKey
+    from anxin.service import Anxin
+    from anxin.storage import StoreConfig
+
+    app = Anxin(StoreConfig(url=None, data_dir=tmp_path), [MasterKey.generate()])
+    try:
+        now = app.now()
+        assert now.utcoffset() == timedelta(hours=8)
+        assert now.date() == datetime.now(UTC).astimezone(now.tzinfo).date()
+    finally:
+        app.close()
+    assert Policy.from_toml('timezone = "Asia/Urumqi"').timezone == "Asia/Urumqi"
+    with pytest.raises(InvalidInput):
+        Policy.from_toml("timezone = 8")
+    with pytest.raises(InvalidInput):
+        school_clock("Mars/Olympus_Mons")
