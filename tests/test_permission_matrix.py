@@ -258,7 +258,9 @@ def world(site: DemoSite) -> World:
     token_id = site.web.state.web.tokens.of_staff(spare_staff)[0]["id"]
     # The other class's student the matrix opens is in no case, file or pairing, so what a
     # class teacher may see of it cannot depend on what other tests have recorded.
-    linked = {r[0] for r in app.db.fetch("SELECT DISTINCT student_id FROM {t}anxin_links")}
+    linked = {r[0] for r in app.db.fetch(
+        "SELECT DISTINCT l.student_id FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
+        "WHERE d.kind IN ('case', 'file', 'pairing')")}
     return World({
         "own_student": own_class[0].id, "other_student": next(s.id for s in other_class if s.id not in linked), "own_pairing": str(own_pairing.id),
         "other_pairing": str(other_pairing.id), "spare_pairing": spare_pairing, "check_in": check_in,
