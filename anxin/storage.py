@@ -187,6 +187,11 @@ class Database:
             audit_trail.setup(c, self)
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.dialect == "postgres":
+            # One statement on an autocommit connection is its own transaction: one round
+            # trip, where BEGIN … ROLLBACK would take three.
+            with self.recorder.datastore.get_connection() as conn:
+                return Cursor(conn.cursor(), self.dialect).execute(self.q(sql), params).fetchall()
         with self.transaction(commit=False) as c:
             return c.execute(self.q(sql), params).fetchall()
 
