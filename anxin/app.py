@@ -243,30 +243,35 @@ class Core(Application[UUID]):
         if stream_id is None:
             return Resource(kind=kind, school_id=school_id, district=self._district_of(school_id))
         sid = str(stream_id)
-        row = self.db.fetchone(
-            "SELECT kind, school_id, class_name, owner_id, erased FROM {t}anxin_directory WHERE stream_id = ?",
+        # The stream's row, with one more row per student it involves (their classes): one query.
+        rows = self.db.fetch(
+            "SELECT d.kind, d.school_id, d.class_name, d.owner_id, d.erased, s.class_name AS party_class "
+            "FROM {t}anxin_directory d LEFT JOIN {t}anxin_links l ON l.stream_id = d.stream_id "
+            "LEFT JOIN {t}anxin_directory s ON s.stream_id = l.student_id WHERE d.stream_id = ?",
             (sid,),
         )
-        if row is None:
+        if not rows:
             raise NotFound()
+        row = rows[0]
         classes = {row[2]} if row[0] == "student" and row[2] else set()
-        for (cls_name,) in self.db.fetch(
-            "SELECT d.class_name FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.student_id "
-            "WHERE l.stream_id = ?",
-            (sid,),
-        ):
-            if cls_name:
-                classes.add(cls_name)
+        classes |= {r[5] for r in rows if r[5]}
         return Resource(
             kind=row[0], id=sid, school_id=row[1], classes=frozenset(classes), owner_id=row[3],
             district=self._district_of(row[1]),
         )
 
     def _district_of(self, school_id: str | None) -> str:
+        """A school's district (a school never changes district, so it is kept once read)."""
         if school_id is None:
             return "default"
-        row = self.db.fetchone("SELECT district FROM {t}anxin_schools WHERE school_id = ?", (school_id,))
-        return row[0] if row else "default"
+        cache: dict[str, str] = self.__dict__.setdefault("_districts", {})
+        found = cache.get(school_id)
+        if found is None:
+            row = self.db.fetchone("SELECT district FROM {t}anxin_schools WHERE school_id = ?", (school_id,))
+            if row is None:
+                return "default"
+            found = cache[school_id] = row[0]
+        return found
 
     def authorize(
         self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None
