@@ -59,7 +59,7 @@ def _when(value: str, what: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(reason=f"{what}格式不正确") from None
+        raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=i18n.SCHOOL_TZ)
 
 
@@ -69,7 +69,7 @@ def _day(value: str, what: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(reason=f"{what}格式不正确") from None
+        raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
 
 
 def _version(form: dict[str, Any]) -> int | None:
