@@ -34,6 +34,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
+from operator import methodcaller
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -574,42 +576,73 @@ def _raw_rows(db: Database, sql: str, params: tuple[Any, ...]) -> list[tuple[Any
 
 class _Events:
     """The stored events in notification order, read in batches, with their payload
-    hashes (computed from the raw stored bytes; nothing is decrypted)."""
+    hashes (computed from the raw stored bytes; nothing is decrypted).
+
+    On SQLite a batch is one aggregate row: every event's hashed bytes (id as 32 hex
+    digits, version, topic, separators, then the stored state) end to end, and their
+    lengths, built by SQLite in one step; the rows themselves (notification id,
+    bytes) are made only when a problem has to be described. On PostgreSQL rows come
+    as (notification id, prefix, state)."""
 
     def __init__(self, db: Database, batch: int) -> None:
         self.db = db
         self.pg = db.dialect == "postgres"
-        nid = "notification_id" if self.pg else "rowid"
         table = db.t(db.recorder.events_table_name)
-        # The hash's prefix (id as 32 hex digits, version, topic) comes ready-made, as bytes.
-        cols = (f"{nid}, convert_to(replace(originator_id::text, '-', '') || chr(31) || originator_version "
-                "|| chr(31) || topic || chr(31), 'UTF8'), state" if self.pg else
-                f"{nid}, CAST(originator_id || char(31) || originator_version || char(31) || topic || char(31) "
-                "AS BLOB), state")
-        self.sql = f"SELECT {cols} FROM {table} WHERE {nid} > ? ORDER BY {nid} LIMIT {int(batch)}"
+        if self.pg:
+            # The hash's prefix (id as 32 hex digits, version, topic) comes ready-made, as bytes.
+            cols = ("notification_id, convert_to(replace(originator_id::text, '-', '') || chr(31) || "
+                    "originator_version || chr(31) || topic || chr(31), 'UTF8'), state")
+            self.sql = (f"SELECT {cols} FROM {table} WHERE notification_id > ? ORDER BY notification_id "
+                        f"LIMIT {int(batch)}")
+        else:
+            stored = ("CAST(originator_id || char(31) || originator_version || char(31) || topic || char(31) "
+                      "|| state AS BLOB)")
+            cols = f"rowid, {stored}"
+            self.rows_sql = f"SELECT {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT {int(batch)}"
+            self.sql = ("SELECT count(*), max(n), CAST(group_concat(m, '') AS BLOB), group_concat(length(m), ',') "
+                        f"FROM (SELECT rowid AS n, {stored} AS m FROM {table} WHERE rowid > ? "
+                        f"ORDER BY rowid LIMIT {int(batch)})")
+            self.nth_sql = f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?"
         self.point_sql = f"SELECT {cols} FROM {table} WHERE originator_id = ? AND originator_version = ?"
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: Sequence[tuple[Any, ...]] = []
         self.hashes: list[str] = []
         self.pos = 0
         self.last = 0
         self.count = 0  # events taken so far
         self.source = self._batches(0)
 
-    def _batches(self, after: int) -> Iterator[list[tuple[Any, ...]]]:
-        batches = _paged(self.db, self.sql, after)
-        return _prefetched(batches) if self.pg else batches
+    def _batches(self, after: int) -> Iterator[Any]:
+        # (Module functions, not methods: a reading thread must not keep this object alive.)
+        # PostgreSQL: the next pages are read in a thread (its own pooled connection). SQLite:
+        # read here, in this thread: sharing SQLite's connection with a reading thread crashed.
+        return _prefetched(_paged(self.db, self.sql, after)) if self.pg else _aggregated(self.db, self.sql, after)
 
     def _load(self) -> bool:
-        rows = next(self.source, None)
-        if rows is None:  # at the end: look again (events may have been written since), from here on
+        item = next(self.source, None)
+        if item is None:  # at the end: look again (events may have been written since), from here on
             self.source = self._batches(self.last)
-            rows = next(self.source, [])
-        self.rows, self.hashes, self.pos = rows, self._hashes(rows), 0
-        if rows:
-            self.last = rows[-1][0]
-        return bool(rows)
+            item = next(self.source, None)
+        if item is None:
+            self.rows, self.hashes, self.pos = [], [], 0
+            return False
+        if self.pg:
+            self.rows, self.hashes, self.last = item, self._hashes(item), item[-1][0]
+        else:
+            after, n, self.last, blob, lengths = item
+            sizes = list(map(int, lengths.split(","))) if lengths else []
+            if len(sizes) == n:
+                ends = list(accumulate(sizes, initial=0))
+                view = memoryview(blob)
+                self.hashes = list(map(_hexdigest, map(hashlib.sha256, map(view.__getitem__,
+                                                                             map(slice, ends, ends[1:])))))
+                self.rows = _BatchRows(self.db, self.nth_sql, after, view, ends, 0, n)
+            else:  # a row without bytes (a NULL where the table should hold a value): one by one
+                self.rows = _raw_rows(self.db, self.rows_sql, (after,))
+                self.hashes = self._hashes(self.rows)
+        self.pos = 0
+        return True
 
-    def take(self) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def take(self) -> tuple[list[str], Sequence[tuple[Any, ...]]]:
         """The rest of the current batch (or the next batch): payload hashes and rows;
         empty at the end."""
         if self.pos == len(self.hashes) and not self._load():
@@ -630,19 +663,66 @@ class _Events:
         return self.rows[self.pos]
 
     @staticmethod
-    def _hashes(rows: list[tuple[Any, ...]]) -> list[str]:
+    def _stored(row: tuple[Any, ...]) -> bytes:
+        """The hashed bytes of a row: (id, bytes) on SQLite, (id, prefix, state) on PostgreSQL."""
+        return bytes(row[1]) if len(row) == 2 else bytes(row[1]) + bytes(row[2])
+
+    @classmethod
+    def _hashes(cls, rows: Sequence[tuple[Any, ...]]) -> list[str]:
         sha = hashlib.sha256
+        if rows and len(rows[0]) == 2:
+            return [sha(stored).hexdigest() for _, stored in rows]
         return [sha(prefix + state).hexdigest() for _, prefix, state in rows]
 
     def described(self, row: tuple[Any, ...]) -> tuple[int, str, int, str]:
         """(notification id, stream hex, version, payload hash) of an event row."""
-        oid, v, _ = bytes(row[1]).decode().split(SEP, 2)
-        return row[0], oid, int(v), self._hashes([row])[0]
+        stored = self._stored(row)
+        oid, v, _ = stored.split(SEP.encode(), 2)
+        return row[0], oid.decode(), int(v), hashlib.sha256(stored).hexdigest()
 
     def find(self, stream_hex: str, version: int) -> tuple[int, str, int, str] | None:
         oid: Any = UUID(stream_hex) if self.pg else stream_hex
         rows = _raw_rows(self.db, self.point_sql, (oid, version))
         return self.described(rows[0]) if rows else None
+
+
+_hexdigest = methodcaller("hexdigest")
+
+
+class _BatchRows(Sequence[tuple[Any, ...]]):
+    """The rows (notification id, stored bytes) of one SQLite batch, made when asked for
+    (the notification id by one more query: only to describe a problem)."""
+
+    def __init__(self, db: Database, nth_sql: str, after: int, view: memoryview, ends: list[int], start: int,
+                 stop: int) -> None:
+        self.db, self.nth_sql, self.after, self.view, self.ends = db, nth_sql, after, view, ends
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            a, b, _ = i.indices(len(self))
+            return _BatchRows(self.db, self.nth_sql, self.after, self.view, self.ends, self.start + a,
+                              self.start + max(a, b))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        j = self.start + i
+        nid = int(_raw_rows(self.db, self.nth_sql, (self.after, j))[0][0])
+        return nid, bytes(self.view[self.ends[j]:self.ends[j + 1]])
+
+
+def _aggregated(db: Database, sql: str, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
+    """SQLite's batches of events as aggregate rows (see _Events), until one is empty."""
+    while True:
+        n, last, blob, lengths = _raw_rows(db, sql, (after,))[0]
+        if not n:
+            return
+        yield after, int(n), int(last), blob, lengths
+        after = last
 
 
 def _event_of(subject: str, detail: str) -> tuple[str | None, int | None]:
@@ -699,8 +779,9 @@ _END = object()
 
 def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """Read the next batches in a thread while this one is checked: on PostgreSQL the
-    wait for the server then overlaps the hashing. (On SQLite it would only contend
-    for the GIL.)"""
+    wait for the server then overlaps the hashing. On SQLite only the events' aggregate
+    batches are read ahead (each is built in one step, with the GIL released); rows
+    fetched one by one there, as the trail's are, would only contend for the GIL."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -747,10 +828,15 @@ def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = N
         checkpoint = Checkpoint.load(checkpoint)
     report.checkpoint_file = checkpoint
     pub = public_key or load_public_key(app.config)
-    try:
-        _Verifier(app, report, checkpoint, pub, batch).run()
-    except _Found as f:
-        report.problem = f.problem
+    # The pass makes millions of short-lived rows and strings and no cycles: pause the
+    # cyclic collector, which would otherwise walk the whole heap again and again.
+    from projections.base import no_gc_pauses
+
+    with no_gc_pauses():
+        try:
+            _Verifier(app, report, checkpoint, pub, batch).run()
+        except _Found as f:
+            report.problem = f.problem
     report.seconds = time.perf_counter() - started
     return report
 
@@ -803,8 +889,8 @@ class _Verifier:
         cp_seq = self.cp.seq if self.cp is not None else -1
         events = self.events
         got: list[str] = []
-        ev_rows: list[tuple[Any, ...]] = []
-        i = 0
+        ev_rows: Sequence[tuple[Any, ...]] = []
+        i = n = 0  # the next of the n taken events' hashes
         for rows in batches:
             for seq, at, kind, actor_id, subject, detail, payload, sealed, prev_hash, h in rows:
                 if seq != expected or prev_hash != prev:
@@ -817,18 +903,21 @@ class _Verifier:
                        .encode()).hexdigest() != h:
                     raise _Found(Problem(seq, "entry_altered", "这条记录的内容与其哈希不符：记录被改动"))
                 if kind == "event":
-                    if i == len(got):
+                    if i == n:
                         got, ev_rows = events.take()
-                        i = 0
-                    if i == len(got) or got[i] != payload:
+                        i, n = 0, len(got)
+                    if i == n or got[i] != payload:
                         _check_event(events, ev_rows[i] if i < len(ev_rows) else None, seq, subject, detail, payload)
                     i += 1
-                elif sealed is not None or payload:
-                    if sealed is None or sha(sealed).hexdigest() != payload:
-                        raise _Found(Problem(seq, "sealed_altered", "这条记录的加密理由与其哈希不符：理由被改动或删除"))
-                if kind == "checkpoint":
-                    _check_stored_checkpoint(seq, at, subject, detail, prev, self.store, self.pub, self.kid, self.app)
-                    self.report.checkpoints += 1
+                else:
+                    if sealed is not None or payload:
+                        if sealed is None or sha(sealed).hexdigest() != payload:
+                            raise _Found(Problem(seq, "sealed_altered",
+                                                 "这条记录的加密理由与其哈希不符：理由被改动或删除"))
+                    if kind == "checkpoint":
+                        _check_stored_checkpoint(seq, at, subject, detail, prev, self.store, self.pub, self.kid,
+                                                 self.app)
+                        self.report.checkpoints += 1
                 if seq == cp_seq and h != self.cp.entry_hash:  # type: ignore[union-attr]
                     raise _Found(Problem(seq, "checkpoint_mismatch", "与检查点文件所签的链头不符：此前的历史被改写"))
                 prev = h

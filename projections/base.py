@@ -6,14 +6,22 @@ decrypts each event once, hands it to every view that has not yet seen it, and m
 each view's position in the same transaction as its rows: a view is exactly-once,
 because the position only advances by compare-and-set, and a replayed event is a
 no-op. Erased streams reach views as `ErasedEvent` placeholders.
+
+Views are `WriteBehind`: the rows a batch inserts are kept back and written in bulk
+(executemany on SQLite, COPY on PostgreSQL) before the position moves, later events
+of the same batch change a kept row in place, and any other statement first writes
+what was kept back. A rebuild folds the log in larger batches.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -22,6 +30,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Insert,
     Integer,
     MetaData,
     String,
@@ -103,6 +112,252 @@ class View:
             conn.execute(t.delete())
 
 
+_COMPILED: dict[tuple[Any, tuple[str, ...]], tuple[str, Any, list[tuple[int, Any]]]] = {}
+
+
+def insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """`conn.execute(stmt, rows)` for a plain INSERT of rows with the same keys, on
+    SQLite straight through the driver's executemany (the statement compiled once, the
+    column types' bind processing applied as SQLAlchemy would), without SQLAlchemy's
+    per-row parameter handling. Rows whose keys differ go through SQLAlchemy."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    keys = tuple(rows[0])
+    n_keys = len(keys)
+    if len(rows) < 2 or any(len(r) != n_keys for r in rows):
+        conn.execute(stmt, rows)
+        return
+    if dialect.name == "postgresql":
+        _copy_many(conn, stmt, keys, rows)
+        return
+    if dialect.name != "sqlite":
+        conn.execute(stmt, rows)
+        return
+    cache_key = (stmt, keys)
+    found = _COMPILED.get(cache_key)
+    if found is None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        if sorted(names) != sorted(keys):
+            conn.execute(stmt, rows)
+            return
+        procs = [(i, p) for i, n in enumerate(names)
+                 if (p := compiled.binds[n].type._cached_bind_processor(dialect)) is not None]
+        get = itemgetter(*names) if len(names) > 1 else (lambda r, n=names[0]: (r[n],))
+        found = _COMPILED[cache_key] = (str(compiled), get, procs)
+    sql, get, procs = found
+    try:
+        if procs:
+            params: list[Any] = []
+            for r in rows:
+                t = list(get(r))
+                for i, p in procs:
+                    if t[i] is not None:
+                        t[i] = p(t[i])
+                params.append(tuple(t))
+        else:
+            params = list(map(get, rows))
+    except KeyError:  # rows with other keys: SQLAlchemy says what is wrong
+        conn.execute(stmt, rows)
+        return
+    conn.exec_driver_sql(sql, params)
+
+
+_STREAM_IDS: dict[Any, str] = {}
+
+
+def stream_id_of(event: Any) -> str:
+    """`str(event.originator_id)`, remembered: every view needs it for every event, and a
+    stream's events come together."""
+    oid = event.originator_id
+    found = _STREAM_IDS.get(oid)
+    if found is None:
+        if len(_STREAM_IDS) >= 100_000:
+            _STREAM_IDS.clear()
+        found = _STREAM_IDS[oid] = str(oid)
+    return found
+
+
+def group_by_class(events: Sequence[tuple[int, Any]]) -> dict[type, list[int]]:
+    """The indexes in `events` of each event class's events."""
+    out: dict[type, list[int]] = {}
+    for k, (_, e) in enumerate(events):
+        cls = type(e)
+        found = out.get(cls)
+        if found is None:
+            out[cls] = [k]
+        else:
+            found.append(k)
+    return out
+
+
+def _plain_insert(stmt: Any) -> bool:
+    """A `table.insert()` with nothing else (no values, no SELECT, no RETURNING)."""
+    return (isinstance(stmt, Insert) and stmt.select is None and not stmt._values and not stmt._multi_values
+            and not stmt._returning and not stmt._post_values_clause and isinstance(stmt.table, Table))
+
+
+def _copy_many(conn: Connection, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: the rows of a plain INSERT sent with COPY, on the connection's own
+    transaction (so they commit or roll back with the view's position)."""
+    if not _plain_insert(stmt):
+        conn.execute(stmt, rows)
+        return
+    from psycopg import sql
+
+    table: Table = stmt.table
+    try:
+        columns = [table.c[k] for k in keys]
+    except KeyError:
+        conn.execute(stmt, rows)
+        return
+    dialect = conn.dialect
+    procs = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect)) is not None]
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda r, k=keys[0]: (r[k],))
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns))
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(copy) as cp:
+        for r in rows:
+            values = get(r)
+            if procs:
+                values = list(values)
+                for i, p in procs:
+                    if values[i] is not None:
+                        values[i] = p(values[i])
+            cp.write_row(values)
+
+
+class _FlushFirst:
+    """The connection a write-behind view's handlers see: any statement first writes
+    the rows kept back, so the order of effects is the order of the events."""
+
+    __slots__ = ("_conn", "_view")
+
+    def __init__(self, conn: Connection, view: WriteBehind) -> None:
+        self._conn = conn
+        self._view = view
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self._view.flush(self._conn)
+        return self._conn.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class WriteBehind:
+    """A view that keeps the rows it inserts back and writes them in bulk (one
+    executemany per statement) at the end of the runner's batch (`flush(conn)`, called
+    after a view's events of a batch and before its position moves). While a row is
+    kept back, later events of the same batch may change it in place (`kept`). Any
+    other statement (an update, a delete, a read) first writes what was kept back, so
+    the order of effects is the order of the events. Without bulk writes (`bulk`
+    False) every row is written at once. A batch handled again after a failure starts
+    from an empty buffer.
+
+    Subclasses register their handlers on their own `@singledispatchmethod fold`."""
+
+    bulk: bool = True
+    fold: Any
+
+    def _reset(self) -> None:
+        self._rows: dict[Any, list[dict[str, Any]]] = {}
+        self._kept: dict[Any, dict[str, Any]] = {}
+        self._seen = 0
+
+    def _folds(self) -> dict[type, Any]:
+        cache = self.__dict__.get("_fold_cache")
+        if cache is None:
+            cache = self.__dict__["_fold_cache"] = {}
+        return cache
+
+    def _fold_for(self, cls: type) -> Any:
+        """The function registered for events of `cls` (None: the event is ignored)."""
+        cache = self._folds()
+        try:
+            return cache[cls]
+        except KeyError:
+            pass
+        _ = self.fold  # applies deferred registrations
+        sdm = next(k.__dict__["fold"] for k in type(self).__mro__ if "fold" in k.__dict__)
+        fn = sdm.dispatcher.dispatch(cls)
+        cache[cls] = found = None if fn is sdm.func else fn
+        return found
+
+    def handle(self, event: Any, conn: Connection, position: int) -> None:
+        if position <= self._seen:
+            self._reset()  # the batch is being handled again (it failed): what was kept back is void
+        self._seen = position
+        fn = self._fold_for(type(event))
+        if fn is not None:
+            fn(self, event, _FlushFirst(conn, self) if self.bulk else conn, position)
+
+    def handle_batch(self, events: Sequence[tuple[int, Any]], conn: Connection,
+                     by_class: dict[type, list[int]] | None = None) -> None:
+        """`handle` for each of a batch's events, in order, dispatched once per event
+        class; `by_class`: the indexes in `events` of each class's events."""
+        if not events:
+            return
+        # The runner writes what was kept back at the end of every batch: anything still
+        # here is left from a batch that failed, and void.
+        self._reset()
+        if by_class is None:
+            by_class = group_by_class(events)
+        fold_for = self._fold_for
+        wanted = [(idx, fn) for cls, idx in by_class.items() if (fn := fold_for(cls)) is not None]
+        if wanted:
+            proxy: Any = _FlushFirst(conn, self) if self.bulk else conn
+            if len(wanted) == 1:
+                idx, fn = wanted[0]
+                for k in idx:
+                    i, e = events[k]
+                    fn(self, e, proxy, i)
+            else:
+                fns = {}
+                for idx, fn in wanted:
+                    fns.update(dict.fromkeys(idx, fn))
+                for k in sorted(fns):
+                    i, e = events[k]
+                    fns[k](self, e, proxy, i)
+        self._seen = events[-1][0]
+
+    def _insert(self, conn: Any, stmt: Any, rows: dict[str, Any] | list[dict[str, Any]], position: int = 0,
+                key: Any = None) -> None:
+        """Insert rows (kept back in bulk mode; `key`: a row later events may change)."""
+        if not self.bulk:
+            conn.execute(stmt, rows)
+            return
+        if isinstance(rows, list):
+            self._rows.setdefault(stmt, []).extend(rows)
+        else:
+            self._rows.setdefault(stmt, []).append(rows)
+            if key is not None:
+                self._kept[key] = rows
+
+    def kept(self, key: Any) -> dict[str, Any] | None:
+        """A row inserted in this batch and not written yet (changes to it are written with it)."""
+        return self._kept.get(key) if self._kept else None
+
+    def _execute(self, conn: Any, stmt: Any, params: dict[str, Any], position: int = 0) -> Any:
+        return conn.execute(stmt, params)
+
+    def flush(self, conn: Connection) -> None:
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, {}
+        self._kept = {}
+        raw = conn._conn if isinstance(conn, _FlushFirst) else conn
+        for stmt, batch in rows.items():
+            insert_many(raw, stmt, batch)
+
+    def clear(self, conn: Connection) -> None:
+        self._reset()
+        super().clear(conn)  # type: ignore[misc]
+
+
 def engine_for(app: Core) -> Engine:
     """The same database the events live in (a separate connection pool)."""
     cfg = app.config
@@ -126,6 +381,9 @@ def engine_for(app: Core) -> Engine:
     return engine
 
 
+REBUILD_BATCH = 20_000
+
+
 class Runner:
     """Keeps a set of views up to date with the application's log."""
 
@@ -147,20 +405,22 @@ class Runner:
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(select(tracking.c.view, tracking.c.position))}
 
-    def catch_up(self, views: Sequence[View] | None = None, progress: Callable[[int, int], None] | None = None) -> int:
+    def catch_up(self, views: Sequence[View] | None = None, progress: Callable[[int, int], None] | None = None,
+                 batch: int | None = None) -> int:
         """Process everything recorded so far; returns how many events were applied."""
         views = list(views or self.views)
+        batch = batch or self.batch
         applied = 0
         if not views:
             return 0
-        with self._lock:
+        with self._lock, _no_gc_pauses():
             head = self.app.recorder.max_notification_id() or 0
             while True:
                 pos = self.positions()
                 start = min(pos[v.name] for v in views)
                 if start >= head:
                     break
-                notes = self.app.recorder.select_notifications(start=start + 1, limit=self.batch, stop=head)
+                notes = self.app.recorder.select_notifications(start=start + 1, limit=batch, stop=head)
                 if not notes:
                     break
                 events = [(n.id, self._decode(n)) for n in notes]
@@ -176,15 +436,23 @@ class Runner:
 
     def _apply(self, views: Sequence[View], pos: dict[str, int], events: list[tuple[int, Any]], last: int) -> None:
         """One transaction: every view's rows for this batch and its new position."""
+        by_class: dict[type, list[int]] | None = None
         with self.engine.begin() as conn:
             for v in views:
                 seen = pos[v.name]
-                todo = [(i, e) for i, e in events if i > seen]
+                whole = events[0][0] > seen
+                todo = events if whole else [(i, e) for i, e in events if i > seen]
                 if not todo:
                     continue
-                handle = v.handle  # bind once: the dispatcher builds a wrapper on each access
-                for i, e in todo:
-                    handle(e, conn, i)
+                batch = getattr(v, "handle_batch", None)
+                if batch is not None:
+                    if whole and by_class is None:
+                        by_class = group_by_class(events)
+                    batch(todo, conn, by_class if whole else None)
+                else:
+                    handle = v.handle  # bind once: the dispatcher builds a wrapper on each access
+                    for i, e in todo:
+                        handle(e, conn, i)
                 v.flush(conn)
                 moved = conn.execute(
                     update(tracking).where(tracking.c.view == v.name, tracking.c.position == seen)
@@ -209,7 +477,9 @@ class Runner:
                 v.clear(conn)
                 conn.execute(update(tracking).where(tracking.c.view == v.name).values(position=0))
         self.app.keystore.preload()
-        return self.catch_up(views, progress)
+        # Larger transactions while folding the whole log: fewer commits, and a stream's
+        # events (saved together) mostly land in one batch, where kept-back rows absorb them.
+        return self.catch_up(views, progress, batch=max(self.batch, REBUILD_BATCH))
 
     def erase(self, stream_id: str) -> None:
         with self.engine.begin() as conn:
@@ -217,8 +487,37 @@ class Runner:
                 v.erase(conn, stream_id)
 
 
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = [0, True]  # pauses under way; whether the collector was on before the first
+
+
+@contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """While the log is folded (or the trail verified): no cyclic garbage collection.
+    Decoding makes many small objects that live until their batch is written, so the
+    collector would scan them (and the rest of the heap) again and again for nothing;
+    reference counting still frees them. Pauses nest across threads (a web server's
+    catch-up thread and a request): the collector comes back, as it was before the
+    first pause, when the last one ends."""
+    with _GC_LOCK:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
+
+
+_no_gc_pauses = no_gc_pauses
+
+
 class _Raced(Exception):
     pass
 
 
-__all__ = ["View", "Runner", "ErasedEvent", "metadata", "tracking", "Table", "Column", "String", "Integer"]
+__all__ = ["View", "WriteBehind", "Runner", "stream_id_of", "ErasedEvent", "metadata", "tracking", "Table", "Column", "String", "Integer"]

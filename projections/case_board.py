@@ -41,7 +41,16 @@ from domain import access
 from domain.access import Resource, decide
 from domain.bullying import SEVERITIES, STATUS_LABELS, BullyingCase
 from domain.common import Actor
-from projections.base import Column, ErasedEvent, Integer, String, Table, View, metadata
+from projections.base import (
+    Column,
+    ErasedEvent,
+    Integer,
+    String,
+    Table,
+    View,
+    WriteBehind,
+    metadata,
+)
 from projections.support_register import aggregate_of, directory_row, enrolment
 
 if TYPE_CHECKING:
@@ -107,21 +116,22 @@ REOPENED = UPDATE_CASE.values(
 LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream_id = :sid ORDER BY student_id")
 
 
-class CaseBoardView(View):
+class CaseBoardView(WriteBehind, View):
     name = NAME
     tables = (cases, parties)
 
     def __init__(self, app: Core) -> None:
         self.app = app
+        self._reset()
 
     @singledispatchmethod
-    def handle(self, event: Any, conn: Connection, position: int) -> None:
+    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
         """Events this view does not know are ignored (each view has its own dispatcher)."""
 
     def _set(self, e: Any, conn: Connection, **values: Any) -> None:
         conn.execute(UPDATE_CASE, {KEY: str(e.originator_id), **values})
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.Reported, conn: Connection, position: int) -> None:
         cid = str(e.originator_id)
         conn.execute(INSERT_CASE, dict(
@@ -134,49 +144,49 @@ class CaseBoardView(View):
         if ids:
             conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.PartyAdded, conn: Connection, position: int) -> None:
         conn.execute(INSERT_PARTY, {"case_id": str(e.originator_id), "student_id": e.student_id})
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.PartyRemoved, conn: Connection, position: int) -> None:
         conn.execute(DELETE_PARTY, {KEY: str(e.originator_id), "sid": e.student_id})
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.ReportCorrected, conn: Connection, position: int) -> None:
         if "forms" in e.changes:
             self._set(e, conn, forms=",".join(e.changes["forms"]))
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.InvestigationStarted, conn: Connection, position: int) -> None:
         self._set(e, conn, investigation_started=True, handler_id=e.handler_id)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.InvestigationCompleted, conn: Connection, position: int) -> None:
         self._set(e, conn, investigation_completed=True)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.Determined, conn: Connection, position: int) -> None:
         self._set(e, conn, determination_id=e.determination_id, determination_approved=False,
                   bullying=e.bullying, severity=e.severity)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.DeterminationApproved, conn: Connection, position: int) -> None:
         self._set(e, conn, determination_approved=True)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.DeterminationReturned, conn: Connection, position: int) -> None:
         self._set(e, conn, **NO_DETERMINATION)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.MandatoryReportMade, conn: Connection, position: int) -> None:
         conn.execute(REPORT_MADE, {KEY: str(e.originator_id), "day": f"{e.reported_at.date().isoformat()},"})
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.AppealLodged, conn: Connection, position: int) -> None:
         conn.execute(APPEAL_LODGED, {KEY: str(e.originator_id), "appeal": e.appeal_id})
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.AppealReviewed, conn: Connection, position: int) -> None:
         values: dict[str, Any] = {"pending_appeal_id": None}
         new = e.new_determination
@@ -188,19 +198,19 @@ class CaseBoardView(View):
                           investigation_due=e.investigation_due)
         self._set(e, conn, **values)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.FollowUpRecorded, conn: Connection, position: int) -> None:
         self._set(e, conn, followed_up_determination_id=e.determination_id)
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.Closed, conn: Connection, position: int) -> None:
         self._set(e, conn, closed_on=e.at.date())
 
-    @handle.register
+    @fold.register
     def _(self, e: BullyingCase.Reopened, conn: Connection, position: int) -> None:
         conn.execute(REOPENED, {KEY: str(e.originator_id), "due": e.investigation_due})
 
-    @handle.register
+    @fold.register
     def _(self, e: ErasedEvent, conn: Connection, position: int) -> None:
         if e.originator_version != 1 or aggregate_of(e.topic)[0] != "BullyingCase":
             return

@@ -39,13 +39,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 
 from domain import access
 from domain.common import Actor, NotFound
 from domain.pairing import Pairing
-from projections.base import ErasedEvent, View, metadata
+from projections.base import ErasedEvent, View, WriteBehind, metadata, stream_id_of
 
 if TYPE_CHECKING:
     from anxin.app import Core
@@ -84,6 +85,8 @@ _check_in = update(pairings).where(_p.pairing_id == _pid).values(
     last_day=_latest, due_day=_latest + _p.cadence_days, check_ins=_p.check_ins + 1,
     open_concerns=_p.open_concerns + bindparam("b_open", type_=Integer),
 )
+_INSERT_PAIRING = pairings.insert()
+_INSERT_CONCERN = concerns.insert()
 _concern_row = (_k.pairing_id == _pid) & (_k.check_in_id == bindparam("b_ci"))
 
 
@@ -95,40 +98,52 @@ def _date(day: int | None) -> date | None:
     return date.fromordinal(day) if day is not None else None
 
 
-class PairingBoardView(View):
+class PairingBoardView(WriteBehind, View):
     name = "pairing_board"
     tables = (pairings, concerns)
 
     def __init__(self, app: Any = None) -> None:
         self.app = app
+        self._reset()
 
     @singledispatchmethod
-    def handle(self, event: Any, conn: Connection, position: int) -> None:
+    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
         """Events this view does not need are ignored."""
 
-    @handle.register(Pairing.Paired)
+    @fold.register(Pairing.Paired)
     def _paired(self, e: Any, conn: Connection, position: int) -> None:
         day = _ordinal(e.at.date())
-        conn.execute(insert(pairings).values(
-            pairing_id=str(e.originator_id), school_id=e.school_id, staff_id=e.staff_id, student_id=e.student_id,
-            cadence_days=e.cadence_days, paired_day=day, last_day=None, due_day=day + e.cadence_days,
-            check_ins=0, open_concerns=0,
-        ))
+        pid = stream_id_of(e)
+        self._insert(conn, _INSERT_PAIRING, {
+            "pairing_id": pid, "school_id": e.school_id, "staff_id": e.staff_id, "student_id": e.student_id,
+            "cadence_days": e.cadence_days, "paired_day": day, "last_day": None, "due_day": day + e.cadence_days,
+            "check_ins": 0, "open_concerns": 0,
+        }, position, key=pid)
 
-    @handle.register(Pairing.CheckInRecorded)
+    @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, e: Any, conn: Connection, position: int) -> None:
-        pid = str(e.originator_id)
-        conn.execute(_check_in, {"b_pid": pid, "b_day": _ordinal(e.held_on), "b_open": 1 if e.concern else 0})
+        pid = stream_id_of(e)
+        day = _ordinal(e.held_on)
+        opened = 1 if e.concern else 0
+        row = self.kept(pid)
+        if row is not None:
+            # Paired in this batch and not written yet: the same change as `_check_in`, on the row.
+            last = row["last_day"]
+            latest = day if last is None or last < day else last
+            row.update(last_day=latest, due_day=latest + row["cadence_days"], check_ins=row["check_ins"] + 1,
+                       open_concerns=row["open_concerns"] + opened)
+        else:
+            conn.execute(_check_in, {"b_pid": pid, "b_day": day, "b_open": opened})
         if e.concern:
-            conn.execute(insert(concerns).values(pairing_id=pid, check_in_id=e.check_in_id, concern=True,
-                                                 escalated=False))
+            self._insert(conn, _INSERT_CONCERN, {"pairing_id": pid, "check_in_id": e.check_in_id, "concern": True,
+                                                 "escalated": False}, position)
 
-    @handle.register(Pairing.CheckInCorrected)
+    @fold.register(Pairing.CheckInCorrected)
     def _corrected(self, e: Any, conn: Connection, position: int) -> None:
         if "concern" in e.changes:
             self._concern_changed(conn, str(e.originator_id), e.corrects, concern=bool(e.changes["concern"]))
 
-    @handle.register(Pairing.ConcernEscalated)
+    @fold.register(Pairing.ConcernEscalated)
     def _escalated(self, e: Any, conn: Connection, position: int) -> None:
         self._concern_changed(conn, str(e.originator_id), e.check_in_id, escalated=True)
 
@@ -153,18 +168,18 @@ class PairingBoardView(View):
             conn.execute(update(pairings).where(_p.pairing_id == _pid)
                          .values(open_concerns=_p.open_concerns + delta), {"b_pid": pid})
 
-    @handle.register(Pairing.CadenceChanged)
+    @fold.register(Pairing.CadenceChanged)
     def _cadence_changed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(pairings).where(_p.pairing_id == _pid).values(
             cadence_days=e.cadence_days,
             due_day=case((_p.last_day.is_(None), _p.paired_day), else_=_p.last_day) + e.cadence_days,
         ), {"b_pid": str(e.originator_id)})
 
-    @handle.register(Pairing.Ended)
+    @fold.register(Pairing.Ended)
     def _ended(self, e: Any, conn: Connection, position: int) -> None:
         self._forget(conn, str(e.originator_id))
 
-    @handle.register(ErasedEvent)
+    @fold.register(ErasedEvent)
     def _erased(self, e: ErasedEvent, conn: Connection, position: int) -> None:
         if e.topic.startswith("domain.pairing:"):
             self._forget(conn, str(e.originator_id))
@@ -267,7 +282,33 @@ def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None =
     (no names, no ids), for anyone with the school's statistics (STATS_READ)."""
     app.check(actor, access.STATS_READ, "school", school_id=school_id)
     app.views.catch_up()  # type: ignore[attr-defined]
-    return _by_class(_lines(app, school_id, None, _today(app, today), False))
+    day = _today(app, today).toordinal()
+    # The same counts as _by_class(_lines(...)), summed by the database: a pairing's class
+    # is its student's (from the clear directory, a student of this school), else None.
+    by_class: dict[str | None, list[int]] = {}
+    with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
+        for cls, n, overdue, open_concerns in conn.execute(text(app.db.q(
+            "SELECT d.class_name, count(*), sum(CASE WHEN p.due_day < :day THEN 1 ELSE 0 END), "
+            "sum(p.open_concerns) FROM v_pairing_board p LEFT JOIN {t}anxin_directory d "
+            "ON d.stream_id = p.student_id AND d.kind = 'student' AND d.school_id = :school "
+            "WHERE p.school_id = :school GROUP BY d.class_name"
+        )), {"day": day, "school": school_id}):
+            by_class[cls] = [int(n), int(overdue or 0), int(open_concerns or 0)]
+        # Erased pairings still active in the directory (and no longer in the view): one each.
+        gone = app.db.fetch(
+            "SELECT stream_id, subject_id FROM {t}anxin_directory WHERE kind = 'pairing' "
+            "AND erased = 1 AND status = 'active' AND school_id = ?", (school_id,),
+        )
+        if gone:
+            present = {r[0] for r in conn.execute(
+                select(_p.pairing_id).where(_p.pairing_id.in_([g[0] for g in gone])))}
+            for _pid, student in (g for g in gone if g[0] not in present):
+                row = app.db.fetchone(
+                    "SELECT class_name FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'student' "
+                    "AND school_id = ?", (student, school_id),
+                )
+                by_class.setdefault(row[0] if row else None, [0, 0, 0])[0] += 1
+    return [ClassCounts(c, *by_class[c]) for c in sorted(by_class, key=lambda c: (c is None, c or ""))]
 
 
 def _today(app: Core, today: date | None) -> date:

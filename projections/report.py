@@ -42,6 +42,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ from domain.pairing import Pairing
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
-from projections.base import View, metadata
+from projections.base import View, WriteBehind, metadata, stream_id_of, tracking
 
 VIEW_NAME = "report"
 INVESTIGATION_OPEN = ("reported", "reopened", "investigating")
@@ -208,7 +209,7 @@ def _day(value: date | datetime) -> int:
 
 
 def _sid(event: Any) -> str:
-    return str(event.originator_id)
+    return stream_id_of(event)
 
 
 # -- the case fold: the same status as BullyingCase.status, from the events -----------
@@ -281,7 +282,7 @@ _INS_SCREENING = screenings.insert().from_select(
 _ERASE = [delete(t).where(t.c[col] == _b("b_id")) for t, col in STREAM_COLUMNS]
 
 
-class ReportView(View):
+class ReportView(WriteBehind, View):
     """Per-school daily facts and state spans for the periodic report."""
 
     name = VIEW_NAME
@@ -289,22 +290,22 @@ class ReportView(View):
 
     def __init__(self, app: Any = None) -> None:
         self.app = app
+        self._reset()
 
     @singledispatchmethod
-    def handle(self, event: Any, conn: Connection, position: int) -> None:
+    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
         """Events the report does not count are ignored (erased ones included)."""
 
     # -- helpers ------------------------------------------------------------------
-    @staticmethod
-    def _fact(conn: Connection, event: Any, school_id: str, day: int, kind: str, detail: str = "",
+    def _fact(self, conn: Connection, event: Any, school_id: str, day: int, kind: str, detail: str = "",
               ref: str | None = None) -> None:
-        conn.execute(_INS["v_report_facts"], {
+        self._insert(conn, _INS["v_report_facts"], {
             "stream_id": _sid(event), "version": event.originator_version, "school_id": school_id,
             "day": day, "kind": kind, "detail": detail, "ref": ref,
         })
 
     # -- bullying cases -------------------------------------------------------------
-    @handle.register(BullyingCase.Reported)
+    @fold.register(BullyingCase.Reported)
     def _case_reported(self, event: Any, conn: Connection, position: int) -> None:
         day = _day(event.at)
         st = {
@@ -354,21 +355,21 @@ class ReportView(View):
         if st is not None:
             self._fact(conn, event, st["school"], _day(day), kind, detail)
 
-    @handle.register(BullyingCase.InvestigationStarted)
+    @fold.register(BullyingCase.InvestigationStarted)
     def _case_started(self, event: Any, conn: Connection, position: int) -> None:
         self._case(conn, event, lambda st: st.update(started=True))
 
-    @handle.register(BullyingCase.InvestigationCompleted)
+    @fold.register(BullyingCase.InvestigationCompleted)
     def _case_completed(self, event: Any, conn: Connection, position: int) -> None:
         self._case(conn, event, lambda st: st.update(completed=True))
 
-    @handle.register(BullyingCase.Determined)
+    @fold.register(BullyingCase.Determined)
     def _case_determined(self, event: Any, conn: Connection, position: int) -> None:
         det = {"id": event.determination_id, "approved": False, "bullying": bool(event.bullying),
                "severity": event.severity}
         self._case(conn, event, lambda st: st.update(det=det))
 
-    @handle.register(BullyingCase.DeterminationApproved)
+    @fold.register(BullyingCase.DeterminationApproved)
     def _case_approved(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
             st["det"]["approved"] = True
@@ -380,19 +381,19 @@ class ReportView(View):
             self._fact(conn, event, st["school"], _day(event.at), "case.determined",
                        _result(det["bullying"], det["severity"]))
 
-    @handle.register(BullyingCase.DeterminationReturned)
+    @fold.register(BullyingCase.DeterminationReturned)
     def _case_returned(self, event: Any, conn: Connection, position: int) -> None:
         self._case(conn, event, lambda st: st.update(det=None))
 
-    @handle.register(BullyingCase.MandatoryReportMade)
+    @fold.register(BullyingCase.MandatoryReportMade)
     def _case_mandatory_report(self, event: Any, conn: Connection, position: int) -> None:
         self._case_fact(conn, event, lambda st: None, "case.mandatory_report", event.reported_at)
 
-    @handle.register(BullyingCase.AppealLodged)
+    @fold.register(BullyingCase.AppealLodged)
     def _case_appealed(self, event: Any, conn: Connection, position: int) -> None:
         self._case_fact(conn, event, lambda st: st.update(appeal=True), "case.appeal_lodged", event.lodged_on)
 
-    @handle.register(BullyingCase.AppealReviewed)
+    @fold.register(BullyingCase.AppealReviewed)
     def _case_appeal_reviewed(self, event: Any, conn: Connection, position: int) -> None:
         new = event.new_determination if event.outcome == "changed" else None
 
@@ -415,7 +416,7 @@ class ReportView(View):
             self._fact(conn, event, st["school"], _day(event.at), "case.determined",
                        _result(bool(new["bullying"]), new.get("severity")))
 
-    @handle.register(BullyingCase.FollowUpRecorded)
+    @fold.register(BullyingCase.FollowUpRecorded)
     def _case_followed_up(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
             if event.determination_id not in st["followed"]:
@@ -424,12 +425,12 @@ class ReportView(View):
 
         self._case(conn, event, change)
 
-    @handle.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.Closed)
     def _case_closed(self, event: Any, conn: Connection, position: int) -> None:
         self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed",
                         event.at)
 
-    @handle.register(BullyingCase.Reopened)
+    @fold.register(BullyingCase.Reopened)
     def _case_reopened(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
             st.update(cycle=st["cycle"] + 1, closed=False, det=None, started=False, completed=False,
@@ -437,21 +438,22 @@ class ReportView(View):
 
         self._case_fact(conn, event, change, "case.reopened", event.at)
 
-    @handle.register(BullyingCase.ReportCorrected)
+    @fold.register(BullyingCase.ReportCorrected)
     def _case_report_corrected(self, event: Any, conn: Connection, position: int) -> None:
         if "forms" in event.changes:
             conn.execute(_SET_CASE_FORMS, {"b_id": _sid(event), "b_forms": ",".join(event.changes["forms"])})
 
     # -- support files ------------------------------------------------------------
-    @handle.register(SupportFile.Opened)
+    @fold.register(SupportFile.Opened)
     def _file_opened(self, event: Any, conn: Connection, position: int) -> None:
         day, due = _day(event.at), _day(event.next_review_due)
-        conn.execute(_INS["v_report_files"], {"file_id": _sid(event), "school_id": event.school_id, "status": "open",
-                                      "risk_level": event.risk_level, "review_due": due, "seq": 1})
-        conn.execute(_INS["v_report_file_spans"], {
+        self._insert(conn, _INS["v_report_files"], {
+            "file_id": _sid(event), "school_id": event.school_id, "status": "open",
+            "risk_level": event.risk_level, "review_due": due, "seq": 1}, position)
+        self._insert(conn, _INS["v_report_file_spans"], {
             "file_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
             "status": "open", "risk_level": event.risk_level, "review_due": due,
-        })
+        }, position)
         self._fact(conn, event, event.school_id, day, "file.opened", event.risk_level)
 
     _KEEP: Any = object()
@@ -487,57 +489,69 @@ class ReportView(View):
             school_id, level = found
             self._fact(conn, event, school_id, _day(day), kind, level if detail is None else detail, ref)
 
-    @handle.register(SupportFile.RiskLevelRaised)
+    @fold.register(SupportFile.RiskLevelRaised)
     def _file_raised(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.risk_raised", event.at, event.to_level, level=event.to_level,
                         due=event.next_review_due)
 
-    @handle.register(SupportFile.RiskLevelLowered)
+    @fold.register(SupportFile.RiskLevelLowered)
     def _file_lowered(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.risk_lowered", event.at, event.to_level, level=event.to_level,
                         due=event.next_review_due)
 
-    @handle.register(SupportFile.PlanReviewed)
+    @fold.register(SupportFile.PlanReviewed)
     def _file_reviewed(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.reviewed", event.reviewed_on, ref=event.entry_id,
                         due=event.next_review_due)
 
-    @handle.register(SupportFile.CrisisInterventionRecorded)
+    @fold.register(SupportFile.CrisisInterventionRecorded)
     def _file_crisis(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.crisis", event.occurred_on, ref=event.entry_id)
 
-    @handle.register(SupportFile.EntryCorrected)
+    @fold.register(SupportFile.EntryCorrected)
     def _file_entry_corrected(self, event: Any, conn: Connection, position: int) -> None:
         if event.entry_kind == "crisis" and "occurred_on" in event.changes:
             conn.execute(_REDATE_FACT, {"b_id": _sid(event), "b_ref": event.corrects,
                                         "b_day": _day(event.changes["occurred_on"])})
 
-    @handle.register(SupportFile.Closed)
+    @fold.register(SupportFile.Closed)
     def _file_closed(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.closed", event.at, None, status="closed", due=None)
 
-    @handle.register(SupportFile.Reopened)
+    @fold.register(SupportFile.Reopened)
     def _file_reopened(self, event: Any, conn: Connection, position: int) -> None:
         self._file_fact(conn, event, "file.reopened", event.at, status="open", due=event.next_review_due)
 
     # -- pairings and check-ins -----------------------------------------------------
-    @handle.register(Pairing.Paired)
+    @fold.register(Pairing.Paired)
     def _paired(self, event: Any, conn: Connection, position: int) -> None:
         day = _day(event.at)
-        conn.execute(_INS["v_report_pairings"], {
-            "pairing_id": _sid(event), "school_id": event.school_id, "paired_day": day, "last_held_day": None,
+        pid = _sid(event)
+        self._insert(conn, _INS["v_report_pairings"], {
+            "pairing_id": pid, "school_id": event.school_id, "paired_day": day, "last_held_day": None,
             "cadence": event.cadence_days, "seq": 1, "active": True,
-        })
-        conn.execute(_INS["v_report_pairing_spans"], {
-            "pairing_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
+        }, position, key=("pairing", pid))
+        self._insert(conn, _INS["v_report_pairing_spans"], {
+            "pairing_id": pid, "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
             "cadence": event.cadence_days,
-        })
+        }, position)
 
-    @handle.register(Pairing.CheckInRecorded)
+    @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, event: Any, conn: Connection, position: int) -> None:
-        params = {"b_id": _sid(event), "b_check_in": event.check_in_id, "b_day": _day(event.held_on)}
-        conn.execute(_INS_CHECK_IN, params)
-        conn.execute(_SET_LAST_HELD, params)
+        pid, day = _sid(event), _day(event.held_on)
+        row = self.kept(("pairing", pid))
+        if row is None:
+            params = {"b_id": pid, "b_check_in": event.check_in_id, "b_day": day}
+            conn.execute(_INS_CHECK_IN, params)
+            conn.execute(_SET_LAST_HELD, params)
+            return
+        # Paired in this batch and not written yet: the same rows as the two statements above.
+        self._insert(conn, _INS["v_report_check_ins"], {
+            "pairing_id": pid, "check_in_id": event.check_in_id, "school_id": row["school_id"], "held_day": day,
+        }, position)
+        last = row["last_held_day"]
+        if last is None or last < day:
+            row["last_held_day"] = day
 
     def _pairing_span(self, conn: Connection, event: Any, cadence: int | None) -> None:
         """Close the current span; open a new one with `cadence` unless the pairing ended."""
@@ -556,26 +570,39 @@ class ReportView(View):
         })
         conn.execute(_SET_PAIRING, {"b_id": pid, "b_seq": seq + 1, "b_cadence": cadence, "b_active": True})
 
-    @handle.register(Pairing.CadenceChanged)
+    @fold.register(Pairing.CadenceChanged)
     def _cadence_changed(self, event: Any, conn: Connection, position: int) -> None:
         self._pairing_span(conn, event, event.cadence_days)
 
-    @handle.register(Pairing.Ended)
+    @fold.register(Pairing.Ended)
     def _pairing_ended(self, event: Any, conn: Connection, position: int) -> None:
         self._pairing_span(conn, event, None)
 
     # -- screenings -----------------------------------------------------------------
-    @handle.register(ScreeningRecord.ScreeningRecordOpened)
+    @fold.register(ScreeningRecord.ScreeningRecordOpened)
     def _screening_record_opened(self, event: Any, conn: Connection, position: int) -> None:
-        conn.execute(_INS["v_report_screening_records"], {
-            "record_id": _sid(event), "school_id": event.school_id, "student_id": event.student_id})
+        rid = _sid(event)
+        self._insert(conn, _INS["v_report_screening_records"], {
+            "record_id": rid, "school_id": event.school_id, "student_id": event.student_id},
+            position, key=("screening", rid))
 
-    @handle.register(ScreeningRecord.ScreeningRecorded)
+    @fold.register(ScreeningRecord.ScreeningRecorded)
     def _screened(self, event: Any, conn: Connection, position: int) -> None:
-        conn.execute(_INS_SCREENING, {
-            "b_id": _sid(event), "b_screening": event.screening_id, "b_day": _day(event.screened_on),
-            "b_instrument": event.instrument.upper(), "b_flagged": bool(event.flagged), "b_crisis": bool(event.crisis),
-        })
+        rid = _sid(event)
+        row = self.kept(("screening", rid))
+        if row is None:
+            conn.execute(_INS_SCREENING, {
+                "b_id": rid, "b_screening": event.screening_id, "b_day": _day(event.screened_on),
+                "b_instrument": event.instrument.upper(), "b_flagged": bool(event.flagged),
+                "b_crisis": bool(event.crisis),
+            })
+            return
+        # Its record was opened in this batch and not written yet: the row `_INS_SCREENING` would insert.
+        self._insert(conn, _INS["v_report_screenings"], {
+            "record_id": rid, "screening_id": event.screening_id, "school_id": row["school_id"],
+            "student_id": row["student_id"], "screened_day": _day(event.screened_on),
+            "instrument": event.instrument.upper(), "flagged": bool(event.flagged), "crisis": bool(event.crisis),
+        }, position)
 
     # -- erasure --------------------------------------------------------------------
     def erase(self, conn: Connection, stream_id: str) -> None:
@@ -722,8 +749,8 @@ def periodic_report(
     ids = [sid for sid, _ in chosen]
     instruments = list(getattr(app, "instruments", {}) or {})
     with views_runner.engine.connect() as conn:
-        counts, seen_instruments = _count(conn, ids, date_from.toordinal(), date_to.toordinal(),
-                                          as_of.toordinal())
+        counts, seen_instruments = _cached_count(app, conn, ids, date_from.toordinal(), date_to.toordinal(),
+                                                 as_of.toordinal())
     for inst in sorted(seen_instruments):
         if inst not in instruments:
             instruments.append(inst)
@@ -736,6 +763,45 @@ def periodic_report(
         scope="school" if school_id is not None else "district", district=district, metrics=metrics,
         schools=rows, total=total,
     )
+
+
+_POSITION = select(tracking.c.position).where(tracking.c.view == VIEW_NAME)
+_CACHE_SIZE = 32
+_SHRED_SETTLE_SECONDS = 1.0
+
+
+def _cached_count(app: Any, conn: Connection, ids: list[str], start: int, end: int,
+                  as_of: int) -> tuple[dict[str, Counter[str]], set[str]]:
+    """`_count`, kept per application for as long as the view's rows cannot have changed.
+
+    The counts are a function of the arguments and of the view's rows, which change only
+    when the view moves on (its position) or a stream is shredded (its rows are deleted,
+    and its key nulled: the number of shredded keys only grows). Both are read before
+    the counts, so an entry is never older than its key; another process's writes move
+    the same position and key, so they are seen at once. Counts only (no personal data)."""
+    if not hasattr(app, "db"):
+        return _count(conn, ids, start, end, as_of)
+    pos = conn.execute(_POSITION).scalar()
+    row = app.db.fetchone("SELECT count(*) FROM {t}anxin_keys WHERE wrapped IS NULL")
+    shredded = row[0] if row else 0
+    now = time.monotonic()
+    state = app.__dict__.setdefault("_report_counts", {"shredded": shredded, "since": now, "cache": {}})
+    if state["shredded"] != shredded:
+        # A stream was shredded since: its key is nulled first, its view rows deleted just
+        # after. Counts read meanwhile could still hold those rows, so none is kept a while.
+        state.update(shredded=shredded, since=now, cache={})
+    cache = state["cache"]
+    key = (tuple(ids), start, end, as_of, pos)
+    found = cache.get(key)
+    if found is None:
+        found = _count(conn, ids, start, end, as_of)
+        if now - state["since"] >= _SHRED_SETTLE_SECONDS:
+            if len(cache) >= _CACHE_SIZE:
+                cache.pop(next(iter(cache)))
+            cache[key] = found
+    counts, instruments = found
+    # Callers get their own copies (a Counter per school), never the cached ones.
+    return {sid: Counter(c) for sid, c in counts.items()}, set(instruments)
 
 
 def _active_at(table: Table, day: int) -> Any:

@@ -52,7 +52,17 @@ from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.roster import Student
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
-from projections.base import Column, ErasedEvent, Integer, String, Table, View, metadata, open_for
+from projections.base import (
+    Column,
+    ErasedEvent,
+    Integer,
+    String,
+    Table,
+    View,
+    WriteBehind,
+    metadata,
+    open_for,
+)
 
 if TYPE_CHECKING:
     from anxin.app import Core, StudentRef
@@ -145,51 +155,8 @@ def aggregate_of(topic: str) -> tuple[str, str]:
     return agg, name
 
 
-class BulkInserts:
-    """Rows a view inserts, kept back and written in bulk (one executemany per table)
-    at the end of the runner's batch, when the runner offers that: `View.flush(conn)`,
-    called after a view's events of a batch and before its position moves. Without it
-    (`bulk` False) every row is written at once. Any other statement (an update, a
-    delete, a read of the view's own tables) first writes what was kept back, so the
-    order of effects is the order of the events. A batch handled again after a failure
-    (positions not above the last one seen) starts from an empty buffer."""
-
-    bulk: bool = callable(getattr(View, "flush", None))
-
-    def _reset(self) -> None:
-        self._rows: dict[Any, list[dict[str, Any]]] = {}
-        self._seen = 0
-
-    def handle(self, event: Any, conn: Connection, position: int) -> None:
-        """Every event passes here once, then to the view's own dispatcher, `fold`."""
-        if position <= self._seen:
-            self._reset()  # the batch is being handled again (it failed): what was kept back is void
-        self._seen = position
-        self.fold(event, conn, position)
-
-    def fold(self, event: Any, conn: Connection, position: int) -> None:
-        raise NotImplementedError
-
-    def _insert(self, conn: Connection, stmt: Any, rows: dict[str, Any] | list[dict[str, Any]],
-                position: int) -> None:
-        if not self.bulk:
-            conn.execute(stmt, rows)
-            return
-        self._rows.setdefault(stmt, []).extend(rows if isinstance(rows, list) else [rows])
-
-    def _execute(self, conn: Connection, stmt: Any, params: dict[str, Any], position: int) -> Any:
-        if self.bulk:
-            self.flush(conn)
-        return conn.execute(stmt, params)
-
-    def flush(self, conn: Connection) -> None:
-        rows, self._rows = self._rows, {}
-        for stmt, batch in rows.items():
-            conn.execute(stmt, batch)
-
-    def clear(self, conn: Connection) -> None:
-        self._reset()
-        super().clear(conn)  # type: ignore[misc]
+class BulkInserts(WriteBehind):
+    """Rows a view inserts, kept back and written in bulk: see `projections.base.WriteBehind`."""
 
 
 class SupportRegisterView(BulkInserts, View):

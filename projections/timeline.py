@@ -54,7 +54,16 @@ from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import Actor, CaseAggregate, NotFound, PermissionDenied
 from domain.roster import Student
-from projections.base import Column, ErasedEvent, Integer, String, Table, View, metadata
+from projections.base import (
+    Column,
+    ErasedEvent,
+    Integer,
+    String,
+    Table,
+    View,
+    metadata,
+    stream_id_of,
+)
 from projections.support_register import BulkInserts, aggregate_of, enrolment, student_refs
 
 if TYPE_CHECKING:
@@ -186,6 +195,9 @@ DETAIL_FIELDS = (
 )
 
 
+_KIND_OF: dict[type, tuple[str | None, str]] = {}  # (stream kind, event type) by event class
+
+
 class TimelineView(BulkInserts, View):
     name = NAME
     tables = (links, entries)
@@ -205,11 +217,14 @@ class TimelineView(BulkInserts, View):
 
     @fold.register
     def _(self, e: CaseAggregate.Event, conn: Connection, position: int) -> None:
-        agg, event_type = type(e).__qualname__.split(".")[0], type(e).__name__
-        kind = KINDS.get(agg)
+        cls = type(e)
+        found = _KIND_OF.get(cls)
+        if found is None:
+            found = _KIND_OF[cls] = (KINDS.get(cls.__qualname__.split(".")[0]), cls.__name__)
+        kind, event_type = found
         if kind is None:
             return
-        sid = str(e.originator_id)
+        sid = stream_id_of(e)
         if e.originator_version == 1:
             if kind == "student":
                 self._link(conn, sid, [sid], kind, position)

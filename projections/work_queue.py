@@ -28,9 +28,11 @@ is shown from the clear directory as an erased item.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 from sqlalchemy import (
@@ -56,7 +58,7 @@ from domain.bullying import BullyingCase
 from domain.common import Actor, NotFound
 from domain.pairing import Pairing
 from domain.support import SupportFile
-from projections.base import ErasedEvent, View, metadata
+from projections.base import ErasedEvent, View, WriteBehind, metadata, stream_id_of
 
 if TYPE_CHECKING:
     from anxin.app import Core
@@ -107,6 +109,14 @@ def _date(day: int | None) -> date | None:
 
 
 # Prepared statements: every handler is one statement by primary key, no SELECT.
+_insert_item = insert(items)
+_ITEM_COLUMNS = tuple(c.key for c in items.columns)
+
+
+def _item_row(**values: Any) -> dict[str, Any]:
+    """A whole row (NULL where not given), so rows kept back share one INSERT."""
+    return {k: values.get(k) for k in _ITEM_COLUMNS}
+
 _set_item = update(items).where(_by_id).values(
     kind=bindparam("b_kind"), owner_id=bindparam("b_owner"), owner_role=bindparam("b_role"),
     excluded_id=bindparam("b_excluded"), since_day=bindparam("b_since", type_=Integer),
@@ -129,65 +139,66 @@ _cadence_changed = update(items).where(_by_id).values(
 )
 
 
-class WorkQueueView(View):
+class WorkQueueView(WriteBehind, View):
     name = "work_queue"
     tables = (items,)
 
     def __init__(self, app: Any = None) -> None:
         self.app = app
+        self._reset()
 
     @singledispatchmethod
-    def handle(self, event: Any, conn: Connection, position: int) -> None:
+    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
         """Events this view does not need are ignored."""
 
     # -- bullying cases ------------------------------------------------------------------
-    @handle.register(BullyingCase.Reported)
+    @fold.register(BullyingCase.Reported)
     def _reported(self, e: Any, conn: Connection, position: int) -> None:
         subject = next((p["student_id"] for p in e.parties if p["part"] == "targeted"), None)
-        conn.execute(insert(items).values(
+        self._insert(conn, _insert_item, _item_row(
             stream_id=str(e.originator_id), stream_kind="case", school_id=e.school_id, subject_id=subject,
             handler_id=None, kind="investigation", owner_id=None, owner_role=SAFETY_LEAD,
             since_day=_day(e.at.date()), due_day=_day(e.investigation_due),
-        ))
+        ), position)
 
-    @handle.register(BullyingCase.PartyAdded)
+    @fold.register(BullyingCase.PartyAdded)
     def _party_added(self, e: Any, conn: Connection, position: int) -> None:
         if e.part == "targeted":
             conn.execute(update(items).where(_by_id, _c.subject_id.is_(None)).values(subject_id=e.student_id),
                          {"b_id": str(e.originator_id)})
 
-    @handle.register(BullyingCase.PartyRemoved)
+    @fold.register(BullyingCase.PartyRemoved)
     def _party_removed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id, _c.subject_id == e.student_id).values(subject_id=None),
                      {"b_id": str(e.originator_id)})
 
-    @handle.register(BullyingCase.InvestigationStarted)
+    @fold.register(BullyingCase.InvestigationStarted)
     def _investigation_started(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id).values(handler_id=e.handler_id, owner_id=e.handler_id),
                      {"b_id": str(e.originator_id)})
 
-    @handle.register(BullyingCase.InvestigationCompleted)
-    @handle.register(BullyingCase.DeterminationReturned)
+    @fold.register(BullyingCase.InvestigationCompleted)
+    @fold.register(BullyingCase.DeterminationReturned)
     def _awaiting_determination(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_set_handler_item, {"b_id": str(e.originator_id), "b_kind": "determination",
                                          "b_since": _day(e.at.date()), "b_due": None})
 
-    @handle.register(BullyingCase.Determined)
+    @fold.register(BullyingCase.Determined)
     def _determined(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_set_item, {"b_id": str(e.originator_id), "b_kind": "approval", "b_owner": None,
                                  "b_role": PRINCIPAL, "b_excluded": e.actor, "b_since": _day(e.at.date()),
                                  "b_due": None})
 
-    @handle.register(BullyingCase.DeterminationApproved)
+    @fold.register(BullyingCase.DeterminationApproved)
     def _approved(self, e: Any, conn: Connection, position: int) -> None:
         self._follow_up(conn, str(e.originator_id), e.follow_up_due, e.at.date())
 
-    @handle.register(BullyingCase.FollowUpRecorded)
+    @fold.register(BullyingCase.FollowUpRecorded)
     def _followed_up(self, e: Any, conn: Connection, position: int) -> None:
         if e.next_due is not None:
             self._follow_up(conn, str(e.originator_id), e.next_due, e.held_on)
 
-    @handle.register(BullyingCase.AppealReviewed)
+    @fold.register(BullyingCase.AppealReviewed)
     def _appeal_reviewed(self, e: Any, conn: Connection, position: int) -> None:
         sid = str(e.originator_id)
         if e.outcome == "changed":
@@ -196,11 +207,11 @@ class WorkQueueView(View):
             conn.execute(_set_handler_item, {"b_id": sid, "b_kind": "investigation", "b_since": _day(e.at.date()),
                                              "b_due": _day(e.investigation_due)})
 
-    @handle.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.Closed)
     def _case_closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
 
-    @handle.register(BullyingCase.Reopened)
+    @fold.register(BullyingCase.Reopened)
     def _case_reopened(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id).values(
             handler_id=None, kind="investigation", owner_id=None, owner_role=SAFETY_LEAD, excluded_id=None,
@@ -217,66 +228,78 @@ class WorkQueueView(View):
                                              "b_due": _day(due)})
 
     # -- support files -------------------------------------------------------------------
-    @handle.register(SupportFile.Opened)
+    @fold.register(SupportFile.Opened)
     def _file_opened(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(insert(items).values(
+        self._insert(conn, _insert_item, _item_row(
             stream_id=str(e.originator_id), stream_kind="file", school_id=e.school_id, subject_id=e.student_id,
             handler_id=e.responsible_id, kind="plan_review", owner_id=e.responsible_id,
             since_day=_day(e.at.date()), due_day=_day(e.next_review_due),
-        ))
+        ), position)
 
-    @handle.register(SupportFile.RiskLevelRaised)
-    @handle.register(SupportFile.RiskLevelLowered)
+    @fold.register(SupportFile.RiskLevelRaised)
+    @fold.register(SupportFile.RiskLevelLowered)
     def _level_changed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id).values(due_day=_day(e.next_review_due)),
                      {"b_id": str(e.originator_id)})
 
-    @handle.register(SupportFile.PlanReviewed)
+    @fold.register(SupportFile.PlanReviewed)
     def _reviewed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id).values(since_day=_day(e.reviewed_on),
                                                         due_day=_day(e.next_review_due)),
                      {"b_id": str(e.originator_id)})
 
-    @handle.register(SupportFile.ResponsibleReassigned)
+    @fold.register(SupportFile.ResponsibleReassigned)
     def _reassigned(self, e: Any, conn: Connection, position: int) -> None:
         # The file is open (reassigning a closed file is refused), so its item moves too.
         conn.execute(update(items).where(_by_id).values(handler_id=e.to_id, owner_id=e.to_id),
                      {"b_id": str(e.originator_id)})
 
-    @handle.register(SupportFile.Closed)
+    @fold.register(SupportFile.Closed)
     def _file_closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
 
-    @handle.register(SupportFile.Reopened)
+    @fold.register(SupportFile.Reopened)
     def _file_reopened(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(update(items).where(_by_id).values(
             kind="plan_review", owner_id=_c.handler_id, since_day=_day(e.at.date()), due_day=_day(e.next_review_due),
         ), {"b_id": str(e.originator_id)})
 
     # -- pairings ------------------------------------------------------------------------
-    @handle.register(Pairing.Paired)
+    @fold.register(Pairing.Paired)
     def _paired(self, e: Any, conn: Connection, position: int) -> None:
-        paired = e.at.date()
-        conn.execute(insert(items).values(
-            stream_id=str(e.originator_id), stream_kind="pairing", school_id=e.school_id, subject_id=e.student_id,
-            handler_id=e.staff_id, kind="check_in", owner_id=e.staff_id, since_day=_day(paired),
-            due_day=_day(paired) + e.cadence_days, last_day=None, cadence_days=e.cadence_days,
-        ))
+        paired = _day(e.at.date())
+        sid = stream_id_of(e)
+        self._insert(conn, _insert_item, {
+            "stream_id": sid, "stream_kind": "pairing", "school_id": e.school_id, "subject_id": e.student_id,
+            "handler_id": e.staff_id, "kind": "check_in", "owner_id": e.staff_id, "owner_role": None,
+            "excluded_id": None, "since_day": paired, "due_day": paired + e.cadence_days, "last_day": None,
+            "cadence_days": e.cadence_days,
+        }, position, key=sid)
 
-    @handle.register(Pairing.CheckInRecorded)
+    @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(_check_in, {"b_id": str(e.originator_id), "b_day": _day(e.held_on)})
+        sid = stream_id_of(e)
+        day = _day(e.held_on)
+        row = self.kept(sid)
+        if row is not None:
+            # Paired in this batch and not written yet: the same change as `_check_in`, on the row.
+            last = row["last_day"]
+            latest = day if last is None or last < day else last
+            row["last_day"] = latest
+            row["due_day"] = latest + row["cadence_days"]
+        else:
+            conn.execute(_check_in, {"b_id": sid, "b_day": day})
 
-    @handle.register(Pairing.CadenceChanged)
+    @fold.register(Pairing.CadenceChanged)
     def _cadence_changed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_cadence_changed, {"b_id": str(e.originator_id), "b_cadence": e.cadence_days})
 
-    @handle.register(Pairing.Ended)
+    @fold.register(Pairing.Ended)
     def _ended(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(delete(items).where(_by_id), {"b_id": str(e.originator_id)})
 
     # -- erasure -------------------------------------------------------------------------
-    @handle.register(ErasedEvent)
+    @fold.register(ErasedEvent)
     def _erased(self, e: ErasedEvent, conn: Connection, position: int) -> None:
         if e.topic.startswith(TRACKED_TOPICS):
             conn.execute(delete(items).where(_by_id), {"b_id": str(e.originator_id)})
@@ -345,6 +368,7 @@ def work_queue(app: Core, actor: Actor, today: date | None = None, *, staff_id: 
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(query).all()
     labels = _Labels(app, names)
+    labels.prefetch(r[3] for r in rows)
     out = [
         WorkItem(kind=k, stream_id=sid, stream_kind=sk, label_key=subject, label=labels(subject),
                  due=_date(due), overdue=due is not None and day.toordinal() > due, since=_date(since),
@@ -378,6 +402,42 @@ class _Labels:
     def erased(self, student_id: str | None) -> bool:
         ref = self.refs.get(student_id) if student_id else None
         return bool(ref and ref.erased)
+
+    def prefetch(self, student_ids: Iterable[str | None]) -> None:
+        """Resolve many names at once: the student streams read with one query, then
+        checked live with one more (a key cached here may since have been shredded by
+        another process: then it is forgotten, and the name resolved one by one, as 已删除).
+        Anything not resolved here is resolved one by one when asked."""
+        load_many = getattr(self.app, "_load_many", None)
+        wanted: dict[str, str] = {}
+        for i in student_ids:
+            if i and i not in self.refs:
+                try:
+                    wanted[str(UUID(i))] = i
+                except ValueError:
+                    pass
+        if not self.names or load_many is None or len(wanted) < 2:
+            return
+        from anxin.app import StudentRef
+        from domain.roster import Student
+
+        loaded = load_many([UUID(u) for u in wanted], Student)
+        if not loaded:
+            return
+        hexes = [UUID(u).hex for u in loaded]
+        dead: set[str] = set()
+        for n in range(0, len(hexes), 500):
+            chunk = hexes[n : n + 500]
+            marks = ",".join("?" * len(chunk))
+            dead.update(r[0] for r in self.app.db.fetch(
+                f"SELECT stream_id FROM {{t}}anxin_keys WHERE wrapped IS NULL AND stream_id IN ({marks})", tuple(chunk),
+            ))
+        for u, s in loaded.items():
+            if UUID(u).hex in dead:
+                self.app.keystore.forget(UUID(u).hex)
+                continue
+            sid = wanted.get(u, u)
+            self.refs[sid] = StudentRef(sid, s.school_id, s.class_name, s.student_no, s.name)
 
 
 # What an erased stream still had open, from its directory status (ids and a status only).

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 
@@ -27,6 +28,17 @@ DEFAULT = "zh"
 LOCALE_DIR = Path(__file__).parent / "locale"
 SCHOOL_TZ = ZoneInfo("Asia/Shanghai")
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en"}
+
+
+@cache
+def _locale(lang: str) -> Locale:
+    """Babel's Locale for a language, parsed once (not per date formatted)."""
+    return Locale.parse(_BABEL_LOCALE[lang])
+
+
+@lru_cache(maxsize=4096)
+def _date_text(value: date, lang: str) -> str:
+    return format_date(value, format="long" if lang == "zh" else "medium", locale=_locale(lang))
 
 current: ContextVar[str] = ContextVar("anxin_lang", default=DEFAULT)
 
@@ -128,7 +140,7 @@ def fmt_date(value: date | datetime | None, lang: str | None = None) -> str:
     lang = lang or current.get()
     if isinstance(value, datetime):
         value = local(value).date()
-    return format_date(value, format="long" if lang == "zh" else "medium", locale=_BABEL_LOCALE[lang])
+    return _date_text(value, lang)
 
 
 def fmt_datetime(value: datetime | None, lang: str | None = None) -> str:
@@ -137,5 +149,5 @@ def fmt_datetime(value: datetime | None, lang: str | None = None) -> str:
     lang = lang or current.get()
     value = local(value)
     if lang == "zh":
-        return f"{format_date(value.date(), format='long', locale='zh_Hans_CN')} {value:%H:%M}"
-    return format_datetime(value, format="medium", locale="en")
+        return f"{_date_text(value.date(), 'zh')} {value:%H:%M}"
+    return format_datetime(value, format="medium", locale=_locale("en"))
