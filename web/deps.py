@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from domain.common import Actor, DomainError, Role
+from domain.common import Actor, DomainError, InvalidInput, Role
 from web import i18n
 from web.security import (
     COOKIE,
@@ -200,6 +200,18 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
                    csrf_token=user.csrf if user else "", nav=nav_for(user), path=request.url.path)
     context.setdefault("form", getattr(request.state, "form", {}) or {})
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def expected_version(form: dict[str, Any]) -> int | None:
+    """The version of the record the page showed (a hidden field): a command given it is
+    refused with a conflict if someone else changed the record since."""
+    text = str(form.get("expected_version", "")).strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(reason="页面版本无效，请刷新后重试") from None
 
 
 def redirect(url: str, request: Request | None = None, message: str | None = None) -> RedirectResponse:

@@ -33,7 +33,7 @@ from domain.bullying import (
 from domain.common import Conflict, DomainError, Erased, InvalidInput, Role
 from projections.case_board import case_board
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,14 +72,7 @@ def _day(value: str, what: str) -> date | None:
         raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
 
 
-def _version(form: dict[str, Any]) -> int | None:
-    value = _text(form, "expected_version")
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise Conflict() from None
+_version = expected_version  # the shared reading of the page's hidden version field
 
 
 def _student(app: Any, user: User, number: str) -> str:

@@ -24,7 +24,7 @@ from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES
 from projections.pairing_board import pairing_board, pairing_counts
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
 from web.i18n import SCHOOL_TZ
 
 router = APIRouter(include_in_schema=False)
@@ -137,12 +137,7 @@ def pairing_open(request: Request, pairing_id: str, user: User = Depends(page_us
                       error=i18n.error_text(e))
 
 
-def _version(form: dict[str, Any]) -> int | None:
-    text = str(form.get("expected_version", "")).strip()
-    try:
-        return int(text) if text else None
-    except ValueError:
-        raise InvalidInput(reason=i18n.gettext("页面版本无效，请刷新后重试")) from None
+_version = expected_version  # the shared reading of the page's hidden version field
 
 
 def _date(value: Any, what: str) -> date:

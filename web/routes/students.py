@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from domain import access
 from domain.access import decide
-from domain.common import DomainError, PermissionDenied, Role
+from domain.common import PermissionDenied, Role
 from domain.pairing import DIMENSION_LABELS
 from projections.timeline import search_students, timeline
 from web import i18n
@@ -34,16 +34,9 @@ FIELD_LABELS = {
 
 
 def _needs_reason(app: Any, user: User, student_id: str) -> bool:
-    """Whether the gate would show this student only with a stated reason (a
-    supervisor): asked of the gate's rule without recording a decision, so the reason
-    form is shown before any read is made."""
-    try:
-        res = app.resource("student", student_id)
-    except DomainError:
-        return False
-    if decide(user.actor, access.STUDENT_READ, res).allowed:
-        return False
-    return decide(user.actor, access.STUDENT_READ, res, "break-glass").break_glass
+    """Whether the gate would show this student only with a stated reason (asked
+    without recording, so the reason form comes before any read)."""
+    return bool(app.needs_reason(user.actor, access.STUDENT_READ, "student", student_id))
 
 
 def _details(entry: Any) -> list[tuple[str, Any]]:

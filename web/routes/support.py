@@ -21,7 +21,7 @@ from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
 from projections.support_register import register, student_refs
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,14 +55,7 @@ def _day(text: Any, today: date) -> date:
         raise InvalidInput(reason="日期格式应为 YYYY-MM-DD") from None
 
 
-def _version(form: dict[str, Any]) -> int | None:
-    text = str(form.get("expected_version", "")).strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(reason="页面版本无效，请刷新后重试") from None
+_version = expected_version  # the shared reading of the page's hidden version field
 
 
 def _lines(text: Any) -> list[str]:
@@ -169,15 +162,15 @@ def _file_page(request: Request, user: User, file_id: str, status: int = 200, *,
                   today=app.now().date(), erased_label=ERASED_LABEL, **VOCAB, **extra)
 
 
-def _needs_reason(actor: Actor) -> bool:
-    """A district supervisor reads a named file only with a stated reason (the gate
-    records it); the page asks for it first instead of calling the read without one."""
-    return actor.has(Role.SUPERVISOR) and actor.school_id is None
+def _needs_reason(app: Any, actor: Actor, file_id: str) -> bool:
+    """Whether the gate would show this file only with a stated reason (asked without
+    recording, so the reason form comes before any read)."""
+    return bool(app.needs_reason(actor, access.FILE_READ, "file", file_id))
 
 
 @router.get("/support/{file_id}")
 def support_file(request: Request, file_id: str, user: User = Depends(page_user)) -> Response:
-    if _needs_reason(user.actor):
+    if _needs_reason(get_web(request).app, user.actor, file_id):
         return render(request, "break_glass.html", action=f"/support/{file_id}/open")
     return _file_page(request, user, file_id)
 
