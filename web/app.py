@@ -7,6 +7,7 @@ ANXIN_DATABASE_URL, like the CLI); tests pass their own `Anxin`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -81,6 +82,11 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker = None
+        # What is loaded at start (the application, its key cache, templates) lives as long as
+        # the server: move it out of the cyclic collector's generations, so a full collection
+        # during a request does not walk it again and again (tail latency under load).
+        gc.collect()
+        gc.freeze()
         if background_seconds:
             worker = threading.Thread(target=background, name="anxin-catch-up", daemon=True)
             worker.start()
