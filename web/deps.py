@@ -41,8 +41,8 @@ class Web:
     def __init__(self, app: Any, *, secure_cookies: bool = False) -> None:
         self.app = app
         self.secure_cookies = secure_cookies
-        self.sessions = SessionStore()
-        self.throttle = LoginThrottle()
+        self.sessions = SessionStore(app)
+        self.throttle = LoginThrottle(app)
         self.tokens = ApiTokens(app)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
@@ -190,12 +190,15 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     user: User | None = getattr(request.state, "user", None)
     if user and user.session:
         user.session.data.setdefault("flash", []).append((kind, message))
+        get_web(request).sessions.save_data(user.session)  # the next page may be served by another worker
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     web = get_web(request)
     user: User | None = getattr(request.state, "user", None)
     flashes = user.session.data.pop("flash", []) if user and user.session else []
+    if flashes:
+        web.sessions.save_data(user.session)  # type: ignore[union-attr]
     context.update(request=request, user=user, lang=i18n.current.get(), flashes=flashes,
                    csrf_token=user.csrf if user else "", nav=nav_for(user), path=request.url.path)
     context.setdefault("form", getattr(request.state, "form", {}) or {})
