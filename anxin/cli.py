@@ -404,6 +404,17 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# The server's log: the application's own lines (method, path, status; startup) at INFO,
+# uvicorn's at WARNING. A dict, not basicConfig: uvicorn applies it in every worker process.
+SERVE_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s [%(process)d] %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -411,15 +422,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from web.app import create_app
     except ImportError as e:  # the web application lands with its own issue
         raise CLIError(f"网页应用尚未就绪：{e}") from e
+    if args.workers < 1:
+        raise CLIError("--workers 至少为 1")
     os.environ.setdefault("ANXIN_DATA_DIR", args.data_dir or "var")
-    print(f"安心 Anxin 网页服务：http://{args.host}:{args.port}/ （Ctrl+C 停止）", flush=True)
+    # Opened here first: a missing key or an unreachable database fails now with its message,
+    # and the side tables (sessions, login failures) exist before several workers start.
+    web = create_app()
+    print(f"安心 Anxin 网页服务：http://{args.host}:{args.port}/ （{args.workers} 个进程，Ctrl+C 停止）", flush=True)
     # uvicorn's access log would print query strings (a name searched for); the
     # application logs method, path and status itself.
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="warning",
-                log_config=None)
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "access_log": False,
+                               "log_level": "warning", "log_config": SERVE_LOG_CONFIG}
+    if args.workers == 1:
+        uvicorn.run(web, **options)
+    else:
+        # Several processes each open the application from the environment (ANXIN_DATA_DIR
+        # or ANXIN_DATABASE_URL, as set above); sessions and the login throttle live in the
+        # database, so any worker serves any request.
+        web.state.web.app.close()
+        uvicorn.run("web.app:create_app", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -512,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="工作进程数（默认 1）")
     return parser
 
 

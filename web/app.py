@@ -2,7 +2,10 @@
 (English by a switch), and a JSON API under /api/v1 with the same gate behind both.
 
 `create_app()` opens the application from the environment (ANXIN_DATA_DIR or
-ANXIN_DATABASE_URL, like the CLI); tests pass their own `Anxin`.
+ANXIN_DATABASE_URL, like the CLI); tests pass their own `Anxin`. It is also the factory
+each worker process calls under `anxin serve --workers N` (`web.app:create_app`): nothing
+a request needs lives only in one process (sessions and the login throttle are in the
+database, web/security.py).
 """
 
 from __future__ import annotations
@@ -88,8 +91,11 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
         gc.collect()
         gc.freeze()
         if background_seconds:
+            # In every worker process when there are several: views advance by compare-and-set,
+            # so two catching up at once is harmless.
             worker = threading.Thread(target=background, name="anxin-catch-up", daemon=True)
             worker.start()
+        log.info("serving in process %d", os.getpid())
         yield
         stop.set()
         if worker:
