@@ -4,7 +4,9 @@ The district of the read-side bench (anxin.bench_district.generate, scaled by
 ANXIN_BENCH_SCALE, default bench_district.DEFAULT_SCALE) is written to a temporary SQLite
 store by a *server process*, which rebuilds the views, gives a few of the generated staff a
 password, profiles each page in-process (cProfile over a few requests through Starlette's
-TestClient), and then serves the real application with uvicorn on 127.0.0.1.
+TestClient), and then serves the real application with uvicorn on 127.0.0.1, in
+ANXIN_BENCH_WEB_WORKERS worker processes (default 2; each opens the store itself, with the
+same fixed clock; sessions live in the database, so any worker serves any client).
 
 This (the measuring) process logs in with httpx clients, each with its own session, and
 requests the key pages — work queue `/`, a case page `/cases/{id}`, the school case board
@@ -36,6 +38,7 @@ from typing import Any
 PASSWORD = "bench-web-2026"
 TARGET_P95_MS = 100.0
 REQUESTS = int(os.environ.get("ANXIN_BENCH_WEB_REQUESTS", "40"))
+WORKERS = int(os.environ.get("ANXIN_BENCH_WEB_WORKERS", "2"))
 CONCURRENCY = [1, 8]
 
 
@@ -57,7 +60,8 @@ def serve(data_dir: Path, port: int) -> None:
     from web.app import create_app
 
     clock = Clock()
-    app = Anxin(StoreConfig(url=None, data_dir=data_dir), [MasterKey.generate()], clock=clock)
+    key = MasterKey.generate()
+    app = Anxin(StoreConfig(url=None, data_dir=data_dir), [key], clock=clock)
     scale = bench_district.SCALE
     _log(f"generating the district at scale {scale} …")
     t0 = time.perf_counter()
@@ -95,13 +99,39 @@ def serve(data_dir: Path, port: int) -> None:
     info = {
         "district": counts,
         "scale": scale,
+        "workers": WORKERS,
         "usernames": usernames,
         "pages": pages,
         "profiles": profiles,
     }
-    (data_dir / "ready.json").write_text(json.dumps(info, ensure_ascii=False))
-    uvicorn.run(web, host="127.0.0.1", port=port, log_level="warning")
     app.close()
+    # What each worker needs to open the same store at the same (fixed) time: inherited
+    # through the environment by the worker processes.
+    os.environ["ANXIN_MASTER_KEY"] = key.encode()
+    os.environ["ANXIN_BENCH_WEB_DATA"] = str(data_dir)
+    os.environ["ANXIN_BENCH_WEB_NOW"] = clock.now.isoformat()
+    (data_dir / "ready.json").write_text(json.dumps(info, ensure_ascii=False))
+    uvicorn.run("anxin.bench_web:worker_app", factory=True, workers=WORKERS, host="127.0.0.1", port=port,
+                log_level="warning")
+
+
+def worker_app() -> Any:
+    """One uvicorn worker's application: the store the server process wrote, its clock
+    stopped where the generation ended, no background loop (nothing else writes)."""
+    from datetime import datetime
+
+    from anxin.crypto import MasterKey
+    from anxin.service import Anxin
+    from anxin.storage import StoreConfig
+    from web.app import create_app
+
+    data_dir = Path(os.environ["ANXIN_BENCH_WEB_DATA"])
+    now = datetime.fromisoformat(os.environ["ANXIN_BENCH_WEB_NOW"])
+    app = Anxin(StoreConfig(url=None, data_dir=data_dir), [MasterKey.decode(os.environ["ANXIN_MASTER_KEY"])],
+                clock=lambda: now)
+    web = create_app(app, background_seconds=None)
+    (data_dir / f"worker-{os.getpid()}.ready").touch()
+    return web
 
 
 def profile_pages(
@@ -255,7 +285,7 @@ def main() -> int:
             while True:
                 if server.poll() is not None:
                     raise RuntimeError(f"the server process exited ({server.returncode})")
-                if ready.exists():
+                if ready.exists() and len(list(data.glob("worker-*.ready"))) >= WORKERS:
                     try:
                         if httpx.get(base + "/login", timeout=2).status_code == 200:
                             break
@@ -267,6 +297,7 @@ def main() -> int:
                 "scale": info["scale"],
                 "district": info["district"],
                 "store": "sqlite",
+                "workers": info["workers"],
                 "target_p95_ms": TARGET_P95_MS,
                 "pages": {},
                 "profiles": info["profiles"],
@@ -304,7 +335,8 @@ def print_table(results: dict[str, Any]) -> None:
     d = results["district"]
     print(
         f"\nWeb pages, district scale {results['scale']} (SQLite): {d['schools']} schools, {d['students']:,} students, "
-        f"{d['events']:,} events; uvicorn (1 worker) in its own process, httpx clients in another"
+        f"{d['events']:,} events; uvicorn ({results['workers']} worker process"
+        f"{'es' if results['workers'] != 1 else ''}), httpx clients in another process"
     )
     w = 22
     print(
