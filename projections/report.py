@@ -778,14 +778,28 @@ def _cached_count(app: Any, conn: Connection, ids: list[str], start: int, end: i
     when the view moves on (its position) or a stream is shredded (its rows are deleted,
     and its key nulled: the number of shredded keys only grows). Both are read before
     the counts, so an entry is never older than its key; another process's writes move
-    the same position and key, so they are seen at once. Counts only (no personal data)."""
+    the same position and key, so they are seen at once. Counts only (no personal data).
+
+    The settle: a shred nulls the key first and deletes the view's rows just after, in
+    another transaction (perhaps in another process). Counts read in between still hold
+    the rows, under the new number of shredded keys; kept, they would be served until the
+    view moves on. So when the number is seen to change, nothing is kept for
+    `_SHRED_SETTLE_SECONDS`. When the cache starts, the shreds it sees were not seen
+    happening, and the last of them may be in that window too (a process started during
+    another's shred): it settles as well, unless it sees none at all. With no key
+    shredded, no shred can be half done (the key is nulled first), so the counts are kept
+    at once; a shred that starts after that changes the number, and the next call sees it."""
     if not hasattr(app, "db"):
         return _count(conn, ids, start, end, as_of)
     pos = conn.execute(_POSITION).scalar()
     row = app.db.fetchone("SELECT count(*) FROM {t}anxin_keys WHERE wrapped IS NULL")
     shredded = row[0] if row else 0
     now = time.monotonic()
-    state = app.__dict__.setdefault("_report_counts", {"shredded": shredded, "since": now, "cache": {}})
+    state = app.__dict__.get("_report_counts")
+    if state is None:
+        # Nothing shredded yet: nothing can be half shredded, keep at once (see above).
+        since = float("-inf") if shredded == 0 else now
+        state = app.__dict__.setdefault("_report_counts", {"shredded": shredded, "since": since, "cache": {}})
     if state["shredded"] != shredded:
         # A stream was shredded since: its key is nulled first, its view rows deleted just
         # after. Counts read meanwhile could still hold those rows, so none is kept a while.

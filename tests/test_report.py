@@ -427,6 +427,46 @@ def test_a_shredded_case_leaves_the_report_and_a_rebuild_agrees(app: Anxin, hist
     assert dump(app) == rows
 
 
+# -- the count cache ----------------------------------------------------------------------------
+def test_counts_are_kept_at_once_until_a_shred_is_seen_then_not_for_a_while(
+    app: Anxin, history: TwoSchools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = history.a
+    now = [1000.0]
+    monkeypatch.setattr(rp.time, "monotonic", lambda: now[0])
+    app.__dict__.pop("_report_counts", None)
+
+    def kept() -> int:
+        return len(app.__dict__["_report_counts"]["cache"])
+
+    # with no key ever shredded, the first report's counts are kept at once, and served
+    first = report_for(app, a.supervisor)
+    assert kept() == 1
+    assert report_for(app, a.supervisor).total.counts == first.total.counts
+    # when a case is shredded (its key nulled, then its rows deleted)
+    case_id = app.db.fetchone("SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? "
+                              "AND status = 'closed'", (a.id,))[0]
+    app.shred(ADMIN, case_id, "保存期限届满")
+    # then the next report sees the shred: counts afresh, and keeps nothing while it settles
+    after = report_for(app, a.supervisor)
+    assert after.total["cases_reported"] == first.total["cases_reported"] - 1
+    assert kept() == 0
+    now[0] += rp._SHRED_SETTLE_SECONDS / 2
+    assert report_for(app, a.supervisor).total.counts == after.total.counts
+    assert kept() == 0
+    # and once settled, keeps again
+    now[0] += rp._SHRED_SETTLE_SECONDS
+    assert report_for(app, a.supervisor).total.counts == after.total.counts
+    assert kept() == 1
+    # a cache started when keys have been shredded settles first (the last shred may be half done)
+    app.__dict__.pop("_report_counts", None)
+    report_for(app, a.supervisor)
+    assert kept() == 0
+    now[0] += rp._SHRED_SETTLE_SECONDS
+    report_for(app, a.supervisor)
+    assert kept() == 1
+
+
 # -- rebuild equals incremental, after random histories ----------------------------------------
 @dataclass
 class World:
