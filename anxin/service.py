@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from anxin.app import Core
+from anxin.app import Core, just_saved
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
 from anxin.escalation import EscalationCommands
 from anxin.storage import StoreConfig, config_from_env
@@ -29,7 +29,7 @@ class Anxin(EscalationCommands, Core):
         self.views.catch_up()
 
     def after_save(self) -> None:
-        self.views.catch_up()
+        self.views.catch_up(fresh=just_saved.get())
 
     def after_shred(self, stream_id: str) -> None:
         self.views.erase(stream_id)
