@@ -172,9 +172,13 @@ class Core(Application[UUID]):
             if len(aggregates) > 20:
                 # A batch of new or changed streams: straight to the event store, which
                 # skips the per-object protocol checks of Application.save.
-                recordings = self.events.put([e for a in aggregates for e in a.collect_events()])
+                # (What EventStore.put does, without building a Recording per event.)
+                events = [e for a in aggregates for e in a.collect_events()]
+                to_stored = self.mapper.to_stored_event
+                ids = self.recorder.insert_events([to_stored(e) for e in events]) or []
+                written = list(zip(ids, events, strict=True))
             else:
-                recordings = self.save(*aggregates)
+                written = [(r.notification.id, r.domain_event) for r in self.save(*aggregates)]
         except RecordConflictError as e:
             self.keystore.abandoned(sids)
             raise Conflict() from e
@@ -188,7 +192,7 @@ class Core(Application[UUID]):
         self._take_periodic_snapshots(aggregates)
         # The events just written, with their positions in the log: the read side folds
         # these as they are, rather than reading them back and decrypting them again.
-        fresh = just_saved.set([(r.notification.id, r.domain_event) for r in recordings])
+        fresh = just_saved.set(written)
         try:
             self.after_save()
         finally:

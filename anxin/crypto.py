@@ -74,7 +74,7 @@ class Tampered(MapperDeserialisationError):
 class MasterKey:
     key: bytes
 
-    @property
+    @cached_property
     def kek_id(self) -> str:
         return hashlib.sha256(b"anxin-kek-id" + self.key).hexdigest()[:16]
 
