@@ -25,6 +25,19 @@ Tables (all rows derived from one stream carry its id, so `erase` forgets them):
   their cadence over time, and each check-in's day.
 - `v_report_screening_records`, `v_report_screenings`: screenings done, by instrument,
   with the flagged and crisis marks.
+- `v_report_overdue_runs`: per pairing, the days on which its check-in is overdue, as
+  `[from_day, to_day)` runs, worked out again from its rows whenever it changes.
+
+What the report sums (kept by the same fold, in the same transaction, so a district's
+report adds up a few thousand rows instead of scanning ~700,000 check-ins): counts per
+school and day of check-ins held (`v_report_check_in_days`) and of screenings by
+instrument with the flagged and crisis marks (`v_report_screening_days`); students'
+distinct screening days with the day before (`v_report_screened_days`: the students
+screened in any period, without the students); pairing spans alike
+(`v_report_pairing_span_counts`: check-ins due, pairings active) and overdue runs alike
+(`v_report_overdue_counts`). An erased stream's share is taken out of them before its
+rows are deleted; a count fallen to nought is deleted, so a rebuild gives the same rows.
+A database made before these tables existed needs `anxin projections rebuild report`.
 
 "Overdue" is never stored: it is computed at query time from due dates, as of the
 period end (or today, if the period has not ended yet). Shredding a stream removes
@@ -65,8 +78,12 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal,
+    literal_column,
     or_,
     select,
+    text,
+    union_all,
     update,
 )
 
@@ -78,10 +95,11 @@ from domain.pairing import Pairing
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
-from projections.base import View, WriteBehind, metadata, stream_id_of, tracking
+from projections.base import View, WriteBehind, insert_many, metadata, stream_id_of, tracking
 
 VIEW_NAME = "report"
 INVESTIGATION_OPEN = ("reported", "reopened", "investigating")
+OPEN = 99_999_999  # the end day of a span still current (after any real day), where a key needs one
 
 # -- tables ---------------------------------------------------------------------------
 facts = Table(
@@ -94,7 +112,6 @@ facts = Table(
     Column("detail", String(40), nullable=False, default=""),
     Column("ref", String(64), nullable=True),  # the entry a later correction may re-date
 )
-Index("ix_v_report_facts_school_day", facts.c.school_id, facts.c.day)
 
 cases = Table(
     "v_report_cases", metadata,
@@ -104,7 +121,7 @@ cases = Table(
     Column("forms", String(80), nullable=False),  # comma-separated form codes
     Column("state", Text, nullable=False),  # the fold's state (JSON of codes and days)
 )
-Index("ix_v_report_cases_school_day", cases.c.school_id, cases.c.reported_day)
+Index("ix_v_report_cases_counts", cases.c.school_id, cases.c.reported_day, cases.c.forms)
 
 case_spans = Table(
     "v_report_case_spans", metadata,
@@ -118,7 +135,17 @@ case_spans = Table(
     Column("investigation_due", Integer, nullable=True),  # only while the investigation is open
     Column("follow_up_due", Integer, nullable=True),
 )
-Index("ix_v_report_case_spans_school", case_spans.c.school_id, case_spans.c.from_day)
+# Spans by the day they end (OPEN while current): those active at a period end are
+# near the top, not among every span since the school began. Covering.
+_OPEN_SQL = literal_column(str(OPEN))  # written out, not bound: the index and the query say the same
+
+
+def _until(table: Table) -> Any:
+    return func.coalesce(table.c.to_day, _OPEN_SQL)
+
+
+Index("ix_v_report_case_spans_counts", case_spans.c.school_id, _until(case_spans), case_spans.c.from_day,
+      case_spans.c.status, case_spans.c.investigation_due, case_spans.c.follow_up_due)
 
 files = Table(
     "v_report_files", metadata,
@@ -141,7 +168,6 @@ file_spans = Table(
     Column("risk_level", String(16), nullable=False),
     Column("review_due", Integer, nullable=True),
 )
-Index("ix_v_report_file_spans_school", file_spans.c.school_id, file_spans.c.from_day)
 
 pairings = Table(
     "v_report_pairings", metadata,
@@ -163,7 +189,6 @@ pairing_spans = Table(
     Column("to_day", Integer, nullable=True),
     Column("cadence", Integer, nullable=False),
 )
-Index("ix_v_report_pairing_spans_school", pairing_spans.c.school_id, pairing_spans.c.from_day)
 
 check_ins = Table(
     "v_report_check_ins", metadata,
@@ -172,7 +197,6 @@ check_ins = Table(
     Column("school_id", String(36), nullable=False),
     Column("held_day", Integer, nullable=False),
 )
-Index("ix_v_report_check_ins_school_day", check_ins.c.school_id, check_ins.c.held_day)
 Index("ix_v_report_check_ins_pairing_day", check_ins.c.pairing_id, check_ins.c.held_day)
 
 screening_records = Table(
@@ -193,14 +217,111 @@ screenings = Table(
     Column("flagged", Boolean, nullable=False),
     Column("crisis", Boolean, nullable=False),
 )
-Index("ix_v_report_screenings_school_day", screenings.c.school_id, screenings.c.screened_day)
 
+Index("ix_v_report_screenings_student", screenings.c.student_id, screenings.c.screened_day)
+
+# -- pre-aggregated counts, kept by the fold beside the rows they sum -----------------------
+# Counts only (school ids, day numbers, instrument ids, cadences): what the report sums
+# instead of scanning the rows above (a district has ~700,000 check-ins and a screening
+# per student a year). Each is a function of the rows above; a row whose counts fall to
+# nought is deleted, so a rebuild gives the very same rows as the incremental fold.
+
+check_in_days = Table(
+    "v_report_check_in_days", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),  # check-ins held that day
+)
+
+screening_days = Table(
+    "v_report_screening_days", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("instrument", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("flagged", Integer, nullable=False),
+    Column("crisis", Integer, nullable=False),
+)
+
+# Students screened in a period, counted without the students: for each student, each
+# distinct day they were screened on, with the day they were screened on last before it
+# (`prev_day`, 0 for none). A student screened in [start, end] has exactly one such day
+# in it whose previous day is before `start` (their first in the period), and a student
+# not screened in it has none: the count of students screened in any period is the sum
+# of `n` over day in [start, end] and prev_day < start. Counted per (school, student),
+# across school years (a student has a screening record per school year).
+screened_days = Table(
+    "v_report_screened_days", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("prev_day", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Pairing spans with the same school, days and cadence, counted: check-ins due and
+# pairings active at period end are sums over these (to_day OPEN while current).
+pairing_span_counts = Table(
+    "v_report_pairing_span_counts", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("from_day", Integer, primary_key=True),
+    Column("to_day", Integer, primary_key=True),
+    Column("cadence", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# When each pairing is overdue: the days on which, were the period to end that day, its
+# check-in would be overdue (active then, and the last check-in held by then, or the
+# pairing day, plus the cadence then is before it), as `[from_day, to_day)` runs; and the
+# runs of all pairings alike, counted. A pairing's runs are worked out again from its rows
+# whenever a check-in, a cadence or its end is folded (`_overdue_runs`).
+overdue_runs = Table(
+    "v_report_overdue_runs", metadata,
+    Column("pairing_id", String(36), primary_key=True),
+    Column("from_day", Integer, primary_key=True),
+    Column("to_day", Integer, nullable=False),  # exclusive; OPEN: from then on
+    Column("school_id", String(36), nullable=False),
+)
+
+overdue_counts = Table(
+    "v_report_overdue_counts", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("from_day", Integer, primary_key=True),
+    Column("to_day", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Dated facts alike (school, day, kind, detail), counted: a screening import opens many
+# files on one day.
+fact_counts = Table(
+    "v_report_fact_counts", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("detail", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Support-file spans alike, counted (to_day OPEN while current, review_due 0 for none).
+file_span_counts = Table(
+    "v_report_file_span_counts", metadata,
+    Column("school_id", String(36), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("risk_level", String(16), primary_key=True),
+    Column("from_day", Integer, primary_key=True),
+    Column("to_day", Integer, primary_key=True),
+    Column("review_due", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+AGGREGATES = (check_in_days, screening_days, screened_days, pairing_span_counts, overdue_counts, fact_counts,
+              file_span_counts)
 TABLES = (facts, cases, case_spans, files, file_spans, pairings, pairing_spans, check_ins,
-          screening_records, screenings)
+          screening_records, screenings, overdue_runs, *AGGREGATES)
 STREAM_COLUMNS = (
     (facts, "stream_id"), (cases, "case_id"), (case_spans, "case_id"), (files, "file_id"),
     (file_spans, "file_id"), (pairings, "pairing_id"), (pairing_spans, "pairing_id"),
     (check_ins, "pairing_id"), (screening_records, "record_id"), (screenings, "record_id"),
+    (overdue_runs, "pairing_id"),
 )
 
 
@@ -253,13 +374,13 @@ _SET_FILE_STATE = update(files).where(files.c.file_id == _b("b_id")).values(
     status=_b("b_status"), risk_level=_b("b_level"), review_due=_b("b_due", Integer), seq=_b("b_seq", Integer))
 _END_FILE_SPAN = (update(file_spans).where(file_spans.c.file_id == _b("b_id"), file_spans.c.seq == _b("b_seq", Integer))
                   .values(to_day=_b("b_day", Integer)))
+_FACTS_OF_REF = (select(facts.c.school_id, facts.c.day, facts.c.kind, facts.c.detail)
+                 .where(facts.c.stream_id == _b("b_id"), facts.c.ref == _b("b_ref")))
+_FILE_SPAN = (select(file_spans.c.from_day, file_spans.c.to_day, file_spans.c.status, file_spans.c.risk_level,
+                     file_spans.c.review_due)
+              .where(file_spans.c.file_id == _b("b_id"), file_spans.c.seq == _b("b_seq", Integer)))
 _REDATE_FACT = (update(facts).where(facts.c.stream_id == _b("b_id"), facts.c.ref == _b("b_ref"))
                 .values(day=_b("b_day", Integer)))
-_INS_CHECK_IN = check_ins.insert().from_select(
-    ["pairing_id", "check_in_id", "school_id", "held_day"],
-    select(_b("b_id"), _b("b_check_in"), pairings.c.school_id, _b("b_day", Integer))
-    .where(pairings.c.pairing_id == _b("b_id")),
-)
 _SET_LAST_HELD = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(
     last_held_day=case(
         (or_(pairings.c.last_held_day.is_(None), pairings.c.last_held_day < _b("b_day", Integer)),
@@ -273,13 +394,123 @@ _END_PAIRING_SPAN = (update(pairing_spans)
 _SET_PAIRING = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(
     seq=_b("b_seq", Integer), cadence=_b("b_cadence", Integer), active=_b("b_active", Boolean))
 _END_PAIRING = update(pairings).where(pairings.c.pairing_id == _b("b_id")).values(active=False)
-_INS_SCREENING = screenings.insert().from_select(
-    ["record_id", "screening_id", "school_id", "student_id", "screened_day", "instrument", "flagged", "crisis"],
-    select(_b("b_id"), _b("b_screening"), screening_records.c.school_id, screening_records.c.student_id,
-           _b("b_day", Integer), _b("b_instrument"), _b("b_flagged", Boolean), _b("b_crisis", Boolean))
-    .where(screening_records.c.record_id == _b("b_id")),
-)
 _ERASE = [delete(t).where(t.c[col] == _b("b_id")) for t, col in STREAM_COLUMNS]
+_PAIRING_SCHOOL = select(pairings.c.school_id).where(pairings.c.pairing_id == _b("b_id"))
+_PAIRING_SPAN = (select(pairing_spans.c.from_day, pairing_spans.c.to_day, pairing_spans.c.cadence)
+                 .where(pairing_spans.c.pairing_id == _b("b_id"), pairing_spans.c.seq == _b("b_seq", Integer)))
+_RECORD = (select(screening_records.c.school_id, screening_records.c.student_id)
+           .where(screening_records.c.record_id == _b("b_id")))
+# What an erased stream had added to the aggregates.
+_ERASED_CHECK_INS = (select(check_ins.c.school_id, check_ins.c.held_day, func.count())
+                     .where(check_ins.c.pairing_id == _b("b_id")).group_by(check_ins.c.school_id, check_ins.c.held_day))
+_ERASED_SPANS = (select(pairing_spans.c.school_id, pairing_spans.c.from_day, _until(pairing_spans),
+                        pairing_spans.c.cadence, func.count())
+                 .where(pairing_spans.c.pairing_id == _b("b_id"))
+                 .group_by(pairing_spans.c.school_id, pairing_spans.c.from_day, _until(pairing_spans),
+                           pairing_spans.c.cadence))
+_ERASED_FACTS = (select(facts.c.school_id, facts.c.day, facts.c.kind, facts.c.detail, func.count())
+                 .where(facts.c.stream_id == _b("b_id"))
+                 .group_by(facts.c.school_id, facts.c.day, facts.c.kind, facts.c.detail))
+_ERASED_FILE_SPANS = (select(file_spans.c.school_id, file_spans.c.status, file_spans.c.risk_level,
+                             file_spans.c.from_day, file_spans.c.to_day, file_spans.c.review_due)
+                      .where(file_spans.c.file_id == _b("b_id")))
+_ERASED_SCREENINGS = (select(screenings.c.school_id, screenings.c.screened_day, screenings.c.instrument, func.count(),
+                             func.sum(case((screenings.c.flagged, 1), else_=0)),
+                             func.sum(case((screenings.c.crisis, 1), else_=0)))
+                      .where(screenings.c.record_id == _b("b_id"))
+                      .group_by(screenings.c.school_id, screenings.c.screened_day, screenings.c.instrument))
+
+_DELETE_RUN = delete(overdue_runs).where(overdue_runs.c.pairing_id == _b("b_id"),
+                                         overdue_runs.c.from_day == _b("b_from", Integer))
+_ERASED_RUNS = (select(overdue_runs.c.school_id, overdue_runs.c.from_day, overdue_runs.c.to_day)
+                .where(overdue_runs.c.pairing_id == _b("b_id")))
+
+Deltas = dict[Table, dict[tuple[Any, ...], list[int]]]
+
+
+def _add(deltas: Deltas, table: Table, key: tuple[Any, ...], *values: int) -> None:
+    found = deltas.setdefault(table, {}).get(key)
+    if found is None:
+        deltas[table][key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            found[i] += v
+
+
+def _file_span_key(school: str, status: str, level: str, from_day: int, to_day: int | None,
+                   review_due: int | None) -> tuple[Any, ...]:
+    return (school, status, level, from_day, OPEN if to_day is None else to_day, review_due or 0)
+
+
+def _screened_pairs(days: Iterable[int]) -> Counter[tuple[int, int]]:
+    """A student's contribution to `screened_days`: each distinct day with the one before (0: none)."""
+    out: Counter[tuple[int, int]] = Counter()
+    prev = 0
+    for d in sorted(set(days)):
+        out[(d, prev)] += 1
+        prev = d
+    return out
+
+
+def overdue_days(paired_day: int, spans: Iterable[tuple[int, int, int]], held: Iterable[int]) -> list[tuple[int, int]]:
+    """The days a pairing's check-in is overdue on, as sorted, disjoint, non-adjacent
+    `[from, to)` runs: day x is in them when a span `(from, to, cadence)` is active on x
+    (from <= x < to) and base(x) + cadence < x, where base(x) is the last check-in day
+    held on or before x, or the pairing day if none was (what `_count` asked of the rows
+    for the period end, for every day at once)."""
+    days = sorted(set(held))
+    # base(x) is constant on each segment [start, end): the pairing day up to the first
+    # check-in, then each check-in day up to the next.
+    bounds = [0, *days, OPEN]
+    bases = [paired_day, *days]
+    runs: list[tuple[int, int]] = []
+    for f, t, cadence in spans:
+        for k, base in enumerate(bases):
+            lo, hi = max(f, bounds[k], base + cadence + 1), min(t, bounds[k + 1])
+            if lo < hi:
+                runs.append((lo, hi))
+    runs.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in runs:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(dialect: str, table: Table) -> Any:
+    """INSERT … ON CONFLICT (the key) DO UPDATE SET each count = count + the new one."""
+    found = _UPSERTS.get((dialect, table.name))
+    if found is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table)
+        found = _UPSERTS[(dialect, table.name)] = stmt.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={c.name: c + stmt.excluded[c.name] for c in table.c if not c.primary_key})
+    return found
+
+
+def _apply(conn: Connection, deltas: Deltas) -> None:
+    """Add the deltas to the aggregates; delete the rows they bring to nought."""
+    for table, changes in deltas.items():
+        keys = [c.name for c in table.primary_key.columns]
+        counts = [c.name for c in table.c if not c.primary_key]
+        rows = [{**dict(zip(keys, k, strict=True)), **dict(zip(counts, v, strict=True))}
+                for k, v in changes.items() if any(v)]
+        if not rows:
+            continue
+        conn.execute(_upsert(conn.dialect.name, table), rows)
+        gone = [dict(zip([f"b_{k}" for k in keys], k, strict=True)) for k, v in changes.items() if min(v) < 0]
+        if gone:
+            conn.execute(delete(table).where(*(table.c[k] == bindparam(f"b_{k}") for k in keys), table.c.n == 0), gone)
+    deltas.clear()
 
 
 class ReportView(WriteBehind, View):
@@ -292,6 +523,98 @@ class ReportView(WriteBehind, View):
         self.app = app
         self._reset()
 
+    def _reset(self) -> None:
+        super()._reset()
+        # What this batch adds to the aggregates, written with its rows (`flush`).
+        self._deltas: Deltas = {}
+        # (school, student) -> the (record, screening) keys this batch added for them.
+        self._screened: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # Pairings whose overdue runs may have changed since the last flush.
+        self._overdue: set[str] = set()
+
+    def flush(self, conn: Connection) -> None:
+        super().flush(conn)
+        if self._screened:
+            self._screened_deltas(conn)
+        if self._overdue:
+            self._overdue_runs(conn)
+        if self._deltas:
+            _apply(conn, self._deltas)
+
+    def _overdue_runs(self, conn: Connection) -> None:
+        """The overdue runs of the pairings touched since the last flush, worked out again
+        from their rows (every row is written), and the counts moved by the difference."""
+        touched, self._overdue = sorted(self._overdue), set()
+        for i in range(0, len(touched), 500):
+            chunk = touched[i : i + 500]
+            paired = {pid: (school, day) for pid, school, day in conn.execute(
+                select(pairings.c.pairing_id, pairings.c.school_id, pairings.c.paired_day)
+                .where(pairings.c.pairing_id.in_(chunk)))}
+            spans: dict[str, list[tuple[int, int, int]]] = {}
+            for pid, f, t, cadence in conn.execute(
+                select(pairing_spans.c.pairing_id, pairing_spans.c.from_day, pairing_spans.c.to_day,
+                       pairing_spans.c.cadence).where(pairing_spans.c.pairing_id.in_(chunk))):
+                spans.setdefault(pid, []).append((f, OPEN if t is None else t, cadence))
+            held: dict[str, list[int]] = {}
+            for pid, day in conn.execute(select(check_ins.c.pairing_id, check_ins.c.held_day)
+                                         .where(check_ins.c.pairing_id.in_(chunk))):
+                held.setdefault(pid, []).append(day)
+            before: dict[str, set[tuple[int, int]]] = {}
+            schools: dict[str, str] = {}
+            for pid, f, t, school in conn.execute(
+                select(overdue_runs.c.pairing_id, overdue_runs.c.from_day, overdue_runs.c.to_day,
+                       overdue_runs.c.school_id).where(overdue_runs.c.pairing_id.in_(chunk))):
+                before.setdefault(pid, set()).add((f, t))
+                schools[pid] = school
+            gone: list[dict[str, Any]] = []
+            new: list[dict[str, Any]] = []
+            for pid in chunk:
+                old = before.get(pid, set())
+                now: set[tuple[int, int]] = set()
+                if pid in paired:
+                    school, day = paired[pid]
+                    schools[pid] = school
+                    now = set(overdue_days(day, spans.get(pid, []), held.get(pid, [])))
+                for f, t in old - now:
+                    gone.append({"b_id": pid, "b_from": f})
+                    _add(self._deltas, overdue_counts, (schools[pid], f, t), -1)
+                for f, t in now - old:
+                    new.append({"pairing_id": pid, "from_day": f, "to_day": t, "school_id": schools[pid]})
+                    _add(self._deltas, overdue_counts, (schools[pid], f, t), 1)
+            if gone:
+                conn.execute(_DELETE_RUN, gone)
+            if new:
+                insert_many(conn, _INS["v_report_overdue_runs"], new)
+
+    def _screened_deltas(self, conn: Connection) -> None:
+        """`screened_days` for the students screened since the last flush: their days now
+        (every row is written) against their days before (without the rows just added)."""
+        touched, self._screened = self._screened, {}
+        students = sorted({student for _, student in touched})
+        sc = screenings
+        for i in range(0, len(students), 500):
+            now: dict[tuple[str, str], list[int]] = {}
+            before: dict[tuple[str, str], list[int]] = {}
+            for school, student, rid, scr, day in conn.execute(
+                select(sc.c.school_id, sc.c.student_id, sc.c.record_id, sc.c.screening_id, sc.c.screened_day)
+                .where(sc.c.student_id.in_(students[i : i + 500]))
+            ):
+                who = (school, student)
+                now.setdefault(who, []).append(day)
+                if who not in touched or (rid, scr) not in touched[who]:
+                    before.setdefault(who, []).append(day)
+            for who, days in now.items():
+                if who in touched:
+                    self._screened_change(self._deltas, who[0], before.get(who, []), days)
+
+    @staticmethod
+    def _screened_change(deltas: Deltas, school: str, before: list[int], after: list[int]) -> None:
+        change = _screened_pairs(after)
+        change.subtract(_screened_pairs(before))
+        for (day, prev), n in change.items():
+            if n:
+                _add(deltas, screened_days, (school, day, prev), n)
+
     @singledispatchmethod
     def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
         """Events the report does not count are ignored (erased ones included)."""
@@ -303,6 +626,7 @@ class ReportView(WriteBehind, View):
             "stream_id": _sid(event), "version": event.originator_version, "school_id": school_id,
             "day": day, "kind": kind, "detail": detail, "ref": ref,
         })
+        _add(self._deltas, fact_counts, (school_id, day, kind, detail), 1)
 
     # -- bullying cases -------------------------------------------------------------
     @fold.register(BullyingCase.Reported)
@@ -454,6 +778,8 @@ class ReportView(WriteBehind, View):
             "file_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
             "status": "open", "risk_level": event.risk_level, "review_due": due,
         }, position)
+        _add(self._deltas, file_span_counts,
+             _file_span_key(event.school_id, "open", event.risk_level, day, None, due), 1)
         self._fact(conn, event, event.school_id, day, "file.opened", event.risk_level)
 
     _KEEP: Any = object()
@@ -472,12 +798,19 @@ class ReportView(WriteBehind, View):
         new_due = old_due if due is self._KEEP else (_day(due) if due is not None else None)
         day = _day(event.at)
         if (new_status, new_level, new_due) != (old_status, old_level, old_due):
+            span = conn.execute(_FILE_SPAN, {"b_id": fid, "b_seq": seq}).first()
+            if span is not None:
+                f, t, st, lv, rd = span
+                _add(self._deltas, file_span_counts, _file_span_key(school_id, st, lv, f, t, rd), -1)
+                _add(self._deltas, file_span_counts, _file_span_key(school_id, st, lv, f, day, rd), 1)
             conn.execute(_END_FILE_SPAN, {"b_id": fid, "b_seq": seq, "b_day": day})
             seq += 1
             conn.execute(_INS["v_report_file_spans"], {
                 "file_id": fid, "seq": seq, "school_id": school_id, "from_day": day, "to_day": None,
                 "status": new_status, "risk_level": new_level, "review_due": new_due,
             })
+            _add(self._deltas, file_span_counts,
+                 _file_span_key(school_id, new_status, new_level, day, None, new_due), 1)
             conn.execute(_SET_FILE_STATE, {"b_id": fid, "b_status": new_status, "b_level": new_level,
                                            "b_due": new_due, "b_seq": seq})
         return school_id, new_level
@@ -511,8 +844,12 @@ class ReportView(WriteBehind, View):
     @fold.register(SupportFile.EntryCorrected)
     def _file_entry_corrected(self, event: Any, conn: Connection, position: int) -> None:
         if event.entry_kind == "crisis" and "occurred_on" in event.changes:
-            conn.execute(_REDATE_FACT, {"b_id": _sid(event), "b_ref": event.corrects,
-                                        "b_day": _day(event.changes["occurred_on"])})
+            day = _day(event.changes["occurred_on"])
+            for school, old_day, kind, detail in conn.execute(_FACTS_OF_REF, {"b_id": _sid(event),
+                                                                              "b_ref": event.corrects}).all():
+                _add(self._deltas, fact_counts, (school, old_day, kind, detail), -1)
+                _add(self._deltas, fact_counts, (school, day, kind, detail), 1)
+            conn.execute(_REDATE_FACT, {"b_id": _sid(event), "b_ref": event.corrects, "b_day": day})
 
     @fold.register(SupportFile.Closed)
     def _file_closed(self, event: Any, conn: Connection, position: int) -> None:
@@ -535,16 +872,26 @@ class ReportView(WriteBehind, View):
             "pairing_id": pid, "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
             "cadence": event.cadence_days,
         }, position)
+        _add(self._deltas, pairing_span_counts, (event.school_id, day, OPEN, event.cadence_days), 1)
+        self._overdue.add(pid)
 
     @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, event: Any, conn: Connection, position: int) -> None:
         pid, day = _sid(event), _day(event.held_on)
         row = self.kept(("pairing", pid))
         if row is None:
-            params = {"b_id": pid, "b_check_in": event.check_in_id, "b_day": day}
-            conn.execute(_INS_CHECK_IN, params)
-            conn.execute(_SET_LAST_HELD, params)
+            school = conn.execute(_PAIRING_SCHOOL, {"b_id": pid}).scalar()
+            if school is None:  # an unknown pairing: nothing to count
+                return
+            self._insert(conn, _INS["v_report_check_ins"], {
+                "pairing_id": pid, "check_in_id": event.check_in_id, "school_id": school, "held_day": day,
+            }, position)
+            conn.execute(_SET_LAST_HELD, {"b_id": pid, "b_day": day})
+            _add(self._deltas, check_in_days, (school, day), 1)
+            self._overdue.add(pid)
             return
+        _add(self._deltas, check_in_days, (row["school_id"], day), 1)
+        self._overdue.add(pid)
         # Paired in this batch and not written yet: the same rows as the two statements above.
         self._insert(conn, _INS["v_report_check_ins"], {
             "pairing_id": pid, "check_in_id": event.check_in_id, "school_id": row["school_id"], "held_day": day,
@@ -560,15 +907,26 @@ class ReportView(WriteBehind, View):
         if row is None:
             return
         school_id, seq = row
+        span = conn.execute(_PAIRING_SPAN, {"b_id": pid, "b_seq": seq}).first()
+        if span is not None:
+            from_day, to_day, old_cadence = span
+            _add(self._deltas, pairing_span_counts, (school_id, from_day, OPEN if to_day is None else to_day,
+                                                     old_cadence), -1)
+            _add(self._deltas, pairing_span_counts, (school_id, from_day, day, old_cadence), 1)
         conn.execute(_END_PAIRING_SPAN, {"b_id": pid, "b_seq": seq, "b_day": day})
         if cadence is None:
             conn.execute(_END_PAIRING, {"b_id": pid})
+            # Its overdue runs are worked out again at the next flush, so only after the
+            # last statement (any statement flushes first).
+            self._overdue.add(pid)
             return
         conn.execute(_INS["v_report_pairing_spans"], {
             "pairing_id": pid, "seq": seq + 1, "school_id": school_id, "from_day": day, "to_day": None,
             "cadence": cadence,
         })
+        _add(self._deltas, pairing_span_counts, (school_id, day, OPEN, cadence), 1)
         conn.execute(_SET_PAIRING, {"b_id": pid, "b_seq": seq + 1, "b_cadence": cadence, "b_active": True})
+        self._overdue.add(pid)
 
     @fold.register(Pairing.CadenceChanged)
     def _cadence_changed(self, event: Any, conn: Connection, position: int) -> None:
@@ -591,23 +949,51 @@ class ReportView(WriteBehind, View):
         rid = _sid(event)
         row = self.kept(("screening", rid))
         if row is None:
-            conn.execute(_INS_SCREENING, {
-                "b_id": rid, "b_screening": event.screening_id, "b_day": _day(event.screened_on),
-                "b_instrument": event.instrument.upper(), "b_flagged": bool(event.flagged),
-                "b_crisis": bool(event.crisis),
-            })
-            return
-        # Its record was opened in this batch and not written yet: the row `_INS_SCREENING` would insert.
+            found = conn.execute(_RECORD, {"b_id": rid}).first()
+            if found is None:  # an unknown record: nothing to count
+                return
+            school, student = found
+        else:
+            # Its record was opened in this batch and not written yet.
+            school, student = row["school_id"], row["student_id"]
+        day, instrument = _day(event.screened_on), event.instrument.upper()
         self._insert(conn, _INS["v_report_screenings"], {
-            "record_id": rid, "screening_id": event.screening_id, "school_id": row["school_id"],
-            "student_id": row["student_id"], "screened_day": _day(event.screened_on),
-            "instrument": event.instrument.upper(), "flagged": bool(event.flagged), "crisis": bool(event.crisis),
+            "record_id": rid, "screening_id": event.screening_id, "school_id": school,
+            "student_id": student, "screened_day": day,
+            "instrument": instrument, "flagged": bool(event.flagged), "crisis": bool(event.crisis),
         }, position)
+        _add(self._deltas, screening_days, (school, day, instrument), 1, int(bool(event.flagged)),
+             int(bool(event.crisis)))
+        self._screened.setdefault((school, student), set()).add((rid, event.screening_id))
 
     # -- erasure --------------------------------------------------------------------
     def erase(self, conn: Connection, stream_id: str) -> None:
+        sid = str(stream_id)
+        # First take out of the aggregates what the stream's rows added to them (its own
+        # deltas: a batch may be under way on another thread).
+        deltas: Deltas = {}
+        for school, day, n in conn.execute(_ERASED_CHECK_INS, {"b_id": sid}):
+            _add(deltas, check_in_days, (school, day), -n)
+        for school, from_day, to_day, cadence, n in conn.execute(_ERASED_SPANS, {"b_id": sid}):
+            _add(deltas, pairing_span_counts, (school, from_day, to_day, cadence), -n)
+        for school, day, kind, detail, n in conn.execute(_ERASED_FACTS, {"b_id": sid}):
+            _add(deltas, fact_counts, (school, day, kind, detail), -n)
+        for school, status, level, from_day, to_day, due in conn.execute(_ERASED_FILE_SPANS, {"b_id": sid}):
+            _add(deltas, file_span_counts, _file_span_key(school, status, level, from_day, to_day, due), -1)
+        for school, from_day, to_day in conn.execute(_ERASED_RUNS, {"b_id": sid}):
+            _add(deltas, overdue_counts, (school, from_day, to_day), -1)
+        for school, day, inst, n, flagged, crisis in conn.execute(_ERASED_SCREENINGS, {"b_id": sid}):
+            _add(deltas, screening_days, (school, day, inst), -n, -int(flagged or 0), -int(crisis or 0))
+        record = conn.execute(_RECORD, {"b_id": sid}).first()
+        if record is not None:
+            school, student = record
+            sc = screenings
+            days = conn.execute(select(sc.c.record_id, sc.c.screened_day)
+                                .where(sc.c.student_id == student, sc.c.school_id == school)).all()
+            self._screened_change(deltas, school, [d for _, d in days], [d for r, d in days if r != sid])
+        _apply(conn, deltas)
         for stmt in _ERASE:
-            conn.execute(stmt, {"b_id": str(stream_id)})
+            conn.execute(stmt, {"b_id": sid})
 
 
 def views(app: Any) -> list[View]:
@@ -755,9 +1141,14 @@ def periodic_report(
         if inst not in instruments:
             instruments.append(inst)
     metrics = _metrics(instruments)
-    rows = [SchoolReport(sid, name, {m.id: counts[sid][m.id] for m in metrics}) for sid, name in chosen]
+    metric_ids = [m.id for m in metrics]
+    rows = [SchoolReport(sid, name, dict(zip(metric_ids, map(counts[sid].__getitem__, metric_ids), strict=True)))
+            for sid, name in chosen]
+    summed: Counter[str] = Counter()
+    for sid in ids:
+        summed.update(counts[sid])
     total = SchoolReport("", "全区合计" if school_id is None else "合计",
-                         {m.id: sum(r.counts[m.id] for r in rows) for m in metrics})
+                         dict(zip(metric_ids, map(summed.__getitem__, metric_ids), strict=True)))
     return Report(
         date_from=date_from, date_to=date_to, as_of=as_of, generated_at=app.now(),
         scope="school" if school_id is not None else "district", district=district, metrics=metrics,
@@ -765,7 +1156,10 @@ def periodic_report(
     )
 
 
-_POSITION = select(tracking.c.position).where(tracking.c.view == VIEW_NAME)
+_STATE = select(
+    select(tracking.c.position).where(tracking.c.view == VIEW_NAME).scalar_subquery(),
+    select(func.count()).select_from(text("anxin_keys")).where(text("wrapped IS NULL")).scalar_subquery(),
+)
 _CACHE_SIZE = 32
 _SHRED_SETTLE_SECONDS = 1.0
 
@@ -791,9 +1185,10 @@ def _cached_count(app: Any, conn: Connection, ids: list[str], start: int, end: i
     at once; a shred that starts after that changes the number, and the next call sees it."""
     if not hasattr(app, "db"):
         return _count(conn, ids, start, end, as_of)
-    pos = conn.execute(_POSITION).scalar()
-    row = app.db.fetchone("SELECT count(*) FROM {t}anxin_keys WHERE wrapped IS NULL")
-    shredded = row[0] if row else 0
+    # The view's position and the number of shredded keys, in one round trip (the keys
+    # live in the same database as the views, on PostgreSQL in the same schema).
+    row = conn.execute(_STATE).first()
+    pos, shredded = (row[0], row[1] or 0) if row else (None, 0)
     now = time.monotonic()
     state = app.__dict__.get("_report_counts")
     if state is None:
@@ -819,7 +1214,101 @@ def _cached_count(app: Any, conn: Connection, ids: list[str], start: int, end: i
 
 
 def _active_at(table: Table, day: int) -> Any:
-    return and_(table.c.from_day <= day, or_(table.c.to_day.is_(None), table.c.to_day > day))
+    """from_day <= day < to_day (NULL: still current), as the span indexes read it."""
+    return and_(_until(table) > day, table.c.from_day <= day)
+
+
+def _part(tag: str, school: Any, a: Any = None, b: Any = None, n1: Any = None, n2: Any = None,
+          n3: Any = None) -> list[Any]:
+    """One part's columns in the shape every part of `_count`'s statement shares:
+    (part, school, two codes, three counts)."""
+    return [literal(tag, String).label("part"), school.label("school"),
+            (a if a is not None else literal("", String)).label("a"),
+            (b if b is not None else literal("", String)).label("b"),
+            (n1 if n1 is not None else literal(0, Integer)).label("n1"),
+            (n2 if n2 is not None else literal(0, Integer)).label("n2"),
+            (n3 if n3 is not None else literal(0, Integer)).label("n3")]
+
+
+def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
+    """Every count of the report in one statement (one round trip): the parts, each a
+    grouped count or sum over an index or a small aggregate table, UNION ALL."""
+    parts = []
+    # Dated facts in the period.
+    fc = fact_counts
+    parts.append(
+        select(*_part("fact", fc.c.school_id, fc.c.kind, fc.c.detail, func.sum(fc.c.n)))
+        .where(fc.c.school_id.in_(ids), fc.c.day.between(start, end))
+        .group_by(fc.c.school_id, fc.c.kind, fc.c.detail))
+    # Cases reported in the period, by their forms.
+    parts.append(
+        select(*_part("cases", cases.c.school_id, cases.c.forms, None, func.count()))
+        .where(cases.c.school_id.in_(ids), cases.c.reported_day.between(start, end))
+        .group_by(cases.c.school_id, cases.c.forms))
+    # Cases at period end: status, and what was overdue that day.
+    s = case_spans
+    parts.append(
+        select(*_part(
+            "case_end", s.c.school_id, s.c.status, None, func.count(),
+            func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
+            func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0))))
+        .where(s.c.school_id.in_(ids), _active_at(s, as_of)).group_by(s.c.school_id, s.c.status))
+    # Support files open at period end, by risk level, and reviews overdue that day.
+    f = file_span_counts
+    parts.append(
+        select(*_part("file_end", f.c.school_id, f.c.risk_level, None, func.sum(f.c.n),
+                      func.sum(case((and_(f.c.review_due > 0, f.c.review_due < as_of), f.c.n), else_=0))))
+        .where(f.c.school_id.in_(ids), f.c.status == "open", f.c.from_day <= as_of, f.c.to_day > as_of)
+        .group_by(f.c.school_id, f.c.risk_level))
+    # Screenings done in the period, by instrument (summed per day).
+    sd = screening_days
+    parts.append(
+        select(*_part("screenings", sd.c.school_id, sd.c.instrument, None, func.sum(sd.c.n), func.sum(sd.c.flagged),
+                      func.sum(sd.c.crisis)))
+        .where(sd.c.school_id.in_(ids), sd.c.day.between(start, end)).group_by(sd.c.school_id, sd.c.instrument))
+    # Students screened in the period: each one's first day in it (see `screened_days`).
+    sf = screened_days
+    parts.append(
+        select(*_part("screened", sf.c.school_id, None, None, func.sum(sf.c.n)))
+        .where(sf.c.school_id.in_(ids), sf.c.day.between(start, end), sf.c.prev_day < start)
+        .group_by(sf.c.school_id))
+    # Check-ins held in the period (summed per day).
+    cd = check_in_days
+    parts.append(
+        select(*_part("check_ins", cd.c.school_id, None, None, func.sum(cd.c.n)))
+        .where(cd.c.school_id.in_(ids), cd.c.day.between(start, end)).group_by(cd.c.school_id))
+    # Check-ins due in the period (up to today, if it has not ended): for each span of
+    # a pairing's cadence, the days it overlaps the period divided by the cadence,
+    # rounded down; spans alike counted together.
+    p = pairing_span_counts
+    due_end = min(end, as_of)
+    if due_end >= start:
+        span_end = case((p.c.to_day < due_end + 1, p.c.to_day), else_=due_end + 1)
+        span_start = case((p.c.from_day > start, p.c.from_day), else_=start)
+        parts.append(
+            select(*_part("due", p.c.school_id, None, None, func.sum(p.c.n * ((span_end - span_start) // p.c.cadence))))
+            .where(p.c.school_id.in_(ids), p.c.from_day <= due_end, p.c.to_day > start, p.c.to_day > p.c.from_day)
+            .group_by(p.c.school_id))
+    # Pairings active at period end.
+    parts.append(
+        select(*_part("active", p.c.school_id, None, None, func.sum(p.c.n)))
+        .where(p.c.school_id.in_(ids), p.c.from_day <= as_of, p.c.to_day > as_of).group_by(p.c.school_id))
+    # Pairings overdue at period end (see `overdue_runs`).
+    od = overdue_counts
+    parts.append(
+        select(*_part("overdue", od.c.school_id, None, None, func.sum(od.c.n)))
+        .where(od.c.school_id.in_(ids), od.c.from_day <= as_of, od.c.to_day > as_of).group_by(od.c.school_id))
+    return union_all(*parts)
+
+
+_FACT_NAMES = {
+    "case.mandatory_report": "mandatory_reports", "case.appeal_lodged": "appeals_lodged",
+    "case.closed": "cases_closed", "case.reopened": "cases_reopened", "file.reopened": "files_reopened",
+    "file.risk_raised": "files_risk_raised", "file.risk_lowered": "files_risk_lowered",
+    "file.reviewed": "file_reviews", "file.crisis": "crisis_interventions",
+}
+_PER_SCHOOL = {"screened": "students_screened", "check_ins": "check_ins_done", "due": "check_ins_due",
+               "active": "pairings_active_end", "overdue": "check_ins_overdue_end"}
 
 
 def _count(conn: Connection, ids: list[str], start: int, end: int, as_of: int) -> tuple[dict[str, Counter[str]], set[str]]:
@@ -827,139 +1316,46 @@ def _count(conn: Connection, ids: list[str], start: int, end: int, as_of: int) -
     instruments: set[str] = set()
     if not ids:
         return out, instruments
-    in_schools = facts.c.school_id.in_(ids)
-
-    # Dated facts in the period.
-    fact_names = {
-        "case.mandatory_report": "mandatory_reports", "case.appeal_lodged": "appeals_lodged",
-        "case.closed": "cases_closed", "case.reopened": "cases_reopened", "file.reopened": "files_reopened",
-        "file.risk_raised": "files_risk_raised", "file.risk_lowered": "files_risk_lowered",
-        "file.reviewed": "file_reviews", "file.crisis": "crisis_interventions",
-    }
-    for school, kind, detail, n in conn.execute(
-        select(facts.c.school_id, facts.c.kind, facts.c.detail, func.count())
-        .where(in_schools, facts.c.day.between(start, end))
-        .group_by(facts.c.school_id, facts.c.kind, facts.c.detail)
-    ):
+    for part, school, a, b, n1, n2, n3 in conn.execute(_count_statement(ids, start, end, as_of)):
         c = out[school]
-        if kind == "case.determined":
-            c["determinations"] += n
-            c[f"determinations_{detail}"] += n
-        elif kind == "file.opened":
-            c["files_opened"] += n
-            c[f"files_opened_{detail}"] += n
-        elif kind == "file.closed":
-            c["files_closed"] += n
-            c[f"files_closed_{detail}"] += n
-        elif kind in fact_names:
-            c[fact_names[kind]] += n
-
-    # Cases reported in the period, by form (a case may take several forms).
-    for school, forms in conn.execute(
-        select(cases.c.school_id, cases.c.forms)
-        .where(cases.c.school_id.in_(ids), cases.c.reported_day.between(start, end))
-    ):
-        out[school]["cases_reported"] += 1
-        for f in forms.split(","):
-            if f:
-                out[school][f"cases_form_{f}"] += 1
-
-    # Cases at period end: status, and what was overdue that day.
-    s = case_spans
-    for school, status, n, inv_overdue, fu_overdue in conn.execute(
-        select(
-            s.c.school_id, s.c.status, func.count(),
-            func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
-            func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0)),
-        ).where(s.c.school_id.in_(ids), _active_at(s, as_of)).group_by(s.c.school_id, s.c.status)
-    ):
-        c = out[school]
-        c[f"cases_end_{status}"] += n
-        if status != "closed":
-            c["cases_open_end"] += n
-        c["investigations_overdue_end"] += int(inv_overdue or 0)
-        c["follow_ups_overdue_end"] += int(fu_overdue or 0)
-
-    # Support files open at period end, by risk level, and reviews overdue that day.
-    f = file_spans
-    for school, level, n, overdue in conn.execute(
-        select(f.c.school_id, f.c.risk_level, func.count(),
-               func.sum(case((and_(f.c.review_due.is_not(None), f.c.review_due < as_of), 1), else_=0)))
-        .where(f.c.school_id.in_(ids), f.c.status == "open", _active_at(f, as_of))
-        .group_by(f.c.school_id, f.c.risk_level)
-    ):
-        c = out[school]
-        c["files_open_end"] += n
-        c[f"files_end_{level}"] += n
-        c["reviews_overdue_end"] += int(overdue or 0)
-
-    # Screenings done in the period.
-    sc = screenings
-    in_period = and_(sc.c.school_id.in_(ids), sc.c.screened_day.between(start, end))
-    for school, inst, n, flagged, crisis in conn.execute(
-        select(sc.c.school_id, sc.c.instrument, func.count(),
-               func.sum(case((sc.c.flagged, 1), else_=0)), func.sum(case((sc.c.crisis, 1), else_=0)))
-        .where(in_period).group_by(sc.c.school_id, sc.c.instrument)
-    ):
-        c = out[school]
-        key = _instrument_key(inst)
-        instruments.add(inst)
-        c["screenings"] += n
-        c[f"screenings_{key}"] += n
-        c["screenings_flagged"] += int(flagged or 0)
-        c[f"screenings_flagged_{key}"] += int(flagged or 0)
-        c["screenings_crisis"] += int(crisis or 0)
-    for school, n in conn.execute(
-        select(sc.c.school_id, func.count(func.distinct(sc.c.student_id))).where(in_period)
-        .group_by(sc.c.school_id)
-    ):
-        out[school]["students_screened"] += n
-
-    # Check-ins held in the period.
-    for school, n in conn.execute(
-        select(check_ins.c.school_id, func.count())
-        .where(check_ins.c.school_id.in_(ids), check_ins.c.held_day.between(start, end))
-        .group_by(check_ins.c.school_id)
-    ):
-        out[school]["check_ins_done"] += n
-
-    # Check-ins due in the period (up to today, if it has not ended): for each span of
-    # a pairing's cadence, the days it overlaps the period divided by the cadence,
-    # rounded down.
-    p = pairing_spans
-    due_end = min(end, as_of)
-    span_end = case((and_(p.c.to_day.is_not(None), p.c.to_day < due_end + 1), p.c.to_day), else_=due_end + 1)
-    span_start = case((p.c.from_day > start, p.c.from_day), else_=start)
-    for school, due in conn.execute(
-        select(p.c.school_id, func.sum((span_end - span_start) // p.c.cadence))
-        .where(p.c.school_id.in_(ids), p.c.from_day <= due_end, or_(p.c.to_day.is_(None), p.c.to_day > start),
-               p.c.to_day.is_(None) | (p.c.to_day > p.c.from_day))
-        .group_by(p.c.school_id)
-    ) if due_end >= start else ():
-        out[school]["check_ins_due"] += int(due or 0)
-
-    # Pairings active at period end, and those overdue that day: the last check-in held
-    # by then (or the pairing day) plus the cadence is before that day.
-    last_by_then = (
-        select(func.max(check_ins.c.held_day))
-        .where(check_ins.c.pairing_id == pairings.c.pairing_id, check_ins.c.held_day <= as_of)
-        .scalar_subquery()
-    )
-    last = case(
-        (pairings.c.last_held_day.is_(None), None),
-        (pairings.c.last_held_day <= as_of, pairings.c.last_held_day),
-        else_=last_by_then,
-    )
-    base = func.coalesce(last, pairings.c.paired_day)
-    for school, n, overdue in conn.execute(
-        select(p.c.school_id, func.count(), func.sum(case((base + p.c.cadence < as_of, 1), else_=0)))
-        .select_from(p.join(pairings, pairings.c.pairing_id == p.c.pairing_id))
-        .where(p.c.school_id.in_(ids), _active_at(p, as_of))
-        .group_by(p.c.school_id)
-    ):
-        out[school]["pairings_active_end"] += n
-        out[school]["check_ins_overdue_end"] += int(overdue or 0)
-
+        n1, n2, n3 = int(n1 or 0), int(n2 or 0), int(n3 or 0)
+        if part == "fact":
+            if a == "case.determined":
+                c["determinations"] += n1
+                c[f"determinations_{b}"] += n1
+            elif a == "file.opened":
+                c["files_opened"] += n1
+                c[f"files_opened_{b}"] += n1
+            elif a == "file.closed":
+                c["files_closed"] += n1
+                c[f"files_closed_{b}"] += n1
+            elif a in _FACT_NAMES:
+                c[_FACT_NAMES[a]] += n1
+        elif part == "cases":  # a case may take several forms
+            c["cases_reported"] += n1
+            for form in a.split(","):
+                if form:
+                    c[f"cases_form_{form}"] += n1
+        elif part == "case_end":
+            c[f"cases_end_{a}"] += n1
+            if a != "closed":
+                c["cases_open_end"] += n1
+            c["investigations_overdue_end"] += n2
+            c["follow_ups_overdue_end"] += n3
+        elif part == "file_end":
+            c["files_open_end"] += n1
+            c[f"files_end_{a}"] += n1
+            c["reviews_overdue_end"] += n2
+        elif part == "screenings":
+            key = _instrument_key(a)
+            instruments.add(a)
+            c["screenings"] += n1
+            c[f"screenings_{key}"] += n1
+            c["screenings_flagged"] += n2
+            c[f"screenings_flagged_{key}"] += n2
+            c["screenings_crisis"] += n3
+        else:
+            c[_PER_SCHOOL[part]] += n1
     for c in out.values():
         c["overdue_end"] = (c["investigations_overdue_end"] + c["follow_ups_overdue_end"]
                             + c["reviews_overdue_end"] + c["check_ins_overdue_end"])

@@ -754,3 +754,201 @@ def test_anxin_projections_rebuild_shows_progress_and_the_rate_keeps_the_rows_an
     r = cli.run("projections", "rebuild", "report", "no_such_view")
     assert r.returncode == 1
     assert "no_such_view" in r.stderr and "report" in r.stderr.split("可用的视图")[1]
+
+
+# -- the pre-aggregated counts ------------------------------------------------------------------
+def aggregates_from_rows(app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
+    """What each aggregate table must hold, computed here from the rows it sums."""
+    rows = dump(app)
+    check_in_days: dict[tuple[Any, ...], int] = {}
+    for _, _, school, day in rows["v_report_check_ins"]:
+        check_in_days[(school, day)] = check_in_days.get((school, day), 0) + 1
+    screening_days: dict[tuple[Any, ...], list[int]] = {}
+    days_of: dict[tuple[str, str], set[int]] = {}
+    for _, _, school, student, day, inst, flagged, crisis in rows["v_report_screenings"]:
+        c = screening_days.setdefault((school, day, inst), [0, 0, 0])
+        c[0], c[1], c[2] = c[0] + 1, c[1] + int(flagged), c[2] + int(crisis)
+        days_of.setdefault((school, student), set()).add(day)
+    screened: dict[tuple[Any, ...], int] = {}
+    for (school, _), days in days_of.items():
+        prev = 0
+        for day in sorted(days):
+            screened[(school, day, prev)] = screened.get((school, day, prev), 0) + 1
+            prev = day
+    spans: dict[tuple[Any, ...], int] = {}
+    for _, _, school, from_day, to_day, cadence in rows["v_report_pairing_spans"]:
+        key = (school, from_day, rp.OPEN if to_day is None else to_day, cadence)
+        spans[key] = spans.get(key, 0) + 1
+    fact_counts: dict[tuple[Any, ...], int] = {}
+    for _, _, kind, school, day, detail, _ in rows["v_report_facts"]:
+        fact_counts[(school, day, kind, detail)] = fact_counts.get((school, day, kind, detail), 0) + 1
+    file_spans: dict[tuple[Any, ...], int] = {}
+    for _, _, school, from_day, to_day, status, level, due in rows["v_report_file_spans"]:
+        key = (school, status, level, from_day, rp.OPEN if to_day is None else to_day, due or 0)
+        file_spans[key] = file_spans.get(key, 0) + 1
+    overdue: dict[tuple[Any, ...], int] = {}
+    for _, from_day, to_day, school in rows["v_report_overdue_runs"]:
+        overdue[(school, from_day, to_day)] = overdue.get((school, from_day, to_day), 0) + 1
+    return {
+        "v_report_overdue_counts": sorted((*k, n) for k, n in overdue.items()),
+        "v_report_fact_counts": sorted((*k, n) for k, n in fact_counts.items()),
+        "v_report_file_span_counts": sorted((*k, n) for k, n in file_spans.items()),
+        "v_report_check_in_days": sorted((*k, n) for k, n in check_in_days.items()),
+        "v_report_screening_days": sorted((*k, *v) for k, v in screening_days.items()),
+        "v_report_screened_days": sorted((*k, n) for k, n in screened.items()),
+        "v_report_pairing_span_counts": sorted((*k, n) for k, n in spans.items()),
+    }
+
+
+def aggregates(app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
+    rows = dump(app)
+    return {t.name: sorted(rows[t.name]) for t in rp.AGGREGATES}
+
+
+def test_each_aggregate_is_the_sum_of_its_rows_after_a_history_a_shred_and_a_rebuild(
+    app: Anxin, history: TwoSchools, clock: Clock
+) -> None:
+    a = history.a
+    # given more of each kind of row: a weekly pairing whose cadence changes and which ends,
+    # check-ins on the same days, and screenings of a student on several days
+    p = pair(app, a, "2026004", cadence=7)
+    check_in(app, a, p, clock.today)
+    with app._editing(p, Pairing) as pairing:
+        pairing.change_cadence(cadence_days=30, reason="调整", actor=a.principal.staff_id, at=app.now())
+    clock.advance(days=2)
+    app.end_pairing(a.teacher, p, "结束")
+    app.record_screening(a.counselor, a.student("2026004"), instrument="PHQ-9", screened_on=clock.today,
+                         answers=[1] * 9)
+    app.record_screening(a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today,
+                         answers=[0] * 9)
+    # and a crisis intervention whose day is corrected (the fact is re-dated)
+    file_id = app.db.fetchone(
+        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
+        (a.student("2026002"),))[0]
+    entry = app.record_crisis_intervention(a.counselor, file_id, occurred_on=clock.today, what_happened="危机",
+                                           actions_taken="干预")
+    app.correct_file_entry(a.counselor, file_id, entry, changes={"occurred_on": clock.today - timedelta(days=3)},
+                           reason="日期有误")
+    with app.views.engine.connect() as conn:
+        crisis_days = conn.execute(select(rp.fact_counts.c.day, rp.fact_counts.c.n)
+                                   .where(rp.fact_counts.c.kind == "file.crisis")).all()
+    assert crisis_days == [((clock.today - timedelta(days=3)).toordinal(), 1)]
+    # then each aggregate holds exactly the sums of its rows, and no row of nought
+    got = aggregates(app)
+    assert got == aggregates_from_rows(app)
+    assert all(row[-1] > 0 for t in ("v_report_check_in_days", "v_report_screened_days",
+                                     "v_report_pairing_span_counts", "v_report_overdue_counts",
+                                     "v_report_fact_counts", "v_report_file_span_counts") for row in got[t])
+    assert all(got[t] for t in got)
+    # and after shredding a pairing (its check-ins and spans go), they still do
+    app.shred(ADMIN, p, "保存期限届满")
+    assert aggregates(app) == aggregates_from_rows(app)
+    # and a rebuild gives the same rows
+    incremental = dump(app)
+    app.views.rebuild([rp.VIEW_NAME])
+    assert dump(app) == incremental
+
+
+def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_in_any_period(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    s = school
+    student = s.student("2026001")
+    june, sept, oct = date(2026, 6, 1), date(2026, 9, 20), clock.today  # school years 2025 and 2026
+
+    def screen(day: date, inst: str = "PHQ-9") -> None:
+        app.record_screening(s.counselor, student, instrument=inst, screened_on=day,
+                             answers=[0] * (9 if inst == "PHQ-9" else 7))
+
+    # given screenings on 1 June (two instruments), 20 September and 12 October, and another
+    # student screened on 20 September
+    screen(june)
+    screen(june, "GAD-7")
+    screen(oct)
+    screen(sept)  # recorded after a later day: the days are put in order
+    app.record_screening(s.counselor, s.student("2026002"), instrument="GAD-7", screened_on=sept,
+                         answers=[0] * 7)
+    clock.advance(days=30)
+
+    def screened(first: date, last: date) -> tuple[int, int]:
+        r = report_for(app, s.principal, (first, last))
+        return r.total["students_screened"], r.total["screenings"]
+
+    # then a student counts once in a period, however many days of it they were screened on
+    assert screened(date(2026, 5, 1), date(2026, 10, 31)) == (2, 5)
+    assert screened(june, june) == (1, 2)
+    assert screened(date(2026, 6, 2), date(2026, 9, 19)) == (0, 0)
+    assert screened(sept, sept) == (2, 2)
+    assert screened(sept, oct) == (2, 3)
+    assert screened(date(2026, 9, 21), oct) == (1, 1)
+    assert screened(june, sept) == (2, 4)
+    assert aggregates(app) == aggregates_from_rows(app)
+    # when this school year's record of the first student is shredded
+    record = str(app.screening_record_id(student, 2026))
+    app.shred(ADMIN, record, "保存期限届满")
+    # then their September and October screenings are gone, June's stay
+    assert screened(date(2026, 5, 1), date(2026, 10, 31)) == (2, 3)
+    assert screened(sept, oct) == (1, 1)
+    assert screened(june, june) == (1, 2)
+    assert aggregates(app) == aggregates_from_rows(app)
+    incremental = dump(app)
+    app.views.rebuild([rp.VIEW_NAME])
+    assert dump(app) == incremental
+
+
+def pairings_on(app: Anxin, school_id: str, day: int) -> tuple[int, int]:
+    """(active, overdue) pairings of a school on a day, by the rows' own definition: a span
+    active that day, and the last check-in held by then (or the pairing day) plus the
+    span's cadence before it."""
+    rows = dump(app)
+    paired = {r[0]: r[2] for r in rows["v_report_pairings"] if r[1] == school_id}
+    held: dict[str, list[int]] = {}
+    for pid, _, _, d in rows["v_report_check_ins"]:
+        held.setdefault(pid, []).append(d)
+    active = overdue = 0
+    for pid, _, school, from_day, to_day, cadence in rows["v_report_pairing_spans"]:
+        if school != school_id or not (from_day <= day and (to_day is None or to_day > day)):
+            continue
+        active += 1
+        base = max((d for d in held.get(pid, []) if d <= day), default=paired[pid])
+        overdue += base + cadence < day
+    return active, overdue
+
+
+SHRED_OPS = [*OPS, "screen", "screen", "shred_record"]
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(st.sampled_from(SHRED_OPS), st.integers(0, 3), st.integers(0, 30)),
+                      min_size=10, max_size=50))
+def test_the_aggregates_agree_with_their_rows_on_every_day_after_random_histories(
+    app: Anxin, clock: Clock, steps: list[tuple[str, int, int]]
+) -> None:
+    # given a new school and a random history in it, screening records shredded too
+    world = World(app, make_school(app, f"学校{uuid4().hex[:8]}"), clock)
+    first = clock.today.toordinal()
+    for op, i, n in steps:
+        with contextlib.suppress(DomainError):
+            if op == "shred_record":
+                with app.views.engine.connect() as conn:
+                    records = sorted(r[0] for r in conn.execute(
+                        select(rp.screening_records.c.record_id)
+                        .where(rp.screening_records.c.school_id == world.s.id)))
+                if records:
+                    app.shred(ADMIN, records[i % len(records)], "保存期限届满")
+            else:
+                world.do(op, i, n)
+    # then every aggregate holds the sums of its rows
+    assert aggregates(app) == aggregates_from_rows(app)
+    # and on every day, from before the history to well after it, the pairings active and
+    # overdue are those the rows say
+    sid = world.s.id
+    with app.views.engine.connect() as conn:
+        for day in range(first - 2, clock.today.toordinal() + 45):
+            counts = rp._count(conn, [sid], day, day, day)[0][sid]
+            assert (counts["pairings_active_end"], counts["check_ins_overdue_end"]) == pairings_on(app, sid, day)
+    # and a rebuild gives the same rows
+    incremental = dump(app)
+    app.views.rebuild([rp.VIEW_NAME])
+    assert dump(app) == incremental
