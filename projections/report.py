@@ -35,12 +35,14 @@ instrument with the flagged and crisis marks (`v_report_screening_days`); studen
 distinct screening days with the day before (`v_report_screened_days`: the students
 screened in any period, without the students); pairing spans alike
 (`v_report_pairing_span_counts`: check-ins due, pairings active) and overdue runs alike
-(`v_report_overdue_counts`). An erased stream's share is taken out of them before its
+(`v_report_overdue_counts`); dated facts alike (`v_report_fact_counts`) and support-file
+spans alike (`v_report_file_span_counts`). An erased stream's share is taken out of them before its
 rows are deleted; a count fallen to nought is deleted, so a rebuild gives the same rows.
 A database made before these tables existed needs `anxin projections rebuild report`.
 
-"Overdue" is never stored: it is computed at query time from due dates, as of the
-period end (or today, if the period has not ended yet). Shredding a stream removes
+"Overdue" is computed at query time, as of the period end (or today, if the period has
+not ended yet): from due dates, and for pairings from their overdue runs (which answer
+for every day at once, so no day is stored as "overdue" more than another). Shredding a stream removes
 what the report counted of it (its events can no longer be read, so a rebuild could
 not count it either): reports count what is still on record.
 
