@@ -500,12 +500,15 @@ def _upsert(dialect: str, table: Table) -> Any:
 
 
 def _apply(conn: Connection, deltas: Deltas) -> None:
-    """Add the deltas to the aggregates; delete the rows they bring to nought."""
-    for table, changes in deltas.items():
+    """Add the deltas to the aggregates; delete the rows they bring to nought. Tables and
+    rows in one order (the tables', then the keys'), so that two transactions changing the
+    same counts (a batch, and a shred's erase beside it) lock them in the same order."""
+    for table in sorted(deltas, key=AGGREGATES.index):
+        changes = deltas[table]
         keys = [c.name for c in table.primary_key.columns]
         counts = [c.name for c in table.c if not c.primary_key]
         rows = [{**dict(zip(keys, k, strict=True)), **dict(zip(counts, v, strict=True))}
-                for k, v in changes.items() if any(v)]
+                for k, v in sorted(changes.items()) if any(v)]
         if not rows:
             continue
         conn.execute(_upsert(conn.dialect.name, table), rows)
