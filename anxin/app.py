@@ -29,7 +29,7 @@ from eventsourcing.persistence import (
 )
 
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
-from anxin.storage import Database, StoreConfig, event_audit_meta, side_statements
+from anxin.storage import Database, StoreConfig, audit_rows_first, event_audit_meta, side_statements
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import (
@@ -103,6 +103,9 @@ class StudentRef:
 
 
 ERASED_LABEL = "已删除"
+# Inside `Core._editing(check=...)`: the gate's decisions, to be recorded with the save.
+deferred_access: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("anxin_deferred_access",
+                                                                                 default=None)
 # During `Core.after_save`: the events the save wrote, as (notification id, domain event).
 just_saved: contextvars.ContextVar[Sequence[tuple[int, Any]]] = contextvars.ContextVar("anxin_just_saved", default=())
 AUDIT_NOTES = audit.AUDIT_NOTES
@@ -168,6 +171,9 @@ class Core(Application[UUID]):
         sids = [stream_key(a.id) for a in aggregates]
         token = side_statements.set(statements)
         meta_token = event_audit_meta.set(audit.pending_event_meta(aggregates))  # actors for the audit trail
+        # The gate's decisions for this command go in with its events (if it has any).
+        decisions = deferred_access.get() if any(a.pending_events for a in aggregates) else None
+        rows_token = audit_rows_first.set(list(decisions) if decisions else None)
         try:
             if len(aggregates) > 20:
                 # A batch of new or changed streams: straight to the event store, which
@@ -188,6 +194,9 @@ class Core(Application[UUID]):
         finally:
             side_statements.reset(token)
             event_audit_meta.reset(meta_token)
+            audit_rows_first.reset(rows_token)
+        if decisions:
+            decisions.clear()  # recorded in the save's transaction
         self.keystore.committed(sids)
         self._take_periodic_snapshots(aggregates)
         # The events just written, with their positions in the log: the read side folds
@@ -271,11 +280,30 @@ class Core(Application[UUID]):
             raise Conflict()
 
     @contextmanager
-    def _editing(self, stream_id: str | UUID, cls: type[A], expected_version: int | None = None) -> Iterator[A]:
-        agg = self._load(stream_id, cls)
-        self._expect(agg, expected_version)
-        yield agg
-        self._save(agg)
+    def _editing(self, stream_id: str | UUID, cls: type[A], expected_version: int | None = None,
+                 check: tuple[Actor, str, str] | None = None) -> Iterator[A]:
+        """Load a stream, let the caller change it, save it. With `check` (actor, action,
+        kind): first the gate decides on the stream; its decision is recorded in the
+        save's own transaction, or on its own if nothing is saved (refused, failed)."""
+        if check is None:
+            agg = self._load(stream_id, cls)
+            self._expect(agg, expected_version)
+            yield agg
+            self._save(agg)
+            return
+        rows: list[Any] = []
+        token = deferred_access.set(rows)
+        try:
+            actor, action, kind = check
+            self.check(actor, action, kind, stream_id)
+            agg = self._load(stream_id, cls)
+            self._expect(agg, expected_version)
+            yield agg
+            self._save(agg)
+        finally:
+            deferred_access.reset(token)
+            if rows:  # not written by a save
+                audit.record_many(self, rows)
 
     def now(self) -> datetime:
         return self.clock()
@@ -345,7 +373,12 @@ class Core(Application[UUID]):
     ) -> None:
         """An `access` entry of the audit trail (projections.audit). The stated reason is
         free text: it is kept encrypted under the opened stream's key, bound to its entry."""
-        audit.record(self, audit.access_row(self, actor, action, resource, decision, break_glass))
+        row = audit.access_row(self, actor, action, resource, decision, break_glass)
+        deferred = deferred_access.get()
+        if deferred is not None:
+            deferred.append(row)  # written with the command's save (see _editing)
+        else:
+            audit.record(self, row)
 
     def record_security_event(self, kind: str, actor_id: str, subject: str = "",
                               detail: str | dict[str, Any] = "") -> int:
@@ -515,14 +548,12 @@ class Core(Application[UUID]):
 
     def correct_student(self, actor: Actor, student_id: str, changes: dict[str, Any], reason: str,
                         expected_version: int | None = None) -> None:
-        self.check(actor, access.STUDENT_WRITE, "student", student_id)
-        with self._editing(student_id, Student, expected_version) as s:
+        with self._editing(student_id, Student, expected_version, check=(actor, access.STUDENT_WRITE, "student")) as s:
             s.correct(changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
 
     def leave_student(self, actor: Actor, student_id: str, reason: str, expected_version: int | None = None) -> None:
         """A student leaves the school (transfer, graduation); their history stays."""
-        self.check(actor, access.STUDENT_WRITE, "student", student_id)
-        with self._editing(student_id, Student, expected_version) as s:
+        with self._editing(student_id, Student, expected_version, check=(actor, access.STUDENT_WRITE, "student")) as s:
             s.leave(reason=reason, actor=actor.staff_id, at=self.now())
 
     def student_ref(self, student_id: str) -> StudentRef:
@@ -592,17 +623,15 @@ class Core(Application[UUID]):
         concern_note: str = "", expected_version: int | None = None,
     ) -> str:
         """Record a 谈心谈话 with a paired student."""
-        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
         check_in_id = uuid4().hex
-        with self._editing(pairing_id, Pairing, expected_version) as p:
+        with self._editing(pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")) as p:
             p.record_check_in(check_in_id=check_in_id, held_on=held_on, notes=notes, concern=concern,
                               concern_note=concern_note, actor=actor.staff_id, at=self.now())
         return check_in_id
 
     def correct_check_in(self, actor: Actor, pairing_id: str, check_in_id: str, *, reason: str,
                          expected_version: int | None = None, **changes: Any) -> None:
-        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
-        with self._editing(pairing_id, Pairing, expected_version) as p:
+        with self._editing(pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")) as p:
             p.correct_check_in(check_in_id=check_in_id, reason=reason, actor=actor.staff_id, at=self.now(), **changes)
 
     def end_pairing(self, actor: Actor, pairing_id: str, reason: str) -> None:

@@ -76,16 +76,14 @@ class BullyingCommands(Core):
     def add_party(self, actor: Actor, case_id: str, *, student_id: str, part: str, reason: str,
                   expected_version: int | None = None) -> None:
         """Add a student found to be involved, with their part and why."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             self._require_students(c.school_id, [student_id])
             c.add_party(student_id=student_id, part=part, reason=reason, actor=actor.staff_id, at=self.now())
 
     def remove_party(self, actor: Actor, case_id: str, *, student_id: str, reason: str,
                      expected_version: int | None = None) -> None:
         """Remove a student wrongly named, with why."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.remove_party(student_id=student_id, reason=reason, actor=actor.staff_id, at=self.now())
 
     def take_safety_measure(
@@ -93,9 +91,8 @@ class BullyingCommands(Core):
         method: str | None = None, notified_at: datetime | None = None, expected_version: int | None = None,
     ) -> str:
         """Separate the students, notify a guardian, get medical care, or another measure."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         measure_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.take_safety_measure(measure_id=measure_id, kind=kind, student_ids=student_ids, note=note,
                                   method=method, notified_at=notified_at, actor=actor.staff_id, at=self.now())
         return measure_id
@@ -113,10 +110,9 @@ class BullyingCommands(Core):
         from_person: str | None = None, taken_on: date | None = None, expected_version: int | None = None,
     ) -> str:
         """A statement from a party student or another person described in words."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         statement_id = uuid4().hex
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.record_statement(statement_id=statement_id, text=text, from_student_id=from_student_id,
                                from_person=from_person, taken_on=taken_on or at.date(), actor=actor.staff_id, at=at)
         return statement_id
@@ -124,9 +120,8 @@ class BullyingCommands(Core):
     def add_evidence(self, actor: Actor, case_id: str, *, description: str, reference: str = "",
                      expected_version: int | None = None) -> str:
         """An evidence note: what it is and where it is kept."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         evidence_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.add_evidence(evidence_id=evidence_id, description=description, reference=reference,
                            actor=actor.staff_id, at=self.now())
         return evidence_id
@@ -134,8 +129,7 @@ class BullyingCommands(Core):
     def start_investigation(self, actor: Actor, case_id: str, *, handler_id: str | None = None,
                             expected_version: int | None = None) -> None:
         """Start the investigation; the handler (default: the actor) is responsible for it."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             handler = handler_id or actor.staff_id
             if handler_id:
                 self._require_staff(c.school_id, handler)
@@ -144,8 +138,7 @@ class BullyingCommands(Core):
     def complete_investigation(self, actor: Actor, case_id: str, *, findings: str,
                                expected_version: int | None = None) -> None:
         """Complete the investigation with its findings."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.complete_investigation(findings=findings, actor=actor.staff_id, at=self.now())
 
     # -- determination ---------------------------------------------------------------------------
@@ -154,9 +147,8 @@ class BullyingCommands(Core):
         horseplay: bool = False, expected_version: int | None = None,
     ) -> str:
         """Record the committee's determination (认定), awaiting the principal's approval."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         determination_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.determine(determination_id=determination_id, bullying=bullying, severity=severity,
                         horseplay=horseplay, reason=reason, actor=actor.staff_id, at=self.now())
         return determination_id
@@ -164,9 +156,8 @@ class BullyingCommands(Core):
     def approve_determination(self, actor: Actor, case_id: str, *, reason: str,
                               expected_version: int | None = None) -> None:
         """The principal approves the determination; follow-up and appeal windows start."""
-        self.check(actor, access.CASE_APPROVE, "case", case_id)
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
             c.approve_determination(reason=reason, follow_up_due=self._follow_up_due(at.date()),
                                     appeal_until=at.date() + timedelta(days=self.policy.appeal_days),
                                     actor=actor.staff_id, at=at)
@@ -174,8 +165,7 @@ class BullyingCommands(Core):
     def return_determination(self, actor: Actor, case_id: str, *, reason: str,
                              expected_version: int | None = None) -> None:
         """The principal returns the determination to the committee, with why."""
-        self.check(actor, access.CASE_APPROVE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
             c.return_determination(reason=reason, actor=actor.staff_id, at=self.now())
 
     def record_mandatory_report(
@@ -183,9 +173,8 @@ class BullyingCommands(Core):
         note: str = "", expected_version: int | None = None,
     ) -> str:
         """强制报告: to which agency and when the case was reported."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         report_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.record_mandatory_report(report_id=report_id, agency=agency, reported_at=reported_at,
                                       reference=reference, note=note, actor=actor.staff_id, at=self.now())
         return report_id
@@ -196,9 +185,8 @@ class BullyingCommands(Core):
         support_file_id: str | None = None, expected_version: int | None = None,
     ) -> str:
         """An intervention for one party, with its plan and the responsible staff member."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         intervention_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             self._require_staff(c.school_id, responsible_staff_id)
             if support_file_id:
                 self._require_support_file(c.school_id, student_id, support_file_id)
@@ -209,15 +197,13 @@ class BullyingCommands(Core):
 
     def record_intervention_progress(self, actor: Actor, case_id: str, intervention_id: str, *, note: str,
                                      expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.record_intervention_progress(intervention_id=intervention_id, note=note, actor=actor.staff_id,
                                            at=self.now())
 
     def complete_intervention(self, actor: Actor, case_id: str, intervention_id: str, *, outcome: str,
                               expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.complete_intervention(intervention_id=intervention_id, outcome=outcome, actor=actor.staff_id,
                                     at=self.now())
 
@@ -225,10 +211,9 @@ class BullyingCommands(Core):
     def lodge_appeal(self, actor: Actor, case_id: str, *, party_id: str, grounds: str,
                      lodged_on: date | None = None, expected_version: int | None = None) -> str:
         """Record a party's appeal (申诉) to the county anti-bullying office."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         appeal_id = uuid4().hex
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.lodge_appeal(appeal_id=appeal_id, party_id=party_id, grounds=grounds,
                            lodged_on=lodged_on or at.date(), actor=actor.staff_id, at=at)
         return appeal_id
@@ -240,10 +225,9 @@ class BullyingCommands(Core):
     ) -> str | None:
         """Record the county office's review: upheld, changed (returns the new
         determination's id) or reopened for investigation."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         at = self.now()
         new_id = uuid4().hex if outcome == "changed" else None
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.record_appeal_outcome(
                 appeal_id=appeal_id, outcome=outcome, reason=reason, decided_on=decided_on or at.date(),
                 new_determination_id=new_id, bullying=bullying, severity=severity, horseplay=horseplay,
@@ -256,62 +240,54 @@ class BullyingCommands(Core):
     def record_follow_up(self, actor: Actor, case_id: str, *, notes: str, held_on: date | None = None,
                          expected_version: int | None = None) -> str:
         """A follow-up visit (回访); the next one falls due per policy."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         follow_up_id = uuid4().hex
         at = self.now()
         held_on = held_on or at.date()
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.record_follow_up(follow_up_id=follow_up_id, held_on=held_on, notes=notes,
                                next_due=self._follow_up_due(held_on), actor=actor.staff_id, at=at)
         return follow_up_id
 
     def close_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
         """The principal closes the case (结案), if every duty is done."""
-        self.check(actor, access.CASE_APPROVE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
             c.close(reason=reason, actor=actor.staff_id, at=self.now())
 
     def reopen_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
         """Reopen a closed case when the bullying recurs; a new investigation falls due."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.reopen(reason=reason, investigation_due=self.policy.investigation_due(at.date()),
                      actor=actor.staff_id, at=at)
 
     # -- corrections -----------------------------------------------------------------------------
     def correct_statement(self, actor: Actor, case_id: str, statement_id: str, *, text: str, reason: str,
                           expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.correct_statement(statement_id=statement_id, text=text, reason=reason, actor=actor.staff_id,
                                 at=self.now())
 
     def correct_evidence(self, actor: Actor, case_id: str, evidence_id: str, *, reason: str,
                          description: str | None = None, reference: str | None = None,
                          expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.correct_evidence(evidence_id=evidence_id, description=description, reference=reference,
                                reason=reason, actor=actor.staff_id, at=self.now())
 
     def correct_narrative(self, actor: Actor, case_id: str, *, narrative: str, reason: str,
                           expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.correct_narrative(narrative=narrative, reason=reason, actor=actor.staff_id, at=self.now())
 
     def correct_report(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None,
                        **changes: Any) -> None:
         """Correct the report's channel, occurred_at, place or forms."""
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.correct_report(changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
 
     def correct_follow_up(self, actor: Actor, case_id: str, follow_up_id: str, *, notes: str, reason: str,
                           expected_version: int | None = None) -> None:
-        self.check(actor, access.CASE_WRITE, "case", case_id)
-        with self._editing(case_id, BullyingCase, expected_version) as c:
+        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
             c.correct_follow_up(follow_up_id=follow_up_id, notes=notes, reason=reason, actor=actor.staff_id,
                                 at=self.now())
 

@@ -37,6 +37,12 @@ event_audit_meta: contextvars.ContextVar[dict[tuple[str, int], tuple[str, str]] 
     contextvars.ContextVar("anxin_event_audit_meta", default=None)
 )
 
+# Audit-trail rows (the gate's decisions for the command being saved) to append before
+# the events' own entries, in the events' transaction.
+audit_rows_first: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "anxin_audit_rows_first", default=None
+)
+
 SIDE_TABLES = {
     "anxin_keys": (
         "stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, "
@@ -241,7 +247,7 @@ class Database:
                 run_sql, run = sql, []
             run.append(params)
         # Every event's audit entry, in the same transaction (projections.audit).
-        audit_trail.append_events(c, self, stored_events, event_audit_meta.get())
+        audit_trail.append_events(c, self, stored_events, event_audit_meta.get(), first=audit_rows_first.get() or ())
 
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):

@@ -250,8 +250,7 @@ class SupportCommands(Core):
 
     # -- changing a file (assigned counselor or principal) --------------------------------
     def _write(self, actor: Actor, file_id: str, expected_version: int | None) -> Any:
-        self.check(actor, access.FILE_WRITE, "file", file_id)
-        return self._editing(file_id, SupportFile, expected_version)
+        return self._editing(file_id, SupportFile, expected_version, check=(actor, access.FILE_WRITE, "file"))
 
     def raise_risk_level(self, actor: Actor, file_id: str, to_level: str, reason: str,
                          expected_version: int | None = None) -> None:

@@ -236,17 +236,23 @@ def append(c: Cursor, db: Database, rows: Sequence[Row], *, standalone: bool = T
 
 def record(app: Core, row: Row) -> int:
     """Append one entry in a transaction of its own; returns its seq."""
+    return record_many(app, [row])
+
+
+def record_many(app: Core, rows: Sequence[Row]) -> int:
+    """Append entries in a transaction of their own; returns the last seq."""
     with app.db.transaction() as c:
-        return append(c, app.db, [row])
+        return append(c, app.db, rows)
 
 
 def append_events(c: Cursor, db: Database, stored_events: Sequence[Any],
-                  meta: dict[tuple[str, int], tuple[str, str]] | None) -> None:
+                  meta: dict[tuple[str, int], tuple[str, str]] | None, first: Sequence[Row] = ()) -> None:
     """The recorder's hook, inside the events' transaction: one entry per event, in
-    the order they are inserted. `meta` maps (stream hex, version) to (actor, at)."""
+    the order they are inserted, after `first` (the gate's decisions for this command).
+    `meta` maps (stream hex, version) to (actor, at)."""
     meta = meta or {}
     now = ""
-    rows: list[Row] = []
+    rows: list[Row] = list(first)
     for e in stored_events:
         oid = e.originator_id
         uid = oid if isinstance(oid, UUID) else UUID(str(oid))

@@ -426,8 +426,8 @@ class Runner:
             return 0
         with self._lock, _no_gc_pauses():
             head = self.app.recorder.max_notification_id() or 0
+            pos = self.positions()
             while True:
-                pos = self.positions()
                 start = min(pos[v.name] for v in views)
                 if start >= head:
                     break
@@ -443,7 +443,10 @@ class Runner:
                 try:
                     self._apply(views, pos, events, last)
                 except _Raced:
+                    pos = self.positions()  # another runner moved them: where are they now?
                     continue
+                for v in views:
+                    pos[v.name] = max(pos[v.name], last)
                 applied += len(events)
                 if progress:
                     progress(last, head)

@@ -376,3 +376,39 @@ def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School)
         app.enrol_student(school.principal, school_id=school.id, student_no="2026200", name="越权学生",
                           gender="男", birth_date=date(2013, 1, 1), grade="七年级", class_name=CLASS)
     assert app.get_student(other.principal, other.student("2026001")).school_id == other.id
+
+
+def trail_tail(app: Anxin, n: int) -> list[tuple[str, str, str]]:
+    """The last n trail entries, oldest first: (kind, actor, subject)."""
+    rows = app.db.fetch("SELECT kind, actor_id, subject FROM {t}anxin_audit ORDER BY seq DESC LIMIT ?", (n,))
+    return [(r[0], r[1], r[2]) for r in reversed(rows)]
+
+
+def test_a_commands_decision_is_recorded_with_its_events(app: Anxin, school: School, clock: Clock) -> None:
+    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    clock.advance(days=1)
+    # when the teacher records a check-in
+    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
+    # then the gate's decision and the event are the trail's last two entries, in that order
+    assert trail_tail(app, 2) == [("access", school.teacher.staff_id, pid), ("event", school.teacher.staff_id, pid)]
+    assert [(r[1], r[3]) for r in access_rows(app, school.teacher)] == [(a.PAIRING_WRITE, 1)]
+
+
+def test_a_command_the_domain_or_a_conflict_refuses_still_has_its_decision_recorded(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    from domain.common import Conflict, DomainError
+
+    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    # when the teacher's check-in is refused by a rule (a date in the future) ...
+    with pytest.raises(DomainError):
+        app.record_check_in(school.teacher, pid, held_on=date(2099, 1, 1), notes={"thinking": "未来"})
+    # ... and another is refused as a stale edit
+    with pytest.raises(Conflict):
+        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "旧页面"},
+                            expected_version=0)
+    # then nothing was written, and both allowed decisions are on record all the same
+    assert app.get_pairing(school.teacher, pid).version == 1
+    assert [(r[1], r[3]) for r in access_rows(app, school.teacher) if r[1] == a.PAIRING_WRITE] == [
+        (a.PAIRING_WRITE, 1), (a.PAIRING_WRITE, 1)]
+    assert [k for k, _, _ in trail_tail(app, 2)] == ["access", "access"]
