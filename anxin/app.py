@@ -354,6 +354,24 @@ class Core(Application[UUID]):
             raise PermissionDenied(reason=decision.reason)
         return decision
 
+    @contextmanager
+    def decisions_together(self) -> Iterator[None]:
+        """The gate's decisions made inside the block (a page that reads several views) are
+        recorded together, in one transaction, as the block ends, whether it ends well or
+        not; nothing read inside leaves the block before they are. Inside a command or
+        another such block, they go where that one's go."""
+        if deferred_access.get() is not None:
+            yield
+            return
+        rows: list[Any] = []
+        token = deferred_access.set(rows)
+        try:
+            yield
+        finally:
+            deferred_access.reset(token)
+            if rows:
+                audit.record_many(self, rows)
+
     def needs_reason(self, actor: Actor, action: str, kind: str, stream_id: str | UUID) -> bool:
         """Whether the gate would allow this read only with a stated reason (break-glass):
         the rule is asked without recording a decision, so a page can show the reason form

@@ -412,3 +412,13 @@ def test_a_command_the_domain_or_a_conflict_refuses_still_has_its_decision_recor
     assert [(r[1], r[3]) for r in access_rows(app, school.teacher) if r[1] == a.PAIRING_WRITE] == [
         (a.PAIRING_WRITE, 1), (a.PAIRING_WRITE, 1)]
     assert [k for k, _, _ in trail_tail(app, 2)] == ["access", "access"]
+
+
+def test_decisions_made_together_are_all_recorded_even_when_one_is_denied(app: Anxin, school: School) -> None:
+    # when a teacher reads their own student, then another class's, inside one block
+    with pytest.raises(PermissionDenied), app.decisions_together():
+        app.get_student(school.teacher, school.student("2026001"))
+        app.get_student(school.teacher, school.student("2026003"))
+    # then both decisions are on record, in order, allowed and denied
+    assert [(r[2], r[3]) for r in access_rows(app, school.teacher)] == [
+        (school.student("2026001"), 1), (school.student("2026003"), 0)]

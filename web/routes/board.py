@@ -109,10 +109,11 @@ def cases_by_month(lines: list[Any]) -> tuple[Chart, list[str]]:
 def board(request: Request, user: User = Depends(page_user)) -> Response:
     app = get_web(request).app
     school = user.actor.school_id or ""
-    lines = case_board(app, user.actor, school)
-    risks = risk_counts(app, user.actor, school)
-    overdue = overdue_counts(app, user.actor, school)
-    pairings = pairing_counts(app, user.actor, school)
+    with app.decisions_together():  # four reads, their decisions recorded in one transaction
+        lines = case_board(app, user.actor, school)
+        risks = risk_counts(app, user.actor, school)
+        overdue = overdue_counts(app, user.actor, school)
+        pairings = pairing_counts(app, user.actor, school)
     cases_chart, statuses = cases_by_month(lines)
     risk_chart = chart("risk-chart", [
         Row(RISK_LABELS[k], True, [Segment(k, RISK_LABELS[k], risks[k], RISK_FILL[k])]) for k in RISK_LEVELS
