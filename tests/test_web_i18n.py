@@ -117,3 +117,25 @@ if __name__ == "__main__":  # prints the missing entries as .po stubs: python te
         if text not in english and where.startswith(prefix):
             quoted = text.replace('"', '\\"')
             print(f'#: {where}\nmsgid "{quoted}"\nmsgstr ""\n')
+
+
+def test_times_are_shown_and_read_on_the_policys_wall_clock(app) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from web.app import create_app
+    from web.routes.cases import _when
+
+    at = datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
+    try:
+        # given the default policy: Beijing time
+        create_app(app)
+        assert i18n.fmt_datetime(at, "zh") == "2026年11月25日 09:30"
+        # when a district's policy says Ürümqi time
+        app.policy = replace(app.policy, timezone="Asia/Urumqi")
+        create_app(app)
+        # then times are shown, and typed times read, on that clock
+        assert i18n.fmt_datetime(at, "zh") == "2026年11月25日 07:30"
+        assert _when("2026-11-25T07:30", "发生时间") == at
+    finally:
+        i18n.set_school_timezone("Asia/Shanghai")

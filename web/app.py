@@ -70,6 +70,7 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
         anxin = open_app()
     if secure_cookies is None:
         secure_cookies = os.environ.get("ANXIN_SECURE_COOKIES", "") == "1"
+    i18n.set_school_timezone(anxin.policy.timezone)
     web = Web(anxin, secure_cookies=secure_cookies)
     stop = threading.Event()
 

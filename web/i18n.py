@@ -26,7 +26,17 @@ from domain.common import DomainError
 LANGUAGES = {"zh": "简体中文", "en": "English"}
 DEFAULT = "zh"
 LOCALE_DIR = Path(__file__).parent / "locale"
-SCHOOL_TZ = ZoneInfo("Asia/Shanghai")
+_school_tz = [ZoneInfo("Asia/Shanghai")]  # the policy's timezone, set by create_app
+
+
+def set_school_timezone(name: str) -> None:
+    """The schools' wall clock (the policy's `timezone`): times are shown, and dates and
+    times typed into forms are read, in it."""
+    _school_tz[0] = ZoneInfo(name)
+
+
+def school_tz() -> ZoneInfo:
+    return _school_tz[0]
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en"}
 
 
@@ -130,7 +140,7 @@ def lookup(text: str, lang: str, depth: int = 0) -> str | None:
 
 
 def local(value: datetime) -> datetime:
-    return value.astimezone(SCHOOL_TZ) if value.tzinfo else value
+    return value.astimezone(_school_tz[0]) if value.tzinfo else value
 
 
 def fmt_date(value: date | datetime | None, lang: str | None = None) -> str:

@@ -55,12 +55,12 @@ def _list(form: dict[str, Any], key: str) -> list[str]:
 
 
 def _when(value: str, what: str) -> datetime:
-    """A datetime-local field, read as school time (Asia/Shanghai)."""
+    """A datetime-local field, read as school time (the policy's timezone)."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=i18n.SCHOOL_TZ)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=i18n.school_tz())
 
 
 def _day(value: str, what: str) -> date | None:

@@ -25,7 +25,7 @@ from domain.support import CATEGORIES
 from projections.pairing_board import pairing_board, pairing_counts
 from web import i18n
 from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
-from web.i18n import SCHOOL_TZ
+from web.i18n import school_tz
 
 router = APIRouter(include_in_schema=False)
 
@@ -186,7 +186,7 @@ def escalate(request: Request, pairing_id: str, user: User = Depends(page_user),
                     risk_level=str(form.get("risk_level", "")), reason=reason, expected_version=version)
         elif target == "bullying_case":
             occurred_on = _date(form.get("occurred_on"), "发生日期")
-            occurred_at = datetime.combine(occurred_on, time(12, 0), SCHOOL_TZ)
+            occurred_at = datetime.combine(occurred_on, time(12, 0), school_tz())
             forms = form.get("forms") or []
             forms = [forms] if isinstance(forms, str) else forms
             with get_web(request).writing() as app:
