@@ -156,14 +156,20 @@ class Core(Application[UUID]):
         transcoder.register(SetAsList())
 
     # -- saving and loading -----------------------------------------------------------
-    def _save(self, *aggregates: CaseAggregate, extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
-        """Save aggregates with their directory rows and new keys, atomically."""
+    def _save(self, *aggregates: CaseAggregate, extra: Iterable[tuple[str, tuple[Any, ...]]] = (),
+              loaded_scope: Scope | None = None) -> None:
+        """Save aggregates with their directory rows and new keys, atomically.
+        `loaded_scope`: a single aggregate's scope as it was loaded; if the change leaves
+        it as it was, its directory row and links are left alone."""
         # All upserts, then all link deletions, then all link insertions: each
         # aggregate's own order is kept, and the recorder sends each run of one
         # statement as a single executemany.
         upserts, deletes, inserts = [], [], []
         for a in aggregates:
-            u, d, i = self._directory_statements(a.scope(), a.id)
+            scope = a.scope()
+            if loaded_scope is not None and len(aggregates) == 1 and scope == loaded_scope:
+                continue
+            u, d, i = self._directory_statements(scope, a.id)
             upserts += u
             deletes += d
             inserts += i
@@ -288,8 +294,9 @@ class Core(Application[UUID]):
         if check is None:
             agg = self._load(stream_id, cls)
             self._expect(agg, expected_version)
+            loaded = agg.scope()
             yield agg
-            self._save(agg)
+            self._save(agg, loaded_scope=loaded)
             return
         rows: list[Any] = []
         token = deferred_access.set(rows)
@@ -298,8 +305,9 @@ class Core(Application[UUID]):
             self.check(actor, action, kind, stream_id)
             agg = self._load(stream_id, cls)
             self._expect(agg, expected_version)
+            loaded = agg.scope()
             yield agg
-            self._save(agg)
+            self._save(agg, loaded_scope=loaded)
         finally:
             deferred_access.reset(token)
             if rows:  # not written by a save
