@@ -88,6 +88,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.schema import CreateIndex
 
 from domain import access
 from domain.access import Resource
@@ -315,6 +316,11 @@ file_span_counts = Table(
     Column("n", Integer, nullable=False),
 )
 
+# Indexes of earlier versions, replaced by the ones above (dropped by a rebuild).
+_REPLACED_INDEXES = ("ix_v_report_facts_school_day", "ix_v_report_cases_school_day", "ix_v_report_case_spans_school",
+                     "ix_v_report_file_spans_school", "ix_v_report_pairing_spans_school",
+                     "ix_v_report_check_ins_school_day", "ix_v_report_screenings_school_day")
+
 AGGREGATES = (check_in_days, screening_days, screened_days, pairing_span_counts, overdue_counts, fact_counts,
               file_span_counts)
 TABLES = (facts, cases, case_spans, files, file_spans, pairings, pairing_spans, check_ins,
@@ -536,6 +542,18 @@ class ReportView(WriteBehind, View):
         self._screened: dict[tuple[str, str], set[tuple[str, str]]] = {}
         # Pairings whose overdue runs may have changed since the last flush.
         self._overdue: set[str] = set()
+
+    def clear(self, conn: Connection) -> None:
+        """Drop the rows (a rebuild follows); and make the indexes what they are now: a
+        database made by an earlier version has its tables (the runner creates only
+        missing ones), so the indexes added since are created here and those replaced
+        are dropped. `anxin projections rebuild report` brings such a database up to date."""
+        super().clear(conn)
+        for name in _REPLACED_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        for table in self.tables:
+            for index in table.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
     def flush(self, conn: Connection) -> None:
         super().flush(conn)
