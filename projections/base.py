@@ -16,6 +16,7 @@ what was kept back. A rebuild folds the log in larger batches.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,6 +54,15 @@ tracking = Table(
     metadata,
     Column("view", String(64), primary_key=True),
     Column("position", Integer, nullable=False),
+)
+
+# Each view's table definitions (a hash of their DDL) as its rows were folded: a view whose
+# tables have changed since (a new version of Anxin) is made anew and folded again.
+view_schema = Table(
+    "view_schema",
+    metadata,
+    Column("view", String(64), primary_key=True),
+    Column("signature", String(64), nullable=False),
 )
 
 
@@ -390,6 +400,18 @@ def engine_for(app: Core) -> Engine:
 REBUILD_BATCH = 20_000
 
 
+def schema_signature(view: View, dialect: Any) -> str:
+    """A hash of the DDL of a view's tables and their indexes, as this database would run it."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    h = hashlib.sha256()
+    for t in sorted(view.tables, key=lambda t: t.name):
+        h.update(str(CreateTable(t).compile(dialect=dialect)).encode())
+        for ix in sorted(t.indexes, key=lambda ix: ix.name or ""):
+            h.update(str(CreateIndex(ix).compile(dialect=dialect)).encode())
+    return h.hexdigest()
+
+
 class Runner:
     """Keeps a set of views up to date with the application's log."""
 
@@ -402,10 +424,29 @@ class Runner:
         self._lock = threading.Lock()
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            # One process at a time (two workers starting together): take the write lock first.
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE view_schema IN EXCLUSIVE MODE")
+            else:
+                conn.execute(update(view_schema).where(view_schema.c.view == "").values(signature=""))
             known = {r[0] for r in conn.execute(select(tracking.c.view))}
+            signed = {r[0]: r[1] for r in conn.execute(select(view_schema.c.view, view_schema.c.signature))}
             for v in self.views:
+                sig = schema_signature(v, conn.dialect)
                 if v.name not in known:
                     conn.execute(tracking.insert().values(view=v.name, position=0))
+                elif signed.get(v.name) != sig:
+                    # Folded into tables of another shape (or before shapes were recorded):
+                    # make them anew and fold the whole log again.
+                    for t in reversed(v.tables):
+                        t.drop(conn, checkfirst=True)
+                    for t in v.tables:
+                        t.create(conn)
+                    conn.execute(update(tracking).where(tracking.c.view == v.name).values(position=0))
+                if signed.get(v.name) is None:
+                    conn.execute(view_schema.insert().values(view=v.name, signature=sig))
+                elif signed[v.name] != sig:
+                    conn.execute(update(view_schema).where(view_schema.c.view == v.name).values(signature=sig))
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -38,7 +38,8 @@ screened in any period, without the students); pairing spans alike
 (`v_report_overdue_counts`); dated facts alike (`v_report_fact_counts`) and support-file
 spans alike (`v_report_file_span_counts`). An erased stream's share is taken out of them before its
 rows are deleted; a count fallen to nought is deleted, so a rebuild gives the same rows.
-A database made before these tables existed needs `anxin projections rebuild report`.
+A database made before these tables existed is folded again when it is opened (the runner
+notices that the view's tables changed shape: projections.base.schema_signature).
 
 "Overdue" is computed at query time, as of the period end (or today, if the period has
 not ended yet): from due dates, and for pairings from their overdue runs (which answer

@@ -87,3 +87,31 @@ def test_a_save_folded_from_memory_equals_the_same_events_read_back(
     app.views.rebuild()
     # then the rows are the same
     assert dump_all(app) == folded
+
+
+def test_a_view_whose_tables_changed_since_it_was_folded_is_made_anew_and_folded_again(
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
+    from sqlalchemy import update
+
+    from projections.base import view_schema
+
+    # given a history, folded
+    some_history(app, school, clock)
+    folded = dump_all(app)
+    # and a database as an older version left it: every view's tables of another shape,
+    # empty (say, tables that version did not have), with the positions at the end
+    with app.views.engine.begin() as conn:
+        conn.execute(update(view_schema).values(signature="an older shape"))
+        for v in app.views.views:
+            for t in reversed(v.tables):
+                conn.execute(t.delete())
+    # when this version opens it
+    again = store.open(clock)
+    # then every view was made anew and folded from the log: the same rows as before
+    assert positions(again) == {again.recorder.max_notification_id()}
+    assert dump_all(again) == folded
+    # and opening it once more changes nothing
+    with again.views.engine.connect() as conn:
+        assert {r[0] for r in conn.execute(select(view_schema.c.signature))} != {"an older shape"}
+    assert dump_all(store.open(clock)) == folded
