@@ -276,3 +276,21 @@ def test_anxin_serve_with_two_workers_serves_one_session_from_both(store: Store,
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)
             server.wait()
+
+
+def test_connections_on_a_socket_bound_by_uvicorn_for_workers_get_nodelay() -> None:
+    """uvicorn binds the workers' listening socket with proto 0; asyncio would leave Nagle on
+    for its connections (each response then waits ~40 ms for the client's delayed ACK)."""
+    import asyncio.base_events as base_events
+    import socket
+
+    from web.app import _nodelay_on_every_tcp_socket  # what create_app installs in every worker
+
+    _nodelay_on_every_tcp_socket()
+    sock = socket.socket(socket.AF_INET)  # as uvicorn's Config.bind_socket makes it
+    try:
+        assert sock.proto == 0
+        base_events._set_nodelay(sock)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
