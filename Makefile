@@ -21,7 +21,7 @@ run: install
 	$(BIN)/anxin serve --host 127.0.0.1 --port 8000
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: install
 	$(BIN)/ruff check domain projections web anxin tests
