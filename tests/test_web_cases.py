@@ -361,3 +361,42 @@ def test_corrections_return_and_removal(site: DemoSite, browse) -> None:
     refused = p.post(f"/cases/{case_id}/approve", {"expected_version": str(version), "reason": "同意"})
     assert refused.status_code == 400 and "记录人以外的校长" in refused.text
     assert _case(site, case_id).version == version
+
+
+def _determined_and_appealed(site: DemoSite, browse, tag: str) -> tuple[Browser, str, str]:
+    """A case taken through the pages to an approved determination (bullying, minor) that the
+    bullying student's family appeals; the safety lead's browser, the case, the appeal."""
+    s, p = browse("safety1"), browse("principal1")
+    target, bully = _students(site, "八年级1班")[:2]
+    r = _report(site, s, [(target.student_no, "targeted"), (bully.student_no, "bullying")], f"抢夺文具 {tag}")
+    case_id = r.headers["location"].rsplit("/", 1)[1]
+    _step(site, s, case_id, "start_investigation", {})
+    _step(site, s, case_id, "complete_investigation", {"findings": f"属实 {tag}"})
+    _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "多次抢夺"})
+    _step(site, p, case_id, "approve", {"reason": "同意"})
+    _step(site, s, case_id, "appeal", {"party_id": bully.id, "grounds": f"只是借用 {tag}"})
+    appeal_id = _case(site, case_id).pending_appeal_id
+    assert appeal_id and _case(site, case_id).status == "appealed"
+    return s, case_id, appeal_id
+
+
+def test_an_appeal_that_changes_the_determination_or_reopens_the_case(site: DemoSite, browse) -> None:
+    tag = uuid.uuid4().hex[:6]
+    # when the review changes the determination to "not bullying"
+    s, case_id, appeal_id = _determined_and_appealed(site, browse, tag)
+    before = _case(site, case_id).current_determination_id
+    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "changed",
+                                                       "bullying": "no", "reason": f"复查认定为借用 {tag}"})
+    # then a new determination replaces the old one, and the page says so
+    c = _case(site, case_id)
+    assert c.appeals[appeal_id]["outcome"] == "changed" and c.current_determination_id != before
+    assert c.determination is not None and c.determination["bullying"] is False
+    assert c.determination["source"] == "appeal_review" and f"复查认定为借用 {tag}" in page
+    # when another case's review sends it back for a new investigation
+    s, case_id, appeal_id = _determined_and_appealed(site, browse, tag + "b")
+    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "reopened",
+                                                       "reason": f"需补充调查新证人 {tag}"})
+    # then the case is investigated again
+    c = _case(site, case_id)
+    assert c.appeals[appeal_id]["outcome"] == "reopened" and c.status == "investigating" and c.determination is None
+    assert f"需补充调查新证人 {tag}" in page
