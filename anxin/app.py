@@ -291,27 +291,22 @@ class Core(Application[UUID]):
         """Load a stream, let the caller change it, save it. With `check` (actor, action,
         kind): first the gate decides on the stream; its decision is recorded in the
         save's own transaction, or on its own if nothing is saved (refused, failed)."""
-        if check is None:
-            agg = self._load(stream_id, cls)
-            self._expect(agg, expected_version)
-            loaded = agg.scope()
-            yield agg
-            self._save(agg, loaded_scope=loaded)
-            return
         rows: list[Any] = []
-        token = deferred_access.set(rows)
+        token = deferred_access.set(rows) if check is not None else None
         try:
-            actor, action, kind = check
-            self.check(actor, action, kind, stream_id)
+            if check is not None:
+                actor, action, kind = check
+                self.check(actor, action, kind, stream_id)
             agg = self._load(stream_id, cls)
             self._expect(agg, expected_version)
             loaded = agg.scope()
             yield agg
             self._save(agg, loaded_scope=loaded)
         finally:
-            deferred_access.reset(token)
-            if rows:  # not written by a save
-                audit.record_many(self, rows)
+            if token is not None:
+                deferred_access.reset(token)
+                if rows:  # not written by a save
+                    audit.record_many(self, rows)
 
     def now(self) -> datetime:
         return self.clock()
