@@ -687,7 +687,12 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 
 
 def period_args() -> list[str]:
-    today = datetime.now(UTC).date()
+    # The schools' today (the app's clock reads the policy's timezone), not UTC's: from
+    # 16:00 UTC on, Beijing is a day ahead and the day's events would fall after the period.
+    from anxin.app import school_clock
+    from domain.policy import Policy
+
+    today = school_clock(Policy().timezone)().date()
     return ["--from", (today - timedelta(days=30)).isoformat(), "--to", today.isoformat()]
 
 
