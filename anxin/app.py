@@ -12,7 +12,7 @@ import contextvars
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -291,9 +291,7 @@ class Core(Application[UUID]):
         """Load a stream, let the caller change it, save it. With `check` (actor, action,
         kind): first the gate decides on the stream; its decision is recorded in the
         save's own transaction, or on its own if nothing is saved (refused, failed)."""
-        rows: list[Any] = []
-        token = deferred_access.set(rows) if check is not None else None
-        try:
+        with self._deferred_decisions(own=True) if check is not None else nullcontext():
             if check is not None:
                 actor, action, kind = check
                 self.check(actor, action, kind, stream_id)
@@ -302,11 +300,6 @@ class Core(Application[UUID]):
             loaded = agg.scope()
             yield agg
             self._save(agg, loaded_scope=loaded)
-        finally:
-            if token is not None:
-                deferred_access.reset(token)
-                if rows:  # not written by a save
-                    audit.record_many(self, rows)
 
     def now(self) -> datetime:
         return self.clock()
@@ -357,13 +350,20 @@ class Core(Application[UUID]):
             raise PermissionDenied(reason=decision.reason)
         return decision
 
-    @contextmanager
-    def decisions_together(self) -> Iterator[None]:
+    def decisions_together(self) -> AbstractContextManager[None]:
         """The gate's decisions made inside the block (a page that reads several views) are
         recorded together, in one transaction, as the block ends, whether it ends well or
         not; nothing read inside leaves the block before they are. Inside a command or
         another such block, they go where that one's go."""
-        if deferred_access.get() is not None:
+        return self._deferred_decisions(own=False)
+
+    @contextmanager
+    def _deferred_decisions(self, own: bool) -> Iterator[None]:
+        """Collect the gate's decisions made inside (`authorize` appends them) and record
+        whatever a save has not already written, in one transaction, as the block ends.
+        `own`: a scope of its own even inside another (a command's decisions go with its
+        save); otherwise an enclosing scope, if any, takes them."""
+        if not own and deferred_access.get() is not None:
             yield
             return
         rows: list[Any] = []
@@ -372,7 +372,7 @@ class Core(Application[UUID]):
             yield
         finally:
             deferred_access.reset(token)
-            if rows:
+            if rows:  # not written by a save
                 audit.record_many(self, rows)
 
     def needs_reason(self, actor: Actor, action: str, kind: str, stream_id: str | UUID) -> bool:
