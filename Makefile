@@ -20,8 +20,11 @@ run: install
 	$(BIN)/anxin summary
 	$(BIN)/anxin serve --host 127.0.0.1 --port 8000
 
+# One pytest worker per core, a file's tests together. A crashed worker is not replaced:
+# pytest-xdist's loadfile scheduler can hang forever after a replacement (its issue 784),
+# so a crash fails the run at once.
 test: install
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --max-worker-restart 0
 
 lint: install
 	$(BIN)/ruff check domain projections web anxin tests

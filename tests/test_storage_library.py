@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+import threading
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +35,17 @@ AT = datetime(2026, 10, 12, 9, 30, tzinfo=UTC)
 
 
 # -- the library's recorder test cases, on our recorders --------------------------------------
+def join_threads_started_since(before: set[threading.Thread]) -> None:
+    """The library's concurrency cases set a stop flag for their reader threads but
+    don't join them, so on a busy machine a reader can still be inside SQLite when
+    tearDown closes its connection: CPython 3.11's sqlite3 then crashes the process
+    (it did, in CI). Wait for those threads before closing anything."""
+    for thread in set(threading.enumerate()) - before:
+        if not thread.daemon and thread is not threading.current_thread():  # (pools' workers are daemons)
+            thread.join(timeout=60)
+            assert not thread.is_alive(), f"{thread.name} still running after the test"
+
+
 def attach_anxin_seam(recorder: Any) -> Any:
     """Wire our side tables and key store into the recorder, as the application does,
     so the library's expectations are checked with our `_insert_events` seam active."""
@@ -49,13 +61,17 @@ class SQLiteRecorderSetup:
     def setUp(self) -> None:
         self._tmp = tempfile.TemporaryDirectory()
         self._datastores: list[SQLiteDatastore] = []
+        self._threads_before = set(threading.enumerate())
         super().setUp()  # type: ignore[misc]
 
     def tearDown(self) -> None:
-        super().tearDown()  # type: ignore[misc]
-        for ds in self._datastores:
-            ds.close()
-        self._tmp.cleanup()
+        try:
+            join_threads_started_since(self._threads_before)
+            super().tearDown()  # type: ignore[misc]
+        finally:
+            for ds in self._datastores:
+                ds.close()
+            self._tmp.cleanup()
 
     def create_recorder(self) -> AnxinSQLiteRecorder:
         path = Path(self._tmp.name) / f"{uuid4().hex}.db"
@@ -82,15 +98,19 @@ class PostgresRecorderSetup:
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=self.schema,
             pool_size=4, max_overflow=12,
         )
+        self._threads_before = set(threading.enumerate())
         super().setUp()  # type: ignore[misc]
 
     def tearDown(self) -> None:
         import psycopg
 
-        super().tearDown()  # type: ignore[misc]
-        self.datastore.close()
-        with psycopg.connect(PG_URL, autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
+        try:
+            join_threads_started_since(self._threads_before)
+            super().tearDown()  # type: ignore[misc]
+        finally:
+            self.datastore.close()
+            with psycopg.connect(PG_URL, autocommit=True) as conn:  # type: ignore[arg-type]
+                conn.execute(f"DROP SCHEMA {self.schema} CASCADE")
 
     def create_recorder(self) -> AnxinPostgresRecorder:
         recorder = AnxinPostgresRecorder(self.datastore, events_table_name="anxin_events")
