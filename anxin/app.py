@@ -220,6 +220,15 @@ class Core(Application[UUID]):
     def after_shred(self, stream_id: str) -> None:
         """Called once a stream's key is destroyed (views forget what they derived)."""
 
+    def analyze(self, changed: int | None = None) -> bool:
+        """Refresh PostgreSQL's planner statistics of the store (see Database.analyze)."""
+        assert self.snapshots is not None
+        return self.db.analyze([self.snapshots.recorder.events_table_name], changed)  # type: ignore[attr-defined]
+
+    def after_bulk_load(self, rows: int) -> None:
+        """After an import: statistics refreshed if the import is large beside the store."""
+        self.analyze(changed=rows)
+
     def save_many(self, aggregates: list[CaseAggregate], extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
         """One transaction for a batch (imports): keys, events and directory together."""
         self._save(*aggregates, extra=extra)

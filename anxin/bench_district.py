@@ -153,6 +153,7 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
             log(f"  school {s + 1}/{n_schools}: {app.recorder.max_notification_id():,} events")
     finally:
         del app.after_save
+    app.analyze()  # after a bulk load, as its loader would (PostgreSQL's statistics)
     counts["events"] = app.recorder.max_notification_id() or 0
     return schools, supervisor, counts
 

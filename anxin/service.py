@@ -34,6 +34,12 @@ class Anxin(EscalationCommands, Core):
     def after_shred(self, stream_id: str) -> None:
         self.views.erase(stream_id)
 
+    def analyze(self, changed: int | None = None) -> bool:
+        ran = super().analyze(changed)
+        if ran:
+            self.views.analyze()
+        return ran
+
     def close(self) -> None:
         self.views.engine.dispose()
         super().close()

@@ -216,6 +216,41 @@ class Database:
         row = self.fetchone("SELECT wrapped, kek_id FROM {t}anxin_keys WHERE stream_id = ?", (stream_id,))
         return None if row is None else (row[0], row[1])
 
+    def fetch_keys(self, stream_ids: Sequence[str]) -> list[tuple[str, bytes | None, str]]:
+        """Many streams' key rows, 500 ids per query."""
+        out: list[tuple[str, bytes | None, str]] = []
+        for n in range(0, len(stream_ids), 500):
+            chunk = tuple(stream_ids[n : n + 500])
+            marks = ",".join("?" * len(chunk))
+            out += [(r[0], r[1], r[2]) for r in self.fetch(
+                f"SELECT stream_id, wrapped, kek_id FROM {{t}}anxin_keys WHERE stream_id IN ({marks})", chunk)]
+        return out
+
+    def analyze(self, more: Sequence[str] = (), changed: int | None = None) -> bool:
+        """After a bulk load on PostgreSQL: refresh the planner's statistics of the store's
+        tables, as the PostgreSQL manual advises after loading much data, rather than wait
+        for autovacuum (which may be off, or a minute away). Without them it estimates
+        hundreds of thousands of rows for a 16-stream lookup and plans a parallel, JIT-
+        compiled scan: 45 ms instead of 1 ms at district scale. SQLite's planner needs no
+        statistics for these keyed lookups: nothing to do there. `changed`: how many rows
+        were just loaded; then only if that is a tenth of what the statistics know.
+        Whether it ran."""
+        if self.dialect != "postgres":
+            return False
+        names = [self.recorder.events_table_name, *more, *SIDE_TABLES]
+        with self.recorder.datastore.get_connection() as conn:
+            if changed is not None:
+                # As autovacuum would (its analyze scale factor): only when the rows just
+                # written are a tenth of what the statistics know (-1: never analyzed).
+                row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+                                   (self.t(self.recorder.events_table_name),)).fetchone()
+                known = float(row["reltuples"] if isinstance(row, dict) else row[0]) if row else -1.0
+                if known >= 0 and changed < 0.1 * known:
+                    return False
+            for name in names:
+                conn.execute(f"ANALYZE {self.t(name)}")
+        return True
+
     def all_keys(self) -> list[tuple[str, bytes | None, str]]:
         return [(r[0], r[1], r[2]) for r in self.fetch("SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys")]
 

@@ -486,7 +486,9 @@ class SupportCommands(Core):
             raise ImportRejected(errors)
         if not rows:
             raise ImportRejected([(1, "文件中没有数据行")])
-        return self._apply_screenings(actor, school_id, rows, existing)
+        result = self._apply_screenings(actor, school_id, rows, existing)
+        self.after_bulk_load(len(rows))  # type: ignore[attr-defined]
+        return result
 
     def _check_csv(self, school_id: str, csv_text: str) -> tuple[list[_Row], list[tuple[int, str]]]:
         text = csv_text[1:] if csv_text.startswith("\ufeff") else csv_text
@@ -717,6 +719,7 @@ class SupportCommands(Core):
                 events.setdefault(str(uid), []).append(
                     StoredEvent(originator_id=uid, originator_version=version, topic=topic, state=bytes(state))
                 )
+        self.keystore.prefetch([s[0].originator_id.hex for s in events.values()])  # type: ignore[attr-defined]
         for sid, stored in events.items():
             try:
                 agg = None

@@ -549,7 +549,18 @@ class Runner:
         self.app.keystore.preload()
         # Larger transactions while folding the whole log: fewer commits, and a stream's
         # events (saved together) mostly land in one batch, where kept-back rows absorb them.
-        return self.catch_up(views, progress, batch=max(self.batch, REBUILD_BATCH))
+        n = self.catch_up(views, progress, batch=max(self.batch, REBUILD_BATCH))
+        self.analyze()
+        return n
+
+    def analyze(self) -> None:
+        """PostgreSQL: refresh the planner's statistics of the view tables after they were
+        filled in bulk (a rebuild), as for the store (`Database.analyze`)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                conn.exec_driver_sql(f"ANALYZE {table.name}")
 
     def erase(self, stream_id: str) -> None:
         with self.engine.begin() as conn:
