@@ -422,6 +422,9 @@ class Runner:
         self.batch = batch
         self.engine = engine_for(app)
         self._lock = threading.Lock()
+        # The log's head at which every view was last seen caught up: a read that finds
+        # the head there still needs no position query (a page of four reads asks once).
+        self._settled = 0
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             # One process at a time (two workers starting together): take the write lock first.
@@ -465,8 +468,13 @@ class Runner:
         applied = 0
         if not views:
             return 0
+        every = len(views) == len(self.views)
         with self._lock, _no_gc_pauses():
             head = self.app.recorder.max_notification_id() or 0
+            if every and head <= self._settled:
+                # Positions only move forward (a rebuild in this process resets the mark;
+                # one run by another process, meanwhile, is seen once it has folded anew).
+                return 0
             pos = self.positions()
             while True:
                 start = min(pos[v.name] for v in views)
@@ -491,6 +499,8 @@ class Runner:
                 applied += len(events)
                 if progress:
                     progress(last, head)
+            if every and all(pos[v.name] >= head for v in views):
+                self._settled = max(self._settled, head)
         return applied
 
     def _apply(self, views: Sequence[View], pos: dict[str, int], events: list[tuple[int, Any]], last: int) -> None:
@@ -543,6 +553,7 @@ class Runner:
         """Drop a view's rows and fold the whole log again."""
         views = [self.by_name[n] for n in names] if names else self.views
         with self._lock, self.engine.begin() as conn:
+            self._settled = 0
             for v in views:
                 v.clear(conn)
                 conn.execute(update(tracking).where(tracking.c.view == v.name).values(position=0))

@@ -115,3 +115,28 @@ def test_a_view_whose_tables_changed_since_it_was_folded_is_made_anew_and_folded
     with again.views.engine.connect() as conn:
         assert {r[0] for r in conn.execute(select(view_schema.c.signature))} != {"an older shape"}
     assert dump_all(store.open(clock)) == folded
+
+
+def test_a_read_with_nothing_new_asks_no_positions_and_another_processs_write_is_still_seen(
+        store: Store, school: School, clock: Clock, monkeypatch: Any) -> None:
+    app = store.apps[0]
+    other = store.open(clock)  # a second process on the same store
+    app.views.catch_up()
+    asked: list[int] = []
+    real = app.views.positions
+
+    def counted() -> dict[str, int]:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(app.views, "positions", counted)
+    assert app.views.catch_up() == 0
+    assert asked == []  # the head has not moved: nothing asked
+    other.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    app.views.catch_up()  # the head moved: the positions are read (the other has folded its events)
+    assert len(asked) == 1
+    app.views.catch_up()
+    assert len(asked) == 1  # and at that head, not again
+    assert dump_all(app) == dump_all(other)
+    app.views.rebuild()  # a rebuild forgets the mark, and folds everything again
+    assert dump_all(app) == dump_all(other)
