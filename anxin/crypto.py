@@ -252,17 +252,18 @@ class KeyStore:
         return kek.unwrap(stream_id, bytes(wrapped))
 
     def prefetch(self, stream_ids: Iterable[str]) -> None:
-        """Unwrap the keys of many streams about to be read, with one query per 500
-        instead of one per stream. Keys already in hand are left as they are (their
-        liveness is checked where it matters); a shredded one is forgotten."""
+        """Before many streams are read: their keys with one query per 500 instead of one
+        per stream. Keys not in hand are unwrapped; any key found shredded is forgotten,
+        even one in hand (another process may have shredded it since), so reading that
+        stream then raises StreamErased."""
         assert self.db is not None
-        wanted = [sid for sid in dict.fromkeys(stream_ids) if sid not in self._ciphers]
+        wanted = list(dict.fromkeys(stream_ids))
         if len(wanted) < 2:
             return
         for stream_id, wrapped, kek_id in self.db.fetch_keys(wanted):
             if wrapped is None:
                 self.forget(stream_id)
-            else:
+            elif stream_id not in self._ciphers:
                 self._ciphers[stream_id] = AESGCM(self._unwrap(stream_id, wrapped, kek_id))
 
     def preload(self) -> int:

@@ -404,9 +404,9 @@ class _Labels:
         return bool(ref and ref.erased)
 
     def prefetch(self, student_ids: Iterable[str | None]) -> None:
-        """Resolve many names at once: the student streams read with one query, then
-        checked live with one more (a key cached here may since have been shredded by
-        another process: then it is forgotten, and the name resolved one by one, as 已删除).
+        """Resolve many names at once: the student streams read with one query, their
+        keys with one more (`_load_many`; a key cached here but since shredded by another
+        process is forgotten there, and that name resolved one by one, as 已删除).
         Anything not resolved here is resolved one by one when asked."""
         load_many = getattr(self.app, "_load_many", None)
         wanted: dict[str, str] = {}
@@ -421,21 +421,7 @@ class _Labels:
         from anxin.app import StudentRef
         from domain.roster import Student
 
-        loaded = load_many([UUID(u) for u in wanted], Student)
-        if not loaded:
-            return
-        hexes = [UUID(u).hex for u in loaded]
-        dead: set[str] = set()
-        for n in range(0, len(hexes), 500):
-            chunk = hexes[n : n + 500]
-            marks = ",".join("?" * len(chunk))
-            dead.update(r[0] for r in self.app.db.fetch(
-                f"SELECT stream_id FROM {{t}}anxin_keys WHERE wrapped IS NULL AND stream_id IN ({marks})", tuple(chunk),
-            ))
-        for u, s in loaded.items():
-            if UUID(u).hex in dead:
-                self.app.keystore.forget(UUID(u).hex)
-                continue
+        for u, s in load_many([UUID(u) for u in wanted], Student).items():
             sid = wanted.get(u, u)
             self.refs[sid] = StudentRef(sid, s.school_id, s.class_name, s.student_no, s.name)
 
