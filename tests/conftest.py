@@ -185,4 +185,4 @@ def school(app: Anxin) -> School:
 # real-browser ones (one live server and one Chromium for the whole run, shared by every
 # tests/test_browser*.py file).
 from browser_support import chromium_fixture, live_fixture, open_session_fixture  # noqa: E402,F401
-from web_support import browse, site  # noqa: E402,F401
+from web_support import _close_demo_stores, browse, site  # noqa: E402,F401

@@ -85,27 +85,49 @@ class DemoSite:
             c.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="session", params=STORES)
-def site(request: pytest.FixtureRequest) -> Iterator[DemoSite]:
-    with tempfile.TemporaryDirectory() as tmp:
+# One demo per store per test process. `site` is parametrized by store, so pytest tears
+# it down whenever the next test file runs on the other store; building the demo again
+# each time cost 12-20 s on PostgreSQL per file. The store is built once here and closed
+# when the session ends (`_close_demo_stores`).
+_STORES: dict[str, tuple[Anxin, Any, tempfile.TemporaryDirectory[str], str | None]] = {}
+
+
+def _demo_store(kind: str) -> tuple[Anxin, Any]:
+    if kind not in _STORES:
+        tmp = tempfile.TemporaryDirectory()
         schema = None
-        if request.param == "postgres":
+        if kind == "postgres":
             schema = "w_" + uuid.uuid4().hex[:12]
             _pg_exec(f"CREATE SCHEMA {schema}")
-            config = StoreConfig(url=PG_URL, data_dir=Path(tmp), schema=schema)
+            config = StoreConfig(url=PG_URL, data_dir=Path(tmp.name), schema=schema)
         else:
-            config = StoreConfig(url=None, data_dir=Path(tmp))
+            config = StoreConfig(url=None, data_dir=Path(tmp.name))
         app = Anxin(config, [MasterKey.generate()])
         load_demo(app, students_per_school=200)
-        web = create_app(app, background_seconds=None)
-        s = DemoSite(request.param, app, web)
-        try:
-            yield s
-        finally:
-            s.close()
-            app.close()
-            if schema:
-                _pg_exec(f"DROP SCHEMA {schema} CASCADE")
+        _STORES[kind] = (app, create_app(app, background_seconds=None), tmp, schema)
+    app, web, _tmp, _schema = _STORES[kind]
+    return app, web
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_demo_stores() -> Iterator[None]:
+    yield
+    while _STORES:
+        _kind, (app, _web, tmp, schema) = _STORES.popitem()
+        app.close()
+        if schema:
+            _pg_exec(f"DROP SCHEMA {schema} CASCADE")
+        tmp.cleanup()
+
+
+@pytest.fixture(scope="session", params=STORES)
+def site(request: pytest.FixtureRequest) -> Iterator[DemoSite]:
+    app, web = _demo_store(request.param)
+    s = DemoSite(request.param, app, web)
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture
