@@ -71,6 +71,16 @@ def test_counselor_opens_a_file_records_a_session_and_raises_the_risk(open_sessi
     expect(page.locator("#risk-level")).to_have_text("高危")
     expect(page.locator("ol.risk-history")).to_contain_text("面谈中透露有自伤想法")
     expect(page.locator("main .error")).to_have_count(0)
+
+    # The session is corrected from its own form: the new text shown, with the reason.
+    box = page.locator("#sessions details.action", has=page.locator("summary", has_text="更正此记录"))
+    box.locator("summary").click()
+    box.get_by_label("辅导记录").fill("第一次面谈，建立信任关系；约定每周一次")
+    box.get_by_label("更正原因").fill("补记约定的频次")
+    box.get_by_role("button", name="保存更正").click()
+    expect(page.get_by_role("status").first).to_contain_text("记录已更正")
+    expect(page.locator("#sessions")).to_contain_text("约定每周一次")
+    expect(page.locator("#sessions")).to_contain_text("补记约定的频次")
     s.shot("counselor1-support-file")
 
     page.goto("/support")

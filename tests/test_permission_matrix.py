@@ -80,6 +80,7 @@ MATRIX: list[tuple[str, str, str]] = [
     *[("POST", f"/support/{{c1_file}}/{step}", "DADDADDD") for step in (
         "risk", "category", "plan", "session", "guardian-contact", "referral", "crisis", "review", "reassign",
         "close", "reopen")],
+    ("POST", "/support/{c1_file}/entries/{any_id}/correct", "DADDADDD"),  # no such entry: 400 once allowed
     # -- screenings (pages) ---------------------------------------------------------------------------
     ("GET", "/screenings", "DAAAADDD"),  # the district's figures are in the periodic report
     ("GET", "/screenings/template.csv", "AAAAAAAA"),  # a header line, no data

@@ -9,6 +9,7 @@ import random
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from conftest import ADMIN, STORES, Clock, fresh_app, make_school
@@ -258,6 +259,50 @@ def test_stale_version_is_a_conflict(site: DemoSite, browse) -> None:
     assert [e["summary"] for e in _file(site, file_id).sessions] == ["第一次"]
     r = b.post(f"/support/{file_id}/close", {"expected_version": stale, "reason": "过期"})
     assert r.status_code == 409 and _file(site, file_id).status == "open"
+
+
+def test_an_entry_is_corrected_from_its_own_form_and_history_keeps_both(site: DemoSite, browse) -> None:
+    b = browse("counselor1")
+    [student] = _free_students(site)
+    file_id = _open(site, b, student.student_no)
+    page = b.get(f"/support/{file_id}")
+    assert b.post(f"/support/{file_id}/session", {"expected_version": _version(page.text), "held_on": "",
+                                                  "summary": "谈了考试焦虑", "duration_minutes": "30"}).status_code == 303
+    [entry] = _file(site, file_id).sessions
+    page = b.get(f"/support/{file_id}")
+    action = f'action="/support/{file_id}/entries/{entry["id"]}/correct"'
+    assert action in page.text and "更正此记录" in page.text
+    url = f"/support/{file_id}/entries/{entry['id']}/correct"
+    form = {"held_on": entry["held_on"].isoformat(), "duration_minutes": "30", "summary": "谈了考试焦虑",
+            "next_steps": ""}
+    # nothing changed: refused, nothing written, the form open again with the message
+    r = b.post(url, {"expected_version": _version(page.text), **form, "correction_reason": "笔误"})
+    assert r.status_code == 400 and "没有要更正的内容" in r.text
+    # no reason: refused, and what was typed is kept
+    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "谈了考试焦虑和睡眠",
+                     "correction_reason": ""})
+    assert r.status_code == 400 and "谈了考试焦虑和睡眠" in r.text
+    assert _file(site, file_id).sessions[0]["corrections"] == []
+    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "谈了考试焦虑和睡眠",
+                     "duration_minutes": "45", "correction_reason": "漏记了睡眠问题"})
+    assert r.status_code == 303
+    [entry] = _file(site, file_id).sessions
+    assert (entry["summary"], entry["duration_minutes"]) == ("谈了考试焦虑和睡眠", 45)
+    [c] = entry["corrections"]
+    assert c["changes"] == {"summary": "谈了考试焦虑和睡眠", "duration_minutes": 45} and c["reason"] == "漏记了睡眠问题"
+    shown = b.get(f"/support/{file_id}").text
+    assert "谈了考试焦虑和睡眠" in shown and "漏记了睡眠问题" in shown and "已更正" in shown
+    # the recorded event is still there beneath the correction: history is not edited
+    topics = [e.topic for e in site.app.recorder.select_events(UUID(file_id))]
+    assert any(t.endswith("SessionRecorded") for t in topics) and topics[-1].endswith("EntryCorrected")
+    # a stale page's correction is a conflict; another counselor is refused
+    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "过期页面的更正",
+                     "correction_reason": "过期"})
+    assert r.status_code == 409 and "该记录已被他人修改" in r.text
+    r = browse("counselor2").post(url, {**form, "summary": "不该写入", "correction_reason": "越权"})
+    assert r.status_code == 403 and _file(site, file_id).sessions[0]["summary"] == "谈了考试焦虑和睡眠"
+    assert b.post(f"/support/{file_id}/entries/no-such-entry/correct",
+                  {"expected_version": _version(shown), "summary": "x", "correction_reason": "x"}).status_code == 400
 
 
 def test_another_counselor_cannot_open_the_file(site: DemoSite, browse) -> None:

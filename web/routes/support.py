@@ -18,17 +18,31 @@ from anxin.app import ERASED_LABEL
 from domain import access
 from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied, Role
 from domain.policy import RISK_LABELS, RISK_LEVELS
-from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
+from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES, EntryNotFound
 from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
+FAILS_PAGE = ("permission_denied", "not_found", "erased")  # shown by the app's error page
+
+# The correction form of each kind of entry: (field, label, input), the fields the
+# domain lets a correction change (CORRECTABLE), labelled as in the form that recorded it.
+CORRECTION_FIELDS: dict[str, list[tuple[str, str, str]]] = {
+    "session": [("held_on", "辅导日期", "date"), ("duration_minutes", "时长（分钟，可选）", "number"),
+                ("summary", "辅导记录", "textarea"), ("next_steps", "下一步（可选）", "textarea")],
+    "guardian_contact": [("contacted_on", "联系日期", "date"), ("guardian", "联系的监护人", "text"),
+                         ("method", "联系方式", "method"), ("summary", "联系内容", "textarea")],
+    "referral": [("referred_on", "转介日期", "date"), ("to", "转介机构", "text"), ("reason", "转介原因", "textarea")],
+    "crisis": [("occurred_on", "发生日期", "date"), ("what_happened", "事件经过", "textarea"),
+               ("actions_taken", "干预措施", "textarea")],
+    "review": [("notes", "复评意见", "textarea")],
+}
 # What the pages need of the domain's vocabularies (labels are translated in templates).
 VOCAB = {"risk_levels": RISK_LEVELS, "risk_labels": RISK_LABELS, "categories": CATEGORIES,
-         "contact_methods": CONTACT_METHODS, "origins": ORIGINS, "outcomes": REVIEW_OUTCOMES}
-FAILS_PAGE = ("permission_denied", "not_found", "erased")  # shown by the app's error page
+         "contact_methods": CONTACT_METHODS, "origins": ORIGINS, "outcomes": REVIEW_OUTCOMES,
+         "correction_fields": CORRECTION_FIELDS}
 
 
 def _counselors(app: Any, school_id: str | None) -> list[tuple[str, str]]:
@@ -317,6 +331,43 @@ def close(request: Request, file_id: str, user: User = Depends(page_user),
         app.close_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
 
     return _command(request, user, file_id, "close", form, call, i18n.gettext("档案已结案"))
+
+
+def _changes(entry: dict[str, Any], form: dict[str, Any], today: date) -> dict[str, Any]:
+    """What the correction form changes of the entry: only the fields whose submitted
+    value differs from the recorded one (the domain refuses a correction of nothing)."""
+    changes: dict[str, Any] = {}
+    for name, _label, kind in CORRECTION_FIELDS[entry["kind"]]:
+        if name not in form:
+            continue
+        raw = str(form.get(name, "")).strip()
+        value: Any
+        if kind == "date":
+            value = _day(raw, today) if raw else entry.get(name)
+        elif kind == "number":
+            if raw and not raw.isdigit():
+                raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
+            value = int(raw) if raw else None
+        else:
+            value = raw
+        if value != (entry.get(name) if entry.get(name) is not None else (None if kind == "number" else "")):
+            changes[name] = value
+    return changes
+
+
+@router.post("/support/{file_id}/entries/{entry_id}/correct")
+def correct_entry(request: Request, file_id: str, entry_id: str, user: User = Depends(page_user),
+                  form: dict = Depends(form_data)) -> Response:
+    """Correct one recorded entry (a session, a contact, a referral, a crisis intervention,
+    a review): a new event naming the entry and the reason; the entry shows it was corrected."""
+    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
+        entry = app.get_support_file(actor, file_id).entries.get(entry_id)
+        if entry is None:
+            raise EntryNotFound()
+        app.correct_file_entry(actor, file_id, entry_id, changes=_changes(entry, form, today),
+                               reason=str(form.get("correction_reason", "")), expected_version=v)
+
+    return _command(request, user, file_id, f"correct:{entry_id}", form, call, i18n.gettext("记录已更正"))
 
 
 @router.post("/support/{file_id}/reopen")
