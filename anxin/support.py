@@ -451,10 +451,13 @@ class SupportCommands(Core):
 
     # -- screenings -------------------------------------------------------------------
     def record_screening(self, actor: Actor, student_id: str, *, instrument: str, screened_on: date,
-                         answers: Sequence[int]) -> ImportResult:
-        """Record one student's screening by hand; same rules and consequences as an import."""
+                         answers: Sequence[int] | str) -> ImportResult:
+        """Record one student's screening by hand; same rules and consequences as an import.
+        `answers` may be the item scores as typed in one field (see `parse_answers`)."""
         student = self._student_resource(student_id)
         self.check(actor, access.SCREENING_IMPORT, "screening", school_id=student.school_id)
+        if isinstance(answers, str):
+            answers = parse_answers(answers)
         school_id = student.school_id or ""
         row_ = self.db.fetchone("SELECT status, erased FROM {t}anxin_directory WHERE stream_id = ?", (student_id,))
         if row_ is None or row_[0] != "active" or row_[1]:
@@ -730,6 +733,14 @@ class SupportCommands(Core):
             if isinstance(agg, cls):
                 out[sid] = agg
         return out
+
+
+def parse_answers(text: str) -> list[int]:
+    """Item scores typed in one field: separated by commas (either width), 、 or spaces."""
+    parts = [p for p in re.split(r"[\s,，、]+", text.strip()) if p]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise InvalidInput(reason="各题得分应为整数，用逗号分隔")
+    return [int(p) for p in parts]
 
 
 __all__ = [

@@ -133,4 +133,17 @@ def test_counselor_imports_screenings_first_with_an_error(open_session: Any, liv
     expect(page.locator("#coverage-total")).to_contain_text(f"{screened + 2} / {enrolled}")
     expect(page.locator("#not-screened")).not_to_contain_text(name_b)
     s.shot("counselor1-screening-imported")
+
+    # A make-up screening typed in for one student, picked from those not yet screened.
+    sid_c, no_c, name_c = _new_student(live)
+    page.goto("/screenings")
+    one = page.locator("#record-one")
+    expect(one.get_by_label("学生")).to_contain_text(f"{name_c}（{no_c}）")
+    one.get_by_label("学生").select_option(value=sid_c)
+    one.get_by_label("量表").select_option("PHQ-9")
+    one.get_by_label("各题得分（用逗号分隔）").fill("0,1,0,0,0,1,0,0,0")
+    one.get_by_role("button", name="保存筛查结果").click()
+    expect(page.get_by_role("status").first).to_contain_text("已导入 1 条筛查结果")
+    expect(page.locator("#coverage-total")).to_contain_text(f"{screened + 3} / {enrolled + 1}")
+    expect(page.locator("#not-screened")).not_to_contain_text(name_c)
     assert not s.dialogs

@@ -85,6 +85,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/screenings", "DAAAADDD"),  # the district's figures are in the periodic report
     ("GET", "/screenings/template.csv", "AAAAAAAA"),  # a header line, no data
     ("POST", "/screenings/import", "DAADADDD"),
+    ("POST", "/screenings/record", "DAADADDD"),
     # -- supervisor: district, reports, audit -------------------------------------------------------------
     ("GET", "/district", "DDDDDADD"),
     ("GET", "/reports", "DAAAAADD"),  # school figures: counselors and the safety lead have STATS_READ

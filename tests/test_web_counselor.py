@@ -421,6 +421,38 @@ def test_good_screening_import_raises_coverage(site: DemoSite, browse) -> None:
     assert again.status_code == 400 and "已导入过" in again.text
 
 
+def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences(site: DemoSite, browse) -> None:
+    b = browse("counselor1")
+    me = _actor(site, "counselor1")
+    [flagged] = _free_students(site, 1, unscreened=True)
+    page = b.get("/screenings")
+    assert 'action="/screenings/record"' in page.text and f'value="{flagged.id}"' in page.text  # offered: not screened
+    before = coverage(site.app, me, _school(site))
+    form = {"student_id": flagged.id, "instrument": "PHQ-9", "screened_on": "2026-11-02"}
+    # not numbers, and too few items: refused with the reason, nothing written, what was typed kept
+    r = b.post("/screenings/record", {**form, "answers": "2,2,两分"})
+    assert r.status_code == 400 and "各题得分应为整数" in r.text and "2,2,两分" in r.text
+    r = b.post("/screenings/record", {**form, "answers": "2, 2, 2"})
+    assert r.status_code == 400 and "PHQ-9" in r.text and "2, 2, 2" in r.text
+    assert coverage(site.app, me, _school(site)).screened == before.screened
+    assert site.app.student_screenings(me, flagged.id) == []
+    # 9 items, either comma: saved, flagged, and a support file opened as an import would
+    r = b.post("/screenings/record", {**form, "answers": "2，2，2，2，2，2，1，0，0"})
+    assert r.status_code == 303 and r.headers["location"] == "/screenings"
+    page = b.get("/screenings")
+    assert "已导入 1 条筛查结果：1 条达到预警线" in page.text and "新建档案 1 份" in page.text
+    assert f'value="{flagged.id}"' not in page.text  # screened now: no longer offered
+    assert [s["total"] for s in site.app.student_screenings(me, flagged.id)] == [13]
+    assert coverage(site.app, me, _school(site)).screened == before.screened + 1
+    assert flagged.id in {line.student_id for line in site.app.my_support_files(me)}
+    # twice is refused; a class teacher may not record screenings at all
+    again = b.post("/screenings/record", {**form, "answers": "0,0,0,0,0,0,0,0,0"})
+    assert again.status_code == 400 and "已导入过" in again.text
+    [other] = _free_students(site, 1, unscreened=True)
+    r = browse("teacher1").post("/screenings/record", {**form, "student_id": other.id, "answers": "0,0,0,0,0,0,0,0,0"})
+    assert r.status_code == 403 and site.app.student_screenings(me, other.id) == []
+
+
 # -- an erased file, on a store of its own (shredding destroys) ---------------------------------
 @pytest.mark.parametrize("kind", STORES)
 def test_erased_file_shows_deleted(kind: str) -> None:

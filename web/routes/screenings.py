@@ -1,6 +1,6 @@
 """Mental-health screenings (心理筛查): this school year's coverage (screened / enrolled
-per class) with the students not yet screened, and the import of a results CSV, all
-or nothing. The coverage query and the import pass the gate (FILE_LIST or STATS_READ;
+per class) with the students not yet screened, the import of a results CSV, all
+or nothing, and one student's result typed in. The coverage query and the import pass the gate (FILE_LIST or STATS_READ;
 SCREENING_IMPORT)."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from domain.screening import ImportRejected
 from projections.support_register import coverage, student_refs
 from web import i18n
 from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.routes.support import _day
 
 router = APIRouter(include_in_schema=False)
 FIXED_COLUMNS = ("student_no", "instrument", "date")
+ONE_FIELDS = ("student_id", "instrument", "screened_on", "answers")  # the single-result form
 
 
 def template_header(app: Any) -> str:
@@ -41,7 +43,7 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
     missing = student_refs(app, cov.not_screened)
     instruments = sorted(app.instruments.values(), key=lambda i: i.id)
     return render(request, "screenings/index.html", status, cov=cov, missing=missing, instruments=instruments,
-                  header=template_header(app), **extra)
+                  header=template_header(app), today=app.now().date().isoformat(), **extra)
 
 
 @router.get("/screenings")
@@ -76,6 +78,27 @@ def screenings_import(request: Request, user: User = Depends(page_user), form: d
         if e.code in ("permission_denied", "not_found"):
             raise
         return _page(request, user, 400, errors=None, error=i18n.error_text(e))
-    message = i18n.gettext("已导入 {n} 条筛查结果：{flagged} 条达到预警线，{crisis} 条有危机信号；新建档案 {opened} 份，提高风险等级 {raised} 份", n=result.imported, flagged=result.flagged,
-                           crisis=result.crisis, opened=result.files_opened, raised=result.files_raised)
-    return redirect("/screenings", request, message)
+    return redirect("/screenings", request, _done(result))
+
+
+def _done(result: Any) -> str:
+    return i18n.gettext("已导入 {n} 条筛查结果：{flagged} 条达到预警线，{crisis} 条有危机信号；新建档案 {opened} 份，提高风险等级 {raised} 份", n=result.imported, flagged=result.flagged,
+                        crisis=result.crisis, opened=result.files_opened, raised=result.files_raised)
+
+
+@router.post("/screenings/record")
+def screenings_record(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+    """One student's result typed in (a make-up screening): the same rules and the same
+    consequences (flag, support file, risk level) as a row of the import."""
+    web = get_web(request)
+    kept = {k: str(form.get(k, "") or "").strip() for k in ONE_FIELDS}
+    try:
+        with web.writing() as app:
+            day = _day(kept["screened_on"], app.now().date())
+            result = app.record_screening(user.actor, kept["student_id"], instrument=kept["instrument"],
+                                          screened_on=day, answers=kept["answers"])  # as typed: parsed past the gate
+    except DomainError as e:
+        if e.code in ("permission_denied", "not_found"):
+            raise
+        return _page(request, user, 400, errors=None, one_error=i18n.error_text(e), one=kept)
+    return redirect("/screenings", request, _done(result))
