@@ -102,3 +102,59 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     expect(page.locator("#cases-table")).to_be_visible()
     assert re.search(r"\d", page.locator("#cases-table tbody").inner_text())
     p.shot("board-principal")
+
+
+def _appealed_case(live: LiveServer, tag: str) -> str:
+    """A case the safety lead determined (bullying, minor), the principal approved and the
+    bullying student's family appealed: written through the application, not the pages."""
+    app, admin = live.app, _actor(live, "admin")
+    safety, principal = _actor(live, "safety1"), _actor(live, "principal1")
+    target, bully = [s for s in app.list_students(admin, safety.school_id)
+                     if s.class_name == "八年级1班" and not s.erased][:2]
+    case_id = app.report_bullying(safety, school_id=safety.school_id, channel="teacher",
+                                  occurred_at=app.now() - timedelta(hours=5), place="教室", forms=["verbal"],
+                                  parties=[(target.id, "targeted"), (bully.id, "bullying")],
+                                  narrative=f"抢夺文具 {tag}")
+    app.start_investigation(safety, case_id)
+    app.complete_investigation(safety, case_id, findings=f"属实 {tag}")
+    app.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
+    app.approve_determination(principal, case_id, reason="同意")
+    app.lodge_appeal(safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
+    return case_id
+
+
+def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case(open_session: Any,
+                                                                                  live: LiveServer) -> None:
+    tag = uuid.uuid4().hex[:6]
+    changed, reopened = _appealed_case(live, tag), _appealed_case(live, tag + "b")
+    s = open_session()
+    page = s.login("safety1")
+
+    # the review changes the determination to "not bullying": the page shows the new one
+    page.goto(f"/cases/{changed}")
+    expect(page.locator("#case-status")).to_have_text("申诉中")
+    box = page.locator("details#appeal_outcome")
+    box.locator("summary").click()
+    box.get_by_label("复查结果").select_option(label="变更认定")
+    box.get_by_label("不构成欺凌", exact=True).check()
+    box.locator("[name=reason]").fill(f"复查认定为借用 {tag}")
+    box.get_by_role("button", name="记录").click()
+    expect(page.locator("main .error")).to_have_count(0)
+    expect(page.locator("main")).to_contain_text(f"复查认定为借用 {tag}")
+    s.shot("cases-appeal-changed")
+    c = live.app.get_case(_actor(live, "principal1"), changed)
+    assert c.determination is not None and c.determination["bullying"] is False
+    assert c.determination["source"] == "appeal_review"
+
+    # another review sends its case back for a new investigation
+    page.goto(f"/cases/{reopened}")
+    box = page.locator("details#appeal_outcome")
+    box.locator("summary").click()
+    box.get_by_label("复查结果").select_option(label="重新调查")
+    box.locator("[name=reason]").fill(f"需补充调查新证人 {tag}")
+    box.get_by_role("button", name="记录").click()
+    expect(page.locator("main .error")).to_have_count(0)
+    expect(page.locator("#case-status")).to_have_text("调查中")
+    expect(page.locator("main")).to_contain_text(f"需补充调查新证人 {tag}")
+    assert live.app.get_case(_actor(live, "principal1"), reopened).status == "investigating"
+    assert not s.dialogs
