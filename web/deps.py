@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -215,6 +216,17 @@ def expected_version(form: dict[str, Any]) -> int | None:
         return int(text)
     except ValueError:
         raise InvalidInput(reason="页面版本无效，请刷新后重试") from None
+
+
+def form_day(text: Any, today: date) -> date:
+    """A date field of a form: YYYY-MM-DD; empty means today."""
+    text = str(text or "").strip()
+    if not text:
+        return today
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(reason="日期格式应为 YYYY-MM-DD") from None
 
 
 def redirect(url: str, request: Request | None = None, message: str | None = None) -> RedirectResponse:

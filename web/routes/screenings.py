@@ -14,8 +14,7 @@ from domain.common import DomainError, InvalidInput
 from domain.screening import ImportRejected
 from projections.support_register import coverage, student_refs
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, redirect, render
-from web.routes.support import _day
+from web.deps import User, form_data, form_day, get_web, page_user, redirect, render
 
 router = APIRouter(include_in_schema=False)
 FIXED_COLUMNS = ("student_no", "instrument", "date")
@@ -94,7 +93,7 @@ def screenings_record(request: Request, user: User = Depends(page_user), form: d
     kept = {k: str(form.get(k, "") or "").strip() for k in ONE_FIELDS}
     try:
         with web.writing() as app:
-            day = _day(kept["screened_on"], app.now().date())
+            day = form_day(kept["screened_on"], app.now().date())
             result = app.record_screening(user.actor, kept["student_id"], instrument=kept["instrument"],
                                           screened_on=day, answers=kept["answers"])  # as typed: parsed past the gate
     except DomainError as e:

@@ -21,7 +21,16 @@ from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES, EntryNotFound
 from projections.support_register import register, student_refs
 from web import i18n
-from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
+from web.deps import (
+    User,
+    expected_version,
+    form_data,
+    form_day,
+    get_web,
+    page_user,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -58,15 +67,7 @@ def _counselors(app: Any, school_id: str | None) -> list[tuple[str, str]]:
     return sorted(web_names, key=lambda x: x[1])
 
 
-def _day(text: Any, today: date) -> date:
-    """A date field: YYYY-MM-DD; empty means today."""
-    text = str(text or "").strip()
-    if not text:
-        return today
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(reason="日期格式应为 YYYY-MM-DD") from None
+_day = form_day  # the shared reading of a form's date field
 
 
 _version = expected_version  # the shared reading of the page's hidden version field
