@@ -70,9 +70,11 @@ class LiveServer:
             time.sleep(0.1)
         raise RuntimeError("the live server did not answer within 30 s")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Whether the server has stopped (its requests finished)."""
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
+        return not self.thread.is_alive()
 
 
 @pytest.fixture(scope="session", name="live")
@@ -85,8 +87,10 @@ def live_fixture() -> Iterator[LiveServer]:
         try:
             yield server
         finally:
-            server.stop()
-            app.close()
+            # A request still running holds the store: closing it under a sqlite3 call
+            # would crash the process, so a server that did not stop keeps it open.
+            if server.stop():
+                app.close()
 
 
 @pytest.fixture(scope="session", name="chromium")
