@@ -225,10 +225,6 @@ class Core(Application[UUID]):
         assert self.snapshots is not None
         return self.db.analyze([self.snapshots.recorder.events_table_name], changed)  # type: ignore[attr-defined]
 
-    def after_bulk_load(self, rows: int) -> None:
-        """After an import: statistics refreshed if the import is large beside the store."""
-        self.analyze(changed=rows)
-
     def save_many(self, aggregates: list[CaseAggregate], extra: Iterable[tuple[str, tuple[Any, ...]]] = ()) -> None:
         """One transaction for a batch (imports): keys, events and directory together."""
         self._save(*aggregates, extra=extra)

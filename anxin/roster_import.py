@@ -130,7 +130,7 @@ def import_roster(
     if errors:
         raise ImportRejected(sorted(errors))
     app.save_many(list(students))
-    app.after_bulk_load(len(students))
+    app.analyze(changed=len(students))  # statistics refreshed if the import is large beside the store
     if progress:
         progress(len(rows), len(rows))
     return ImportResult(imported=len(students), school_id=school_id, student_ids=[str(s.id) for s in students])

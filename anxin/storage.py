@@ -244,7 +244,7 @@ class Database:
                 # written are a tenth of what the statistics know (-1: never analyzed).
                 row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
                                    (self.t(self.recorder.events_table_name),)).fetchone()
-                known = float(row["reltuples"] if isinstance(row, dict) else row[0]) if row else -1.0
+                known = float(row["reltuples"]) if row else -1.0  # (the library's rows are dicts)
                 if known >= 0 and changed < 0.1 * known:
                     return False
             for name in names:

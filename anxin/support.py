@@ -490,7 +490,7 @@ class SupportCommands(Core):
         if not rows:
             raise ImportRejected([(1, "文件中没有数据行")])
         result = self._apply_screenings(actor, school_id, rows, existing)
-        self.after_bulk_load(len(rows))  # type: ignore[attr-defined]
+        self.analyze(changed=len(rows))  # type: ignore[attr-defined]  # if large beside the store
         return result
 
     def _check_csv(self, school_id: str, csv_text: str) -> tuple[list[_Row], list[tuple[int, str]]]:

@@ -431,8 +431,9 @@ class SupportFile(CaseAggregate):
             else:
                 v = require_text(v, "更正内容")
             clean[k] = v
-        require(any(entry.get(k) != v for k, v in clean.items()), "没有要更正的内容")
-        self._entry_corrected(corrects=entry_id, entry_kind=kind, changes=clean,
+        changed = {k: v for k, v in clean.items() if entry.get(k) != v}  # a field given as it was is no change
+        require(bool(changed), "没有要更正的内容")
+        self._entry_corrected(corrects=entry_id, entry_kind=kind, changes=changed,
                               reason=require_text(reason, "更正原因"), actor=actor, at=at)
 
     @event("EntryCorrected")

@@ -67,17 +67,6 @@ def test_a_shredded_stream_is_left_out_and_its_key_forgotten_even_one_in_hand(st
     assert set(other._load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
 
 
-def last_analyze(store: Store, table: str) -> Any:
-    import psycopg
-
-    assert PG_URL
-    with psycopg.connect(PG_URL, autocommit=True) as c:
-        c.execute("SELECT pg_stat_clear_snapshot()")
-        row = c.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = %s AND relname = %s",
-                        (store.schema, table)).fetchone()
-    return row[0] if row else None
-
-
 def reltuples(store: Store, table: str) -> float:
     import psycopg
 

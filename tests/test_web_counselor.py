@@ -261,6 +261,14 @@ def test_stale_version_is_a_conflict(site: DemoSite, browse) -> None:
     assert r.status_code == 409 and _file(site, file_id).status == "open"
 
 
+def test_each_kind_of_entry_has_a_correction_form_for_exactly_what_the_domain_lets_change() -> None:
+    from domain.support import CORRECTABLE
+    from web.routes.support import CORRECTION_FIELDS
+
+    assert {k: {f for f, _, _ in fields} for k, fields in CORRECTION_FIELDS.items()} == \
+        {k: set(v) for k, v in CORRECTABLE.items()}
+
+
 def test_an_entry_is_corrected_from_its_own_form_and_history_keeps_both(site: DemoSite, browse) -> None:
     b = browse("counselor1")
     [student] = _free_students(site)

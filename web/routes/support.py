@@ -18,7 +18,7 @@ from anxin.app import ERASED_LABEL
 from domain import access
 from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied, Role
 from domain.policy import RISK_LABELS, RISK_LEVELS
-from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES, EntryNotFound
+from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
 from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import (
@@ -48,6 +48,7 @@ CORRECTION_FIELDS: dict[str, list[tuple[str, str, str]]] = {
                ("actions_taken", "干预措施", "textarea")],
     "review": [("notes", "复评意见", "textarea")],
 }
+CORRECTION_INPUTS = {name: kind for fields in CORRECTION_FIELDS.values() for name, _label, kind in fields}
 # What the pages need of the domain's vocabularies (labels are translated in templates).
 VOCAB = {"risk_levels": RISK_LEVELS, "risk_labels": RISK_LABELS, "categories": CATEGORIES,
          "contact_methods": CONTACT_METHODS, "origins": ORIGINS, "outcomes": REVIEW_OUTCOMES,
@@ -334,25 +335,23 @@ def close(request: Request, file_id: str, user: User = Depends(page_user),
     return _command(request, user, file_id, "close", form, call, i18n.gettext("档案已结案"))
 
 
-def _changes(entry: dict[str, Any], form: dict[str, Any], today: date) -> dict[str, Any]:
-    """What the correction form changes of the entry: only the fields whose submitted
-    value differs from the recorded one (the domain refuses a correction of nothing)."""
+def _changes(form: dict[str, Any], today: date) -> dict[str, Any]:
+    """The correction form's fields as the domain takes them (a date left empty: as
+    recorded; an empty duration: none). The domain keeps only what differs from the entry."""
     changes: dict[str, Any] = {}
-    for name, _label, kind in CORRECTION_FIELDS[entry["kind"]]:
+    for name, kind in CORRECTION_INPUTS.items():
         if name not in form:
             continue
         raw = str(form.get(name, "")).strip()
-        value: Any
         if kind == "date":
-            value = _day(raw, today) if raw else entry.get(name)
+            if raw:
+                changes[name] = form_day(raw, today)
         elif kind == "number":
             if raw and not raw.isdigit():
                 raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
-            value = int(raw) if raw else None
+            changes[name] = int(raw) if raw else None
         else:
-            value = raw
-        if value != (entry.get(name) if entry.get(name) is not None else (None if kind == "number" else "")):
-            changes[name] = value
+            changes[name] = raw
     return changes
 
 
@@ -362,10 +361,7 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: User = De
     """Correct one recorded entry (a session, a contact, a referral, a crisis intervention,
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        entry = app.get_support_file(actor, file_id).entries.get(entry_id)
-        if entry is None:
-            raise EntryNotFound()
-        app.correct_file_entry(actor, file_id, entry_id, changes=_changes(entry, form, today),
+        app.correct_file_entry(actor, file_id, entry_id, changes=_changes(form, today),
                                reason=str(form.get("correction_reason", "")), expected_version=v)
 
     return _command(request, user, file_id, f"correct:{entry_id}", form, call, i18n.gettext("记录已更正"))
