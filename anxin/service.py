@@ -4,7 +4,8 @@ how to open it from a data directory or the environment."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ class Anxin(EscalationCommands, Core):
 
     def after_save(self) -> None:
         self.views.catch_up(fresh=just_saved.get())
+
+    @contextmanager
+    def decisions_together(self) -> Iterator[None]:
+        """Core's, and the views' head asked once for the block's reads."""
+        with super().decisions_together(), self.views.reads_together():
+            yield
 
     def after_shred(self, stream_id: str) -> None:
         self.views.erase(stream_id)

@@ -200,8 +200,10 @@ class Database:
             # trip, where BEGIN … ROLLBACK would take three.
             with self.recorder.datastore.get_connection() as conn:
                 return Cursor(conn.cursor(), self.dialect).execute(self.q(sql), params).fetchall()
-        with self.transaction(commit=False) as c:
-            return c.execute(self.q(sql), params).fetchall()
+        # SQLite: likewise, a lone SELECT on the library's autocommit connection reads one
+        # consistent snapshot by itself, without BEGIN … ROLLBACK around it.
+        with self.recorder.datastore.get_connection(commit=False) as conn:
+            return Cursor(conn.cursor(), self.dialect).execute(self.q(sql), params).fetchall()
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.fetch(sql, params)
@@ -287,6 +289,13 @@ class Database:
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
     anxin_db: Database | None = None
+
+    def max_notification_id(self) -> int:
+        """The library's, as one autocommit SELECT (every read of a view asks it first)."""
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute(self.select_max_notification_id_statement)
+            return c.fetchone()[0]
 
     def select_events(self, originator_id: Any, **kw: Any) -> Any:
         if self.anxin_db is not None:

@@ -21,6 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -412,6 +413,10 @@ def schema_signature(view: View, dialect: Any) -> str:
     return h.hexdigest()
 
 
+# Inside `Runner.reads_together`: the heads at which the views were seen caught up.
+_checked: ContextVar[list[int] | None] = ContextVar("anxin_views_checked", default=None)
+
+
 class Runner:
     """Keeps a set of views up to date with the application's log."""
 
@@ -469,6 +474,19 @@ class Runner:
         if not views:
             return 0
         every = len(views) == len(self.views)
+        mark = _checked.get()
+        if every and not fresh:
+            # The common case of a read: nothing new since every view was last seen caught
+            # up. Asked without the lock, so that a worker's concurrent requests do not
+            # queue behind each other for it (the mark only moves forward, but for a rebuild);
+            # and once only for the reads of one page (`reads_together`).
+            if mark:
+                return 0
+            head = self.app.recorder.max_notification_id() or 0
+            if head <= self._settled:
+                if mark is not None:
+                    mark.append(head)
+                return 0
         with self._lock, _no_gc_pauses():
             head = self.app.recorder.max_notification_id() or 0
             if every and head <= self._settled:
@@ -501,7 +519,23 @@ class Runner:
                     progress(last, head)
             if every and all(pos[v.name] >= head for v in views):
                 self._settled = max(self._settled, head)
+                if mark is not None:
+                    mark.append(head)
         return applied
+
+    @contextmanager
+    def reads_together(self) -> Iterator[None]:
+        """Several reads of the views for one page: the log's head is asked once, by the
+        first; the others read the views as that one left them (what a single query
+        across them would see). A command inside still folds its own events."""
+        if _checked.get() is not None:
+            yield
+            return
+        token = _checked.set([])
+        try:
+            yield
+        finally:
+            _checked.reset(token)
 
     def _apply(self, views: Sequence[View], pos: dict[str, int], events: list[tuple[int, Any]], last: int) -> None:
         """One transaction: every view's new position and its rows for this batch.

@@ -140,3 +140,34 @@ def test_a_read_with_nothing_new_asks_no_positions_and_another_processs_write_is
     assert dump_all(app) == dump_all(other)
     app.views.rebuild()  # a rebuild forgets the mark, and folds everything again
     assert dump_all(app) == dump_all(other)
+
+
+def test_the_reads_of_one_page_ask_the_logs_head_once_and_a_write_inside_is_still_read(
+        store: Store, school: School, clock: Clock, monkeypatch: Any) -> None:
+    from projections.case_board import case_board
+    from projections.pairing_board import pairing_counts
+
+    app = store.apps[0]
+    other = store.open(clock)  # another process writes between two pages
+    app.views.catch_up()
+    heads: list[int] = []
+    real = app.recorder.max_notification_id
+
+    def counted() -> int:
+        heads.append(1)
+        return real()
+
+    monkeypatch.setattr(app.recorder, "max_notification_id", counted)
+    with app.decisions_together():  # as the school board reads its four views
+        assert case_board(app, school.safety, school.id) == []
+        assert pairing_counts(app, school.safety, school.id) == []
+        assert pairing_counts(app, school.safety, school.id) == []
+    assert len(heads) == 1
+    other.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    with app.decisions_together():  # the next page sees the other process's write
+        counts = pairing_counts(app, school.safety, school.id)
+        assert [c.pairings for c in counts] == [1]
+        pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026002"))
+        # a write inside the block is folded by its own save: the next read has it
+        assert [c.pairings for c in pairing_counts(app, school.safety, school.id)] == [2]
+    assert pid
