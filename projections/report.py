@@ -99,7 +99,15 @@ from domain.pairing import Pairing
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
-from projections.base import View, WriteBehind, insert_many, metadata, stream_id_of, tracking
+from projections.base import (
+    View,
+    WriteBehind,
+    insert_many,
+    metadata,
+    select_in,
+    stream_id_of,
+    tracking,
+)
 
 VIEW_NAME = "report"
 INVESTIGATION_OPEN = ("reported", "reopened", "investigating")
@@ -571,23 +579,19 @@ class ReportView(WriteBehind, View):
         touched, self._overdue = sorted(self._overdue), set()
         for i in range(0, len(touched), 500):
             chunk = touched[i : i + 500]
-            paired = {pid: (school, day) for pid, school, day in conn.execute(
-                select(pairings.c.pairing_id, pairings.c.school_id, pairings.c.paired_day)
-                .where(pairings.c.pairing_id.in_(chunk)))}
+            paired = {pid: (school, day) for pid, school, day in select_in(
+                conn, pairings, ("pairing_id", "school_id", "paired_day"), "pairing_id", chunk)}
             spans: dict[str, list[tuple[int, int, int]]] = {}
-            for pid, f, t, cadence in conn.execute(
-                select(pairing_spans.c.pairing_id, pairing_spans.c.from_day, pairing_spans.c.to_day,
-                       pairing_spans.c.cadence).where(pairing_spans.c.pairing_id.in_(chunk))):
+            for pid, f, t, cadence in select_in(
+                    conn, pairing_spans, ("pairing_id", "from_day", "to_day", "cadence"), "pairing_id", chunk):
                 spans.setdefault(pid, []).append((f, OPEN if t is None else t, cadence))
             held: dict[str, list[int]] = {}
-            for pid, day in conn.execute(select(check_ins.c.pairing_id, check_ins.c.held_day)
-                                         .where(check_ins.c.pairing_id.in_(chunk))):
+            for pid, day in select_in(conn, check_ins, ("pairing_id", "held_day"), "pairing_id", chunk):
                 held.setdefault(pid, []).append(day)
             before: dict[str, set[tuple[int, int]]] = {}
             schools: dict[str, str] = {}
-            for pid, f, t, school in conn.execute(
-                select(overdue_runs.c.pairing_id, overdue_runs.c.from_day, overdue_runs.c.to_day,
-                       overdue_runs.c.school_id).where(overdue_runs.c.pairing_id.in_(chunk))):
+            for pid, f, t, school in select_in(
+                    conn, overdue_runs, ("pairing_id", "from_day", "to_day", "school_id"), "pairing_id", chunk):
                 before.setdefault(pid, set()).add((f, t))
                 schools[pid] = school
             gone: list[dict[str, Any]] = []
