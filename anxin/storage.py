@@ -172,6 +172,14 @@ class Database:
     def t(self, name: str) -> str:
         return self.prefix + name
 
+    def sqlite_path(self) -> str | None:
+        """The SQLite file, for a reader that opens a connection of its own (None on
+        PostgreSQL, or for an in-memory SQLite database, which only its own connections see)."""
+        pool = getattr(self.recorder.datastore, "pool", None)
+        if self.dialect != "sqlite" or pool is None or pool.is_sqlite_memory_mode:
+            return None
+        return str(pool.db_name)
+
     def q(self, sql: str) -> str:
         """Qualify `{t}table` names with the schema."""
         return sql.replace("{t}", self.prefix)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +39,7 @@ from itertools import accumulate
 from operator import methodcaller
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -619,9 +621,16 @@ class _Events:
 
     def _batches(self, after: int) -> Iterator[Any]:
         # (Module functions, not methods: a reading thread must not keep this object alive.)
-        # PostgreSQL: the next pages are read in a thread (its own pooled connection). SQLite:
-        # read here, in this thread: sharing SQLite's connection with a reading thread crashed.
-        return _prefetched(_paged(self.db, self.sql, after)) if self.pg else _aggregated(self.db, self.sql, after)
+        # The next batches are read in a thread, while this one is checked: on PostgreSQL
+        # through its own pooled connection; on SQLite through a read-only connection that
+        # the thread opens, alone uses and closes (never one of the store's: closing the
+        # store while a thread was inside one of its connections crashed the process).
+        if self.pg:
+            return _prefetched(_paged(self.db, self.sql, after))
+        path = self.db.sqlite_path()
+        if path is None:
+            return _aggregated(self.db, self.sql, after)
+        return _prefetched(_aggregated_own(path, self.sql, after))
 
     def _load(self) -> bool:
         item = next(self.source, None)
@@ -729,6 +738,21 @@ def _aggregated(db: Database, sql: str, after: int) -> Iterator[tuple[int, int, 
             return
         yield after, int(n), int(last), blob, lengths
         after = last
+
+
+def _aggregated_own(path: str, sql: str, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
+    """As `_aggregated`, through a connection of its own, opened on first use (so in the
+    thread that reads) and closed when done or dropped."""
+    con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+    try:
+        while True:
+            n, last, blob, lengths = con.execute(sql, (after,)).fetchone()
+            if not n:
+                return
+            yield after, int(n), int(last), blob, lengths
+            after = last
+    finally:
+        con.close()
 
 
 def _event_of(subject: str, detail: str) -> tuple[str | None, int | None]:

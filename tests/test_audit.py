@@ -799,3 +799,28 @@ def test_an_outsider_verifies_a_checkpoint_with_only_the_public_key(cli_store: P
     conn.close()
     r = outsider()
     assert r.returncode != 0 and "entry 2: altered" in r.stderr
+
+
+def test_verification_reads_the_store_in_batches_of_any_size(store: Store, app: Anxin, school: School,
+                                                            clock: Clock) -> None:
+    # given a day's work, the events read ahead in batches as small as one (in a reading
+    # thread, through its own connection) ...
+    given_history(app, school, clock)
+    with_signing_key(store)
+    kept = app.checkpoint("cli")
+    app.get_student(school.teacher, school.student("2026001"))
+    whole = audit.verify(app)
+    assert whole.ok, whole.summary()
+    for batch in (1, 2, 5):
+        report = audit.verify(app, kept, batch=batch)
+        assert report.ok, report.summary()
+        assert (report.entries, report.events, report.checkpoints) == (whole.entries, whole.events, 1)
+    # ... and an event changed in the middle is found at its entry, whatever the batch
+    raw = Raw(store, app)
+    sid = school.student("2026002")
+    [(nid, state)] = raw("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = 1",
+                         (raw.oid(sid),))
+    state = bytes(state)
+    raw("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
+    for batch in (1, 2, 5, 20000):
+        assert problem(audit.verify(app, kept, batch=batch)) == ("event_altered", raw.event_entry(sid, 1))
