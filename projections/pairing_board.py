@@ -39,7 +39,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 
@@ -65,7 +64,8 @@ pairings = Table(
     Column("check_ins", Integer, nullable=False),
     Column("open_concerns", Integer, nullable=False),
     Index("v_pairing_board_staff", "staff_id"),
-    Index("v_pairing_board_school", "school_id"),
+    # The school's pairings, and what the school board counts of them, from the index alone.
+    Index("v_pairing_board_school", "school_id", "student_id", "due_day", "open_concerns"),
 )
 concerns = Table(
     "v_pairing_concerns",
@@ -287,12 +287,13 @@ def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None =
     # is its student's (from the clear directory, a student of this school), else None.
     by_class: dict[str | None, list[int]] = {}
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
-        for cls, n, overdue, open_concerns in conn.execute(text(app.db.q(
-            "SELECT d.class_name, count(*), sum(CASE WHEN p.due_day < :day THEN 1 ELSE 0 END), "
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        for cls, n, overdue, open_concerns in conn.exec_driver_sql(app.db.q(
+            f"SELECT d.class_name, count(*), sum(CASE WHEN p.due_day < {mark} THEN 1 ELSE 0 END), "
             "sum(p.open_concerns) FROM v_pairing_board p LEFT JOIN {t}anxin_directory d "
-            "ON d.stream_id = p.student_id AND d.kind = 'student' AND d.school_id = :school "
-            "WHERE p.school_id = :school GROUP BY d.class_name"
-        )), {"day": day, "school": school_id}):
+            f"ON d.stream_id = p.student_id AND d.kind = 'student' AND d.school_id = {mark} "
+            f"WHERE p.school_id = {mark} GROUP BY d.class_name"
+        ), (day, school_id, school_id)):
             by_class[cls] = [int(n), int(overdue or 0), int(open_concerns or 0)]
         # Erased pairings still active in the directory (and no longer in the view): one each.
         gone = app.db.fetch(
