@@ -145,6 +145,8 @@ class Cursor:
             self.raw.executemany(self._sql(sql), [tuple(r) for r in rows])
 
     def fetchall(self) -> list[tuple[Any, ...]]:
+        if self.dialect == "sqlite":  # sqlite3's values are already plain (bytes, not memoryview)
+            return list(map(tuple, self.raw.fetchall()))
         return [self._row(r) for r in self.raw.fetchall()]
 
     def fetchone(self) -> tuple[Any, ...] | None:

@@ -329,11 +329,6 @@ def _lines(app: Core, school: str | None, staff_id: str | None, today: date, nam
     query = query.where(_p.staff_id == staff_id) if staff_id is not None else query.where(_p.school_id == school)
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(query).all()
-    # Students' classes (and whether they were erased) from the clear directory.
-    students = {sid: (cls, bool(erased)) for sid, cls, erased in app.db.fetch(
-        "SELECT stream_id, class_name, erased FROM {t}anxin_directory WHERE kind = 'student' AND school_id = ?",
-        (school,),
-    )}
     erased_sql = "SELECT stream_id, owner_id, subject_id FROM {t}anxin_directory WHERE kind = 'pairing' " \
                  "AND erased = 1 AND status = 'active' AND school_id = ?"
     params: tuple[Any, ...] = (school,)
@@ -341,9 +336,31 @@ def _lines(app: Core, school: str | None, staff_id: str | None, today: date, nam
         erased_sql += " AND owner_id = ?"
         params += (staff_id,)
     gone = app.db.fetch(erased_sql, params)
+    # Students' classes (and whether they were erased) from the clear directory: the
+    # school's, or for one staff member's pairings only their students.
+    student_sql = "SELECT stream_id, class_name, erased FROM {t}anxin_directory WHERE kind = 'student' " \
+                  "AND school_id = ?"
+    if staff_id is None:
+        found = app.db.fetch(student_sql, (school,))
+    else:
+        wanted = list(dict.fromkeys([r[2] for r in rows] + [g[2] for g in gone]))
+        found = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            found += app.db.fetch(f"{student_sql} AND stream_id IN ({','.join('?' * len(chunk))})",
+                                  (school, *chunk))
+    students = {sid: (cls, bool(erased)) for sid, cls, erased in found}
     seen = {r[0] for r in rows}
     day = today.toordinal()
     refs: dict[str, str] = {}
+    if names:
+        # The names shown, decrypted from the students' streams loaded together (one query
+        # for all, not two per student).
+        from projections.support_register import student_refs
+
+        wanted = list(dict.fromkeys(student for _, _, student, *_ in rows
+                                    if not students.get(student, (None, False))[1]))
+        refs = {r.id: r.name for r in student_refs(app, wanted)}
 
     def name(student_id: str) -> str:
         if not names:
