@@ -516,7 +516,8 @@ class Runner:
                 if start >= head:
                     break
                 if fresh and fresh[0][0] == start + 1 and fresh[-1][0] - fresh[0][0] == len(fresh) - 1:
-                    events = list(fresh[: min(batch, head - start)])
+                    # (in memory already: as many as a rebuild folds at once, in one transaction)
+                    events = list(fresh[: min(max(batch, REBUILD_BATCH), head - start)])
                     fresh = fresh[len(events):]
                 else:
                     notes = self.app.recorder.select_notifications(start=start + 1, limit=batch, stop=head)
