@@ -610,15 +610,8 @@ class Core(Application[UUID]):
         return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))
 
     def existing_student_ids(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
-        found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.fetch(
-                f"SELECT stream_id FROM {{t}}anxin_directory WHERE stream_id IN ({marks})", tuple(chunk)
-            ))
-        return found
+        return {r[0] for r in self.db.fetch_in(
+            "SELECT stream_id FROM {t}anxin_directory WHERE stream_id IN ({marks})", list(ids))}
 
     # -- pairings (一岗双带) ---------------------------------------------------------------
     def pair(self, actor: Actor, *, staff_id: str, student_id: str, cadence_days: int | None = None) -> str:

@@ -215,6 +215,15 @@ class Database:
         with self.recorder.datastore.get_connection(commit=False) as conn:
             return Cursor(conn.cursor(), self.dialect).execute(self.q(sql), params).fetchall()
 
+    def fetch_in(self, sql: str, values: Sequence[Any], params: Sequence[Any] = (),
+                 chunk: int = 500) -> list[tuple[Any, ...]]:
+        """`sql` whose `IN ({marks})` takes `values`, `chunk` at a time (after `params`)."""
+        out: list[tuple[Any, ...]] = []
+        for n in range(0, len(values), chunk):
+            part = tuple(values[n : n + chunk])
+            out += self.fetch(sql.replace("{marks}", ",".join("?" * len(part))), (*params, *part))
+        return out
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.fetch(sql, params)
         return rows[0] if rows else None
@@ -230,13 +239,8 @@ class Database:
 
     def fetch_keys(self, stream_ids: Sequence[str]) -> list[tuple[str, bytes | None, str]]:
         """Many streams' key rows, 500 ids per query."""
-        out: list[tuple[str, bytes | None, str]] = []
-        for n in range(0, len(stream_ids), 500):
-            chunk = tuple(stream_ids[n : n + 500])
-            marks = ",".join("?" * len(chunk))
-            out += [(r[0], r[1], r[2]) for r in self.fetch(
-                f"SELECT stream_id, wrapped, kek_id FROM {{t}}anxin_keys WHERE stream_id IN ({marks})", chunk)]
-        return out
+        return [(r[0], r[1], r[2]) for r in self.fetch_in(
+            "SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys WHERE stream_id IN ({marks})", stream_ids)]
 
     def analyze(self, more: Sequence[str] = (), changed: int | None = None) -> bool:
         """After a bulk load on PostgreSQL: refresh the planner's statistics of the store's

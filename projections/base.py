@@ -175,6 +175,11 @@ def insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None
     conn.exec_driver_sql(sql, params)
 
 
+def driver_mark(conn: Connection) -> str:
+    """The driver's placeholder, for SQL sent through `exec_driver_sql`."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 def select_in(conn: Connection, table: Table, columns: Sequence[str], key: str,
               values: Sequence[Any]) -> list[tuple[Any, ...]]:
     """`SELECT columns FROM table WHERE key IN (values)` straight through the driver: for
@@ -186,7 +191,7 @@ def select_in(conn: Connection, table: Table, columns: Sequence[str], key: str,
     for name in (*columns, key):
         if name not in table.c:
             raise KeyError(f"{table.name} has no column {name}")
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(conn)
     sql = (f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} IN "
            f"({', '.join([mark] * len(values))})")
     return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(values))]

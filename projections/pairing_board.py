@@ -45,7 +45,7 @@ from sqlalchemy import (
 from domain import access
 from domain.common import Actor, NotFound
 from domain.pairing import Pairing
-from projections.base import ErasedEvent, View, WriteBehind, metadata, stream_id_of
+from projections.base import ErasedEvent, View, WriteBehind, driver_mark, metadata, stream_id_of
 
 if TYPE_CHECKING:
     from anxin.app import Core
@@ -287,7 +287,7 @@ def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None =
     # is its student's (from the clear directory, a student of this school), else None.
     by_class: dict[str | None, list[int]] = {}
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = driver_mark(conn)
         for cls, n, overdue, open_concerns in conn.exec_driver_sql(app.db.q(
             f"SELECT d.class_name, count(*), sum(CASE WHEN p.due_day < {mark} THEN 1 ELSE 0 END), "
             "sum(p.open_concerns) FROM v_pairing_board p LEFT JOIN {t}anxin_directory d "
@@ -344,11 +344,7 @@ def _lines(app: Core, school: str | None, staff_id: str | None, today: date, nam
         found = app.db.fetch(student_sql, (school,))
     else:
         wanted = list(dict.fromkeys([r[2] for r in rows] + [g[2] for g in gone]))
-        found = []
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            found += app.db.fetch(f"{student_sql} AND stream_id IN ({','.join('?' * len(chunk))})",
-                                  (school, *chunk))
+        found = app.db.fetch_in(student_sql + " AND stream_id IN ({marks})", wanted, (school,))
     students = {sid: (cls, bool(erased)) for sid, cls, erased in found}
     seen = {r[0] for r in rows}
     day = today.toordinal()
