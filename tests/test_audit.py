@@ -75,6 +75,14 @@ class Raw:
     def entry(self, seq: int) -> tuple[Any, ...]:
         return self(f"SELECT {audit.COLUMNS} FROM {{t}}anxin_audit WHERE seq = ?", (seq,))[0]
 
+    def flip_last_byte(self, stream_id: str, version: int) -> int:
+        """Flip the last byte of a stored event's state (its ciphertext); its notification id."""
+        [(nid, state)] = self("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = ?",
+                              (self.oid(stream_id), version))
+        state = bytes(state)
+        self("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
+        return int(nid)
+
     def event_entry(self, stream_id: str, version: int) -> int:
         """The seq of a stream's event entry."""
         [seq] = [s for s, d in self("SELECT seq, detail FROM {t}anxin_audit WHERE kind = 'event' AND subject = ?",
@@ -275,10 +283,7 @@ def test_flipping_one_byte_of_a_stored_event_is_caught_at_its_entry(
     raw = Raw(store, app)
     sid = school.student("2026002")
     # given the last byte of a student's stored event flipped
-    [(nid, state)] = raw("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = 1",
-                         (raw.oid(sid),))
-    state = bytes(state)
-    raw("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
+    nid = raw.flip_last_byte(sid, 1)
 
     report = audit.verify(app)
 
@@ -818,9 +823,6 @@ def test_verification_reads_the_store_in_batches_of_any_size(store: Store, app: 
     # ... and an event changed in the middle is found at its entry, whatever the batch
     raw = Raw(store, app)
     sid = school.student("2026002")
-    [(nid, state)] = raw("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = 1",
-                         (raw.oid(sid),))
-    state = bytes(state)
-    raw("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
+    raw.flip_last_byte(sid, 1)
     for batch in (1, 2, 5, 20000):
         assert problem(audit.verify(app, kept, batch=batch)) == ("event_altered", raw.event_entry(sid, 1))
