@@ -732,12 +732,7 @@ class _BatchRows(Sequence[tuple[Any, ...]]):
 
 def _aggregated(db: Database, sql: str, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
     """SQLite's batches of events as aggregate rows (see _Events), until one is empty."""
-    while True:
-        n, last, blob, lengths = _raw_rows(db, sql, (after,))[0]
-        if not n:
-            return
-        yield after, int(n), int(last), blob, lengths
-        after = last
+    return _aggregate_rows(lambda a: _raw_rows(db, sql, (a,))[0], after)
 
 
 def _aggregated_own(path: str, sql: str, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
@@ -745,14 +740,18 @@ def _aggregated_own(path: str, sql: str, after: int) -> Iterator[tuple[int, int,
     thread that reads) and closed when done or dropped."""
     con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30, check_same_thread=False)
     try:
-        while True:
-            n, last, blob, lengths = con.execute(sql, (after,)).fetchone()
-            if not n:
-                return
-            yield after, int(n), int(last), blob, lengths
-            after = last
+        yield from _aggregate_rows(lambda a: con.execute(sql, (a,)).fetchone(), after)
     finally:
         con.close()
+
+
+def _aggregate_rows(fetch: Any, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
+    while True:
+        n, last, blob, lengths = fetch(after)
+        if not n:
+            return
+        yield after, int(n), int(last), blob, lengths
+        after = last
 
 
 def _event_of(subject: str, detail: str) -> tuple[str | None, int | None]:
