@@ -407,10 +407,17 @@ class Core(Application[UUID]):
             audit.record(self, row)
 
     def record_security_event(self, kind: str, actor_id: str, subject: str = "",
-                              detail: str | dict[str, Any] = "") -> int:
+                              detail: str | dict[str, Any] = "") -> int | None:
         """A login, login_failed, logout, export, report, shred or key_rotation entry of the
-        audit trail: ids and codes only (a login name via `audit.login_subject`). Its seq."""
-        return audit.record(self, audit.security_row(self, kind, actor_id, subject, detail))
+        audit trail: ids and codes only (a login name via `audit.login_subject`). Its seq;
+        None inside a block that records the gate's decisions together (`decisions_together`,
+        a command), where it is written with them, in order, as that block ends."""
+        row = audit.security_row(self, kind, actor_id, subject, detail)
+        deferred = deferred_access.get()
+        if deferred is not None:
+            deferred.append(row)
+            return None
+        return audit.record(self, row)
 
     def checkpoint(self, actor_id: str = "system") -> audit.Checkpoint:
         """Sign the audit trail's head (the signing key is kept like the master key)."""

@@ -61,6 +61,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -1132,7 +1133,15 @@ def periodic_report(
 
     With `school_id`: that school (its principal, or a supervisor of its district).
     Without: the actor's own school if they belong to one, else (a supervisor) every
-    school of their district, with the district total. Decided by the gate (STATS_READ)."""
+    school of their district, with the district total. Decided by the gate (STATS_READ);
+    the decision and the trail's `report` entry are recorded together (one transaction)."""
+    together = getattr(app, "decisions_together", None)
+    with together() if together is not None else nullcontext():
+        return _periodic_report(app, actor, date_from, date_to, school_id, today)
+
+
+def _periodic_report(app: Any, actor: Actor, date_from: date, date_to: date, school_id: str | None,
+                     today: date | None) -> Report:
     if school_id is None and actor.school_id is not None:
         school_id = actor.school_id
     if school_id is not None:

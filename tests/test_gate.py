@@ -422,3 +422,24 @@ def test_decisions_made_together_are_all_recorded_even_when_one_is_denied(app: A
     # then both decisions are on record, in order, allowed and denied
     assert [(r[2], r[3]) for r in access_rows(app, school.teacher)] == [
         (school.student("2026001"), 1), (school.student("2026003"), 0)]
+
+
+def test_a_report_records_its_decision_and_its_trail_entry_together(app: Anxin, school: School) -> None:
+    from projections.report import periodic_report
+
+    # when a security entry is recorded inside a block of decisions
+    with app.decisions_together():
+        app.get_student(school.teacher, school.student("2026001"))
+        before = trail_tail(app, 1)
+        assert app.record_security_event("export", school.teacher.staff_id, "x") is None
+        # then nothing is written before the block ends ...
+        assert trail_tail(app, 1) == before
+    # ... and then both, in the order they were made
+    assert [k for k, _, _ in trail_tail(app, 2)] == ["access", "export"]
+
+    # when the principal's periodic report is made, then its decision and its entry follow each other
+    seq = app.db.fetchone("SELECT max(seq) FROM {t}anxin_audit")[0]
+    periodic_report(app, school.principal, date_from=date(2026, 1, 1), date_to=date(2026, 6, 30))
+    assert [(k, actor) for k, actor, _ in trail_tail(app, 2)] == [
+        ("access", school.principal.staff_id), ("report", school.principal.staff_id)]
+    assert app.db.fetchone("SELECT max(seq) FROM {t}anxin_audit")[0] == seq + 2

@@ -23,7 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.common import Conflict, DomainError, Erased, NotFound, PermissionDenied
 from web import i18n
@@ -44,6 +46,42 @@ access_log = logging.getLogger("anxin.web.access")
 STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class Headers:
+    """Every response's security headers, the reader's language for the request, and one
+    access-log line (method, path and status only: never a query string or a form, names
+    could be in them). Plain ASGI: it only touches the response's first message, where a
+    `BaseHTTPMiddleware` would pass every response through a stream of its own."""
+
+    def __init__(self, app: ASGIApp, secure_cookies: bool = False) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        i18n.current.set(language(Request(scope)))
+        started = time.perf_counter()
+        path = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                access_log.info("%s %s %d %.1fms", scope["method"], path, message["status"],
+                                (time.perf_counter() - started) * 1000)
+                h = MutableHeaders(scope=message)
+                h.setdefault("Content-Security-Policy", CSP)
+                h.setdefault("X-Frame-Options", "DENY")
+                h.setdefault("X-Content-Type-Options", "nosniff")
+                h.setdefault("Referrer-Policy", "no-referrer")
+                if not path.startswith("/static/"):
+                    h["Cache-Control"] = "no-store"
+                if self.secure_cookies:
+                    h.setdefault("Strict-Transport-Security", "max-age=31536000")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def status_of(error: DomainError) -> int:
@@ -133,24 +171,7 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
     api.state.web = web
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @api.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        i18n.current.set(language(request))
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        # Method, path and status only: never a query string or a form (names could be in them).
-        access_log.info("%s %s %d %.1fms", request.method, request.url.path, response.status_code,
-                        (time.perf_counter() - started) * 1000)
-        h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith("/static/"):
-            h["Cache-Control"] = "no-store"
-        if secure_cookies:
-            h.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+    api.add_middleware(Headers, secure_cookies=secure_cookies)
 
     @api.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:
