@@ -12,7 +12,10 @@ reads one row and a check-in (frequent) reads none.
 
 A student's name is resolved when the board is read (`app.student_ref`: 已删除 once the
 student is erased) and their class comes from the clear directory, which keeps it even
-after erasure. An ended pairing leaves the board. A shredded pairing leaves the table
+after erasure. The row keeps that class too (`class_name`), so that a school's counts per
+class come from this table's index alone: taken from the directory when the pairing is
+folded (the student's class now, in a rebuild as incrementally), and moved when a
+correction of the student's details moves the student to another class. An ended pairing leaves the board. A shredded pairing leaves the table
 (its events can no longer be read, so a rebuild could not keep it either) and is shown
 from the directory as an erased line.
 """
@@ -45,6 +48,7 @@ from sqlalchemy import (
 from domain import access
 from domain.common import Actor, NotFound
 from domain.pairing import Pairing
+from domain.roster import Student
 from projections.base import ErasedEvent, View, WriteBehind, driver_mark, metadata, stream_id_of
 
 if TYPE_CHECKING:
@@ -63,9 +67,10 @@ pairings = Table(
     Column("due_day", Integer, nullable=False),
     Column("check_ins", Integer, nullable=False),
     Column("open_concerns", Integer, nullable=False),
+    Column("class_name", String(64)),  # the student's class (None: no student of this school on record)
     Index("v_pairing_board_staff", "staff_id"),
-    # The school's pairings, and what the school board counts of them, from the index alone.
-    Index("v_pairing_board_school", "school_id", "student_id", "due_day", "open_concerns"),
+    # The school's pairings, and what the school board counts of them per class, from the index alone.
+    Index("v_pairing_board_school", "school_id", "class_name", "due_day", "open_concerns"),
 )
 concerns = Table(
     "v_pairing_concerns",
@@ -88,6 +93,10 @@ _check_in = update(pairings).where(_p.pairing_id == _pid).values(
 _INSERT_PAIRING = pairings.insert()
 _INSERT_CONCERN = concerns.insert()
 _concern_row = (_k.pairing_id == _pid) & (_k.check_in_id == bindparam("b_ci"))
+_move_class = update(pairings).where(_p.student_id == bindparam("b_student")).values(
+    class_name=bindparam("b_class"))
+_STUDENT_CLASSES = ("SELECT stream_id, school_id, class_name FROM {t}anxin_directory WHERE kind = 'student' "
+                    "AND stream_id IN ({marks})")
 
 
 def _ordinal(value: date) -> int:
@@ -117,8 +126,32 @@ class PairingBoardView(WriteBehind, View):
         self._insert(conn, _INSERT_PAIRING, {
             "pairing_id": pid, "school_id": e.school_id, "staff_id": e.staff_id, "student_id": e.student_id,
             "cadence_days": e.cadence_days, "paired_day": day, "last_day": None, "due_day": day + e.cadence_days,
-            "check_ins": 0, "open_concerns": 0,
+            "check_ins": 0, "open_concerns": 0, "class_name": None,  # (set as the rows are written: `flush`)
         }, position, key=pid)
+
+    @fold.register(Student.DetailsCorrected)
+    def _student_corrected(self, e: Any, conn: Connection, position: int) -> None:
+        if "class_name" in e.changes:
+            conn.execute(_move_class, {"b_student": stream_id_of(e), "b_class": e.changes["class_name"]})
+
+    def flush(self, conn: Connection) -> None:
+        """New pairings' rows get their student's class from the directory, all of a
+        batch's in one query, as they are written."""
+        new = self._rows.get(_INSERT_PAIRING)
+        if new:
+            mark = driver_mark(conn)
+            sql = self.app.db.q(_STUDENT_CLASSES)
+            wanted = list({r["student_id"] for r in new})
+            found: dict[str, tuple[str, str | None]] = {}
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                for sid, school, cls in conn.exec_driver_sql(sql.replace("{marks}", ", ".join([mark] * len(chunk))),
+                                                             tuple(chunk)):
+                    found[sid] = (school, cls)
+            for r in new:
+                school_class = found.get(r["student_id"])
+                r["class_name"] = school_class[1] if school_class and school_class[0] == r["school_id"] else None
+        super().flush(conn)
 
     @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, e: Any, conn: Connection, position: int) -> None:
@@ -288,12 +321,11 @@ def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None =
     by_class: dict[str | None, list[int]] = {}
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         mark = driver_mark(conn)
-        for cls, n, overdue, open_concerns in conn.exec_driver_sql(app.db.q(
-            f"SELECT d.class_name, count(*), sum(CASE WHEN p.due_day < {mark} THEN 1 ELSE 0 END), "
-            "sum(p.open_concerns) FROM v_pairing_board p LEFT JOIN {t}anxin_directory d "
-            f"ON d.stream_id = p.student_id AND d.kind = 'student' AND d.school_id = {mark} "
-            f"WHERE p.school_id = {mark} GROUP BY d.class_name"
-        ), (day, school_id, school_id)):
+        for cls, n, overdue, open_concerns in conn.exec_driver_sql(
+            f"SELECT class_name, count(*), sum(CASE WHEN due_day < {mark} THEN 1 ELSE 0 END), "
+            f"sum(open_concerns) FROM v_pairing_board WHERE school_id = {mark} GROUP BY class_name",
+            (day, school_id),
+        ):
             by_class[cls] = [int(n), int(overdue or 0), int(open_concerns or 0)]
         # Erased pairings still active in the directory (and no longer in the view): one each.
         gone = app.db.fetch(

@@ -163,6 +163,25 @@ def test_the_principal_sees_the_whole_school_with_counts_per_class(app: Anxin, s
         assert pairing_counts(app, who, school.id) == board.by_class
 
 
+def test_a_student_moved_to_another_class_is_counted_there(app: Anxin, school: School, clock: Clock) -> None:
+    # given pairings in two classes, both overdue
+    pa = pair(app, school, A)
+    pair(app, school, C, staff=school.other_teacher)
+    clock.advance(days=15)
+    check_in(app, school, pa, clock.today)
+    clock.advance(days=20)
+    assert pairing_counts(app, school.principal, school.id) == [ClassCounts(CLASS1, 1, 1, 0),
+                                                                ClassCounts(CLASS2, 1, 1, 0)]
+    # when student C's class is corrected to class 1
+    app.correct_student(school.admin, school.student(C), {"class_name": CLASS1}, reason="转班")
+    # then the school's counts, and its board, have both pairings in class 1
+    board = pairing_board(app, school.principal, school_id=school.id)
+    assert pairing_counts(app, school.principal, school.id) == board.by_class == [ClassCounts(CLASS1, 2, 2, 0)]
+    # and a rebuild counts the same
+    app.views.rebuild(["pairing_board"])
+    assert pairing_counts(app, school.principal, school.id) == [ClassCounts(CLASS1, 2, 2, 0)]
+
+
 # -- the gate -----------------------------------------------------------------------------------
 def test_a_teacher_sees_their_own_pairings_only_and_every_decision_is_recorded(app: Anxin, school: School) -> None:
     pair(app, school, A)
@@ -259,7 +278,7 @@ def fresh_school(app: Anxin) -> School:
 
 STEPS = st.lists(
     st.tuples(st.sampled_from(["pair", "check_in", "check_in", "concern", "correct", "escalate_file",
-                               "escalate_case", "cadence", "end", "days", "shred"]),
+                               "escalate_case", "cadence", "end", "days", "shred", "move"]),
               st.integers(0, 11)),
     min_size=5, max_size=30,
 )
@@ -296,6 +315,9 @@ def play(app: Anxin, s: School, clock: Clock, steps: list[tuple[str, int]]) -> l
                     p.change_cadence(cadence_days=3 + pick, reason="调整", actor=s.principal.staff_id, at=app.now())
             elif op == "end":
                 app.end_pairing(s.principal, pid, "结束")
+            elif op == "move":
+                app.correct_student(s.admin, s.student(nos[pick % 4]), {"class_name": [CLASS1, CLASS2][pick % 2]},
+                                    reason="转班")
             elif op == "days":
                 clock.advance(days=pick * 2)
             elif op == "shred":
@@ -327,8 +349,10 @@ def test_the_rebuilt_board_equals_the_incremental_one_and_the_domain(app: Anxin,
         assert (row.last_day, row.due_day, row.open_concerns, row.check_ins, row.cadence_days) == (
             last.toordinal() if last else None, p.next_due.toordinal(), len(p.open_concerns), len(p.check_ins),
             p.cadence_days)
-    # and rebuilding gives the same rows and the same board
+    # and the school's counts per class are the board's, each pairing in its student's class now
     before, board = dump(app), pairing_board(app, s.principal, school_id=s.id)
+    assert pairing_counts(app, s.principal, s.id) == board.by_class
+    # and rebuilding gives the same rows and the same board
     app.views.rebuild(["pairing_board"])
     assert dump(app) == before
     assert pairing_board(app, s.principal, school_id=s.id) == board
