@@ -15,9 +15,10 @@ student is erased) and their class comes from the clear directory, which keeps i
 after erasure. The row keeps that class too (`class_name`), so that a school's counts per
 class come from this table's index alone: taken from the directory when the pairing is
 folded (the student's class now, in a rebuild as incrementally), and moved when a
-correction of the student's details moves the student to another class. An ended pairing leaves the board. A shredded pairing leaves the table
-(its events can no longer be read, so a rebuild could not keep it either) and is shown
-from the directory as an erased line.
+correction of the student's details moves the student to another class. An ended
+pairing leaves the board. A shredded pairing leaves the table (its events can no longer
+be read, so a rebuild could not keep it either) and is shown from the directory as an
+erased line.
 """
 
 from __future__ import annotations
@@ -139,15 +140,8 @@ class PairingBoardView(WriteBehind, View):
         batch's in one query, as they are written."""
         new = self._rows.get(_INSERT_PAIRING)
         if new:
-            mark = driver_mark(conn)
-            sql = self.app.db.q(_STUDENT_CLASSES)
-            wanted = list({r["student_id"] for r in new})
-            found: dict[str, tuple[str, str | None]] = {}
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i:i + 500]
-                for sid, school, cls in conn.exec_driver_sql(sql.replace("{marks}", ", ".join([mark] * len(chunk))),
-                                                             tuple(chunk)):
-                    found[sid] = (school, cls)
+            found = {sid: (school, cls) for sid, school, cls in
+                     self.app.db.fetch_in(_STUDENT_CLASSES, list({r["student_id"] for r in new}))}
             for r in new:
                 school_class = found.get(r["student_id"])
                 r["class_name"] = school_class[1] if school_class and school_class[0] == r["school_id"] else None
