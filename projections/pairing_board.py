@@ -96,8 +96,8 @@ _INSERT_CONCERN = concerns.insert()
 _concern_row = (_k.pairing_id == _pid) & (_k.check_in_id == bindparam("b_ci"))
 _move_class = update(pairings).where(_p.student_id == bindparam("b_student")).values(
     class_name=bindparam("b_class"))
-_STUDENT_CLASSES = ("SELECT stream_id, school_id, class_name FROM {t}anxin_directory WHERE kind = 'student' "
-                    "AND stream_id IN ({marks})")
+# Students' classes (kept after erasure, with the flag) from the clear directory.
+_STUDENTS = "SELECT stream_id, school_id, class_name, erased FROM {t}anxin_directory WHERE kind = 'student'"
 
 
 def _ordinal(value: date) -> int:
@@ -140,8 +140,8 @@ class PairingBoardView(WriteBehind, View):
         batch's in one query, as they are written."""
         new = self._rows.get(_INSERT_PAIRING)
         if new:
-            found = {sid: (school, cls) for sid, school, cls in
-                     self.app.db.fetch_in(_STUDENT_CLASSES, list({r["student_id"] for r in new}))}
+            found = {sid: (school, cls) for sid, school, cls, _ in self.app.db.fetch_in(
+                _STUDENTS + " AND stream_id IN ({marks})", list({r["student_id"] for r in new}))}
             for r in new:
                 school_class = found.get(r["student_id"])
                 r["class_name"] = school_class[1] if school_class and school_class[0] == r["school_id"] else None
@@ -364,14 +364,13 @@ def _lines(app: Core, school: str | None, staff_id: str | None, today: date, nam
     gone = app.db.fetch(erased_sql, params)
     # Students' classes (and whether they were erased) from the clear directory: the
     # school's, or for one staff member's pairings only their students.
-    student_sql = "SELECT stream_id, class_name, erased FROM {t}anxin_directory WHERE kind = 'student' " \
-                  "AND school_id = ?"
+    student_sql = _STUDENTS + " AND school_id = ?"
     if staff_id is None:
         found = app.db.fetch(student_sql, (school,))
     else:
         wanted = list(dict.fromkeys([r[2] for r in rows] + [g[2] for g in gone]))
         found = app.db.fetch_in(student_sql + " AND stream_id IN ({marks})", wanted, (school,))
-    students = {sid: (cls, bool(erased)) for sid, cls, erased in found}
+    students = {sid: (cls, bool(erased)) for sid, _, cls, erased in found}
     seen = {r[0] for r in rows}
     day = today.toordinal()
     refs: dict[str, str] = {}
