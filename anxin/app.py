@@ -29,7 +29,14 @@ from eventsourcing.persistence import (
 )
 
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
-from anxin.storage import Database, StoreConfig, audit_rows_first, event_audit_meta, side_statements
+from anxin.storage import (
+    Database,
+    StoreConfig,
+    audit_rows_first,
+    event_audit_meta,
+    opening,
+    side_statements,
+)
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import (
@@ -141,10 +148,11 @@ class Core(Application[UUID]):
         # The default clock reads the schools' wall clock (policy.timezone), so that
         # `now().date()` is the schools' today; instants compare the same in any zone.
         self.clock = clock or school_clock(self.policy.timezone)
-        super().__init__(env=config.env())
-        self.db = Database(self.recorder, self.keystore)
-        self.keystore.db = self.db
-        self.db.create_tables()
+        with opening(config):  # the tables made or checked by one process at a time
+            super().__init__(env=config.env())
+            self.db = Database(self.recorder, self.keystore)
+            self.keystore.db = self.db
+            self.db.create_tables()
 
     # -- library seams ----------------------------------------------------------------
     def construct_mapper(self) -> StreamMapper:  # type: ignore[override]

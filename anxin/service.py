@@ -13,7 +13,7 @@ from typing import Any
 from anxin.app import Core, just_saved
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
 from anxin.escalation import EscalationCommands
-from anxin.storage import StoreConfig, config_from_env
+from anxin.storage import StoreConfig, config_from_env, opening
 from domain.policy import Policy
 
 
@@ -21,13 +21,16 @@ class Anxin(EscalationCommands, Core):
     """The whole application: one event store, one gate, and the views kept up to
     date with it (read your writes: a command returns once every view has it)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: StoreConfig, *args: Any, **kwargs: Any) -> None:
         from projections import all_views
         from projections.base import Runner
 
-        self.views = Runner(self, all_views(self))
-        self.views.catch_up()
+        # The views' tables too, and their refold after a change of shape: one process at
+        # a time (a second worker then finds them made and caught up).
+        with opening(config):
+            super().__init__(config, *args, **kwargs)
+            self.views = Runner(self, all_views(self))
+            self.views.catch_up()
 
     def after_save(self) -> None:
         self.views.catch_up(fresh=just_saved.get())

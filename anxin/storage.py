@@ -126,6 +126,46 @@ class StoreConfig:
         }
 
 
+_opening: contextvars.ContextVar[bool] = contextvars.ContextVar("anxin_opening", default=False)
+
+
+@contextmanager
+def opening(config: StoreConfig) -> Iterator[None]:
+    """One process at a time opens the store: makes or checks its tables (the event
+    library's, ours, the views'), and refolds a view whose shape changed. Workers of one
+    server start at the same moment; on a new PostgreSQL schema two `CREATE TABLE IF NOT
+    EXISTS` at once fail ("duplicate key … pg_type"), and two processes would refold the
+    same view. PostgreSQL: an advisory lock per schema, held by a connection of its own;
+    SQLite: an exclusive lock on a file beside the database. Re-entrant in one thread."""
+    if _opening.get():
+        yield
+        return
+    token = _opening.set(True)
+    try:
+        if config.is_postgres:
+            import psycopg
+
+            assert config.url
+            with psycopg.connect(config.url, autocommit=True) as conn:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"anxin-open:{config.schema or ''}",))
+                yield  # closing the connection releases the lock
+            return
+        path = Path(config.env()["SQLITE_DBNAME"])
+        if not path.parent.is_dir():
+            yield
+            return
+        import fcntl
+
+        fd = os.open(f"{path}.open-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+    finally:
+        _opening.reset(token)
+
+
 class Cursor:
     """One placeholder style (`?`) and tuple rows on both databases."""
 
@@ -191,11 +231,32 @@ class Database:
         with self.recorder.datastore.transaction(commit=commit) as raw:
             yield Cursor(raw, self.dialect)
 
+    @contextmanager
+    def _schema_transaction(self) -> Iterator[Cursor]:
+        """A transaction that holds the write lock from its start. Two processes opening
+        one SQLite store at once (two web workers) both run `create_tables`: with a plain
+        (deferred) BEGIN, the second reads, then finds the first has written since, and
+        SQLite refuses it at once ("database is locked", no waiting). BEGIN IMMEDIATE
+        waits for the lock instead (the busy timeout), then sees the tables made."""
+        if self.dialect != "sqlite":
+            with self.transaction() as c:
+                yield c
+            return
+        with self.recorder.datastore.get_connection(commit=True) as conn:
+            raw = conn.cursor()
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield Cursor(raw, self.dialect)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     def create_tables(self) -> None:
         blob = "BYTEA" if self.dialect == "postgres" else "BLOB"
         serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
         int8 = "BIGINT" if self.dialect == "postgres" else "INTEGER"
-        with self.transaction() as c:
+        with self._schema_transaction() as c:
             for name, cols in SIDE_TABLES.items():
                 c.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.t(name)} ({cols.format(blob=blob, serial=serial, int8=int8)})"

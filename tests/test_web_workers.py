@@ -294,3 +294,53 @@ def test_connections_on_a_socket_bound_by_uvicorn_for_workers_get_nodelay() -> N
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+# -- workers starting together ----------------------------------------------------------------
+_OPEN = """
+import os, sys, time
+from pathlib import Path
+from anxin.crypto import MasterKey
+from anxin.service import Anxin
+from anxin.storage import StoreConfig
+
+config = StoreConfig(url=os.environ.get("T_URL") or None, data_dir=Path(sys.argv[1]),
+                     schema=os.environ.get("T_SCHEMA") or None)
+key = MasterKey.decode(os.environ["T_KEY"])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+Anxin(config, [key]).close()
+print("opened", flush=True)
+"""
+
+
+def test_worker_processes_opening_one_store_at_once_all_start(store: Store, tmp_path: Path) -> None:
+    """As `anxin serve --workers N` starts N processes that each open the store at the same
+    moment (and make or check its tables): none may fail with "database is locked" or a
+    duplicate table. Four processes, three times: on a new store, then on the one made."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANXIN_")}
+    env["T_KEY"] = store.master_key.encode()
+    if store.kind == "postgres":
+        assert PG_URL and store.schema
+        env["T_URL"], env["T_SCHEMA"] = PG_URL, store.schema
+    for attempt in range(3):
+        go = tmp_path / f"go-{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN, str(store.data_dir), str(go)], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        try:
+            for p in procs:
+                assert p.stdout is not None
+                assert p.stdout.readline().strip() == "ready", p.communicate()[1]
+            go.touch()  # all four imported and waiting: open the store together
+            outs = [p.communicate(timeout=120) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        failed = [err for p, (_out, err) in zip(procs, outs, strict=True) if p.returncode != 0]
+        assert not failed, failed[0]
+        assert all(out.strip() == "opened" for out, _err in outs)
+    app = store.open()  # and the store they made is whole: its tables and views answer
+    assert app.views.positions()
