@@ -30,6 +30,8 @@ import json
 import os
 import queue
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -592,23 +594,25 @@ class _Events:
     bytes) are made only when a problem has to be described. On PostgreSQL rows come
     as (notification id, prefix, state)."""
 
-    def __init__(self, db: Database, batch: int) -> None:
+    def __init__(self, db: Database, batch: int, after: int = 0, before: int | None = None) -> None:
+        """Events after notification id `after` and (if given) before `before`."""
         self.db = db
         self.pg = db.dialect == "postgres"
         table = db.t(db.recorder.events_table_name)
+        upto = "" if before is None else f" AND {'notification_id' if self.pg else 'rowid'} < {int(before)}"
         if self.pg:
             # The hash's prefix (id as 32 hex digits, version, topic) comes ready-made, as bytes.
             cols = ("notification_id, convert_to(replace(originator_id::text, '-', '') || chr(31) || "
                     "originator_version || chr(31) || topic || chr(31), 'UTF8'), state")
-            self.sql = (f"SELECT {cols} FROM {table} WHERE notification_id > ? ORDER BY notification_id "
+            self.sql = (f"SELECT {cols} FROM {table} WHERE notification_id > ?{upto} ORDER BY notification_id "
                         f"LIMIT {int(batch)}")
         else:
             stored = ("CAST(originator_id || char(31) || originator_version || char(31) || topic || char(31) "
                       "|| state AS BLOB)")
             cols = f"rowid, {stored}"
-            self.rows_sql = f"SELECT {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT {int(batch)}"
+            self.rows_sql = f"SELECT {cols} FROM {table} WHERE rowid > ?{upto} ORDER BY rowid LIMIT {int(batch)}"
             self.sql = ("SELECT count(*), max(n), CAST(group_concat(m, '') AS BLOB), group_concat(length(m), ',') "
-                        f"FROM (SELECT rowid AS n, {stored} AS m FROM {table} WHERE rowid > ? "
+                        f"FROM (SELECT rowid AS n, {stored} AS m FROM {table} WHERE rowid > ?{upto} "
                         f"ORDER BY rowid LIMIT {int(batch)})")
             self.nth_sql = f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?"
         self.point_sql = f"SELECT {cols} FROM {table} WHERE originator_id = ? AND originator_version = ?"
@@ -617,7 +621,7 @@ class _Events:
         self.pos = 0
         self.last = 0
         self.count = 0  # events taken so far
-        self.source = self._batches(0)
+        self.source = self._batches(after)
 
     def _batches(self, after: int) -> Iterator[Any]:
         # (Module functions, not methods: a reading thread must not keep this object alive.)
@@ -797,8 +801,10 @@ def _paged(db: Database, sql: str, after: int) -> Iterator[list[tuple[Any, ...]]
         after = rows[-1][0]
 
 
-def _trail_batches(db: Database, after: int, batch: int) -> Iterator[list[tuple[Any, ...]]]:
-    sql = db.q(f"SELECT {COLUMNS} FROM {{t}}anxin_audit WHERE seq > ? ORDER BY seq LIMIT {int(batch)}")
+def _trail_batches(db: Database, after: int, batch: int, upto: int | None = None
+                   ) -> Iterator[list[tuple[Any, ...]]]:
+    bound = "" if upto is None else f" AND seq <= {int(upto)}"
+    sql = db.q(f"SELECT {COLUMNS} FROM {{t}}anxin_audit WHERE seq > ?{bound} ORDER BY seq LIMIT {int(batch)}")
     batches = _paged(db, sql, after)
     return _prefetched(batches) if db.dialect == "postgres" else batches
 
@@ -846,7 +852,8 @@ def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = None, *,
-           public_key: Ed25519PublicKey | None = None, batch: int = 20000) -> VerifyReport:
+           public_key: Ed25519PublicKey | None = None, batch: int = 20000,
+           parallel_from: int | None = None) -> VerifyReport:
     """Re-read every trail entry and every stored event (raw bytes, nothing decrypted),
     recompute the chain, match events and their entries one to one, check every stored
     checkpoint's signature and, if given, a checkpoint file kept outside the system.
@@ -862,12 +869,120 @@ def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = N
     from projections.base import no_gc_pauses
 
     with no_gc_pauses():
-        try:
-            _Verifier(app, report, checkpoint, pub, batch).run()
-        except _Found as f:
-            report.problem = f.problem
+        # A long trail in two halves at once, the second in a process of its own; anything
+        # that way not shown intact is verified again in one pass, which says where and why.
+        if not _verify_in_halves(app, report, checkpoint, pub, batch,
+                                 PARALLEL_FROM if parallel_from is None else parallel_from):
+            report.checkpoints = 0
+            try:
+                _Verifier(app, report, checkpoint, pub, batch).run()
+            except _Found as f:
+                report.problem = f.problem
     report.seconds = time.perf_counter() - started
     return report
+
+
+# From how many entries a second process verifies half the trail (its start, about half a
+# second on the reference machine, is then well paid for).
+PARALLEL_FROM = 200_000
+
+
+def _verify_in_halves(app: Core, report: VerifyReport, cp: Checkpoint | None, pub: Ed25519PublicKey | None,
+                      batch: int, parallel_from: int) -> bool:
+    """Entries 1..mid here, and mid+1.. (with the events from the one the first event entry
+    after mid names) in a second process, at once; the halves joined where they meet: the
+    first half ends at entry mid, with the hash the second half's first entry names as its
+    prev_hash, and has taken every event before the second half's first. True when the
+    whole trail is so shown intact (the report filled in); False when it was not tried, or
+    anything failed (the caller then verifies in one pass)."""
+    db = app.db
+    head = _raw_rows(db, db.q("SELECT max(seq) FROM {t}anxin_audit"), ())[0][0]
+    if not head or head < max(parallel_from, 2):
+        return False
+    mid = int(head) // 2
+    first_event = _raw_rows(db, db.q("SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' "
+                                     "ORDER BY seq LIMIT 1"), (mid,))
+    meets = _raw_rows(db, db.q("SELECT prev_hash FROM {t}anxin_audit WHERE seq = ?"), (mid + 1,))
+    if not first_event or not meets:
+        return False
+    hexid, version = _event_of(*first_event[0])
+    found = _Events(db, 1).find(hexid, version) if hexid is not None and version is not None else None
+    if found is None:
+        return False
+    split, prev_mid = int(found[0]), str(meets[0][0])
+    cfg = app.config
+    job = {
+        "url": cfg.url, "data_dir": str(cfg.data_dir), "schema": cfg.schema,
+        "checkpoint": cp.to_json() if cp is not None else None,
+        "public_key": _raw_public(pub).hex() if pub is not None else None,
+        "batch": batch, "first_seq": mid + 1, "prev": prev_mid, "events_after": split - 1,
+    }
+    # A plain interpreter running this module's entry (not multiprocessing's spawn, which
+    # would import the caller's main script again); the job through its stdin; its answer,
+    # one JSON line, through its stdout. It gets no key: verification decrypts nothing.
+    child = subprocess.Popen([sys.executable, "-c", "from projections.audit import _second_half; _second_half()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(job).encode())
+        child.stdin.close()
+        first = VerifyReport()
+        try:
+            _Verifier(app, first, cp, pub, batch, last_seq=mid, events_before=split).run()
+        except _Found:
+            return False
+        if first.entries != mid or first.head_hash != prev_mid:
+            return False
+        try:
+            answer = json.loads(child.stdout.read() or b"{}")
+        except ValueError:
+            return False
+        if answer.get("ok") is not True or child.wait() != 0:
+            return False
+        report.entries = report.head_seq = int(answer["entries"])
+        report.events = first.events + int(answer["events"])
+        report.checkpoints = first.checkpoints + int(answer["checkpoints"])
+        report.head_hash = str(answer["head_hash"])
+        return True
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def _second_half() -> None:
+    """The second process of `_verify_in_halves`: the job from stdin (the trail from
+    first_seq, whose prev_hash is `prev`, with the events after events_after, to the end);
+    one JSON line to stdout: {"ok": true, counts…}, or {"ok": false} at a problem or an error
+    (which the one-pass verification, run then, will meet and say)."""
+    from anxin.app import Core
+    from anxin.crypto import MasterKey
+    from anxin.storage import StoreConfig
+    from projections.base import no_gc_pauses
+
+    answer: dict[str, Any] = {"ok": False}
+    try:
+        job = json.loads(sys.stdin.buffer.read())
+        config = StoreConfig(url=job["url"], data_dir=Path(job["data_dir"]), schema=job["schema"])
+        app = Core(config, [MasterKey.generate()])  # a key of its own: nothing is decrypted here
+        try:
+            cp = Checkpoint.from_json(job["checkpoint"]) if job["checkpoint"] else None
+            pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(job["public_key"])) if job["public_key"] else None
+            report = VerifyReport()
+            with no_gc_pauses():
+                _Verifier(app, report, cp, pub, int(job["batch"]), first_seq=int(job["first_seq"]), prev=job["prev"],
+                          events_after=int(job["events_after"])).run()
+            answer = {"ok": True, "entries": report.entries, "events": report.events,
+                      "checkpoints": report.checkpoints, "head_hash": report.head_hash}
+        finally:
+            app.close()
+    except Exception:  # a problem (_Found) or an error: the one pass that follows says which
+        answer = {"ok": False}
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
 
 
 class _Verifier:
@@ -876,11 +991,15 @@ class _Verifier:
     checking whole batches at once.)"""
 
     def __init__(self, app: Core, report: VerifyReport, cp: Checkpoint | None, pub: Ed25519PublicKey | None,
-                 batch: int) -> None:
+                 batch: int, *, first_seq: int = 1, prev: str | None = None, last_seq: int | None = None,
+                 events_after: int = 0, events_before: int | None = None) -> None:
+        """The whole trail; or a part of it: entries first_seq.. (the first naming `prev` as
+        its prev_hash) up to last_seq, with the events between events_after and events_before."""
         self.app, self.db, self.report, self.cp, self.pub, self.batch = app, app.db, report, cp, pub, batch
         self.store = store_id(self.db)
         self.kid = key_id(pub) if pub is not None else None
-        self.events = _Events(self.db, batch)
+        self.first_seq, self.start_prev, self.last_seq = first_seq, prev, last_seq
+        self.events = _Events(self.db, batch, events_after, events_before)
 
     def run(self) -> None:
         cp, pub = self.cp, self.pub
@@ -891,9 +1010,9 @@ class _Verifier:
                 raise AuditKeyMissing(where=str(public_key_path(self.app.config)))
             if cp.key_id != self.kid or not cp.signature_valid(pub):
                 raise _Found(Problem(cp.seq, "checkpoint_forged", "检查点文件的签名无效（不是本系统的签名密钥所签）"))
-        prev = genesis_hash(self.store)
-        expected = 1
-        batches = _trail_batches(self.db, 0, self.batch)
+        prev = genesis_hash(self.store) if self.start_prev is None else self.start_prev
+        expected = self.first_seq
+        batches = _trail_batches(self.db, expected - 1, self.batch, self.last_seq)
         while True:
             prev, expected = self._walk(batches, prev, expected)
             # Events after the last entry: perhaps written since the trail was read (each
@@ -901,12 +1020,12 @@ class _Verifier:
             ev = self.events.peek()
             if ev is None:
                 break
-            batches = _trail_batches(self.db, expected - 1, self.batch)
+            batches = _trail_batches(self.db, expected - 1, self.batch, self.last_seq)
             first = next(batches, None)
             if first is None:
                 raise _unrecorded(expected, self.events.described(ev))
             batches = _chain([first], batches)
-        if cp is not None and cp.seq >= expected:
+        if cp is not None and self.last_seq is None and cp.seq >= expected:
             raise _Found(Problem(expected, "truncated",
                                  f"审计记录在第 {expected - 1} 条结束，但检查点文件签过第 {cp.seq} 条：末尾的记录被删除"))
         self.report.entries = self.report.head_seq = expected - 1

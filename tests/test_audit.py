@@ -246,7 +246,16 @@ def test_a_store_from_before_the_trail_adopts_its_events_and_keeps_its_old_acces
 
 
 # -- verification ---------------------------------------------------------------------------------
-def test_an_untampered_store_verifies_with_its_counts(store: Store, app: Anxin, school: School,
+@pytest.fixture(params=[False, True], ids=["one pass", "halves"])
+def halves(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Verification as a short trail gets it (one pass), and as a long one does: two halves
+    at once, the second in a process of its own (from 2 entries on, instead of 200,000)."""
+    if request.param:
+        monkeypatch.setattr(audit, "PARALLEL_FROM", 2)
+    return bool(request.param)
+
+
+def test_an_untampered_store_verifies_with_its_counts(halves: bool, store: Store, app: Anxin, school: School,
                                                       clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -260,7 +269,7 @@ def test_an_untampered_store_verifies_with_its_counts(store: Store, app: Anxin, 
     assert "intact" in report.summary() and f"{report.entries} 条记录" in report.summary()
 
 
-def test_a_store_still_verifies_after_a_stream_is_shredded(store: Store, app: Anxin, school: School,
+def test_a_store_still_verifies_after_a_stream_is_shredded(halves: bool, store: Store, app: Anxin, school: School,
                                                            clock: Clock) -> None:
     # given a day's work, and then the student at its centre shredded
     ids = given_history(app, school, clock)
@@ -277,7 +286,7 @@ def test_a_store_still_verifies_after_a_stream_is_shredded(store: Store, app: An
 
 
 def test_flipping_one_byte_of_a_stored_event_is_caught_at_its_entry(
-    store: Store, app: Anxin, school: School, clock: Clock
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -294,7 +303,7 @@ def test_flipping_one_byte_of_a_stored_event_is_caught_at_its_entry(
     assert "tampered" in report.summary() and f"seq {report.problem.seq}" in report.summary()
 
 
-def test_deleting_an_event_row_is_caught_at_its_entry(store: Store, app: Anxin, school: School,
+def test_deleting_an_event_row_is_caught_at_its_entry(halves: bool, store: Store, app: Anxin, school: School,
                                                       clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -307,7 +316,7 @@ def test_deleting_an_event_row_is_caught_at_its_entry(store: Store, app: Anxin, 
     assert report.problem is not None and report.problem.stream_id == sid
 
 
-def test_an_event_written_around_the_application_is_caught(store: Store, app: Anxin, school: School,
+def test_an_event_written_around_the_application_is_caught(halves: bool, store: Store, app: Anxin, school: School,
                                                             clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -323,7 +332,7 @@ def test_an_event_written_around_the_application_is_caught(store: Store, app: An
 
 
 @pytest.mark.parametrize("kind", ["access", "event"])
-def test_deleting_a_trail_entry_is_caught_at_its_position(store: Store, app: Anxin, school: School,
+def test_deleting_a_trail_entry_is_caught_at_its_position(halves: bool, store: Store, app: Anxin, school: School,
                                                            clock: Clock, kind: str) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -335,7 +344,7 @@ def test_deleting_a_trail_entry_is_caught_at_its_position(store: Store, app: Anx
     assert problem(audit.verify(app)) == ("entry_missing", victim)
 
 
-def test_deleting_an_entry_and_renumbering_the_rest_is_caught(store: Store, app: Anxin, school: School,
+def test_deleting_an_entry_and_renumbering_the_rest_is_caught(halves: bool, store: Store, app: Anxin, school: School,
                                                                clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -347,7 +356,7 @@ def test_deleting_an_entry_and_renumbering_the_rest_is_caught(store: Store, app:
     assert problem(audit.verify(app)) == ("entry_moved", victim)
 
 
-def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(store: Store, app: Anxin, school: School,
+def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(halves: bool, store: Store, app: Anxin, school: School,
                                                                  clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -361,7 +370,7 @@ def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(store: Store, ap
     assert problem(audit.verify(app)) == ("entry_moved", first)
 
 
-def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(store: Store, app: Anxin, school: School,
+def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(halves: bool, store: Store, app: Anxin, school: School,
                                                               clock: Clock) -> None:
     ids = given_history(app, school, clock)
     raw = Raw(store, app)
@@ -373,7 +382,7 @@ def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(store: Store, app:
     assert problem(audit.verify(app)) == ("entry_altered", seq)
 
 
-def test_altering_a_sealed_break_glass_reason_is_caught(store: Store, app: Anxin, school: School,
+def test_altering_a_sealed_break_glass_reason_is_caught(halves: bool, store: Store, app: Anxin, school: School,
                                                         clock: Clock) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
@@ -386,7 +395,7 @@ def test_altering_a_sealed_break_glass_reason_is_caught(store: Store, app: Anxin
 
 
 def test_cutting_off_the_tail_after_a_checkpoint_is_caught_by_the_checkpoint_file(
-    store: Store, app: Anxin, school: School, clock: Clock
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a signed checkpoint kept outside, taken right after a correction was saved
     given_history(app, school, clock)
@@ -417,7 +426,7 @@ def test_cutting_off_the_tail_after_a_checkpoint_is_caught_by_the_checkpoint_fil
 
 
 def test_a_rewritten_chain_is_caught_by_the_stored_and_the_kept_checkpoints(
-    store: Store, app: Anxin, school: School, clock: Clock
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a checkpoint (stored in the trail and kept outside), then more work
     ids = given_history(app, school, clock)
@@ -441,7 +450,7 @@ def test_a_rewritten_chain_is_caught_by_the_stored_and_the_kept_checkpoints(
     assert problem(audit.verify(app, kept)) == ("checkpoint_mismatch", kept.seq)
 
 
-def test_a_forged_or_foreign_checkpoint_file_is_refused(store: Store, app: Anxin, school: School,
+def test_a_forged_or_foreign_checkpoint_file_is_refused(halves: bool, store: Store, app: Anxin, school: School,
                                                         tmp_path: Path) -> None:
     with_signing_key(store)
     kept = app.checkpoint("cli")
@@ -806,7 +815,7 @@ def test_an_outsider_verifies_a_checkpoint_with_only_the_public_key(cli_store: P
     assert r.returncode != 0 and "entry 2: altered" in r.stderr
 
 
-def test_verification_reads_the_store_in_batches_of_any_size(store: Store, app: Anxin, school: School,
+def test_verification_reads_the_store_in_batches_of_any_size(halves: bool, store: Store, app: Anxin, school: School,
                                                             clock: Clock) -> None:
     # given a day's work, the events read ahead in batches as small as one (in a reading
     # thread, through its own connection) ...
@@ -826,3 +835,71 @@ def test_verification_reads_the_store_in_batches_of_any_size(store: Store, app: 
     raw.flip_last_byte(sid, 1)
     for batch in (1, 2, 5, 20000):
         assert problem(audit.verify(app, kept, batch=batch)) == ("event_altered", raw.event_entry(sid, 1))
+
+
+# -- a long trail, in two halves at once ---------------------------------------------------------
+def halves_alone(app: Anxin, checkpoint: Checkpoint | None = None) -> audit.VerifyReport | None:
+    """Only the two-halves verification: its report if it showed the trail intact, else None."""
+    report = audit.VerifyReport()
+    ok = audit._verify_in_halves(app, report, checkpoint, audit.load_public_key(app.config), 20000, 2)
+    return report if ok else None
+
+
+def test_an_intact_trail_is_shown_intact_by_its_two_halves_with_the_one_pass_counts(
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
+    # given a day's work, a shredded stream, a stored checkpoint and one kept outside, more work
+    ids = given_history(app, school, clock)
+    with_signing_key(store)
+    app.shred(ADMIN, ids["pairing"], "结对结束，按规定删除")
+    kept = app.checkpoint("cli")
+    app.get_student(school.teacher, school.student("2026001"))
+    one = audit.verify(app, kept)
+    assert one.ok and one.checkpoints == 1, one.summary()
+    # then the halves (the second in its own process) show it intact, with the same counts
+    both = halves_alone(app, kept)
+    assert both is not None
+    assert (both.entries, both.head_seq, both.events, both.checkpoints, both.head_hash) == (
+        one.entries, one.head_seq, one.events, one.checkpoints, one.head_hash)
+    # and a short trail is verified in one pass (no second process for a few entries)
+    assert not audit._verify_in_halves(app, audit.VerifyReport(), kept, None, 20000, one.entries + 1)
+
+
+def _mid(raw: Raw) -> int:
+    return raw.head() // 2
+
+
+def _delete_last_of_first_half(raw: Raw) -> None:
+    raw("DELETE FROM {t}anxin_audit WHERE seq = ?", (_mid(raw),))
+
+
+def _relink_second_half(raw: Raw) -> None:
+    """The second half's first entry made to name another prev_hash (its own hash left)."""
+    raw("UPDATE {t}anxin_audit SET prev_hash = ? WHERE seq = ?", ("0" * 64, _mid(raw) + 1))
+
+
+def _event_slipped_in_before_the_split(raw: Raw) -> None:
+    """An event stored (with no entry) between the last event of the first half and the
+    first of the second: its notification id taken from the first event after the middle."""
+    [(subject, detail)] = raw("SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' "
+                              "ORDER BY seq LIMIT 1", (_mid(raw),))
+    [(nid,)] = raw("SELECT {nid} FROM {events} WHERE originator_id = ? AND originator_version = ?",
+                   (raw.oid(subject), int(detail.rsplit("#", 1)[1])))
+    [(oid, topic, state)] = raw("SELECT originator_id, topic, state FROM {events} WHERE {nid} = ?", (nid,))
+    # the event moved up one place, a copy of it (another version) in the place it left
+    raw("UPDATE {events} SET {nid} = {nid} + 100000 WHERE {nid} >= ?", (nid,))
+    raw("INSERT INTO {events} ({nid}, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+        (nid, oid, 999, topic, state))
+
+
+@pytest.mark.parametrize("tamper", [_delete_last_of_first_half, _relink_second_half,
+                                    _event_slipped_in_before_the_split], ids=lambda f: f.__name__.strip("_"))
+def test_a_change_where_the_halves_meet_is_caught(store: Store, app: Anxin, school: School, clock: Clock,
+                                                  tamper: Any) -> None:
+    given_history(app, school, clock)
+    tamper(Raw(store, app))
+    # the halves do not call it intact; verify says what the one pass says
+    assert halves_alone(app) is None
+    one = audit.verify(app, parallel_from=10**9)
+    assert not one.ok
+    assert audit.verify(app, parallel_from=2).problem == one.problem
