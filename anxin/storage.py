@@ -150,10 +150,11 @@ def opening(config: StoreConfig) -> Iterator[None]:
                 conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"anxin-open:{config.schema or ''}",))
                 yield  # closing the connection releases the lock
             return
-        path = Path(config.env()["SQLITE_DBNAME"])
-        if not path.parent.is_dir():
+        name = config.env()["SQLITE_DBNAME"]
+        if name == ":memory:" or "mode=memory" in name:  # no other process can open it
             yield
             return
+        path = Path(name)
         import fcntl
 
         fd = os.open(f"{path}.open-lock", os.O_RDWR | os.O_CREAT, 0o600)
