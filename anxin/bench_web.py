@@ -11,9 +11,10 @@ same fixed clock; sessions live in the database, so any worker serves any client
 This (the measuring) process logs in (httpx) as many sessions as clients, and then, from one
 asyncio loop, each session on its own kept-alive connection, requests the key pages — work
 queue `/`, a case page `/cases/{id}`, the school case board `/board`, the district dashboard
-`/district`, the periodic report `/reports?...` — under 1 and 8 concurrent clients, a bounded number of requests per client. It prints p50/p95 and
-requests/s per page and writes bench-results/web.json. Target: page p95 < 100 ms at 8
-clients. A page that is not served yet (404) is reported as missing, not measured.
+`/district`, the periodic report `/reports?...` — under 1 and 8 concurrent clients, a
+bounded number of requests per client. It prints p50/p95 and requests/s per page and the
+load generator's own CPU per request, and writes bench-results/web.json. Target: page p95
+< 100 ms at 8 clients. A page that is not served yet (404) is reported as missing, not measured.
 
 ANXIN_BENCH_WEB_REQUESTS (default 40): requests per client per page at 1 client; at 8
 clients each client makes 25 (ANXIN_BENCH_WEB_REQUESTS_8C), 200 requests in all, so that

@@ -873,7 +873,6 @@ def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = N
         # that way not shown intact is verified again in one pass, which says where and why.
         if not _verify_in_halves(app, report, checkpoint, pub, batch,
                                  PARALLEL_FROM if parallel_from is None else parallel_from):
-            report.checkpoints = 0
             try:
                 _Verifier(app, report, checkpoint, pub, batch).run()
             except _Found as f:
