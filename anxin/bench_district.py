@@ -26,7 +26,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from uuid import uuid4
 
 from anxin.bench import Clock, open_store, percentile, pg_url
@@ -309,7 +308,7 @@ def ceilings(app: Any, events: int, log: Callable[[str], None]) -> dict[str, Any
     if path is None:
         return out
     names = [t.name for t in metadata.sorted_tables]
-    src = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    src = sqlite3.connect(path, timeout=30)  # (read only; a mode=ro connection met "disk I/O error" here)
     with tempfile.TemporaryDirectory() as d:
         dst = sqlite3.connect(Path(d) / "rows.db", isolation_level=None)
         dst.execute("PRAGMA journal_mode=WAL")
