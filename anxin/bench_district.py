@@ -19,6 +19,7 @@ import json
 import os
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,21 +180,31 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: Clock, end: date
     return made
 
 
+_READ_FILES = """import sys
+for name in sys.argv[1:]:
+    with open(name, "rb", buffering=0) as f:
+        while f.read(8 << 20):
+            pass
+"""
+
+
 def warm_cache(app: Any) -> float:
     """Read the store once, untimed, so that what is measured next runs on pages in the OS
     page cache, as on a server that has been running a while. (On the reference machine a
     freshly written district is not in that cache: its first reads came from the disk at
     ~150 MB/s, and made the first query of each school and the rebuild and verify figures
-    mostly a measure of the disk.) SQLite: the database file and its WAL, end to end;
-    PostgreSQL: every table of the store's schema, scanned once."""
+    mostly a measure of the disk.) SQLite: the database file and its WAL, end to end, read
+    by a child process: a file descriptor of the database opened and closed in this process
+    would drop every POSIX lock SQLite holds on it here, and the next process to close its
+    last connection (the verification's second half) would then take itself for the last
+    one and delete the WAL and shared memory still in use here (seen: SQLITE_IOERR_SHORT_READ
+    at the next connection opened). PostgreSQL: every table of the store's schema, scanned
+    once."""
     t0 = time.perf_counter()
     path = app.db.sqlite_path()
     if path is not None:
-        for name in (path, path + "-wal"):
-            if os.path.exists(name):
-                with open(name, "rb", buffering=0) as f:
-                    while f.read(8 << 20):
-                        pass
+        names = [name for name in (path, path + "-wal") if os.path.exists(name)]
+        subprocess.run([sys.executable, "-c", _READ_FILES, *names], check=True)
     else:
         tables = [r[0] for r in app.db.fetch(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
