@@ -417,31 +417,31 @@ def main() -> int:
         "raw_sqlite3_this_schema_events_per_s": bench_raw_sqlite_schema(),
         "crypto_encoding_hashes_alone_events_per_s": bench_crypto_ceiling(),
     }
-    header = f"| {'measure':<62} | " + " | ".join(f"{k:>12}" for k in kinds) + " |"
+    header = f"| {'measure':<68} | " + " | ".join(f"{k:>12}" for k in kinds) + " |"
     print(header)
-    print("|" + "-" * 64 + "|" + "|".join("-" * 14 for _ in kinds) + "|")
+    print("|" + "-" * 70 + "|" + "|".join("-" * 14 for _ in kinds) + "|")
     for key, label, fmt in ROWS:
         cells = []
         for k in kinds:
             v = results["stores"][k].get(key)
             cells.append(f"{fmt.format(v):>12}" if v is not None else f"{'n/a':>12}")
-        print(f"| {label:<62} | " + " | ".join(cells) + " |")
+        print(f"| {label:<68} | " + " | ".join(cells) + " |")
     ref = results["reference"]
     sqlite_bulk = results["stores"]["sqlite"].get("screening_import_events_per_s") or results["stores"]["sqlite"][
         "roster_import_events_per_s"]
-    print(f"| {'reference: eventsourcing, only CIPHER_KEY set (events/s)':<62} | {ref['out_of_box_cipher_key_events_per_s']:>12,.0f} |")
-    print(f"| {'reference: raw sqlite3, one transaction (rows/s)':<62} | {ref['raw_sqlite3_one_transaction_rows_per_s']:>12,.0f} |")
-    print(f"| {'ceiling: raw sqlite3, our 4 rows per new stream event (events/s)':<62} | "
+    print(f"| {'reference: eventsourcing, only CIPHER_KEY set (events/s)':<68} | {ref['out_of_box_cipher_key_events_per_s']:>12,.0f} |")
+    print(f"| {'reference: raw sqlite3, one transaction (rows/s)':<68} | {ref['raw_sqlite3_one_transaction_rows_per_s']:>12,.0f} |")
+    print(f"| {'ceiling: raw sqlite3, our 4 rows per new stream event (events/s)':<68} | "
           f"{ref['raw_sqlite3_this_schema_events_per_s']:>12,.0f} |")
     crypto = ref["crypto_encoding_hashes_alone_events_per_s"]
-    print(f"| {'ceiling: its key, wrap, encoding, AES-GCM, hashes alone (events/s)':<62} | {crypto:>12,.0f} |")
+    print(f"| {'ceiling: its key, wrap, encoding, AES-GCM, hashes alone (events/s)':<68} | {crypto:>12,.0f} |")
     both = 1 / (1 / ref["raw_sqlite3_this_schema_events_per_s"] + 1 / crypto)
     ref["store_only_ceiling_events_per_s"] = both
-    print(f"| {'ceiling: the two above, one after the other (events/s)':<62} | {both:>12,.0f} |")
+    print(f"| {'ceiling: the two above, one after the other (events/s)':<68} | {both:>12,.0f} |")
     screening_ceiling = results["stores"]["sqlite"].get("screening_import_sqlite_ceiling_events_per_s")
     if screening_ceiling is not None:
         label = "ceiling: SQLite alone writing what the screening import wrote"
-        print(f"| {label:<62} | {screening_ceiling:>12,.0f} |")
+        print(f"| {label:<68} | {screening_ceiling:>12,.0f} |")
     ratio = sqlite_bulk / ref["out_of_box_cipher_key_events_per_s"]
     store_ratio = results["stores"]["sqlite"]["append_store_only_events_per_s"] / ref["out_of_box_cipher_key_events_per_s"]
     results["bulk_vs_out_of_box"] = ratio
