@@ -319,7 +319,7 @@ def ceilings(app: Any, events: int, log: Callable[[str], None]) -> dict[str, Any
     if path is None:
         return out
     names = [t.name for t in metadata.sorted_tables]
-    src = sqlite3.connect(path, timeout=30)  # (read only; a mode=ro connection met "disk I/O error" here)
+    src = sqlite3.connect(path, timeout=30)  # only read from
     with tempfile.TemporaryDirectory() as d:
         dst = sqlite3.connect(Path(d) / "rows.db", isolation_level=None)
         dst.execute("PRAGMA journal_mode=WAL")
