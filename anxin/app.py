@@ -9,8 +9,12 @@ Command methods load a stream, check the actor's right to it, call the aggregate
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import json
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -28,7 +32,9 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from anxin import quarantine
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
+from anxin.quarantine import UNREADABLE_LABEL, Unreadable
 from anxin.storage import (
     Database,
     StoreConfig,
@@ -107,12 +113,56 @@ class StudentRef:
     student_no: str | None
     name: str
     erased: bool = False
+    unreadable: bool = False  # quarantined: its event or key failed authentication
 
 
 ERASED_LABEL = "已删除"
+KIND_LABELS = {"student": "学生", "case": "欺凌案件", "file": "心理档案", "pairing": "一岗双带结对",
+               "staff": "教职工账号", "screening": "心理筛查记录"}
+# A student's own streams: about them alone, so erased with them. A bullying case is the
+# school's record of an incident among several people: it stays (see Erasure.kept).
+OWN_KINDS = ("pairing", "file", "screening")
+SHARED_REMAINS = ("案件中该生的当事人身份（如被欺凌学生）和学生编号仍在；其陈述、针对其的干预和家长通知，"
+                  "以及案件文字中写到的姓名，仍可由有权查看该案件的人读到；显示其姓名之处改为“已删除”")
+
+
+@dataclass(frozen=True)
+class ErasureItem:
+    """One stream in an erasure: its id, kind and status (from the directory), and for a
+    stream shared with other students, the erased student's part(s) in it."""
+
+    stream_id: str
+    kind: str
+    status: str | None = None
+    parts: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What shredding a stream destroys and what it leaves: for a student, their own
+    stream and every stream about them alone (`destroyed`, the student first), and the
+    streams shared with other students that stay readable (`kept`: bullying cases)."""
+
+    stream_id: str
+    kind: str
+    school_id: str | None
+    class_name: str | None
+    erased: bool  # the stream itself was erased before
+    destroyed: tuple[ErasureItem, ...]
+    kept: tuple[ErasureItem, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
 # Inside `Core._editing(check=...)`: the gate's decisions, to be recorded with the save.
 deferred_access: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("anxin_deferred_access",
                                                                                  default=None)
+# Inside a command that `retried_on_race` runs: whether a lost version race may be retried.
+race_retry: contextvars.ContextVar[_RaceRetry | None] = contextvars.ContextVar("anxin_race_retry", default=None)
 # During `Core.after_save`: the events the save wrote, as (notification id, domain event).
 just_saved: contextvars.ContextVar[Sequence[tuple[int, Any]]] = contextvars.ContextVar("anxin_just_saved", default=())
 AUDIT_NOTES = audit.AUDIT_NOTES
@@ -124,6 +174,65 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
     for e in events:
         aggregate = e.mutate(aggregate)
     return aggregate
+
+
+class _RaceLost(Conflict):
+    """A plain append lost a version race to another writer and is about to be run again
+    on the stream's fresh state (only ever raised inside `retried_on_race`)."""
+
+
+@dataclass
+class _RaceRetry:
+    again: bool  # another attempt follows if this one loses a race
+    saved: bool = False  # this attempt committed a save: running it again would repeat that
+
+
+# Each lost race means another writer's save went in, so the stream moves on; with many
+# writers at once a writer may still lose several times running (six writers: about one
+# command in six loses ten in a row without backoff), hence a generous bound and a
+# growing, jittered wait.
+RACE_ATTEMPTS = 20
+
+
+def retried_on_race(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A command that takes `expected_version`. Called without one (a plain append: a
+    check-in, a note, a session), it is run again on the stream's fresh state when another
+    writer saved the same stream between its load and its save, up to RACE_ATTEMPTS times,
+    rather than refused with a conflict the person did not cause. With `expected_version`,
+    the person edited what a page showed them: a race is a real conflict, refused at once.
+    Each attempt's gate decisions are recorded with its save, or on their own if it fails;
+    those of an attempt that lost a race are dropped with it (the next attempt decides
+    again), so the trail holds one decision per saved command. Applied by `Core` to every
+    public command that has `expected_version`; nested commands leave it to the outermost."""
+    index = list(inspect.signature(fn).parameters).index("expected_version") - 1  # after self
+
+    @functools.wraps(fn)
+    def run(self: Core, *args: Any, **kwargs: Any) -> Any:
+        if race_retry.get() is not None:  # inside another command: that one retries
+            return fn(self, *args, **kwargs)
+        expected = kwargs.get("expected_version", args[index] if len(args) > index else None)
+        attempts = 1 if expected is not None else RACE_ATTEMPTS
+        for attempt in range(attempts):
+            token = race_retry.set(_RaceRetry(again=attempt < attempts - 1))
+            try:
+                with self._deferred_decisions(own=True):
+                    return fn(self, *args, **kwargs)
+            except _RaceLost:
+                # Someone else's save won: wait a moment (jittered, so racers spread out).
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** attempt)))
+            finally:
+                race_retry.reset(token)
+        raise AssertionError("unreachable: the last attempt raises Conflict, never _RaceLost")
+
+    run.retried_on_race = True  # type: ignore[attr-defined]
+    return run
+
+
+def _retry_plain_appends(cls: type) -> None:
+    for name, fn in list(vars(cls).items()):
+        if (not name.startswith("_") and inspect.isfunction(fn) and not getattr(fn, "retried_on_race", False)
+                and "expected_version" in inspect.signature(fn).parameters):
+            setattr(cls, name, retried_on_race(fn))
 
 
 class Core(Application[UUID]):
@@ -141,9 +250,12 @@ class Core(Application[UUID]):
         master_keys: list[MasterKey],
         policy: Policy | None = None,
         clock: Callable[[], datetime] | None = None,
+        key_source: Callable[[], list[MasterKey]] | None = None,
     ) -> None:
+        """`key_source`: where to read the master keys again when the store names one this
+        process does not hold (another process rotated): the key file."""
         self.config = config
-        self.keystore = KeyStore(master_keys)
+        self.keystore = KeyStore(master_keys, reload=key_source)
         self.policy = policy or Policy()
         # The default clock reads the schools' wall clock (policy.timezone), so that
         # `now().date()` is the schools' today; instants compare the same in any zone.
@@ -152,7 +264,18 @@ class Core(Application[UUID]):
             super().__init__(env=config.env())
             self.db = Database(self.recorder, self.keystore)
             self.keystore.db = self.db
+            self.keystore.on_tampered = lambda sid, version: quarantine.record(self, sid, version)
             self.db.create_tables()
+            try:
+                if master_keys or key_source:  # (no key at all: a reader that decrypts nothing)
+                    self.keystore.check_at_open()  # before anything else is written
+            except BaseException:
+                Application.close(self)  # (the views are not open yet)
+                raise
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _retry_plain_appends(cls)  # the commands mixed in (cases, support files, escalation)
 
     # -- library seams ----------------------------------------------------------------
     def construct_mapper(self) -> StreamMapper:  # type: ignore[override]
@@ -201,6 +324,9 @@ class Core(Application[UUID]):
                 written = [(r.notification.id, r.domain_event) for r in self.save(*aggregates)]
         except RecordConflictError as e:
             self.keystore.abandoned(sids)
+            retry = race_retry.get()
+            if retry is not None and retry.again and not retry.saved:
+                raise _RaceLost() from e  # a plain append: run again on the fresh state
             raise Conflict() from e
         except BaseException:
             self.keystore.abandoned(sids)
@@ -211,6 +337,9 @@ class Core(Application[UUID]):
             audit_rows_first.reset(rows_token)
         if decisions:
             decisions.clear()  # recorded in the save's transaction
+        retry = race_retry.get()
+        if retry is not None:
+            retry.saved = True
         self.keystore.committed(sids)
         self._take_periodic_snapshots(aggregates)
         # The events just written, with their positions in the log: the read side folds
@@ -289,6 +418,8 @@ class Core(Application[UUID]):
             raise NotFound() from e
         except StreamErased as e:
             raise Erased() from e
+        except Tampered as e:  # this stream alone: set aside, every other keeps serving
+            raise quarantine.unreadable(self, e) from e
         if not isinstance(agg, cls):
             raise NotFound()
         return agg
@@ -383,6 +514,9 @@ class Core(Application[UUID]):
         token = deferred_access.set(rows)
         try:
             yield
+        except _RaceLost:
+            rows.clear()  # the command runs again and decides again (retried_on_race)
+            raise
         finally:
             deferred_access.reset(token)
             if rows:  # not written by a save
@@ -557,6 +691,8 @@ class Core(Application[UUID]):
             return self._load(staff_id, Staff).name
         except (Erased, NotFound):
             return ERASED_LABEL
+        except Unreadable:
+            return UNREADABLE_LABEL
 
     # -- students -------------------------------------------------------------------
     def student_id_for(self, school_id: str, student_no: str) -> UUID:
@@ -606,6 +742,9 @@ class Core(Application[UUID]):
             s = self._load(student_id, Student)
         except (Erased, NotFound):
             return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, ERASED_LABEL, True)
+        except Unreadable:
+            return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, UNREADABLE_LABEL,
+                              unreadable=True)
         return StudentRef(student_id, s.school_id, s.class_name, s.student_no, s.name)
 
     def list_students(self, actor: Actor, school_id: str, class_name: str | None = None) -> list[StudentRef]:
@@ -683,55 +822,101 @@ class Core(Application[UUID]):
         for i in ids:
             try:
                 out.append(self.get_pairing(actor, i))
-            except Erased:
+            except (Erased, Unreadable):
                 continue
         return out
 
     # -- erasure and keys ---------------------------------------------------------------
     def shred(self, actor: Actor, stream_id: str, reason: str) -> str:
-        """Destroy a stream's key: its content is erased everywhere, for good."""
-        require_text(reason, "删除原因")
+        """Destroy a stream's key (a student's: with every stream about them alone, see
+        `erase`): its content is erased everywhere, for good. The stream's kind."""
+        return self.erase(actor, stream_id, reason).kind
+
+    def erasure(self, actor: Actor, stream_id: str) -> Erasure:
+        """What `erase` would destroy and leave (ids, kinds, statuses: no content), after
+        the gate (SHRED) for the stream's school."""
+        try:
+            UUID(str(stream_id))
+        except ValueError:
+            raise NotFound() from None
         row = self.db.fetchone(
-            "SELECT kind, school_id, erased FROM {t}anxin_directory WHERE stream_id = ?", (stream_id,)
+            "SELECT kind, school_id, class_name, erased FROM {t}anxin_directory WHERE stream_id = ?", (stream_id,)
         )
         if row is None:
             raise NotFound()
-        if row[2]:
-            raise Erased()
         self.check(actor, access.SHRED, "keys", school_id=row[1])
-        entry = audit.security_row(self, "shred", actor.staff_id, stream_id, {"kind": row[0]})
+        kind, erased = row[0], bool(row[3])
+        own: list[ErasureItem] = [] if erased else [ErasureItem(stream_id, kind)]
+        kept: list[ErasureItem] = []
+        if kind == "student":
+            # Every stream linked to the student, with its part(s) and how many students it has.
+            found: dict[str, tuple[str, str | None, bool, list[str], int]] = {}
+            for sid, k, status, gone, part, students in self.db.fetch(
+                    "SELECT d.stream_id, d.kind, d.status, d.erased, l.part, (SELECT COUNT(DISTINCT l2.student_id) "
+                    "FROM {t}anxin_links l2 WHERE l2.stream_id = d.stream_id) FROM {t}anxin_links l "
+                    "JOIN {t}anxin_directory d ON d.stream_id = l.stream_id WHERE l.student_id = ? "
+                    "ORDER BY d.kind, d.stream_id, l.part", (stream_id,)):
+                found.setdefault(sid, (k, status, bool(gone), [], int(students)))[3].append(part)
+            for sid, (k, status, gone, parts, students) in found.items():
+                if k in OWN_KINDS and students == 1:
+                    if not gone:
+                        own.append(ErasureItem(sid, k, status))
+                elif not gone:
+                    kept.append(ErasureItem(sid, k, status, tuple(parts)))
+        return Erasure(stream_id, kind, row[1], row[2], erased, tuple(own), tuple(kept))
+
+    def erase(self, actor: Actor, stream_id: str, reason: str) -> Erasure:
+        """Destroy the keys of a stream and, for a student, of every stream about them
+        alone (their pairings, support files, screenings), in one transaction with the
+        directory's flags and one `shred` entry of the audit trail per stream: all or
+        nothing. Streams shared with other students (bullying cases) stay, and are named
+        in the result (`kept`). A student erased before (by a version that erased only
+        their own stream) has the rest erased now."""
+        require_text(reason, "删除原因")
+        plan = self.erasure(actor, stream_id)
+        if not plan.destroyed:
+            raise Erased()
+        now = self.now().isoformat()
+        entries = [audit.security_row(self, "shred", actor.staff_id, e.stream_id,
+                                      {"kind": e.kind} if e.stream_id == stream_id else {"kind": e.kind, "of": stream_id})
+                   for e in plan.destroyed]
         with self.db.transaction() as c:
-            c.execute(self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
-                      (self.now().isoformat(), UUID(stream_id).hex))
-            c.execute(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"), (stream_id,))
-            audit.append(c, self.db, [entry])
-        self.keystore.forget(UUID(stream_id).hex)
-        self.after_shred(stream_id)
-        if self.repository.cache is not None:
-            self.repository.cache.put(UUID(stream_id), None)  # type: ignore[arg-type]
-        return row[0]
+            c.executemany(self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
+                          [(now, UUID(e.stream_id).hex) for e in plan.destroyed])
+            c.executemany(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"),
+                          [(e.stream_id,) for e in plan.destroyed])
+            audit.append(c, self.db, entries)
+        for e in plan.destroyed:
+            self.keystore.forget(UUID(e.stream_id).hex)
+            self.after_shred(e.stream_id)
+            if self.repository.cache is not None:
+                self.repository.cache.put(UUID(e.stream_id), None)  # type: ignore[arg-type]
+        return plan
+
+    def notice_shreds(self) -> bool:
+        """Whether any process has shredded a stream since this one last asked (one indexed
+        count: a shredded key is never restored in a store, so the count only grows). If
+        so, the keys of shredded streams cached here are dropped, and the caller drops what
+        it derived from them (names it keeps). Cheap enough to ask once per page."""
+        n = int(self.db.fetchone("SELECT COUNT(*) FROM {t}anxin_keys WHERE wrapped IS NULL")[0])
+        if self.__dict__.get("_shreds_seen") == n:
+            return False
+        for (sid,) in self.db.fetch("SELECT stream_id FROM {t}anxin_keys WHERE wrapped IS NULL"):
+            self.keystore.forget(sid)
+        self._shreds_seen = n
+        return True
 
     def is_erased(self, stream_id: str) -> bool:
         return self.keystore.is_erased(UUID(stream_id).hex)
 
-    def rotate_master_key(self, actor: Actor, new_key: MasterKey) -> int:
-        """Re-wrap every data key under a new master key; events are not rewritten."""
+    def rotate_master_key(self, actor: Actor, new_key: MasterKey | None = None,
+                          key_file: Any = None, on_step: Callable[[str], None] | None = None) -> int:
+        """Rotate the master key (anxin.keyring.rotate): the data keys re-wrapped; events
+        are not rewritten. How many data keys were re-wrapped."""
+        from anxin import keyring
+
         self.check(actor, access.KEYS_ADMIN, "keys")
-        rows = self.db.all_keys()
-        rewrapped = []
-        for sid, wrapped, kek_id in rows:
-            if wrapped is None:
-                continue
-            data_key = self.keystore._unwrap(sid, wrapped, kek_id)
-            rewrapped.append((new_key.wrap(sid, data_key), new_key.kek_id, sid))
-        entry = audit.security_row(self, "key_rotation", actor.staff_id, new_key.kek_id,
-                                   {"from": self.keystore.master.kek_id, "rewrapped": len(rewrapped)})
-        with self.db.transaction() as c:
-            c.executemany(self.db.q("UPDATE {t}anxin_keys SET wrapped = ?, kek_id = ? WHERE stream_id = ?"), rewrapped)
-            audit.append(c, self.db, [entry])
-        self.keystore.keks[new_key.kek_id] = new_key
-        self.keystore.master = new_key
-        return len(rewrapped)
+        return keyring.rotate(self, actor, new_key=new_key, key_file=key_file, on_step=on_step).rewrapped
 
     def decrypt_log(self, start: int = 1, batch: int = 1000) -> Iterator[tuple[int, Any]]:
         """Every event in order, decrypted; erased streams yield None (never raise)."""
@@ -749,4 +934,6 @@ class Core(Application[UUID]):
             pos = notes[-1].id + 1
 
 
-__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL"]
+_retry_plain_appends(Core)
+
+__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL", "Erasure", "ErasureItem", "KIND_LABELS"]

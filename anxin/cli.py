@@ -20,9 +20,10 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from anxin.crypto import KeyError_, MasterKeyFile, MasterKeyMissing
+from anxin.crypto import KeyError_, MasterKeyFile, MasterKeyMissing, Tampered
+from anxin.errors import store_problem
 from anxin.storage import StoreConfig, config_from_env
-from domain.common import Actor, DomainError, Role
+from domain.common import Actor, DomainError, Erased, Role
 
 CLI_ACTOR = Actor("cli", frozenset({Role.ADMINISTRATOR}))
 
@@ -68,26 +69,6 @@ def _school(app: Any, name: str) -> str:
     return str(sid)
 
 
-def _refuse_store_with_other_key(config: StoreConfig) -> None:
-    """A store that already holds data keys was set up with another master key: a new
-    key could open none of it, so `init` must not pretend to succeed."""
-    from anxin.app import Core
-    from anxin.crypto import MasterKey
-
-    # The bare core (no views): it creates tables but never a key, so the probe writes nothing
-    # that a throwaway key would have wrapped.
-    probe = Core(config, [MasterKey.generate()])
-    try:
-        held = probe.db.fetchone("SELECT COUNT(*) FROM {t}anxin_keys")[0]
-    finally:
-        probe.close()
-    if held:
-        raise CLIError(
-            "数据库中已有用另一把主密钥加密的数据，拒绝创建新的主密钥：请找回原来的密钥文件"
-            "（放在数据目录中，或用 ANXIN_MASTER_KEY_FILE 指定）"
-        )
-
-
 def _redact(url: str | None) -> str:
     """A database URL fit to print: the password masked."""
     userinfo, at, host = (url or "").partition("://")[2].partition("/")[0].rpartition("@")
@@ -107,9 +88,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             _ensure_audit_key(config)
             return 0
         raise CLIError(f"主密钥已存在，拒绝覆盖：{keyfile.path}")
-    _refuse_store_with_other_key(config)
     keyfile.create()
-    app = _open(args)
+    try:
+        app = _open(args)
+    except KeyError_ as e:
+        # A store set up with another master key: the new key opens none of it, and the
+        # key check at open wrote nothing. Take the new file back rather than pretend.
+        keyfile.path.unlink()
+        raise CLIError(
+            "数据库中已有用另一把主密钥加密的数据，拒绝创建新的主密钥：请找回原来的密钥文件"
+            f"（放在数据目录中，或用 ANXIN_MASTER_KEY_FILE 指定）。{e}"
+        ) from None
     app.close()
     where = _redact(config.url) if config.is_postgres else config.sqlite_path
     print(f"已创建主密钥 {keyfile.path}（权限 0600，请妥善备份，切勿提交到 git）")
@@ -172,6 +161,8 @@ def cmd_roster_list(args: argparse.Namespace) -> int:
     for ref in app.list_students(CLI_ACTOR, school_id):
         if ref.erased:
             print(f"{'-':<12}\t已删除 (erased)\t{ref.class_name or ''}")
+        elif ref.unreadable:  # quarantined: its id, for `anxin check`
+            print(f"{'-':<12}\t无法读取 (unreadable)\t{ref.class_name or ''}\t{ref.id}")
         else:
             print(f"{ref.student_no:<12}\t{ref.name}\t{ref.class_name}")
     return 0
@@ -196,25 +187,43 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from anxin.demo import DEMO_PASSWORD, load_demo
+    from anxin.demo import DEMO_PASSWORD, HALF_DEMO, demo_state, load_demo, store_is_empty
 
     app = _open(args)
-    if args.if_empty and app.schools():
+    state = demo_state(app)
+    if state == "loading" and not store_is_empty(app):
+        raise CLIError(HALF_DEMO)  # with --if-empty too: `make run` must not serve half a demo
+    if args.if_empty and (state == "complete" or app.schools()):
         print("演示数据已存在，跳过。")
         return 0
     if app.schools():
         raise CLIError("数据库中已有学校，演示数据只能载入空库（使用 --if-empty 跳过）")
-    summary = load_demo(app, password=args.password or DEMO_PASSWORD, seed=args.seed,
-                        students_per_school=args.students)
+    try:
+        summary = load_demo(app, password=args.password or DEMO_PASSWORD, seed=args.seed,
+                            students_per_school=args.students)
+    except Exception as e:
+        try:
+            empty = store_is_empty(app)
+        except Exception:  # noqa: BLE001 - the store may be what failed
+            empty = False
+        if empty:
+            raise  # nothing was written: the error alone says it
+        why = store_problem(e, _where(args)) or (e.text if isinstance(e, DomainError) else None)
+        if why is None:  # not the store's fault: a bug, whose traceback helps
+            print(f"错误：载入演示数据失败。{HALF_DEMO}", file=sys.stderr)
+            raise
+        raise CLIError(f"载入演示数据失败：{why}。{HALF_DEMO}") from e
     print(summary)
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from anxin.demo import DEMO_PASSWORD, DEMO_USERS
+    from anxin.demo import DEMO_PASSWORD, DEMO_USERS, HALF_DEMO, demo_state, store_is_empty
 
     app = _open(args)
     print("安心 Anxin —— 数据概况")
+    if demo_state(app) == "loading" and not store_is_empty(app):
+        print(f"注意：{HALF_DEMO}")
     for sid, name, district in app.schools():
         n = app.db.fetchone(
             "SELECT COUNT(*) FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'", (sid,)
@@ -239,28 +248,95 @@ def cmd_shred(args: argparse.Namespace) -> int:
     else:
         stream_id = args.stream
         what = f"记录 {stream_id}"
+    plan = app.erasure(CLI_ACTOR, stream_id)
+    if not plan.destroyed:
+        raise Erased()
+    _print_erasure(plan)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CLIError("需要确认：请加 --yes，或在终端中运行")
-        answer = input(f"将永久销毁{what}的密钥，无法恢复。输入 yes 确认：")
+        answer = input(f"将永久销毁{what}及上列记录的密钥，无法恢复。输入 yes 确认：")
         if answer.strip().lower() != "yes":
             print("已取消。")
             return 1
-    kind = app.shred(CLI_ACTOR, stream_id, args.reason)
-    print(f"已销毁{what}的密钥（{kind}），其内容已不可读。")
+    done = app.erase(CLI_ACTOR, stream_id, args.reason)
+    if done.erased:
+        print(f"{what}此前已删除；已销毁其余 {len(done.destroyed)} 条该生独有记录的密钥，其内容已不可读。")
+    else:
+        print(f"已销毁{what}的密钥（{done.kind}），其内容已不可读。")
+        if len(done.destroyed) > 1:
+            print(f"同时销毁该生独有的 {len(done.destroyed) - 1} 条记录的密钥（一岗双带结对、心理档案、心理筛查）。")
+    if done.kept:
+        print(f"保留 {len(done.kept)} 条涉及其他学生的共享记录（见上），其中该生的部分仍在。")
     return 0
 
 
-def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    config = _config(args)
+def _print_erasure(plan: Any) -> None:
+    """What a shred destroys and what it leaves, by id and kind (no content)."""
+    from anxin.app import SHARED_REMAINS
+    from domain.bullying import PARTS, STATUS_LABELS
+
+    print(f"将销毁以下 {len(plan.destroyed)} 条记录的密钥（所有进程中立即不可读，无法恢复）：")
+    for item in plan.destroyed:
+        print(f"  {item.label}\t{item.stream_id}")
+    if plan.kept:
+        print(f"以下 {len(plan.kept)} 条共享记录涉及其他学生，不会删除：")
+        for item in plan.kept:
+            status = STATUS_LABELS.get(item.status or "", item.status or "")
+            parts = "、".join(PARTS.get(p, p) for p in item.parts)
+            print(f"  {item.label}\t{item.stream_id}\t{status}\t该生身份：{parts}")
+        print(f"  说明：{SHARED_REMAINS}。如需删除整个案件，请用 anxin shred --stream 案件编号。")
+
+
+def _rotation_key_file(config: StoreConfig) -> MasterKeyFile:
     if os.environ.get("ANXIN_MASTER_KEY"):
-        raise CLIError("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换")
-    keyfile = _key_file(config)
+        raise CLIError("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件（ANXIN_MASTER_KEY_FILE）后再轮换")
+    return _key_file(config)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Rotate the master key, or finish a rotation that was interrupted (anxin.keyring)."""
+    keyfile = _rotation_key_file(_config(args))
     app = _open(args)
-    new_key = keyfile.begin_rotation()
-    n = app.rotate_master_key(CLI_ACTOR, new_key)
-    keyfile.finish_rotation()
-    print(f"已轮换主密钥，重新封装 {n} 个数据密钥（事件未改写）。")
+    r = app.rotate_master_key(CLI_ACTOR, key_file=keyfile)
+    from anxin import keyring
+
+    st = keyring.status(app, keyfile)
+    print(f"已轮换主密钥：当前主密钥编号 {st.current}；重新封装 {r} 个数据密钥（事件未改写）。")
+    print(f"密钥文件 {keyfile.path} 现只含：{'、'.join(st.file_ids or [])}。多台服务器请把它复制到每台服务器。")
+    return 0
+
+
+def cmd_keys_add(args: argparse.Namespace) -> int:
+    """Step 1 of a rotation on several hosts: a new key in the key file, not used yet."""
+    from anxin import keyring
+
+    keyfile = _rotation_key_file(_config(args))
+    key = keyring.prepare(keyfile)
+    print(f"已在 {keyfile.path} 中加入新主密钥（编号 {key.kek_id}），尚未启用。")
+    print("请把该密钥文件复制到每台运行 anxin 的服务器，然后在任一台运行 `anxin keys rotate`。")
+    return 0
+
+
+def cmd_keys_status(args: argparse.Namespace) -> int:
+    """The key ring: ids, how many data keys each wraps, a rotation in progress."""
+    from anxin import keyring
+
+    config = _config(args)
+    keyfile = None if os.environ.get("ANXIN_MASTER_KEY") else _key_file(config)
+    app = _open(args)
+    st = keyring.status(app, keyfile)
+    names = {"current": "当前", "previous": "待退役", "retired": "已退役"}
+    print(f"当前主密钥：{st.current}")
+    for k in st.keys:
+        where = "在密钥文件中" if k["in_file"] else "不在密钥文件中"
+        print(f"  {k['id']}  {names.get(k['state'], k['state'])}  封装 {k['data_keys']} 个数据密钥  {where}")
+    for kid in st.prepared:
+        print(f"  {kid}  已加入密钥文件，尚未启用（`anxin keys rotate` 将启用它）")
+    if st.in_progress:
+        print("有一次轮换尚未完成：运行 `anxin keys rotate` 即可继续完成。")
+        return 3
+    print("没有进行中的轮换。")
     return 0
 
 
@@ -401,7 +477,20 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     progress.finish(app.recorder.max_notification_id() or 0)
     rate = n / seconds if seconds > 0 else 0.0
     print(f"已重建视图 {'、'.join(names)}：{n} 个事件，用时 {seconds:.2f} 秒（每秒 {rate:,.0f} 个事件）")
+    if runner.skipped:
+        from anxin.health import describe
+
+        print(f"跳过 {len(runner.skipped)} 条未通过认证的记录（已隔离；其余记录照常重建）：")
+        for sid, version in sorted(runner.skipped.items()):
+            print(f"  {describe(app, sid)}，自第 {version} 版起")
+        print("运行 `anxin check` 查看详情；从备份恢复这些记录后，请再次重建视图。")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from anxin.health import check
+
+    return check(_config(args), max_lag=args.max_lag)
 
 
 # The server's log: the application's own lines (method, path, status; startup) at INFO,
@@ -442,6 +531,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
         web.state.web.app.close()
         uvicorn.run("web.app:create_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from anxin.backup import BackupError, backup, local_key_ids
+
+    config = _config(args)
+    try:
+        manifest, files = backup(config, Path(args.out))
+    except BackupError as e:
+        raise CLIError(str(e)) from e
+    kind = "PostgreSQL pg_dump" if manifest.kind == "postgres" else "SQLite"
+    print(f"已备份到 {files[0]}（{kind}，{manifest.events} 个事件，审计链头 seq {manifest.audit_head}，权限 0600）")
+    if len(files) > 1:
+        print(f"备份说明（所需密钥编号等）：{files[1]}")
+    print(f"恢复此备份需要主密钥编号：{manifest.describe_keys()}")
+    held = local_key_ids(config)
+    if held is not None:
+        lacking = [k for k in manifest.needed if k not in held]
+        if lacking:
+            print(f"注意：本机的主密钥文件中没有编号 {'、'.join(lacking)}", file=sys.stderr)
+    print("备份中不含主密钥和审计签名密钥：请按编号另行保管密钥文件，与备份分开存放。")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from anxin.backup import BackupError, restore
+
+    config = _config(args)
+    if args.database_url:
+        config = StoreConfig(url=args.database_url, data_dir=config.data_dir, schema=config.schema)
+    if args.schema:
+        config = StoreConfig(url=config.url, data_dir=config.data_dir, schema=args.schema)
+    try:
+        result = restore(Path(args.file), config)
+    except BackupError as e:
+        raise CLIError(str(e)) from e
+    m, cfg = result.manifest, result.config
+    where = f"{_redact(cfg.url)}（schema {cfg.schema or 'public'}）" if cfg.is_postgres else str(cfg.data_dir)
+    print(f"已恢复到 {where}" + (f"：备份时间 {m.created_at}" if m and m.created_at else ""))
+    if m:
+        print(f"所需主密钥编号：{m.describe_keys()}（已用提供的主密钥逐一解开）")
+    erased = f"（其中 {result.erased} 个属于已删除的记录）" if result.erased else ""
+    print(f"已解密全部 {result.events} 个事件{erased}")
+    for note in result.notes:
+        print(note)
+    if result.damaged_keys:
+        print(f"损坏的数据密钥 {len(result.damaged_keys)} 个：{'、'.join(result.damaged_keys[:10])}", file=sys.stderr)
+    print(result.audit_summary)
+    if cfg.is_postgres:
+        print(f"使用：ANXIN_DATABASE_URL={_redact(cfg.url)} ANXIN_DATABASE_SCHEMA={cfg.schema or ''} anxin summary")
+    else:
+        print(f"使用：anxin summary --data-dir {cfg.data_dir}")
+        if os.environ.get("ANXIN_DATABASE_URL"):
+            print("注意：已设置 ANXIN_DATABASE_URL，运行其他命令前请取消它，否则不会用到恢复的数据", file=sys.stderr)
+    return 0 if result.ok else 2
 
 
 # -- parser -------------------------------------------------------------------------
@@ -497,7 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true")
 
     keys = sub.add_parser("keys", help="密钥").add_subparsers(dest="keys_cmd", required=True)
-    add(keys.add_parser("rotate", help="轮换主密钥"), cmd_keys_rotate)
+    add(keys.add_parser("rotate", help="轮换主密钥（或继续完成中断的轮换）"), cmd_keys_rotate)
+    add(keys.add_parser("add", help="在密钥文件中加入新主密钥（多台服务器轮换的第一步）"), cmd_keys_add)
+    add(keys.add_parser("status", help="主密钥编号、各封装多少数据密钥、是否有未完成的轮换"), cmd_keys_status)
 
     audit = sub.add_parser("audit", help="审计记录").add_subparsers(dest="audit_cmd", required=True)
     p = add(audit.add_parser("checkpoint", help="签名当前审计链头，生成检查点文件"), cmd_audit_checkpoint)
@@ -530,6 +676,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(projections.add_parser("rebuild", help="清空并从事件流重建视图（显示进度）"), cmd_projections_rebuild)
     p.add_argument("views", nargs="*", metavar="VIEW", help="要重建的视图（默认全部）")
 
+    p = add(sub.add_parser("check", help="健康检查：数据库、密钥、每条记录、审计链、视图进度、隔离的记录"),
+            cmd_check)
+    p.add_argument("--max-lag", type=int, default=None, metavar="N",
+                   help="视图最多可落后日志多少个事件（默认 ANXIN_READY_MAX_LAG 或 1000）")
+
+    p = add(sub.add_parser("backup", help="备份数据库（运行中也可；不含密钥）"), cmd_backup)
+    p.add_argument("--out", required=True, metavar="FILE", help="备份文件（不会覆盖已有文件）")
+    p = add(sub.add_parser("restore", help="把备份恢复到新的数据目录（或新的 PostgreSQL 数据库），并校验"), cmd_restore)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--database-url", help="PostgreSQL 备份恢复到的数据库（默认 ANXIN_DATABASE_URL）")
+    p.add_argument("--schema", help="PostgreSQL：恢复到的 schema（须与备份时相同；默认与备份相同）")
+
     p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -547,15 +705,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError_ as e:
         print(f"错误：主密钥打不开这些数据（密钥文件不对，或主密钥已轮换过）：{e}", file=sys.stderr)
         return 1
+    except Tampered as e:  # one record failed authentication: that one only (see `anxin check`)
+        from anxin.quarantine import Unreadable
+
+        print(f"错误：{Unreadable(e.stream_id, e.version)}（记录 {e.stream_id}）", file=sys.stderr)
+        return 1
     except (CLIError, DomainError, FileExistsError, FileNotFoundError) as e:
         print(f"错误：{e}", file=sys.stderr)
         return 1
     except PersistenceError as e:
-        print(f"错误：无法访问数据库：{e}", file=sys.stderr)
+        print(f"错误：{store_problem(e, _where(args)) or f'无法访问数据库：{e}'}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    except Exception as e:
+        # The disk, the database file or the data folder failed under the command.
+        problem = store_problem(e, _where(args))
+        if problem is None:
+            raise
+        print(f"错误：{problem}", file=sys.stderr)
+        return 1
+
+
+def _where(args: argparse.Namespace) -> str | None:
+    """The store as a message may name it: the SQLite file, or nothing for PostgreSQL."""
+    config = _config(args)
+    if config.is_postgres:
+        return None
+    if config.url and config.url.startswith("sqlite:///"):
+        return config.url[len("sqlite:///"):]
+    return str(config.sqlite_path)
 
 
 if __name__ == "__main__":

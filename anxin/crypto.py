@@ -11,12 +11,13 @@ one commit, not one per key. Destroying a key (shredding) erases the stream.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -106,9 +107,48 @@ class MasterKey:
         )
 
 
+class MasterKeyNotHeld(KeyError_):
+    """The store wants a master key this process does not hold (wrong key file, a
+    rotation whose new key has not reached this host, a backup restored with another key)."""
+
+    def __init__(self, expected: str, held: Iterable[str]) -> None:
+        self.expected = expected
+        self.held = sorted(held)
+        super().__init__(
+            f"本库使用的主密钥编号为 {expected}，本进程持有的主密钥编号为 "
+            f"{'、'.join(self.held) or '（无）'}：请放置正确的密钥文件（ANXIN_MASTER_KEY_FILE），"
+            "多台服务器轮换时请先把新密钥文件复制到每台服务器。未写入任何数据。"
+        )
+
+
+def parse_keys(text: str, where: str) -> list[MasterKey]:
+    """A key file's keys: one base64 key a line; blank lines and `#` comments ignored."""
+    keys = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            keys.append(MasterKey.decode(line))
+        except (ValueError, binascii.Error):
+            raise KeyFileInvalid(where, f"第 {n} 行不是 32 字节的 base64 密钥") from None
+    if not keys:
+        raise KeyFileInvalid(where, "文件为空")
+    return keys
+
+
+class KeyFileInvalid(KeyError_):
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"主密钥文件无法读取（{where}）：{why}。请从备份中找回密钥文件。")
+
+
 class MasterKeyFile:
-    """The key file: base64 text, mode 0600. During rotation a `.new` file exists
-    until every data key is re-wrapped; both are tried, by key id."""
+    """The key file: base64 keys, one a line, mode 0600. It holds the store's current
+    key and, during a rotation, the keys still in use; which one is current is recorded
+    in the store (the key ring), never guessed from the file. Every change is written
+    to a new file, fsynced, renamed over the old one and the folder fsynced, before the
+    database commits anything that depends on it. A `.new` file left by a rotation of
+    earlier versions is read too."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -124,46 +164,144 @@ class MasterKeyFile:
         if self.path.exists():
             raise FileExistsError(f"主密钥已存在，拒绝覆盖：{self.path}")
         key = MasterKey.generate()
-        self._write(self.path, key)
+        self._write([key], exclusive=True)
         return key
 
     def load_all(self) -> list[MasterKey]:
-        keys = []
+        keys: list[MasterKey] = []
         for p in (self.path, self.pending_path):
             if p.exists():
-                keys.append(MasterKey.decode(p.read_text()))
+                for k in parse_keys(p.read_text(encoding="ascii", errors="replace"), str(p)):
+                    if k not in keys:
+                        keys.append(k)
         if not keys:
             raise MasterKeyMissing(str(self.path))
         return keys
 
-    def begin_rotation(self) -> MasterKey:
-        key = MasterKey.generate()
-        self._write(self.pending_path, key)
-        return key
+    def add(self, key: MasterKey, held: Iterable[MasterKey] = ()) -> None:
+        """Add a key to the file (durably), keeping those it holds and the `held` ones
+        (the keys a process works with, which may not have come from this file)."""
+        keys = self.load_all() if self.path.exists() or self.pending_path.exists() else []
+        wanted = [*keys, *(k for k in held if k not in keys)]
+        if key not in wanted or wanted != keys:
+            self._write([*(k for k in wanted if k != key), key])
 
-    def finish_rotation(self) -> None:
-        os.replace(self.pending_path, self.path)
+    def keep_only(self, kek_ids: Iterable[str]) -> list[str]:
+        """Drop every key not named (retired ones), durably; the ids dropped."""
+        keep = set(kek_ids)
+        keys = self.load_all()
+        dropped = [k.kek_id for k in keys if k.kek_id not in keep]
+        if dropped or self.pending_path.exists():
+            self._write([k for k in keys if k.kek_id in keep])
+            if self.pending_path.exists():
+                self.pending_path.unlink()
+                _fsync_dir(self.path.parent)
+        return dropped
 
-    @staticmethod
-    def _write(path: Path, key: MasterKey) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key.encode() + "\n")
+    def _write(self, keys: list[MasterKey], exclusive: bool = False) -> None:
+        if not keys:
+            raise ValueError("a key file holds at least one key")
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = "".join(f"{k.encode()}  # {k.kek_id}\n" for k in keys)
+        tmp = folder / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if exclusive:
+                os.link(tmp, self.path)  # fails if the file appeared meanwhile: never overwritten
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class KeyStore:
     """Data keys by stream id: generated on first use, cached unwrapped in memory,
-    persisted wrapped by the recorder with the stream's first events."""
+    persisted wrapped by the recorder with the stream's first events.
 
-    def __init__(self, master_keys: list[MasterKey]) -> None:
-        self.master = master_keys[0]
+    Master keys form a ring: the store records which one is current (`anxin_keyring`),
+    and a data key is wrapped inside the transaction that stores it, under the key the
+    store names current at that moment. So a rotation by another process (or host) is
+    followed without a restart: a key id this process does not hold makes it read its
+    key source again (`reload`), and if the key is still missing the write is refused
+    with a message naming it. Nothing is ever wrapped by a key the store has retired."""
+
+    def __init__(self, master_keys: list[MasterKey],
+                 reload: Callable[[], list[MasterKey]] | None = None) -> None:
         self.keks = {k.kek_id: k for k in master_keys}
+        self.reload = reload
         self.db: Database | None = None
         self._ciphers: dict[str, AESGCM] = {}
-        self._pending: dict[str, tuple[bytes, str]] = {}
+        self._pending: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._index_key: bytes | None = None
+        # Called with (stream id, 0) when a many-keys read meets a key that fails
+        # authentication (the application quarantines that stream; see anxin.quarantine).
+        self.on_tampered: Callable[[str, int], Any] | None = None
+
+    # -- master keys --------------------------------------------------------------------
+    def kek(self, kek_id: str) -> MasterKey:
+        """A master key by id; the key source is read again once if it is not held."""
+        kek = self.keks.get(kek_id)
+        if kek is None and self.reload is not None:
+            for k in self.reload():
+                self.keks.setdefault(k.kek_id, k)
+            kek = self.keks.get(kek_id)
+        if kek is None:
+            raise MasterKeyNotHeld(kek_id, self.keks)
+        return kek
+
+    @property
+    def master(self) -> MasterKey:
+        """The store's current master key."""
+        assert self.db is not None
+        return self.kek(self.db.current_kek_id())
+
+    def wrap_current(self, c: Any, items: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes, str]]:
+        """Wrap data keys under the key the store names current, read in the transaction
+        `c` that will store them (so a rotation's switch cannot pass between the two)."""
+        items = list(items)
+        if not items:
+            return []
+        assert self.db is not None
+        kek = self.kek(self.db.current_kek_id(c))
+        return [(sid, kek.wrap(sid, key), kek.kek_id) for sid, key in items]
+
+    def check_at_open(self) -> None:
+        """Before anything is written: this process must hold the store's current key and
+        that key must unwrap the store's data keys. A store without a ring yet (new, or
+        from before the ring) gets one here, from the keys its data keys name."""
+        assert self.db is not None
+        self.db.ensure_keyring(self)
+        current = self.db.current_kek_id()
+        kek = self.kek(current)
+        samples = self.db.sample_keys(current, 3)
+        if samples and not any(self._unwraps(kek, sid, w) for sid, w in samples):
+            raise KeyError_(f"主密钥（编号 {current}）无法解开本库的数据密钥：数据库或密钥文件已损坏，"
+                            "请运行 `anxin check`。未写入任何数据。")
+
+    @staticmethod
+    def _unwraps(kek: MasterKey, stream_id: str, wrapped: bytes) -> bool:
+        try:
+            kek.unwrap(stream_id, bytes(wrapped))
+            return True
+        except InvalidTag:
+            return False
 
     def named_key(self, key_id: str) -> bytes:
         """A key that belongs to no stream (blind index, audit notes): created once,
@@ -171,7 +309,7 @@ class KeyStore:
         assert self.db is not None
         row = self.db.fetch_key(key_id)
         if row is None:
-            self.db.insert_key(key_id, self.master.wrap(key_id, os.urandom(32)), self.master.kek_id)
+            self.ensure_named_key(key_id)
             row = self.db.fetch_key(key_id)
             assert row is not None
         if row[0] is None:
@@ -182,7 +320,7 @@ class KeyStore:
         """Create a named key if the store has none yet (without unwrapping it)."""
         assert self.db is not None
         if self.db.fetch_key(key_id) is None:
-            self.db.insert_key(key_id, self.master.wrap(key_id, os.urandom(32)), self.master.kek_id)
+            self.db.insert_named_key(self, key_id, os.urandom(32))
 
     def named_cipher(self, key_id: str) -> AESGCM:
         aes = self._ciphers.get(key_id)
@@ -206,18 +344,18 @@ class KeyStore:
         data_key = AESGCM.generate_key(bit_length=256)
         aes = AESGCM(data_key)
         with self._lock:
-            self._pending[stream_id] = (self.master.wrap(stream_id, data_key), self.master.kek_id)
+            self._pending[stream_id] = data_key  # wrapped by the recorder, in the save's transaction
             self._ciphers[stream_id] = aes
         return aes
 
-    def take_pending(self, stream_ids: Iterable[str]) -> list[tuple[str, bytes, str]]:
-        """Wrapped keys of these streams not yet stored: the recorder writes them."""
+    def take_pending(self, stream_ids: Iterable[str]) -> list[tuple[str, bytes]]:
+        """Data keys of these streams not yet stored: the recorder wraps and writes them."""
         out = []
         with self._lock:
             for sid in stream_ids:
                 item = self._pending.get(sid)
                 if item is not None:
-                    out.append((sid, item[0], item[1]))
+                    out.append((sid, item))
         return out
 
     def committed(self, stream_ids: Iterable[str]) -> None:
@@ -246,10 +384,11 @@ class KeyStore:
         return aes
 
     def _unwrap(self, stream_id: str, wrapped: bytes, kek_id: str) -> bytes:
-        kek = self.keks.get(kek_id)
-        if kek is None:
-            raise KeyError_(f"stream {stream_id} is wrapped by unknown master key {kek_id}")
-        return kek.unwrap(stream_id, bytes(wrapped))
+        kek = self.kek(kek_id)
+        try:
+            return kek.unwrap(stream_id, bytes(wrapped))
+        except InvalidTag as e:  # the wrapped key was altered or moved: this stream only
+            raise Tampered(stream_id, 0) from e
 
     def prefetch(self, stream_ids: Iterable[str]) -> None:
         """Before many streams are read: their keys with one query per 500 instead of one
@@ -264,7 +403,7 @@ class KeyStore:
             if wrapped is None:
                 self.forget(stream_id)
             elif stream_id not in self._ciphers:
-                self._ciphers[stream_id] = AESGCM(self._unwrap(stream_id, wrapped, kek_id))
+                self._cache_or_skip(stream_id, wrapped, kek_id)
 
     def preload(self) -> int:
         """Unwrap every live key at once (for reading the whole log)."""
@@ -275,9 +414,19 @@ class KeyStore:
                 # Shredded, perhaps by another process since we cached it: forget it.
                 self.forget(stream_id)
             elif stream_id not in self._ciphers:
-                self._ciphers[stream_id] = AESGCM(self._unwrap(stream_id, wrapped, kek_id))
-                n += 1
+                n += self._cache_or_skip(stream_id, wrapped, kek_id)
         return n
+
+    def _cache_or_skip(self, stream_id: str, wrapped: bytes, kek_id: str) -> bool:
+        """One key of many: a key that fails authentication stops that stream only (it is
+        left out, so reading it raises Tampered), not the read of every other."""
+        try:
+            self._ciphers[stream_id] = AESGCM(self._unwrap(stream_id, wrapped, kek_id))
+            return True
+        except Tampered:
+            if self.on_tampered is not None:
+                self.on_tampered(stream_id, 0)
+            return False
 
     def check_live(self, stream_id: str) -> None:
         """Before a stream is read: a key we cached may since have been shredded by

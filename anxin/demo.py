@@ -56,9 +56,60 @@ class DemoSchool:
 MIN_STUDENTS_PER_SCHOOL = 200  # every class needs enough pupils for the demo's cases and files
 
 
+# The demo is written through the same commands people use, one transaction each, so it
+# cannot be one transaction: a marker says whether it finished (`demo_state`), so a demo
+# cut short (killed, a full disk) is told apart from a whole one and from real data.
+DEMO_TABLE = "anxin_demo"
+HALF_DEMO = ("演示数据没有载入完成（被中断或出错），库中只有部分演示数据：请换一个空的数据目录"
+             "（PostgreSQL：清空该数据库或 schema）后重新运行 anxin init 和 anxin demo")
+
+
+def demo_state(app: Any) -> str | None:
+    """Whether a demo was loaded here: "complete", "loading" (started and never finished:
+    killed or failed), or None (never started)."""
+    if app.db.dialect == "postgres":
+        exists = app.db.fetchone("SELECT to_regclass(?) IS NOT NULL", (app.db.t(DEMO_TABLE),))[0]
+    else:
+        exists = app.db.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (DEMO_TABLE,))
+    if not exists:  # (read without DDL: `summary` beside a running server writes nothing)
+        return None
+    row = app.db.fetchone(f"SELECT value FROM {{t}}{DEMO_TABLE} WHERE name = 'state'")
+    return str(row[0]) if row else None
+
+
+def _mark(app: Any, state: str) -> None:
+    app.db.execute(f"CREATE TABLE IF NOT EXISTS {{t}}{DEMO_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    app.db.execute(f"INSERT INTO {{t}}{DEMO_TABLE} (name, value) VALUES ('state', ?) "
+                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (state,))
+
+
+def store_is_empty(app: Any) -> bool:
+    """No school, no account and no stream: nothing a demo could be mixed with."""
+    return not any(app.db.fetchone(f"SELECT 1 FROM {{t}}{table} LIMIT 1")
+                   for table in ("anxin_schools", "anxin_staff", "anxin_directory"))
+
+
+class HalfDemo(DomainError):
+    code = "half_demo"
+    message = HALF_DEMO
+
+
 def load_demo(app: Any, *, password: str = DEMO_PASSWORD, seed: int = 2026, students_per_school: int = 300) -> str:
+    """Load the demo into an empty store. The marker says "loading" before the first write
+    and "complete" after the last: a demo cut short stays marked, and is refused (HalfDemo)
+    rather than loaded over or taken for a whole one."""
     if students_per_school < MIN_STUDENTS_PER_SCHOOL:
         raise DomainError(f"演示数据每校至少需要 {MIN_STUDENTS_PER_SCHOOL} 名学生")
+    state = demo_state(app)
+    if state == "loading" and not store_is_empty(app):
+        raise HalfDemo()
+    _mark(app, "loading")
+    summary = _load(app, password, seed, students_per_school)
+    _mark(app, "complete")
+    return summary
+
+
+def _load(app: Any, password: str, seed: int, students_per_school: int) -> str:
     rng = random.Random(seed)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
 from anxin.app import Core
 from domain import access
 from domain.common import Actor, DomainError
-from domain.roster import GENDERS, Student
+from domain.roster import FIELD_LIMITS, GENDERS, MAX_TAGS, Student, birth_date_problem, text_problem
 
 HEADER = [
     "student_no", "name", "gender", "birth_date", "grade", "class",
@@ -38,6 +38,24 @@ class ImportRejected(DomainError):
         return "\n".join([self.text] + [f"第 {line} 行：{reason}" for line, reason in self.errors])
 
 
+# The CSV's columns as the domain's limits name them (FIELD_LIMITS).
+_LIMIT_OF = {"student_no": "student_no", "name": "name", "gender": "gender", "birth_date": None, "grade": "grade",
+             "class": "class_name", "guardian_name": "guardian_name", "guardian_phone": "guardian_phone"}
+
+
+def _field_problem(column: str, value: str) -> str | None:
+    """A field too long, or holding a NUL or another control character."""
+    label = LABELS.get(column, "标签")
+    if column == "tags":
+        tags = [t.strip() for t in value.split(";") if t.strip()]
+        if len(tags) > MAX_TAGS:
+            return f"标签最多 {MAX_TAGS} 个，实际为 {len(tags)} 个"
+        return next((p for t in tags if (p := text_problem(t, label, FIELD_LIMITS["tag"])) is not None),
+                    text_problem(value, label, FIELD_LIMITS["tag"] * MAX_TAGS + MAX_TAGS))
+    key = _LIMIT_OF.get(column)
+    return text_problem(value, label, FIELD_LIMITS[key] if key else 10)
+
+
 @dataclass
 class ImportResult:
     imported: int
@@ -46,19 +64,48 @@ class ImportResult:
 
 
 def parse_csv(text: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and every non-blank record with the number of the line it starts on.
+    A record the csv module cannot read (a field over its size limit) is rejected by
+    line, with the others still read, so every bad line is reported at once."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ImportRejected([(1, "文件为空")]) from None
-    rows = []
-    for line_no, values in enumerate(reader, start=2):
+    unreadable: list[tuple[int, str]] = []
+    rows: list[tuple[int, dict[str, str]]] = []
+    header: list[str] | None = None
+    for start, values, problem in csv_records(text):
+        if values is None:
+            unreadable.append((start, problem))
+            continue
+        if header is None:
+            header = [h.strip() for h in values]
+            continue
         if not any(v.strip() for v in values):
             continue
-        rows.append((line_no, dict(zip(header, values, strict=False)) | {"__n": str(len(values))}))
+        rows.append((start, dict(zip(header, values, strict=False)) | {"__n": str(len(values))}))
+    if header is None:
+        raise ImportRejected(unreadable or [(1, "文件为空")])
+    if unreadable:
+        # Nothing is applied anyway: report these with the other rows' problems.
+        rows += [(line, {"__error": why}) for line, why in unreadable]
     return header, rows
+
+
+def csv_records(text: str) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(line the record starts on, its fields, "") for each record; (line, None, why) for
+    one the csv module cannot read (a field over its size limit), then on to the next."""
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            too_long = "field larger than field limit" in str(e)
+            yield start, None, (f"某一字段过长（超过 {csv.field_size_limit()} 个字符），无法读取" if too_long
+                                else f"无法按 CSV 读取此行（{e}）")
+            continue
+        yield start, values, ""
 
 
 def import_roster(
@@ -78,13 +125,22 @@ def import_roster(
     students: list[Student] = []
     seen: dict[str, int] = {}
     at = app.now()
+    today = at.date()
     for i, (line, row) in enumerate(rows):
         if progress and i % 500 == 0:
             progress(i, len(rows))
+        if "__error" in row:
+            errors.append((line, row["__error"]))
+            continue
         if int(row["__n"]) != len(header):
             errors.append((line, f"列数应为 {len(header)}，实际为 {row['__n']}"))
             continue
         row = {k: (v or "").strip() for k, v in row.items() if k != "__n"}
+        # Every field's length and characters first: all of a line's problems at once.
+        problems = [p for k in HEADER if (p := _field_problem(k, row.get(k, ""))) is not None]
+        if problems:
+            errors.append((line, "；".join(problems)))
+            continue
         empty = [LABELS[k] for k in REQUIRED if not row.get(k)]
         if empty:
             errors.append((line, f"缺少{ '、'.join(empty) }"))
@@ -100,6 +156,9 @@ def import_roster(
             birth = date.fromisoformat(row["birth_date"])
         except ValueError:
             reasons.append(f"出生日期「{row['birth_date']}」格式不正确（应为 YYYY-MM-DD）")
+        else:
+            if (problem := birth_date_problem(birth, today)) is not None:
+                reasons.append(problem)
         if row["gender"].lower() not in GENDERS:
             reasons.append(f"性别「{row['gender']}」无法识别（应为 男/女）")
         if reasons or birth is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from anxin.app import Core, just_saved
-from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing
+from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing, parse_keys
 from anxin.escalation import EscalationCommands
 from anxin.storage import StoreConfig, config_from_env, opening
 from domain.policy import Policy
@@ -62,8 +62,8 @@ def master_key_file(config: StoreConfig) -> MasterKeyFile:
 
 def load_master_keys(config: StoreConfig) -> list[MasterKey]:
     inline = os.environ.get("ANXIN_MASTER_KEY")
-    if inline:
-        return [MasterKey.decode(inline)]
+    if inline:  # one key, or a ring: several separated by commas
+        return parse_keys(inline.replace(",", "\n"), "ANXIN_MASTER_KEY")
     return master_key_file(config).load_all()
 
 
@@ -85,7 +85,8 @@ def open_app(
     policy: Policy | None = None,
 ) -> Anxin:
     config = config or config_from_env(data_dir)
-    return Anxin(config, load_master_keys(config), policy or load_policy(config), clock)
+    return Anxin(config, load_master_keys(config), policy or load_policy(config), clock,
+                 key_source=lambda: load_master_keys(config))
 
 
 __all__ = ["Anxin", "open_app", "MasterKeyMissing", "master_key_file"]

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -24,7 +25,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicatio
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 
-from anxin.crypto import KeyStore, stream_key
+from anxin.crypto import KeyError_, KeyStore, stream_key
 from projections import audit as audit_trail
 
 # Statements the application wants committed with the events it is saving.
@@ -47,6 +48,16 @@ SIDE_TABLES = {
     "anxin_keys": (
         "stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, "
         "shredded_at TEXT"
+    ),
+    # The master keys the store knows, by id (never the keys): exactly one is `current`
+    # (every new data key is wrapped by it), `previous` ones still wrap some data keys
+    # during a rotation, `retired` ones wrap none. See anxin.keyring.
+    "anxin_keyring": "kek_id TEXT PRIMARY KEY, state TEXT NOT NULL, added_at TEXT NOT NULL, changed_at TEXT",
+    # Streams set aside because an event or their key failed authentication (anxin.quarantine):
+    # ids and codes only.
+    "anxin_quarantine": (
+        "stream_id TEXT PRIMARY KEY, kind TEXT, school_id TEXT, version INTEGER NOT NULL, "
+        "failed TEXT NOT NULL, found_at TEXT NOT NULL"
     ),
     # What the gate decides on: ids, school, class, kind, owner. No names, no text.
     "anxin_directory": (
@@ -75,6 +86,8 @@ SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_links_student ON {t}anxin_links (student_id)",
     # The shredded keys only (few): counting them is how cached report figures notice a shred.
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_shredded ON {t}anxin_keys (stream_id) WHERE wrapped IS NULL",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_keys_kek ON {t}anxin_keys (kek_id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS {p}anxin_keyring_one_current ON {t}anxin_keyring (state) WHERE state = 'current'",
 ]
 
 
@@ -233,7 +246,7 @@ class Database:
             yield Cursor(raw, self.dialect)
 
     @contextmanager
-    def _schema_transaction(self) -> Iterator[Cursor]:
+    def write_transaction(self) -> Iterator[Cursor]:
         """A transaction that holds the write lock from its start. Two processes opening
         one SQLite store at once (two web workers) both run `create_tables`: with a plain
         (deferred) BEGIN, the second reads, then finds the first has written since, and
@@ -257,7 +270,7 @@ class Database:
         blob = "BYTEA" if self.dialect == "postgres" else "BLOB"
         serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
         int8 = "BIGINT" if self.dialect == "postgres" else "INTEGER"
-        with self._schema_transaction() as c:
+        with self.write_transaction() as c:
             for name, cols in SIDE_TABLES.items():
                 c.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.t(name)} ({cols.format(blob=blob, serial=serial, int8=int8)})"
@@ -332,18 +345,78 @@ class Database:
     def all_keys(self) -> list[tuple[str, bytes | None, str]]:
         return [(r[0], r[1], r[2]) for r in self.fetch("SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys")]
 
-    def insert_key(self, stream_id: str, wrapped: bytes, kek_id: str) -> None:
-        self.execute(
-            "INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?) "
-            "ON CONFLICT (stream_id) DO NOTHING",
-            (stream_id, wrapped, kek_id),
-        )
+    def insert_named_key(self, keystore: KeyStore, key_id: str, data_key: bytes) -> None:
+        """A named key, wrapped under the current master key in the transaction that stores it."""
+        with self.write_transaction() as c:
+            c.executemany(self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (stream_id) DO NOTHING"),
+                          keystore.wrap_current(c, [(key_id, data_key)]))
+
+    # -- the key ring ---------------------------------------------------------------------
+    def current_kek_id(self, c: Cursor | None = None) -> str:
+        """The id of the store's current master key. Inside a writing transaction `c`, read
+        so that a rotation's switch waits for this transaction to end (PostgreSQL: a share
+        lock on the row; SQLite: the transaction already holds the only write lock)."""
+        if c is None:
+            row = self.fetchone("SELECT kek_id FROM {t}anxin_keyring WHERE state = 'current'")
+        else:
+            sql = self.q("SELECT kek_id FROM {t}anxin_keyring WHERE state = 'current'")
+            if self.dialect == "postgres":
+                sql += " FOR SHARE"
+            row = None
+            for _ in range(5):
+                # READ COMMITTED: a switch that commits while this waits for the old row leaves
+                # it matching nothing; the statement run again sees the new row.
+                row = c.execute(sql).fetchone()
+                if row is not None:
+                    break
+        if row is None:
+            raise KeyError_("本库没有登记当前主密钥（anxin_keyring 为空）：请运行 `anxin check`")
+        return str(row[0])
+
+    def keyring(self) -> list[tuple[str, str, str, str | None]]:
+        """(kek_id, state, added_at, changed_at) of every master key the store knows."""
+        return [(r[0], r[1], r[2], r[3]) for r in self.fetch(
+            "SELECT kek_id, state, added_at, changed_at FROM {t}anxin_keyring ORDER BY added_at, kek_id")]
+
+    def keys_per_kek(self) -> dict[str, int]:
+        """How many live data keys each master key wraps."""
+        return {r[0]: int(r[1]) for r in self.fetch(
+            "SELECT kek_id, COUNT(*) FROM {t}anxin_keys WHERE wrapped IS NOT NULL GROUP BY kek_id")}
+
+    def sample_keys(self, kek_id: str, n: int) -> list[tuple[str, bytes]]:
+        return [(r[0], r[1]) for r in self.fetch(
+            f"SELECT stream_id, wrapped FROM {{t}}anxin_keys WHERE kek_id = ? AND wrapped IS NOT NULL "
+            f"ORDER BY stream_id LIMIT {int(n)}", (kek_id,))]
+
+    def ensure_keyring(self, keystore: KeyStore) -> None:
+        """A store without a ring gets one: a new store's current key is the first this
+        process holds; a store from before the ring takes the key wrapping most of its
+        data keys as current (others, left by an interrupted rotation, as previous), but
+        only if this process holds it. Otherwise nothing is written and the open fails."""
+        if self.fetchone("SELECT 1 FROM {t}anxin_keyring"):
+            return
+        in_use = sorted(self.keys_per_kek().items(), key=lambda kv: (-kv[1], kv[0]))
+        if in_use:
+            current = in_use[0][0]
+            keystore.kek(current)  # raises MasterKeyNotHeld before anything is written
+            previous = [k for k, _ in in_use[1:]]
+        else:
+            if not keystore.keks:
+                raise KeyError_("没有主密钥")
+            current, previous = next(iter(keystore.keks)), []
+        now = datetime.now(UTC).isoformat()
+        with self.write_transaction() as c:
+            if c.execute(self.q("SELECT 1 FROM {t}anxin_keyring")).fetchone():
+                return  # made meanwhile
+            c.executemany(self.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at) VALUES (?, ?, ?)"),
+                          [(current, "current", now), *((k, "previous", now) for k in previous)])
 
     def write_with_events(self, raw_cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         """Called by the recorder inside the events' transaction."""
         c = Cursor(raw_cursor, self.dialect)
         sids = {stream_key(e.originator_id) for e in stored_events if e.originator_version == 1}
-        keys = self.keystore.take_pending(sids)
+        keys = self.keystore.wrap_current(c, self.keystore.take_pending(sids))
         c.executemany(
             self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), keys
         )

@@ -12,8 +12,6 @@ raises in one transaction.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +21,11 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import StoredEvent
 
+from anxin import quarantine
 from anxin.app import Core
-from anxin.crypto import StreamErased
+from anxin.crypto import StreamErased, Tampered
+from anxin.quarantine import Unreadable
+from anxin.roster_import import csv_records
 from domain import access
 from domain.access import Resource
 from domain.common import Actor, DomainError, Erased, InvalidInput, NotFound, Role, require
@@ -395,6 +396,13 @@ class SupportCommands(Core):
                 assert row is not None
                 lines.append(RegisterLine(i, row[0], None, None, "erased", row[2], None, erased=True))
                 continue
+            except Unreadable:  # quarantined: the line shows ids only
+                row = self.db.fetchone(
+                    "SELECT subject_id, status, owner_id FROM {t}anxin_directory WHERE stream_id = ?", (i,)
+                )
+                lines.append(RegisterLine(i, row[0] if row else "", None, None, "unreadable",
+                                          row[2] if row else None, None))
+                continue
             lines.append(RegisterLine(
                 file_id=i, student_id=f.student_id, risk_level=f.risk_level, category=f.category,
                 status=f.status, responsible_id=f.responsible_id, next_review_due=f.next_review_due,
@@ -418,7 +426,7 @@ class SupportCommands(Core):
         for i in ids:
             try:
                 rec = self._load(i, ScreeningRecord)
-            except Erased:
+            except (Erased, Unreadable):
                 continue
             out.extend({**s, "school_year": rec.school_year, "record_id": i} for s in rec.screenings)
         return sorted(out, key=lambda s: (s["screened_on"], s["at"]))
@@ -495,8 +503,11 @@ class SupportCommands(Core):
 
     def _check_csv(self, school_id: str, csv_text: str) -> tuple[list[_Row], list[tuple[int, str]]]:
         text = csv_text[1:] if csv_text.startswith("\ufeff") else csv_text
-        reader = csv.reader(io.StringIO(text))
-        header = [h.strip().lower() for h in next(reader, [])]
+        records = csv_records(text)
+        first = next(records, None)
+        if first is not None and first[1] is None:  # a header the csv module cannot read
+            return [], [(first[0], first[2])]
+        header = [h.strip().lower() for h in first[1] or []] if first is not None else []
         width = self._check_header(header)
         if width is None:
             n = max(i.items for i in self.instruments.values())
@@ -514,8 +525,11 @@ class SupportCommands(Core):
         rows: list[_Row] = []
         errors: list[tuple[int, str]] = []
         seen: dict[tuple[str, str, date], int] = {}
-        for cells in reader:
-            line = reader.line_num
+        for line, read, problem in records:
+            if read is None:
+                errors.append((line, problem))
+                continue
+            cells = read
             if not any(c.strip() for c in cells):
                 continue
             reasons: list[str] = []
@@ -729,6 +743,9 @@ class SupportCommands(Core):
                 for s in stored:
                     agg = self.mapper.to_domain_event(s).mutate(agg)  # type: ignore[attr-defined]
             except StreamErased:
+                continue
+            except Tampered as e:  # quarantined; the caller reads it alone (and says so)
+                quarantine.record(self, e.stream_id, e.version)
                 continue
             if isinstance(agg, cls):
                 out[sid] = agg

@@ -6,6 +6,7 @@ identity everywhere it would be shown."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -31,14 +32,69 @@ PRIORITY_TAGS = ("留守儿童", "流动儿童", "单亲家庭", "隐性辍学",
 def parse_gender(value: str) -> str:
     g = GENDERS.get((value or "").strip().lower())
     if g is None:
-        raise InvalidInput(reason=f"性别「{value}」无法识别（应为 男/女）")
+        raise InvalidInput(reason=f"性别「{(value or '')[:FIELD_LIMITS['gender']]}」无法识别（应为 男/女）")
     return g
 
 
 def check_phone(phone: str) -> str:
-    digits = (phone or "").strip().replace("-", "").replace(" ", "")
-    require(digits.isdigit() and 7 <= len(digits) <= 15, f"电话号码「{phone}」格式不正确")
+    """A guardian's number as digits: a mobile (11 digits, starting 1), a landline with or
+    without its area code (7 to 12 digits), or an international number (+ and up to 15)."""
+    text = (phone or "").strip()
+    problem = text_problem(text, "电话号码", FIELD_LIMITS["guardian_phone"])
+    require(problem is None, problem or "")
+    digits = text.replace("-", "").replace(" ", "").replace("(", "").replace(")", "")
+    international = digits.startswith("+")
+    digits = digits.removeprefix("+")
+    if international and digits.startswith("86"):
+        digits, international = digits[2:], False
+    ok = digits.isascii() and digits.isdigit() and (
+        7 <= len(digits) <= 15 if international else
+        len(digits) == 11 if digits.startswith("1") else 7 <= len(digits) <= 12)
+    require(ok, f"电话号码「{phone}」格式不正确")
     return digits
+
+
+# The longest value each roster field may hold, in characters: room for long names
+# (minority and foreign names), but a pasted paragraph or a binary field is refused.
+FIELD_LIMITS = {"student_no": 32, "name": 50, "gender": 8, "grade": 20, "class_name": 30, "guardian_name": 50,
+                "guardian_phone": 24, "tag": 20}
+MAX_TAGS = 10
+# A K-12 pupil's age on the day they are enrolled: from kindergarten to the oldest upper
+# secondary or special-education pupils.
+MIN_AGE, MAX_AGE = 3, 25
+
+
+def text_problem(value: str, label: str, limit: int) -> str | None:
+    """Why a text field cannot be stored, or None: a NUL or other control character (a
+    binary or mangled file), or more than `limit` characters."""
+    if "\x00" in value:
+        return f"{label}含有空字符（NUL），文件可能已损坏或不是文本"
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return f"{label}含有控制字符（如换行或制表符）"
+    if len(value) > limit:
+        return f"{label}过长：{len(value)} 个字符，最多 {limit} 个"
+    return None
+
+
+def checked_text(value: str | None, label: str, limit: int) -> str:
+    text = require_text(value, label)
+    problem = text_problem(text, label, limit)
+    require(problem is None, problem or "")
+    return text
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def birth_date_problem(birth: date, today: date) -> str | None:
+    """Why a birth date cannot be a K-12 pupil's, or None."""
+    if birth >= today:
+        return "出生日期不能晚于今天"
+    age = age_on(birth, today)
+    if not MIN_AGE <= age <= MAX_AGE:
+        return f"出生日期「{birth.isoformat()}」不像中小学生：按此年龄为 {age} 岁，应在 {MIN_AGE} 至 {MAX_AGE} 岁之间"
+    return None
 
 
 class Student(CaseAggregate):
@@ -91,22 +147,28 @@ class Student(CaseAggregate):
     ) -> Student:
         require_aware(at)
         guardians = [
-            {"name": require_text(g.get("name"), "监护人姓名"), "phone": check_phone(g.get("phone", ""))}
+            {"name": checked_text(g.get("name"), "监护人姓名", FIELD_LIMITS["guardian_name"]),
+             "phone": check_phone(g.get("phone", ""))}
             for g in (guardians or [])
         ]
         require(isinstance(birth_date, date), "出生日期格式不正确")
-        require(birth_date < at.date(), "出生日期不能晚于今天")
+        problem = birth_date_problem(birth_date, at.date())
+        require(problem is None, problem or "")
+        tags = [t.strip() for t in (tags or []) if t.strip()]
+        require(len(tags) <= MAX_TAGS, f"标签最多 {MAX_TAGS} 个")
+        for tag in tags:
+            checked_text(tag, "标签", FIELD_LIMITS["tag"])
         return cls(
             id=id,
             school_id=school_id,
-            student_no=require_text(student_no, "学号"),
-            name=require_text(name, "姓名"),
+            student_no=checked_text(student_no, "学号", FIELD_LIMITS["student_no"]),
+            name=checked_text(name, "姓名", FIELD_LIMITS["name"]),
             gender=parse_gender(gender),
             birth_date=birth_date,
-            grade=require_text(grade, "年级"),
-            class_name=require_text(class_name, "班级"),
+            grade=checked_text(grade, "年级", FIELD_LIMITS["grade"]),
+            class_name=checked_text(class_name, "班级", FIELD_LIMITS["class_name"]),
             guardians=guardians,
-            tags=[t.strip() for t in (tags or []) if t.strip()],
+            tags=tags,
             actor=actor,
             at=at,
         )

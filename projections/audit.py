@@ -304,7 +304,7 @@ def seal_reason(app: Core, text: str, at: str, actor_id: str, label: str, subjec
         try:
             aes = app.keystore.cipher_for_read(sid, 0)
             return b"S" + nonce + aes.encrypt(nonce, text.encode(), b"anxin-access" + SEP.encode() + bound)
-        except StreamErased:
+        except (StreamErased, Tampered):  # (a quarantined stream's key: the decision is still recorded)
             pass
     aes = app.keystore.named_cipher(AUDIT_NOTES)
     return b"N" + nonce + aes.encrypt(nonce, text.encode(), AUDIT_NOTES.encode() + SEP.encode() + bound)
@@ -320,7 +320,13 @@ def unseal_reason(app: Core, blob: bytes, at: str, actor_id: str, label: str, su
             if sid is None:
                 raise Tampered(str(subject), 0)
             app.keystore.check_live(sid)
-            aes = app.keystore.cipher_for_read(sid, 0)
+            try:
+                aes = app.keystore.cipher_for_read(sid, 0)
+            except Tampered:  # that stream's own key failed: it is quarantined, the log still reads
+                from anxin.quarantine import UNREADABLE_LABEL, record
+
+                record(app, sid, 0)
+                return UNREADABLE_LABEL
             aad = b"anxin-access" + SEP.encode() + bound
         elif blob[:1] == b"N":
             aes = app.keystore.named_cipher(AUDIT_NOTES)
@@ -958,7 +964,6 @@ def _second_half() -> None:
     one JSON line to stdout: {"ok": true, counts…}, or {"ok": false} at a problem or an error
     (which the one-pass verification, run then, will meet and say)."""
     from anxin.app import Core
-    from anxin.crypto import MasterKey
     from anxin.storage import StoreConfig
     from projections.base import no_gc_pauses
 
@@ -966,7 +971,7 @@ def _second_half() -> None:
     try:
         job = json.loads(sys.stdin.buffer.read())
         config = StoreConfig(url=job["url"], data_dir=Path(job["data_dir"]), schema=job["schema"])
-        app = Core(config, [MasterKey.generate()])  # a key of its own: nothing is decrypted here
+        app = Core(config, [])  # no key: nothing is decrypted here
         try:
             cp = Checkpoint.from_json(job["checkpoint"]) if job["checkpoint"] else None
             pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(job["public_key"])) if job["public_key"] else None

@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from anxin.crypto import StreamErased
+from anxin.crypto import StreamErased, Tampered
 
 if TYPE_CHECKING:
     from anxin.app import Core
@@ -76,6 +76,16 @@ class ErasedEvent:
     topic: str
 
 
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """An event that failed authentication (its stream is quarantined): no view handles
+    it, so it is skipped and the fold goes on."""
+
+    originator_id: UUID
+    originator_version: int
+    topic: str
+
+
 def seal_for(app: Core, stream_id: str, text: str) -> bytes:
     """Encrypt a value a view keeps (a name, a label) under its stream's own key, so
     shredding the stream erases it from views too."""
@@ -88,6 +98,7 @@ def seal_for(app: Core, stream_id: str, text: str) -> bytes:
 def open_for(app: Core, stream_id: str, blob: bytes | None) -> str:
     """The value sealed by `seal_for`, or 已删除 once the stream is erased."""
     from anxin.app import ERASED_LABEL
+    from anxin.quarantine import UNREADABLE_LABEL, record
 
     if blob is None:
         return ""
@@ -97,6 +108,9 @@ def open_for(app: Core, stream_id: str, blob: bytes | None) -> str:
         return aes.decrypt(blob[:12], blob[12:], b"view\x1f" + sid.encode()).decode()
     except StreamErased:
         return ERASED_LABEL
+    except Tampered as e:
+        record(app, e.stream_id, e.version)
+        return UNREADABLE_LABEL
 
 
 class View:
@@ -449,6 +463,9 @@ class Runner:
         self.batch = batch
         self.engine = engine_for(app)
         self._lock = threading.Lock()
+        # Streams whose events this runner skipped (failed authentication), by stream id:
+        # the first version skipped. A rebuild starts it afresh and names them.
+        self.skipped: dict[str, int] = {}
         # The log's head at which every view was last seen caught up: a read that finds
         # the head there still needs no position query (a page of four reads asks once).
         self._settled = 0
@@ -605,12 +622,21 @@ class Runner:
         except StreamErased:
             oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
             return ErasedEvent(oid, n.originator_version, n.topic)
+        except Tampered as e:
+            # One altered event (or key) must not stop every view: set its stream aside.
+            from anxin.quarantine import record
+
+            oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
+            record(self.app, e.stream_id, e.version)
+            self.skipped.setdefault(str(oid), n.originator_version)
+            return UnreadableEvent(oid, n.originator_version, n.topic)
 
     def rebuild(self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop a view's rows and fold the whole log again."""
         views = [self.by_name[n] for n in names] if names else self.views
         with self._lock, self.engine.begin() as conn:
             self._settled = 0
+            self.skipped = {}
             for v in views:
                 v.clear(conn)
                 conn.execute(update(tracking).where(tracking.c.view == v.name).values(position=0))
@@ -669,4 +695,4 @@ class _Raced(Exception):
     pass
 
 
-__all__ = ["View", "WriteBehind", "Runner", "stream_id_of", "ErasedEvent", "metadata", "tracking", "Table", "Column", "String", "Integer"]
+__all__ = ["View", "WriteBehind", "Runner", "stream_id_of", "ErasedEvent", "UnreadableEvent", "metadata", "tracking", "Table", "Column", "String", "Integer"]

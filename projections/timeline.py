@@ -49,7 +49,7 @@ from sqlalchemy import (
     update,
 )
 
-from anxin.crypto import StreamErased
+from anxin.crypto import StreamErased, Tampered
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import Actor, CaseAggregate, NotFound, PermissionDenied
@@ -375,6 +375,7 @@ class TimelineEntry:
     access: str  # "full": details shown; "status": the label only
     erased: bool = False
     details: dict[str, Any] | None = None
+    unreadable: bool = False  # failed authentication: its stream is quarantined
 
     @property
     def kind_label(self) -> str:
@@ -426,14 +427,27 @@ def _details(e: Any) -> dict[str, Any]:
     return out
 
 
+_UNREADABLE: dict[str, Any] = {}  # the details of an event that failed authentication
+
+
 def _stream_details(app: Core, stream_id: str) -> dict[int, dict[str, Any]]:
-    """Details of every event of a stream, by version; {} if it was erased meanwhile."""
+    """Details of every event of a stream, by version; {} if it was erased meanwhile; an
+    event that fails authentication is `_UNREADABLE` (its stream quarantined), the rest shown."""
+    from anxin.quarantine import record
+
     uid = UUID(stream_id)
+    out: dict[int, dict[str, Any]] = {}
     try:
         app.keystore.check_live(uid.hex)
-        return {e.originator_version: _details(e) for e in app.events.get(uid)}
+        for stored in app.recorder.select_events(uid):
+            try:
+                out[stored.originator_version] = _details(app.mapper.to_domain_event(stored))
+            except Tampered as e:
+                record(app, e.stream_id, e.version)
+                out[stored.originator_version] = _UNREADABLE
     except StreamErased:
         return {}
+    return out
 
 
 def timeline(app: Core, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
@@ -468,11 +482,15 @@ def timeline(app: Core, actor: Actor, student_id: str, break_glass: str | None =
             if sid not in details:
                 details[sid] = _stream_details(app, sid)
             d = details[sid].get(r["version"])
+        unreadable = d is _UNREADABLE
+        if unreadable:
+            d = None
         out.append(TimelineEntry(
             position=r["position"], at=datetime.fromisoformat(r["at"]) if r["at"] else None, stream_id=sid,
             kind=r["kind"], event_type=r["event_type"], label=LABELS.get((r["kind"], r["event_type"]),
                                                                          r["event_type"]),
-            access=level or "status", erased=erased or (level == "full" and d is None), details=d,
+            access=level or "status", erased=erased or (level == "full" and d is None and not unreadable),
+            details=d, unreadable=unreadable,
         ))
     name = app.student_ref(student_id).name if decisions[student_id] == "full" else None
     return Timeline(student_id=student_id, name=name, entries=out)

@@ -444,7 +444,7 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
     assert other.get_student(school.principal, sid).name == "张小明"
     assert "张小明" in {r.name for r in other.list_students(school.principal, school.id)}
     student_notes = {n.id for n in app.recorder.select_notifications(start=1, limit=10_000)
-                     if stream_key(n.originator_id) == UUID(sid).hex}
+                     if stream_key(n.originator_id) in (UUID(sid).hex, UUID(pid).hex)}
 
     # when the administrator shreds the student's key
     kind = app.shred(ADMIN, sid, reason="保留期满，依规删除")
@@ -462,11 +462,11 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
         refs = {r.id: r for r in instance.list_students(school.principal, school.id)}
         assert refs[sid].name == ERASED_LABEL and refs[sid].erased
         assert sorted(r.name for i, r in refs.items() if i != sid) == ["李小红", "王小刚", "赵小丽"]
-        # the pairing still reads, and names the student as erased
-        pairing = instance.get_pairing(school.teacher, pid)
-        assert pairing.student_id == sid and len(pairing.check_ins) == 1
-        assert instance.student_ref(pairing.student_id).name == ERASED_LABEL
-        # the whole log decrypts, with None for the erased stream's events only
+        # the pairing, about them alone, went with them (tests/test_erasure.py)
+        with pytest.raises(Erased):
+            instance.get_pairing(school.teacher, pid)
+        assert instance.student_ref(sid).name == ERASED_LABEL
+        # the whole log decrypts, with None for the erased streams' events only
         log = dict(instance.decrypt_log())
         assert student_notes and all(log[n] is None for n in student_notes)
         assert all(e is not None for n, e in log.items() if n not in student_notes)
@@ -518,10 +518,9 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
     assert fresh.list_students(school.principal, school.id)[-1].name == ERASED_LABEL
     assert sum(1 for _, e in fresh.decrypt_log() if e is not None) == len(events_before) - 1
 
-    # and one with only the old key cannot
-    stale = store.open(clock, keys=[old_key])
-    with pytest.raises(KeyError_):
-        stale.get_student(school.principal, ids["student"])
+    # and one with only the old key is refused at open, naming the key the store expects
+    with pytest.raises(KeyError_, match=new_key.kek_id):
+        store.open(clock, keys=[old_key])
 
     # and the rotating instance keeps working under the new key
     sid = app.enrol_student(ADMIN, school_id=school.id, student_no="2026180", name="轮换后学生", gender="男",
@@ -554,19 +553,29 @@ def test_the_key_file_is_private_never_overwritten_and_rotates_through_a_pending
     assert kf.path.read_text() == text
     assert kf.load_all() == [key]
 
-    # when a rotation begins, both keys are loaded, the current one first
-    new = kf.begin_rotation()
-    assert stat.S_IMODE(kf.pending_path.stat().st_mode) == 0o600
+    # when a key is added (a rotation's first step), both are loaded, in the file's order, still private
+    new = MasterKey.generate()
+    kf.add(new)
     assert kf.load_all() == [key, new]
-    with pytest.raises(FileExistsError):
-        kf.begin_rotation()  # a pending key is never replaced mid-rotation
-    assert kf.load_all() == [key, new]
-
-    # when it finishes, only the new key is left, still private
-    kf.finish_rotation()
-    assert kf.load_all() == [new]
-    assert not kf.pending_path.exists()
     assert stat.S_IMODE(kf.path.stat().st_mode) == 0o600
+    assert not list(kf.path.parent.glob("*.tmp"))  # written beside, renamed over
+
+    # when the rotation prunes the old key, only the new key is left, still private
+    assert kf.keep_only([new.kek_id]) == [key.kek_id]
+    assert kf.load_all() == [new]
+    assert stat.S_IMODE(kf.path.stat().st_mode) == 0o600
+
+
+def test_a_pending_key_file_left_by_an_earlier_version_is_read_and_folded_in(tmp_path: Path) -> None:
+    # given an old-style rotation's two files
+    kf = MasterKeyFile(tmp_path / "master.key")
+    key = kf.create()
+    new = MasterKey.generate()
+    kf.pending_path.write_text(new.encode() + "\n")
+    # then both are held, and pruning leaves one file with the keys kept
+    assert kf.load_all() == [key, new]
+    kf.keep_only([key.kek_id, new.kek_id])
+    assert not kf.pending_path.exists() and kf.load_all() == [key, new]
 
 
 def test_a_rotation_through_the_key_file_leaves_a_store_readable_with_the_new_file_alone(
@@ -578,13 +587,11 @@ def test_a_rotation_through_the_key_file_leaves_a_store_readable_with_the_new_fi
     app = store.open(clock, keys=kf.load_all())
     school = make_school(app)
 
-    # when a rotation runs with both keys loaded, then finishes
-    new = kf.begin_rotation()
-    rotating = store.open(clock, keys=kf.load_all())
-    rotating.rotate_master_key(ADMIN, new)
-    kf.finish_rotation()
+    # when a rotation runs through the key file
+    app.rotate_master_key(ADMIN, key_file=kf)
 
-    # then an instance with the finished key file reads the store
+    # then the file holds the new key alone, and an instance with it reads the store
+    assert [k.kek_id for k in kf.load_all()] == [app.keystore.master.kek_id]
     after = store.open(clock, keys=kf.load_all())
     assert [r.name for r in after.list_students(school.principal, school.id)] == [
         "张小明", "李小红", "王小刚", "赵小丽"

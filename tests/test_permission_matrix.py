@@ -171,7 +171,7 @@ MATRIX: list[tuple[str, str, str]] = [
 
 # Served without an account, or only shaping how pages look: not decisions of the gate.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/lang/{code}"), ("GET", "/docs"),
-          ("GET", "/openapi.json")}
+          ("GET", "/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 QUERIES = {
     "/reports": {"from": "2026-09-01", "to": "2026-11-30"},

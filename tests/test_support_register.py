@@ -192,11 +192,11 @@ def test_erased_students_and_screening_records_no_longer_count(app: Anxin, schoo
     cov = sr.coverage(app, school.counselor, school.id, with_names=True)
     assert (cov.enrolled, cov.screened) == (3, 1)
     assert cov.not_screened == [school.student("2026002"), school.student("2026004")]
-    # the erased student's class is still known (from the directory) for the register's lines
+    # the erased student's file goes with them; its line keeps the class (from the directory)
     fid = open_file(app, school, "2026004")
     app.shred(ADMIN, school.student("2026004"), "保存期限届满")
     line = next(x for x in sr.register(app, school.counselor, school.id) if x.file_id == fid)
-    assert (line.class_name, line.erased) == ("七年级2班", False)
+    assert (line.class_name, line.erased) == ("七年级2班", True)
     assert sr.coverage(app, school.counselor, school.id).enrolled == 2
 
 

@@ -14,6 +14,7 @@ from conftest import ADMIN, STORES, Clock, fresh_app, make_school
 from fastapi.testclient import TestClient
 from web_support import Browser, DemoSite
 
+from anxin.crypto import MasterKeyFile
 from anxin.passwords import hash_password
 from projections import audit
 from web.app import create_app
@@ -161,10 +162,11 @@ def test_key_rotation_needs_confirmation_and_keeps_data_readable(own) -> None:
     assert r.status_code == 303
     assert "已轮换主密钥" in b.get("/admin/keys").text
     assert app.keystore.master.kek_id != old
-    assert (app.config.data_dir / "master.key").read_text().strip() == app.keystore.master.encode()
+    assert MasterKeyFile(app.config.data_dir / "master.key").load_all() == [app.keystore.master]
     assert app.student_ref(school.student("2026002")).name == "李小红"
-    rotations = app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'key_rotation'")[0]
-    assert rotations == 1
+    rotations = app.db.fetch("SELECT detail FROM {t}anxin_audit WHERE kind = 'key_rotation' ORDER BY seq")
+    assert ['"step":"switched"' in d for (d,) in rotations] == [True, False]  # switched, then the old key retired
+    assert '"step":"retired"' in rotations[1][0]
     missing = b.post("/admin/keys/checkpoint")  # no signing key yet: said so on the page
     assert missing.status_code == 400 and "审计签名密钥" in missing.text
     audit.create_signing_key(app.config)

@@ -23,10 +23,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anxin import quarantine
+from anxin.crypto import KeyError_, Tampered
+from anxin.errors import store_problem_message
+from anxin.quarantine import Unreadable
 from domain.common import Conflict, DomainError, Erased, NotFound, PermissionDenied
 from web import i18n
 from web.deps import (
@@ -43,7 +48,7 @@ from web.deps import (
 log = logging.getLogger("anxin.web")
 access_log = logging.getLogger("anxin.web.access")
 
-STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409}
+STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409, Unreadable: 503}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -203,6 +208,24 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
             return api_error(status, error.code, message, **extra)
         return render(request, "error.html", status, title=i18n.gettext("无法完成"), message=message)
 
+    @api.exception_handler(Tampered)
+    async def _tampered(request: Request, error: Tampered) -> Response:
+        # A read that met an altered record outside the paths that set it aside: that record
+        # only is unreadable; the reader gets the same clear answer, not a crash.
+        if not isinstance(error, Unreadable):
+            error = await run_in_threadpool(quarantine.unreadable, web.app, error)
+        return await _domain(request, error)
+
+    @api.exception_handler(KeyError_)
+    async def _key(request: Request, error: KeyError_) -> Response:
+        # The store names a master key this process does not hold (a rotation's new key not
+        # yet on this host): nothing was written; the message names the key id, no content.
+        log.error("master key: %s", error)
+        message = i18n.gettext("服务器暂时无法加密或解密数据（主密钥不一致），操作未完成，未写入任何数据；请联系管理员。")
+        if is_api(request):
+            return api_error(503, "master_key_unavailable", message)
+        return render(request, "error.html", 503, title=i18n.gettext("暂时无法完成"), message=message)
+
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
         if is_api(request):
@@ -223,6 +246,12 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
     @api.exception_handler(Exception)
     async def _crash(request: Request, error: Exception) -> Response:
         log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
+        problem = store_problem_message(error)  # the disk full, the file damaged, the folder read-only
+        if problem is not None:
+            message = i18n.gettext(problem)
+            if is_api(request):
+                return api_error(503, "store_unavailable", message)
+            return render(request, "error.html", 503, title=i18n.gettext("暂时无法完成"), message=message)
         message = i18n.gettext("服务器内部错误，操作未完成；请稍后重试或联系管理员")
         if is_api(request):
             return api_error(500, "internal_error", message)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from anxin.quarantine import UNREADABLE_LABEL
 from domain.common import Actor, DomainError, InvalidInput, Role
 from web import i18n
 from web.security import (
@@ -60,10 +61,20 @@ class Web:
         with self._write:
             yield self.app
 
+    def forget_shredded(self) -> None:
+        """Once per request: if any process (the CLI beside this server, another worker)
+        has shredded a stream since, every name kept here is dropped (a new dict: a name
+        being looked up meanwhile goes into the old one, dropped with it)."""
+        if self.app.notice_shreds():
+            self._names = {}
+
     def staff_name(self, staff_id: str) -> str:
-        name = self._names.get(staff_id)
+        names = self._names  # read once: see forget_shredded
+        name = names.get(staff_id)
         if name is None:
-            name = self._names[staff_id] = self.app.staff_name(staff_id)
+            name = self.app.staff_name(staff_id)
+            if name != UNREADABLE_LABEL:  # a quarantined record may be restored: asked again
+                names[staff_id] = name
         return name
 
 
@@ -136,6 +147,7 @@ def _user_for(web: Web, session: Session) -> User | None:
 
 def session_user(request: Request) -> User | None:
     web = get_web(request)
+    web.forget_shredded()
     session = web.sessions.get(request.cookies.get(COOKIE))
     return _user_for(web, session) if session else None
 
@@ -179,6 +191,7 @@ def api_user(request: Request) -> User:
         staff_id = web.tokens.staff_for(auth[7:].strip())
         if staff_id is None:
             raise ApiUnauthorized()
+        web.forget_shredded()
         try:
             actor = web.app.actor(staff_id)
         except DomainError as e:

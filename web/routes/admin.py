@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from anxin.app import KIND_LABELS, SHARED_REMAINS
 from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
 from anxin.service import master_key_file
 from domain import access
+from domain.bullying import PARTS, STATUS_LABELS
 from domain.common import DomainError, InvalidInput, NotFound, Role
 from web import i18n
 from web.deps import User, form_data, get_web, page_user, redirect, render
@@ -22,8 +24,7 @@ from web.security import token_hash
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r for r in Role]
-KIND_LABELS = {"student": "学生", "case": "欺凌案件", "file": "心理档案", "pairing": "一岗双带结对",
-               "staff": "教职工账号", "screening": "心理筛查记录"}
+__all__ = ["router", "KIND_LABELS"]
 
 
 def _schools(app: Any, user: User) -> list[tuple[str, str]]:
@@ -213,14 +214,7 @@ def rotate(request: Request, user: User = Depends(page_user), form: dict = Depen
                       error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换"))
     with web.writing() as app:
         app.check(user.actor, access.KEYS_ADMIN, "keys")  # before a key file is written
-        keyfile = master_key_file(app.config)
-        new_key = keyfile.begin_rotation()
-        try:
-            n = app.rotate_master_key(user.actor, new_key)
-        except BaseException:
-            keyfile.pending_path.unlink(missing_ok=True)
-            raise
-        keyfile.finish_rotation()
+        n = app.rotate_master_key(user.actor, key_file=master_key_file(app.config))
     return redirect("/admin/keys", request, i18n.gettext("已轮换主密钥，重新封装 {n} 个数据密钥", n=n))
 
 
@@ -254,21 +248,19 @@ def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
         stream_id = str(app.student_id_for(school_id, student_no))
     elif not stream_id:
         raise InvalidInput(reason="请填写学号或记录编号")
-    row = app.db.fetchone("SELECT kind, school_id, class_name, erased FROM {t}anxin_directory WHERE stream_id = ?",
-                          (stream_id,))
-    if row is None:
-        raise InvalidInput(reason="找不到该记录")
-    app.check(user.actor, access.SHRED, "keys", school_id=row[1])
+    try:
+        plan = app.erasure(user.actor, stream_id)  # the gate again, for the record's school
+    except NotFound:
+        raise InvalidInput(reason="找不到该记录") from None
     linked: dict[str, int] = {}
-    if row[0] == "student":
-        for kind, n in app.db.fetch(
-                "SELECT d.kind, COUNT(DISTINCT l.stream_id) FROM {t}anxin_links l JOIN {t}anxin_directory d "
-                "ON d.stream_id = l.stream_id WHERE l.student_id = ? GROUP BY d.kind", (stream_id,)):
-            linked[kind] = int(n)
+    for item in (*plan.destroyed[1:], *plan.kept) if plan.kind == "student" else ():
+        linked[item.kind] = linked.get(item.kind, 0) + 1
     schools = dict(_schools(app, user))
-    return {"stream_id": stream_id, "kind": row[0], "school": schools.get(row[1], ""), "school_id": row[1] or "",
-            "class_name": row[2] or "", "erased": bool(row[3]), "student_no": student_no if row[0] == "student" else "",
-            "linked": linked, "kind_label": KIND_LABELS.get(row[0], row[0])}
+    return {"stream_id": stream_id, "kind": plan.kind, "school": schools.get(plan.school_id, ""),
+            "school_id": plan.school_id or "", "class_name": plan.class_name or "",
+            "erased": not plan.destroyed, "student_no": student_no if plan.kind == "student" else "",
+            "linked": linked, "kind_label": plan.label, "plan": plan, "parts": PARTS, "statuses": STATUS_LABELS,
+            "remains": SHARED_REMAINS}
 
 
 @router.get("/admin/shred")
@@ -305,10 +297,14 @@ def shred(request: Request, user: User = Depends(page_user), form: dict = Depend
                       error=i18n.gettext("确认内容与要删除的记录不一致，未删除"))
     try:
         with web.writing() as app:
-            app.shred(user.actor, target["stream_id"], form.get("reason", ""))
+            done = app.erase(user.actor, target["stream_id"], form.get("reason", ""))
     except DomainError as e:
         if e.code == "permission_denied":
             raise
         return render(request, "admin/shred_confirm.html", 400 if e.code != "erased" else 410, target=target,
                       error=i18n.error_text(e))
-    return redirect("/admin/shred", request, i18n.gettext("已删除：密钥已销毁，内容不可恢复"))
+    message = i18n.gettext("已删除：密钥已销毁，内容不可恢复")
+    if len(done.destroyed) > 1 or done.kept:
+        message += i18n.gettext("（共销毁 {n} 条记录的密钥；保留 {m} 条涉及其他学生的共享记录）",
+                                n=len(done.destroyed), m=len(done.kept))
+    return redirect("/admin/shred", request, message)
