@@ -20,7 +20,7 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from anxin.crypto import KeyError_, MasterKeyFile, MasterKeyMissing, Tampered
+from anxin.crypto import KeyError_, MasterKeyFile, Tampered
 from anxin.errors import store_problem
 from anxin.storage import StoreConfig, config_from_env
 from domain.common import Actor, DomainError, Erased, Role
@@ -699,11 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except MasterKeyMissing as e:
+    except KeyError_ as e:  # (each names the key id or the file, and what to do)
         print(f"错误：{e}", file=sys.stderr)
-        return 1
-    except KeyError_ as e:
-        print(f"错误：主密钥打不开这些数据（密钥文件不对，或主密钥已轮换过）：{e}", file=sys.stderr)
         return 1
     except Tampered as e:  # one record failed authentication: that one only (see `anxin check`)
         from anxin.quarantine import Unreadable

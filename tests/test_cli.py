@@ -553,7 +553,7 @@ def test_rotating_the_master_key_keeps_every_name_readable_and_retires_the_old_k
     assert enrolled.roster() == GOOD_LISTING
     stale = enrolled.run("roster", "list", "--school", SCHOOL, env={"ANXIN_MASTER_KEY_FILE": str(old)})
     assert stale.returncode != 0
-    assert "主密钥打不开这些数据" in stale.stderr and "张三丰" not in stale.stdout
+    assert "本库使用的主密钥编号为" in stale.stderr and "张三丰" not in stale.stdout
 
 
 # -- where the store is -----------------------------------------------------------------------
