@@ -27,16 +27,17 @@ test: install
 	$(BIN)/pytest -n auto --dist loadfile --max-worker-restart 0
 
 lint: install
-	$(BIN)/ruff check domain projections web anxin tests
+	$(BIN)/ruff check domain projections web anxin bench tests
 	$(BIN)/mypy domain
 
 fmt: install
-	$(BIN)/ruff format domain projections web anxin tests
-	$(BIN)/ruff check --fix domain projections web anxin tests
+	$(BIN)/ruff format domain projections web anxin bench tests
+	$(BIN)/ruff check --fix domain projections web anxin bench tests
 
+# The benches live in bench/ (not packaged): run from here, where `bench` is importable.
 bench: install
-	$(BIN)/python -m anxin.bench
-	$(BIN)/python -m anxin.bench_web
+	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.web
 
 clean:
 	rm -rf $(VENV) var

@@ -32,20 +32,18 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
-from anxin import quarantine
+from anxin import audit, quarantine
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
 from anxin.quarantine import UNREADABLE_LABEL, Unreadable
 from anxin.storage import (
     Database,
     StoreConfig,
-    audit_rows_first,
-    event_audit_meta,
     opening,
-    side_statements,
 )
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import (
+    ERASED_LABEL,
     SYSTEM,
     Actor,
     CaseAggregate,
@@ -63,7 +61,7 @@ from domain.common import (
 from domain.pairing import Pairing
 from domain.policy import Policy
 from domain.roster import Staff, Student
-from projections import audit
+from projections.base import StudentRef
 
 A = TypeVar("A", bound=CaseAggregate)
 
@@ -103,20 +101,6 @@ def school_clock(timezone: str) -> Callable[[], datetime]:
     return lambda: datetime.now(zone)
 
 
-@dataclass(frozen=True)
-class StudentRef:
-    """A student as other screens show them: a name, or 已删除 once erased."""
-
-    id: str
-    school_id: str | None
-    class_name: str | None
-    student_no: str | None
-    name: str
-    erased: bool = False
-    unreadable: bool = False  # quarantined: its event or key failed authentication
-
-
-ERASED_LABEL = "已删除"
 KIND_LABELS = {"student": "学生", "case": "欺凌案件", "file": "心理档案", "pairing": "一岗双带结对",
                "staff": "教职工账号", "screening": "心理筛查记录"}
 # A student's own streams: about them alone, so erased with them. A bullying case is the
@@ -306,11 +290,13 @@ class Core(Application[UUID]):
             inserts += i
         statements = upserts + deletes + inserts + list(extra)
         sids = [stream_key(a.id) for a in aggregates]
-        token = side_statements.set(statements)
-        meta_token = event_audit_meta.set(audit.pending_event_meta(aggregates))  # actors for the audit trail
         # The gate's decisions for this command go in with its events (if it has any).
         decisions = deferred_access.get() if any(a.pending_events for a in aggregates) else None
-        rows_token = audit_rows_first.set(list(decisions) if decisions else None)
+        # What the recorder writes in the events' transaction (the library hands a save's
+        # keyword arguments to the recorder's insert): see Database.write_with_events.
+        with_events = {"side_statements": statements,
+                       "audit_meta": audit.pending_event_meta(aggregates),  # actors for the audit trail
+                       "audit_first": list(decisions) if decisions else ()}
         try:
             if len(aggregates) > 20:
                 # A batch of new or changed streams: straight to the event store, which
@@ -318,10 +304,10 @@ class Core(Application[UUID]):
                 # (What EventStore.put does, without building a Recording per event.)
                 events = [e for a in aggregates for e in a.collect_events()]
                 to_stored = self.mapper.to_stored_event
-                ids = self.recorder.insert_events([to_stored(e) for e in events]) or []
+                ids = self.recorder.insert_events([to_stored(e) for e in events], **with_events) or []
                 written = list(zip(ids, events, strict=True))
             else:
-                written = [(r.notification.id, r.domain_event) for r in self.save(*aggregates)]
+                written = [(r.notification.id, r.domain_event) for r in self.save(*aggregates, **with_events)]
         except RecordConflictError as e:
             self.keystore.abandoned(sids)
             retry = race_retry.get()
@@ -331,10 +317,6 @@ class Core(Application[UUID]):
         except BaseException:
             self.keystore.abandoned(sids)
             raise
-        finally:
-            side_statements.reset(token)
-            event_audit_meta.reset(meta_token)
-            audit_rows_first.reset(rows_token)
         if decisions:
             decisions.clear()  # recorded in the save's transaction
         retry = race_retry.get()
@@ -539,7 +521,7 @@ class Core(Application[UUID]):
     def record_access(
         self, actor: Actor, action: str, resource: Resource, decision: Decision, break_glass: str | None
     ) -> None:
-        """An `access` entry of the audit trail (projections.audit). The stated reason is
+        """An `access` entry of the audit trail (anxin.audit). The stated reason is
         free text: it is kept encrypted under the opened stream's key, bound to its entry."""
         row = audit.access_row(self, actor, action, resource, decision, break_glass)
         deferred = deferred_access.get()
@@ -685,6 +667,14 @@ class Core(Application[UUID]):
 
     def set_password_hash(self, staff_id: str, password_hash: str) -> None:
         self.db.execute("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ?", (password_hash, staff_id))
+
+    @functools.cached_property
+    def accounts(self) -> Any:
+        """Staff accounts, passwords, web sessions, failed logins, API tokens and staff
+        lists (anxin.accounts.Accounts): what the web and the CLI ask of them."""
+        from anxin.accounts import Accounts  # (here: it reads this module's decisions in progress)
+
+        return Accounts(self)
 
     def staff_name(self, staff_id: str) -> str:
         try:
@@ -906,6 +896,11 @@ class Core(Application[UUID]):
         self._shreds_seen = n
         return True
 
+    def quarantine_stream(self, stream_id: str, version: int) -> None:
+        """Set aside a stream whose event (or, at version 0, key) failed authentication
+        (anxin.quarantine): what folds or lists content calls this, then goes on."""
+        quarantine.record(self, stream_id, version)
+
     def is_erased(self, stream_id: str) -> bool:
         return self.keystore.is_erased(UUID(stream_id).hex)
 
@@ -917,6 +912,10 @@ class Core(Application[UUID]):
 
         self.check(actor, access.KEYS_ADMIN, "keys")
         return keyring.rotate(self, actor, new_key=new_key, key_file=key_file, on_step=on_step).rewrapped
+
+    def log_head(self) -> int:
+        """The position of the event log's last event (0: none yet)."""
+        return self.recorder.max_notification_id() or 0
 
     def decrypt_log(self, start: int = 1, batch: int = 1000) -> Iterator[tuple[int, Any]]:
         """Every event in order, decrypted; erased streams yield None (never raise)."""

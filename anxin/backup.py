@@ -160,7 +160,7 @@ def sqlite_file(config: StoreConfig) -> Path:
 
 def _audit_public_key(config: StoreConfig) -> str | None:
     """The audit trail's public key (not secret), so `audit verify` works after a restore."""
-    from projections import audit
+    from anxin import audit
 
     try:
         pub = audit.load_public_key(config)
@@ -479,7 +479,7 @@ def _restore_sqlite(file: Path, target: StoreConfig) -> Restored:
 def _place_public_key(config: StoreConfig, manifest: Manifest | None, result: Restored) -> None:
     """The audit public key from the manifest, where `audit verify` looks for it, if none is
     there and that place is inside the restored folder."""
-    from projections import audit
+    from anxin import audit
 
     if manifest is None or not manifest.audit_public_key:
         return
@@ -497,9 +497,9 @@ def _place_public_key(config: StoreConfig, manifest: Manifest | None, result: Re
 def _open_and_verify(config: StoreConfig, result: Restored, undo: Any) -> None:
     """Open the restored store (the key check at open), read every event decrypted, verify
     the audit trail. A key refused at open undoes the restore (nothing was usable)."""
+    from anxin import audit
     from anxin.app import Tampered
     from anxin.service import open_app
-    from projections import audit
 
     try:
         app = open_app(config)

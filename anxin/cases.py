@@ -376,8 +376,8 @@ class BullyingCommands(Core):
                 raise UnknownStudent()
 
     def _require_staff(self, school_id: str, staff_id: str) -> None:
-        row = self.db.fetchone("SELECT school_id, active FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
-        if row is None or row[0] != school_id or not row[1]:
+        staff = self.accounts.staff(staff_id)
+        if staff is None or staff.school_id != school_id or not staff.active:
             raise UnknownStaff()
 
     def _require_support_file(self, school_id: str, student_id: str, file_id: str) -> None:

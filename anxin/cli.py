@@ -110,7 +110,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _ensure_audit_key(config: StoreConfig) -> None:
     """The audit trail's Ed25519 signing key, kept like the master key; its public half
     is printed for the supervisor, who keeps it outside the system."""
-    from projections import audit
+    from anxin import audit
 
     path = audit.signing_key_path(config)
     if path.exists():
@@ -218,18 +218,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from anxin.demo import DEMO_PASSWORD, DEMO_USERS, HALF_DEMO, demo_state, store_is_empty
+    from anxin.demo import (
+        DEMO_PASSWORD,
+        DEMO_USERS,
+        HALF_DEMO,
+        demo_state,
+        directory_counts,
+        store_is_empty,
+    )
 
     app = _open(args)
     print("安心 Anxin —— 数据概况")
     if demo_state(app) == "loading" and not store_is_empty(app):
         print(f"注意：{HALF_DEMO}")
+    students, counts = directory_counts(app)
     for sid, name, district in app.schools():
-        n = app.db.fetchone(
-            "SELECT COUNT(*) FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'", (sid,)
-        )[0]
-        print(f"  {name}（{district}）：学生 {n} 名")
-    counts = dict(app.db.fetch("SELECT kind, COUNT(*) FROM {t}anxin_directory GROUP BY kind"))
+        print(f"  {name}（{district}）：学生 {students.get(sid, 0)} 名")
     print("  " + "，".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"演示账号（默认密码 {DEMO_PASSWORD}，除非载入时用 --password 另行指定）：")
     for username, label in DEMO_USERS:
@@ -354,7 +358,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from projections import audit
+    from anxin import audit
 
     app = _open(args)
     report = audit.verify(app, checkpoint=args.checkpoint)
@@ -368,7 +372,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_export(args: argparse.Namespace) -> int:
     import io
 
-    from projections import audit
+    from anxin import audit
 
     app = _open(args)
     account = app.account(args.as_user)
@@ -474,7 +478,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     n = runner.rebuild(names, progress=progress)
     seconds = time.perf_counter() - started
-    progress.finish(app.recorder.max_notification_id() or 0)
+    progress.finish(app.log_head())
     rate = n / seconds if seconds > 0 else 0.0
     print(f"已重建视图 {'、'.join(names)}：{n} 个事件，用时 {seconds:.2f} 秒（每秒 {rate:,.0f} 个事件）")
     if runner.skipped:
@@ -505,31 +509,26 @@ SERVE_LOG_CONFIG: dict[str, Any] = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
+    """The web application, named to uvicorn by its import path: the application layer
+    composes nothing of the web (dependencies point from web to the application)."""
+    import uvicorn
 
-        from web.app import create_app
-    except ImportError as e:  # the web application lands with its own issue
-        raise CLIError(f"网页应用尚未就绪：{e}") from e
     if args.workers < 1:
         raise CLIError("--workers 至少为 1")
     os.environ.setdefault("ANXIN_DATA_DIR", args.data_dir or "var")
     # Opened here first: a missing key or an unreachable database fails now with its message,
     # and the side tables (sessions, login failures) exist before several workers start.
-    web = create_app()
+    app = _open(args)
+    app.accounts.prepare()
+    app.close()
     print(f"安心 Anxin 网页服务：http://{args.host}:{args.port}/ （{args.workers} 个进程，Ctrl+C 停止）", flush=True)
     # uvicorn's access log would print query strings (a name searched for); the
-    # application logs method, path and status itself.
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "access_log": False,
-                               "log_level": "warning", "log_config": SERVE_LOG_CONFIG}
-    if args.workers == 1:
-        uvicorn.run(web, **options)
-    else:
-        # Several processes each open the application from the environment (ANXIN_DATA_DIR
-        # or ANXIN_DATABASE_URL, as set above); sessions and the login throttle live in the
-        # database, so any worker serves any request.
-        web.state.web.app.close()
-        uvicorn.run("web.app:create_app", factory=True, workers=args.workers, **options)
+    # application logs method, path and status itself. Each process (one, or several
+    # workers) opens the application from the environment (ANXIN_DATA_DIR or
+    # ANXIN_DATABASE_URL, as set above); sessions and the login throttle live in the
+    # database, so any worker serves any request.
+    uvicorn.run("web.app:create_app", factory=True, workers=args.workers if args.workers > 1 else None,
+                host=args.host, port=args.port, access_log=False, log_level="warning", log_config=SERVE_LOG_CONFIG)
     return 0
 
 

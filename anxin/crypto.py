@@ -34,6 +34,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.common import ContentErased, ContentTampered
+
 if TYPE_CHECKING:
     from anxin.storage import Database
 
@@ -54,7 +56,7 @@ class MasterKeyMissing(KeyError_):
         )
 
 
-class StreamErased(MapperDeserialisationError):
+class StreamErased(MapperDeserialisationError, ContentErased):
     """The stream's data key was destroyed: its content is gone for good."""
 
     def __init__(self, stream_id: str) -> None:
@@ -62,7 +64,7 @@ class StreamErased(MapperDeserialisationError):
         super().__init__(f"stream {stream_id} is erased")
 
 
-class Tampered(MapperDeserialisationError):
+class Tampered(MapperDeserialisationError, ContentTampered):
     """A ciphertext failed authentication: it was altered or moved."""
 
     def __init__(self, stream_id: str, version: int) -> None:
@@ -328,6 +330,10 @@ class KeyStore:
             aes = self._ciphers[key_id] = AESGCM(self.named_key(key_id))
         return aes
 
+    def ensure_index_key(self) -> None:
+        """The blind index's key made now, if it is not yet (not inside a view's transaction)."""
+        self.ensure_named_key(INDEX_KEY_ID)
+
     @property
     def index_key(self) -> bytes:
         if self._index_key is None:
@@ -440,6 +446,12 @@ class KeyStore:
             self._ciphers.pop(stream_id, None)
             self._pending.pop(stream_id, None)
 
+    def forget_all(self) -> None:
+        """Forget every stored key held unwrapped: each stream's next read unwraps it again."""
+        with self._lock:
+            for sid in [sid for sid in self._ciphers if sid not in self._pending]:
+                del self._ciphers[sid]
+
     def is_erased(self, stream_id: str) -> bool:
         assert self.db is not None
         row = self.db.fetch_key(stream_id)
@@ -458,6 +470,12 @@ class KeyStore:
 
 def _aad(stream_id: str, version: int, topic: str) -> bytes:
     return f"{stream_id}\x1f{version}\x1f{topic}".encode()
+
+
+def seal(aes: AESGCM, stream_id: str, version: int, topic: str, plain: bytes) -> bytes:
+    """An encoded event state as stored: format byte, fresh nonce, AES-GCM bound to its row."""
+    nonce = os.urandom(NONCE)
+    return FORMAT + nonce + aes.encrypt(nonce, plain, _aad(stream_id, version, topic))
 
 
 def stream_key(originator_id: Any) -> str:
@@ -481,8 +499,7 @@ class StreamMapper(Mapper):
             state["class_version"] = class_version
         sid = stream_key(originator_id)
         aes = self.keystore.cipher_for_write(sid, version)
-        nonce = os.urandom(NONCE)
-        blob = FORMAT + nonce + aes.encrypt(nonce, self.transcoder.encode(state), _aad(sid, version, topic))
+        blob = seal(aes, sid, version, topic, self.transcoder.encode(state))
         return StoredEvent(
             originator_id=originator_id, originator_version=version, topic=topic, state=blob
         )

@@ -89,6 +89,15 @@ def store_is_empty(app: Any) -> bool:
                    for table in ("anxin_schools", "anxin_staff", "anxin_directory"))
 
 
+def directory_counts(app: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """What `anxin summary` counts, from the directory (ids and kinds only): students per
+    school id, and streams per kind."""
+    students = dict(app.db.fetch("SELECT school_id, COUNT(*) FROM {t}anxin_directory WHERE kind = 'student' "
+                                 "GROUP BY school_id"))
+    kinds = dict(app.db.fetch("SELECT kind, COUNT(*) FROM {t}anxin_directory GROUP BY kind"))
+    return students, kinds
+
+
 class HalfDemo(DomainError):
     code = "half_demo"
     message = HALF_DEMO
@@ -251,7 +260,7 @@ def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchoo
             counts["已结束结对"] = counts.get("已结束结对", 0) + 1
     clock.now = end
     for ds in schools:
-        counts_case = _cases(app, rng, ds, clock, end)
+        counts_case = bullying_cases(app, rng, ds, clock, end)
         counts_file = _files(app, rng, ds, clock, end)
         for k, v in {**counts_case, **counts_file}.items():
             counts[k] = counts.get(k, 0) + v
@@ -272,7 +281,8 @@ NARRATIVES = [
 ]
 
 
-def _cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: datetime) -> dict[str, int]:
+def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: datetime) -> dict[str, int]:
+    """A bullying case at every stage of CASE_STAGES in one school, made through the commands."""
     assert ds.safety is not None and ds.principal is not None
     safety, principal = ds.safety, ds.principal
     made = 0

@@ -282,9 +282,9 @@ def describe(app: Core, stream_id: str) -> str:
 # -- `anxin check` --------------------------------------------------------------------------
 def check(config: StoreConfig, *, max_lag: int | None = None, out: Callable[[str], None] = print) -> int:
     """Every check, one line per finding; 0 only when everything is healthy, else 2."""
+    from anxin import audit
     from anxin.app import Core
     from anxin.service import load_master_keys
-    from projections import audit
 
     max_lag = max_lag_from_env() if max_lag is None else max_lag
     findings: list[Finding] = []

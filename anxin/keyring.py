@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from anxin import audit
 from anxin.crypto import KeyError_, MasterKey, MasterKeyFile
-from projections import audit
 
 if TYPE_CHECKING:
     from anxin.app import Core

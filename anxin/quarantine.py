@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from anxin.crypto import Tampered
-from domain.common import DomainError
+from domain.common import UNREADABLE_LABEL, DomainError
 
 if TYPE_CHECKING:
     from anxin.app import Core
 
 log = logging.getLogger("anxin.quarantine")
 
-UNREADABLE_LABEL = "无法读取"
 
 
 class Unreadable(Tampered, DomainError):

@@ -5,7 +5,7 @@ The recorders are the library's, extended at one seam (`_insert_events`, which b
 run inside the events' transaction) to also write the wrapped data keys of new
 streams and the application's directory rows. So a key is stored atomically with its
 stream's first event, and the directory can never disagree with the events. Every
-event's audit-trail entry (projections.audit) is appended at the same seam.
+event's audit-trail entry (anxin.audit) is appended at the same seam.
 """
 
 from __future__ import annotations
@@ -25,24 +25,8 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicatio
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 
+from anxin import audit as audit_trail
 from anxin.crypto import KeyError_, KeyStore, stream_key
-from projections import audit as audit_trail
-
-# Statements the application wants committed with the events it is saving.
-side_statements: contextvars.ContextVar[list[tuple[str, tuple[Any, ...]]] | None] = (
-    contextvars.ContextVar("anxin_side_statements", default=None)
-)
-# (actor, at) of each event being saved, by (stream hex, version): for the audit trail,
-# since an event's actor is otherwise only inside its ciphertext.
-event_audit_meta: contextvars.ContextVar[dict[tuple[str, int], tuple[str, str]] | None] = (
-    contextvars.ContextVar("anxin_event_audit_meta", default=None)
-)
-
-# Audit-trail rows (the gate's decisions for the command being saved) to append before
-# the events' own entries, in the events' transaction.
-audit_rows_first: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
-    "anxin_audit_rows_first", default=None
-)
 
 SIDE_TABLES = {
     "anxin_keys": (
@@ -76,7 +60,7 @@ SIDE_TABLES = {
         "roles TEXT NOT NULL, classes TEXT NOT NULL, district TEXT NOT NULL, "
         "password_hash TEXT, token_hash TEXT, active INTEGER NOT NULL DEFAULT 1"
     ),
-    # The audit trail (projections.audit): append-only, hash-chained; ids and hashes only.
+    # The audit trail (anxin.audit): append-only, hash-chained; ids and hashes only.
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
     audit_trail.META_TABLE: audit_trail.META_COLUMNS,
@@ -412,8 +396,15 @@ class Database:
             c.executemany(self.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at) VALUES (?, ?, ?)"),
                           [(current, "current", now), *((k, "previous", now) for k in previous)])
 
-    def write_with_events(self, raw_cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
-        """Called by the recorder inside the events' transaction."""
+    def write_with_events(self, raw_cursor: Any, stored_events: Sequence[StoredEvent], *,
+                          side_statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
+                          audit_meta: dict[tuple[str, int], tuple[str, str]] | None = None,
+                          audit_first: Sequence[Any] = (), **_: Any) -> None:
+        """Called by the recorder inside the events' transaction, with what the save named
+        (`Core._save`'s keyword arguments, which the library passes to the recorder): the new
+        streams' data keys, the directory's statements (`side_statements`), and the audit
+        trail's entries: the gate's decisions first (`audit_first`), then one per event, with
+        its actor and time (`audit_meta`: an event's actor is otherwise only in its ciphertext)."""
         c = Cursor(raw_cursor, self.dialect)
         sids = {stream_key(e.originator_id) for e in stored_events if e.originator_version == 1}
         keys = self.keystore.wrap_current(c, self.keystore.take_pending(sids))
@@ -423,7 +414,7 @@ class Database:
         # Runs of the same statement go as one executemany (one round trip on PostgreSQL).
         run_sql: str | None = None
         run: list[tuple[Any, ...]] = []
-        for sql, params in [*(side_statements.get() or ()), (None, ())]:
+        for sql, params in [*side_statements, (None, ())]:
             if sql != run_sql:
                 if run_sql is not None:
                     if len(run) == 1:
@@ -432,8 +423,8 @@ class Database:
                         c.executemany(self.q(run_sql), run)
                 run_sql, run = sql, []
             run.append(params)
-        # Every event's audit entry, in the same transaction (projections.audit).
-        audit_trail.append_events(c, self, stored_events, event_audit_meta.get(), first=audit_rows_first.get() or ())
+        # Every event's audit entry, in the same transaction (anxin.audit).
+        audit_trail.append_events(c, self, stored_events, audit_meta, first=audit_first)
 
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
@@ -456,7 +447,7 @@ class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
             super()._insert_events(c, stored_events, **kw)
         )
         if self.anxin_db is not None:
-            self.anxin_db.write_with_events(c, stored_events)
+            self.anxin_db.write_with_events(c, stored_events, **kw)
         return ids
 
     def _insert_batch(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -506,7 +497,7 @@ class AnxinPostgresRecorder(PostgresApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> None:
         super()._insert_events(c, stored_events, **kw)
         if self.anxin_db is not None:
-            self.anxin_db.write_with_events(c, stored_events)
+            self.anxin_db.write_with_events(c, stored_events, **kw)
 
 
 def config_from_env(data_dir: str | os.PathLike[str] | None = None) -> StoreConfig:

@@ -239,13 +239,10 @@ class SupportCommands(Core):
         return row[0] if row else None
 
     def _check_responsible(self, school_id: str, staff_id: str) -> None:
-        row = self.db.fetchone(
-            "SELECT school_id, roles, active FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,)
-        )
-        roles = set(row[1].split(",")) if row else set()
+        staff = self.accounts.staff(staff_id)
         if (
-            row is None or row[0] != school_id or not row[2]
-            or not roles & {Role.COUNSELOR.value, Role.PRINCIPAL.value}
+            staff is None or staff.school_id != school_id or not staff.active
+            or not set(staff.roles) & {Role.COUNSELOR.value, Role.PRINCIPAL.value}
         ):
             raise ResponsibleStaffInvalid()
 

@@ -101,6 +101,20 @@ class Conflict(DomainError):
     message = "该记录已被他人修改，请刷新后重试；您的修改未保存"
 
 
+class ContentErased(Exception):  # noqa: N818 - a condition of content, not an error of code
+    """A stream's content is gone for good: its key was destroyed (erased). Raised by the
+    store; what reads content (views, lists) shows ERASED_LABEL instead."""
+
+
+class ContentTampered(Exception):  # noqa: N818
+    """A stream's stored bytes failed authentication (altered or moved): that stream is set
+    aside and shown as UNREADABLE_LABEL; every other stream keeps serving."""
+
+
+ERASED_LABEL = "已删除"
+UNREADABLE_LABEL = "无法读取"
+
+
 class PermissionDenied(DomainError):
     code = "permission_denied"
     message = "无权执行此操作：{reason}"

@@ -1,4 +1,4 @@
-"""Read models (views) of the event streams, and the audit trail.
+"""Read models (views) of the event streams.
 
 Each module holds one view: a `View` subclass (its tables and its fold) and the
 queries people work from, every one through the application's gate."""
@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from anxin.app import Core
-    from projections.base import View
+    from projections.base import Source, View
 
 
-def all_views(app: Core) -> list[View]:
+def all_views(app: Source) -> list[View]:
     """Every view, in the order they are kept up to date."""
     from projections import (
         case_board,

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
@@ -43,10 +44,58 @@ from sqlalchemy import (
     update,
 )
 
-from anxin.crypto import StreamErased, Tampered
+from domain.common import ERASED_LABEL, UNREADABLE_LABEL, ContentErased, ContentTampered
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from domain.access import Decision, Resource
+    from domain.common import Actor
+    from domain.policy import Policy
+
+
+class Source(Protocol):
+    """What the views need of the application that feeds them and that their queries read
+    through. The application satisfies it; the read side never imports the application
+    (dependencies point one way: the application composes the views)."""
+
+    db: Any  # ids-only side tables (fetch, fetchone, fetch_in)
+    keystore: Any  # per-stream keys (cipher_for_read, blind, preload, check_live, ensure_index_key)
+    recorder: Any  # the event log (select_notifications, select_events, max_notification_id)
+    mapper: Any  # stored events to domain events
+    config: Any
+    policy: Policy
+    views: Any  # the runner of these views (catch_up, engine)
+    accounts: Any  # the staff directory (staff: a member's school and roles)
+
+    def now(self) -> datetime: ...
+
+    def authorize(self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None) -> Decision: ...
+
+    def check(self, actor: Actor, action: str, kind: str, stream_id: str | UUID | None = None,
+              school_id: str | None = None, break_glass: str | None = None) -> Decision: ...
+
+    def resource(self, kind: str, stream_id: str | UUID | None = None, school_id: str | None = None) -> Resource: ...
+
+    def student_ref(self, student_id: str) -> StudentRef: ...
+
+    def schools(self) -> list[tuple[str, str, str]]: ...
+
+    def record_security_event(self, kind: str, actor_id: str, subject: str = "",
+                              detail: str | dict[str, Any] = "") -> int | None: ...
+
+    def quarantine_stream(self, stream_id: str, version: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class StudentRef:
+    """A student as other screens show them: a name, or 已删除 once erased."""
+
+    id: str
+    school_id: str | None
+    class_name: str | None
+    student_no: str | None
+    name: str
+    erased: bool = False
+    unreadable: bool = False  # quarantined: its event or key failed authentication
 
 metadata = MetaData()
 
@@ -86,7 +135,7 @@ class UnreadableEvent:
     topic: str
 
 
-def seal_for(app: Core, stream_id: str, text: str) -> bytes:
+def seal_for(app: Source, stream_id: str, text: str) -> bytes:
     """Encrypt a value a view keeps (a name, a label) under its stream's own key, so
     shredding the stream erases it from views too."""
     sid = UUID(str(stream_id)).hex
@@ -95,21 +144,18 @@ def seal_for(app: Core, stream_id: str, text: str) -> bytes:
     return nonce + aes.encrypt(nonce, text.encode(), b"view\x1f" + sid.encode())
 
 
-def open_for(app: Core, stream_id: str, blob: bytes | None) -> str:
+def open_for(app: Source, stream_id: str, blob: bytes | None) -> str:
     """The value sealed by `seal_for`, or 已删除 once the stream is erased."""
-    from anxin.app import ERASED_LABEL
-    from anxin.quarantine import UNREADABLE_LABEL, record
-
     if blob is None:
         return ""
     sid = UUID(str(stream_id)).hex
     try:
         aes = app.keystore.cipher_for_read(sid, 1)
         return aes.decrypt(blob[:12], blob[12:], b"view\x1f" + sid.encode()).decode()
-    except StreamErased:
+    except ContentErased:
         return ERASED_LABEL
-    except Tampered as e:
-        record(app, e.stream_id, e.version)
+    except ContentTampered as e:
+        app.quarantine_stream(e.stream_id, e.version)
         return UNREADABLE_LABEL
 
 
@@ -405,7 +451,7 @@ class WriteBehind:
         super().clear(conn)  # type: ignore[misc]
 
 
-def engine_for(app: Core) -> Engine:
+def engine_for(app: Source) -> Engine:
     """The same database the events live in (a separate connection pool)."""
     cfg = app.config
     if cfg.is_postgres:
@@ -456,7 +502,7 @@ _checked: ContextVar[list[int] | None] = ContextVar("anxin_views_checked", defau
 class Runner:
     """Keeps a set of views up to date with the application's log."""
 
-    def __init__(self, app: Core, views: Iterable[View], batch: int = 1000) -> None:
+    def __init__(self, app: Source, views: Iterable[View], batch: int = 1000) -> None:
         self.app = app
         self.views = list(views)
         self.by_name = {v.name: v for v in self.views}
@@ -619,15 +665,13 @@ class Runner:
     def _decode(self, n: Any) -> Any:
         try:
             return self.app.mapper.to_domain_event(n)
-        except StreamErased:
+        except ContentErased:
             oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
             return ErasedEvent(oid, n.originator_version, n.topic)
-        except Tampered as e:
+        except ContentTampered as e:
             # One altered event (or key) must not stop every view: set its stream aside.
-            from anxin.quarantine import record
-
             oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
-            record(self.app, e.stream_id, e.version)
+            self.app.quarantine_stream(e.stream_id, e.version)
             self.skipped.setdefault(str(oid), n.originator_version)
             return UnreadableEvent(oid, n.originator_version, n.topic)
 

@@ -54,7 +54,7 @@ from projections.base import (
 from projections.support_register import aggregate_of, directory_row, enrolment
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from projections.base import Source
 
 NAME = "case_board"
 
@@ -120,7 +120,7 @@ class CaseBoardView(WriteBehind, View):
     name = NAME
     tables = (cases, parties)
 
-    def __init__(self, app: Core) -> None:
+    def __init__(self, app: Source) -> None:
         self.app = app
         self._reset()
 
@@ -226,7 +226,7 @@ class CaseBoardView(WriteBehind, View):
         conn.execute(UPDATE_CASE, {KEY: stream_id, **ERASED_CASE})
 
 
-def views(app: Core) -> list[View]:
+def views(app: Source) -> list[View]:
     return [CaseBoardView(app)]
 
 
@@ -310,7 +310,7 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
     )
 
 
-def case_board(app: Core, actor: Actor, school_id: str, today: date | None = None) -> list[BoardLine]:
+def case_board(app: Source, actor: Actor, school_id: str, today: date | None = None) -> list[BoardLine]:
     """The school's cases. The safety lead and the principal (CASE_READ for the school)
     see every case with forms, mandatory reports and appeals, never a narrative; a class
     teacher (CASE_STATUS for their classes) sees status lines of the cases involving a

@@ -47,13 +47,13 @@ from sqlalchemy import (
 )
 
 from domain import access
-from domain.common import Actor, NotFound
+from domain.common import ERASED_LABEL, Actor, NotFound
 from domain.pairing import Pairing
 from domain.roster import Student
 from projections.base import ErasedEvent, View, WriteBehind, driver_mark, metadata, stream_id_of
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from projections.base import Source
 
 pairings = Table(
     "v_pairing_board",
@@ -274,7 +274,7 @@ def _by_class(lines: list[PairingLine]) -> list[ClassCounts]:
     return [_count(c, (p for p in lines if p.class_name == c)) for c in classes]
 
 
-def pairing_board(app: Core, actor: Actor, *, staff_id: str | None = None, class_name: str | None = None,
+def pairing_board(app: Source, actor: Actor, *, staff_id: str | None = None, class_name: str | None = None,
                   school_id: str | None = None, today: date | None = None, names: bool | None = None,
                   break_glass: str | None = None) -> PairingBoard:
     """The board of one staff member's pairings (by default the actor's own; any staff
@@ -304,7 +304,7 @@ def pairing_board(app: Core, actor: Actor, *, staff_id: str | None = None, class
     return PairingBoard(lines=lines, by_class=_by_class(lines))
 
 
-def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None = None) -> list[ClassCounts]:
+def pairing_counts(app: Source, actor: Actor, school_id: str, today: date | None = None) -> list[ClassCounts]:
     """Per class of a school: pairings, overdue check-ins, open concerns. Counts only
     (no names, no ids), for anyone with the school's statistics (STATS_READ)."""
     app.check(actor, access.STATS_READ, "school", school_id=school_id)
@@ -338,18 +338,16 @@ def pairing_counts(app: Core, actor: Actor, school_id: str, today: date | None =
     return [ClassCounts(c, *by_class[c]) for c in sorted(by_class, key=lambda c: (c is None, c or ""))]
 
 
-def _today(app: Core, today: date | None) -> date:
+def _today(app: Source, today: date | None) -> date:
     return today if today is not None else app.now().date()
 
 
-def _school_of_staff(app: Core, staff_id: str) -> str | None:
-    row = app.db.fetchone("SELECT school_id FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
-    return row[0] if row else None
+def _school_of_staff(app: Source, staff_id: str) -> str | None:
+    staff = app.accounts.staff(staff_id)
+    return staff.school_id if staff else None
 
 
-def _lines(app: Core, school: str | None, staff_id: str | None, today: date, names: bool) -> list[PairingLine]:
-    from anxin.app import ERASED_LABEL
-
+def _lines(app: Source, school: str | None, staff_id: str | None, today: date, names: bool) -> list[PairingLine]:
     query = select(_p.pairing_id, _p.staff_id, _p.student_id, _p.paired_day, _p.last_day, _p.due_day,
                    _p.open_concerns, _p.check_ins)
     query = query.where(_p.staff_id == staff_id) if staff_id is not None else query.where(_p.school_id == school)

@@ -44,10 +44,9 @@ from sqlalchemy import (
     update,
 )
 
-from anxin.crypto import StreamErased
 from domain import access
 from domain.access import decide
-from domain.common import Actor
+from domain.common import Actor, ContentErased
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.roster import Student
 from domain.screening import ScreeningRecord
@@ -57,6 +56,7 @@ from projections.base import (
     ErasedEvent,
     Integer,
     String,
+    StudentRef,
     Table,
     View,
     WriteBehind,
@@ -65,7 +65,7 @@ from projections.base import (
 )
 
 if TYPE_CHECKING:
-    from anxin.app import Core, StudentRef
+    from projections.base import Source
 
 NAME = "support_register"
 
@@ -127,7 +127,7 @@ ERASED_FILE = {"risk_level": None, "sealed_category": None, "status": "erased", 
                "next_review_due": None, "erased": True}
 
 
-def seal_det(app: Core, stream_id: str, value: str, salt: str) -> bytes | None:
+def seal_det(app: Source, stream_id: str, value: str, salt: str) -> bytes | None:
     """Seal a value under its stream's key, readable with `projections.base.open_for`.
 
     The nonce is derived from the stream, the column and the event's position, so the
@@ -136,7 +136,7 @@ def seal_det(app: Core, stream_id: str, value: str, salt: str) -> bytes | None:
     sid = UUID(str(stream_id)).hex
     try:
         aes = app.keystore.cipher_for_read(sid, 1)
-    except StreamErased:
+    except ContentErased:
         return None
     nonce = hmac.new(b"anxin-view-nonce", f"{sid}\x1f{salt}".encode(), hashlib.sha256).digest()[:12]
     return nonce + aes.encrypt(nonce, value.encode(), b"view\x1f" + sid.encode())
@@ -163,7 +163,7 @@ class SupportRegisterView(BulkInserts, View):
     name = NAME
     tables = (files, enrolment, screened)
 
-    def __init__(self, app: Core) -> None:
+    def __init__(self, app: Source) -> None:
         self.app = app
         self._counts: dict[str, dict[str, Any]] = {}  # screened rows kept back, by record id
         self._reset()
@@ -279,7 +279,7 @@ class SupportRegisterView(BulkInserts, View):
         conn.execute(DELETE_SCREENED, {KEY: stream_id})
 
 
-def views(app: Core) -> list[View]:
+def views(app: Source) -> list[View]:
     return [SupportRegisterView(app)]
 
 
@@ -304,7 +304,7 @@ class RegisterLine:
         return RISK_LABELS.get(self.risk_level or "", "")
 
 
-def register(app: Core, actor: Actor, school_id: str, today: date | None = None, *,
+def register(app: Source, actor: Actor, school_id: str, today: date | None = None, *,
              include_closed: bool = True) -> list[RegisterLine]:
     """The school's support-file register (FILE_LIST): open files first, highest risk
     first, then by next review. No notes; the category is opened from its seal."""
@@ -364,7 +364,7 @@ class Coverage:
         return self.screened / self.enrolled if self.enrolled else 0.0
 
 
-def coverage(app: Core, actor: Actor, school_id: str, school_year: int | None = None, *,
+def coverage(app: Source, actor: Actor, school_id: str, school_year: int | None = None, *,
              today: date | None = None, with_names: bool = False) -> Coverage:
     """Students screened / enrolled in a school year (default: the current one), per
     class, with the students not yet screened. Gate: FILE_LIST (counts and the list of
@@ -402,7 +402,7 @@ def coverage(app: Core, actor: Actor, school_id: str, school_year: int | None = 
     )
 
 
-def risk_counts(app: Core, actor: Actor, school_id: str) -> dict[str, int]:
+def risk_counts(app: Source, actor: Actor, school_id: str) -> dict[str, int]:
     """Open support files of a school per risk level (RISK_LEVELS order): counts only,
     no names and no ids, for anyone with the school's statistics (STATS_READ)."""
     app.check(actor, access.STATS_READ, "school", school_id=school_id)
@@ -417,14 +417,12 @@ def risk_counts(app: Core, actor: Actor, school_id: str) -> dict[str, int]:
     return counts
 
 
-def student_refs(app: Core, ids: list[str]) -> list[StudentRef]:
+def student_refs(app: Source, ids: list[str]) -> list[StudentRef]:
     """Names resolved now, from the student streams: loaded together where the
     application can (one query for all), else one by one; 已删除 once erased."""
     load_many = getattr(app, "_load_many", None)
     if load_many is None:
         return [app.student_ref(i) for i in ids]
-    from anxin.app import StudentRef
-
     loaded = load_many([UUID(i) for i in ids], Student)
     return [
         StudentRef(i, s.school_id, s.class_name, s.student_no, s.name) if (s := loaded.get(i)) is not None

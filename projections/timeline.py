@@ -49,10 +49,16 @@ from sqlalchemy import (
     update,
 )
 
-from anxin.crypto import StreamErased, Tampered
 from domain import access
 from domain.access import Decision, Resource, decide
-from domain.common import Actor, CaseAggregate, NotFound, PermissionDenied
+from domain.common import (
+    Actor,
+    CaseAggregate,
+    ContentErased,
+    ContentTampered,
+    NotFound,
+    PermissionDenied,
+)
 from domain.roster import Student
 from projections.base import (
     Column,
@@ -67,7 +73,7 @@ from projections.base import (
 from projections.support_register import BulkInserts, aggregate_of, enrolment, student_refs
 
 if TYPE_CHECKING:
-    from anxin.app import Core, StudentRef
+    from projections.base import Source, StudentRef
 
 NAME = "timeline"
 NAMES = "student_names"
@@ -202,7 +208,7 @@ class TimelineView(BulkInserts, View):
     name = NAME
     tables = (links, entries)
 
-    def __init__(self, app: Core) -> None:
+    def __init__(self, app: Source) -> None:
         self.app = app
         self._reset()
 
@@ -297,7 +303,7 @@ def split_name(name: str) -> tuple[str, str]:
     return full[:n], full[n:]
 
 
-def name_tokens(app: Core, school_id: str, name: str) -> set[str]:
+def name_tokens(app: Source, school_id: str, name: str) -> set[str]:
     """Blind-index tokens of a student's name: the full name, the surname, the given
     name, each bound to the school (so tokens say nothing across schools)."""
     surname, given = split_name(name)
@@ -309,7 +315,7 @@ def name_tokens(app: Core, school_id: str, name: str) -> set[str]:
     return out
 
 
-def query_tokens(app: Core, school_id: str, query: str) -> set[str]:
+def query_tokens(app: Source, school_id: str, query: str) -> set[str]:
     """What a search for `query` matches: a full name, a surname or a given name."""
     value = normalize_name(query)
     if not value:
@@ -322,14 +328,12 @@ class StudentNamesView(BulkInserts, View):
     name = NAMES
     tables = (names,)
 
-    def __init__(self, app: Core) -> None:
+    def __init__(self, app: Source) -> None:
         self.app = app
         self._reset()
         # The index key is created on first use: make sure that happens now, not inside
         # a view transaction (SQLite has one writer).
-        from anxin.crypto import INDEX_KEY_ID
-
-        app.keystore.ensure_named_key(INDEX_KEY_ID)
+        app.keystore.ensure_index_key()
 
     @singledispatchmethod
     def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
@@ -359,7 +363,7 @@ class StudentNamesView(BulkInserts, View):
         conn.execute(DELETE_NAMES, {"sid": stream_id})
 
 
-def views(app: Core) -> list[View]:
+def views(app: Source) -> list[View]:
     return [TimelineView(app), StudentNamesView(app)]
 
 
@@ -399,7 +403,7 @@ READ_ACTION = {
 }
 
 
-def _decide_stream(app: Core, actor: Actor, kind: str, stream_id: str,
+def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str,
                    break_glass: str | None) -> str | None:
     """Pass the gate for one stream: "full", "status" (a case's status line) or None
     (denied; the gate recorded it). One recorded decision per stream."""
@@ -430,11 +434,9 @@ def _details(e: Any) -> dict[str, Any]:
 _UNREADABLE: dict[str, Any] = {}  # the details of an event that failed authentication
 
 
-def _stream_details(app: Core, stream_id: str) -> dict[int, dict[str, Any]]:
+def _stream_details(app: Source, stream_id: str) -> dict[int, dict[str, Any]]:
     """Details of every event of a stream, by version; {} if it was erased meanwhile; an
     event that fails authentication is `_UNREADABLE` (its stream quarantined), the rest shown."""
-    from anxin.quarantine import record
-
     uid = UUID(stream_id)
     out: dict[int, dict[str, Any]] = {}
     try:
@@ -442,15 +444,15 @@ def _stream_details(app: Core, stream_id: str) -> dict[int, dict[str, Any]]:
         for stored in app.recorder.select_events(uid):
             try:
                 out[stored.originator_version] = _details(app.mapper.to_domain_event(stored))
-            except Tampered as e:
-                record(app, e.stream_id, e.version)
+            except ContentTampered as e:
+                app.quarantine_stream(e.stream_id, e.version)
                 out[stored.originator_version] = _UNREADABLE
-    except StreamErased:
+    except ContentErased:
         return {}
     return out
 
 
-def timeline(app: Core, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
+def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
     """Everything about one student, oldest first, as far as the viewer may see it."""
     decisions: dict[str, str | None] = {student_id: _decide_stream(app, actor, "student", student_id, break_glass)}
     if decisions[student_id] is None:
@@ -496,7 +498,7 @@ def timeline(app: Core, actor: Actor, student_id: str, break_glass: str | None =
     return Timeline(student_id=student_id, name=name, entries=out)
 
 
-def search_students(app: Core, actor: Actor, school_id: str, name: str, break_glass: str | None = None, *,
+def search_students(app: Source, actor: Actor, school_id: str, name: str, break_glass: str | None = None, *,
                     limit: int = 50) -> list[StudentRef]:
     """Students of a school whose full name, surname or given name is `name` (at most
     `limit`, by class), with their names resolved now. STUDENT_READ for the school: every

@@ -55,13 +55,13 @@ from sqlalchemy import (
 
 from domain import access
 from domain.bullying import BullyingCase
-from domain.common import Actor, NotFound
+from domain.common import ERASED_LABEL, Actor, NotFound
 from domain.pairing import Pairing
 from domain.support import SupportFile
-from projections.base import ErasedEvent, View, WriteBehind, metadata, stream_id_of
+from projections.base import ErasedEvent, StudentRef, View, WriteBehind, metadata, stream_id_of
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from projections.base import Source
 
 KINDS = ("investigation", "determination", "approval", "follow_up", "plan_review", "check_in")
 KIND_LABELS = {
@@ -332,21 +332,21 @@ class WorkItem:
         return KIND_LABELS[self.kind]
 
 
-def _today(app: Core, today: date | None) -> date:
+def _today(app: Source, today: date | None) -> date:
     return today if today is not None else app.now().date()
 
 
-def _staff(app: Core, actor: Actor, staff_id: str) -> tuple[str | None, frozenset[str]] | None:
+def _staff(app: Source, actor: Actor, staff_id: str) -> tuple[str | None, frozenset[str]] | None:
     """(school, roles) of the staff member whose queue is asked for; None if unknown."""
     if staff_id == actor.staff_id:
         return actor.school_id, frozenset(r.value for r in actor.roles)
-    row = app.db.fetchone("SELECT school_id, roles FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
-    if row is None:
+    staff = app.accounts.staff(staff_id)
+    if staff is None:
         return None
-    return row[0], frozenset(r for r in row[1].split(",") if r)
+    return staff.school_id, frozenset(staff.roles)
 
 
-def work_queue(app: Core, actor: Actor, today: date | None = None, *, staff_id: str | None = None,
+def work_queue(app: Source, actor: Actor, today: date | None = None, *, staff_id: str | None = None,
                names: bool = True) -> list[WorkItem]:
     """A staff member's open items (by default the actor's own), overdue first, then by
     due date. Anyone may read their own queue; a principal, any queue of their school."""
@@ -388,7 +388,7 @@ def _order(i: WorkItem) -> tuple[Any, ...]:
 class _Labels:
     """Student names for display, each resolved once per query (已删除 once erased)."""
 
-    def __init__(self, app: Core, names: bool) -> None:
+    def __init__(self, app: Source, names: bool) -> None:
         self.app, self.names, self.refs = app, names, {}  # type: ignore[var-annotated]
 
     def __call__(self, student_id: str | None) -> str:
@@ -418,7 +418,6 @@ class _Labels:
                     pass
         if not self.names or load_many is None or len(wanted) < 2:
             return
-        from anxin.app import StudentRef
         from domain.roster import Student
 
         for u, s in load_many([UUID(u) for u in wanted], Student).items():
@@ -434,9 +433,7 @@ _ERASED_CASE_KINDS = {
 }
 
 
-def _erased_items(app: Core, school: str, target: str, roles: frozenset[str]) -> list[WorkItem]:
-    from anxin.app import ERASED_LABEL
-
+def _erased_items(app: Source, school: str, target: str, roles: frozenset[str]) -> list[WorkItem]:
     out = []
     for sid, kind, owner, subject, status in app.db.fetch(
         "SELECT stream_id, kind, owner_id, subject_id, status FROM {t}anxin_directory "
@@ -458,7 +455,7 @@ def _erased_items(app: Core, school: str, target: str, roles: frozenset[str]) ->
     return out
 
 
-def overdue_counts(app: Core, actor: Actor, school_id: str, today: date | None = None) -> dict[str, int]:
+def overdue_counts(app: Source, actor: Actor, school_id: str, today: date | None = None) -> dict[str, int]:
     """How many items of each kind are overdue in a school (for the principal's board):
     counts only, no names and no ids."""
     app.check(actor, access.STATS_READ, "school", school_id=school_id)

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from web_support import Browser
 
 import anxin.app
+from anxin import audit
 from anxin.passwords import hash_password
 from anxin.service import Anxin
 from domain import access
 from domain.common import Conflict
-from projections import audit
 from web.app import create_app
 
 

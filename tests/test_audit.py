@@ -25,13 +25,13 @@ from uuid import UUID
 import pytest
 from conftest import ADMIN, PG_URL, Clock, School, Store, make_school
 
+from anxin import audit
+from anxin.audit import Checkpoint, verification
 from anxin.crypto import MasterKey
 from anxin.service import Anxin
 from anxin.storage import StoreConfig
 from domain import access as a
 from domain.common import InvalidInput, PermissionDenied
-from projections import audit
-from projections.audit import Checkpoint
 
 REASON = "家长来电反映孩子被孤立，需核实"
 NARRATIVE = "午饭时他推我，还抢了我的饭卡"
@@ -251,7 +251,7 @@ def halves(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> b
     """Verification as a short trail gets it (one pass), and as a long one does: two halves
     at once, the second in a process of its own (from 2 entries on, instead of 200,000)."""
     if request.param:
-        monkeypatch.setattr(audit, "PARALLEL_FROM", 2)
+        monkeypatch.setattr(verification, "PARALLEL_FROM", 2)
     return bool(request.param)
 
 
@@ -841,7 +841,7 @@ def test_verification_reads_the_store_in_batches_of_any_size(halves: bool, store
 def halves_alone(app: Anxin, checkpoint: Checkpoint | None = None) -> audit.VerifyReport | None:
     """Only the two-halves verification: its report if it showed the trail intact, else None."""
     report = audit.VerifyReport()
-    ok = audit._verify_in_halves(app, report, checkpoint, audit.load_public_key(app.config), 20000, 2)
+    ok = verification._verify_in_halves(app, report, checkpoint, audit.load_public_key(app.config), 20000, 2)
     return report if ok else None
 
 
@@ -862,7 +862,7 @@ def test_an_intact_trail_is_shown_intact_by_its_two_halves_with_the_one_pass_cou
     assert (both.entries, both.head_seq, both.events, both.checkpoints, both.head_hash) == (
         one.entries, one.head_seq, one.events, one.checkpoints, one.head_hash)
     # and a short trail is verified in one pass (no second process for a few entries)
-    assert not audit._verify_in_halves(app, audit.VerifyReport(), kept, None, 20000, one.entries + 1)
+    assert not verification._verify_in_halves(app, audit.VerifyReport(), kept, None, 20000, one.entries + 1)
 
 
 def _mid(raw: Raw) -> int:

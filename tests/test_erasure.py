@@ -22,10 +22,10 @@ from conftest import ADMIN, Clock, School, Store
 from fastapi.testclient import TestClient
 from web_support import Browser
 
+from anxin import audit
 from anxin.passwords import hash_password
 from anxin.service import Anxin
 from domain.common import Erased
-from projections import audit
 from web.app import create_app
 
 PASSWORD = "correct-horse-battery-9"
@@ -160,7 +160,7 @@ from anxin.crypto import MasterKey
 from anxin.service import Anxin
 from anxin.storage import StoreConfig
 from conftest import ADMIN
-from projections import audit
+from anxin import audit
 
 spec = json.loads(sys.argv[1])
 config = StoreConfig(url=spec["url"], data_dir=Path(spec["data_dir"]), schema=spec["schema"])

@@ -25,12 +25,11 @@ import pytest
 from browser_support import free_port
 from conftest import ADMIN, PG_URL, Clock, Store, make_school
 
-from anxin import keyring
+from anxin import audit, keyring
 from anxin.crypto import KeyError_, MasterKey, MasterKeyFile, MasterKeyNotHeld
 from anxin.passwords import hash_password
 from anxin.service import Anxin
 from domain.common import Actor, Role
-from projections import audit
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "rotation-pass-2026"

@@ -256,7 +256,7 @@ def world(site: DemoSite) -> World:
                                      forms=["verbal"], parties=[(other_class[1].id, "targeted")], narrative="矩阵测试")
     spare_staff = app.add_staff(admin, username="matrix-spare", name="矩阵备用", school_id=school,
                                 roles=["class_teacher"], classes=["七年级3班"], password_hash="x")
-    site.web.state.web.tokens.issue(spare_staff, admin.staff_id, "matrix")
+    app.accounts.issue_token(admin, spare_staff, "matrix")
     token_id = site.web.state.web.tokens.of_staff(spare_staff)[0]["id"]
     # The other class's student the matrix opens is in no case, file or pairing, so what a
     # class teacher may see of it cannot depend on what other tests have recorded.

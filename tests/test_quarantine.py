@@ -20,10 +20,10 @@ from health_support import cli, damage
 from test_audit import Raw
 from web_support import Browser
 
+from anxin import audit
 from anxin.passwords import hash_password
 from anxin.quarantine import UNREADABLE_LABEL, Unreadable
 from anxin.service import Anxin
-from projections import audit
 from projections.timeline import search_students, timeline
 from web.app import create_app
 

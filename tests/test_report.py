@@ -35,7 +35,7 @@ from domain.common import DomainError, InvalidInput, PermissionDenied
 from domain.pairing import Pairing
 from domain.support import SupportFile
 from projections import report as rp
-from projections.report import periodic_report, report_csv, report_html
+from projections.report import periodic_report, queries, report_csv, report_html
 
 OCT = date(2026, 10, 1), date(2026, 10, 31)
 NARRATIVE = "课间在三楼走廊被推搡并被辱骂为胆小鬼"
@@ -433,7 +433,7 @@ def test_counts_are_kept_at_once_until_a_shred_is_seen_then_not_for_a_while(
 ) -> None:
     a = history.a
     now = [1000.0]
-    monkeypatch.setattr(rp.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(queries.time, "monotonic", lambda: now[0])
     app.__dict__.pop("_report_counts", None)
 
     def kept() -> int:
@@ -451,18 +451,18 @@ def test_counts_are_kept_at_once_until_a_shred_is_seen_then_not_for_a_while(
     after = report_for(app, a.supervisor)
     assert after.total["cases_reported"] == first.total["cases_reported"] - 1
     assert kept() == 0
-    now[0] += rp._SHRED_SETTLE_SECONDS / 2
+    now[0] += queries._SHRED_SETTLE_SECONDS / 2
     assert report_for(app, a.supervisor).total.counts == after.total.counts
     assert kept() == 0
     # and once settled, keeps again
-    now[0] += rp._SHRED_SETTLE_SECONDS
+    now[0] += queries._SHRED_SETTLE_SECONDS
     assert report_for(app, a.supervisor).total.counts == after.total.counts
     assert kept() == 1
     # a cache started when keys have been shredded settles first (the last shred may be half done)
     app.__dict__.pop("_report_counts", None)
     report_for(app, a.supervisor)
     assert kept() == 0
-    now[0] += rp._SHRED_SETTLE_SECONDS
+    now[0] += queries._SHRED_SETTLE_SECONDS
     report_for(app, a.supervisor)
     assert kept() == 1
 
@@ -951,7 +951,7 @@ def test_the_aggregates_agree_with_their_rows_on_every_day_after_random_historie
     sid = world.s.id
     with app.views.engine.connect() as conn:
         for day in range(first - 2, clock.today.toordinal() + 45):
-            counts = rp._count(conn, [sid], day, day, day)[0][sid]
+            counts = queries._count(conn, [sid], day, day, day)[0][sid]
             assert (counts["pairings_active_end"], counts["check_ins_overdue_end"]) == pairings_on(app, sid, day)
     # and a rebuild gives the same rows
     incremental = dump(app)

@@ -14,9 +14,9 @@ from conftest import ADMIN, STORES, Clock, fresh_app, make_school
 from fastapi.testclient import TestClient
 from web_support import Browser, DemoSite
 
+from anxin import audit
 from anxin.crypto import MasterKeyFile
 from anxin.passwords import hash_password
-from projections import audit
 from web.app import create_app
 
 PASSWORD = "admin-test-pass-1"

@@ -4,13 +4,13 @@ administrator never sees case content: every call goes through the gate."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from anxin.accounts import AccountInactive
 from anxin.app import KIND_LABELS, SHARED_REMAINS
 from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
@@ -20,7 +20,6 @@ from domain.bullying import PARTS, STATUS_LABELS
 from domain.common import DomainError, InvalidInput, NotFound, Role
 from web import i18n
 from web.deps import User, form_data, get_web, page_user, redirect, render
-from web.security import token_hash
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r for r in Role]
@@ -33,22 +32,12 @@ def _schools(app: Any, user: User) -> list[tuple[str, str]]:
 
 
 def _staff(app: Any, user: User, staff_id: str | None = None) -> list[dict[str, Any]]:
-    """The district's accounts (the application layer has no listing read yet: the gate
-    is asked for ACCOUNT_ADMIN first, then the directory is read; ids, roles, classes)."""
-    app.check(user.actor, access.ACCOUNT_ADMIN, "account", school_id=user.actor.school_id)
-    sql = "SELECT staff_id, username, school_id, roles, classes, district, active FROM {t}anxin_staff WHERE district = ?"
-    params: tuple[Any, ...] = (user.actor.district,)
-    if staff_id:
-        sql += " AND staff_id = ?"
-        params += (staff_id,)
+    """The accounts this administrator manages (the application asks the gate for
+    ACCOUNT_ADMIN first): ids, roles, classes, with the school's and the person's names."""
     names = {sid: name for sid, name in _schools(app, user)}
-    out = []
-    for sid, username, school_id, roles, classes, _d, active in app.db.fetch(sql, params):
-        if user.actor.school_id and school_id != user.actor.school_id:
-            continue
-        out.append({"id": sid, "username": username, "school_id": school_id, "school": names.get(school_id, ""),
-                    "roles": [r for r in roles.split(",") if r], "classes": json.loads(classes),
-                    "active": bool(active), "name": app.staff_name(sid)})
+    out = [{"id": s.id, "username": s.username, "school_id": s.school_id, "school": names.get(s.school_id, ""),
+            "roles": list(s.roles), "classes": list(s.classes), "active": s.active, "name": app.staff_name(s.id)}
+           for s in app.accounts.staff_accounts(user.actor, staff_id)]
     return sorted(out, key=lambda s: (not s["active"], s["school"], s["username"]))
 
 
@@ -145,22 +134,18 @@ def deactivate(request: Request, staff_id: str, user: User = Depends(page_user),
 def issue_token(request: Request, staff_id: str, user: User = Depends(page_user),
                 form: dict = Depends(form_data)) -> Response:
     web = get_web(request)
-    person = _one(web.app, user, staff_id)  # passes the gate (ACCOUNT_ADMIN)
-    if not person["active"]:
-        return _account_page(request, user, staff_id, 400, error=i18n.gettext("账号已停用，不能签发令牌"))
-    with web.writing() as app:
-        token = web.tokens.issue(staff_id, user.staff_id, str(form.get("label", "")))
-        app.record_security_event("token_issue", user.staff_id, staff_id, {"token": token_hash(token)[:16]})
+    try:  # the gate (ACCOUNT_ADMIN), the token and its audit entry: one command
+        with web.writing() as app:
+            token = app.accounts.issue_token(user.actor, staff_id, str(form.get("label", "")))
+    except AccountInactive as e:
+        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
     return _account_page(request, user, staff_id, new_token=token)
 
 
 @router.post("/admin/accounts/{staff_id}/tokens/{token_id}/revoke")
 def revoke_token(request: Request, staff_id: str, token_id: str, user: User = Depends(page_user)) -> Response:
-    web = get_web(request)
-    _one(web.app, user, staff_id)
-    with web.writing() as app:
-        if web.tokens.revoke(staff_id, token_id):
-            app.record_security_event("token_revoke", user.staff_id, staff_id, {"token": token_id[:16]})
+    with get_web(request).writing() as app:  # the gate (ACCOUNT_ADMIN), the revocation and its audit entry
+        app.accounts.revoke_token(user.actor, staff_id, token_id)
     return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("令牌已吊销"))
 
 

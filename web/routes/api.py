@@ -24,9 +24,9 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
+from anxin import audit as audit_queries
 from anxin.service import Anxin
 from domain.common import InvalidInput
-from projections import audit as audit_queries
 from projections.case_board import case_board
 from projections.pairing_board import pairing_board
 from projections.report import periodic_report, report_csv

@@ -1,6 +1,6 @@
 """The supervisor's audit pages (审计): a case's full history, who accessed a student
 and why, every break-glass access and every refused access, each as CSV too. The
-queries (projections.audit) pass the gate (AUDIT_READ), which records them; a CSV
+queries (anxin.audit) pass the gate (AUDIT_READ), which records them; a CSV
 download is itself an `export` entry of the trail."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import io
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from anxin import audit
 from domain.common import DomainError, InvalidInput
-from projections import audit
 from web import i18n
 from web.deps import User, get_web, page_user, render
 

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from anxin.passwords import MIN_LENGTH, hash_password, verify_password
-from projections.audit import login_subject
+from anxin.accounts import PasswordRejected
+from anxin.audit import login_subject
+from anxin.passwords import verify_password
 from web import i18n
 from web.deps import User, form_data, get_web, language, page_user, redirect, render, session_user
 from web.security import COOKIE, IDLE_SECONDS, LANG_COOKIE
@@ -85,20 +86,12 @@ def password_page(request: Request, user: User = Depends(page_user)) -> Response
 def change_password(request: Request, user: User = Depends(page_user),
                     form: dict[str, Any] = Depends(form_data)) -> Response:
     web = get_web(request)
-    account = web.app.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (user.staff_id,))
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
-    error = None
-    if account is None or not verify_password(account[0], current):
-        error = _("当前密码不正确")
-    elif len(new) < MIN_LENGTH:
-        error = _("新密码至少 {n} 位", n=MIN_LENGTH)
-    elif new != again:
-        error = _("两次输入的新密码不一致")
-    if error:
-        return render(request, "password.html", 400, error=error)
-    web.app.set_password_hash(user.staff_id, hash_password(new))
-    web.sessions.drop_staff(user.staff_id, keep=user.session.id if user.session else None)
-    web.app.record_security_event("password_change", user.staff_id, user.staff_id)
+    try:  # one command: the new hash, the person's other sessions ended, the audit entry
+        web.app.accounts.change_password(user.actor, current, new, again,
+                                         keep_session=user.session.id if user.session else None)
+    except PasswordRejected as e:
+        return render(request, "password.html", 400, error=i18n.error_text(e))
     return redirect("/", request, _("密码已修改"))
 
 

@@ -9,7 +9,6 @@ forms and render."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time
 from typing import Any
 
@@ -37,19 +36,9 @@ TARGET_HREF = {"support_file": "/support/", "bullying_case": "/cases/"}
 
 # -- the board -----------------------------------------------------------------------------
 def _school_staff(app: Any, user: User) -> list[dict[str, Any]]:
-    """Staff of the school who may be paired (asks the gate for PAIRING_CREATE first;
-    the application layer has no staff listing yet: ids, roles, classes and names)."""
-    school = user.actor.school_id
-    app.check(user.actor, access.PAIRING_CREATE, "pairing", school_id=school)
-    rows = app.db.fetch("SELECT staff_id, roles, classes FROM {t}anxin_staff WHERE school_id = ? AND active = 1",
-                        (school,))
-    out = []
-    for staff_id, roles, classes in rows:
-        roles = [r for r in roles.split(",") if r]
-        if Role.CLASS_TEACHER.value not in roles and Role.COUNSELOR.value not in roles:
-            continue
-        out.append({"id": staff_id, "name": app.staff_name(staff_id), "classes": json.loads(classes)})
-    return sorted(out, key=lambda s: (not s["classes"], s["classes"], s["name"]))
+    """Staff of the school who may be paired (ids, names, classes; the application asks
+    the gate for PAIRING_CREATE first)."""
+    return app.accounts.pairable_staff(user.actor)  # type: ignore[no-any-return]
 
 
 def _board_page(request: Request, user: User, status: int = 200, error: str | None = None) -> Response:

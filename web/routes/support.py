@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from anxin.app import ERASED_LABEL
 from domain import access
-from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied, Role
+from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
 from projections.support_register import register, student_refs
@@ -55,17 +55,11 @@ VOCAB = {"risk_levels": RISK_LEVELS, "risk_labels": RISK_LABELS, "categories": C
          "correction_fields": CORRECTION_FIELDS}
 
 
-def _counselors(app: Any, school_id: str | None) -> list[tuple[str, str]]:
-    """Who may be the one-to-one responsible staff of a file (the school's active
-    counselors and principal): ids and names, for the pick lists. No case content."""
-    if not school_id:
-        return []
-    rows = app.db.fetch("SELECT staff_id, roles FROM {t}anxin_staff WHERE school_id = ? AND active = 1",
-                        (school_id,))
-    wanted = {Role.COUNSELOR.value, Role.PRINCIPAL.value}
-    found = [sid for sid, roles in rows if wanted & set(str(roles).split(","))]
-    web_names = [(sid, app.staff_name(sid)) for sid in found]
-    return sorted(web_names, key=lambda x: x[1])
+def _counselors(app: Any, user: User) -> list[tuple[str, str]]:
+    """Who may be the one-to-one responsible staff of a file (the person's own school's
+    active counselors and principal): ids and names, for the pick lists. No case content;
+    the rule for this read is the application's (`Accounts.responsible_candidates`)."""
+    return app.accounts.responsible_candidates(user.actor)  # type: ignore[no-any-return]
 
 
 _day = form_day  # the shared reading of a form's date field
@@ -116,7 +110,7 @@ def support_home(request: Request, user: User = Depends(page_user)) -> Response:
 # -- opening a file ---------------------------------------------------------------------------------
 def _new_page(request: Request, user: User, status: int = 200, **extra: Any) -> Response:
     app = get_web(request).app
-    return render(request, "support/new.html", status, counselors=_counselors(app, user.actor.school_id),
+    return render(request, "support/new.html", status, counselors=_counselors(app, user),
                   **VOCAB, **extra)
 
 
@@ -174,7 +168,7 @@ def _file_page(request: Request, user: User, file_id: str, status: int = 200, *,
         return render(request, "support/erased.html", 410)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
     return render(request, "support/file.html", status, f=f, student=student, staff_name=web.staff_name,
-                  counselors=[] if break_glass else _counselors(app, f.school_id), readonly=bool(break_glass),
+                  counselors=[] if break_glass else _counselors(app, user), readonly=bool(break_glass),
                   today=app.now().date(), erased_label=ERASED_LABEL, **VOCAB, **extra)
 
 

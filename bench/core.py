@@ -1,8 +1,8 @@
-"""`make bench`: speed of the encrypted core, measured, not asserted.
+"""`make bench` (`python -m bench.core`): speed of the encrypted core, measured, not asserted.
 
 Prints a table and writes bench-results/core.json. PostgreSQL figures are printed
 beside SQLite when ANXIN_BENCH_POSTGRES_URL (or ANXIN_TEST_POSTGRES_URL) is set, or
-the local server answers on 127.0.0.1:5432.
+the local server answers on 127.0.0.1:5432. Then runs the district part (bench.district).
 """
 
 from __future__ import annotations
@@ -17,76 +17,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from anxin.crypto import MasterKey
-from anxin.storage import StoreConfig
+from bench.common import Clock, audit, decrypting_read, open_store, percentile, pg_url, timed
 from domain.common import Actor, Role
 
 N_STUDENTS = int(os.environ.get("ANXIN_BENCH_STUDENTS", "10000"))
 N_COMMANDS = 300
 ADMIN = Actor("bench-admin", frozenset({Role.ADMINISTRATOR}))
-
-
-def pg_url() -> str | None:
-    url = os.environ.get("ANXIN_BENCH_POSTGRES_URL") or os.environ.get("ANXIN_TEST_POSTGRES_URL")
-    if url:
-        return url
-    try:
-        import psycopg
-
-        url = "postgresql://postgres@127.0.0.1:5432/test"
-        psycopg.connect(url, connect_timeout=2).close()
-        return url
-    except Exception:
-        return None
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
-    return values[k]
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def open_store(kind: str, tmp: Path, clock: Clock) -> tuple[Any, Callable[[], None]]:
-    from anxin.service import Anxin
-
-    if kind == "postgres":
-        import psycopg
-
-        url = pg_url()
-        assert url
-        schema = "bench_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(url, autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        app = Anxin(StoreConfig(url=url, data_dir=tmp, schema=schema), [MasterKey.generate()], clock=clock)
-
-        def drop() -> None:
-            app.close()
-            with psycopg.connect(url, autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
-
-        return app, drop
-    app = Anxin(StoreConfig(url=None, data_dir=tmp), [MasterKey.generate()], clock=clock)
-    return app, app.close
 
 
 def screening_csv(students: list[tuple[str, str]], day: date) -> str:
@@ -191,13 +132,6 @@ def bench_store(kind: str) -> dict[str, Any]:
         finally:
             close()
     return out
-
-
-def decrypting_read(app: Any) -> tuple[int, float]:
-    """The whole log read and decrypted, every stream's key cold: (events, seconds)."""
-    app.keystore._ciphers.clear()
-    secs, n = timed(lambda: sum(1 for _ in app.decrypt_log(batch=5000)))
-    return n, secs
 
 
 def _students(n: int) -> list[Any]:
@@ -361,8 +295,7 @@ def bench_crypto_ceiling() -> float:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from eventsourcing.utils import get_topic
 
-    from anxin.crypto import FORMAT, NONCE, _aad
-    from projections.audit import entry_hash, event_payload_hash
+    from anxin.crypto import seal
 
     with tempfile.TemporaryDirectory() as d:
         app, close = open_store("sqlite", Path(d), Clock())
@@ -379,11 +312,10 @@ def bench_crypto_ceiling() -> float:
             for hexid, sid, version, topic, state in items:
                 key = AESGCM.generate_key(bit_length=256)
                 master.wrap(hexid, key)
-                nonce = os.urandom(NONCE)
-                blob = FORMAT + nonce + AESGCM(key).encrypt(nonce, encode(state), _aad(hexid, version, topic))
-                payload = event_payload_hash(hexid, version, topic, blob)
-                prev = entry_hash(prev, version, "2026-09-01T08:00:00+08:00", "event", "a", sid,
-                                  f"{topic}#{version}", payload)
+                blob = seal(AESGCM(key), hexid, version, topic, encode(state))
+                payload = audit.event_payload_hash(hexid, version, topic, blob)
+                prev = audit.entry_hash(prev, version, "2026-09-01T08:00:00+08:00", "event", "a", sid,
+                                        f"{topic}#{version}", payload)
             secs = time.perf_counter() - t0
         finally:
             close()
@@ -459,9 +391,9 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     (out / "core.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(f"written {out / 'core.json'}")
-    from anxin import bench_district
+    from bench import district
 
-    return bench_district.main()
+    return district.main()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Page benchmark of the web app: `python -m anxin.bench_web`.
+"""Page benchmark of the web app: `python -m bench.web`, from the repository root.
 
-The district of the read-side bench (anxin.bench_district.generate, scaled by
-ANXIN_BENCH_SCALE, default bench_district.DEFAULT_SCALE) is written to a temporary SQLite
+The district of the read-side bench (bench.district.generate, scaled by
+ANXIN_BENCH_SCALE, default bench.district.DEFAULT_SCALE) is written to a temporary SQLite
 store by a *server process*, which rebuilds the views, gives a few of the generated staff a
 password, profiles each page in-process (cProfile over a few requests through Starlette's
 TestClient), and then serves the real application with uvicorn on 127.0.0.1, in
@@ -36,7 +36,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: where `bench` is importable
 PASSWORD = "bench-web-2026"
 TARGET_P95_MS = 100.0
 REQUESTS = int(os.environ.get("ANXIN_BENCH_WEB_REQUESTS", "40"))
@@ -53,22 +55,22 @@ def _log(msg: str) -> None:
 def serve(data_dir: Path, port: int) -> None:
     import uvicorn
 
-    from anxin import bench_district
-    from anxin.bench import Clock
     from anxin.crypto import MasterKey
     from anxin.passwords import hash_password
     from anxin.service import Anxin
     from anxin.storage import StoreConfig
+    from bench import district
+    from bench.common import Clock
     from projections.case_board import case_board
     from web.app import create_app
 
     clock = Clock()
     key = MasterKey.generate()
     app = Anxin(StoreConfig(url=None, data_dir=data_dir), [key], clock=clock)
-    scale = bench_district.SCALE
+    scale = district.SCALE
     _log(f"generating the district at scale {scale} …")
     t0 = time.perf_counter()
-    schools, supervisor, counts = bench_district.generate(app, clock, scale, _log)
+    schools, supervisor, counts = district.generate(app, clock, scale, _log)
     _log(
         f"generated {counts['events']:,} events in {time.perf_counter() - t0:.0f} s; rebuilding the views …"
     )
@@ -81,11 +83,7 @@ def serve(data_dir: Path, port: int) -> None:
     usernames = {}
     for role, actor in accounts.items():
         app.set_password_hash(actor.staff_id, pw)
-        row = app.db.fetchone(
-            "SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (actor.staff_id,)
-        )
-        assert row is not None
-        usernames[role] = row[0]
+        usernames[role] = app.repository.get(UUID(actor.staff_id)).username
     board = case_board(app, ds.safety, ds.id)
     case_id = board[0].case_id if board else None
     today = app.now().date()
@@ -114,7 +112,7 @@ def serve(data_dir: Path, port: int) -> None:
     os.environ["ANXIN_BENCH_WEB_DATA"] = str(data_dir)
     os.environ["ANXIN_BENCH_WEB_NOW"] = clock.now.isoformat()
     (data_dir / "ready.json").write_text(json.dumps(info, ensure_ascii=False))
-    uvicorn.run("anxin.bench_web:worker_app", factory=True, workers=WORKERS, host="127.0.0.1", port=port,
+    uvicorn.run("bench.web:worker_app", factory=True, workers=WORKERS, host="127.0.0.1", port=port,
                 log_level="warning")
 
 
@@ -331,7 +329,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         server = subprocess.Popen(
-            [sys.executable, "-m", "anxin.bench_web", "--serve", str(data), str(port)]
+            [sys.executable, "-m", "bench.web", "--serve", str(data), str(port)], cwd=ROOT
         )
         try:
             ready = data / "ready.json"

@@ -1,4 +1,5 @@
-"""`make bench`, district part: the read side at district scale.
+"""`make bench`, district part (`python -m bench.district`, run by bench.core after its
+own table): the read side at district scale.
 
 Generates a district (by default 50 schools, 100,000 students, about 1,000,000
 events) straight from the domain aggregates and the application's own commands,
@@ -29,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from anxin.bench import Clock, decrypting_read, open_store, percentile, pg_url
-from anxin.demo import CHECK_IN_NOTES, FILE_PLANS, DemoSchool, _cases
+from anxin.demo import CHECK_IN_NOTES, FILE_PLANS, DemoSchool, bullying_cases
+from bench.common import Clock, audit, decrypting_read, open_store, percentile, pg_url
 from domain.common import Actor, DomainError, Role
 from domain.pairing import Pairing
 from domain.roster import Student
@@ -148,7 +149,7 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
             counts["screenings"] += len(numbers)
             # Bullying cases in every state, and support files, through the commands.
             clock.now = end
-            counts["cases"] += _cases(app, rng, ds, clock, end)["欺凌案件"]
+            counts["cases"] += bullying_cases(app, rng, ds, clock, end)["欺凌案件"]
             counts["files"] += _files(app, rng, ds, clock, end)
             clock.now = end
             schools.append(ds)
@@ -224,16 +225,10 @@ def _sample(fn: Callable[[int], Any], calls: int = QUERY_CALLS) -> tuple[float, 
     return percentile(lat, 50), percentile(lat, 95)
 
 
-def _drop_report_counts(app: Any) -> None:
-    """Forget the periodic report's cached counts: the next report counts afresh (a miss)."""
-    app.__dict__.pop("_report_counts", None)
-
-
 def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callable[[str], None]) -> dict[str, Any]:
-    from projections.audit import verify
     from projections.case_board import case_board
     from projections.pairing_board import pairing_board
-    from projections.report import periodic_report
+    from projections.report import forget_cached_counts, periodic_report
     from projections.support_register import register
     from projections.timeline import timeline
     from projections.work_queue import work_queue
@@ -242,7 +237,7 @@ def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callabl
     secs = warm_cache(app)
     out["warm_cache_seconds"] = secs
     log(f"  store read once into the OS page cache in {secs:.1f} s; rebuilding every view …")
-    app.keystore._ciphers.clear()  # cold keys: decryption included
+    app.keystore.forget_all()  # cold keys: decryption included
     t0 = time.perf_counter()
     n = app.views.rebuild()
     secs = time.perf_counter() - t0
@@ -250,7 +245,7 @@ def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callabl
     out["rebuild_seconds"] = secs
     out["rebuild_events_per_s"] = n / secs
     log(f"  rebuilt {n:,} events in {secs:.1f} s; verifying the audit trail …")
-    report = verify(app)
+    report = audit.verify(app)
     out["verify_ok"] = report.ok
     out["verify_entries"] = report.entries
     out["verify_events"] = report.events
@@ -276,17 +271,17 @@ def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callabl
                                                     schools[i % len(schools)].id),
         "timeline (student)": lambda i: (lambda ds, sid: timeline(app, ds.principal, sid))(
             *paired[rng.randrange(len(paired))]),
-        # The report keeps its counts per view position (`_report_counts`), but in a live
-        # district the position moves with every check-in: nearly every report is a miss.
-        # A miss: the cache dropped before each call (so every call counts afresh); a hit:
-        # the same report again, the view unchanged.
+        # The report keeps its counts per view position, but in a live district the
+        # position moves with every check-in: nearly every report is a miss. A miss: the
+        # cache dropped before each call (`forget_cached_counts`, so every call counts
+        # afresh); a hit: the same report again, the view unchanged.
         "periodic_report (school, miss: cache dropped)": lambda i: (
-            _drop_report_counts(app),
+            forget_cached_counts(app),
             periodic_report(app, schools[i % len(schools)].principal, date_from=d_from, date_to=d_to)),
         "periodic_report (school, hit: same report)": lambda i: periodic_report(
             app, schools[0].principal, date_from=d_from, date_to=d_to),
         "periodic_report (district, miss: cache dropped)": lambda i: (
-            _drop_report_counts(app), periodic_report(app, supervisor, date_from=d_from, date_to=d_to)),
+            forget_cached_counts(app), periodic_report(app, supervisor, date_from=d_from, date_to=d_to)),
         "periodic_report (district, hit: same report)": lambda i: periodic_report(
             app, supervisor, date_from=d_from, date_to=d_to),
     }

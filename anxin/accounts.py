@@ -1,0 +1,393 @@
+"""Staff accounts and what signs a person in: passwords, web sessions, failed logins and
+API tokens, and the staff lists the pages pick people from.
+
+The application's side of `web/security.py` and `web/routes/auth.py`: the accounts'
+rows (`anxin_staff`'s credentials and directory columns) and the web's side tables
+(`anxin_web_sessions`, `anxin_login_failures`, `anxin_api_tokens`, created on first use,
+on SQLite and PostgreSQL alike) are read and written here, so the web and the CLI never
+touch the store. The web keeps its policies (cookies, idle expiry, how often `seen` is
+written, throttling limits, CSRF) and passes the times in; this module stores and
+answers. `Core.accounts` is the one instance of an application.
+
+What is stored: a session's id and an API token only as their SHA-256; failed logins as
+keyed hashes (the blind index) of the login name and the address; a session's data
+(flash messages) sealed under a named key and bound to its row.
+
+Commands that change an account and write an audit entry do both in one transaction:
+`change_password` (the new hash, the person's other sessions ended, `password_change`),
+`issue_token` (the token, the gate's decision, `token_issue`) and `revoke_token`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from anxin import audit
+from anxin.crypto import Tampered
+from anxin.passwords import MIN_LENGTH, hash_password, verify_password
+from domain import access
+from domain.common import Actor, InvalidInput, NotFound, Role
+
+if TYPE_CHECKING:
+    from anxin.app import Core
+
+log = logging.getLogger("anxin.web")
+
+TOKEN_PREFIX = "anx_"
+SESSION_KEY_ID = "anxin:web-sessions"  # the named key that seals a session's data
+
+SESSIONS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_web_sessions (
+    sid_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    seen DOUBLE PRECISION NOT NULL, data TEXT)"""
+SESSIONS_INDEX = "CREATE INDEX IF NOT EXISTS anxin_web_sessions_staff ON {t}anxin_web_sessions (staff_id)"
+FAILURES_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_login_failures (
+    who TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)"""
+FAILURES_INDEX = "CREATE INDEX IF NOT EXISTS anxin_login_failures_who ON {t}anxin_login_failures (who, at)"
+TOKENS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_api_tokens (
+    token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, label TEXT NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT)"""
+
+_STAFF_COLUMNS = "staff_id, username, school_id, roles, classes, district, active"
+
+
+def session_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PasswordRejected(InvalidInput):
+    """A password change refused: `problem` is "current" (the current password is wrong),
+    "short" (the new one is under MIN_LENGTH) or "mismatch" (typed twice differently)."""
+
+    MESSAGES = {"current": "当前密码不正确", "short": "新密码至少 {n} 位", "mismatch": "两次输入的新密码不一致"}
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(self.MESSAGES[problem], n=MIN_LENGTH)
+
+
+class AccountInactive(InvalidInput):
+    """An API token asked for a deactivated account."""
+
+    message = "账号已停用，不能签发令牌"
+
+
+@dataclass(frozen=True)
+class StaffEntry:
+    """A staff member as the directory holds them: ids, roles and classes, no name."""
+
+    id: str
+    username: str
+    school_id: str | None
+    roles: tuple[str, ...]
+    classes: tuple[str, ...]
+    district: str
+    active: bool
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> StaffEntry:
+        staff_id, username, school_id, roles, classes, district, active = row
+        return cls(staff_id, username, school_id, tuple(r for r in str(roles).split(",") if r),
+                   tuple(json.loads(classes or "[]")), district, bool(active))
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A web session's row: who, when made and last seen, and its data (opened)."""
+
+    staff_id: str
+    created: float
+    seen: float
+    data: dict[str, Any]
+
+
+class Accounts:
+    """Staff accounts, passwords, web sessions, failed logins and API tokens of one
+    application (`Core.accounts`)."""
+
+    def __init__(self, app: Core) -> None:
+        self.app = app
+        self.db = app.db
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """The web's side tables and the sessions' named key, made if missing (once per
+        process; the web server does this as it starts)."""
+        if self._prepared:
+            return
+        for ddl in (SESSIONS_TABLE, SESSIONS_INDEX, FAILURES_TABLE, FAILURES_INDEX, TOKENS_TABLE):
+            self.db.execute(ddl)
+        self.app.keystore.ensure_named_key(SESSION_KEY_ID)
+        self._prepared = True
+
+    def _commit(self, statements: Iterable[tuple[str, tuple[Any, ...]]], *entries: audit.Row) -> None:
+        """The statements and the audit entries in one transaction, after the gate's
+        decisions of the command so far (made inside `Core._deferred_decisions`, which
+        records them on their own instead if this fails)."""
+        from anxin.app import deferred_access
+
+        decisions = deferred_access.get()
+        rows = list(decisions or ())
+        with self.db.transaction() as c:
+            for sql, params in statements:
+                c.execute(self.db.q(sql), params)
+            audit.append(c, self.db, [*rows, *entries])
+        if decisions:
+            del decisions[:len(rows)]  # recorded in this transaction
+
+    # -- the staff directory ----------------------------------------------------------
+    def staff(self, staff_id: str) -> StaffEntry | None:
+        """One staff member's directory row (ids, roles, classes; no name), or None. Not
+        decided by the gate: what the application asks to decide or to check a command
+        (whose school a queue or a pairing is, whether a responsible person qualifies)."""
+        row = self.db.fetchone(f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE staff_id = ?", (staff_id,))
+        return StaffEntry.of(row) if row else None
+
+    def staff_accounts(self, actor: Actor, staff_id: str | None = None) -> list[StaffEntry]:
+        """The accounts an administrator manages (the gate decides ACCOUNT_ADMIN first):
+        the district's, or only their school's for a school's administrator; with
+        `staff_id`, that one account (none if it is not theirs to manage)."""
+        self.app.check(actor, access.ACCOUNT_ADMIN, "account", school_id=actor.school_id)
+        sql = f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE district = ?"
+        params: tuple[Any, ...] = (actor.district,)
+        if staff_id:
+            sql += " AND staff_id = ?"
+            params += (staff_id,)
+        found = [StaffEntry.of(r) for r in self.db.fetch(sql, params)]
+        return [s for s in found if not actor.school_id or s.school_id == actor.school_id]
+
+    def _managed(self, actor: Actor, staff_id: str) -> StaffEntry:
+        found = self.staff_accounts(actor, staff_id)
+        if not found:
+            raise NotFound()
+        return found[0]
+
+    def _active_staff(self, school_id: str, roles: set[str]) -> list[tuple[str, list[str]]]:
+        """(id, classes) of a school's active staff with any of `roles`."""
+        rows = self.db.fetch("SELECT staff_id, roles, classes FROM {t}anxin_staff WHERE school_id = ? AND active = 1",
+                             (school_id,))
+        return [(sid, json.loads(classes)) for sid, r, classes in rows if roles & set(str(r).split(","))]
+
+    def pairable_staff(self, actor: Actor) -> list[dict[str, Any]]:
+        """Who in the actor's school may be paired with a student (its active class
+        teachers and counselors: ids, names and classes), for the form that pairs them;
+        the gate decides PAIRING_CREATE first."""
+        school = actor.school_id
+        self.app.check(actor, access.PAIRING_CREATE, "pairing", school_id=school)
+        if school is None:
+            return []
+        out = [{"id": sid, "name": self.app.staff_name(sid), "classes": classes}
+               for sid, classes in self._active_staff(school, {Role.CLASS_TEACHER.value, Role.COUNSELOR.value})]
+        return sorted(out, key=lambda s: (not s["classes"], s["classes"], s["name"]))
+
+    def responsible_candidates(self, actor: Actor) -> list[tuple[str, str]]:
+        """Who may be the one-to-one responsible staff of a support file in the actor's own
+        school (its active counselors and principal): ids and names, by name, for the
+        pick lists. No school, nobody.
+
+        The rule, and why the gate does not decide this read: it is a list of colleagues'
+        names in one's own school, nothing about a student or a case. Like `staff_name`
+        (which every page uses to show who did what) and `schools()`, the gate does not
+        decide it; the school is the actor's own (not a parameter, so no other school's
+        staff can be listed), and only ids and names of the people a file may be
+        assigned to are returned. Choosing one is a command the gate does decide
+        (FILE_OPEN, FILE_WRITE), and the command checks the choice again."""
+        school = actor.school_id
+        if school is None:
+            return []
+        found = self._active_staff(school, {Role.COUNSELOR.value, Role.PRINCIPAL.value})
+        return sorted(((sid, self.app.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
+
+    # -- passwords --------------------------------------------------------------------
+    def change_password(self, actor: Actor, current: str, new: str, again: str | None = None, *,
+                        keep_session: str | None = None) -> None:
+        """The signed-in person changes their own password, proving the current one. In one
+        transaction: the new hash (only if the stored one is still the one just
+        verified), every other session of theirs ended (`keep_session`, the one asking,
+        stays), and a `password_change` entry of the audit trail. `again`: the new
+        password typed a second time, if the form asks for it. Refused with
+        PasswordRejected, nothing written."""
+        staff_id = actor.staff_id
+        row = self.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
+        if row is None or not verify_password(row[0], current):
+            raise PasswordRejected("current")
+        if len(new) < MIN_LENGTH:
+            raise PasswordRejected("short")
+        if again is not None and new != again:
+            raise PasswordRejected("mismatch")
+        self.prepare()
+        new_hash = hash_password(new)
+        entry = audit.security_row(self.app, "password_change", staff_id, staff_id)
+        with self.db.transaction() as c:
+            c.execute(self.db.q("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ? AND password_hash = ?"),
+                      (new_hash, staff_id, row[0]))
+            now_stored = c.execute(self.db.q("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?"),
+                                   (staff_id,)).fetchone()
+            if now_stored is None or now_stored[0] != new_hash:  # changed by someone else since it was verified
+                raise PasswordRejected("current")
+            c.execute(self.db.q("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?"),
+                      (staff_id, session_hash(keep_session) if keep_session else ""))
+            audit.append(c, self.db, [entry])
+
+    # -- web sessions -----------------------------------------------------------------
+    def start_session(self, staff_id: str, now: float, *, expired_before: float, replacing: str | None = None) -> str:
+        """A new session for a person who just signed in (its id; the one it replaces, if
+        any, ended), sweeping sessions not seen since `expired_before`."""
+        sid = secrets.token_urlsafe(32)
+        db = self.db
+        with db.transaction() as c:
+            if replacing:
+                c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ?"), (session_hash(replacing),))
+            c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE seen < ?"), (expired_before,))
+            c.execute(db.q("INSERT INTO {t}anxin_web_sessions (sid_hash, staff_id, created, seen, data) "
+                           "VALUES (?, ?, ?, ?, NULL)"), (session_hash(sid), staff_id, now, now))
+        return sid
+
+    def session(self, sid: str, *, now: float, idle: float) -> StoredSession | None:
+        """A live session; None if unknown, or unseen for more than `idle` seconds at
+        `now` (then it is ended)."""
+        h = session_hash(sid)
+        row = self.db.fetchone("SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions WHERE sid_hash = ?",
+                               (h,))
+        if row is None:
+            return None
+        staff_id, created, seen, sealed = row
+        if now - seen > idle:
+            self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ? AND seen < ?", (h, now - idle))
+            return None
+        return StoredSession(staff_id, created, seen, self._open(h, sealed))
+
+    def touch_session(self, sid: str, now: float) -> None:
+        """The session was seen at `now` (never moved back)."""
+        self.db.execute("UPDATE {t}anxin_web_sessions SET seen = ? WHERE sid_hash = ? AND seen < ?",
+                        (now, session_hash(sid), now))
+
+    def save_session_data(self, sid: str, data: dict[str, Any]) -> None:
+        """Store a session's data, sealed and bound to its row (none: NULL)."""
+        h = session_hash(sid)
+        sealed = None
+        if data:
+            blob = self.app.seal(SESSION_KEY_ID, json.dumps(data, ensure_ascii=False), h.encode())
+            sealed = base64.b64encode(blob).decode()
+        self.db.execute("UPDATE {t}anxin_web_sessions SET data = ? WHERE sid_hash = ?", (sealed, h))
+
+    def _open(self, h: str, sealed: str | None) -> dict[str, Any]:
+        if not sealed:
+            return {}
+        try:
+            data = json.loads(self.app.unseal(SESSION_KEY_ID, base64.b64decode(sealed), h.encode()))
+        except (ValueError, Tampered):
+            log.warning("a session's data could not be opened; dropped")
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def end_session(self, sid: str) -> None:
+        """End a session (logout, or its account deactivated since)."""
+        self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ?", (session_hash(sid),))
+
+    def end_sessions_of(self, staff_id: str, keep: str | None = None) -> None:
+        """Sign a person out everywhere (a deactivated account), except session `keep`."""
+        self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?",
+                        (staff_id, session_hash(keep) if keep else ""))
+
+    def sweep_sessions(self, expired_before: float) -> None:
+        self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE seen < ?", (expired_before,))
+
+    # -- failed logins ----------------------------------------------------------------
+    def _login_keys(self, username: str, address: str | None = None) -> tuple[str, str]:
+        blind = self.app.keystore.blind
+        return ("u:" + blind("login-name", username.lower()),
+                "a:" + blind("login-address", address) if address is not None else "")
+
+    def login_failures(self, username: str, address: str, since: float) -> tuple[int, int]:
+        """Failed logins since `since`: (for this login name, from this address)."""
+        u, a = self._login_keys(username, address)
+        rows = self.db.fetch(
+            "SELECT who, COUNT(*) FROM {t}anxin_login_failures WHERE who IN (?, ?) AND at >= ? GROUP BY who",
+            (u, a, since),
+        )
+        counts = {r[0]: int(r[1]) for r in rows}
+        return counts.get(u, 0), counts.get(a, 0)
+
+    def login_failed(self, username: str, address: str, now: float, *, forget_before: float) -> None:
+        """Count a failed login (by name and by address); those before `forget_before` go."""
+        u, a = self._login_keys(username, address)
+        db = self.db
+        with db.transaction() as c:
+            c.execute(db.q("DELETE FROM {t}anxin_login_failures WHERE at < ?"), (forget_before,))
+            c.executemany(db.q("INSERT INTO {t}anxin_login_failures (who, at) VALUES (?, ?)"), [(u, now), (a, now)])
+
+    def login_succeeded(self, username: str) -> None:
+        """The login name's failures are forgotten (the address's are not)."""
+        self.db.execute("DELETE FROM {t}anxin_login_failures WHERE who = ?", (self._login_keys(username)[0],))
+
+    # -- API tokens -------------------------------------------------------------------
+    def issue_token(self, actor: Actor, staff_id: str, label: str = "") -> str:
+        """A new API token for an account the actor manages (the gate decides
+        ACCOUNT_ADMIN, as for the account's page), shown this once: only its SHA-256 is
+        kept. The token, the gate's decision and a `token_issue` entry of the audit trail
+        in one transaction. AccountInactive for a deactivated account."""
+        self.prepare()
+        with self.app._deferred_decisions(own=True):
+            if not self._managed(actor, staff_id).active:
+                raise AccountInactive()
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            h = token_hash(token)
+            self._commit(
+                [("INSERT INTO {t}anxin_api_tokens (token_hash, staff_id, label, created_at, created_by) "
+                  "VALUES (?, ?, ?, ?, ?)", (h, staff_id, label[:40], self.app.now().isoformat(), actor.staff_id))],
+                audit.security_row(self.app, "token_issue", actor.staff_id, staff_id, {"token": h[:16]}),
+            )
+        return token
+
+    def revoke_token(self, actor: Actor, staff_id: str, token_id: str) -> bool:
+        """Revoke an account's token named by the start of its id (at least 8 characters),
+        for an account the actor manages (the gate decides ACCOUNT_ADMIN). With a
+        `token_revoke` entry of the audit trail, in one transaction. Whether one was."""
+        self.prepare()
+        with self.app._deferred_decisions(own=True):
+            self._managed(actor, staff_id)
+            rows = self.db.fetch(
+                "SELECT token_hash FROM {t}anxin_api_tokens WHERE staff_id = ? AND revoked_at IS NULL", (staff_id,)
+            )
+            for (h,) in rows:
+                if h.startswith(token_id) and len(token_id) >= 8:
+                    self._commit(
+                        [("UPDATE {t}anxin_api_tokens SET revoked_at = ? WHERE token_hash = ?",
+                          (self.app.now().isoformat(), h))],
+                        audit.security_row(self.app, "token_revoke", actor.staff_id, staff_id,
+                                           {"token": token_id[:16]}),
+                    )
+                    return True
+        return False
+
+    def token_staff(self, token: str) -> str | None:
+        """Whose live token this is (None: unknown or revoked)."""
+        row = self.db.fetchone(
+            "SELECT staff_id FROM {t}anxin_api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash(token),),
+        )
+        return row[0] if row else None
+
+    def tokens_of(self, staff_id: str) -> list[dict[str, Any]]:
+        """An account's tokens, oldest first: id (the start of the hash), label, times."""
+        rows = self.db.fetch(
+            "SELECT token_hash, label, created_at, revoked_at FROM {t}anxin_api_tokens WHERE staff_id = ? "
+            "ORDER BY created_at",
+            (staff_id,),
+        )
+        return [{"id": r[0][:16], "label": r[1], "created_at": r[2], "revoked_at": r[3]} for r in rows]
+
+
+__all__ = ["Accounts", "AccountInactive", "PasswordRejected", "StaffEntry", "StoredSession", "SESSION_KEY_ID",
+           "TOKEN_PREFIX", "session_hash", "token_hash"]

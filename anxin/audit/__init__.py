@@ -1,0 +1,88 @@
+"""The audit trail: one append-only, hash-chained table of who did and who saw what.
+
+Every stored event, every decision of the gate (allowed or denied, with the sealed
+break-glass reason where one was given), logins, failed logins, exports, reports,
+shreds, key rotations and checkpoints are entries of `anxin_audit`. Each entry
+commits to the one before it (`prev_hash`) and its own fields (`entry_hash`); an
+event's entry also commits to the event's stored bytes, its ciphertext
+(`payload_hash`), so the trail verifies without decrypting anything and still
+verifies after a stream is shredded. Signed checkpoints (Ed25519) pin the chain's
+head so that a rewritten or truncated history is caught by anyone holding the public
+key. The format is documented, byte for byte, in docs/audit.md.
+
+The trail holds ids, codes and hashes only, never a name or free text: the one free
+text, a break-glass reason, is stored encrypted under the key of the stream it opened
+(so shredding the stream erases it too). The trail therefore outlives erasure.
+
+Event entries are written by the event recorder inside the events' own transaction
+(`anxin.storage.Database.write_with_events`); the others by `Core.record_access`,
+`Core.record_security_event`, `Core.shred`, `Core.rotate_master_key` and the
+checkpoint functions below. Appends are serialised: SQLite has one writer, and on
+PostgreSQL every append first takes `LOCK TABLE anxin_audit IN EXCLUSIVE MODE`.
+"""
+
+from anxin.audit.chain import (  # noqa: F401
+    AUDIT_NOTES,
+    CHECKPOINT_FORMAT,
+    COLUMNS,
+    ERASED_LABEL,
+    FORMAT,
+    INDEXES,
+    KINDS,
+    META_COLUMNS,
+    META_TABLE,
+    SECURITY_KINDS,
+    SEP,
+    TABLE,
+    TABLE_COLUMNS,
+    AuditKeyMissing,
+    Row,
+    access_row,
+    append,
+    append_events,
+    canonical_json,
+    checkpoint_message,
+    entry_hash,
+    event_payload_hash,
+    genesis_hash,
+    login_subject,
+    pending_event_meta,
+    record,
+    record_many,
+    seal_reason,
+    security_row,
+    setup,
+    store_id,
+    unseal_reason,
+)
+from anxin.audit.checkpoints import (  # noqa: F401
+    Checkpoint,
+    create_signing_key,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    maybe_checkpoint,
+    parse_public_key,
+    public_key_path,
+    public_key_text,
+    signing_key,
+    signing_key_path,
+    take_checkpoint,
+)
+from anxin.audit.queries import (  # noqa: F401
+    CSV_COLUMNS,
+    EXPORTS,
+    access_log,
+    break_glass_log,
+    case_history,
+    denied_log,
+    export_csv,
+    query,
+    student_access,
+)
+from anxin.audit.verification import (  # noqa: F401
+    PARALLEL_FROM,
+    Problem,
+    VerifyReport,
+    verify,
+)

@@ -1,0 +1,334 @@
+"""The audit trail's chain: the table, the entry format and hashes, and appending
+entries (events in their own transaction, the gate's decisions, security entries)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from cryptography.exceptions import InvalidTag
+
+from anxin.crypto import StreamErased, Tampered
+from domain.access import Decision, Resource
+from domain.common import Actor, DomainError
+
+if TYPE_CHECKING:
+    from anxin.app import Core
+    from anxin.storage import Cursor, Database
+
+
+TABLE = "anxin_audit"
+META_TABLE = "anxin_audit_meta"
+# Column definitions, for anxin.storage.SIDE_TABLES ({int8} and {blob} per database).
+TABLE_COLUMNS = (
+    "seq {int8} PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor_id TEXT NOT NULL, "
+    "subject TEXT NOT NULL, detail TEXT NOT NULL, payload_hash TEXT NOT NULL, sealed {blob}, "
+    "prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL"
+)
+META_COLUMNS = "name TEXT PRIMARY KEY, value TEXT NOT NULL"
+# A case's history and a student's accesses are read by subject; the partial indexes
+# cost an insert nothing unless the entry is a checkpoint or holds a sealed reason.
+INDEXES = [
+    "CREATE INDEX IF NOT EXISTS {p}anxin_audit_subject ON {t}anxin_audit (subject)",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_audit_checkpoints ON {t}anxin_audit (seq) WHERE kind = 'checkpoint'",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_audit_sealed ON {t}anxin_audit (seq) WHERE sealed IS NOT NULL",
+]
+
+FORMAT = "anxin-audit-1"
+CHECKPOINT_FORMAT = "anxin-audit-checkpoint-1"
+SEP = "\x1f"
+KINDS = frozenset({
+    "event", "access", "login", "login_failed", "logout", "export", "report", "shred", "key_rotation",
+    "checkpoint", "password_change", "token_issue", "token_revoke",
+})
+# Kinds anyone may record through Core.record_security_event (the others have their own writers).
+SECURITY_KINDS = KINDS - {"event", "access", "checkpoint"}
+AUDIT_NOTES = "anxin:audit-notes"  # the named key for a reason that belongs to no stream
+ERASED_LABEL = "已删除"
+
+Row = tuple[str, str, str, str, str, str, bytes | None]  # at, kind, actor_id, subject, detail, payload_hash, sealed
+COLUMNS = "seq, at, kind, actor_id, subject, detail, payload_hash, sealed, prev_hash, entry_hash"
+_INSERT = f"INSERT INTO {{t}}anxin_audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_HEAD = "SELECT seq, entry_hash FROM {t}anxin_audit ORDER BY seq DESC LIMIT 1"
+_STORE = "SELECT value FROM {t}anxin_audit_meta WHERE name = 'store_id'"
+
+
+class AuditKeyMissing(DomainError):
+    code = "audit_key_missing"
+    message = "找不到审计签名密钥：{where}。请先运行 `anxin init`，或设置 ANXIN_AUDIT_KEY_FILE。"
+
+
+# -- the format ---------------------------------------------------------------------------
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, non-ASCII as \\uXXXX escapes: one spelling for one value,
+    in plain ASCII (which also hashes faster than UTF-8 text)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def genesis_hash(store_id: str) -> str:
+    """The `prev_hash` of entry 1: binds the chain to its store."""
+    return hashlib.sha256(f"{FORMAT}{SEP}{store_id}".encode()).hexdigest()
+
+
+def entry_hash(prev_hash: str, seq: int, at: str, kind: str, actor_id: str, subject: str, detail: str,
+               payload_hash: str) -> str:
+    """SHA-256 of the UTF-8 bytes of the eight fields joined by U+001F."""
+    return hashlib.sha256(
+        f"{prev_hash}{SEP}{seq}{SEP}{at}{SEP}{kind}{SEP}{actor_id}{SEP}{subject}{SEP}{detail}{SEP}{payload_hash}".encode()
+    ).hexdigest()
+
+
+def event_payload_hash(originator_hex: str, version: int, topic: str, state: bytes) -> str:
+    """SHA-256 over a stored event's row: id (32 hex digits), version, topic, then the
+    stored (encrypted) state bytes exactly as the database holds them."""
+    h = hashlib.sha256(f"{originator_hex}{SEP}{version}{SEP}{topic}{SEP}".encode())
+    h.update(state)
+    return h.hexdigest()
+
+
+def checkpoint_message(store_id: str, seq: int, head_hash: str, at: str) -> bytes:
+    """What a checkpoint's Ed25519 signature covers."""
+    return canonical_json({"at": at, "entry_hash": head_hash, "seq": seq, "store": store_id}).encode()
+
+
+# -- tables ------------------------------------------------------------------------------
+def setup(c: Cursor, db: Database) -> None:
+    """Run by Database.create_tables after the tables exist: the store's id, the
+    `anxin_access` view, and a first entry for every event stored before the trail."""
+    for stmt in INDEXES:
+        c.execute(stmt.format(t=db.prefix, p=""))
+    c.execute(db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('store_id', ?) "
+                   "ON CONFLICT (name) DO NOTHING"), (str(uuid4()),))
+    _create_access_view(c, db)
+    if c.execute(db.q(_HEAD)).fetchone() is None:
+        _adopt_existing_events(c, db)
+
+
+def _create_access_view(c: Cursor, db: Database) -> None:
+    """`anxin_access`: the trail's access entries, one decoded column per field (read
+    only; the table of that name before the trail existed is kept as anxin_access_v0)."""
+    name = db.t("anxin_access")
+    # Decode `detail` only where it is an access entry's JSON, whatever order the
+    # database evaluates a query's conditions in.
+    if db.dialect == "postgres":
+        row = c.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(?)", (name,)).fetchone()
+        get = "(CASE WHEN kind = 'access' THEN detail::jsonb ->> '{0}' END)"
+        allowed = "CAST(CASE WHEN kind = 'access' THEN detail::jsonb ->> 'allowed' END AS INTEGER)"
+    else:
+        row = c.execute("SELECT CASE type WHEN 'table' THEN 'r' ELSE 'v' END FROM sqlite_master WHERE name = ?",
+                        ("anxin_access",)).fetchone()
+        get = "(CASE WHEN kind = 'access' THEN json_extract(detail, '$.{0}') END)"
+        allowed = get.format("allowed")
+    if row is not None and row[0] == "v":
+        return
+    if row is not None:
+        c.execute(f"ALTER TABLE {name} RENAME TO anxin_access_v0")
+    c.execute(
+        f"CREATE VIEW {name} AS SELECT seq AS id, at, actor_id, {get.format('action')} AS action, "
+        f"{get.format('kind')} AS resource_kind, NULLIF(subject, '') AS resource_id, {allowed} AS allowed, "
+        f"{get.format('rule')} AS reason, sealed AS break_glass, {get.format('school')} AS school_id, "
+        f"{get.format('district')} AS district FROM {db.t(TABLE)} WHERE kind = 'access'"
+    )
+
+
+def _adopt_existing_events(c: Cursor, db: Database) -> None:
+    """A store that held events before it had a trail: record them now (actor unknown,
+    `at` the adoption time), so verification covers them from here on."""
+    table = db.t(db.recorder.events_table_name)
+    nid = "notification_id" if db.dialect == "postgres" else "rowid"
+    at = datetime.now(UTC).isoformat()
+    last = 0
+    while True:
+        rows = c.execute(
+            f"SELECT {nid}, originator_id, originator_version, topic, state FROM {table} WHERE {nid} > ? "
+            f"ORDER BY {nid} LIMIT 5000", (last,),
+        ).fetchall()
+        if not rows:
+            return
+        out: list[Row] = []
+        for _, oid, version, topic, state in rows:
+            uid = oid if isinstance(oid, UUID) else UUID(str(oid))
+            out.append((at, "event", "", str(uid), f"{topic}#{version}",
+                        event_payload_hash(uid.hex, version, topic, bytes(state)), None))
+        append(c, db, out, standalone=False)
+        last = rows[-1][0]
+
+
+def store_id(db: Database) -> str:
+    row = db.fetchone(_STORE)
+    assert row is not None, "the audit trail's tables were not set up"
+    return str(row[0])
+
+
+# -- appending ---------------------------------------------------------------------------
+def _lock_head(c: Cursor, db: Database, standalone: bool) -> tuple[int, str]:
+    """Serialise appends and read the chain's head (seq 0: the genesis hash)."""
+    if db.dialect == "postgres":
+        c.execute(db.q("LOCK TABLE {t}anxin_audit IN EXCLUSIVE MODE"))
+    elif standalone:
+        # Take SQLite's write lock before reading the head, so no other process can
+        # append between the read and the insert.
+        c.execute(db.q("UPDATE {t}anxin_audit_meta SET value = value WHERE name = 'store_id'"))
+    row = c.execute(db.q(_HEAD)).fetchone()
+    if row is not None:
+        return int(row[0]), str(row[1])
+    sid = c.execute(db.q(_STORE)).fetchone()
+    assert sid is not None, "the audit trail's tables were not set up"
+    return 0, genesis_hash(str(sid[0]))
+
+
+def _insert(c: Cursor, db: Database, seq: int, prev: str, rows: Iterable[Row]) -> tuple[int, str]:
+    out = []
+    for at, kind, actor_id, subject, detail, payload, sealed in rows:
+        seq += 1
+        text = f"{prev}{SEP}{seq}{SEP}{at}{SEP}{kind}{SEP}{actor_id}{SEP}{subject}{SEP}{detail}{SEP}{payload}"
+        if text.count(SEP) != 7:
+            raise ValueError("an audit field may not contain U+001F")
+        h = hashlib.sha256(text.encode()).hexdigest()
+        out.append((seq, at, kind, actor_id, subject, detail, payload, sealed, prev, h))
+        prev = h
+    if out:
+        c.executemany(db.q(_INSERT), out)
+    return seq, prev
+
+
+def append(c: Cursor, db: Database, rows: Sequence[Row], *, standalone: bool = True) -> int:
+    """Append entries inside the caller's transaction; returns the last seq.
+    `standalone=False` when the transaction already holds SQLite's write lock."""
+    seq, prev = _lock_head(c, db, standalone)
+    return _insert(c, db, seq, prev, rows)[0]
+
+
+def record(app: Core, row: Row) -> int:
+    """Append one entry in a transaction of its own; returns its seq."""
+    return record_many(app, [row])
+
+
+def record_many(app: Core, rows: Sequence[Row]) -> int:
+    """Append entries in a transaction of their own; returns the last seq."""
+    with app.db.transaction() as c:
+        return append(c, app.db, rows)
+
+
+def append_events(c: Cursor, db: Database, stored_events: Sequence[Any],
+                  meta: dict[tuple[str, int], tuple[str, str]] | None, first: Sequence[Row] = ()) -> None:
+    """The recorder's hook, inside the events' transaction: one entry per event, in
+    the order they are inserted, after `first` (the gate's decisions for this command).
+    `meta` maps (stream hex, version) to (actor, at)."""
+    meta = meta or {}
+    now = ""
+    rows: list[Row] = list(first)
+    for e in stored_events:
+        oid = e.originator_id
+        uid = oid if isinstance(oid, UUID) else UUID(str(oid))
+        hexid, version, topic = uid.hex, e.originator_version, e.topic
+        found = meta.get((hexid, version))
+        if found is None:  # saved outside Core._save: the actor is inside the ciphertext only
+            now = now or datetime.now(UTC).isoformat()
+            found = ("", now)
+        rows.append((found[1], "event", found[0], str(uid), f"{topic}#{version}",
+                     event_payload_hash(hexid, version, topic, e.state), None))
+    append(c, db, rows, standalone=False)
+
+
+def pending_event_meta(aggregates: Iterable[Any]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(actor, at) of each pending event, for the recorder's hook (see Core._save)."""
+    out = {}
+    for a in aggregates:
+        for e in a.pending_events:
+            at = getattr(e, "at", None) or e.timestamp
+            out[(e.originator_id.hex, e.originator_version)] = (
+                str(getattr(e, "actor", "") or ""), at.isoformat() if hasattr(at, "isoformat") else str(at),
+            )
+    return out
+
+
+# -- access decisions and security events ---------------------------------------------------
+def _bound(at: str, actor_id: str, label: str, subject: str | None) -> bytes:
+    return SEP.join((at, actor_id, label, subject or "")).encode()
+
+
+def _stream_hex(subject: str | None) -> str | None:
+    try:
+        return UUID(subject).hex if subject else None
+    except ValueError:
+        return None
+
+
+def seal_reason(app: Core, text: str, at: str, actor_id: str, label: str, subject: str | None) -> bytes:
+    """A stated reason, encrypted and bound to its entry: under the key of the stream
+    it concerns (so shredding the stream erases it too), else under the audit-notes key."""
+    bound = _bound(at, actor_id, label, subject)
+    nonce = os.urandom(12)
+    sid = _stream_hex(subject)
+    if sid is not None:
+        try:
+            aes = app.keystore.cipher_for_read(sid, 0)
+            return b"S" + nonce + aes.encrypt(nonce, text.encode(), b"anxin-access" + SEP.encode() + bound)
+        except (StreamErased, Tampered):  # (a quarantined stream's key: the decision is still recorded)
+            pass
+    aes = app.keystore.named_cipher(AUDIT_NOTES)
+    return b"N" + nonce + aes.encrypt(nonce, text.encode(), AUDIT_NOTES.encode() + SEP.encode() + bound)
+
+
+def unseal_reason(app: Core, blob: bytes, at: str, actor_id: str, label: str, subject: str | None) -> str:
+    """The reason in clear, or 已删除 once the stream it was sealed under is shredded."""
+    bound = _bound(at, actor_id, label, subject)
+    blob = bytes(blob)
+    try:
+        if blob[:1] == b"S":
+            sid = _stream_hex(subject)
+            if sid is None:
+                raise Tampered(str(subject), 0)
+            app.keystore.check_live(sid)
+            try:
+                aes = app.keystore.cipher_for_read(sid, 0)
+            except Tampered:  # that stream's own key failed: it is quarantined, the log still reads
+                from anxin.quarantine import UNREADABLE_LABEL, record
+
+                record(app, sid, 0)
+                return UNREADABLE_LABEL
+            aad = b"anxin-access" + SEP.encode() + bound
+        elif blob[:1] == b"N":
+            aes = app.keystore.named_cipher(AUDIT_NOTES)
+            aad = AUDIT_NOTES.encode() + SEP.encode() + bound
+        else:
+            raise Tampered(AUDIT_NOTES, 0)
+        return aes.decrypt(blob[1:13], blob[13:], aad).decode()
+    except StreamErased:
+        return ERASED_LABEL
+    except InvalidTag as e:
+        raise Tampered(subject or AUDIT_NOTES, 0) from e
+
+
+def access_row(app: Core, actor: Actor, action: str, resource: Resource, decision: Decision,
+               break_glass: str | None) -> Row:
+    """The entry for one decision of the gate: ids and the rule that decided, no text."""
+    at = app.now().isoformat()
+    detail = canonical_json({
+        "action": action, "allowed": 1 if decision.allowed else 0, "break_glass": 1 if decision.break_glass else 0,
+        "district": resource.district, "kind": resource.kind, "rule": decision.reason, "school": resource.school_id,
+    })
+    sealed = seal_reason(app, break_glass, at, actor.staff_id, action, resource.id) if break_glass else None
+    payload = hashlib.sha256(sealed).hexdigest() if sealed else ""
+    return (at, "access", actor.staff_id, resource.id or "", detail, payload, sealed)
+
+
+def security_row(app: Core, kind: str, actor_id: str, subject: str = "",
+                 detail: str | dict[str, Any] = "") -> Row:
+    """A login, failed login, logout, export, report, shred or key rotation: ids and
+    codes only (`subject` a stream or resource id, or `login_subject(...)`)."""
+    if kind not in SECURITY_KINDS:
+        raise ValueError(f"not a security event kind: {kind}")
+    text = detail if isinstance(detail, str) else canonical_json(detail)
+    return (app.now().isoformat(), kind, actor_id, subject or "", text, "", None)
+
+
+def login_subject(app: Core, username: str) -> str:
+    """A login name as the trail may hold it: a keyed hash, never the name."""
+    return "user:" + app.keystore.blind("audit-login", username.strip().lower())[:32]
