@@ -183,7 +183,7 @@ def school(app: Anxin) -> School:
 
 # The web application's fixtures (the demo district served through TestClient), and the
 # real-browser ones (one live server and one Chromium for the whole run, shared by every
-# tests/test_browser*.py file), and `anxin ...` run in this process (tests/cli_support.py).
+# tests/browser/test_browser*.py file), and `anxin ...` run in this process (tests/cli_support.py).
 from browser_support import chromium_fixture, live_fixture, open_session_fixture  # noqa: E402,F401
 from cli_support import run_cli  # noqa: E402,F401
 from web_support import _close_demo_stores, browse, site  # noqa: E402,F401

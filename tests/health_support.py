@@ -11,7 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 from conftest import PG_URL, Store
-from test_audit import Raw
+from store_support import Raw
 
 from anxin.service import Anxin
 

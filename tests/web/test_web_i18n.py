@@ -8,7 +8,7 @@ from pathlib import Path
 
 from web import i18n
 
-ROOT = Path(__file__).resolve().parent.parent / "web"
+ROOT = Path(__file__).resolve().parents[2] / "web"
 # _("…") / _('…') in templates and Python, with or without values after the text.
 CALL = re.compile(r"""\b(?:_|gettext)\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -28,7 +28,7 @@ def msgids() -> dict[str, str]:
 
 # Messages and labels the domain, the application layer and the views put on pages: every
 # Chinese string literal outside docstrings; an f-string becomes a template with {a}, {b}...
-SOURCES = ["domain", "anxin", "projections", "web", "web/routes"]
+SOURCES = ["domain", "anxin", "anxin/audit", "projections", "projections/report", "web", "web/routes"]
 NOT_SHOWN = {"cli.py", "health.py", "backup.py", "demo.py", "docs.py", "__main__.py"}
 
 
@@ -106,7 +106,7 @@ def test_translations_keep_their_placeholders() -> None:
     assert not bad, bad
 
 
-if __name__ == "__main__":  # prints the missing entries as .po stubs: python tests/test_web_i18n.py [PATH_PREFIX]
+if __name__ == "__main__":  # prints the missing entries as .po stubs: python tests/web/test_web_i18n.py [PATH_PREFIX]
     import sys
 
     prefix = sys.argv[1] if len(sys.argv) > 1 else ""

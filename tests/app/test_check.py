@@ -15,7 +15,7 @@ import pytest
 from conftest import ADMIN, STUDENTS, Clock, School, Store
 from fastapi.testclient import TestClient
 from health_support import cli, damage, repair
-from test_audit import Raw
+from store_support import Raw
 
 from anxin.app import Core
 from anxin.crypto import MasterKey

@@ -20,7 +20,7 @@ import pytest
 from browser_support import free_port
 from conftest import PG_URL, Store, make_school
 from fastapi.testclient import TestClient
-from test_encryption import raw_bytes
+from store_support import raw_bytes
 
 from anxin.passwords import hash_password
 from anxin.service import Anxin
@@ -29,7 +29,7 @@ from web.security import COOKIE, IDLE_SECONDS, TOUCH_SECONDS, session_hash
 
 PASSWORD = "workers-pass-2026"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Time:

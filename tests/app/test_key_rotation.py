@@ -31,7 +31,7 @@ from anxin.passwords import hash_password
 from anxin.service import Anxin
 from domain.common import Actor, Role
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "rotation-pass-2026"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -273,7 +273,7 @@ keyring.rotate(app, CLI_ACTOR, key_file=master_key_file(app.config), on_step=ste
 
 @pytest.mark.parametrize("kill_at", KILL_AT)
 def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands_data(
-    store: Store, clock: Clock, kill_at: str
+    store: Store, clock: Clock, kill_at: str, run_cli: Any
 ) -> None:
     # given a school (a dozen data keys, so the re-wrap takes several batches of 3)
     kf = key_file(store)
@@ -293,12 +293,12 @@ def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands
     sid = enrol(app, school.id, "2026101")
     assert open_with_file(store, kf).student_ref(sid).name == "学生2026101"
     # and `keys status` says whether a rotation is left to finish
-    code, out, _ = cli(store, kf, "keys", "status")
+    code, out, _ = run_cli("keys", "status")
     assert code == (0 if kill_at == "pruned" else 3), out
     assert ("尚未完成" in out) == (kill_at != "pruned")
 
     # when the next `anxin keys rotate` runs, it finishes that rotation (no second new key)
-    code, out, err = cli(store, kf, "keys", "rotate")
+    code, out, err = run_cli("keys", "rotate")
     assert code == 0, out + err
 
     # then the store is settled under one key, nothing lost, and the running instance still writes

@@ -17,7 +17,7 @@ import pytest
 from conftest import ADMIN, Clock, School, Store
 from fastapi.testclient import TestClient
 from health_support import cli, damage
-from test_audit import Raw
+from store_support import Raw
 from web_support import Browser
 
 from anxin import audit

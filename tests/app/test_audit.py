@@ -20,10 +20,10 @@ import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
-from conftest import ADMIN, PG_URL, Clock, School, Store, make_school
+from conftest import ADMIN, Clock, School, Store, make_school
+from store_support import Raw
 
 from anxin import audit
 from anxin.audit import Checkpoint, verification
@@ -35,64 +35,10 @@ from domain.common import InvalidInput, PermissionDenied
 
 REASON = "家长来电反映孩子被孤立，需核实"
 NARRATIVE = "午饭时他推我，还抢了我的饭卡"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- helpers -----------------------------------------------------------------------------------
-class Raw:
-    """The database, straight, under the application's feet (as someone with write
-    access to it could). `{t}` is the schema prefix, `{events}` the events table,
-    `{nid}` its notification-id column."""
-
-    def __init__(self, store: Store, app: Anxin) -> None:
-        self.store = store
-        self.pg = store.kind == "postgres"
-        self.events = app.recorder.events_table_name
-        self.nid = "notification_id" if self.pg else "rowid"
-
-    def __call__(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        sql = sql.replace("{events}", "{t}" + self.events).replace("{nid}", self.nid)
-        if self.pg:
-            import psycopg
-
-            assert PG_URL
-            with psycopg.connect(PG_URL) as conn:
-                cur = conn.execute(sql.replace("{t}", f"{self.store.schema}.").replace("?", "%s"), params)
-                return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-                        for r in cur.fetchall()] if cur.description else []
-        conn = sqlite3.connect(self.store.config.sqlite_path)
-        try:
-            rows = conn.execute(sql.replace("{t}", ""), params).fetchall()
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
-
-    def oid(self, stream_id: str) -> Any:
-        """A stream id as the events table stores it."""
-        return UUID(stream_id) if self.pg else UUID(stream_id).hex
-
-    def entry(self, seq: int) -> tuple[Any, ...]:
-        return self(f"SELECT {audit.COLUMNS} FROM {{t}}anxin_audit WHERE seq = ?", (seq,))[0]
-
-    def flip_last_byte(self, stream_id: str, version: int) -> int:
-        """Flip the last byte of a stored event's state (its ciphertext); its notification id."""
-        [(nid, state)] = self("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = ?",
-                              (self.oid(stream_id), version))
-        state = bytes(state)
-        self("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
-        return int(nid)
-
-    def event_entry(self, stream_id: str, version: int) -> int:
-        """The seq of a stream's event entry."""
-        [seq] = [s for s, d in self("SELECT seq, detail FROM {t}anxin_audit WHERE kind = 'event' AND subject = ?",
-                                    (stream_id,)) if d.endswith(f"#{version}")]
-        return int(seq)
-
-    def head(self) -> int:
-        return int(self("SELECT MAX(seq) FROM {t}anxin_audit")[0][0])
-
-
 def with_signing_key(store: Store) -> None:
     audit.create_signing_key(store.config)
 

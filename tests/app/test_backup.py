@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from cli_support import in_process
 from conftest import PG_SKIP_REASON, PG_URL
 
 from anxin.cli import CLI_ACTOR
@@ -96,9 +97,7 @@ class Site:
         argv = [*args]
         if self.kind == "sqlite" or data_dir is not None:
             argv += ["--data-dir", str(data_dir or self.data_dir)]
-        r = subprocess.run([sys.executable, "-m", "anxin.cli", *argv], cwd=self.home,
-                           env=self.env | (env or {}), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=240)
+        r = in_process(argv, self.env | (env or {}), self.home)  # its entry point, in this process
         assert "Traceback" not in r.stderr, r.stderr
         return r
 

@@ -224,7 +224,7 @@ def test_the_timeline_reflects_a_command_as_soon_as_it_returns(app: Anxin, schoo
 
 
 def test_every_event_of_a_students_streams_has_a_chinese_label() -> None:
-    topics = [t.strip() for t in Path(__file__).with_name("event_topics.txt").read_text().splitlines()
+    topics = [t.strip() for t in (Path(__file__).resolve().parents[1] / "event_topics.txt").read_text().splitlines()
               if t.strip() and not t.startswith("#")]
     missing = []
     for topic in topics:

@@ -1,12 +1,13 @@
-"""The `anxin` command, end to end: each command runs as a real process, on a fresh
-SQLite data directory and on a fresh PostgreSQL schema (one suite, parametrised).
+"""The `anxin` command, end to end, on a fresh SQLite data directory and on a fresh
+PostgreSQL schema (one suite, parametrised).
 
 On SQLite every command gets `--data-dir DIR` after its own arguments; on PostgreSQL
 the store comes from the environment alone (ANXIN_DATABASE_URL, ANXIN_DATABASE_SCHEMA,
-ANXIN_MASTER_KEY_FILE). Every command under test ("when") is a process of its own,
-with no terminal on stdin. To keep the suite fast, the scene ("given") is set in this
-process: `anxin init` through its entry point, then the application calls that
-`school add`, `roster import` and `user add` make; some outcomes are read here too.
+ANXIN_MASTER_KEY_FILE). Every command under test ("when") runs through its entry point
+with its own environment, working directory and no input (`in_process`, fast); a few
+run as real processes of their own (an import, the demo, a store named by the
+environment alone). The scene ("given") is set through the application; some outcomes
+are read here too.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from cli_support import in_process
 from conftest import PG_URL, STORES  # PostgreSQL skipped with PG_SKIP_REASON when unset
 
 from anxin.cli import CLI_ACTOR
-from anxin.cli import main as cli_main
 from anxin.crypto import MasterKeyFile
 from anxin.passwords import hash_password, verify_password
 from anxin.roster_import import import_roster
@@ -95,33 +96,28 @@ class Cli:
         # --data-dir goes after the subcommand's own arguments, as a person would type it.
         return [*args, "--data-dir", str(self.data_dir)] if not self.is_postgres else list(args)
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(
-            [sys.executable, "-m", "anxin.cli", *self._argv(args)],
-            cwd=self.home, env=self.env | (env or {}), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=120,
-        )
+    def run(self, *args: str, env: dict[str, str] | None = None, process: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+        """`anxin ARGS`: by its entry point in this process (its environment, working
+        directory, empty stdin and output swapped in for the call; every application it
+        opens closed after), or with `process`, as a real process of its own."""
+        argv = self._argv(args)
+        if process:
+            r = subprocess.run([sys.executable, "-m", "anxin.cli", *argv], cwd=self.home, env=self.env | (env or {}),
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        else:
+            r = in_process(argv, self.env | (env or {}), self.home)
         assert "Traceback" not in r.stderr, r.stderr  # every failure is a message, never a crash
         return r
 
-    def ok(self, *args: str, env: dict[str, str] | None = None) -> str:
-        r = self.run(*args, env=env)
+    def ok(self, *args: str, env: dict[str, str] | None = None, process: bool = False) -> str:
+        r = self.run(*args, env=env, process=process)
         assert r.returncode == 0, f"anxin {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
         return r.stdout
 
     def init_here(self) -> None:
-        """`anxin init`, run by its own entry point in this process (same environment,
-        same working directory)."""
-        saved_env, saved_cwd = dict(os.environ), os.getcwd()
-        os.environ.clear()
-        os.environ.update(self.env)
-        os.chdir(self.home)
-        try:
-            assert cli_main(self._argv(("init",))) == 0
-        finally:
-            os.chdir(saved_cwd)
-            os.environ.clear()
-            os.environ.update(saved_env)
+        """`anxin init`, run by its own entry point in this process."""
+        self.ok("init")
 
     def given(self, *schools: str, roster: list[str] | None = None,
               users: tuple[tuple[str, str, str], ...] = ()) -> None:
@@ -324,7 +320,7 @@ def test_schools_are_added_and_listed_and_a_name_is_taken_once(cli: Cli) -> None
 def test_a_good_roster_file_imports_every_student(cli: Cli) -> None:
     cli.given(SCHOOL)
 
-    out = cli.ok("roster", "import", cli.csv("good.csv", GOOD_ROWS), "--school", SCHOOL)
+    out = cli.ok("roster", "import", cli.csv("good.csv", GOOD_ROWS), "--school", SCHOOL, process=True)  # a real process
 
     assert f"已导入 3 名学生到「{SCHOOL}」" in out
     assert cli.roster() == GOOD_LISTING

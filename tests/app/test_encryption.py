@@ -12,8 +12,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import ADMIN, PG_URL, Clock, School, Store, make_school
+from conftest import ADMIN, Clock, School, Store, make_school
 from eventsourcing.persistence import MapperDeserialisationError
+from store_support import raw_bytes
 
 from anxin.app import ERASED_LABEL
 from anxin.crypto import (
@@ -102,33 +103,6 @@ def key_ids(app: Anxin) -> set[str]:
 
 def stream_ids_with_events(app: Anxin) -> set[str]:
     return {stream_key(UUID(str(r[0]))) for r in app.db.fetch(f"SELECT DISTINCT originator_id FROM {events_table(app)}")}
-
-
-def raw_bytes(store: Store) -> bytes:
-    """Everything the database holds, as bytes: the SQLite files (main, WAL, journal) or
-    a dump of every table of the test's PostgreSQL schema."""
-    if store.kind == "sqlite":
-        main = store.config.sqlite_path
-        files = [p for p in main.parent.iterdir() if p.name.startswith(main.name)]
-        assert main in files
-        return b"".join(p.read_bytes() for p in files)
-    import psycopg
-
-    assert PG_URL and store.schema
-    out: list[bytes] = []
-    with psycopg.connect(PG_URL) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (store.schema,)
-        )]
-        assert len(tables) >= 8, tables
-        for table in tables:
-            for row in conn.execute(f'SELECT * FROM "{store.schema}"."{table}"'):
-                for value in row:
-                    if isinstance(value, bytes | bytearray | memoryview):
-                        out.append(bytes(value))
-                    elif value is not None:
-                        out.append(str(value).encode())
-    return b"\x00".join(out)
 
 
 def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
@@ -462,7 +436,7 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
         refs = {r.id: r for r in instance.list_students(school.principal, school.id)}
         assert refs[sid].name == ERASED_LABEL and refs[sid].erased
         assert sorted(r.name for i, r in refs.items() if i != sid) == ["李小红", "王小刚", "赵小丽"]
-        # the pairing, about them alone, went with them (tests/test_erasure.py)
+        # the pairing, about them alone, went with them (tests/app/test_erasure.py)
         with pytest.raises(Erased):
             instance.get_pairing(school.teacher, pid)
         assert instance.student_ref(sid).name == ERASED_LABEL

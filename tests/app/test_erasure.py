@@ -182,8 +182,8 @@ def test_a_process_killed_in_the_middle_of_a_shred_leaves_all_or_nothing(
 
     # when a process shreds the student and is killed (SIGKILL) inside the transaction
     r = subprocess.run([sys.executable, "-c", KILLED_MID_SHRED, json.dumps(spec)], capture_output=True, text=True,
-                       timeout=120, cwd=Path(__file__).parent, env=os.environ | {"PYTHONPATH": os.pathsep.join(
-                           [str(Path(__file__).parent), str(Path(__file__).parent.parent)])})
+                       timeout=120, cwd=Path(__file__).resolve().parents[1], env=os.environ | {"PYTHONPATH": os.pathsep.join(
+                           [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])])})
     assert r.returncode == -signal.SIGKILL and "dying" in r.stdout, r.stderr
 
     # then nothing of it is there: a fresh instance reads everything, and the trail verifies

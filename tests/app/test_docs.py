@@ -8,7 +8,7 @@ from eventsourcing.utils import resolve_topic
 
 from anxin.docs import all_topics, generated
 
-REGISTER = Path(__file__).with_name("event_topics.txt")
+REGISTER = Path(__file__).resolve().parents[1] / "event_topics.txt"
 
 
 def test_the_event_catalogue_and_permission_table_match_the_code() -> None:

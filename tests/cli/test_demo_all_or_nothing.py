@@ -112,7 +112,7 @@ def test_a_demo_killed_partway_is_reported_by_the_next_run(store: Store, run_cli
 
     # when `anxin demo` runs in a process of its own and is killed (SIGKILL) once it has
     # written some of the district
-    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _streams(store) < 50 and proc.poll() is None and time.monotonic() < deadline:

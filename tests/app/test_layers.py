@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # What reaches the store: the application's database and recorder, and the drivers.
 STORE_ATTRIBUTES = {"db", "recorder"}
