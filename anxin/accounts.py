@@ -97,8 +97,15 @@ class StaffEntry:
     @classmethod
     def of(cls, row: Sequence[Any]) -> StaffEntry:
         staff_id, username, school_id, roles, classes, district, active = row
-        return cls(staff_id, username, school_id, tuple(r for r in str(roles).split(",") if r),
-                   tuple(json.loads(classes or "[]")), district, bool(active))
+        return cls(
+            staff_id,
+            username,
+            school_id,
+            tuple(r for r in str(roles).split(",") if r),
+            tuple(json.loads(classes or "[]")),
+            district,
+            bool(active),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ class Accounts:
                 c.execute(self.db.q(sql), params)
             audit.append(c, self.db, [*rows, *entries])
         if decisions:
-            del decisions[:len(rows)]  # recorded in this transaction
+            del decisions[: len(rows)]  # recorded in this transaction
 
     # -- the staff directory ----------------------------------------------------------
     def staff(self, staff_id: str) -> StaffEntry | None:
@@ -174,8 +181,9 @@ class Accounts:
 
     def _active_staff(self, school_id: str, roles: set[str]) -> list[tuple[str, list[str]]]:
         """(id, classes) of a school's active staff with any of `roles`."""
-        rows = self.db.fetch("SELECT staff_id, roles, classes FROM {t}anxin_staff WHERE school_id = ? AND active = 1",
-                             (school_id,))
+        rows = self.db.fetch(
+            "SELECT staff_id, roles, classes FROM {t}anxin_staff WHERE school_id = ? AND active = 1", (school_id,)
+        )
         return [(sid, json.loads(classes)) for sid, r, classes in rows if roles & set(str(r).split(","))]
 
     def pairable_staff(self, actor: Actor) -> list[dict[str, Any]]:
@@ -186,8 +194,10 @@ class Accounts:
         self.app.check(actor, access.PAIRING_CREATE, "pairing", school_id=school)
         if school is None:
             return []
-        out = [{"id": sid, "name": self.app.staff_name(sid), "classes": classes}
-               for sid, classes in self._active_staff(school, {Role.CLASS_TEACHER.value, Role.COUNSELOR.value})]
+        out = [
+            {"id": sid, "name": self.app.staff_name(sid), "classes": classes}
+            for sid, classes in self._active_staff(school, {Role.CLASS_TEACHER.value, Role.COUNSELOR.value})
+        ]
         return sorted(out, key=lambda s: (not s["classes"], s["classes"], s["name"]))
 
     def responsible_candidates(self, actor: Actor) -> list[tuple[str, str]]:
@@ -209,8 +219,9 @@ class Accounts:
         return sorted(((sid, self.app.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
 
     # -- passwords --------------------------------------------------------------------
-    def change_password(self, actor: Actor, current: str, new: str, again: str | None = None, *,
-                        keep_session: str | None = None) -> None:
+    def change_password(
+        self, actor: Actor, current: str, new: str, again: str | None = None, *, keep_session: str | None = None
+    ) -> None:
         """The signed-in person changes their own password, proving the current one. In one
         transaction: the new hash (only if the stored one is still the one just
         verified), every other session of theirs ended (`keep_session`, the one asking,
@@ -229,14 +240,19 @@ class Accounts:
         new_hash = hash_password(new)
         entry = audit.security_row(self.app, "password_change", staff_id, staff_id)
         with self.db.transaction() as c:
-            c.execute(self.db.q("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ? AND password_hash = ?"),
-                      (new_hash, staff_id, row[0]))
-            now_stored = c.execute(self.db.q("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?"),
-                                   (staff_id,)).fetchone()
+            c.execute(
+                self.db.q("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ? AND password_hash = ?"),
+                (new_hash, staff_id, row[0]),
+            )
+            now_stored = c.execute(
+                self.db.q("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?"), (staff_id,)
+            ).fetchone()
             if now_stored is None or now_stored[0] != new_hash:  # changed by someone else since it was verified
                 raise PasswordRejected("current")
-            c.execute(self.db.q("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?"),
-                      (staff_id, session_hash(keep_session) if keep_session else ""))
+            c.execute(
+                self.db.q("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?"),
+                (staff_id, session_hash(keep_session) if keep_session else ""),
+            )
             audit.append(c, self.db, [entry])
 
     # -- web sessions -----------------------------------------------------------------
@@ -249,16 +265,22 @@ class Accounts:
             if replacing:
                 c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ?"), (session_hash(replacing),))
             c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE seen < ?"), (expired_before,))
-            c.execute(db.q("INSERT INTO {t}anxin_web_sessions (sid_hash, staff_id, created, seen, data) "
-                           "VALUES (?, ?, ?, ?, NULL)"), (session_hash(sid), staff_id, now, now))
+            c.execute(
+                db.q(
+                    "INSERT INTO {t}anxin_web_sessions (sid_hash, staff_id, created, seen, data) "
+                    "VALUES (?, ?, ?, ?, NULL)"
+                ),
+                (session_hash(sid), staff_id, now, now),
+            )
         return sid
 
     def session(self, sid: str, *, now: float, idle: float) -> StoredSession | None:
         """A live session; None if unknown, or unseen for more than `idle` seconds at
         `now` (then it is ended)."""
         h = session_hash(sid)
-        row = self.db.fetchone("SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions WHERE sid_hash = ?",
-                               (h,))
+        row = self.db.fetchone(
+            "SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions WHERE sid_hash = ?", (h,)
+        )
         if row is None:
             return None
         staff_id, created, seen, sealed = row
@@ -269,8 +291,9 @@ class Accounts:
 
     def touch_session(self, sid: str, now: float) -> None:
         """The session was seen at `now` (never moved back)."""
-        self.db.execute("UPDATE {t}anxin_web_sessions SET seen = ? WHERE sid_hash = ? AND seen < ?",
-                        (now, session_hash(sid), now))
+        self.db.execute(
+            "UPDATE {t}anxin_web_sessions SET seen = ? WHERE sid_hash = ? AND seen < ?", (now, session_hash(sid), now)
+        )
 
     def save_session_data(self, sid: str, data: dict[str, Any]) -> None:
         """Store a session's data, sealed and bound to its row (none: NULL)."""
@@ -297,8 +320,10 @@ class Accounts:
 
     def end_sessions_of(self, staff_id: str, keep: str | None = None) -> None:
         """Sign a person out everywhere (a deactivated account), except session `keep`."""
-        self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?",
-                        (staff_id, session_hash(keep) if keep else ""))
+        self.db.execute(
+            "DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?",
+            (staff_id, session_hash(keep) if keep else ""),
+        )
 
     def sweep_sessions(self, expired_before: float) -> None:
         self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE seen < ?", (expired_before,))
@@ -306,8 +331,10 @@ class Accounts:
     # -- failed logins ----------------------------------------------------------------
     def _login_keys(self, username: str, address: str | None = None) -> tuple[str, str]:
         blind = self.app.keystore.blind
-        return ("u:" + blind("login-name", username.lower()),
-                "a:" + blind("login-address", address) if address is not None else "")
+        return (
+            "u:" + blind("login-name", username.lower()),
+            "a:" + blind("login-address", address) if address is not None else "",
+        )
 
     def login_failures(self, username: str, address: str, since: float) -> tuple[int, int]:
         """Failed logins since `since`: (for this login name, from this address)."""
@@ -344,8 +371,13 @@ class Accounts:
             token = TOKEN_PREFIX + secrets.token_urlsafe(32)
             h = token_hash(token)
             self._commit(
-                [("INSERT INTO {t}anxin_api_tokens (token_hash, staff_id, label, created_at, created_by) "
-                  "VALUES (?, ?, ?, ?, ?)", (h, staff_id, label[:40], self.app.now().isoformat(), actor.staff_id))],
+                [
+                    (
+                        "INSERT INTO {t}anxin_api_tokens (token_hash, staff_id, label, created_at, created_by) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (h, staff_id, label[:40], self.app.now().isoformat(), actor.staff_id),
+                    )
+                ],
                 audit.security_row(self.app, "token_issue", actor.staff_id, staff_id, {"token": h[:16]}),
             )
         return token
@@ -363,10 +395,15 @@ class Accounts:
             for (h,) in rows:
                 if h.startswith(token_id) and len(token_id) >= 8:
                     self._commit(
-                        [("UPDATE {t}anxin_api_tokens SET revoked_at = ? WHERE token_hash = ?",
-                          (self.app.now().isoformat(), h))],
-                        audit.security_row(self.app, "token_revoke", actor.staff_id, staff_id,
-                                           {"token": token_id[:16]}),
+                        [
+                            (
+                                "UPDATE {t}anxin_api_tokens SET revoked_at = ? WHERE token_hash = ?",
+                                (self.app.now().isoformat(), h),
+                            )
+                        ],
+                        audit.security_row(
+                            self.app, "token_revoke", actor.staff_id, staff_id, {"token": token_id[:16]}
+                        ),
                     )
                     return True
         return False
@@ -389,5 +426,14 @@ class Accounts:
         return [{"id": r[0][:16], "label": r[1], "created_at": r[2], "revoked_at": r[3]} for r in rows]
 
 
-__all__ = ["Accounts", "AccountInactive", "PasswordRejected", "StaffEntry", "StoredSession", "SESSION_KEY_ID",
-           "TOKEN_PREFIX", "session_hash", "token_hash"]
+__all__ = [
+    "Accounts",
+    "AccountInactive",
+    "PasswordRejected",
+    "StaffEntry",
+    "StoredSession",
+    "SESSION_KEY_ID",
+    "TOKEN_PREFIX",
+    "session_hash",
+    "token_hash",
+]

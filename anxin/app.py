@@ -101,13 +101,21 @@ def school_clock(timezone: str) -> Callable[[], datetime]:
     return lambda: datetime.now(zone)
 
 
-KIND_LABELS = {"student": "学生", "case": "欺凌案件", "file": "心理档案", "pairing": "一岗双带结对",
-               "staff": "教职工账号", "screening": "心理筛查记录"}
+KIND_LABELS = {
+    "student": "学生",
+    "case": "欺凌案件",
+    "file": "心理档案",
+    "pairing": "一岗双带结对",
+    "staff": "教职工账号",
+    "screening": "心理筛查记录",
+}
 # A student's own streams: about them alone, so erased with them. A bullying case is the
 # school's record of an incident among several people: it stays (see Erasure.kept).
 OWN_KINDS = ("pairing", "file", "screening")
-SHARED_REMAINS = ("案件中该生的当事人身份（如被欺凌学生）和学生编号仍在；其陈述、针对其的干预和家长通知，"
-                  "以及案件文字中写到的姓名，仍可由有权查看该案件的人读到；显示其姓名之处改为“已删除”")
+SHARED_REMAINS = (
+    "案件中该生的当事人身份（如被欺凌学生）和学生编号仍在；其陈述、针对其的干预和家长通知，"
+    "以及案件文字中写到的姓名，仍可由有权查看该案件的人读到；显示其姓名之处改为“已删除”"
+)
 
 
 @dataclass(frozen=True)
@@ -142,9 +150,12 @@ class Erasure:
     @property
     def label(self) -> str:
         return KIND_LABELS.get(self.kind, self.kind)
+
+
 # Inside `Core._editing(check=...)`: the gate's decisions, to be recorded with the save.
-deferred_access: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("anxin_deferred_access",
-                                                                                 default=None)
+deferred_access: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "anxin_deferred_access", default=None
+)
 # Inside a command that `retried_on_race` runs: whether a lost version race may be retried.
 race_retry: contextvars.ContextVar[_RaceRetry | None] = contextvars.ContextVar("anxin_race_retry", default=None)
 # During `Core.after_save`: the events the save wrote, as (notification id, domain event).
@@ -203,7 +214,7 @@ def retried_on_race(fn: Callable[..., Any]) -> Callable[..., Any]:
                     return fn(self, *args, **kwargs)
             except _RaceLost:
                 # Someone else's save won: wait a moment (jittered, so racers spread out).
-                time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** attempt)))
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
             finally:
                 race_retry.reset(token)
         raise AssertionError("unreachable: the last attempt raises Conflict, never _RaceLost")
@@ -214,8 +225,12 @@ def retried_on_race(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _retry_plain_appends(cls: type) -> None:
     for name, fn in list(vars(cls).items()):
-        if (not name.startswith("_") and inspect.isfunction(fn) and not getattr(fn, "retried_on_race", False)
-                and "expected_version" in inspect.signature(fn).parameters):
+        if (
+            not name.startswith("_")
+            and inspect.isfunction(fn)
+            and not getattr(fn, "retried_on_race", False)
+            and "expected_version" in inspect.signature(fn).parameters
+        ):
             setattr(cls, name, retried_on_race(fn))
 
 
@@ -271,8 +286,12 @@ class Core(Application[UUID]):
         transcoder.register(SetAsList())
 
     # -- saving and loading -----------------------------------------------------------
-    def _save(self, *aggregates: CaseAggregate, extra: Iterable[tuple[str, tuple[Any, ...]]] = (),
-              loaded_scope: Scope | None = None) -> None:
+    def _save(
+        self,
+        *aggregates: CaseAggregate,
+        extra: Iterable[tuple[str, tuple[Any, ...]]] = (),
+        loaded_scope: Scope | None = None,
+    ) -> None:
         """Save aggregates with their directory rows and new keys, atomically.
         `loaded_scope`: a single aggregate's scope as it was loaded; if the change leaves
         it as it was, its directory row and links are left alone."""
@@ -294,9 +313,11 @@ class Core(Application[UUID]):
         decisions = deferred_access.get() if any(a.pending_events for a in aggregates) else None
         # What the recorder writes in the events' transaction (the library hands a save's
         # keyword arguments to the recorder's insert): see Database.write_with_events.
-        with_events = {"side_statements": statements,
-                       "audit_meta": audit.pending_event_meta(aggregates),  # actors for the audit trail
-                       "audit_first": list(decisions) if decisions else ()}
+        with_events = {
+            "side_statements": statements,
+            "audit_meta": audit.pending_event_meta(aggregates),  # actors for the audit trail
+            "audit_first": list(decisions) if decisions else (),
+        }
         try:
             if len(aggregates) > 20:
                 # A batch of new or changed streams: straight to the event store, which
@@ -373,13 +394,15 @@ class Core(Application[UUID]):
     def _directory_statements(self, scope: Scope, stream_id: UUID) -> tuple[Statements, Statements, Statements]:
         """The directory row and links of a stream: ids and status only."""
         sid = str(stream_id)
-        upsert = [(
-            "INSERT INTO {t}anxin_directory (stream_id, kind, school_id, class_name, owner_id, "
-            "subject_id, status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
-            "kind = excluded.kind, school_id = excluded.school_id, class_name = excluded.class_name, "
-            "owner_id = excluded.owner_id, subject_id = excluded.subject_id, status = excluded.status",
-            (sid, scope.kind, scope.school_id, scope.class_name, scope.owner_id, scope.subject_id, scope.status),
-        )]
+        upsert = [
+            (
+                "INSERT INTO {t}anxin_directory (stream_id, kind, school_id, class_name, owner_id, "
+                "subject_id, status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                "kind = excluded.kind, school_id = excluded.school_id, class_name = excluded.class_name, "
+                "owner_id = excluded.owner_id, subject_id = excluded.subject_id, status = excluded.status",
+                (sid, scope.kind, scope.school_id, scope.class_name, scope.owner_id, scope.subject_id, scope.status),
+            )
+        ]
         if not scope.links and scope.kind not in ("case", "file", "pairing"):
             return upsert, [], []
         delete = [("DELETE FROM {t}anxin_links WHERE stream_id = ?", (sid,))]
@@ -412,8 +435,13 @@ class Core(Application[UUID]):
             raise Conflict()
 
     @contextmanager
-    def _editing(self, stream_id: str | UUID, cls: type[A], expected_version: int | None = None,
-                 check: tuple[Actor, str, str] | None = None) -> Iterator[A]:
+    def _editing(
+        self,
+        stream_id: str | UUID,
+        cls: type[A],
+        expected_version: int | None = None,
+        check: tuple[Actor, str, str] | None = None,
+    ) -> Iterator[A]:
         """Load a stream, let the caller change it, save it. With `check` (actor, action,
         kind): first the gate decides on the stream; its decision is recorded in the
         save's own transaction, or on its own if nothing is saved (refused, failed)."""
@@ -449,7 +477,11 @@ class Core(Application[UUID]):
         classes = {row[2]} if row[0] == "student" and row[2] else set()
         classes |= {r[5] for r in rows if r[5]}
         return Resource(
-            kind=row[0], id=sid, school_id=row[1], classes=frozenset(classes), owner_id=row[3],
+            kind=row[0],
+            id=sid,
+            school_id=row[1],
+            classes=frozenset(classes),
+            owner_id=row[3],
             district=self._district_of(row[1]),
         )
 
@@ -466,9 +498,7 @@ class Core(Application[UUID]):
             found = cache[school_id] = row[0]
         return found
 
-    def authorize(
-        self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None
-    ) -> Decision:
+    def authorize(self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None) -> Decision:
         """The one place access is decided; every decision is recorded."""
         decision = decide(actor, action, resource, break_glass)
         self.record_access(actor, action, resource, decision, break_glass if decision.break_glass else None)
@@ -512,10 +542,19 @@ class Core(Application[UUID]):
             resource = self.resource(kind, stream_id)
         except DomainError:
             return False
-        return not decide(actor, action, resource).allowed and decide(actor, action, resource, "break-glass").break_glass
+        return (
+            not decide(actor, action, resource).allowed and decide(actor, action, resource, "break-glass").break_glass
+        )
 
-    def check(self, actor: Actor, action: str, kind: str, stream_id: str | UUID | None = None,
-              school_id: str | None = None, break_glass: str | None = None) -> Decision:
+    def check(
+        self,
+        actor: Actor,
+        action: str,
+        kind: str,
+        stream_id: str | UUID | None = None,
+        school_id: str | None = None,
+        break_glass: str | None = None,
+    ) -> Decision:
         return self.authorize(actor, action, self.resource(kind, stream_id, school_id), break_glass)
 
     def record_access(
@@ -530,8 +569,9 @@ class Core(Application[UUID]):
         else:
             audit.record(self, row)
 
-    def record_security_event(self, kind: str, actor_id: str, subject: str = "",
-                              detail: str | dict[str, Any] = "") -> int | None:
+    def record_security_event(
+        self, kind: str, actor_id: str, subject: str = "", detail: str | dict[str, Any] = ""
+    ) -> int | None:
         """A login, login_failed, logout, export, report, shred or key_rotation entry of the
         audit trail: ids and codes only (a login name via `audit.login_subject`). Its seq;
         None inside a block that records the gate's decisions together (`decisions_together`,
@@ -547,8 +587,9 @@ class Core(Application[UUID]):
         """Sign the audit trail's head (the signing key is kept like the master key)."""
         return audit.take_checkpoint(self, actor_id)
 
-    def maybe_checkpoint(self, *, every_entries: int | None = None,
-                         every_seconds: float | None = None) -> audit.Checkpoint | None:
+    def maybe_checkpoint(
+        self, *, every_entries: int | None = None, every_seconds: float | None = None
+    ) -> audit.Checkpoint | None:
         """A scheduled checkpoint, if one is due (the server's background loop calls this)."""
         return audit.maybe_checkpoint(self, every_entries=every_entries, every_seconds=every_seconds)
 
@@ -593,7 +634,10 @@ class Core(Application[UUID]):
         return row[0] if row else None
 
     def schools(self) -> list[tuple[str, str, str]]:
-        return [(r[0], r[1], r[2]) for r in self.db.fetch("SELECT school_id, name, district FROM {t}anxin_schools ORDER BY name")]
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.fetch("SELECT school_id, name, district FROM {t}anxin_schools ORDER BY name")
+        ]
 
     # -- staff and accounts ---------------------------------------------------------------
     def add_staff(
@@ -614,8 +658,15 @@ class Core(Application[UUID]):
             raise InvalidInput(reason=f"用户名「{username}」已被使用")
         district = district or self._district_of(school_id)
         staff = Staff.register(
-            id=uuid4(), school_id=school_id, username=username, name=name, roles=roles,
-            classes=classes, district=district, actor=actor.staff_id, at=self.now(),
+            id=uuid4(),
+            school_id=school_id,
+            username=username,
+            name=name,
+            roles=roles,
+            classes=classes,
+            district=district,
+            actor=actor.staff_id,
+            at=self.now(),
         )
         self._save(staff, extra=[self._staff_row(staff, password_hash)])
         return str(staff.id)
@@ -627,13 +678,20 @@ class Core(Application[UUID]):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (staff_id) DO UPDATE SET roles = excluded.roles, "
             "classes = excluded.classes, active = excluded.active",
             (
-                str(staff.id), staff.username, staff.school_id, ",".join(staff.roles),
-                json.dumps(staff.classes, ensure_ascii=False), staff.district, password_hash,
+                str(staff.id),
+                staff.username,
+                staff.school_id,
+                ",".join(staff.roles),
+                json.dumps(staff.classes, ensure_ascii=False),
+                staff.district,
+                password_hash,
                 1 if staff.active else 0,
             ),
         )
 
-    def change_staff_roles(self, actor: Actor, staff_id: str, roles: list[str], classes: list[str], reason: str) -> None:
+    def change_staff_roles(
+        self, actor: Actor, staff_id: str, roles: list[str], classes: list[str], reason: str
+    ) -> None:
         staff = self._load(staff_id, Staff)
         self.check(actor, access.ACCOUNT_ADMIN, "account", school_id=staff.school_id)
         staff.change_roles(roles=roles, classes=classes, reason=reason, actor=actor.staff_id, at=self.now())
@@ -654,8 +712,11 @@ class Core(Application[UUID]):
         if row is None or not row[5]:
             raise PermissionDenied(reason="账号不存在或已停用")
         return Actor(
-            staff_id=row[0], school_id=row[1], roles=frozenset(Role(r) for r in row[2].split(",") if r),
-            classes=frozenset(json.loads(row[3])), district=row[4],
+            staff_id=row[0],
+            school_id=row[1],
+            roles=frozenset(Role(r) for r in row[2].split(",") if r),
+            classes=frozenset(json.loads(row[3])),
+            district=row[4],
         )
 
     def account(self, username: str) -> tuple[str, str | None] | None:
@@ -704,8 +765,11 @@ class Core(Application[UUID]):
     def _new_student(self, actor: Actor, school_id: str, fields: dict[str, Any]) -> Student:
         student_no = require_text(fields.get("student_no"), "学号")
         return Student.enrol(
-            id=self.student_id_for(school_id, student_no), school_id=school_id, actor=actor.staff_id,
-            at=self.now(), **fields,
+            id=self.student_id_for(school_id, student_no),
+            school_id=school_id,
+            actor=actor.staff_id,
+            at=self.now(),
+            **fields,
         )
 
     def get_student(self, actor: Actor, student_id: str, break_glass: str | None = None) -> Student:
@@ -713,8 +777,9 @@ class Core(Application[UUID]):
         self.check(actor, access.STUDENT_READ, "student", student_id, break_glass=break_glass)
         return self._load(student_id, Student)
 
-    def correct_student(self, actor: Actor, student_id: str, changes: dict[str, Any], reason: str,
-                        expected_version: int | None = None) -> None:
+    def correct_student(
+        self, actor: Actor, student_id: str, changes: dict[str, Any], reason: str, expected_version: int | None = None
+    ) -> None:
         with self._editing(student_id, Student, expected_version, check=(actor, access.STUDENT_WRITE, "student")) as s:
             s.correct(changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
 
@@ -733,8 +798,9 @@ class Core(Application[UUID]):
         except (Erased, NotFound):
             return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, ERASED_LABEL, True)
         except Unreadable:
-            return StudentRef(student_id, row[0] if row else None, row[1] if row else None, None, UNREADABLE_LABEL,
-                              unreadable=True)
+            return StudentRef(
+                student_id, row[0] if row else None, row[1] if row else None, None, UNREADABLE_LABEL, unreadable=True
+            )
         return StudentRef(student_id, s.school_id, s.class_name, s.student_no, s.name)
 
     def list_students(self, actor: Actor, school_id: str, class_name: str | None = None) -> list[StudentRef]:
@@ -754,25 +820,36 @@ class Core(Application[UUID]):
         return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))
 
     def existing_student_ids(self, ids: Iterable[str]) -> set[str]:
-        return {r[0] for r in self.db.fetch_in(
-            "SELECT stream_id FROM {t}anxin_directory WHERE stream_id IN ({marks})", list(ids))}
+        return {
+            r[0]
+            for r in self.db.fetch_in(
+                "SELECT stream_id FROM {t}anxin_directory WHERE stream_id IN ({marks})", list(ids)
+            )
+        }
 
     # -- pairings (一岗双带) ---------------------------------------------------------------
     def pair(self, actor: Actor, *, staff_id: str, student_id: str, cadence_days: int | None = None) -> str:
         """Pair a staff member with a student on the policy's cadence."""
         student = self.resource("student", student_id)
-        self.authorize(actor, access.PAIRING_CREATE, Resource(kind="pairing", school_id=student.school_id,
-                                                               classes=student.classes))
+        self.authorize(
+            actor, access.PAIRING_CREATE, Resource(kind="pairing", school_id=student.school_id, classes=student.classes)
+        )
         staff = self.actor(staff_id)
         require(staff.school_id == student.school_id, "只能与本校学生结对")
         existing = self.db.fetchone(
             "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'pairing' AND owner_id = ? AND subject_id = ? "
-            "AND status = 'active'", (staff_id, student_id),
+            "AND status = 'active'",
+            (staff_id, student_id),
         )
         require(existing is None, "该教师已与该学生结对")
         p = Pairing.pair(
-            id=uuid4(), school_id=student.school_id or "", staff_id=staff_id, student_id=student_id,
-            cadence_days=cadence_days or self.policy.check_in_cadence_days, actor=actor.staff_id, at=self.now(),
+            id=uuid4(),
+            school_id=student.school_id or "",
+            staff_id=staff_id,
+            student_id=student_id,
+            cadence_days=cadence_days or self.policy.check_in_cadence_days,
+            actor=actor.staff_id,
+            at=self.now(),
         )
         self._save(p)
         return str(p.id)
@@ -782,18 +859,40 @@ class Core(Application[UUID]):
         return self._load(pairing_id, Pairing)
 
     def record_check_in(
-        self, actor: Actor, pairing_id: str, *, held_on: date, notes: dict[str, str], concern: bool = False,
-        concern_note: str = "", expected_version: int | None = None,
+        self,
+        actor: Actor,
+        pairing_id: str,
+        *,
+        held_on: date,
+        notes: dict[str, str],
+        concern: bool = False,
+        concern_note: str = "",
+        expected_version: int | None = None,
     ) -> str:
         """Record a 谈心谈话 with a paired student."""
         check_in_id = uuid4().hex
         with self._editing(pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")) as p:
-            p.record_check_in(check_in_id=check_in_id, held_on=held_on, notes=notes, concern=concern,
-                              concern_note=concern_note, actor=actor.staff_id, at=self.now())
+            p.record_check_in(
+                check_in_id=check_in_id,
+                held_on=held_on,
+                notes=notes,
+                concern=concern,
+                concern_note=concern_note,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
         return check_in_id
 
-    def correct_check_in(self, actor: Actor, pairing_id: str, check_in_id: str, *, reason: str,
-                         expected_version: int | None = None, **changes: Any) -> None:
+    def correct_check_in(
+        self,
+        actor: Actor,
+        pairing_id: str,
+        check_in_id: str,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        **changes: Any,
+    ) -> None:
         with self._editing(pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")) as p:
             p.correct_check_in(check_in_id=check_in_id, reason=reason, actor=actor.staff_id, at=self.now(), **changes)
 
@@ -804,10 +903,14 @@ class Core(Application[UUID]):
 
     def my_pairings(self, actor: Actor) -> list[Pairing]:
         """The actor's own active pairings, each read through the gate."""
-        ids = [r[0] for r in self.db.fetch(
-            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'pairing' AND owner_id = ? AND status = 'active' "
-            "AND erased = 0", (actor.staff_id,),
-        )]
+        ids = [
+            r[0]
+            for r in self.db.fetch(
+                "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'pairing' AND owner_id = ? AND status = 'active' "
+                "AND erased = 0",
+                (actor.staff_id,),
+            )
+        ]
         out = []
         for i in ids:
             try:
@@ -842,10 +945,12 @@ class Core(Application[UUID]):
             # Every stream linked to the student, with its part(s) and how many students it has.
             found: dict[str, tuple[str, str | None, bool, list[str], int]] = {}
             for sid, k, status, gone, part, students in self.db.fetch(
-                    "SELECT d.stream_id, d.kind, d.status, d.erased, l.part, (SELECT COUNT(DISTINCT l2.student_id) "
-                    "FROM {t}anxin_links l2 WHERE l2.stream_id = d.stream_id) FROM {t}anxin_links l "
-                    "JOIN {t}anxin_directory d ON d.stream_id = l.stream_id WHERE l.student_id = ? "
-                    "ORDER BY d.kind, d.stream_id, l.part", (stream_id,)):
+                "SELECT d.stream_id, d.kind, d.status, d.erased, l.part, (SELECT COUNT(DISTINCT l2.student_id) "
+                "FROM {t}anxin_links l2 WHERE l2.stream_id = d.stream_id) FROM {t}anxin_links l "
+                "JOIN {t}anxin_directory d ON d.stream_id = l.stream_id WHERE l.student_id = ? "
+                "ORDER BY d.kind, d.stream_id, l.part",
+                (stream_id,),
+            ):
                 found.setdefault(sid, (k, status, bool(gone), [], int(students)))[3].append(part)
             for sid, (k, status, gone, parts, students) in found.items():
                 if k in OWN_KINDS and students == 1:
@@ -867,14 +972,25 @@ class Core(Application[UUID]):
         if not plan.destroyed:
             raise Erased()
         now = self.now().isoformat()
-        entries = [audit.security_row(self, "shred", actor.staff_id, e.stream_id,
-                                      {"kind": e.kind} if e.stream_id == stream_id else {"kind": e.kind, "of": stream_id})
-                   for e in plan.destroyed]
+        entries = [
+            audit.security_row(
+                self,
+                "shred",
+                actor.staff_id,
+                e.stream_id,
+                {"kind": e.kind} if e.stream_id == stream_id else {"kind": e.kind, "of": stream_id},
+            )
+            for e in plan.destroyed
+        ]
         with self.db.transaction() as c:
-            c.executemany(self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
-                          [(now, UUID(e.stream_id).hex) for e in plan.destroyed])
-            c.executemany(self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"),
-                          [(e.stream_id,) for e in plan.destroyed])
+            c.executemany(
+                self.db.q("UPDATE {t}anxin_keys SET wrapped = NULL, shredded_at = ? WHERE stream_id = ?"),
+                [(now, UUID(e.stream_id).hex) for e in plan.destroyed],
+            )
+            c.executemany(
+                self.db.q("UPDATE {t}anxin_directory SET erased = 1 WHERE stream_id = ?"),
+                [(e.stream_id,) for e in plan.destroyed],
+            )
             audit.append(c, self.db, entries)
         for e in plan.destroyed:
             self.keystore.forget(UUID(e.stream_id).hex)
@@ -904,8 +1020,13 @@ class Core(Application[UUID]):
     def is_erased(self, stream_id: str) -> bool:
         return self.keystore.is_erased(UUID(stream_id).hex)
 
-    def rotate_master_key(self, actor: Actor, new_key: MasterKey | None = None,
-                          key_file: Any = None, on_step: Callable[[str], None] | None = None) -> int:
+    def rotate_master_key(
+        self,
+        actor: Actor,
+        new_key: MasterKey | None = None,
+        key_file: Any = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> int:
         """Rotate the master key (anxin.keyring.rotate): the data keys re-wrapped; events
         are not rewritten. How many data keys were re-wrapped."""
         from anxin import keyring

@@ -154,7 +154,7 @@ def _check_out(out: Path) -> None:
 
 def sqlite_file(config: StoreConfig) -> Path:
     if config.url and config.url.startswith("sqlite:///"):
-        return Path(config.url[len("sqlite:///"):])
+        return Path(config.url[len("sqlite:///") :])
     return config.sqlite_path
 
 
@@ -194,8 +194,9 @@ def _sqlite_manifest(conn: sqlite3.Connection, config: StoreConfig) -> Manifest:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "anxin_keys" not in tables:
         raise BackupError("这不是安心的数据库（没有 anxin_keys 表）")
-    data_keys = dict(conn.execute(
-        "SELECT kek_id, COUNT(*) FROM anxin_keys WHERE wrapped IS NOT NULL GROUP BY kek_id").fetchall())
+    data_keys = dict(
+        conn.execute("SELECT kek_id, COUNT(*) FROM anxin_keys WHERE wrapped IS NOT NULL GROUP BY kek_id").fetchall()
+    )
     ring: list[dict[str, Any]] = []
     if "anxin_keyring" in tables:
         cur = conn.execute("SELECT * FROM anxin_keyring")
@@ -295,9 +296,13 @@ def _backup_postgres(config: StoreConfig, out: Path) -> tuple[Manifest, list[Pat
 
             if not exists("anxin_keys"):
                 raise BackupError(f"schema {schema} 中没有安心的数据（没有 anxin_keys 表）")
-            data_keys = dict(conn.execute(sql.SQL(
-                "SELECT kek_id, COUNT(*) FROM {} WHERE wrapped IS NOT NULL GROUP BY kek_id").format(
-                t("anxin_keys"))).fetchall())
+            data_keys = dict(
+                conn.execute(
+                    sql.SQL("SELECT kek_id, COUNT(*) FROM {} WHERE wrapped IS NOT NULL GROUP BY kek_id").format(
+                        t("anxin_keys")
+                    )
+                ).fetchall()
+            )
             ring: list[dict[str, Any]] = []
             if exists("anxin_keyring"):
                 cur = conn.execute(sql.SQL("SELECT * FROM {}").format(t("anxin_keyring")))
@@ -306,18 +311,41 @@ def _backup_postgres(config: StoreConfig, out: Path) -> tuple[Manifest, list[Pat
             events = 0
             for name in ("stored_events", "anxin_events"):
                 if exists(name):
-                    events = conn.execute(sql.SQL("SELECT COALESCE(MAX(notification_id), 0) FROM {}").format(
-                        t(name))).fetchone()[0]
-            head = conn.execute(sql.SQL("SELECT COALESCE(MAX(seq), 0) FROM {}").format(
-                t("anxin_audit"))).fetchone()[0] if exists("anxin_audit") else 0
-            manifest = Manifest("postgres", _now(), {k: int(v) for k, v in data_keys.items()}, ring,
-                                int(events), int(head), _audit_public_key(config), schema)
+                    events = conn.execute(
+                        sql.SQL("SELECT COALESCE(MAX(notification_id), 0) FROM {}").format(t(name))
+                    ).fetchone()[0]
+            head = (
+                conn.execute(sql.SQL("SELECT COALESCE(MAX(seq), 0) FROM {}").format(t("anxin_audit"))).fetchone()[0]
+                if exists("anxin_audit")
+                else 0
+            )
+            manifest = Manifest(
+                "postgres",
+                _now(),
+                {k: int(v) for k, v in data_keys.items()},
+                ring,
+                int(events),
+                int(head),
+                _audit_public_key(config),
+                schema,
+            )
             with open(tmp, "wb") as f:
                 r = subprocess.run(
-                    [_pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}",
-                     "--schema=" + '"' + schema.replace('"', '""') + '"', "--no-owner", "--no-privileges",
-                     f"--dbname={url}"],
-                    stdout=f, stderr=subprocess.PIPE, env=env, text=False, check=False)
+                    [
+                        _pg_tool("pg_dump"),
+                        "--format=custom",
+                        f"--snapshot={snapshot}",
+                        "--schema=" + '"' + schema.replace('"', '""') + '"',
+                        "--no-owner",
+                        "--no-privileges",
+                        f"--dbname={url}",
+                    ],
+                    stdout=f,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    text=False,
+                    check=False,
+                )
                 if r.returncode != 0:
                     raise BackupError(f"pg_dump 失败：{r.stderr.decode(errors='replace').strip()}")
                 f.flush()
@@ -370,8 +398,9 @@ def needed_ids(rows: list[tuple[str, bytes, str]], ring: list[dict[str, Any]]) -
     return sorted({r[2] for r in rows} | {str(r["kek_id"]) for r in ring if r.get("state") == "current"})
 
 
-def check_keys(keys: list[MasterKey], rows: Iterator[tuple[str, bytes, str]], needed: list[str],
-               where: str = "") -> list[str]:
+def check_keys(
+    keys: list[MasterKey], rows: Iterator[tuple[str, bytes, str]], needed: list[str], where: str = ""
+) -> list[str]:
     """Every live data key of the backup unwrapped by the given keys, before anything is
     written. A key id not held refuses the restore; a row that does not unwrap under the
     key of its own id (ids are the key's hash, so that key is the right one) is damaged
@@ -404,7 +433,9 @@ def restore(file: Path, config: StoreConfig) -> Restored:
     if kind == "sqlite":
         return _restore_sqlite(file, config)
     if not config.is_postgres:
-        raise BackupError("这是 PostgreSQL 备份（pg_dump）：请用 --database-url（或 ANXIN_DATABASE_URL）指定要恢复到的数据库")
+        raise BackupError(
+            "这是 PostgreSQL 备份（pg_dump）：请用 --database-url（或 ANXIN_DATABASE_URL）指定要恢复到的数据库"
+        )
     return _restore_postgres(file, config)
 
 
@@ -431,8 +462,9 @@ def _restore_sqlite(file: Path, target: StoreConfig) -> Restored:
             if MANIFEST_TABLE not in names:
                 raise BackupError(f"不是 `anxin backup` 生成的完整备份（缺少 {MANIFEST_TABLE}）：{file}")
             try:
-                manifest = Manifest.from_json(src.execute(
-                    f"SELECT value FROM {MANIFEST_TABLE} WHERE name = 'manifest'").fetchone()[0])
+                manifest = Manifest.from_json(
+                    src.execute(f"SELECT value FROM {MANIFEST_TABLE} WHERE name = 'manifest'").fetchone()[0]
+                )
             except (TypeError, ValueError) as e:
                 raise BackupError(f"备份说明无法读取：{file}") from e
             check = src.execute("PRAGMA integrity_check").fetchall()
@@ -547,8 +579,13 @@ def _copy_unescape(field_: str) -> str | None:
 
 def _dump_rows(file: Path, table: str) -> Iterator[dict[str, str | None]]:
     """The rows of one table in the dump, read by pg_restore without restoring anything."""
-    proc = subprocess.Popen([_pg_tool("pg_restore"), "--data-only", f"--table={table}", "--file=-", str(file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    proc = subprocess.Popen(
+        [_pg_tool("pg_restore"), "--data-only", f"--table={table}", "--file=-", str(file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
     assert proc.stdout is not None
     cols: list[str] | None = None
     try:
@@ -594,9 +631,11 @@ def _restore_postgres(file: Path, config: StoreConfig) -> Restored:
     if config.schema and config.schema != schema:
         raise BackupError(
             f"备份中的数据在 schema {schema}，pg_restore 不能改名恢复：请恢复到一个新数据库中的同名 schema"
-            f"（ANXIN_DATABASE_SCHEMA={schema}，或不设置 --schema）")
-    config = StoreConfig(url=config.url, data_dir=Path(config.data_dir).absolute(),
-                         schema=None if schema == "public" else schema)
+            f"（ANXIN_DATABASE_SCHEMA={schema}，或不设置 --schema）"
+        )
+    config = StoreConfig(
+        url=config.url, data_dir=Path(config.data_dir).absolute(), schema=None if schema == "public" else schema
+    )
     side = file.with_name(file.name + ".manifest.json")
     manifest = Manifest.from_json(side.read_text(encoding="utf-8")) if side.exists() else None
 
@@ -606,8 +645,9 @@ def _restore_postgres(file: Path, config: StoreConfig) -> Restored:
     for r in _dump_rows(file, "anxin_keys"):
         w = r.get("wrapped")
         if w is not None:  # bytea in COPY's text format: \x and hex digits
-            live.append((str(r["stream_id"]), bytes.fromhex(w[2:]) if w.startswith("\\x") else w.encode(),
-                         str(r["kek_id"])))
+            live.append(
+                (str(r["stream_id"]), bytes.fromhex(w[2:]) if w.startswith("\\x") else w.encode(), str(r["kek_id"]))
+            )
     needed = needed_ids(live, ring)
     if manifest is None:
         counts: dict[str, int] = {}
@@ -629,7 +669,9 @@ def _restore_postgres(file: Path, config: StoreConfig) -> Restored:
                 n = conn.execute(
                     "SELECT (SELECT COUNT(*) FROM pg_class WHERE relnamespace = %(ns)s)"
                     " + (SELECT COUNT(*) FROM pg_proc WHERE pronamespace = %(ns)s)"
-                    " + (SELECT COUNT(*) FROM pg_type WHERE typnamespace = %(ns)s)", {"ns": row[0]}).fetchone()[0]
+                    " + (SELECT COUNT(*) FROM pg_type WHERE typnamespace = %(ns)s)",
+                    {"ns": row[0]},
+                ).fetchone()[0]
                 if n:
                     raise BackupError(f"目标数据库中的 schema {schema} 不是空的，拒绝恢复：请恢复到新的数据库")
             else:
@@ -641,9 +683,21 @@ def _restore_postgres(file: Path, config: StoreConfig) -> Restored:
             lf.write("\n".join(listing) + "\n")
         try:
             r = subprocess.run(
-                [_pg_tool("pg_restore"), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges",
-                 f"--use-list={lf.name}", f"--dbname={url}", str(file)],
-                capture_output=True, text=True, env=env, check=False)
+                [
+                    _pg_tool("pg_restore"),
+                    "--single-transaction",
+                    "--exit-on-error",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--use-list={lf.name}",
+                    f"--dbname={url}",
+                    str(file),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
         finally:
             os.unlink(lf.name)
         if r.returncode != 0:

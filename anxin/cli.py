@@ -65,7 +65,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
 def _school(app: Any, name: str) -> str:
     sid = app.school_id(name, missing_ok=True)
     if sid is None:
-        raise CLIError(f"找不到学校「{name}」。可先运行：anxin school add \"{name}\"")
+        raise CLIError(f'找不到学校「{name}」。可先运行：anxin school add "{name}"')
     return str(sid)
 
 
@@ -179,8 +179,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     staff_id = app.add_staff(
-        CLI_ACTOR, username=args.username, name=args.name, school_id=school_id, roles=args.role,
-        classes=args.class_, password_hash=pw_hash, district=args.district,
+        CLI_ACTOR,
+        username=args.username,
+        name=args.name,
+        school_id=school_id,
+        roles=args.role,
+        classes=args.class_,
+        password_hash=pw_hash,
+        district=args.district,
     )
     print(f"已添加用户 {args.username}（{', '.join(Role(r).label for r in args.role)}）{staff_id}")
     return 0
@@ -199,8 +205,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if app.schools():
         raise CLIError("数据库中已有学校，演示数据只能载入空库（使用 --if-empty 跳过）")
     try:
-        summary = load_demo(app, password=args.password or DEMO_PASSWORD, seed=args.seed,
-                            students_per_school=args.students)
+        summary = load_demo(
+            app, password=args.password or DEMO_PASSWORD, seed=args.seed, students_per_school=args.students
+        )
     except Exception as e:
         try:
             empty = store_is_empty(app)
@@ -527,8 +534,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # workers) opens the application from the environment (ANXIN_DATA_DIR or
     # ANXIN_DATABASE_URL, as set above); sessions and the login throttle live in the
     # database, so any worker serves any request.
-    uvicorn.run("web.app:create_app", factory=True, workers=args.workers if args.workers > 1 else None,
-                host=args.host, port=args.port, access_log=False, log_level="warning", log_config=SERVE_LOG_CONFIG)
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        workers=args.workers if args.workers > 1 else None,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        log_config=SERVE_LOG_CONFIG,
+    )
     return 0
 
 
@@ -653,32 +668,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=["case-history", "student-access", "break-glass", "denied"])
     p.add_argument("--id", help="案件/记录 id（case-history）或学生 id（student-access）")
     p.add_argument("--school", help="只看这所学校（break-glass、denied）")
-    p.add_argument("--as", dest="as_user", required=True,
-                   help="以该账号身份查询（督导或校长；经权限检查，并记入审计记录）")
+    p.add_argument(
+        "--as", dest="as_user", required=True, help="以该账号身份查询（督导或校长；经权限检查，并记入审计记录）"
+    )
     p.add_argument("--out", required=True)
 
-    p = add(sub.add_parser(
-        "report", help="定期报送：按学校和全区的统计（无姓名、无文字记录）",
-        description="定期报送。命令行本身以系统管理员身份运行，而管理员不能查看统计（职责分离），"
-                    "所以报表以 --as 指定的督导或校长账号生成，经权限检查并记入审计记录。",
-    ), cmd_report)
-    p.add_argument("--from", dest="date_from", required=True, type=_date_arg, metavar="DATE", help="起始日期 YYYY-MM-DD（含）")
-    p.add_argument("--to", dest="date_to", required=True, type=_date_arg, metavar="DATE", help="截止日期 YYYY-MM-DD（含）")
+    p = add(
+        sub.add_parser(
+            "report",
+            help="定期报送：按学校和全区的统计（无姓名、无文字记录）",
+            description="定期报送。命令行本身以系统管理员身份运行，而管理员不能查看统计（职责分离），"
+            "所以报表以 --as 指定的督导或校长账号生成，经权限检查并记入审计记录。",
+        ),
+        cmd_report,
+    )
+    p.add_argument(
+        "--from", dest="date_from", required=True, type=_date_arg, metavar="DATE", help="起始日期 YYYY-MM-DD（含）"
+    )
+    p.add_argument(
+        "--to", dest="date_to", required=True, type=_date_arg, metavar="DATE", help="截止日期 YYYY-MM-DD（含）"
+    )
     p.add_argument("--school", metavar="NAME", help="只报这所学校（默认：督导为全区，校长为本校）")
     p.add_argument("--format", choices=["csv", "html"], default="csv", help="csv（默认）或 html（可打印）")
     p.add_argument("--out", metavar="FILE", help="输出文件（默认输出到屏幕）")
-    p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME",
-                   help="以该账号身份生成（督导：全区；校长：本校；经权限检查，并记入审计记录）")
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        required=True,
+        metavar="USERNAME",
+        help="以该账号身份生成（督导：全区；校长：本校；经权限检查，并记入审计记录）",
+    )
 
     projections = sub.add_parser("projections", help="视图（读模型）").add_subparsers(
-        dest="projections_cmd", required=True)
+        dest="projections_cmd", required=True
+    )
     p = add(projections.add_parser("rebuild", help="清空并从事件流重建视图（显示进度）"), cmd_projections_rebuild)
     p.add_argument("views", nargs="*", metavar="VIEW", help="要重建的视图（默认全部）")
 
-    p = add(sub.add_parser("check", help="健康检查：数据库、密钥、每条记录、审计链、视图进度、隔离的记录"),
-            cmd_check)
-    p.add_argument("--max-lag", type=int, default=None, metavar="N",
-                   help="视图最多可落后日志多少个事件（默认 ANXIN_READY_MAX_LAG 或 1000）")
+    p = add(sub.add_parser("check", help="健康检查：数据库、密钥、每条记录、审计链、视图进度、隔离的记录"), cmd_check)
+    p.add_argument(
+        "--max-lag",
+        type=int,
+        default=None,
+        metavar="N",
+        help="视图最多可落后日志多少个事件（默认 ANXIN_READY_MAX_LAG 或 1000）",
+    )
 
     p = add(sub.add_parser("backup", help="备份数据库（运行中也可；不含密钥）"), cmd_backup)
     p.add_argument("--out", required=True, metavar="FILE", help="备份文件（不会覆盖已有文件）")
@@ -730,7 +764,7 @@ def _where(args: argparse.Namespace) -> str | None:
     if config.is_postgres:
         return None
     if config.url and config.url.startswith("sqlite:///"):
-        return config.url[len("sqlite:///"):]
+        return config.url[len("sqlite:///") :]
     return str(config.sqlite_path)
 
 

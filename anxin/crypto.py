@@ -104,9 +104,7 @@ class MasterKey:
         return nonce + self.aes.encrypt(nonce, data_key, b"anxin-dek:" + stream_id.encode())
 
     def unwrap(self, stream_id: str, wrapped: bytes) -> bytes:
-        return self.aes.decrypt(
-            wrapped[:NONCE], wrapped[NONCE:], b"anxin-dek:" + stream_id.encode()
-        )
+        return self.aes.decrypt(wrapped[:NONCE], wrapped[NONCE:], b"anxin-dek:" + stream_id.encode())
 
 
 class MasterKeyNotHeld(KeyError_):
@@ -243,8 +241,7 @@ class KeyStore:
     key source again (`reload`), and if the key is still missing the write is refused
     with a message naming it. Nothing is ever wrapped by a key the store has retired."""
 
-    def __init__(self, master_keys: list[MasterKey],
-                 reload: Callable[[], list[MasterKey]] | None = None) -> None:
+    def __init__(self, master_keys: list[MasterKey], reload: Callable[[], list[MasterKey]] | None = None) -> None:
         self.keks = {k.kek_id: k for k in master_keys}
         self.reload = reload
         self.db: Database | None = None
@@ -294,8 +291,10 @@ class KeyStore:
         kek = self.kek(current)
         samples = self.db.sample_keys(current, 3)
         if samples and not any(self._unwraps(kek, sid, w) for sid, w in samples):
-            raise KeyError_(f"主密钥（编号 {current}）无法解开本库的数据密钥：数据库或密钥文件已损坏，"
-                            "请运行 `anxin check`。未写入任何数据。")
+            raise KeyError_(
+                f"主密钥（编号 {current}）无法解开本库的数据密钥：数据库或密钥文件已损坏，"
+                "请运行 `anxin check`。未写入任何数据。"
+            )
 
     @staticmethod
     def _unwraps(kek: MasterKey, stream_id: str, wrapped: bytes) -> bool:
@@ -459,9 +458,7 @@ class KeyStore:
 
     # -- blind index --------------------------------------------------------------
     def blind(self, purpose: str, value: str) -> str:
-        return hmac.new(
-            self.index_key, purpose.encode() + b"\x1f" + value.encode(), hashlib.sha256
-        ).hexdigest()
+        return hmac.new(self.index_key, purpose.encode() + b"\x1f" + value.encode(), hashlib.sha256).hexdigest()
 
     def deterministic_id(self, purpose: str, value: str) -> UUID:
         """A stream id nobody can compute without the master key (so ids leak nothing)."""
@@ -500,9 +497,7 @@ class StreamMapper(Mapper):
         sid = stream_key(originator_id)
         aes = self.keystore.cipher_for_write(sid, version)
         blob = seal(aes, sid, version, topic, self.transcoder.encode(state))
-        return StoredEvent(
-            originator_id=originator_id, originator_version=version, topic=topic, state=blob
-        )
+        return StoredEvent(originator_id=originator_id, originator_version=version, topic=topic, state=blob)
 
     def decrypt_state(self, stored: StoredEvent) -> dict[str, Any]:
         sid = stream_key(stored.originator_id)

@@ -60,8 +60,10 @@ MIN_STUDENTS_PER_SCHOOL = 200  # every class needs enough pupils for the demo's 
 # cannot be one transaction: a marker says whether it finished (`demo_state`), so a demo
 # cut short (killed, a full disk) is told apart from a whole one and from real data.
 DEMO_TABLE = "anxin_demo"
-HALF_DEMO = ("演示数据没有载入完成（被中断或出错），库中只有部分演示数据：请换一个空的数据目录"
-             "（PostgreSQL：清空该数据库或 schema）后重新运行 anxin init 和 anxin demo")
+HALF_DEMO = (
+    "演示数据没有载入完成（被中断或出错），库中只有部分演示数据：请换一个空的数据目录"
+    "（PostgreSQL：清空该数据库或 schema）后重新运行 anxin init 和 anxin demo"
+)
 
 
 def demo_state(app: Any) -> str | None:
@@ -79,21 +81,27 @@ def demo_state(app: Any) -> str | None:
 
 def _mark(app: Any, state: str) -> None:
     app.db.execute(f"CREATE TABLE IF NOT EXISTS {{t}}{DEMO_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    app.db.execute(f"INSERT INTO {{t}}{DEMO_TABLE} (name, value) VALUES ('state', ?) "
-                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (state,))
+    app.db.execute(
+        f"INSERT INTO {{t}}{DEMO_TABLE} (name, value) VALUES ('state', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (state,),
+    )
 
 
 def store_is_empty(app: Any) -> bool:
     """No school, no account and no stream: nothing a demo could be mixed with."""
-    return not any(app.db.fetchone(f"SELECT 1 FROM {{t}}{table} LIMIT 1")
-                   for table in ("anxin_schools", "anxin_staff", "anxin_directory"))
+    return not any(
+        app.db.fetchone(f"SELECT 1 FROM {{t}}{table} LIMIT 1")
+        for table in ("anxin_schools", "anxin_staff", "anxin_directory")
+    )
 
 
 def directory_counts(app: Any) -> tuple[dict[str, int], dict[str, int]]:
     """What `anxin summary` counts, from the directory (ids and kinds only): students per
     school id, and streams per kind."""
-    students = dict(app.db.fetch("SELECT school_id, COUNT(*) FROM {t}anxin_directory WHERE kind = 'student' "
-                                 "GROUP BY school_id"))
+    students = dict(
+        app.db.fetch("SELECT school_id, COUNT(*) FROM {t}anxin_directory WHERE kind = 'student' GROUP BY school_id")
+    )
     kinds = dict(app.db.fetch("SELECT kind, COUNT(*) FROM {t}anxin_directory GROUP BY kind"))
     return students, kinds
 
@@ -148,8 +156,15 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
         ds = DemoSchool(sid, name, classes)
 
         def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
-            staff_id = app.add_staff(ADMIN_ACTOR, username=username, name=fake.name(), school_id=sid,
-                                     roles=roles, classes=classes_, password_hash=pw)
+            staff_id = app.add_staff(
+                ADMIN_ACTOR,
+                username=username,
+                name=fake.name(),
+                school_id=sid,
+                roles=roles,
+                classes=classes_,
+                password_hash=pw,
+            )
             return app.actor(staff_id)
 
         principal_no += 1
@@ -173,13 +188,22 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
             if rng.random() < 0.18:
                 tags = rng.sample(PRIORITY_TAGS, k=rng.choice([1, 1, 2]))
             student_name = fake.name_male() if gender == "男" else fake.name_female()
-            students.append(Student.enrol(
-                id=app.student_id_for(sid, no), school_id=sid, student_no=no, name=student_name,
-                gender=gender, birth_date=date(base_year - grades.index(grade), rng.randint(1, 12), rng.randint(1, 28)),
-                grade=grade, class_name=cls,
-                guardians=[{"name": student_name[0] + fake.first_name(), "phone": fake.phone_number()}],
-                tags=tags, actor=ADMIN_ACTOR.staff_id, at=clock(),
-            ))
+            students.append(
+                Student.enrol(
+                    id=app.student_id_for(sid, no),
+                    school_id=sid,
+                    student_no=no,
+                    name=student_name,
+                    gender=gender,
+                    birth_date=date(base_year - grades.index(grade), rng.randint(1, 12), rng.randint(1, 28)),
+                    grade=grade,
+                    class_name=cls,
+                    guardians=[{"name": student_name[0] + fake.first_name(), "phone": fake.phone_number()}],
+                    tags=tags,
+                    actor=ADMIN_ACTOR.staff_id,
+                    at=clock(),
+                )
+            )
             ds.students.setdefault(cls, []).append(str(students[-1].id))
         app.save_many(students)
         schools.append(ds)
@@ -187,10 +211,24 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
 
 
 def _staff_outside_schools(app: Any, pw: str) -> None:
-    app.add_staff(ADMIN_ACTOR, username="supervisor1", name="督导 林建国", school_id=None, roles=["supervisor"],
-                  password_hash=pw, district="安心区")
-    app.add_staff(ADMIN_ACTOR, username="admin", name="管理员 周敏", school_id=None, roles=["administrator"],
-                  password_hash=pw, district="安心区")
+    app.add_staff(
+        ADMIN_ACTOR,
+        username="supervisor1",
+        name="督导 林建国",
+        school_id=None,
+        roles=["supervisor"],
+        password_hash=pw,
+        district="安心区",
+    )
+    app.add_staff(
+        ADMIN_ACTOR,
+        username="admin",
+        name="管理员 周敏",
+        school_id=None,
+        roles=["administrator"],
+        password_hash=pw,
+        district="安心区",
+    )
 
 
 CHECK_IN_NOTES = {
@@ -201,8 +239,9 @@ CHECK_IN_NOTES = {
 }
 
 
-def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchool], clock: SimClock,
-              today: datetime) -> dict[str, int]:
+def _casework(
+    app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchool], clock: SimClock, today: datetime
+) -> dict[str, int]:
     counts = {"结对": 0, "谈心记录": 0}
     end = today
     start = clock.now
@@ -226,9 +265,12 @@ def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchoo
         clock.now = when
         concern = rng.random() < 0.08
         ci = app.record_check_in(
-            teacher, pid, held_on=when.date(),
+            teacher,
+            pid,
+            held_on=when.date(),
             notes={k: rng.choice(v) for k, v in CHECK_IN_NOTES.items()},
-            concern=concern, concern_note="发现该生近期常独自一人，疑似被孤立" if concern else "",
+            concern=concern,
+            concern_note="发现该生近期常独自一人，疑似被孤立" if concern else "",
         )
         counts["谈心记录"] += 1
         if concern:
@@ -242,12 +284,19 @@ def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchoo
         escalated.add(pid)
         try:
             if n % 2 == 0:
-                app.escalate_to_support_file(teacher, pid, ci, category="人际关系", risk_level="key",
-                                             reason="谈心中发现该生被孤立，需心理支持")
+                app.escalate_to_support_file(
+                    teacher, pid, ci, category="人际关系", risk_level="key", reason="谈心中发现该生被孤立，需心理支持"
+                )
             else:
                 app.escalate_to_bullying_report(
-                    teacher, pid, ci, occurred_at=clock.now - timedelta(days=2), place="教室",
-                    forms=["verbal"], narrative="该生反映被同学排挤、起绰号", reason="谈心中学生自述",
+                    teacher,
+                    pid,
+                    ci,
+                    occurred_at=clock.now - timedelta(days=2),
+                    place="教室",
+                    forms=["verbal"],
+                    narrative="该生反映被同学排挤、起绰号",
+                    reason="谈心中学生自述",
                 )
             counts["上报的担忧"] = counts.get("上报的担忧", 0) + 1
         except DomainError:
@@ -270,8 +319,17 @@ def _casework(app: Any, rng: random.Random, fake: Faker, schools: list[DemoSchoo
 
 # Each demo case walks the lifecycle up to one of these stages, so every state shows.
 CASE_STAGES = [
-    "reported", "investigating", "awaiting_determination", "determined", "concluded", "intervening",
-    "following_up", "appealed", "closed", "closed_offence", "reopened",
+    "reported",
+    "investigating",
+    "awaiting_determination",
+    "determined",
+    "concluded",
+    "intervening",
+    "following_up",
+    "appealed",
+    "closed",
+    "closed_offence",
+    "reopened",
 ]
 NARRATIVES = [
     ("physical", "课间在走廊被几名同学推搡，头部撞到墙上", "教学楼三楼走廊"),
@@ -294,16 +352,28 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         form, narrative, place = NARRATIVES[n % len(NARRATIVES)]
         reporter = ds.teachers[cls]
         case = app.report_bullying(
-            reporter, school_id=ds.id, channel=rng.choice(["teacher", "parent", "student", "hotline"]),
-            occurred_at=clock.now - timedelta(days=1), place=place, forms=[form],
-            parties=[(target, "targeted"), (bully, "bullying"), (witness, "witness")], narrative=narrative,
+            reporter,
+            school_id=ds.id,
+            channel=rng.choice(["teacher", "parent", "student", "hotline"]),
+            occurred_at=clock.now - timedelta(days=1),
+            place=place,
+            forms=[form],
+            parties=[(target, "targeted"), (bully, "bullying"), (witness, "witness")],
+            narrative=narrative,
         )
         made += 1
         step = _stepper(clock, rng)
-        app.take_safety_measure(safety, case, kind="separate_students", student_ids=[target, bully],
-                                note="调整座位，课间由老师陪同")
-        app.notify_guardian(safety, case, student_id=target, method="phone", notified_at=clock.now,
-                            note="已电话告知家长，家长同意配合调查")
+        app.take_safety_measure(
+            safety, case, kind="separate_students", student_ids=[target, bully], note="调整座位，课间由老师陪同"
+        )
+        app.notify_guardian(
+            safety,
+            case,
+            student_id=target,
+            method="phone",
+            notified_at=clock.now,
+            note="已电话告知家长，家长同意配合调查",
+        )
         if stage == "reported":
             continue
         step()
@@ -320,9 +390,14 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         step()
         not_bullying = stage == "concluded"
         severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])
-        app.determine(safety, case, bullying=not not_bullying, horseplay=not_bullying,
-                      severity=None if not_bullying else severity,
-                      reason="学生欺凌治理委员会集体认定" if not not_bullying else "经认定属于同学间打闹嬉戏")
+        app.determine(
+            safety,
+            case,
+            bullying=not not_bullying,
+            horseplay=not_bullying,
+            severity=None if not_bullying else severity,
+            reason="学生欺凌治理委员会集体认定" if not not_bullying else "经认定属于同学间打闹嬉戏",
+        )
         if stage == "determined":
             continue
         step()
@@ -330,13 +405,26 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         if stage == "concluded":
             continue
         counselor = ds.counselors[n % len(ds.counselors)]
-        app.plan_intervention(safety, case, student_id=target, kind="counselling", plan="每周一次心理辅导，关注情绪变化",
-                              responsible_staff_id=counselor.staff_id)
-        app.plan_intervention(safety, case, student_id=bully, kind="education", plan="开展法治教育和谈心，了解动机，书面道歉",
-                              responsible_staff_id=ds.teachers[cls].staff_id)
+        app.plan_intervention(
+            safety,
+            case,
+            student_id=target,
+            kind="counselling",
+            plan="每周一次心理辅导，关注情绪变化",
+            responsible_staff_id=counselor.staff_id,
+        )
+        app.plan_intervention(
+            safety,
+            case,
+            student_id=bully,
+            kind="education",
+            plan="开展法治教育和谈心，了解动机，书面道歉",
+            responsible_staff_id=ds.teachers[cls].staff_id,
+        )
         if stage == "closed_offence":
-            app.record_mandatory_report(principal, case, agency="辖区派出所", reported_at=clock.now,
-                                        reference=f"JB-2026-{n:03d}")
+            app.record_mandatory_report(
+                principal, case, agency="辖区派出所", reported_at=clock.now, reference=f"JB-2026-{n:03d}"
+            )
         if stage == "intervening":
             continue
         if stage == "appealed":
@@ -380,22 +468,39 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
         clock.now = end - timedelta(days=70 - n * 6)
         fid = app.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
         made += 1
-        app.draw_up_plan(counselor, fid, goals=["情绪稳定", "恢复正常作息"],
-                         measures=[{"text": "每两周一次个体辅导", "by": "心理老师"},
-                                   {"text": "班主任每周关注课堂表现", "by": "班主任"}])
+        app.draw_up_plan(
+            counselor,
+            fid,
+            goals=["情绪稳定", "恢复正常作息"],
+            measures=[
+                {"text": "每两周一次个体辅导", "by": "心理老师"},
+                {"text": "班主任每周关注课堂表现", "by": "班主任"},
+            ],
+        )
         clock.now += timedelta(days=3)
         app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
-        app.record_guardian_contact(counselor, fid, contacted_on=clock.now.date(), guardian="母亲",
-                                    method="phone", summary="与家长沟通在家情况，家长表示配合")
+        app.record_guardian_contact(
+            counselor,
+            fid,
+            contacted_on=clock.now.date(),
+            guardian="母亲",
+            method="phone",
+            summary="与家长沟通在家情况，家长表示配合",
+        )
         if level == "high":
             clock.now += timedelta(days=2)
-            app.record_referral(counselor, fid, referred_on=clock.now.date(), to="市精神卫生中心",
-                                reason="建议专业评估")
+            app.record_referral(
+                counselor, fid, referred_on=clock.now.date(), to="市精神卫生中心", reason="建议专业评估"
+            )
         if n == 5:
             clock.now += timedelta(days=1)
-            app.record_crisis_intervention(counselor, fid, occurred_on=clock.now.date(),
-                                           what_happened="课间情绪崩溃，表达轻生念头",
-                                           actions_taken="全程陪护，立即通知家长并转介医院")
+            app.record_crisis_intervention(
+                counselor,
+                fid,
+                occurred_on=clock.now.date(),
+                what_happened="课间情绪崩溃，表达轻生念头",
+                actions_taken="全程陪护，立即通知家长并转介医院",
+            )
         if n == 0:
             clock.now += timedelta(days=20)
             app.record_review(counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue")

@@ -56,8 +56,14 @@ def events_markdown() -> str:
         "",
     ]
     for cls, label, summary in AGGREGATES:
-        lines += [f"## {cls.__name__} — {label}", "", summary, "", "| event (topic) | version | fields |",
-                  "| --- | --- | --- |"]
+        lines += [
+            f"## {cls.__name__} — {label}",
+            "",
+            summary,
+            "",
+            "| event (topic) | version | fields |",
+            "| --- | --- | --- |",
+        ]
         for e in event_classes(cls):
             fields = ", ".join(f"`{k}`: {v}".replace("|", "\\|") for k, v in e.__annotations__.items())
             lines.append(f"| `{get_topic(e)}` | {getattr(e, 'class_version', 1)} | {fields} |")
@@ -95,8 +101,7 @@ for _extra, _label in (("AUDIT_READ", "审计查询"), ("QUEUE_READ", "查看待
 
 def cell(role: Role, action: str) -> str:
     """Describe, in words, in which scope a role may take an action."""
-    me = Actor("me", frozenset({role}), school_id=None if role == Role.SUPERVISOR else "s1",
-               classes=frozenset({"c1"}))
+    me = Actor("me", frozenset({role}), school_id=None if role == Role.SUPERVISOR else "s1", classes=frozenset({"c1"}))
     if role == Role.ADMINISTRATOR:
         me = Actor("me", frozenset({role}), school_id=None)
     scopes = [

@@ -28,8 +28,14 @@ if TYPE_CHECKING:
 # every few seconds; a bulk import in another process may put them this far behind.
 DEFAULT_MAX_LAG = 1000
 BATCH = 5000
-KIND_LABELS = {"student": "学生", "staff": "教职工", "case": "欺凌案件", "file": "心理档案",
-               "screening": "心理筛查", "pairing": "一岗双带"}
+KIND_LABELS = {
+    "student": "学生",
+    "staff": "教职工",
+    "case": "欺凌案件",
+    "file": "心理档案",
+    "screening": "心理筛查",
+    "pairing": "一岗双带",
+}
 FAILED_LABELS = {"event": "事件未通过认证", "key": "数据密钥未通过认证", "snapshot": "快照未通过认证"}
 
 
@@ -83,8 +89,10 @@ def _postgres_integrity(config: StoreConfig) -> list[Finding]:
         return [Finding(False, f"无法连接数据库：{type(e).__name__}")]
     with conn:
         schema = config.schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,))]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,))
+        ]
         bad = 0
         for t in tables:
             try:
@@ -96,10 +104,15 @@ def _postgres_integrity(config: StoreConfig) -> list[Finding]:
         has_amcheck = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'").fetchone() is not None
         checked = 0
         if has_amcheck:
-            indexes = [r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am am ON am.oid = c.relam "
-                "WHERE n.nspname = %s AND am.amname = 'btree' ORDER BY c.relname", (schema,))]
+            indexes = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am am ON am.oid = c.relam "
+                    "WHERE n.nspname = %s AND am.amname = 'btree' ORDER BY c.relname",
+                    (schema,),
+                )
+            ]
             for ix in indexes:
                 try:
                     conn.execute("SELECT bt_index_check(%s::regclass)", (f'"{schema}"."{ix}"',))
@@ -236,8 +249,14 @@ def _scan_snapshots(app: Core, s: Scan) -> None:
             if sid in s.bad or sid in s.unheld:
                 continue
             try:
-                app.mapper.decrypt_state(StoredEvent(originator_id=uid, originator_version=version,  # type: ignore[attr-defined]
-                                                     topic=topic, state=bytes(state)))
+                app.mapper.decrypt_state(
+                    StoredEvent(
+                        originator_id=uid,
+                        originator_version=version,  # type: ignore[attr-defined]
+                        topic=topic,
+                        state=bytes(state),
+                    )
+                )
                 s.snapshots += 1
             except StreamErased:
                 pass
@@ -271,7 +290,9 @@ def describe(app: Core, stream_id: str) -> str:
     sid = quarantine.stream_uuid(stream_id) or stream_id
     row = app.db.fetchone(
         "SELECT d.kind, d.school_id, s.name FROM {t}anxin_directory d LEFT JOIN {t}anxin_schools s "
-        "ON s.school_id = d.school_id WHERE d.stream_id = ?", (sid,))
+        "ON s.school_id = d.school_id WHERE d.stream_id = ?",
+        (sid,),
+    )
     if row is None:
         return f"记录 {sid}（目录中没有这条记录）"
     kind = KIND_LABELS.get(row[0], row[0])
@@ -329,7 +350,11 @@ def check(config: StoreConfig, *, max_lag: int | None = None, out: Callable[[str
                 say(Finding(False, f"视图 {v} 落后日志 {n} 个事件（位置 {positions[v]}，日志 {head}；上限 {max_lag}）"))
             if not behind:
                 most = max((head - p for p in positions.values()), default=0)
-                say(Finding(True, f"视图 {len(positions)} 个已追上日志（最多落后 {max(most, 0)} 个事件，上限 {max_lag}）"))
+                say(
+                    Finding(
+                        True, f"视图 {len(positions)} 个已追上日志（最多落后 {max(most, 0)} 个事件，上限 {max_lag}）"
+                    )
+                )
     finally:
         app.close()
     return _verdict(findings, out)
@@ -342,7 +367,12 @@ def _check_records(app: Core, say: Callable[[Finding], None]) -> None:
     for kek_id, n in sorted(s.not_held.items()):
         say(Finding(False, f"{n} 个数据密钥由本进程没有的主密钥（编号 {kek_id}）封装：请放置含该密钥的密钥文件"))
     for key_id in s.named:
-        say(Finding(False, f"命名密钥 {key_id} 未通过认证（被改动）：依赖它的功能无法使用，请从备份恢复 anxin_keys 中的这一行"))
+        say(
+            Finding(
+                False,
+                f"命名密钥 {key_id} 未通过认证（被改动）：依赖它的功能无法使用，请从备份恢复 anxin_keys 中的这一行",
+            )
+        )
     tampered = s.bad
     for sid, (failed, version) in sorted(tampered.items()):
         quarantine.record(app, sid, version, failed)
@@ -351,20 +381,42 @@ def _check_records(app: Core, say: Callable[[Finding], None]) -> None:
     restored = sorted(set(listed) - found)
     quarantine.release(app, restored)
     for sid in restored:
-        say(Finding(True, f"{describe(app, sid)}已能通过认证（已从备份恢复？），解除隔离；请运行 `anxin projections rebuild`"))
+        say(
+            Finding(
+                True,
+                f"{describe(app, sid)}已能通过认证（已从备份恢复？），解除隔离；请运行 `anxin projections rebuild`",
+            )
+        )
     for sid, (failed, version) in sorted(tampered.items()):
         q = listed.get(quarantine.stream_uuid(sid) or "")
         where = f"第 {version} 版" if failed != "key" else ""
         since = f"，{q.found_at} 起隔离" if q else "，已隔离"
-        say(Finding(False, f"{describe(app, sid)}：{where}{FAILED_LABELS[failed]}{since}；其余记录不受影响，"
-                           "请从备份恢复该记录"))
+        say(
+            Finding(
+                False,
+                f"{describe(app, sid)}：{where}{FAILED_LABELS[failed]}{since}；其余记录不受影响，请从备份恢复该记录",
+            )
+        )
     if not s.not_held and not s.named:
-        say(Finding(True, f"数据密钥 {s.keys} 个均可用主密钥解开" + (
-            f"（另有 {sum(1 for v in tampered.values() if v[0] == 'key')} 个未通过认证，见上）"
-            if any(v[0] == "key" for v in tampered.values()) else "")))
-    say(Finding(not tampered, f"事件 {s.events} 个、快照 {s.snapshots} 个通过认证" + (
-        f"；{len(tampered)} 条记录未通过认证，已隔离（见上）" if tampered else "")
-        + f"（用时 {time.perf_counter() - started:.1f} 秒）"))
+        say(
+            Finding(
+                True,
+                f"数据密钥 {s.keys} 个均可用主密钥解开"
+                + (
+                    f"（另有 {sum(1 for v in tampered.values() if v[0] == 'key')} 个未通过认证，见上）"
+                    if any(v[0] == "key" for v in tampered.values())
+                    else ""
+                ),
+            )
+        )
+    say(
+        Finding(
+            not tampered,
+            f"事件 {s.events} 个、快照 {s.snapshots} 个通过认证"
+            + (f"；{len(tampered)} 条记录未通过认证，已隔离（见上）" if tampered else "")
+            + f"（用时 {time.perf_counter() - started:.1f} 秒）",
+        )
+    )
 
 
 def _verdict(findings: list[Finding], out: Callable[[str], None]) -> int:

@@ -73,9 +73,17 @@ def status(app: Core, key_file: MasterKeyFile | None) -> RingStatus:
     counts = app.db.keys_per_kek()
     ring = app.db.keyring()
     known = {r[0] for r in ring}
-    keys = [{"id": kid, "state": state, "data_keys": counts.get(kid, 0), "added_at": added,
-             "changed_at": changed, "in_file": file_ids is None or kid in file_ids}
-            for kid, state, added, changed in ring]
+    keys = [
+        {
+            "id": kid,
+            "state": state,
+            "data_keys": counts.get(kid, 0),
+            "added_at": added,
+            "changed_at": changed,
+            "in_file": file_ids is None or kid in file_ids,
+        }
+        for kid, state, added, changed in ring
+    ]
     prepared = [k for k in (file_ids or []) if k not in known]
     return RingStatus(app.db.current_kek_id(), keys, prepared, file_ids)
 
@@ -87,8 +95,15 @@ def prepare(key_file: MasterKeyFile) -> MasterKey:
     return key
 
 
-def rotate(app: Core, actor: Actor, *, new_key: MasterKey | None = None, key_file: MasterKeyFile | None = None,
-           on_step: Callable[[str], None] | None = None, batch: int = BATCH) -> Rotation:
+def rotate(
+    app: Core,
+    actor: Actor,
+    *,
+    new_key: MasterKey | None = None,
+    key_file: MasterKeyFile | None = None,
+    on_step: Callable[[str], None] | None = None,
+    batch: int = BATCH,
+) -> Rotation:
     """Rotate to a new master key, or finish a rotation that was interrupted. With a key
     file, the new key is taken from it if one was prepared (`keys add`), else made and
     added to it; without one (tests, a key from the environment) `new_key` is used."""
@@ -147,15 +162,21 @@ def _switch(app: Core, actor: Actor, new: MasterKey) -> str:
     """Step 2: the new key current, the old previous, and the trail entry, in one transaction."""
     db = app.db
     with db.write_transaction() as c:
-        row = c.execute(db.q("SELECT kek_id FROM {t}anxin_keyring WHERE state = 'current'" +
-                             (" FOR UPDATE" if db.dialect == "postgres" else ""))).fetchone()
+        row = c.execute(
+            db.q(
+                "SELECT kek_id FROM {t}anxin_keyring WHERE state = 'current'"
+                + (" FOR UPDATE" if db.dialect == "postgres" else "")
+            )
+        ).fetchone()
         if row is None:
             raise RotationRefused("本库没有登记当前主密钥")
         old = str(row[0])
         now = _now()
         c.execute(db.q("UPDATE {t}anxin_keyring SET state = 'previous', changed_at = ? WHERE kek_id = ?"), (now, old))
-        c.execute(db.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at, changed_at) VALUES (?, 'current', ?, ?)"),
-                  (new.kek_id, now, now))
+        c.execute(
+            db.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at, changed_at) VALUES (?, 'current', ?, ?)"),
+            (new.kek_id, now, now),
+        )
         entry = audit.security_row(app, "key_rotation", actor.staff_id, new.kek_id, {"from": old, "step": "switched"})
         audit.append(c, db, [entry])
     return old
@@ -167,8 +188,11 @@ def _rewrap(app: Core, new: MasterKey, batch: int, step: Callable[[str], None]) 
     db, ks = app.db, app.keystore
     done = 0
     while True:
-        rows = db.fetch(f"SELECT stream_id, wrapped, kek_id FROM {{t}}anxin_keys WHERE wrapped IS NOT NULL "
-                        f"AND kek_id <> ? ORDER BY stream_id LIMIT {int(batch)}", (new.kek_id,))
+        rows = db.fetch(
+            f"SELECT stream_id, wrapped, kek_id FROM {{t}}anxin_keys WHERE wrapped IS NOT NULL "
+            f"AND kek_id <> ? ORDER BY stream_id LIMIT {int(batch)}",
+            (new.kek_id,),
+        )
         if not rows:
             return done
         updates = []
@@ -176,8 +200,13 @@ def _rewrap(app: Core, new: MasterKey, batch: int, step: Callable[[str], None]) 
             data_key = ks._unwrap(sid, wrapped, kek_id)
             updates.append((new.wrap(sid, data_key), new.kek_id, sid, kek_id))
         with db.write_transaction() as c:
-            c.executemany(db.q("UPDATE {t}anxin_keys SET wrapped = ?, kek_id = ? WHERE stream_id = ? AND kek_id = ? "
-                               "AND wrapped IS NOT NULL"), updates)
+            c.executemany(
+                db.q(
+                    "UPDATE {t}anxin_keys SET wrapped = ?, kek_id = ? WHERE stream_id = ? AND kek_id = ? "
+                    "AND wrapped IS NOT NULL"
+                ),
+                updates,
+            )
         done += len(updates)
         step("rewrapped-batch")
 
@@ -187,17 +216,25 @@ def _retire(app: Core, actor: Actor, new: MasterKey, rewrapped: int) -> list[str
     db = app.db
     retired = []
     with db.write_transaction() as c:
-        for (kid,) in c.execute(db.q("SELECT kek_id FROM {t}anxin_keyring WHERE state = 'previous' ORDER BY kek_id")
-                                ).fetchall():
-            still = c.execute(db.q("SELECT COUNT(*) FROM {t}anxin_keys WHERE kek_id = ? AND wrapped IS NOT NULL"),
-                              (kid,)).fetchone()
+        for (kid,) in c.execute(
+            db.q("SELECT kek_id FROM {t}anxin_keyring WHERE state = 'previous' ORDER BY kek_id")
+        ).fetchall():
+            still = c.execute(
+                db.q("SELECT COUNT(*) FROM {t}anxin_keys WHERE kek_id = ? AND wrapped IS NOT NULL"), (kid,)
+            ).fetchone()
             if still and still[0]:
                 continue
-            c.execute(db.q("UPDATE {t}anxin_keyring SET state = 'retired', changed_at = ? WHERE kek_id = ?"),
-                      (_now(), kid))
+            c.execute(
+                db.q("UPDATE {t}anxin_keyring SET state = 'retired', changed_at = ? WHERE kek_id = ?"), (_now(), kid)
+            )
             retired.append(kid)
         if retired:
-            entry = audit.security_row(app, "key_rotation", actor.staff_id, new.kek_id,
-                                       {"step": "retired", "retired": retired, "rewrapped": rewrapped})
+            entry = audit.security_row(
+                app,
+                "key_rotation",
+                actor.staff_id,
+                new.kek_id,
+                {"step": "retired", "retired": retired, "rewrapped": rewrapped},
+            )
             audit.append(c, db, [entry])
     return retired

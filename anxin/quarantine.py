@@ -26,14 +26,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("anxin.quarantine")
 
 
-
 class Unreadable(Tampered, DomainError):
     """`Tampered` as the application says it to a person: still a Tampered (the stream and
     version that failed) for code that checks for one, and a DomainError that pages, the
     API and the command line answer with this message."""
 
     code = "unreadable"
-    message = "该记录未通过完整性校验，已隔离，暂时无法读取；其他记录不受影响。请联系管理员运行 anxin check 并从备份恢复"
+    message = (
+        "该记录未通过完整性校验，已隔离，暂时无法读取；其他记录不受影响。请联系管理员运行 anxin check 并从备份恢复"
+    )
 
     def __init__(self, stream_id: str = "", version: int = 0) -> None:
         Tampered.__init__(self, stream_id, version)
@@ -81,8 +82,14 @@ def record(app: Core, stream_id: str, version: int, failed: str | None = None) -
             app.db.execute(
                 "INSERT INTO {t}anxin_quarantine (stream_id, kind, school_id, version, failed, found_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO NOTHING",
-                (sid, row[0] if row else None, row[1] if row else None, version, failed,
-                 datetime.now(UTC).isoformat(timespec="seconds")),
+                (
+                    sid,
+                    row[0] if row else None,
+                    row[1] if row else None,
+                    version,
+                    failed,
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
             )
     except Exception:  # e.g. a read-only replica, or the database busy: reported again next time
         log.exception("could not record the quarantine of %s", sid)
@@ -92,9 +99,13 @@ def record(app: Core, stream_id: str, version: int, failed: str | None = None) -
 
 
 def listed(app: Core) -> list[Quarantined]:
-    return [Quarantined(r[0], r[1], r[2], int(r[3]), r[4], r[5]) for r in app.db.fetch(
-        "SELECT stream_id, kind, school_id, version, failed, found_at FROM {t}anxin_quarantine "
-        "ORDER BY found_at, stream_id")]
+    return [
+        Quarantined(r[0], r[1], r[2], int(r[3]), r[4], r[5])
+        for r in app.db.fetch(
+            "SELECT stream_id, kind, school_id, version, failed, found_at FROM {t}anxin_quarantine "
+            "ORDER BY found_at, stream_id"
+        )
+    ]
 
 
 def release(app: Core, stream_ids: list[str]) -> None:

@@ -14,13 +14,26 @@ from domain.common import Actor, DomainError
 from domain.roster import FIELD_LIMITS, GENDERS, MAX_TAGS, Student, birth_date_problem, text_problem
 
 HEADER = [
-    "student_no", "name", "gender", "birth_date", "grade", "class",
-    "guardian_name", "guardian_phone", "tags",
+    "student_no",
+    "name",
+    "gender",
+    "birth_date",
+    "grade",
+    "class",
+    "guardian_name",
+    "guardian_phone",
+    "tags",
 ]
 REQUIRED = ["student_no", "name", "gender", "birth_date", "grade", "class"]
 LABELS = {
-    "student_no": "学号", "name": "姓名", "gender": "性别", "birth_date": "出生日期",
-    "grade": "年级", "class": "班级", "guardian_name": "监护人姓名", "guardian_phone": "监护人电话",
+    "student_no": "学号",
+    "name": "姓名",
+    "gender": "性别",
+    "birth_date": "出生日期",
+    "grade": "年级",
+    "class": "班级",
+    "guardian_name": "监护人姓名",
+    "guardian_phone": "监护人电话",
 }
 
 
@@ -39,8 +52,16 @@ class ImportRejected(DomainError):
 
 
 # The CSV's columns as the domain's limits name them (FIELD_LIMITS).
-_LIMIT_OF = {"student_no": "student_no", "name": "name", "gender": "gender", "birth_date": None, "grade": "grade",
-             "class": "class_name", "guardian_name": "guardian_name", "guardian_phone": "guardian_phone"}
+_LIMIT_OF = {
+    "student_no": "student_no",
+    "name": "name",
+    "gender": "gender",
+    "birth_date": None,
+    "grade": "grade",
+    "class": "class_name",
+    "guardian_name": "guardian_name",
+    "guardian_phone": "guardian_phone",
+}
 
 
 def _field_problem(column: str, value: str) -> str | None:
@@ -50,8 +71,10 @@ def _field_problem(column: str, value: str) -> str | None:
         tags = [t.strip() for t in value.split(";") if t.strip()]
         if len(tags) > MAX_TAGS:
             return f"标签最多 {MAX_TAGS} 个，实际为 {len(tags)} 个"
-        return next((p for t in tags if (p := text_problem(t, label, FIELD_LIMITS["tag"])) is not None),
-                    text_problem(value, label, FIELD_LIMITS["tag"] * MAX_TAGS + MAX_TAGS))
+        return next(
+            (p for t in tags if (p := text_problem(t, label, FIELD_LIMITS["tag"])) is not None),
+            text_problem(value, label, FIELD_LIMITS["tag"] * MAX_TAGS + MAX_TAGS),
+        )
     key = _LIMIT_OF.get(column)
     return text_problem(value, label, FIELD_LIMITS[key] if key else 10)
 
@@ -102,8 +125,15 @@ def csv_records(text: str) -> Iterator[tuple[int, list[str] | None, str]]:
             return
         except csv.Error as e:
             too_long = "field larger than field limit" in str(e)
-            yield start, None, (f"某一字段过长（超过 {csv.field_size_limit()} 个字符），无法读取" if too_long
-                                else f"无法按 CSV 读取此行（{e}）")
+            yield (
+                start,
+                None,
+                (
+                    f"某一字段过长（超过 {csv.field_size_limit()} 个字符），无法读取"
+                    if too_long
+                    else f"无法按 CSV 读取此行（{e}）"
+                ),
+            )
             continue
         yield start, values, ""
 
@@ -143,7 +173,7 @@ def import_roster(
             continue
         empty = [LABELS[k] for k in REQUIRED if not row.get(k)]
         if empty:
-            errors.append((line, f"缺少{ '、'.join(empty) }"))
+            errors.append((line, f"缺少{'、'.join(empty)}"))
             continue
         no = row["student_no"]
         if no in seen:
@@ -170,11 +200,18 @@ def import_roster(
         try:
             students.append(
                 Student.enrol(
-                    id=app.student_id_for(school_id, no), school_id=school_id, student_no=no,
-                    name=row["name"], gender=row["gender"], birth_date=birth, grade=row["grade"],
-                    class_name=row["class"], guardians=guardians,
+                    id=app.student_id_for(school_id, no),
+                    school_id=school_id,
+                    student_no=no,
+                    name=row["name"],
+                    gender=row["gender"],
+                    birth_date=birth,
+                    grade=row["grade"],
+                    class_name=row["class"],
+                    guardians=guardians,
                     tags=[t for t in row.get("tags", "").split(";") if t.strip()],
-                    actor=actor.staff_id, at=at,
+                    actor=actor.staff_id,
+                    at=at,
                 )
             )
         except DomainError as e:

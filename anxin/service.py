@@ -85,8 +85,13 @@ def open_app(
     policy: Policy | None = None,
 ) -> Anxin:
     config = config or config_from_env(data_dir)
-    return Anxin(config, load_master_keys(config), policy or load_policy(config), clock,
-                 key_source=lambda: load_master_keys(config))
+    return Anxin(
+        config,
+        load_master_keys(config),
+        policy or load_policy(config),
+        clock,
+        key_source=lambda: load_master_keys(config),
+    )
 
 
 __all__ = ["Anxin", "open_app", "MasterKeyMissing", "master_key_file"]

@@ -29,10 +29,7 @@ from anxin import audit as audit_trail
 from anxin.crypto import KeyError_, KeyStore, stream_key
 
 SIDE_TABLES = {
-    "anxin_keys": (
-        "stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, "
-        "shredded_at TEXT"
-    ),
+    "anxin_keys": ("stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, shredded_at TEXT"),
     # The master keys the store knows, by id (never the keys): exactly one is `current`
     # (every new data key is wrapped by it), `previous` ones still wrap some data keys
     # during a rotation, `retired` ones wrap none. See anxin.keyring.
@@ -52,9 +49,7 @@ SIDE_TABLES = {
         "stream_id TEXT NOT NULL, student_id TEXT NOT NULL, part TEXT NOT NULL, "
         "PRIMARY KEY (stream_id, student_id, part)"
     ),
-    "anxin_schools": (
-        "school_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, district TEXT NOT NULL"
-    ),
+    "anxin_schools": ("school_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, district TEXT NOT NULL"),
     "anxin_staff": (
         "staff_id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, school_id TEXT, "
         "roles TEXT NOT NULL, classes TEXT NOT NULL, district TEXT NOT NULL, "
@@ -274,8 +269,9 @@ class Database:
         with self.recorder.datastore.get_connection(commit=False) as conn:
             return Cursor(conn.cursor(), self.dialect).execute(self.q(sql), params).fetchall()
 
-    def fetch_in(self, sql: str, values: Sequence[Any], params: Sequence[Any] = (),
-                 chunk: int = 500) -> list[tuple[Any, ...]]:
+    def fetch_in(
+        self, sql: str, values: Sequence[Any], params: Sequence[Any] = (), chunk: int = 500
+    ) -> list[tuple[Any, ...]]:
         """`sql` whose `IN ({marks})` takes `values`, `chunk` at a time (after `params`)."""
         out: list[tuple[Any, ...]] = []
         for n in range(0, len(values), chunk):
@@ -298,8 +294,12 @@ class Database:
 
     def fetch_keys(self, stream_ids: Sequence[str]) -> list[tuple[str, bytes | None, str]]:
         """Many streams' key rows, 500 ids per query."""
-        return [(r[0], r[1], r[2]) for r in self.fetch_in(
-            "SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys WHERE stream_id IN ({marks})", stream_ids)]
+        return [
+            (r[0], r[1], r[2])
+            for r in self.fetch_in(
+                "SELECT stream_id, wrapped, kek_id FROM {t}anxin_keys WHERE stream_id IN ({marks})", stream_ids
+            )
+        ]
 
     def analyze(self, more: Sequence[str] = (), changed: int | None = None) -> bool:
         """After a bulk load on PostgreSQL: refresh the planner's statistics of the store's
@@ -317,8 +317,10 @@ class Database:
             if changed is not None:
                 # As autovacuum would (its analyze scale factor): only when the rows just
                 # written are a tenth of what the statistics know (-1: never analyzed).
-                row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-                                   (self.t(self.recorder.events_table_name),)).fetchone()
+                row = conn.execute(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+                    (self.t(self.recorder.events_table_name),),
+                ).fetchone()
                 known = float(row["reltuples"]) if row else -1.0  # (the library's rows are dicts)
                 if known >= 0 and changed < 0.1 * known:
                     return False
@@ -332,9 +334,13 @@ class Database:
     def insert_named_key(self, keystore: KeyStore, key_id: str, data_key: bytes) -> None:
         """A named key, wrapped under the current master key in the transaction that stores it."""
         with self.write_transaction() as c:
-            c.executemany(self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?) "
-                                 "ON CONFLICT (stream_id) DO NOTHING"),
-                          keystore.wrap_current(c, [(key_id, data_key)]))
+            c.executemany(
+                self.q(
+                    "INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT (stream_id) DO NOTHING"
+                ),
+                keystore.wrap_current(c, [(key_id, data_key)]),
+            )
 
     # -- the key ring ---------------------------------------------------------------------
     def current_kek_id(self, c: Cursor | None = None) -> str:
@@ -360,18 +366,29 @@ class Database:
 
     def keyring(self) -> list[tuple[str, str, str, str | None]]:
         """(kek_id, state, added_at, changed_at) of every master key the store knows."""
-        return [(r[0], r[1], r[2], r[3]) for r in self.fetch(
-            "SELECT kek_id, state, added_at, changed_at FROM {t}anxin_keyring ORDER BY added_at, kek_id")]
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self.fetch(
+                "SELECT kek_id, state, added_at, changed_at FROM {t}anxin_keyring ORDER BY added_at, kek_id"
+            )
+        ]
 
     def keys_per_kek(self) -> dict[str, int]:
         """How many live data keys each master key wraps."""
-        return {r[0]: int(r[1]) for r in self.fetch(
-            "SELECT kek_id, COUNT(*) FROM {t}anxin_keys WHERE wrapped IS NOT NULL GROUP BY kek_id")}
+        return {
+            r[0]: int(r[1])
+            for r in self.fetch("SELECT kek_id, COUNT(*) FROM {t}anxin_keys WHERE wrapped IS NOT NULL GROUP BY kek_id")
+        }
 
     def sample_keys(self, kek_id: str, n: int) -> list[tuple[str, bytes]]:
-        return [(r[0], r[1]) for r in self.fetch(
-            f"SELECT stream_id, wrapped FROM {{t}}anxin_keys WHERE kek_id = ? AND wrapped IS NOT NULL "
-            f"ORDER BY stream_id LIMIT {int(n)}", (kek_id,))]
+        return [
+            (r[0], r[1])
+            for r in self.fetch(
+                f"SELECT stream_id, wrapped FROM {{t}}anxin_keys WHERE kek_id = ? AND wrapped IS NOT NULL "
+                f"ORDER BY stream_id LIMIT {int(n)}",
+                (kek_id,),
+            )
+        ]
 
     def ensure_keyring(self, keystore: KeyStore) -> None:
         """A store without a ring gets one: a new store's current key is the first this
@@ -393,13 +410,21 @@ class Database:
         with self.write_transaction() as c:
             if c.execute(self.q("SELECT 1 FROM {t}anxin_keyring")).fetchone():
                 return  # made meanwhile
-            c.executemany(self.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at) VALUES (?, ?, ?)"),
-                          [(current, "current", now), *((k, "previous", now) for k in previous)])
+            c.executemany(
+                self.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at) VALUES (?, ?, ?)"),
+                [(current, "current", now), *((k, "previous", now) for k in previous)],
+            )
 
-    def write_with_events(self, raw_cursor: Any, stored_events: Sequence[StoredEvent], *,
-                          side_statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
-                          audit_meta: dict[tuple[str, int], tuple[str, str]] | None = None,
-                          audit_first: Sequence[Any] = (), **_: Any) -> None:
+    def write_with_events(
+        self,
+        raw_cursor: Any,
+        stored_events: Sequence[StoredEvent],
+        *,
+        side_statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
+        audit_meta: dict[tuple[str, int], tuple[str, str]] | None = None,
+        audit_first: Sequence[Any] = (),
+        **_: Any,
+    ) -> None:
         """Called by the recorder inside the events' transaction, with what the save named
         (`Core._save`'s keyword arguments, which the library passes to the recorder): the new
         streams' data keys, the directory's statements (`side_statements`), and the audit
@@ -408,9 +433,7 @@ class Database:
         c = Cursor(raw_cursor, self.dialect)
         sids = {stream_key(e.originator_id) for e in stored_events if e.originator_version == 1}
         keys = self.keystore.wrap_current(c, self.keystore.take_pending(sids))
-        c.executemany(
-            self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), keys
-        )
+        c.executemany(self.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), keys)
         # Runs of the same statement go as one executemany (one round trip on PostgreSQL).
         run_sql: str | None = None
         run: list[tuple[Any, ...]] = []
@@ -443,8 +466,10 @@ class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
         return super().select_events(originator_id, **kw)
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> Any:
-        ids = self._insert_batch(c, stored_events) if len(stored_events) > 1 else (
-            super()._insert_events(c, stored_events, **kw)
+        ids = (
+            self._insert_batch(c, stored_events)
+            if len(stored_events) > 1
+            else (super()._insert_events(c, stored_events, **kw))
         )
         if self.anxin_db is not None:
             self.anxin_db.write_with_events(c, stored_events, **kw)
@@ -454,9 +479,7 @@ class AnxinSQLiteRecorder(SQLiteApplicationRecorder):
         """The library inserts row by row to learn each rowid. Once the first row is
         in, this transaction holds SQLite's only write lock, so the rest get the
         next rowids in order: insert them in one executemany and check the end."""
-        params = [
-            (stream_key(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events
-        ]
+        params = [(stream_key(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events]
         c.execute(self.insert_events_statement, params[0])
         first = c.lastrowid
         c.executemany(self.insert_events_statement, params[1:])

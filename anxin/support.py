@@ -180,12 +180,25 @@ class SupportCommands(Core):
     ) -> str:
         """Open a student's support file (one open file per student)."""
         student = self._student_resource(student_id)
-        self.authorize(actor, access.FILE_OPEN, Resource(
-            kind="file", school_id=student.school_id, classes=student.classes, district=student.district,
-        ))
+        self.authorize(
+            actor,
+            access.FILE_OPEN,
+            Resource(
+                kind="file",
+                school_id=student.school_id,
+                classes=student.classes,
+                district=student.district,
+            ),
+        )
         f = self._build_support_file(
-            actor, student_id, category=category, risk_level=risk_level, reason=reason,
-            responsible_id=responsible_id, origin=origin, source=source,
+            actor,
+            student_id,
+            category=category,
+            risk_level=risk_level,
+            reason=reason,
+            responsible_id=responsible_id,
+            origin=origin,
+            source=source,
         )
         self._save(f)
         return str(f.id)
@@ -220,9 +233,18 @@ class SupportCommands(Core):
         require(bool(responsible_id), "请指定一对一负责人（本校心理老师）")
         self._check_responsible(school_id, responsible_id)
         return SupportFile.open(
-            id=uuid4(), school_id=school_id, student_id=student_id, category=category, risk_level=risk_level,
-            reason=reason, responsible_id=responsible_id, origin=origin, source=source, policy=self.policy,
-            actor=actor.staff_id, at=self.now(),
+            id=uuid4(),
+            school_id=school_id,
+            student_id=student_id,
+            category=category,
+            risk_level=risk_level,
+            reason=reason,
+            responsible_id=responsible_id,
+            origin=origin,
+            source=source,
+            policy=self.policy,
+            actor=actor.staff_id,
+            at=self.now(),
         )
 
     def _student_resource(self, student_id: str) -> Resource:
@@ -234,14 +256,17 @@ class SupportCommands(Core):
     def _open_file_of(self, student_id: str) -> str | None:
         row = self.db.fetchone(
             "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open' "
-            "AND erased = 0", (student_id,),
+            "AND erased = 0",
+            (student_id,),
         )
         return row[0] if row else None
 
     def _check_responsible(self, school_id: str, staff_id: str) -> None:
         staff = self.accounts.staff(staff_id)
         if (
-            staff is None or staff.school_id != school_id or not staff.active
+            staff is None
+            or staff.school_id != school_id
+            or not staff.active
             or not set(staff.roles) & {Role.COUNSELOR.value, Role.PRINCIPAL.value}
         ):
             raise ResponsibleStaffInvalid()
@@ -250,106 +275,200 @@ class SupportCommands(Core):
     def _write(self, actor: Actor, file_id: str, expected_version: int | None) -> Any:
         return self._editing(file_id, SupportFile, expected_version, check=(actor, access.FILE_WRITE, "file"))
 
-    def raise_risk_level(self, actor: Actor, file_id: str, to_level: str, reason: str,
-                         expected_version: int | None = None) -> None:
+    def raise_risk_level(
+        self, actor: Actor, file_id: str, to_level: str, reason: str, expected_version: int | None = None
+    ) -> None:
         """Raise a file's risk level, with a reason."""
         with self._write(actor, file_id, expected_version) as f:
-            f.raise_risk_level(to_level=to_level, reason=reason, policy=self.policy, actor=actor.staff_id,
-                               at=self.now())
+            f.raise_risk_level(
+                to_level=to_level, reason=reason, policy=self.policy, actor=actor.staff_id, at=self.now()
+            )
 
-    def lower_risk_level(self, actor: Actor, file_id: str, to_level: str, reason: str,
-                         expected_version: int | None = None) -> None:
+    def lower_risk_level(
+        self, actor: Actor, file_id: str, to_level: str, reason: str, expected_version: int | None = None
+    ) -> None:
         """Lower a file's risk level, with a reason."""
         with self._write(actor, file_id, expected_version) as f:
-            f.lower_risk_level(to_level=to_level, reason=reason, policy=self.policy, actor=actor.staff_id,
-                               at=self.now())
+            f.lower_risk_level(
+                to_level=to_level, reason=reason, policy=self.policy, actor=actor.staff_id, at=self.now()
+            )
 
-    def change_file_category(self, actor: Actor, file_id: str, category: str, reason: str,
-                             expected_version: int | None = None) -> None:
+    def change_file_category(
+        self, actor: Actor, file_id: str, category: str, reason: str, expected_version: int | None = None
+    ) -> None:
         with self._write(actor, file_id, expected_version) as f:
             f.change_category(category=category, reason=reason, actor=actor.staff_id, at=self.now())
 
-    def reassign_support_file(self, actor: Actor, file_id: str, responsible_id: str, reason: str,
-                              expected_version: int | None = None) -> None:
+    def reassign_support_file(
+        self, actor: Actor, file_id: str, responsible_id: str, reason: str, expected_version: int | None = None
+    ) -> None:
         """Hand the one-to-one responsibility to another counselor of the school."""
         with self._write(actor, file_id, expected_version) as f:
             self._check_responsible(f.school_id, responsible_id)
             f.reassign(responsible_id=responsible_id, reason=reason, actor=actor.staff_id, at=self.now())
 
-    def draw_up_plan(self, actor: Actor, file_id: str, *, goals: list[str], measures: list[dict[str, str]],
-                     expected_version: int | None = None) -> None:
+    def draw_up_plan(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        goals: list[str],
+        measures: list[dict[str, str]],
+        expected_version: int | None = None,
+    ) -> None:
         """The personal plan (一人一策): goals, and measures each with who carries it out."""
         with self._write(actor, file_id, expected_version) as f:
             f.draw_up_plan(goals=goals, measures=measures, actor=actor.staff_id, at=self.now())
 
-    def revise_plan(self, actor: Actor, file_id: str, *, goals: list[str], measures: list[dict[str, str]],
-                    reason: str, expected_version: int | None = None) -> None:
+    def revise_plan(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        goals: list[str],
+        measures: list[dict[str, str]],
+        reason: str,
+        expected_version: int | None = None,
+    ) -> None:
         with self._write(actor, file_id, expected_version) as f:
             f.revise_plan(goals=goals, measures=measures, reason=reason, actor=actor.staff_id, at=self.now())
 
-    def record_session(self, actor: Actor, file_id: str, *, held_on: date, summary: str,
-                       duration_minutes: int | None = None, next_steps: str = "",
-                       expected_version: int | None = None) -> str:
+    def record_session(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        held_on: date,
+        summary: str,
+        duration_minutes: int | None = None,
+        next_steps: str = "",
+        expected_version: int | None = None,
+    ) -> str:
         """Record a counselling session; returns the entry id."""
         entry_id = uuid4().hex
         with self._write(actor, file_id, expected_version) as f:
-            f.record_session(entry_id=entry_id, held_on=held_on, summary=summary,
-                             duration_minutes=duration_minutes, next_steps=next_steps, actor=actor.staff_id,
-                             at=self.now())
+            f.record_session(
+                entry_id=entry_id,
+                held_on=held_on,
+                summary=summary,
+                duration_minutes=duration_minutes,
+                next_steps=next_steps,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
         return entry_id
 
-    def record_guardian_contact(self, actor: Actor, file_id: str, *, contacted_on: date, guardian: str,
-                                method: str, summary: str, expected_version: int | None = None) -> str:
+    def record_guardian_contact(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        contacted_on: date,
+        guardian: str,
+        method: str,
+        summary: str,
+        expected_version: int | None = None,
+    ) -> str:
         """Record a contact with a guardian (家校联系); returns the entry id."""
         entry_id = uuid4().hex
         with self._write(actor, file_id, expected_version) as f:
-            f.record_guardian_contact(entry_id=entry_id, contacted_on=contacted_on, guardian=guardian,
-                                      method=method, summary=summary, actor=actor.staff_id, at=self.now())
+            f.record_guardian_contact(
+                entry_id=entry_id,
+                contacted_on=contacted_on,
+                guardian=guardian,
+                method=method,
+                summary=summary,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
         return entry_id
 
-    def record_referral(self, actor: Actor, file_id: str, *, referred_on: date, to: str, reason: str,
-                        expected_version: int | None = None) -> str:
+    def record_referral(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        referred_on: date,
+        to: str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> str:
         """Record a referral (转介); returns the entry id."""
         entry_id = uuid4().hex
         with self._write(actor, file_id, expected_version) as f:
-            f.record_referral(entry_id=entry_id, referred_on=referred_on, to=to, reason=reason,
-                              actor=actor.staff_id, at=self.now())
+            f.record_referral(
+                entry_id=entry_id, referred_on=referred_on, to=to, reason=reason, actor=actor.staff_id, at=self.now()
+            )
         return entry_id
 
-    def record_crisis_intervention(self, actor: Actor, file_id: str, *, occurred_on: date, what_happened: str,
-                                   actions_taken: str, expected_version: int | None = None) -> str:
+    def record_crisis_intervention(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        occurred_on: date,
+        what_happened: str,
+        actions_taken: str,
+        expected_version: int | None = None,
+    ) -> str:
         """Record a crisis intervention (危机干预); the file goes to 高危 in the same save."""
         entry_id = uuid4().hex
         with self._write(actor, file_id, expected_version) as f:
-            f.record_crisis_intervention(entry_id=entry_id, occurred_on=occurred_on, what_happened=what_happened,
-                                         actions_taken=actions_taken, policy=self.policy, actor=actor.staff_id,
-                                         at=self.now())
+            f.record_crisis_intervention(
+                entry_id=entry_id,
+                occurred_on=occurred_on,
+                what_happened=what_happened,
+                actions_taken=actions_taken,
+                policy=self.policy,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
         return entry_id
 
-    def record_review(self, actor: Actor, file_id: str, *, reviewed_on: date, notes: str, outcome: str,
-                      expected_version: int | None = None) -> str:
+    def record_review(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        reviewed_on: date,
+        notes: str,
+        outcome: str,
+        expected_version: int | None = None,
+    ) -> str:
         """Record a scheduled plan review; the next review date is reset from policy."""
         entry_id = uuid4().hex
         with self._write(actor, file_id, expected_version) as f:
-            f.record_review(entry_id=entry_id, reviewed_on=reviewed_on, notes=notes, outcome=outcome,
-                            policy=self.policy, actor=actor.staff_id, at=self.now())
+            f.record_review(
+                entry_id=entry_id,
+                reviewed_on=reviewed_on,
+                notes=notes,
+                outcome=outcome,
+                policy=self.policy,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
         return entry_id
 
-    def correct_file_entry(self, actor: Actor, file_id: str, entry_id: str, *, changes: dict[str, Any],
-                           reason: str, expected_version: int | None = None) -> None:
+    def correct_file_entry(
+        self,
+        actor: Actor,
+        file_id: str,
+        entry_id: str,
+        *,
+        changes: dict[str, Any],
+        reason: str,
+        expected_version: int | None = None,
+    ) -> None:
         """Correct a recorded entry with a new event naming it; nothing is edited in place."""
         with self._write(actor, file_id, expected_version) as f:
-            f.correct_entry(entry_id=entry_id, changes=changes, reason=reason, actor=actor.staff_id,
-                            at=self.now())
+            f.correct_entry(entry_id=entry_id, changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
 
-    def close_support_file(self, actor: Actor, file_id: str, reason: str,
-                           expected_version: int | None = None) -> None:
+    def close_support_file(self, actor: Actor, file_id: str, reason: str, expected_version: int | None = None) -> None:
         """Close the file once the risk is resolved."""
         with self._write(actor, file_id, expected_version) as f:
             f.close(reason=reason, actor=actor.staff_id, at=self.now())
 
-    def reopen_support_file(self, actor: Actor, file_id: str, reason: str,
-                            expected_version: int | None = None) -> None:
+    def reopen_support_file(self, actor: Actor, file_id: str, reason: str, expected_version: int | None = None) -> None:
         """Reopen a closed file (refused while the student has another open file)."""
         with self._write(actor, file_id, expected_version) as f:
             if self._open_file_of(f.student_id) is not None:
@@ -372,10 +491,13 @@ class SupportCommands(Core):
 
     def my_support_files(self, actor: Actor) -> list[RegisterLine]:
         """The open files the actor is responsible for (their caseload)."""
-        ids = [r[0] for r in self.db.fetch(
-            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND owner_id = ? AND status = 'open'",
-            (actor.staff_id,),
-        )]
+        ids = [
+            r[0]
+            for r in self.db.fetch(
+                "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND owner_id = ? AND status = 'open'",
+                (actor.staff_id,),
+            )
+        ]
         for i in ids:
             self.check(actor, access.FILE_READ, "file", i)
         return self._register_lines(ids)
@@ -397,28 +519,53 @@ class SupportCommands(Core):
                 row = self.db.fetchone(
                     "SELECT subject_id, status, owner_id FROM {t}anxin_directory WHERE stream_id = ?", (i,)
                 )
-                lines.append(RegisterLine(i, row[0] if row else "", None, None, "unreadable",
-                                          row[2] if row else None, None))
+                lines.append(
+                    RegisterLine(i, row[0] if row else "", None, None, "unreadable", row[2] if row else None, None)
+                )
                 continue
-            lines.append(RegisterLine(
-                file_id=i, student_id=f.student_id, risk_level=f.risk_level, category=f.category,
-                status=f.status, responsible_id=f.responsible_id, next_review_due=f.next_review_due,
-                review_overdue=f.review_overdue(today),
-            ))
-        return sorted(lines, key=lambda x: (
-            x.status != "open", -rank(x.risk_level) if x.risk_level else 0, x.next_review_due or date.max, x.file_id,
-        ))
+            lines.append(
+                RegisterLine(
+                    file_id=i,
+                    student_id=f.student_id,
+                    risk_level=f.risk_level,
+                    category=f.category,
+                    status=f.status,
+                    responsible_id=f.responsible_id,
+                    next_review_due=f.next_review_due,
+                    review_overdue=f.review_overdue(today),
+                )
+            )
+        return sorted(
+            lines,
+            key=lambda x: (
+                x.status != "open",
+                -rank(x.risk_level) if x.risk_level else 0,
+                x.next_review_due or date.max,
+                x.file_id,
+            ),
+        )
 
     def student_screenings(self, actor: Actor, student_id: str, break_glass: str | None = None) -> list[dict[str, Any]]:
         """Every screening result of a student, oldest first (all school years)."""
         student = self._student_resource(student_id)
-        self.authorize(actor, access.SCREENING_READ, Resource(
-            kind="screening", id=student_id, school_id=student.school_id, classes=student.classes,
-            district=student.district,
-        ), break_glass)
-        ids = [r[0] for r in self.db.fetch(
-            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'screening' AND subject_id = ?", (student_id,)
-        )]
+        self.authorize(
+            actor,
+            access.SCREENING_READ,
+            Resource(
+                kind="screening",
+                id=student_id,
+                school_id=student.school_id,
+                classes=student.classes,
+                district=student.district,
+            ),
+            break_glass,
+        )
+        ids = [
+            r[0]
+            for r in self.db.fetch(
+                "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'screening' AND subject_id = ?", (student_id,)
+            )
+        ]
         out: list[dict[str, Any]] = []
         for i in ids:
             try:
@@ -434,11 +581,15 @@ class SupportCommands(Core):
         year = school_year if school_year is not None else self.policy.school_year_of(self.now().date())
         students = self.db.fetch(
             "SELECT stream_id, class_name FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student' "
-            "AND status = 'active' AND erased = 0", (school_id,),
+            "AND status = 'active' AND erased = 0",
+            (school_id,),
         )
-        records = {r[0] for r in self.db.fetch(
-            "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'screening'", (school_id,)
-        )}
+        records = {
+            r[0]
+            for r in self.db.fetch(
+                "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'screening'", (school_id,)
+            )
+        }
         per_class: dict[str, list[int]] = {}
         missing: list[tuple[str, str]] = []
         for sid, class_name in students:
@@ -449,14 +600,17 @@ class SupportCommands(Core):
             else:
                 missing.append((class_name or "", sid))
         return Coverage(
-            school_year=year, enrolled=len(students), screened=sum(c[1] for c in per_class.values()),
+            school_year=year,
+            enrolled=len(students),
+            screened=sum(c[1] for c in per_class.values()),
             per_class={k: ClassCoverage(*v) for k, v in sorted(per_class.items())},
             not_screened=[sid for _, sid in sorted(missing)],
         )
 
     # -- screenings -------------------------------------------------------------------
-    def record_screening(self, actor: Actor, student_id: str, *, instrument: str, screened_on: date,
-                         answers: Sequence[int] | str) -> ImportResult:
+    def record_screening(
+        self, actor: Actor, student_id: str, *, instrument: str, screened_on: date, answers: Sequence[int] | str
+    ) -> ImportResult:
         """Record one student's screening by hand; same rules and consequences as an import.
         `answers` may be the item scores as typed in one field (see `parse_answers`)."""
         student = self._student_resource(student_id)
@@ -469,14 +623,21 @@ class SupportCommands(Core):
             raise StudentNotActive()
         reasons: list[str] = []
         require(isinstance(screened_on, date), "筛查日期格式不正确")
-        row = self._check_values(1, student_id, instrument, screened_on, [int(a) for a in answers], reasons,
-                                 self.now().date(), self.instruments)
+        row = self._check_values(
+            1,
+            student_id,
+            instrument,
+            screened_on,
+            [int(a) for a in answers],
+            reasons,
+            self.now().date(),
+            self.instruments,
+        )
         if row is None:
             raise InvalidInput(reason="；".join(reasons))
         rows = [row]
         existing = self._load_many([row.record_id], ScreeningRecord)
-        self._check_not_recorded(rows, existing, [], reasons,
-                                 self.existing_student_ids([str(row.record_id)]))
+        self._check_not_recorded(rows, existing, [], reasons, self.existing_student_ids([str(row.record_id)]))
         if reasons:
             raise InvalidInput(reason="；".join(reasons))
         return self._apply_screenings(actor, school_id, rows, existing)
@@ -583,9 +744,17 @@ class SupportCommands(Core):
                 return None
         return len(header) - 3
 
-    def _check_values(self, line: int, student_id: str | None, inst_text: str, day: date | None,
-                      answers: list[int] | None, reasons: list[str], today: date,
-                      instruments: dict[str, Instrument]) -> _Row | None:
+    def _check_values(
+        self,
+        line: int,
+        student_id: str | None,
+        inst_text: str,
+        day: date | None,
+        answers: list[int] | None,
+        reasons: list[str],
+        today: date,
+        instruments: dict[str, Instrument],
+    ) -> _Row | None:
         """Check what can be checked of one row; a row comes back only if all is well."""
         inst = instruments.get((inst_text or "").strip().upper())
         before = len(reasons)
@@ -599,17 +768,20 @@ class SupportCommands(Core):
             else:
                 bad = [n for n, a in enumerate(answers, 1) if not inst.item_min <= a <= inst.item_max]
                 if bad:
-                    reasons.append(
-                        f"第 {'、'.join(map(str, bad))} 题得分超出范围 {inst.item_min}-{inst.item_max}"
-                    )
+                    reasons.append(f"第 {'、'.join(map(str, bad))} 题得分超出范围 {inst.item_min}-{inst.item_max}")
         if len(reasons) > before or inst is None or student_id is None or day is None or answers is None:
             return None
         year = self.policy.school_year_of(day)
         return _Row(line, student_id, inst, day, answers, year, self.screening_record_id(student_id, year))
 
-    def _check_not_recorded(self, rows: list[_Row], existing: dict[str, ScreeningRecord],
-                            errors: list[tuple[int, str]], reasons: list[str] | None,
-                            known: set[str] | None = None) -> None:
+    def _check_not_recorded(
+        self,
+        rows: list[_Row],
+        existing: dict[str, ScreeningRecord],
+        errors: list[tuple[int, str]],
+        reasons: list[str] | None,
+        known: set[str] | None = None,
+    ) -> None:
         """Refuse a row already recorded (re-importing a file never duplicates)."""
         bad: list[int] = []
         for i, r in enumerate(rows):
@@ -629,8 +801,9 @@ class SupportCommands(Core):
         for i in reversed(bad):
             del rows[i]
 
-    def _apply_screenings(self, actor: Actor, school_id: str, rows: list[_Row],
-                          existing: dict[str, ScreeningRecord]) -> ImportResult:
+    def _apply_screenings(
+        self, actor: Actor, school_id: str, rows: list[_Row], existing: dict[str, ScreeningRecord]
+    ) -> ImportResult:
         """Score, decide what each result asks of a support file, and save it all at once."""
         at = self.now()
         import_id = uuid4().hex
@@ -658,7 +831,8 @@ class SupportCommands(Core):
                 r[1]: r[0]
                 for r in self.db.fetch(
                     "SELECT stream_id, subject_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'file' "
-                    "AND status = 'open' AND erased = 0", (school_id,),
+                    "AND status = 'open' AND erased = 0",
+                    (school_id,),
                 )
             }
             self._check_responsible(school_id, actor.staff_id)
@@ -668,16 +842,31 @@ class SupportCommands(Core):
                 fid = open_files.get(student_id)
                 if fid is None:
                     f = SupportFile.open(
-                        id=uuid4(), school_id=school_id, student_id=student_id, category=want.category,
-                        risk_level=want.level, reason=reason, responsible_id=actor.staff_id, origin="screening",
-                        source=source, policy=self.policy, actor=actor.staff_id, at=at,
+                        id=uuid4(),
+                        school_id=school_id,
+                        student_id=student_id,
+                        category=want.category,
+                        risk_level=want.level,
+                        reason=reason,
+                        responsible_id=actor.staff_id,
+                        origin="screening",
+                        source=source,
+                        policy=self.policy,
+                        actor=actor.staff_id,
+                        at=at,
                     )
                     opened += 1
                 else:
                     f = self._load(fid, SupportFile)
                     if rank(want.level) > rank(f.risk_level):
-                        f.raise_risk_level(to_level=want.level, reason=reason, policy=self.policy,
-                                           actor=actor.staff_id, at=at, source=source)
+                        f.raise_risk_level(
+                            to_level=want.level,
+                            reason=reason,
+                            policy=self.policy,
+                            actor=actor.staff_id,
+                            at=at,
+                            source=source,
+                        )
                         raised += 1
                 files[student_id] = f  # opened, raised, or already at that level: linked either way
         records: dict[str, ScreeningRecord] = dict(existing)
@@ -688,14 +877,24 @@ class SupportCommands(Core):
             rec = records.get(rid)
             if rec is None:
                 rec = records[rid] = ScreeningRecord.open(
-                    id=r.record_id, school_id=school_id, student_id=r.student_id, school_year=r.school_year,
-                    actor=actor.staff_id, at=at,
+                    id=r.record_id,
+                    school_id=school_id,
+                    student_id=r.student_id,
+                    school_year=r.school_year,
+                    actor=actor.staff_id,
+                    at=at,
                 )
             linked = files.get(r.student_id) if res.risk_level else None
             rec.record(
-                screening_id=uuid4().hex, instrument=r.instrument, answers=r.answers, screened_on=r.screened_on,
-                school_year=r.school_year, support_file_id=str(linked.id) if linked else None,
-                import_id=import_id, actor=actor.staff_id, at=at,
+                screening_id=uuid4().hex,
+                instrument=r.instrument,
+                answers=r.answers,
+                screened_on=r.screened_on,
+                school_year=r.school_year,
+                support_file_id=str(linked.id) if linked else None,
+                import_id=import_id,
+                actor=actor.staff_id,
+                at=at,
             )
             flagged += res.flagged
             if res.crisis:
@@ -705,8 +904,14 @@ class SupportCommands(Core):
         changed_files = [f for f in files.values() if f.pending_events]
         self._save(*[rec for rec in records.values() if rec.pending_events], *changed_files)
         return ImportResult(
-            import_id=import_id, imported=len(rows), flagged=flagged, crisis=crises, files_opened=opened,
-            files_raised=raised, crisis_student_ids=crisis_ids, file_ids=[str(f.id) for f in changed_files],
+            import_id=import_id,
+            imported=len(rows),
+            flagged=flagged,
+            crisis=crises,
+            files_opened=opened,
+            files_raised=raised,
+            crisis_student_ids=crisis_ids,
+            file_ids=[str(f.id) for f in changed_files],
         )
 
     def _load_many(self, ids: Sequence[UUID], cls: type[Any]) -> dict[str, Any]:
@@ -721,12 +926,19 @@ class SupportCommands(Core):
             chunk = ids[i : i + 500]
             params: tuple[Any, ...]
             if pg:
-                sql, params = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
-                               "WHERE originator_id = ANY(?) ORDER BY originator_id, originator_version"), (list(chunk),)
+                sql, params = (
+                    (
+                        f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                        "WHERE originator_id = ANY(?) ORDER BY originator_id, originator_version"
+                    ),
+                    (list(chunk),),
+                )
             else:
                 marks = ",".join("?" * len(chunk))
-                sql = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
-                       f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version")
+                sql = (
+                    f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                    f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version"
+                )
                 params = tuple(u.hex for u in chunk)
             for oid, version, topic, state in self.db.fetch(sql, params):
                 uid = oid if isinstance(oid, UUID) else UUID(str(oid))
@@ -758,6 +970,13 @@ def parse_answers(text: str) -> list[int]:
 
 
 __all__ = [
-    "SupportCommands", "ImportResult", "RegisterLine", "Coverage", "ClassCoverage", "FileAlreadyOpen",
-    "ResponsibleStaffInvalid", "StudentNotActive", "ImportRejected",
+    "SupportCommands",
+    "ImportResult",
+    "RegisterLine",
+    "Coverage",
+    "ClassCoverage",
+    "FileAlreadyOpen",
+    "ResponsibleStaffInvalid",
+    "StudentNotActive",
+    "ImportRejected",
 ]

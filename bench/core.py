@@ -49,12 +49,17 @@ def bench_store(kind: str) -> dict[str, Any]:
         app, close = open_store(kind, Path(d), clock)
         try:
             school = app.add_school(ADMIN, "基准学校")
-            counselor = app.actor(app.add_staff(ADMIN, username="c", name="基准心理", school_id=school,
-                                                roles=["counselor"]))
-            teacher = app.actor(app.add_staff(ADMIN, username="t", name="基准教师", school_id=school,
-                                              roles=["class_teacher"], classes=["一班"]))
-            principal = app.actor(app.add_staff(ADMIN, username="p", name="基准校长", school_id=school,
-                                                roles=["principal"]))
+            counselor = app.actor(
+                app.add_staff(ADMIN, username="c", name="基准心理", school_id=school, roles=["counselor"])
+            )
+            teacher = app.actor(
+                app.add_staff(
+                    ADMIN, username="t", name="基准教师", school_id=school, roles=["class_teacher"], classes=["一班"]
+                )
+            )
+            principal = app.actor(
+                app.add_staff(ADMIN, username="p", name="基准校长", school_id=school, roles=["principal"])
+            )
             rows = ["student_no,name,gender,birth_date,grade,class,guardian_name,guardian_phone,tags"]
             students = []
             for i in range(N_STUDENTS):
@@ -89,8 +94,11 @@ def bench_store(kind: str) -> dict[str, Any]:
                 lat = []
                 for _ in range(N_COMMANDS):
                     clock.now += timedelta(hours=1)
-                    t, _ = timed(lambda: app.record_check_in(
-                        teacher, pairing, held_on=clock.now.date(), notes={"thinking": "情绪稳定，学习认真"}))
+                    t, _ = timed(
+                        lambda: app.record_check_in(
+                            teacher, pairing, held_on=clock.now.date(), notes={"thinking": "情绪稳定，学习认真"}
+                        )
+                    )
                     lat.append(t * 1000)
                 return lat
 
@@ -99,7 +107,9 @@ def bench_store(kind: str) -> dict[str, Any]:
             lat = check_ins(pairing)
             out["command_with_views_p50_ms"] = statistics.median(lat)
             out["command_with_views_p95_ms"] = percentile(lat, 95)
-            other = app.pair(principal, staff_id=teacher.staff_id, student_id=str(app.student_id_for(school, "S000001")))
+            other = app.pair(
+                principal, staff_id=teacher.staff_id, student_id=str(app.student_id_for(school, "S000001"))
+            )
             app.after_save = lambda: None  # the views catch up at the next read instead
             try:
                 lat = check_ins(other)
@@ -140,9 +150,20 @@ def _students(n: int) -> list[Any]:
 
     at = datetime(2026, 9, 1, tzinfo=UTC)
     return [
-        Student.enrol(id=uuid.uuid4(), school_id="s", student_no=f"S{i:06d}", name=f"学生{i}", gender="男",
-                      birth_date=date(2013, 1, 1), grade="七年级", class_name="一班",
-                      guardians=[{"name": f"家长{i}", "phone": "13800000000"}], tags=[], actor="a", at=at)
+        Student.enrol(
+            id=uuid.uuid4(),
+            school_id="s",
+            student_no=f"S{i:06d}",
+            name=f"学生{i}",
+            gender="男",
+            birth_date=date(2013, 1, 1),
+            grade="七年级",
+            class_name="一班",
+            guardians=[{"name": f"家长{i}", "phone": "13800000000"}],
+            tags=[],
+            actor="a",
+            at=at,
+        )
         for i in range(n)
     ]
 
@@ -190,7 +211,9 @@ def bench_raw_sqlite(row_bytes: int = 400) -> float:
         con = sqlite3.connect(Path(d) / "raw.db")
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("CREATE TABLE t (id TEXT, v INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, v)) WITHOUT ROWID")
-        rows = [(uuid.uuid4().hex, 1, "domain.roster:Student.Enrolled", os.urandom(row_bytes)) for _ in range(N_STUDENTS)]
+        rows = [
+            (uuid.uuid4().hex, 1, "domain.roster:Student.Enrolled", os.urandom(row_bytes)) for _ in range(N_STUDENTS)
+        ]
         t0 = time.perf_counter()
         with con:
             con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
@@ -210,9 +233,13 @@ def bench_raw_sqlite_schema() -> float:
         app, close = open_store("sqlite", Path(d) / "made", Clock())
         try:
             marks = ",".join("?" * len(tables))
-            ddl = [r[0] for r in app.db.fetch(
-                f"SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN ({marks}) ORDER BY type DESC",
-                tables)]
+            ddl = [
+                r[0]
+                for r in app.db.fetch(
+                    f"SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN ({marks}) ORDER BY type DESC",
+                    tables,
+                )
+            ]
         finally:
             close()
         con = sqlite3.connect(Path(d) / "raw.db", isolation_level=None)
@@ -224,14 +251,30 @@ def bench_raw_sqlite_schema() -> float:
         events = [(u.hex, 1, "domain.roster:Student.Enrolled", os.urandom(420)) for u in ids]
         keys = [(u.hex, os.urandom(60), "0123456789abcdef") for u in ids]
         directory = [(str(u), "student", str(ids[0]), "七年级1班", None, None, "active") for u in ids]
-        trail = [(i + 1, at, "event", str(ids[0]), str(u), "domain.roster:Student.Enrolled#1",
-                  os.urandom(32).hex(), None, os.urandom(32).hex(), os.urandom(32).hex()) for i, u in enumerate(ids)]
+        trail = [
+            (
+                i + 1,
+                at,
+                "event",
+                str(ids[0]),
+                str(u),
+                "domain.roster:Student.Enrolled#1",
+                os.urandom(32).hex(),
+                None,
+                os.urandom(32).hex(),
+                os.urandom(32).hex(),
+            )
+            for i, u in enumerate(ids)
+        ]
         t0 = time.perf_counter()
         con.execute("BEGIN")
         con.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", events)
         con.executemany("INSERT INTO anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)", keys)
-        con.executemany("INSERT INTO anxin_directory (stream_id, kind, school_id, class_name, owner_id, subject_id, "
-                        "status) VALUES (?, ?, ?, ?, ?, ?, ?)", directory)
+        con.executemany(
+            "INSERT INTO anxin_directory (stream_id, kind, school_id, class_name, owner_id, subject_id, "
+            "status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            directory,
+        )
         con.executemany("INSERT INTO anxin_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", trail)
         con.execute("COMMIT")
         secs = time.perf_counter() - t0
@@ -260,8 +303,9 @@ def sqlite_rows_ceiling(before: Path, after: Path) -> tuple[float, int]:
     try:
         old = {r[0] for r in con.execute("SELECT name FROM b.sqlite_master WHERE type = 'table'")}
         changed: list[tuple[str, list[tuple[Any, ...]]]] = []
-        for (table,) in con.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' "
-                                    "AND name NOT LIKE 'sqlite%'").fetchall():
+        for (table,) in con.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+        ).fetchall():
             sql = f'SELECT * FROM main."{table}"'
             if table in old:
                 sql += f' EXCEPT SELECT * FROM b."{table}"'
@@ -314,8 +358,9 @@ def bench_crypto_ceiling() -> float:
                 master.wrap(hexid, key)
                 blob = seal(AESGCM(key), hexid, version, topic, encode(state))
                 payload = audit.event_payload_hash(hexid, version, topic, blob)
-                prev = audit.entry_hash(prev, version, "2026-09-01T08:00:00+08:00", "event", "a", sid,
-                                        f"{topic}#{version}", payload)
+                prev = audit.entry_hash(
+                    prev, version, "2026-09-01T08:00:00+08:00", "event", "a", sid, f"{topic}#{version}", payload
+                )
             secs = time.perf_counter() - t0
         finally:
             close()
@@ -323,8 +368,11 @@ def bench_crypto_ceiling() -> float:
 
 
 ROWS = [
-    ("append_store_only_events_per_s", "bulk append, per-stream keys: store only, as the reference (events/s)",
-     "{:,.0f}"),
+    (
+        "append_store_only_events_per_s",
+        "bulk append, per-stream keys: store only, as the reference (events/s)",
+        "{:,.0f}",
+    ),
     ("roster_import_events_per_s", "bulk append, per-stream keys: roster import (events/s)", "{:,.0f}"),
     ("screening_import_events_per_s", "bulk append, per-stream keys: screening import (events/s)", "{:,.0f}"),
     ("command_p50_ms", "single command (load, decide, save) p50 (ms)", "{:.2f}"),
@@ -365,12 +413,20 @@ def main() -> int:
             cells.append(f"{fmt.format(v):>12}" if v is not None else f"{'n/a':>12}")
         print(f"| {label:<68} | " + " | ".join(cells) + " |")
     ref = results["reference"]
-    sqlite_bulk = results["stores"]["sqlite"].get("screening_import_events_per_s") or results["stores"]["sqlite"][
-        "roster_import_events_per_s"]
-    print(f"| {'reference: eventsourcing, only CIPHER_KEY set (events/s)':<68} | {ref['out_of_box_cipher_key_events_per_s']:>12,.0f} |")
-    print(f"| {'reference: raw sqlite3, one transaction (rows/s)':<68} | {ref['raw_sqlite3_one_transaction_rows_per_s']:>12,.0f} |")
-    print(f"| {'ceiling: raw sqlite3, our 4 rows per new stream event (events/s)':<68} | "
-          f"{ref['raw_sqlite3_this_schema_events_per_s']:>12,.0f} |")
+    sqlite_bulk = (
+        results["stores"]["sqlite"].get("screening_import_events_per_s")
+        or results["stores"]["sqlite"]["roster_import_events_per_s"]
+    )
+    print(
+        f"| {'reference: eventsourcing, only CIPHER_KEY set (events/s)':<68} | {ref['out_of_box_cipher_key_events_per_s']:>12,.0f} |"
+    )
+    print(
+        f"| {'reference: raw sqlite3, one transaction (rows/s)':<68} | {ref['raw_sqlite3_one_transaction_rows_per_s']:>12,.0f} |"
+    )
+    print(
+        f"| {'ceiling: raw sqlite3, our 4 rows per new stream event (events/s)':<68} | "
+        f"{ref['raw_sqlite3_this_schema_events_per_s']:>12,.0f} |"
+    )
     crypto = ref["crypto_encoding_hashes_alone_events_per_s"]
     print(f"| {'ceiling: its key, wrap, encoding, AES-GCM, hashes alone (events/s)':<68} | {crypto:>12,.0f} |")
     both = 1 / (1 / ref["raw_sqlite3_this_schema_events_per_s"] + 1 / crypto)
@@ -381,12 +437,16 @@ def main() -> int:
         label = "ceiling: SQLite alone writing what the screening import wrote"
         print(f"| {label:<68} | {screening_ceiling:>12,.0f} |")
     ratio = sqlite_bulk / ref["out_of_box_cipher_key_events_per_s"]
-    store_ratio = results["stores"]["sqlite"]["append_store_only_events_per_s"] / ref["out_of_box_cipher_key_events_per_s"]
+    store_ratio = (
+        results["stores"]["sqlite"]["append_store_only_events_per_s"] / ref["out_of_box_cipher_key_events_per_s"]
+    )
     results["bulk_vs_out_of_box"] = ratio
     results["store_only_vs_out_of_box"] = store_ratio
-    print(f"vs the out-of-box cipher path (same 10,000 student aggregates): store-only append {store_ratio:.1f}×, "
-          f"whole screening import (parse, check, decide, append, views) {ratio:.1f}×  (target ≥ 3×; "
-          f"bulk target ≥ 50,000 events/s; command p95 target < 5 ms)")
+    print(
+        f"vs the out-of-box cipher path (same 10,000 student aggregates): store-only append {store_ratio:.1f}×, "
+        f"whole screening import (parse, check, decide, append, views) {ratio:.1f}×  (target ≥ 3×; "
+        f"bulk target ≥ 50,000 events/s; command p95 target < 5 ms)"
+    )
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     (out / "core.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))

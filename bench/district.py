@@ -62,7 +62,9 @@ def _batched(items: list[Any], n: int) -> Any:
         yield items[i : i + n]
 
 
-def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -> tuple[list[DemoSchool], Actor, dict[str, Any]]:
+def generate(
+    app: Any, clock: Clock, scale: float, log: Callable[[str], None]
+) -> tuple[list[DemoSchool], Actor, dict[str, Any]]:
     """Build the district. Views are not kept up to date while it is written (they are
     rebuilt afterwards, which is what is measured)."""
     rng = random.Random(2026)
@@ -70,12 +72,22 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
     per_school = max(PER_CLASS * 3, round(FULL_STUDENTS * scale / n_schools))
     clock.now = START
     app.after_save = lambda: None  # no view catch-up during generation
-    counts = {"schools": n_schools, "students": 0, "pairings": 0, "check_ins": 0, "screenings": 0,
-              "cases": 0, "files": 0}
+    counts = {
+        "schools": n_schools,
+        "students": 0,
+        "pairings": 0,
+        "check_ins": 0,
+        "screenings": 0,
+        "cases": 0,
+        "files": 0,
+    }
     schools: list[DemoSchool] = []
     try:
-        supervisor = app.actor(app.add_staff(ADMIN, username="bench-supervisor", name="督导", school_id=None,
-                                             roles=["supervisor"], district="安心区"))
+        supervisor = app.actor(
+            app.add_staff(
+                ADMIN, username="bench-supervisor", name="督导", school_id=None, roles=["supervisor"], district="安心区"
+            )
+        )
         for s in range(n_schools):
             sid = app.add_school(ADMIN, f"安心区第{s + 1}中学", "安心区")
             n_classes = max(3, -(-per_school // PER_CLASS))
@@ -83,8 +95,11 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
             ds = DemoSchool(sid, f"安心区第{s + 1}中学", classes)
 
             def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
-                return app.actor(app.add_staff(ADMIN, username=username, name=f"教工{username}", school_id=sid,
-                                               roles=roles, classes=classes_))
+                return app.actor(
+                    app.add_staff(
+                        ADMIN, username=username, name=f"教工{username}", school_id=sid, roles=roles, classes=classes_
+                    )
+                )
 
             ds.principal = staff(f"p{s}", ["principal"])
             ds.safety = staff(f"sl{s}", ["safety_lead"])
@@ -97,12 +112,22 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
             for i in range(per_school):
                 cls = classes[i % n_classes]
                 no = f"26{s:03d}{i:05d}"
-                students.append(Student.enrol(
-                    id=app.student_id_for(sid, no), school_id=sid, student_no=no, name=f"学生{s}-{i}",
-                    gender="男" if i % 2 else "女", birth_date=date(2013 - GRADES.index(cls[:3]), 1 + i % 12, 1 + i % 28),
-                    grade=cls[:3], class_name=cls, guardians=[{"name": f"家长{s}-{i}", "phone": "13800000000"}],
-                    tags=[], actor=ADMIN.staff_id, at=clock.now,
-                ))
+                students.append(
+                    Student.enrol(
+                        id=app.student_id_for(sid, no),
+                        school_id=sid,
+                        student_no=no,
+                        name=f"学生{s}-{i}",
+                        gender="男" if i % 2 else "女",
+                        birth_date=date(2013 - GRADES.index(cls[:3]), 1 + i % 12, 1 + i % 28),
+                        grade=cls[:3],
+                        class_name=cls,
+                        guardians=[{"name": f"家长{s}-{i}", "phone": "13800000000"}],
+                        tags=[],
+                        actor=ADMIN.staff_id,
+                        at=clock.now,
+                    )
+                )
                 numbers.append(no)
                 ds.students.setdefault(cls, []).append(str(students[-1].id))
             for chunk in _batched(students, BATCH):
@@ -114,17 +139,28 @@ def generate(app: Any, clock: Clock, scale: float, log: Callable[[str], None]) -
                 teacher = ds.teachers[cls]
                 pupils = ds.students[cls]
                 for student_id in pupils[: round(len(pupils) * PAIRED_SHARE)]:
-                    p = Pairing.pair(id=uuid4(), school_id=sid, staff_id=teacher.staff_id, student_id=student_id,
-                                     cadence_days=app.policy.check_in_cadence_days, actor=teacher.staff_id,
-                                     at=START)
+                    p = Pairing.pair(
+                        id=uuid4(),
+                        school_id=sid,
+                        staff_id=teacher.staff_id,
+                        student_id=student_id,
+                        cadence_days=app.policy.check_in_cadence_days,
+                        actor=teacher.staff_id,
+                        at=START,
+                    )
                     n_ci = CHECK_INS if rng.random() < 0.8 else rng.randint(CHECK_INS // 2, CHECK_INS)
                     for k in range(n_ci):
                         held = START + timedelta(days=9 * (k + 1) + rng.randint(0, 2))
                         concern = rng.random() < 0.02
-                        p.record_check_in(check_in_id=uuid4().hex, held_on=held.date(),
-                                          notes={d: rng.choice(v) for d, v in CHECK_IN_NOTES.items()},
-                                          concern=concern, concern_note="近期常独自一人" if concern else "",
-                                          actor=teacher.staff_id, at=held)
+                        p.record_check_in(
+                            check_in_id=uuid4().hex,
+                            held_on=held.date(),
+                            notes={d: rng.choice(v) for d, v in CHECK_IN_NOTES.items()},
+                            concern=concern,
+                            concern_note="近期常独自一人" if concern else "",
+                            actor=teacher.staff_id,
+                            at=held,
+                        )
                         counts["check_ins"] += 1
                     pairings.append(p)
                     if len(pairings) >= BATCH:
@@ -172,7 +208,9 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: Clock, end: date
         except DomainError:
             continue
         made += 1
-        app.draw_up_plan(counselor, fid, goals=["情绪稳定"], measures=[{"text": "每两周一次个体辅导", "by": "心理老师"}])
+        app.draw_up_plan(
+            counselor, fid, goals=["情绪稳定"], measures=[{"text": "每两周一次个体辅导", "by": "心理老师"}]
+        )
         clock.now += timedelta(days=3)
         app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
         if n % 4 == 0:
@@ -207,9 +245,13 @@ def warm_cache(app: Any) -> float:
         names = [name for name in (path, path + "-wal") if os.path.exists(name)]
         subprocess.run([sys.executable, "-c", _READ_FILES, *names], check=True)
     else:
-        tables = [r[0] for r in app.db.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            (app.config.schema or "public",))]
+        tables = [
+            r[0]
+            for r in app.db.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                (app.config.schema or "public",),
+            )
+        ]
         for t in tables:
             app.db.fetch("SELECT count(*) FROM {t}" + t)
     return time.perf_counter() - t0
@@ -263,27 +305,36 @@ def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callabl
         "work_queue (class teacher)": lambda i: work_queue(app, teachers[rng.randrange(len(teachers))]),
         "work_queue (counselor)": lambda i: work_queue(app, schools[i % len(schools)].counselors[0]),
         "pairing_board (teacher)": lambda i: pairing_board(app, teachers[rng.randrange(len(teachers))]),
-        "pairing_board (school)": lambda i: pairing_board(app, schools[i % len(schools)].principal,
-                                                          school_id=schools[i % len(schools)].id),
-        "support_register (school)": lambda i: register(app, schools[i % len(schools)].counselors[0],
-                                                        schools[i % len(schools)].id),
-        "case_board (school)": lambda i: case_board(app, schools[i % len(schools)].principal,
-                                                    schools[i % len(schools)].id),
+        "pairing_board (school)": lambda i: pairing_board(
+            app, schools[i % len(schools)].principal, school_id=schools[i % len(schools)].id
+        ),
+        "support_register (school)": lambda i: register(
+            app, schools[i % len(schools)].counselors[0], schools[i % len(schools)].id
+        ),
+        "case_board (school)": lambda i: case_board(
+            app, schools[i % len(schools)].principal, schools[i % len(schools)].id
+        ),
         "timeline (student)": lambda i: (lambda ds, sid: timeline(app, ds.principal, sid))(
-            *paired[rng.randrange(len(paired))]),
+            *paired[rng.randrange(len(paired))]
+        ),
         # The report keeps its counts per view position, but in a live district the
         # position moves with every check-in: nearly every report is a miss. A miss: the
         # cache dropped before each call (`forget_cached_counts`, so every call counts
         # afresh); a hit: the same report again, the view unchanged.
         "periodic_report (school, miss: cache dropped)": lambda i: (
             forget_cached_counts(app),
-            periodic_report(app, schools[i % len(schools)].principal, date_from=d_from, date_to=d_to)),
+            periodic_report(app, schools[i % len(schools)].principal, date_from=d_from, date_to=d_to),
+        ),
         "periodic_report (school, hit: same report)": lambda i: periodic_report(
-            app, schools[0].principal, date_from=d_from, date_to=d_to),
+            app, schools[0].principal, date_from=d_from, date_to=d_to
+        ),
         "periodic_report (district, miss: cache dropped)": lambda i: (
-            forget_cached_counts(app), periodic_report(app, supervisor, date_from=d_from, date_to=d_to)),
+            forget_cached_counts(app),
+            periodic_report(app, supervisor, date_from=d_from, date_to=d_to),
+        ),
         "periodic_report (district, hit: same report)": lambda i: periodic_report(
-            app, supervisor, date_from=d_from, date_to=d_to),
+            app, supervisor, date_from=d_from, date_to=d_to
+        ),
     }
     out["queries"] = {}
     for name, fn in queries.items():
@@ -320,8 +371,9 @@ def ceilings(app: Any, events: int, log: Callable[[str], None]) -> dict[str, Any
         rows_written = 0
         try:
             for name in names:
-                for (ddl,) in src.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
-                                          "ORDER BY type DESC", (name,)).fetchall():
+                for (ddl,) in src.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC", (name,)
+                ).fetchall():
                     dst.execute(ddl)
                 rows = src.execute(f'SELECT * FROM "{name}"').fetchall()
                 if not rows:
@@ -338,8 +390,10 @@ def ceilings(app: Any, events: int, log: Callable[[str], None]) -> dict[str, Any
     out["view_rows"] = rows_written
     out["view_rows_sqlite_ceiling_events_per_s"] = events / secs
     out["rebuild_ceiling_events_per_s"] = 1 / (1 / out["decrypt_log_events_per_s"] + secs / events)
-    log(f"  SQLite alone writing the views' {rows_written:,} rows: {secs:.1f} s "
-        f"({out['view_rows_sqlite_ceiling_events_per_s']:,.0f} events/s)")
+    log(
+        f"  SQLite alone writing the views' {rows_written:,} rows: {secs:.1f} s "
+        f"({out['view_rows_sqlite_ceiling_events_per_s']:,.0f} events/s)"
+    )
     return out
 
 
@@ -356,8 +410,11 @@ def bench_store(kind: str, scale: float) -> dict[str, Any]:
             schools, supervisor, counts = generate(app, clock, scale, log)
             gen = time.perf_counter() - t0
             log(f"generated {counts['events']:,} events in {gen:.0f} s")
-            out: dict[str, Any] = {"district": counts, "generation_seconds": gen,
-                                   "generation_events_per_s": counts["events"] / gen}
+            out: dict[str, Any] = {
+                "district": counts,
+                "generation_seconds": gen,
+                "generation_events_per_s": counts["events"] / gen,
+            }
             out.update(measure(app, schools, supervisor, log))
         finally:
             close()
@@ -368,8 +425,11 @@ def main() -> int:
     scale = SCALE
     kinds = STORES or ["sqlite"] + (["postgres"] if pg_url() else [])
     if scale == DEFAULT_SCALE and "ANXIN_BENCH_SCALE" not in os.environ:
-        print(f"district bench at the default scale {DEFAULT_SCALE} (the full district, ANXIN_BENCH_SCALE=1, "
-              "takes ~30 min with PostgreSQL on 2 cores)", file=sys.stderr)
+        print(
+            f"district bench at the default scale {DEFAULT_SCALE} (the full district, ANXIN_BENCH_SCALE=1, "
+            "takes ~30 min with PostgreSQL on 2 cores)",
+            file=sys.stderr,
+        )
     results: dict[str, Any] = {"scale": scale, "targets": TARGETS, "stores": {}}
     for kind in kinds:
         results["stores"][kind] = bench_store(kind, scale)
@@ -385,9 +445,11 @@ def print_table(results: dict[str, Any], kinds: list[str]) -> None:
     st = results["stores"]
     first = st[kinds[0]]["district"]
     note = "" if results["scale"] >= 1 else f" (default {DEFAULT_SCALE}; full district = ANXIN_BENCH_SCALE=1)"
-    print(f"\nDistrict scale {results['scale']}{note}: {first['schools']} schools, {first['students']:,} students, "
-          f"{first['events']:,} events ({first['pairings']:,} pairings, {first['check_ins']:,} check-ins, "
-          f"{first['screenings']:,} screenings, {first['cases']} cases, {first['files']} files)")
+    print(
+        f"\nDistrict scale {results['scale']}{note}: {first['schools']} schools, {first['students']:,} students, "
+        f"{first['events']:,} events ({first['pairings']:,} pairings, {first['check_ins']:,} check-ins, "
+        f"{first['screenings']:,} screenings, {first['cases']} cases, {first['files']} files)"
+    )
     w = 60
     print(f"| {'measure':<{w}} | " + " | ".join(f"{k:>12}" for k in kinds) + f" | {'target':>14} |")
     print("|" + "-" * (w + 2) + "|" + "|".join("-" * 14 for _ in kinds) + "|" + "-" * 16 + "|")
@@ -397,22 +459,31 @@ def print_table(results: dict[str, Any], kinds: list[str]) -> None:
 
     row("events", [f"{st[k]['district']['events']:,}" for k in kinds])
     row("generation (s)", [f"{st[k]['generation_seconds']:,.0f}" for k in kinds])
-    row("store read once into the page cache, untimed below (s)",
-        [f"{st[k].get('warm_cache_seconds', 0):,.1f}" for k in kinds])
+    row(
+        "store read once into the page cache, untimed below (s)",
+        [f"{st[k].get('warm_cache_seconds', 0):,.1f}" for k in kinds],
+    )
     row("rebuild all views (events/s)", [f"{st[k]['rebuild_events_per_s']:,.0f}" for k in kinds], "≥ 50,000")
-    row("  ceiling: decrypting read of the whole log alone (events/s)",
-        [f"{st[k]['decrypt_log_events_per_s']:,.0f}" for k in kinds])
-    row("  ceiling: SQLite alone writing the views' rows (events/s)",
-        [f"{st[k]['view_rows_sqlite_ceiling_events_per_s']:,.0f}" if 'view_rows' in st[k] else "n/a" for k in kinds])
-    row("  ceiling: the two above, one after the other (events/s)",
-        [f"{st[k]['rebuild_ceiling_events_per_s']:,.0f}" if 'view_rows' in st[k] else "n/a" for k in kinds])
+    row(
+        "  ceiling: decrypting read of the whole log alone (events/s)",
+        [f"{st[k]['decrypt_log_events_per_s']:,.0f}" for k in kinds],
+    )
+    row(
+        "  ceiling: SQLite alone writing the views' rows (events/s)",
+        [f"{st[k]['view_rows_sqlite_ceiling_events_per_s']:,.0f}" if "view_rows" in st[k] else "n/a" for k in kinds],
+    )
+    row(
+        "  ceiling: the two above, one after the other (events/s)",
+        [f"{st[k]['rebuild_ceiling_events_per_s']:,.0f}" if "view_rows" in st[k] else "n/a" for k in kinds],
+    )
     row("audit verify (entries/s)", [f"{st[k]['verify_entries_per_s']:,.0f}" for k in kinds], "≥ 200,000")
-    row("audit verify entries (intact?)",
-        [f"{st[k]['verify_entries']:,}{'' if st[k]['verify_ok'] else ' !'}" for k in kinds])
+    row(
+        "audit verify entries (intact?)",
+        [f"{st[k]['verify_entries']:,}{'' if st[k]['verify_ok'] else ' !'}" for k in kinds],
+    )
     for q in st[kinds[0]]["queries"]:
         for p in ("p50", "p95"):
-            row(f"{q} {p} (ms)", [f"{st[k]['queries'][q][p + '_ms']:.1f}" for k in kinds],
-                "< 50" if p == "p95" else "")
+            row(f"{q} {p} (ms)", [f"{st[k]['queries'][q][p + '_ms']:.1f}" for k in kinds], "< 50" if p == "p95" else "")
 
 
 if __name__ == "__main__":

@@ -71,9 +71,7 @@ def serve(data_dir: Path, port: int) -> None:
     _log(f"generating the district at scale {scale} …")
     t0 = time.perf_counter()
     schools, supervisor, counts = district.generate(app, clock, scale, _log)
-    _log(
-        f"generated {counts['events']:,} events in {time.perf_counter() - t0:.0f} s; rebuilding the views …"
-    )
+    _log(f"generated {counts['events']:,} events in {time.perf_counter() - t0:.0f} s; rebuilding the views …")
     app.views.rebuild()
     ds = schools[0]
     teacher = next(iter(ds.teachers.values()))
@@ -112,8 +110,7 @@ def serve(data_dir: Path, port: int) -> None:
     os.environ["ANXIN_BENCH_WEB_DATA"] = str(data_dir)
     os.environ["ANXIN_BENCH_WEB_NOW"] = clock.now.isoformat()
     (data_dir / "ready.json").write_text(json.dumps(info, ensure_ascii=False))
-    uvicorn.run("bench.web:worker_app", factory=True, workers=WORKERS, host="127.0.0.1", port=port,
-                log_level="warning")
+    uvicorn.run("bench.web:worker_app", factory=True, workers=WORKERS, host="127.0.0.1", port=port, log_level="warning")
 
 
 def worker_app() -> Any:
@@ -128,8 +125,9 @@ def worker_app() -> Any:
 
     data_dir = Path(os.environ["ANXIN_BENCH_WEB_DATA"])
     now = datetime.fromisoformat(os.environ["ANXIN_BENCH_WEB_NOW"])
-    app = Anxin(StoreConfig(url=None, data_dir=data_dir), [MasterKey.decode(os.environ["ANXIN_MASTER_KEY"])],
-                clock=lambda: now)
+    app = Anxin(
+        StoreConfig(url=None, data_dir=data_dir), [MasterKey.decode(os.environ["ANXIN_MASTER_KEY"])], clock=lambda: now
+    )
     web = create_app(app, background_seconds=None)
     (data_dir / f"worker-{os.getpid()}.ready").touch()
     return web
@@ -247,9 +245,7 @@ async def _get(reader: Any, writer: Any, request: bytes) -> tuple[int, int]:
             return status, total
 
 
-def measure_page(
-    base: str, username: str, path: str, clients: int, per_client: int
-) -> dict[str, Any]:
+def measure_page(base: str, username: str, path: str, clients: int, per_client: int) -> dict[str, Any]:
     """`clients` logged-in sessions, each on its own kept-alive TCP connection, request
     `path` `per_client` times each, all at once. The load is made by one asyncio loop
     reading raw HTTP/1.1 (about 0.1 ms of this process's CPU per request, where httpx
@@ -270,8 +266,10 @@ def measure_page(
         conns = []
         for cookie in cookies:
             reader, writer = await asyncio.open_connection(host.hostname, host.port)
-            request = (f"GET {path} HTTP/1.1\r\nHost: {host.netloc}\r\nCookie: {cookie}\r\n"
-                       "Accept: text/html\r\nAccept-Language: zh-CN\r\n\r\n").encode()
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host.netloc}\r\nCookie: {cookie}\r\n"
+                "Accept: text/html\r\nAccept-Language: zh-CN\r\n\r\n"
+            ).encode()
             status, size = await _get(reader, writer, request)  # warm up (templates, keys, caches)
             if status != 200 or size < 1000:
                 raise RuntimeError(f"{path} answered {status} with {size} bytes")
@@ -328,9 +326,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.web", "--serve", str(data), str(port)], cwd=ROOT
-        )
+        server = subprocess.Popen([sys.executable, "-m", "bench.web", "--serve", str(data), str(port)], cwd=ROOT)
         try:
             ready = data / "ready.json"
             while True:
@@ -419,9 +415,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"(cProfile in the server process, {prof['ms_per_request_profiled']:.1f} ms/request profiled):"
         )
         for r in prof["by_cumulative"][:15]:
-            print(
-                f"  {r['cumulative_ms']:8.2f} ms cum  {r['own_ms']:7.2f} ms own  x{r['calls']:<5} {r['function']}"
-            )
+            print(f"  {r['cumulative_ms']:8.2f} ms cum  {r['own_ms']:7.2f} ms own  x{r['calls']:<5} {r['function']}")
         print("  top own time:")
         for r in prof["by_own_time"][:8]:
             print(f"  {r['own_ms']:8.2f} ms own  x{r['calls']:<5} {r['function']}")

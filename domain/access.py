@@ -75,17 +75,13 @@ def deny(reason: str) -> Decision:
     return Decision(False, reason)
 
 
-def decide(
-    actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None
-) -> Decision:
+def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None) -> Decision:
     """The whole permission table. Order matters only where a rule says 'no more'."""
     same_school = actor.school_id is not None and actor.school_id == resource.school_id
     roles = actor.roles
 
     if Role.ADMINISTRATOR in roles:
-        if action in (STUDENT_WRITE, STUDENT_READ) and (
-            actor.school_id is None or same_school
-        ):
+        if action in (STUDENT_WRITE, STUDENT_READ) and (actor.school_id is None or same_school):
             return allow("管理员维护花名册")
         if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED) and (actor.school_id is None or same_school):
             return allow("管理员职责")

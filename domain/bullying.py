@@ -217,10 +217,11 @@ def _source(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if source is None:
         return None
     require(isinstance(source, Mapping), "来源链接格式不正确")
-    require(bool(str(source.get("kind") or "").strip()) and bool(str(source.get("id") or "").strip()),
-            "来源链接须包含 kind 和 id")
-    require(all(isinstance(v, (str, int, bool)) or v is None for v in source.values()),
-            "来源链接只能包含简单值")
+    require(
+        bool(str(source.get("kind") or "").strip()) and bool(str(source.get("id") or "").strip()),
+        "来源链接须包含 kind 和 id",
+    )
+    require(all(isinstance(v, (str, int, bool)) or v is None for v in source.values()), "来源链接只能包含简单值")
     return {str(k): v for k, v in source.items()}
 
 
@@ -354,8 +355,9 @@ class BullyingCase(CaseAggregate):
             not any(i["student_id"] == student_id and i["active"] for i in self.interventions.values()),
             "该学生仍有进行中的干预措施，不能移除",
         )
-        self._party_removed(student_id=student_id, part=p["part"], reason=require_text(reason, "移除原因"),
-                            actor=actor, at=at)
+        self._party_removed(
+            student_id=student_id, part=p["part"], reason=require_text(reason, "移除原因"), actor=actor, at=at
+        )
 
     @event("PartyRemoved")
     def _party_removed(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
@@ -399,17 +401,38 @@ class BullyingCase(CaseAggregate):
                 require(len(ids) == 1, "须指明就医的学生")
             else:
                 require(bool(note), "其他措施须说明内容")
-        self._safety_measure_taken(measure_id=measure_id, kind=kind, student_ids=ids, note=note, method=method,
-                                   notified_at=notified_at, actor=actor, at=at)
+        self._safety_measure_taken(
+            measure_id=measure_id,
+            kind=kind,
+            student_ids=ids,
+            note=note,
+            method=method,
+            notified_at=notified_at,
+            actor=actor,
+            at=at,
+        )
 
     @event("SafetyMeasureTaken")
     def _safety_measure_taken(
-        self, measure_id: str, kind: str, student_ids: list[str], note: str, method: str | None,
-        notified_at: datetime | None, actor: str, at: datetime,
+        self,
+        measure_id: str,
+        kind: str,
+        student_ids: list[str],
+        note: str,
+        method: str | None,
+        notified_at: datetime | None,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.measures[measure_id] = {
-            "id": measure_id, "kind": kind, "student_ids": list(student_ids), "note": note, "method": method,
-            "notified_at": notified_at, "by": actor, "at": at,
+            "id": measure_id,
+            "kind": kind,
+            "student_ids": list(student_ids),
+            "note": note,
+            "method": method,
+            "notified_at": notified_at,
+            "by": actor,
+            "at": at,
         }
 
     # -- investigation ------------------------------------------------------------------------
@@ -433,33 +456,61 @@ class BullyingCase(CaseAggregate):
         if from_student_id:
             self._party(from_student_id)
         require(isinstance(taken_on, date) and taken_on <= at.date(), "陈述日期不能晚于今天")
-        self._statement_recorded(statement_id=statement_id, from_student_id=from_student_id or None,
-                                 from_person=from_person, text=require_text(text, "陈述内容"), taken_on=taken_on,
-                                 actor=actor, at=at)
+        self._statement_recorded(
+            statement_id=statement_id,
+            from_student_id=from_student_id or None,
+            from_person=from_person,
+            text=require_text(text, "陈述内容"),
+            taken_on=taken_on,
+            actor=actor,
+            at=at,
+        )
 
     @event("StatementRecorded")
     def _statement_recorded(
-        self, statement_id: str, from_student_id: str | None, from_person: str, text: str, taken_on: date,
-        actor: str, at: datetime,
+        self,
+        statement_id: str,
+        from_student_id: str | None,
+        from_person: str,
+        text: str,
+        taken_on: date,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.statements[statement_id] = {
-            "id": statement_id, "from_student_id": from_student_id, "from_person": from_person, "text": text,
-            "taken_on": taken_on, "by": actor, "at": at, "corrections": [],
+            "id": statement_id,
+            "from_student_id": from_student_id,
+            "from_person": from_person,
+            "text": text,
+            "taken_on": taken_on,
+            "by": actor,
+            "at": at,
+            "corrections": [],
         }
 
-    def add_evidence(self, *, evidence_id: str, description: str, reference: str = "", actor: str,
-                     at: datetime) -> None:
+    def add_evidence(
+        self, *, evidence_id: str, description: str, reference: str = "", actor: str, at: datetime
+    ) -> None:
         """An evidence note (证据说明): what it is and where it is kept."""
         require_aware(at)
         self._require(INVESTIGATION_OPEN_STATES, "记录证据")
         require(evidence_id not in self.evidence, "该证据已记录")
-        self._evidence_noted(evidence_id=evidence_id, description=require_text(description, "证据说明"),
-                             reference=(reference or "").strip(), actor=actor, at=at)
+        self._evidence_noted(
+            evidence_id=evidence_id,
+            description=require_text(description, "证据说明"),
+            reference=(reference or "").strip(),
+            actor=actor,
+            at=at,
+        )
 
     @event("EvidenceNoted")
     def _evidence_noted(self, evidence_id: str, description: str, reference: str, actor: str, at: datetime) -> None:
         self.evidence[evidence_id] = {
-            "id": evidence_id, "description": description, "reference": reference, "by": actor, "at": at,
+            "id": evidence_id,
+            "description": description,
+            "reference": reference,
+            "by": actor,
+            "at": at,
             "corrections": [],
         }
 
@@ -502,20 +553,45 @@ class BullyingCase(CaseAggregate):
         self._require(("awaiting_determination",), "作出认定")
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
         bullying, severity, horseplay = _determination(bullying, severity, horseplay)
-        self._determined(determination_id=determination_id, bullying=bullying, severity=severity,
-                         horseplay=horseplay, reason=require_text(reason, "认定理由"), actor=actor, at=at)
+        self._determined(
+            determination_id=determination_id,
+            bullying=bullying,
+            severity=severity,
+            horseplay=horseplay,
+            reason=require_text(reason, "认定理由"),
+            actor=actor,
+            at=at,
+        )
 
     @event("Determined")
     def _determined(
-        self, determination_id: str, bullying: bool, severity: str | None, horseplay: bool, reason: str,
-        actor: str, at: datetime,
+        self,
+        determination_id: str,
+        bullying: bool,
+        severity: str | None,
+        horseplay: bool,
+        reason: str,
+        actor: str,
+        at: datetime,
     ) -> None:
-        self.determinations.append({
-            "id": determination_id, "bullying": bullying, "severity": severity, "horseplay": horseplay,
-            "reason": reason, "by": actor, "at": at, "source": "committee", "approved": False,
-            "approved_by": None, "approved_at": None, "approval_reason": "", "returned": False,
-            "cycle": self.cycle,
-        })
+        self.determinations.append(
+            {
+                "id": determination_id,
+                "bullying": bullying,
+                "severity": severity,
+                "horseplay": horseplay,
+                "reason": reason,
+                "by": actor,
+                "at": at,
+                "source": "committee",
+                "approved": False,
+                "approved_by": None,
+                "approved_at": None,
+                "approval_reason": "",
+                "returned": False,
+                "cycle": self.cycle,
+            }
+        )
         self.current_determination_id = determination_id
 
     def approve_determination(
@@ -529,14 +605,22 @@ class BullyingCase(CaseAggregate):
         if det["by"] == actor:
             raise SelfApproval()
         self._determination_approved(
-            determination_id=det["id"], reason=require_text(reason, "审批意见"),
-            follow_up_due=follow_up_due if det["bullying"] else None, appeal_until=appeal_until,
-            actor=actor, at=at,
+            determination_id=det["id"],
+            reason=require_text(reason, "审批意见"),
+            follow_up_due=follow_up_due if det["bullying"] else None,
+            appeal_until=appeal_until,
+            actor=actor,
+            at=at,
         )
 
     @event("DeterminationApproved")
     def _determination_approved(
-        self, determination_id: str, reason: str, follow_up_due: date | None, appeal_until: date, actor: str,
+        self,
+        determination_id: str,
+        reason: str,
+        follow_up_due: date | None,
+        appeal_until: date,
+        actor: str,
         at: datetime,
     ) -> None:
         det = self._determination_by_id(determination_id)
@@ -550,19 +634,28 @@ class BullyingCase(CaseAggregate):
         self._require(("determined",), "退回认定")
         det = self.determination
         assert det is not None
-        self._determination_returned(determination_id=det["id"], reason=require_text(reason, "退回原因"),
-                                     actor=actor, at=at)
+        self._determination_returned(
+            determination_id=det["id"], reason=require_text(reason, "退回原因"), actor=actor, at=at
+        )
 
     @event("DeterminationReturned")
     def _determination_returned(self, determination_id: str, reason: str, actor: str, at: datetime) -> None:
-        self._determination_by_id(determination_id).update(returned=True, returned_reason=reason,
-                                                           returned_by=actor, returned_at=at)
+        self._determination_by_id(determination_id).update(
+            returned=True, returned_reason=reason, returned_by=actor, returned_at=at
+        )
         self.current_determination_id = None
 
     # -- mandatory report ---------------------------------------------------------------------
     def record_mandatory_report(
-        self, *, report_id: str, agency: str, reported_at: datetime, reference: str = "", note: str = "",
-        actor: str, at: datetime,
+        self,
+        *,
+        report_id: str,
+        agency: str,
+        reported_at: datetime,
+        reference: str = "",
+        note: str = "",
+        actor: str,
+        at: datetime,
     ) -> None:
         """强制报告: when and to which agency (e.g. the police station) the case was reported."""
         require_aware(at)
@@ -570,18 +663,36 @@ class BullyingCase(CaseAggregate):
         require(report_id not in self.mandatory_reports, "该报告已记录")
         _aware(reported_at, "报告时间")
         require(reported_at <= at, "报告时间不能晚于现在")
-        self._mandatory_report_made(report_id=report_id, agency=require_text(agency, "接受报告的机关"),
-                                    reported_at=reported_at, reference=(reference or "").strip(),
-                                    note=(note or "").strip(), actor=actor, at=at)
+        self._mandatory_report_made(
+            report_id=report_id,
+            agency=require_text(agency, "接受报告的机关"),
+            reported_at=reported_at,
+            reference=(reference or "").strip(),
+            note=(note or "").strip(),
+            actor=actor,
+            at=at,
+        )
 
     @event("MandatoryReportMade")
     def _mandatory_report_made(
-        self, report_id: str, agency: str, reported_at: datetime, reference: str, note: str, actor: str,
+        self,
+        report_id: str,
+        agency: str,
+        reported_at: datetime,
+        reference: str,
+        note: str,
+        actor: str,
         at: datetime,
     ) -> None:
         self.mandatory_reports[report_id] = {
-            "id": report_id, "agency": agency, "reported_at": reported_at, "reference": reference, "note": note,
-            "by": actor, "at": at, "cycle": self.cycle,
+            "id": report_id,
+            "agency": agency,
+            "reported_at": reported_at,
+            "reference": reference,
+            "note": note,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
         }
 
     # -- interventions ------------------------------------------------------------------------
@@ -604,33 +715,60 @@ class BullyingCase(CaseAggregate):
         party = self._party(student_id)
         kind = _choice(kind, INTERVENTION_KINDS, "干预类型")
         allowed = KINDS_BY_PART[party["part"]]
-        require(kind in allowed,
-                f"{PARTS[party['part']]}的干预只能是：{'、'.join(INTERVENTION_KINDS[k] for k in allowed)}")
+        require(
+            kind in allowed, f"{PARTS[party['part']]}的干预只能是：{'、'.join(INTERVENTION_KINDS[k] for k in allowed)}"
+        )
         if support_file_id:
             require(kind != "education", "教育矫治措施不关联心理档案")
         self._intervention_planned(
-            intervention_id=intervention_id, student_id=student_id, part=party["part"], kind=kind,
-            plan=require_text(plan, "干预方案"), responsible_staff_id=require_text(responsible_staff_id, "负责人"),
-            support_file_id=support_file_id or None, actor=actor, at=at,
+            intervention_id=intervention_id,
+            student_id=student_id,
+            part=party["part"],
+            kind=kind,
+            plan=require_text(plan, "干预方案"),
+            responsible_staff_id=require_text(responsible_staff_id, "负责人"),
+            support_file_id=support_file_id or None,
+            actor=actor,
+            at=at,
         )
 
     @event("InterventionPlanned")
     def _intervention_planned(
-        self, intervention_id: str, student_id: str, part: str, kind: str, plan: str, responsible_staff_id: str,
-        support_file_id: str | None, actor: str, at: datetime,
+        self,
+        intervention_id: str,
+        student_id: str,
+        part: str,
+        kind: str,
+        plan: str,
+        responsible_staff_id: str,
+        support_file_id: str | None,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.interventions[intervention_id] = {
-            "id": intervention_id, "student_id": student_id, "part": part, "kind": kind, "plan": plan,
-            "responsible_staff_id": responsible_staff_id, "support_file_id": support_file_id, "by": actor,
-            "at": at, "cycle": self.cycle, "active": True, "progress": [], "outcome": "", "completed_at": None,
+            "id": intervention_id,
+            "student_id": student_id,
+            "part": part,
+            "kind": kind,
+            "plan": plan,
+            "responsible_staff_id": responsible_staff_id,
+            "support_file_id": support_file_id,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+            "active": True,
+            "progress": [],
+            "outcome": "",
+            "completed_at": None,
         }
 
     def record_intervention_progress(self, *, intervention_id: str, note: str, actor: str, at: datetime) -> None:
         require_aware(at)
         self._require_not_closed("记录干预进展")
         self._active_intervention(intervention_id)
-        self._intervention_progress_recorded(intervention_id=intervention_id, note=require_text(note, "进展情况"),
-                                             actor=actor, at=at)
+        self._intervention_progress_recorded(
+            intervention_id=intervention_id, note=require_text(note, "进展情况"), actor=actor, at=at
+        )
 
     @event("InterventionProgressRecorded")
     def _intervention_progress_recorded(self, intervention_id: str, note: str, actor: str, at: datetime) -> None:
@@ -640,8 +778,9 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require_not_closed("完成干预")
         self._active_intervention(intervention_id)
-        self._intervention_completed(intervention_id=intervention_id, outcome=require_text(outcome, "干预效果"),
-                                     actor=actor, at=at)
+        self._intervention_completed(
+            intervention_id=intervention_id, outcome=require_text(outcome, "干预效果"), actor=actor, at=at
+        )
 
     @event("InterventionCompleted")
     def _intervention_completed(self, intervention_id: str, outcome: str, actor: str, at: datetime) -> None:
@@ -669,18 +808,39 @@ class BullyingCase(CaseAggregate):
         require(lodged_on >= det["approved_at"].date(), "申诉日期不能早于认定批准日期")
         if self.appeal_until is None or lodged_on > self.appeal_until:
             raise AppealWindowClosed(until=self.appeal_until.isoformat() if self.appeal_until else "—")
-        self._appeal_lodged(appeal_id=appeal_id, party_id=party_id, grounds=require_text(grounds, "申诉理由"),
-                            lodged_on=lodged_on, determination_id=det["id"], actor=actor, at=at)
+        self._appeal_lodged(
+            appeal_id=appeal_id,
+            party_id=party_id,
+            grounds=require_text(grounds, "申诉理由"),
+            lodged_on=lodged_on,
+            determination_id=det["id"],
+            actor=actor,
+            at=at,
+        )
 
     @event("AppealLodged")
     def _appeal_lodged(
-        self, appeal_id: str, party_id: str, grounds: str, lodged_on: date, determination_id: str, actor: str,
+        self,
+        appeal_id: str,
+        party_id: str,
+        grounds: str,
+        lodged_on: date,
+        determination_id: str,
+        actor: str,
         at: datetime,
     ) -> None:
         self.appeals[appeal_id] = {
-            "id": appeal_id, "party_id": party_id, "grounds": grounds, "lodged_on": lodged_on,
-            "determination_id": determination_id, "by": actor, "at": at, "outcome": None, "decided_on": None,
-            "outcome_reason": "", "new_determination_id": None,
+            "id": appeal_id,
+            "party_id": party_id,
+            "grounds": grounds,
+            "lodged_on": lodged_on,
+            "determination_id": determination_id,
+            "by": actor,
+            "at": at,
+            "outcome": None,
+            "decided_on": None,
+            "outcome_reason": "",
+            "new_determination_id": None,
         }
         self.pending_appeal_id = appeal_id
 
@@ -706,8 +866,10 @@ class BullyingCase(CaseAggregate):
         require(appeal_id == self.pending_appeal_id, "该申诉不是待审结的申诉")
         outcome = _choice(outcome, APPEAL_OUTCOMES, "复查结果")
         appeal = self.appeals[appeal_id]
-        require(isinstance(decided_on, date) and appeal["lodged_on"] <= decided_on <= at.date(),
-                "复查日期须在申诉日期与今天之间")
+        require(
+            isinstance(decided_on, date) and appeal["lodged_on"] <= decided_on <= at.date(),
+            "复查日期须在申诉日期与今天之间",
+        )
         new: dict[str, Any] | None = None
         if outcome == "changed":
             require(bool(new_determination_id), "变更认定须有新认定编号")
@@ -715,8 +877,10 @@ class BullyingCase(CaseAggregate):
             b, s, h = _determination(bool(bullying), severity, horseplay)
             det = self.determination
             assert det is not None
-            require((b, s, h) != (det["bullying"], det["severity"], det["horseplay"]),
-                    "变更后的认定与原认定相同；请记录为维持原认定")
+            require(
+                (b, s, h) != (det["bullying"], det["severity"], det["horseplay"]),
+                "变更后的认定与原认定相同；请记录为维持原认定",
+            )
             new = {"id": new_determination_id, "bullying": b, "severity": s, "horseplay": h}
             require(not b or follow_up_due is not None, "须有回访期限")
         else:
@@ -724,27 +888,54 @@ class BullyingCase(CaseAggregate):
         if outcome == "reopened":
             require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
         self._appeal_reviewed(
-            appeal_id=appeal_id, outcome=outcome, reason=require_text(reason, "复查理由"), decided_on=decided_on,
+            appeal_id=appeal_id,
+            outcome=outcome,
+            reason=require_text(reason, "复查理由"),
+            decided_on=decided_on,
             new_determination=new,
             follow_up_due=follow_up_due if new and new["bullying"] else None,
             investigation_due=investigation_due if outcome == "reopened" else None,
-            actor=actor, at=at,
+            actor=actor,
+            at=at,
         )
 
     @event("AppealReviewed")
     def _appeal_reviewed(
-        self, appeal_id: str, outcome: str, reason: str, decided_on: date, new_determination: dict[str, Any] | None,
-        follow_up_due: date | None, investigation_due: date | None, actor: str, at: datetime,
+        self,
+        appeal_id: str,
+        outcome: str,
+        reason: str,
+        decided_on: date,
+        new_determination: dict[str, Any] | None,
+        follow_up_due: date | None,
+        investigation_due: date | None,
+        actor: str,
+        at: datetime,
     ) -> None:
-        self.appeals[appeal_id].update(outcome=outcome, decided_on=decided_on, outcome_reason=reason,
-                                       new_determination_id=new_determination["id"] if new_determination else None)
+        self.appeals[appeal_id].update(
+            outcome=outcome,
+            decided_on=decided_on,
+            outcome_reason=reason,
+            new_determination_id=new_determination["id"] if new_determination else None,
+        )
         self.pending_appeal_id = None
         if outcome == "changed" and new_determination:
-            self.determinations.append({
-                **new_determination, "reason": reason, "by": actor, "at": at, "source": "appeal_review",
-                "appeal_id": appeal_id, "approved": True, "approved_by": actor, "approved_at": at,
-                "approval_reason": reason, "returned": False, "cycle": self.cycle,
-            })
+            self.determinations.append(
+                {
+                    **new_determination,
+                    "reason": reason,
+                    "by": actor,
+                    "at": at,
+                    "source": "appeal_review",
+                    "appeal_id": appeal_id,
+                    "approved": True,
+                    "approved_by": actor,
+                    "approved_at": at,
+                    "approval_reason": reason,
+                    "returned": False,
+                    "cycle": self.cycle,
+                }
+            )
             self.current_determination_id = new_determination["id"]
             self.next_follow_up_due = follow_up_due
         elif outcome == "reopened":
@@ -766,18 +957,36 @@ class BullyingCase(CaseAggregate):
         require(follow_up_id not in self.follow_ups, "该回访已记录")
         require(isinstance(held_on, date) and held_on <= at.date(), "回访日期不能晚于今天")
         require(held_on >= det["approved_at"].date(), "回访日期不能早于认定批准日期")
-        self._follow_up_recorded(follow_up_id=follow_up_id, held_on=held_on, notes=require_text(notes, "回访情况"),
-                                 next_due=next_due if det["bullying"] else None, determination_id=det["id"],
-                                 actor=actor, at=at)
+        self._follow_up_recorded(
+            follow_up_id=follow_up_id,
+            held_on=held_on,
+            notes=require_text(notes, "回访情况"),
+            next_due=next_due if det["bullying"] else None,
+            determination_id=det["id"],
+            actor=actor,
+            at=at,
+        )
 
     @event("FollowUpRecorded")
     def _follow_up_recorded(
-        self, follow_up_id: str, held_on: date, notes: str, next_due: date | None, determination_id: str,
-        actor: str, at: datetime,
+        self,
+        follow_up_id: str,
+        held_on: date,
+        notes: str,
+        next_due: date | None,
+        determination_id: str,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.follow_ups[follow_up_id] = {
-            "id": follow_up_id, "held_on": held_on, "notes": notes, "next_due": next_due,
-            "determination_id": determination_id, "by": actor, "at": at, "corrections": [],
+            "id": follow_up_id,
+            "held_on": held_on,
+            "notes": notes,
+            "next_due": next_due,
+            "determination_id": determination_id,
+            "by": actor,
+            "at": at,
+            "corrections": [],
         }
         self.next_follow_up_due = next_due
 
@@ -793,8 +1002,10 @@ class BullyingCase(CaseAggregate):
             raise MandatoryReportRequired()
         missing = self.missing_interventions()
         if missing:
-            raise InterventionsRequired(missing="、".join(PARTS[p] for p in missing),
-                                        student_ids=sorted({s for ids in missing.values() for s in ids}))
+            raise InterventionsRequired(
+                missing="、".join(PARTS[p] for p in missing),
+                student_ids=sorted({s for ids in missing.values() for s in ids}),
+            )
         self._closed(reason=require_text(reason, "结案理由"), determination_id=det["id"], actor=actor, at=at)
 
     @event("Closed")
@@ -810,8 +1021,9 @@ class BullyingCase(CaseAggregate):
         if self.closed_at is None:
             raise WrongState(state=self.status_label, action="重新开启（只有已结案的案件才能重新开启）")
         require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
-        self._reopened(reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due,
-                       actor=actor, at=at)
+        self._reopened(
+            reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due, actor=actor, at=at
+        )
 
     @event("Reopened")
     def _reopened(self, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
@@ -834,8 +1046,9 @@ class BullyingCase(CaseAggregate):
         st = self._item(self.statements, statement_id, "陈述")
         text = require_text(text, "陈述内容")
         require(text != st["text"], "内容没有变化")
-        self._statement_corrected(corrects=statement_id, text=text, reason=require_text(reason, "更正原因"),
-                                  actor=actor, at=at)
+        self._statement_corrected(
+            corrects=statement_id, text=text, reason=require_text(reason, "更正原因"), actor=actor, at=at
+        )
 
     @event("StatementCorrected")
     def _statement_corrected(self, corrects: str, text: str, reason: str, actor: str, at: datetime) -> None:
@@ -845,8 +1058,14 @@ class BullyingCase(CaseAggregate):
         self._note_correction("statement", corrects, reason, actor, at)
 
     def correct_evidence(
-        self, *, evidence_id: str, reason: str, description: str | None = None, reference: str | None = None,
-        actor: str, at: datetime,
+        self,
+        *,
+        evidence_id: str,
+        reason: str,
+        description: str | None = None,
+        reference: str | None = None,
+        actor: str,
+        at: datetime,
     ) -> None:
         require_aware(at)
         ev = self._item(self.evidence, evidence_id, "证据")
@@ -857,11 +1076,14 @@ class BullyingCase(CaseAggregate):
             changes["reference"] = reference.strip()
         changes = {k: v for k, v in changes.items() if v != ev[k]}
         require(bool(changes), "没有要更正的内容")
-        self._evidence_corrected(corrects=evidence_id, changes=changes, reason=require_text(reason, "更正原因"),
-                                 actor=actor, at=at)
+        self._evidence_corrected(
+            corrects=evidence_id, changes=changes, reason=require_text(reason, "更正原因"), actor=actor, at=at
+        )
 
     @event("EvidenceCorrected")
-    def _evidence_corrected(self, corrects: str, changes: dict[str, str], reason: str, actor: str, at: datetime) -> None:
+    def _evidence_corrected(
+        self, corrects: str, changes: dict[str, str], reason: str, actor: str, at: datetime
+    ) -> None:
         ev = self.evidence[corrects]
         ev["corrections"].append({"previous": {k: ev[k] for k in changes}, "reason": reason, "by": actor, "at": at})
         ev.update(changes)
@@ -871,8 +1093,9 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         narrative = require_text(narrative, "事情经过")
         require(narrative != self.narrative, "内容没有变化")
-        self._narrative_corrected(corrects="narrative", narrative=narrative, reason=require_text(reason, "更正原因"),
-                                  actor=actor, at=at)
+        self._narrative_corrected(
+            corrects="narrative", narrative=narrative, reason=require_text(reason, "更正原因"), actor=actor, at=at
+        )
 
     @event("NarrativeCorrected")
     def _narrative_corrected(self, corrects: str, narrative: str, reason: str, actor: str, at: datetime) -> None:
@@ -898,8 +1121,9 @@ class BullyingCase(CaseAggregate):
             clean["forms"] = _forms(changes["forms"])
         clean = {k: v for k, v in clean.items() if v != getattr(self, k)}
         require(bool(clean), "没有要更正的内容")
-        self._report_corrected(corrects="report", changes=clean, reason=require_text(reason, "更正原因"),
-                               actor=actor, at=at)
+        self._report_corrected(
+            corrects="report", changes=clean, reason=require_text(reason, "更正原因"), actor=actor, at=at
+        )
 
     @event("ReportCorrected")
     def _report_corrected(self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
@@ -912,8 +1136,9 @@ class BullyingCase(CaseAggregate):
         fu = self._item(self.follow_ups, follow_up_id, "回访")
         notes = require_text(notes, "回访情况")
         require(notes != fu["notes"], "内容没有变化")
-        self._follow_up_corrected(corrects=follow_up_id, notes=notes, reason=require_text(reason, "更正原因"),
-                                  actor=actor, at=at)
+        self._follow_up_corrected(
+            corrects=follow_up_id, notes=notes, reason=require_text(reason, "更正原因"), actor=actor, at=at
+        )
 
     @event("FollowUpCorrected")
     def _follow_up_corrected(self, corrects: str, notes: str, reason: str, actor: str, at: datetime) -> None:
@@ -922,10 +1147,12 @@ class BullyingCase(CaseAggregate):
         fu["notes"] = notes
         self._note_correction("follow_up", corrects, reason, actor, at)
 
-    def _note_correction(self, what: str, corrects: str, reason: str, actor: str, at: datetime,
-                         fields: list[str] | None = None) -> None:
-        self.corrections.append({"what": what, "corrects": corrects, "fields": fields or [], "reason": reason,
-                                 "by": actor, "at": at})
+    def _note_correction(
+        self, what: str, corrects: str, reason: str, actor: str, at: datetime, fields: list[str] | None = None
+    ) -> None:
+        self.corrections.append(
+            {"what": what, "corrects": corrects, "fields": fields or [], "reason": reason, "by": actor, "at": at}
+        )
 
     # -- questions ----------------------------------------------------------------------------
     @property
@@ -994,9 +1221,7 @@ class BullyingCase(CaseAggregate):
         return missing
 
     def investigation_overdue(self, today: date) -> bool:
-        return (
-            self.closed_at is None and self.investigation_completed_at is None and today > self.investigation_due
-        )
+        return self.closed_at is None and self.investigation_completed_at is None and today > self.investigation_due
 
     def follow_up_overdue(self, today: date) -> bool:
         due = self.next_follow_up_due
@@ -1007,7 +1232,10 @@ class BullyingCase(CaseAggregate):
 
     def scope(self) -> Scope:
         return Scope(
-            kind="case", school_id=self.school_id, owner_id=self.handler_id, status=self.status,
+            kind="case",
+            school_id=self.school_id,
+            owner_id=self.handler_id,
+            status=self.status,
             links=tuple(self.links),
         )
 

@@ -56,8 +56,13 @@ class Pairing(CaseAggregate):
         require_aware(at)
         require(cadence_days > 0, "谈心频率必须为正数天")
         return cls(
-            id=id, school_id=school_id, staff_id=staff_id, student_id=student_id,
-            cadence_days=cadence_days, actor=actor, at=at,
+            id=id,
+            school_id=school_id,
+            staff_id=staff_id,
+            student_id=student_id,
+            cadence_days=cadence_days,
+            actor=actor,
+            at=at,
         )
 
     # -- check-ins --------------------------------------------------------------------
@@ -85,24 +90,48 @@ class Pairing(CaseAggregate):
         if concern:
             concern_note = require_text(concern_note, "担忧说明")
         self._check_in_recorded(
-            check_in_id=check_in_id, held_on=held_on, notes=notes, concern=concern,
-            concern_note=concern_note.strip(), actor=actor, at=at,
+            check_in_id=check_in_id,
+            held_on=held_on,
+            notes=notes,
+            concern=concern,
+            concern_note=concern_note.strip(),
+            actor=actor,
+            at=at,
         )
 
     @event("CheckInRecorded")
     def _check_in_recorded(
-        self, check_in_id: str, held_on: date, notes: dict[str, str], concern: bool,
-        concern_note: str, actor: str, at: datetime,
+        self,
+        check_in_id: str,
+        held_on: date,
+        notes: dict[str, str],
+        concern: bool,
+        concern_note: str,
+        actor: str,
+        at: datetime,
     ) -> None:
         self.check_ins[check_in_id] = {
-            "id": check_in_id, "held_on": held_on, "notes": notes, "concern": concern,
-            "concern_note": concern_note, "actor": actor, "at": at, "escalated_to": [],
+            "id": check_in_id,
+            "held_on": held_on,
+            "notes": notes,
+            "concern": concern,
+            "concern_note": concern_note,
+            "actor": actor,
+            "at": at,
+            "escalated_to": [],
             "corrections": [],
         }
 
     def correct_check_in(
-        self, *, check_in_id: str, notes: dict[str, str] | None = None, concern: bool | None = None,
-        concern_note: str | None = None, reason: str, actor: str, at: datetime,
+        self,
+        *,
+        check_in_id: str,
+        notes: dict[str, str] | None = None,
+        concern: bool | None = None,
+        concern_note: str | None = None,
+        reason: str,
+        actor: str,
+        at: datetime,
     ) -> None:
         """A correction is a new event naming the check-in it corrects."""
         require_aware(at)
@@ -124,15 +153,15 @@ class Pairing(CaseAggregate):
         )
 
     @event("CheckInCorrected")
-    def _check_in_corrected(self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
+    def _check_in_corrected(
+        self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime
+    ) -> None:
         ci = self.check_ins[corrects]
         ci.update(changes)
         ci["corrections"].append({"reason": reason, "actor": actor, "at": at})
 
     # -- escalation -------------------------------------------------------------------
-    def escalate(
-        self, *, check_in_id: str, target: str, target_id: str, reason: str, actor: str, at: datetime
-    ) -> None:
+    def escalate(self, *, check_in_id: str, target: str, target_id: str, reason: str, actor: str, at: datetime) -> None:
         """Link a concern to the support file or bullying report it became."""
         require_aware(at)
         ci = self._check_in(check_in_id)
@@ -143,8 +172,12 @@ class Pairing(CaseAggregate):
             "该担忧已上报过同类事项",
         )
         self._escalated(
-            check_in_id=check_in_id, target=target, target_id=target_id,
-            reason=require_text(reason, "上报原因"), actor=actor, at=at,
+            check_in_id=check_in_id,
+            target=target,
+            target_id=target_id,
+            reason=require_text(reason, "上报原因"),
+            actor=actor,
+            at=at,
         )
 
     @event("ConcernEscalated")
@@ -208,6 +241,10 @@ class Pairing(CaseAggregate):
 
     def scope(self) -> Scope:
         return Scope(
-            kind="pairing", school_id=self.school_id, owner_id=self.staff_id,
-            subject_id=self.student_id, status=self.status, links=((self.student_id, "paired"),),
+            kind="pairing",
+            school_id=self.school_id,
+            owner_id=self.staff_id,
+            subject_id=self.student_id,
+            status=self.status,
+            links=((self.student_id, "paired"),),
         )

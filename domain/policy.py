@@ -18,9 +18,7 @@ RISK_LABELS = {"general": "一般关注", "key": "重点关注", "high": "高危
 class Policy:
     investigation_days: int = 10
     follow_up_days: int = 30
-    review_days: dict[str, int] = field(
-        default_factory=lambda: {"general": 120, "key": 120, "high": 30}
-    )
+    review_days: dict[str, int] = field(default_factory=lambda: {"general": 120, "key": 120, "high": 30})
     check_in_cadence_days: int = 14
     screenings_per_school_year: int = 1
     school_year_start_month: int = 9
@@ -63,9 +61,7 @@ class Policy:
                     raise InvalidInput(reason="timezone 应为时区名称，例如 Asia/Shanghai")
             elif name not in ("review_days", "screening_instruments"):
                 _require_days(name, value)
-        policy = replace(
-            cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")}
-        )
+        policy = replace(cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")})
         if "review_days" in data:
             if not isinstance(data["review_days"], dict):
                 raise InvalidInput(reason="review_days 应为表（general、key、high 各自的天数）")

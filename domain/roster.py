@@ -32,7 +32,7 @@ PRIORITY_TAGS = ("留守儿童", "流动儿童", "单亲家庭", "隐性辍学",
 def parse_gender(value: str) -> str:
     g = GENDERS.get((value or "").strip().lower())
     if g is None:
-        raise InvalidInput(reason=f"性别「{(value or '')[:FIELD_LIMITS['gender']]}」无法识别（应为 男/女）")
+        raise InvalidInput(reason=f"性别「{(value or '')[: FIELD_LIMITS['gender']]}」无法识别（应为 男/女）")
     return g
 
 
@@ -47,17 +47,33 @@ def check_phone(phone: str) -> str:
     digits = digits.removeprefix("+")
     if international and digits.startswith("86"):
         digits, international = digits[2:], False
-    ok = digits.isascii() and digits.isdigit() and (
-        7 <= len(digits) <= 15 if international else
-        len(digits) == 11 if digits.startswith("1") else 7 <= len(digits) <= 12)
+    ok = (
+        digits.isascii()
+        and digits.isdigit()
+        and (
+            7 <= len(digits) <= 15
+            if international
+            else len(digits) == 11
+            if digits.startswith("1")
+            else 7 <= len(digits) <= 12
+        )
+    )
     require(ok, f"电话号码「{phone}」格式不正确")
     return digits
 
 
 # The longest value each roster field may hold, in characters: room for long names
 # (minority and foreign names), but a pasted paragraph or a binary field is refused.
-FIELD_LIMITS = {"student_no": 32, "name": 50, "gender": 8, "grade": 20, "class_name": 30, "guardian_name": 50,
-                "guardian_phone": 24, "tag": 20}
+FIELD_LIMITS = {
+    "student_no": 32,
+    "name": 50,
+    "gender": 8,
+    "grade": 20,
+    "class_name": 30,
+    "guardian_name": 50,
+    "guardian_phone": 24,
+    "tag": 20,
+}
 MAX_TAGS = 10
 # A K-12 pupil's age on the day they are enrolled: from kindergarten to the oldest upper
 # secondary or special-education pupils.
@@ -147,8 +163,10 @@ class Student(CaseAggregate):
     ) -> Student:
         require_aware(at)
         guardians = [
-            {"name": checked_text(g.get("name"), "监护人姓名", FIELD_LIMITS["guardian_name"]),
-             "phone": check_phone(g.get("phone", ""))}
+            {
+                "name": checked_text(g.get("name"), "监护人姓名", FIELD_LIMITS["guardian_name"]),
+                "phone": check_phone(g.get("phone", "")),
+            }
             for g in (guardians or [])
         ]
         require(isinstance(birth_date, date), "出生日期格式不正确")
@@ -202,8 +220,11 @@ class Student(CaseAggregate):
 
     def scope(self) -> Scope:
         return Scope(
-            kind="student", school_id=self.school_id, class_name=self.class_name,
-            subject_id=str(self.id), status="active" if self.active else "left",
+            kind="student",
+            school_id=self.school_id,
+            class_name=self.class_name,
+            subject_id=str(self.id),
+            status="active" if self.active else "left",
         )
 
 
@@ -286,5 +307,9 @@ class Staff(CaseAggregate):
         self.active = False
 
     def scope(self) -> Scope:
-        return Scope(kind="staff", school_id=self.school_id, owner_id=str(self.id),
-                     status="active" if self.active else "inactive")
+        return Scope(
+            kind="staff",
+            school_id=self.school_id,
+            owner_id=str(self.id),
+            status="active" if self.active else "inactive",
+        )

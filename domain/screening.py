@@ -110,22 +110,30 @@ class Instrument:
         require(bool(self.bands), f"量表「{self.id}」至少需要一个分段")
         expected = self.items * self.item_min
         for b in self.bands:
-            require(b.min == expected and b.max >= b.min,
-                    f"量表「{self.id}」分段「{b.name}」应从 {expected} 分开始且不重叠、不留空")
-            require(b.risk_level is None or b.risk_level in RISK_LEVELS,
-                    f"量表「{self.id}」分段「{b.name}」的风险等级无效")
+            require(
+                b.min == expected and b.max >= b.min,
+                f"量表「{self.id}」分段「{b.name}」应从 {expected} 分开始且不重叠、不留空",
+            )
+            require(
+                b.risk_level is None or b.risk_level in RISK_LEVELS, f"量表「{self.id}」分段「{b.name}」的风险等级无效"
+            )
             expected = b.max + 1
-        require(expected - 1 == self.items * self.item_max,
-                f"量表「{self.id}」分段应覆盖到满分 {self.items * self.item_max}")
+        require(
+            expected - 1 == self.items * self.item_max,
+            f"量表「{self.id}」分段应覆盖到满分 {self.items * self.item_max}",
+        )
         require(len({b.name for b in self.bands}) == len(self.bands), f"量表「{self.id}」分段名称重复")
-        require(self.flag_from in {b.name for b in self.bands},
-                f"量表「{self.id}」的预警阈值「{self.flag_from}」不是它的分段")
-        require(self.flag_risk_level in RISK_LEVELS and self.crisis_risk_level in RISK_LEVELS,
-                f"量表「{self.id}」的风险等级无效")
+        require(
+            self.flag_from in {b.name for b in self.bands},
+            f"量表「{self.id}」的预警阈值「{self.flag_from}」不是它的分段",
+        )
+        require(
+            self.flag_risk_level in RISK_LEVELS and self.crisis_risk_level in RISK_LEVELS,
+            f"量表「{self.id}」的风险等级无效",
+        )
         if self.crisis is not None:
             require(1 <= self.crisis.item <= self.items, f"量表「{self.id}」危机题号超出范围")
-            require(self.item_min <= self.crisis.above < self.item_max,
-                    f"量表「{self.id}」危机阈值超出分值范围")
+            require(self.item_min <= self.crisis.above < self.item_max, f"量表「{self.id}」危机阈值超出分值范围")
 
     @property
     def max_total(self) -> int:
@@ -138,9 +146,7 @@ class Instrument:
         lo, hi = self.item_min, self.item_max
         for n, a in enumerate(answers, 1):
             if type(a) is not int or not lo <= a <= hi:
-                raise InvalidAnswers(
-                    reason=f"{self.name} 第 {n} 题得分「{a}」超出范围 {self.item_min}-{self.item_max}"
-                )
+                raise InvalidAnswers(reason=f"{self.name} 第 {n} 题得分「{a}」超出范围 {self.item_min}-{self.item_max}")
 
     def score(self, answers: list[int]) -> ScreeningResult:
         self.check_answers(answers)
@@ -170,8 +176,20 @@ class Instrument:
     def from_dict(cls, data: Mapping[str, Any]) -> Instrument:
         """Read an instrument from configuration (e.g. a region's policy TOML)."""
         try:
-            known = {"id", "name", "items", "item_min", "item_max", "item_range", "bands", "crisis",
-                     "flag_from", "category", "flag_risk_level", "crisis_risk_level"}
+            known = {
+                "id",
+                "name",
+                "items",
+                "item_min",
+                "item_max",
+                "item_range",
+                "bands",
+                "crisis",
+                "flag_from",
+                "category",
+                "flag_risk_level",
+                "crisis_risk_level",
+            }
             unknown = set(data) - known
             require(not unknown, f"量表配置中有未知项：{', '.join(sorted(unknown))}")
             lo, hi = data.get("item_range", (data.get("item_min", 0), data.get("item_max", 3)))
@@ -183,12 +201,20 @@ class Instrument:
                 item_min=int(lo),
                 item_max=int(hi),
                 bands=tuple(
-                    Band(name=str(b["name"]), label=str(b.get("label", b["name"])), min=int(b["min"]),
-                         max=int(b["max"]), risk_level=b.get("risk_level"))
+                    Band(
+                        name=str(b["name"]),
+                        label=str(b.get("label", b["name"])),
+                        min=int(b["min"]),
+                        max=int(b["max"]),
+                        risk_level=b.get("risk_level"),
+                    )
                     for b in data["bands"]
                 ),
-                crisis=None if not crisis else CrisisRule(
-                    item=int(crisis["item"]), above=int(crisis.get("above", 0)),
+                crisis=None
+                if not crisis
+                else CrisisRule(
+                    item=int(crisis["item"]),
+                    above=int(crisis.get("above", 0)),
                     label=str(crisis.get("label", CrisisRule.label)),
                     category=str(crisis.get("category", CrisisRule.category)),
                 ),
@@ -202,9 +228,15 @@ class Instrument:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": self.id, "name": self.name, "items": self.items, "item_min": self.item_min,
-            "item_max": self.item_max, "flag_from": self.flag_from, "category": self.category,
-            "flag_risk_level": self.flag_risk_level, "crisis_risk_level": self.crisis_risk_level,
+            "id": self.id,
+            "name": self.name,
+            "items": self.items,
+            "item_min": self.item_min,
+            "item_max": self.item_max,
+            "flag_from": self.flag_from,
+            "category": self.category,
+            "flag_risk_level": self.flag_risk_level,
+            "crisis_risk_level": self.crisis_risk_level,
             "bands": [
                 {"name": b.name, "label": b.label, "min": b.min, "max": b.max}
                 | ({"risk_level": b.risk_level} if b.risk_level else {})
@@ -212,8 +244,12 @@ class Instrument:
             ],
         }
         if self.crisis is not None:
-            data["crisis"] = {"item": self.crisis.item, "above": self.crisis.above,
-                              "label": self.crisis.label, "category": self.crisis.category}
+            data["crisis"] = {
+                "item": self.crisis.item,
+                "above": self.crisis.above,
+                "label": self.crisis.label,
+                "category": self.crisis.category,
+            }
         return data
 
 
@@ -266,20 +302,19 @@ class ScreeningRecord(CaseAggregate):
     """One student's screenings in one school year: one stream, results appended."""
 
     @event("ScreeningRecordOpened")
-    def __init__(self, id: UUID, school_id: str, student_id: str, school_year: int, actor: str,
-                 at: datetime) -> None:
+    def __init__(self, id: UUID, school_id: str, student_id: str, school_year: int, actor: str, at: datetime) -> None:
         self.school_id = school_id
         self.student_id = student_id
         self.school_year = school_year
         self.screenings: list[dict[str, Any]] = []
 
     @classmethod
-    def open(cls, *, id: UUID, school_id: str, student_id: str, school_year: int, actor: str,
-             at: datetime) -> ScreeningRecord:
+    def open(
+        cls, *, id: UUID, school_id: str, student_id: str, school_year: int, actor: str, at: datetime
+    ) -> ScreeningRecord:
         require_aware(at)
         require(bool(student_id), "学生不能为空")
-        return cls(id=id, school_id=school_id, student_id=student_id, school_year=school_year,
-                   actor=actor, at=at)
+        return cls(id=id, school_id=school_id, student_id=student_id, school_year=school_year, actor=actor, at=at)
 
     def has(self, instrument_id: str, screened_on: date) -> bool:
         key = instrument_id.upper()
@@ -307,25 +342,59 @@ class ScreeningRecord(CaseAggregate):
             raise DuplicateScreening(instrument=instrument.id, screened_on=screened_on.isoformat())
         result = instrument.score(list(answers))
         self._recorded(
-            screening_id=screening_id, instrument=instrument.id, instrument_name=instrument.name,
-            answers=list(answers), total=result.total, band=result.band, band_label=result.band_label,
-            flagged=result.flagged, crisis=result.crisis, screened_on=screened_on,
-            support_file_id=support_file_id, import_id=import_id, actor=actor, at=at,
+            screening_id=screening_id,
+            instrument=instrument.id,
+            instrument_name=instrument.name,
+            answers=list(answers),
+            total=result.total,
+            band=result.band,
+            band_label=result.band_label,
+            flagged=result.flagged,
+            crisis=result.crisis,
+            screened_on=screened_on,
+            support_file_id=support_file_id,
+            import_id=import_id,
+            actor=actor,
+            at=at,
         )
         return result
 
     @event("ScreeningRecorded")
     def _recorded(
-        self, screening_id: str, instrument: str, instrument_name: str, answers: list[int], total: int,
-        band: str, band_label: str, flagged: bool, crisis: bool, screened_on: date,
-        support_file_id: str | None, import_id: str | None, actor: str, at: datetime,
+        self,
+        screening_id: str,
+        instrument: str,
+        instrument_name: str,
+        answers: list[int],
+        total: int,
+        band: str,
+        band_label: str,
+        flagged: bool,
+        crisis: bool,
+        screened_on: date,
+        support_file_id: str | None,
+        import_id: str | None,
+        actor: str,
+        at: datetime,
     ) -> None:
-        self.screenings.append({
-            "id": screening_id, "instrument": instrument, "instrument_name": instrument_name,
-            "answers": answers, "total": total, "band": band, "band_label": band_label,
-            "flagged": flagged, "crisis": crisis, "screened_on": screened_on,
-            "support_file_id": support_file_id, "import_id": import_id, "actor": actor, "at": at,
-        })
+        self.screenings.append(
+            {
+                "id": screening_id,
+                "instrument": instrument,
+                "instrument_name": instrument_name,
+                "answers": answers,
+                "total": total,
+                "band": band,
+                "band_label": band_label,
+                "flagged": flagged,
+                "crisis": crisis,
+                "screened_on": screened_on,
+                "support_file_id": support_file_id,
+                "import_id": import_id,
+                "actor": actor,
+                "at": at,
+            }
+        )
 
     @property
     def flagged(self) -> bool:
@@ -337,6 +406,9 @@ class ScreeningRecord(CaseAggregate):
 
     def scope(self) -> Scope:
         return Scope(
-            kind="screening", school_id=self.school_id, subject_id=self.student_id, status="recorded",
+            kind="screening",
+            school_id=self.school_id,
+            subject_id=self.student_id,
+            status="recorded",
             links=((self.student_id, "screened"),),
         )

@@ -189,32 +189,53 @@ class SupportFile(CaseAggregate):
         require(source is None or isinstance(source, dict), "来源链接格式不正确")
         level = check_level(risk_level)
         return cls(
-            id=id, school_id=school_id, student_id=student_id, category=check_category(category),
-            risk_level=level, reason=require_text(reason, "建档原因"),
-            responsible_id=require_text(responsible_id, "一对一负责人"), origin=origin,
-            source=dict(source) if source else None, next_review_due=policy.next_review(level, at.date()),
-            actor=actor, at=at,
+            id=id,
+            school_id=school_id,
+            student_id=student_id,
+            category=check_category(category),
+            risk_level=level,
+            reason=require_text(reason, "建档原因"),
+            responsible_id=require_text(responsible_id, "一对一负责人"),
+            origin=origin,
+            source=dict(source) if source else None,
+            next_review_due=policy.next_review(level, at.date()),
+            actor=actor,
+            at=at,
         )
 
     # -- risk level -----------------------------------------------------------------
     def raise_risk_level(
-        self, *, to_level: str, reason: str, policy: Policy, actor: str, at: datetime,
+        self,
+        *,
+        to_level: str,
+        reason: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
         source: dict[str, Any] | None = None,
     ) -> None:
         """Raise the level (with a reason); the next review is recomputed."""
         self._check_change(to_level, "raise", "提高风险等级", at)
         self._risk_raised(
-            from_level=self.risk_level, to_level=to_level, reason=require_text(reason, "调整原因"),
+            from_level=self.risk_level,
+            to_level=to_level,
+            reason=require_text(reason, "调整原因"),
             source=dict(source) if source else None,
-            next_review_due=policy.next_review(to_level, at.date()), actor=actor, at=at,
+            next_review_due=policy.next_review(to_level, at.date()),
+            actor=actor,
+            at=at,
         )
 
     def lower_risk_level(self, *, to_level: str, reason: str, policy: Policy, actor: str, at: datetime) -> None:
         """Lower the level (with a reason); the next review is recomputed."""
         self._check_change(to_level, "lower", "降低风险等级", at)
         self._risk_lowered(
-            from_level=self.risk_level, to_level=to_level, reason=require_text(reason, "调整原因"),
-            next_review_due=policy.next_review(to_level, at.date()), actor=actor, at=at,
+            from_level=self.risk_level,
+            to_level=to_level,
+            reason=require_text(reason, "调整原因"),
+            next_review_due=policy.next_review(to_level, at.date()),
+            actor=actor,
+            at=at,
         )
 
     def _check_change(self, to_level: str, direction: str, action: str, at: datetime) -> None:
@@ -226,22 +247,31 @@ class SupportFile(CaseAggregate):
         up = rank(to_level) > rank(self.risk_level)
         if up != (direction == "raise"):
             raise WrongRiskDirection(
-                current=RISK_LABELS[self.risk_level], target=RISK_LABELS[to_level],
+                current=RISK_LABELS[self.risk_level],
+                target=RISK_LABELS[to_level],
                 direction="提高" if direction == "raise" else "降低",
             )
 
     @event("RiskLevelRaised")
-    def _risk_raised(self, from_level: str, to_level: str, reason: str, source: dict[str, Any] | None,
-                     next_review_due: date, actor: str, at: datetime) -> None:
+    def _risk_raised(
+        self,
+        from_level: str,
+        to_level: str,
+        reason: str,
+        source: dict[str, Any] | None,
+        next_review_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
         self._level_changed(from_level, to_level, reason, next_review_due, actor, at)
 
     @event("RiskLevelLowered")
-    def _risk_lowered(self, from_level: str, to_level: str, reason: str, next_review_due: date, actor: str,
-                      at: datetime) -> None:
+    def _risk_lowered(
+        self, from_level: str, to_level: str, reason: str, next_review_due: date, actor: str, at: datetime
+    ) -> None:
         self._level_changed(from_level, to_level, reason, next_review_due, actor, at)
 
-    def _level_changed(self, from_level: str, to_level: str, reason: str, due: date, actor: str,
-                       at: datetime) -> None:
+    def _level_changed(self, from_level: str, to_level: str, reason: str, due: date, actor: str, at: datetime) -> None:
         self.risk_level = to_level
         self.next_review_due = due
         self.risk_history.append({"from": from_level, "to": to_level, "reason": reason, "actor": actor, "at": at})
@@ -252,8 +282,13 @@ class SupportFile(CaseAggregate):
         self._require_open("调整档案类别")
         category = check_category(category)
         require(category != self.category, "档案类别没有变化")
-        self._category_changed(from_category=self.category, to_category=category,
-                               reason=require_text(reason, "调整原因"), actor=actor, at=at)
+        self._category_changed(
+            from_category=self.category,
+            to_category=category,
+            reason=require_text(reason, "调整原因"),
+            actor=actor,
+            at=at,
+        )
 
     @event("CategoryChanged")
     def _category_changed(self, from_category: str, to_category: str, reason: str, actor: str, at: datetime) -> None:
@@ -266,8 +301,13 @@ class SupportFile(CaseAggregate):
         self._require_open("更换负责人")
         responsible_id = require_text(responsible_id, "新负责人")
         require(responsible_id != self.responsible_id, "新负责人与现负责人相同")
-        self._reassigned(from_id=self.responsible_id, to_id=responsible_id,
-                         reason=require_text(reason, "更换原因"), actor=actor, at=at)
+        self._reassigned(
+            from_id=self.responsible_id,
+            to_id=responsible_id,
+            reason=require_text(reason, "更换原因"),
+            actor=actor,
+            at=at,
+        )
 
     @event("ResponsibleReassigned")
     def _reassigned(self, from_id: str, to_id: str, reason: str, actor: str, at: datetime) -> None:
@@ -287,108 +327,219 @@ class SupportFile(CaseAggregate):
     def _plan_drawn_up(self, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
         self._set_plan(goals, measures, None, actor, at)
 
-    def revise_plan(self, *, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str,
-                    at: datetime) -> None:
+    def revise_plan(
+        self, *, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str, at: datetime
+    ) -> None:
         require_aware(at)
         self._require_open("修订帮扶方案")
         if self.plan is None:
             raise PlanMissing(action="修订帮扶方案")
         goals, measures = check_plan(goals, measures)
         require(goals != self.plan["goals"] or measures != self.plan["measures"], "方案没有变化")
-        self._plan_revised(goals=goals, measures=measures, reason=require_text(reason, "修订原因"),
-                           actor=actor, at=at)
+        self._plan_revised(goals=goals, measures=measures, reason=require_text(reason, "修订原因"), actor=actor, at=at)
 
     @event("PlanRevised")
-    def _plan_revised(self, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str,
-                      at: datetime) -> None:
+    def _plan_revised(
+        self, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str, at: datetime
+    ) -> None:
         self._set_plan(goals, measures, reason, actor, at)
 
-    def _set_plan(self, goals: list[str], measures: list[dict[str, str]], reason: str | None, actor: str,
-                  at: datetime) -> None:
+    def _set_plan(
+        self, goals: list[str], measures: list[dict[str, str]], reason: str | None, actor: str, at: datetime
+    ) -> None:
         version = len(self.plan_history) + 1
-        self.plan = {"version": version, "goals": goals, "measures": measures, "reason": reason,
-                     "actor": actor, "at": at}
+        self.plan = {
+            "version": version,
+            "goals": goals,
+            "measures": measures,
+            "reason": reason,
+            "actor": actor,
+            "at": at,
+        }
         self.plan_history.append(self.plan)
 
     # -- the record of the work -----------------------------------------------------
-    def record_session(self, *, entry_id: str, held_on: date, summary: str, duration_minutes: int | None = None,
-                       next_steps: str = "", actor: str, at: datetime) -> None:
+    def record_session(
+        self,
+        *,
+        entry_id: str,
+        held_on: date,
+        summary: str,
+        duration_minutes: int | None = None,
+        next_steps: str = "",
+        actor: str,
+        at: datetime,
+    ) -> None:
         """A counselling session (心理辅导)."""
         self._check_entry(entry_id, held_on, "记录辅导", at)
         require(duration_minutes is None or 0 < duration_minutes <= 600, "辅导时长应在 1-600 分钟之间")
-        self._session_recorded(entry_id=entry_id, held_on=held_on, summary=require_text(summary, "辅导记录"),
-                               duration_minutes=duration_minutes, next_steps=(next_steps or "").strip(),
-                               actor=actor, at=at)
+        self._session_recorded(
+            entry_id=entry_id,
+            held_on=held_on,
+            summary=require_text(summary, "辅导记录"),
+            duration_minutes=duration_minutes,
+            next_steps=(next_steps or "").strip(),
+            actor=actor,
+            at=at,
+        )
 
     @event("SessionRecorded")
-    def _session_recorded(self, entry_id: str, held_on: date, summary: str, duration_minutes: int | None,
-                          next_steps: str, actor: str, at: datetime) -> None:
-        self._add("session", entry_id, actor, at, held_on=held_on, summary=summary,
-                  duration_minutes=duration_minutes, next_steps=next_steps)
+    def _session_recorded(
+        self,
+        entry_id: str,
+        held_on: date,
+        summary: str,
+        duration_minutes: int | None,
+        next_steps: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self._add(
+            "session",
+            entry_id,
+            actor,
+            at,
+            held_on=held_on,
+            summary=summary,
+            duration_minutes=duration_minutes,
+            next_steps=next_steps,
+        )
 
-    def record_guardian_contact(self, *, entry_id: str, contacted_on: date, guardian: str, method: str,
-                                summary: str, actor: str, at: datetime) -> None:
+    def record_guardian_contact(
+        self, *, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str, actor: str, at: datetime
+    ) -> None:
         """A contact with a guardian (家校联系): who, how, what was said."""
         self._check_entry(entry_id, contacted_on, "记录家校联系", at)
         require(method in CONTACT_METHODS, f"联系方式「{method}」无效")
-        self._guardian_contacted(entry_id=entry_id, contacted_on=contacted_on,
-                                 guardian=require_text(guardian, "联系的监护人"), method=method,
-                                 summary=require_text(summary, "联系内容"), actor=actor, at=at)
+        self._guardian_contacted(
+            entry_id=entry_id,
+            contacted_on=contacted_on,
+            guardian=require_text(guardian, "联系的监护人"),
+            method=method,
+            summary=require_text(summary, "联系内容"),
+            actor=actor,
+            at=at,
+        )
 
     @event("GuardianContacted")
-    def _guardian_contacted(self, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str,
-                            actor: str, at: datetime) -> None:
-        self._add("guardian_contact", entry_id, actor, at, contacted_on=contacted_on, guardian=guardian,
-                  method=method, summary=summary)
+    def _guardian_contacted(
+        self, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str, actor: str, at: datetime
+    ) -> None:
+        self._add(
+            "guardian_contact",
+            entry_id,
+            actor,
+            at,
+            contacted_on=contacted_on,
+            guardian=guardian,
+            method=method,
+            summary=summary,
+        )
 
-    def record_referral(self, *, entry_id: str, referred_on: date, to: str, reason: str, actor: str,
-                        at: datetime) -> None:
+    def record_referral(
+        self, *, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime
+    ) -> None:
         """A referral (转介), e.g. to a hospital's psychiatric clinic."""
         self._check_entry(entry_id, referred_on, "记录转介", at)
-        self._referred(entry_id=entry_id, referred_on=referred_on, to=require_text(to, "转介机构"),
-                       reason=require_text(reason, "转介原因"), actor=actor, at=at)
+        self._referred(
+            entry_id=entry_id,
+            referred_on=referred_on,
+            to=require_text(to, "转介机构"),
+            reason=require_text(reason, "转介原因"),
+            actor=actor,
+            at=at,
+        )
 
     @event("ReferralMade")
     def _referred(self, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime) -> None:
         self._add("referral", entry_id, actor, at, referred_on=referred_on, to=to, reason=reason)
 
-    def record_crisis_intervention(self, *, entry_id: str, occurred_on: date, what_happened: str,
-                                   actions_taken: str, policy: Policy, actor: str, at: datetime) -> None:
+    def record_crisis_intervention(
+        self,
+        *,
+        entry_id: str,
+        occurred_on: date,
+        what_happened: str,
+        actions_taken: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> None:
         """A crisis intervention (危机干预); the file goes to 高危 if it is not already,
         as its own RiskLevelRaised event."""
         self._check_entry(entry_id, occurred_on, "记录危机干预", at)
         what_happened = require_text(what_happened, "事件经过")
         actions_taken = require_text(actions_taken, "干预措施")
-        self._crisis_recorded(entry_id=entry_id, occurred_on=occurred_on, what_happened=what_happened,
-                              actions_taken=actions_taken, actor=actor, at=at)
+        self._crisis_recorded(
+            entry_id=entry_id,
+            occurred_on=occurred_on,
+            what_happened=what_happened,
+            actions_taken=actions_taken,
+            actor=actor,
+            at=at,
+        )
         if self.risk_level != "high":
             self._risk_raised(
-                from_level=self.risk_level, to_level="high",
+                from_level=self.risk_level,
+                to_level="high",
                 reason=f"{occurred_on.isoformat()} 发生危机事件并实施危机干预，风险等级自动提升为高危",
-                source={"kind": "crisis", "id": entry_id}, next_review_due=policy.next_review("high", at.date()),
-                actor=actor, at=at,
+                source={"kind": "crisis", "id": entry_id},
+                next_review_due=policy.next_review("high", at.date()),
+                actor=actor,
+                at=at,
             )
 
     @event("CrisisInterventionRecorded")
-    def _crisis_recorded(self, entry_id: str, occurred_on: date, what_happened: str, actions_taken: str,
-                         actor: str, at: datetime) -> None:
-        self._add("crisis", entry_id, actor, at, occurred_on=occurred_on, what_happened=what_happened,
-                  actions_taken=actions_taken)
+    def _crisis_recorded(
+        self, entry_id: str, occurred_on: date, what_happened: str, actions_taken: str, actor: str, at: datetime
+    ) -> None:
+        self._add(
+            "crisis",
+            entry_id,
+            actor,
+            at,
+            occurred_on=occurred_on,
+            what_happened=what_happened,
+            actions_taken=actions_taken,
+        )
 
-    def record_review(self, *, entry_id: str, reviewed_on: date, notes: str, outcome: str, policy: Policy,
-                      actor: str, at: datetime) -> None:
+    def record_review(
+        self, *, entry_id: str, reviewed_on: date, notes: str, outcome: str, policy: Policy, actor: str, at: datetime
+    ) -> None:
         """A scheduled review of the plan (动态管理); the next one is set from the policy."""
         self._check_entry(entry_id, reviewed_on, "记录方案复评", at)
         require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 continue 或 adjust）")
-        self._reviewed(entry_id=entry_id, reviewed_on=reviewed_on, notes=require_text(notes, "复评意见"),
-                       outcome=outcome, next_review_due=policy.next_review(self.risk_level, reviewed_on),
-                       actor=actor, at=at)
+        self._reviewed(
+            entry_id=entry_id,
+            reviewed_on=reviewed_on,
+            notes=require_text(notes, "复评意见"),
+            outcome=outcome,
+            next_review_due=policy.next_review(self.risk_level, reviewed_on),
+            actor=actor,
+            at=at,
+        )
 
     @event("PlanReviewed")
-    def _reviewed(self, entry_id: str, reviewed_on: date, notes: str, outcome: str, next_review_due: date,
-                  actor: str, at: datetime) -> None:
-        self._add("review", entry_id, actor, at, reviewed_on=reviewed_on, notes=notes, outcome=outcome,
-                  next_review_due=next_review_due)
+    def _reviewed(
+        self,
+        entry_id: str,
+        reviewed_on: date,
+        notes: str,
+        outcome: str,
+        next_review_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self._add(
+            "review",
+            entry_id,
+            actor,
+            at,
+            reviewed_on=reviewed_on,
+            notes=notes,
+            outcome=outcome,
+            next_review_due=next_review_due,
+        )
         self.next_review_due = next_review_due
 
     def _check_entry(self, entry_id: str, on: date, action: str, at: datetime) -> None:
@@ -403,12 +554,10 @@ class SupportFile(CaseAggregate):
         require(on <= at.date(), "日期不能晚于今天")
 
     def _add(self, kind: str, entry_id: str, actor: str, at: datetime, **fields: Any) -> None:
-        self.entries[entry_id] = {"id": entry_id, "kind": kind, **fields, "actor": actor, "at": at,
-                                  "corrections": []}
+        self.entries[entry_id] = {"id": entry_id, "kind": kind, **fields, "actor": actor, "at": at, "corrections": []}
 
     # -- corrections ----------------------------------------------------------------
-    def correct_entry(self, *, entry_id: str, changes: dict[str, Any], reason: str, actor: str,
-                      at: datetime) -> None:
+    def correct_entry(self, *, entry_id: str, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
         """Correct a recorded entry: a new event naming the entry it corrects."""
         require_aware(at)
         self._require_open("更正记录")
@@ -433,12 +582,19 @@ class SupportFile(CaseAggregate):
             clean[k] = v
         changed = {k: v for k, v in clean.items() if entry.get(k) != v}  # a field given as it was is no change
         require(bool(changed), "没有要更正的内容")
-        self._entry_corrected(corrects=entry_id, entry_kind=kind, changes=changed,
-                              reason=require_text(reason, "更正原因"), actor=actor, at=at)
+        self._entry_corrected(
+            corrects=entry_id,
+            entry_kind=kind,
+            changes=changed,
+            reason=require_text(reason, "更正原因"),
+            actor=actor,
+            at=at,
+        )
 
     @event("EntryCorrected")
-    def _entry_corrected(self, corrects: str, entry_kind: str, changes: dict[str, Any], reason: str, actor: str,
-                         at: datetime) -> None:
+    def _entry_corrected(
+        self, corrects: str, entry_kind: str, changes: dict[str, Any], reason: str, actor: str, at: datetime
+    ) -> None:
         entry = self.entries[corrects]
         entry.update(changes)
         entry["corrections"].append({"changes": changes, "reason": reason, "actor": actor, "at": at})
@@ -460,8 +616,12 @@ class SupportFile(CaseAggregate):
         require_aware(at)
         if self.status != "closed":
             raise FileNotClosed(action="重新开启")
-        self._reopened(reason=require_text(reason, "重新开启原因"),
-                       next_review_due=policy.next_review(self.risk_level, at.date()), actor=actor, at=at)
+        self._reopened(
+            reason=require_text(reason, "重新开启原因"),
+            next_review_due=policy.next_review(self.risk_level, at.date()),
+            actor=actor,
+            at=at,
+        )
 
     @event("Reopened")
     def _reopened(self, reason: str, next_review_due: date, actor: str, at: datetime) -> None:
@@ -513,6 +673,10 @@ class SupportFile(CaseAggregate):
 
     def scope(self) -> Scope:
         return Scope(
-            kind="file", school_id=self.school_id, owner_id=self.responsible_id, subject_id=self.student_id,
-            status=self.status, links=((self.student_id, "supported"),),
+            kind="file",
+            school_id=self.school_id,
+            owner_id=self.responsible_id,
+            subject_id=self.student_id,
+            status=self.status,
+            links=((self.student_id, "supported"),),
         )

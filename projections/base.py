@@ -70,8 +70,15 @@ class Source(Protocol):
 
     def authorize(self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None) -> Decision: ...
 
-    def check(self, actor: Actor, action: str, kind: str, stream_id: str | UUID | None = None,
-              school_id: str | None = None, break_glass: str | None = None) -> Decision: ...
+    def check(
+        self,
+        actor: Actor,
+        action: str,
+        kind: str,
+        stream_id: str | UUID | None = None,
+        school_id: str | None = None,
+        break_glass: str | None = None,
+    ) -> Decision: ...
 
     def resource(self, kind: str, stream_id: str | UUID | None = None, school_id: str | None = None) -> Resource: ...
 
@@ -79,8 +86,9 @@ class Source(Protocol):
 
     def schools(self) -> list[tuple[str, str, str]]: ...
 
-    def record_security_event(self, kind: str, actor_id: str, subject: str = "",
-                              detail: str | dict[str, Any] = "") -> int | None: ...
+    def record_security_event(
+        self, kind: str, actor_id: str, subject: str = "", detail: str | dict[str, Any] = ""
+    ) -> int | None: ...
 
     def quarantine_stream(self, stream_id: str, version: int) -> None: ...
 
@@ -96,6 +104,7 @@ class StudentRef:
     name: str
     erased: bool = False
     unreadable: bool = False  # quarantined: its event or key failed authentication
+
 
 metadata = MetaData()
 
@@ -213,8 +222,11 @@ def insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None
         if sorted(names) != sorted(keys):
             conn.execute(stmt, rows)
             return
-        procs = [(i, p) for i, n in enumerate(names)
-                 if (p := compiled.binds[n].type._cached_bind_processor(dialect)) is not None]
+        procs = [
+            (i, p)
+            for i, n in enumerate(names)
+            if (p := compiled.binds[n].type._cached_bind_processor(dialect)) is not None
+        ]
         get = itemgetter(*names) if len(names) > 1 else (lambda r, n=names[0]: (r[n],))
         found = _COMPILED[cache_key] = (str(compiled), get, procs)
     sql, get, procs = found
@@ -240,8 +252,9 @@ def driver_mark(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def select_in(conn: Connection, table: Table, columns: Sequence[str], key: str,
-              values: Sequence[Any]) -> list[tuple[Any, ...]]:
+def select_in(
+    conn: Connection, table: Table, columns: Sequence[str], key: str, values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
     """`SELECT columns FROM table WHERE key IN (values)` straight through the driver: for
     columns whose values need no conversion (text, integers), on the paths that run
     after every command, where SQLAlchemy's statement handling (an expanding IN) cost more
@@ -252,8 +265,7 @@ def select_in(conn: Connection, table: Table, columns: Sequence[str], key: str,
         if name not in table.c:
             raise KeyError(f"{table.name} has no column {name}")
     mark = driver_mark(conn)
-    sql = (f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} IN "
-           f"({', '.join([mark] * len(values))})")
+    sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} IN ({', '.join([mark] * len(values))})"
     return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(values))]
 
 
@@ -287,8 +299,15 @@ def group_by_class(events: Sequence[tuple[int, Any]]) -> dict[type, list[int]]:
 
 def _plain_insert(stmt: Any) -> bool:
     """A `table.insert()` with nothing else (no values, no SELECT, no RETURNING)."""
-    return (isinstance(stmt, Insert) and stmt.select is None and not stmt._values and not stmt._multi_values
-            and not stmt._returning and not stmt._post_values_clause and isinstance(stmt.table, Table))
+    return (
+        isinstance(stmt, Insert)
+        and stmt.select is None
+        and not stmt._values
+        and not stmt._multi_values
+        and not stmt._returning
+        and not stmt._post_values_clause
+        and isinstance(stmt.table, Table)
+    )
 
 
 def _copy_many(conn: Connection, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -309,7 +328,8 @@ def _copy_many(conn: Connection, stmt: Any, keys: tuple[str, ...], rows: list[di
     procs = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect)) is not None]
     get = itemgetter(*keys) if len(keys) > 1 else (lambda r, k=keys[0]: (r[k],))
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns))
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    )
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(copy) as cp:
@@ -388,8 +408,9 @@ class WriteBehind:
         if fn is not None:
             fn(self, event, _FlushFirst(conn, self) if self.bulk else conn, position)
 
-    def handle_batch(self, events: Sequence[tuple[int, Any]], conn: Connection,
-                     by_class: dict[type, list[int]] | None = None) -> None:
+    def handle_batch(
+        self, events: Sequence[tuple[int, Any]], conn: Connection, by_class: dict[type, list[int]] | None = None
+    ) -> None:
         """`handle` for each of a batch's events, in order, dispatched once per event
         class; `by_class`: the indexes in `events` of each class's events."""
         if not events:
@@ -417,8 +438,9 @@ class WriteBehind:
                     fns[k](self, e, proxy, i)
         self._seen = events[-1][0]
 
-    def _insert(self, conn: Any, stmt: Any, rows: dict[str, Any] | list[dict[str, Any]], position: int = 0,
-                key: Any = None) -> None:
+    def _insert(
+        self, conn: Any, stmt: Any, rows: dict[str, Any] | list[dict[str, Any]], position: int = 0, key: Any = None
+    ) -> None:
         """Insert rows (kept back in bulk mode; `key`: a row later events may change)."""
         if not self.bulk:
             conn.execute(stmt, rows)
@@ -545,8 +567,13 @@ class Runner:
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(select(tracking.c.view, tracking.c.position))}
 
-    def catch_up(self, views: Sequence[View] | None = None, progress: Callable[[int, int], None] | None = None,
-                 batch: int | None = None, fresh: Sequence[tuple[int, Any]] = ()) -> int:
+    def catch_up(
+        self,
+        views: Sequence[View] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        batch: int | None = None,
+        fresh: Sequence[tuple[int, Any]] = (),
+    ) -> int:
         """Process everything recorded so far; returns how many events were applied.
 
         `fresh`: events this process has just written, as (notification id, domain
@@ -586,7 +613,7 @@ class Runner:
                 if fresh and fresh[0][0] == start + 1 and fresh[-1][0] - fresh[0][0] == len(fresh) - 1:
                     # (in memory already: as many as a rebuild folds at once, in one transaction)
                     events = list(fresh[: min(max(batch, REBUILD_BATCH), head - start)])
-                    fresh = fresh[len(events):]
+                    fresh = fresh[len(events) :]
                 else:
                     notes = self.app.recorder.select_notifications(start=start + 1, limit=batch, stop=head)
                     if not notes:
@@ -644,7 +671,8 @@ class Runner:
         with self.engine.begin() as conn:
             for seen, names in moving.items():
                 moved = conn.execute(
-                    update(tracking).where(tracking.c.view.in_(names), tracking.c.position == seen)
+                    update(tracking)
+                    .where(tracking.c.view.in_(names), tracking.c.position == seen)
                     .values(position=last)
                 ).rowcount
                 if moved != len(names):
@@ -739,4 +767,17 @@ class _Raced(Exception):
     pass
 
 
-__all__ = ["View", "WriteBehind", "Runner", "stream_id_of", "ErasedEvent", "UnreadableEvent", "metadata", "tracking", "Table", "Column", "String", "Integer"]
+__all__ = [
+    "View",
+    "WriteBehind",
+    "Runner",
+    "stream_id_of",
+    "ErasedEvent",
+    "UnreadableEvent",
+    "metadata",
+    "tracking",
+    "Table",
+    "Column",
+    "String",
+    "Integer",
+]

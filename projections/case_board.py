@@ -110,8 +110,13 @@ REPORT_MADE = UPDATE_CASE.values(
 )
 APPEAL_LODGED = UPDATE_CASE.values(appeals=cases.c.appeals + 1, pending_appeal_id=bindparam("appeal"))
 REOPENED = UPDATE_CASE.values(
-    cycle=cases.c.cycle + 1, closed_on=None, **NO_DETERMINATION, handler_id=None, investigation_started=False,
-    investigation_completed=False, investigation_due=bindparam("due", type_=Date),
+    cycle=cases.c.cycle + 1,
+    closed_on=None,
+    **NO_DETERMINATION,
+    handler_id=None,
+    investigation_started=False,
+    investigation_completed=False,
+    investigation_due=bindparam("due", type_=Date),
 )
 LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream_id = :sid ORDER BY student_id")
 
@@ -134,12 +139,28 @@ class CaseBoardView(WriteBehind, View):
     @fold.register
     def _(self, e: BullyingCase.Reported, conn: Connection, position: int) -> None:
         cid = str(e.originator_id)
-        conn.execute(INSERT_CASE, dict(
-            case_id=cid, school_id=e.school_id, opened_on=e.at.date(), forms=",".join(e.forms), cycle=0,
-            investigation_due=e.investigation_due, investigation_started=False, investigation_completed=False,
-            handler_id=None, **NO_DETERMINATION, followed_up_determination_id=None, pending_appeal_id=None,
-            appeals=0, mandatory_reports=0, mandatory_report_dates="", closed_on=None, erased=False,
-        ))
+        conn.execute(
+            INSERT_CASE,
+            dict(
+                case_id=cid,
+                school_id=e.school_id,
+                opened_on=e.at.date(),
+                forms=",".join(e.forms),
+                cycle=0,
+                investigation_due=e.investigation_due,
+                investigation_started=False,
+                investigation_completed=False,
+                handler_id=None,
+                **NO_DETERMINATION,
+                followed_up_determination_id=None,
+                pending_appeal_id=None,
+                appeals=0,
+                mandatory_reports=0,
+                mandatory_report_dates="",
+                closed_on=None,
+                erased=False,
+            ),
+        )
         ids = sorted({p["student_id"] for p in e.parties})
         if ids:
             conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
@@ -167,8 +188,14 @@ class CaseBoardView(WriteBehind, View):
 
     @fold.register
     def _(self, e: BullyingCase.Determined, conn: Connection, position: int) -> None:
-        self._set(e, conn, determination_id=e.determination_id, determination_approved=False,
-                  bullying=e.bullying, severity=e.severity)
+        self._set(
+            e,
+            conn,
+            determination_id=e.determination_id,
+            determination_approved=False,
+            bullying=e.bullying,
+            severity=e.severity,
+        )
 
     @fold.register
     def _(self, e: BullyingCase.DeterminationApproved, conn: Connection, position: int) -> None:
@@ -191,11 +218,19 @@ class CaseBoardView(WriteBehind, View):
         values: dict[str, Any] = {"pending_appeal_id": None}
         new = e.new_determination
         if e.outcome == "changed" and new:
-            values.update(determination_id=new["id"], determination_approved=True, bullying=new["bullying"],
-                          severity=new["severity"])
+            values.update(
+                determination_id=new["id"],
+                determination_approved=True,
+                bullying=new["bullying"],
+                severity=new["severity"],
+            )
         elif e.outcome == "reopened":
-            values.update(**NO_DETERMINATION, investigation_started=True, investigation_completed=False,
-                          investigation_due=e.investigation_due)
+            values.update(
+                **NO_DETERMINATION,
+                investigation_started=True,
+                investigation_completed=False,
+                investigation_due=e.investigation_due,
+            )
         self._set(e, conn, **values)
 
     @fold.register
@@ -289,14 +324,22 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
     approved_bullying = row["determination_approved"] and row["bullying"]
     opened, closed = row["opened_on"], row["closed_on"]
     overdue = (
-        status not in ("erased", "closed") and not row["investigation_completed"]
-        and row["investigation_due"] is not None and today > row["investigation_due"]
+        status not in ("erased", "closed")
+        and not row["investigation_completed"]
+        and row["investigation_due"] is not None
+        and today > row["investigation_due"]
     )
     line = BoardLine(
-        case_id=row["case_id"], status=status, severity=row["severity"] if approved_bullying else None,
-        opened_on=opened, days_open=((closed or today) - opened).days if opened else None,
-        investigation_due=row["investigation_due"], investigation_overdue=overdue, closed_on=closed,
-        erased=bool(row["erased"]), full=full,
+        case_id=row["case_id"],
+        status=status,
+        severity=row["severity"] if approved_bullying else None,
+        opened_on=opened,
+        days_open=((closed or today) - opened).days if opened else None,
+        investigation_due=row["investigation_due"],
+        investigation_overdue=overdue,
+        closed_on=closed,
+        erased=bool(row["erased"]),
+        full=full,
     )
     if not full or row["erased"]:
         return line
@@ -304,9 +347,11 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         line,
         forms=[f for f in (row["forms"] or "").split(",") if f],
         mandatory_reports=row["mandatory_reports"],
-        mandatory_report_dates=sorted(date.fromisoformat(d) for d in (row["mandatory_report_dates"] or "").split(",")
-                                      if d),
-        appeals=row["appeals"], appeal_pending=row["pending_appeal_id"] is not None,
+        mandatory_report_dates=sorted(
+            date.fromisoformat(d) for d in (row["mandatory_report_dates"] or "").split(",") if d
+        ),
+        appeals=row["appeals"],
+        appeal_pending=row["pending_appeal_id"] is not None,
     )
 
 
@@ -320,9 +365,16 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
     if full:
         app.authorize(actor, access.CASE_READ, school)
     else:
-        app.authorize(actor, access.CASE_STATUS, Resource(
-            kind="case", school_id=school_id, classes=frozenset(actor.classes), district=school.district,
-        ))
+        app.authorize(
+            actor,
+            access.CASE_STATUS,
+            Resource(
+                kind="case",
+                school_id=school_id,
+                classes=frozenset(actor.classes),
+                district=school.district,
+            ),
+        )
     app.views.catch_up()  # type: ignore[attr-defined]
     today = today or app.now().date()
     q = select(cases).where(cases.c.school_id == school_id)
@@ -336,9 +388,16 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(q).mappings().all()
     lines = [_line(r, today, full) for r in rows]
-    return sorted(lines, key=lambda x: (
-        x.erased, x.status == "closed", not x.investigation_overdue, x.opened_on or date.min, x.case_id,
-    ))
+    return sorted(
+        lines,
+        key=lambda x: (
+            x.erased,
+            x.status == "closed",
+            not x.investigation_overdue,
+            x.opened_on or date.min,
+            x.case_id,
+        ),
+    )
 
 
 __all__ = ["CaseBoardView", "BoardLine", "case_board", "status_of", "views"]

@@ -87,15 +87,20 @@ _k = concerns.c
 _pid: Any = bindparam("b_pid")
 _day = bindparam("b_day", type_=Integer)
 _latest = case((or_(_p.last_day.is_(None), _p.last_day < _day), _day), else_=_p.last_day)
-_check_in = update(pairings).where(_p.pairing_id == _pid).values(
-    last_day=_latest, due_day=_latest + _p.cadence_days, check_ins=_p.check_ins + 1,
-    open_concerns=_p.open_concerns + bindparam("b_open", type_=Integer),
+_check_in = (
+    update(pairings)
+    .where(_p.pairing_id == _pid)
+    .values(
+        last_day=_latest,
+        due_day=_latest + _p.cadence_days,
+        check_ins=_p.check_ins + 1,
+        open_concerns=_p.open_concerns + bindparam("b_open", type_=Integer),
+    )
 )
 _INSERT_PAIRING = pairings.insert()
 _INSERT_CONCERN = concerns.insert()
 _concern_row = (_k.pairing_id == _pid) & (_k.check_in_id == bindparam("b_ci"))
-_move_class = update(pairings).where(_p.student_id == bindparam("b_student")).values(
-    class_name=bindparam("b_class"))
+_move_class = update(pairings).where(_p.student_id == bindparam("b_student")).values(class_name=bindparam("b_class"))
 # Students' classes (kept after erasure, with the flag) from the clear directory.
 _STUDENTS = "SELECT stream_id, school_id, class_name, erased FROM {t}anxin_directory WHERE kind = 'student'"
 
@@ -124,11 +129,25 @@ class PairingBoardView(WriteBehind, View):
     def _paired(self, e: Any, conn: Connection, position: int) -> None:
         day = _ordinal(e.at.date())
         pid = stream_id_of(e)
-        self._insert(conn, _INSERT_PAIRING, {
-            "pairing_id": pid, "school_id": e.school_id, "staff_id": e.staff_id, "student_id": e.student_id,
-            "cadence_days": e.cadence_days, "paired_day": day, "last_day": None, "due_day": day + e.cadence_days,
-            "check_ins": 0, "open_concerns": 0, "class_name": None,  # (set as the rows are written: `flush`)
-        }, position, key=pid)
+        self._insert(
+            conn,
+            _INSERT_PAIRING,
+            {
+                "pairing_id": pid,
+                "school_id": e.school_id,
+                "staff_id": e.staff_id,
+                "student_id": e.student_id,
+                "cadence_days": e.cadence_days,
+                "paired_day": day,
+                "last_day": None,
+                "due_day": day + e.cadence_days,
+                "check_ins": 0,
+                "open_concerns": 0,
+                "class_name": None,  # (set as the rows are written: `flush`)
+            },
+            position,
+            key=pid,
+        )
 
     @fold.register(Student.DetailsCorrected)
     def _student_corrected(self, e: Any, conn: Connection, position: int) -> None:
@@ -140,8 +159,12 @@ class PairingBoardView(WriteBehind, View):
         batch's in one query, as they are written."""
         new = self._rows.get(_INSERT_PAIRING)
         if new:
-            found = {sid: (school, cls) for sid, school, cls, _ in self.app.db.fetch_in(
-                _STUDENTS + " AND stream_id IN ({marks})", list({r["student_id"] for r in new}))}
+            found = {
+                sid: (school, cls)
+                for sid, school, cls, _ in self.app.db.fetch_in(
+                    _STUDENTS + " AND stream_id IN ({marks})", list({r["student_id"] for r in new})
+                )
+            }
             for r in new:
                 school_class = found.get(r["student_id"])
                 r["class_name"] = school_class[1] if school_class and school_class[0] == r["school_id"] else None
@@ -157,13 +180,21 @@ class PairingBoardView(WriteBehind, View):
             # Paired in this batch and not written yet: the same change as `_check_in`, on the row.
             last = row["last_day"]
             latest = day if last is None or last < day else last
-            row.update(last_day=latest, due_day=latest + row["cadence_days"], check_ins=row["check_ins"] + 1,
-                       open_concerns=row["open_concerns"] + opened)
+            row.update(
+                last_day=latest,
+                due_day=latest + row["cadence_days"],
+                check_ins=row["check_ins"] + 1,
+                open_concerns=row["open_concerns"] + opened,
+            )
         else:
             conn.execute(_check_in, {"b_pid": pid, "b_day": day, "b_open": opened})
         if e.concern:
-            self._insert(conn, _INSERT_CONCERN, {"pairing_id": pid, "check_in_id": e.check_in_id, "concern": True,
-                                                 "escalated": False}, position)
+            self._insert(
+                conn,
+                _INSERT_CONCERN,
+                {"pairing_id": pid, "check_in_id": e.check_in_id, "concern": True, "escalated": False},
+                position,
+            )
 
     @fold.register(Pairing.CheckInCorrected)
     def _corrected(self, e: Any, conn: Connection, position: int) -> None:
@@ -175,8 +206,9 @@ class PairingBoardView(WriteBehind, View):
         self._concern_changed(conn, str(e.originator_id), e.check_in_id, escalated=True)
 
     @staticmethod
-    def _concern_changed(conn: Connection, pid: str, check_in_id: str, *, concern: bool | None = None,
-                         escalated: bool | None = None) -> None:
+    def _concern_changed(
+        conn: Connection, pid: str, check_in_id: str, *, concern: bool | None = None, escalated: bool | None = None
+    ) -> None:
         """A flagged check-in's concern changed (corrected, or escalated): keep its row
         and move the pairing's count of open concerns by the difference."""
         keys = {"b_pid": pid, "b_ci": check_in_id}
@@ -185,22 +217,33 @@ class PairingBoardView(WriteBehind, View):
         now_concern = was_concern if concern is None else concern
         now_escalated = was_escalated if escalated is None else escalated
         if row is None:
-            conn.execute(insert(concerns).values(pairing_id=pid, check_in_id=check_in_id, concern=now_concern,
-                                                 escalated=now_escalated))
+            conn.execute(
+                insert(concerns).values(
+                    pairing_id=pid, check_in_id=check_in_id, concern=now_concern, escalated=now_escalated
+                )
+            )
         else:
-            conn.execute(update(concerns).where(_concern_row).values(concern=now_concern, escalated=now_escalated),
-                         keys)
+            conn.execute(
+                update(concerns).where(_concern_row).values(concern=now_concern, escalated=now_escalated), keys
+            )
         delta = int(now_concern and not now_escalated) - int(was_concern and not was_escalated)
         if delta:
-            conn.execute(update(pairings).where(_p.pairing_id == _pid)
-                         .values(open_concerns=_p.open_concerns + delta), {"b_pid": pid})
+            conn.execute(
+                update(pairings).where(_p.pairing_id == _pid).values(open_concerns=_p.open_concerns + delta),
+                {"b_pid": pid},
+            )
 
     @fold.register(Pairing.CadenceChanged)
     def _cadence_changed(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(pairings).where(_p.pairing_id == _pid).values(
-            cadence_days=e.cadence_days,
-            due_day=case((_p.last_day.is_(None), _p.paired_day), else_=_p.last_day) + e.cadence_days,
-        ), {"b_pid": str(e.originator_id)})
+        conn.execute(
+            update(pairings)
+            .where(_p.pairing_id == _pid)
+            .values(
+                cadence_days=e.cadence_days,
+                due_day=case((_p.last_day.is_(None), _p.paired_day), else_=_p.last_day) + e.cadence_days,
+            ),
+            {"b_pid": str(e.originator_id)},
+        )
 
     @fold.register(Pairing.Ended)
     def _ended(self, e: Any, conn: Connection, position: int) -> None:
@@ -265,8 +308,7 @@ class PairingBoard:
 
 def _count(class_name: str | None, lines: Iterable[PairingLine]) -> ClassCounts:
     lines = list(lines)
-    return ClassCounts(class_name, len(lines), sum(1 for p in lines if p.overdue),
-                       sum(p.open_concerns for p in lines))
+    return ClassCounts(class_name, len(lines), sum(1 for p in lines if p.overdue), sum(p.open_concerns for p in lines))
 
 
 def _by_class(lines: list[PairingLine]) -> list[ClassCounts]:
@@ -274,9 +316,17 @@ def _by_class(lines: list[PairingLine]) -> list[ClassCounts]:
     return [_count(c, (p for p in lines if p.class_name == c)) for c in classes]
 
 
-def pairing_board(app: Source, actor: Actor, *, staff_id: str | None = None, class_name: str | None = None,
-                  school_id: str | None = None, today: date | None = None, names: bool | None = None,
-                  break_glass: str | None = None) -> PairingBoard:
+def pairing_board(
+    app: Source,
+    actor: Actor,
+    *,
+    staff_id: str | None = None,
+    class_name: str | None = None,
+    school_id: str | None = None,
+    today: date | None = None,
+    names: bool | None = None,
+    break_glass: str | None = None,
+) -> PairingBoard:
     """The board of one staff member's pairings (by default the actor's own; any staff
     member sees their own, a principal anyone's in the school), or, with `school_id`
     and no `staff_id`, of a whole school (a principal), optionally of one class. Lines
@@ -287,8 +337,12 @@ def pairing_board(app: Source, actor: Actor, *, staff_id: str | None = None, cla
         staff_id = actor.staff_id
     if staff_id is not None:
         school = actor.school_id if staff_id == actor.staff_id else _school_of_staff(app, staff_id)
-        app.authorize(actor, access.PAIRING_READ, replace(app.resource("pairing", school_id=school),
-                                                          owner_id=staff_id), break_glass)
+        app.authorize(
+            actor,
+            access.PAIRING_READ,
+            replace(app.resource("pairing", school_id=school), owner_id=staff_id),
+            break_glass,
+        )
         if school is None:
             raise NotFound()
     else:
@@ -324,15 +378,16 @@ def pairing_counts(app: Source, actor: Actor, school_id: str, today: date | None
         # Erased pairings still active in the directory (and no longer in the view): one each.
         gone = app.db.fetch(
             "SELECT stream_id, subject_id FROM {t}anxin_directory WHERE kind = 'pairing' "
-            "AND erased = 1 AND status = 'active' AND school_id = ?", (school_id,),
+            "AND erased = 1 AND status = 'active' AND school_id = ?",
+            (school_id,),
         )
         if gone:
-            present = {r[0] for r in conn.execute(
-                select(_p.pairing_id).where(_p.pairing_id.in_([g[0] for g in gone])))}
+            present = {r[0] for r in conn.execute(select(_p.pairing_id).where(_p.pairing_id.in_([g[0] for g in gone])))}
             for _pid, student in (g for g in gone if g[0] not in present):
                 row = app.db.fetchone(
                     "SELECT class_name FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'student' "
-                    "AND school_id = ?", (student, school_id),
+                    "AND school_id = ?",
+                    (student, school_id),
                 )
                 by_class.setdefault(row[0] if row else None, [0, 0, 0])[0] += 1
     return [ClassCounts(c, *by_class[c]) for c in sorted(by_class, key=lambda c: (c is None, c or ""))]
@@ -348,13 +403,23 @@ def _school_of_staff(app: Source, staff_id: str) -> str | None:
 
 
 def _lines(app: Source, school: str | None, staff_id: str | None, today: date, names: bool) -> list[PairingLine]:
-    query = select(_p.pairing_id, _p.staff_id, _p.student_id, _p.paired_day, _p.last_day, _p.due_day,
-                   _p.open_concerns, _p.check_ins)
+    query = select(
+        _p.pairing_id,
+        _p.staff_id,
+        _p.student_id,
+        _p.paired_day,
+        _p.last_day,
+        _p.due_day,
+        _p.open_concerns,
+        _p.check_ins,
+    )
     query = query.where(_p.staff_id == staff_id) if staff_id is not None else query.where(_p.school_id == school)
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(query).all()
-    erased_sql = "SELECT stream_id, owner_id, subject_id FROM {t}anxin_directory WHERE kind = 'pairing' " \
-                 "AND erased = 1 AND status = 'active' AND school_id = ?"
+    erased_sql = (
+        "SELECT stream_id, owner_id, subject_id FROM {t}anxin_directory WHERE kind = 'pairing' "
+        "AND erased = 1 AND status = 'active' AND school_id = ?"
+    )
     params: tuple[Any, ...] = (school,)
     if staff_id is not None:
         erased_sql += " AND owner_id = ?"
@@ -377,8 +442,9 @@ def _lines(app: Source, school: str | None, staff_id: str | None, today: date, n
         # for all, not two per student).
         from projections.support_register import student_refs
 
-        wanted = list(dict.fromkeys(student for _, _, student, *_ in rows
-                                    if not students.get(student, (None, False))[1]))
+        wanted = list(
+            dict.fromkeys(student for _, _, student, *_ in rows if not students.get(student, (None, False))[1])
+        )
         refs = {r.id: r.name for r in student_refs(app, wanted)}
 
     def name(student_id: str) -> str:
@@ -391,22 +457,52 @@ def _lines(app: Source, school: str | None, staff_id: str | None, today: date, n
     lines = []
     for pid, staff, student, paired, last, due, open_concerns, check_ins in rows:
         cls, student_erased = students.get(student, (None, False))
-        lines.append(PairingLine(
-            pairing_id=pid, staff_id=staff, student_id=student,
-            student_name=ERASED_LABEL if student_erased else name(student), class_name=cls,
-            paired_on=_date(paired), last_check_in=_date(last), next_due=_date(due), overdue=day > due,
-            open_concerns=open_concerns, check_ins=check_ins, erased=student_erased,
-        ))
+        lines.append(
+            PairingLine(
+                pairing_id=pid,
+                staff_id=staff,
+                student_id=student,
+                student_name=ERASED_LABEL if student_erased else name(student),
+                class_name=cls,
+                paired_on=_date(paired),
+                last_check_in=_date(last),
+                next_due=_date(due),
+                overdue=day > due,
+                open_concerns=open_concerns,
+                check_ins=check_ins,
+                erased=student_erased,
+            )
+        )
     for pid, staff, student in gone:
         if pid in seen:
             continue
-        lines.append(PairingLine(
-            pairing_id=pid, staff_id=staff, student_id=student, student_name=ERASED_LABEL,
-            class_name=students.get(student, (None, False))[0], paired_on=None, last_check_in=None, next_due=None,
-            overdue=False, open_concerns=0, check_ins=0, erased=True,
-        ))
+        lines.append(
+            PairingLine(
+                pairing_id=pid,
+                staff_id=staff,
+                student_id=student,
+                student_name=ERASED_LABEL,
+                class_name=students.get(student, (None, False))[0],
+                paired_on=None,
+                last_check_in=None,
+                next_due=None,
+                overdue=False,
+                open_concerns=0,
+                check_ins=0,
+                erased=True,
+            )
+        )
     return sorted(lines, key=lambda p: (not p.overdue, p.next_due is None, p.next_due or date.max, p.pairing_id))
 
 
-__all__ = ["PairingBoardView", "PairingLine", "ClassCounts", "PairingBoard", "pairing_board", "pairing_counts",
-           "pairings", "concerns", "views"]
+__all__ = [
+    "PairingBoardView",
+    "PairingLine",
+    "ClassCounts",
+    "PairingBoard",
+    "pairing_board",
+    "pairing_counts",
+    "pairings",
+    "concerns",
+    "views",
+]

@@ -123,8 +123,14 @@ DIRECTORY_ROW = text(
 )
 
 # What is left of a shredded file's line: its ids (from the directory) and nothing else.
-ERASED_FILE = {"risk_level": None, "sealed_category": None, "status": "erased", "opened_on": None,
-               "next_review_due": None, "erased": True}
+ERASED_FILE = {
+    "risk_level": None,
+    "sealed_category": None,
+    "status": "erased",
+    "opened_on": None,
+    "next_review_due": None,
+    "erased": True,
+}
 
 
 def seal_det(app: Source, stream_id: str, value: str, salt: str) -> bytes | None:
@@ -178,14 +184,25 @@ class SupportRegisterView(BulkInserts, View):
 
     @fold.register
     def _(self, e: Student.Enrolled, conn: Connection, position: int) -> None:
-        self._insert(conn, INSERT_ENROLMENT, {"student_id": str(e.originator_id), "school_id": e.school_id,
-                                              "class_name": e.class_name, "active": True, "erased": False}, position)
+        self._insert(
+            conn,
+            INSERT_ENROLMENT,
+            {
+                "student_id": str(e.originator_id),
+                "school_id": e.school_id,
+                "class_name": e.class_name,
+                "active": True,
+                "erased": False,
+            },
+            position,
+        )
 
     @fold.register
     def _(self, e: Student.DetailsCorrected, conn: Connection, position: int) -> None:
         if "class_name" in e.changes:
-            self._execute(conn, UPDATE_ENROLMENT, {KEY: str(e.originator_id), "class_name": e.changes["class_name"]},
-                          position)
+            self._execute(
+                conn, UPDATE_ENROLMENT, {KEY: str(e.originator_id), "class_name": e.changes["class_name"]}, position
+            )
 
     @fold.register
     def _(self, e: Student.Left, conn: Connection, position: int) -> None:
@@ -194,12 +211,23 @@ class SupportRegisterView(BulkInserts, View):
     @fold.register
     def _(self, e: SupportFile.Opened, conn: Connection, position: int) -> None:
         fid = str(e.originator_id)
-        self._insert(conn, INSERT_FILE, {
-            "file_id": fid, "school_id": e.school_id, "student_id": e.student_id, "risk_level": e.risk_level,
-            "sealed_category": seal_det(self.app, fid, e.category, f"{NAME}.category#{position}"),
-            "responsible_id": e.responsible_id, "status": "open", "opened_on": e.at.date(),
-            "next_review_due": e.next_review_due, "erased": False,
-        }, position)
+        self._insert(
+            conn,
+            INSERT_FILE,
+            {
+                "file_id": fid,
+                "school_id": e.school_id,
+                "student_id": e.student_id,
+                "risk_level": e.risk_level,
+                "sealed_category": seal_det(self.app, fid, e.category, f"{NAME}.category#{position}"),
+                "responsible_id": e.responsible_id,
+                "status": "open",
+                "opened_on": e.at.date(),
+                "next_review_due": e.next_review_due,
+                "erased": False,
+            },
+            position,
+        )
 
     def _file(self, e: Any, conn: Connection, position: int, **values: Any) -> None:
         self._execute(conn, UPDATE_FILE, {KEY: str(e.originator_id), **values}, position)
@@ -235,8 +263,13 @@ class SupportRegisterView(BulkInserts, View):
 
     @fold.register
     def _(self, e: ScreeningRecord.ScreeningRecordOpened, conn: Connection, position: int) -> None:
-        row = {"record_id": str(e.originator_id), "school_id": e.school_id, "student_id": e.student_id,
-               "school_year": e.school_year, "screenings": 0}
+        row = {
+            "record_id": str(e.originator_id),
+            "school_id": e.school_id,
+            "student_id": e.student_id,
+            "school_year": e.school_year,
+            "screenings": 0,
+        }
         self._insert(conn, INSERT_SCREENED, row, position)
         if self.bulk:
             self._counts[row["record_id"]] = row  # an import opens and records at once: count in the row
@@ -258,15 +291,32 @@ class SupportRegisterView(BulkInserts, View):
         sid = str(e.originator_id)
         if agg == "SupportFile":
             row = directory_row(conn, sid)
-            self._insert(conn, INSERT_FILE, {"file_id": sid, "school_id": row[0] if row else None,
-                                             "student_id": row[3] if row else None,
-                                             "responsible_id": row[2] if row else None, **ERASED_FILE}, position)
+            self._insert(
+                conn,
+                INSERT_FILE,
+                {
+                    "file_id": sid,
+                    "school_id": row[0] if row else None,
+                    "student_id": row[3] if row else None,
+                    "responsible_id": row[2] if row else None,
+                    **ERASED_FILE,
+                },
+                position,
+            )
         elif agg == "Student":
             row = directory_row(conn, sid)
-            self._insert(conn, INSERT_ENROLMENT, {"student_id": sid, "school_id": row[0] if row else None,
-                                                  "class_name": row[1] if row else None,
-                                                  "active": bool(row and row[4] == "active"), "erased": True},
-                         position)
+            self._insert(
+                conn,
+                INSERT_ENROLMENT,
+                {
+                    "student_id": sid,
+                    "school_id": row[0] if row else None,
+                    "class_name": row[1] if row else None,
+                    "active": bool(row and row[4] == "active"),
+                    "erased": True,
+                },
+                position,
+            )
         # An erased screening record no longer counts: nothing to keep.
 
     def flush(self, conn: Connection) -> None:
@@ -304,8 +354,9 @@ class RegisterLine:
         return RISK_LABELS.get(self.risk_level or "", "")
 
 
-def register(app: Source, actor: Actor, school_id: str, today: date | None = None, *,
-             include_closed: bool = True) -> list[RegisterLine]:
+def register(
+    app: Source, actor: Actor, school_id: str, today: date | None = None, *, include_closed: bool = True
+) -> list[RegisterLine]:
     """The school's support-file register (FILE_LIST): open files first, highest risk
     first, then by next review. No notes; the category is opened from its seal."""
     app.check(actor, access.FILE_LIST, "file", school_id=school_id)
@@ -324,16 +375,29 @@ def register(app: Source, actor: Actor, school_id: str, today: date | None = Non
     for r in rows:
         category = open_for(app, r["file_id"], r["sealed_category"]) if r["sealed_category"] is not None else None
         due = r["next_review_due"]
-        lines.append(RegisterLine(
-            file_id=r["file_id"], student_id=r["student_id"], class_name=r["class_name"],
-            risk_level=r["risk_level"], category=category, responsible_id=r["responsible_id"],
-            status=r["status"], next_review_due=due,
-            review_overdue=r["status"] == "open" and due is not None and today > due, erased=bool(r["erased"]),
-        ))
-    return sorted(lines, key=lambda x: (
-        x.status != "open", -RISK_LEVELS.index(x.risk_level) if x.risk_level else 0,
-        x.next_review_due or date.max, x.file_id,
-    ))
+        lines.append(
+            RegisterLine(
+                file_id=r["file_id"],
+                student_id=r["student_id"],
+                class_name=r["class_name"],
+                risk_level=r["risk_level"],
+                category=category,
+                responsible_id=r["responsible_id"],
+                status=r["status"],
+                next_review_due=due,
+                review_overdue=r["status"] == "open" and due is not None and today > due,
+                erased=bool(r["erased"]),
+            )
+        )
+    return sorted(
+        lines,
+        key=lambda x: (
+            x.status != "open",
+            -RISK_LEVELS.index(x.risk_level) if x.risk_level else 0,
+            x.next_review_due or date.max,
+            x.file_id,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -364,23 +428,34 @@ class Coverage:
         return self.screened / self.enrolled if self.enrolled else 0.0
 
 
-def coverage(app: Source, actor: Actor, school_id: str, school_year: int | None = None, *,
-             today: date | None = None, with_names: bool = False) -> Coverage:
+def coverage(
+    app: Source,
+    actor: Actor,
+    school_id: str,
+    school_year: int | None = None,
+    *,
+    today: date | None = None,
+    with_names: bool = False,
+) -> Coverage:
     """Students screened / enrolled in a school year (default: the current one), per
     class, with the students not yet screened. Gate: FILE_LIST (counts and the list of
     students), else STATS_READ (counts only)."""
     school = app.resource("file", school_id=school_id)
     listed = decide(actor, access.FILE_LIST, school).allowed
-    app.authorize(actor, access.FILE_LIST if listed else access.STATS_READ,
-                  school if listed else app.resource("school", school_id=school_id))
+    app.authorize(
+        actor,
+        access.FILE_LIST if listed else access.STATS_READ,
+        school if listed else app.resource("school", school_id=school_id),
+    )
     app.views.catch_up()  # type: ignore[attr-defined]
     year = school_year if school_year is not None else app.policy.school_year_of(today or app.now().date())
     done = select(screened.c.student_id).where(
-        screened.c.school_id == school_id, screened.c.school_year == year, screened.c.screenings > 0,
+        screened.c.school_id == school_id,
+        screened.c.school_year == year,
+        screened.c.screenings > 0,
     )
-    q = (
-        select(enrolment.c.student_id, enrolment.c.class_name, enrolment.c.student_id.in_(done).label("done"))
-        .where(enrolment.c.school_id == school_id, enrolment.c.active.is_(True), enrolment.c.erased.is_(False))
+    q = select(enrolment.c.student_id, enrolment.c.class_name, enrolment.c.student_id.in_(done).label("done")).where(
+        enrolment.c.school_id == school_id, enrolment.c.active.is_(True), enrolment.c.erased.is_(False)
     )
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(q).all()
@@ -396,9 +471,12 @@ def coverage(app: Source, actor: Actor, school_id: str, school_year: int | None 
     not_screened = [sid for _, sid in sorted(missing)] if listed else []
     names = {r.id: r.name for r in student_refs(app, not_screened)} if with_names else {}
     return Coverage(
-        school_year=year, enrolled=len(rows), screened=sum(c[1] for c in per_class.values()),
+        school_year=year,
+        enrolled=len(rows),
+        screened=sum(c[1] for c in per_class.values()),
         per_class={k: ClassCoverage(*v) for k, v in sorted(per_class.items())},
-        not_screened=not_screened, names=names,
+        not_screened=not_screened,
+        names=names,
     )
 
 
@@ -407,8 +485,9 @@ def risk_counts(app: Source, actor: Actor, school_id: str) -> dict[str, int]:
     no names and no ids, for anyone with the school's statistics (STATS_READ)."""
     app.check(actor, access.STATS_READ, "school", school_id=school_id)
     app.views.catch_up()  # type: ignore[attr-defined]
-    q = (select(files.c.risk_level).where(files.c.school_id == school_id, files.c.status == "open",
-                                          files.c.erased.is_(False)))
+    q = select(files.c.risk_level).where(
+        files.c.school_id == school_id, files.c.status == "open", files.c.erased.is_(False)
+    )
     counts = dict.fromkeys(RISK_LEVELS, 0)
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         for (level,) in conn.execute(q):
@@ -425,10 +504,20 @@ def student_refs(app: Source, ids: list[str]) -> list[StudentRef]:
         return [app.student_ref(i) for i in ids]
     loaded = load_many([UUID(i) for i in ids], Student)
     return [
-        StudentRef(i, s.school_id, s.class_name, s.student_no, s.name) if (s := loaded.get(i)) is not None
+        StudentRef(i, s.school_id, s.class_name, s.student_no, s.name)
+        if (s := loaded.get(i)) is not None
         else app.student_ref(i)
         for i in ids
     ]
 
 
-__all__ = ["SupportRegisterView", "RegisterLine", "Coverage", "ClassCoverage", "register", "coverage", "risk_counts", "views"]
+__all__ = [
+    "SupportRegisterView",
+    "RegisterLine",
+    "Coverage",
+    "ClassCoverage",
+    "register",
+    "coverage",
+    "risk_counts",
+    "views",
+]

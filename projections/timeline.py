@@ -184,20 +184,88 @@ LABELS: dict[tuple[str, str], str] = {
     ("pairing", "CadenceChanged"): "调整谈心频率",
     ("pairing", "Ended"): "结束结对",
 }
-KIND_LABELS = {"student": "学生信息", "case": "欺凌案件", "file": "心理档案", "screening": "心理筛查",
-               "pairing": "一岗双带"}
+KIND_LABELS = {
+    "student": "学生信息",
+    "case": "欺凌案件",
+    "file": "心理档案",
+    "screening": "心理筛查",
+    "pairing": "一岗双带",
+}
 
 # The fields shown as an entry's details (for a viewer with full read), in this order.
 DETAIL_FIELDS = (
-    "name", "grade", "class_name", "changes", "channel", "occurred_at", "place", "forms", "parties", "narrative",
-    "reporter_note", "student_id", "part", "kind", "method", "notified_at", "student_ids", "from_person",
-    "from_student_id", "taken_on", "text", "description", "reference", "findings", "bullying", "severity",
-    "horseplay", "agency", "reported_at", "plan", "note", "outcome", "grounds", "lodged_on", "decided_on",
-    "new_determination", "held_on", "notes", "concern", "concern_note", "target", "target_id", "category",
-    "risk_level", "from_level", "to_level", "from_category", "to_category", "goals", "measures", "summary",
-    "duration_minutes", "next_steps", "contacted_on", "guardian", "to", "occurred_on", "what_happened",
-    "actions_taken", "reviewed_on", "instrument", "instrument_name", "total", "band_label", "flagged",
-    "crisis", "screened_on", "school_year", "cadence_days", "corrects", "reason", "actor",
+    "name",
+    "grade",
+    "class_name",
+    "changes",
+    "channel",
+    "occurred_at",
+    "place",
+    "forms",
+    "parties",
+    "narrative",
+    "reporter_note",
+    "student_id",
+    "part",
+    "kind",
+    "method",
+    "notified_at",
+    "student_ids",
+    "from_person",
+    "from_student_id",
+    "taken_on",
+    "text",
+    "description",
+    "reference",
+    "findings",
+    "bullying",
+    "severity",
+    "horseplay",
+    "agency",
+    "reported_at",
+    "plan",
+    "note",
+    "outcome",
+    "grounds",
+    "lodged_on",
+    "decided_on",
+    "new_determination",
+    "held_on",
+    "notes",
+    "concern",
+    "concern_note",
+    "target",
+    "target_id",
+    "category",
+    "risk_level",
+    "from_level",
+    "to_level",
+    "from_category",
+    "to_category",
+    "goals",
+    "measures",
+    "summary",
+    "duration_minutes",
+    "next_steps",
+    "contacted_on",
+    "guardian",
+    "to",
+    "occurred_on",
+    "what_happened",
+    "actions_taken",
+    "reviewed_on",
+    "instrument",
+    "instrument_name",
+    "total",
+    "band_label",
+    "flagged",
+    "crisis",
+    "screened_on",
+    "school_year",
+    "cadence_days",
+    "corrects",
+    "reason",
+    "actor",
 )
 
 
@@ -243,9 +311,20 @@ class TimelineView(BulkInserts, View):
         elif kind == "case" and event_type == "PartyRemoved":
             self._execute(conn, DELETE_LINK, {"sid": sid, "student": e.student_id}, position)
         at = getattr(e, "at", None) or e.timestamp
-        self._insert(conn, INSERT_ENTRY, {"position": position, "stream_id": sid, "kind": kind,
-                                          "event_type": event_type, "version": e.originator_version,
-                                          "at": at.isoformat(), "erased": False}, position)
+        self._insert(
+            conn,
+            INSERT_ENTRY,
+            {
+                "position": position,
+                "stream_id": sid,
+                "kind": kind,
+                "event_type": event_type,
+                "version": e.originator_version,
+                "at": at.isoformat(),
+                "erased": False,
+            },
+            position,
+        )
 
     @fold.register
     def _(self, e: ErasedEvent, conn: Connection, position: int) -> None:
@@ -260,9 +339,20 @@ class TimelineView(BulkInserts, View):
             else:
                 linked = [r[0] for r in conn.execute(LINKED_STUDENTS, {"sid": sid})]  # the directory's, not ours
                 self._link(conn, sid, linked, kind, position)
-        self._insert(conn, INSERT_ENTRY, {"position": position, "stream_id": sid, "kind": kind,
-                                          "event_type": event_type, "version": e.originator_version, "at": None,
-                                          "erased": True}, position)
+        self._insert(
+            conn,
+            INSERT_ENTRY,
+            {
+                "position": position,
+                "stream_id": sid,
+                "kind": kind,
+                "event_type": event_type,
+                "version": e.originator_version,
+                "at": None,
+                "erased": True,
+            },
+            position,
+        )
 
     def erase(self, conn: Connection, stream_id: str) -> None:
         # Which students it was about stays (ids, as the directory keeps them); when it
@@ -308,8 +398,11 @@ def name_tokens(app: Source, school_id: str, name: str) -> set[str]:
     name, each bound to the school (so tokens say nothing across schools)."""
     surname, given = split_name(name)
     out = set()
-    for purpose, value in (("student-name", normalize_name(name)), ("student-surname", surname),
-                           ("student-given", given)):
+    for purpose, value in (
+        ("student-name", normalize_name(name)),
+        ("student-surname", surname),
+        ("student-given", given),
+    ):
         if value:
             out.add(app.keystore.blind(purpose, f"{school_id}\x1f{value}"))
     return out
@@ -320,8 +413,9 @@ def query_tokens(app: Source, school_id: str, query: str) -> set[str]:
     value = normalize_name(query)
     if not value:
         return set()
-    return {app.keystore.blind(p, f"{school_id}\x1f{value}")
-            for p in ("student-name", "student-surname", "student-given")}
+    return {
+        app.keystore.blind(p, f"{school_id}\x1f{value}") for p in ("student-name", "student-surname", "student-given")
+    }
 
 
 class StudentNamesView(BulkInserts, View):
@@ -342,8 +436,12 @@ class StudentNamesView(BulkInserts, View):
     def _index(self, conn: Connection, student_id: str, school_id: str, name: str, position: int) -> None:
         tokens = sorted(name_tokens(self.app, school_id, name))
         if tokens:
-            self._insert(conn, INSERT_NAME, [{"token": t, "student_id": student_id, "school_id": school_id}
-                                             for t in tokens], position)
+            self._insert(
+                conn,
+                INSERT_NAME,
+                [{"token": t, "student_id": student_id, "school_id": school_id} for t in tokens],
+                position,
+            )
 
     @fold.register
     def _(self, e: Student.Enrolled, conn: Connection, position: int) -> None:
@@ -403,8 +501,7 @@ READ_ACTION = {
 }
 
 
-def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str,
-                   break_glass: str | None) -> str | None:
+def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str, break_glass: str | None) -> str | None:
     """Pass the gate for one stream: "full", "status" (a case's status line) or None
     (denied; the gate recorded it). One recorded decision per stream."""
     res = app.resource(kind, stream_id)
@@ -462,7 +559,8 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
     app.views.catch_up()  # type: ignore[attr-defined]
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         streams = conn.execute(
-            select(links.c.stream_id, links.c.kind).where(links.c.student_id == student_id)
+            select(links.c.stream_id, links.c.kind)
+            .where(links.c.student_id == student_id)
             .order_by(links.c.kind, links.c.stream_id)
         ).all()
     for sid, kind in streams:
@@ -472,9 +570,11 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
     if not visible:
         raise PermissionDenied(reason="无权查看该学生的任何记录")
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(
-            select(entries).where(entries.c.stream_id.in_(visible)).order_by(entries.c.position)
-        ).mappings().all()
+        rows = (
+            conn.execute(select(entries).where(entries.c.stream_id.in_(visible)).order_by(entries.c.position))
+            .mappings()
+            .all()
+        )
     details: dict[str, dict[int, dict[str, Any]]] = {}
     out = []
     for r in rows:
@@ -487,19 +587,27 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
         unreadable = d is _UNREADABLE
         if unreadable:
             d = None
-        out.append(TimelineEntry(
-            position=r["position"], at=datetime.fromisoformat(r["at"]) if r["at"] else None, stream_id=sid,
-            kind=r["kind"], event_type=r["event_type"], label=LABELS.get((r["kind"], r["event_type"]),
-                                                                         r["event_type"]),
-            access=level or "status", erased=erased or (level == "full" and d is None and not unreadable),
-            details=d, unreadable=unreadable,
-        ))
+        out.append(
+            TimelineEntry(
+                position=r["position"],
+                at=datetime.fromisoformat(r["at"]) if r["at"] else None,
+                stream_id=sid,
+                kind=r["kind"],
+                event_type=r["event_type"],
+                label=LABELS.get((r["kind"], r["event_type"]), r["event_type"]),
+                access=level or "status",
+                erased=erased or (level == "full" and d is None and not unreadable),
+                details=d,
+                unreadable=unreadable,
+            )
+        )
     name = app.student_ref(student_id).name if decisions[student_id] == "full" else None
     return Timeline(student_id=student_id, name=name, entries=out)
 
 
-def search_students(app: Source, actor: Actor, school_id: str, name: str, break_glass: str | None = None, *,
-                    limit: int = 50) -> list[StudentRef]:
+def search_students(
+    app: Source, actor: Actor, school_id: str, name: str, break_glass: str | None = None, *, limit: int = 50
+) -> list[StudentRef]:
     """Students of a school whose full name, surname or given name is `name` (at most
     `limit`, by class), with their names resolved now. STUDENT_READ for the school: every
     match; a class teacher (STUDENT_READ for their classes): the matches in their classes;
@@ -509,15 +617,24 @@ def search_students(app: Source, actor: Actor, school_id: str, name: str, break_
     if whole.allowed:
         app.authorize(actor, access.STUDENT_READ, school, break_glass)
     else:
-        app.authorize(actor, access.STUDENT_READ, Resource(
-            kind="student", school_id=school_id, classes=frozenset(actor.classes), district=school.district,
-        ), break_glass)
+        app.authorize(
+            actor,
+            access.STUDENT_READ,
+            Resource(
+                kind="student",
+                school_id=school_id,
+                classes=frozenset(actor.classes),
+                district=school.district,
+            ),
+            break_glass,
+        )
     app.views.catch_up()  # type: ignore[attr-defined]
     tokens = sorted(query_tokens(app, school_id, name))
     if not tokens:
         return []
     q = (
-        select(names.c.student_id, enrolment.c.class_name).distinct()
+        select(names.c.student_id, enrolment.c.class_name)
+        .distinct()
         .select_from(names.outerjoin(enrolment, enrolment.c.student_id == names.c.student_id))
         .where(names.c.token.in_(tokens), names.c.school_id == school_id)
     )
@@ -530,6 +647,15 @@ def search_students(app: Source, actor: Actor, school_id: str, name: str, break_
 
 
 __all__ = [
-    "TimelineView", "StudentNamesView", "Timeline", "TimelineEntry", "LABELS", "timeline", "search_students",
-    "name_tokens", "split_name", "normalize_name", "views",
+    "TimelineView",
+    "StudentNamesView",
+    "Timeline",
+    "TimelineEntry",
+    "LABELS",
+    "timeline",
+    "search_students",
+    "name_tokens",
+    "split_name",
+    "normalize_name",
+    "views",
 ]

@@ -117,25 +117,55 @@ def _item_row(**values: Any) -> dict[str, Any]:
     """A whole row (NULL where not given), so rows kept back share one INSERT."""
     return {k: values.get(k) for k in _ITEM_COLUMNS}
 
-_set_item = update(items).where(_by_id).values(
-    kind=bindparam("b_kind"), owner_id=bindparam("b_owner"), owner_role=bindparam("b_role"),
-    excluded_id=bindparam("b_excluded"), since_day=bindparam("b_since", type_=Integer),
-    due_day=bindparam("b_due", type_=Integer),
+
+_set_item = (
+    update(items)
+    .where(_by_id)
+    .values(
+        kind=bindparam("b_kind"),
+        owner_id=bindparam("b_owner"),
+        owner_role=bindparam("b_role"),
+        excluded_id=bindparam("b_excluded"),
+        since_day=bindparam("b_since", type_=Integer),
+        due_day=bindparam("b_due", type_=Integer),
+    )
 )
 # An item for the case's handler (or, while there is none, the school's safety leads).
-_set_handler_item = update(items).where(_by_id).values(
-    kind=bindparam("b_kind"), owner_id=_c.handler_id, owner_role=SAFETY_LEAD, excluded_id=None,
-    since_day=bindparam("b_since", type_=Integer), due_day=bindparam("b_due", type_=Integer),
+_set_handler_item = (
+    update(items)
+    .where(_by_id)
+    .values(
+        kind=bindparam("b_kind"),
+        owner_id=_c.handler_id,
+        owner_role=SAFETY_LEAD,
+        excluded_id=None,
+        since_day=bindparam("b_since", type_=Integer),
+        due_day=bindparam("b_due", type_=Integer),
+    )
 )
-_no_item = update(items).where(_by_id).values(
-    kind=None, owner_id=None, owner_role=None, excluded_id=None, since_day=None, due_day=None,
+_no_item = (
+    update(items)
+    .where(_by_id)
+    .values(
+        kind=None,
+        owner_id=None,
+        owner_role=None,
+        excluded_id=None,
+        since_day=None,
+        due_day=None,
+    )
 )
 _new_day = bindparam("b_day", type_=Integer)
 _latest = case((or_(_c.last_day.is_(None), _c.last_day < _new_day), _new_day), else_=_c.last_day)
 _check_in = update(items).where(_by_id).values(last_day=_latest, due_day=_latest + _c.cadence_days)
 _cadence = bindparam("b_cadence", type_=Integer)
-_cadence_changed = update(items).where(_by_id).values(
-    cadence_days=_cadence, due_day=func.coalesce(_c.last_day, _c.since_day) + _cadence,
+_cadence_changed = (
+    update(items)
+    .where(_by_id)
+    .values(
+        cadence_days=_cadence,
+        due_day=func.coalesce(_c.last_day, _c.since_day) + _cadence,
+    )
 )
 
 
@@ -155,39 +185,68 @@ class WorkQueueView(WriteBehind, View):
     @fold.register(BullyingCase.Reported)
     def _reported(self, e: Any, conn: Connection, position: int) -> None:
         subject = next((p["student_id"] for p in e.parties if p["part"] == "targeted"), None)
-        self._insert(conn, _insert_item, _item_row(
-            stream_id=str(e.originator_id), stream_kind="case", school_id=e.school_id, subject_id=subject,
-            handler_id=None, kind="investigation", owner_id=None, owner_role=SAFETY_LEAD,
-            since_day=_day(e.at.date()), due_day=_day(e.investigation_due),
-        ), position)
+        self._insert(
+            conn,
+            _insert_item,
+            _item_row(
+                stream_id=str(e.originator_id),
+                stream_kind="case",
+                school_id=e.school_id,
+                subject_id=subject,
+                handler_id=None,
+                kind="investigation",
+                owner_id=None,
+                owner_role=SAFETY_LEAD,
+                since_day=_day(e.at.date()),
+                due_day=_day(e.investigation_due),
+            ),
+            position,
+        )
 
     @fold.register(BullyingCase.PartyAdded)
     def _party_added(self, e: Any, conn: Connection, position: int) -> None:
         if e.part == "targeted":
-            conn.execute(update(items).where(_by_id, _c.subject_id.is_(None)).values(subject_id=e.student_id),
-                         {"b_id": str(e.originator_id)})
+            conn.execute(
+                update(items).where(_by_id, _c.subject_id.is_(None)).values(subject_id=e.student_id),
+                {"b_id": str(e.originator_id)},
+            )
 
     @fold.register(BullyingCase.PartyRemoved)
     def _party_removed(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id, _c.subject_id == e.student_id).values(subject_id=None),
-                     {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items).where(_by_id, _c.subject_id == e.student_id).values(subject_id=None),
+            {"b_id": str(e.originator_id)},
+        )
 
     @fold.register(BullyingCase.InvestigationStarted)
     def _investigation_started(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id).values(handler_id=e.handler_id, owner_id=e.handler_id),
-                     {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items).where(_by_id).values(handler_id=e.handler_id, owner_id=e.handler_id),
+            {"b_id": str(e.originator_id)},
+        )
 
     @fold.register(BullyingCase.InvestigationCompleted)
     @fold.register(BullyingCase.DeterminationReturned)
     def _awaiting_determination(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(_set_handler_item, {"b_id": str(e.originator_id), "b_kind": "determination",
-                                         "b_since": _day(e.at.date()), "b_due": None})
+        conn.execute(
+            _set_handler_item,
+            {"b_id": str(e.originator_id), "b_kind": "determination", "b_since": _day(e.at.date()), "b_due": None},
+        )
 
     @fold.register(BullyingCase.Determined)
     def _determined(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(_set_item, {"b_id": str(e.originator_id), "b_kind": "approval", "b_owner": None,
-                                 "b_role": PRINCIPAL, "b_excluded": e.actor, "b_since": _day(e.at.date()),
-                                 "b_due": None})
+        conn.execute(
+            _set_item,
+            {
+                "b_id": str(e.originator_id),
+                "b_kind": "approval",
+                "b_owner": None,
+                "b_role": PRINCIPAL,
+                "b_excluded": e.actor,
+                "b_since": _day(e.at.date()),
+                "b_due": None,
+            },
+        )
 
     @fold.register(BullyingCase.DeterminationApproved)
     def _approved(self, e: Any, conn: Connection, position: int) -> None:
@@ -204,8 +263,15 @@ class WorkQueueView(WriteBehind, View):
         if e.outcome == "changed":
             self._follow_up(conn, sid, e.follow_up_due, e.at.date())
         elif e.outcome == "reopened":
-            conn.execute(_set_handler_item, {"b_id": sid, "b_kind": "investigation", "b_since": _day(e.at.date()),
-                                             "b_due": _day(e.investigation_due)})
+            conn.execute(
+                _set_handler_item,
+                {
+                    "b_id": sid,
+                    "b_kind": "investigation",
+                    "b_since": _day(e.at.date()),
+                    "b_due": _day(e.investigation_due),
+                },
+            )
 
     @fold.register(BullyingCase.Closed)
     def _case_closed(self, e: Any, conn: Connection, position: int) -> None:
@@ -213,10 +279,20 @@ class WorkQueueView(WriteBehind, View):
 
     @fold.register(BullyingCase.Reopened)
     def _case_reopened(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id).values(
-            handler_id=None, kind="investigation", owner_id=None, owner_role=SAFETY_LEAD, excluded_id=None,
-            since_day=_day(e.at.date()), due_day=_day(e.investigation_due),
-        ), {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items)
+            .where(_by_id)
+            .values(
+                handler_id=None,
+                kind="investigation",
+                owner_id=None,
+                owner_role=SAFETY_LEAD,
+                excluded_id=None,
+                since_day=_day(e.at.date()),
+                due_day=_day(e.investigation_due),
+            ),
+            {"b_id": str(e.originator_id)},
+        )
 
     @staticmethod
     def _follow_up(conn: Connection, sid: str, due: date | None, since: date) -> None:
@@ -224,35 +300,50 @@ class WorkQueueView(WriteBehind, View):
         if due is None:
             conn.execute(_no_item, {"b_id": sid})
         else:
-            conn.execute(_set_handler_item, {"b_id": sid, "b_kind": "follow_up", "b_since": _day(since),
-                                             "b_due": _day(due)})
+            conn.execute(
+                _set_handler_item, {"b_id": sid, "b_kind": "follow_up", "b_since": _day(since), "b_due": _day(due)}
+            )
 
     # -- support files -------------------------------------------------------------------
     @fold.register(SupportFile.Opened)
     def _file_opened(self, e: Any, conn: Connection, position: int) -> None:
-        self._insert(conn, _insert_item, _item_row(
-            stream_id=str(e.originator_id), stream_kind="file", school_id=e.school_id, subject_id=e.student_id,
-            handler_id=e.responsible_id, kind="plan_review", owner_id=e.responsible_id,
-            since_day=_day(e.at.date()), due_day=_day(e.next_review_due),
-        ), position)
+        self._insert(
+            conn,
+            _insert_item,
+            _item_row(
+                stream_id=str(e.originator_id),
+                stream_kind="file",
+                school_id=e.school_id,
+                subject_id=e.student_id,
+                handler_id=e.responsible_id,
+                kind="plan_review",
+                owner_id=e.responsible_id,
+                since_day=_day(e.at.date()),
+                due_day=_day(e.next_review_due),
+            ),
+            position,
+        )
 
     @fold.register(SupportFile.RiskLevelRaised)
     @fold.register(SupportFile.RiskLevelLowered)
     def _level_changed(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id).values(due_day=_day(e.next_review_due)),
-                     {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items).where(_by_id).values(due_day=_day(e.next_review_due)), {"b_id": str(e.originator_id)}
+        )
 
     @fold.register(SupportFile.PlanReviewed)
     def _reviewed(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id).values(since_day=_day(e.reviewed_on),
-                                                        due_day=_day(e.next_review_due)),
-                     {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items).where(_by_id).values(since_day=_day(e.reviewed_on), due_day=_day(e.next_review_due)),
+            {"b_id": str(e.originator_id)},
+        )
 
     @fold.register(SupportFile.ResponsibleReassigned)
     def _reassigned(self, e: Any, conn: Connection, position: int) -> None:
         # The file is open (reassigning a closed file is refused), so its item moves too.
-        conn.execute(update(items).where(_by_id).values(handler_id=e.to_id, owner_id=e.to_id),
-                     {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items).where(_by_id).values(handler_id=e.to_id, owner_id=e.to_id), {"b_id": str(e.originator_id)}
+        )
 
     @fold.register(SupportFile.Closed)
     def _file_closed(self, e: Any, conn: Connection, position: int) -> None:
@@ -260,21 +351,44 @@ class WorkQueueView(WriteBehind, View):
 
     @fold.register(SupportFile.Reopened)
     def _file_reopened(self, e: Any, conn: Connection, position: int) -> None:
-        conn.execute(update(items).where(_by_id).values(
-            kind="plan_review", owner_id=_c.handler_id, since_day=_day(e.at.date()), due_day=_day(e.next_review_due),
-        ), {"b_id": str(e.originator_id)})
+        conn.execute(
+            update(items)
+            .where(_by_id)
+            .values(
+                kind="plan_review",
+                owner_id=_c.handler_id,
+                since_day=_day(e.at.date()),
+                due_day=_day(e.next_review_due),
+            ),
+            {"b_id": str(e.originator_id)},
+        )
 
     # -- pairings ------------------------------------------------------------------------
     @fold.register(Pairing.Paired)
     def _paired(self, e: Any, conn: Connection, position: int) -> None:
         paired = _day(e.at.date())
         sid = stream_id_of(e)
-        self._insert(conn, _insert_item, {
-            "stream_id": sid, "stream_kind": "pairing", "school_id": e.school_id, "subject_id": e.student_id,
-            "handler_id": e.staff_id, "kind": "check_in", "owner_id": e.staff_id, "owner_role": None,
-            "excluded_id": None, "since_day": paired, "due_day": paired + e.cadence_days, "last_day": None,
-            "cadence_days": e.cadence_days,
-        }, position, key=sid)
+        self._insert(
+            conn,
+            _insert_item,
+            {
+                "stream_id": sid,
+                "stream_kind": "pairing",
+                "school_id": e.school_id,
+                "subject_id": e.student_id,
+                "handler_id": e.staff_id,
+                "kind": "check_in",
+                "owner_id": e.staff_id,
+                "owner_role": None,
+                "excluded_id": None,
+                "since_day": paired,
+                "due_day": paired + e.cadence_days,
+                "last_day": None,
+                "cadence_days": e.cadence_days,
+            },
+            position,
+            key=sid,
+        )
 
     @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, e: Any, conn: Connection, position: int) -> None:
@@ -346,8 +460,9 @@ def _staff(app: Source, actor: Actor, staff_id: str) -> tuple[str | None, frozen
     return staff.school_id, frozenset(staff.roles)
 
 
-def work_queue(app: Source, actor: Actor, today: date | None = None, *, staff_id: str | None = None,
-               names: bool = True) -> list[WorkItem]:
+def work_queue(
+    app: Source, actor: Actor, today: date | None = None, *, staff_id: str | None = None, names: bool = True
+) -> list[WorkItem]:
     """A staff member's open items (by default the actor's own), overdue first, then by
     due date. Anyone may read their own queue; a principal, any queue of their school."""
     target = staff_id or actor.staff_id
@@ -363,16 +478,26 @@ def work_queue(app: Source, actor: Actor, today: date | None = None, *, staff_id
     if school is not None and shared:
         mine = or_(mine, and_(_c.owner_id.is_(None), _c.school_id == school, *shared))
     query = select(_c.kind, _c.stream_id, _c.stream_kind, _c.subject_id, _c.due_day, _c.since_day).where(
-        _c.kind.is_not(None), mine, or_(_c.excluded_id.is_(None), _c.excluded_id != target),
+        _c.kind.is_not(None),
+        mine,
+        or_(_c.excluded_id.is_(None), _c.excluded_id != target),
     )
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(query).all()
     labels = _Labels(app, names)
     labels.prefetch(r[3] for r in rows)
     out = [
-        WorkItem(kind=k, stream_id=sid, stream_kind=sk, label_key=subject, label=labels(subject),
-                 due=_date(due), overdue=due is not None and day.toordinal() > due, since=_date(since),
-                 erased=labels.erased(subject))
+        WorkItem(
+            kind=k,
+            stream_id=sid,
+            stream_kind=sk,
+            label_key=subject,
+            label=labels(subject),
+            due=_date(due),
+            overdue=due is not None and day.toordinal() > due,
+            since=_date(since),
+            erased=labels.erased(subject),
+        )
         for k, sid, sk, subject, due, since in rows
     ]
     seen = {i.stream_id for i in out}
@@ -427,9 +552,13 @@ class _Labels:
 
 # What an erased stream still had open, from its directory status (ids and a status only).
 _ERASED_CASE_KINDS = {
-    "reported": "investigation", "reopened": "investigation", "investigating": "investigation",
-    "awaiting_determination": "determination", "determined": "approval",
-    "intervening": "follow_up", "following_up": "follow_up",
+    "reported": "investigation",
+    "reopened": "investigation",
+    "investigating": "investigation",
+    "awaiting_determination": "determination",
+    "determined": "approval",
+    "intervening": "follow_up",
+    "following_up": "follow_up",
 }
 
 
@@ -437,7 +566,8 @@ def _erased_items(app: Source, school: str, target: str, roles: frozenset[str]) 
     out = []
     for sid, kind, owner, subject, status in app.db.fetch(
         "SELECT stream_id, kind, owner_id, subject_id, status FROM {t}anxin_directory "
-        "WHERE school_id = ? AND erased = 1 AND kind IN ('case', 'file', 'pairing')", (school,),
+        "WHERE school_id = ? AND erased = 1 AND kind IN ('case', 'file', 'pairing')",
+        (school,),
     ):
         if kind == "pairing":
             item, mine = ("check_in" if status == "active" else None), owner == target
@@ -450,8 +580,18 @@ def _erased_items(app: Source, school: str, target: str, roles: frozenset[str]) 
             else:
                 mine = owner == target or (owner is None and SAFETY_LEAD in roles)
         if item and mine:
-            out.append(WorkItem(kind=item, stream_id=sid, stream_kind=kind, label_key=subject, label=ERASED_LABEL,
-                                due=None, overdue=False, erased=True))
+            out.append(
+                WorkItem(
+                    kind=item,
+                    stream_id=sid,
+                    stream_kind=kind,
+                    label_key=subject,
+                    label=ERASED_LABEL,
+                    due=None,
+                    overdue=False,
+                    erased=True,
+                )
+            )
     return out
 
 
@@ -461,8 +601,11 @@ def overdue_counts(app: Source, actor: Actor, school_id: str, today: date | None
     app.check(actor, access.STATS_READ, "school", school_id=school_id)
     app.views.catch_up()  # type: ignore[attr-defined]
     day = _today(app, today).toordinal()
-    query = (select(_c.kind, func.count()).where(_c.school_id == school_id, _c.kind.is_not(None), _c.due_day < day)
-             .group_by(_c.kind))
+    query = (
+        select(_c.kind, func.count())
+        .where(_c.school_id == school_id, _c.kind.is_not(None), _c.due_day < day)
+        .group_by(_c.kind)
+    )
     counts = dict.fromkeys(KINDS, 0)
     with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
         counts.update({k: n for k, n in conn.execute(query)})

@@ -50,13 +50,9 @@ class LiveServer:
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            web, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
+        config = uvicorn.Config(web, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, name="anxin-live-server", daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.run, name="anxin-live-server", daemon=True)
 
     def start(self) -> None:
         self.thread.start()

@@ -83,8 +83,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "postgres":
         schema = "t_" + uuid.uuid4().hex[:12]
         _pg_exec(f"CREATE SCHEMA {schema}")
-        s = Store("postgres", StoreConfig(url=PG_URL, data_dir=tmp_path, schema=schema), MasterKey.generate(),
-                  tmp_path, schema)
+        s = Store(
+            "postgres",
+            StoreConfig(url=PG_URL, data_dir=tmp_path, schema=schema),
+            MasterKey.generate(),
+            tmp_path,
+            schema,
+        )
     else:
         s = Store("sqlite", StoreConfig(url=None, data_dir=tmp_path), MasterKey.generate(), tmp_path)
     yield s
@@ -150,18 +155,31 @@ def make_school(app: Anxin, name: str = "第一中学", district: str = "default
     sid = app.add_school(ADMIN, name, district)
 
     def staff(username: str, label: str, roles: list[str], classes: list[str] | None = None) -> Actor:
-        return app.actor(app.add_staff(ADMIN, username=f"{username}-{sid[:4]}", name=label, school_id=sid,
-                                       roles=roles, classes=classes))
+        return app.actor(
+            app.add_staff(
+                ADMIN, username=f"{username}-{sid[:4]}", name=label, school_id=sid, roles=roles, classes=classes
+            )
+        )
 
     students = {}
     for no, name_, gender, cls in STUDENTS:
         students[no] = app.enrol_student(
-            ADMIN, school_id=sid, student_no=no, name=name_, gender=gender, birth_date=date(2013, 5, 6),
-            grade="七年级", class_name=cls, guardians=[{"name": name_[0] + "家长", "phone": "13912345678"}],
+            ADMIN,
+            school_id=sid,
+            student_no=no,
+            name=name_,
+            gender=gender,
+            birth_date=date(2013, 5, 6),
+            grade="七年级",
+            class_name=cls,
+            guardians=[{"name": name_[0] + "家长", "phone": "13912345678"}],
             tags=["留守儿童"],
         )
-    sup = app.actor(app.add_staff(ADMIN, username=f"sup-{sid[:4]}", name="督导员", school_id=None,
-                                  roles=["supervisor"], district=district))
+    sup = app.actor(
+        app.add_staff(
+            ADMIN, username=f"sup-{sid[:4]}", name="督导员", school_id=None, roles=["supervisor"], district=district
+        )
+    )
     return School(
         id=sid,
         admin=ADMIN,

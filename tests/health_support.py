@@ -52,7 +52,14 @@ def cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
         env |= {"ANXIN_DATABASE_URL": PG_URL, "ANXIN_DATABASE_SCHEMA": store.schema}
     else:
         argv += ["--data-dir", str(store.data_dir)]
-    r = subprocess.run([sys.executable, "-m", "anxin.cli", *argv], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=240)
+    r = subprocess.run(
+        [sys.executable, "-m", "anxin.cli", *argv],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert "Traceback" not in r.stderr, r.stderr  # a message, never a crash
     return r

@@ -27,9 +27,12 @@ def raw_bytes(store: Store) -> bytes:
     assert PG_URL and store.schema
     out: list[bytes] = []
     with psycopg.connect(PG_URL) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (store.schema,)
-        )]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (store.schema,)
+            )
+        ]
         assert len(tables) >= 8, tables
         for table in tables:
             for row in conn.execute(f'SELECT * FROM "{store.schema}"."{table}"'):
@@ -60,8 +63,11 @@ class Raw:
             assert PG_URL
             with psycopg.connect(PG_URL) as conn:
                 cur = conn.execute(sql.replace("{t}", f"{self.store.schema}.").replace("?", "%s"), params)
-                return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-                        for r in cur.fetchall()] if cur.description else []
+                return (
+                    [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cur.fetchall()]
+                    if cur.description
+                    else []
+                )
         conn = sqlite3.connect(self.store.config.sqlite_path)
         try:
             rows = conn.execute(sql.replace("{t}", ""), params).fetchall()
@@ -79,16 +85,23 @@ class Raw:
 
     def flip_last_byte(self, stream_id: str, version: int) -> int:
         """Flip the last byte of a stored event's state (its ciphertext); its notification id."""
-        [(nid, state)] = self("SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = ?",
-                              (self.oid(stream_id), version))
+        [(nid, state)] = self(
+            "SELECT {nid}, state FROM {events} WHERE originator_id = ? AND originator_version = ?",
+            (self.oid(stream_id), version),
+        )
         state = bytes(state)
         self("UPDATE {events} SET state = ? WHERE {nid} = ?", (state[:-1] + bytes([state[-1] ^ 1]), nid))
         return int(nid)
 
     def event_entry(self, stream_id: str, version: int) -> int:
         """The seq of a stream's event entry."""
-        [seq] = [s for s, d in self("SELECT seq, detail FROM {t}anxin_audit WHERE kind = 'event' AND subject = ?",
-                                    (stream_id,)) if d.endswith(f"#{version}")]
+        [seq] = [
+            s
+            for s, d in self(
+                "SELECT seq, detail FROM {t}anxin_audit WHERE kind = 'event' AND subject = ?", (stream_id,)
+            )
+            if d.endswith(f"#{version}")
+        ]
         return int(seq)
 
     def head(self) -> int:

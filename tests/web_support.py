@@ -39,8 +39,9 @@ class Browser:
         self.csrf = ""
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> Browser:
-        r = self.client.post("/login", data={"username": username, "password": password, "next": "/"},
-                             follow_redirects=False)
+        r = self.client.post(
+            "/login", data={"username": username, "password": password, "next": "/"}, follow_redirects=False
+        )
         assert r.status_code == 303, f"login of {username} failed: {r.status_code}"
         self.username = username
         page = self.client.get("/account/password")

@@ -49,8 +49,10 @@ log = logging.getLogger("anxin.web")
 access_log = logging.getLogger("anxin.web.access")
 
 STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409, Unreadable: 503}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class Headers:
@@ -73,8 +75,9 @@ class Headers:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                access_log.info("%s %s %d %.1fms", scope["method"], path, message["status"],
-                                (time.perf_counter() - started) * 1000)
+                access_log.info(
+                    "%s %s %d %.1fms", scope["method"], path, message["status"], (time.perf_counter() - started) * 1000
+                )
                 h = MutableHeaders(scope=message)
                 h.setdefault("Content-Security-Policy", CSP)
                 h.setdefault("X-Frame-Options", "DENY")
@@ -125,8 +128,9 @@ def _nodelay_on_every_tcp_socket() -> None:
     base_events._set_nodelay = set_nodelay  # type: ignore[attr-defined]
 
 
-def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
-               background_seconds: float | None = 5.0) -> FastAPI:
+def create_app(
+    anxin: Any = None, *, secure_cookies: bool | None = None, background_seconds: float | None = 5.0
+) -> FastAPI:
     _nodelay_on_every_tcp_socket()
     owns_app = anxin is None
     if anxin is None:
@@ -170,7 +174,11 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
             anxin.close()
 
     api = FastAPI(
-        title="安心 Anxin API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+        title="安心 Anxin API",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="学生安全个案管理 JSON 接口。认证：会话 Cookie（写操作需 X-CSRF-Token），或管理员签发的 Bearer 令牌。",
     )
     api.state.web = web
@@ -201,10 +209,23 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
         message = i18n.error_text(error)
         if is_api(request):
             rows = getattr(error, "errors", None)  # an import: every bad line, by number
-            extra = {"rows": [{"line": n, "problem": i18n.error_text(reason) if not isinstance(reason, str)
-                               else (i18n.lookup(reason, i18n.current.get()) or reason)
-                               if i18n.current.get() != i18n.DEFAULT else reason}
-                              for n, reason in rows]} if isinstance(rows, list) else {}
+            extra = (
+                {
+                    "rows": [
+                        {
+                            "line": n,
+                            "problem": i18n.error_text(reason)
+                            if not isinstance(reason, str)
+                            else (i18n.lookup(reason, i18n.current.get()) or reason)
+                            if i18n.current.get() != i18n.DEFAULT
+                            else reason,
+                        }
+                        for n, reason in rows
+                    ]
+                }
+                if isinstance(rows, list)
+                else {}
+            )
             return api_error(status, error.code, message, **extra)
         return render(request, "error.html", status, title=i18n.gettext("无法完成"), message=message)
 
@@ -221,7 +242,9 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
         # The store names a master key this process does not hold (a rotation's new key not
         # yet on this host): nothing was written; the message names the key id, no content.
         log.error("master key: %s", error)
-        message = i18n.gettext("服务器暂时无法加密或解密数据（主密钥不一致），操作未完成，未写入任何数据；请联系管理员。")
+        message = i18n.gettext(
+            "服务器暂时无法加密或解密数据（主密钥不一致），操作未完成，未写入任何数据；请联系管理员。"
+        )
         if is_api(request):
             return api_error(503, "master_key_unavailable", message)
         return render(request, "error.html", 503, title=i18n.gettext("暂时无法完成"), message=message)
@@ -229,11 +252,18 @@ def create_app(anxin: Any = None, *, secure_cookies: bool | None = None,
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
         if is_api(request):
-            fields = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg", "")}
-                      for e in error.errors()]
+            fields = [
+                {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg", "")}
+                for e in error.errors()
+            ]
             return api_error(422, "invalid_input", i18n.gettext("输入无效"), fields=fields)
-        return render(request, "error.html", 400, title=i18n.gettext("输入无效"),
-                      message=i18n.gettext("提交的内容不完整或格式不对，请返回修改"))
+        return render(
+            request,
+            "error.html",
+            400,
+            title=i18n.gettext("输入无效"),
+            message=i18n.gettext("提交的内容不完整或格式不对，请返回修改"),
+        )
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:

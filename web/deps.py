@@ -49,8 +49,14 @@ class Web:
         self.tokens = ApiTokens(app)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
-        env.globals.update(_=i18n.gettext, fmt_date=i18n.fmt_date, fmt_datetime=i18n.fmt_datetime,
-                           LANGUAGES=i18n.LANGUAGES, Role=Role, count_cells=count_cells)
+        env.globals.update(
+            _=i18n.gettext,
+            fmt_date=i18n.fmt_date,
+            fmt_datetime=i18n.fmt_datetime,
+            LANGUAGES=i18n.LANGUAGES,
+            Role=Role,
+            count_cells=count_cells,
+        )
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
         self._write = threading.RLock()
@@ -222,8 +228,15 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     flashes = user.session.data.pop("flash", []) if user and user.session else []
     if flashes:
         web.sessions.save_data(user.session)  # type: ignore[union-attr]
-    context.update(request=request, user=user, lang=i18n.current.get(), flashes=flashes,
-                   csrf_token=user.csrf if user else "", nav=nav_for(user), path=request.url.path)
+    context.update(
+        request=request,
+        user=user,
+        lang=i18n.current.get(),
+        flashes=flashes,
+        csrf_token=user.csrf if user else "",
+        nav=nav_for(user),
+        path=request.url.path,
+    )
     context.setdefault("form", getattr(request.state, "form", {}) or {})
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
 
@@ -289,7 +302,11 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
     if user.has(Role.PRINCIPAL):
         items.append(("/reports", _("定期报送")))
     if user.has(Role.ADMINISTRATOR):
-        items += [("/admin/accounts", _("账号")), ("/admin/roster", _("花名册")), ("/admin/keys", _("密钥")),
-                  ("/admin/shred", _("删除"))]
+        items += [
+            ("/admin/accounts", _("账号")),
+            ("/admin/roster", _("花名册")),
+            ("/admin/keys", _("密钥")),
+            ("/admin/shred", _("删除")),
+        ]
     seen: set[str] = set()
     return [(p, label) for p, label in items if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]

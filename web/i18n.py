@@ -37,6 +37,8 @@ def set_school_timezone(name: str) -> None:
 
 def school_tz() -> ZoneInfo:
     return _school_tz[0]
+
+
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en"}
 
 
@@ -49,6 +51,7 @@ def _locale(lang: str) -> Locale:
 @lru_cache(maxsize=4096)
 def _date_text(value: date, lang: str) -> str:
     return format_date(value, format="long" if lang == "zh" else "medium", locale=_locale(lang))
+
 
 current: ContextVar[str] = ContextVar("anxin_lang", default=DEFAULT)
 
@@ -108,7 +111,7 @@ def _patterns(lang: str) -> list[tuple[re.Pattern[str], str]]:
             continue
         parts, seen, pos = [], set(), 0
         for m in _FIELD.finditer(msgid):
-            parts.append(re.escape(msgid[pos:m.start()]))
+            parts.append(re.escape(msgid[pos : m.start()]))
             name = m.group(1)
             parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
             seen.add(name)

@@ -38,8 +38,21 @@ COOKIE = "anxin_session"
 LANG_COOKIE = "anxin_lang"
 IDLE_SECONDS = 30 * 60
 TOUCH_SECONDS = 60
-__all__ = ["COOKIE", "LANG_COOKIE", "IDLE_SECONDS", "TOUCH_SECONDS", "TOKEN_PREFIX", "SESSION_KEY_ID", "Session",
-           "SessionStore", "LoginThrottle", "ApiTokens", "csrf_ok", "session_hash", "token_hash"]
+__all__ = [
+    "COOKIE",
+    "LANG_COOKIE",
+    "IDLE_SECONDS",
+    "TOUCH_SECONDS",
+    "TOKEN_PREFIX",
+    "SESSION_KEY_ID",
+    "Session",
+    "SessionStore",
+    "LoginThrottle",
+    "ApiTokens",
+    "csrf_ok",
+    "session_hash",
+    "token_hash",
+]
 
 
 @dataclass
@@ -55,8 +68,9 @@ class Session:
 class SessionStore:
     """Server-side sessions (kept by the application), shared by every worker process."""
 
-    def __init__(self, app: Any, idle_seconds: float = IDLE_SECONDS, clock: Any = time.time,
-                 touch_seconds: float = TOUCH_SECONDS) -> None:
+    def __init__(
+        self, app: Any, idle_seconds: float = IDLE_SECONDS, clock: Any = time.time, touch_seconds: float = TOUCH_SECONDS
+    ) -> None:
         self.app = app
         self.idle = idle_seconds
         self.clock = clock
@@ -109,8 +123,9 @@ class LoginThrottle:
     within `window` seconds; past that, logins are refused until the window passes.
     Counted by the application (every worker sees every failure), by keyed hash."""
 
-    def __init__(self, app: Any, per_user: int = 5, per_address: int = 20, window: float = 15 * 60,
-                 clock: Any = time.time) -> None:
+    def __init__(
+        self, app: Any, per_user: int = 5, per_address: int = 20, window: float = 15 * 60, clock: Any = time.time
+    ) -> None:
         self.app = app
         self.per_user = per_user
         self.per_address = per_address

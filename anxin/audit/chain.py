@@ -42,10 +42,23 @@ INDEXES = [
 FORMAT = "anxin-audit-1"
 CHECKPOINT_FORMAT = "anxin-audit-checkpoint-1"
 SEP = "\x1f"
-KINDS = frozenset({
-    "event", "access", "login", "login_failed", "logout", "export", "report", "shred", "key_rotation",
-    "checkpoint", "password_change", "token_issue", "token_revoke",
-})
+KINDS = frozenset(
+    {
+        "event",
+        "access",
+        "login",
+        "login_failed",
+        "logout",
+        "export",
+        "report",
+        "shred",
+        "key_rotation",
+        "checkpoint",
+        "password_change",
+        "token_issue",
+        "token_revoke",
+    }
+)
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).
 SECURITY_KINDS = KINDS - {"event", "access", "checkpoint"}
 AUDIT_NOTES = "anxin:audit-notes"  # the named key for a reason that belongs to no stream
@@ -75,8 +88,9 @@ def genesis_hash(store_id: str) -> str:
     return hashlib.sha256(f"{FORMAT}{SEP}{store_id}".encode()).hexdigest()
 
 
-def entry_hash(prev_hash: str, seq: int, at: str, kind: str, actor_id: str, subject: str, detail: str,
-               payload_hash: str) -> str:
+def entry_hash(
+    prev_hash: str, seq: int, at: str, kind: str, actor_id: str, subject: str, detail: str, payload_hash: str
+) -> str:
     """SHA-256 of the UTF-8 bytes of the eight fields joined by U+001F."""
     return hashlib.sha256(
         f"{prev_hash}{SEP}{seq}{SEP}{at}{SEP}{kind}{SEP}{actor_id}{SEP}{subject}{SEP}{detail}{SEP}{payload_hash}".encode()
@@ -102,8 +116,10 @@ def setup(c: Cursor, db: Database) -> None:
     `anxin_access` view, and a first entry for every event stored before the trail."""
     for stmt in INDEXES:
         c.execute(stmt.format(t=db.prefix, p=""))
-    c.execute(db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('store_id', ?) "
-                   "ON CONFLICT (name) DO NOTHING"), (str(uuid4()),))
+    c.execute(
+        db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('store_id', ?) ON CONFLICT (name) DO NOTHING"),
+        (str(uuid4()),),
+    )
     _create_access_view(c, db)
     if c.execute(db.q(_HEAD)).fetchone() is None:
         _adopt_existing_events(c, db)
@@ -120,8 +136,9 @@ def _create_access_view(c: Cursor, db: Database) -> None:
         get = "(CASE WHEN kind = 'access' THEN detail::jsonb ->> '{0}' END)"
         allowed = "CAST(CASE WHEN kind = 'access' THEN detail::jsonb ->> 'allowed' END AS INTEGER)"
     else:
-        row = c.execute("SELECT CASE type WHEN 'table' THEN 'r' ELSE 'v' END FROM sqlite_master WHERE name = ?",
-                        ("anxin_access",)).fetchone()
+        row = c.execute(
+            "SELECT CASE type WHEN 'table' THEN 'r' ELSE 'v' END FROM sqlite_master WHERE name = ?", ("anxin_access",)
+        ).fetchone()
         get = "(CASE WHEN kind = 'access' THEN json_extract(detail, '$.{0}') END)"
         allowed = get.format("allowed")
     if row is not None and row[0] == "v":
@@ -146,15 +163,25 @@ def _adopt_existing_events(c: Cursor, db: Database) -> None:
     while True:
         rows = c.execute(
             f"SELECT {nid}, originator_id, originator_version, topic, state FROM {table} WHERE {nid} > ? "
-            f"ORDER BY {nid} LIMIT 5000", (last,),
+            f"ORDER BY {nid} LIMIT 5000",
+            (last,),
         ).fetchall()
         if not rows:
             return
         out: list[Row] = []
         for _, oid, version, topic, state in rows:
             uid = oid if isinstance(oid, UUID) else UUID(str(oid))
-            out.append((at, "event", "", str(uid), f"{topic}#{version}",
-                        event_payload_hash(uid.hex, version, topic, bytes(state)), None))
+            out.append(
+                (
+                    at,
+                    "event",
+                    "",
+                    str(uid),
+                    f"{topic}#{version}",
+                    event_payload_hash(uid.hex, version, topic, bytes(state)),
+                    None,
+                )
+            )
         append(c, db, out, standalone=False)
         last = rows[-1][0]
 
@@ -215,8 +242,13 @@ def record_many(app: Core, rows: Sequence[Row]) -> int:
         return append(c, app.db, rows)
 
 
-def append_events(c: Cursor, db: Database, stored_events: Sequence[Any],
-                  meta: dict[tuple[str, int], tuple[str, str]] | None, first: Sequence[Row] = ()) -> None:
+def append_events(
+    c: Cursor,
+    db: Database,
+    stored_events: Sequence[Any],
+    meta: dict[tuple[str, int], tuple[str, str]] | None,
+    first: Sequence[Row] = (),
+) -> None:
     """The recorder's hook, inside the events' transaction: one entry per event, in
     the order they are inserted, after `first` (the gate's decisions for this command).
     `meta` maps (stream hex, version) to (actor, at)."""
@@ -231,8 +263,17 @@ def append_events(c: Cursor, db: Database, stored_events: Sequence[Any],
         if found is None:  # saved outside Core._save: the actor is inside the ciphertext only
             now = now or datetime.now(UTC).isoformat()
             found = ("", now)
-        rows.append((found[1], "event", found[0], str(uid), f"{topic}#{version}",
-                     event_payload_hash(hexid, version, topic, e.state), None))
+        rows.append(
+            (
+                found[1],
+                "event",
+                found[0],
+                str(uid),
+                f"{topic}#{version}",
+                event_payload_hash(hexid, version, topic, e.state),
+                None,
+            )
+        )
     append(c, db, rows, standalone=False)
 
 
@@ -243,7 +284,8 @@ def pending_event_meta(aggregates: Iterable[Any]) -> dict[tuple[str, int], tuple
         for e in a.pending_events:
             at = getattr(e, "at", None) or e.timestamp
             out[(e.originator_id.hex, e.originator_version)] = (
-                str(getattr(e, "actor", "") or ""), at.isoformat() if hasattr(at, "isoformat") else str(at),
+                str(getattr(e, "actor", "") or ""),
+                at.isoformat() if hasattr(at, "isoformat") else str(at),
             )
     return out
 
@@ -306,21 +348,28 @@ def unseal_reason(app: Core, blob: bytes, at: str, actor_id: str, label: str, su
         raise Tampered(subject or AUDIT_NOTES, 0) from e
 
 
-def access_row(app: Core, actor: Actor, action: str, resource: Resource, decision: Decision,
-               break_glass: str | None) -> Row:
+def access_row(
+    app: Core, actor: Actor, action: str, resource: Resource, decision: Decision, break_glass: str | None
+) -> Row:
     """The entry for one decision of the gate: ids and the rule that decided, no text."""
     at = app.now().isoformat()
-    detail = canonical_json({
-        "action": action, "allowed": 1 if decision.allowed else 0, "break_glass": 1 if decision.break_glass else 0,
-        "district": resource.district, "kind": resource.kind, "rule": decision.reason, "school": resource.school_id,
-    })
+    detail = canonical_json(
+        {
+            "action": action,
+            "allowed": 1 if decision.allowed else 0,
+            "break_glass": 1 if decision.break_glass else 0,
+            "district": resource.district,
+            "kind": resource.kind,
+            "rule": decision.reason,
+            "school": resource.school_id,
+        }
+    )
     sealed = seal_reason(app, break_glass, at, actor.staff_id, action, resource.id) if break_glass else None
     payload = hashlib.sha256(sealed).hexdigest() if sealed else ""
     return (at, "access", actor.staff_id, resource.id or "", detail, payload, sealed)
 
 
-def security_row(app: Core, kind: str, actor_id: str, subject: str = "",
-                 detail: str | dict[str, Any] = "") -> Row:
+def security_row(app: Core, kind: str, actor_id: str, subject: str = "", detail: str | dict[str, Any] = "") -> Row:
     """A login, failed login, logout, export, report, shred or key rotation: ids and
     codes only (`subject` a stream or resource id, or `login_subject(...)`)."""
     if kind not in SECURITY_KINDS:

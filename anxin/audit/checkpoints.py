@@ -130,10 +130,22 @@ class Checkpoint:
             return False
 
     def to_json(self) -> str:
-        return json.dumps({
-            "format": CHECKPOINT_FORMAT, "store": self.store, "seq": self.seq, "entry_hash": self.entry_hash,
-            "at": self.at, "key_id": self.key_id, "public_key": self.public_key, "signature": self.signature,
-        }, indent=2) + "\n"
+        return (
+            json.dumps(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "store": self.store,
+                    "seq": self.seq,
+                    "entry_hash": self.entry_hash,
+                    "at": self.at,
+                    "key_id": self.key_id,
+                    "public_key": self.public_key,
+                    "signature": self.signature,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Checkpoint:
@@ -141,8 +153,15 @@ class Checkpoint:
             d = json.loads(text)
             if d.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError(d.get("format"))
-            return cls(str(d["store"]), int(d["seq"]), str(d["entry_hash"]), str(d["at"]), str(d["key_id"]),
-                       str(d["public_key"]), str(d["signature"]))
+            return cls(
+                str(d["store"]),
+                int(d["seq"]),
+                str(d["entry_hash"]),
+                str(d["at"]),
+                str(d["key_id"]),
+                str(d["public_key"]),
+                str(d["signature"]),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidInput(reason=f"不是审计检查点文件（{e}）") from e
 
@@ -168,8 +187,9 @@ def take_checkpoint(app: Core, actor_id: str = "system") -> Checkpoint:
     return Checkpoint(sid, seq, head, at, kid, public_key_text(pub), sig)
 
 
-def maybe_checkpoint(app: Core, *, every_entries: int | None = None, every_seconds: float | None = None,
-                     actor_id: str = "system") -> Checkpoint | None:
+def maybe_checkpoint(
+    app: Core, *, every_entries: int | None = None, every_seconds: float | None = None, actor_id: str = "system"
+) -> Checkpoint | None:
     """A checkpoint if one is due: `every_entries` new entries, or `every_seconds` since
     the last one (by the application's clock). Nothing new since the last: none."""
     if every_entries is None and every_seconds is None:

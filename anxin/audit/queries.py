@@ -40,8 +40,17 @@ class _Names:
 def _describe(app: Core, names: _Names, row: tuple[Any, ...]) -> dict[str, Any]:
     seq, at, kind, actor_id, subject, detail, sealed = row
     out: dict[str, Any] = {
-        "seq": seq, "at": at, "kind": kind, "actor_id": actor_id, "actor": names(actor_id) if actor_id else "",
-        "subject": subject, "what": "", "version": None, "allowed": None, "rule": "", "break_glass": None,
+        "seq": seq,
+        "at": at,
+        "kind": kind,
+        "actor_id": actor_id,
+        "actor": names(actor_id) if actor_id else "",
+        "subject": subject,
+        "what": "",
+        "version": None,
+        "allowed": None,
+        "rule": "",
+        "break_glass": None,
     }
     if kind == "event":
         topic, _, version = detail.rpartition("#")
@@ -72,13 +81,16 @@ def student_access(app: Core, actor: Actor, student_id: str) -> list[dict[str, A
     """Who accessed a student's records, and why: decisions about the student's own
     stream and every stream linked to the student (cases, files, pairings, ...)."""
     app.check(actor, access.AUDIT_READ, "student", student_id)
-    streams = [str(student_id)] + [r[0] for r in app.db.fetch(
-        "SELECT DISTINCT stream_id FROM {t}anxin_links WHERE student_id = ?", (str(student_id),))]
+    streams = [str(student_id)] + [
+        r[0]
+        for r in app.db.fetch("SELECT DISTINCT stream_id FROM {t}anxin_links WHERE student_id = ?", (str(student_id),))
+    ]
     rows: list[tuple[Any, ...]] = []
     for i in range(0, len(streams), 500):
-        chunk = streams[i:i + 500]
-        rows += app.db.fetch(_SELECT + f"WHERE kind = 'access' AND subject IN ({','.join('?' * len(chunk))})",
-                             tuple(chunk))
+        chunk = streams[i : i + 500]
+        rows += app.db.fetch(
+            _SELECT + f"WHERE kind = 'access' AND subject IN ({','.join('?' * len(chunk))})", tuple(chunk)
+        )
     names = _Names(app)
     return [_describe(app, names, r) for r in sorted(rows)]
 
@@ -89,24 +101,39 @@ def _scope(app: Core, actor: Actor, school_id: str | None) -> tuple[str, tuple[A
         app.check(actor, access.AUDIT_READ, "school", school_id=school_id)
         return "school_id = ?", (school_id,)
     app.authorize(actor, access.AUDIT_READ, Resource(kind="district", district=actor.district))
-    return ("(district = ? OR actor_id IN (SELECT staff_id FROM {t}anxin_staff WHERE district = ?))",
-            (actor.district, actor.district))
+    return (
+        "(district = ? OR actor_id IN (SELECT staff_id FROM {t}anxin_staff WHERE district = ?))",
+        (actor.district, actor.district),
+    )
 
 
 def _access_rows(app: Core, where: str, params: tuple[Any, ...], limit: int | None = None) -> list[dict[str, Any]]:
-    sql = ("SELECT id, at, 'access', actor_id, COALESCE(resource_id, ''), action, allowed, reason, break_glass, "
-           "resource_kind, school_id FROM {t}anxin_access WHERE " + where + " ORDER BY id DESC")
+    sql = (
+        "SELECT id, at, 'access', actor_id, COALESCE(resource_id, ''), action, allowed, reason, break_glass, "
+        "resource_kind, school_id FROM {t}anxin_access WHERE " + where + " ORDER BY id DESC"
+    )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     names = _Names(app)
     out = []
     for seq, at, kind, actor_id, subject, action, allowed, rule, sealed, rkind, school in app.db.fetch(sql, params):
-        out.append({
-            "seq": seq, "at": at, "kind": kind, "actor_id": actor_id, "actor": names(actor_id), "subject": subject,
-            "what": action, "version": None, "allowed": bool(allowed), "rule": rule, "resource_kind": rkind,
-            "school_id": school,
-            "break_glass": unseal_reason(app, sealed, at, actor_id, action, subject or None) if sealed else None,
-        })
+        out.append(
+            {
+                "seq": seq,
+                "at": at,
+                "kind": kind,
+                "actor_id": actor_id,
+                "actor": names(actor_id),
+                "subject": subject,
+                "what": action,
+                "version": None,
+                "allowed": bool(allowed),
+                "rule": rule,
+                "resource_kind": rkind,
+                "school_id": school,
+                "break_glass": unseal_reason(app, sealed, at, actor_id, action, subject or None) if sealed else None,
+            }
+        )
     return out
 
 
@@ -130,9 +157,17 @@ def access_log(app: Core, actor: Actor, *, allowed: bool | None = None, limit: i
         where += " AND allowed = ?"
         params += (1 if allowed else 0,)
     return [
-        {"id": r["seq"], "at": r["at"], "actor_id": r["actor_id"], "action": r["what"],
-         "resource_kind": r["resource_kind"], "resource_id": r["subject"] or None, "allowed": r["allowed"],
-         "reason": r["rule"], "break_glass": r["break_glass"]}
+        {
+            "id": r["seq"],
+            "at": r["at"],
+            "actor_id": r["actor_id"],
+            "action": r["what"],
+            "resource_kind": r["resource_kind"],
+            "resource_id": r["subject"] or None,
+            "allowed": r["allowed"],
+            "reason": r["rule"],
+            "break_glass": r["break_glass"],
+        }
         for r in _access_rows(app, where, params, limit)
     ]
 
@@ -144,14 +179,23 @@ EXPORTS = {
     "denied": "every refused access",
 }
 CSV_COLUMNS = [
-    ("seq", "序号"), ("at", "时间"), ("kind", "类别"), ("actor_id", "操作人ID"), ("actor", "操作人"),
-    ("subject", "对象ID"), ("what", "事件/操作"), ("version", "版本"), ("allowed", "是否允许"),
-    ("rule", "依据"), ("break_glass", "调阅理由"),
+    ("seq", "序号"),
+    ("at", "时间"),
+    ("kind", "类别"),
+    ("actor_id", "操作人ID"),
+    ("actor", "操作人"),
+    ("subject", "对象ID"),
+    ("what", "事件/操作"),
+    ("version", "版本"),
+    ("allowed", "是否允许"),
+    ("rule", "依据"),
+    ("break_glass", "调阅理由"),
 ]
 
 
-def query(app: Core, actor: Actor, what: str, id: str | None = None, school_id: str | None = None
-          ) -> list[dict[str, Any]]:
+def query(
+    app: Core, actor: Actor, what: str, id: str | None = None, school_id: str | None = None
+) -> list[dict[str, Any]]:
     if what in ("case-history", "student-access") and not id:
         raise InvalidInput(reason=f"{what} 需要给出记录 id")
     if what == "case-history":
@@ -165,17 +209,21 @@ def query(app: Core, actor: Actor, what: str, id: str | None = None, school_id: 
     raise InvalidInput(reason=f"未知的导出类别：{what}")
 
 
-def export_csv(app: Core, actor: Actor, what: str, out: IO[str], id: str | None = None,
-               school_id: str | None = None) -> int:
+def export_csv(
+    app: Core, actor: Actor, what: str, out: IO[str], id: str | None = None, school_id: str | None = None
+) -> int:
     """Write one supervisor query as CSV (through the gate); the export is itself an
     entry of the trail. Returns the number of rows written."""
     rows = query(app, actor, what, id, school_id)
     w = csv.writer(out)
     w.writerow([label for _, label in CSV_COLUMNS])
     for r in rows:
-        w.writerow(["" if r.get(k) is None else ("是" if r[k] is True else "否" if r[k] is False else r[k])
-                    for k, _ in CSV_COLUMNS])
+        w.writerow(
+            [
+                "" if r.get(k) is None else ("是" if r[k] is True else "否" if r[k] is False else r[k])
+                for k, _ in CSV_COLUMNS
+            ]
+        )
     subject = id or school_id or f"district:{actor.district}"
     record(app, security_row(app, "export", actor.staff_id, str(subject), {"rows": len(rows), "what": what}))
     return len(rows)
-

@@ -53,18 +53,26 @@ class _Events:
         upto = "" if before is None else f" AND {'notification_id' if self.pg else 'rowid'} < {int(before)}"
         if self.pg:
             # The hash's prefix (id as 32 hex digits, version, topic) comes ready-made, as bytes.
-            cols = ("notification_id, convert_to(replace(originator_id::text, '-', '') || chr(31) || "
-                    "originator_version || chr(31) || topic || chr(31), 'UTF8'), state")
-            self.sql = (f"SELECT {cols} FROM {table} WHERE notification_id > ?{upto} ORDER BY notification_id "
-                        f"LIMIT {int(batch)}")
+            cols = (
+                "notification_id, convert_to(replace(originator_id::text, '-', '') || chr(31) || "
+                "originator_version || chr(31) || topic || chr(31), 'UTF8'), state"
+            )
+            self.sql = (
+                f"SELECT {cols} FROM {table} WHERE notification_id > ?{upto} ORDER BY notification_id "
+                f"LIMIT {int(batch)}"
+            )
         else:
-            stored = ("CAST(originator_id || char(31) || originator_version || char(31) || topic || char(31) "
-                      "|| state AS BLOB)")
+            stored = (
+                "CAST(originator_id || char(31) || originator_version || char(31) || topic || char(31) "
+                "|| state AS BLOB)"
+            )
             cols = f"rowid, {stored}"
             self.rows_sql = f"SELECT {cols} FROM {table} WHERE rowid > ?{upto} ORDER BY rowid LIMIT {int(batch)}"
-            self.sql = ("SELECT count(*), max(n), CAST(group_concat(m, '') AS BLOB), group_concat(length(m), ',') "
-                        f"FROM (SELECT rowid AS n, {stored} AS m FROM {table} WHERE rowid > ?{upto} "
-                        f"ORDER BY rowid LIMIT {int(batch)})")
+            self.sql = (
+                "SELECT count(*), max(n), CAST(group_concat(m, '') AS BLOB), group_concat(length(m), ',') "
+                f"FROM (SELECT rowid AS n, {stored} AS m FROM {table} WHERE rowid > ?{upto} "
+                f"ORDER BY rowid LIMIT {int(batch)})"
+            )
             self.nth_sql = f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?"
         self.point_sql = f"SELECT {cols} FROM {table} WHERE originator_id = ? AND originator_version = ?"
         self.rows: Sequence[tuple[Any, ...]] = []
@@ -103,8 +111,9 @@ class _Events:
             if len(sizes) == n:
                 ends = list(accumulate(sizes, initial=0))
                 view = memoryview(blob)
-                self.hashes = list(map(_hexdigest, map(hashlib.sha256, map(view.__getitem__,
-                                                                             map(slice, ends, ends[1:])))))
+                self.hashes = list(
+                    map(_hexdigest, map(hashlib.sha256, map(view.__getitem__, map(slice, ends, ends[1:]))))
+                )
                 self.rows = _BatchRows(self.db, self.nth_sql, after, view, ends, 0, n)
             else:  # a row without bytes (a NULL where the table should hold a value): one by one
                 self.rows = _raw_rows(self.db, self.rows_sql, (after,))
@@ -117,7 +126,7 @@ class _Events:
         empty at the end."""
         if self.pos == len(self.hashes) and not self._load():
             return [], []
-        hashes, rows = self.hashes[self.pos:], self.rows[self.pos:]
+        hashes, rows = self.hashes[self.pos :], self.rows[self.pos :]
         self.pos = len(self.hashes)
         self.count += len(hashes)
         return hashes, rows
@@ -163,8 +172,9 @@ class _BatchRows(Sequence[tuple[Any, ...]]):
     """The rows (notification id, stored bytes) of one SQLite batch, made when asked for
     (the notification id by one more query: only to describe a problem)."""
 
-    def __init__(self, db: Database, nth_sql: str, after: int, view: memoryview, ends: list[int], start: int,
-                 stop: int) -> None:
+    def __init__(
+        self, db: Database, nth_sql: str, after: int, view: memoryview, ends: list[int], start: int, stop: int
+    ) -> None:
         self.db, self.nth_sql, self.after, self.view, self.ends = db, nth_sql, after, view, ends
         self.start, self.stop = start, stop
 
@@ -174,15 +184,16 @@ class _BatchRows(Sequence[tuple[Any, ...]]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             a, b, _ = i.indices(len(self))
-            return _BatchRows(self.db, self.nth_sql, self.after, self.view, self.ends, self.start + a,
-                              self.start + max(a, b))
+            return _BatchRows(
+                self.db, self.nth_sql, self.after, self.view, self.ends, self.start + a, self.start + max(a, b)
+            )
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
         j = self.start + i
         nid = int(_raw_rows(self.db, self.nth_sql, (self.after, j))[0][0])
-        return nid, bytes(self.view[self.ends[j]:self.ends[j + 1]])
+        return nid, bytes(self.view[self.ends[j] : self.ends[j + 1]])
 
 
 def _aggregated(db: Database, sql: str, after: int) -> Iterator[tuple[int, int, int, bytes, str]]:
@@ -219,8 +230,7 @@ def _paged(db: Database, sql: str, after: int) -> Iterator[list[tuple[Any, ...]]
         after = rows[-1][0]
 
 
-def _trail_batches(db: Database, after: int, batch: int, upto: int | None = None
-                   ) -> Iterator[list[tuple[Any, ...]]]:
+def _trail_batches(db: Database, after: int, batch: int, upto: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
     bound = "" if upto is None else f" AND seq <= {int(upto)}"
     sql = db.q(f"SELECT {COLUMNS} FROM {{t}}anxin_audit WHERE seq > ?{bound} ORDER BY seq LIMIT {int(batch)}")
     batches = _paged(db, sql, after)

@@ -60,8 +60,10 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.problem is None:
-            lines = [f"审计记录完整（intact）：{self.entries} 条记录，{self.events} 个事件，"
-                     f"{self.checkpoints} 个已签名检查点；链头 seq {self.head_seq} {self.head_hash}"]
+            lines = [
+                f"审计记录完整（intact）：{self.entries} 条记录，{self.events} 个事件，"
+                f"{self.checkpoints} 个已签名检查点；链头 seq {self.head_seq} {self.head_hash}"
+            ]
             if self.checkpoint_file is not None:
                 lines.append(f"检查点文件吻合：seq {self.checkpoint_file.seq}（{self.checkpoint_file.at}）")
             return "\n".join(lines)
@@ -89,12 +91,21 @@ def _event_of(subject: str, detail: str) -> tuple[str | None, int | None]:
 
 
 def _unrecorded(seq: int, ev: tuple[int, str, int, str]) -> _Found:
-    return _Found(Problem(seq, "event_unrecorded", "事件库中有一个没有审计记录的事件：事件被插入",
-                          notification_id=ev[0], stream_id=str(UUID(ev[1])), version=ev[2]))
+    return _Found(
+        Problem(
+            seq,
+            "event_unrecorded",
+            "事件库中有一个没有审计记录的事件：事件被插入",
+            notification_id=ev[0],
+            stream_id=str(UUID(ev[1])),
+            version=ev[2],
+        )
+    )
 
 
-def _check_event(events: _Events, ev_row: tuple[Any, ...] | None, seq: int, subject: str, detail: str,
-                 payload: str) -> None:
+def _check_event(
+    events: _Events, ev_row: tuple[Any, ...] | None, seq: int, subject: str, detail: str, payload: str
+) -> None:
     """An event entry whose payload hash differs from the next stored event's: say why."""
     ev = events.described(ev_row) if ev_row is not None else None
     hexid, version = _event_of(subject, detail)
@@ -114,9 +125,14 @@ def _check_event(events: _Events, ev_row: tuple[Any, ...] | None, seq: int, subj
     raise _Found(Problem(seq, "event_moved", "事件在事件库中的顺序与审计记录不符", notification_id=own[0], **where))
 
 
-def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = None, *,
-           public_key: Ed25519PublicKey | None = None, batch: int = 20000,
-           parallel_from: int | None = None) -> VerifyReport:
+def verify(
+    app: Core,
+    checkpoint: Checkpoint | str | os.PathLike[str] | None = None,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    batch: int = 20000,
+    parallel_from: int | None = None,
+) -> VerifyReport:
     """Re-read every trail entry and every stored event (raw bytes, nothing decrypted),
     recompute the chain, match events and their entries one to one, check every stored
     checkpoint's signature and, if given, a checkpoint file kept outside the system.
@@ -134,8 +150,9 @@ def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = N
     with no_gc_pauses():
         # A long trail in two halves at once, the second in a process of its own; anything
         # that way not shown intact is verified again in one pass, which says where and why.
-        if not _verify_in_halves(app, report, checkpoint, pub, batch,
-                                 PARALLEL_FROM if parallel_from is None else parallel_from):
+        if not _verify_in_halves(
+            app, report, checkpoint, pub, batch, PARALLEL_FROM if parallel_from is None else parallel_from
+        ):
             try:
                 _Verifier(app, report, checkpoint, pub, batch).run()
             except _Found as f:
@@ -149,8 +166,9 @@ def verify(app: Core, checkpoint: Checkpoint | str | os.PathLike[str] | None = N
 PARALLEL_FROM = 200_000
 
 
-def _verify_in_halves(app: Core, report: VerifyReport, cp: Checkpoint | None, pub: Ed25519PublicKey | None,
-                      batch: int, parallel_from: int) -> bool:
+def _verify_in_halves(
+    app: Core, report: VerifyReport, cp: Checkpoint | None, pub: Ed25519PublicKey | None, batch: int, parallel_from: int
+) -> bool:
     """Entries 1..mid here, and mid+1.. (with the events from the one the first event entry
     after mid names) in a second process, at once; the halves joined where they meet: the
     first half ends at entry mid, with the hash the second half's first entry names as its
@@ -162,8 +180,11 @@ def _verify_in_halves(app: Core, report: VerifyReport, cp: Checkpoint | None, pu
     if not head or head < max(parallel_from, 2):
         return False
     mid = int(head) // 2
-    first_event = _raw_rows(db, db.q("SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' "
-                                     "ORDER BY seq LIMIT 1"), (mid,))
+    first_event = _raw_rows(
+        db,
+        db.q("SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' ORDER BY seq LIMIT 1"),
+        (mid,),
+    )
     meets = _raw_rows(db, db.q("SELECT prev_hash FROM {t}anxin_audit WHERE seq = ?"), (mid + 1,))
     if not first_event or not meets:
         return False
@@ -174,17 +195,26 @@ def _verify_in_halves(app: Core, report: VerifyReport, cp: Checkpoint | None, pu
     split, prev_mid = int(found[0]), str(meets[0][0])
     cfg = app.config
     job = {
-        "url": cfg.url, "data_dir": str(cfg.data_dir), "schema": cfg.schema,
+        "url": cfg.url,
+        "data_dir": str(cfg.data_dir),
+        "schema": cfg.schema,
         "checkpoint": cp.to_json() if cp is not None else None,
         "public_key": _raw_public(pub).hex() if pub is not None else None,
-        "batch": batch, "first_seq": mid + 1, "prev": prev_mid, "events_after": split - 1,
+        "batch": batch,
+        "first_seq": mid + 1,
+        "prev": prev_mid,
+        "events_after": split - 1,
     }
     # A plain interpreter running this module's entry (not multiprocessing's spawn, which
     # would import the caller's main script again); the job through its stdin; its answer,
     # one JSON line, through its stdout. It gets no key: verification decrypts nothing.
-    child = subprocess.Popen([sys.executable, "-c", "from anxin.audit.verification import _second_half; _second_half()"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             cwd=Path(__file__).resolve().parent.parent.parent)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from anxin.audit.verification import _second_half; _second_half()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent.parent,
+    )
     try:
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(json.dumps(job).encode())
@@ -234,10 +264,23 @@ def _second_half() -> None:
             pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(job["public_key"])) if job["public_key"] else None
             report = VerifyReport()
             with no_gc_pauses():
-                _Verifier(app, report, cp, pub, int(job["batch"]), first_seq=int(job["first_seq"]), prev=job["prev"],
-                          events_after=int(job["events_after"])).run()
-            answer = {"ok": True, "entries": report.entries, "events": report.events,
-                      "checkpoints": report.checkpoints, "head_hash": report.head_hash}
+                _Verifier(
+                    app,
+                    report,
+                    cp,
+                    pub,
+                    int(job["batch"]),
+                    first_seq=int(job["first_seq"]),
+                    prev=job["prev"],
+                    events_after=int(job["events_after"]),
+                ).run()
+            answer = {
+                "ok": True,
+                "entries": report.entries,
+                "events": report.events,
+                "checkpoints": report.checkpoints,
+                "head_hash": report.head_hash,
+            }
         finally:
             app.close()
     except Exception:  # a problem (_Found) or an error: the one pass that follows says which
@@ -251,9 +294,20 @@ class _Verifier:
     stored event; stops at the first problem. (Plain loop: measured faster here than
     checking whole batches at once.)"""
 
-    def __init__(self, app: Core, report: VerifyReport, cp: Checkpoint | None, pub: Ed25519PublicKey | None,
-                 batch: int, *, first_seq: int = 1, prev: str | None = None, last_seq: int | None = None,
-                 events_after: int = 0, events_before: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Core,
+        report: VerifyReport,
+        cp: Checkpoint | None,
+        pub: Ed25519PublicKey | None,
+        batch: int,
+        *,
+        first_seq: int = 1,
+        prev: str | None = None,
+        last_seq: int | None = None,
+        events_after: int = 0,
+        events_before: int | None = None,
+    ) -> None:
         """The whole trail; or a part of it: entries first_seq.. (the first naming `prev` as
         its prev_hash) up to last_seq, with the events between events_after and events_before."""
         self.app, self.db, self.report, self.cp, self.pub, self.batch = app, app.db, report, cp, pub, batch
@@ -287,8 +341,13 @@ class _Verifier:
                 raise _unrecorded(expected, self.events.described(ev))
             batches = _chain([first], batches)
         if cp is not None and self.last_seq is None and cp.seq >= expected:
-            raise _Found(Problem(expected, "truncated",
-                                 f"审计记录在第 {expected - 1} 条结束，但检查点文件签过第 {cp.seq} 条：末尾的记录被删除"))
+            raise _Found(
+                Problem(
+                    expected,
+                    "truncated",
+                    f"审计记录在第 {expected - 1} 条结束，但检查点文件签过第 {cp.seq} 条：末尾的记录被删除",
+                )
+            )
         self.report.entries = self.report.head_seq = expected - 1
         self.report.events = self.events.count
         self.report.head_hash = prev
@@ -304,12 +363,24 @@ class _Verifier:
             for seq, at, kind, actor_id, subject, detail, payload, sealed, prev_hash, h in rows:
                 if seq != expected or prev_hash != prev:
                     if seq != expected:
-                        raise _Found(Problem(expected, "entry_missing", (
-                            f"第 {expected} 至 {seq - 1} 条审计记录不见了：记录被删除" if seq > expected + 1
-                            else f"第 {expected} 条审计记录不见了：记录被删除")))
+                        raise _Found(
+                            Problem(
+                                expected,
+                                "entry_missing",
+                                (
+                                    f"第 {expected} 至 {seq - 1} 条审计记录不见了：记录被删除"
+                                    if seq > expected + 1
+                                    else f"第 {expected} 条审计记录不见了：记录被删除"
+                                ),
+                            )
+                        )
                     raise _Found(Problem(seq, "entry_moved", "这条记录不接在上一条之后：记录被删除、插入或调换了位置"))
-                if sha(f"{prev}\x1f{seq}\x1f{at}\x1f{kind}\x1f{actor_id}\x1f{subject}\x1f{detail}\x1f{payload}"
-                       .encode()).hexdigest() != h:
+                if (
+                    sha(
+                        f"{prev}\x1f{seq}\x1f{at}\x1f{kind}\x1f{actor_id}\x1f{subject}\x1f{detail}\x1f{payload}".encode()
+                    ).hexdigest()
+                    != h
+                ):
                     raise _Found(Problem(seq, "entry_altered", "这条记录的内容与其哈希不符：记录被改动"))
                 if kind == "event":
                     if i == n:
@@ -321,11 +392,13 @@ class _Verifier:
                 else:
                     if sealed is not None or payload:
                         if sealed is None or sha(sealed).hexdigest() != payload:
-                            raise _Found(Problem(seq, "sealed_altered",
-                                                 "这条记录的加密理由与其哈希不符：理由被改动或删除"))
+                            raise _Found(
+                                Problem(seq, "sealed_altered", "这条记录的加密理由与其哈希不符：理由被改动或删除")
+                            )
                     if kind == "checkpoint":
-                        _check_stored_checkpoint(seq, at, subject, detail, prev, self.store, self.pub, self.kid,
-                                                 self.app)
+                        _check_stored_checkpoint(
+                            seq, at, subject, detail, prev, self.store, self.pub, self.kid, self.app
+                        )
                         self.report.checkpoints += 1
                 if seq == cp_seq and h != self.cp.entry_hash:  # type: ignore[union-attr]
                     raise _Found(Problem(seq, "checkpoint_mismatch", "与检查点文件所签的链头不符：此前的历史被改写"))
@@ -335,14 +408,24 @@ class _Verifier:
         return prev, expected
 
 
-def _chain(first: list[list[tuple[Any, ...]]], rest: Iterator[list[tuple[Any, ...]]]
-           ) -> Iterator[list[tuple[Any, ...]]]:
+def _chain(
+    first: list[list[tuple[Any, ...]]], rest: Iterator[list[tuple[Any, ...]]]
+) -> Iterator[list[tuple[Any, ...]]]:
     yield from first
     yield from rest
 
 
-def _check_stored_checkpoint(seq: int, at: str, subject: str, detail: str, prev: str, store: str,
-                             pub: Ed25519PublicKey | None, kid: str | None, app: Core) -> None:
+def _check_stored_checkpoint(
+    seq: int,
+    at: str,
+    subject: str,
+    detail: str,
+    prev: str,
+    store: str,
+    pub: Ed25519PublicKey | None,
+    kid: str | None,
+    app: Core,
+) -> None:
     try:
         d = json.loads(detail)
         signed = Checkpoint(store, int(d["seq"]), str(d["entry_hash"]), at, subject, "", str(d["signature"]))

@@ -57,8 +57,9 @@ def move(deltas: Deltas, table: Table, before: tuple[Any, ...], after: tuple[Any
     add(deltas, table, after, 1)
 
 
-def file_span_key(school: str, status: str, level: str, from_day: int, to_day: int | None,
-                  review_due: int | None) -> tuple[Any, ...]:
+def file_span_key(
+    school: str, status: str, level: str, from_day: int, to_day: int | None, review_due: int | None
+) -> tuple[Any, ...]:
     return (school, status, level, from_day, OPEN if to_day is None else to_day, review_due or 0)
 
 
@@ -126,7 +127,8 @@ def _upsert(dialect: str, table: Table) -> Any:
         stmt = insert(table)
         found = _UPSERTS[(dialect, table.name)] = stmt.on_conflict_do_update(
             index_elements=list(table.primary_key.columns),
-            set_={c.name: c + stmt.excluded[c.name] for c in table.c if not c.primary_key})
+            set_={c.name: c + stmt.excluded[c.name] for c in table.c if not c.primary_key},
+        )
     return found
 
 
@@ -138,8 +140,11 @@ def apply(conn: Connection, deltas: Deltas) -> None:
         changes = deltas[table]
         keys = [c.name for c in table.primary_key.columns]
         counts = [c.name for c in table.c if not c.primary_key]
-        rows = [{**dict(zip(keys, k, strict=True)), **dict(zip(counts, v, strict=True))}
-                for k, v in sorted(changes.items()) if any(v)]
+        rows = [
+            {**dict(zip(keys, k, strict=True)), **dict(zip(counts, v, strict=True))}
+            for k, v in sorted(changes.items())
+            if any(v)
+        ]
         if not rows:
             continue
         conn.execute(_upsert(conn.dialect.name, table), rows)
@@ -149,18 +154,22 @@ def apply(conn: Connection, deltas: Deltas) -> None:
     deltas.clear()
 
 
-
 # -- worked out again from the rows, at a flush or an erase --------------------------------
 def overdue_runs_again(conn: Connection, deltas: Deltas, touched: list[str]) -> None:
     """The overdue runs of the pairings `touched` (sorted) since the last flush, worked out
     again from their rows (every row is written), and the counts moved by the difference."""
     for i in range(0, len(touched), 500):
         chunk = touched[i : i + 500]
-        paired = {pid: (school, day) for pid, school, day in select_in(
-            conn, pairings, ("pairing_id", "school_id", "paired_day"), "pairing_id", chunk)}
+        paired = {
+            pid: (school, day)
+            for pid, school, day in select_in(
+                conn, pairings, ("pairing_id", "school_id", "paired_day"), "pairing_id", chunk
+            )
+        }
         spans: dict[str, list[tuple[int, int, int]]] = {}
         for pid, f, t, cadence in select_in(
-                conn, pairing_spans, ("pairing_id", "from_day", "to_day", "cadence"), "pairing_id", chunk):
+            conn, pairing_spans, ("pairing_id", "from_day", "to_day", "cadence"), "pairing_id", chunk
+        ):
             spans.setdefault(pid, []).append((f, OPEN if t is None else t, cadence))
         held: dict[str, list[int]] = {}
         for pid, day in select_in(conn, check_ins, ("pairing_id", "held_day"), "pairing_id", chunk):
@@ -168,7 +177,8 @@ def overdue_runs_again(conn: Connection, deltas: Deltas, touched: list[str]) -> 
         before: dict[str, set[tuple[int, int]]] = {}
         schools: dict[str, str] = {}
         for pid, f, t, school in select_in(
-                conn, overdue_runs, ("pairing_id", "from_day", "to_day", "school_id"), "pairing_id", chunk):
+            conn, overdue_runs, ("pairing_id", "from_day", "to_day", "school_id"), "pairing_id", chunk
+        ):
             before.setdefault(pid, set()).add((f, t))
             schools[pid] = school
         gone: list[dict[str, Any]] = []
@@ -202,8 +212,9 @@ def screened_again(conn: Connection, deltas: Deltas, touched: dict[tuple[str, st
         now: dict[tuple[str, str], list[int]] = {}
         before: dict[tuple[str, str], list[int]] = {}
         for school, student, rid, scr, day in conn.execute(
-            select(sc.c.school_id, sc.c.student_id, sc.c.record_id, sc.c.screening_id, sc.c.screened_day)
-            .where(sc.c.student_id.in_(students[i : i + 500]))
+            select(sc.c.school_id, sc.c.student_id, sc.c.record_id, sc.c.screening_id, sc.c.screened_day).where(
+                sc.c.student_id.in_(students[i : i + 500])
+            )
         ):
             who = (school, student)
             now.setdefault(who, []).append(day)
@@ -233,7 +244,8 @@ def erased(conn: Connection, sid: str) -> Deltas:
     if record is not None:
         school, student = record
         sc = screenings
-        days = conn.execute(select(sc.c.record_id, sc.c.screened_day)
-                            .where(sc.c.student_id == student, sc.c.school_id == school)).all()
+        days = conn.execute(
+            select(sc.c.record_id, sc.c.screened_day).where(sc.c.student_id == student, sc.c.school_id == school)
+        ).all()
         screened_change(deltas, school, [d for _, d in days], [d for r, d in days if r != sid])
     return deltas

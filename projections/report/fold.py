@@ -145,12 +145,29 @@ class ReportView(WriteBehind, View):
         """Events the report does not count are ignored (erased ones included)."""
 
     # -- helpers ------------------------------------------------------------------
-    def _fact(self, conn: Connection, event: Any, school_id: str, day: int, kind: str, detail: str = "",
-              ref: str | None = None) -> None:
-        self._insert(conn, INSERT["v_report_facts"], {
-            "stream_id": _sid(event), "version": event.originator_version, "school_id": school_id,
-            "day": day, "kind": kind, "detail": detail, "ref": ref,
-        })
+    def _fact(
+        self,
+        conn: Connection,
+        event: Any,
+        school_id: str,
+        day: int,
+        kind: str,
+        detail: str = "",
+        ref: str | None = None,
+    ) -> None:
+        self._insert(
+            conn,
+            INSERT["v_report_facts"],
+            {
+                "stream_id": _sid(event),
+                "version": event.originator_version,
+                "school_id": school_id,
+                "day": day,
+                "kind": kind,
+                "detail": detail,
+                "ref": ref,
+            },
+        )
         add(self._deltas, fact_counts, (school_id, day, kind, detail), 1)
 
     # -- bullying cases -------------------------------------------------------------
@@ -158,14 +175,28 @@ class ReportView(WriteBehind, View):
     def _case_reported(self, event: Any, conn: Connection, position: int) -> None:
         day = _day(event.at)
         st = {
-            "school": event.school_id, "cycle": 0, "closed": False, "appeal": False, "det": None,
-            "followed": [], "started": False, "completed": False, "due": _day(event.investigation_due),
-            "follow_up_due": None, "seq": 1,
+            "school": event.school_id,
+            "cycle": 0,
+            "closed": False,
+            "appeal": False,
+            "det": None,
+            "followed": [],
+            "started": False,
+            "completed": False,
+            "due": _day(event.investigation_due),
+            "follow_up_due": None,
+            "seq": 1,
         }
-        conn.execute(INSERT["v_report_cases"], {
-            "case_id": _sid(event), "school_id": event.school_id, "reported_day": day,
-            "forms": ",".join(event.forms), "state": json.dumps(st),
-        })
+        conn.execute(
+            INSERT["v_report_cases"],
+            {
+                "case_id": _sid(event),
+                "school_id": event.school_id,
+                "reported_day": day,
+                "forms": ",".join(event.forms),
+                "state": json.dumps(st),
+            },
+        )
         conn.execute(INSERT["v_report_case_spans"], {"case_id": _sid(event), "seq": 1, **self._case_span(st, day)})
 
     @staticmethod
@@ -173,7 +204,10 @@ class ReportView(WriteBehind, View):
         status = case_status(st)
         det = st["det"]
         return {
-            "school_id": st["school"], "from_day": day, "to_day": None, "status": status,
+            "school_id": st["school"],
+            "from_day": day,
+            "to_day": None,
+            "status": status,
             "severity": det["severity"] if det and det["approved"] and det["bullying"] else None,
             "investigation_due": st["due"] if status in INVESTIGATION_OPEN_STATES else None,
             "follow_up_due": st["follow_up_due"] if status != "closed" else None,
@@ -198,8 +232,15 @@ class ReportView(WriteBehind, View):
         conn.execute(SET_CASE_STATE, {"b_id": cid, "b_state": json.dumps(st)})
         return st
 
-    def _case_fact(self, conn: Connection, event: Any, change: Callable[[dict[str, Any]], None], kind: str,
-                   day: date | datetime, detail: str = "") -> None:
+    def _case_fact(
+        self,
+        conn: Connection,
+        event: Any,
+        change: Callable[[dict[str, Any]], None],
+        kind: str,
+        day: date | datetime,
+        detail: str = "",
+    ) -> None:
         st = self._case(conn, event, change)
         if st is not None:
             self._fact(conn, event, st["school"], _day(day), kind, detail)
@@ -214,8 +255,12 @@ class ReportView(WriteBehind, View):
 
     @fold.register(BullyingCase.Determined)
     def _case_determined(self, event: Any, conn: Connection, position: int) -> None:
-        det = {"id": event.determination_id, "approved": False, "bullying": bool(event.bullying),
-               "severity": event.severity}
+        det = {
+            "id": event.determination_id,
+            "approved": False,
+            "bullying": bool(event.bullying),
+            "severity": event.severity,
+        }
         self._case(conn, event, lambda st: st.update(det=det))
 
     @fold.register(BullyingCase.DeterminationApproved)
@@ -227,8 +272,9 @@ class ReportView(WriteBehind, View):
         st = self._case(conn, event, change)
         if st is not None:
             det = st["det"]
-            self._fact(conn, event, st["school"], _day(event.at), "case.determined",
-                       _result(det["bullying"], det["severity"]))
+            self._fact(
+                conn, event, st["school"], _day(event.at), "case.determined", _result(det["bullying"], det["severity"])
+            )
 
     @fold.register(BullyingCase.DeterminationReturned)
     def _case_returned(self, event: Any, conn: Connection, position: int) -> None:
@@ -249,12 +295,17 @@ class ReportView(WriteBehind, View):
         def change(st: dict[str, Any]) -> None:
             st["appeal"] = False
             if new:
-                st["det"] = {"id": new["id"], "approved": True, "bullying": bool(new["bullying"]),
-                             "severity": new.get("severity")}
+                st["det"] = {
+                    "id": new["id"],
+                    "approved": True,
+                    "bullying": bool(new["bullying"]),
+                    "severity": new.get("severity"),
+                }
                 st["follow_up_due"] = _day(event.follow_up_due) if event.follow_up_due else None
             elif event.outcome == "reopened":
-                st.update(det=None, started=True, completed=False, follow_up_due=None,
-                          due=_day(event.investigation_due))
+                st.update(
+                    det=None, started=True, completed=False, follow_up_due=None, due=_day(event.investigation_due)
+                )
 
         st = self._case(conn, event, change)
         if st is None:
@@ -262,8 +313,14 @@ class ReportView(WriteBehind, View):
         self._fact(conn, event, st["school"], _day(event.decided_on), "case.appeal_reviewed", event.outcome)
         if new:
             # A determination changed on review is in force at once: it counts as one.
-            self._fact(conn, event, st["school"], _day(event.at), "case.determined",
-                       _result(bool(new["bullying"]), new.get("severity")))
+            self._fact(
+                conn,
+                event,
+                st["school"],
+                _day(event.at),
+                "case.determined",
+                _result(bool(new["bullying"]), new.get("severity")),
+            )
 
     @fold.register(BullyingCase.FollowUpRecorded)
     def _case_followed_up(self, event: Any, conn: Connection, position: int) -> None:
@@ -276,14 +333,20 @@ class ReportView(WriteBehind, View):
 
     @fold.register(BullyingCase.Closed)
     def _case_closed(self, event: Any, conn: Connection, position: int) -> None:
-        self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed",
-                        event.at)
+        self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed", event.at)
 
     @fold.register(BullyingCase.Reopened)
     def _case_reopened(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
-            st.update(cycle=st["cycle"] + 1, closed=False, det=None, started=False, completed=False,
-                      due=_day(event.investigation_due), follow_up_due=None)
+            st.update(
+                cycle=st["cycle"] + 1,
+                closed=False,
+                det=None,
+                started=False,
+                completed=False,
+                due=_day(event.investigation_due),
+                follow_up_due=None,
+            )
 
         self._case_fact(conn, event, change, "case.reopened", event.at)
 
@@ -296,21 +359,42 @@ class ReportView(WriteBehind, View):
     @fold.register(SupportFile.Opened)
     def _file_opened(self, event: Any, conn: Connection, position: int) -> None:
         day, due = _day(event.at), _day(event.next_review_due)
-        self._insert(conn, INSERT["v_report_files"], {
-            "file_id": _sid(event), "school_id": event.school_id, "status": "open",
-            "risk_level": event.risk_level, "review_due": due, "seq": 1}, position)
-        self._insert(conn, INSERT["v_report_file_spans"], {
-            "file_id": _sid(event), "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
-            "status": "open", "risk_level": event.risk_level, "review_due": due,
-        }, position)
-        add(self._deltas, file_span_counts,
-            file_span_key(event.school_id, "open", event.risk_level, day, None, due), 1)
+        self._insert(
+            conn,
+            INSERT["v_report_files"],
+            {
+                "file_id": _sid(event),
+                "school_id": event.school_id,
+                "status": "open",
+                "risk_level": event.risk_level,
+                "review_due": due,
+                "seq": 1,
+            },
+            position,
+        )
+        self._insert(
+            conn,
+            INSERT["v_report_file_spans"],
+            {
+                "file_id": _sid(event),
+                "seq": 1,
+                "school_id": event.school_id,
+                "from_day": day,
+                "to_day": None,
+                "status": "open",
+                "risk_level": event.risk_level,
+                "review_due": due,
+            },
+            position,
+        )
+        add(self._deltas, file_span_counts, file_span_key(event.school_id, "open", event.risk_level, day, None, due), 1)
         self._fact(conn, event, event.school_id, day, "file.opened", event.risk_level)
 
     _KEEP: Any = object()
 
-    def _file(self, conn: Connection, event: Any, *, status: str | None = None, level: str | None = None,
-              due: Any = _KEEP) -> tuple[str, str] | None:
+    def _file(
+        self, conn: Connection, event: Any, *, status: str | None = None, level: str | None = None, due: Any = _KEEP
+    ) -> tuple[str, str] | None:
         """A new span when the file's status, risk level or next review changes.
         Returns (school_id, risk level) or None for an unknown file."""
         fid = _sid(event)
@@ -326,22 +410,44 @@ class ReportView(WriteBehind, View):
             span = conn.execute(FILE_SPAN, {"b_id": fid, "b_seq": seq}).first()
             if span is not None:
                 f, t, st, lv, rd = span
-                move(self._deltas, file_span_counts, file_span_key(school_id, st, lv, f, t, rd),
-                     file_span_key(school_id, st, lv, f, day, rd))
+                move(
+                    self._deltas,
+                    file_span_counts,
+                    file_span_key(school_id, st, lv, f, t, rd),
+                    file_span_key(school_id, st, lv, f, day, rd),
+                )
             conn.execute(END_FILE_SPAN, {"b_id": fid, "b_seq": seq, "b_day": day})
             seq += 1
-            conn.execute(INSERT["v_report_file_spans"], {
-                "file_id": fid, "seq": seq, "school_id": school_id, "from_day": day, "to_day": None,
-                "status": new_status, "risk_level": new_level, "review_due": new_due,
-            })
-            add(self._deltas, file_span_counts,
-                file_span_key(school_id, new_status, new_level, day, None, new_due), 1)
-            conn.execute(SET_FILE_STATE, {"b_id": fid, "b_status": new_status, "b_level": new_level,
-                                          "b_due": new_due, "b_seq": seq})
+            conn.execute(
+                INSERT["v_report_file_spans"],
+                {
+                    "file_id": fid,
+                    "seq": seq,
+                    "school_id": school_id,
+                    "from_day": day,
+                    "to_day": None,
+                    "status": new_status,
+                    "risk_level": new_level,
+                    "review_due": new_due,
+                },
+            )
+            add(self._deltas, file_span_counts, file_span_key(school_id, new_status, new_level, day, None, new_due), 1)
+            conn.execute(
+                SET_FILE_STATE,
+                {"b_id": fid, "b_status": new_status, "b_level": new_level, "b_due": new_due, "b_seq": seq},
+            )
         return school_id, new_level
 
-    def _file_fact(self, conn: Connection, event: Any, kind: str, day: date | datetime, detail: str | None = "",
-                   ref: str | None = None, **change: Any) -> None:
+    def _file_fact(
+        self,
+        conn: Connection,
+        event: Any,
+        kind: str,
+        day: date | datetime,
+        detail: str | None = "",
+        ref: str | None = None,
+        **change: Any,
+    ) -> None:
         found = self._file(conn, event, **change)
         if found is not None:
             school_id, level = found
@@ -351,13 +457,11 @@ class ReportView(WriteBehind, View):
     @fold.register(SupportFile.RiskLevelLowered)
     def _file_risk_changed(self, event: Any, conn: Connection, position: int) -> None:
         kind = "file.risk_raised" if isinstance(event, SupportFile.RiskLevelRaised) else "file.risk_lowered"
-        self._file_fact(conn, event, kind, event.at, event.to_level, level=event.to_level,
-                        due=event.next_review_due)
+        self._file_fact(conn, event, kind, event.at, event.to_level, level=event.to_level, due=event.next_review_due)
 
     @fold.register(SupportFile.PlanReviewed)
     def _file_reviewed(self, event: Any, conn: Connection, position: int) -> None:
-        self._file_fact(conn, event, "file.reviewed", event.reviewed_on, ref=event.entry_id,
-                        due=event.next_review_due)
+        self._file_fact(conn, event, "file.reviewed", event.reviewed_on, ref=event.entry_id, due=event.next_review_due)
 
     @fold.register(SupportFile.CrisisInterventionRecorded)
     def _file_crisis(self, event: Any, conn: Connection, position: int) -> None:
@@ -367,8 +471,9 @@ class ReportView(WriteBehind, View):
     def _file_entry_corrected(self, event: Any, conn: Connection, position: int) -> None:
         if event.entry_kind == "crisis" and "occurred_on" in event.changes:
             day = _day(event.changes["occurred_on"])
-            for school, old_day, kind, detail in conn.execute(FACTS_OF_REF, {"b_id": _sid(event),
-                                                                             "b_ref": event.corrects}).all():
+            for school, old_day, kind, detail in conn.execute(
+                FACTS_OF_REF, {"b_id": _sid(event), "b_ref": event.corrects}
+            ).all():
                 move(self._deltas, fact_counts, (school, old_day, kind, detail), (school, day, kind, detail))
             conn.execute(REDATE_FACT, {"b_id": _sid(event), "b_ref": event.corrects, "b_day": day})
 
@@ -385,14 +490,34 @@ class ReportView(WriteBehind, View):
     def _paired(self, event: Any, conn: Connection, position: int) -> None:
         day = _day(event.at)
         pid = _sid(event)
-        self._insert(conn, INSERT["v_report_pairings"], {
-            "pairing_id": pid, "school_id": event.school_id, "paired_day": day, "last_held_day": None,
-            "cadence": event.cadence_days, "seq": 1, "active": True,
-        }, position, key=("pairing", pid))
-        self._insert(conn, INSERT["v_report_pairing_spans"], {
-            "pairing_id": pid, "seq": 1, "school_id": event.school_id, "from_day": day, "to_day": None,
-            "cadence": event.cadence_days,
-        }, position)
+        self._insert(
+            conn,
+            INSERT["v_report_pairings"],
+            {
+                "pairing_id": pid,
+                "school_id": event.school_id,
+                "paired_day": day,
+                "last_held_day": None,
+                "cadence": event.cadence_days,
+                "seq": 1,
+                "active": True,
+            },
+            position,
+            key=("pairing", pid),
+        )
+        self._insert(
+            conn,
+            INSERT["v_report_pairing_spans"],
+            {
+                "pairing_id": pid,
+                "seq": 1,
+                "school_id": event.school_id,
+                "from_day": day,
+                "to_day": None,
+                "cadence": event.cadence_days,
+            },
+            position,
+        )
         add(self._deltas, pairing_span_counts, pairing_span_key(event.school_id, day, None, event.cadence_days), 1)
         self._overdue.add(pid)
 
@@ -403,9 +528,17 @@ class ReportView(WriteBehind, View):
         school = conn.execute(PAIRING_SCHOOL, {"b_id": pid}).scalar() if row is None else row["school_id"]
         if school is None:  # an unknown pairing: nothing to count
             return
-        self._insert(conn, INSERT["v_report_check_ins"], {
-            "pairing_id": pid, "check_in_id": event.check_in_id, "school_id": school, "held_day": day,
-        }, position)
+        self._insert(
+            conn,
+            INSERT["v_report_check_ins"],
+            {
+                "pairing_id": pid,
+                "check_in_id": event.check_in_id,
+                "school_id": school,
+                "held_day": day,
+            },
+            position,
+        )
         if row is None:
             conn.execute(SET_LAST_HELD, {"b_id": pid, "b_day": day})
         elif row["last_held_day"] is None or row["last_held_day"] < day:
@@ -424,8 +557,12 @@ class ReportView(WriteBehind, View):
         span = conn.execute(PAIRING_SPAN, {"b_id": pid, "b_seq": seq}).first()
         if span is not None:
             from_day, to_day, old_cadence = span
-            move(self._deltas, pairing_span_counts, pairing_span_key(school_id, from_day, to_day, old_cadence),
-                 pairing_span_key(school_id, from_day, day, old_cadence))
+            move(
+                self._deltas,
+                pairing_span_counts,
+                pairing_span_key(school_id, from_day, to_day, old_cadence),
+                pairing_span_key(school_id, from_day, day, old_cadence),
+            )
         conn.execute(END_PAIRING_SPAN, {"b_id": pid, "b_seq": seq, "b_day": day})
         if cadence is None:
             conn.execute(END_PAIRING, {"b_id": pid})
@@ -433,10 +570,17 @@ class ReportView(WriteBehind, View):
             # last statement (any statement flushes first).
             self._overdue.add(pid)
             return
-        conn.execute(INSERT["v_report_pairing_spans"], {
-            "pairing_id": pid, "seq": seq + 1, "school_id": school_id, "from_day": day, "to_day": None,
-            "cadence": cadence,
-        })
+        conn.execute(
+            INSERT["v_report_pairing_spans"],
+            {
+                "pairing_id": pid,
+                "seq": seq + 1,
+                "school_id": school_id,
+                "from_day": day,
+                "to_day": None,
+                "cadence": cadence,
+            },
+        )
         add(self._deltas, pairing_span_counts, pairing_span_key(school_id, day, None, cadence), 1)
         conn.execute(SET_PAIRING, {"b_id": pid, "b_seq": seq + 1, "b_cadence": cadence, "b_active": True})
         self._overdue.add(pid)
@@ -453,9 +597,13 @@ class ReportView(WriteBehind, View):
     @fold.register(ScreeningRecord.ScreeningRecordOpened)
     def _screening_record_opened(self, event: Any, conn: Connection, position: int) -> None:
         rid = _sid(event)
-        self._insert(conn, INSERT["v_report_screening_records"], {
-            "record_id": rid, "school_id": event.school_id, "student_id": event.student_id},
-            position, key=("screening", rid))
+        self._insert(
+            conn,
+            INSERT["v_report_screening_records"],
+            {"record_id": rid, "school_id": event.school_id, "student_id": event.student_id},
+            position,
+            key=("screening", rid),
+        )
 
     @fold.register(ScreeningRecord.ScreeningRecorded)
     def _screening_recorded(self, event: Any, conn: Connection, position: int) -> None:
@@ -470,13 +618,29 @@ class ReportView(WriteBehind, View):
             # Its record was opened in this batch and not written yet.
             school, student = row["school_id"], row["student_id"]
         day, instrument = _day(event.screened_on), event.instrument.upper()
-        self._insert(conn, INSERT["v_report_screenings"], {
-            "record_id": rid, "screening_id": event.screening_id, "school_id": school,
-            "student_id": student, "screened_day": day,
-            "instrument": instrument, "flagged": bool(event.flagged), "crisis": bool(event.crisis),
-        }, position)
-        add(self._deltas, screening_days, (school, day, instrument), 1, int(bool(event.flagged)),
-            int(bool(event.crisis)))
+        self._insert(
+            conn,
+            INSERT["v_report_screenings"],
+            {
+                "record_id": rid,
+                "screening_id": event.screening_id,
+                "school_id": school,
+                "student_id": student,
+                "screened_day": day,
+                "instrument": instrument,
+                "flagged": bool(event.flagged),
+                "crisis": bool(event.crisis),
+            },
+            position,
+        )
+        add(
+            self._deltas,
+            screening_days,
+            (school, day, instrument),
+            1,
+            int(bool(event.flagged)),
+            int(bool(event.crisis)),
+        )
         self._screened.setdefault((school, student), set()).add((rid, event.screening_id))
 
     # -- erasure --------------------------------------------------------------------
@@ -491,4 +655,3 @@ class ReportView(WriteBehind, View):
 
 def views(app: Any) -> list[View]:
     return [ReportView(app)]
-

@@ -32,42 +32,56 @@ GROUPS = {
 def metrics_for(instruments: Iterable[str]) -> list[Metric]:
     m: list[Metric] = [Metric("cases_reported", "cases", "新报告案件")]
     m += [Metric(f"cases_form_{k}", "cases", f"其中：{v}") for k, v in FORMS.items()]
-    m += [Metric("determinations", "cases", "认定（经批准或复查变更）"),
-          Metric("determinations_not_bullying", "cases", "认定：不构成欺凌")]
+    m += [
+        Metric("determinations", "cases", "认定（经批准或复查变更）"),
+        Metric("determinations_not_bullying", "cases", "认定：不构成欺凌"),
+    ]
     m += [Metric(f"determinations_{k}", "cases", f"认定：{v}") for k, v in SEVERITIES.items()]
-    m += [Metric("mandatory_reports", "cases", "强制报告"),
-          Metric("appeals_lodged", "cases", "申诉"),
-          Metric("cases_closed", "cases", "结案"),
-          Metric("cases_reopened", "cases", "重新开启")]
+    m += [
+        Metric("mandatory_reports", "cases", "强制报告"),
+        Metric("appeals_lodged", "cases", "申诉"),
+        Metric("cases_closed", "cases", "结案"),
+        Metric("cases_reopened", "cases", "重新开启"),
+    ]
     m += [Metric("cases_open_end", "cases_end", "期末未结案件")]
     m += [Metric(f"cases_end_{k}", "cases_end", f"期末状态：{v}") for k, v in STATUS_LABELS.items()]
     m += [Metric("files_opened", "files", "新建档案")]
     m += [Metric(f"files_opened_{k}", "files", f"新建：{RISK_LABELS[k]}") for k in RISK_LEVELS]
     m += [Metric("files_closed", "files", "结案档案")]
     m += [Metric(f"files_closed_{k}", "files", f"结案：{RISK_LABELS[k]}") for k in RISK_LEVELS]
-    m += [Metric("files_reopened", "files", "重新开启"),
-          Metric("files_risk_raised", "files", "风险等级提高"),
-          Metric("files_risk_lowered", "files", "风险等级降低"),
-          Metric("file_reviews", "files", "方案复评"),
-          Metric("crisis_interventions", "files", "危机干预"),
-          Metric("files_open_end", "files", "期末在档")]
+    m += [
+        Metric("files_reopened", "files", "重新开启"),
+        Metric("files_risk_raised", "files", "风险等级提高"),
+        Metric("files_risk_lowered", "files", "风险等级降低"),
+        Metric("file_reviews", "files", "方案复评"),
+        Metric("crisis_interventions", "files", "危机干预"),
+        Metric("files_open_end", "files", "期末在档"),
+    ]
     m += [Metric(f"files_end_{k}", "files", f"期末在档：{RISK_LABELS[k]}") for k in RISK_LEVELS]
-    m += [Metric("screenings", "screenings", "筛查人次"),
-          Metric("students_screened", "screenings", "筛查人数"),
-          Metric("screenings_flagged", "screenings", "达到关注线（人次）"),
-          Metric("screenings_crisis", "screenings", "危机信号（人次）")]
+    m += [
+        Metric("screenings", "screenings", "筛查人次"),
+        Metric("students_screened", "screenings", "筛查人数"),
+        Metric("screenings_flagged", "screenings", "达到关注线（人次）"),
+        Metric("screenings_crisis", "screenings", "危机信号（人次）"),
+    ]
     for inst in instruments:
         key = instrument_key(inst)
-        m += [Metric(f"screenings_{key}", "screenings", f"{inst}：人次"),
-              Metric(f"screenings_flagged_{key}", "screenings", f"{inst}：达到关注线")]
-    m += [Metric("pairings_active_end", "check_ins", "期末结对数"),
-          Metric("check_ins_due", "check_ins", "应谈心次数"),
-          Metric("check_ins_done", "check_ins", "已谈心次数")]
-    m += [Metric("overdue_end", "overdue", "期末超期事项合计"),
-          Metric("investigations_overdue_end", "overdue", "调查超期（案件）"),
-          Metric("follow_ups_overdue_end", "overdue", "回访超期（案件）"),
-          Metric("reviews_overdue_end", "overdue", "复评超期（档案）"),
-          Metric("check_ins_overdue_end", "overdue", "谈心逾期（结对）")]
+        m += [
+            Metric(f"screenings_{key}", "screenings", f"{inst}：人次"),
+            Metric(f"screenings_flagged_{key}", "screenings", f"{inst}：达到关注线"),
+        ]
+    m += [
+        Metric("pairings_active_end", "check_ins", "期末结对数"),
+        Metric("check_ins_due", "check_ins", "应谈心次数"),
+        Metric("check_ins_done", "check_ins", "已谈心次数"),
+    ]
+    m += [
+        Metric("overdue_end", "overdue", "期末超期事项合计"),
+        Metric("investigations_overdue_end", "overdue", "调查超期（案件）"),
+        Metric("follow_ups_overdue_end", "overdue", "回访超期（案件）"),
+        Metric("reviews_overdue_end", "overdue", "复评超期（档案）"),
+        Metric("check_ins_overdue_end", "overdue", "谈心逾期（结对）"),
+    ]
     return m
 
 
@@ -105,4 +119,3 @@ class Report:
             if s.school_id == school_id:
                 return s
         raise KeyError(school_id)
-

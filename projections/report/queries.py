@@ -51,7 +51,12 @@ from projections.report.tables import (
 
 
 def periodic_report(
-    app: Any, actor: Actor, *, date_from: date, date_to: date, school_id: str | None = None,
+    app: Any,
+    actor: Actor,
+    *,
+    date_from: date,
+    date_to: date,
+    school_id: str | None = None,
     today: date | None = None,
 ) -> Report:
     """The periodic report (定期报送) for [date_from, date_to], both days included.
@@ -65,8 +70,9 @@ def periodic_report(
         return _periodic_report(app, actor, date_from, date_to, school_id, today)
 
 
-def _periodic_report(app: Any, actor: Actor, date_from: date, date_to: date, school_id: str | None,
-                     today: date | None) -> Report:
+def _periodic_report(
+    app: Any, actor: Actor, date_from: date, date_to: date, school_id: str | None, today: date | None
+) -> Report:
     if school_id is None and actor.school_id is not None:
         school_id = actor.school_id
     if school_id is not None:
@@ -86,7 +92,9 @@ def _periodic_report(app: Any, actor: Actor, date_from: date, date_to: date, sch
         chosen = sorted(((sid, name) for sid, (name, d) in known.items() if d == district), key=lambda s: s[1])
     if hasattr(app, "record_security_event"):
         app.record_security_event(
-            "report", actor.staff_id, school_id or f"district:{district}",
+            "report",
+            actor.staff_id,
+            school_id or f"district:{district}",
             {"from": date_from.isoformat(), "to": date_to.isoformat(), "schools": len(chosen)},
         )
     views_runner = getattr(app, "views", None)
@@ -97,24 +105,36 @@ def _periodic_report(app: Any, actor: Actor, date_from: date, date_to: date, sch
     ids = [sid for sid, _ in chosen]
     instruments = list(getattr(app, "instruments", {}) or {})
     with views_runner.engine.connect() as conn:
-        counts, seen_instruments = _cached_count(app, conn, ids, date_from.toordinal(), date_to.toordinal(),
-                                                 as_of.toordinal())
+        counts, seen_instruments = _cached_count(
+            app, conn, ids, date_from.toordinal(), date_to.toordinal(), as_of.toordinal()
+        )
     for inst in sorted(seen_instruments):
         if inst not in instruments:
             instruments.append(inst)
     metrics = metrics_for(instruments)
     metric_ids = [m.id for m in metrics]
-    rows = [SchoolReport(sid, name, dict(zip(metric_ids, map(counts[sid].__getitem__, metric_ids), strict=True)))
-            for sid, name in chosen]
+    rows = [
+        SchoolReport(sid, name, dict(zip(metric_ids, map(counts[sid].__getitem__, metric_ids), strict=True)))
+        for sid, name in chosen
+    ]
     summed: Counter[str] = Counter()
     for sid in ids:
         summed.update(counts[sid])
-    total = SchoolReport("", "全区合计" if school_id is None else "合计",
-                         dict(zip(metric_ids, map(summed.__getitem__, metric_ids), strict=True)))
+    total = SchoolReport(
+        "",
+        "全区合计" if school_id is None else "合计",
+        dict(zip(metric_ids, map(summed.__getitem__, metric_ids), strict=True)),
+    )
     return Report(
-        date_from=date_from, date_to=date_to, as_of=as_of, generated_at=app.now(),
-        scope="school" if school_id is not None else "district", district=district, metrics=metrics,
-        schools=rows, total=total,
+        date_from=date_from,
+        date_to=date_to,
+        as_of=as_of,
+        generated_at=app.now(),
+        scope="school" if school_id is not None else "district",
+        district=district,
+        metrics=metrics,
+        schools=rows,
+        total=total,
     )
 
 
@@ -126,8 +146,9 @@ _CACHE_SIZE = 32
 _SHRED_SETTLE_SECONDS = 1.0
 
 
-def _cached_count(app: Any, conn: Connection, ids: list[str], start: int, end: int,
-                  as_of: int) -> tuple[dict[str, Counter[str]], set[str]]:
+def _cached_count(
+    app: Any, conn: Connection, ids: list[str], start: int, end: int, as_of: int
+) -> tuple[dict[str, Counter[str]], set[str]]:
     """`_count`, kept per application for as long as the view's rows cannot have changed.
 
     The counts are a function of the arguments and of the view's rows, which change only
@@ -185,16 +206,20 @@ def _active_at(table: Table, day: int) -> Any:
     return and_(until(table) > day, table.c.from_day <= day)
 
 
-def _part(tag: str, school: Any, a: Any = None, b: Any = None, n1: Any = None, n2: Any = None,
-          n3: Any = None) -> list[Any]:
+def _part(
+    tag: str, school: Any, a: Any = None, b: Any = None, n1: Any = None, n2: Any = None, n3: Any = None
+) -> list[Any]:
     """One part's columns in the shape every part of `_count`'s statement shares:
     (part, school, two codes, three counts)."""
-    return [literal(tag, String).label("part"), school.label("school"),
-            (a if a is not None else literal("", String)).label("a"),
-            (b if b is not None else literal("", String)).label("b"),
-            (n1 if n1 is not None else literal(0, Integer)).label("n1"),
-            (n2 if n2 is not None else literal(0, Integer)).label("n2"),
-            (n3 if n3 is not None else literal(0, Integer)).label("n3")]
+    return [
+        literal(tag, String).label("part"),
+        school.label("school"),
+        (a if a is not None else literal("", String)).label("a"),
+        (b if b is not None else literal("", String)).label("b"),
+        (n1 if n1 is not None else literal(0, Integer)).label("n1"),
+        (n2 if n2 is not None else literal(0, Integer)).label("n2"),
+        (n3 if n3 is not None else literal(0, Integer)).label("n3"),
+    ]
 
 
 def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
@@ -206,44 +231,78 @@ def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
     parts.append(
         select(*_part("fact", fc.c.school_id, fc.c.kind, fc.c.detail, func.sum(fc.c.n)))
         .where(fc.c.school_id.in_(ids), fc.c.day.between(start, end))
-        .group_by(fc.c.school_id, fc.c.kind, fc.c.detail))
+        .group_by(fc.c.school_id, fc.c.kind, fc.c.detail)
+    )
     # Cases reported in the period, by their forms.
     parts.append(
         select(*_part("cases", cases.c.school_id, cases.c.forms, None, func.count()))
         .where(cases.c.school_id.in_(ids), cases.c.reported_day.between(start, end))
-        .group_by(cases.c.school_id, cases.c.forms))
+        .group_by(cases.c.school_id, cases.c.forms)
+    )
     # Cases at period end: status, and what was overdue that day.
     s = case_spans
     parts.append(
-        select(*_part(
-            "case_end", s.c.school_id, s.c.status, None, func.count(),
-            func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
-            func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0))))
-        .where(s.c.school_id.in_(ids), _active_at(s, as_of)).group_by(s.c.school_id, s.c.status))
+        select(
+            *_part(
+                "case_end",
+                s.c.school_id,
+                s.c.status,
+                None,
+                func.count(),
+                func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
+                func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0)),
+            )
+        )
+        .where(s.c.school_id.in_(ids), _active_at(s, as_of))
+        .group_by(s.c.school_id, s.c.status)
+    )
     # Support files open at period end, by risk level, and reviews overdue that day.
     f = file_span_counts
     parts.append(
-        select(*_part("file_end", f.c.school_id, f.c.risk_level, None, func.sum(f.c.n),
-                      func.sum(case((and_(f.c.review_due > 0, f.c.review_due < as_of), f.c.n), else_=0))))
+        select(
+            *_part(
+                "file_end",
+                f.c.school_id,
+                f.c.risk_level,
+                None,
+                func.sum(f.c.n),
+                func.sum(case((and_(f.c.review_due > 0, f.c.review_due < as_of), f.c.n), else_=0)),
+            )
+        )
         .where(f.c.school_id.in_(ids), f.c.status == "open", f.c.from_day <= as_of, f.c.to_day > as_of)
-        .group_by(f.c.school_id, f.c.risk_level))
+        .group_by(f.c.school_id, f.c.risk_level)
+    )
     # Screenings done in the period, by instrument (summed per day).
     sd = screening_days
     parts.append(
-        select(*_part("screenings", sd.c.school_id, sd.c.instrument, None, func.sum(sd.c.n), func.sum(sd.c.flagged),
-                      func.sum(sd.c.crisis)))
-        .where(sd.c.school_id.in_(ids), sd.c.day.between(start, end)).group_by(sd.c.school_id, sd.c.instrument))
+        select(
+            *_part(
+                "screenings",
+                sd.c.school_id,
+                sd.c.instrument,
+                None,
+                func.sum(sd.c.n),
+                func.sum(sd.c.flagged),
+                func.sum(sd.c.crisis),
+            )
+        )
+        .where(sd.c.school_id.in_(ids), sd.c.day.between(start, end))
+        .group_by(sd.c.school_id, sd.c.instrument)
+    )
     # Students screened in the period: each one's first day in it (see `screened_days`).
     sf = screened_days
     parts.append(
         select(*_part("screened", sf.c.school_id, None, None, func.sum(sf.c.n)))
         .where(sf.c.school_id.in_(ids), sf.c.day.between(start, end), sf.c.prev_day < start)
-        .group_by(sf.c.school_id))
+        .group_by(sf.c.school_id)
+    )
     # Check-ins held in the period (summed per day).
     cd = check_in_days
     parts.append(
         select(*_part("check_ins", cd.c.school_id, None, None, func.sum(cd.c.n)))
-        .where(cd.c.school_id.in_(ids), cd.c.day.between(start, end)).group_by(cd.c.school_id))
+        .where(cd.c.school_id.in_(ids), cd.c.day.between(start, end))
+        .group_by(cd.c.school_id)
+    )
     # Check-ins due in the period (up to today, if it has not ended): for each span of
     # a pairing's cadence, the days it overlaps the period divided by the cadence,
     # rounded down; spans alike counted together.
@@ -255,32 +314,49 @@ def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
         parts.append(
             select(*_part("due", p.c.school_id, None, None, func.sum(p.c.n * ((span_end - span_start) // p.c.cadence))))
             .where(p.c.school_id.in_(ids), p.c.from_day <= due_end, p.c.to_day > start, p.c.to_day > p.c.from_day)
-            .group_by(p.c.school_id))
+            .group_by(p.c.school_id)
+        )
     # Pairings active at period end.
     parts.append(
         select(*_part("active", p.c.school_id, None, None, func.sum(p.c.n)))
-        .where(p.c.school_id.in_(ids), p.c.from_day <= as_of, p.c.to_day > as_of).group_by(p.c.school_id))
+        .where(p.c.school_id.in_(ids), p.c.from_day <= as_of, p.c.to_day > as_of)
+        .group_by(p.c.school_id)
+    )
     # Pairings overdue at period end (see `overdue_runs`).
     od = overdue_counts
     parts.append(
         select(*_part("overdue", od.c.school_id, None, None, func.sum(od.c.n)))
-        .where(od.c.school_id.in_(ids), od.c.from_day <= as_of, od.c.to_day > as_of).group_by(od.c.school_id))
+        .where(od.c.school_id.in_(ids), od.c.from_day <= as_of, od.c.to_day > as_of)
+        .group_by(od.c.school_id)
+    )
     return union_all(*parts)
 
 
 # Facts counted in all and by their detail (the result, the risk level).
 _FACT_BY_DETAIL = {"case.determined": "determinations", "file.opened": "files_opened", "file.closed": "files_closed"}
 _FACT_NAMES = {
-    "case.mandatory_report": "mandatory_reports", "case.appeal_lodged": "appeals_lodged",
-    "case.closed": "cases_closed", "case.reopened": "cases_reopened", "file.reopened": "files_reopened",
-    "file.risk_raised": "files_risk_raised", "file.risk_lowered": "files_risk_lowered",
-    "file.reviewed": "file_reviews", "file.crisis": "crisis_interventions",
+    "case.mandatory_report": "mandatory_reports",
+    "case.appeal_lodged": "appeals_lodged",
+    "case.closed": "cases_closed",
+    "case.reopened": "cases_reopened",
+    "file.reopened": "files_reopened",
+    "file.risk_raised": "files_risk_raised",
+    "file.risk_lowered": "files_risk_lowered",
+    "file.reviewed": "file_reviews",
+    "file.crisis": "crisis_interventions",
 }
-_PER_SCHOOL = {"screened": "students_screened", "check_ins": "check_ins_done", "due": "check_ins_due",
-               "active": "pairings_active_end", "overdue": "check_ins_overdue_end"}
+_PER_SCHOOL = {
+    "screened": "students_screened",
+    "check_ins": "check_ins_done",
+    "due": "check_ins_due",
+    "active": "pairings_active_end",
+    "overdue": "check_ins_overdue_end",
+}
 
 
-def _count(conn: Connection, ids: list[str], start: int, end: int, as_of: int) -> tuple[dict[str, Counter[str]], set[str]]:
+def _count(
+    conn: Connection, ids: list[str], start: int, end: int, as_of: int
+) -> tuple[dict[str, Counter[str]], set[str]]:
     out: dict[str, Counter[str]] = {sid: Counter() for sid in ids}
     instruments: set[str] = set()
     if not ids:
@@ -321,7 +397,10 @@ def _count(conn: Connection, ids: list[str], start: int, end: int, as_of: int) -
         else:
             c[_PER_SCHOOL[part]] += n1
     for c in out.values():
-        c["overdue_end"] = (c["investigations_overdue_end"] + c["follow_ups_overdue_end"]
-                            + c["reviews_overdue_end"] + c["check_ins_overdue_end"])
+        c["overdue_end"] = (
+            c["investigations_overdue_end"]
+            + c["follow_ups_overdue_end"]
+            + c["reviews_overdue_end"]
+            + c["check_ins_overdue_end"]
+        )
     return out, instruments
-

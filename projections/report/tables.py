@@ -26,7 +26,8 @@ OPEN = 99_999_999  # the end day of a span still current (after any real day), w
 # reopened, a mandatory report, an appeal; a file opened / closed (detail = the risk level),
 # risk raised / lowered, plan reviewed, crisis intervention.
 facts = Table(
-    "v_report_facts", metadata,
+    "v_report_facts",
+    metadata,
     Column("stream_id", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("kind", String(40), primary_key=True),
@@ -40,7 +41,8 @@ facts = Table(
 # due date and follow-up due date over time, as `[from_day, to_day)` spans, so the status on
 # any day (the period end) is one range lookup.
 cases = Table(
-    "v_report_cases", metadata,
+    "v_report_cases",
+    metadata,
     Column("case_id", String(36), primary_key=True),
     Column("school_id", String(36), nullable=False),
     Column("reported_day", Integer, nullable=False),
@@ -50,7 +52,8 @@ cases = Table(
 Index("ix_v_report_cases_counts", cases.c.school_id, cases.c.reported_day, cases.c.forms)
 
 case_spans = Table(
-    "v_report_case_spans", metadata,
+    "v_report_case_spans",
+    metadata,
     Column("case_id", String(36), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("school_id", String(36), nullable=False),
@@ -70,12 +73,20 @@ def until(table: Table) -> Any:
     return func.coalesce(table.c.to_day, _OPEN_SQL)
 
 
-Index("ix_v_report_case_spans_counts", case_spans.c.school_id, until(case_spans), case_spans.c.from_day,
-      case_spans.c.status, case_spans.c.investigation_due, case_spans.c.follow_up_due)
+Index(
+    "ix_v_report_case_spans_counts",
+    case_spans.c.school_id,
+    until(case_spans),
+    case_spans.c.from_day,
+    case_spans.c.status,
+    case_spans.c.investigation_due,
+    case_spans.c.follow_up_due,
+)
 
 # A support file's status, risk level and next review date, now and over time.
 files = Table(
-    "v_report_files", metadata,
+    "v_report_files",
+    metadata,
     Column("file_id", String(36), primary_key=True),
     Column("school_id", String(36), nullable=False),
     Column("status", String(16), nullable=False),
@@ -85,7 +96,8 @@ files = Table(
 )
 
 file_spans = Table(
-    "v_report_file_spans", metadata,
+    "v_report_file_spans",
+    metadata,
     Column("file_id", String(36), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("school_id", String(36), nullable=False),
@@ -98,7 +110,8 @@ file_spans = Table(
 
 # Pairings with their cadence over time, and each check-in's day.
 pairings = Table(
-    "v_report_pairings", metadata,
+    "v_report_pairings",
+    metadata,
     Column("pairing_id", String(36), primary_key=True),
     Column("school_id", String(36), nullable=False),
     Column("paired_day", Integer, nullable=False),
@@ -109,7 +122,8 @@ pairings = Table(
 )
 
 pairing_spans = Table(
-    "v_report_pairing_spans", metadata,
+    "v_report_pairing_spans",
+    metadata,
     Column("pairing_id", String(36), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("school_id", String(36), nullable=False),
@@ -119,7 +133,8 @@ pairing_spans = Table(
 )
 
 check_ins = Table(
-    "v_report_check_ins", metadata,
+    "v_report_check_ins",
+    metadata,
     Column("pairing_id", String(36), primary_key=True),
     Column("check_in_id", String(64), primary_key=True),
     Column("school_id", String(36), nullable=False),
@@ -129,14 +144,16 @@ Index("ix_v_report_check_ins_pairing_day", check_ins.c.pairing_id, check_ins.c.h
 
 # Screenings done, by instrument, with the flagged and crisis marks.
 screening_records = Table(
-    "v_report_screening_records", metadata,
+    "v_report_screening_records",
+    metadata,
     Column("record_id", String(36), primary_key=True),
     Column("school_id", String(36), nullable=False),
     Column("student_id", String(36), nullable=False),
 )
 
 screenings = Table(
-    "v_report_screenings", metadata,
+    "v_report_screenings",
+    metadata,
     Column("record_id", String(36), primary_key=True),
     Column("screening_id", String(64), primary_key=True),
     Column("school_id", String(36), nullable=False),
@@ -156,14 +173,16 @@ Index("ix_v_report_screenings_student", screenings.c.student_id, screenings.c.sc
 # nought is deleted, so a rebuild gives the very same rows as the incremental fold.
 
 check_in_days = Table(
-    "v_report_check_in_days", metadata,
+    "v_report_check_in_days",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("day", Integer, primary_key=True),
     Column("n", Integer, nullable=False),  # check-ins held that day
 )
 
 screening_days = Table(
-    "v_report_screening_days", metadata,
+    "v_report_screening_days",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("day", Integer, primary_key=True),
     Column("instrument", String(40), primary_key=True),
@@ -180,7 +199,8 @@ screening_days = Table(
 # of `n` over day in [start, end] and prev_day < start. Counted per (school, student),
 # across school years (a student has a screening record per school year).
 screened_days = Table(
-    "v_report_screened_days", metadata,
+    "v_report_screened_days",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("day", Integer, primary_key=True),
     Column("prev_day", Integer, primary_key=True),
@@ -190,7 +210,8 @@ screened_days = Table(
 # Pairing spans with the same school, days and cadence, counted: check-ins due and
 # pairings active at period end are sums over these (to_day OPEN while current).
 pairing_span_counts = Table(
-    "v_report_pairing_span_counts", metadata,
+    "v_report_pairing_span_counts",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("from_day", Integer, primary_key=True),
     Column("to_day", Integer, primary_key=True),
@@ -204,7 +225,8 @@ pairing_span_counts = Table(
 # runs of all pairings alike, counted. A pairing's runs are worked out again from its rows
 # whenever a check-in, a cadence or its end is folded (`_overdue_runs`).
 overdue_runs = Table(
-    "v_report_overdue_runs", metadata,
+    "v_report_overdue_runs",
+    metadata,
     Column("pairing_id", String(36), primary_key=True),
     Column("from_day", Integer, primary_key=True),
     Column("to_day", Integer, nullable=False),  # exclusive; OPEN: from then on
@@ -212,7 +234,8 @@ overdue_runs = Table(
 )
 
 overdue_counts = Table(
-    "v_report_overdue_counts", metadata,
+    "v_report_overdue_counts",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("from_day", Integer, primary_key=True),
     Column("to_day", Integer, primary_key=True),
@@ -222,7 +245,8 @@ overdue_counts = Table(
 # Dated facts alike (school, day, kind, detail), counted: a screening import opens many
 # files on one day.
 fact_counts = Table(
-    "v_report_fact_counts", metadata,
+    "v_report_fact_counts",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("day", Integer, primary_key=True),
     Column("kind", String(40), primary_key=True),
@@ -232,7 +256,8 @@ fact_counts = Table(
 
 # Support-file spans alike, counted (to_day OPEN while current, review_due 0 for none).
 file_span_counts = Table(
-    "v_report_file_span_counts", metadata,
+    "v_report_file_span_counts",
+    metadata,
     Column("school_id", String(36), primary_key=True),
     Column("status", String(16), primary_key=True),
     Column("risk_level", String(16), primary_key=True),
@@ -243,17 +268,49 @@ file_span_counts = Table(
 )
 
 # Indexes of earlier versions, replaced by the ones above (dropped by a rebuild).
-REPLACED_INDEXES = ("ix_v_report_facts_school_day", "ix_v_report_cases_school_day", "ix_v_report_case_spans_school",
-                     "ix_v_report_file_spans_school", "ix_v_report_pairing_spans_school",
-                     "ix_v_report_check_ins_school_day", "ix_v_report_screenings_school_day")
+REPLACED_INDEXES = (
+    "ix_v_report_facts_school_day",
+    "ix_v_report_cases_school_day",
+    "ix_v_report_case_spans_school",
+    "ix_v_report_file_spans_school",
+    "ix_v_report_pairing_spans_school",
+    "ix_v_report_check_ins_school_day",
+    "ix_v_report_screenings_school_day",
+)
 
-AGGREGATES = (check_in_days, screening_days, screened_days, pairing_span_counts, overdue_counts, fact_counts,
-              file_span_counts)
-TABLES = (facts, cases, case_spans, files, file_spans, pairings, pairing_spans, check_ins,
-          screening_records, screenings, overdue_runs, *AGGREGATES)
+AGGREGATES = (
+    check_in_days,
+    screening_days,
+    screened_days,
+    pairing_span_counts,
+    overdue_counts,
+    fact_counts,
+    file_span_counts,
+)
+TABLES = (
+    facts,
+    cases,
+    case_spans,
+    files,
+    file_spans,
+    pairings,
+    pairing_spans,
+    check_ins,
+    screening_records,
+    screenings,
+    overdue_runs,
+    *AGGREGATES,
+)
 STREAM_COLUMNS = (
-    (facts, "stream_id"), (cases, "case_id"), (case_spans, "case_id"), (files, "file_id"),
-    (file_spans, "file_id"), (pairings, "pairing_id"), (pairing_spans, "pairing_id"),
-    (check_ins, "pairing_id"), (screening_records, "record_id"), (screenings, "record_id"),
+    (facts, "stream_id"),
+    (cases, "case_id"),
+    (case_spans, "case_id"),
+    (files, "file_id"),
+    (file_spans, "file_id"),
+    (pairings, "pairing_id"),
+    (pairing_spans, "pairing_id"),
+    (check_ins, "pairing_id"),
+    (screening_records, "record_id"),
+    (screenings, "record_id"),
     (overdue_runs, "pairing_id"),
 )

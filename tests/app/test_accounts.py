@@ -19,8 +19,9 @@ OLD, NEW = "old-passw0rd", "new-passw0rd"
 
 
 def _entries(app: Anxin, kind: str, subject: str) -> list[tuple[Any, ...]]:
-    return app.db.fetch("SELECT seq, actor_id FROM {t}anxin_audit WHERE kind = ? AND subject = ? ORDER BY seq",
-                        (kind, subject))
+    return app.db.fetch(
+        "SELECT seq, actor_id FROM {t}anxin_audit WHERE kind = ? AND subject = ? ORDER BY seq", (kind, subject)
+    )
 
 
 def _sessions(app: Anxin, staff_id: str) -> int:
@@ -31,8 +32,10 @@ def _signed_in_twice(app: Anxin, staff_id: str) -> tuple[str, str]:
     app.set_password_hash(staff_id, hash_password(OLD))
     app.accounts.prepare()
     now = app.now().timestamp()
-    return (app.accounts.start_session(staff_id, now, expired_before=now - 60),
-            app.accounts.start_session(staff_id, now, expired_before=now - 60))
+    return (
+        app.accounts.start_session(staff_id, now, expired_before=now - 60),
+        app.accounts.start_session(staff_id, now, expired_before=now - 60),
+    )
 
 
 def _password_is(app: Anxin, staff_id: str, password: str) -> bool:
@@ -52,13 +55,17 @@ def test_a_password_change_sets_the_hash_ends_the_other_sessions_and_is_audited(
     assert [a for _seq, a in _entries(app, "password_change", me.staff_id)] == [me.staff_id]
 
 
-@pytest.mark.parametrize(("current", "new", "again", "problem"), [
-    ("wrong-passw0rd", NEW, "something-else", "current"),  # the current password is checked first
-    (OLD, "short", "short", "short"),
-    (OLD, NEW, "something-else", "mismatch"),
-])
-def test_a_refused_password_change_changes_nothing(app: Anxin, school: School, current: str, new: str,
-                                                   again: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("current", "new", "again", "problem"),
+    [
+        ("wrong-passw0rd", NEW, "something-else", "current"),  # the current password is checked first
+        (OLD, "short", "short", "short"),
+        (OLD, NEW, "something-else", "mismatch"),
+    ],
+)
+def test_a_refused_password_change_changes_nothing(
+    app: Anxin, school: School, current: str, new: str, again: str, problem: str
+) -> None:
     me = school.teacher
     here, _elsewhere = _signed_in_twice(app, me.staff_id)
     with pytest.raises(PasswordRejected) as refused:
@@ -68,8 +75,9 @@ def test_a_refused_password_change_changes_nothing(app: Anxin, school: School, c
     assert _entries(app, "password_change", me.staff_id) == []
 
 
-def test_a_password_change_whose_audit_entry_fails_leaves_all_as_it_was(app: Anxin, school: School,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_password_change_whose_audit_entry_fails_leaves_all_as_it_was(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     me = school.teacher
     here, _elsewhere = _signed_in_twice(app, me.staff_id)
 
@@ -83,8 +91,9 @@ def test_a_password_change_whose_audit_entry_fails_leaves_all_as_it_was(app: Anx
     assert _password_is(app, me.staff_id, OLD) and _sessions(app, me.staff_id) == 2
 
 
-def test_a_password_changed_meanwhile_is_not_overwritten(app: Anxin, school: School,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_password_changed_meanwhile_is_not_overwritten(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     me = school.teacher
     here, _elsewhere = _signed_in_twice(app, me.staff_id)
 
@@ -115,8 +124,9 @@ def test_a_token_goes_in_with_the_gates_decision_and_its_audit_entry(app: Anxin,
     assert len(_entries(app, "token_revoke", staff_id)) == 1
 
 
-def test_a_token_whose_audit_entry_fails_is_not_stored(app: Anxin, school: School,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_whose_audit_entry_fails_is_not_stored(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     staff_id = school.counselor.staff_id
     decisions = app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'access'")[0]
 
@@ -147,8 +157,12 @@ def test_the_staff_lists_a_page_picks_from(app: Anxin, school: School) -> None:
     other = make_school(app, "第二中学")
     # who may be paired: the gate decides (PAIRING_CREATE); the school's teachers and counselors
     pairable = app.accounts.pairable_staff(school.principal)
-    assert {p["id"] for p in pairable} == {school.teacher.staff_id, school.other_teacher.staff_id,
-                                           school.counselor.staff_id, school.other_counselor.staff_id}
+    assert {p["id"] for p in pairable} == {
+        school.teacher.staff_id,
+        school.other_teacher.staff_id,
+        school.counselor.staff_id,
+        school.other_counselor.staff_id,
+    }
     with pytest.raises(PermissionDenied):
         app.accounts.pairable_staff(school.teacher)
     # who may be responsible for a file: the actor's own school's counselors and principal only

@@ -42,8 +42,11 @@ def _count_attempts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 def _decisions(app: Anxin, action: str, stream_id: str) -> int:
-    return int(app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE action = ? AND resource_id = ?",
-                               (action, stream_id))[0])
+    return int(
+        app.db.fetchone(
+            "SELECT COUNT(*) FROM {t}anxin_access WHERE action = ? AND resource_id = ?", (action, stream_id)
+        )[0]
+    )
 
 
 def _paired(app: Anxin, school: School, clock: Clock) -> str:
@@ -81,13 +84,15 @@ def _lose_one_race(app: Anxin, other: Anxin, write: Any) -> None:
 
 
 def test_a_check_in_that_loses_a_race_is_saved_on_the_fresh_state_with_one_decision(
-        store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a pairing, and a second instance (another worker) that saves a check-in to it
     # between this instance's load and its save
     pid = _paired(app, school, clock)
     other = store.open(clock)
-    _lose_one_race(app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today,
-                                                            notes={"studies": "另一进程"}))
+    _lose_one_race(
+        app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "另一进程"})
+    )
     attempts = _count_attempts(monkeypatch)
     decisions_before = _decisions(app, access.PAIRING_WRITE, pid)
 
@@ -105,7 +110,8 @@ def test_a_check_in_that_loses_a_race_is_saved_on_the_fresh_state_with_one_decis
 
 
 def test_an_edit_of_a_version_someone_else_changed_is_still_a_conflict(
-        store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a check-in that a page showed at the pairing's current version
     pid = _paired(app, school, clock)
     ci = app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "原记录"})
@@ -116,8 +122,7 @@ def test_an_edit_of_a_version_someone_else_changed_is_still_a_conflict(
     # when another worker appends first, and then the correction made on that page is sent
     other.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "另一条"})
     with pytest.raises(Conflict) as refused:
-        app.correct_check_in(school.teacher, pid, ci, reason="笔误", notes={"studies": "改过"},
-                             expected_version=seen)
+        app.correct_check_in(school.teacher, pid, ci, reason="笔误", notes={"studies": "改过"}, expected_version=seen)
 
     # then it is refused at once with the conflict message, and nothing changed
     assert attempts["here"] == 2  # the other's append, and this correction once
@@ -126,25 +131,29 @@ def test_an_edit_of_a_version_someone_else_changed_is_still_a_conflict(
 
 
 def test_a_race_lost_at_the_store_itself_with_an_expected_version_is_a_conflict_too(
-        store: Store, app: Anxin, school: School, clock: Clock) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given a pairing whose version this instance loaded, then another saved a check-in
     pid = _paired(app, school, clock)
     version = app.get_pairing(school.teacher, pid).version
     other = store.open(clock)
-    _lose_one_race(app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today,
-                                                            notes={"studies": "抢先"}))
+    _lose_one_race(
+        app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "抢先"})
+    )
 
     # when this instance's append carries the version it saw (a form's hidden field)
     with pytest.raises(Conflict):
-        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "晚到"},
-                            expected_version=version)
+        app.record_check_in(
+            school.teacher, pid, held_on=clock.today, notes={"studies": "晚到"}, expected_version=version
+        )
 
     # then only the other's check-in is there
     assert [c["notes"]["studies"] for c in app.get_pairing(school.teacher, pid).check_ins.values()] == ["抢先"]
 
 
 def test_a_retried_append_checks_the_rules_again_on_the_fresh_state(
-        store: Store, app: Anxin, school: School, clock: Clock) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given that another worker ends the pairing between this one's load and its save
     pid = _paired(app, school, clock)
     other = store.open(clock)
@@ -165,7 +174,8 @@ EACH = 5
 
 
 def test_many_writers_appending_to_one_pairing_at_once_all_succeed_exactly_once(
-        store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given one pairing and six writers, each an instance of its own (as the workers of
     # `anxin serve --workers N` are), each on its own thread
     pid = _paired(app, school, clock)
@@ -179,8 +189,9 @@ def test_many_writers_appending_to_one_pairing_at_once_all_succeed_exactly_once(
         start.wait()
         for k in range(EACH):
             try:
-                instance.record_check_in(school.teacher, pid, held_on=clock.today - timedelta(hours=1),
-                                         notes={"studies": f"w{n}-{k}"})
+                instance.record_check_in(
+                    school.teacher, pid, held_on=clock.today - timedelta(hours=1), notes={"studies": f"w{n}-{k}"}
+                )
             except BaseException as e:  # noqa: BLE001 - every failure is reported below
                 failures.append(e)
 
@@ -195,24 +206,33 @@ def test_many_writers_appending_to_one_pairing_at_once_all_succeed_exactly_once(
     assert not failures, [repr(e) for e in failures]
     check_ins = app.get_pairing(school.teacher, pid).check_ins.values()
     assert sorted(c["notes"]["studies"] for c in check_ins) == sorted(
-        f"w{n}-{k}" for n in range(WORKERS) for k in range(EACH))
+        f"w{n}-{k}" for n in range(WORKERS) for k in range(EACH)
+    )
     # and races did happen (else this proved nothing), each lost attempt leaving no decision
     assert attempts["attempts"] > WORKERS * EACH
     assert _decisions(app, access.PAIRING_WRITE, pid) - decisions_before == WORKERS * EACH
     assert audit.verify(app).ok
 
 
-
 def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
-        store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What `anxin serve --workers 2` meets: two processes (here two instances, each its own
     web application, whose commands are serialised within it but not between them),
     several clients on each, all posting check-ins to one pairing."""
     # given a class teacher with a login, paired with a student, and two workers serving
     password = "correct-horse-battery-9"
-    teacher = app.actor(app.add_staff(ADMIN, username="t1", name="班主任甲", school_id=school.id,
-                                      roles=["class_teacher"], classes=["七年级1班"],
-                                      password_hash=hash_password(password)))
+    teacher = app.actor(
+        app.add_staff(
+            ADMIN,
+            username="t1",
+            name="班主任甲",
+            school_id=school.id,
+            roles=["class_teacher"],
+            classes=["七年级1班"],
+            password_hash=hash_password(password),
+        )
+    )
     pid = app.pair(school.principal, staff_id=teacher.staff_id, student_id=school.student("2026002"))
     clock.advance(days=1)
     workers = [create_app(instance, background_seconds=None) for instance in (app, store.open(clock))]
@@ -225,8 +245,11 @@ def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
             b = Browser(c, None).login("t1", password)
             start.wait()
             for k in range(5):
-                r = b.api("POST", f"/api/v1/pairings/{pid}/check-ins",
-                          json={"held_on": clock.today.isoformat(), "notes": {"studies": f"c{n}-{k}"}})
+                r = b.api(
+                    "POST",
+                    f"/api/v1/pairings/{pid}/check-ins",
+                    json={"held_on": clock.today.isoformat(), "notes": {"studies": f"c{n}-{k}"}},
+                )
                 statuses.append(r.status_code)
 
     # when six clients, three on each worker, post five check-ins each at once, none

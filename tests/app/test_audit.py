@@ -60,8 +60,13 @@ def given_history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     clock.advance(hours=1)
     app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近睡眠不好"})
     cid = app.report_bullying(
-        school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now - timedelta(hours=1),
-        place="食堂", forms=["physical"], narrative=NARRATIVE,
+        school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=1),
+        place="食堂",
+        forms=["physical"],
+        narrative=NARRATIVE,
         parties=[(sid, "targeted"), (school.student("2026003"), "bullying")],
     )
     clock.advance(hours=1)
@@ -84,8 +89,11 @@ def test_every_stored_event_has_exactly_one_entry_naming_its_actor_stream_and_ty
     entries = rows_of(app, "SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'event'")[0][0]
     assert entries == events > 0
     # ... naming who wrote it, on which stream, which event, and when
-    pairing = rows_of(app, "SELECT actor_id, detail, at FROM {t}anxin_audit WHERE kind = 'event' AND subject = ? "
-                           "ORDER BY seq", (ids["pairing"],))
+    pairing = rows_of(
+        app,
+        "SELECT actor_id, detail, at FROM {t}anxin_audit WHERE kind = 'event' AND subject = ? ORDER BY seq",
+        (ids["pairing"],),
+    )
     assert pairing == [
         (school.principal.staff_id, "domain.pairing:Pairing.Paired#1", "2026-10-12T09:00:00+00:00"),
         (school.teacher.staff_id, "domain.pairing:Pairing.CheckInRecorded#2", "2026-10-12T10:00:00+00:00"),
@@ -97,9 +105,21 @@ def test_every_stored_event_has_exactly_one_entry_naming_its_actor_stream_and_ty
 
 def test_a_batch_saved_at_once_gets_an_entry_per_event_with_its_actor(app: Anxin, school: School) -> None:
     # given 25 students saved in one transaction (the import path)
-    students = [app._new_student(ADMIN, school.id, dict(student_no=f"B{i:03d}", name="批量", gender="女",
-                                                        birth_date=date(2013, 1, 1), grade="七年级",
-                                                        class_name="七年级1班")) for i in range(25)]
+    students = [
+        app._new_student(
+            ADMIN,
+            school.id,
+            dict(
+                student_no=f"B{i:03d}",
+                name="批量",
+                gender="女",
+                birth_date=date(2013, 1, 1),
+                grade="七年级",
+                class_name="七年级1班",
+            ),
+        )
+        for i in range(25)
+    ]
     before = rows_of(app, "SELECT MAX(seq) FROM {t}anxin_audit")[0][0]
 
     app.save_many(students)
@@ -119,8 +139,11 @@ def test_security_events_are_entries_of_ids_and_codes_only(app: Anxin, school: S
 
     # then they are in the trail, the login name only as a keyed hash, and the chain holds
     assert audit.verify(app).ok
-    assert [r[0] for r in rows_of(app, "SELECT kind FROM {t}anxin_audit WHERE seq > ? ORDER BY seq",
-                                  (seq - 3,))] == ["login_failed", "login", "report"]
+    assert [r[0] for r in rows_of(app, "SELECT kind FROM {t}anxin_audit WHERE seq > ? ORDER BY seq", (seq - 3,))] == [
+        "login_failed",
+        "login",
+        "report",
+    ]
     assert subject.startswith("user:") and "zhang" not in subject
     assert subject == audit.login_subject(app, " Zhang.Wei ")
     # and a kind the trail does not know, or one only the application writes, is refused
@@ -150,16 +173,17 @@ def test_the_trail_holds_no_name_and_no_reason_in_the_clear(
     assert len(sealed) == 1 and REASON.encode() not in sealed[0]
 
 
-def test_a_shred_and_a_key_rotation_are_entries_in_their_own_transaction(
-    app: Anxin, school: School
-) -> None:
+def test_a_shred_and_a_key_rotation_are_entries_in_their_own_transaction(app: Anxin, school: School) -> None:
     sid = school.student("2026004")
     app.shred(ADMIN, sid, "保存期限届满")
     new_key = MasterKey.generate()
     app.rotate_master_key(ADMIN, new_key)
 
-    tail = rows_of(app, "SELECT kind, actor_id, subject, detail FROM {t}anxin_audit WHERE kind IN "
-                        "('shred', 'key_rotation') ORDER BY seq")
+    tail = rows_of(
+        app,
+        "SELECT kind, actor_id, subject, detail FROM {t}anxin_audit WHERE kind IN "
+        "('shred', 'key_rotation') ORDER BY seq",
+    )
     assert tail[0] == ("shred", ADMIN.staff_id, sid, '{"kind":"student"}')
     assert tail[1][:3] == ("key_rotation", ADMIN.staff_id, new_key.kek_id)
     assert "保存期限" not in str(tail)
@@ -201,8 +225,9 @@ def halves(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> b
     return bool(request.param)
 
 
-def test_an_untampered_store_verifies_with_its_counts(halves: bool, store: Store, app: Anxin, school: School,
-                                                      clock: Clock) -> None:
+def test_an_untampered_store_verifies_with_its_counts(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
 
@@ -215,8 +240,9 @@ def test_an_untampered_store_verifies_with_its_counts(halves: bool, store: Store
     assert "intact" in report.summary() and f"{report.entries} 条记录" in report.summary()
 
 
-def test_a_store_still_verifies_after_a_stream_is_shredded(halves: bool, store: Store, app: Anxin, school: School,
-                                                           clock: Clock) -> None:
+def test_a_store_still_verifies_after_a_stream_is_shredded(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given a day's work, and then the student at its centre shredded
     ids = given_history(app, school, clock)
     events_before = audit.verify(app).events
@@ -249,8 +275,9 @@ def test_flipping_one_byte_of_a_stored_event_is_caught_at_its_entry(
     assert "tampered" in report.summary() and f"seq {report.problem.seq}" in report.summary()
 
 
-def test_deleting_an_event_row_is_caught_at_its_entry(halves: bool, store: Store, app: Anxin, school: School,
-                                                      clock: Clock) -> None:
+def test_deleting_an_event_row_is_caught_at_its_entry(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     sid = school.student("2026004")
@@ -262,14 +289,18 @@ def test_deleting_an_event_row_is_caught_at_its_entry(halves: bool, store: Store
     assert report.problem is not None and report.problem.stream_id == sid
 
 
-def test_an_event_written_around_the_application_is_caught(halves: bool, store: Store, app: Anxin, school: School,
-                                                            clock: Clock) -> None:
+def test_an_event_written_around_the_application_is_caught(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     sid = school.student("2026002")
     # given an event row inserted straight into the events table (no trail entry)
-    raw("INSERT INTO {events} (originator_id, originator_version, topic, state) SELECT originator_id, 99, topic, "
-        "state FROM {events} WHERE originator_id = ? AND originator_version = 1", (raw.oid(sid),))
+    raw(
+        "INSERT INTO {events} (originator_id, originator_version, topic, state) SELECT originator_id, 99, topic, "
+        "state FROM {events} WHERE originator_id = ? AND originator_version = 1",
+        (raw.oid(sid),),
+    )
 
     report = audit.verify(app)
 
@@ -278,8 +309,9 @@ def test_an_event_written_around_the_application_is_caught(halves: bool, store: 
 
 
 @pytest.mark.parametrize("kind", ["access", "event"])
-def test_deleting_a_trail_entry_is_caught_at_its_position(halves: bool, store: Store, app: Anxin, school: School,
-                                                           clock: Clock, kind: str) -> None:
+def test_deleting_a_trail_entry_is_caught_at_its_position(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock, kind: str
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     # given one entry from the middle of the trail deleted
@@ -290,8 +322,9 @@ def test_deleting_a_trail_entry_is_caught_at_its_position(halves: bool, store: S
     assert problem(audit.verify(app)) == ("entry_missing", victim)
 
 
-def test_deleting_an_entry_and_renumbering_the_rest_is_caught(halves: bool, store: Store, app: Anxin, school: School,
-                                                               clock: Clock) -> None:
+def test_deleting_an_entry_and_renumbering_the_rest_is_caught(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     victim = raw.head() - 5
@@ -302,8 +335,9 @@ def test_deleting_an_entry_and_renumbering_the_rest_is_caught(halves: bool, stor
     assert problem(audit.verify(app)) == ("entry_moved", victim)
 
 
-def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(halves: bool, store: Store, app: Anxin, school: School,
-                                                                 clock: Clock) -> None:
+def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     # given the contents of two entries exchanged (each keeps its seq)
@@ -316,8 +350,9 @@ def test_swapping_two_trail_rows_is_caught_at_the_first_of_them(halves: bool, st
     assert problem(audit.verify(app)) == ("entry_moved", first)
 
 
-def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(halves: bool, store: Store, app: Anxin, school: School,
-                                                              clock: Clock) -> None:
+def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     ids = given_history(app, school, clock)
     raw = Raw(store, app)
     # given the check-in's entry edited to name another teacher
@@ -328,14 +363,16 @@ def test_editing_a_trail_entrys_actor_is_caught_at_that_entry(halves: bool, stor
     assert problem(audit.verify(app)) == ("entry_altered", seq)
 
 
-def test_altering_a_sealed_break_glass_reason_is_caught(halves: bool, store: Store, app: Anxin, school: School,
-                                                        clock: Clock) -> None:
+def test_altering_a_sealed_break_glass_reason_is_caught(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     given_history(app, school, clock)
     raw = Raw(store, app)
     [(seq, sealed)] = raw("SELECT seq, sealed FROM {t}anxin_audit WHERE sealed IS NOT NULL")
     sealed = bytes(sealed)
-    raw("UPDATE {t}anxin_audit SET sealed = ? WHERE seq = ?", (sealed[:20] + bytes([sealed[20] ^ 1]) + sealed[21:],
-                                                                 seq))
+    raw(
+        "UPDATE {t}anxin_audit SET sealed = ? WHERE seq = ?", (sealed[:20] + bytes([sealed[20] ^ 1]) + sealed[21:], seq)
+    )
 
     assert problem(audit.verify(app)) == ("sealed_altered", seq)
 
@@ -357,10 +394,11 @@ def test_cutting_off_the_tail_after_a_checkpoint_is_caught_by_the_checkpoint_fil
     # when someone deletes the newest entries from just before the checkpoint, with the
     # events they record, so that what is left is consistent
     cut = kept.seq - 1
-    for subject, detail in raw("SELECT subject, detail FROM {t}anxin_audit WHERE seq >= ? AND kind = 'event'",
-                               (cut,)):
-        raw("DELETE FROM {events} WHERE originator_id = ? AND originator_version = ?",
-            (raw.oid(subject), int(detail.rsplit("#", 1)[1])))
+    for subject, detail in raw("SELECT subject, detail FROM {t}anxin_audit WHERE seq >= ? AND kind = 'event'", (cut,)):
+        raw(
+            "DELETE FROM {events} WHERE originator_id = ? AND originator_version = ?",
+            (raw.oid(subject), int(detail.rsplit("#", 1)[1])),
+        )
     raw("DELETE FROM {t}anxin_audit WHERE seq >= ?", (cut,))
 
     # then the store alone still looks whole (that is why the file is kept outside) ...
@@ -396,8 +434,9 @@ def test_a_rewritten_chain_is_caught_by_the_stored_and_the_kept_checkpoints(
     assert problem(audit.verify(app, kept)) == ("checkpoint_mismatch", kept.seq)
 
 
-def test_a_forged_or_foreign_checkpoint_file_is_refused(halves: bool, store: Store, app: Anxin, school: School,
-                                                        tmp_path: Path) -> None:
+def test_a_forged_or_foreign_checkpoint_file_is_refused(
+    halves: bool, store: Store, app: Anxin, school: School, tmp_path: Path
+) -> None:
     with_signing_key(store)
     kept = app.checkpoint("cli")
     assert audit.verify(app, kept).ok
@@ -410,8 +449,15 @@ def test_a_forged_or_foreign_checkpoint_file_is_refused(halves: bool, store: Sto
     audit.create_signing_key(other)
     key = audit.load_signing_key(other)
     sig = base64.b64encode(key.sign(kept.message())).decode()
-    stranger = Checkpoint(kept.store, kept.seq, kept.entry_hash, kept.at, audit.key_id(key.public_key()),
-                          audit.public_key_text(key.public_key()), sig)
+    stranger = Checkpoint(
+        kept.store,
+        kept.seq,
+        kept.entry_hash,
+        kept.at,
+        audit.key_id(key.public_key()),
+        audit.public_key_text(key.public_key()),
+        sig,
+    )
     assert problem(audit.verify(app, stranger))[0] == "checkpoint_forged"
     # one of another store
     assert problem(audit.verify(app, Checkpoint(**{**kept.__dict__, "store": "another"})))[0] == "checkpoint_foreign"
@@ -422,8 +468,7 @@ def test_a_forged_or_foreign_checkpoint_file_is_refused(halves: bool, store: Sto
         audit.verify(app, bad)
 
 
-def test_appends_from_two_instances_at_once_keep_one_unbroken_chain(store: Store, app: Anxin,
-                                                                    school: School) -> None:
+def test_appends_from_two_instances_at_once_keep_one_unbroken_chain(store: Store, app: Anxin, school: School) -> None:
     # given two instances of the application on the same store (two workers)
     other = store.open()
     head = Raw(store, app).head()
@@ -438,8 +483,10 @@ def test_appends_from_two_instances_at_once_keep_one_unbroken_chain(store: Store
         except BaseException as e:  # reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(inst, who, school.student(no)))
-               for inst, who, no in ((app, "w1", "2026001"), (other, "w2", "2026002"))]
+    threads = [
+        threading.Thread(target=work, args=(inst, who, school.student(no)))
+        for inst, who, no in ((app, "w1", "2026001"), (other, "w2", "2026002"))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -453,8 +500,9 @@ def test_appends_from_two_instances_at_once_keep_one_unbroken_chain(store: Store
 
 
 # -- checkpoints ------------------------------------------------------------------------------
-def test_a_checkpoint_signs_the_head_and_is_recorded_as_the_next_entry(store: Store, app: Anxin,
-                                                                       school: School) -> None:
+def test_a_checkpoint_signs_the_head_and_is_recorded_as_the_next_entry(
+    store: Store, app: Anxin, school: School
+) -> None:
     with_signing_key(store)
     raw = Raw(store, app)
     head = raw.head()
@@ -551,8 +599,9 @@ def test_audit_queries_pass_the_gate_and_a_refusal_is_itself_on_record(
             audit.case_history(app, actor, ids["case"])
     with pytest.raises(PermissionDenied):
         audit.break_glass_log(app, school.principal)  # the district's, not the school's
-    refused = rows_of(app, "SELECT actor_id, resource_id FROM {t}anxin_access WHERE action = ? AND allowed = 0",
-                      (a.AUDIT_READ,))
+    refused = rows_of(
+        app, "SELECT actor_id, resource_id FROM {t}anxin_access WHERE action = ? AND allowed = 0", (a.AUDIT_READ,)
+    )
     assert (school.teacher.staff_id, ids["case"]) in refused and len(refused) == 7
 
 
@@ -584,7 +633,8 @@ def test_break_glass_and_denied_accesses_of_a_district(app: Anxin, school: Schoo
     denied = audit.denied_log(app, school.supervisor)
 
     assert [(r["actor_id"], r["subject"], r["break_glass"]) for r in glass] == [
-        (school.supervisor.staff_id, ids["student"], REASON)]
+        (school.supervisor.staff_id, ids["student"], REASON)
+    ]
     assert {(r["actor_id"], r["subject"]) for r in denied} == {(school.teacher.staff_id, school.student("2026003"))}
     # another district sees its own denial only, and none of ours
     theirs = audit.denied_log(app, other.supervisor)
@@ -601,10 +651,14 @@ def test_an_export_is_csv_and_is_itself_an_entry(app: Anxin, school: School, clo
     table = list(csv.reader(io.StringIO(out.getvalue())))
     assert table[0][:3] == ["序号", "时间", "类别"] and len(table) == n + 1 == 5
     assert table[1][2] == "event" and table[1][4] == "王老师"
-    [(actor, subject, detail)] = rows_of(app, "SELECT actor_id, subject, detail FROM {t}anxin_audit "
-                                              "WHERE kind = 'export'")
-    assert (actor, subject, json.loads(detail)) == (school.supervisor.staff_id, ids["case"],
-                                                    {"rows": 4, "what": "case-history"})
+    [(actor, subject, detail)] = rows_of(
+        app, "SELECT actor_id, subject, detail FROM {t}anxin_audit WHERE kind = 'export'"
+    )
+    assert (actor, subject, json.loads(detail)) == (
+        school.supervisor.staff_id,
+        ids["case"],
+        {"rows": 4, "what": "case-history"},
+    )
     with pytest.raises(PermissionDenied):
         audit.export_csv(app, school.teacher, "denied", io.StringIO())
 
@@ -626,7 +680,8 @@ def test_after_erasure_the_trail_still_answers_but_the_reason_is_gone_with_the_r
     assert [r["break_glass"] for r in mine] == ["已删除"]
     assert audit.verify(fresh).ok
     assert [r["what"] for r in audit.case_history(fresh, school.supervisor, ids["student"])][:1] == [
-        "domain.roster:Student.Enrolled"]
+        "domain.roster:Student.Enrolled"
+    ]
 
 
 def test_the_access_log_of_the_core_reads_the_trail(app: Anxin, school: School, clock: Clock) -> None:
@@ -640,8 +695,14 @@ def test_the_access_log_of_the_core_reads_the_trail(app: Anxin, school: School, 
 # -- the command line and an outsider (SQLite) -------------------------------------------------------
 def anxin(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("ANXIN_")}
-    r = subprocess.run([sys.executable, "-m", "anxin.cli", *args, "--data-dir", str(data_dir)], cwd=ROOT,
-                       env=base | (env or {}), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "anxin.cli", *args, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in r.stderr, r.stderr
     return r
 
@@ -659,12 +720,27 @@ def cli_store(tmp_path: Path) -> Path:
     app = open_app(data_dir=data)
     try:
         sid = app.add_school(ADMIN, "第一中学")
-        app.add_staff(ADMIN, username="sup", name="督导员", school_id=None, roles=["supervisor"],
-                      password_hash=hash_password("long-enough-1"))
-        app.add_staff(ADMIN, username="teacher", name="王老师", school_id=sid, roles=["class_teacher"],
-                      classes=["七年级1班"])
-        app.enrol_student(ADMIN, school_id=sid, student_no="2026001", name="张小明", gender="男",
-                          birth_date=date(2013, 5, 6), grade="七年级", class_name="七年级1班")
+        app.add_staff(
+            ADMIN,
+            username="sup",
+            name="督导员",
+            school_id=None,
+            roles=["supervisor"],
+            password_hash=hash_password("long-enough-1"),
+        )
+        app.add_staff(
+            ADMIN, username="teacher", name="王老师", school_id=sid, roles=["class_teacher"], classes=["七年级1班"]
+        )
+        app.enrol_student(
+            ADMIN,
+            school_id=sid,
+            student_no="2026001",
+            name="张小明",
+            gender="男",
+            birth_date=date(2013, 5, 6),
+            grade="七年级",
+            class_name="七年级1班",
+        )
     finally:
         app.close()
     return data
@@ -732,8 +808,7 @@ def test_audit_export_runs_as_a_supervisor_through_the_gate(cli_store: Path, tmp
 
 def test_an_outsider_verifies_a_checkpoint_with_only_the_public_key(cli_store: Path, tmp_path: Path) -> None:
     # given the snippet of docs/audit.md, a checkpoint file and the public key, outside
-    snippet = re.search(r"```python\n(# verify_checkpoint\.py.*?)```", (ROOT / "docs" / "audit.md").read_text(),
-                        re.S)
+    snippet = re.search(r"```python\n(# verify_checkpoint\.py.*?)```", (ROOT / "docs" / "audit.md").read_text(), re.S)
     assert snippet is not None
     script = tmp_path / "verify_checkpoint.py"
     script.write_text(snippet.group(1))
@@ -743,8 +818,13 @@ def test_an_outsider_verifies_a_checkpoint_with_only_the_public_key(cli_store: P
     pub.write_text((cli_store / "audit-signing.pub").read_text())
 
     def outsider(key: Path = pub) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(script), str(kept), str(key), str(cli_store / "anxin.db")],
-                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, str(script), str(kept), str(key), str(cli_store / "anxin.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
 
     # then the checkpoint verifies
     r = outsider()
@@ -761,8 +841,9 @@ def test_an_outsider_verifies_a_checkpoint_with_only_the_public_key(cli_store: P
     assert r.returncode != 0 and "entry 2: altered" in r.stderr
 
 
-def test_verification_reads_the_store_in_batches_of_any_size(halves: bool, store: Store, app: Anxin, school: School,
-                                                            clock: Clock) -> None:
+def test_verification_reads_the_store_in_batches_of_any_size(
+    halves: bool, store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given a day's work, the events read ahead in batches as small as one (in a reading
     # thread, through its own connection) ...
     given_history(app, school, clock)
@@ -806,7 +887,12 @@ def test_an_intact_trail_is_shown_intact_by_its_two_halves_with_the_one_pass_cou
     both = halves_alone(app, kept)
     assert both is not None
     assert (both.entries, both.head_seq, both.events, both.checkpoints, both.head_hash) == (
-        one.entries, one.head_seq, one.events, one.checkpoints, one.head_hash)
+        one.entries,
+        one.head_seq,
+        one.events,
+        one.checkpoints,
+        one.head_hash,
+    )
     # and a short trail is verified in one pass (no second process for a few entries)
     assert not verification._verify_in_halves(app, audit.VerifyReport(), kept, None, 20000, one.entries + 1)
 
@@ -827,21 +913,30 @@ def _relink_second_half(raw: Raw) -> None:
 def _event_slipped_in_before_the_split(raw: Raw) -> None:
     """An event stored (with no entry) between the last event of the first half and the
     first of the second: its notification id taken from the first event after the middle."""
-    [(subject, detail)] = raw("SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' "
-                              "ORDER BY seq LIMIT 1", (_mid(raw),))
-    [(nid,)] = raw("SELECT {nid} FROM {events} WHERE originator_id = ? AND originator_version = ?",
-                   (raw.oid(subject), int(detail.rsplit("#", 1)[1])))
+    [(subject, detail)] = raw(
+        "SELECT subject, detail FROM {t}anxin_audit WHERE seq > ? AND kind = 'event' ORDER BY seq LIMIT 1", (_mid(raw),)
+    )
+    [(nid,)] = raw(
+        "SELECT {nid} FROM {events} WHERE originator_id = ? AND originator_version = ?",
+        (raw.oid(subject), int(detail.rsplit("#", 1)[1])),
+    )
     [(oid, topic, state)] = raw("SELECT originator_id, topic, state FROM {events} WHERE {nid} = ?", (nid,))
     # the event moved up one place, a copy of it (another version) in the place it left
     raw("UPDATE {events} SET {nid} = {nid} + 100000 WHERE {nid} >= ?", (nid,))
-    raw("INSERT INTO {events} ({nid}, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
-        (nid, oid, 999, topic, state))
+    raw(
+        "INSERT INTO {events} ({nid}, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+        (nid, oid, 999, topic, state),
+    )
 
 
-@pytest.mark.parametrize("tamper", [_delete_last_of_first_half, _relink_second_half,
-                                    _event_slipped_in_before_the_split], ids=lambda f: f.__name__.strip("_"))
-def test_a_change_where_the_halves_meet_is_caught(store: Store, app: Anxin, school: School, clock: Clock,
-                                                  tamper: Any) -> None:
+@pytest.mark.parametrize(
+    "tamper",
+    [_delete_last_of_first_half, _relink_second_half, _event_slipped_in_before_the_split],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_a_change_where_the_halves_meet_is_caught(
+    store: Store, app: Anxin, school: School, clock: Clock, tamper: Any
+) -> None:
     given_history(app, school, clock)
     tamper(Raw(store, app))
     # the halves do not call it intact; verify says what the one pass says

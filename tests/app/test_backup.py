@@ -60,8 +60,10 @@ app.close()
 
 
 def _rows(prefix: str, n: int) -> list[str]:
-    return [f"{prefix}{i:05d},{prefix}生{i}号,男,2013-05-06,七年级,七年级{i % 4 + 1}班,家长{i},139{i:08d},"
-            for i in range(1, n + 1)]
+    return [
+        f"{prefix}{i:05d},{prefix}生{i}号,男,2013-05-06,七年级,七年级{i % 4 + 1}班,家长{i},139{i:08d},"
+        for i in range(1, n + 1)
+    ]
 
 
 def _clean_env() -> dict[str, str]:
@@ -92,8 +94,9 @@ class Site:
     schema: str | None = None
     databases: list[str] = field(default_factory=list)
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, data_dir: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         argv = [*args]
         if self.kind == "sqlite" or data_dir is not None:
             argv += ["--data-dir", str(data_dir or self.data_dir)]
@@ -130,10 +133,12 @@ class Site:
         return _db_url(name)
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)),
+    ]
+)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """An initialised store: three schools, the first with a roster."""
     home = tmp_path / "home"
@@ -173,8 +178,14 @@ class Writer:
         self.stop_file = site.home / "stop-writer"
         self.log = site.home / "writer.log"
         with open(self.log, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-c", WRITER, str(self.stop_file), WRITER_SCHOOL],
-                                         cwd=site.home, env=site.env, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(self.stop_file), WRITER_SCHOOL],
+                cwd=site.home,
+                env=site.env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         self.count = 0
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -214,9 +225,24 @@ def _backup_while_writing(site: Site, out: Path) -> tuple[int, int, str]:
             csv = site.home / "bulk.csv"
             csv.write_text("\n".join([HEADER, *_rows("B", BULK_ROWS)]) + "\n", encoding="utf-8")
             importer = subprocess.Popen(
-                [sys.executable, "-m", "anxin.cli", "roster", "import", str(csv), "--school", BULK_SCHOOL,
-                 "--data-dir", str(site.data_dir)],
-                cwd=site.home, env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "anxin.cli",
+                    "roster",
+                    "import",
+                    str(csv),
+                    "--school",
+                    BULK_SCHOOL,
+                    "--data-dir",
+                    str(site.data_dir),
+                ],
+                cwd=site.home,
+                env=site.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             time.sleep(0.5)  # the import is reading and encrypting; its transaction is on its way
             # A reader holding an old snapshot (as a long page read in the server would): no
             # checkpoint can move later commits into the main file, so from here on they are in
@@ -254,7 +280,8 @@ def _pg_dump_text(path: Path) -> bytes:
 
 
 def test_a_backup_taken_while_processes_write_restores_into_a_new_place_that_verifies_and_decrypts(
-        site: Site, tmp_path: Path) -> None:
+    site: Site, tmp_path: Path
+) -> None:
     out_dir = tmp_path / "backups"
     out_dir.mkdir()
     out = out_dir / "anxin-backup.bin"
@@ -308,8 +335,11 @@ def test_a_backup_taken_while_processes_write_restores_into_a_new_place_that_ver
     bulk = _listing(site, BULK_SCHOOL, **where)
     assert len(bulk) in (0, BULK_ROWS)
     # Every event decrypts (read here, in this process, with the key).
-    config = (StoreConfig(url=None, data_dir=new) if site.kind == "sqlite"
-              else StoreConfig(url=target["ANXIN_DATABASE_URL"], data_dir=new, schema=site.schema))
+    config = (
+        StoreConfig(url=None, data_dir=new)
+        if site.kind == "sqlite"
+        else StoreConfig(url=target["ANXIN_DATABASE_URL"], data_dir=new, schema=site.schema)
+    )
     app = Anxin(config, MasterKeyFile(site.key_file).load_all())
     try:
         events = list(app.decrypt_log())
@@ -321,7 +351,8 @@ def test_a_backup_taken_while_processes_write_restores_into_a_new_place_that_ver
 
 
 def test_restore_refuses_a_key_that_cannot_open_the_backup_naming_the_key_id_it_needs(
-        site: Site, tmp_path: Path) -> None:
+    site: Site, tmp_path: Path
+) -> None:
     out = tmp_path / "b.bin"
     site.ok("backup", "--out", str(out))
     needed = site.key().kek_id
@@ -334,13 +365,20 @@ def test_restore_refuses_a_key_that_cannot_open_the_backup_naming_the_key_id_it_
     (new / "master.key").write_text(wrong.encode() + "\n")
     if site.kind == "postgres":
         url = site.new_database()
-        r = site.run("restore", str(out), "--database-url", url,
-                     env={"ANXIN_MASTER_KEY_FILE": str(new / "master.key")}, data_dir=new)
+        r = site.run(
+            "restore",
+            str(out),
+            "--database-url",
+            url,
+            env={"ANXIN_MASTER_KEY_FILE": str(new / "master.key")},
+            data_dir=new,
+        )
         import psycopg
 
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT COUNT(*) FROM pg_namespace WHERE nspname = %s",
-                                (site.schema,)).fetchone()[0] == 0
+            assert (
+                conn.execute("SELECT COUNT(*) FROM pg_namespace WHERE nspname = %s", (site.schema,)).fetchone()[0] == 0
+            )
     else:
         r = site.run("restore", str(out), env={"ANXIN_DATA_DIR": str(new)}, data_dir=new)
     assert r.returncode != 0
@@ -350,8 +388,9 @@ def test_restore_refuses_a_key_that_cannot_open_the_backup_naming_the_key_id_it_
     # No key at all: refused, naming the key id too.
     empty = tmp_path / "empty"
     if site.kind == "postgres":
-        r = site.run("restore", str(out), "--database-url", url, env={"ANXIN_MASTER_KEY_FILE": str(empty / "k")},
-                     data_dir=empty)
+        r = site.run(
+            "restore", str(out), "--database-url", url, env={"ANXIN_MASTER_KEY_FILE": str(empty / "k")}, data_dir=empty
+        )
     else:
         r = site.run("restore", str(out), env={"ANXIN_DATA_DIR": str(empty)}, data_dir=empty)
     assert r.returncode != 0 and needed in r.stderr
@@ -359,8 +398,14 @@ def test_restore_refuses_a_key_that_cannot_open_the_backup_naming_the_key_id_it_
     # The right key, copied in: accepted.
     shutil.copy(site.key_file, new / "master.key")
     if site.kind == "postgres":
-        site.ok("restore", str(out), "--database-url", url, env={"ANXIN_MASTER_KEY_FILE": str(new / "master.key")},
-                data_dir=new)
+        site.ok(
+            "restore",
+            str(out),
+            "--database-url",
+            url,
+            env={"ANXIN_MASTER_KEY_FILE": str(new / "master.key")},
+            data_dir=new,
+        )
     else:
         site.ok("restore", str(out), env={"ANXIN_DATA_DIR": str(new)}, data_dir=new)
 
@@ -379,16 +424,28 @@ def test_backup_never_overwrites_and_restore_never_writes_over_a_store(site: Sit
     cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
     somewhere = tmp_path / "somewhere"
     if site.kind == "postgres":
-        r = site.run("restore", str(cut), "--database-url", site.new_database(),
-                     env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)}, data_dir=somewhere)
+        r = site.run(
+            "restore",
+            str(cut),
+            "--database-url",
+            site.new_database(),
+            env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)},
+            data_dir=somewhere,
+        )
     else:
         r = site.run("restore", str(cut), env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)}, data_dir=somewhere)
     assert r.returncode != 0 and r.stderr.startswith("错误：")
     assert not somewhere.exists() or not any(somewhere.iterdir())
 
     if site.kind == "postgres":  # the store's own database and schema: not empty
-        r = site.run("restore", str(out), "--database-url", str(PG_URL),
-                     env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)}, data_dir=tmp_path / "x")
+        r = site.run(
+            "restore",
+            str(out),
+            "--database-url",
+            str(PG_URL),
+            env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)},
+            data_dir=tmp_path / "x",
+        )
         assert r.returncode != 0 and "不是空的" in r.stderr
     else:
         r = site.run("restore", str(out), env={"ANXIN_MASTER_KEY_FILE": str(site.key_file)})  # the live folder

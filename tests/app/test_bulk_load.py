@@ -43,7 +43,8 @@ class KeyQueries:
 
 
 def test_loading_many_streams_unwraps_their_keys_with_one_query(
-        store: Store, school: School, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = import_roster(store.apps[0], ADMIN, school.id, roster(30))
     reader = store.open()  # another process: no key in hand
     counted = KeyQueries(reader, monkeypatch)
@@ -72,14 +73,16 @@ def reltuples(store: Store, table: str) -> float:
 
     assert PG_URL
     with psycopg.connect(PG_URL, autocommit=True) as c:
-        return float(c.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-                               (f"{store.schema}.{table}",)).fetchone()[0])
+        return float(
+            c.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (f"{store.schema}.{table}",)
+            ).fetchone()[0]
+        )
 
 
 @pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
-def test_a_large_import_refreshes_postgresqls_statistics_and_a_small_one_does_not(store: Store,
-                                                                                   school: School) -> None:
+def test_a_large_import_refreshes_postgresqls_statistics_and_a_small_one_does_not(store: Store, school: School) -> None:
     app = store.apps[0]
     import_roster(app, ADMIN, school.id, roster(60))  # 60 of ~70 rows: large beside the store
     known = reltuples(store, "anxin_events")

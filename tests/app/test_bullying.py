@@ -39,10 +39,17 @@ STAGES = ("reported", "investigating", "awaiting_determination", "determined", "
 
 def report(app: Anxin, school: School, clock: Clock, actor=None, parties=None, **changes) -> str:
     fields = dict(
-        school_id=school.id, channel="teacher", occurred_at=clock.now - timedelta(hours=2), place=PLACE,
-        forms=["physical", "verbal", "property"], narrative=NARRATIVE,
-        parties=parties if parties is not None else [
-            (school.student(TARGETED), "targeted"), (school.student(BULLYING), "bullying"),
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=2),
+        place=PLACE,
+        forms=["physical", "verbal", "property"],
+        narrative=NARRATIVE,
+        parties=parties
+        if parties is not None
+        else [
+            (school.student(TARGETED), "targeted"),
+            (school.student(BULLYING), "bullying"),
             (school.student(WITNESS), "witness"),
         ],
     )
@@ -50,19 +57,36 @@ def report(app: Anxin, school: School, clock: Clock, actor=None, parties=None, *
     return app.report_bullying(actor or school.teacher, **fields)
 
 
-def given_case(app: Anxin, school: School, clock: Clock, upto: str = "reported", *, bullying: bool = True,
-               severity: str | None = "minor", horseplay: bool = False, parties=None) -> str:
+def given_case(
+    app: Anxin,
+    school: School,
+    clock: Clock,
+    upto: str = "reported",
+    *,
+    bullying: bool = True,
+    severity: str | None = "minor",
+    horseplay: bool = False,
+    parties=None,
+) -> str:
     """A case walked through the lifecycle up to a stage (see STAGES)."""
     cid = report(app, school, clock, parties=parties)
     stage = STAGES.index(upto)
     if stage >= 1:
         app.start_investigation(school.safety, cid)
     if stage >= 2:
-        app.record_statement(school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=school.student(TARGETED))
+        app.record_statement(
+            school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=school.student(TARGETED)
+        )
         app.complete_investigation(school.safety, cid, findings="多名证人证实，连续两周发生")
     if stage >= 3:
-        app.determine(school.safety, cid, bullying=bullying, severity=severity if bullying else None,
-                      horseplay=horseplay, reason="学生欺凌治理委员会会议认定")
+        app.determine(
+            school.safety,
+            cid,
+            bullying=bullying,
+            severity=severity if bullying else None,
+            horseplay=horseplay,
+            reason="学生欺凌治理委员会会议认定",
+        )
     if stage >= 4:
         app.approve_determination(school.principal, cid, reason="同意委员会认定")
     if stage >= 5 and bullying:
@@ -71,10 +95,22 @@ def given_case(app: Anxin, school: School, clock: Clock, upto: str = "reported",
 
 
 def plan_both_sides(app: Anxin, school: School, cid: str) -> tuple[str, str]:
-    support = app.plan_intervention(school.safety, cid, student_id=school.student(TARGETED), kind="counselling",
-                                    plan="每周一次心理辅导", responsible_staff_id=school.counselor.staff_id)
-    education = app.plan_intervention(school.safety, cid, student_id=school.student(BULLYING), kind="education",
-                                      plan="了解动机，书面道歉，法治教育", responsible_staff_id=school.teacher.staff_id)
+    support = app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(TARGETED),
+        kind="counselling",
+        plan="每周一次心理辅导",
+        responsible_staff_id=school.counselor.staff_id,
+    )
+    education = app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(BULLYING),
+        kind="education",
+        plan="了解动机，书面道歉，法治教育",
+        responsible_staff_id=school.teacher.staff_id,
+    )
     return support, education
 
 
@@ -106,8 +142,13 @@ def test_any_staff_member_of_the_school_can_report_and_the_investigation_falls_d
     assert c.reported_by == school.teacher.staff_id
     assert c.source == source
     assert c.forms == ["physical", "verbal", "property"]
-    assert sorted(c.links) == sorted([(school.student(TARGETED), "targeted"), (school.student(BULLYING), "bullying"),
-                                      (school.student(WITNESS), "witness")])
+    assert sorted(c.links) == sorted(
+        [
+            (school.student(TARGETED), "targeted"),
+            (school.student(BULLYING), "bullying"),
+            (school.student(WITNESS), "witness"),
+        ]
+    )
     assert event_names(app, cid) == ["Reported"]
     # and a counselor may report too (every staff member can)
     assert report(app, school, clock, actor=school.counselor)
@@ -137,12 +178,16 @@ def test_a_report_about_another_schools_student_or_by_another_schools_staff_is_r
 
 def test_the_directory_knows_status_and_parties_but_no_narrative_names_or_place(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
-    row = app.db.fetchone("SELECT kind, school_id, owner_id, status FROM {t}anxin_directory WHERE stream_id = ?",
-                          (cid,))
+    row = app.db.fetchone(
+        "SELECT kind, school_id, owner_id, status FROM {t}anxin_directory WHERE stream_id = ?", (cid,)
+    )
     assert row == ("case", school.id, school.safety.staff_id, "investigating")
     links = app.db.fetch("SELECT student_id, part FROM {t}anxin_links WHERE stream_id = ? ORDER BY part", (cid,))
-    assert links == [(school.student(BULLYING), "bullying"), (school.student(TARGETED), "targeted"),
-                     (school.student(WITNESS), "witness")]
+    assert links == [
+        (school.student(BULLYING), "bullying"),
+        (school.student(TARGETED), "targeted"),
+        (school.student(WITNESS), "witness"),
+    ]
     clear = repr([app.db.fetch(f"SELECT * FROM {{t}}{t}") for t in ("anxin_directory", "anxin_links", "anxin_access")])
     for secret in (NARRATIVE, PLACE, "张小明", "他推我"):
         assert secret not in clear
@@ -187,13 +232,23 @@ def test_safety_measures_are_recorded_at_once_with_whose_guardian_how_and_when(a
     cid = given_case(app, school, clock)
     t, b = school.student(TARGETED), school.student(BULLYING)
     sep = app.take_safety_measure(school.safety, cid, kind="separate_students", student_ids=[t, b], note="调换座位")
-    told = app.notify_guardian(school.safety, cid, student_id=t, method="phone",
-                               notified_at=clock.now - timedelta(minutes=30), note="家长已知情")
+    told = app.notify_guardian(
+        school.safety,
+        cid,
+        student_id=t,
+        method="phone",
+        notified_at=clock.now - timedelta(minutes=30),
+        note="家长已知情",
+    )
     med = app.take_safety_measure(school.safety, cid, kind="medical_care", student_ids=[t], note="校医检查擦伤")
     c = case(app, school, cid)
     assert c.measures[sep]["student_ids"] == [t, b]
-    assert (c.measures[told]["kind"], c.measures[told]["student_ids"], c.measures[told]["method"],
-            c.measures[told]["notified_at"]) == ("guardian_notified", [t], "phone", clock.now - timedelta(minutes=30))
+    assert (
+        c.measures[told]["kind"],
+        c.measures[told]["student_ids"],
+        c.measures[told]["method"],
+        c.measures[told]["notified_at"],
+    ) == ("guardian_notified", [t], "phone", clock.now - timedelta(minutes=30))
     assert c.measures[med]["by"] == school.safety.staff_id
     assert event_names(app, cid).count("SafetyMeasureTaken") == 3
 
@@ -218,8 +273,9 @@ def test_statements_come_from_a_party_student_or_a_described_person(app, school,
     assert c.statements[s2]["from_person"] == "食堂工作人员（值班）"
     assert c.evidence[ev]["reference"] == "证据柜A-12"
     with pytest.raises(InvalidInput):
-        app.record_statement(school.safety, cid, text="两者都填", from_student_id=school.student(WITNESS),
-                             from_person="某人")
+        app.record_statement(
+            school.safety, cid, text="两者都填", from_student_id=school.student(WITNESS), from_person="某人"
+        )
     with pytest.raises(NotAParty):
         app.record_statement(school.safety, cid, text="不是当事人", from_student_id=school.student(OTHER))
 
@@ -282,7 +338,10 @@ def test_a_bullying_determination_needs_a_severity_and_a_reason(app, school, clo
     app.determine(school.safety, cid, bullying=True, severity="serious", reason="多次殴打，情节较重")
     c = case(app, school, cid)
     assert (c.status, c.determination["severity"], c.determination["by"]) == (
-        "determined", "serious", school.safety.staff_id)
+        "determined",
+        "serious",
+        school.safety.staff_id,
+    )
     # a determination awaiting approval has no severity in force yet
     assert app.case_status(school.teacher, cid)["severity"] is None
 
@@ -320,8 +379,7 @@ def test_a_returned_determination_goes_back_to_the_committee(app, school, clock)
 def test_horseplay_is_determined_not_bullying_and_closes_straight_after_approval(app, school, clock):
     cid = given_case(app, school, clock, "approved", bullying=False, horseplay=True)
     c = case(app, school, cid)
-    assert (c.status, c.determination["horseplay"], c.severity, c.next_follow_up_due) == (
-        "concluded", True, None, None)
+    assert (c.status, c.determination["horseplay"], c.severity, c.next_follow_up_due) == ("concluded", True, None, None)
     app.close_case(school.principal, cid, reason="系打闹嬉戏，已批评教育")
     assert case(app, school, cid).status == "closed"
 
@@ -342,7 +400,9 @@ def test_a_suspected_offence_cannot_close_before_the_mandatory_report_is_recorde
     assert e.value.code == "mandatory_report_required"
     assert case(app, school, cid).version == before
     when = clock.now - timedelta(days=1)
-    rid = app.record_mandatory_report(school.safety, cid, agency="城关派出所", reported_at=when, reference="受案回执2026-118")
+    rid = app.record_mandatory_report(
+        school.safety, cid, agency="城关派出所", reported_at=when, reference="受案回执2026-118"
+    )
     report_ = case(app, school, cid).mandatory_reports[rid]
     assert (report_["agency"], report_["reported_at"], report_["reference"]) == ("城关派出所", when, "受案回执2026-118")
     app.close_case(school.principal, cid, reason="已移交公安，校内干预完成")
@@ -352,18 +412,36 @@ def test_a_suspected_offence_cannot_close_before_the_mandatory_report_is_recorde
 # -- interventions --------------------------------------------------------------------------------
 def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, school, clock):
     cid = given_case(app, school, clock, "approved")
-    app.plan_intervention(school.safety, cid, student_id=school.student(TARGETED), kind="support",
-                          plan="同伴支持", responsible_staff_id=school.teacher.staff_id)
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(TARGETED),
+        kind="support",
+        plan="同伴支持",
+        responsible_staff_id=school.teacher.staff_id,
+    )
     with pytest.raises(InterventionsRequired) as e:
         app.close_case(school.principal, cid, reason="结案")
     assert e.value.details["student_ids"] == [school.student(BULLYING)]
     # counselling is not an education plan for the bullying student
-    app.plan_intervention(school.safety, cid, student_id=school.student(BULLYING), kind="counselling",
-                          plan="心理辅导", responsible_staff_id=school.counselor.staff_id)
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(BULLYING),
+        kind="counselling",
+        plan="心理辅导",
+        responsible_staff_id=school.counselor.staff_id,
+    )
     with pytest.raises(InterventionsRequired):
         app.close_case(school.principal, cid, reason="结案")
-    app.plan_intervention(school.safety, cid, student_id=school.student(BULLYING), kind="education",
-                          plan="专门教育计划", responsible_staff_id=school.teacher.staff_id)
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(BULLYING),
+        kind="education",
+        plan="专门教育计划",
+        responsible_staff_id=school.teacher.staff_id,
+    )
     app.close_case(school.principal, cid, reason="双方干预已落实")
     assert case(app, school, cid).status == "closed"
 
@@ -371,8 +449,14 @@ def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, s
 def test_interventions_are_planned_only_after_the_determination_is_approved(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     with pytest.raises(DeterminationNotApproved):
-        app.plan_intervention(school.safety, cid, student_id=school.student(TARGETED), kind="counselling",
-                              plan="辅导", responsible_staff_id=school.counselor.staff_id)
+        app.plan_intervention(
+            school.safety,
+            cid,
+            student_id=school.student(TARGETED),
+            kind="counselling",
+            plan="辅导",
+            responsible_staff_id=school.counselor.staff_id,
+        )
 
 
 def test_an_intervention_records_progress_until_it_is_complete(app, school, clock):
@@ -382,7 +466,10 @@ def test_an_intervention_records_progress_until_it_is_complete(app, school, cloc
     app.complete_intervention(school.safety, cid, support, outcome="已恢复正常学习生活")
     i = case(app, school, cid).interventions[support]
     assert (i["active"], i["outcome"], [p["note"] for p in i["progress"]]) == (
-        False, "已恢复正常学习生活", ["第一次辅导，情绪稳定"])
+        False,
+        "已恢复正常学习生活",
+        ["第一次辅导，情绪稳定"],
+    )
     with pytest.raises(WrongState):
         app.record_intervention_progress(school.safety, cid, support, note="再次")
 
@@ -392,17 +479,40 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
     t = school.student(TARGETED)
     # given a support file of the targeted student (its stream belongs to the support module)
     file_id = str(uuid4())
-    app.db.execute("INSERT INTO {t}anxin_directory (stream_id, kind, school_id, subject_id, status) "
-                   "VALUES (?, 'file', ?, ?, 'open')", (file_id, school.id, t))
-    iid = app.plan_intervention(school.safety, cid, student_id=t, kind="counselling", plan="按一人一策辅导",
-                                responsible_staff_id=school.counselor.staff_id, support_file_id=file_id)
+    app.db.execute(
+        "INSERT INTO {t}anxin_directory (stream_id, kind, school_id, subject_id, status) "
+        "VALUES (?, 'file', ?, ?, 'open')",
+        (file_id, school.id, t),
+    )
+    iid = app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=t,
+        kind="counselling",
+        plan="按一人一策辅导",
+        responsible_staff_id=school.counselor.staff_id,
+        support_file_id=file_id,
+    )
     assert case(app, school, cid).interventions[iid]["support_file_id"] == file_id
     with pytest.raises(UnknownSupportFile):
-        app.plan_intervention(school.safety, cid, student_id=school.student(WITNESS), kind="counselling",
-                              plan="辅导", responsible_staff_id=school.counselor.staff_id, support_file_id=file_id)
+        app.plan_intervention(
+            school.safety,
+            cid,
+            student_id=school.student(WITNESS),
+            kind="counselling",
+            plan="辅导",
+            responsible_staff_id=school.counselor.staff_id,
+            support_file_id=file_id,
+        )
     with pytest.raises(UnknownStaff):
-        app.plan_intervention(school.safety, cid, student_id=t, kind="support", plan="帮扶",
-                              responsible_staff_id=school.supervisor.staff_id)
+        app.plan_intervention(
+            school.safety,
+            cid,
+            student_id=t,
+            kind="support",
+            plan="帮扶",
+            responsible_staff_id=school.supervisor.staff_id,
+        )
 
 
 # -- appeal -------------------------------------------------------------------------------------------
@@ -430,18 +540,33 @@ def test_an_appeal_after_the_policy_window_is_refused(app, school, clock):
         app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服")
     assert e.value.code == "appeal_window_closed"
     with pytest.raises(DeterminationNotApproved):
-        app.lodge_appeal(school.safety, given_case(app, school, clock, "determined"),
-                         party_id=school.student(BULLYING), grounds="不服")
+        app.lodge_appeal(
+            school.safety,
+            given_case(app, school, clock, "determined"),
+            party_id=school.student(BULLYING),
+            grounds="不服",
+        )
 
 
 def test_a_changed_determination_on_review_takes_effect_with_its_duties(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     aid = app.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="伤情鉴定为轻微伤")
-    new_id = app.record_appeal_outcome(school.safety, cid, aid, outcome="changed", bullying=True,
-                                       severity="suspected_offence", reason="复查认定涉嫌违反治安管理")
+    new_id = app.record_appeal_outcome(
+        school.safety,
+        cid,
+        aid,
+        outcome="changed",
+        bullying=True,
+        severity="suspected_offence",
+        reason="复查认定涉嫌违反治安管理",
+    )
     c = case(app, school, cid)
     assert (c.status, c.severity, c.determination["id"], c.determination["source"]) == (
-        "intervening", "suspected_offence", new_id, "appeal_review")
+        "intervening",
+        "suspected_offence",
+        new_id,
+        "appeal_review",
+    )
     with pytest.raises(MandatoryReportRequired):
         app.close_case(school.principal, cid, reason="结案")
     with pytest.raises(InvalidInput):
@@ -455,8 +580,7 @@ def test_a_review_that_reopens_the_investigation_restarts_it_with_a_new_due_date
     clock.advance(days=3)
     app.record_appeal_outcome(school.safety, cid, aid, outcome="reopened", reason="需补充调查新证人")
     c = case(app, school, cid)
-    assert (c.status, c.determination, c.investigation_due) == (
-        "investigating", None, clock.today + timedelta(days=10))
+    assert (c.status, c.determination, c.investigation_due) == ("investigating", None, clock.today + timedelta(days=10))
     app.record_statement(school.safety, cid, text="我当时也在场", from_student_id=school.student(WITNESS))
     with pytest.raises(DeterminationNotApproved):
         app.close_case(school.principal, cid, reason="结案")
@@ -471,7 +595,10 @@ def test_follow_ups_fall_due_at_the_policy_interval_and_surface_when_missed(app,
     fid = app.record_follow_up(school.safety, cid, notes="双方关系正常，未再发生")
     c = case(app, school, cid)
     assert (c.status, c.next_follow_up_due, c.follow_ups[fid]["held_on"]) == (
-        "following_up", clock.today + timedelta(days=30), clock.today)
+        "following_up",
+        clock.today + timedelta(days=30),
+        clock.today,
+    )
     clock.advance(days=31)
     assert app.case_status(school.teacher, cid)["overdue"] is True
     app.record_follow_up(school.safety, cid, notes="第二次回访正常")
@@ -504,7 +631,11 @@ def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, scho
     app.reopen_case(school.safety, cid, reason="同一学生再次在宿舍实施欺凌")
     c = case(app, school, cid)
     assert (c.status, c.cycle, c.investigation_due, c.determination) == (
-        "reopened", 1, clock.today + timedelta(days=10), None)
+        "reopened",
+        1,
+        clock.today + timedelta(days=10),
+        None,
+    )
     # the recurrence is investigated and determined again, and needs its own interventions
     app.start_investigation(school.safety, cid)
     app.complete_investigation(school.safety, cid, findings="再次发生属实")
@@ -533,9 +664,16 @@ def test_a_correction_is_a_new_event_that_names_what_it_corrects_and_keeps_the_o
     assert corrected["NarrativeCorrected"].corrects == "narrative"
     assert corrected["ReportCorrected"].changes == {"place": "教学楼二楼走廊", "forms": ["physical"]}
     c = case(app, school, cid)
-    assert (c.statements[sid]["text"], c.statements[sid]["corrections"][0]["previous"]) == ("他推了我三次", "他推了我两次")
+    assert (c.statements[sid]["text"], c.statements[sid]["corrections"][0]["previous"]) == (
+        "他推了我三次",
+        "他推了我两次",
+    )
     assert (c.evidence[ev]["reference"], c.narrative, c.place, c.forms) == (
-        "A-2", "课间在走廊被推倒", "教学楼二楼走廊", ["physical"])
+        "A-2",
+        "课间在走廊被推倒",
+        "教学楼二楼走廊",
+        ["physical"],
+    )
     assert [x["reason"] for x in c.corrections] == ["笔录誊写错误", "编号写错", "原记录夸大", "地点与形式更正"]
     with pytest.raises(InvalidInput):
         app.correct_statement(school.safety, cid, sid, text="再改", reason=" ")
@@ -562,8 +700,9 @@ def test_a_class_teacher_sees_only_a_status_line_of_a_case_of_their_class(app, s
 
 def test_a_class_teacher_cannot_see_a_case_of_another_class_at_all(app, school, clock):
     theirs = given_case(app, school, clock)
-    other = given_case(app, school, clock, parties=[(school.student(OTHER), "targeted"),
-                                                    (school.student(BULLYING), "bullying")])
+    other = given_case(
+        app, school, clock, parties=[(school.student(OTHER), "targeted"), (school.student(BULLYING), "bullying")]
+    )
     with pytest.raises(PermissionDenied):
         app.case_status(school.teacher, other)
     with pytest.raises(PermissionDenied):
@@ -602,8 +741,9 @@ def test_every_case_command_is_gated_before_it_does_anything(app, school, clock)
         lambda a: app.approve_determination(a, cid, reason="r"),
         lambda a: app.return_determination(a, cid, reason="r"),
         lambda a: app.record_mandatory_report(a, cid, agency="派出所", reported_at=clock.now),
-        lambda a: app.plan_intervention(a, cid, student_id=t, kind="support", plan="p",
-                                        responsible_staff_id=school.teacher.staff_id),
+        lambda a: app.plan_intervention(
+            a, cid, student_id=t, kind="support", plan="p", responsible_staff_id=school.teacher.staff_id
+        ),
         lambda a: app.lodge_appeal(a, cid, party_id=t, grounds="g"),
         lambda a: app.record_follow_up(a, cid, notes="n"),
         lambda a: app.close_case(a, cid, reason="r"),
@@ -626,8 +766,12 @@ def test_every_case_command_is_gated_before_it_does_anything(app, school, clock)
 
 def test_an_administrator_cannot_read_any_case_content(app, school, clock):
     cid = given_case(app, school, clock)
-    for read in (lambda: app.get_case(ADMIN, cid), lambda: app.case_status(ADMIN, cid),
-                 lambda: app.cases_of_school(ADMIN, school.id), lambda: app.case_parties(ADMIN, cid)):
+    for read in (
+        lambda: app.get_case(ADMIN, cid),
+        lambda: app.case_status(ADMIN, cid),
+        lambda: app.cases_of_school(ADMIN, school.id),
+        lambda: app.case_parties(ADMIN, cid),
+    ):
         with pytest.raises(PermissionDenied):
             read()
 

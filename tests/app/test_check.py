@@ -92,7 +92,8 @@ def test_check_reports_views_behind_the_log(store: Store, app: Anxin, school: Sc
     head = app.recorder.max_notification_id()
     assert r.returncode == 2, r.stdout + r.stderr
     assert [line for line in findings(r.stdout) if line.startswith("异常：")] == [
-        f"异常：视图 timeline 落后日志 {head} 个事件（位置 0，日志 {head}；上限 5）"]
+        f"异常：视图 timeline 落后日志 {head} 个事件（位置 0，日志 {head}；上限 5）"
+    ]
 
 
 def test_check_refuses_a_wrong_master_key_with_a_message(store: Store, app: Anxin, school: School) -> None:
@@ -144,8 +145,16 @@ def test_readyz_is_503_while_the_views_lag_beyond_the_bound(
     other = Core(store.config, [store.master_key], clock=clock)
     try:
         for no in ("2026101", "2026102"):
-            other.enrol_student(ADMIN, school_id=school.id, student_no=no, name="新同学", gender="女",
-                                birth_date=clock.today.replace(year=2013), grade="七年级", class_name="七年级1班")
+            other.enrol_student(
+                ADMIN,
+                school_id=school.id,
+                student_no=no,
+                name="新同学",
+                gender="女",
+                birth_date=clock.today.replace(year=2013),
+                grade="七年级",
+                class_name="七年级1班",
+            )
     finally:
         other.close()
 
@@ -159,15 +168,15 @@ def test_readyz_is_503_while_the_views_lag_beyond_the_bound(
     assert client.get("/readyz").status_code == 200
 
 
-def test_readyz_is_503_when_the_key_check_fails(
-    client: TestClient, store: Store, app: Anxin, school: School
-) -> None:
+def test_readyz_is_503_when_the_key_check_fails(client: TestClient, store: Store, app: Anxin, school: School) -> None:
     # given a data key wrapped by a master key this process does not hold (another host
     # rotated to a key this one was never given)
     stranger = MasterKey.generate()
     sid = uuid4().hex
-    Raw(store, app)("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)",
-                    (sid, stranger.wrap(sid, os.urandom(32)), stranger.kek_id))
+    Raw(store, app)(
+        "INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)",
+        (sid, stranger.wrap(sid, os.urandom(32)), stranger.kek_id),
+    )
 
     # when readiness is asked, then 503 with the key check named (and no key id, no stream id)
     r = client.get("/readyz")

@@ -49,6 +49,7 @@ def test_the_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_pa
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from anxin.app import Core\n"
-        "def f():\n    import web.app\n    from . import sibling\n")
+        "def f():\n    import web.app\n    from . import sibling\n"
+    )
     # then both are seen, and a relative import is not taken for a package
     assert imports_of("pkg", tmp_path) == {"pkg/m.py": {"typing", "anxin", "web"}}

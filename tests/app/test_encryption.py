@@ -49,9 +49,24 @@ SESSION = "来访者谈到夜里反复做噩梦"
 CRISIS = "在天台边徘徊被保安发现"
 GOAL = "重建与母亲的信任关系"
 SECRETS = [
-    STUDENT_NAME, STUDENT_NAME_ASCII, CORRECTED_NAME, GUARDIAN, GUARDIAN_PHONE, OTHER_PHONE,
-    STAFF_NAME, NOTE, NOTE_ASCII, CONCERN, CORRECTION, BREAK_GLASS,
-    NARRATIVE, STATEMENT, EVIDENCE, SESSION, CRISIS, GOAL,
+    STUDENT_NAME,
+    STUDENT_NAME_ASCII,
+    CORRECTED_NAME,
+    GUARDIAN,
+    GUARDIAN_PHONE,
+    OTHER_PHONE,
+    STAFF_NAME,
+    NOTE,
+    NOTE_ASCII,
+    CONCERN,
+    CORRECTION,
+    BREAK_GLASS,
+    NARRATIVE,
+    STATEMENT,
+    EVIDENCE,
+    SESSION,
+    CRISIS,
+    GOAL,
 ]
 
 
@@ -102,35 +117,70 @@ def key_ids(app: Anxin) -> set[str]:
 
 
 def stream_ids_with_events(app: Anxin) -> set[str]:
-    return {stream_key(UUID(str(r[0]))) for r in app.db.fetch(f"SELECT DISTINCT originator_id FROM {events_table(app)}")}
+    return {
+        stream_key(UUID(str(r[0]))) for r in app.db.fetch(f"SELECT DISTINCT originator_id FROM {events_table(app)}")
+    }
 
 
 def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     """A student, a staff member, a pairing with check-ins, corrections and a break-glass read."""
     sid = app.enrol_student(
-        ADMIN, school_id=school.id, student_no="2026101", name=STUDENT_NAME, gender="女",
-        birth_date=date(2013, 2, 3), grade="七年级", class_name="七年级1班",
-        guardians=[{"name": GUARDIAN, "phone": GUARDIAN_PHONE}], tags=["留守儿童"],
+        ADMIN,
+        school_id=school.id,
+        student_no="2026101",
+        name=STUDENT_NAME,
+        gender="女",
+        birth_date=date(2013, 2, 3),
+        grade="七年级",
+        class_name="七年级1班",
+        guardians=[{"name": GUARDIAN, "phone": GUARDIAN_PHONE}],
+        tags=["留守儿童"],
     )
     ascii_id = app.enrol_student(
-        ADMIN, school_id=school.id, student_no="2026102", name=STUDENT_NAME_ASCII, gender="男",
-        birth_date=date(2013, 4, 5), grade="七年级", class_name="七年级1班",
+        ADMIN,
+        school_id=school.id,
+        student_no="2026102",
+        name=STUDENT_NAME_ASCII,
+        gender="男",
+        birth_date=date(2013, 4, 5),
+        grade="七年级",
+        class_name="七年级1班",
         guardians=[{"name": "Lindqvist Senior", "phone": OTHER_PHONE}],
     )
-    staff = app.actor(app.add_staff(ADMIN, username="t-0042", name=STAFF_NAME, school_id=school.id,
-                                    roles=["class_teacher"], classes=["七年级1班"]))
+    staff = app.actor(
+        app.add_staff(
+            ADMIN,
+            username="t-0042",
+            name=STAFF_NAME,
+            school_id=school.id,
+            roles=["class_teacher"],
+            classes=["七年级1班"],
+        )
+    )
     pid = app.pair(school.principal, staff_id=staff.staff_id, student_id=sid)
     clock.advance(days=1)
-    ci = app.record_check_in(staff, pid, held_on=clock.today, notes={"thinking": NOTE, "studies": NOTE_ASCII},
-                             concern=True, concern_note=CONCERN)
+    ci = app.record_check_in(
+        staff,
+        pid,
+        held_on=clock.today,
+        notes={"thinking": NOTE, "studies": NOTE_ASCII},
+        concern=True,
+        concern_note=CONCERN,
+    )
     app.correct_check_in(staff, pid, ci, reason=CORRECTION, notes={"family": NOTE})
     app.correct_student(ADMIN, sid, {"name": CORRECTED_NAME}, reason="户籍核对")
     app.get_student(school.supervisor, sid, break_glass=BREAK_GLASS)
     app.take_snapshot(UUID(pid))
     # a bullying case with its narrative, a statement and an evidence note
     case = app.report_bullying(
-        staff, school_id=school.id, channel="student", occurred_at=clock.now, place="三楼厕所",
-        forms=["property"], parties=[(sid, "targeted"), (ascii_id, "bullying")], narrative=NARRATIVE,
+        staff,
+        school_id=school.id,
+        channel="student",
+        occurred_at=clock.now,
+        place="三楼厕所",
+        forms=["property"],
+        parties=[(sid, "targeted"), (ascii_id, "bullying")],
+        narrative=NARRATIVE,
     )
     app.start_investigation(school.safety, case)
     app.record_statement(school.safety, case, text=STATEMENT, from_person="保洁员")
@@ -139,13 +189,23 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
     fid = app.open_support_file(school.counselor, sid, category="自伤风险", risk_level="key", reason="筛查提示")
     app.draw_up_plan(school.counselor, fid, goals=[GOAL], measures=[{"text": "每周辅导", "by": "心理老师"}])
     app.record_session(school.counselor, fid, held_on=clock.today, summary=SESSION)
-    app.record_crisis_intervention(school.counselor, fid, occurred_on=clock.today, what_happened=CRISIS,
-                                   actions_taken="陪护并通知家长")
-    app.import_screenings(school.counselor, school.id,
-                          "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)) + "\n"
-                          f"2026102,PHQ-9,{clock.today.isoformat()},1,1,2,1,0,1,0,1,0\n")
-    return {"student": sid, "ascii_student": ascii_id, "pairing": pid, "staff": staff.staff_id, "case": case,
-            "file": fid}
+    app.record_crisis_intervention(
+        school.counselor, fid, occurred_on=clock.today, what_happened=CRISIS, actions_taken="陪护并通知家长"
+    )
+    app.import_screenings(
+        school.counselor,
+        school.id,
+        "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)) + "\n"
+        f"2026102,PHQ-9,{clock.today.isoformat()},1,1,2,1,0,1,0,1,0\n",
+    )
+    return {
+        "student": sid,
+        "ascii_student": ascii_id,
+        "pairing": pid,
+        "staff": staff.staff_id,
+        "case": case,
+        "file": fid,
+    }
 
 
 # -- 1. nothing personal in the stored bytes -------------------------------------------------
@@ -180,9 +240,14 @@ def test_stored_topics_and_clear_columns_name_no_one(app: Anxin, school: School,
     for table in ("anxin_directory", "anxin_links", "anxin_staff", "anxin_schools", "anxin_keys"):
         for row in app.db.fetch(f"SELECT * FROM {{t}}{table}"):
             clear.extend(v for v in row if isinstance(v, str))
-    clear.extend(v for r in app.db.fetch(  # the audit trail: every event and access decision
-        "SELECT at, kind, actor_id, subject, detail, payload_hash, prev_hash, entry_hash FROM {t}anxin_audit"
-    ) for v in r if v is not None)
+    clear.extend(
+        v
+        for r in app.db.fetch(  # the audit trail: every event and access decision
+            "SELECT at, kind, actor_id, subject, detail, payload_hash, prev_hash, entry_hash FROM {t}anxin_audit"
+        )
+        for v in r
+        if v is not None
+    )
 
     # then topics are class paths only, and no clear value holds a secret
     assert topics >= {"domain.roster:Student.Enrolled", "domain.pairing:Pairing.CheckInRecorded"}
@@ -195,7 +260,7 @@ def test_stored_topics_and_clear_columns_name_no_one(app: Anxin, school: School,
 def test_a_ciphertext_copied_into_another_streams_row_is_detected(app: Anxin, school: School) -> None:
     # given two students, each with one Enrolled event
     a, b = school.student("2026001"), school.student("2026002")
-    (_, _, a_state), = event_rows(app, a)
+    ((_, _, a_state),) = event_rows(app, a)
 
     # when student a's ciphertext is copied into student b's row
     set_state(app, b, 1, a_state)
@@ -230,7 +295,7 @@ def test_two_versions_swapped_within_a_stream_are_detected(app: Anxin, school: S
 def test_a_flipped_byte_or_a_changed_topic_is_detected(app: Anxin, school: School) -> None:
     # given a student's stored event
     sid = school.student("2026003")
-    (_, topic, state), = event_rows(app, sid)
+    ((_, topic, state),) = event_rows(app, sid)
 
     # when one byte of the ciphertext is flipped
     flipped = bytearray(state)
@@ -278,10 +343,18 @@ def test_a_failed_save_stores_no_key_and_forgets_the_new_one(
     first.change_cadence(cadence_days=7, reason="重点关注", actor="x", at=clock())
     app._save(first)
     stale.change_cadence(cadence_days=21, reason="放宽", actor="x", at=clock())
-    newcomer = app._new_student(ADMIN, school.id, {
-        "student_no": "2026150", "name": "新生甲", "gender": "男", "birth_date": date(2013, 1, 1),
-        "grade": "七年级", "class_name": "七年级1班",
-    })
+    newcomer = app._new_student(
+        ADMIN,
+        school.id,
+        {
+            "student_no": "2026150",
+            "name": "新生甲",
+            "gender": "男",
+            "birth_date": date(2013, 1, 1),
+            "grade": "七年级",
+            "class_name": "七年级1班",
+        },
+    )
     sid = stream_key(newcomer.id)
     keys_before = key_ids(app)
 
@@ -298,8 +371,16 @@ def test_a_failed_save_stores_no_key_and_forgets_the_new_one(
     assert app._load(pid, Pairing).cadence_days == 7
 
     # and enrolling the student afresh works and another instance reads it with the stored key
-    new_id = app.enrol_student(ADMIN, school_id=school.id, student_no="2026150", name="新生甲", gender="男",
-                               birth_date=date(2013, 1, 1), grade="七年级", class_name="七年级1班")
+    new_id = app.enrol_student(
+        ADMIN,
+        school_id=school.id,
+        student_no="2026150",
+        name="新生甲",
+        gender="男",
+        birth_date=date(2013, 1, 1),
+        grade="七年级",
+        class_name="七年级1班",
+    )
     assert new_id == str(newcomer.id)
     assert store.open(clock).get_student(school.principal, new_id).name == "新生甲"
 
@@ -314,8 +395,16 @@ def test_two_instances_on_one_store_read_and_extend_each_others_streams(
 
     # when each writes to streams the other created
     other.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "在另一个实例中记录"})
-    sid = other.enrol_student(ADMIN, school_id=school.id, student_no="2026160", name="实例乙学生", gender="女",
-                              birth_date=date(2013, 1, 1), grade="七年级", class_name="七年级2班")
+    sid = other.enrol_student(
+        ADMIN,
+        school_id=school.id,
+        student_no="2026160",
+        name="实例乙学生",
+        gender="女",
+        birth_date=date(2013, 1, 1),
+        grade="七年级",
+        class_name="七年级2班",
+    )
     app.correct_student(ADMIN, sid, {"grade": "八年级"}, reason="升级")
 
     # then each reads what the other wrote
@@ -332,8 +421,14 @@ def test_two_instances_creating_the_same_student_get_one_stream_and_one_key(
 ) -> None:
     # given two instances that both build the same new student (same school and number)
     other = store.open(clock)
-    fields = {"student_no": "2026170", "name": "同号学生", "gender": "男", "birth_date": date(2013, 1, 1),
-              "grade": "七年级", "class_name": "七年级1班"}
+    fields = {
+        "student_no": "2026170",
+        "name": "同号学生",
+        "gender": "男",
+        "birth_date": date(2013, 1, 1),
+        "grade": "七年级",
+        "class_name": "七年级1班",
+    }
     mine, theirs = app._new_student(ADMIN, school.id, dict(fields)), other._new_student(ADMIN, school.id, dict(fields))
     assert mine.id == theirs.id
 
@@ -355,11 +450,19 @@ def test_a_bulk_save_stores_every_new_key_in_one_write(
 ) -> None:
     # given n new students built but not saved
     students = [
-        app._new_student(ADMIN, school.id, {
-            "student_no": f"2027{i:03d}", "name": f"批量学生{i}", "gender": "女", "birth_date": date(2013, 1, 1),
-            "grade": "七年级", "class_name": "七年级2班",
-            "guardians": [{"name": f"家长{i}", "phone": "13700000000"}],
-        })
+        app._new_student(
+            ADMIN,
+            school.id,
+            {
+                "student_no": f"2027{i:03d}",
+                "name": f"批量学生{i}",
+                "gender": "女",
+                "birth_date": date(2013, 1, 1),
+                "grade": "七年级",
+                "class_name": "七年级2班",
+                "guardians": [{"name": f"家长{i}", "phone": "13700000000"}],
+            },
+        )
         for i in range(n)
     ]
     keys_before = key_ids(app)
@@ -388,8 +491,10 @@ def test_a_bulk_save_with_one_existing_student_stores_nothing_and_spoils_no_key(
 ) -> None:
     # given a batch of 25 new students plus one whose number is already enrolled
     fields = {"gender": "男", "birth_date": date(2013, 1, 1), "grade": "七年级", "class_name": "七年级1班"}
-    batch = [app._new_student(ADMIN, school.id, {**fields, "student_no": f"2028{i:03d}", "name": f"导入{i}"})
-             for i in range(25)]
+    batch = [
+        app._new_student(ADMIN, school.id, {**fields, "student_no": f"2028{i:03d}", "name": f"导入{i}"})
+        for i in range(25)
+    ]
     batch.append(app._new_student(ADMIN, school.id, {**fields, "student_no": "2026002", "name": "重复学号"}))
     keys_before, events_before = key_ids(app), all_event_rows(app)
 
@@ -417,8 +522,11 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
     other = store.open(clock)
     assert other.get_student(school.principal, sid).name == "张小明"
     assert "张小明" in {r.name for r in other.list_students(school.principal, school.id)}
-    student_notes = {n.id for n in app.recorder.select_notifications(start=1, limit=10_000)
-                     if stream_key(n.originator_id) in (UUID(sid).hex, UUID(pid).hex)}
+    student_notes = {
+        n.id
+        for n in app.recorder.select_notifications(start=1, limit=10_000)
+        if stream_key(n.originator_id) in (UUID(sid).hex, UUID(pid).hex)
+    }
 
     # when the administrator shreds the student's key
     kind = app.shred(ADMIN, sid, reason="保留期满，依规删除")
@@ -479,9 +587,7 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
     assert count == len(live_keys)
     keys_after = app.db.all_keys()
     assert {r[2] for r in keys_after if r[1] is not None} == {new_key.kek_id}
-    assert [r for r in keys_after if r[1] is None] == [
-        (UUID(school.student("2026004")).hex, None, old_key.kek_id)
-    ]
+    assert [r for r in keys_after if r[1] is None] == [(UUID(school.student("2026004")).hex, None, old_key.kek_id)]
     assert all_event_rows(app) == events_before and all_snapshot_rows(app) == snapshots_before
 
     # and a fresh instance with only the new key reads everything
@@ -497,8 +603,16 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
         store.open(clock, keys=[old_key])
 
     # and the rotating instance keeps working under the new key
-    sid = app.enrol_student(ADMIN, school_id=school.id, student_no="2026180", name="轮换后学生", gender="男",
-                            birth_date=date(2013, 1, 1), grade="七年级", class_name="七年级1班")
+    sid = app.enrol_student(
+        ADMIN,
+        school_id=school.id,
+        student_no="2026180",
+        name="轮换后学生",
+        gender="男",
+        birth_date=date(2013, 1, 1),
+        grade="七年级",
+        class_name="七年级1班",
+    )
     assert app.db.fetch_key(UUID(sid).hex)[1] == new_key.kek_id  # type: ignore[index]
     assert fresh.get_student(school.principal, sid).name == "轮换后学生"
 
@@ -568,7 +682,10 @@ def test_a_rotation_through_the_key_file_leaves_a_store_readable_with_the_new_fi
     assert [k.kek_id for k in kf.load_all()] == [app.keystore.master.kek_id]
     after = store.open(clock, keys=kf.load_all())
     assert [r.name for r in after.list_students(school.principal, school.id)] == [
-        "张小明", "李小红", "王小刚", "赵小丽"
+        "张小明",
+        "李小红",
+        "王小刚",
+        "赵小丽",
     ]
 
 

@@ -41,16 +41,22 @@ def scene(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     ids["other_pairing"] = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=s2)
     clock.advance(days=1)
     app.record_check_in(school.teacher, ids["pairing"], held_on=clock.today, notes={"family": "父母外出务工"})
-    ids["file"] = app.open_support_file(school.counselor, s1, category="情绪困扰", risk_level="key",
-                                        reason="情绪低落")
+    ids["file"] = app.open_support_file(school.counselor, s1, category="情绪困扰", risk_level="key", reason="情绪低落")
     app.record_session(school.counselor, ids["file"], held_on=clock.today, summary="建立关系")
-    app.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today,
-                         answers="0,1,0,1,0,0,1,0,0")
+    app.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers="0,1,0,1,0,0,1,0,0")
     ids["screening"] = app.db.fetchone(
-        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'screening' AND subject_id = ?", (s1,))[0]
+        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'screening' AND subject_id = ?", (s1,)
+    )[0]
     ids["case"] = app.report_bullying(
-        school.safety, school_id=school.id, channel="teacher", occurred_at=clock.now - timedelta(hours=2),
-        place="操场", forms=["verbal"], parties=[(s1, "targeted"), (s3, "bullying")], narrative="张小明被起外号")
+        school.safety,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=2),
+        place="操场",
+        forms=["verbal"],
+        parties=[(s1, "targeted"), (s3, "bullying")],
+        narrative="张小明被起外号",
+    )
     return ids
 
 
@@ -65,13 +71,16 @@ def erased_flags(app: Anxin, ids: list[str]) -> dict[str, tuple[bool, bool]]:
 
 
 def shred_entries(app: Anxin) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in app.db.fetch(
-        "SELECT subject, detail FROM {t}anxin_audit WHERE kind = 'shred' ORDER BY seq")]
+    return [
+        (r[0], r[1])
+        for r in app.db.fetch("SELECT subject, detail FROM {t}anxin_audit WHERE kind = 'shred' ORDER BY seq")
+    ]
 
 
 # -- the application ----------------------------------------------------------------------------
 def test_shredding_a_student_destroys_their_own_streams_and_lists_the_shared_case(
-        store: Store, app: Anxin, school: School, clock: Clock) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given the scene, and a second instance (another process) that has read it all
     ids = scene(app, school, clock)
     other = store.open(clock)
@@ -86,13 +95,17 @@ def test_shredding_a_student_destroys_their_own_streams_and_lists_the_shared_cas
     # the case kept, with the student's part in it
     assert done == plan
     assert [(e.kind, e.stream_id) for e in done.destroyed] == [
-        ("student", ids["student"]), ("file", ids["file"]), ("pairing", ids["pairing"]),
-        ("screening", ids["screening"])]
+        ("student", ids["student"]),
+        ("file", ids["file"]),
+        ("pairing", ids["pairing"]),
+        ("screening", ids["screening"]),
+    ]
     assert [(e.kind, e.stream_id, e.parts) for e in done.kept] == [("case", ids["case"], ("targeted",))]
     own = [ids[k] for k in ("student", "pairing", "file", "screening")]
     assert erased_flags(app, own) == {sid: (True, True) for sid in own}
     assert erased_flags(app, [ids["case"], ids["other"], ids["other_pairing"], ids["bully"]]) == {
-        sid: (False, False) for sid in (ids["case"], ids["other"], ids["other_pairing"], ids["bully"])}
+        sid: (False, False) for sid in (ids["case"], ids["other"], ids["other_pairing"], ids["bully"])
+    }
     # and on either instance nothing of them reads, while the rest does
     for instance in (app, other):
         with pytest.raises(Erased):
@@ -108,13 +121,15 @@ def test_shredding_a_student_destroys_their_own_streams_and_lists_the_shared_cas
     entries = shred_entries(app)
     assert entries[0] == (ids["student"], '{"kind":"student"}')
     assert sorted(entries[1:]) == sorted(
-        (ids[k], json.dumps({"kind": k, "of": ids["student"]}, separators=(",", ":"))) for k in
-        ("pairing", "file", "screening"))
+        (ids[k], json.dumps({"kind": k, "of": ids["student"]}, separators=(",", ":")))
+        for k in ("pairing", "file", "screening")
+    )
     assert audit.verify(app).ok
 
 
 def test_shredding_again_finishes_what_an_earlier_shred_left_and_then_refuses(
-        app: Anxin, school: School, clock: Clock) -> None:
+    app: Anxin, school: School, clock: Clock
+) -> None:
     # given a student whose own stream alone was shredded (as versions before this one did)
     ids = scene(app, school, clock)
     with app.db.transaction() as c:
@@ -132,7 +147,8 @@ def test_shredding_again_finishes_what_an_earlier_shred_left_and_then_refuses(
 
 
 def test_a_failure_inside_the_shred_leaves_everything_as_it_was(
-        app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given the scene, and an audit append that fails after the keys were nulled in the transaction
     ids = scene(app, school, clock)
     entries_before = shred_entries(app)
@@ -174,16 +190,32 @@ app.erase(ADMIN, spec["student"], reason="保存期限届满")
 
 
 def test_a_process_killed_in_the_middle_of_a_shred_leaves_all_or_nothing(
-        store: Store, app: Anxin, school: School, clock: Clock) -> None:
+    store: Store, app: Anxin, school: School, clock: Clock
+) -> None:
     # given the scene
     ids = scene(app, school, clock)
-    spec = {"url": store.config.url, "data_dir": str(store.data_dir), "schema": store.schema,
-            "key": store.master_key.encode(), "student": ids["student"]}
+    spec = {
+        "url": store.config.url,
+        "data_dir": str(store.data_dir),
+        "schema": store.schema,
+        "key": store.master_key.encode(),
+        "student": ids["student"],
+    }
 
     # when a process shreds the student and is killed (SIGKILL) inside the transaction
-    r = subprocess.run([sys.executable, "-c", KILLED_MID_SHRED, json.dumps(spec)], capture_output=True, text=True,
-                       timeout=120, cwd=Path(__file__).resolve().parents[1], env=os.environ | {"PYTHONPATH": os.pathsep.join(
-                           [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])])})
+    r = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_SHRED, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        env=os.environ
+        | {
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
+            )
+        },
+    )
     assert r.returncode == -signal.SIGKILL and "dying" in r.stdout, r.stderr
 
     # then nothing of it is there: a fresh instance reads everything, and the trail verifies
@@ -198,7 +230,8 @@ def test_a_process_killed_in_the_middle_of_a_shred_leaves_all_or_nothing(
 
 # -- the command line ---------------------------------------------------------------------------
 def test_the_cli_says_what_a_student_shred_destroys_and_what_it_leaves(
-        run_cli: Any, app: Anxin, school: School, clock: Clock) -> None:
+    run_cli: Any, app: Anxin, school: School, clock: Clock
+) -> None:
     # given the scene
     ids = scene(app, school, clock)
 
@@ -223,7 +256,8 @@ def test_the_cli_says_what_a_student_shred_destroys_and_what_it_leaves(
 
 
 def test_the_cli_shreds_a_shared_case_only_when_named_by_its_id(
-        run_cli: Any, app: Anxin, school: School, clock: Clock) -> None:
+    run_cli: Any, app: Anxin, school: School, clock: Clock
+) -> None:
     ids = scene(app, school, clock)
 
     code, out, err = run_cli("shred", "--stream", ids["case"], "--yes")
@@ -238,14 +272,21 @@ def test_the_cli_shreds_a_shared_case_only_when_named_by_its_id(
 def served(store: Store, app: Anxin, school: School, clock: Clock) -> Iterator[tuple[Browser, dict[str, str]]]:
     """The scene served by a web application on instance `app`, a principal logged in."""
     ids = scene(app, school, clock)
-    app.add_staff(ADMIN, username="head", name="钱校长", school_id=school.id, roles=["principal"],
-                  password_hash=hash_password(PASSWORD))
+    app.add_staff(
+        ADMIN,
+        username="head",
+        name="钱校长",
+        school_id=school.id,
+        roles=["principal"],
+        password_hash=hash_password(PASSWORD),
+    )
     with TestClient(create_app(app, background_seconds=None), base_url="http://testserver") as client:
         yield Browser(client, None).login("head", PASSWORD), ids
 
 
 def test_a_running_server_stops_showing_names_shredded_by_another_process(
-        store: Store, served: tuple[Browser, dict[str, str]], school: School, clock: Clock) -> None:
+    store: Store, served: tuple[Browser, dict[str, str]], school: School, clock: Clock
+) -> None:
     # given the support register, which shows the student and their counselor by name
     browser, ids = served
     page = browser.get("/support")
@@ -264,8 +305,8 @@ def test_a_running_server_stops_showing_names_shredded_by_another_process(
 
 
 def test_a_running_server_keeps_its_name_cache_while_nothing_is_shredded(
-        store: Store, served: tuple[Browser, dict[str, str]], school: School, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, served: tuple[Browser, dict[str, str]], school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a page seen once (names now cached)
     browser, _ids = served
     assert "刘心理" in browser.get("/support").text
@@ -282,11 +323,19 @@ def test_a_running_server_keeps_its_name_cache_while_nothing_is_shredded(
 
 
 def test_the_shred_pages_list_what_is_destroyed_and_what_stays(
-        served: tuple[Browser, dict[str, str]], store: Store, app: Anxin, school: School) -> None:
+    served: tuple[Browser, dict[str, str]], store: Store, app: Anxin, school: School
+) -> None:
     # given an administrator of the district
     _browser, ids = served
-    app.add_staff(ADMIN, username="root", name="管理员", school_id=None, roles=["administrator"],
-                  password_hash=hash_password(PASSWORD), district="default")
+    app.add_staff(
+        ADMIN,
+        username="root",
+        name="管理员",
+        school_id=None,
+        roles=["administrator"],
+        password_hash=hash_password(PASSWORD),
+        district="default",
+    )
     admin = Browser(_browser.client, None).login("root", PASSWORD)
 
     # when they look at the student before shredding
@@ -299,9 +348,10 @@ def test_the_shred_pages_list_what_is_destroyed_and_what_stays(
     assert "将销毁密钥的记录（4 条）" in page.text and "不会删除的共享记录（1 条" in page.text
     assert "被欺凌学生" in page.text and "张小明" not in page.text
     # and confirming destroys them and says how many
-    done = admin.post("/admin/shred/confirm", {"school": school.id, "student_no": "2026001",
-                                               "reason": "保存期限届满", "confirm": "2026001"})
+    done = admin.post(
+        "/admin/shred/confirm",
+        {"school": school.id, "student_no": "2026001", "reason": "保存期限届满", "confirm": "2026001"},
+    )
     assert done.status_code == 303
     assert "共销毁 4 条记录的密钥；保留 1 条" in admin.get("/admin/shred").text
     assert app.is_erased(ids["file"]) and not app.is_erased(ids["case"])
-

@@ -34,11 +34,19 @@ ACTORS = {
 Scope = Callable[[Actor], Resource]
 
 
-def r(kind: str, school: str | None, *, id: str | None = "x1", classes: tuple[str, ...] = (),
-      mine: bool | None = None, district: str = DISTRICT) -> Scope:
+def r(
+    kind: str,
+    school: str | None,
+    *,
+    id: str | None = "x1",
+    classes: tuple[str, ...] = (),
+    mine: bool | None = None,
+    district: str = DISTRICT,
+) -> Scope:
     def build(actor: Actor) -> Resource:
         owner = None if mine is None else (actor.staff_id if mine else "someone-else")
         return Resource(kind, id, school, frozenset(classes), owner, district)
+
     return build
 
 
@@ -77,10 +85,16 @@ NEW_PAIRING_SCOPES = {
     "new, other school": r("pairing", OTHER_SCHOOL, id=None, classes=(CLASS,)),
 }
 SCHOOL_SCOPES = {"own school": r("school", SCHOOL, id=None), "other school": r("school", OTHER_SCHOOL, id=None)}
-STATS_SCOPES = {**SCHOOL_SCOPES, "district": r("district", None, id=None),
-                "other district": r("district", None, id=None, district="d2")}
-ACCOUNT_SCOPES = {"own school": r("account", SCHOOL, id=None), "other school": r("account", OTHER_SCHOOL, id=None),
-                  "no school": r("account", None, id=None)}
+STATS_SCOPES = {
+    **SCHOOL_SCOPES,
+    "district": r("district", None, id=None),
+    "other district": r("district", None, id=None, district="d2"),
+}
+ACCOUNT_SCOPES = {
+    "own school": r("account", SCHOOL, id=None),
+    "other school": r("account", OTHER_SCHOOL, id=None),
+    "no school": r("account", None, id=None),
+}
 KEY_SCOPES = {"keys": r("keys", None, id=None)}
 QUEUE_SCOPES = {
     "own": r("queue", SCHOOL, id=None, mine=True),
@@ -132,48 +146,63 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.CASE_REPORT, "new, own school")
         | cells(a.CASE_STATUS, "own class")
         | cells(a.FILE_OPEN, "new, own class")
-        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.PAIRING_READ, "owner")
+        | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
     ),
     "counselor": (
         cells(a.STUDENT_READ, "own class", "other class")
         | cells(a.CASE_REPORT, "new, own school")
-        | cells(a.FILE_LIST, "own school") | cells(a.SCREENING_IMPORT, "own school")
+        | cells(a.FILE_LIST, "own school")
+        | cells(a.SCREENING_IMPORT, "own school")
         | cells(a.STATS_READ, "own school")
         | cells(a.FILE_OPEN, "new, own class", "new, other class")
-        | cells(a.FILE_READ, "owner") | cells(a.FILE_WRITE, "owner")
-        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.FILE_READ, "owner")
+        | cells(a.FILE_WRITE, "owner")
+        | cells(a.PAIRING_READ, "owner")
+        | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
     ),
     "safety_lead": (
         cells(a.STUDENT_READ, "own class", "other class")
         | cells(a.CASE_REPORT, "new, own school")
-        | own(a.CASE_READ) | own(a.CASE_STATUS) | own(a.CASE_WRITE)
+        | own(a.CASE_READ)
+        | own(a.CASE_STATUS)
+        | own(a.CASE_WRITE)
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
-        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.PAIRING_READ, "owner")
+        | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
     ),
-    "principal": set().union(*(
-        own(action) for action in ACTION_SCOPES
-        if action not in (a.STUDENT_WRITE, a.ACCOUNT_ADMIN, a.KEYS_ADMIN, a.SHRED)
-    )),
+    "principal": set().union(
+        *(
+            own(action)
+            for action in ACTION_SCOPES
+            if action not in (a.STUDENT_WRITE, a.ACCOUNT_ADMIN, a.KEYS_ADMIN, a.SHRED)
+        )
+    ),
     # Without a stated reason a supervisor sees district statistics only.
     # The audit trail of their district they read in full (those reads are themselves audited).
     "supervisor": cells(a.STATS_READ, "own school", "other school", "district")
     | cells(a.AUDIT_READ, "own school", "other school", "district"),
     # Accounts, rosters and keys; never case content (separation of duties).
     "administrator": (
-        cells(a.STUDENT_READ, *STUDENT_SCOPES) | cells(a.STUDENT_WRITE, *ACTION_SCOPES[a.STUDENT_WRITE])
-        | cells(a.ACCOUNT_ADMIN, *ACCOUNT_SCOPES) | cells(a.KEYS_ADMIN, "keys") | cells(a.SHRED, "keys")
+        cells(a.STUDENT_READ, *STUDENT_SCOPES)
+        | cells(a.STUDENT_WRITE, *ACTION_SCOPES[a.STUDENT_WRITE])
+        | cells(a.ACCOUNT_ADMIN, *ACCOUNT_SCOPES)
+        | cells(a.KEYS_ADMIN, "keys")
+        | cells(a.SHRED, "keys")
     ),
     # An administrator on a school's staff is also staff: they may report a suspicion, and
     # keep their own pairing's check-ins (if paired), like every staff member.
     "school_administrator": (
-        own(a.STUDENT_READ) | own(a.STUDENT_WRITE)
+        own(a.STUDENT_READ)
+        | own(a.STUDENT_WRITE)
         | cells(a.ACCOUNT_ADMIN, "own school")  # keys and erasure are the district's: no school on them
         | cells(a.CASE_REPORT, "new, own school")
-        | cells(a.PAIRING_READ, "owner") | cells(a.PAIRING_WRITE, "owner")
+        | cells(a.PAIRING_READ, "owner")
+        | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
     ),
 }
@@ -227,8 +256,9 @@ def test_a_supervisor_with_a_stated_reason_may_read_named_records_across_the_dis
                     denied = decide(sup, action, resource, weak)
                     assert not denied.allowed and "理由" in denied.reason
                 # and never in another district
-                other = Resource(resource.kind, resource.id, resource.school_id, resource.classes,
-                                 resource.owner_id, "d2")
+                other = Resource(
+                    resource.kind, resource.id, resource.school_id, resource.classes, resource.owner_id, "d2"
+                )
                 assert not decide(sup, action, other, REASON).allowed
             else:
                 # a reason opens no writes, approvals or key work
@@ -267,8 +297,8 @@ def access_rows(app: Anxin, actor: Actor) -> list[tuple[int, str, str | None, in
     """The actor's `access` entries of the audit trail: (seq, action, resource id, allowed,
     rule, sealed break-glass reason)."""
     rows = app.db.fetch(
-        "SELECT seq, subject, detail, sealed FROM {t}anxin_audit WHERE kind = 'access' AND actor_id = ? "
-        "ORDER BY seq", (actor.staff_id,),
+        "SELECT seq, subject, detail, sealed FROM {t}anxin_audit WHERE kind = 'access' AND actor_id = ? ORDER BY seq",
+        (actor.staff_id,),
     )
     out = []
     for seq, subject, detail, sealed in rows:
@@ -373,8 +403,16 @@ def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School)
     with pytest.raises(PermissionDenied):
         app.list_students(other.principal, school.id)
     with pytest.raises(PermissionDenied):
-        app.enrol_student(school.principal, school_id=school.id, student_no="2026200", name="越权学生",
-                          gender="男", birth_date=date(2013, 1, 1), grade="七年级", class_name=CLASS)
+        app.enrol_student(
+            school.principal,
+            school_id=school.id,
+            student_no="2026200",
+            name="越权学生",
+            gender="男",
+            birth_date=date(2013, 1, 1),
+            grade="七年级",
+            class_name=CLASS,
+        )
     assert app.get_student(other.principal, other.student("2026001")).school_id == other.id
 
 
@@ -405,12 +443,13 @@ def test_a_command_the_domain_or_a_conflict_refuses_still_has_its_decision_recor
         app.record_check_in(school.teacher, pid, held_on=date(2099, 1, 1), notes={"thinking": "未来"})
     # ... and another is refused as a stale edit
     with pytest.raises(Conflict):
-        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "旧页面"},
-                            expected_version=0)
+        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "旧页面"}, expected_version=0)
     # then nothing was written, and both allowed decisions are on record all the same
     assert app.get_pairing(school.teacher, pid).version == 1
     assert [(r[1], r[3]) for r in access_rows(app, school.teacher) if r[1] == a.PAIRING_WRITE] == [
-        (a.PAIRING_WRITE, 1), (a.PAIRING_WRITE, 1)]
+        (a.PAIRING_WRITE, 1),
+        (a.PAIRING_WRITE, 1),
+    ]
     assert [k for k, _, _ in trail_tail(app, 2)] == ["access", "access"]
 
 
@@ -421,7 +460,9 @@ def test_decisions_made_together_are_all_recorded_even_when_one_is_denied(app: A
         app.get_student(school.teacher, school.student("2026003"))
     # then both decisions are on record, in order, allowed and denied
     assert [(r[2], r[3]) for r in access_rows(app, school.teacher)] == [
-        (school.student("2026001"), 1), (school.student("2026003"), 0)]
+        (school.student("2026001"), 1),
+        (school.student("2026003"), 0),
+    ]
 
 
 def test_a_report_records_its_decision_and_its_trail_entry_together(app: Anxin, school: School) -> None:
@@ -441,5 +482,7 @@ def test_a_report_records_its_decision_and_its_trail_entry_together(app: Anxin, 
     seq = app.db.fetchone("SELECT max(seq) FROM {t}anxin_audit")[0]
     periodic_report(app, school.principal, date_from=date(2026, 1, 1), date_to=date(2026, 6, 30))
     assert [(k, actor) for k, actor, _ in trail_tail(app, 2)] == [
-        ("access", school.principal.staff_id), ("report", school.principal.staff_id)]
+        ("access", school.principal.staff_id),
+        ("report", school.principal.staff_id),
+    ]
     assert app.db.fetchone("SELECT max(seq) FROM {t}anxin_audit")[0] == seq + 2

@@ -59,8 +59,15 @@ def env_of(store: Store, kf: MasterKeyFile) -> dict[str, str]:
 
 def cli(store: Store, kf: MasterKeyFile, *args: str) -> tuple[int, str, str]:
     """`anxin ARGS` in a process of its own, against this store and key file."""
-    r = subprocess.run([sys.executable, "-m", "anxin.cli", *args], cwd=ROOT, env=env_of(store, kf),
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [sys.executable, "-m", "anxin.cli", *args],
+        cwd=ROOT,
+        env=env_of(store, kf),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert "Traceback" not in r.stderr, r.stderr
     return r.returncode, r.stdout, r.stderr
 
@@ -102,19 +109,33 @@ def all_rows(store: Store, app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
 
         assert PG_URL
         with psycopg.connect(PG_URL) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
-                (store.schema,)).fetchall()]
-            return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {store.schema}.{t}").fetchall()))
-                    for t in sorted(tables)}
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+                    (store.schema,),
+                ).fetchall()
+            ]
+            return {
+                t: sorted(map(repr, conn.execute(f"SELECT * FROM {store.schema}.{t}").fetchall()))
+                for t in sorted(tables)
+            }
     with sqlite3.connect(store.config.sqlite_path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in sorted(tables)}
 
 
 def enrol(app: Anxin, school_id: str, no: str) -> str:
-    return app.enrol_student(ADMIN, school_id=school_id, student_no=no, name=f"学生{no}", gender="女",
-                             birth_date=date(2013, 2, 3), grade="七年级", class_name="七年级1班")
+    return app.enrol_student(
+        ADMIN,
+        school_id=school_id,
+        student_no=no,
+        name=f"学生{no}",
+        gender="女",
+        birth_date=date(2013, 2, 3),
+        grade="七年级",
+        class_name="七年级1班",
+    )
 
 
 # -- a rotation beside a running server -------------------------------------------------------
@@ -126,7 +147,12 @@ class Server:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "anxin.cli", "serve", "--port", str(self.port), "--workers", "2"],
-                cwd=ROOT, env=env_of(store, kf), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT,
+                env=env_of(store, kf),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while len(set(re.findall(r"serving in process (\d+)", log.read_text()))) < 2:
             assert self.proc.poll() is None, log.read_text()
@@ -153,10 +179,19 @@ def report_case(c: httpx.Client, n: int) -> int:
     """A teacher reports an incident: a new stream, so a new data key, wrapped by the server."""
     token = CSRF.search(c.get("/cases/new").text)
     assert token, "no CSRF token on the report form"
-    r = c.post("/cases/new", data={
-        "csrf_token": token.group(1), "channel": "teacher", "occurred_at": "2026-10-12T10:00",
-        "place": f"操场{n}", "forms": "verbal", "narrative": f"第{n}次报告", "student_no_0": "2026001",
-        "part_0": "targeted"})
+    r = c.post(
+        "/cases/new",
+        data={
+            "csrf_token": token.group(1),
+            "channel": "teacher",
+            "occurred_at": "2026-10-12T10:00",
+            "place": f"操场{n}",
+            "forms": "verbal",
+            "narrative": f"第{n}次报告",
+            "student_no_0": "2026001",
+            "part_0": "targeted",
+        },
+    )
     return r.status_code
 
 
@@ -166,8 +201,7 @@ def test_a_rotation_while_the_server_writes_strands_nothing(store: Store, clock:
     app = open_with_file(store, kf)
     school = make_school(app)
     app.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
-    username = app.db.fetchone("SELECT username FROM {t}anxin_staff WHERE staff_id = ?",
-                               (school.teacher.staff_id,))[0]
+    username = app.db.fetchone("SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (school.teacher.staff_id,))[0]
     old = app.keystore.master.kek_id
     app.close()
     log = tmp_path / "serve.log"
@@ -236,9 +270,15 @@ def test_a_rotation_during_a_long_import_strands_nothing(store: Store, tmp_path:
     csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
     # when the import runs in its own process and the key is rotated 0.3 s after it starts
-    importer = subprocess.Popen([sys.executable, "-m", "anxin.cli", "roster", "import", str(csv), "--school", "第一中学"],
-                                cwd=ROOT, env=env_of(store, kf), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "anxin.cli", "roster", "import", str(csv), "--school", "第一中学"],
+        cwd=ROOT,
+        env=env_of(store, kf),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.3)
     code, out, err = cli(store, kf, "keys", "rotate")
     i_out, i_err = importer.communicate(timeout=240)
@@ -284,8 +324,14 @@ def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands
     old = app.keystore.master.kek_id
 
     # when a rotation is killed (SIGKILL) at this step boundary
-    r = subprocess.run([sys.executable, "-c", ROTATE_AND_DIE, kill_at], cwd=ROOT, env=env_of(store, kf),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", ROTATE_AND_DIE, kill_at],
+        cwd=ROOT,
+        env=env_of(store, kf),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr
 
     # then, as it was left, every record still reads, and the running instance keeps writing
@@ -370,10 +416,13 @@ def test_a_backup_from_before_a_rotation_is_refused_with_todays_key(store: Store
     with rotated.db.transaction() as c:
         c.execute(rotated.db.q("DELETE FROM {t}anxin_keys"))
         c.execute(rotated.db.q("DELETE FROM {t}anxin_keyring"))
-        c.executemany(rotated.db.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"),
-                      saved_keys)
-        c.executemany(rotated.db.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at, changed_at) "
-                                   "VALUES (?, ?, ?, ?)"), saved_ring)
+        c.executemany(
+            rotated.db.q("INSERT INTO {t}anxin_keys (stream_id, wrapped, kek_id) VALUES (?, ?, ?)"), saved_keys
+        )
+        c.executemany(
+            rotated.db.q("INSERT INTO {t}anxin_keyring (kek_id, state, added_at, changed_at) VALUES (?, ?, ?, ?)"),
+            saved_ring,
+        )
     with pytest.raises(MasterKeyNotHeld, match=old):
         Anxin(store.config, kf.load_all(), clock=clock, key_source=kf.load_all)
 

@@ -30,8 +30,12 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 found.add(id(body[0].value))
     return found
 
@@ -64,21 +68,28 @@ def outside_modules() -> Iterator[Path]:
 
 def test_the_web_and_the_cli_never_touch_the_database_or_sql() -> None:
     # given every module of web/ and the CLI; then none reaches the store or holds SQL
-    offending = {str(p.relative_to(ROOT)): found for p in outside_modules()
-                 if (found := store_reaches(p.read_text(encoding="utf-8")))}
+    offending = {
+        str(p.relative_to(ROOT)): found
+        for p in outside_modules()
+        if (found := store_reaches(p.read_text(encoding="utf-8")))
+    }
     assert offending == {}, "go through a named method of the application layer (anxin/) instead"
 
 
 def test_the_store_check_sees_code_and_not_comments_or_docstrings() -> None:
     # given a module that mentions SQL and the store only in a docstring and comments
-    quiet = '"""Reads SELECT x FROM {t}anxin_staff through app.db."""\n# app.db.fetch("DELETE FROM t")\n' \
-            'def f(app):\n    """Like UPDATE t SET x; never sqlite3."""\n    return app.accounts.staff("x")\n'
+    quiet = (
+        '"""Reads SELECT x FROM {t}anxin_staff through app.db."""\n# app.db.fetch("DELETE FROM t")\n'
+        'def f(app):\n    """Like UPDATE t SET x; never sqlite3."""\n    return app.accounts.staff("x")\n'
+    )
     # then nothing is found
     assert store_reaches(quiet) == []
     # and code that reaches the store is found, wherever it hides
-    loud = ('import sqlite3\nfrom sqlalchemy import select\nQ = "SELECT staff_id FROM {t}anxin_staff"\n'
-            'def f(app, x):\n    app.db.fetch(Q)\n    app.recorder.max_notification_id()\n'
-            '    return f"DELETE FROM t WHERE id = {x}", "INSERT INTO t VALUES (1)", "UPDATE t SET a = 1"\n')
+    loud = (
+        'import sqlite3\nfrom sqlalchemy import select\nQ = "SELECT staff_id FROM {t}anxin_staff"\n'
+        "def f(app, x):\n    app.db.fetch(Q)\n    app.recorder.max_notification_id()\n"
+        '    return f"DELETE FROM t WHERE id = {x}", "INSERT INTO t VALUES (1)", "UPDATE t SET a = 1"\n'
+    )
     found = store_reaches(loud)
     assert [f.split(":")[0] for f in found].count("1") == 1 and any("from sqlalchemy" in f for f in found)
     assert any(".db" in f for f in found) and any(".recorder" in f for f in found)

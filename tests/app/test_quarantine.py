@@ -57,7 +57,11 @@ def test_the_other_students_still_list_and_the_bad_one_is_quarantined(
     assert {r.student_no: r.name for r in refs if not r.unreadable} == OTHERS
     [unreadable] = [r for r in refs if r.unreadable]
     assert (unreadable.id, unreadable.name, unreadable.class_name, unreadable.erased) == (
-        bad, UNREADABLE_LABEL, "七年级1班", False)
+        bad,
+        UNREADABLE_LABEL,
+        "七年级1班",
+        False,
+    )
     # and the stream is quarantined once, by ids and codes only
     assert quarantined(fresh) == [(bad, "student", school.id, 1 if what == "event" else 0, what)]
     # and reading that very student is refused with a clear error, the others still read
@@ -132,8 +136,7 @@ def test_the_break_glass_log_still_reads_and_a_new_break_glass_read_is_recorded(
     # attempt, with its reason, is still in the trail
     with pytest.raises(Unreadable):
         fresh.get_student(school.supervisor, bad, break_glass="再次核实")
-    assert [e["break_glass"] for e in audit.break_glass_log(fresh, school.supervisor)] == [
-        "再次核实", UNREADABLE_LABEL]
+    assert [e["break_glass"] for e in audit.break_glass_log(fresh, school.supervisor)] == ["再次核实", UNREADABLE_LABEL]
 
 
 # -- the command line -----------------------------------------------------------------------------------
@@ -172,8 +175,15 @@ def teacher_browser(store: Store, clock: Clock) -> Iterator[tuple[Anxin, Browser
 
 
 def _class_teacher(app: Anxin, school: School) -> str:
-    return app.add_staff(ADMIN, username="qteacher", name="郑老师", school_id=school.id, roles=["class_teacher"],
-                         classes=["七年级1班"], password_hash=hash_password(PASSWORD))
+    return app.add_staff(
+        ADMIN,
+        username="qteacher",
+        name="郑老师",
+        school_id=school.id,
+        roles=["class_teacher"],
+        classes=["七年级1班"],
+        password_hash=hash_password(PASSWORD),
+    )
 
 
 def test_the_pages_answer_and_show_the_bad_student_as_unreadable(
@@ -230,6 +240,8 @@ def test_a_page_that_opens_the_damaged_stream_answers_with_a_clear_error(
         assert [q[0] for q in quarantined(fresh)] == [pid]
         # and a check-in posted to it is refused the same way, and writes nothing
         before = fresh.recorder.max_notification_id()
-        page = b.post(f"/pairings/{pid}/check-ins", {"held_on": (clock.today + timedelta(days=1)).isoformat(),
-                                                     "thinking": "再谈一次"})
+        page = b.post(
+            f"/pairings/{pid}/check-ins",
+            {"held_on": (clock.today + timedelta(days=1)).isoformat(), "thinking": "再谈一次"},
+        )
         assert page.status_code == 503 and fresh.recorder.max_notification_id() == before

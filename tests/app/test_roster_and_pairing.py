@@ -16,9 +16,14 @@ from domain.pairing import Pairing
 from domain.roster import Student
 
 NEW_STUDENT: dict[str, Any] = {
-    "student_no": "2026300", "name": "孙小雨", "gender": "女", "birth_date": date(2013, 9, 1),
-    "grade": "七年级", "class_name": "七年级1班",
-    "guardians": [{"name": "孙妈妈", "phone": "139-1234-0000"}], "tags": ["流动儿童", " "],
+    "student_no": "2026300",
+    "name": "孙小雨",
+    "gender": "女",
+    "birth_date": date(2013, 9, 1),
+    "grade": "七年级",
+    "class_name": "七年级1班",
+    "guardians": [{"name": "孙妈妈", "phone": "139-1234-0000"}],
+    "tags": ["流动儿童", " "],
 }
 
 
@@ -44,17 +49,20 @@ def test_an_enrolled_student_is_stored_with_clean_fields_and_listed(app: Anxin, 
 
     # then their identity is kept, cleaned, in their own stream
     s = app.get_student(school.principal, sid)
-    assert (s.name, s.gender, s.birth_date, s.class_name, s.active) == ("孙小雨", "female", date(2013, 9, 1),
-                                                                        "七年级1班", True)
+    assert (s.name, s.gender, s.birth_date, s.class_name, s.active) == (
+        "孙小雨",
+        "female",
+        date(2013, 9, 1),
+        "七年级1班",
+        True,
+    )
     assert s.guardians == [{"name": "孙妈妈", "phone": "13912340000"}] and s.tags == ["流动儿童"]
     # and the directory knows ids, school and class only
     assert directory(app, sid) == ("student", school.id, "七年级1班", None, sid, "active")
     assert "孙小雨" in [r.name for r in app.list_students(school.principal, school.id)]
 
 
-def test_a_duplicate_student_number_is_refused_and_changes_nothing(
-    store: Store, app: Anxin, school: School
-) -> None:
+def test_a_duplicate_student_number_is_refused_and_changes_nothing(store: Store, app: Anxin, school: School) -> None:
     # given a student enrolled with number 2026001, and the store's state
     before = (event_count(app), app.db.fetch("SELECT * FROM {t}anxin_directory ORDER BY stream_id"))
 
@@ -76,13 +84,16 @@ def test_the_same_student_number_may_be_used_in_another_school(app: Anxin, schoo
     assert app.get_student(ADMIN, sid).school_id == other_school
 
 
-@pytest.mark.parametrize("bad, reason", [
-    ({"name": "  "}, "姓名不能为空"),
-    ({"gender": "x"}, "性别"),
-    ({"birth_date": date(2030, 1, 1)}, "出生日期"),
-    ({"guardians": [{"name": "孙妈妈", "phone": "abc"}]}, "电话号码"),
-    ({"student_no": ""}, "学号不能为空"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ({"name": "  "}, "姓名不能为空"),
+        ({"gender": "x"}, "性别"),
+        ({"birth_date": date(2030, 1, 1)}, "出生日期"),
+        ({"guardians": [{"name": "孙妈妈", "phone": "abc"}]}, "电话号码"),
+        ({"student_no": ""}, "学号不能为空"),
+    ],
+)
 def test_an_invalid_enrolment_is_refused_with_a_reason_and_stores_nothing(
     app: Anxin, school: School, bad: dict[str, Any], reason: str
 ) -> None:
@@ -98,7 +109,9 @@ def test_a_correction_is_a_new_event_naming_the_fields_and_the_reason(app: Anxin
     sid = school.student("2026002")
 
     # when their name and class are corrected
-    app.correct_student(ADMIN, sid, {"name": "李晓红", "class_name": "七年级2班"}, reason="户籍信息核对", expected_version=1)
+    app.correct_student(
+        ADMIN, sid, {"name": "李晓红", "class_name": "七年级2班"}, reason="户籍信息核对", expected_version=1
+    )
 
     # then the student shows the corrected values and the history keeps both
     s = app.get_student(school.principal, sid)
@@ -165,8 +178,14 @@ def test_a_pairing_follows_the_policy_cadence_and_becomes_overdue(app: Anxin, sc
     pid = pair_teacher(app, school)
     p = app.get_pairing(school.teacher, pid)
     assert (p.cadence_days, p.paired_on, p.next_due) == (14, clock.today, clock.today + timedelta(days=14))
-    assert directory(app, pid) == ("pairing", school.id, None, school.teacher.staff_id,
-                                   school.student("2026001"), "active")
+    assert directory(app, pid) == (
+        "pairing",
+        school.id,
+        None,
+        school.teacher.staff_id,
+        school.student("2026001"),
+        "active",
+    )
 
     # when 14 days pass it is due, not overdue; a day later it is overdue
     clock.advance(days=14)
@@ -175,8 +194,12 @@ def test_a_pairing_follows_the_policy_cadence_and_becomes_overdue(app: Anxin, sc
     assert app.get_pairing(school.teacher, pid).is_overdue(clock.today)
 
     # when a check-in is recorded, the next one is due a cadence later
-    ci = app.record_check_in(school.teacher, pid, held_on=clock.today,
-                             notes={"thinking": "情绪稳定", "studies": "", "family": "奶奶照顾", "difficulties": ""})
+    ci = app.record_check_in(
+        school.teacher,
+        pid,
+        held_on=clock.today,
+        notes={"thinking": "情绪稳定", "studies": "", "family": "奶奶照顾", "difficulties": ""},
+    )
     p = app.get_pairing(school.teacher, pid)
     assert not p.is_overdue(clock.today) and p.next_due == clock.today + timedelta(days=14)
     assert p.check_ins[ci]["notes"] == {"thinking": "情绪稳定", "studies": "", "family": "奶奶照顾", "difficulties": ""}
@@ -207,8 +230,14 @@ def test_a_check_in_with_a_concern_needs_a_note_and_valid_dates(app: Anxin, scho
             app.record_check_in(school.teacher, pid, **{"held_on": clock.today, **kwargs})
         assert reason in raised.value.text
     assert app.get_pairing(school.teacher, pid).version == 1
-    ci = app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"difficulties": "被同学起外号"},
-                             concern=True, concern_note="疑似言语欺凌")
+    ci = app.record_check_in(
+        school.teacher,
+        pid,
+        held_on=clock.today,
+        notes={"difficulties": "被同学起外号"},
+        concern=True,
+        concern_note="疑似言语欺凌",
+    )
     p = app.get_pairing(school.teacher, pid)
     assert [c["id"] for c in p.open_concerns] == [ci] and p.check_ins[ci]["concern_note"] == "疑似言语欺凌"
 
@@ -221,8 +250,16 @@ def test_a_check_in_correction_names_what_it_corrects_and_why(app: Anxin, school
 
     # when it is corrected
     clock.advance(hours=2)
-    app.correct_check_in(school.teacher, pid, ci, reason="记错了学生", expected_version=2,
-                         notes={"thinking": "沉默寡言"}, concern=True, concern_note="需持续关注")
+    app.correct_check_in(
+        school.teacher,
+        pid,
+        ci,
+        reason="记错了学生",
+        expected_version=2,
+        notes={"thinking": "沉默寡言"},
+        concern=True,
+        concern_note="需持续关注",
+    )
 
     # then the check-in shows the correction, and the correction event names it and the reason
     p = app.get_pairing(school.teacher, pid)
@@ -238,9 +275,7 @@ def test_a_check_in_correction_names_what_it_corrects_and_why(app: Anxin, school
     assert app.get_pairing(school.teacher, pid).version == 3
 
 
-def test_an_ended_pairing_takes_no_check_ins_and_is_no_longer_overdue(
-    app: Anxin, school: School, clock: Clock
-) -> None:
+def test_an_ended_pairing_takes_no_check_ins_and_is_no_longer_overdue(app: Anxin, school: School, clock: Clock) -> None:
     # given a pairing
     pid = pair_teacher(app, school)
     assert [p.id for p in app.my_pairings(school.teacher)] == [p_id(pid)]
@@ -290,9 +325,7 @@ def test_a_teacher_cannot_write_or_read_another_teachers_pairing(app: Anxin, sch
     assert app.get_pairing(school.teacher, pid).version == 2
 
 
-def test_pairing_is_arranged_by_school_leaders_within_one_school_and_only_once(
-    app: Anxin, school: School
-) -> None:
+def test_pairing_is_arranged_by_school_leaders_within_one_school_and_only_once(app: Anxin, school: School) -> None:
     from conftest import make_school
 
     # a class teacher cannot arrange pairings
@@ -319,11 +352,13 @@ def test_two_edits_from_the_same_stale_version_one_wins_the_other_conflicts(
     seen = app.get_pairing(school.teacher, pid).version
 
     # when both record a check-in from that version
-    first = app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "先到"},
-                                expected_version=seen)
+    first = app.record_check_in(
+        school.teacher, pid, held_on=clock.today, notes={"thinking": "先到"}, expected_version=seen
+    )
     with pytest.raises(Conflict) as raised:
-        store.open(clock).record_check_in(school.principal, pid, held_on=clock.today, notes={"thinking": "后到"},
-                                          expected_version=seen)
+        store.open(clock).record_check_in(
+            school.principal, pid, held_on=clock.today, notes={"thinking": "后到"}, expected_version=seen
+        )
 
     # then one wins, the other is told clearly, and the version advanced by exactly one
     assert raised.value.code == "conflict" and "未保存" in raised.value.text

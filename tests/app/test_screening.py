@@ -38,39 +38,54 @@ def state(app: Anxin) -> tuple[int, list[tuple[Any, ...]]]:
 
 
 def files_of(app: Anxin, school: School) -> dict[str, SupportFile]:
-    return {line.student_id: app.get_support_file(school.principal, line.file_id)
-            for line in app.support_register(school.principal, school.id)}
+    return {
+        line.student_id: app.get_support_file(school.principal, line.file_id)
+        for line in app.support_register(school.principal, school.id)
+    }
 
 
 # -- a good import ---------------------------------------------------------------------------
 def test_an_import_computes_totals_bands_and_flags_for_every_row(app: Anxin, school: School) -> None:
     # when the counselor imports a class's results
-    result = app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-10-10,{CALM}",
-        f"2026002,PHQ-9,2026/10/10,{MODERATE}",
-        f"2026003,gad-7,2026-10-11,{GAD_SEVERE}",
-    ))
+    result = app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026001,PHQ-9,2026-10-10,{CALM}",
+            f"2026002,PHQ-9,2026/10/10,{MODERATE}",
+            f"2026003,gad-7,2026-10-11,{GAD_SEVERE}",
+        ),
+    )
     # then every row is recorded with its total, band and flag
     assert (result.imported, result.flagged, result.crisis) == (3, 2, 0)
     got = {no: app.student_screenings(school.counselor, school.student(no)) for no in ("2026001", "2026002", "2026003")}
     assert [(s["instrument"], s["total"], s["band"], s["flagged"], s["crisis"]) for s in got["2026001"]] == [
-        ("PHQ-9", 3, "minimal", False, False)]
+        ("PHQ-9", 3, "minimal", False, False)
+    ]
     assert (got["2026002"][0]["total"], got["2026002"][0]["band"], got["2026002"][0]["screened_on"]) == (
-        11, "moderate", date(2026, 10, 10))
+        11,
+        "moderate",
+        date(2026, 10, 10),
+    )
     assert got["2026002"][0]["answers"] == [2, 2, 2, 1, 1, 1, 1, 1, 0]
     assert [(s["instrument"], s["total"], s["band"]) for s in got["2026003"]] == [("GAD-7", 16, "severe")]
     # and each student's year is one stream, keyed on (student, school year), holding no name
     rid = str(app.screening_record_id(school.student("2026001"), 2026))
-    assert app.db.fetchone("SELECT kind, school_id, subject_id FROM {t}anxin_directory WHERE stream_id = ?",
-                           (rid,)) == ("screening", school.id, school.student("2026001"))
+    assert app.db.fetchone(
+        "SELECT kind, school_id, subject_id FROM {t}anxin_directory WHERE stream_id = ?", (rid,)
+    ) == ("screening", school.id, school.student("2026001"))
 
 
 def test_a_flagged_result_opens_a_key_file_held_by_the_importing_counselor(app: Anxin, school: School) -> None:
     result = app.import_screenings(school.counselor, school.id, csv(f"2026002,PHQ-9,2026-10-10,{MODERATE}"))
     assert (result.files_opened, result.files_raised, result.crisis_student_ids) == (1, 0, [])
     f = files_of(app, school)[school.student("2026002")]
-    assert (f.risk_level, f.category, f.origin, f.responsible_id) == ("key", "情绪困扰", "screening",
-                                                                      school.counselor.staff_id)
+    assert (f.risk_level, f.category, f.origin, f.responsible_id) == (
+        "key",
+        "情绪困扰",
+        "screening",
+        school.counselor.staff_id,
+    )
     assert "PHQ-9" in f.open_reason and "总分 11" in f.open_reason
     # and the link is kept on both sides
     rid = str(app.screening_record_id(school.student("2026002"), 2026))
@@ -81,9 +96,14 @@ def test_a_flagged_result_opens_a_key_file_held_by_the_importing_counselor(app: 
 
 def test_a_crisis_row_opens_a_high_risk_file_and_is_put_in_front_of_counselors(app: Anxin, school: School) -> None:
     # when a row has a crisis signal (PHQ-9 item 9 above 0) with a low total
-    result = app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-10-10,{CRISIS}", f"2026003,PHQ-9,2026-10-10,{CALM}",
-    ))
+    result = app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026001,PHQ-9,2026-10-10,{CRISIS}",
+            f"2026003,PHQ-9,2026-10-10,{CALM}",
+        ),
+    )
     # then a 高危 file is opened for that student, and the student is named in the result
     assert (result.crisis, result.files_opened, result.crisis_student_ids) == (1, 1, [school.student("2026001")])
     f = files_of(app, school)[school.student("2026001")]
@@ -96,8 +116,9 @@ def test_a_crisis_row_opens_a_high_risk_file_and_is_put_in_front_of_counselors(a
 
 def test_a_crisis_raises_the_level_of_an_existing_open_file(app: Anxin, school: School) -> None:
     # given a 一般关注 file held by the other counselor
-    fid = app.open_support_file(school.other_counselor, school.student("2026001"), category="学业压力",
-                                risk_level="general", reason="考试焦虑")
+    fid = app.open_support_file(
+        school.other_counselor, school.student("2026001"), category="学业压力", risk_level="general", reason="考试焦虑"
+    )
     # when an import shows a crisis for that student
     result = app.import_screenings(school.counselor, school.id, csv(f"2026001,PHQ-9,2026-10-10,{CRISIS}"))
     # then the same file is raised to 高危 (no second file), still held by its counselor
@@ -111,8 +132,9 @@ def test_a_crisis_raises_the_level_of_an_existing_open_file(app: Anxin, school: 
 def test_a_flagged_result_does_not_lower_or_touch_a_file_already_at_or_above_its_level(
     app: Anxin, school: School
 ) -> None:
-    fid = app.open_support_file(school.counselor, school.student("2026002"), category="情绪困扰", risk_level="high",
-                                reason="既往自伤史")
+    fid = app.open_support_file(
+        school.counselor, school.student("2026002"), category="情绪困扰", risk_level="high", reason="既往自伤史"
+    )
     result = app.import_screenings(school.counselor, school.id, csv(f"2026002,PHQ-9,2026-10-10,{MODERATE}"))
     assert (result.flagged, result.files_opened, result.files_raised, result.file_ids) == (1, 0, 0, [])
     assert app.get_support_file(school.counselor, fid).version == 1
@@ -120,17 +142,23 @@ def test_a_flagged_result_does_not_lower_or_touch_a_file_already_at_or_above_its
 
 
 def test_several_results_of_one_student_open_one_file_at_the_highest_level(app: Anxin, school: School) -> None:
-    result = app.import_screenings(school.counselor, school.id, csv(
-        f"2026004,GAD-7,2026-10-10,{GAD_SEVERE}", f"2026004,PHQ-9,2026-10-10,{CRISIS}",
-    ))
+    result = app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026004,GAD-7,2026-10-10,{GAD_SEVERE}",
+            f"2026004,PHQ-9,2026-10-10,{CRISIS}",
+        ),
+    )
     assert (result.imported, result.files_opened) == (2, 1)
     f = files_of(app, school)[school.student("2026004")]
     assert (f.risk_level, f.category) == ("high", "自伤风险")
     assert "GAD-7" in f.open_reason and "PHQ-9" in f.open_reason
 
 
-def test_an_import_saves_every_record_and_file_in_one_save(app: Anxin, school: School,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_import_saves_every_record_and_file_in_one_save(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     saves: list[list[str]] = []
     original = app._save
 
@@ -139,14 +167,21 @@ def test_an_import_saves_every_record_and_file_in_one_save(app: Anxin, school: S
         original(*aggregates, **kw)
 
     monkeypatch.setattr(app, "_save", counting)
-    app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-10-10,{CRISIS}", f"2026002,PHQ-9,2026-10-10,{MODERATE}",
-        f"2026003,PHQ-9,2026-10-10,{CALM}",
-    ))
+    app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026001,PHQ-9,2026-10-10,{CRISIS}",
+            f"2026002,PHQ-9,2026-10-10,{MODERATE}",
+            f"2026003,PHQ-9,2026-10-10,{CALM}",
+        ),
+    )
     assert saves == [["ScreeningRecord"] * 3 + ["SupportFile"] * 2]
 
 
-def test_a_failed_save_leaves_no_record_and_no_file(app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_leaves_no_record_and_no_file(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a store that fails while saving (after records and files are built)
     before = state(app)
     original = app.events.put
@@ -163,17 +198,21 @@ def test_a_failed_save_leaves_no_record_and_no_file(app: Anxin, school: School, 
     assert state(app) == before
 
 
-def test_a_later_screening_of_the_same_year_appends_to_the_students_record(app: Anxin, school: School,
-                                                                          clock: Clock) -> None:
+def test_a_later_screening_of_the_same_year_appends_to_the_students_record(
+    app: Anxin, school: School, clock: Clock
+) -> None:
     app.import_screenings(school.counselor, school.id, csv(f"2026001,PHQ-9,2026-10-10,{CALM}"))
     clock.advance(days=30)
-    result = app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-11-10,{CALM}", f"2026001,GAD-7,2026-11-10,{GAD_SEVERE}"))
+    result = app.import_screenings(
+        school.counselor, school.id, csv(f"2026001,PHQ-9,2026-11-10,{CALM}", f"2026001,GAD-7,2026-11-10,{GAD_SEVERE}")
+    )
     assert result.imported == 2
     rid = app.screening_record_id(school.student("2026001"), 2026)
     rec = app._load(rid, ScreeningRecord)
-    assert rec.version == 4 and [s["screened_on"] for s in rec.screenings] == [date(2026, 10, 10)] + [
-        date(2026, 11, 10)] * 2
+    assert (
+        rec.version == 4
+        and [s["screened_on"] for s in rec.screenings] == [date(2026, 10, 10)] + [date(2026, 11, 10)] * 2
+    )
     # and a screening in the next school year is another stream
     clock.advance(days=330)
     app.import_screenings(school.counselor, school.id, csv(f"2026001,PHQ-9,2027-09-20,{CALM}"))
@@ -253,10 +292,15 @@ def test_a_student_of_another_school_is_unknown_here(app: Anxin, school: School)
     assert len(app.student_screenings(other.counselor, other.student("2026001"))) == 1
 
 
-@pytest.mark.parametrize("text", [
-    "", "学号,量表,日期\n2026001,PHQ-9,2026-10-10\n", "student_no,instrument,date,item2\n",
-    "student_no,instrument,date\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "学号,量表,日期\n2026001,PHQ-9,2026-10-10\n",
+        "student_no,instrument,date,item2\n",
+        "student_no,instrument,date\n",
+    ],
+)
 def test_a_file_without_our_header_is_refused_on_line_1(app: Anxin, school: School, text: str) -> None:
     with pytest.raises(ImportRejected) as e:
         app.import_screenings(school.counselor, school.id, text)
@@ -271,16 +315,31 @@ def test_a_file_with_only_a_header_is_refused(app: Anxin, school: School) -> Non
 
 # -- a single screening by hand --------------------------------------------------------------
 def test_a_single_screening_follows_the_same_rules(app: Anxin, school: School) -> None:
-    result = app.record_screening(school.counselor, school.student("2026003"), instrument="PHQ-9",
-                                  screened_on=date(2026, 10, 11), answers=[1, 0, 0, 0, 0, 0, 0, 0, 1])
+    result = app.record_screening(
+        school.counselor,
+        school.student("2026003"),
+        instrument="PHQ-9",
+        screened_on=date(2026, 10, 11),
+        answers=[1, 0, 0, 0, 0, 0, 0, 0, 1],
+    )
     assert isinstance(result, ImportResult) and (result.crisis, result.files_opened) == (1, 1)
     with pytest.raises(InvalidInput) as e:
-        app.record_screening(school.counselor, school.student("2026003"), instrument="PHQ-9",
-                             screened_on=date(2026, 10, 11), answers=[0] * 9)
+        app.record_screening(
+            school.counselor,
+            school.student("2026003"),
+            instrument="PHQ-9",
+            screened_on=date(2026, 10, 11),
+            answers=[0] * 9,
+        )
     assert "已导入过" in e.value.text
     with pytest.raises(InvalidInput):
-        app.record_screening(school.counselor, school.student("2026003"), instrument="PHQ-9",
-                             screened_on=date(2026, 10, 11), answers=[0] * 7)
+        app.record_screening(
+            school.counselor,
+            school.student("2026003"),
+            instrument="PHQ-9",
+            screened_on=date(2026, 10, 11),
+            answers=[0] * 7,
+        )
 
 
 # -- the gate --------------------------------------------------------------------------------
@@ -318,13 +377,20 @@ def test_results_are_seen_by_the_schools_counselors_and_a_supervisor_only_with_a
 
 
 # -- coverage --------------------------------------------------------------------------------
-def test_coverage_counts_screened_students_per_class_and_names_who_is_missing(app: Anxin, school: School,
-                                                                              clock: Clock) -> None:
+def test_coverage_counts_screened_students_per_class_and_names_who_is_missing(
+    app: Anxin, school: School, clock: Clock
+) -> None:
     # given three of four students screened this year (one of them twice)
-    app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-10-10,{CALM}", f"2026001,GAD-7,2026-10-10,{GAD_SEVERE}",
-        f"2026002,PHQ-9,2026-10-10,{CALM}", f"2026003,PHQ-9,2026-10-10,{CALM}",
-    ))
+    app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026001,PHQ-9,2026-10-10,{CALM}",
+            f"2026001,GAD-7,2026-10-10,{GAD_SEVERE}",
+            f"2026002,PHQ-9,2026-10-10,{CALM}",
+            f"2026003,PHQ-9,2026-10-10,{CALM}",
+        ),
+    )
     # then coverage counts students, per class, and names the one not screened
     cov = app.screening_coverage(school.counselor, school.id)
     assert (cov.school_year, cov.enrolled, cov.screened, cov.not_screened) == (2026, 4, 3, [school.student("2026004")])
@@ -344,21 +410,42 @@ def test_coverage_counts_screened_students_per_class_and_names_who_is_missing(ap
 # -- configuration and scale ------------------------------------------------------------------
 def test_a_regions_instruments_and_threshold_come_from_its_policy(store: Store, clock: Clock) -> None:
     # given a region that flags PHQ-9 only from "severe" and uses its own five-item scale
-    phq = {"id": "PHQ-9", "name": "PHQ-9", "items": 9, "item_range": [0, 3], "flag_from": "severe",
-           "bands": [{"name": "minimal", "min": 0, "max": 4}, {"name": "mild", "min": 5, "max": 9},
-                     {"name": "moderate", "min": 10, "max": 14}, {"name": "moderately_severe", "min": 15, "max": 19},
-                     {"name": "severe", "min": 20, "max": 27}],
-           "crisis": {"item": 9, "above": 0}}
-    own = {"id": "MH-5", "name": "五项简表", "items": 5, "item_range": [1, 4], "flag_from": "high",
-           "bands": [{"name": "low", "min": 5, "max": 14}, {"name": "high", "min": 15, "max": 20}]}
+    phq = {
+        "id": "PHQ-9",
+        "name": "PHQ-9",
+        "items": 9,
+        "item_range": [0, 3],
+        "flag_from": "severe",
+        "bands": [
+            {"name": "minimal", "min": 0, "max": 4},
+            {"name": "mild", "min": 5, "max": 9},
+            {"name": "moderate", "min": 10, "max": 14},
+            {"name": "moderately_severe", "min": 15, "max": 19},
+            {"name": "severe", "min": 20, "max": 27},
+        ],
+        "crisis": {"item": 9, "above": 0},
+    }
+    own = {
+        "id": "MH-5",
+        "name": "五项简表",
+        "items": 5,
+        "item_range": [1, 4],
+        "flag_from": "high",
+        "bands": [{"name": "low", "min": 5, "max": 14}, {"name": "high", "min": 15, "max": 20}],
+    }
     app = Anxin(store.config, [store.master_key], Policy.from_mapping({"screening_instruments": [phq, own]}), clock)
     store.apps.append(app)
     school = make_school(app)
     # when results are imported
-    result = app.import_screenings(school.counselor, school.id, csv(
-        f"2026001,PHQ-9,2026-10-10,{MODERATE}", "2026002,MH-5,2026-10-10,4,4,4,3,1,,,,",
-        "2026003,GAD-7,2026-10-10,0,0,0,0,0,0,0,,",
-    ))
+    result = app.import_screenings(
+        school.counselor,
+        school.id,
+        csv(
+            f"2026001,PHQ-9,2026-10-10,{MODERATE}",
+            "2026002,MH-5,2026-10-10,4,4,4,3,1,,,,",
+            "2026003,GAD-7,2026-10-10,0,0,0,0,0,0,0,,",
+        ),
+    )
     # then the region's threshold and instrument apply, and the defaults remain
     assert (result.imported, result.flagged, result.files_opened) == (3, 1, 1)
     (s,) = app.student_screenings(school.counselor, school.student("2026002"))
@@ -367,9 +454,21 @@ def test_a_regions_instruments_and_threshold_come_from_its_policy(store: Store, 
 
 def test_an_import_of_a_whole_grade_is_one_batch(app: Anxin, school: School) -> None:
     # given a grade of 300 students
-    students = [app._new_student(ADMIN, school.id, {
-        "student_no": f"G{i:04d}", "name": f"学生{i}", "gender": "男", "birth_date": date(2013, 1, 1),
-        "grade": "七年级", "class_name": f"七年级{3 + i % 6}班"}) for i in range(300)]
+    students = [
+        app._new_student(
+            ADMIN,
+            school.id,
+            {
+                "student_no": f"G{i:04d}",
+                "name": f"学生{i}",
+                "gender": "男",
+                "birth_date": date(2013, 1, 1),
+                "grade": "七年级",
+                "class_name": f"七年级{3 + i % 6}班",
+            },
+        )
+        for i in range(300)
+    ]
     app.save_many(students)
     before = event_count(app)
     # when their screening is imported, every 50th with a crisis
@@ -388,6 +487,7 @@ def test_an_import_of_a_whole_grade_is_one_batch(app: Anxin, school: School) -> 
 
 def test_cells_beyond_the_header_are_refused_unless_empty(app: Anxin, school: School) -> None:
     with pytest.raises(ImportRejected) as e:
-        app.import_screenings(school.counselor, school.id, csv(
-            f"2026001,PHQ-9,2026-10-10,{CALM},,", f"2026002,PHQ-9,2026-10-10,{CALM},3"))
+        app.import_screenings(
+            school.counselor, school.id, csv(f"2026001,PHQ-9,2026-10-10,{CALM},,", f"2026002,PHQ-9,2026-10-10,{CALM},3")
+        )
     assert [line for line, _ in e.value.errors] == [3] and "列数多于表头" in e.value.errors[0][1]

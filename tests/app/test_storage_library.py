@@ -94,9 +94,14 @@ class PostgresRecorderSetup:
             conn.execute(f"CREATE SCHEMA {self.schema}")
         env = StoreConfig(url=PG_URL, data_dir=Path(tempfile.gettempdir())).env()
         self.datastore = PostgresDatastore(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=self.schema,
-            pool_size=4, max_overflow=12,
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            schema=self.schema,
+            pool_size=4,
+            max_overflow=12,
         )
         self._threads_before = set(threading.enumerate())
         super().setUp()  # type: ignore[misc]
@@ -213,24 +218,64 @@ def concrete_event_classes(*aggregates: type[CaseAggregate]) -> set[type]:
 
 def every_roster_and_pairing_event() -> list[Any]:
     student = Student.enrol(
-        id=uuid4(), school_id="s1", student_no="2026001", name="张小明", gender="男",
-        birth_date=date(2013, 5, 6), grade="七年级", class_name="七年级1班",
-        guardians=[{"name": "张家长", "phone": "13912345678"}], tags=["留守儿童"], actor="a1", at=AT,
+        id=uuid4(),
+        school_id="s1",
+        student_no="2026001",
+        name="张小明",
+        gender="男",
+        birth_date=date(2013, 5, 6),
+        grade="七年级",
+        class_name="七年级1班",
+        guardians=[{"name": "张家长", "phone": "13912345678"}],
+        tags=["留守儿童"],
+        actor="a1",
+        at=AT,
     )
-    student.correct(changes={"birth_date": date(2013, 6, 7), "guardians": [{"name": "张父", "phone": "139"}],
-                             "tags": ["留守儿童", "单亲家庭"]}, reason="户籍核对", actor="a1", at=AT)
+    student.correct(
+        changes={
+            "birth_date": date(2013, 6, 7),
+            "guardians": [{"name": "张父", "phone": "139"}],
+            "tags": ["留守儿童", "单亲家庭"],
+        },
+        reason="户籍核对",
+        actor="a1",
+        at=AT,
+    )
     student.leave(reason="转学", actor="a1", at=AT)
-    staff = Staff.register(id=uuid4(), school_id="s1", username="t1", name="王老师", roles=["class_teacher"],
-                           classes=["七年级1班"], actor="a1", at=AT)
+    staff = Staff.register(
+        id=uuid4(),
+        school_id="s1",
+        username="t1",
+        name="王老师",
+        roles=["class_teacher"],
+        classes=["七年级1班"],
+        actor="a1",
+        at=AT,
+    )
     staff.change_roles(roles=["class_teacher", "counselor"], classes=["七年级2班"], reason="调岗", actor="a1", at=AT)
     staff.deactivate(reason="离职", actor="a1", at=AT)
-    pairing = Pairing.pair(id=uuid4(), school_id="s1", staff_id=str(staff.id), student_id=str(student.id),
-                           cadence_days=14, actor="a1", at=AT)
-    pairing.record_check_in(check_in_id="c1", held_on=date(2026, 10, 12), notes={"thinking": "情绪平稳"},
-                            concern=True, concern_note="同学关系紧张", actor="t1", at=AT)
+    pairing = Pairing.pair(
+        id=uuid4(),
+        school_id="s1",
+        staff_id=str(staff.id),
+        student_id=str(student.id),
+        cadence_days=14,
+        actor="a1",
+        at=AT,
+    )
+    pairing.record_check_in(
+        check_in_id="c1",
+        held_on=date(2026, 10, 12),
+        notes={"thinking": "情绪平稳"},
+        concern=True,
+        concern_note="同学关系紧张",
+        actor="t1",
+        at=AT,
+    )
     pairing.correct_check_in(check_in_id="c1", notes={"family": "父母外出"}, reason="补记", actor="t1", at=AT)
-    pairing.escalate(check_in_id="c1", target="support_file", target_id=str(uuid4()), reason="需要心理支持",
-                     actor="t1", at=AT)
+    pairing.escalate(
+        check_in_id="c1", target="support_file", target_id=str(uuid4()), reason="需要心理支持", actor="t1", at=AT
+    )
     pairing.change_cadence(cadence_days=7, reason="重点关注", actor="t1", at=AT)
     pairing.end(reason="学生毕业", actor="t1", at=AT)
     return [e for agg in (student, staff, pairing) for e in agg.collect_events()]
@@ -262,8 +307,9 @@ def test_a_saved_pairing_reads_back_identically_in_another_instance(
     # given a pairing with a corrected check-in, saved
     pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=2)
-    ci = app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "想家"},
-                             concern=True, concern_note="夜里哭")
+    ci = app.record_check_in(
+        school.teacher, pid, held_on=clock.today, notes={"thinking": "想家"}, concern=True, concern_note="夜里哭"
+    )
     app.correct_check_in(school.teacher, pid, ci, reason="补充", notes={"studies": "数学退步"})
     mine = app.get_pairing(school.teacher, pid)
 
@@ -324,9 +370,16 @@ def test_an_old_version_1_event_is_upcast_when_read_through_our_mapper(
 ) -> None:
     # given a Written event stored the way version 1 of the class stored it (no priority)
     memo_id = uuid4()
-    v1_state = {"originator_id": memo_id, "originator_version": 1, "timestamp": AT,
-                "originator_topic": get_topic(Memo), "school_id": "s1", "text": "旧格式备忘",
-                "actor": "a1", "at": AT}
+    v1_state = {
+        "originator_id": memo_id,
+        "originator_version": 1,
+        "timestamp": AT,
+        "originator_topic": get_topic(Memo),
+        "school_id": "s1",
+        "text": "旧格式备忘",
+        "actor": "a1",
+        "at": AT,
+    }
     with monkeypatch.context() as m:
         m.setattr(Memo.Written, "class_version", 1)
         old = object.__new__(Memo.Written)

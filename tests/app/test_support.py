@@ -35,9 +35,13 @@ def version(app: Anxin, school: School, file_id: str) -> int:
 
 
 def denials(app: Anxin, actor_id: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in app.db.fetch(
-        "SELECT action, resource_kind FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0 ORDER BY id", (actor_id,)
-    )]
+    return [
+        (r[0], r[1])
+        for r in app.db.fetch(
+            "SELECT action, resource_kind FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0 ORDER BY id",
+            (actor_id,),
+        )
+    ]
 
 
 # -- opening --------------------------------------------------------------------------------
@@ -47,10 +51,23 @@ def test_a_counselor_opens_a_file_and_is_its_one_to_one_responsible(app: Anxin, 
     # then they are its responsible staff, it is open at that level, with a review a month away
     f = app.get_support_file(school.counselor, fid)
     assert (f.student_id, f.responsible_id, f.risk_level, f.category, f.status, f.origin) == (
-        school.student("2026001"), school.counselor.staff_id, "high", "自伤风险", "open", "judgement")
+        school.student("2026001"),
+        school.counselor.staff_id,
+        "high",
+        "自伤风险",
+        "open",
+        "judgement",
+    )
     assert f.next_review_due == clock.today + timedelta(days=30)
     # and the directory holds ids and a status only
-    assert directory(app, fid) == ("file", school.id, None, school.counselor.staff_id, school.student("2026001"), "open")
+    assert directory(app, fid) == (
+        "file",
+        school.id,
+        None,
+        school.counselor.staff_id,
+        school.student("2026001"),
+        "open",
+    )
 
 
 def test_a_file_keeps_the_link_to_where_it_came_from(app: Anxin, school: School) -> None:
@@ -64,8 +81,13 @@ def test_a_second_open_file_for_the_same_student_is_refused(app: Anxin, school: 
     first = open_file(app, school)
     # when another counselor tries to open a second one
     with pytest.raises(FileAlreadyOpen) as e:
-        app.open_support_file(school.other_counselor, school.student("2026001"), category="学业压力",
-                              risk_level="general", reason="考试焦虑")
+        app.open_support_file(
+            school.other_counselor,
+            school.student("2026001"),
+            category="学业压力",
+            risk_level="general",
+            reason="考试焦虑",
+        )
     # then it is refused, and the register still has one file
     assert e.value.code == "support_file_already_open"
     assert [line.file_id for line in app.support_register(school.counselor, school.id)] == [first]
@@ -90,19 +112,32 @@ def test_a_class_teacher_opens_a_file_for_their_own_class_with_a_counselor_respo
     app: Anxin, school: School
 ) -> None:
     # when the class teacher opens a file for a student of their class, naming a counselor
-    fid = app.open_support_file(school.teacher, school.student("2026002"), category="人际关系", risk_level="key",
-                                reason="被同学孤立", responsible_id=school.counselor.staff_id)
+    fid = app.open_support_file(
+        school.teacher,
+        school.student("2026002"),
+        category="人际关系",
+        risk_level="key",
+        reason="被同学孤立",
+        responsible_id=school.counselor.staff_id,
+    )
     # then the counselor holds it; the teacher may not read it
     assert app.get_support_file(school.counselor, fid).responsible_id == school.counselor.staff_id
     with pytest.raises(PermissionDenied):
         app.get_support_file(school.teacher, fid)
     # and a teacher must name a counselor, and cannot open one for another class
     with pytest.raises(InvalidInput):
-        app.open_support_file(school.teacher, school.student("2026001"), category="人际关系", risk_level="key",
-                              reason="被同学孤立")
+        app.open_support_file(
+            school.teacher, school.student("2026001"), category="人际关系", risk_level="key", reason="被同学孤立"
+        )
     with pytest.raises(PermissionDenied):
-        app.open_support_file(school.teacher, school.student("2026003"), category="人际关系", risk_level="key",
-                              reason="被同学孤立", responsible_id=school.counselor.staff_id)
+        app.open_support_file(
+            school.teacher,
+            school.student("2026003"),
+            category="人际关系",
+            risk_level="key",
+            reason="被同学孤立",
+            responsible_id=school.counselor.staff_id,
+        )
 
 
 def test_no_file_is_opened_for_a_student_who_has_left(app: Anxin, school: School) -> None:
@@ -118,8 +153,15 @@ def test_another_counselor_sees_the_register_but_cannot_read_or_write_the_file(a
     app.record_session(school.counselor, fid, held_on=date(2026, 10, 12), summary="谈到家中争吵")
     # when the school's other counselor looks at the register, they see the line, without notes
     (line,) = app.support_register(school.other_counselor, school.id)
-    assert line == RegisterLine(fid, school.student("2026001"), "key", "情绪困扰", "open", school.counselor.staff_id,
-                                date(2026, 10, 12) + timedelta(days=120))
+    assert line == RegisterLine(
+        fid,
+        school.student("2026001"),
+        "key",
+        "情绪困扰",
+        "open",
+        school.counselor.staff_id,
+        date(2026, 10, 12) + timedelta(days=120),
+    )
     # but reading or writing the file is refused, and each refusal is recorded
     with pytest.raises(PermissionDenied):
         app.get_support_file(school.other_counselor, fid)
@@ -127,8 +169,11 @@ def test_another_counselor_sees_the_register_but_cannot_read_or_write_the_file(a
         app.record_session(school.other_counselor, fid, held_on=date(2026, 10, 12), summary="越权记录")
     with pytest.raises(PermissionDenied):
         app.raise_risk_level(school.other_counselor, fid, "high", "越权调整")
-    assert denials(app, school.other_counselor.staff_id) == [("file.read", "file"), ("file.write", "file"),
-                                                             ("file.write", "file")]
+    assert denials(app, school.other_counselor.staff_id) == [
+        ("file.read", "file"),
+        ("file.write", "file"),
+        ("file.write", "file"),
+    ]
     assert version(app, school, fid) == 2
 
 
@@ -218,7 +263,10 @@ def test_the_risk_level_goes_up_and_down_with_reasons_and_the_review_follows(
     f = app.get_support_file(school.counselor, fid)
     assert (f.risk_level, f.next_review_due) == ("key", clock.today + timedelta(days=120))
     assert [(h["from"], h["to"], h["reason"]) for h in f.risk_history] == [
-        (None, "general", "近期情绪低落，上课常走神"), ("general", "high", "自述有轻生念头"), ("high", "key", "情绪趋于稳定")]
+        (None, "general", "近期情绪低落，上课常走神"),
+        ("general", "high", "自述有轻生念头"),
+        ("high", "key", "情绪趋于稳定"),
+    ]
 
 
 def test_a_refused_level_change_changes_nothing(app: Anxin, school: School) -> None:
@@ -236,14 +284,28 @@ def test_the_plan_and_the_record_of_the_work_are_kept(app: Anxin, school: School
     fid = open_file(app, school)
     measures = [{"text": "每周一次个体辅导", "by": "心理老师"}, {"text": "家长每晚陪伴散步", "by": "家长"}]
     app.draw_up_plan(school.counselor, fid, goals=["情绪稳定", "恢复睡眠"], measures=measures)
-    s = app.record_session(school.counselor, fid, held_on=date(2026, 10, 12), summary="讨论睡眠问题",
-                           duration_minutes=45, next_steps="记录睡眠日志")
-    g = app.record_guardian_contact(school.counselor, fid, contacted_on=date(2026, 10, 12), guardian="母亲",
-                                    method="meeting", summary="家长同意配合")
-    r = app.record_referral(school.counselor, fid, referred_on=date(2026, 10, 12), to="市第三人民医院心理科",
-                            reason="需评估睡眠障碍")
-    app.revise_plan(school.counselor, fid, goals=["情绪稳定", "恢复睡眠", "按时到校"], measures=measures,
-                    reason="增加出勤目标")
+    s = app.record_session(
+        school.counselor,
+        fid,
+        held_on=date(2026, 10, 12),
+        summary="讨论睡眠问题",
+        duration_minutes=45,
+        next_steps="记录睡眠日志",
+    )
+    g = app.record_guardian_contact(
+        school.counselor,
+        fid,
+        contacted_on=date(2026, 10, 12),
+        guardian="母亲",
+        method="meeting",
+        summary="家长同意配合",
+    )
+    r = app.record_referral(
+        school.counselor, fid, referred_on=date(2026, 10, 12), to="市第三人民医院心理科", reason="需评估睡眠障碍"
+    )
+    app.revise_plan(
+        school.counselor, fid, goals=["情绪稳定", "恢复睡眠", "按时到校"], measures=measures, reason="增加出勤目标"
+    )
     app.change_file_category(school.counselor, fid, "家庭变故", "了解到父母近期离异")
     f = app.get_support_file(school.counselor, fid)
     assert f.category == "家庭变故" and f.category_history[0]["reason"] == "了解到父母近期离异"
@@ -257,9 +319,13 @@ def test_the_plan_and_the_record_of_the_work_are_kept(app: Anxin, school: School
 def test_a_crisis_intervention_raises_the_file_to_high_in_the_same_save(app: Anxin, school: School) -> None:
     fid = open_file(app, school, level="general")
     before = app.recorder.max_notification_id()
-    app.record_crisis_intervention(school.counselor, fid, occurred_on=date(2026, 10, 12),
-                                   what_happened="午休时在厕所哭泣并说不想活了",
-                                   actions_taken="全程陪护，通知家长接回，联系医院")
+    app.record_crisis_intervention(
+        school.counselor,
+        fid,
+        occurred_on=date(2026, 10, 12),
+        what_happened="午休时在厕所哭泣并说不想活了",
+        actions_taken="全程陪护，通知家长接回，联系医院",
+    )
     f = app.get_support_file(school.counselor, fid)
     assert (f.risk_level, f.version) == ("high", 3)
     assert app.recorder.max_notification_id() == (before or 0) + 2

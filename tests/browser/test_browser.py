@@ -54,9 +54,7 @@ def test_login_refuses_a_wrong_password_then_shows_the_work_queue(open_session: 
         ("admin", "/admin/accounts", None),
     ],
 )
-def test_each_role_main_page(
-    open_session: Any, username: str, path: str, heading: str | None
-) -> None:
+def test_each_role_main_page(open_session: Any, username: str, path: str, heading: str | None) -> None:
     s = open_session()
     page = s.login(username)
     page.goto(path)
@@ -171,9 +169,7 @@ def test_admin_adds_an_account_who_then_changes_the_password(open_session: Any) 
     expect(page.get_by_role("heading", name="我的待办")).to_be_visible()
 
 
-def test_admin_roster_import_with_a_bad_line_lists_the_errors(
-    open_session: Any, tmp_path: Any
-) -> None:
+def test_admin_roster_import_with_a_bad_line_lists_the_errors(open_session: Any, tmp_path: Any) -> None:
     s = open_session()
     page = s.login("admin")
     page.goto("/admin/roster")

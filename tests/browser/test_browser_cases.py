@@ -43,8 +43,9 @@ def _step(page: Any, action: str, fields: dict[str, str]) -> None:
 def test_report_investigate_determine_close_and_board(open_session: Any, live: LiveServer) -> None:
     teacher = _actor(live, "teacher1")
     admin = _actor(live, "admin")
-    student = next(s for s in live.app.list_students(admin, teacher.school_id)
-                   if s.class_name == "七年级1班" and not s.erased)
+    student = next(
+        s for s in live.app.list_students(admin, teacher.school_id) if s.class_name == "七年级1班" and not s.erased
+    )
     tag = uuid.uuid4().hex[:6]
     when = i18n.local(live.app.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
     before = _case_ids(live)
@@ -109,12 +110,19 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
     bullying student's family appealed: written through the application, not the pages."""
     app, admin = live.app, _actor(live, "admin")
     safety, principal = _actor(live, "safety1"), _actor(live, "principal1")
-    target, bully = [s for s in app.list_students(admin, safety.school_id)
-                     if s.class_name == "八年级1班" and not s.erased][:2]
-    case_id = app.report_bullying(safety, school_id=safety.school_id, channel="teacher",
-                                  occurred_at=app.now() - timedelta(hours=5), place="教室", forms=["verbal"],
-                                  parties=[(target.id, "targeted"), (bully.id, "bullying")],
-                                  narrative=f"抢夺文具 {tag}")
+    target, bully = [
+        s for s in app.list_students(admin, safety.school_id) if s.class_name == "八年级1班" and not s.erased
+    ][:2]
+    case_id = app.report_bullying(
+        safety,
+        school_id=safety.school_id,
+        channel="teacher",
+        occurred_at=app.now() - timedelta(hours=5),
+        place="教室",
+        forms=["verbal"],
+        parties=[(target.id, "targeted"), (bully.id, "bullying")],
+        narrative=f"抢夺文具 {tag}",
+    )
     app.start_investigation(safety, case_id)
     app.complete_investigation(safety, case_id, findings=f"属实 {tag}")
     app.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
@@ -123,8 +131,9 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
     return case_id
 
 
-def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case(open_session: Any,
-                                                                                  live: LiveServer) -> None:
+def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case(
+    open_session: Any, live: LiveServer
+) -> None:
     tag = uuid.uuid4().hex[:6]
     changed, reopened = _appealed_case(live, tag), _appealed_case(live, tag + "b")
     s = open_session()

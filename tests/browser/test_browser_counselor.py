@@ -25,8 +25,16 @@ def _new_student(live: LiveServer, class_name: str = "九年级2班") -> tuple[s
     school = app.actor(app.account("counselor1")[0]).school_id
     name = "苏" + uuid.uuid4().hex[:3]
     no = "C" + uuid.uuid4().hex[:8]
-    sid = app.enrol_student(admin, school_id=school, student_no=no, name=name, gender="女",
-                            birth_date=date(2011, 3, 1), grade=class_name[:3], class_name=class_name)
+    sid = app.enrol_student(
+        admin,
+        school_id=school,
+        student_no=no,
+        name=name,
+        gender="女",
+        birth_date=date(2011, 3, 1),
+        grade=class_name[:3],
+        class_name=class_name,
+    )
     return sid, no, name
 
 
@@ -112,8 +120,10 @@ def test_counselor_imports_screenings_first_with_an_error(open_session: Any, liv
     header = "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10))
     today = live.app.now().date().isoformat()
     bad = tmp_path / "bad.csv"
-    bad.write_text(f"{header}\n{no_a},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n{no_b},PHQ-9,not-a-date,0,1,0,0,0,1,0,0,0\n",
-                   encoding="utf-8")
+    bad.write_text(
+        f"{header}\n{no_a},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n{no_b},PHQ-9,not-a-date,0,1,0,0,0,1,0,0,0\n",
+        encoding="utf-8",
+    )
     page.get_by_label("CSV 文件").set_input_files(str(bad))
     page.get_by_role("button", name="导入").click()
     expect(page.get_by_role("alert")).to_contain_text("未导入任何数据")
@@ -124,8 +134,9 @@ def test_counselor_imports_screenings_first_with_an_error(open_session: Any, liv
     s.shot("counselor1-screening-errors")
 
     good = tmp_path / "good.csv"
-    good.write_text(f"{header}\n{no_a},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n{no_b},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n",
-                    encoding="utf-8")
+    good.write_text(
+        f"{header}\n{no_a},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n{no_b},PHQ-9,{today},0,1,0,0,0,1,0,0,0\n", encoding="utf-8"
+    )
     page.get_by_label("CSV 文件").set_input_files(str(good))
     page.get_by_role("button", name="导入").click()
     expect(page.get_by_role("status").first).to_contain_text("已导入 2 条筛查结果")

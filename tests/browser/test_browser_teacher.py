@@ -28,8 +28,16 @@ def _paired_student(live: LiveServer) -> tuple[str, str, str]:
     teacher = app.actor(app.account("teacher1")[0])
     principal = app.actor(app.account("principal1")[0])
     name = "林" + uuid.uuid4().hex[:3]
-    student = app.enrol_student(admin, school_id=teacher.school_id, student_no="B" + uuid.uuid4().hex[:8], name=name,
-                                gender="男", birth_date=date(2013, 6, 1), grade="七年级", class_name="七年级1班")
+    student = app.enrol_student(
+        admin,
+        school_id=teacher.school_id,
+        student_no="B" + uuid.uuid4().hex[:8],
+        name=name,
+        gender="男",
+        birth_date=date(2013, 6, 1),
+        grade="七年级",
+        class_name="七年级1班",
+    )
     clock = app.clock
     app.clock = lambda: clock() - timedelta(days=21)
     try:

@@ -36,13 +36,16 @@ def one_line_of_chinese(err: str) -> bool:
 
 
 # -- the master key file -------------------------------------------------------------------------
-@pytest.mark.parametrize("content", [
-    pytest.param(b"", id="empty"),
-    pytest.param(b"   \n\n", id="blank"),
-    pytest.param(b"c2hvcnQ=\n", id="short"),
-    pytest.param(None, id="truncated"),
-    pytest.param(b"\x00\xff\xfe garbage \x01", id="binary"),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"   \n\n", id="blank"),
+        pytest.param(b"c2hvcnQ=\n", id="short"),
+        pytest.param(None, id="truncated"),
+        pytest.param(b"\x00\xff\xfe garbage \x01", id="binary"),
+    ],
+)
 def test_a_damaged_key_file_is_one_clear_line(store: Store, run_cli: Any, content: bytes | None) -> None:
     # given a store, then its key file emptied, cut short or overwritten
     assert run_cli("school", "add", SCHOOL)[0] == 0
@@ -93,7 +96,8 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_database_file_is_one_clear_line(
-        sqlite_store: Path, capsys: pytest.CaptureFixture[str], damage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_store: Path, capsys: pytest.CaptureFixture[str], damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given the database file overwritten, or cut to its first pages (its WAL gone)
     db = sqlite_store / "anxin.db"
     for extra in sqlite_store.glob("anxin.db-*"):
@@ -135,7 +139,8 @@ def read_only(sqlite_store: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("command", [("school", "list"), ("school", "add", "第二中学")])
 def test_a_read_only_data_folder_is_one_clear_line(
-        read_only: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]) -> None:
+    read_only: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
     code, out, err = _main(capsys, *command, "--data-dir", str(read_only))
 
     assert code == 1 and one_line_of_chinese(err), err
@@ -162,7 +167,9 @@ def test_a_field_over_the_csv_limit_is_a_numbered_line_with_the_others(store: St
     # given a file whose third line holds a 200,000-character field, and a bad date on the fourth
     assert run_cli("school", "add", SCHOOL)[0] == 0
     huge = "S002," + "长" * 200_000 + ",女,2013-06-07,七年级,七年级1班,,,"
-    path = _csv(store, "huge.csv", [GOOD, huge, "S003,王五,男,2013-13-45,七年级,七年级2班,,,", GOOD.replace("S001", "S004")])
+    path = _csv(
+        store, "huge.csv", [GOOD, huge, "S003,王五,男,2013-13-45,七年级,七年级2班,,,", GOOD.replace("S001", "S004")]
+    )
 
     # when it is imported
     code, out, err = run_cli("roster", "import", path, "--school", SCHOOL)
@@ -178,16 +185,16 @@ def test_roster_fields_are_limited_and_every_bad_line_is_named_at_once(store: St
     today = date.today()
     too_young = (today - timedelta(days=365)).isoformat()
     rows = [
-        GOOD,                                                                            # line 2: fine
-        "S002," + "名" * 51 + ",女,2013-06-07,七年级,七年级1班,,,",                     # 3: name too long
-        "S003,王\x00五,男,2013-07-08,七年级,七年级2班,,,",                               # 4: NUL
-        "S004,赵六,男,1990-01-01,七年级,七年级2班,,,",                                   # 5: too old
-        f"S005,钱七,女,{too_young},七年级,七年级2班,,,",                                 # 6: too young
-        "S006,孙八,男,2013-07-08,七年级,七年级2班,孙母,12345,",                          # 7: phone too short
-        "S007,周九,女,2013-07-08,七年级,七年级2班,周父,1391234567,",                     # 8: mobile of 10 digits
+        GOOD,  # line 2: fine
+        "S002," + "名" * 51 + ",女,2013-06-07,七年级,七年级1班,,,",  # 3: name too long
+        "S003,王\x00五,男,2013-07-08,七年级,七年级2班,,,",  # 4: NUL
+        "S004,赵六,男,1990-01-01,七年级,七年级2班,,,",  # 5: too old
+        f"S005,钱七,女,{too_young},七年级,七年级2班,,,",  # 6: too young
+        "S006,孙八,男,2013-07-08,七年级,七年级2班,孙母,12345,",  # 7: phone too short
+        "S007,周九,女,2013-07-08,七年级,七年级2班,周父,1391234567,",  # 8: mobile of 10 digits
         "S008,吴十,男,2013-07-08,七年级,七年级2班,,," + ";".join(f"t{i}" for i in range(11)),  # 9: 11 tags
-        "S" + "9" * 40 + ",郑一,男,2013-07-08,七年级,七年级2班,,,",                      # 10: number too long
-        "S010,冯二,男,2013-07-08,七年级,七年级2班,冯母,010-62345678,",                   # 11: fine (a landline)
+        "S" + "9" * 40 + ",郑一,男,2013-07-08,七年级,七年级2班,,,",  # 10: number too long
+        "S010,冯二,男,2013-07-08,七年级,七年级2班,冯母,010-62345678,",  # 11: fine (a landline)
     ]
     assert run_cli("school", "add", SCHOOL)[0] == 0
     path = _csv(store, "limits.csv", rows)
@@ -207,11 +214,20 @@ def test_roster_fields_are_limited_and_every_bad_line_is_named_at_once(store: St
 
 
 def test_the_same_limits_hold_for_one_student_enrolled_by_hand(app: Anxin, school: School) -> None:
-    fields = {"student_no": "2026099", "name": "新同学", "gender": "女", "birth_date": date(2013, 1, 1),
-              "grade": "七年级", "class_name": "七年级1班"}
-    for bad, reason in [({"name": "名" * 51}, "姓名过长"), ({"class_name": "一\x00班"}, "班级含有空字符"),
-                        ({"birth_date": date(1980, 1, 1)}, "不像中小学生"),
-                        ({"guardians": [{"name": "母亲", "phone": "1391234567"}]}, "电话号码")]:
+    fields = {
+        "student_no": "2026099",
+        "name": "新同学",
+        "gender": "女",
+        "birth_date": date(2013, 1, 1),
+        "grade": "七年级",
+        "class_name": "七年级1班",
+    }
+    for bad, reason in [
+        ({"name": "名" * 51}, "姓名过长"),
+        ({"class_name": "一\x00班"}, "班级含有空字符"),
+        ({"birth_date": date(1980, 1, 1)}, "不像中小学生"),
+        ({"guardians": [{"name": "母亲", "phone": "1391234567"}]}, "电话号码"),
+    ]:
         with pytest.raises(InvalidInput) as refused:
             app.enrol_student(ADMIN, school_id=school.id, **{**fields, **bad})
         assert reason in refused.value.text
@@ -219,7 +235,8 @@ def test_the_same_limits_hold_for_one_student_enrolled_by_hand(app: Anxin, schoo
 
 # -- the web: the store failing under a request -------------------------------------------------------
 def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a server whose database may grow by a few pages only (SQLite then reports
     # SQLITE_FULL, what a full disk gives)
     import sqlite3
@@ -228,8 +245,15 @@ def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
     key = MasterKey.generate()
     setup = Anxin(StoreConfig(url=None, data_dir=data), [key])
     school_id = setup.add_school(ADMIN, SCHOOL)
-    setup.add_staff(ADMIN, username="root", name="管理员", school_id=None, roles=["administrator"],
-                    password_hash=hash_password("correct-horse-battery-9"), district="default")
+    setup.add_staff(
+        ADMIN,
+        username="root",
+        name="管理员",
+        school_id=None,
+        roles=["administrator"],
+        password_hash=hash_password("correct-horse-battery-9"),
+        district="default",
+    )
     setup.close()
     pages = sqlite3.connect(data / "anxin.db").execute("PRAGMA page_count").fetchone()[0]
     connect = sqlite3.connect
@@ -245,13 +269,17 @@ def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
     try:
         # (an error past the routes' own handling is answered, then re-raised for the server
         # to log: the test client must not raise it here)
-        with TestClient(create_app(app, background_seconds=None), base_url="http://testserver",
-                        raise_server_exceptions=False) as client:
+        with TestClient(
+            create_app(app, background_seconds=None), base_url="http://testserver", raise_server_exceptions=False
+        ) as client:
             admin = Browser(client, None).login("root", "correct-horse-battery-9")
 
             # when the administrator imports a roster too big for the room left
-            r = admin.post("/admin/roster", {"school": school_id},
-                           files={"file": ("roster.csv", ("\n".join([HEADER, *rows]) + "\n").encode(), "text/csv")})
+            r = admin.post(
+                "/admin/roster",
+                {"school": school_id},
+                files={"file": ("roster.csv", ("\n".join([HEADER, *rows]) + "\n").encode(), "text/csv")},
+            )
 
             # then the page says the disk is full (503), and nothing was imported
             assert r.status_code == 503 and "磁盘已满" in r.text and "服务器内部错误" not in r.text

@@ -63,6 +63,7 @@ HALF_VALID_ROWS = [
 ]
 PASSWORD = "correct-horse-battery-9"
 
+
 def _clean_env() -> dict[str, str]:
     """The test process's environment without any ANXIN_ setting that could leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith("ANXIN_")}
@@ -96,15 +97,23 @@ class Cli:
         # --data-dir goes after the subcommand's own arguments, as a person would type it.
         return [*args, "--data-dir", str(self.data_dir)] if not self.is_postgres else list(args)
 
-    def run(self, *args: str, env: dict[str, str] | None = None, process: bool = False
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, process: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """`anxin ARGS`: by its entry point in this process (its environment, working
         directory, empty stdin and output swapped in for the call; every application it
         opens closed after), or with `process`, as a real process of its own."""
         argv = self._argv(args)
         if process:
-            r = subprocess.run([sys.executable, "-m", "anxin.cli", *argv], cwd=self.home, env=self.env | (env or {}),
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+            r = subprocess.run(
+                [sys.executable, "-m", "anxin.cli", *argv],
+                cwd=self.home,
+                env=self.env | (env or {}),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         else:
             r = in_process(argv, self.env | (env or {}), self.home)
         assert "Traceback" not in r.stderr, r.stderr  # every failure is a message, never a crash
@@ -119,8 +128,9 @@ class Cli:
         """`anxin init`, run by its own entry point in this process."""
         self.ok("init")
 
-    def given(self, *schools: str, roster: list[str] | None = None,
-              users: tuple[tuple[str, str, str], ...] = ()) -> None:
+    def given(
+        self, *schools: str, roster: list[str] | None = None, users: tuple[tuple[str, str, str], ...] = ()
+    ) -> None:
         """An initialised store with these schools (district "default"), the roster rows
         imported into the first, and users (username, name, role) of the first."""
         self.init_here()
@@ -129,8 +139,14 @@ class Cli:
             if roster is not None:
                 import_roster(app, CLI_ACTOR, ids[0], "\n".join([HEADER, *roster]) + "\n")
             for username, name, role in users:
-                app.add_staff(CLI_ACTOR, username=username, name=name, school_id=ids[0], roles=[role],
-                              password_hash=hash_password(PASSWORD))
+                app.add_staff(
+                    CLI_ACTOR,
+                    username=username,
+                    name=name,
+                    school_id=ids[0],
+                    roles=[role],
+                    password_hash=hash_password(PASSWORD),
+                )
 
     def csv(self, name: str, rows: list[str], header: str = HEADER, encoding: str = "utf-8") -> str:
         path = self.home / name
@@ -138,14 +154,18 @@ class Cli:
         return str(path)
 
     def roster(self, school: str = SCHOOL) -> list[tuple[str, ...]]:
-        return [tuple(part.strip() for part in line.split("\t"))
-                for line in self.ok("roster", "list", "--school", school).splitlines()]
+        return [
+            tuple(part.strip() for part in line.split("\t"))
+            for line in self.ok("roster", "list", "--school", school).splitlines()
+        ]
 
     def listed(self, school: str = SCHOOL) -> list[tuple[str | None, ...]]:
         """The roster as `roster list` shows it, read in this process (cheaper)."""
         with self.app() as app:
-            return [("-", "已删除 (erased)", r.class_name) if r.erased else (r.student_no, r.name, r.class_name)
-                    for r in app.list_students(CLI_ACTOR, app.school_id(school))]
+            return [
+                ("-", "已删除 (erased)", r.class_name) if r.erased else (r.student_no, r.name, r.class_name)
+                for r in app.list_students(CLI_ACTOR, app.school_id(school))
+            ]
 
     def config(self) -> StoreConfig:
         return StoreConfig(url=PG_URL if self.is_postgres else None, data_dir=self.data_dir, schema=self.schema)
@@ -174,9 +194,12 @@ class Cli:
 
     def tables(self) -> set[str]:
         if self.is_postgres:
-            return {r[0] for r in self.sql(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (self.schema,)
-            )}
+            return {
+                r[0]
+                for r in self.sql(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (self.schema,)
+                )
+            }
         if not (self.data_dir / "anxin.db").exists():
             return set()
         return {r[0] for r in self.sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -207,8 +230,11 @@ def _stores(kind: str, root: Path) -> Iterator[Callable[[], Cli]]:
             schemas.append(schema)
             key_file = home / "master.key"
             assert PG_URL
-            env |= {"ANXIN_DATABASE_URL": PG_URL, "ANXIN_DATABASE_SCHEMA": schema,
-                    "ANXIN_MASTER_KEY_FILE": str(key_file)}
+            env |= {
+                "ANXIN_DATABASE_URL": PG_URL,
+                "ANXIN_DATABASE_SCHEMA": schema,
+                "ANXIN_MASTER_KEY_FILE": str(key_file),
+            }
             return Cli("postgres", home, home / "var", key_file, env, schema)
         data_dir = home / "data"
         return Cli("sqlite", home, data_dir, data_dir / "master.key", env)
@@ -290,10 +316,14 @@ def test_init_refuses_a_store_that_already_holds_data_under_another_key(enrolled
     assert enrolled.listed() == GOOD_LISTING  # and nothing was harmed
 
 
-@pytest.mark.parametrize("command", [
-    ["school", "add", SCHOOL],
-    ["roster", "list", "--school", SCHOOL],
-], ids=["school-add", "roster-list"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["school", "add", SCHOOL],
+        ["roster", "list", "--school", SCHOOL],
+    ],
+    ids=["school-add", "roster-list"],
+)
 def test_a_command_before_init_fails_saying_the_master_key_is_missing(cli: Cli, command: list[str]) -> None:
     r = cli.run(*command)
 
@@ -391,13 +421,29 @@ def test_importing_into_an_unknown_school_names_the_school(cli: Cli) -> None:
 def test_a_user_is_added_with_roles_and_classes_and_a_hashed_password(cli: Cli) -> None:
     cli.given(SCHOOL)
 
-    out = cli.ok("user", "add", "--username", "wang", "--name", "王老师", "--school", SCHOOL,
-                 "--role", "counselor", "--role", "class_teacher", "--class", "七年级1班",
-                 "--password", PASSWORD)
+    out = cli.ok(
+        "user",
+        "add",
+        "--username",
+        "wang",
+        "--name",
+        "王老师",
+        "--school",
+        SCHOOL,
+        "--role",
+        "counselor",
+        "--role",
+        "class_teacher",
+        "--class",
+        "七年级1班",
+        "--password",
+        PASSWORD,
+    )
 
     assert "已添加用户 wang（心理老师, 班主任）" in out
     [(roles, classes, pw_hash)] = cli.sql(
-        "SELECT roles, classes, password_hash FROM {t}anxin_staff WHERE username = ?", ("wang",))
+        "SELECT roles, classes, password_hash FROM {t}anxin_staff WHERE username = ?", ("wang",)
+    )
     assert set(roles.split(",")) == {"counselor", "class_teacher"}
     assert json.loads(classes) == ["七年级1班"]
     assert pw_hash.startswith("$argon2id$") and verify_password(pw_hash, PASSWORD)
@@ -409,12 +455,48 @@ def test_a_user_is_added_with_roles_and_classes_and_a_hashed_password(cli: Cli) 
 def test_a_taken_username_a_short_password_or_an_unknown_school_is_refused(cli: Cli) -> None:
     cli.given(SCHOOL, users=(("wang", "王老师", "counselor"),))
 
-    taken = cli.run("user", "add", "--username", "wang", "--name", "另一个王老师", "--school", SCHOOL,
-                    "--role", "class_teacher", "--password", PASSWORD)
-    short = cli.run("user", "add", "--username", "li", "--name", "李老师", "--school", SCHOOL,
-                    "--role", "counselor", "--password", "short")
-    nowhere = cli.run("user", "add", "--username", "zhao", "--name", "赵老师", "--school", "不存在中学",
-                      "--role", "counselor", "--password", PASSWORD)
+    taken = cli.run(
+        "user",
+        "add",
+        "--username",
+        "wang",
+        "--name",
+        "另一个王老师",
+        "--school",
+        SCHOOL,
+        "--role",
+        "class_teacher",
+        "--password",
+        PASSWORD,
+    )
+    short = cli.run(
+        "user",
+        "add",
+        "--username",
+        "li",
+        "--name",
+        "李老师",
+        "--school",
+        SCHOOL,
+        "--role",
+        "counselor",
+        "--password",
+        "short",
+    )
+    nowhere = cli.run(
+        "user",
+        "add",
+        "--username",
+        "zhao",
+        "--name",
+        "赵老师",
+        "--school",
+        "不存在中学",
+        "--role",
+        "counselor",
+        "--password",
+        PASSWORD,
+    )
 
     assert taken.returncode != 0 and "用户名「wang」已被使用" in taken.stderr
     assert short.returncode != 0 and "密码至少 8 位" in short.stderr
@@ -424,8 +506,12 @@ def test_a_taken_username_a_short_password_or_an_unknown_school_is_refused(cli: 
 
 # -- demo -----------------------------------------------------------------------------------
 DEMO_ACCOUNTS = {
-    "teacher1": {"class_teacher"}, "counselor1": {"counselor"}, "safety1": {"safety_lead"},
-    "principal1": {"principal"}, "supervisor1": {"supervisor"}, "admin": {"administrator"},
+    "teacher1": {"class_teacher"},
+    "counselor1": {"counselor"},
+    "safety1": {"safety_lead"},
+    "principal1": {"principal"},
+    "supervisor1": {"supervisor"},
+    "admin": {"administrator"},
 }
 
 
@@ -448,10 +534,18 @@ def demo_twice(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         stores = (make(), make_sqlite())
         for store in stores:
             store.given()
-        running = [subprocess.Popen(
-            [sys.executable, "-m", "anxin.cli", *s._argv(("demo", "--password", PASSWORD))], cwd=s.home,
-            env=s.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ) for s in stores]
+        running = [
+            subprocess.Popen(
+                [sys.executable, "-m", "anxin.cli", *s._argv(("demo", "--password", PASSWORD))],
+                cwd=s.home,
+                env=s.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for s in stores
+        ]
         outputs = []
         for process in running:
             out, err = process.communicate(timeout=300)
@@ -560,21 +654,34 @@ def test_the_store_can_be_named_by_the_environment_or_by_data_dir(cli: Cli) -> N
     if cli.is_postgres:
         env = {k: v for k, v in cli.env.items() if k != "ANXIN_MASTER_KEY_FILE"}
         data_dir = cli.home / "pgdata"
-        commands = [["init", "--data-dir", str(data_dir)],
-                    ["school", "add", SCHOOL, "--district", "安心区", "--data-dir", str(data_dir)],
-                    ["roster", "import", path, "--school", SCHOOL, "--data-dir", str(data_dir)],
-                    ["roster", "list", "--school", SCHOOL, "--data-dir", str(data_dir)]]
+        commands = [
+            ["init", "--data-dir", str(data_dir)],
+            ["school", "add", SCHOOL, "--district", "安心区", "--data-dir", str(data_dir)],
+            ["roster", "import", path, "--school", SCHOOL, "--data-dir", str(data_dir)],
+            ["roster", "list", "--school", SCHOOL, "--data-dir", str(data_dir)],
+        ]
         key_file = data_dir / "master.key"
     else:
         key_file = cli.home / "keys" / "master.key"
         db = cli.home / "elsewhere" / "anxin.db"
         env = cli.env | {"ANXIN_DATABASE_URL": f"sqlite:///{db}", "ANXIN_MASTER_KEY_FILE": str(key_file)}
-        commands = [["init"], ["school", "add", SCHOOL, "--district", "安心区"],
-                    ["roster", "import", path, "--school", SCHOOL], ["roster", "list", "--school", SCHOOL]]
+        commands = [
+            ["init"],
+            ["school", "add", SCHOOL, "--district", "安心区"],
+            ["roster", "import", path, "--school", SCHOOL],
+            ["roster", "list", "--school", SCHOOL],
+        ]
     outputs = []
     for command in commands:
-        r = subprocess.run([sys.executable, "-m", "anxin.cli", *command], cwd=cli.home, env=env,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "anxin.cli", *command],
+            cwd=cli.home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         outputs.append(r.stdout)
 

@@ -27,7 +27,8 @@ STUDENTS = "200"
 
 
 def test_a_demo_that_fails_partway_says_so_and_is_refused_afterwards_even_if_empty(
-        store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a demo whose loading fails after both schools' rosters are written
     def fail(*args: Any, **kwargs: Any) -> None:
         raise DomainError("模拟的失败：某条命令被规则拒绝")
@@ -50,7 +51,8 @@ def test_a_demo_that_fails_partway_says_so_and_is_refused_afterwards_even_if_emp
 
 
 def test_a_whole_demo_is_marked_complete_and_if_empty_then_skips_it(
-        store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a demo without its casework (the rosters and accounts only: quicker, same marker)
     monkeypatch.setattr(anxin.demo, "_casework", lambda *a, **kw: {})
 
@@ -67,7 +69,8 @@ def test_a_whole_demo_is_marked_complete_and_if_empty_then_skips_it(
 
 
 def test_a_demo_stopped_before_it_wrote_anything_is_simply_loaded_again(
-        store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a store whose demo was marked as loading, then killed before its first write
     app = store.open()
     anxin.demo._mark(app, "loading")
@@ -105,15 +108,19 @@ def test_a_demo_killed_partway_is_reported_by_the_next_run(store: Store, run_cli
     argv = [sys.executable, "-m", "anxin.cli", "demo", "--students", STUDENTS]
     if store.kind == "postgres":
         assert PG_URL and store.schema
-        env |= {"ANXIN_DATABASE_URL": PG_URL, "ANXIN_DATABASE_SCHEMA": store.schema,
-                "ANXIN_MASTER_KEY_FILE": str(store.data_dir / "master.key")}
+        env |= {
+            "ANXIN_DATABASE_URL": PG_URL,
+            "ANXIN_DATABASE_SCHEMA": store.schema,
+            "ANXIN_MASTER_KEY_FILE": str(store.data_dir / "master.key"),
+        }
     else:
         argv += ["--data-dir", str(store.data_dir)]
 
     # when `anxin demo` runs in a process of its own and is killed (SIGKILL) once it has
     # written some of the district
-    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while _streams(store) < 50 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -163,7 +170,8 @@ def closing_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_a_full_disk_during_the_demo_is_one_clear_line_and_the_half_demo_is_refused_after(
-        tiny_disk: Path, closing_cli: None, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_disk: Path, closing_cli: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     # given a store on a disk with room for little more than its empty tables
     data = str(tiny_disk / "var")
     assert _main("init", "--data-dir", data, capsys=capsys)[0] == 0
@@ -180,7 +188,8 @@ def test_a_full_disk_during_the_demo_is_one_clear_line_and_the_half_demo_is_refu
 
 
 def test_sqlite_full_without_a_tiny_disk_takes_the_same_path(
-        tmp_path: Path, closing_cli: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, closing_cli: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Where no tmpfs can be mounted: SQLite's own page limit makes it report SQLITE_FULL,
     the same error a full disk gives."""
     # given a store whose every connection may not grow the file past 350 pages (~1.4 MB)

@@ -59,15 +59,18 @@ def test_a_toml_file_overrides_only_what_it_names() -> None:
     assert Policy.from_toml("") == Policy()
 
 
-@pytest.mark.parametrize("text, says", [
-    ("investigation_days = ", "策略文件格式错误"),
-    ("[policy\ninvestigation_days = 7", "策略文件格式错误"),
-    ("investigation_dayz = 7", "未知配置项：investigation_dayz"),
-    ("[policy]\ncolour = 'red'\nsize = 2", "未知配置项：colour, size"),
-    ("investigation_days = 0", "investigation_days 必须为正整数"),
-    ("check_in_cadence_days = -14", "check_in_cadence_days 必须为正整数"),
-    ("[review_days]\nurgent = 3", "review_days 只能包含 general、key、high"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("investigation_days = ", "策略文件格式错误"),
+        ("[policy\ninvestigation_days = 7", "策略文件格式错误"),
+        ("investigation_dayz = 7", "未知配置项：investigation_dayz"),
+        ("[policy]\ncolour = 'red'\nsize = 2", "未知配置项：colour, size"),
+        ("investigation_days = 0", "investigation_days 必须为正整数"),
+        ("check_in_cadence_days = -14", "check_in_cadence_days 必须为正整数"),
+        ("[review_days]\nurgent = 3", "review_days 只能包含 general、key、high"),
+    ],
+)
 def test_a_bad_policy_file_is_refused_in_chinese(text: str, says: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         Policy.from_toml(text)

@@ -41,8 +41,16 @@ GAD7 = DEFAULT_INSTRUMENTS["GAD-7"]
 
 def new_file(level: str = "key", at: datetime = T0, **kw: Any) -> SupportFile:
     args: dict[str, Any] = dict(
-        id=uuid4(), school_id="school-1", student_id=STUDENT, category="情绪困扰", risk_level=level,
-        reason="近期情绪低落，多次哭泣", responsible_id=COUNSELOR, policy=POLICY, actor=COUNSELOR, at=at,
+        id=uuid4(),
+        school_id="school-1",
+        student_id=STUDENT,
+        category="情绪困扰",
+        risk_level=level,
+        reason="近期情绪低落，多次哭泣",
+        responsible_id=COUNSELOR,
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=at,
     )
     args.update(kw)
     return SupportFile.open(**args)
@@ -77,14 +85,21 @@ def test_an_opened_file_has_its_level_category_responsible_and_a_review_date_fro
 
     # then it is open, at that level, with the one-to-one responsible staff as its owner
     assert (f.status, f.risk_level, f.risk_label, f.category) == ("open", "high", "高危", "情绪困扰")
-    assert f.responsible_id == COUNSELOR and f.origin == "screening" and f.source == {"kind": "screening", "id": "rec-1"}
+    assert (
+        f.responsible_id == COUNSELOR and f.origin == "screening" and f.source == {"kind": "screening", "id": "rec-1"}
+    )
     # and the next review is a month away (policy for 高危)
     assert f.next_review_due == T0.date() + timedelta(days=POLICY.review_days["high"])
     assert names(f) == ["Opened"]
     # and the gate knows ids only
     scope = f.scope()
     assert (scope.kind, scope.owner_id, scope.subject_id, scope.status, scope.links) == (
-        "file", COUNSELOR, STUDENT, "open", ((STUDENT, "supported"),))
+        "file",
+        COUNSELOR,
+        STUDENT,
+        "open",
+        ((STUDENT, "supported"),),
+    )
 
 
 def test_a_general_file_is_reviewed_each_term() -> None:
@@ -92,14 +107,17 @@ def test_a_general_file_is_reviewed_each_term() -> None:
     assert f.next_review_due == T0.date() + timedelta(days=POLICY.review_days["general"])
 
 
-@pytest.mark.parametrize("change, code", [
-    ({"risk_level": "red"}, "invalid_input"),
-    ({"reason": "  "}, "invalid_input"),
-    ({"category": ""}, "invalid_input"),
-    ({"responsible_id": ""}, "invalid_input"),
-    ({"origin": "rumour"}, "invalid_input"),
-    ({"at": datetime(2026, 10, 12, 9, 0)}, "invalid_input"),
-])
+@pytest.mark.parametrize(
+    "change, code",
+    [
+        ({"risk_level": "red"}, "invalid_input"),
+        ({"reason": "  "}, "invalid_input"),
+        ({"category": ""}, "invalid_input"),
+        ({"responsible_id": ""}, "invalid_input"),
+        ({"origin": "rumour"}, "invalid_input"),
+        ({"at": datetime(2026, 10, 12, 9, 0)}, "invalid_input"),
+    ],
+)
 def test_opening_a_file_without_what_it_needs_is_refused(change: dict[str, Any], code: str) -> None:
     with pytest.raises(InvalidInput) as e:
         new_file(**change)
@@ -114,8 +132,13 @@ def test_raising_the_level_records_why_and_brings_the_review_forward() -> None:
     f.raise_risk_level(to_level="high", reason="出现自伤言语", policy=POLICY, actor=COUNSELOR, at=later(10))
     # then the level, the reason and the new review date are recorded in one RiskLevelRaised
     assert f.risk_level == "high" and names(f) == ["RiskLevelRaised"]
-    assert f.risk_history[-1] | {"at": None} == {"from": "key", "to": "high", "reason": "出现自伤言语",
-                                                 "actor": COUNSELOR, "at": None}
+    assert f.risk_history[-1] | {"at": None} == {
+        "from": "key",
+        "to": "high",
+        "reason": "出现自伤言语",
+        "actor": COUNSELOR,
+        "at": None,
+    }
     assert f.next_review_due == later(10).date() + timedelta(days=30)
 
 
@@ -163,16 +186,23 @@ def test_a_plan_is_drawn_up_once_then_revised_with_a_reason() -> None:
     with pytest.raises(PlanExists):
         f.draw_up_plan(goals=["别的"], measures=MEASURES, actor=COUNSELOR, at=later())
     # and a revision is a new event with its reason; the first plan stays in history
-    f.revise_plan(goals=["情绪稳定", "恢复作息"], measures=MEASURES[:1], reason="月度复评调整", actor=COUNSELOR,
-                  at=later(30))
+    f.revise_plan(
+        goals=["情绪稳定", "恢复作息"], measures=MEASURES[:1], reason="月度复评调整", actor=COUNSELOR, at=later(30)
+    )
     assert names(f) == ["PlanDrawnUp", "PlanRevised"]
     assert [p["version"] for p in f.plan_history] == [1, 2] and f.plan["reason"] == "月度复评调整"
     assert f.plan_history[0]["goals"] == ["情绪稳定"]
 
 
-@pytest.mark.parametrize("goals, measures", [
-    ([], MEASURES), (["目标"], []), (["目标"], [{"text": "辅导", "by": ""}]), (["目标"], [{"text": "", "by": "我"}]),
-])
+@pytest.mark.parametrize(
+    "goals, measures",
+    [
+        ([], MEASURES),
+        (["目标"], []),
+        (["目标"], [{"text": "辅导", "by": ""}]),
+        (["目标"], [{"text": "", "by": "我"}]),
+    ],
+)
 def test_a_plan_needs_goals_and_measures_each_with_who_carries_it_out(goals: list[str], measures: list[Any]) -> None:
     f = saved(new_file())
     with pytest.raises(InvalidInput):
@@ -210,32 +240,79 @@ def test_the_category_changes_with_a_reason() -> None:
 # -- the record of the work -----------------------------------------------------------------
 def test_sessions_guardian_contacts_and_referrals_are_recorded_in_date_order() -> None:
     f = saved(new_file())
-    f.record_session(entry_id="s2", held_on=date(2026, 10, 12), summary="第二次辅导", duration_minutes=40,
-                     actor=COUNSELOR, at=later())
+    f.record_session(
+        entry_id="s2",
+        held_on=date(2026, 10, 12),
+        summary="第二次辅导",
+        duration_minutes=40,
+        actor=COUNSELOR,
+        at=later(),
+    )
     f.record_session(entry_id="s1", held_on=date(2026, 10, 10), summary="初次访谈", actor=COUNSELOR, at=later())
-    f.record_guardian_contact(entry_id="g1", contacted_on=date(2026, 10, 12), guardian="母亲", method="phone",
-                              summary="告知在校情况", actor=COUNSELOR, at=later())
-    f.record_referral(entry_id="r1", referred_on=date(2026, 10, 13), to="市精神卫生中心", reason="需专业评估",
-                      actor=COUNSELOR, at=later())
+    f.record_guardian_contact(
+        entry_id="g1",
+        contacted_on=date(2026, 10, 12),
+        guardian="母亲",
+        method="phone",
+        summary="告知在校情况",
+        actor=COUNSELOR,
+        at=later(),
+    )
+    f.record_referral(
+        entry_id="r1",
+        referred_on=date(2026, 10, 13),
+        to="市精神卫生中心",
+        reason="需专业评估",
+        actor=COUNSELOR,
+        at=later(),
+    )
     assert names(f) == ["SessionRecorded", "SessionRecorded", "GuardianContacted", "ReferralMade"]
     assert [s["id"] for s in f.sessions] == ["s1", "s2"]
     assert f.guardian_contacts[0]["method"] == "phone" and f.referrals[0]["to"] == "市精神卫生中心"
 
 
-@pytest.mark.parametrize("call", [
-    lambda f: f.record_session(entry_id="x", held_on=date(2026, 10, 14), summary="未来", actor=COUNSELOR, at=later()),
-    lambda f: f.record_session(entry_id="x", held_on=date(2026, 10, 12), summary=" ", actor=COUNSELOR, at=later()),
-    lambda f: f.record_session(entry_id="x", held_on=date(2026, 10, 12), summary="好", duration_minutes=0,
-                               actor=COUNSELOR, at=later()),
-    lambda f: f.record_guardian_contact(entry_id="x", contacted_on=date(2026, 10, 12), guardian="母亲",
-                                        method="pigeon", summary="沟通", actor=COUNSELOR, at=later()),
-    lambda f: f.record_guardian_contact(entry_id="x", contacted_on=date(2026, 10, 12), guardian="",
-                                        method="phone", summary="沟通", actor=COUNSELOR, at=later()),
-    lambda f: f.record_referral(entry_id="x", referred_on=date(2026, 10, 12), to="", reason="评估",
-                                actor=COUNSELOR, at=later()),
-    lambda f: f.record_review(entry_id="x", reviewed_on=date(2026, 10, 12), notes="好转", outcome="stop",
-                              policy=POLICY, actor=COUNSELOR, at=later()),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: f.record_session(
+            entry_id="x", held_on=date(2026, 10, 14), summary="未来", actor=COUNSELOR, at=later()
+        ),
+        lambda f: f.record_session(entry_id="x", held_on=date(2026, 10, 12), summary=" ", actor=COUNSELOR, at=later()),
+        lambda f: f.record_session(
+            entry_id="x", held_on=date(2026, 10, 12), summary="好", duration_minutes=0, actor=COUNSELOR, at=later()
+        ),
+        lambda f: f.record_guardian_contact(
+            entry_id="x",
+            contacted_on=date(2026, 10, 12),
+            guardian="母亲",
+            method="pigeon",
+            summary="沟通",
+            actor=COUNSELOR,
+            at=later(),
+        ),
+        lambda f: f.record_guardian_contact(
+            entry_id="x",
+            contacted_on=date(2026, 10, 12),
+            guardian="",
+            method="phone",
+            summary="沟通",
+            actor=COUNSELOR,
+            at=later(),
+        ),
+        lambda f: f.record_referral(
+            entry_id="x", referred_on=date(2026, 10, 12), to="", reason="评估", actor=COUNSELOR, at=later()
+        ),
+        lambda f: f.record_review(
+            entry_id="x",
+            reviewed_on=date(2026, 10, 12),
+            notes="好转",
+            outcome="stop",
+            policy=POLICY,
+            actor=COUNSELOR,
+            at=later(),
+        ),
+    ],
+)
 def test_an_incomplete_or_future_entry_is_refused_and_leaves_no_event(call: Any) -> None:
     f = saved(new_file())
     with pytest.raises(InvalidInput):
@@ -247,8 +324,15 @@ def test_a_crisis_intervention_raises_the_file_to_high_as_its_own_event() -> Non
     # given a 重点关注 file
     f = saved(new_file("key"))
     # when a crisis intervention is recorded
-    f.record_crisis_intervention(entry_id="c1", occurred_on=date(2026, 10, 13), what_happened="课间表达轻生念头",
-                                 actions_taken="全程陪护，通知家长", policy=POLICY, actor=COUNSELOR, at=later())
+    f.record_crisis_intervention(
+        entry_id="c1",
+        occurred_on=date(2026, 10, 13),
+        what_happened="课间表达轻生念头",
+        actions_taken="全程陪护，通知家长",
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=later(),
+    )
     # then the intervention and a separate RiskLevelRaised (with its reason) are both recorded
     assert names(f) == ["CrisisInterventionRecorded", "RiskLevelRaised"]
     assert f.risk_level == "high" and f.crises[0]["actions_taken"] == "全程陪护，通知家长"
@@ -258,16 +342,30 @@ def test_a_crisis_intervention_raises_the_file_to_high_as_its_own_event() -> Non
 
 def test_a_crisis_on_a_high_file_adds_only_the_intervention() -> None:
     f = saved(new_file("high"))
-    f.record_crisis_intervention(entry_id="c1", occurred_on=date(2026, 10, 12), what_happened="情绪崩溃",
-                                 actions_taken="陪护", policy=POLICY, actor=COUNSELOR, at=later())
+    f.record_crisis_intervention(
+        entry_id="c1",
+        occurred_on=date(2026, 10, 12),
+        what_happened="情绪崩溃",
+        actions_taken="陪护",
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=later(),
+    )
     assert names(f) == ["CrisisInterventionRecorded"]
 
 
 def test_a_crisis_intervention_needs_what_happened_and_what_was_done() -> None:
     f = saved(new_file("key"))
     with pytest.raises(InvalidInput):
-        f.record_crisis_intervention(entry_id="c1", occurred_on=date(2026, 10, 12), what_happened="情绪崩溃",
-                                     actions_taken=" ", policy=POLICY, actor=COUNSELOR, at=later())
+        f.record_crisis_intervention(
+            entry_id="c1",
+            occurred_on=date(2026, 10, 12),
+            what_happened="情绪崩溃",
+            actions_taken=" ",
+            policy=POLICY,
+            actor=COUNSELOR,
+            at=later(),
+        )
     assert (f.risk_level, names(f)) == ("key", [])
 
 
@@ -279,8 +377,15 @@ def test_a_review_resets_the_next_review_and_an_unreviewed_file_becomes_overdue(
     # then it is not overdue on its due date, and is the day after
     assert not f.review_overdue(due) and f.review_overdue(due + timedelta(days=1))
     # when a review is recorded
-    f.record_review(entry_id="v1", reviewed_on=due, notes="情绪好转，维持方案", outcome="continue", policy=POLICY,
-                    actor=COUNSELOR, at=datetime.combine(due, T0.timetz()))
+    f.record_review(
+        entry_id="v1",
+        reviewed_on=due,
+        notes="情绪好转，维持方案",
+        outcome="continue",
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=datetime.combine(due, T0.timetz()),
+    )
     # then the next review is set from the review date, and it is no longer overdue
     assert f.next_review_due == due + timedelta(days=30)
     assert not f.review_overdue(due + timedelta(days=1))
@@ -292,8 +397,7 @@ def test_a_correction_names_the_entry_it_corrects_and_keeps_the_history() -> Non
     f = saved(new_file())
     f.record_session(entry_id="s1", held_on=date(2026, 10, 12), summary="谈话记录有误", actor=COUNSELOR, at=later())
     f.collect_events()
-    f.correct_entry(entry_id="s1", changes={"summary": "谈及与同学的矛盾"}, reason="笔误", actor=COUNSELOR,
-                    at=later(2))
+    f.correct_entry(entry_id="s1", changes={"summary": "谈及与同学的矛盾"}, reason="笔误", actor=COUNSELOR, at=later(2))
     events = f.collect_events()
     assert [type(e).__name__ for e in events] == ["EntryCorrected"]
     assert (events[0].corrects, events[0].entry_kind) == ("s1", "session")  # type: ignore[attr-defined]
@@ -313,8 +417,9 @@ def test_a_correction_of_a_missing_entry_a_wrong_field_or_nothing_is_refused() -
     with pytest.raises(InvalidInput):
         f.correct_entry(entry_id="s1", changes={"summary": "记录"}, reason="笔误", actor=COUNSELOR, at=later())
     with pytest.raises(InvalidInput):
-        f.correct_entry(entry_id="s1", changes={"held_on": date(2027, 1, 1)}, reason="日期", actor=COUNSELOR,
-                        at=later())
+        f.correct_entry(
+            entry_id="s1", changes={"held_on": date(2027, 1, 1)}, reason="日期", actor=COUNSELOR, at=later()
+        )
     assert names(f) == []
 
 
@@ -327,8 +432,7 @@ def test_a_closed_file_refuses_new_entries_until_it_is_reopened() -> None:
     f.collect_events()
     # then new entries and level changes are refused with a named error
     for call in (
-        lambda: f.record_session(entry_id="s", held_on=later(91).date(), summary="随访", actor=COUNSELOR,
-                                 at=later(91)),
+        lambda: f.record_session(entry_id="s", held_on=later(91).date(), summary="随访", actor=COUNSELOR, at=later(91)),
         lambda: f.raise_risk_level(to_level="high", reason="复发", policy=POLICY, actor=COUNSELOR, at=later(91)),
         lambda: f.close(reason="再关", actor=COUNSELOR, at=later(91)),
         lambda: f.draw_up_plan(goals=["g"], measures=MEASURES, actor=COUNSELOR, at=later(91)),
@@ -356,8 +460,15 @@ def test_replaying_the_history_rebuilds_the_same_file_without_rerunning_rules() 
     # given a file with a full history
     f = new_file("general")
     f.draw_up_plan(goals=["情绪稳定"], measures=MEASURES, actor=COUNSELOR, at=later())
-    f.record_crisis_intervention(entry_id="c1", occurred_on=later(2).date(), what_happened="事件",
-                                 actions_taken="干预", policy=POLICY, actor=COUNSELOR, at=later(2))
+    f.record_crisis_intervention(
+        entry_id="c1",
+        occurred_on=later(2).date(),
+        what_happened="事件",
+        actions_taken="干预",
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=later(2),
+    )
     f.record_session(entry_id="s1", held_on=later(3).date(), summary="辅导", actor=COUNSELOR, at=later(3))
     f.correct_entry(entry_id="s1", changes={"summary": "辅导（更正）"}, reason="补充", actor=COUNSELOR, at=later(4))
     f.close(reason="风险解除", actor=COUNSELOR, at=later(5))
@@ -369,11 +480,21 @@ def test_replaying_the_history_rebuilds_the_same_file_without_rerunning_rules() 
 
 
 # -- instruments ---------------------------------------------------------------------------
-@pytest.mark.parametrize("total, band, flagged", [
-    (0, "minimal", False), (4, "minimal", False), (5, "mild", False), (9, "mild", False),
-    (10, "moderate", True), (14, "moderate", True), (15, "moderately_severe", True), (19, "moderately_severe", True),
-    (20, "severe", True), (27, "severe", True),
-])
+@pytest.mark.parametrize(
+    "total, band, flagged",
+    [
+        (0, "minimal", False),
+        (4, "minimal", False),
+        (5, "mild", False),
+        (9, "mild", False),
+        (10, "moderate", True),
+        (14, "moderate", True),
+        (15, "moderately_severe", True),
+        (19, "moderately_severe", True),
+        (20, "severe", True),
+        (27, "severe", True),
+    ],
+)
 def test_phq9_totals_fall_in_the_published_bands(total: int, band: str, flagged: bool) -> None:
     # items 1-8 carry up to 24; above that item 9 (the crisis item) must be used
     answers = [min(3, max(0, total - 3 * i)) for i in range(8)] + [max(0, total - 24)]
@@ -390,10 +511,19 @@ def test_any_answer_above_zero_on_phq9_item_9_is_a_crisis_whatever_the_total() -
     assert (r.total, r.band, r.crisis) == (27, "severe", True)
 
 
-@pytest.mark.parametrize("total, band, flagged", [
-    (0, "minimal", False), (4, "minimal", False), (5, "mild", False), (9, "mild", False),
-    (10, "moderate", True), (14, "moderate", True), (15, "severe", True), (21, "severe", True),
-])
+@pytest.mark.parametrize(
+    "total, band, flagged",
+    [
+        (0, "minimal", False),
+        (4, "minimal", False),
+        (5, "mild", False),
+        (9, "mild", False),
+        (10, "moderate", True),
+        (14, "moderate", True),
+        (15, "severe", True),
+        (21, "severe", True),
+    ],
+)
 def test_gad7_totals_fall_in_the_published_bands(total: int, band: str, flagged: bool) -> None:
     answers = [min(3, max(0, total - 3 * i)) for i in range(7)]
     r = GAD7.score(answers)
@@ -401,10 +531,16 @@ def test_gad7_totals_fall_in_the_published_bands(total: int, band: str, flagged:
     assert GAD7.category_for(r) == "情绪困扰"
 
 
-@pytest.mark.parametrize("answers, message", [
-    ([0] * 8, "应有 9 题"), ([0] * 10, "应有 9 题"), ([0] * 8 + [4], "第 9 题"), ([-1] + [0] * 8, "第 1 题"),
-    ([True] + [0] * 8, "第 1 题"),
-])
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        ([0] * 8, "应有 9 题"),
+        ([0] * 10, "应有 9 题"),
+        ([0] * 8 + [4], "第 9 题"),
+        ([-1] + [0] * 8, "第 1 题"),
+        ([True] + [0] * 8, "第 1 题"),
+    ],
+)
 def test_answers_of_the_wrong_count_or_out_of_range_are_refused(answers: list[Any], message: str) -> None:
     with pytest.raises(InvalidAnswers) as e:
         PHQ9.score(answers)
@@ -422,10 +558,15 @@ def test_an_instrument_is_data_that_round_trips_through_a_dict() -> None:
 def test_a_school_threshold_and_a_new_instrument_come_from_configuration() -> None:
     # given a region that flags PHQ-9 only from moderately severe, and adds its own instrument
     phq = PHQ9.to_dict() | {"flag_from": "moderately_severe"}
-    own = {"id": "SCL-5", "name": "五项简表", "items": 5, "item_range": [1, 5], "flag_from": "high",
-           "bands": [{"name": "low", "min": 5, "max": 12}, {"name": "high", "min": 13, "max": 25,
-                                                            "risk_level": "high"}],
-           "crisis": {"item": 5, "above": 3}}
+    own = {
+        "id": "SCL-5",
+        "name": "五项简表",
+        "items": 5,
+        "item_range": [1, 5],
+        "flag_from": "high",
+        "bands": [{"name": "low", "min": 5, "max": 12}, {"name": "high", "min": 13, "max": 25, "risk_level": "high"}],
+        "crisis": {"item": 5, "above": 3},
+    }
     instruments = instruments_from_config([phq, own])
     # then 12 on PHQ-9 is no longer flagged, and the new instrument scores by its own bands
     assert not instruments["PHQ-9"].score([3, 3, 3, 3, 0, 0, 0, 0, 0]).flagged
@@ -434,16 +575,19 @@ def test_a_school_threshold_and_a_new_instrument_come_from_configuration() -> No
     assert instruments["SCL-5"].score([1, 1, 1, 1, 4]).crisis
 
 
-@pytest.mark.parametrize("change", [
-    {"bands": [{"name": "a", "min": 0, "max": 10}, {"name": "b", "min": 12, "max": 27}]},  # a gap
-    {"bands": [{"name": "a", "min": 0, "max": 20}]},  # does not reach the maximum
-    {"flag_from": "extreme"},
-    {"crisis": {"item": 10, "above": 0}},
-    {"crisis": {"item": 9, "above": 3}},
-    {"items": 0},
-    {"flag_risk_level": "red"},
-    {"colour": "blue"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bands": [{"name": "a", "min": 0, "max": 10}, {"name": "b", "min": 12, "max": 27}]},  # a gap
+        {"bands": [{"name": "a", "min": 0, "max": 20}]},  # does not reach the maximum
+        {"flag_from": "extreme"},
+        {"crisis": {"item": 10, "above": 0}},
+        {"crisis": {"item": 9, "above": 3}},
+        {"items": 0},
+        {"flag_risk_level": "red"},
+        {"colour": "blue"},
+    ],
+)
 def test_a_bad_instrument_configuration_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput):
         Instrument.from_dict(PHQ9.to_dict() | change)
@@ -475,37 +619,75 @@ crisis = { item = 9, above = 0 }
 
 # -- the screening record ------------------------------------------------------------------
 def new_record() -> ScreeningRecord:
-    return ScreeningRecord.open(id=uuid4(), school_id="school-1", student_id=STUDENT, school_year=2026,
-                                actor=COUNSELOR, at=T0)
+    return ScreeningRecord.open(
+        id=uuid4(), school_id="school-1", student_id=STUDENT, school_year=2026, actor=COUNSELOR, at=T0
+    )
 
 
 def test_a_screening_record_scores_and_keeps_each_result_of_the_year() -> None:
     rec = new_record()
-    r = rec.record(screening_id="a", instrument=PHQ9, answers=[2, 2, 2, 2, 2, 0, 0, 0, 0],
-                   screened_on=date(2026, 10, 10), school_year=2026, actor=COUNSELOR, at=T0)
-    rec.record(screening_id="b", instrument=GAD7, answers=[0] * 7, screened_on=date(2026, 10, 10), school_year=2026,
-               actor=COUNSELOR, at=T0)
+    r = rec.record(
+        screening_id="a",
+        instrument=PHQ9,
+        answers=[2, 2, 2, 2, 2, 0, 0, 0, 0],
+        screened_on=date(2026, 10, 10),
+        school_year=2026,
+        actor=COUNSELOR,
+        at=T0,
+    )
+    rec.record(
+        screening_id="b",
+        instrument=GAD7,
+        answers=[0] * 7,
+        screened_on=date(2026, 10, 10),
+        school_year=2026,
+        actor=COUNSELOR,
+        at=T0,
+    )
     assert (r.total, r.band, r.flagged) == (10, "moderate", True)
     assert [type(e).__name__ for e in rec.collect_events()] == [
-        "ScreeningRecordOpened", "ScreeningRecorded", "ScreeningRecorded"]
+        "ScreeningRecordOpened",
+        "ScreeningRecorded",
+        "ScreeningRecorded",
+    ]
     assert [(s["instrument"], s["total"], s["band"]) for s in rec.screenings] == [
-        ("PHQ-9", 10, "moderate"), ("GAD-7", 0, "minimal")]
+        ("PHQ-9", 10, "moderate"),
+        ("GAD-7", 0, "minimal"),
+    ]
     assert rec.flagged and not rec.crisis
     assert rec.scope().kind == "screening" and rec.scope().subject_id == STUDENT
 
 
-@pytest.mark.parametrize("screened_on, school_year, error", [
-    (date(2026, 10, 10), 2026, DuplicateScreening),  # the same instrument on the same day again
-    (date(2026, 10, 13), 2026, InvalidInput),  # in the future
-    (date(2026, 8, 31), 2025, InvalidInput),  # another school year's stream
-])
-def test_a_duplicate_a_future_or_another_years_screening_is_refused(screened_on: date, school_year: int,
-                                                                     error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    "screened_on, school_year, error",
+    [
+        (date(2026, 10, 10), 2026, DuplicateScreening),  # the same instrument on the same day again
+        (date(2026, 10, 13), 2026, InvalidInput),  # in the future
+        (date(2026, 8, 31), 2025, InvalidInput),  # another school year's stream
+    ],
+)
+def test_a_duplicate_a_future_or_another_years_screening_is_refused(
+    screened_on: date, school_year: int, error: type[Exception]
+) -> None:
     rec = new_record()
-    rec.record(screening_id="a", instrument=PHQ9, answers=[0] * 9, screened_on=date(2026, 10, 10), school_year=2026,
-               actor=COUNSELOR, at=T0)
+    rec.record(
+        screening_id="a",
+        instrument=PHQ9,
+        answers=[0] * 9,
+        screened_on=date(2026, 10, 10),
+        school_year=2026,
+        actor=COUNSELOR,
+        at=T0,
+    )
     rec.collect_events()
     with pytest.raises(error):
-        rec.record(screening_id="b", instrument=PHQ9, answers=[0] * 9, screened_on=screened_on,
-                   school_year=school_year, actor=COUNSELOR, at=T0)
+        rec.record(
+            screening_id="b",
+            instrument=PHQ9,
+            answers=[0] * 9,
+            screened_on=screened_on,
+            school_year=school_year,
+            actor=COUNSELOR,
+            at=T0,
+        )
     assert rec.collect_events() == [] and len(rec.screenings) == 1

@@ -23,20 +23,34 @@ from projections import case_board as cb
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"  # classes 1, 1, 2, 2
 
 
-def report(app: Anxin, school: School, clock: Clock, parties: list[tuple[str, str]] | None = None,
-           forms: list[str] | None = None) -> str:
+def report(
+    app: Anxin,
+    school: School,
+    clock: Clock,
+    parties: list[tuple[str, str]] | None = None,
+    forms: list[str] | None = None,
+) -> str:
     return app.report_bullying(
-        school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now - timedelta(hours=2),
-        place="教学楼三楼走廊", forms=forms or ["physical", "verbal"], narrative="课间被推倒并被抢走饭卡",
-        parties=[(school.student(no), part) for no, part in (parties or [(TARGETED, "targeted"),
-                                                                         (BULLYING, "bullying")])],
+        school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=2),
+        place="教学楼三楼走廊",
+        forms=forms or ["physical", "verbal"],
+        narrative="课间被推倒并被抢走饭卡",
+        parties=[
+            (school.student(no), part) for no, part in (parties or [(TARGETED, "targeted"), (BULLYING, "bullying")])
+        ],
     )
 
 
 def access_rows(app: Anxin, actor_id: str) -> list[tuple[str, str, int]]:
-    return [(r[0], r[1], r[2]) for r in app.db.fetch(
-        "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id", (actor_id,)
-    )]
+    return [
+        (r[0], r[1], r[2])
+        for r in app.db.fetch(
+            "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id", (actor_id,)
+        )
+    ]
 
 
 def line(app: Anxin, school: School, case_id: str, actor: Any = None, today: date | None = None) -> cb.BoardLine:
@@ -46,18 +60,42 @@ def line(app: Anxin, school: School, case_id: str, actor: Any = None, today: dat
 def dump(app: Anxin, view: str) -> dict[str, list[tuple[Any, ...]]]:
     v = app.views.by_name[view]
     with app.views.engine.connect() as conn:
-        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in v.tables}
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))] for t in v.tables}
 
 
 def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, school: School, clock: Clock) -> None:
     opened = clock.today
     cid = report(app, school, clock)
     x = line(app, school, cid)
-    assert (x.status, x.status_label, x.severity, x.forms, x.opened_on, x.days_open, x.investigation_due,
-            x.investigation_overdue, x.mandatory_reports, x.appeals, x.appeal_pending, x.closed_on, x.full) == (
-        "reported", "已报告", None, ["physical", "verbal"], opened, 0, opened + timedelta(days=10), False, 0, 0,
-        False, None, True)
+    assert (
+        x.status,
+        x.status_label,
+        x.severity,
+        x.forms,
+        x.opened_on,
+        x.days_open,
+        x.investigation_due,
+        x.investigation_overdue,
+        x.mandatory_reports,
+        x.appeals,
+        x.appeal_pending,
+        x.closed_on,
+        x.full,
+    ) == (
+        "reported",
+        "已报告",
+        None,
+        ["physical", "verbal"],
+        opened,
+        0,
+        opened + timedelta(days=10),
+        False,
+        0,
+        0,
+        False,
+        None,
+        True,
+    )
     app.start_investigation(school.safety, cid)
     assert line(app, school, cid).status == "investigating"
     clock.advance(days=3)
@@ -79,14 +117,27 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     x = line(app, school, cid)
     assert (x.status, x.appeals, x.appeal_pending) == ("appealed", 1, True)
     appeal_id = app.get_case(school.safety, cid).pending_appeal_id
-    app.record_appeal_outcome(school.safety, cid, appeal_id, outcome="changed", reason="复查变更", bullying=True,
-                              severity="serious")
+    app.record_appeal_outcome(
+        school.safety, cid, appeal_id, outcome="changed", reason="复查变更", bullying=True, severity="serious"
+    )
     x = line(app, school, cid)
     assert (x.status, x.severity, x.appeals, x.appeal_pending) == ("intervening", "serious", 1, False)
-    app.plan_intervention(school.safety, cid, student_id=school.student(TARGETED), kind="counselling",
-                          plan="每周心理辅导", responsible_staff_id=school.counselor.staff_id)
-    app.plan_intervention(school.safety, cid, student_id=school.student(BULLYING), kind="education",
-                          plan="法治教育", responsible_staff_id=school.teacher.staff_id)
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(TARGETED),
+        kind="counselling",
+        plan="每周心理辅导",
+        responsible_staff_id=school.counselor.staff_id,
+    )
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(BULLYING),
+        kind="education",
+        plan="法治教育",
+        responsible_staff_id=school.teacher.staff_id,
+    )
     app.record_follow_up(school.safety, cid, notes="情况稳定")
     assert line(app, school, cid).status == "following_up"
     clock.advance(days=5)
@@ -98,7 +149,12 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     app.reopen_case(school.safety, cid, reason="再次发生")
     x = line(app, school, cid)
     assert (x.status, x.closed_on, x.severity, x.investigation_due, x.mandatory_reports) == (
-        "reopened", None, None, clock.today + timedelta(days=10), 2)
+        "reopened",
+        None,
+        None,
+        clock.today + timedelta(days=10),
+        2,
+    )
     # the board's status is the aggregate's, at every step above and here
     assert x.status == app.get_case(school.safety, cid).status
 
@@ -123,7 +179,10 @@ def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
     app.record_appeal_outcome(school.safety, done, appeal_id, outcome="reopened", reason="重新调查")
     x = line(app, school, done)
     assert (x.status, x.investigation_due, x.investigation_overdue) == (
-        "investigating", clock.today + timedelta(days=10), False)
+        "investigating",
+        clock.today + timedelta(days=10),
+        False,
+    )
 
 
 def test_the_full_board_is_for_the_safety_lead_and_the_principal(app: Anxin, school: School, clock: Clock) -> None:
@@ -151,7 +210,13 @@ def test_a_class_teacher_sees_status_lines_of_the_cases_of_their_class_only(
     assert [x.case_id for x in lines] == [mine]
     x = lines[0]
     assert (x.status, x.full, x.forms, x.mandatory_reports, x.mandatory_report_dates, x.appeals) == (
-        "investigating", False, None, None, None, None)
+        "investigating",
+        False,
+        None,
+        None,
+        None,
+        None,
+    )
     assert access_rows(app, school.teacher.staff_id)[-1] == ("case.status", "case", 1)
     # the class-2 teacher sees both
     assert {x.case_id for x in cb.case_board(app, school.other_teacher, school.id)} == {mine, theirs}
@@ -173,12 +238,22 @@ def test_a_shredded_case_shows_as_erased_and_nothing_crashes(app: Anxin, school:
     board = cb.case_board(app, school.principal, school.id)
     assert [x.case_id for x in board] == [kept, gone]
     x = board[1]
-    assert (x.erased, x.status, x.status_label, x.severity, x.opened_on, x.days_open, x.forms,
-            x.investigation_overdue, x.mandatory_reports) == (True, "erased", "已删除", None, None, None, None, False,
-                                                               None)
+    assert (
+        x.erased,
+        x.status,
+        x.status_label,
+        x.severity,
+        x.opened_on,
+        x.days_open,
+        x.forms,
+        x.investigation_overdue,
+        x.mandatory_reports,
+    ) == (True, "erased", "已删除", None, None, None, None, False, None)
     # the class teacher still sees that a case of their class existed
     assert {x.case_id: x.status for x in cb.case_board(app, school.teacher, school.id)} == {
-        kept: "reported", gone: "erased"}
+        kept: "reported",
+        gone: "erased",
+    }
 
 
 def test_the_board_reflects_a_command_as_soon_as_it_returns(app: Anxin, school: School, clock: Clock) -> None:
@@ -195,28 +270,39 @@ def test_the_board_reflects_a_command_as_soon_as_it_returns(app: Anxin, school: 
 
 case = st.integers(0, 3)
 step = st.tuples(st.just("step"), case, st.integers(0, 5))
-OPS = st.lists(st.one_of(
-    step, step, step, step, step, step,
-    st.tuples(st.just("report"), st.sampled_from([(0, 2), (3, 2), (1, 3)]), st.sampled_from([["physical"],
-                                                                                         ["online", "verbal"]])),
-    st.tuples(st.just("start"), case),
-    st.tuples(st.just("complete"), case),
-    st.tuples(st.just("determine"), case, st.sampled_from([None, "minor", "serious", "suspected_offence"])),
-    st.tuples(st.just("approve"), case),
-    st.tuples(st.just("return"), case),
-    st.tuples(st.just("mandatory_report"), case),
-    st.tuples(st.just("interventions"), case),
-    st.tuples(st.just("follow_up"), case),
-    st.tuples(st.just("appeal"), case),
-    st.tuples(st.just("outcome"), case, st.sampled_from(["upheld", "changed", "reopened"])),
-    st.tuples(st.just("close"), case),
-    st.tuples(st.just("reopen"), case),
-    st.tuples(st.just("add_party"), case),
-    st.tuples(st.just("remove_party"), case),
-    st.tuples(st.just("forms"), case),
-    st.tuples(st.just("shred"), case),
-    st.tuples(st.just("advance"), st.integers(1, 12)),
-), max_size=25)
+OPS = st.lists(
+    st.one_of(
+        step,
+        step,
+        step,
+        step,
+        step,
+        step,
+        st.tuples(
+            st.just("report"),
+            st.sampled_from([(0, 2), (3, 2), (1, 3)]),
+            st.sampled_from([["physical"], ["online", "verbal"]]),
+        ),
+        st.tuples(st.just("start"), case),
+        st.tuples(st.just("complete"), case),
+        st.tuples(st.just("determine"), case, st.sampled_from([None, "minor", "serious", "suspected_offence"])),
+        st.tuples(st.just("approve"), case),
+        st.tuples(st.just("return"), case),
+        st.tuples(st.just("mandatory_report"), case),
+        st.tuples(st.just("interventions"), case),
+        st.tuples(st.just("follow_up"), case),
+        st.tuples(st.just("appeal"), case),
+        st.tuples(st.just("outcome"), case, st.sampled_from(["upheld", "changed", "reopened"])),
+        st.tuples(st.just("close"), case),
+        st.tuples(st.just("reopen"), case),
+        st.tuples(st.just("add_party"), case),
+        st.tuples(st.just("remove_party"), case),
+        st.tuples(st.just("forms"), case),
+        st.tuples(st.just("shred"), case),
+        st.tuples(st.just("advance"), st.integers(1, 12)),
+    ),
+    max_size=25,
+)
 # Every history starts with two cases walked some way along their lifecycle (a branch
 # chosen at random at each step), so the random steps have something to act on.
 PREFIX = [("report", (0, 2), ["physical"]), ("report", (3, 2), ["verbal"])]
@@ -245,8 +331,11 @@ def next_step(app: Anxin, school: School, cid: str, choice: int) -> str:
         return "interventions"
     if det.get("severity") == "suspected_offence" and not c.mandatory_reports_this_cycle:
         return "mandatory_report"
-    return ("appeal", "follow_up", "close")[choice % 3] if c.status == "intervening" else (
-        "appeal" if choice % 2 else "close")
+    return (
+        ("appeal", "follow_up", "close")[choice % 3]
+        if c.status == "intervening"
+        else ("appeal" if choice % 2 else "close")
+    )
 
 
 def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[Any, ...]) -> None:
@@ -254,9 +343,18 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
     s = [school.student(no) for no in (TARGETED, WITNESS, BULLYING, OTHER)]
     if name == "report":
         (t, b), forms = args
-        cases.append(app.report_bullying(
-            school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now, place="操场",
-            forms=forms, narrative="推搡", parties=[(s[t], "targeted"), (s[b], "bullying")]))
+        cases.append(
+            app.report_bullying(
+                school.teacher,
+                school_id=school.id,
+                channel="teacher",
+                occurred_at=clock.now,
+                place="操场",
+                forms=forms,
+                narrative="推搡",
+                parties=[(s[t], "targeted"), (s[b], "bullying")],
+            )
+        )
         return
     if name == "advance":
         clock.advance(days=args[0])
@@ -293,8 +391,14 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
         if name == "interventions":
             for p in c.parties:
                 kind = {"targeted": "counselling", "bullying": "education", "witness": "support"}[p["part"]]
-                app.plan_intervention(lead, cid, student_id=p["student_id"], kind=kind, plan="干预",
-                                      responsible_staff_id=school.counselor.staff_id)
+                app.plan_intervention(
+                    lead,
+                    cid,
+                    student_id=p["student_id"],
+                    kind=kind,
+                    plan="干预",
+                    responsible_staff_id=school.counselor.staff_id,
+                )
         elif name == "follow_up":
             app.record_follow_up(lead, cid, notes="回访")
         elif name == "appeal":
@@ -303,8 +407,11 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
         elif name == "outcome" and c.pending_appeal_id:
             det = c.determination or {}
             outcome = args[1] if isinstance(args[1], str) else ("upheld", "changed", "reopened")[args[1] % 3]
-            changed = {"bullying": not det.get("bullying"),
-                       "severity": None if det.get("bullying") else "serious"} if outcome == "changed" else {}
+            changed = (
+                {"bullying": not det.get("bullying"), "severity": None if det.get("bullying") else "serious"}
+                if outcome == "changed"
+                else {}
+            )
             app.record_appeal_outcome(lead, cid, c.pending_appeal_id, outcome=outcome, reason="复查", **changed)
         elif name == "add_party":
             app.add_party(lead, cid, student_id=s[1], part="witness", reason="目击")
@@ -320,11 +427,29 @@ def assert_board_matches_cases(app: Anxin, school: School, cases: list[str], tod
             assert (x.erased, x.status) == (True, "erased")
             continue
         c = app._load(cid, BullyingCase)
-        assert (x.status, x.severity, x.investigation_overdue, x.investigation_due, x.opened_on, x.forms,
-                x.mandatory_reports, x.appeals, x.appeal_pending, x.closed_on) == (
-            c.status, c.severity, c.investigation_overdue(today), c.investigation_due, c.opened_on, c.forms,
-            len(c.mandatory_reports), len(c.appeals), c.pending_appeal_id is not None,
-            c.closed_at.date() if c.closed_at else None)
+        assert (
+            x.status,
+            x.severity,
+            x.investigation_overdue,
+            x.investigation_due,
+            x.opened_on,
+            x.forms,
+            x.mandatory_reports,
+            x.appeals,
+            x.appeal_pending,
+            x.closed_on,
+        ) == (
+            c.status,
+            c.severity,
+            c.investigation_overdue(today),
+            c.investigation_due,
+            c.opened_on,
+            c.forms,
+            len(c.mandatory_reports),
+            len(c.appeals),
+            c.pending_appeal_id is not None,
+            c.closed_at.date() if c.closed_at else None,
+        )
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -345,8 +470,12 @@ def test_a_rebuilt_board_equals_the_incremental_one_after_a_random_history(
             assert_board_matches_cases(app, school, cases, clock.today)
         # the class-1 teacher sees exactly the cases with a party of class 1
         class1 = {school.student(TARGETED), school.student(WITNESS)}
-        expected = {cid for cid in cases if {r[0] for r in app.db.fetch(
-            "SELECT student_id FROM {t}anxin_links WHERE stream_id = ?", (cid,))} & class1}
+        expected = {
+            cid
+            for cid in cases
+            if {r[0] for r in app.db.fetch("SELECT student_id FROM {t}anxin_links WHERE stream_id = ?", (cid,))}
+            & class1
+        }
         assert {x.case_id for x in cb.case_board(app, school.teacher, school.id)} == expected
         # and a rebuild gives the very same rows
         before = dump(app, cb.NAME)

@@ -30,8 +30,14 @@ def pair(app: Anxin, school: School, no: str, staff: Any = None, **kw: Any) -> s
 
 
 def check_in(app: Anxin, school: School, pid: str, held_on: date, concern: bool = False, by: Any = None) -> str:
-    return app.record_check_in(by or school.teacher, pid, held_on=held_on, notes=NOTES, concern=concern,
-                               concern_note="提到被同学排挤" if concern else "")
+    return app.record_check_in(
+        by or school.teacher,
+        pid,
+        held_on=held_on,
+        notes=NOTES,
+        concern=concern,
+        concern_note="提到被同学排挤" if concern else "",
+    )
 
 
 def line_of(app: Anxin, actor: Any, pid: str, **kw: Any) -> Any:
@@ -42,8 +48,11 @@ def line_of(app: Anxin, actor: Any, pid: str, **kw: Any) -> Any:
 def raw(app: Anxin, pid: str) -> tuple[Any, ...] | None:
     """The stored row, read without the query's catch-up."""
     with app.views.engine.connect() as conn:
-        row = conn.execute(select(pairings.c.last_day, pairings.c.due_day, pairings.c.open_concerns)
-                           .where(pairings.c.pairing_id == pid)).first()
+        row = conn.execute(
+            select(pairings.c.last_day, pairings.c.due_day, pairings.c.open_concerns).where(
+                pairings.c.pairing_id == pid
+            )
+        ).first()
     return tuple(row) if row else None
 
 
@@ -53,15 +62,21 @@ def dump(app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def decisions(app: Anxin, actor: Any) -> list[tuple[str, int]]:
-    return [(r[0], int(r[1])) for r in app.db.fetch(
-        "SELECT action, allowed FROM {t}anxin_access WHERE actor_id = ? AND action IN ('pairing.read', 'stats.read') "
-        "ORDER BY id", (actor.staff_id,),
-    )]
+    return [
+        (r[0], int(r[1]))
+        for r in app.db.fetch(
+            "SELECT action, allowed FROM {t}anxin_access WHERE actor_id = ? AND action IN ('pairing.read', 'stats.read') "
+            "ORDER BY id",
+            (actor.staff_id,),
+        )
+    ]
 
 
 # -- a teacher's board --------------------------------------------------------------------------
 def test_a_teachers_board_shows_each_pairing_with_its_last_check_in_next_due_and_open_concerns(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a class teacher paired with two students of their class on the 14-day cadence
     paired_on = clock.today
@@ -76,11 +91,22 @@ def test_a_teachers_board_shows_each_pairing_with_its_last_check_in_next_due_and
     # then each pairing shows the student (name resolved now), class, last check-in and next due
     a = line_of(app, school.teacher, pa)
     assert (a.student_name, a.class_name, a.paired_on, a.last_check_in, a.next_due, a.overdue) == (
-        "张小明", CLASS1, paired_on, clock.today, clock.today + timedelta(days=14), False)
+        "张小明",
+        CLASS1,
+        paired_on,
+        clock.today,
+        clock.today + timedelta(days=14),
+        False,
+    )
     assert (a.open_concerns, a.check_ins, a.staff_id, a.erased) == (1, 2, school.teacher.staff_id, False)
     b = line_of(app, school.teacher, pb)
     assert (b.student_name, b.last_check_in, b.next_due, b.open_concerns, b.check_ins) == (
-        "李小红", None, paired_on + timedelta(days=14), 0, 0)
+        "李小红",
+        None,
+        paired_on + timedelta(days=14),
+        0,
+        0,
+    )
     # and B, due sooner, comes first; the counts per class add up
     assert [p.pairing_id for p in board.lines] == [pb, pa]
     assert board.by_class == [ClassCounts(CLASS1, 2, 0, 1)]
@@ -96,15 +122,32 @@ def test_a_concern_escalated_to_a_file_or_a_report_is_no_longer_open(app: Anxin,
     second = check_in(app, school, pid, clock.today, concern=True)
     assert line_of(app, school.teacher, pid).open_concerns == 2
     # when one concern becomes a support file and the other a bullying report
-    app.escalate_to_support_file(school.teacher, pid, first, category="人际关系", risk_level="general",
-                                 reason="持续情绪低落")
+    app.escalate_to_support_file(
+        school.teacher, pid, first, category="人际关系", risk_level="general", reason="持续情绪低落"
+    )
     assert line_of(app, school.teacher, pid).open_concerns == 1
-    app.escalate_to_bullying_report(school.teacher, pid, second, occurred_at=clock.now - timedelta(hours=3),
-                                    place="宿舍", forms=["verbal"], narrative="被同学排挤辱骂", reason="疑似欺凌")
+    app.escalate_to_bullying_report(
+        school.teacher,
+        pid,
+        second,
+        occurred_at=clock.now - timedelta(hours=3),
+        place="宿舍",
+        forms=["verbal"],
+        narrative="被同学排挤辱骂",
+        reason="疑似欺凌",
+    )
     # then no concern is open; escalating the first again (to a report) changes nothing
     assert line_of(app, school.teacher, pid).open_concerns == 0
-    app.escalate_to_bullying_report(school.teacher, pid, first, occurred_at=clock.now - timedelta(hours=3),
-                                    place="宿舍", forms=["verbal"], narrative="被同学排挤辱骂", reason="疑似欺凌")
+    app.escalate_to_bullying_report(
+        school.teacher,
+        pid,
+        first,
+        occurred_at=clock.now - timedelta(hours=3),
+        place="宿舍",
+        forms=["verbal"],
+        narrative="被同学排挤辱骂",
+        reason="疑似欺凌",
+    )
     assert line_of(app, school.teacher, pid).open_concerns == 0
 
 
@@ -157,7 +200,8 @@ def test_the_principal_sees_the_whole_school_with_counts_per_class(app: Anxin, s
     assert class2.by_class == [ClassCounts(CLASS2, 2, 1, 1)]
     # and the principal sees a teacher's board too
     assert {p.pairing_id for p in pairing_board(app, school.principal, staff_id=school.teacher.staff_id).lines} == {
-        p.pairing_id for p in board.lines if p.class_name == CLASS1}
+        p.pairing_id for p in board.lines if p.class_name == CLASS1
+    }
     # and the counts without names are the same for those with the school's statistics
     for who in (school.principal, school.counselor, school.safety, school.supervisor):
         assert pairing_counts(app, who, school.id) == board.by_class
@@ -170,8 +214,10 @@ def test_a_student_moved_to_another_class_is_counted_there(app: Anxin, school: S
     clock.advance(days=15)
     check_in(app, school, pa, clock.today)
     clock.advance(days=20)
-    assert pairing_counts(app, school.principal, school.id) == [ClassCounts(CLASS1, 1, 1, 0),
-                                                                ClassCounts(CLASS2, 1, 1, 0)]
+    assert pairing_counts(app, school.principal, school.id) == [
+        ClassCounts(CLASS1, 1, 1, 0),
+        ClassCounts(CLASS2, 1, 1, 0),
+    ]
     # when student C's class is corrected to class 1
     app.correct_student(school.admin, school.student(C), {"class_name": CLASS1}, reason="转班")
     # then the school's counts, and its board, have both pairings in class 1
@@ -213,10 +259,14 @@ def test_others_need_the_principals_right_or_a_stated_reason(app: Anxin, school:
     # a supervisor who states a reason sees a teacher's board, and the reason is recorded
     board = pairing_board(app, school.supervisor, staff_id=school.teacher.staff_id, break_glass="核查谈心落实情况")
     assert [p.pairing_id for p in board.lines] == [pid]
-    assert app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'pairing.read' AND allowed = 1 "
-        "AND break_glass IS NOT NULL", (school.supervisor.staff_id,),
-    )[0] == 1
+    assert (
+        app.db.fetchone(
+            "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'pairing.read' AND allowed = 1 "
+            "AND break_glass IS NOT NULL",
+            (school.supervisor.staff_id,),
+        )[0]
+        == 1
+    )
 
 
 # -- read your writes ---------------------------------------------------------------------------
@@ -246,7 +296,9 @@ def test_an_erased_student_shows_as_erased_in_their_class(app: Anxin, school: Sc
 
 
 def test_an_erased_pairing_shows_as_an_erased_line_and_rebuilds_the_same(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     gone = pair(app, school, A)
     check_in(app, school, gone, clock.today, concern=True)
@@ -255,7 +307,8 @@ def test_an_erased_pairing_shows_as_an_erased_line_and_rebuilds_the_same(
     board = pairing_board(app, school.teacher, today=clock.today + timedelta(days=30))
     erased = [p for p in board.lines if p.erased]
     assert [(p.pairing_id, p.student_name, p.class_name, p.next_due, p.overdue, p.open_concerns) for p in erased] == [
-        (gone, "已删除", CLASS1, None, False, 0)]
+        (gone, "已删除", CLASS1, None, False, 0)
+    ]
     assert [p.pairing_id for p in board.lines if not p.erased] == [kept]
     assert board.by_class == [ClassCounts(CLASS1, 2, 1, 0)]
     before = dump(app)
@@ -277,10 +330,27 @@ def fresh_school(app: Anxin) -> School:
 
 
 STEPS = st.lists(
-    st.tuples(st.sampled_from(["pair", "check_in", "check_in", "concern", "correct", "escalate_file",
-                               "escalate_case", "cadence", "end", "days", "shred", "move"]),
-              st.integers(0, 11)),
-    min_size=5, max_size=30,
+    st.tuples(
+        st.sampled_from(
+            [
+                "pair",
+                "check_in",
+                "check_in",
+                "concern",
+                "correct",
+                "escalate_file",
+                "escalate_case",
+                "cadence",
+                "end",
+                "days",
+                "shred",
+                "move",
+            ]
+        ),
+        st.integers(0, 11),
+    ),
+    min_size=5,
+    max_size=30,
 )
 
 
@@ -296,28 +366,44 @@ def play(app: Anxin, s: School, clock: Clock, steps: list[tuple[str, int]]) -> l
                 pids.append(pair(app, s, nos[pick % 4], staff=staff[pick % 3], cadence_days=[None, 7, 30][pick % 3]))
             elif op in ("check_in", "concern"):
                 held = max(app.get_pairing(s.principal, pid).paired_on, clock.today - timedelta(days=pick % 5))
-                check_ins.setdefault(pid, []).append(check_in(app, s, pid, held, concern=op == "concern",
-                                                              by=s.principal))
+                check_ins.setdefault(pid, []).append(
+                    check_in(app, s, pid, held, concern=op == "concern", by=s.principal)
+                )
             elif op == "correct" and check_ins.get(pid):
                 ci = check_ins[pid][pick % len(check_ins[pid])]
-                app.correct_check_in(s.principal, pid, ci, reason="更正", concern=pick % 2 == 0,
-                                     concern_note="更正后的担忧")
+                app.correct_check_in(
+                    s.principal, pid, ci, reason="更正", concern=pick % 2 == 0, concern_note="更正后的担忧"
+                )
             elif op == "escalate_file" and check_ins.get(pid):
-                app.escalate_to_support_file(s.principal, pid, check_ins[pid][pick % len(check_ins[pid])],
-                                             category="情绪困扰", risk_level="general", reason="上报",
-                                             responsible_id=s.counselor.staff_id)
+                app.escalate_to_support_file(
+                    s.principal,
+                    pid,
+                    check_ins[pid][pick % len(check_ins[pid])],
+                    category="情绪困扰",
+                    risk_level="general",
+                    reason="上报",
+                    responsible_id=s.counselor.staff_id,
+                )
             elif op == "escalate_case" and check_ins.get(pid):
-                app.escalate_to_bullying_report(s.principal, pid, check_ins[pid][pick % len(check_ins[pid])],
-                                                occurred_at=clock.now - timedelta(hours=1), place="操场",
-                                                forms=["verbal"], narrative="辱骂", reason="上报")
+                app.escalate_to_bullying_report(
+                    s.principal,
+                    pid,
+                    check_ins[pid][pick % len(check_ins[pid])],
+                    occurred_at=clock.now - timedelta(hours=1),
+                    place="操场",
+                    forms=["verbal"],
+                    narrative="辱骂",
+                    reason="上报",
+                )
             elif op == "cadence":
                 with app._editing(pid, Pairing) as p:
                     p.change_cadence(cadence_days=3 + pick, reason="调整", actor=s.principal.staff_id, at=app.now())
             elif op == "end":
                 app.end_pairing(s.principal, pid, "结束")
             elif op == "move":
-                app.correct_student(s.admin, s.student(nos[pick % 4]), {"class_name": [CLASS1, CLASS2][pick % 2]},
-                                    reason="转班")
+                app.correct_student(
+                    s.admin, s.student(nos[pick % 4]), {"class_name": [CLASS1, CLASS2][pick % 2]}, reason="转班"
+                )
             elif op == "days":
                 clock.advance(days=pick * 2)
             elif op == "shred":
@@ -347,8 +433,12 @@ def test_the_rebuilt_board_equals_the_incremental_one_and_the_domain(app: Anxin,
             continue
         last = p.last_check_in
         assert (row.last_day, row.due_day, row.open_concerns, row.check_ins, row.cadence_days) == (
-            last.toordinal() if last else None, p.next_due.toordinal(), len(p.open_concerns), len(p.check_ins),
-            p.cadence_days)
+            last.toordinal() if last else None,
+            p.next_due.toordinal(),
+            len(p.open_concerns),
+            len(p.check_ins),
+            p.cadence_days,
+        )
     # and the school's counts per class are the board's, each pairing in its student's class now
     before, board = dump(app), pairing_board(app, s.principal, school_id=s.id)
     assert pairing_counts(app, s.principal, s.id) == board.by_class

@@ -47,11 +47,18 @@ STAFF_NAMES = ["王老师", "陈老师", "刘心理", "周心理", "孙主任", 
 
 
 # -- a small vocabulary of commands -------------------------------------------------------
-def report_case(app: Anxin, s: School, *, forms: tuple[str, ...] = ("physical",), no: str = "2026001",
-                by: str = "teacher") -> str:
+def report_case(
+    app: Anxin, s: School, *, forms: tuple[str, ...] = ("physical",), no: str = "2026001", by: str = "teacher"
+) -> str:
     return app.report_bullying(
-        getattr(s, by), school_id=s.id, channel="teacher", occurred_at=app.now() - timedelta(hours=1),
-        place=PLACE, forms=list(forms), narrative=NARRATIVE, reporter_note="学生私下反映",
+        getattr(s, by),
+        school_id=s.id,
+        channel="teacher",
+        occurred_at=app.now() - timedelta(hours=1),
+        place=PLACE,
+        forms=list(forms),
+        narrative=NARRATIVE,
+        reporter_note="学生私下反映",
         parties=[{"student_id": s.student(no), "part": "targeted"}],
     )
 
@@ -59,14 +66,14 @@ def report_case(app: Anxin, s: School, *, forms: tuple[str, ...] = ("physical",)
 def determine(app: Anxin, s: School, case_id: str, *, bullying: bool, severity: str | None = None) -> None:
     app.start_investigation(s.safety, case_id)
     app.complete_investigation(s.safety, case_id, findings="双方陈述一致，有同学作证")
-    app.determine(s.safety, case_id, bullying=bullying, severity=severity, horseplay=not bullying,
-                  reason="治理委员会会议认定")
+    app.determine(
+        s.safety, case_id, bullying=bullying, severity=severity, horseplay=not bullying, reason="治理委员会会议认定"
+    )
     app.approve_determination(s.principal, case_id, reason="同意委员会意见")
 
 
 def open_file(app: Anxin, s: School, no: str, level: str) -> str:
-    return app.open_support_file(s.counselor, s.student(no), category="情绪困扰", risk_level=level,
-                                 reason=FILE_REASON)
+    return app.open_support_file(s.counselor, s.student(no), category="情绪困扰", risk_level=level, reason=FILE_REASON)
 
 
 def pair(app: Anxin, s: School, no: str, cadence: int = 14) -> str:
@@ -74,8 +81,14 @@ def pair(app: Anxin, s: School, no: str, cadence: int = 14) -> str:
 
 
 def check_in(app: Anxin, s: School, pairing_id: str, held_on: date, concern: bool = False) -> str:
-    return app.record_check_in(s.teacher, pairing_id, held_on=held_on, notes={"family": NOTE},
-                               concern=concern, concern_note=CONCERN if concern else "")
+    return app.record_check_in(
+        s.teacher,
+        pairing_id,
+        held_on=held_on,
+        notes={"family": NOTE},
+        concern=concern,
+        concern_note=CONCERN if concern else "",
+    )
 
 
 def report_for(app: Anxin, actor: Any, period: tuple[date, date] = OCT, **kw: Any) -> rp.Report:
@@ -88,8 +101,7 @@ def nonzero(row: rp.SchoolReport) -> dict[str, int]:
 
 def dump(app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
     with app.views.engine.connect() as conn:
-        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in rp.TABLES}
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))] for t in rp.TABLES}
 
 
 # -- counts of a constructed history ------------------------------------------------------
@@ -113,10 +125,12 @@ def history(app: Anxin, school: School, clock: Clock) -> TwoSchools:
     app.close_case(a.principal, c3, reason="打闹嬉戏，已批评教育")  # ...and closed the same day
     open_file(app, a, "2026002", "key")
     f2 = open_file(app, a, "2026004", "general")
-    app.record_screening(a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today,
-                         answers=[0] * 9)
-    app.record_screening(a.counselor, a.student("2026003"), instrument="GAD-7", screened_on=clock.today,
-                         answers=[2] * 7)  # moderate: flagged, opens a file
+    app.record_screening(
+        a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9
+    )
+    app.record_screening(
+        a.counselor, a.student("2026003"), instrument="GAD-7", screened_on=clock.today, answers=[2] * 7
+    )  # moderate: flagged, opens a file
     p1 = pair(app, a, "2026001")
     check_in(app, a, p1, clock.today)
     # 12 October, school B: a case left alone and a weekly pairing never checked in on.
@@ -136,30 +150,60 @@ def test_the_report_counts_each_school_and_sums_the_district(app: Anxin, history
     # when the supervisor asks for October
     r = report_for(app, history.a.supervisor)
     # then the period end is 31 October, and each school has its own counts
-    assert (r.scope, r.as_of, [s.school for s in r.schools]) == ("district", date(2026, 10, 31), ["第一中学", "第二中学"])
+    assert (r.scope, r.as_of, [s.school for s in r.schools]) == (
+        "district",
+        date(2026, 10, 31),
+        ["第一中学", "第二中学"],
+    )
     level = history.gad_level
     files_end = {"files_end_key": 1}
     files_end[f"files_end_{level}"] = files_end.get(f"files_end_{level}", 0) + 1
     opened = {"files_opened_key": 1, "files_opened_general": 1}
     opened[f"files_opened_{level}"] = opened.get(f"files_opened_{level}", 0) + 1
     assert nonzero(r.school(history.a.id)) == {
-        "cases_reported": 3, "cases_form_physical": 1, "cases_form_verbal": 2, "cases_form_online": 1,
-        "determinations": 2, "determinations_serious": 1, "determinations_not_bullying": 1, "cases_closed": 1,
-        "cases_open_end": 2, "cases_end_intervening": 1, "cases_end_reported": 1, "cases_end_closed": 1,
-        "files_opened": 3, **opened, "files_closed": 1, "files_closed_general": 1,
-        "files_open_end": 2, **files_end,
-        "screenings": 2, "students_screened": 1, "screenings_flagged": 1, "screenings_phq_9": 1,
-        "screenings_gad_7": 1, "screenings_flagged_gad_7": 1,
+        "cases_reported": 3,
+        "cases_form_physical": 1,
+        "cases_form_verbal": 2,
+        "cases_form_online": 1,
+        "determinations": 2,
+        "determinations_serious": 1,
+        "determinations_not_bullying": 1,
+        "cases_closed": 1,
+        "cases_open_end": 2,
+        "cases_end_intervening": 1,
+        "cases_end_reported": 1,
+        "cases_end_closed": 1,
+        "files_opened": 3,
+        **opened,
+        "files_closed": 1,
+        "files_closed_general": 1,
+        "files_open_end": 2,
+        **files_end,
+        "screenings": 2,
+        "students_screened": 1,
+        "screenings_flagged": 1,
+        "screenings_phq_9": 1,
+        "screenings_gad_7": 1,
+        "screenings_flagged_gad_7": 1,
         # 12-31 October is 20 days of a fortnightly pairing: one check-in due, two done,
         # the next due on 3 November.
-        "pairings_active_end": 1, "check_ins_due": 1, "check_ins_done": 2,
-        "overdue_end": 1, "investigations_overdue_end": 1,
+        "pairings_active_end": 1,
+        "check_ins_due": 1,
+        "check_ins_done": 2,
+        "overdue_end": 1,
+        "investigations_overdue_end": 1,
     }
     assert nonzero(r.school(history.b.id)) == {
-        "cases_reported": 1, "cases_form_property": 1, "cases_open_end": 1, "cases_end_reported": 1,
+        "cases_reported": 1,
+        "cases_form_property": 1,
+        "cases_open_end": 1,
+        "cases_end_reported": 1,
         # a weekly pairing: two due in 20 days, none done, overdue since 20 October
-        "pairings_active_end": 1, "check_ins_due": 2, "check_ins_overdue_end": 1,
-        "overdue_end": 2, "investigations_overdue_end": 1,
+        "pairings_active_end": 1,
+        "check_ins_due": 2,
+        "check_ins_overdue_end": 1,
+        "overdue_end": 2,
+        "investigations_overdue_end": 1,
     }
     # and the district total is their sum, metric by metric
     assert r.total.school == "全区合计"
@@ -167,8 +211,7 @@ def test_the_report_counts_each_school_and_sums_the_district(app: Anxin, history
         assert r.total[m.id] == r.school(history.a.id)[m.id] + r.school(history.b.id)[m.id], m.id
 
 
-def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, school: School,
-                                                                 clock: Clock) -> None:
+def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, school: School, clock: Clock) -> None:
     # given a case reported on 12 October, investigated from 15 October, closed on 25 October
     case_id = report_case(app, school)
     clock.advance(days=3)
@@ -195,8 +238,7 @@ def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, sch
     assert at_end(25) == {"cases_end_closed": 1}
 
 
-def test_both_ends_of_the_date_range_are_included_and_nothing_beyond(app: Anxin, school: School,
-                                                                    clock: Clock) -> None:
+def test_both_ends_of_the_date_range_are_included_and_nothing_beyond(app: Anxin, school: School, clock: Clock) -> None:
     # given on 12 October a case, a file and a check-in, and on 13 October a closure
     case_id = report_case(app, school)
     file_id = open_file(app, school, "2026002", "high")
@@ -213,11 +255,21 @@ def test_both_ends_of_the_date_range_are_included_and_nothing_beyond(app: Anxin,
         return {k: r.total[k] for k in keep}
 
     # then a period counts what happened on its first and on its last day
-    assert period(12, 12) == {"cases_reported": 1, "files_opened": 1, "files_closed": 0, "check_ins_done": 1,
-                              "determinations": 0}
+    assert period(12, 12) == {
+        "cases_reported": 1,
+        "files_opened": 1,
+        "files_closed": 0,
+        "check_ins_done": 1,
+        "determinations": 0,
+    }
     assert period(1, 12) == period(12, 12)
-    assert period(13, 31) == {"cases_reported": 0, "files_opened": 0, "files_closed": 1, "check_ins_done": 0,
-                              "determinations": 1}
+    assert period(13, 31) == {
+        "cases_reported": 0,
+        "files_opened": 0,
+        "files_closed": 1,
+        "check_ins_done": 0,
+        "determinations": 1,
+    }
     assert period(13, 13) == period(13, 31)
     assert period(1, 11) == dict.fromkeys(period(1, 11), 0)
     assert period(14, 31) == dict.fromkeys(period(1, 11), 0)
@@ -237,8 +289,9 @@ def test_a_period_not_yet_over_is_taken_up_to_today(app: Anxin, school: School, 
     assert (r.total["check_ins_due"], r.total["check_ins_overdue_end"]) == (1, 1)
 
 
-def test_a_changed_cadence_and_an_ended_pairing_count_only_their_own_days(app: Anxin, school: School,
-                                                                         clock: Clock) -> None:
+def test_a_changed_cadence_and_an_ended_pairing_count_only_their_own_days(
+    app: Anxin, school: School, clock: Clock
+) -> None:
     # given a pairing made on 1 October, weekly from 15 October, ended on 29 October
     clock.now = datetime(2026, 10, 1, 9, tzinfo=UTC)
     p = pair(app, school, "2026001", cadence=14)
@@ -256,30 +309,59 @@ def test_a_changed_cadence_and_an_ended_pairing_count_only_their_own_days(app: A
     assert (r.total["pairings_active_end"], r.total["check_ins_overdue_end"]) == (1, 1)
 
 
-def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, school: School,
-                                                                 clock: Clock) -> None:
+def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, school: School, clock: Clock) -> None:
     # given two cases determined minor bullying on 12 October and appealed
     changed, reopened = report_case(app, school), report_case(app, school, no="2026002")
     for c in (changed, reopened):
         determine(app, school, c, bullying=True, severity="minor")
-        app.lodge_appeal(school.safety, c, party_id=app.get_case(school.principal, c).parties[0]["student_id"],
-                         grounds="认为处理过轻")
+        app.lodge_appeal(
+            school.safety,
+            c,
+            party_id=app.get_case(school.principal, c).parties[0]["student_id"],
+            grounds="认为处理过轻",
+        )
     assert report_for(app, school.principal, (clock.today, clock.today)).total["cases_end_appealed"] == 2
     # when on 14 October one is changed to serious and the other reopened for investigation
     clock.advance(days=2)
-    app.record_appeal_outcome(school.safety, changed, app.get_case(school.principal, changed).pending_appeal_id,
-                              outcome="changed", reason="复查认为情节较重", bullying=True, severity="serious")
-    app.record_appeal_outcome(school.safety, reopened, app.get_case(school.principal, reopened).pending_appeal_id,
-                              outcome="reopened", reason="事实不清")
+    app.record_appeal_outcome(
+        school.safety,
+        changed,
+        app.get_case(school.principal, changed).pending_appeal_id,
+        outcome="changed",
+        reason="复查认为情节较重",
+        bullying=True,
+        severity="serious",
+    )
+    app.record_appeal_outcome(
+        school.safety,
+        reopened,
+        app.get_case(school.principal, reopened).pending_appeal_id,
+        outcome="reopened",
+        reason="事实不清",
+    )
     clock.advance(days=30)
     r = report_for(app, school.principal)
     # then both appeals and three determinations count, and the reopened investigation was
     # due ten days after the review (24 October), so it is overdue at the end of October
-    assert {k: r.total[k] for k in ("appeals_lodged", "determinations", "determinations_minor",
-                                    "determinations_serious", "cases_end_intervening", "cases_end_investigating",
-                                    "investigations_overdue_end")} == {
-        "appeals_lodged": 2, "determinations": 3, "determinations_minor": 2, "determinations_serious": 1,
-        "cases_end_intervening": 1, "cases_end_investigating": 1, "investigations_overdue_end": 1,
+    assert {
+        k: r.total[k]
+        for k in (
+            "appeals_lodged",
+            "determinations",
+            "determinations_minor",
+            "determinations_serious",
+            "cases_end_intervening",
+            "cases_end_investigating",
+            "investigations_overdue_end",
+        )
+    } == {
+        "appeals_lodged": 2,
+        "determinations": 3,
+        "determinations_minor": 2,
+        "determinations_serious": 1,
+        "cases_end_intervening": 1,
+        "cases_end_investigating": 1,
+        "investigations_overdue_end": 1,
     }
 
 
@@ -293,10 +375,24 @@ def test_nothing_printed_or_stored_holds_a_name_or_a_text(app: Anxin, history: T
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
         (a.student("2026002"),),
     )[0]
-    app.record_crisis_intervention(a.counselor, file_id, occurred_on=clock.today, what_happened="在天台徘徊",
-                                   actions_taken="陪同并联系家长")
-    texts = [NARRATIVE, PLACE, NOTE, CONCERN, FILE_REASON, "在天台徘徊", "陪同并联系家长", "学生私下反映",
-             "双方陈述一致", "治理委员会会议认定", "风险解除", "打闹嬉戏，已批评教育", "情绪困扰"]
+    app.record_crisis_intervention(
+        a.counselor, file_id, occurred_on=clock.today, what_happened="在天台徘徊", actions_taken="陪同并联系家长"
+    )
+    texts = [
+        NARRATIVE,
+        PLACE,
+        NOTE,
+        CONCERN,
+        FILE_REASON,
+        "在天台徘徊",
+        "陪同并联系家长",
+        "学生私下反映",
+        "双方陈述一致",
+        "治理委员会会议认定",
+        "风险解除",
+        "打闹嬉戏，已批评教育",
+        "情绪困扰",
+    ]
     names = [n for _, n, _, _ in STUDENTS] + [n[0] + "家长" for _, n, _, _ in STUDENTS] + STAFF_NAMES
     # when the report is printed, for the district and for one school
     outputs = []
@@ -335,9 +431,14 @@ def test_it_prints_as_csv_with_stable_ids_and_as_html_on_a4_with_a_page_per_scho
 
 # -- the gate -------------------------------------------------------------------------------
 def decisions(app: Anxin, actor_id: str) -> list[tuple[str, str, int]]:
-    return [(r[0], r[1], int(r[2])) for r in app.db.fetch(
-        "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'stats.read' "
-        "ORDER BY id", (actor_id,))]
+    return [
+        (r[0], r[1], int(r[2]))
+        for r in app.db.fetch(
+            "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'stats.read' "
+            "ORDER BY id",
+            (actor_id,),
+        )
+    ]
 
 
 @pytest.fixture
@@ -369,8 +470,11 @@ def test_a_supervisor_sees_the_district_or_one_school_of_it_but_not_another_dist
         report_for(app, sup, school_id=north.id)
     # the other district's supervisor sees their own district only
     assert [s.school for s in report_for(app, north.supervisor).schools] == ["北区中学"]
-    assert decisions(app, sup.staff_id) == [("stats.read", "district", 1), ("stats.read", "school", 1),
-                                            ("stats.read", "school", 0)]
+    assert decisions(app, sup.staff_id) == [
+        ("stats.read", "district", 1),
+        ("stats.read", "school", 1),
+        ("stats.read", "school", 0),
+    ]
 
 
 @pytest.mark.parametrize("who", ["teacher", "admin"])
@@ -413,15 +517,22 @@ def test_a_command_is_in_the_view_as_soon_as_it_returns(app: Anxin, school: Scho
 def test_a_shredded_case_leaves_the_report_and_a_rebuild_agrees(app: Anxin, history: TwoSchools) -> None:
     a = history.a
     before = report_for(app, a.supervisor).school(a.id)
-    case_id = app.db.fetchone("SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? "
-                              "AND status = 'closed'", (a.id,))[0]
+    case_id = app.db.fetchone(
+        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? AND status = 'closed'", (a.id,)
+    )[0]
     # when the closed case is shredded
     app.shred(ADMIN, case_id, "保存期限届满")
     # then the report no longer counts it (its events can no longer be read), and nothing breaks
     after = report_for(app, a.supervisor).school(a.id)
     changed = {k: (before[k], after[k]) for k in before.counts if before[k] != after[k]}
-    assert changed == {"cases_reported": (3, 2), "cases_form_verbal": (2, 1), "determinations": (2, 1),
-                       "determinations_not_bullying": (1, 0), "cases_closed": (1, 0), "cases_end_closed": (1, 0)}
+    assert changed == {
+        "cases_reported": (3, 2),
+        "cases_form_verbal": (2, 1),
+        "determinations": (2, 1),
+        "determinations_not_bullying": (1, 0),
+        "cases_closed": (1, 0),
+        "cases_end_closed": (1, 0),
+    }
     rows = dump(app)
     app.views.rebuild([rp.VIEW_NAME])
     assert dump(app) == rows
@@ -444,8 +555,9 @@ def test_counts_are_kept_at_once_until_a_shred_is_seen_then_not_for_a_while(
     assert kept() == 1
     assert report_for(app, a.supervisor).total.counts == first.total.counts
     # when a case is shredded (its key nulled, then its rows deleted)
-    case_id = app.db.fetchone("SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? "
-                              "AND status = 'closed'", (a.id,))[0]
+    case_id = app.db.fetchone(
+        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? AND status = 'closed'", (a.id,)
+    )[0]
     app.shred(ADMIN, case_id, "保存期限届满")
     # then the next report sees the shred: counts afresh, and keeps nothing while it settles
     after = report_for(app, a.supervisor)
@@ -490,8 +602,11 @@ class World:
     def do(self, op: str, i: int, n: int) -> None:
         app, s = self.app, self.s
         # A step on a kind of stream not made yet makes one instead.
-        op = {"case": "report", "file": "open_file", "pairing": "pair"}.get(op, op) if not {
-            "case": self.cases, "file": self.files, "pairing": self.pairings}.get(op, True) else op
+        op = (
+            {"case": "report", "file": "open_file", "pairing": "pair"}.get(op, op)
+            if not {"case": self.cases, "file": self.files, "pairing": self.pairings}.get(op, True)
+            else op
+        )
         if op == "advance":
             self.clock.advance(days=n % 9 + 1)
         elif op == "report":
@@ -506,8 +621,13 @@ class World:
             self.file_step(self.pick(self.files, i), n)
         elif op == "screen":
             inst, items = (("PHQ-9", 9), ("GAD-7", 7))[i % 2]
-            app.record_screening(s.counselor, s.student(self.student(n)), instrument=inst,
-                                 screened_on=app.now().date(), answers=[(n + k) % 3 for k in range(items)])
+            app.record_screening(
+                s.counselor,
+                s.student(self.student(n)),
+                instrument=inst,
+                screened_on=app.now().date(),
+                answers=[(n + k) % 3 for k in range(items)],
+            )
         elif op == "pair":
             self.pairings.append(pair(app, s, self.student(i), cadence=(7, 14, 30)[n % 3]))
         elif op == "pairing":
@@ -527,8 +647,14 @@ class World:
             app.complete_investigation(s.safety, c, findings="查明")
         elif status == "awaiting_determination":
             bullying = n % 4 != 0
-            app.determine(s.safety, c, bullying=bullying, severity=severity if bullying else None,
-                          horseplay=not bullying, reason="认定")
+            app.determine(
+                s.safety,
+                c,
+                bullying=bullying,
+                severity=severity if bullying else None,
+                horseplay=not bullying,
+                reason="认定",
+            )
         elif status == "determined":
             if n % 4 == 0:
                 app.return_determination(s.principal, c, reason="退回重议")
@@ -536,7 +662,9 @@ class World:
                 app.approve_determination(s.principal, c, reason="同意")
         elif status == "appealed":
             outcome = ("upheld", "changed", "reopened")[n % 3]
-            kw: dict[str, Any] = {"bullying": case.severity is None, "severity": severity} if outcome == "changed" else {}
+            kw: dict[str, Any] = (
+                {"bullying": case.severity is None, "severity": severity} if outcome == "changed" else {}
+            )
             if kw and not kw["bullying"]:
                 kw["severity"] = None
             app.record_appeal_outcome(s.safety, c, case.pending_appeal_id or "", outcome=outcome, reason="复查", **kw)
@@ -550,8 +678,14 @@ class World:
             if case.severity == "suspected_offence" and not case.mandatory_reports_this_cycle:
                 app.record_mandatory_report(s.safety, c, agency="派出所", reported_at=app.now())
             for sid in case.missing_interventions().get("targeted", []):
-                app.plan_intervention(s.safety, c, student_id=sid, kind="counselling", plan="辅导",
-                                      responsible_staff_id=s.counselor.staff_id)
+                app.plan_intervention(
+                    s.safety,
+                    c,
+                    student_id=sid,
+                    kind="counselling",
+                    plan="辅导",
+                    responsible_staff_id=s.counselor.staff_id,
+                )
             app.close_case(s.principal, c, reason="结案")
 
     def file_step(self, f: str, n: int) -> None:
@@ -566,8 +700,9 @@ class World:
         elif step == 1:
             app.record_review(s.counselor, f, reviewed_on=app.now().date(), notes="复评", outcome="continue")
         elif step == 2:
-            app.record_crisis_intervention(s.counselor, f, occurred_on=app.now().date(), what_happened="危机",
-                                           actions_taken="干预")
+            app.record_crisis_intervention(
+                s.counselor, f, occurred_on=app.now().date(), what_happened="危机", actions_taken="干预"
+            )
         elif step in (3, 4):
             app.close_support_file(s.counselor, f, "好转")
         else:
@@ -580,8 +715,9 @@ class World:
             check_in(app, s, p, max(paired, app.now().date() - timedelta(days=n % 6)))
         elif n % 5 == 3:
             with app._editing(p, Pairing) as pairing:  # no application command changes a cadence yet
-                pairing.change_cadence(cadence_days=(7, 14, 30)[n % 3], reason="调整",
-                                       actor=s.principal.staff_id, at=app.now())
+                pairing.change_cadence(
+                    cadence_days=(7, 14, 30)[n % 3], reason="调整", actor=s.principal.staff_id, at=app.now()
+                )
         else:
             app.end_pairing(s.teacher, p, "结束")
 
@@ -595,9 +731,13 @@ class World:
             expected[key] = expected.get(key, 0) + n
 
         def live(kind: str) -> list[str]:  # screenings open files too: every stream of the school
-            return [row[0] for row in app.db.fetch(
-                "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = ? AND erased = 0",
-                (s.id, kind))]
+            return [
+                row[0]
+                for row in app.db.fetch(
+                    "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = ? AND erased = 0",
+                    (s.id, kind),
+                )
+            ]
 
         for sid in live("case"):
             c = app._load(sid, BullyingCase)
@@ -614,22 +754,46 @@ class World:
             if p.active:
                 add("pairings_active_end")
                 add("check_ins_overdue_end", p.is_overdue(today))
-        at_end = ("cases_end_", "files_end_", "pairings_active_end", "investigations_overdue_end",
-                  "follow_ups_overdue_end", "reviews_overdue_end", "check_ins_overdue_end")
+        at_end = (
+            "cases_end_",
+            "files_end_",
+            "pairings_active_end",
+            "investigations_overdue_end",
+            "follow_ups_overdue_end",
+            "reviews_overdue_end",
+            "check_ins_overdue_end",
+        )
         got = {k: v for k, v in r.total.counts.items() if v and k.startswith(at_end)}
         assert got == {k: v for k, v in expected.items() if v}
 
+
 # Weighted so that cases get far enough along to be closed, appealed and reopened.
-OPS = ["advance", "report", *["case"] * 10, "open_file", "file", "file", "file", "screen", "pair", "pairing",
-       "pairing", "pairing", "advance", "shred"]
+OPS = [
+    "advance",
+    "report",
+    *["case"] * 10,
+    "open_file",
+    "file",
+    "file",
+    "file",
+    "screen",
+    "pair",
+    "pairing",
+    "pairing",
+    "pairing",
+    "advance",
+    "shred",
+]
 STEPS = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 3), st.integers(0, 30)), min_size=10, max_size=50)
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(steps=STEPS)
-def test_rebuilding_gives_the_rows_built_one_command_at_a_time(app: Anxin, clock: Clock,
-                                                               steps: list[tuple[str, int, int]]) -> None:
+def test_rebuilding_gives_the_rows_built_one_command_at_a_time(
+    app: Anxin, clock: Clock, steps: list[tuple[str, int, int]]
+) -> None:
     # given a new school and a random history in it (refused commands change nothing)
     world = World(app, make_school(app, f"学校{uuid4().hex[:8]}"), clock)
     for op, i, n in steps:
@@ -652,15 +816,22 @@ class Store:
     b: School
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([sys.executable, "-m", "anxin.cli", *args, "--data-dir", str(self.data_dir)],
-                           cwd=self.data_dir.parent, env=self.env, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "anxin.cli", *args, "--data-dir", str(self.data_dir)],
+            cwd=self.data_dir.parent,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "Traceback" not in r.stderr, r.stderr
         return r
 
     def username(self, actor: Any) -> str:
-        return str(open_sql(self.data_dir, "SELECT username FROM anxin_staff WHERE staff_id = ?",
-                            (actor.staff_id,))[0][0])
+        return str(
+            open_sql(self.data_dir, "SELECT username FROM anxin_staff WHERE staff_id = ?", (actor.staff_id,))[0][0]
+        )
 
 
 def open_sql(data_dir: Path, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -701,8 +872,9 @@ def test_anxin_report_writes_the_district_csv_to_stdout(cli: Store) -> None:
     assert r.returncode == 0, r.stderr
     ids, labels, *rows = list(csv.reader(io.StringIO(r.stdout)))
     assert labels[ids.index("cases_reported")] == "新报告案件"
-    got = {row[2]: (row[0], int(row[ids.index("cases_reported")]), int(row[ids.index("check_ins_done")]))
-           for row in rows}
+    got = {
+        row[2]: (row[0], int(row[ids.index("cases_reported")]), int(row[ids.index("check_ins_done")])) for row in rows
+    }
     assert got == {"第一中学": ("school", 1, 1), "第二中学": ("school", 1, 0), "全区合计": ("total", 2, 1)}
     for text in [NARRATIVE, PLACE, NOTE, *[n for _, n, _, _ in STUDENTS]]:
         assert text not in r.stdout
@@ -711,8 +883,18 @@ def test_anxin_report_writes_the_district_csv_to_stdout(cli: Store) -> None:
 def test_anxin_report_writes_printable_html_for_one_school_to_a_file_and_nothing_else(cli: Store) -> None:
     out = cli.data_dir.parent / "报送.html"
     before = set(cli.data_dir.parent.iterdir())
-    r = cli.run("report", *period_args(), "--school", "第二中学", "--format", "html", "--out", str(out),
-                "--as", cli.username(cli.a.supervisor))
+    r = cli.run(
+        "report",
+        *period_args(),
+        "--school",
+        "第二中学",
+        "--format",
+        "html",
+        "--out",
+        str(out),
+        "--as",
+        cli.username(cli.a.supervisor),
+    )
     assert r.returncode == 0, r.stderr
     assert "写入" in r.stdout
     html = out.read_text(encoding="utf-8")
@@ -724,8 +906,9 @@ def test_anxin_report_writes_printable_html_for_one_school_to_a_file_and_nothing
 
 def test_anxin_report_refuses_a_principal_asking_for_another_school_and_an_unknown_account(cli: Store) -> None:
     out = cli.data_dir.parent / "r.csv"
-    r = cli.run("report", *period_args(), "--school", "第二中学", "--out", str(out),
-                "--as", cli.username(cli.a.principal))
+    r = cli.run(
+        "report", *period_args(), "--school", "第二中学", "--out", str(out), "--as", cli.username(cli.a.principal)
+    )
     assert r.returncode == 1 and "无权" in r.stderr and not out.exists()
     r = cli.run("report", *period_args(), "--as", "nobody")
     assert r.returncode == 1 and "nobody" in r.stderr
@@ -822,28 +1005,43 @@ def test_each_aggregate_is_the_sum_of_its_rows_after_a_history_a_shred_and_a_reb
         pairing.change_cadence(cadence_days=30, reason="调整", actor=a.principal.staff_id, at=app.now())
     clock.advance(days=2)
     app.end_pairing(a.teacher, p, "结束")
-    app.record_screening(a.counselor, a.student("2026004"), instrument="PHQ-9", screened_on=clock.today,
-                         answers=[1] * 9)
-    app.record_screening(a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today,
-                         answers=[0] * 9)
+    app.record_screening(
+        a.counselor, a.student("2026004"), instrument="PHQ-9", screened_on=clock.today, answers=[1] * 9
+    )
+    app.record_screening(
+        a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9
+    )
     # and a crisis intervention whose day is corrected (the fact is re-dated)
     file_id = app.db.fetchone(
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
-        (a.student("2026002"),))[0]
-    entry = app.record_crisis_intervention(a.counselor, file_id, occurred_on=clock.today, what_happened="危机",
-                                           actions_taken="干预")
-    app.correct_file_entry(a.counselor, file_id, entry, changes={"occurred_on": clock.today - timedelta(days=3)},
-                           reason="日期有误")
+        (a.student("2026002"),),
+    )[0]
+    entry = app.record_crisis_intervention(
+        a.counselor, file_id, occurred_on=clock.today, what_happened="危机", actions_taken="干预"
+    )
+    app.correct_file_entry(
+        a.counselor, file_id, entry, changes={"occurred_on": clock.today - timedelta(days=3)}, reason="日期有误"
+    )
     with app.views.engine.connect() as conn:
-        crisis_days = conn.execute(select(rp.fact_counts.c.day, rp.fact_counts.c.n)
-                                   .where(rp.fact_counts.c.kind == "file.crisis")).all()
+        crisis_days = conn.execute(
+            select(rp.fact_counts.c.day, rp.fact_counts.c.n).where(rp.fact_counts.c.kind == "file.crisis")
+        ).all()
     assert crisis_days == [((clock.today - timedelta(days=3)).toordinal(), 1)]
     # then each aggregate holds exactly the sums of its rows, and no row of nought
     got = aggregates(app)
     assert got == aggregates_from_rows(app)
-    assert all(row[-1] > 0 for t in ("v_report_check_in_days", "v_report_screened_days",
-                                     "v_report_pairing_span_counts", "v_report_overdue_counts",
-                                     "v_report_fact_counts", "v_report_file_span_counts") for row in got[t])
+    assert all(
+        row[-1] > 0
+        for t in (
+            "v_report_check_in_days",
+            "v_report_screened_days",
+            "v_report_pairing_span_counts",
+            "v_report_overdue_counts",
+            "v_report_fact_counts",
+            "v_report_file_span_counts",
+        )
+        for row in got[t]
+    )
     assert all(got[t] for t in got)
     # and after shredding a pairing (its check-ins and spans go), they still do
     app.shred(ADMIN, p, "保存期限届满")
@@ -862,8 +1060,9 @@ def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_
     june, sept, oct = date(2026, 6, 1), date(2026, 9, 20), clock.today  # school years 2025 and 2026
 
     def screen(day: date, inst: str = "PHQ-9") -> None:
-        app.record_screening(s.counselor, student, instrument=inst, screened_on=day,
-                             answers=[0] * (9 if inst == "PHQ-9" else 7))
+        app.record_screening(
+            s.counselor, student, instrument=inst, screened_on=day, answers=[0] * (9 if inst == "PHQ-9" else 7)
+        )
 
     # given screenings on 1 June (two instruments), 20 September and 12 October, and another
     # student screened on 20 September
@@ -871,8 +1070,7 @@ def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_
     screen(june, "GAD-7")
     screen(oct)
     screen(sept)  # recorded after a later day: the days are put in order
-    app.record_screening(s.counselor, s.student("2026002"), instrument="GAD-7", screened_on=sept,
-                         answers=[0] * 7)
+    app.record_screening(s.counselor, s.student("2026002"), instrument="GAD-7", screened_on=sept, answers=[0] * 7)
     clock.advance(days=30)
 
     def screened(first: date, last: date) -> tuple[int, int]:
@@ -923,10 +1121,14 @@ def pairings_on(app: Anxin, school_id: str, day: int) -> tuple[int, int]:
 SHRED_OPS = [*OPS, "screen", "screen", "shred_record"]
 
 
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(steps=st.lists(st.tuples(st.sampled_from(SHRED_OPS), st.integers(0, 3), st.integers(0, 30)),
-                      min_size=10, max_size=50))
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(SHRED_OPS), st.integers(0, 3), st.integers(0, 30)), min_size=10, max_size=50
+    )
+)
 def test_the_aggregates_agree_with_their_rows_on_every_day_after_random_histories(
     app: Anxin, clock: Clock, steps: list[tuple[str, int, int]]
 ) -> None:
@@ -937,9 +1139,14 @@ def test_the_aggregates_agree_with_their_rows_on_every_day_after_random_historie
         with contextlib.suppress(DomainError):
             if op == "shred_record":
                 with app.views.engine.connect() as conn:
-                    records = sorted(r[0] for r in conn.execute(
-                        select(rp.screening_records.c.record_id)
-                        .where(rp.screening_records.c.school_id == world.s.id)))
+                    records = sorted(
+                        r[0]
+                        for r in conn.execute(
+                            select(rp.screening_records.c.record_id).where(
+                                rp.screening_records.c.school_id == world.s.id
+                            )
+                        )
+                    )
                 if records:
                     app.shred(ADMIN, records[i % len(records)], "保存期限届满")
             else:
@@ -969,8 +1176,9 @@ def test_a_rebuild_brings_the_indexes_of_a_database_made_by_an_earlier_version_u
     # one since replaced still there
     with app.views.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_v_report_screenings_student"))
-        conn.execute(text("CREATE INDEX ix_v_report_screenings_school_day ON v_report_screenings "
-                          "(school_id, screened_day)"))
+        conn.execute(
+            text("CREATE INDEX ix_v_report_screenings_school_day ON v_report_screenings (school_id, screened_day)")
+        )
 
     def indexes() -> set[str]:
         return {i["name"] for i in inspect(app.views.engine).get_indexes("v_report_screenings")}

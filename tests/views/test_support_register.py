@@ -24,26 +24,30 @@ CRISIS = [2, 2, 2, 2, 2, 2, 2, 2, 1]  # PHQ-9 18 with item 9 > 0: flagged and a 
 
 
 def open_file(app: Anxin, school: School, no: str, level: str = "key", category: str = "情绪困扰") -> str:
-    return app.open_support_file(school.counselor, school.student(no), category=category, risk_level=level,
-                                 reason="近期情绪低落，上课常走神")
+    return app.open_support_file(
+        school.counselor, school.student(no), category=category, risk_level=level, reason="近期情绪低落，上课常走神"
+    )
 
 
 def screen(app: Anxin, school: School, no: str, on: date, answers: list[int] | None = None) -> None:
-    app.record_screening(school.counselor, school.student(no), instrument="PHQ-9", screened_on=on,
-                         answers=answers or NO_RISK)
+    app.record_screening(
+        school.counselor, school.student(no), instrument="PHQ-9", screened_on=on, answers=answers or NO_RISK
+    )
 
 
 def access_rows(app: Anxin, actor_id: str) -> list[tuple[str, str, int]]:
-    return [(r[0], r[1], r[2]) for r in app.db.fetch(
-        "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id", (actor_id,)
-    )]
+    return [
+        (r[0], r[1], r[2])
+        for r in app.db.fetch(
+            "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id", (actor_id,)
+        )
+    ]
 
 
 def dump(app: Anxin, view: str) -> dict[str, list[tuple[Any, ...]]]:
     v = app.views.by_name[view]
     with app.views.engine.connect() as conn:
-        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in v.tables}
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))] for t in v.tables}
 
 
 # -- the register -----------------------------------------------------------------------------
@@ -62,12 +66,32 @@ def test_the_register_lists_each_file_with_class_level_category_responsible_and_
     # then open files come first, the highest risk first, each with its line of ids, codes and dates
     assert [x.file_id for x in lines] == [high, other, closed]
     first = lines[0]
-    assert (first.student_id, first.class_name, first.risk_level, first.risk_label, first.category,
-            first.responsible_id, first.status, first.next_review_due, first.review_overdue) == (
-        school.student("2026001"), "七年级1班", "high", "高危", "自伤风险", school.counselor.staff_id, "open",
-        clock.today + timedelta(days=30), False)
+    assert (
+        first.student_id,
+        first.class_name,
+        first.risk_level,
+        first.risk_label,
+        first.category,
+        first.responsible_id,
+        first.status,
+        first.next_review_due,
+        first.review_overdue,
+    ) == (
+        school.student("2026001"),
+        "七年级1班",
+        "high",
+        "高危",
+        "自伤风险",
+        school.counselor.staff_id,
+        "open",
+        clock.today + timedelta(days=30),
+        False,
+    )
     assert (lines[1].category, lines[1].responsible_id, lines[1].class_name) == (
-        "学业压力", school.other_counselor.staff_id, "七年级2班")
+        "学业压力",
+        school.other_counselor.staff_id,
+        "七年级2班",
+    )
     assert (lines[2].status, lines[2].next_review_due) == ("closed", None)
     # and only open files when asked
     assert [x.file_id for x in sr.register(app, school.counselor, school.id, include_closed=False)] == [high, other]
@@ -92,10 +116,12 @@ def test_the_category_is_kept_sealed_in_the_view_table(app: Anxin, school: Schoo
     open_file(app, school, "2026001", "key", "家庭变故")
     with app.views.engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(select(sr.files))]
-    assert rows and all("家庭变故".encode() not in (v if isinstance(v, bytes) else str(v).encode())
-                        for r in rows for v in r)
-    app.change_file_category(school.principal, sr.register(app, school.principal, school.id)[0].file_id,
-                             "人际关系", "重新评估")
+    assert rows and all(
+        "家庭变故".encode() not in (v if isinstance(v, bytes) else str(v).encode()) for r in rows for v in r
+    )
+    app.change_file_category(
+        school.principal, sr.register(app, school.principal, school.id)[0].file_id, "人际关系", "重新评估"
+    )
     assert sr.register(app, school.principal, school.id)[0].category == "人际关系"
 
 
@@ -125,9 +151,15 @@ def test_a_shredded_file_stays_on_the_register_as_erased_without_its_level_or_ca
     keep = open_file(app, school, "2026002")
     app.shred(ADMIN, fid, "保存期限届满")
     lines = {x.file_id: x for x in sr.register(app, school.counselor, school.id)}
-    assert (lines[fid].erased, lines[fid].status, lines[fid].risk_level, lines[fid].category,
-            lines[fid].next_review_due, lines[fid].student_id, lines[fid].responsible_id) == (
-        True, "erased", None, None, None, school.student("2026001"), school.counselor.staff_id)
+    assert (
+        lines[fid].erased,
+        lines[fid].status,
+        lines[fid].risk_level,
+        lines[fid].category,
+        lines[fid].next_review_due,
+        lines[fid].student_id,
+        lines[fid].responsible_id,
+    ) == (True, "erased", None, None, None, school.student("2026001"), school.counselor.staff_id)
     assert not lines[keep].erased and lines[keep].category == "情绪困扰"
 
 
@@ -204,8 +236,12 @@ def test_coverage_reflects_a_screening_as_soon_as_it_is_recorded(app: Anxin, sch
     screen(app, school, "2026002", clock.today)
     assert app.views.positions()[sr.NAME] == app.recorder.max_notification_id()
     with app.views.engine.connect() as conn:
-        assert conn.execute(select(sr.screened.c.screenings)
-                            .where(sr.screened.c.student_id == school.student("2026002"))).scalar() == 1
+        assert (
+            conn.execute(
+                select(sr.screened.c.screenings).where(sr.screened.c.student_id == school.student("2026002"))
+            ).scalar()
+            == 1
+        )
     assert sr.coverage(app, school.counselor, school.id).screened == 1
 
 
@@ -233,56 +269,70 @@ def test_a_rebuild_after_shredding_gives_the_same_rows_as_the_incremental_fold(
     assert dump(app, sr.NAME) == before
 
 
-
-
 LEVELS = ("general", "key", "high")
 who = st.integers(0, 5)
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("open"), who, st.sampled_from(LEVELS), st.sampled_from(("情绪困扰", "学业压力"))),
-    st.tuples(st.just("raise"), who, st.sampled_from(LEVELS)),
-    st.tuples(st.just("lower"), who, st.sampled_from(LEVELS)),
-    st.tuples(st.just("category"), who, st.sampled_from(("人际关系", "家庭变故"))),
-    st.tuples(st.just("reassign"), who),
-    st.tuples(st.just("review"), who),
-    st.tuples(st.just("close"), who),
-    st.tuples(st.just("reopen"), who),
-    st.tuples(st.just("screen"), who, st.booleans()),
-    st.tuples(st.just("move"), who, st.sampled_from(("七年级1班", "七年级2班", "七年级3班"))),
-    st.tuples(st.just("leave"), who),
-    st.tuples(st.just("enrol"), st.sampled_from(("七年级1班", "七年级3班"))),
-    st.tuples(st.just("shred_file"), who),
-    st.tuples(st.just("shred_student"), who),
-    st.tuples(st.just("advance"), st.integers(1, 60)),
-), max_size=30)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("open"), who, st.sampled_from(LEVELS), st.sampled_from(("情绪困扰", "学业压力"))),
+        st.tuples(st.just("raise"), who, st.sampled_from(LEVELS)),
+        st.tuples(st.just("lower"), who, st.sampled_from(LEVELS)),
+        st.tuples(st.just("category"), who, st.sampled_from(("人际关系", "家庭变故"))),
+        st.tuples(st.just("reassign"), who),
+        st.tuples(st.just("review"), who),
+        st.tuples(st.just("close"), who),
+        st.tuples(st.just("reopen"), who),
+        st.tuples(st.just("screen"), who, st.booleans()),
+        st.tuples(st.just("move"), who, st.sampled_from(("七年级1班", "七年级2班", "七年级3班"))),
+        st.tuples(st.just("leave"), who),
+        st.tuples(st.just("enrol"), st.sampled_from(("七年级1班", "七年级3班"))),
+        st.tuples(st.just("shred_file"), who),
+        st.tuples(st.just("shred_student"), who),
+        st.tuples(st.just("advance"), st.integers(1, 60)),
+    ),
+    max_size=30,
+)
 # Every history starts with some files and a screening, so the random steps have things to act on.
 PREFIX = [("open", 0, "key", "情绪困扰"), ("open", 3, "general", "学业压力"), ("screen", 1, True), ("screen", 2, False)]
 
 
 def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
-    students = [r[0] for r in app.db.fetch(
-        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'student' AND school_id = ? ORDER BY stream_id",
-        (school.id,),
-    )]
+    students = [
+        r[0]
+        for r in app.db.fetch(
+            "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'student' AND school_id = ? ORDER BY stream_id",
+            (school.id,),
+        )
+    ]
     name, *args = op
     sid = students[args[0] % len(students)] if args and isinstance(args[0], int) and name != "advance" else ""
     row = app.db.fetchone(
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND erased = 0 "
-        "ORDER BY stream_id LIMIT 1", (sid,),
+        "ORDER BY stream_id LIMIT 1",
+        (sid,),
     )
     fid = row[0] if row else None
     p = school.principal
     if name == "open":
         app.open_support_file(school.counselor, sid, category=args[2], risk_level=args[1], reason="担忧")
     elif name == "screen":
-        app.record_screening(school.counselor, sid, instrument="PHQ-9", screened_on=clock.today,
-                             answers=CRISIS if args[1] else NO_RISK)
+        app.record_screening(
+            school.counselor, sid, instrument="PHQ-9", screened_on=clock.today, answers=CRISIS if args[1] else NO_RISK
+        )
     elif name == "move":
         app.correct_student(ADMIN, sid, {"class_name": args[1]}, "分班")
     elif name == "leave":
         app.leave_student(ADMIN, sid, "转学")
     elif name == "enrol":
-        app.enrol_student(ADMIN, school_id=school.id, student_no=uuid4().hex[:8], name="新同学", gender="女",
-                          birth_date=date(2013, 1, 1), grade="七年级", class_name=args[0])
+        app.enrol_student(
+            ADMIN,
+            school_id=school.id,
+            student_no=uuid4().hex[:8],
+            name="新同学",
+            gender="女",
+            birth_date=date(2013, 1, 1),
+            grade="七年级",
+            class_name=args[0],
+        )
     elif name == "shred_student":
         app.shred(ADMIN, sid, "保存期限届满")
     elif name == "advance":
@@ -323,16 +373,44 @@ def test_a_rebuilt_register_equals_the_incremental_one_after_a_random_history(st
         # the view answers as the directory-backed queries do
         mine = sr.register(app, school.principal, school.id)
         theirs = app.support_register(school.principal, school.id)  # type: ignore[attr-defined]
-        assert {(x.file_id, x.student_id, x.risk_level, x.category, x.status, x.responsible_id, x.next_review_due,
-                 x.review_overdue, x.erased) for x in mine} == {
-            (x.file_id, x.student_id, x.risk_level, x.category, x.status, x.responsible_id, x.next_review_due,
-             x.review_overdue, x.erased) for x in theirs}
+        assert {
+            (
+                x.file_id,
+                x.student_id,
+                x.risk_level,
+                x.category,
+                x.status,
+                x.responsible_id,
+                x.next_review_due,
+                x.review_overdue,
+                x.erased,
+            )
+            for x in mine
+        } == {
+            (
+                x.file_id,
+                x.student_id,
+                x.risk_level,
+                x.category,
+                x.status,
+                x.responsible_id,
+                x.next_review_due,
+                x.review_overdue,
+                x.erased,
+            )
+            for x in theirs
+        }
         cov = sr.coverage(app, school.principal, school.id)
         old = app.screening_coverage(school.principal, school.id)  # type: ignore[attr-defined]
         assert (cov.school_year, cov.enrolled, cov.screened, cov.not_screened) == (
-            old.school_year, old.enrolled, old.screened, old.not_screened)
+            old.school_year,
+            old.enrolled,
+            old.screened,
+            old.not_screened,
+        )
         assert {k: (v.enrolled, v.screened) for k, v in cov.per_class.items()} == {
-            k: (v.enrolled, v.screened) for k, v in old.per_class.items()}
+            k: (v.enrolled, v.screened) for k, v in old.per_class.items()
+        }
         # and a rebuild gives the very same rows
         before = dump(app, sr.NAME)
         app.views.rebuild([sr.NAME])

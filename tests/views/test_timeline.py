@@ -32,12 +32,25 @@ def history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     """A student (张小明, class 1) with a pairing and a check-in, a case, a file and a screening."""
     s1 = school.student(S1)
     pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=s1)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近情绪低落"},
-                        concern=True, concern_note="担心在走廊被人推搡")
+    app.record_check_in(
+        school.teacher,
+        pid,
+        held_on=clock.today,
+        notes={"thinking": "最近情绪低落"},
+        concern=True,
+        concern_note="担心在走廊被人推搡",
+    )
     clock.advance(hours=1)
-    cid = app.report_bullying(school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now,
-                              place="走廊", forms=["physical"], narrative="被推倒并被抢走饭卡",
-                              parties=[(s1, "targeted"), (school.student(S3), "bullying")])
+    cid = app.report_bullying(
+        school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now,
+        place="走廊",
+        forms=["physical"],
+        narrative="被推倒并被抢走饭卡",
+        parties=[(s1, "targeted"), (school.student(S3), "bullying")],
+    )
     fid = app.open_support_file(school.counselor, s1, category="欺凌受害", risk_level="key", reason="欺凌后情绪低落")
     app.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9)
     app.start_investigation(school.safety, cid)
@@ -47,10 +60,13 @@ def history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
 
 
 def access_rows(app: Anxin, actor_id: str) -> list[tuple[str, str, str, int]]:
-    return [(r[0], r[1], r[2], r[3]) for r in app.db.fetch(
-        "SELECT action, resource_kind, resource_id, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id",
-        (actor_id,),
-    )]
+    return [
+        (r[0], r[1], r[2], r[3])
+        for r in app.db.fetch(
+            "SELECT action, resource_kind, resource_id, allowed FROM {t}anxin_access WHERE actor_id = ? ORDER BY id",
+            (actor_id,),
+        )
+    ]
 
 
 def kinds(t: tl.Timeline) -> dict[str, str]:
@@ -61,8 +77,7 @@ def kinds(t: tl.Timeline) -> dict[str, str]:
 def dump(app: Anxin, view: str) -> dict[str, list[tuple[Any, ...]]]:
     v = app.views.by_name[view]
     with app.views.engine.connect() as conn:
-        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in v.tables}
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))] for t in v.tables}
 
 
 # -- the timeline -----------------------------------------------------------------------------
@@ -95,8 +110,11 @@ def test_the_timeline_shows_everything_about_a_student_in_the_order_it_happened(
     # the other party of the case sees the case too, and nothing else of this student
     other = tl.timeline(app, school.principal, school.student(S3))
     assert [(e.kind, e.event_type) for e in other.entries] == [
-        ("student", "Enrolled"), ("case", "Reported"), ("case", "InvestigationStarted"),
-        ("case", "StatementRecorded")]
+        ("student", "Enrolled"),
+        ("case", "Reported"),
+        ("case", "InvestigationStarted"),
+        ("case", "StatementRecorded"),
+    ]
 
 
 def test_the_view_holds_ids_and_types_only(app: Anxin, school: School, clock: Clock) -> None:
@@ -119,10 +137,15 @@ def test_each_viewer_sees_the_entries_their_rights_allow_and_the_gate_decides_on
     assert all(e.details is None for e in t.entries if e.kind == "case")
     assert t.name == "张小明"
     decided = access_rows(app, school.teacher.staff_id)[before:]
-    assert sorted((a, k, r, ok) for a, k, r, ok in decided) == sorted([
-        ("student.read", "student", s1, 1), ("pairing.read", "pairing", ids["pairing"], 1),
-        ("case.status", "case", ids["case"], 1), ("file.read", "file", ids["file"], 0),
-        ("screening.read", "screening", ids["screening"], 0)])  # five streams, five decisions, nine entries
+    assert sorted((a, k, r, ok) for a, k, r, ok in decided) == sorted(
+        [
+            ("student.read", "student", s1, 1),
+            ("pairing.read", "pairing", ids["pairing"], 1),
+            ("case.status", "case", ids["case"], 1),
+            ("file.read", "file", ids["file"], 0),
+            ("screening.read", "screening", ids["screening"], 0),
+        ]
+    )  # five streams, five decisions, nine entries
     # the responsible counselor: the student, their file, the screening; not the case, not the pairing
     assert kinds(tl.timeline(app, school.counselor, s1)) == {"student": "full", "file": "full", "screening": "full"}
     # another counselor: not the file they are not responsible for
@@ -133,7 +156,8 @@ def test_each_viewer_sees_the_entries_their_rights_allow_and_the_gate_decides_on
     t = tl.timeline(app, school.admin, s1)
     assert kinds(t) == {"student": "full"}
     assert [a for a in access_rows(app, school.admin.staff_id) if a[0] == "case.status"] == [
-        ("case.status", "case", ids["case"], 0)]
+        ("case.status", "case", ids["case"], 0)
+    ]
 
 
 def test_a_teacher_of_another_class_gets_no_timeline_even_of_a_case_they_may_follow(
@@ -188,7 +212,11 @@ def test_a_party_added_later_sees_the_whole_case_and_a_removed_party_no_longer_d
     app.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="目击者")
     t = tl.timeline(app, school.principal, s2)
     assert [e.event_type for e in t.entries if e.kind == "case"] == [
-        "Reported", "InvestigationStarted", "StatementRecorded", "PartyAdded"]
+        "Reported",
+        "InvestigationStarted",
+        "StatementRecorded",
+        "PartyAdded",
+    ]
     app.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
     assert kinds(tl.timeline(app, school.principal, s2)) == {"student": "full"}
 
@@ -218,14 +246,18 @@ def test_the_timeline_reflects_a_command_as_soon_as_it_returns(app: Anxin, schoo
     assert app.views.positions()[tl.NAME] == head
     with app.views.engine.connect() as conn:
         assert conn.execute(select(tl.entries.c.event_type).where(tl.entries.c.position == head)).scalar() == (
-            "CheckInRecorded")
+            "CheckInRecorded"
+        )
     last = tl.timeline(app, school.teacher, ids["student"]).entries[-1]
     assert (last.label, (last.details or {})["notes"]["studies"]) == ("记录谈心", "成绩回升")
 
 
 def test_every_event_of_a_students_streams_has_a_chinese_label() -> None:
-    topics = [t.strip() for t in (Path(__file__).resolve().parents[1] / "event_topics.txt").read_text().splitlines()
-              if t.strip() and not t.startswith("#")]
+    topics = [
+        t.strip()
+        for t in (Path(__file__).resolve().parents[1] / "event_topics.txt").read_text().splitlines()
+        if t.strip() and not t.startswith("#")
+    ]
     missing = []
     for topic in topics:
         agg, name = topic.split(":")[1].split(".")
@@ -244,12 +276,28 @@ def test_students_are_found_by_full_name_surname_or_given_name(app: Anxin, schoo
     assert [r.name for r in tl.search_students(app, school.counselor, school.id, "张小明")] == ["张小明"]
     assert tl.search_students(app, school.counselor, school.id, "小") == []  # no substring matches
     # two students with the same surname
-    s5 = app.enrol_student(ADMIN, school_id=school.id, student_no="2026005", name="张伟", gender="男",
-                           birth_date=date(2013, 3, 3), grade="七年级", class_name="七年级2班")
+    s5 = app.enrol_student(
+        ADMIN,
+        school_id=school.id,
+        student_no="2026005",
+        name="张伟",
+        gender="男",
+        birth_date=date(2013, 3, 3),
+        grade="七年级",
+        class_name="七年级2班",
+    )
     assert {r.id for r in tl.search_students(app, school.counselor, school.id, "张")} == {s1, s5}
     # a two-character surname (复姓)
-    s6 = app.enrol_student(ADMIN, school_id=school.id, student_no="2026006", name="欧阳明月", gender="女",
-                           birth_date=date(2013, 3, 3), grade="七年级", class_name="七年级2班")
+    s6 = app.enrol_student(
+        ADMIN,
+        school_id=school.id,
+        student_no="2026006",
+        name="欧阳明月",
+        gender="女",
+        birth_date=date(2013, 3, 3),
+        grade="七年级",
+        class_name="七年级2班",
+    )
     assert [r.id for r in tl.search_students(app, school.counselor, school.id, "欧阳")] == [s6]
     assert [r.id for r in tl.search_students(app, school.counselor, school.id, "明月")] == [s6]
     # another school's students are not found from here
@@ -259,8 +307,7 @@ def test_students_are_found_by_full_name_surname_or_given_name(app: Anxin, schoo
 
 def test_a_class_teacher_finds_only_students_of_their_class(app: Anxin, school: School) -> None:
     assert [r.id for r in tl.search_students(app, school.teacher, school.id, "王小刚")] == []
-    assert [r.id for r in tl.search_students(app, school.other_teacher, school.id, "王小刚")] == [
-        school.student(S3)]
+    assert [r.id for r in tl.search_students(app, school.other_teacher, school.id, "王小刚")] == [school.student(S3)]
     assert access_rows(app, school.teacher.staff_id)[-1][::3] == ("student.read", 1)
     other = make_school(app, "第二中学")
     for who in (other.counselor, school.supervisor):
@@ -359,9 +406,11 @@ def test_rows_kept_back_and_written_at_the_end_of_a_batch_equal_rows_written_one
     app.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="确认目击")
     app.correct_student(ADMIN, ids["student"], {"name": "张晓明", "class_name": "七年级2班"}, "更正")
     rows = [f"{no},PHQ-9,{clock.today.isoformat()}," + ",".join(["1"] * 9) for no in (S2, S3, S4)]
-    app.import_screenings(school.counselor, school.id,  # type: ignore[attr-defined]
-                          "\n".join(["student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)),
-                                     *rows]) + "\n")
+    app.import_screenings(
+        school.counselor,
+        school.id,  # type: ignore[attr-defined]
+        "\n".join(["student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)), *rows]) + "\n",
+    )
     app.leave_student(ADMIN, school.student(S4), "转学")
     with bulk_mode(app):
         applied = app.views.catch_up(views=[app.views.by_name[n] for n in BULK_VIEWS])
@@ -409,21 +458,26 @@ def test_a_batch_that_failed_half_way_is_folded_again_from_scratch(app: Anxin, s
 
 
 pupil = st.integers(0, 3)
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("pair"), pupil),
-    st.tuples(st.just("check_in"), pupil), st.tuples(st.just("check_in"), pupil),
-    st.tuples(st.just("report"), pupil, pupil),
-    st.tuples(st.just("start"), pupil),
-    st.tuples(st.just("add_party"), pupil, pupil),
-    st.tuples(st.just("remove_party"), pupil, pupil),
-    st.tuples(st.just("open_file"), pupil),
-    st.tuples(st.just("session"), pupil),
-    st.tuples(st.just("screen"), pupil),
-    st.tuples(st.just("rename"), pupil, st.sampled_from(["周杰", "欧阳娜娜", "Li Ming"])),
-    st.tuples(st.just("move"), pupil),
-    st.tuples(st.just("shred"), pupil, st.sampled_from(["student", "case", "file", "pairing", "screening"])),
-    st.tuples(st.just("advance"), st.integers(1, 20)),
-), min_size=4, max_size=30)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("pair"), pupil),
+        st.tuples(st.just("check_in"), pupil),
+        st.tuples(st.just("check_in"), pupil),
+        st.tuples(st.just("report"), pupil, pupil),
+        st.tuples(st.just("start"), pupil),
+        st.tuples(st.just("add_party"), pupil, pupil),
+        st.tuples(st.just("remove_party"), pupil, pupil),
+        st.tuples(st.just("open_file"), pupil),
+        st.tuples(st.just("session"), pupil),
+        st.tuples(st.just("screen"), pupil),
+        st.tuples(st.just("rename"), pupil, st.sampled_from(["周杰", "欧阳娜娜", "Li Ming"])),
+        st.tuples(st.just("move"), pupil),
+        st.tuples(st.just("shred"), pupil, st.sampled_from(["student", "case", "file", "pairing", "screening"])),
+        st.tuples(st.just("advance"), st.integers(1, 20)),
+    ),
+    min_size=4,
+    max_size=30,
+)
 
 
 def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
@@ -434,16 +488,25 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
     def stream_of(kind: str, student: str) -> str | None:
         row = app.db.fetchone(
             "SELECT l.stream_id FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
-            "WHERE d.kind = ? AND l.student_id = ? AND d.erased = 0 ORDER BY l.stream_id LIMIT 1", (kind, student))
+            "WHERE d.kind = ? AND l.student_id = ? AND d.erased = 0 ORDER BY l.stream_id LIMIT 1",
+            (kind, student),
+        )
         return row[0] if row else None
 
     lead, p = school.safety, school.principal
     if name == "pair":
         app.pair(lead, staff_id=school.teacher.staff_id, student_id=who)
     elif name == "report":
-        app.report_bullying(school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now,
-                            place="操场", forms=["verbal"], narrative="辱骂",
-                            parties=[(who, "targeted")] + ([(s[args[1]], "bullying")] if args[1] != args[0] else []))
+        app.report_bullying(
+            school.teacher,
+            school_id=school.id,
+            channel="teacher",
+            occurred_at=clock.now,
+            place="操场",
+            forms=["verbal"],
+            narrative="辱骂",
+            parties=[(who, "targeted")] + ([(s[args[1]], "bullying")] if args[1] != args[0] else []),
+        )
     elif name == "open_file":
         app.open_support_file(school.counselor, who, category="情绪困扰", risk_level="key", reason="担忧")
     elif name == "screen":
@@ -489,7 +552,7 @@ def expected_positions(app: Anxin) -> dict[str, list[int]]:
         if agg not in tl.KINDS:
             continue
         sid = str(n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id)))
-        for student in ({sid} if agg == "Student" else about.get(sid, set())):
+        for student in {sid} if agg == "Student" else about.get(sid, set()):
             out.setdefault(student, []).append(n.id)
     return out
 

@@ -18,8 +18,11 @@ from projections.base import tracking
 def dump_all(app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
     """Every view table's rows, in primary-key order."""
     with app.views.engine.connect() as conn:
-        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for v in app.views.views for t in v.tables}
+        return {
+            t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+            for v in app.views.views
+            for t in v.tables
+        }
 
 
 def positions(app: Anxin) -> set[int]:
@@ -35,12 +38,19 @@ def some_history(app: Anxin, school: School, clock: Clock) -> None:
             clock.advance(days=3)
             app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
     nos = list(school.students)
-    app.report_bullying(school.teacher, school_id=school.id, channel="teacher",
-                        occurred_at=clock.now - timedelta(hours=2), place="操场", forms=["verbal"],
-                        narrative="课间被起绰号", parties=[(school.student(nos[0]), "targeted"),
-                                                       (school.student(nos[2]), "bullying")])
-    app.open_support_file(school.counselor, school.student(nos[0]), category="情绪困扰", risk_level="key",
-                          reason="谈心发现情绪低落")
+    app.report_bullying(
+        school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=2),
+        place="操场",
+        forms=["verbal"],
+        narrative="课间被起绰号",
+        parties=[(school.student(nos[0]), "targeted"), (school.student(nos[2]), "bullying")],
+    )
+    app.open_support_file(
+        school.counselor, school.student(nos[0]), category="情绪困扰", risk_level="key", reason="谈心发现情绪低落"
+    )
 
 
 def test_two_processes_folding_the_same_log_at_once_apply_each_event_once(
@@ -118,7 +128,8 @@ def test_a_view_whose_tables_changed_since_it_was_folded_is_made_anew_and_folded
 
 
 def test_a_read_with_nothing_new_asks_no_positions_and_another_processs_write_is_still_seen(
-        store: Store, school: School, clock: Clock, monkeypatch: Any) -> None:
+    store: Store, school: School, clock: Clock, monkeypatch: Any
+) -> None:
     app = store.apps[0]
     other = store.open(clock)  # a second process on the same store
     app.views.catch_up()
@@ -143,7 +154,8 @@ def test_a_read_with_nothing_new_asks_no_positions_and_another_processs_write_is
 
 
 def test_the_reads_of_one_page_ask_the_logs_head_once_and_a_write_inside_is_still_read(
-        store: Store, school: School, clock: Clock, monkeypatch: Any) -> None:
+    store: Store, school: School, clock: Clock, monkeypatch: Any
+) -> None:
     from projections.case_board import case_board
     from projections.pairing_board import pairing_counts
 

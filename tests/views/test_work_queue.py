@@ -29,8 +29,13 @@ TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
 # -- helpers ------------------------------------------------------------------------------------
 def report(app: Anxin, school: School, clock: Clock, by: Actor | None = None) -> str:
     return app.report_bullying(
-        by or school.teacher, school_id=school.id, channel="teacher", occurred_at=clock.now - timedelta(hours=1),
-        place="操场", forms=["verbal"], narrative="多次辱骂",
+        by or school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=1),
+        place="操场",
+        forms=["verbal"],
+        narrative="多次辱骂",
         parties=[(school.student(TARGETED), "targeted"), (school.student(BULLYING), "bullying")],
     )
 
@@ -41,10 +46,22 @@ def investigate(app: Anxin, school: School, cid: str, handler: Actor | None = No
 
 
 def plan_both_sides(app: Anxin, school: School, cid: str) -> None:
-    app.plan_intervention(school.safety, cid, student_id=school.student(TARGETED), kind="counselling",
-                          plan="每周心理辅导", responsible_staff_id=school.counselor.staff_id)
-    app.plan_intervention(school.safety, cid, student_id=school.student(BULLYING), kind="education",
-                          plan="法治教育", responsible_staff_id=school.teacher.staff_id)
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(TARGETED),
+        kind="counselling",
+        plan="每周心理辅导",
+        responsible_staff_id=school.counselor.staff_id,
+    )
+    app.plan_intervention(
+        school.safety,
+        cid,
+        student_id=school.student(BULLYING),
+        kind="education",
+        plan="法治教育",
+        responsible_staff_id=school.teacher.staff_id,
+    )
 
 
 def queue(app: Anxin, actor: Actor, today: date | None = None, **kw: Any) -> list[tuple[str, str, date | None, bool]]:
@@ -59,8 +76,9 @@ def kinds(app: Anxin, actor: Actor, stream_id: str) -> list[str]:
 def raw_item(app: Anxin, stream_id: str) -> tuple[Any, ...] | None:
     """The view's row as stored, without the query's catch-up."""
     with app.views.engine.connect() as conn:
-        row = conn.execute(select(items.c.kind, items.c.owner_id, items.c.due_day)
-                           .where(items.c.stream_id == stream_id)).first()
+        row = conn.execute(
+            select(items.c.kind, items.c.owner_id, items.c.due_day).where(items.c.stream_id == stream_id)
+        ).first()
     return tuple(row) if row else None
 
 
@@ -70,27 +88,39 @@ def dump(app: Anxin) -> list[tuple[Any, ...]]:
 
 
 def decisions(app: Anxin, actor: Actor) -> list[tuple[str, str, int]]:
-    return [(r[0], r[1], int(r[2])) for r in app.db.fetch(
-        "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'queue.read' "
-        "ORDER BY id", (actor.staff_id,),
-    )]
+    return [
+        (r[0], r[1], int(r[2]))
+        for r in app.db.fetch(
+            "SELECT action, resource_kind, allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'queue.read' "
+            "ORDER BY id",
+            (actor.staff_id,),
+        )
+    ]
 
 
 def add_staff(app: Anxin, school: School, roles: list[str]) -> Actor:
-    return app.actor(app.add_staff(ADMIN, username=f"x-{uuid4().hex[:8]}", name="新同事", school_id=school.id,
-                                   roles=roles))
+    return app.actor(
+        app.add_staff(ADMIN, username=f"x-{uuid4().hex[:8]}", name="新同事", school_id=school.id, roles=roles)
+    )
 
 
 # -- bullying cases -----------------------------------------------------------------------------
 def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a case just reported by a class teacher
     cid = report(app, school, clock)
     # then its investigation deadline (policy: 10 days) is in the safety lead's queue, about the targeted student
     [item] = work_queue(app, school.safety)
     assert (item.kind, item.stream_id, item.stream_kind, item.due, item.overdue) == (
-        "investigation", cid, "case", clock.today + timedelta(days=10), False)
+        "investigation",
+        cid,
+        "case",
+        clock.today + timedelta(days=10),
+        False,
+    )
     assert (item.label_key, item.label, item.since) == (school.student(TARGETED), "张小明", clock.today)
     # and in no one else's
     assert work_queue(app, school.teacher) == work_queue(app, school.principal) == []
@@ -126,7 +156,9 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
         assert kinds(app, who, cid) == []
 
 
-def test_an_investigation_is_overdue_only_once_its_due_date_has_passed(app: Anxin, school: School, clock: Clock) -> None:
+def test_an_investigation_is_overdue_only_once_its_due_date_has_passed(
+    app: Anxin, school: School, clock: Clock
+) -> None:
     # given a case reported today, due in ten days
     cid = report(app, school, clock)
     due = clock.today + timedelta(days=10)
@@ -143,7 +175,9 @@ def test_an_investigation_is_overdue_only_once_its_due_date_has_passed(app: Anxi
 
 
 def test_a_reopened_case_owes_a_new_investigation_to_the_school_safety_leads(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a case closed after a non-bullying determination (nothing to follow up)
     cid = report(app, school, clock)
@@ -162,7 +196,9 @@ def test_a_reopened_case_owes_a_new_investigation_to_the_school_safety_leads(
 
 
 def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handler(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given an approved bullying determination with a follow-up due, and an appeal
     cid = report(app, school, clock)
@@ -180,20 +216,25 @@ def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handl
 
 
 def test_an_appeal_changing_the_determination_to_not_bullying_ends_the_follow_ups(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     cid = report(app, school, clock)
     investigate(app, school, cid)
     app.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     app.approve_determination(school.principal, cid, reason="同意")
     appeal = app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
-    app.record_appeal_outcome(school.safety, cid, appeal, outcome="changed", reason="复查认定不构成欺凌",
-                              bullying=False)
+    app.record_appeal_outcome(
+        school.safety, cid, appeal, outcome="changed", reason="复查认定不构成欺凌", bullying=False
+    )
     assert kinds(app, school.safety, cid) == []
 
 
 def test_a_principal_never_has_to_approve_a_determination_they_recorded(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a second principal, and a determination recorded by the first
     second = add_staff(app, school, ["principal"])
@@ -207,11 +248,14 @@ def test_a_principal_never_has_to_approve_a_determination_they_recorded(
 
 # -- support files and pairings -----------------------------------------------------------------
 def test_a_support_file_review_falls_due_for_its_responsible_counselor(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a file opened at 重点关注 (policy: review every 120 days)
-    fid = app.open_support_file(school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key",
-                                reason="情绪低落")
+    fid = app.open_support_file(
+        school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key", reason="情绪低落"
+    )
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=120), False)]
     # when the level is raised to 高危, the review is due in 30 days from then
     clock.advance(days=4)
@@ -219,8 +263,9 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
     # when the plan is reviewed (on an earlier day), the next review counts from that day
     clock.advance(days=10)
-    app.record_review(school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转",
-                      outcome="continue")
+    app.record_review(
+        school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转", outcome="continue"
+    )
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=28), False)]
     # when the file is handed to another counselor, the item goes with it
     app.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "工作调整")
@@ -235,7 +280,9 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
 
 
 def test_check_ins_fall_due_on_the_pairing_cadence_until_the_pairing_ends(
-    app: Anxin, school: School, clock: Clock,
+    app: Anxin,
+    school: School,
+    clock: Clock,
 ) -> None:
     # given a pairing made today on the policy's 14-day cadence
     pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
@@ -259,8 +306,7 @@ def test_check_ins_fall_due_on_the_pairing_cadence_until_the_pairing_ends(
 def test_items_are_ordered_overdue_first_then_by_due_date(app: Anxin, school: School, clock: Clock) -> None:
     late = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     clock.advance(days=20)
-    soon = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(WITNESS),
-                    cadence_days=3)
+    soon = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(WITNESS), cadence_days=3)
     later = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
     assert [(s, o) for _, s, _, o in queue(app, school.teacher)] == [(late, True), (soon, False), (later, False)]
 
@@ -276,8 +322,9 @@ def test_a_check_in_is_in_the_view_when_the_command_returns(app: Anxin, school: 
     assert queue(app, school.teacher) == [("check_in", pid, clock.today + timedelta(days=14), False)]
 
 
-def test_another_process_writes_are_seen_by_the_next_query(store: Any, app: Anxin, school: School,
-                                                          clock: Clock) -> None:
+def test_another_process_writes_are_seen_by_the_next_query(
+    store: Any, app: Anxin, school: School, clock: Clock
+) -> None:
     # given a second application on the same store (another process) that does not fold its writes
     other = store.open(clock)
     other.after_save = lambda: None  # type: ignore[method-assign]
@@ -328,9 +375,13 @@ def test_overdue_counts_need_the_schools_statistics(app: Anxin, school: School) 
     for who in (school.teacher, school.admin):
         with pytest.raises(PermissionDenied):
             overdue_counts(app, who, school.id)
-    assert [int(r[0]) for r in app.db.fetch(
-        "SELECT allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'stats.read'", (school.teacher.staff_id,)
-    )] == [0]
+    assert [
+        int(r[0])
+        for r in app.db.fetch(
+            "SELECT allowed FROM {t}anxin_access WHERE actor_id = ? AND action = 'stats.read'",
+            (school.teacher.staff_id,),
+        )
+    ] == [0]
 
 
 # -- erasure ------------------------------------------------------------------------------------
@@ -353,14 +404,18 @@ def test_erased_streams_show_as_erased_items_and_rebuild_the_same(app: Anxin, sc
     # given a pairing, a case and a file that are then shredded
     pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     cid = report(app, school, clock)
-    fid = app.open_support_file(school.counselor, school.student(WITNESS), category="学业压力", risk_level="general",
-                                reason="考试焦虑")
+    fid = app.open_support_file(
+        school.counselor, school.student(WITNESS), category="学业压力", risk_level="general", reason="考试焦虑"
+    )
     kept = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
     for sid in (pid, cid, fid):
         app.shred(ADMIN, sid, "保存期限届满")
     # then each shows as an erased item, without a due date, to the same person
-    erased = {i.stream_id: i for i in work_queue(app, school.teacher) + work_queue(app, school.safety)
-              + work_queue(app, school.counselor) if i.erased}
+    erased = {
+        i.stream_id: i
+        for i in work_queue(app, school.teacher) + work_queue(app, school.safety) + work_queue(app, school.counselor)
+        if i.erased
+    }
     assert {s: (i.kind, i.label, i.due, i.overdue) for s, i in erased.items()} == {
         pid: ("check_in", "已删除", None, False),
         cid: ("investigation", "已删除", None, False),
@@ -415,9 +470,15 @@ def case_step(w: World, cid: str, pick: int) -> None:
     elif st_ == "appealed":
         outcome = ["upheld", "changed", "reopened"][pick % 3]
         det = c.determination or {}
-        app.record_appeal_outcome(s.safety, cid, c.pending_appeal_id or "", outcome=outcome, reason="复查",
-                                  bullying=(not det.get("bullying")) if outcome == "changed" else None,
-                                  severity="serious" if outcome == "changed" and not det.get("bullying") else None)
+        app.record_appeal_outcome(
+            s.safety,
+            cid,
+            c.pending_appeal_id or "",
+            outcome=outcome,
+            reason="复查",
+            bullying=(not det.get("bullying")) if outcome == "changed" else None,
+            severity="serious" if outcome == "changed" and not det.get("bullying") else None,
+        )
     elif st_ == "closed":
         app.reopen_case(s.safety, cid, reason="再次发生")
 
@@ -447,8 +508,14 @@ def pairing_step(w: World, pid: str, pick: int) -> None:
     p = app.get_pairing(s.principal, pid)
     step = pick % 6
     if step <= 2:
-        app.record_check_in(s.principal, pid, held_on=max(p.paired_on, today - timedelta(days=pick % 4)),
-                            notes={"thinking": "稳定"}, concern=step == 2, concern_note="需关注" if step == 2 else "")
+        app.record_check_in(
+            s.principal,
+            pid,
+            held_on=max(p.paired_on, today - timedelta(days=pick % 4)),
+            notes={"thinking": "稳定"},
+            concern=step == 2,
+            concern_note="需关注" if step == 2 else "",
+        )
     elif step == 3:
         with app._editing(pid, Pairing) as agg:
             agg.change_cadence(cadence_days=7 + pick % 20, reason="调整", actor=s.principal.staff_id, at=app.now())
@@ -459,10 +526,27 @@ def pairing_step(w: World, pid: str, pick: int) -> None:
 
 
 OPS = st.lists(
-    st.tuples(st.sampled_from(["report", "case", "case", "case", "open_file", "file", "file", "pair", "pairing",
-                               "pairing", "days", "shred_case"]),
-              st.integers(0, 11)),
-    min_size=5, max_size=25,
+    st.tuples(
+        st.sampled_from(
+            [
+                "report",
+                "case",
+                "case",
+                "case",
+                "open_file",
+                "file",
+                "file",
+                "pair",
+                "pairing",
+                "pairing",
+                "days",
+                "shred_case",
+            ]
+        ),
+        st.integers(0, 11),
+    ),
+    min_size=5,
+    max_size=25,
 )
 
 
@@ -477,14 +561,23 @@ def play(w: World, ops: list[tuple[str, int]]) -> None:
                 for step in range(1 + pick % 8):  # several steps at once, so cases get far
                     case_step(w, w.cases[pick % len(w.cases)], pick + step)
             elif op == "open_file":
-                w.files.append(w.app.open_support_file(
-                    s.counselor, students[pick % 4], category="情绪困扰", risk_level=["general", "key"][pick % 2],
-                    reason="筛查"))
+                w.files.append(
+                    w.app.open_support_file(
+                        s.counselor,
+                        students[pick % 4],
+                        category="情绪困扰",
+                        risk_level=["general", "key"][pick % 2],
+                        reason="筛查",
+                    )
+                )
             elif op == "file" and w.files:
                 file_step(w, w.files[pick % len(w.files)], pick)
             elif op == "pair":
-                w.pairings.append(w.app.pair(s.principal, staff_id=[s.teacher, s.counselor][pick % 2].staff_id,
-                                             student_id=students[pick % 4]))
+                w.pairings.append(
+                    w.app.pair(
+                        s.principal, staff_id=[s.teacher, s.counselor][pick % 2].staff_id, student_id=students[pick % 4]
+                    )
+                )
             elif op == "pairing" and w.pairings:
                 pairing_step(w, w.pairings[pick % len(w.pairings)], pick)
             elif op == "days":

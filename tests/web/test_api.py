@@ -29,8 +29,9 @@ def _cases(site: DemoSite) -> int:
 
 
 def _denials(site: DemoSite, staff_id: str) -> int:
-    return site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0", (staff_id,))[0]
+    return site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0", (staff_id,))[
+        0
+    ]
 
 
 def _when(hours: int = 3) -> str:
@@ -41,9 +42,16 @@ def _report(b: Browser, targeted: str, bullying: str | None = None, **changes: A
     parties = [{"student_id": targeted, "part": "targeted"}]
     if bullying:
         parties.append({"student_id": bullying, "part": "bullying"})
-    body = {"school_id": b.client.get("/api/v1/me").json()["school_id"], "channel": "teacher",
-            "occurred_at": _when(), "place": "操场", "forms": ["verbal"], "parties": parties,
-            "narrative": "课间被起外号并被推搡", **changes}
+    body = {
+        "school_id": b.client.get("/api/v1/me").json()["school_id"],
+        "channel": "teacher",
+        "occurred_at": _when(),
+        "place": "操场",
+        "forms": ["verbal"],
+        "parties": parties,
+        "narrative": "课间被起外号并被推搡",
+        **changes,
+    }
     return b.api("POST", "/api/v1/cases", json=body)
 
 
@@ -82,11 +90,18 @@ def test_a_cookie_session_must_send_the_csrf_header_on_writes(site: DemoSite) ->
     b = site.browser("teacher1")
     students = _class_students(b, "七年级1班")
     before = _cases(site)
-    r = b.client.post("/api/v1/cases", json={"school_id": b.api("GET", "/api/v1/me").json()["school_id"], "channel": "teacher",
-                                              "occurred_at": _when(), "place": "操场", "forms": ["verbal"],
-                                              "parties": [{"student_id": students[0]["id"],
-                                                           "part": "targeted"}],
-                                              "narrative": "无令牌"})
+    r = b.client.post(
+        "/api/v1/cases",
+        json={
+            "school_id": b.api("GET", "/api/v1/me").json()["school_id"],
+            "channel": "teacher",
+            "occurred_at": _when(),
+            "place": "操场",
+            "forms": ["verbal"],
+            "parties": [{"student_id": students[0]["id"], "part": "targeted"}],
+            "narrative": "无令牌",
+        },
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
     assert _cases(site) == before
 
@@ -103,9 +118,15 @@ def test_errors_are_json_with_a_stable_code_and_a_message_in_the_asked_language(
     r = _report(b, students[0]["id"], occurred_at="2026-11-01T10:00:00")
     assert r.status_code == 422
     # A domain rule: a report needs a targeted student; in Chinese, or in English when asked.
-    body = {"school_id": b.api("GET", "/api/v1/me").json()["school_id"], "channel": "teacher", "occurred_at": _when(), "place": "操场",
-            "forms": ["verbal"], "parties": [{"student_id": students[0]["id"], "part": "witness"}],
-            "narrative": "只有证人"}
+    body = {
+        "school_id": b.api("GET", "/api/v1/me").json()["school_id"],
+        "channel": "teacher",
+        "occurred_at": _when(),
+        "place": "操场",
+        "forms": ["verbal"],
+        "parties": [{"student_id": students[0]["id"], "part": "witness"}],
+        "narrative": "只有证人",
+    }
     r = b.api("POST", "/api/v1/cases", json=body)
     assert r.status_code == 400 and r.json()["error"]["code"] == "targeted_party_required"
     assert any("\u4e00" <= ch <= "\u9fff" for ch in r.json()["error"]["message"])
@@ -136,19 +157,37 @@ def test_a_bullying_case_from_report_to_closure_through_the_api(site: DemoSite) 
         assert r.status_code == status, (path, r.text)
         return r.json()["result"]
 
-    step("safety-measures", {"kind": "separate_students", "student_ids": [targeted, bullying], "note": "调整座位"},
-         status=201)
-    step("guardian-notifications", {"student_id": targeted, "method": "phone", "notified_at": _when(1)},
-         status=201)
+    step(
+        "safety-measures",
+        {"kind": "separate_students", "student_ids": [targeted, bullying], "note": "调整座位"},
+        status=201,
+    )
+    step("guardian-notifications", {"student_id": targeted, "method": "phone", "notified_at": _when(1)}, status=201)
     step("investigation/start", {})
     step("statements", {"text": "他推我", "from_student_id": targeted}, status=201)
     step("investigation/complete", {"findings": "两名证人证实"})
     step("determination", {"bullying": True, "severity": "suspected_offence", "reason": "委员会认定"})
     step("determination/approve", {"reason": "同意"}, who=principal)
-    step("interventions", {"student_id": targeted, "kind": "counselling", "plan": "每周辅导",
-                           "responsible_staff_id": _staff_id(site, "counselor1")}, status=201)
-    step("interventions", {"student_id": bullying, "kind": "education", "plan": "法治教育",
-                           "responsible_staff_id": _staff_id(site, "teacher2")}, status=201)
+    step(
+        "interventions",
+        {
+            "student_id": targeted,
+            "kind": "counselling",
+            "plan": "每周辅导",
+            "responsible_staff_id": _staff_id(site, "counselor1"),
+        },
+        status=201,
+    )
+    step(
+        "interventions",
+        {
+            "student_id": bullying,
+            "kind": "education",
+            "plan": "法治教育",
+            "responsible_staff_id": _staff_id(site, "teacher2"),
+        },
+        status=201,
+    )
     # Closing a suspected offence before the mandatory report is refused, and changes nothing.
     version = safety.api("GET", f"/api/v1/cases/{cid}").json()["version"]
     r = principal.api("POST", f"/api/v1/cases/{cid}/close", json={"reason": "结案"})
@@ -170,7 +209,9 @@ def test_a_stale_expected_version_is_refused_with_409_and_nothing_is_overwritten
     targeted = _class_students(teacher, "七年级1班")[4]["id"]
     cid = _report(teacher, targeted).json()["result"]
     version = safety.api("GET", f"/api/v1/cases/{cid}").json()["version"]
-    r = safety.api("POST", f"/api/v1/cases/{cid}/evidence", json={"description": "监控截图", "expected_version": version})
+    r = safety.api(
+        "POST", f"/api/v1/cases/{cid}/evidence", json={"description": "监控截图", "expected_version": version}
+    )
     assert r.status_code == 201
     r = safety.api("POST", f"/api/v1/cases/{cid}/evidence", json={"description": "另一份", "expected_version": version})
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
@@ -181,22 +222,40 @@ def test_a_stale_expected_version_is_refused_with_409_and_nothing_is_overwritten
 # -- pairings and support files through the API ---------------------------------------------------------
 def test_a_check_in_with_a_concern_is_escalated_to_a_support_file(site: DemoSite) -> None:
     teacher, principal = site.browser("teacher1"), site.browser("principal1")
-    with_open_file = {line["student_id"] for line in principal.api("GET", "/api/v1/support-files").json()
-                      if line["status"] != "closed"}
+    with_open_file = {
+        line["student_id"]
+        for line in principal.api("GET", "/api/v1/support-files").json()
+        if line["status"] != "closed"
+    }
     board = teacher.api("GET", "/api/v1/pairings").json()
     pid = next(line["pairing_id"] for line in board["lines"] if line["student_id"] not in with_open_file)
     pairing = teacher.api("GET", f"/api/v1/pairings/{pid}").json()
-    r = teacher.api("POST", f"/api/v1/pairings/{pid}/check-ins", json={
-        "held_on": datetime.now(UTC).date().isoformat(), "concern": True, "concern_note": "情绪低落",
-        "notes": {"thinking": "近期沉默", "studies": "作业未交", "family": "父母外出务工", "difficulties": "睡眠差"},
-        "expected_version": pairing["version"]})
+    r = teacher.api(
+        "POST",
+        f"/api/v1/pairings/{pid}/check-ins",
+        json={
+            "held_on": datetime.now(UTC).date().isoformat(),
+            "concern": True,
+            "concern_note": "情绪低落",
+            "notes": {
+                "thinking": "近期沉默",
+                "studies": "作业未交",
+                "family": "父母外出务工",
+                "difficulties": "睡眠差",
+            },
+            "expected_version": pairing["version"],
+        },
+    )
     assert r.status_code == 201, r.text
     check_in = r.json()["result"]
     after = teacher.api("GET", f"/api/v1/pairings/{pid}").json()
     assert after["version"] == pairing["version"] + 1
     assert after["check_ins"][check_in]["notes"]["family"] == "父母外出务工"
-    r = teacher.api("POST", f"/api/v1/pairings/{pid}/check-ins/{check_in}/escalate-to-support-file",
-                    json={"category": "情绪困扰", "risk_level": "key", "reason": "谈心中发现情绪低落"})
+    r = teacher.api(
+        "POST",
+        f"/api/v1/pairings/{pid}/check-ins/{check_in}/escalate-to-support-file",
+        json={"category": "情绪困扰", "risk_level": "key", "reason": "谈心中发现情绪低落"},
+    )
     assert r.status_code == 201, r.text
     fid = r.json()["result"]
     escalations = teacher.api("GET", f"/api/v1/pairings/{pid}").json()["escalations"]
@@ -213,8 +272,11 @@ def test_a_counselor_works_a_file_and_cannot_open_another_counselors(site: DemoS
     assert mine, "the demo gives counselor1 a caseload"
     fid = mine[0]["file_id"]
     f = c1.api("GET", f"/api/v1/support-files/{fid}").json()
-    r = c1.api("POST", f"/api/v1/support-files/{fid}/sessions", json={
-        "held_on": datetime.now(UTC).date().isoformat(), "summary": XSS, "expected_version": f["version"]})
+    r = c1.api(
+        "POST",
+        f"/api/v1/support-files/{fid}/sessions",
+        json={"held_on": datetime.now(UTC).date().isoformat(), "summary": XSS, "expected_version": f["version"]},
+    )
     assert r.status_code == 201, r.text
     assert c1.api("GET", f"/api/v1/support-files/{fid}").json()["sessions"][-1]["summary"] == XSS
     staff2 = _staff_id(site, "counselor2")
@@ -234,10 +296,16 @@ def test_a_screening_import_with_a_bad_row_applies_nothing_and_names_the_rows(si
     before = counselor.api("GET", "/api/v1/screenings/coverage").json()["screened"]
     students = _class_students(site.browser("principal1"), "八年级1班")
     good = f"{students[0]['student_no']},PHQ-9,{datetime.now(UTC).date()},0,1,0,1,0,0,0,1,0"
-    csv_text = "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)) + "\n" + good + \
-        "\nNO-SUCH,PHQ-9,2026-13-01,0,0,0,0,0,0,0,0,0\n"
-    r = counselor.api("POST", "/api/v1/screenings/import", content=csv_text.encode(),
-                      headers={"Content-Type": "text/csv"})
+    csv_text = (
+        "student_no,instrument,date,"
+        + ",".join(f"item{i}" for i in range(1, 10))
+        + "\n"
+        + good
+        + "\nNO-SUCH,PHQ-9,2026-13-01,0,0,0,0,0,0,0,0,0\n"
+    )
+    r = counselor.api(
+        "POST", "/api/v1/screenings/import", content=csv_text.encode(), headers={"Content-Type": "text/csv"}
+    )
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "import_rejected" and [row["line"] for row in err["rows"]] == [3]

@@ -39,8 +39,9 @@ def test_no_operation_answers_with_a_server_error(site: DemoSite, principal_toke
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=4, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=4, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def call(case: Any) -> None:
             response = case.call(headers=headers)
             statuses.append(response.status_code)
@@ -51,8 +52,9 @@ def test_no_operation_answers_with_a_server_error(site: DemoSite, principal_toke
                 return
             content_type = response.headers["content-type"]
             content_type = content_type[0] if isinstance(content_type, list) else content_type
-            assert content_type.startswith(("application/json", "text/csv")), \
+            assert content_type.startswith(("application/json", "text/csv")), (
                 f"{case.method} {case.formatted_path}: {content_type}"
+            )
 
         call()
     assert operations >= 60, "every route of /api/v1 is in the OpenAPI document"

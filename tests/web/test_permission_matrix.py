@@ -68,8 +68,11 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/cases/{other_case}", "DDDAARDD"),
     ("POST", "/cases/{other_case}/open", "DDDAAADD"),
     *[("POST", f"/cases/{{class_case}}/{step}", "DDDDADDD") for step in ("approve", "return", "close")],
-    *[("POST", f"/cases/{{class_case}}/{step}", "DDDAADDD") for step in CASE_STEPS
-      if step not in ("approve", "return", "close")],
+    *[
+        ("POST", f"/cases/{{class_case}}/{step}", "DDDAADDD")
+        for step in CASE_STEPS
+        if step not in ("approve", "return", "close")
+    ],
     ("GET", "/board", "DDDAADDD"),
     # -- support files (pages) ------------------------------------------------------------------------
     ("GET", "/support", "DAADADDD"),  # others: their own (empty) caseload and the refusal of the register
@@ -77,9 +80,22 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/support/new", "AAADADDD"),
     ("GET", "/support/{c1_file}", "DADDARDD"),
     ("POST", "/support/{c1_file}/open", "DADDAADD"),
-    *[("POST", f"/support/{{c1_file}}/{step}", "DADDADDD") for step in (
-        "risk", "category", "plan", "session", "guardian-contact", "referral", "crisis", "review", "reassign",
-        "close", "reopen")],
+    *[
+        ("POST", f"/support/{{c1_file}}/{step}", "DADDADDD")
+        for step in (
+            "risk",
+            "category",
+            "plan",
+            "session",
+            "guardian-contact",
+            "referral",
+            "crisis",
+            "review",
+            "reassign",
+            "close",
+            "reopen",
+        )
+    ],
     ("POST", "/support/{c1_file}/entries/{any_id}/correct", "DADDADDD"),  # no such entry: 400 once allowed
     # -- screenings (pages) ---------------------------------------------------------------------------
     ("GET", "/screenings", "DAAAADDD"),  # the district's figures are in the periodic report
@@ -143,25 +159,62 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/cases/{class_case}/status", "ADDAADDD"),
     ("GET", "/api/v1/cases/{other_case}/status", "DDDAADDD"),
     ("POST", "/api/v1/cases", "AAAAADDD"),
-    *[("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDDADDD") for p in [
-        "determination/approve", "determination/return", "close"]],  # the principal's
-    *[("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDAADDD") for p in [
-        "parties", "parties/remove", "safety-measures", "guardian-notifications", "statements", "evidence",
-        "investigation/start", "investigation/complete", "determination",
-        "mandatory-reports", "interventions", "appeals", "follow-ups", "reopen",
-        "narrative/corrections", "report/corrections", "interventions/{any_id}/progress",
-        "interventions/{any_id}/complete", "appeals/{any_id}/outcome", "statements/{any_id}/corrections",
-        "evidence/{any_id}/corrections", "follow-ups/{any_id}/corrections"]],
+    *[
+        ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDDADDD")
+        for p in ["determination/approve", "determination/return", "close"]
+    ],  # the principal's
+    *[
+        ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDAADDD")
+        for p in [
+            "parties",
+            "parties/remove",
+            "safety-measures",
+            "guardian-notifications",
+            "statements",
+            "evidence",
+            "investigation/start",
+            "investigation/complete",
+            "determination",
+            "mandatory-reports",
+            "interventions",
+            "appeals",
+            "follow-ups",
+            "reopen",
+            "narrative/corrections",
+            "report/corrections",
+            "interventions/{any_id}/progress",
+            "interventions/{any_id}/complete",
+            "appeals/{any_id}/outcome",
+            "statements/{any_id}/corrections",
+            "evidence/{any_id}/corrections",
+            "follow-ups/{any_id}/corrections",
+        ]
+    ],
     # -- API: support files and screenings ---------------------------------------------------------------------
     ("GET", "/api/v1/support-files", "DAADADDD"),
     ("GET", "/api/v1/support-files/mine", "AAAAAAAA"),
     ("GET", "/api/v1/support-files/{c1_file}", "DADDADDD"),
     ("POST", "/api/v1/support-files/{c1_file}/open", "DADDAADD"),
     ("POST", "/api/v1/support-files", "AAADADDD"),  # a class teacher may open one for their class
-    *[("POST", f"/api/v1/support-files/{{c1_file}}/{p}", "DADDADDD") for p in [
-        "risk/raise", "risk/lower", "category", "responsible", "plan", "plan/revise", "sessions",
-        "guardian-contacts", "referrals", "crisis-interventions", "reviews", "close", "reopen",
-        "entries/{any_id}/corrections"]],
+    *[
+        ("POST", f"/api/v1/support-files/{{c1_file}}/{p}", "DADDADDD")
+        for p in [
+            "risk/raise",
+            "risk/lower",
+            "category",
+            "responsible",
+            "plan",
+            "plan/revise",
+            "sessions",
+            "guardian-contacts",
+            "referrals",
+            "crisis-interventions",
+            "reviews",
+            "close",
+            "reopen",
+            "entries/{any_id}/corrections",
+        ]
+    ],
     ("GET", "/api/v1/screenings/coverage", "DAAAAADD"),  # without names for the district
     ("POST", "/api/v1/screenings/import", "DAADADDD"),
     # -- API: reports and audit ------------------------------------------------------------------------
@@ -170,8 +223,15 @@ MATRIX: list[tuple[str, str, str]] = [
 ]
 
 # Served without an account, or only shaping how pages look: not decisions of the gate.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/lang/{code}"), ("GET", "/docs"),
-          ("GET", "/openapi.json"), ("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/lang/{code}"),
+    ("GET", "/docs"),
+    ("GET", "/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+}
 
 QUERIES = {
     "/reports": {"from": "2026-09-01", "to": "2026-11-30"},
@@ -180,8 +240,16 @@ QUERIES = {
     "/audit.csv": {"what": "denied"},
     "/api/v1/reports/periodic": {"from": "2026-09-01", "to": "2026-11-30"},
     # School lists name the school, so district people and other schools' staff ask for *this* school.
-    **{p: {"school_id": "{school}"} for p in ("/api/v1/students", "/api/v1/cases", "/api/v1/support-files",
-                                              "/api/v1/screenings/coverage", "/api/v1/screenings/import")},
+    **{
+        p: {"school_id": "{school}"}
+        for p in (
+            "/api/v1/students",
+            "/api/v1/cases",
+            "/api/v1/support-files",
+            "/api/v1/screenings/coverage",
+            "/api/v1/screenings/import",
+        )
+    },
 }
 
 
@@ -241,40 +309,88 @@ def world(site: DemoSite) -> World:
     with_file = {line.student_id for line in app.support_register(principal, school) if line.status != "closed"}
     own_pairing = next(p for p in app.my_pairings(teacher1) if p.student_id not in with_file)
     other_pairing = app.my_pairings(teacher2)[0]
-    other_free = [s for s in other_class if s.id not in {p.student_id for p in app.my_pairings(teacher2)}
-                  and s.id not in with_file]
+    other_free = [
+        s
+        for s in other_class
+        if s.id not in {p.student_id for p in app.my_pairings(teacher2)} and s.id not in with_file
+    ]
     spare_pairing = app.pair(safety, staff_id=teacher2.staff_id, student_id=other_free[-1].id)
-    check_in = app.record_check_in(teacher1, str(own_pairing.id), held_on=app.now().date(),
-                                   notes={"thinking": "矩阵"}, concern=True, concern_note="矩阵测试")
+    check_in = app.record_check_in(
+        teacher1,
+        str(own_pairing.id),
+        held_on=app.now().date(),
+        notes={"thinking": "矩阵"},
+        concern=True,
+        concern_note="矩阵测试",
+    )
     file_student = next(s for s in other_class if s.id not in with_file)
-    c1_file = app.open_support_file(c1, file_student.id, category="情绪困扰", risk_level="general",
-                                    reason="矩阵测试")
+    c1_file = app.open_support_file(c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试")
     when = app.now() - timedelta(hours=2)
-    class_case = app.report_bullying(teacher1, school_id=school, channel="teacher", occurred_at=when, place="操场",
-                                     forms=["verbal"], parties=[(own_class[1].id, "targeted")], narrative="矩阵测试")
-    other_case = app.report_bullying(safety, school_id=school, channel="teacher", occurred_at=when, place="操场",
-                                     forms=["verbal"], parties=[(other_class[1].id, "targeted")], narrative="矩阵测试")
-    spare_staff = app.add_staff(admin, username="matrix-spare", name="矩阵备用", school_id=school,
-                                roles=["class_teacher"], classes=["七年级3班"], password_hash="x")
+    class_case = app.report_bullying(
+        teacher1,
+        school_id=school,
+        channel="teacher",
+        occurred_at=when,
+        place="操场",
+        forms=["verbal"],
+        parties=[(own_class[1].id, "targeted")],
+        narrative="矩阵测试",
+    )
+    other_case = app.report_bullying(
+        safety,
+        school_id=school,
+        channel="teacher",
+        occurred_at=when,
+        place="操场",
+        forms=["verbal"],
+        parties=[(other_class[1].id, "targeted")],
+        narrative="矩阵测试",
+    )
+    spare_staff = app.add_staff(
+        admin,
+        username="matrix-spare",
+        name="矩阵备用",
+        school_id=school,
+        roles=["class_teacher"],
+        classes=["七年级3班"],
+        password_hash="x",
+    )
     app.accounts.issue_token(admin, spare_staff, "matrix")
     token_id = site.web.state.web.tokens.of_staff(spare_staff)[0]["id"]
     # The other class's student the matrix opens is in no case, file or pairing, so what a
     # class teacher may see of it cannot depend on what other tests have recorded.
-    linked = {r[0] for r in app.db.fetch(
-        "SELECT DISTINCT l.student_id FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
-        "WHERE d.kind IN ('case', 'file', 'pairing')")}
-    return World({
-        "own_student": own_class[0].id, "other_student": next(s.id for s in other_class if s.id not in linked), "own_pairing": str(own_pairing.id),
-        "other_pairing": str(other_pairing.id), "spare_pairing": spare_pairing, "check_in": check_in,
-        "c1_file": c1_file, "class_case": class_case, "other_case": other_case, "spare_staff": spare_staff,
-        "token_id": token_id, "any_id": "0" * 32, "audit_what": "denied", "school": school,
-    })
+    linked = {
+        r[0]
+        for r in app.db.fetch(
+            "SELECT DISTINCT l.student_id FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
+            "WHERE d.kind IN ('case', 'file', 'pairing')"
+        )
+    }
+    return World(
+        {
+            "own_student": own_class[0].id,
+            "other_student": next(s.id for s in other_class if s.id not in linked),
+            "own_pairing": str(own_pairing.id),
+            "other_pairing": str(other_pairing.id),
+            "spare_pairing": spare_pairing,
+            "check_in": check_in,
+            "c1_file": c1_file,
+            "class_case": class_case,
+            "other_case": other_case,
+            "spare_staff": spare_staff,
+            "token_id": token_id,
+            "any_id": "0" * 32,
+            "audit_what": "denied",
+            "school": school,
+        }
+    )
 
 
 # -- requests -----------------------------------------------------------------------------------------------
 def _denials(site: DemoSite, username: str) -> int:
-    return site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0",
-                                (site.app.account(username)[0],))[0]
+    return site.app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0", (site.app.account(username)[0],)
+    )[0]
 
 
 FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
@@ -293,10 +409,25 @@ def _fill(name: str, kind: str) -> str:
     return "矩阵测试：核对权限"
 
 
-GENERIC = {"reason": "矩阵测试：核对权限", "held_on": "", "occurred_on": "", "place": "操场", "narrative": "矩阵测试",
-           "text": "矩阵测试", "summary": "矩阵测试", "notes": "矩阵测试", "findings": "矩阵测试",
-           "break_glass_reason": "矩阵测试：核对权限", "current": "not-the-password", "new": "x", "again": "y",
-           "confirm": "no", "label": "matrix", "what": "denied", "bullying": "no"}
+GENERIC = {
+    "reason": "矩阵测试：核对权限",
+    "held_on": "",
+    "occurred_on": "",
+    "place": "操场",
+    "narrative": "矩阵测试",
+    "text": "矩阵测试",
+    "summary": "矩阵测试",
+    "notes": "矩阵测试",
+    "findings": "矩阵测试",
+    "break_glass_reason": "矩阵测试：核对权限",
+    "current": "not-the-password",
+    "new": "x",
+    "again": "y",
+    "confirm": "no",
+    "label": "matrix",
+    "what": "denied",
+    "bullying": "no",
+}
 
 
 def _form_for(page_html: str, action: str) -> dict[str, Any]:
@@ -365,24 +496,33 @@ def _example(spec: dict[str, Any], schema: dict[str, Any], ids: dict[str, str], 
     return "矩阵测试：核对权限"
 
 
-def _call(b: Browser, sources: dict[str, Browser], method: str, path: str, ids: dict[str, str],
-          spec: dict[str, Any]) -> Any:
+def _call(
+    b: Browser, sources: dict[str, Browser], method: str, path: str, ids: dict[str, str], spec: dict[str, Any]
+) -> Any:
     url = path.format(**ids)
     params = {k: v.format(**ids) for k, v in QUERIES.get(path, {}).items()}
     if method == "GET":
-        return b.get(url, params=params, follow_redirects=False) if not path.startswith("/api/") else \
-            b.api("GET", url, params=params)
+        return (
+            b.get(url, params=params, follow_redirects=False)
+            if not path.startswith("/api/")
+            else b.api("GET", url, params=params)
+        )
     if path.startswith("/api/"):
         body = _api_body(spec, path, ids)
         if body is None:  # the screening import takes the CSV itself
-            return b.api("POST", url, params=params, content=b"student_no,instrument,date,item1\n",
-                         headers={"Content-Type": "text/csv"})
+            return b.api(
+                "POST",
+                url,
+                params=params,
+                content=b"student_no,instrument,date,item1\n",
+                headers={"Content-Type": "text/csv"},
+            )
         return b.api("POST", url, json=body)
     source = sources["admin" if "/admin/" in path else "principal1"]
     data = dict(GENERIC)
     parts = url.split("/")
     for cut in range(0, 4):  # the page the form is on: itself, or the nearest parent page that shows it
-        page = source.get("/".join(parts[:len(parts) - cut]) or "/")
+        page = source.get("/".join(parts[: len(parts) - cut]) or "/")
         if page.status_code == 200 and f'action="{url}"' in page.text:
             data = _form_for(page.text, url)
             break
@@ -417,8 +557,10 @@ def test_each_role_gets_what_the_matrix_says_on_every_route(site: DemoSite, worl
             wrong.append(f"{method} {path}: expected allowed, got {r.status_code}")
         elif expected == "D" and (r.status_code != 403 or refused < 1):
             said = re.search(r'class="error"[^>]*>([^<]*)<', r.text)
-            wrong.append(f"{method} {path}: expected 403 + a recorded denial, got {r.status_code}, {refused}"
-                         f"{' (' + said.group(1) + ')' if said else ''}")
+            wrong.append(
+                f"{method} {path}: expected 403 + a recorded denial, got {r.status_code}, {refused}"
+                f"{' (' + said.group(1) + ')' if said else ''}"
+            )
         elif expected == "R" and (r.status_code != 200 or 'name="break_glass_reason"' not in r.text):
             wrong.append(f"{method} {path}: expected the reason form, got {r.status_code}")
     assert not wrong, f"{role}:\n" + "\n".join(wrong)

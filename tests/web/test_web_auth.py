@@ -94,6 +94,9 @@ def test_english_switch_translates_labels_and_dates(site: DemoSite) -> None:
 
 def test_login_redirect_only_goes_to_this_site(site: DemoSite) -> None:
     b = site.browser()
-    r = b.client.post("/login", data={"username": "teacher3", "password": "anxin-demo-2026",
-                                      "next": "//evil.example/x"}, follow_redirects=False)
+    r = b.client.post(
+        "/login",
+        data={"username": "teacher3", "password": "anxin-demo-2026", "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
     assert r.headers["location"] == "/"

@@ -45,8 +45,13 @@ def _when(site: DemoSite, hours: int = 2) -> str:
 
 
 def _report(site: DemoSite, b: Browser, parties: list[tuple[str, str]], narrative: str) -> Any:
-    data: dict[str, Any] = {"occurred_at": _when(site), "place": "教学楼三楼走廊", "channel": "teacher",
-                            "forms": ["physical", "verbal"], "narrative": narrative}
+    data: dict[str, Any] = {
+        "occurred_at": _when(site),
+        "place": "教学楼三楼走廊",
+        "channel": "teacher",
+        "forms": ["physical", "verbal"],
+        "narrative": narrative,
+    }
     for i, (number, part) in enumerate(parties):
         data[f"student_no_{i}"] = number
         data[f"part_{i}"] = part
@@ -72,14 +77,16 @@ def _step(site: DemoSite, b: Browser, case_id: str, action: str, data: dict[str,
 
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:
     return site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0",
-        (staff_id, action))[0]
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0", (staff_id, action)
+    )[0]
 
 
 def _reads(site: DemoSite, staff_id: str, case_id: str) -> int:
     return site.app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'case.read' AND resource_id = ? "
-        "AND allowed = 1", (staff_id, case_id))[0]
+        "AND allowed = 1",
+        (staff_id, case_id),
+    )[0]
 
 
 def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: DemoSite, browse) -> None:
@@ -101,15 +108,26 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     page = s.get(f"/cases/{case_id}").text
     assert f"推搡并辱骂 {tag}" in page and target.name in page and bully.name in page and "被欺凌学生" in page
 
-    page = _step(site, s, case_id, "add_party", {"student_no": witness.student_no, "part": "witness",
-                                                  "reason": "目击者"})
+    page = _step(
+        site, s, case_id, "add_party", {"student_no": witness.student_no, "part": "witness", "reason": "目击者"}
+    )
     assert witness.name in page and _case(site, case_id).party(witness.id)["part"] == "witness"
 
-    page = _step(site, s, case_id, "safety_measure", {"kind": "separate_students", "student_ids": [target.id, bully.id],
-                                                       "note": f"调整座位 {tag}"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "safety_measure",
+        {"kind": "separate_students", "student_ids": [target.id, bully.id], "note": f"调整座位 {tag}"},
+    )
     assert f"调整座位 {tag}" in page and "隔离双方" in page
-    page = _step(site, s, case_id, "notify_guardian", {"student_id": target.id, "method": "phone",
-                                                        "notified_at": _when(site, 1), "note": "母亲已知悉"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "notify_guardian",
+        {"student_id": target.id, "method": "phone", "notified_at": _when(site, 1), "note": "母亲已知悉"},
+    )
     assert "母亲已知悉" in page
     measures = _case(site, case_id).measures.values()
     assert {m["kind"] for m in measures} == {"separate_students", "guardian_notified"}
@@ -125,8 +143,13 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     page = _step(site, s, case_id, "complete_investigation", {"findings": f"属实 {tag}"})
     assert f"属实 {tag}" in page and _case(site, case_id).status == "awaiting_determination"
 
-    page = _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "suspected_offence",
-                                                  "reason": "多次殴打，造成轻微伤"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "determine",
+        {"bullying": "yes", "severity": "suspected_offence", "reason": "多次殴打，造成轻微伤"},
+    )
     assert "违反治安管理或涉嫌犯罪" in page and _case(site, case_id).status == "determined"
 
     p = browse("principal1")
@@ -141,22 +164,47 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     c = _case(site, case_id)
     assert c.version == version and c.status == "intervening" and not c.closures
 
-    page = _step(site, s, case_id, "mandatory_report", {"agency": "辖区派出所", "reported_at": _when(site, 1),
-                                                         "reference": f"JB-{tag}"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "mandatory_report",
+        {"agency": "辖区派出所", "reported_at": _when(site, 1), "reference": f"JB-{tag}"},
+    )
     assert "辖区派出所" in page and len(_case(site, case_id).mandatory_reports_this_cycle) == 1
 
-    page = _step(site, s, case_id, "plan_intervention", {"student_id": target.id, "kind": "counselling",
-                                                          "plan": f"每周心理辅导 {tag}"})
-    page = _step(site, s, case_id, "plan_intervention", {"student_id": bully.id, "kind": "education",
-                                                          "plan": f"法治教育 {tag}", "responsible": "counselor1"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "plan_intervention",
+        {"student_id": target.id, "kind": "counselling", "plan": f"每周心理辅导 {tag}"},
+    )
+    page = _step(
+        site,
+        s,
+        case_id,
+        "plan_intervention",
+        {"student_id": bully.id, "kind": "education", "plan": f"法治教育 {tag}", "responsible": "counselor1"},
+    )
     assert f"每周心理辅导 {tag}" in page and f"法治教育 {tag}" in page
     interventions = {i["student_id"]: i for i in _case(site, case_id).interventions.values()}
     assert interventions[bully.id]["responsible_staff_id"] == site.app.account("counselor1")[0]
-    page = _step(site, s, case_id, "intervention_progress", {"intervention_id": interventions[target.id]["id"],
-                                                              "note": f"情绪好转 {tag}"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "intervention_progress",
+        {"intervention_id": interventions[target.id]["id"], "note": f"情绪好转 {tag}"},
+    )
     assert f"情绪好转 {tag}" in page
-    page = _step(site, s, case_id, "complete_intervention", {"intervention_id": interventions[bully.id]["id"],
-                                                              "outcome": "已书面道歉"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "complete_intervention",
+        {"intervention_id": interventions[bully.id]["id"], "outcome": "已书面道歉"},
+    )
     assert "已书面道歉" in page
     interventions = {i["student_id"]: i for i in _case(site, case_id).interventions.values()}
     assert interventions[target.id]["progress"] and not interventions[bully.id]["active"]
@@ -164,8 +212,9 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     page = _step(site, s, case_id, "appeal", {"party_id": bully.id, "grounds": f"家长认为是玩笑 {tag}"})
     assert _case(site, case_id).status == "appealed" and "申诉中" in page
     appeal_id = _case(site, case_id).pending_appeal_id
-    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "upheld",
-                                                       "reason": "证据充分"})
+    page = _step(
+        site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "upheld", "reason": "证据充分"}
+    )
     assert "维持原认定" in page and _case(site, case_id).appeals[appeal_id]["outcome"] == "upheld"
 
     page = _step(site, s, case_id, "follow_up", {"notes": f"回访：关系缓和 {tag}"})
@@ -203,8 +252,10 @@ def test_refused_step_keeps_what_was_typed(site: DemoSite, browse) -> None:
     r = _report(site, s, [(target.student_no, "targeted")], "被抢零花钱 " + uuid.uuid4().hex[:6])
     case_id = r.headers["location"].rsplit("/", 1)[1]
     version = _case(site, case_id).version
-    bad = s.post(f"/cases/{case_id}/add_party", {"expected_version": str(version), "student_no": "0000000000",
-                                                  "part": "witness", "reason": "据说在场"})
+    bad = s.post(
+        f"/cases/{case_id}/add_party",
+        {"expected_version": str(version), "student_no": "0000000000", "part": "witness", "reason": "据说在场"},
+    )
     assert bad.status_code == 400 and "找不到该学生" in bad.text and 'value="据说在场"' in bad.text
     assert _case(site, case_id).version == version
     # The report form too: an unknown student number is refused, the narrative kept.
@@ -219,12 +270,26 @@ def test_class_teacher_sees_status_of_own_class_only(site: DemoSite, browse) -> 
     mine, other = _students(site, "七年级1班")[2], _students(site, "九年级1班")[0]
     tag = uuid.uuid4().hex[:8]
     t2 = _actor(site, "teacher2")
-    ours = site.app.report_bullying(t2, school_id=t2.school_id, channel="teacher",
-                                    occurred_at=site.app.now() - timedelta(hours=1), place="食堂", forms=["verbal"],
-                                    parties=[(mine.id, "targeted")], narrative=f"秘密经过 {tag}")
-    theirs = site.app.report_bullying(t2, school_id=t2.school_id, channel="teacher",
-                                      occurred_at=site.app.now() - timedelta(hours=1), place="操场", forms=["verbal"],
-                                      parties=[(other.id, "targeted")], narrative=f"别班经过 {tag}")
+    ours = site.app.report_bullying(
+        t2,
+        school_id=t2.school_id,
+        channel="teacher",
+        occurred_at=site.app.now() - timedelta(hours=1),
+        place="食堂",
+        forms=["verbal"],
+        parties=[(mine.id, "targeted")],
+        narrative=f"秘密经过 {tag}",
+    )
+    theirs = site.app.report_bullying(
+        t2,
+        school_id=t2.school_id,
+        channel="teacher",
+        occurred_at=site.app.now() - timedelta(hours=1),
+        place="操场",
+        forms=["verbal"],
+        parties=[(other.id, "targeted")],
+        narrative=f"别班经过 {tag}",
+    )
     b = browse("teacher1")
     status = b.get(f"/cases/{ours}")
     assert status.status_code == 200 and "案件状态" in status.text and "已报告" in status.text
@@ -252,11 +317,14 @@ def test_principal_board_draws_the_case_board(site: DemoSite, browse) -> None:
         drawn[key] += int(n)
     expected = Counter(line.status for line in case_board(site.app, principal, principal.school_id))
     assert drawn == expected and sum(drawn.values()) > 0
+
     def drawn_in(chart_id: str) -> dict[str, int]:
         svg = re.search(rf'<svg class="chart" id="{chart_id}".*?</svg>', page.text, re.S)
         assert svg, chart_id
-        return {k: int(n) for k, n in re.findall(r'<rect class="bar"[^>]*data-key="([a-z_]+)" data-count="(\d+)"',
-                                                svg.group(0))}
+        return {
+            k: int(n)
+            for k, n in re.findall(r'<rect class="bar"[^>]*data-key="([a-z_]+)" data-count="(\d+)"', svg.group(0))
+        }
 
     files = Counter(f.risk_level for f in register(site.app, principal, principal.school_id) if f.status == "open")
     assert drawn_in("risk-chart") == {k: n for k, n in files.items() if n}
@@ -272,9 +340,16 @@ def test_supervisor_reads_a_case_only_with_a_reason(site: DemoSite, browse) -> N
     t1 = _actor(site, "teacher1")
     target = _students(site, "七年级1班")[3]
     tag = uuid.uuid4().hex[:8]
-    case_id = site.app.report_bullying(t1, school_id=t1.school_id, channel="parent",
-                                       occurred_at=site.app.now() - timedelta(hours=1), place="校门口",
-                                       forms=["online"], parties=[(target.id, "targeted")], narrative=f"网络辱骂 {tag}")
+    case_id = site.app.report_bullying(
+        t1,
+        school_id=t1.school_id,
+        channel="parent",
+        occurred_at=site.app.now() - timedelta(hours=1),
+        place="校门口",
+        forms=["online"],
+        parties=[(target.id, "targeted")],
+        narrative=f"网络辱骂 {tag}",
+    )
     sup = _actor(site, "supervisor1")
     b = browse("supervisor1")
     reads = _reads(site, sup.staff_id, case_id)
@@ -286,9 +361,13 @@ def test_supervisor_reads_a_case_only_with_a_reason(site: DemoSite, browse) -> N
     opened = b.post(f"/cases/{case_id}/open", {"break_glass_reason": "核查家长投诉"})
     assert opened.status_code == 200 and f"网络辱骂 {tag}" in opened.text
     assert _reads(site, sup.staff_id, case_id) == reads + 1
-    assert site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? AND break_glass IS NOT NULL",
-        (sup.staff_id, case_id))[0] == 1
+    assert (
+        site.app.db.fetchone(
+            "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? AND break_glass IS NOT NULL",
+            (sup.staff_id, case_id),
+        )[0]
+        == 1
+    )
 
 
 def test_narrative_is_escaped(site: DemoSite, browse) -> None:
@@ -304,9 +383,16 @@ def test_narrative_is_escaped(site: DemoSite, browse) -> None:
 def test_erased_case_shows_deleted(site: DemoSite, browse) -> None:
     t1 = _actor(site, "teacher1")
     target = _students(site, "七年级1班")[4]
-    case_id = site.app.report_bullying(t1, school_id=t1.school_id, channel="teacher",
-                                       occurred_at=site.app.now() - timedelta(hours=1), place="宿舍",
-                                       forms=["property"], parties=[(target.id, "targeted")], narrative="拿走文具")
+    case_id = site.app.report_bullying(
+        t1,
+        school_id=t1.school_id,
+        channel="teacher",
+        occurred_at=site.app.now() - timedelta(hours=1),
+        place="宿舍",
+        forms=["property"],
+        parties=[(target.id, "targeted")],
+        narrative="拿走文具",
+    )
     site.app.shred(_actor(site, "admin"), case_id, "保留期满")
     s = browse("safety1")
     page = s.get(f"/cases/{case_id}")
@@ -321,7 +407,11 @@ def test_case_page_in_english(site: DemoSite, browse) -> None:
     r = _report(site, s, [(target.student_no, "targeted")], "英文页面 " + uuid.uuid4().hex[:6])
     s.get("/lang/en?next=/cases")
     page = s.get(r.headers["location"])
-    assert page.status_code == 200 and "Students involved" in page.text and "Safety measures and guardian notices" in page.text
+    assert (
+        page.status_code == 200
+        and "Students involved" in page.text
+        and "Safety measures and guardian notices" in page.text
+    )
     p = browse("principal1")
     p.get("/lang/en?next=/board")
     board = p.get("/board")
@@ -332,8 +422,12 @@ def test_corrections_return_and_removal(site: DemoSite, browse) -> None:
     s, p = browse("safety1"), browse("principal1")
     a, b_, c_ = _students(site, "八年级1班")[1:4]
     tag = uuid.uuid4().hex[:6]
-    r = _report(site, s, [(a.student_no, "targeted"), (b_.student_no, "bullying"), (c_.student_no, "witness")],
-                f"更正用例 {tag}")
+    r = _report(
+        site,
+        s,
+        [(a.student_no, "targeted"), (b_.student_no, "bullying"), (c_.student_no, "witness")],
+        f"更正用例 {tag}",
+    )
     case_id = r.headers["location"].rsplit("/", 1)[1]
     page = _step(site, s, case_id, "remove_party", {"student_id": c_.id, "reason": "并不在场"})
     assert _case(site, case_id).party(c_.id) is None and "并不在场" in page
@@ -341,7 +435,9 @@ def test_corrections_return_and_removal(site: DemoSite, browse) -> None:
     _step(site, s, case_id, "evidence", {"description": "照片", "reference": "U盘"})
     c = _case(site, case_id)
     (st_id,), (ev_id,) = c.statements, c.evidence
-    page = _step(site, s, case_id, "correct_statement", {"statement_id": st_id, "text": f"定稿 {tag}", "reason": "笔误"})
+    page = _step(
+        site, s, case_id, "correct_statement", {"statement_id": st_id, "text": f"定稿 {tag}", "reason": "笔误"}
+    )
     assert f"定稿 {tag}" in page
     _step(site, s, case_id, "correct_evidence", {"evidence_id": ev_id, "description": "照片两张", "reason": "补充"})
     _step(site, s, case_id, "correct_report", {"place": "实验楼", "reason": "地点记错"})
@@ -385,8 +481,13 @@ def test_an_appeal_that_changes_the_determination_or_reopens_the_case(site: Demo
     # when the review changes the determination to "not bullying"
     s, case_id, appeal_id = _determined_and_appealed(site, browse, tag)
     before = _case(site, case_id).current_determination_id
-    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "changed",
-                                                       "bullying": "no", "reason": f"复查认定为借用 {tag}"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "appeal_outcome",
+        {"appeal_id": appeal_id, "outcome": "changed", "bullying": "no", "reason": f"复查认定为借用 {tag}"},
+    )
     # then a new determination replaces the old one, and the page says so
     c = _case(site, case_id)
     assert c.appeals[appeal_id]["outcome"] == "changed" and c.current_determination_id != before
@@ -394,8 +495,13 @@ def test_an_appeal_that_changes_the_determination_or_reopens_the_case(site: Demo
     assert c.determination["source"] == "appeal_review" and f"复查认定为借用 {tag}" in page
     # when another case's review sends it back for a new investigation
     s, case_id, appeal_id = _determined_and_appealed(site, browse, tag + "b")
-    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "reopened",
-                                                       "reason": f"需补充调查新证人 {tag}"})
+    page = _step(
+        site,
+        s,
+        case_id,
+        "appeal_outcome",
+        {"appeal_id": appeal_id, "outcome": "reopened", "reason": f"需补充调查新证人 {tag}"},
+    )
     # then the case is investigated again
     c = _case(site, case_id)
     assert c.appeals[appeal_id]["outcome"] == "reopened" and c.status == "investigating" and c.determination is None

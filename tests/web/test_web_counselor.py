@@ -39,11 +39,18 @@ def _free_students(site: DemoSite, n: int = 1, *, unscreened: bool = False) -> l
     year) that no other test of this file has used: their StudentRefs."""
     app = site.app
     school = _school(site)
-    with_file = {r[0] for r in app.db.fetch(
-        "SELECT subject_id FROM {t}anxin_directory WHERE kind = 'file' AND status = 'open'", ())}
-    rows = [r[0] for r in app.db.fetch(
-        "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student' AND status = 'active' "
-        "AND erased = 0", (school,))]
+    with_file = {
+        r[0]
+        for r in app.db.fetch("SELECT subject_id FROM {t}anxin_directory WHERE kind = 'file' AND status = 'open'", ())
+    }
+    rows = [
+        r[0]
+        for r in app.db.fetch(
+            "SELECT stream_id FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student' AND status = 'active' "
+            "AND erased = 0",
+            (school,),
+        )
+    ]
     if unscreened:
         todo = set(coverage(app, _actor(site, "counselor1"), school).not_screened)
         rows = [r for r in rows if r in todo]
@@ -60,8 +67,14 @@ def _version(page: str) -> str:
 
 
 def _open(site: DemoSite, b: Any, student_no: str, **fields: str) -> str:
-    data = {"student_no": student_no, "origin": "judgement", "risk_level": "general", "category": "情绪困扰",
-            "reason": "课堂上多次哭泣", **fields}
+    data = {
+        "student_no": student_no,
+        "origin": "judgement",
+        "risk_level": "general",
+        "category": "情绪困扰",
+        "reason": "课堂上多次哭泣",
+        **fields,
+    }
     r = b.post("/support/new", data)
     assert r.status_code == 303, r.text[:2000]
     file_id = r.headers["location"].rsplit("/", 1)[-1]
@@ -76,7 +89,8 @@ def _file(site: DemoSite, file_id: str) -> Any:
 def _denials(site: DemoSite, staff_id: str, action: str, resource_id: str) -> int:
     return site.app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND resource_id = ? AND allowed = 0",
-        (staff_id, action, resource_id))[0]
+        (staff_id, action, resource_id),
+    )[0]
 
 
 def test_caseload_and_register(site: DemoSite, browse) -> None:
@@ -110,8 +124,13 @@ def test_principal_sees_register_and_safety_lead_is_refused_it(site: DemoSite, b
     assert s.status_code == 403 and "本校心理档案台账" in s.text
     assert f"/support/{file_id}" not in s.text and student.name not in s.text
     safety = _actor(site, "safety1")
-    assert site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'file.list' "
-                                "AND allowed = 0", (safety.staff_id,))[0] >= 1
+    assert (
+        site.app.db.fetchone(
+            "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'file.list' AND allowed = 0",
+            (safety.staff_id,),
+        )[0]
+        >= 1
+    )
 
 
 def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> None:
@@ -123,13 +142,23 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
     page = b.get(f"/support/{file_id}")
     assert page.status_code == 200 and student.name in page.text and "心理筛查" in page.text
     f = _file(site, file_id)
-    assert f.student_id == student.id and f.origin == "screening" and f.responsible_id == _actor(
-        site, "counselor1").staff_id
+    assert (
+        f.student_id == student.id
+        and f.origin == "screening"
+        and f.responsible_id == _actor(site, "counselor1").staff_id
+    )
 
     # A counselling session.
-    r = b.post(f"/support/{file_id}/session", {"expected_version": _version(page.text), "held_on": "",
-                                               "duration_minutes": "45", "summary": "谈到期中考试的压力",
-                                               "next_steps": "下周再约"})
+    r = b.post(
+        f"/support/{file_id}/session",
+        {
+            "expected_version": _version(page.text),
+            "held_on": "",
+            "duration_minutes": "45",
+            "summary": "谈到期中考试的压力",
+            "next_steps": "下周再约",
+        },
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
     assert "谈到期中考试的压力" in page.text and "已记录辅导" in page.text
@@ -138,55 +167,99 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
 
     # Raising the risk level: refused without a reason (nothing written), then with one.
     version = _file(site, file_id).version
-    r = b.post(f"/support/{file_id}/risk", {"expected_version": _version(page.text), "from_level": "general",
-                                            "to_level": "high", "reason": "  "})
+    r = b.post(
+        f"/support/{file_id}/risk",
+        {"expected_version": _version(page.text), "from_level": "general", "to_level": "high", "reason": "  "},
+    )
     assert r.status_code == 400 and "调整原因不能为空" in r.text
     assert _file(site, file_id).version == version and _file(site, file_id).risk_level == "general"
-    r = b.post(f"/support/{file_id}/risk", {"expected_version": _version(page.text), "from_level": "general",
-                                            "to_level": "high", "reason": "自述有轻生念头"})
+    r = b.post(
+        f"/support/{file_id}/risk",
+        {
+            "expected_version": _version(page.text),
+            "from_level": "general",
+            "to_level": "high",
+            "reason": "自述有轻生念头",
+        },
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
     assert "自述有轻生念头" in page.text
     f = _file(site, file_id)
     assert f.risk_level == "high" and f.risk_history[-1]["reason"] == "自述有轻生念头"
     # ... and lowering it again, with a reason.
-    r = b.post(f"/support/{file_id}/risk", {"expected_version": _version(page.text), "from_level": "high",
-                                            "to_level": "key", "reason": "已就医，情绪稳定"})
+    r = b.post(
+        f"/support/{file_id}/risk",
+        {
+            "expected_version": _version(page.text),
+            "from_level": "high",
+            "to_level": "key",
+            "reason": "已就医，情绪稳定",
+        },
+    )
     assert r.status_code == 303 and _file(site, file_id).risk_level == "key"
 
     # The plan: a measure without who carries it out is refused, the typed text kept.
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/plan", {"expected_version": _version(page.text), "mode": "draw",
-                                            "goals": "情绪稳定\n按时到校", "measures": "每周一次个体辅导"})
+    r = b.post(
+        f"/support/{file_id}/plan",
+        {
+            "expected_version": _version(page.text),
+            "mode": "draw",
+            "goals": "情绪稳定\n按时到校",
+            "measures": "每周一次个体辅导",
+        },
+    )
     assert r.status_code == 400 and "负责人不能为空" in r.text and "情绪稳定\n按时到校" in r.text
     assert _file(site, file_id).plan is None
-    r = b.post(f"/support/{file_id}/plan", {"expected_version": _version(page.text), "mode": "draw",
-                                            "goals": "情绪稳定\n按时到校",
-                                            "measures": "每周一次个体辅导 | 心理老师\n每日关注课堂表现｜班主任"})
+    r = b.post(
+        f"/support/{file_id}/plan",
+        {
+            "expected_version": _version(page.text),
+            "mode": "draw",
+            "goals": "情绪稳定\n按时到校",
+            "measures": "每周一次个体辅导 | 心理老师\n每日关注课堂表现｜班主任",
+        },
+    )
     assert r.status_code == 303
     plan = _file(site, file_id).plan
     assert plan["goals"] == ["情绪稳定", "按时到校"]
-    assert plan["measures"] == [{"text": "每周一次个体辅导", "by": "心理老师"},
-                                {"text": "每日关注课堂表现", "by": "班主任"}]
+    assert plan["measures"] == [
+        {"text": "每周一次个体辅导", "by": "心理老师"},
+        {"text": "每日关注课堂表现", "by": "班主任"},
+    ]
     page = b.get(f"/support/{file_id}")
     assert "按时到校" in page.text and "每日关注课堂表现" in page.text
-    r = b.post(f"/support/{file_id}/plan", {"expected_version": _version(page.text), "mode": "revise",
-                                            "goals": "情绪稳定", "measures": "每两周一次个体辅导 | 心理老师",
-                                            "reason": "情况好转"})
+    r = b.post(
+        f"/support/{file_id}/plan",
+        {
+            "expected_version": _version(page.text),
+            "mode": "revise",
+            "goals": "情绪稳定",
+            "measures": "每两周一次个体辅导 | 心理老师",
+            "reason": "情况好转",
+        },
+    )
     assert r.status_code == 303 and _file(site, file_id).plan["version"] == 2
 
     # Guardian contact, referral, review.
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/guardian-contact", {"expected_version": _version(page.text), "guardian": "母亲",
-                                                        "method": "phone", "summary": "家长同意陪同就医"})
+    r = b.post(
+        f"/support/{file_id}/guardian-contact",
+        {"expected_version": _version(page.text), "guardian": "母亲", "method": "phone", "summary": "家长同意陪同就医"},
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/referral", {"expected_version": _version(page.text), "to": "市精神卫生中心",
-                                                "reason": "需要专业评估"})
+    r = b.post(
+        f"/support/{file_id}/referral",
+        {"expected_version": _version(page.text), "to": "市精神卫生中心", "reason": "需要专业评估"},
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/review", {"expected_version": _version(page.text), "outcome": "continue",
-                                              "notes": "方案执行良好"})
+    r = b.post(
+        f"/support/{file_id}/review",
+        {"expected_version": _version(page.text), "outcome": "continue", "notes": "方案执行良好"},
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
     assert "家长同意陪同就医" in page.text and "市精神卫生中心" in page.text and "方案执行良好" in page.text
@@ -211,19 +284,29 @@ def test_crisis_category_and_reassign(site: DemoSite, browse) -> None:
     [student] = _free_students(site)
     file_id = _open(site, b, student.student_no)
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/crisis", {"expected_version": _version(page.text), "what_happened": "课间情绪崩溃",
-                                              "actions_taken": "全程陪护并通知家长"})
+    r = b.post(
+        f"/support/{file_id}/crisis",
+        {
+            "expected_version": _version(page.text),
+            "what_happened": "课间情绪崩溃",
+            "actions_taken": "全程陪护并通知家长",
+        },
+    )
     assert r.status_code == 303
     f = _file(site, file_id)
     assert f.risk_level == "high" and [e["what_happened"] for e in f.crises] == ["课间情绪崩溃"]
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/category", {"expected_version": _version(page.text), "category": "自伤风险",
-                                                "reason": "危机事件后重新评估"})
+    r = b.post(
+        f"/support/{file_id}/category",
+        {"expected_version": _version(page.text), "category": "自伤风险", "reason": "危机事件后重新评估"},
+    )
     assert r.status_code == 303 and _file(site, file_id).category == "自伤风险"
     page = b.get(f"/support/{file_id}")
     c2 = _actor(site, "counselor2").staff_id
-    r = b.post(f"/support/{file_id}/reassign", {"expected_version": _version(page.text), "responsible_id": c2,
-                                                "reason": "工作调整"})
+    r = b.post(
+        f"/support/{file_id}/reassign",
+        {"expected_version": _version(page.text), "responsible_id": c2, "reason": "工作调整"},
+    )
     assert r.status_code == 303 and _file(site, file_id).responsible_id == c2
     # Now counselor2's file: counselor1 is refused it, counselor2 reads it.
     assert b.get(f"/support/{file_id}").status_code == 403
@@ -232,17 +315,23 @@ def test_crisis_category_and_reassign(site: DemoSite, browse) -> None:
 
 def test_bad_inputs_rerender_the_form(site: DemoSite, browse) -> None:
     b = browse("counselor1")
-    r = b.post("/support/new", {"student_no": "no-such-number", "risk_level": "general", "category": "其他",
-                                "reason": "测试原因保留"})
+    r = b.post(
+        "/support/new",
+        {"student_no": "no-such-number", "risk_level": "general", "category": "其他", "reason": "测试原因保留"},
+    )
     assert r.status_code == 400 and "找不到该学号的学生" in r.text and "测试原因保留" in r.text
     [student] = _free_students(site)
     file_id = _open(site, b, student.student_no)
-    r = b.post("/support/new", {"student_no": student.student_no, "risk_level": "general", "category": "其他",
-                                "reason": "重复建档"})
+    r = b.post(
+        "/support/new",
+        {"student_no": student.student_no, "risk_level": "general", "category": "其他", "reason": "重复建档"},
+    )
     assert r.status_code == 400 and "已有一份未结案的心理档案" in r.text
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/session", {"expected_version": _version(page.text), "held_on": "2026-13-40",
-                                               "summary": "保留这段文字"})
+    r = b.post(
+        f"/support/{file_id}/session",
+        {"expected_version": _version(page.text), "held_on": "2026-13-40", "summary": "保留这段文字"},
+    )
     assert r.status_code == 400 and "YYYY-MM-DD" in r.text and "保留这段文字" in r.text
     assert _file(site, file_id).sessions == []
 
@@ -265,8 +354,9 @@ def test_each_kind_of_entry_has_a_correction_form_for_exactly_what_the_domain_le
     from domain.support import CORRECTABLE
     from web.routes.support import CORRECTION_FIELDS
 
-    assert {k: {f for f, _, _ in fields} for k, fields in CORRECTION_FIELDS.items()} == \
-        {k: set(v) for k, v in CORRECTABLE.items()}
+    assert {k: {f for f, _, _ in fields} for k, fields in CORRECTION_FIELDS.items()} == {
+        k: set(v) for k, v in CORRECTABLE.items()
+    }
 
 
 def test_an_entry_is_corrected_from_its_own_form_and_history_keeps_both(site: DemoSite, browse) -> None:
@@ -274,25 +364,48 @@ def test_an_entry_is_corrected_from_its_own_form_and_history_keeps_both(site: De
     [student] = _free_students(site)
     file_id = _open(site, b, student.student_no)
     page = b.get(f"/support/{file_id}")
-    assert b.post(f"/support/{file_id}/session", {"expected_version": _version(page.text), "held_on": "",
-                                                  "summary": "谈了考试焦虑", "duration_minutes": "30"}).status_code == 303
+    assert (
+        b.post(
+            f"/support/{file_id}/session",
+            {
+                "expected_version": _version(page.text),
+                "held_on": "",
+                "summary": "谈了考试焦虑",
+                "duration_minutes": "30",
+            },
+        ).status_code
+        == 303
+    )
     [entry] = _file(site, file_id).sessions
     page = b.get(f"/support/{file_id}")
     action = f'action="/support/{file_id}/entries/{entry["id"]}/correct"'
     assert action in page.text and "更正此记录" in page.text
     url = f"/support/{file_id}/entries/{entry['id']}/correct"
-    form = {"held_on": entry["held_on"].isoformat(), "duration_minutes": "30", "summary": "谈了考试焦虑",
-            "next_steps": ""}
+    form = {
+        "held_on": entry["held_on"].isoformat(),
+        "duration_minutes": "30",
+        "summary": "谈了考试焦虑",
+        "next_steps": "",
+    }
     # nothing changed: refused, nothing written, the form open again with the message
     r = b.post(url, {"expected_version": _version(page.text), **form, "correction_reason": "笔误"})
     assert r.status_code == 400 and "没有要更正的内容" in r.text
     # no reason: refused, and what was typed is kept
-    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "谈了考试焦虑和睡眠",
-                     "correction_reason": ""})
+    r = b.post(
+        url, {"expected_version": _version(page.text), **form, "summary": "谈了考试焦虑和睡眠", "correction_reason": ""}
+    )
     assert r.status_code == 400 and "谈了考试焦虑和睡眠" in r.text
     assert _file(site, file_id).sessions[0]["corrections"] == []
-    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "谈了考试焦虑和睡眠",
-                     "duration_minutes": "45", "correction_reason": "漏记了睡眠问题"})
+    r = b.post(
+        url,
+        {
+            "expected_version": _version(page.text),
+            **form,
+            "summary": "谈了考试焦虑和睡眠",
+            "duration_minutes": "45",
+            "correction_reason": "漏记了睡眠问题",
+        },
+    )
     assert r.status_code == 303
     [entry] = _file(site, file_id).sessions
     assert (entry["summary"], entry["duration_minutes"]) == ("谈了考试焦虑和睡眠", 45)
@@ -304,13 +417,19 @@ def test_an_entry_is_corrected_from_its_own_form_and_history_keeps_both(site: De
     topics = [e.topic for e in site.app.recorder.select_events(UUID(file_id))]
     assert any(t.endswith("SessionRecorded") for t in topics) and topics[-1].endswith("EntryCorrected")
     # a stale page's correction is a conflict; another counselor is refused
-    r = b.post(url, {"expected_version": _version(page.text), **form, "summary": "过期页面的更正",
-                     "correction_reason": "过期"})
+    r = b.post(
+        url, {"expected_version": _version(page.text), **form, "summary": "过期页面的更正", "correction_reason": "过期"}
+    )
     assert r.status_code == 409 and "该记录已被他人修改" in r.text
     r = browse("counselor2").post(url, {**form, "summary": "不该写入", "correction_reason": "越权"})
     assert r.status_code == 403 and _file(site, file_id).sessions[0]["summary"] == "谈了考试焦虑和睡眠"
-    assert b.post(f"/support/{file_id}/entries/no-such-entry/correct",
-                  {"expected_version": _version(shown), "summary": "x", "correction_reason": "x"}).status_code == 400
+    assert (
+        b.post(
+            f"/support/{file_id}/entries/no-such-entry/correct",
+            {"expected_version": _version(shown), "summary": "x", "correction_reason": "x"},
+        ).status_code
+        == 400
+    )
 
 
 def test_another_counselor_cannot_open_the_file(site: DemoSite, browse) -> None:
@@ -334,7 +453,9 @@ def test_supervisor_reads_a_file_only_with_a_reason(site: DemoSite, browse) -> N
     b = browse("supervisor1")
     sup = _actor(site, "supervisor1").staff_id
     asked = b.get(f"/support/{file_id}")
-    assert asked.status_code == 200 and "说明查阅理由" in asked.text and f'action="/support/{file_id}/open"' in asked.text
+    assert (
+        asked.status_code == 200 and "说明查阅理由" in asked.text and f'action="/support/{file_id}/open"' in asked.text
+    )
     assert student.name not in asked.text and "督导抽查用的原因" not in asked.text
     short = b.post(f"/support/{file_id}/open", {"break_glass_reason": "看"})
     assert short.status_code == 403 and student.name not in short.text
@@ -343,7 +464,9 @@ def test_supervisor_reads_a_file_only_with_a_reason(site: DemoSite, browse) -> N
     assert "记录心理辅导" not in opened.text  # a reasoned reading, no forms
     n = site.app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? AND allowed = 1 "
-        "AND break_glass IS NOT NULL", (sup, file_id))[0]
+        "AND break_glass IS NOT NULL",
+        (sup, file_id),
+    )[0]
     assert n == 1
 
 
@@ -352,15 +475,18 @@ def test_session_summary_is_escaped(site: DemoSite, browse) -> None:
     [student] = _free_students(site)
     file_id = _open(site, b, student.student_no, category="其他")
     page = b.get(f"/support/{file_id}")
-    r = b.post(f"/support/{file_id}/session", {"expected_version": _version(page.text), "summary": XSS,
-                                               "next_steps": XSS})
+    r = b.post(
+        f"/support/{file_id}/session", {"expected_version": _version(page.text), "summary": XSS, "next_steps": XSS}
+    )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")
     assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert _file(site, file_id).sessions[0]["summary"] == XSS
     # A refused form echoes the typed text escaped too.
-    r = b.post(f"/support/{file_id}/risk", {"expected_version": _version(page.text), "from_level": "general",
-                                            "to_level": "general", "reason": XSS})
+    r = b.post(
+        f"/support/{file_id}/risk",
+        {"expected_version": _version(page.text), "from_level": "general", "to_level": "general", "reason": XSS},
+    )
     assert r.status_code == 400 and "风险等级已经是" in r.text
     assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
 
@@ -385,8 +511,9 @@ def test_screening_page_and_template(site: DemoSite, browse) -> None:
     assert first.student_no in page.text
     t = b.get("/screenings/template.csv")
     assert t.status_code == 200 and t.headers["content-type"].startswith("text/csv")
-    assert t.text.lstrip("\ufeff").splitlines() == ["student_no,instrument,date," + ",".join(
-        f"item{i}" for i in range(1, 10))]
+    assert t.text.lstrip("\ufeff").splitlines() == [
+        "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10))
+    ]
 
 
 def test_screening_import_with_a_bad_row_applies_nothing(site: DemoSite, browse) -> None:
@@ -394,9 +521,16 @@ def test_screening_import_with_a_bad_row_applies_nothing(site: DemoSite, browse)
     me = _actor(site, "counselor1")
     good, other = _free_students(site, 2, unscreened=True)
     before = coverage(site.app, me, _school(site))
-    r = _upload(b, _csv([f"{good.student_no},PHQ-9,2026-11-01,0,1,0,1,0,0,1,0,0",
-                         f"{other.student_no},PHQ-9,2026-11-01,0,1,0,9,0,0,1,0,0",
-                         "9999999999,XYZ,2026-11-01,0,0,0,0,0,0,0,0,0"]))
+    r = _upload(
+        b,
+        _csv(
+            [
+                f"{good.student_no},PHQ-9,2026-11-01,0,1,0,1,0,0,1,0,0",
+                f"{other.student_no},PHQ-9,2026-11-01,0,1,0,9,0,0,1,0,0",
+                "9999999999,XYZ,2026-11-01,0,0,0,0,0,0,0,0,0",
+            ]
+        ),
+    )
     assert r.status_code == 400 and "未导入任何数据" in r.text
     assert "第 3 行" in r.text and "第 4 行" in r.text and "第 2 行" not in r.text
     assert "超出范围" in r.text and "未知的筛查量表" in r.text
@@ -412,8 +546,15 @@ def test_good_screening_import_raises_coverage(site: DemoSite, browse) -> None:
     me = _actor(site, "counselor1")
     calm, flagged = _free_students(site, 2, unscreened=True)
     before = coverage(site.app, me, _school(site))
-    r = _upload(b, _csv([f"{calm.student_no},PHQ-9,2026-11-02,0,1,0,1,0,0,1,0,0",
-                         f"{flagged.student_no},PHQ-9,2026-11-02,2,2,2,2,2,2,1,0,0"]))
+    r = _upload(
+        b,
+        _csv(
+            [
+                f"{calm.student_no},PHQ-9,2026-11-02,0,1,0,1,0,0,1,0,0",
+                f"{flagged.student_no},PHQ-9,2026-11-02,2,2,2,2,2,2,1,0,0",
+            ]
+        ),
+    )
     assert r.status_code == 303 and r.headers["location"] == "/screenings"
     page = b.get("/screenings")
     assert "已导入 2 条筛查结果" in page.text and "新建档案 1 份" in page.text
@@ -469,8 +610,9 @@ def test_erased_file_shows_deleted(kind: str) -> None:
     with fresh_app(kind, clock) as app:
         school = make_school(app)
         student = school.student("2026001")
-        file_id = app.open_support_file(school.counselor, student, category="其他", risk_level="key",
-                                        reason="将被删除的原因")
+        file_id = app.open_support_file(
+            school.counselor, student, category="其他", risk_level="key", reason="将被删除的原因"
+        )
         app.shred(ADMIN, file_id, "保存期限届满")
         app.set_password_hash(school.principal.staff_id, hash_password("principal-pass-1"))
         with TestClient(create_app(app, background_seconds=None), base_url="http://testserver") as client:

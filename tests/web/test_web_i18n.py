@@ -56,9 +56,11 @@ def domain_messages() -> dict[str, str]:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             docstrings = {
-                id(n.body[0].value) for n in ast.walk(tree)
+                id(n.body[0].value)
+                for n in ast.walk(tree)
                 if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-                and n.body and isinstance(n.body[0], ast.Expr)
+                and n.body
+                and isinstance(n.body[0], ast.Expr)
             }
             inner = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
             for node in ast.walk(tree):
@@ -74,14 +76,16 @@ def test_every_domain_message_has_an_english_translation() -> None:
     english = i18n.catalogue("en")
     missing = {t: w for t, w in domain_messages().items() if t not in english}
     assert not missing, f"{len(missing)} without English, e.g.:\n" + "\n".join(
-        f"  {w}: {t}" for t, w in sorted(missing.items(), key=lambda x: x[1])[:40])
+        f"  {w}: {t}" for t, w in sorted(missing.items(), key=lambda x: x[1])[:40]
+    )
 
 
 def test_a_filled_in_domain_message_is_translated_with_its_values() -> None:
     from domain.common import InvalidInput, WrongState
 
     assert i18n.error_text(WrongState(state="已结束", action="记录谈心"), "en") == english_of(
-        "当前状态为「{state}」，不能{action}").format(state=english_of("已结束"), action=english_of("记录谈心"))
+        "当前状态为「{state}」，不能{action}"
+    ).format(state=english_of("已结束"), action=english_of("记录谈心"))
     message = i18n.error_text(InvalidInput(reason="用户名「zhang3」已被使用"), "en")
     assert "zhang3" in message and not CJK.search(message)
 
@@ -97,7 +101,9 @@ def test_there_are_labels_to_translate() -> None:
 def test_every_label_has_an_english_translation() -> None:
     english = i18n.catalogue("en")
     missing = {text: where for text, where in msgids().items() if text not in english}
-    assert not missing, "no English for:\n" + "\n".join(f"  {w}: {t}" for t, w in sorted(missing.items(), key=lambda x: x[1]))
+    assert not missing, "no English for:\n" + "\n".join(
+        f"  {w}: {t}" for t, w in sorted(missing.items(), key=lambda x: x[1])
+    )
 
 
 def test_translations_keep_their_placeholders() -> None:
@@ -111,8 +117,11 @@ if __name__ == "__main__":  # prints the missing entries as .po stubs: python te
 
     prefix = sys.argv[1] if len(sys.argv) > 1 else ""
     english = i18n.catalogue("en")
-    every = {**{t: "web/" + w for t, w in msgids().items()}, **domain_messages()} if prefix.startswith(
-        tuple(SOURCES)) else msgids()
+    every = (
+        {**{t: "web/" + w for t, w in msgids().items()}, **domain_messages()}
+        if prefix.startswith(tuple(SOURCES))
+        else msgids()
+    )
     for text, where in every.items():
         if text not in english and where.startswith(prefix):
             quoted = text.replace('"', '\\"')

@@ -24,13 +24,14 @@ def _names(site: DemoSite) -> list[str]:
 
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:
     return site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0",
-        (staff_id, action))[0]
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0", (staff_id, action)
+    )[0]
 
 
 def _audit_count(site: DemoSite, kind: str, actor_id: str) -> int:
-    return site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = ? AND actor_id = ?",
-                                (kind, actor_id))[0]
+    return site.app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = ? AND actor_id = ?", (kind, actor_id)
+    )[0]
 
 
 def test_dashboard_and_report_show_counts_without_names(site: DemoSite, browse) -> None:
@@ -84,8 +85,12 @@ def test_principal_sees_own_school_report_only(site: DemoSite, browse) -> None:
 
 
 def test_school_staff_get_403_on_district_and_audit(site: DemoSite, browse) -> None:
-    for username, path, action in [("teacher1", "/district", "stats.read"), ("counselor1", "/district", "stats.read"),
-                                   ("teacher1", "/audit", "audit.read"), ("counselor1", "/audit?what=denied", "audit.read")]:
+    for username, path, action in [
+        ("teacher1", "/district", "stats.read"),
+        ("counselor1", "/district", "stats.read"),
+        ("teacher1", "/audit", "audit.read"),
+        ("counselor1", "/audit?what=denied", "audit.read"),
+    ]:
         b = browse(username)
         staff = site.app.account(username)[0]
         before = _denials(site, staff, action)
@@ -97,12 +102,19 @@ def test_school_staff_get_403_on_district_and_audit(site: DemoSite, browse) -> N
 def _new_case(site: DemoSite) -> str:
     teacher = site.app.actor(site.app.account("teacher1")[0])
     admin = site.app.actor(site.app.account("admin")[0])
-    student = next(s for s in site.app.list_students(admin, teacher.school_id)
-                   if s.class_name in teacher.classes and not s.erased)
-    return site.app.report_bullying(teacher, school_id=teacher.school_id, channel="teacher",
-                                    occurred_at=site.app.now() - timedelta(hours=1), place="操场",
-                                    forms=["verbal"], parties=[(student.id, "targeted")],
-                                    narrative="课间被同学起外号 " + uuid.uuid4().hex[:6])
+    student = next(
+        s for s in site.app.list_students(admin, teacher.school_id) if s.class_name in teacher.classes and not s.erased
+    )
+    return site.app.report_bullying(
+        teacher,
+        school_id=teacher.school_id,
+        channel="teacher",
+        occurred_at=site.app.now() - timedelta(hours=1),
+        place="操场",
+        forms=["verbal"],
+        parties=[(student.id, "targeted")],
+        narrative="课间被同学起外号 " + uuid.uuid4().hex[:6],
+    )
 
 
 def test_case_history_and_break_glass_list(site: DemoSite, browse) -> None:
@@ -128,7 +140,8 @@ def test_case_history_and_break_glass_list(site: DemoSite, browse) -> None:
     assert denied.status_code == 200 and "拒绝" in denied.text
     audit_reads = site.app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'audit.read' AND allowed = 1",
-        (supervisor.staff_id,))[0]
+        (supervisor.staff_id,),
+    )[0]
     assert audit_reads >= 4
 
 

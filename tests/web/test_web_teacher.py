@@ -35,8 +35,8 @@ def _actor(site: DemoSite, username: str) -> Actor:
 
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:
     return site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0",
-        (staff_id, action))[0]
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0", (staff_id, action)
+    )[0]
 
 
 @contextmanager
@@ -55,12 +55,21 @@ def _student(site: DemoSite, name: str | None = None, class_name: str = CLASS) -
     admin = _actor(site, "admin")
     school = _actor(site, "teacher1").school_id
     tag = uuid.uuid4().hex[:8]
-    return site.app.enrol_student(admin, school_id=school, student_no="T" + tag, name=name or f"测试{tag}",
-                                  gender="女", birth_date=date(2013, 3, 1), grade="七年级", class_name=class_name)
+    return site.app.enrol_student(
+        admin,
+        school_id=school,
+        student_no="T" + tag,
+        name=name or f"测试{tag}",
+        gender="女",
+        birth_date=date(2013, 3, 1),
+        grade="七年级",
+        class_name=class_name,
+    )
 
 
-def _pairing(site: DemoSite, teacher: str = "teacher1", name: str | None = None, days_ago: int = 20,
-             class_name: str = CLASS) -> tuple[str, str]:
+def _pairing(
+    site: DemoSite, teacher: str = "teacher1", name: str | None = None, days_ago: int = 20, class_name: str = CLASS
+) -> tuple[str, str]:
     """(pairing id, student id): the principal pairs the teacher with a new student of their class,
     `days_ago` days ago (so the first check-in is already due)."""
     student = _student(site, name, class_name)
@@ -74,8 +83,14 @@ def _read(site: DemoSite, pid: str) -> Pairing:
 
 
 def _check_in(site: DemoSite, b: Any, pid: str, **fields: Any) -> Any:
-    data = {"held_on": site.app.now().date().isoformat(), "thinking": "思想积极", "studies": "", "family": "",
-            "difficulties": "", "expected_version": str(_read(site, pid).version)}
+    data = {
+        "held_on": site.app.now().date().isoformat(),
+        "thinking": "思想积极",
+        "studies": "",
+        "family": "",
+        "difficulties": "",
+        "expected_version": str(_read(site, pid).version),
+    }
     data.update(fields)
     return b.post(f"/pairings/{pid}/check-ins", data)
 
@@ -95,7 +110,9 @@ def test_teacher_sees_own_pairings_overdue_first(site: DemoSite, browse) -> None
     assert page.status_code == 200 and "我的结对学生" in page.text
     assert f'href="/pairings/{pid}"' in page.text and name in page.text
     # Every overdue line comes before every line that is not.
-    rows = re.findall(r'<tr class="(overdue)?">\s*<td data-label', page.text.split('id="mine"')[1].split("</section>")[0])
+    rows = re.findall(
+        r'<tr class="(overdue)?">\s*<td data-label', page.text.split('id="mine"')[1].split("</section>")[0]
+    )
     flags = [bool(r) for r in rows]
     assert flags and flags[0] and flags == sorted(flags, reverse=True)
     # teacher2's pairings are not on teacher1's board.
@@ -217,22 +234,48 @@ def test_escalate_to_support_file_and_bullying_report(site: DemoSite, browse) ->
     assert "担忧未处理" in page.text and "上报为心理档案" in page.text and "上报为欺凌报告" in page.text
     version = _page_version(page.text)
     # A missing reason: 400, the form kept open with what was typed; nothing written.
-    r = b.post(f"/pairings/{pid}/escalate", {"check_in_id": ci, "target": "support_file", "category": "人际关系",
-                                             "risk_level": "key", "reason": "", "expected_version": version})
+    r = b.post(
+        f"/pairings/{pid}/escalate",
+        {
+            "check_in_id": ci,
+            "target": "support_file",
+            "category": "人际关系",
+            "risk_level": "key",
+            "reason": "",
+            "expected_version": version,
+        },
+    )
     assert r.status_code == 400 and "建档原因不能为空" in r.text and 'value="人际关系" selected' in r.text
     assert _read(site, pid).version == int(version)
-    r = b.post(f"/pairings/{pid}/escalate", {"check_in_id": ci, "target": "support_file", "category": "人际关系",
-                                             "risk_level": "key", "reason": "需要心理支持",
-                                             "expected_version": version})
+    r = b.post(
+        f"/pairings/{pid}/escalate",
+        {
+            "check_in_id": ci,
+            "target": "support_file",
+            "category": "人际关系",
+            "risk_level": "key",
+            "reason": "需要心理支持",
+            "expected_version": version,
+        },
+    )
     assert r.status_code == 303
     p = _read(site, pid)
     file_id = next(e["target_id"] for e in p.escalations if e["target"] == "support_file")
     principal = _actor(site, "principal1")
     assert site.app.get_support_file(principal, file_id).student_id == student
-    r = b.post(f"/pairings/{pid}/escalate", {
-        "check_in_id": ci, "target": "bullying_case", "occurred_on": site.app.now().date().isoformat(),
-        "place": "教室", "forms": ["verbal", "online"], "narrative": "被同学排挤", "reason": "学生自述",
-        "expected_version": str(p.version)})
+    r = b.post(
+        f"/pairings/{pid}/escalate",
+        {
+            "check_in_id": ci,
+            "target": "bullying_case",
+            "occurred_on": site.app.now().date().isoformat(),
+            "place": "教室",
+            "forms": ["verbal", "online"],
+            "narrative": "被同学排挤",
+            "reason": "学生自述",
+            "expected_version": str(p.version),
+        },
+    )
     assert r.status_code == 303
     p = _read(site, pid)
     case_id = next(e["target_id"] for e in p.escalations if e["target"] == "bullying_case")
@@ -312,20 +355,22 @@ def test_supervisor_break_glass_on_a_timeline(site: DemoSite, browse) -> None:
     pid, student = _pairing(site, name="督导查阅" + uuid.uuid4().hex[:4])
     b = browse("supervisor1")
     supervisor = _actor(site, "supervisor1")
-    reads = site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ?",
-                                 (supervisor.staff_id,))[0]
+    reads = site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ?", (supervisor.staff_id,))[0]
     page = b.get(f"/students/{student}")
     assert page.status_code == 200 and "说明查阅理由" in page.text and f'action="/students/{student}/open"' in page.text
-    assert site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ?",
-                                (supervisor.staff_id,))[0] == reads  # no read made yet
+    assert (
+        site.app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ?", (supervisor.staff_id,))[0]
+        == reads
+    )  # no read made yet
     short = b.post(f"/students/{student}/open", {"break_glass_reason": "看"})
     assert short.status_code == 400 and "不少于4个字" in short.text and "督导查阅" not in short.text
     reason = "核查家长投诉 " + uuid.uuid4().hex[:6]
     opened = b.post(f"/students/{student}/open", {"break_glass_reason": reason})
     assert opened.status_code == 200 and "督导查阅" in opened.text and "一岗双带结对" in opened.text
     rows = site.app.db.fetch(
-        "SELECT action, allowed, break_glass FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? "
-        "ORDER BY id", (supervisor.staff_id, student))
+        "SELECT action, allowed, break_glass FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? ORDER BY id",
+        (supervisor.staff_id, student),
+    )
     assert ("student.read", 1) in [(a, int(ok)) for a, ok, bg in rows if bg]
 
 

@@ -64,8 +64,9 @@ class Workers:
     def login(self, worker: int, password: str = PASSWORD) -> httpx.Response:
         c = self.clients[worker]
         c.cookies.clear()
-        return c.post("/login", data={"username": self.username, "password": password, "next": "/"},
-                      follow_redirects=False)
+        return c.post(
+            "/login", data={"username": self.username, "password": password, "next": "/"}, follow_redirects=False
+        )
 
     def get(self, worker: int, sid: str, path: str = "/") -> httpx.Response:
         c = self.clients[worker]
@@ -83,8 +84,9 @@ class Workers:
         return found.group(1)
 
     def row(self, sid: str) -> tuple[Any, ...] | None:
-        return self.apps[0].db.fetchone("SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions "
-                                        "WHERE sid_hash = ?", (session_hash(sid),))
+        return self.apps[0].db.fetchone(
+            "SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions WHERE sid_hash = ?", (session_hash(sid),)
+        )
 
 
 @pytest.fixture
@@ -103,8 +105,9 @@ def workers(store: Store) -> Iterator[Workers]:
         client.__enter__()
         clients.append(client)
     try:
-        yield Workers([first, second], clients, clock, username_of(first, school.teacher.staff_id),
-                      school.teacher.staff_id)
+        yield Workers(
+            [first, second], clients, clock, username_of(first, school.teacher.staff_id), school.teacher.staff_id
+        )
     finally:
         for c in clients:
             c.__exit__(None, None, None)
@@ -135,8 +138,9 @@ def test_a_login_in_one_worker_is_valid_in_the_other_and_a_logout_in_either_ends
 def test_a_new_session_id_on_every_login_and_the_old_one_ends(workers: Workers) -> None:
     first = sid_of(workers.login(0))
     workers.clients[1].cookies.set(COOKIE, first, domain="testserver.local")
-    again = workers.clients[1].post("/login", data={"username": workers.username, "password": PASSWORD},
-                                    follow_redirects=False)
+    again = workers.clients[1].post(
+        "/login", data={"username": workers.username, "password": PASSWORD}, follow_redirects=False
+    )
     second = sid_of(again)
     assert second != first
     assert workers.get(0, first).status_code == 303
@@ -195,8 +199,17 @@ def test_expired_sessions_are_swept_at_the_next_login(workers: Workers) -> None:
 def test_a_password_change_in_one_worker_ends_the_persons_other_sessions(workers: Workers) -> None:
     here = sid_of(workers.login(0))
     elsewhere = sid_of(workers.login(1))
-    r = workers.post(0, here, "/account/password", {"csrf_token": workers.csrf(0, here), "current": PASSWORD,
-                                                    "new": "another-passw0rd", "again": "another-passw0rd"})
+    r = workers.post(
+        0,
+        here,
+        "/account/password",
+        {
+            "csrf_token": workers.csrf(0, here),
+            "current": PASSWORD,
+            "new": "another-passw0rd",
+            "again": "another-passw0rd",
+        },
+    )
     assert r.status_code == 303
     assert workers.get(1, elsewhere).status_code == 303
     # the confirmation is kept with the session, and shown once by whichever worker serves next
@@ -211,8 +224,12 @@ def test_nothing_stored_for_sessions_or_failed_logins_is_in_clear(workers: Worke
     assert workers.clients[0].post("/login", data={"username": stranger, "password": "x"}).status_code == 401
     sid = sid_of(workers.login(1))
     token = workers.csrf(1, sid)
-    r = workers.post(0, sid, "/account/password", {"csrf_token": token, "current": PASSWORD,
-                                                   "new": "another-passw0rd", "again": "another-passw0rd"})
+    r = workers.post(
+        0,
+        sid,
+        "/account/password",
+        {"csrf_token": token, "current": PASSWORD, "new": "another-passw0rd", "again": "another-passw0rd"},
+    )
     assert r.status_code == 303
     row = workers.row(sid)
     assert row is not None and row[3]  # the flash waits in the session, sealed
@@ -239,9 +256,23 @@ def test_anxin_serve_with_two_workers_serves_one_session_from_both(store: Store,
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "anxin.cli", "serve", "--data-dir", str(store.data_dir), "--port", str(port),
-             "--workers", "2"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "anxin.cli",
+                "serve",
+                "--data-dir",
+                str(store.data_dir),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         # both workers up: each logs the process it serves in
@@ -326,9 +357,17 @@ def test_worker_processes_opening_one_store_at_once_all_start(store: Store, tmp_
         env["T_URL"], env["T_SCHEMA"] = PG_URL, store.schema
     for attempt in range(3):
         go = tmp_path / f"go-{attempt}"
-        procs = [subprocess.Popen([sys.executable, "-c", _OPEN, str(store.data_dir), str(go)], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN, str(store.data_dir), str(go)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
         try:
             for p in procs:
                 assert p.stdout is not None

@@ -27,17 +27,30 @@ __all__ = ["router", "KIND_LABELS"]
 
 
 def _schools(app: Any, user: User) -> list[tuple[str, str]]:
-    return [(sid, name) for sid, name, d in app.schools()
-            if user.actor.school_id in (None, sid) and (user.actor.school_id or d == user.actor.district)]
+    return [
+        (sid, name)
+        for sid, name, d in app.schools()
+        if user.actor.school_id in (None, sid) and (user.actor.school_id or d == user.actor.district)
+    ]
 
 
 def _staff(app: Any, user: User, staff_id: str | None = None) -> list[dict[str, Any]]:
     """The accounts this administrator manages (the application asks the gate for
     ACCOUNT_ADMIN first): ids, roles, classes, with the school's and the person's names."""
     names = {sid: name for sid, name in _schools(app, user)}
-    out = [{"id": s.id, "username": s.username, "school_id": s.school_id, "school": names.get(s.school_id, ""),
-            "roles": list(s.roles), "classes": list(s.classes), "active": s.active, "name": app.staff_name(s.id)}
-           for s in app.accounts.staff_accounts(user.actor, staff_id)]
+    out = [
+        {
+            "id": s.id,
+            "username": s.username,
+            "school_id": s.school_id,
+            "school": names.get(s.school_id, ""),
+            "roles": list(s.roles),
+            "classes": list(s.classes),
+            "active": s.active,
+            "name": app.staff_name(s.id),
+        }
+        for s in app.accounts.staff_accounts(user.actor, staff_id)
+    ]
     return sorted(out, key=lambda s: (not s["active"], s["school"], s["username"]))
 
 
@@ -70,15 +83,28 @@ def add_account(request: Request, user: User = Depends(page_user), form: dict = 
         except ValueError:
             raise InvalidInput(reason="密码至少 8 位") from None
         with web.writing() as app:
-            staff_id = app.add_staff(user.actor, username=form.get("username", "").strip(),
-                                     name=form.get("name", "").strip(), school_id=form.get("school") or None,
-                                     roles=roles, classes=_classes(form.get("classes")), password_hash=pw,
-                                     district=user.actor.district)
+            staff_id = app.add_staff(
+                user.actor,
+                username=form.get("username", "").strip(),
+                name=form.get("name", "").strip(),
+                school_id=form.get("school") or None,
+                roles=roles,
+                classes=_classes(form.get("classes")),
+                password_hash=pw,
+                district=user.actor.district,
+            )
     except DomainError as e:
         if e.code == "permission_denied":
             raise
-        return render(request, "admin/accounts.html", 400, staff=_staff(web.app, user),
-                      schools=_schools(web.app, user), roles=ROLES, error=i18n.error_text(e))
+        return render(
+            request,
+            "admin/accounts.html",
+            400,
+            staff=_staff(web.app, user),
+            schools=_schools(web.app, user),
+            roles=ROLES,
+            error=i18n.error_text(e),
+        )
     return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
 
 
@@ -92,8 +118,9 @@ def _one(app: Any, user: User, staff_id: str) -> dict[str, Any]:
 def _account_page(request: Request, user: User, staff_id: str, status: int = 200, **extra: Any) -> Response:
     web = get_web(request)
     person = _one(web.app, user, staff_id)
-    return render(request, "admin/account.html", status, person=person, roles=ROLES,
-                  tokens=web.tokens.of_staff(staff_id), **extra)
+    return render(
+        request, "admin/account.html", status, person=person, roles=ROLES, tokens=web.tokens.of_staff(staff_id), **extra
+    )
 
 
 @router.get("/admin/accounts/{staff_id}")
@@ -102,12 +129,14 @@ def account(request: Request, staff_id: str, user: User = Depends(page_user)) ->
 
 
 @router.post("/admin/accounts/{staff_id}/roles")
-def change_roles(request: Request, staff_id: str, user: User = Depends(page_user),
-                 form: dict = Depends(form_data)) -> Response:
+def change_roles(
+    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     try:
         with get_web(request).writing() as app:
-            app.change_staff_roles(user.actor, staff_id, _roles(form.get("roles")), _classes(form.get("classes")),
-                                   form.get("reason", ""))
+            app.change_staff_roles(
+                user.actor, staff_id, _roles(form.get("roles")), _classes(form.get("classes")), form.get("reason", "")
+            )
     except DomainError as e:
         if e.code in ("permission_denied", "not_found", "erased"):
             raise
@@ -116,8 +145,9 @@ def change_roles(request: Request, staff_id: str, user: User = Depends(page_user
 
 
 @router.post("/admin/accounts/{staff_id}/deactivate")
-def deactivate(request: Request, staff_id: str, user: User = Depends(page_user),
-               form: dict = Depends(form_data)) -> Response:
+def deactivate(
+    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     web = get_web(request)
     try:
         with web.writing() as app:
@@ -131,8 +161,9 @@ def deactivate(request: Request, staff_id: str, user: User = Depends(page_user),
 
 
 @router.post("/admin/accounts/{staff_id}/tokens")
-def issue_token(request: Request, staff_id: str, user: User = Depends(page_user),
-                form: dict = Depends(form_data)) -> Response:
+def issue_token(
+    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     web = get_web(request)
     try:  # the gate (ACCOUNT_ADMIN), the token and its audit entry: one command
         with web.writing() as app:
@@ -192,11 +223,23 @@ def keys(request: Request, user: User = Depends(page_user)) -> Response:
 def rotate(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
     web = get_web(request)
     if form.get("confirm") != "rotate":
-        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
-                      error=i18n.gettext("请勾选确认后再轮换主密钥"))
+        return render(
+            request,
+            "admin/keys.html",
+            400,
+            kek_id=web.app.keystore.master.kek_id,
+            checkpoint=None,
+            error=i18n.gettext("请勾选确认后再轮换主密钥"),
+        )
     if os.environ.get("ANXIN_MASTER_KEY"):
-        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
-                      error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换"))
+        return render(
+            request,
+            "admin/keys.html",
+            400,
+            kek_id=web.app.keystore.master.kek_id,
+            checkpoint=None,
+            error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换"),
+        )
     with web.writing() as app:
         app.check(user.actor, access.KEYS_ADMIN, "keys")  # before a key file is written
         n = app.rotate_master_key(user.actor, key_file=master_key_file(app.config))
@@ -213,8 +256,14 @@ def checkpoint(request: Request, user: User = Depends(page_user)) -> Response:
     except DomainError as e:
         if e.code == "permission_denied":
             raise
-        return render(request, "admin/keys.html", 400, kek_id=web.app.keystore.master.kek_id, checkpoint=None,
-                      error=i18n.error_text(e))
+        return render(
+            request,
+            "admin/keys.html",
+            400,
+            kek_id=web.app.keystore.master.kek_id,
+            checkpoint=None,
+            error=i18n.error_text(e),
+        )
     return render(request, "admin/keys.html", kek_id=web.app.keystore.master.kek_id, checkpoint=cp)
 
 
@@ -241,11 +290,21 @@ def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
     for item in (*plan.destroyed[1:], *plan.kept) if plan.kind == "student" else ():
         linked[item.kind] = linked.get(item.kind, 0) + 1
     schools = dict(_schools(app, user))
-    return {"stream_id": stream_id, "kind": plan.kind, "school": schools.get(plan.school_id, ""),
-            "school_id": plan.school_id or "", "class_name": plan.class_name or "",
-            "erased": not plan.destroyed, "student_no": student_no if plan.kind == "student" else "",
-            "linked": linked, "kind_label": plan.label, "plan": plan, "parts": PARTS, "statuses": STATUS_LABELS,
-            "remains": SHARED_REMAINS}
+    return {
+        "stream_id": stream_id,
+        "kind": plan.kind,
+        "school": schools.get(plan.school_id, ""),
+        "school_id": plan.school_id or "",
+        "class_name": plan.class_name or "",
+        "erased": not plan.destroyed,
+        "student_no": student_no if plan.kind == "student" else "",
+        "linked": linked,
+        "kind_label": plan.label,
+        "plan": plan,
+        "parts": PARTS,
+        "statuses": STATUS_LABELS,
+        "remains": SHARED_REMAINS,
+    }
 
 
 @router.get("/admin/shred")
@@ -278,18 +337,29 @@ def shred(request: Request, user: User = Depends(page_user), form: dict = Depend
         return render(request, "admin/shred.html", 400, schools=_schools(web.app, user), error=i18n.error_text(e))
     expected = target["student_no"] or target["stream_id"]
     if str(form.get("confirm", "")).strip() != expected:
-        return render(request, "admin/shred_confirm.html", 400, target=target,
-                      error=i18n.gettext("确认内容与要删除的记录不一致，未删除"))
+        return render(
+            request,
+            "admin/shred_confirm.html",
+            400,
+            target=target,
+            error=i18n.gettext("确认内容与要删除的记录不一致，未删除"),
+        )
     try:
         with web.writing() as app:
             done = app.erase(user.actor, target["stream_id"], form.get("reason", ""))
     except DomainError as e:
         if e.code == "permission_denied":
             raise
-        return render(request, "admin/shred_confirm.html", 400 if e.code != "erased" else 410, target=target,
-                      error=i18n.error_text(e))
+        return render(
+            request,
+            "admin/shred_confirm.html",
+            400 if e.code != "erased" else 410,
+            target=target,
+            error=i18n.error_text(e),
+        )
     message = i18n.gettext("已删除：密钥已销毁，内容不可恢复")
     if len(done.destroyed) > 1 or done.kept:
-        message += i18n.gettext("（共销毁 {n} 条记录的密钥；保留 {m} 条涉及其他学生的共享记录）",
-                                n=len(done.destroyed), m=len(done.kept))
+        message += i18n.gettext(
+            "（共销毁 {n} 条记录的密钥；保留 {m} 条涉及其他学生的共享记录）", n=len(done.destroyed), m=len(done.kept)
+        )
     return redirect("/admin/shred", request, message)

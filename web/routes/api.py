@@ -116,8 +116,13 @@ def _field_type(annotation: Any) -> Any:
     return annotation
 
 
-def body_model(name: str, func: Callable[..., Any], path_ids: tuple[str, ...],
-               overrides: Mapping[str, Any] | None = None, skip: tuple[str, ...] = ()) -> type[BaseModel]:
+def body_model(
+    name: str,
+    func: Callable[..., Any],
+    path_ids: tuple[str, ...],
+    overrides: Mapping[str, Any] | None = None,
+    skip: tuple[str, ...] = (),
+) -> type[BaseModel]:
     hints = typing.get_type_hints(func)
     fields: dict[str, Any] = {}
     for p in inspect.signature(func).parameters.values():
@@ -141,9 +146,18 @@ VAR_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def command(path: str, method: str, *, path_ids: tuple[str, ...] = (), status: int = 200, tag: str,
-            summary: str, overrides: Mapping[str, Any] | None = None, skip: tuple[str, ...] = (),
-            owner: type = Anxin) -> None:
+def command(
+    path: str,
+    method: str,
+    *,
+    path_ids: tuple[str, ...] = (),
+    status: int = 200,
+    tag: str,
+    summary: str,
+    overrides: Mapping[str, Any] | None = None,
+    skip: tuple[str, ...] = (),
+    owner: type = Anxin,
+) -> None:
     """POST `path`: call the application's `method` with the path ids and the body."""
     func = getattr(owner, method)
     model = body_model("".join(w.title() for w in method.split("_")) + "Body", func, path_ids, overrides, skip)
@@ -168,16 +182,23 @@ def command(path: str, method: str, *, path_ids: tuple[str, ...] = (), status: i
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__name__ = method
     wrapper.__doc__ = inspect.getdoc(func) or summary
-    router.add_api_route(path, wrapper, methods=["POST"], tags=[tag], summary=summary, status_code=status,
-                         name=f"api_{method}")
+    router.add_api_route(
+        path, wrapper, methods=["POST"], tags=[tag], summary=summary, status_code=status, name=f"api_{method}"
+    )
 
 
 # -- who am I, my work ------------------------------------------------------------------------
 @router.get("/me", tags=["账号"], summary="当前用户")
 def me(user: User = Depends(api_user)) -> dict[str, Any]:
     a = user.actor
-    return {"staff_id": a.staff_id, "name": user.name, "roles": sorted(r.value for r in a.roles),
-            "school_id": a.school_id, "classes": sorted(a.classes), "district": a.district}
+    return {
+        "staff_id": a.staff_id,
+        "name": user.name,
+        "roles": sorted(r.value for r in a.roles),
+        "school_id": a.school_id,
+        "classes": sorted(a.classes),
+        "district": a.district,
+    }
 
 
 @router.get("/schools", tags=["账号"], summary="学校列表（编号、名称、所属区）", dependencies=AUTH)
@@ -192,9 +213,13 @@ def my_work_queue(request: Request, user: User = Depends(api_user)) -> Any:
 
 # -- students -----------------------------------------------------------------------------------
 @router.get("/students", tags=["学生"], summary="学生名单（全校或一个班）或按姓名查找")
-def students(request: Request, q: str | None = Query(None, max_length=50, description="姓名（全名、姓或名）"),
-             class_name: str | None = Query(None, max_length=50, description="班级，如 七年级1班"),
-             school_id: str | None = None, user: User = Depends(api_user)) -> Any:
+def students(
+    request: Request,
+    q: str | None = Query(None, max_length=50, description="姓名（全名、姓或名）"),
+    class_name: str | None = Query(None, max_length=50, description="班级，如 七年级1班"),
+    school_id: str | None = None,
+    user: User = Depends(api_user),
+) -> Any:
     app = _app(request)
     school = _school(user, school_id)
     if q:
@@ -218,8 +243,9 @@ def student_timeline(request: Request, student_id: str, user: User = Depends(api
 
 
 @router.post("/students/{student_id}/timeline/open", tags=["学生"], summary="说明理由后查看学生时间线（督导）")
-def student_timeline_break_glass(request: Request, student_id: str, body: Reason,
-                                 user: User = Depends(api_user)) -> Any:
+def student_timeline_break_glass(
+    request: Request, student_id: str, body: Reason, user: User = Depends(api_user)
+) -> Any:
     return jsonable(timeline(_app(request), user.actor, student_id, break_glass=body.reason))
 
 
@@ -258,16 +284,40 @@ class Party(BaseModel):
 
 T = "一岗双带"
 command("/pairings", "pair", status=201, tag=T, summary="建立结对")
-command("/pairings/{pairing_id}/check-ins", "record_check_in", path_ids=("pairing_id",), status=201, tag=T,
-              summary="记录谈心谈话", overrides={"notes": CheckInNotes})
-command("/pairings/{pairing_id}/check-ins/{check_in_id}/corrections", "correct_check_in",
-              path_ids=("pairing_id", "check_in_id"), tag=T, summary="更正谈心记录")
+command(
+    "/pairings/{pairing_id}/check-ins",
+    "record_check_in",
+    path_ids=("pairing_id",),
+    status=201,
+    tag=T,
+    summary="记录谈心谈话",
+    overrides={"notes": CheckInNotes},
+)
+command(
+    "/pairings/{pairing_id}/check-ins/{check_in_id}/corrections",
+    "correct_check_in",
+    path_ids=("pairing_id", "check_in_id"),
+    tag=T,
+    summary="更正谈心记录",
+)
 command("/pairings/{pairing_id}/end", "end_pairing", path_ids=("pairing_id",), tag=T, summary="结束结对")
-command("/pairings/{pairing_id}/check-ins/{check_in_id}/escalate-to-support-file", "escalate_to_support_file",
-        path_ids=("pairing_id", "check_in_id"), status=201, tag=T, summary="将担忧转为心理档案")
-command("/pairings/{pairing_id}/check-ins/{check_in_id}/escalate-to-bullying-report", "escalate_to_bullying_report",
-        path_ids=("pairing_id", "check_in_id"), status=201, tag=T, summary="将担忧转为欺凌报告",
-        overrides={"parties": list[Party] | None})
+command(
+    "/pairings/{pairing_id}/check-ins/{check_in_id}/escalate-to-support-file",
+    "escalate_to_support_file",
+    path_ids=("pairing_id", "check_in_id"),
+    status=201,
+    tag=T,
+    summary="将担忧转为心理档案",
+)
+command(
+    "/pairings/{pairing_id}/check-ins/{check_in_id}/escalate-to-bullying-report",
+    "escalate_to_bullying_report",
+    path_ids=("pairing_id", "check_in_id"),
+    status=201,
+    tag=T,
+    summary="将担忧转为欺凌报告",
+    overrides={"parties": list[Party] | None},
+)
 
 
 # -- bullying cases -----------------------------------------------------------------------------
@@ -297,8 +347,15 @@ def case_status(request: Request, case_id: str, user: User = Depends(api_user)) 
     return jsonable(_app(request).case_status(user.actor, case_id))
 
 
-command("/cases", "report_bullying", status=201, tag=C, summary="报告疑似欺凌",
-        overrides={"parties": list[Party]}, skip=("source",))
+command(
+    "/cases",
+    "report_bullying",
+    status=201,
+    tag=C,
+    summary="报告疑似欺凌",
+    overrides={"parties": list[Party]},
+    skip=("source",),
+)
 CASE_ID = ("case_id",)
 for _path, _method, _summary in [
     ("parties", "add_party", "增加当事人"),
@@ -321,9 +378,26 @@ for _path, _method, _summary in [
     ("narrative/corrections", "correct_narrative", "更正事情经过"),
     ("report/corrections", "correct_report", "更正报告信息"),
 ]:
-    command(f"/cases/{{case_id}}/{_path}", _method, path_ids=CASE_ID, tag=C, summary=_summary,
-            status=201 if _path in ("safety-measures", "guardian-notifications", "statements", "evidence",
-                                    "mandatory-reports", "interventions", "appeals", "follow-ups") else 200)
+    command(
+        f"/cases/{{case_id}}/{_path}",
+        _method,
+        path_ids=CASE_ID,
+        tag=C,
+        summary=_summary,
+        status=201
+        if _path
+        in (
+            "safety-measures",
+            "guardian-notifications",
+            "statements",
+            "evidence",
+            "mandatory-reports",
+            "interventions",
+            "appeals",
+            "follow-ups",
+        )
+        else 200,
+    )
 for _path, _id, _method, _summary in [
     ("interventions/{intervention_id}/progress", "intervention_id", "record_intervention_progress", "记录干预进展"),
     ("interventions/{intervention_id}/complete", "intervention_id", "complete_intervention", "完成干预"),
@@ -366,8 +440,15 @@ class Measure(BaseModel):
     when: str = ""
 
 
-command("/support-files", "open_support_file", status=201, tag=S, summary="建立心理档案",
-        path_ids=(), overrides={"student_id": str})
+command(
+    "/support-files",
+    "open_support_file",
+    status=201,
+    tag=S,
+    summary="建立心理档案",
+    path_ids=(),
+    overrides={"student_id": str},
+)
 FILE_ID = ("file_id",)
 for _path, _method, _summary in [
     ("risk/raise", "raise_risk_level", "提高风险等级"),
@@ -384,11 +465,23 @@ for _path, _method, _summary in [
     ("close", "close_support_file", "结束档案"),
     ("reopen", "reopen_support_file", "重新打开档案"),
 ]:
-    command(f"/support-files/{{file_id}}/{_path}", _method, path_ids=FILE_ID, tag=S, summary=_summary,
-            status=201 if _path in ("sessions", "guardian-contacts", "referrals", "crisis-interventions",
-                                    "reviews") else 200)
-command("/support-files/{file_id}/entries/{entry_id}/corrections", "correct_file_entry",
-        path_ids=("file_id", "entry_id"), tag=S, summary="更正档案记录")
+    command(
+        f"/support-files/{{file_id}}/{_path}",
+        _method,
+        path_ids=FILE_ID,
+        tag=S,
+        summary=_summary,
+        status=201
+        if _path in ("sessions", "guardian-contacts", "referrals", "crisis-interventions", "reviews")
+        else 200,
+    )
+command(
+    "/support-files/{file_id}/entries/{entry_id}/corrections",
+    "correct_file_entry",
+    path_ids=("file_id", "entry_id"),
+    tag=S,
+    summary="更正档案记录",
+)
 
 SC = "心理筛查"
 
@@ -403,15 +496,25 @@ def student_screenings(request: Request, student_id: str, user: User = Depends(a
     return jsonable(_app(request).student_screenings(user.actor, student_id))
 
 
-command("/students/{student_id}/screenings", "record_screening", path_ids=("student_id",), status=201, tag=SC,
-        summary="录入一名学生的筛查结果")
+command(
+    "/students/{student_id}/screenings",
+    "record_screening",
+    path_ids=("student_id",),
+    status=201,
+    tag=SC,
+    summary="录入一名学生的筛查结果",
+)
 
 
-@router.post("/screenings/import", tags=[SC], status_code=201,
-             summary="导入筛查结果 CSV（全部成功或全部不写入；错误逐行列出）")
-def import_screenings(request: Request,
-                      csv_text: str = Body(..., media_type="text/csv", description="UTF-8 CSV 文本"),
-                      school_id: str | None = Query(None), user: User = Depends(api_user)) -> JSONResponse:
+@router.post(
+    "/screenings/import", tags=[SC], status_code=201, summary="导入筛查结果 CSV（全部成功或全部不写入；错误逐行列出）"
+)
+def import_screenings(
+    request: Request,
+    csv_text: str = Body(..., media_type="text/csv", description="UTF-8 CSV 文本"),
+    school_id: str | None = Query(None),
+    user: User = Depends(api_user),
+) -> JSONResponse:
     web = get_web(request)
     with web.writing():
         result = web.app.import_screenings(user.actor, _school(user, school_id), csv_text)
@@ -420,9 +523,14 @@ def import_screenings(request: Request,
 
 # -- reports and the audit trail ------------------------------------------------------------------
 @router.get("/reports/periodic", tags=["定期报送"], summary="定期报送（无姓名、无文字内容）")
-def report(request: Request, date_from: date = Query(..., alias="from"), date_to: date = Query(..., alias="to"),
-           school_id: str | None = None, format: Literal["json", "csv"] = "json",
-           user: User = Depends(api_user)) -> Any:
+def report(
+    request: Request,
+    date_from: date = Query(..., alias="from"),
+    date_to: date = Query(..., alias="to"),
+    school_id: str | None = None,
+    format: Literal["json", "csv"] = "json",
+    user: User = Depends(api_user),
+) -> Any:
     found = periodic_report(_app(request), user.actor, date_from=date_from, date_to=date_to, school_id=school_id)
     if format == "csv":
         return PlainTextResponse(report_csv(found), media_type="text/csv; charset=utf-8")
@@ -430,6 +538,11 @@ def report(request: Request, date_from: date = Query(..., alias="from"), date_to
 
 
 @router.get("/audit/{what}", tags=["审计"], summary="审计查询：case-history | student-access | break-glass | denied")
-def audit(request: Request, what: Literal["case-history", "student-access", "break-glass", "denied"],
-          id: str | None = None, school_id: str | None = None, user: User = Depends(api_user)) -> Any:
+def audit(
+    request: Request,
+    what: Literal["case-history", "student-access", "break-glass", "denied"],
+    id: str | None = None,
+    school_id: str | None = None,
+    user: User = Depends(api_user),
+) -> Any:
     return jsonable(audit_queries.query(_app(request), user.actor, what, id=id, school_id=school_id))

@@ -21,8 +21,15 @@ def _schema_fields(spec: dict[str, Any], schema: dict[str, Any]) -> list[dict[st
     required = set(schema.get("required", []))
     fields = []
     for name, prop in schema.get("properties", {}).items():
-        fields.append({"name": name, "type": _type(prop), "required": name in required,
-                       "default": prop.get("default"), "description": prop.get("description", "")})
+        fields.append(
+            {
+                "name": name,
+                "type": _type(prop),
+                "required": name in required,
+                "default": prop.get("default"),
+                "description": prop.get("description", ""),
+            }
+        )
     return fields
 
 
@@ -50,10 +57,19 @@ def api_docs(request: Request) -> Response:
             body = op.get("requestBody", {}).get("content", {})
             json_schema = body.get("application/json", {}).get("schema")
             entry = {
-                "method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                "method": method.upper(),
+                "path": path,
+                "summary": op.get("summary", ""),
                 "doc": op.get("description", ""),
-                "params": [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                            "type": _type(p.get("schema", {}))} for p in op.get("parameters", [])],
+                "params": [
+                    {
+                        "name": p["name"],
+                        "in": p["in"],
+                        "required": p.get("required", False),
+                        "type": _type(p.get("schema", {})),
+                    }
+                    for p in op.get("parameters", [])
+                ],
                 "fields": _schema_fields(spec, json_schema) if json_schema else [],
                 "raw_body": next(iter(body), None) if body and not json_schema else None,
             }

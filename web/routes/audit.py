@@ -37,8 +37,16 @@ def audit_page(request: Request, user: User = Depends(page_user)) -> Response:
     app = get_web(request).app
     what, id_, school = _params(request)
     schools = [(sid, name) for sid, name, d in app.schools() if d == user.actor.district]
-    context = {"queries": QUERIES, "what": what, "id": id_ or "", "school": school or "", "schools": schools,
-               "rows": None, "error": None, "query": request.url.query}
+    context = {
+        "queries": QUERIES,
+        "what": what,
+        "id": id_ or "",
+        "school": school or "",
+        "schools": schools,
+        "rows": None,
+        "error": None,
+        "query": request.url.query,
+    }
     if what not in QUERIES:
         return render(request, "audit/audit.html", 400, **context | {"error": i18n.gettext("未知的查询类别")})
     if what in NEEDS_ID and not id_:
@@ -49,8 +57,7 @@ def audit_page(request: Request, user: User = Depends(page_user)) -> Response:
         return render(request, "audit/audit.html", 400, **context | {"error": i18n.error_text(e)})
     except DomainError as e:
         if e.code == "not_found" and what in NEEDS_ID:
-            return render(request, "audit/audit.html", 404,
-                          **context | {"error": i18n.gettext("找不到该编号的记录")})
+            return render(request, "audit/audit.html", 404, **context | {"error": i18n.gettext("找不到该编号的记录")})
         raise
     except ValueError:  # not an id at all
         return render(request, "audit/audit.html", 400, **context | {"error": i18n.gettext("找不到该编号的记录")})
@@ -65,5 +72,8 @@ def audit_csv(request: Request, user: User = Depends(page_user)) -> Response:
     out = io.StringIO()
     with get_web(request).writing() as app:
         audit.export_csv(app, user.actor, what, out, id_, school)
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="anxin-audit-{what}.csv"'})
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="anxin-audit-{what}.csv"'},
+    )

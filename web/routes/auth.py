@@ -49,21 +49,29 @@ def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Respon
     subject = login_subject(app, username) if username else ""
     if web.throttle.blocked(username, address):
         app.record_security_event("login_failed", "anonymous", subject, {"reason": "throttled"})
-        return render(request, "login.html", 429, next=target, username=username,
-                      error=_("登录失败次数过多，请 15 分钟后再试"))
+        return render(
+            request, "login.html", 429, next=target, username=username, error=_("登录失败次数过多，请 15 分钟后再试")
+        )
     account = app.account(username) if username else None
     if account is None or not verify_password(account[1], password):
         web.throttle.failed(username, address)
-        app.record_security_event("login_failed", account[0] if account else "anonymous", subject,
-                                  {"reason": "bad_credentials"})
-        return render(request, "login.html", 401, next=target, username=username,
-                      error=_("用户名或密码不正确"))
+        app.record_security_event(
+            "login_failed", account[0] if account else "anonymous", subject, {"reason": "bad_credentials"}
+        )
+        return render(request, "login.html", 401, next=target, username=username, error=_("用户名或密码不正确"))
     web.throttle.succeeded(username)
     session = web.sessions.create(account[0], replacing=request.cookies.get(COOKIE))
     app.record_security_event("login", account[0], subject)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", secure=web.secure_cookies,
-                        max_age=IDLE_SECONDS * 16, path="/")
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        httponly=True,
+        samesite="lax",
+        secure=web.secure_cookies,
+        max_age=IDLE_SECONDS * 16,
+        path="/",
+    )
     return response
 
 
@@ -83,13 +91,15 @@ def password_page(request: Request, user: User = Depends(page_user)) -> Response
 
 
 @router.post("/account/password")
-def change_password(request: Request, user: User = Depends(page_user),
-                    form: dict[str, Any] = Depends(form_data)) -> Response:
+def change_password(
+    request: Request, user: User = Depends(page_user), form: dict[str, Any] = Depends(form_data)
+) -> Response:
     web = get_web(request)
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     try:  # one command: the new hash, the person's other sessions ended, the audit entry
-        web.app.accounts.change_password(user.actor, current, new, again,
-                                         keep_session=user.session.id if user.session else None)
+        web.app.accounts.change_password(
+            user.actor, current, new, again, keep_session=user.session.id if user.session else None
+        )
     except PasswordRejected as e:
         return render(request, "password.html", 400, error=i18n.error_text(e))
     return redirect("/", request, _("密码已修改"))

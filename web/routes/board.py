@@ -28,9 +28,17 @@ router = APIRouter(include_in_schema=False)
 STATUS_ORDER = [*STATUS_LABELS, "erased"]
 STATUS_NAMES = {**STATUS_LABELS, "erased": "已删除"}
 STATUS_FILL = {
-    "reported": "#f79009", "reopened": "#dc6803", "investigating": "#2e90fa", "awaiting_determination": "#7a5af8",
-    "determined": "#9e77ed", "concluded": "#98a2b3", "intervening": "#12b76a", "following_up": "#039855",
-    "appealed": "#f04438", "closed": "#475467", "erased": "#d0d5dd",
+    "reported": "#f79009",
+    "reopened": "#dc6803",
+    "investigating": "#2e90fa",
+    "awaiting_determination": "#7a5af8",
+    "determined": "#9e77ed",
+    "concluded": "#98a2b3",
+    "intervening": "#12b76a",
+    "following_up": "#039855",
+    "appealed": "#f04438",
+    "closed": "#475467",
+    "erased": "#d0d5dd",
 }
 RISK_FILL = {"general": "#fdb022", "key": "#f79009", "high": "#d92d20"}
 OVERDUE_FILL = "#d92d20"
@@ -89,13 +97,15 @@ def svg(c: Chart, title: str) -> Markup:
     ]
     for r in c.rows:
         label = _(r.label) if r.translate else r.label
-        out.append(f'  <g class="row">\n    <text x="{c.label_x}" y="{r.y + h}" text-anchor="end">{escape(label)}</text>\n')
+        out.append(
+            f'  <g class="row">\n    <text x="{c.label_x}" y="{r.y + h}" text-anchor="end">{escape(label)}</text>\n'
+        )
         for s in r.segments:
             if s.count:
                 out.append(
                     f'    <rect class="bar" x="{s.x}" y="{r.y}" width="{s.width}" height="{c.bar_h}" '
                     f'fill="{escape(s.fill)}" data-key="{escape(s.key)}" data-count="{s.count}">'
-                    f'<title>{escape(_(s.name))}：{s.count}</title></rect>\n'
+                    f"<title>{escape(_(s.name))}：{s.count}</title></rect>\n"
                 )
         end = sum(s.width for s in r.segments) + c.label_x + 6
         out.append(f'    <text x="{round(end + 4, 1)}" y="{r.y + h}">{r.total}</text>\n  </g>\n')
@@ -152,23 +162,49 @@ def board(request: Request, user: User = Depends(page_user)) -> Response:
         overdue = overdue_counts(app, user.actor, school)
         pairings = pairing_counts(app, user.actor, school)
     cases_chart, statuses = cases_by_month(lines)
-    risk_chart = chart("risk-chart", [
-        Row(RISK_LABELS[k], True, [Segment(k, RISK_LABELS[k], risks[k], RISK_FILL[k])]) for k in RISK_LEVELS
-    ])
-    overdue_chart = chart("overdue-chart", [
-        Row(KIND_LABELS[k], True, [Segment(k, KIND_LABELS[k], overdue[k], OVERDUE_FILL)]) for k in KINDS
-    ])
-    pairing_chart = chart("pairing-chart", [
-        Row(c.class_name or "—", False, [Segment(c.class_name or "", "谈心逾期", c.overdue, OVERDUE_FILL),
-                                          Segment(c.class_name or "", "按期", c.pairings - c.overdue, PAIRING_FILL)])
-        for c in pairings
-    ], [Segment("overdue", "谈心逾期", 0, OVERDUE_FILL), Segment("on_time", "按期", 0, PAIRING_FILL)])
+    risk_chart = chart(
+        "risk-chart",
+        [Row(RISK_LABELS[k], True, [Segment(k, RISK_LABELS[k], risks[k], RISK_FILL[k])]) for k in RISK_LEVELS],
+    )
+    overdue_chart = chart(
+        "overdue-chart",
+        [Row(KIND_LABELS[k], True, [Segment(k, KIND_LABELS[k], overdue[k], OVERDUE_FILL)]) for k in KINDS],
+    )
+    pairing_chart = chart(
+        "pairing-chart",
+        [
+            Row(
+                c.class_name or "—",
+                False,
+                [
+                    Segment(c.class_name or "", "谈心逾期", c.overdue, OVERDUE_FILL),
+                    Segment(c.class_name or "", "按期", c.pairings - c.overdue, PAIRING_FILL),
+                ],
+            )
+            for c in pairings
+        ],
+        [Segment("overdue", "谈心逾期", 0, OVERDUE_FILL), Segment("on_time", "按期", 0, PAIRING_FILL)],
+    )
     matrix = {r.label: {s.key: s.count for s in r.segments} for r in cases_chart.rows}
     return render(
-        request, "board/board.html", svg=svg, lines=lines, cases_chart=cases_chart, statuses=statuses,
-        status_names=STATUS_NAMES, matrix=matrix, risk_chart=risk_chart, risks=risks, risk_labels=RISK_LABELS,
-        risk_levels=RISK_LEVELS, overdue_chart=overdue_chart, overdue=overdue, kinds=KINDS, kind_labels=KIND_LABELS,
-        pairing_chart=pairing_chart, pairings=pairings,
+        request,
+        "board/board.html",
+        svg=svg,
+        lines=lines,
+        cases_chart=cases_chart,
+        statuses=statuses,
+        status_names=STATUS_NAMES,
+        matrix=matrix,
+        risk_chart=risk_chart,
+        risks=risks,
+        risk_labels=RISK_LABELS,
+        risk_levels=RISK_LEVELS,
+        overdue_chart=overdue_chart,
+        overdue=overdue,
+        kinds=KINDS,
+        kind_labels=KIND_LABELS,
+        pairing_chart=pairing_chart,
+        pairings=pairings,
         open_cases=sum(1 for x in lines if x.status not in ("closed", "erased")),
         overdue_cases=sum(1 for x in lines if x.investigation_overdue),
     )

@@ -99,8 +99,9 @@ def _yes(form: dict[str, Any], key: str) -> bool:
 
 # -- report -----------------------------------------------------------------------------------
 def _report_page(request: Request, status: int = 200, **extra: Any) -> Response:
-    return render(request, "cases/new.html", status, channels=CHANNELS, forms_=FORMS, parts=PARTS,
-                  rows=range(PARTY_ROWS), **extra)
+    return render(
+        request, "cases/new.html", status, channels=CHANNELS, forms_=FORMS, parts=PARTS, rows=range(PARTY_ROWS), **extra
+    )
 
 
 @router.get("/cases/new")
@@ -122,9 +123,15 @@ def report_case(request: Request, user: User = Depends(page_user), form: dict = 
         occurred_at = _when(_text(form, "occurred_at"), "发生时间")
         with web.writing() as app:
             case_id = app.report_bullying(
-                user.actor, school_id=user.actor.school_id or "", channel=_text(form, "channel") or "teacher",
-                occurred_at=occurred_at, place=_text(form, "place"), forms=_list(form, "forms"), parties=parties,
-                narrative=_text(form, "narrative"), reporter_note=_text(form, "reporter_note"),
+                user.actor,
+                school_id=user.actor.school_id or "",
+                channel=_text(form, "channel") or "teacher",
+                occurred_at=occurred_at,
+                place=_text(form, "place"),
+                forms=_list(form, "forms"),
+                parties=parties,
+                narrative=_text(form, "narrative"),
+                reporter_note=_text(form, "reporter_note"),
             )
     except DomainError as e:
         if e.code == "permission_denied":
@@ -159,28 +166,53 @@ def _case_context(app: Any, web: Any, case: Any) -> dict[str, Any]:
     refs = {sid: app.student_ref(sid) for sid in ids}
     det = case.determination
     return {
-        "case": case, "refs": refs, "staff_name": web.staff_name, "det": det, "status": case.status,
-        "status_labels": STATUS_LABELS, "parts": PARTS, "forms_": FORMS, "channels": CHANNELS,
-        "measures": MEASURES, "methods": CONTACT_METHODS, "severities": SEVERITIES,
-        "kinds": INTERVENTION_KINDS, "outcomes": APPEAL_OUTCOMES,
+        "case": case,
+        "refs": refs,
+        "staff_name": web.staff_name,
+        "det": det,
+        "status": case.status,
+        "status_labels": STATUS_LABELS,
+        "parts": PARTS,
+        "forms_": FORMS,
+        "channels": CHANNELS,
+        "measures": MEASURES,
+        "methods": CONTACT_METHODS,
+        "severities": SEVERITIES,
+        "kinds": INTERVENTION_KINDS,
+        "outcomes": APPEAL_OUTCOMES,
         "today": app.now().date(),
         "interventions": sorted(case.interventions.values(), key=lambda i: i["at"]),
         "appeal_parties": [p for p in case.parties if p["part"] != "witness"],
     }
 
 
-def _case_page(request: Request, user: User, case_id: str, status: int = 200, *, break_glass: str | None = None,
-               **extra: Any) -> Response:
+def _case_page(
+    request: Request, user: User, case_id: str, status: int = 200, *, break_glass: str | None = None, **extra: Any
+) -> Response:
     web = get_web(request)
     try:
         case, line = web.app.read_case(user.actor, case_id, break_glass)
     except Erased:
         return render(request, "cases/erased.html", 410, case_id=case_id)
     if case is None:
-        return render(request, "cases/status.html", status, case_id=case_id, line=line,
-                      status_labels=STATUS_LABELS, severities=SEVERITIES)
-    return render(request, "cases/case.html", status, case_id=case_id, break_glass=break_glass,
-                  **_case_context(web.app, web, case), **extra)
+        return render(
+            request,
+            "cases/status.html",
+            status,
+            case_id=case_id,
+            line=line,
+            status_labels=STATUS_LABELS,
+            severities=SEVERITIES,
+        )
+    return render(
+        request,
+        "cases/case.html",
+        status,
+        case_id=case_id,
+        break_glass=break_glass,
+        **_case_context(web.app, web, case),
+        **extra,
+    )
 
 
 def _supervisor_only(user: User) -> bool:
@@ -196,16 +228,16 @@ def case_page(request: Request, case_id: str, user: User = Depends(page_user)) -
 
 
 @router.post("/cases/{case_id}/open")
-def case_open(request: Request, case_id: str, user: User = Depends(page_user),
-              form: dict = Depends(form_data)) -> Response:
+def case_open(
+    request: Request, case_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     reason = _text(form, "break_glass_reason")
     try:
         return _case_page(request, user, case_id, break_glass=reason)
     except DomainError as e:
         if e.code != "permission_denied" or len(reason) >= 4:
             raise
-        return render(request, "break_glass.html", 400, action=f"/cases/{case_id}/open",
-                      error=i18n.error_text(e))
+        return render(request, "break_glass.html", 400, action=f"/cases/{case_id}/open", error=i18n.error_text(e))
 
 
 # -- the lifecycle steps: each one application call ----------------------------------------------
@@ -213,42 +245,69 @@ Step = Callable[[Any, User, str, dict[str, Any], int | None], Any]
 
 
 def _add_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_party(u.actor, cid, student_id=_student(app, u, _text(f, "student_no")), part=_text(f, "part"),
-                         reason=_text(f, "reason"), expected_version=v)
+    return app.add_party(
+        u.actor,
+        cid,
+        student_id=_student(app, u, _text(f, "student_no")),
+        part=_text(f, "part"),
+        reason=_text(f, "reason"),
+        expected_version=v,
+    )
 
 
 def _remove_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.remove_party(u.actor, cid, student_id=_text(f, "student_id"), reason=_text(f, "reason"),
-                            expected_version=v)
+    return app.remove_party(
+        u.actor, cid, student_id=_text(f, "student_id"), reason=_text(f, "reason"), expected_version=v
+    )
 
 
 def _safety_measure(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.take_safety_measure(u.actor, cid, kind=_text(f, "kind"), student_ids=_list(f, "student_ids"),
-                                   note=_text(f, "note"), expected_version=v)
+    return app.take_safety_measure(
+        u.actor,
+        cid,
+        kind=_text(f, "kind"),
+        student_ids=_list(f, "student_ids"),
+        note=_text(f, "note"),
+        expected_version=v,
+    )
 
 
 def _notify_guardian(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = _text(f, "notified_at")
-    return app.notify_guardian(u.actor, cid, student_id=_text(f, "student_id"), method=_text(f, "method"),
-                               notified_at=_when(at, "告知时间") if at else app.now(), note=_text(f, "note"),
-                               expected_version=v)
+    return app.notify_guardian(
+        u.actor,
+        cid,
+        student_id=_text(f, "student_id"),
+        method=_text(f, "method"),
+        notified_at=_when(at, "告知时间") if at else app.now(),
+        note=_text(f, "note"),
+        expected_version=v,
+    )
 
 
 def _statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_statement(u.actor, cid, text=_text(f, "text"), from_student_id=_text(f, "from_student_id") or None,
-                                from_person=_text(f, "from_person") or None,
-                                taken_on=_day(_text(f, "taken_on"), "陈述日期"), expected_version=v)
+    return app.record_statement(
+        u.actor,
+        cid,
+        text=_text(f, "text"),
+        from_student_id=_text(f, "from_student_id") or None,
+        from_person=_text(f, "from_person") or None,
+        taken_on=_day(_text(f, "taken_on"), "陈述日期"),
+        expected_version=v,
+    )
 
 
 def _evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_evidence(u.actor, cid, description=_text(f, "description"), reference=_text(f, "reference"),
-                            expected_version=v)
+    return app.add_evidence(
+        u.actor, cid, description=_text(f, "description"), reference=_text(f, "reference"), expected_version=v
+    )
 
 
 def _start(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     handler = _text(f, "handler")
-    return app.start_investigation(u.actor, cid, handler_id=_staff(app, u, handler) if handler else None,
-                                   expected_version=v)
+    return app.start_investigation(
+        u.actor, cid, handler_id=_staff(app, u, handler) if handler else None, expected_version=v
+    )
 
 
 def _complete(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
@@ -265,8 +324,15 @@ def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
 
 def _determine(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     bullying, severity, horseplay = _verdict(f)
-    return app.determine(u.actor, cid, bullying=bullying, severity=severity, horseplay=horseplay,
-                         reason=_text(f, "reason"), expected_version=v)
+    return app.determine(
+        u.actor,
+        cid,
+        bullying=bullying,
+        severity=severity,
+        horseplay=horseplay,
+        reason=_text(f, "reason"),
+        expected_version=v,
+    )
 
 
 def _approve(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
@@ -279,30 +345,50 @@ def _return(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> An
 
 def _mandatory(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = _text(f, "reported_at")
-    return app.record_mandatory_report(u.actor, cid, agency=_text(f, "agency"),
-                                       reported_at=_when(at, "报告时间") if at else app.now(),
-                                       reference=_text(f, "reference"), note=_text(f, "note"), expected_version=v)
+    return app.record_mandatory_report(
+        u.actor,
+        cid,
+        agency=_text(f, "agency"),
+        reported_at=_when(at, "报告时间") if at else app.now(),
+        reference=_text(f, "reference"),
+        note=_text(f, "note"),
+        expected_version=v,
+    )
 
 
 def _plan(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.plan_intervention(u.actor, cid, student_id=_text(f, "student_id"), kind=_text(f, "kind"),
-                                 plan=_text(f, "plan"), responsible_staff_id=_staff(app, u, _text(f, "responsible")),
-                                 expected_version=v)
+    return app.plan_intervention(
+        u.actor,
+        cid,
+        student_id=_text(f, "student_id"),
+        kind=_text(f, "kind"),
+        plan=_text(f, "plan"),
+        responsible_staff_id=_staff(app, u, _text(f, "responsible")),
+        expected_version=v,
+    )
 
 
 def _progress(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_intervention_progress(u.actor, cid, _text(f, "intervention_id"), note=_text(f, "note"),
-                                            expected_version=v)
+    return app.record_intervention_progress(
+        u.actor, cid, _text(f, "intervention_id"), note=_text(f, "note"), expected_version=v
+    )
 
 
 def _finish(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_intervention(u.actor, cid, _text(f, "intervention_id"), outcome=_text(f, "outcome"),
-                                     expected_version=v)
+    return app.complete_intervention(
+        u.actor, cid, _text(f, "intervention_id"), outcome=_text(f, "outcome"), expected_version=v
+    )
 
 
 def _appeal(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.lodge_appeal(u.actor, cid, party_id=_text(f, "party_id"), grounds=_text(f, "grounds"),
-                            lodged_on=_day(_text(f, "lodged_on"), "申诉日期"), expected_version=v)
+    return app.lodge_appeal(
+        u.actor,
+        cid,
+        party_id=_text(f, "party_id"),
+        grounds=_text(f, "grounds"),
+        lodged_on=_day(_text(f, "lodged_on"), "申诉日期"),
+        expected_version=v,
+    )
 
 
 def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
@@ -312,14 +398,24 @@ def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
     horseplay = False
     if outcome == "changed":
         bullying, severity, horseplay = _verdict(f)
-    return app.record_appeal_outcome(u.actor, cid, _text(f, "appeal_id"), outcome=outcome, reason=_text(f, "reason"),
-                                     decided_on=_day(_text(f, "decided_on"), "复查日期"), bullying=bullying,
-                                     severity=severity, horseplay=horseplay, expected_version=v)
+    return app.record_appeal_outcome(
+        u.actor,
+        cid,
+        _text(f, "appeal_id"),
+        outcome=outcome,
+        reason=_text(f, "reason"),
+        decided_on=_day(_text(f, "decided_on"), "复查日期"),
+        bullying=bullying,
+        severity=severity,
+        horseplay=horseplay,
+        expected_version=v,
+    )
 
 
 def _follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_follow_up(u.actor, cid, notes=_text(f, "notes"), held_on=_day(_text(f, "held_on"), "回访日期"),
-                                expected_version=v)
+    return app.record_follow_up(
+        u.actor, cid, notes=_text(f, "notes"), held_on=_day(_text(f, "held_on"), "回访日期"), expected_version=v
+    )
 
 
 def _close(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
@@ -331,8 +427,9 @@ def _reopen(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> An
 
 
 def _correct_narrative(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_narrative(u.actor, cid, narrative=_text(f, "narrative"), reason=_text(f, "reason"),
-                                 expected_version=v)
+    return app.correct_narrative(
+        u.actor, cid, narrative=_text(f, "narrative"), reason=_text(f, "reason"), expected_version=v
+    )
 
 
 def _correct_report(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
@@ -349,19 +446,27 @@ def _correct_report(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
 
 
 def _correct_statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_statement(u.actor, cid, _text(f, "statement_id"), text=_text(f, "text"),
-                                 reason=_text(f, "reason"), expected_version=v)
+    return app.correct_statement(
+        u.actor, cid, _text(f, "statement_id"), text=_text(f, "text"), reason=_text(f, "reason"), expected_version=v
+    )
 
 
 def _correct_evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_evidence(u.actor, cid, _text(f, "evidence_id"), reason=_text(f, "reason"),
-                                description=_text(f, "description") or None, reference=_text(f, "reference") or None,
-                                expected_version=v)
+    return app.correct_evidence(
+        u.actor,
+        cid,
+        _text(f, "evidence_id"),
+        reason=_text(f, "reason"),
+        description=_text(f, "description") or None,
+        reference=_text(f, "reference") or None,
+        expected_version=v,
+    )
 
 
 def _correct_follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_follow_up(u.actor, cid, _text(f, "follow_up_id"), notes=_text(f, "notes"),
-                                 reason=_text(f, "reason"), expected_version=v)
+    return app.correct_follow_up(
+        u.actor, cid, _text(f, "follow_up_id"), notes=_text(f, "notes"), reason=_text(f, "reason"), expected_version=v
+    )
 
 
 STEPS: dict[str, tuple[Step, str]] = {
@@ -394,12 +499,12 @@ STEPS: dict[str, tuple[Step, str]] = {
 
 
 @router.post("/cases/{case_id}/{action}")
-def case_step(request: Request, case_id: str, action: str, user: User = Depends(page_user),
-              form: dict = Depends(form_data)) -> Response:
+def case_step(
+    request: Request, case_id: str, action: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     step = STEPS.get(action)
     if step is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"),
-                      message=i18n.gettext("未知的操作"))
+        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
     call, done = step
     web = get_web(request)
     try:

@@ -50,10 +50,15 @@ def district(request: Request, user: User = Depends(page_user)) -> Response:
     today = app.now().date()
     report = periodic_report(app, user.actor, date_from=school_year_start(today), date_to=today)
     ids = [m for m in report.metrics]
-    return render(request, "district/dashboard.html", report=report, label=label,
-                  status_metrics=[m for m in ids if m.id.startswith("cases_end_")],
-                  file_metrics=[m for m in ids if m.id.startswith("files_end_")],
-                  sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id])
+    return render(
+        request,
+        "district/dashboard.html",
+        report=report,
+        label=label,
+        status_metrics=[m for m in ids if m.id.startswith("cases_end_")],
+        file_metrics=[m for m in ids if m.id.startswith("files_end_")],
+        sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id],
+    )
 
 
 def _period(request: Request, app: Any) -> tuple[date, date, str | None]:
@@ -77,16 +82,24 @@ def reports(request: Request, user: User = Depends(page_user)) -> Response:
         start, end, school = _period(request, app)
         report = periodic_report(app, user.actor, date_from=start, date_to=end, school_id=school)
     except ValueError as e:
-        return render(request, "district/reports.html", 400, report=None, schools=schools, values=values,
-                      error=str(e))
+        return render(request, "district/reports.html", 400, report=None, schools=schools, values=values, error=str(e))
     except DomainError as e:
         if e.code in ("permission_denied", "not_found"):
             raise
-        return render(request, "district/reports.html", 400, report=None, schools=schools, values=values,
-                      error=i18n.error_text(e))
+        return render(
+            request, "district/reports.html", 400, report=None, schools=schools, values=values, error=i18n.error_text(e)
+        )
     values.update({"from": start.isoformat(), "to": end.isoformat()})
-    return render(request, "district/reports.html", report=report, label=label, schools=schools, values=values, error=None,
-                  query=request.url.query)
+    return render(
+        request,
+        "district/reports.html",
+        report=report,
+        label=label,
+        schools=schools,
+        values=values,
+        error=None,
+        query=request.url.query,
+    )
 
 
 @router.get("/reports.csv")
@@ -98,12 +111,18 @@ def reports_csv(request: Request, user: User = Depends(page_user)) -> Response:
         return Response(str(e), status_code=400, media_type="text/plain; charset=utf-8")
     report = periodic_report(app, user.actor, date_from=start, date_to=end, school_id=school)
     with get_web(request).writing() as a:
-        a.record_security_event("export", user.staff_id, school or f"district:{report.district}",
-                                {"what": "report-csv", "from": start.isoformat(), "to": end.isoformat(),
-                                 "rows": len(report.schools) + 1})
+        a.record_security_event(
+            "export",
+            user.staff_id,
+            school or f"district:{report.district}",
+            {"what": "report-csv", "from": start.isoformat(), "to": end.isoformat(), "rows": len(report.schools) + 1},
+        )
     name = f"anxin-report-{start.isoformat()}-{end.isoformat()}.csv"
-    return Response("\ufeff" + report_csv(report), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        "\ufeff" + report_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/reports/print")

@@ -22,5 +22,6 @@ def healthz() -> JSONResponse:
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     ready, checks = readiness(get_web(request).app)
-    return JSONResponse({"status": "ready" if ready else "unready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "unready", "checks": checks}, status_code=200 if ready else 503
+    )

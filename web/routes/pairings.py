@@ -54,10 +54,22 @@ def _board_page(request: Request, user: User, status: int = 200, error: str | No
             school_board = pairing_board(app, user.actor, school_id=school, class_name=class_name, names=True)
         staff = _school_staff(app, user)
         students = [s for s in app.list_students(user.actor, school, class_name) if not s.erased]
-    return render(request, "pairings/board.html", status, mine=mine, counts=counts, school_board=school_board,
-                  class_name=class_name, staff=staff, students=students, manager=manager, error=error,
-                  today=app.now().date(), staff_name=get_web(request).staff_name,
-                  default_cadence=app.policy.check_in_cadence_days)
+    return render(
+        request,
+        "pairings/board.html",
+        status,
+        mine=mine,
+        counts=counts,
+        school_board=school_board,
+        class_name=class_name,
+        staff=staff,
+        students=students,
+        manager=manager,
+        error=error,
+        today=app.now().date(),
+        staff_name=get_web(request).staff_name,
+        default_cadence=app.policy.check_in_cadence_days,
+    )
 
 
 @router.get("/pairings")
@@ -76,8 +88,9 @@ def new_pairing(request: Request, user: User = Depends(page_user), form: dict = 
         if not form.get("staff_id") or not form.get("student_id"):
             raise InvalidInput(reason=i18n.gettext("请选择教师和学生"))
         with get_web(request).writing() as app:
-            pid = app.pair(user.actor, staff_id=str(form["staff_id"]), student_id=str(form["student_id"]),
-                           cadence_days=cadence)
+            pid = app.pair(
+                user.actor, staff_id=str(form["staff_id"]), student_id=str(form["student_id"]), cadence_days=cadence
+            )
     except DomainError as e:
         if e.code in ("permission_denied", "erased"):
             raise
@@ -86,8 +99,16 @@ def new_pairing(request: Request, user: User = Depends(page_user), form: dict = 
 
 
 # -- one pairing ------------------------------------------------------------------------------
-def _pairing_page(request: Request, user: User, pairing_id: str, status: int = 200, *,
-                  error: str | None = None, error_for: str | None = None, break_glass: str | None = None) -> Response:
+def _pairing_page(
+    request: Request,
+    user: User,
+    pairing_id: str,
+    status: int = 200,
+    *,
+    error: str | None = None,
+    error_for: str | None = None,
+    break_glass: str | None = None,
+) -> Response:
     """The pairing with its check-ins, newest first. `error_for` says which form the
     error belongs to (check-in, escalate:<check_in_id>, end), so it shows beside it."""
     web = get_web(request)
@@ -97,11 +118,26 @@ def _pairing_page(request: Request, user: User, pairing_id: str, status: int = 2
     check_ins = sorted(pairing.check_ins.values(), key=lambda c: (c["held_on"], c["at"]), reverse=True)
     today = app.now().date()
     return render(
-        request, "pairings/pairing.html", status, pairing=pairing, student=student, check_ins=check_ins,
-        teacher=web.staff_name(pairing.staff_id), today=today, overdue=pairing.is_overdue(today),
-        dimensions=DIMENSIONS, dimension_labels=DIMENSION_LABELS, target_labels=TARGET_LABELS,
-        target_href=TARGET_HREF, categories=CATEGORIES, risk_levels=RISK_LEVELS, risk_labels=RISK_LABELS,
-        forms_labels=FORMS, error=error, error_for=error_for, read_only=break_glass is not None,
+        request,
+        "pairings/pairing.html",
+        status,
+        pairing=pairing,
+        student=student,
+        check_ins=check_ins,
+        teacher=web.staff_name(pairing.staff_id),
+        today=today,
+        overdue=pairing.is_overdue(today),
+        dimensions=DIMENSIONS,
+        dimension_labels=DIMENSION_LABELS,
+        target_labels=TARGET_LABELS,
+        target_href=TARGET_HREF,
+        categories=CATEGORIES,
+        risk_levels=RISK_LEVELS,
+        risk_labels=RISK_LABELS,
+        forms_labels=FORMS,
+        error=error,
+        error_for=error_for,
+        read_only=break_glass is not None,
     )
 
 
@@ -113,8 +149,9 @@ def pairing_page(request: Request, pairing_id: str, user: User = Depends(page_us
 
 
 @router.post("/pairings/{pairing_id}/open")
-def pairing_open(request: Request, pairing_id: str, user: User = Depends(page_user),
-                 form: dict = Depends(form_data)) -> Response:
+def pairing_open(
+    request: Request, pairing_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     """A supervisor's read of a named pairing, with the stated reason (recorded by the gate)."""
     reason = str(form.get("break_glass_reason", "")).strip()
     try:
@@ -122,8 +159,7 @@ def pairing_open(request: Request, pairing_id: str, user: User = Depends(page_us
     except PermissionDenied as e:
         if not get_web(request).app.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
             raise
-        return render(request, "break_glass.html", 400, action=f"/pairings/{pairing_id}/open",
-                      error=i18n.error_text(e))
+        return render(request, "break_glass.html", 400, action=f"/pairings/{pairing_id}/open", error=i18n.error_text(e))
 
 
 _version = expected_version  # the shared reading of the page's hidden version field
@@ -144,25 +180,33 @@ def _failed(request: Request, user: User, pairing_id: str, e: DomainError, error
 
 
 @router.post("/pairings/{pairing_id}/check-ins")
-def record_check_in(request: Request, pairing_id: str, user: User = Depends(page_user),
-                    form: dict = Depends(form_data)) -> Response:
+def record_check_in(
+    request: Request, pairing_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     try:
         held_on = _date(form.get("held_on"), "谈心日期")
         notes = {k: str(form.get(k, "")) for k in DIMENSIONS}
         concern = bool(form.get("concern"))
         version = _version(form)
         with get_web(request).writing() as app:
-            app.record_check_in(user.actor, pairing_id, held_on=held_on, notes=notes, concern=concern,
-                                concern_note=str(form.get("concern_note", "")) if concern else "",
-                                expected_version=version)
+            app.record_check_in(
+                user.actor,
+                pairing_id,
+                held_on=held_on,
+                notes=notes,
+                concern=concern,
+                concern_note=str(form.get("concern_note", "")) if concern else "",
+                expected_version=version,
+            )
     except DomainError as e:
         return _failed(request, user, pairing_id, e, "check-in")
     return redirect(f"/pairings/{pairing_id}", request, i18n.gettext("谈心记录已保存"))
 
 
 @router.post("/pairings/{pairing_id}/escalate")
-def escalate(request: Request, pairing_id: str, user: User = Depends(page_user),
-             form: dict = Depends(form_data)) -> Response:
+def escalate(
+    request: Request, pairing_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     check_in_id = str(form.get("check_in_id", ""))
     target = str(form.get("target", ""))
     try:
@@ -171,8 +215,14 @@ def escalate(request: Request, pairing_id: str, user: User = Depends(page_user),
         if target == "support_file":
             with get_web(request).writing() as app:
                 app.escalate_to_support_file(
-                    user.actor, pairing_id, check_in_id, category=str(form.get("category", "")),
-                    risk_level=str(form.get("risk_level", "")), reason=reason, expected_version=version)
+                    user.actor,
+                    pairing_id,
+                    check_in_id,
+                    category=str(form.get("category", "")),
+                    risk_level=str(form.get("risk_level", "")),
+                    reason=reason,
+                    expected_version=version,
+                )
         elif target == "bullying_case":
             occurred_on = _date(form.get("occurred_on"), "发生日期")
             occurred_at = datetime.combine(occurred_on, time(12, 0), school_tz())
@@ -181,20 +231,29 @@ def escalate(request: Request, pairing_id: str, user: User = Depends(page_user),
             with get_web(request).writing() as app:
                 occurred_at = min(occurred_at, app.now())
                 app.escalate_to_bullying_report(
-                    user.actor, pairing_id, check_in_id, occurred_at=occurred_at,
-                    place=str(form.get("place", "")), forms=forms, narrative=str(form.get("narrative", "")),
-                    reason=reason, expected_version=version)
+                    user.actor,
+                    pairing_id,
+                    check_in_id,
+                    occurred_at=occurred_at,
+                    place=str(form.get("place", "")),
+                    forms=forms,
+                    narrative=str(form.get("narrative", "")),
+                    reason=reason,
+                    expected_version=version,
+                )
         else:
             raise InvalidInput(reason="只能转为心理档案或欺凌报告")
     except DomainError as e:
         return _failed(request, user, pairing_id, e, f"escalate:{check_in_id}:{target}")
-    return redirect(f"/pairings/{pairing_id}", request,
-                    i18n.gettext("担忧已上报：{target}", target=TARGET_LABELS[target]))
+    return redirect(
+        f"/pairings/{pairing_id}", request, i18n.gettext("担忧已上报：{target}", target=TARGET_LABELS[target])
+    )
 
 
 @router.post("/pairings/{pairing_id}/end")
-def end(request: Request, pairing_id: str, user: User = Depends(page_user),
-        form: dict = Depends(form_data)) -> Response:
+def end(
+    request: Request, pairing_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     try:
         with get_web(request).writing() as app:
             app.end_pairing(user.actor, pairing_id, str(form.get("reason", "")))

@@ -41,8 +41,17 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
     cov = coverage(app, user.actor, user.actor.school_id or "")
     missing = student_refs(app, cov.not_screened)
     instruments = sorted(app.instruments.values(), key=lambda i: i.id)
-    return render(request, "screenings/index.html", status, cov=cov, missing=missing, instruments=instruments,
-                  header=template_header(app), today=app.now().date().isoformat(), **extra)
+    return render(
+        request,
+        "screenings/index.html",
+        status,
+        cov=cov,
+        missing=missing,
+        instruments=instruments,
+        header=template_header(app),
+        today=app.now().date().isoformat(),
+        **extra,
+    )
 
 
 @router.get("/screenings")
@@ -53,8 +62,11 @@ def screenings(request: Request, user: User = Depends(page_user)) -> Response:
 @router.get("/screenings/template.csv")
 def screenings_template(request: Request, user: User = Depends(page_user)) -> Response:
     header = template_header(get_web(request).app)
-    return Response("\ufeff" + header + "\r\n", media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="anxin-screening-template.csv"'})
+    return Response(
+        "\ufeff" + header + "\r\n",
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="anxin-screening-template.csv"'},
+    )
 
 
 @router.post("/screenings/import")
@@ -81,8 +93,14 @@ def screenings_import(request: Request, user: User = Depends(page_user), form: d
 
 
 def _done(result: Any) -> str:
-    return i18n.gettext("已导入 {n} 条筛查结果：{flagged} 条达到预警线，{crisis} 条有危机信号；新建档案 {opened} 份，提高风险等级 {raised} 份", n=result.imported, flagged=result.flagged,
-                        crisis=result.crisis, opened=result.files_opened, raised=result.files_raised)
+    return i18n.gettext(
+        "已导入 {n} 条筛查结果：{flagged} 条达到预警线，{crisis} 条有危机信号；新建档案 {opened} 份，提高风险等级 {raised} 份",
+        n=result.imported,
+        flagged=result.flagged,
+        crisis=result.crisis,
+        opened=result.files_opened,
+        raised=result.files_raised,
+    )
 
 
 @router.post("/screenings/record")
@@ -94,8 +112,9 @@ def screenings_record(request: Request, user: User = Depends(page_user), form: d
     try:
         with web.writing() as app:
             day = form_day(kept["screened_on"], app.now().date())
-            result = app.record_screening(user.actor, kept["student_id"], instrument=kept["instrument"],
-                                          screened_on=day, answers=kept["answers"])  # as typed: parsed past the gate
+            result = app.record_screening(
+                user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
+            )  # as typed: parsed past the gate
     except DomainError as e:
         if e.code in ("permission_denied", "not_found"):
             raise

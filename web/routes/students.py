@@ -23,13 +23,36 @@ router = APIRouter(include_in_schema=False)
 
 # How a timeline entry's details are labelled, by field (anything else is not shown).
 FIELD_LABELS = {
-    "name": "姓名", "grade": "年级", "occurred_at": "发生时间", "class_name": "班级", "channel": "报告渠道", "place": "地点",
-    "narrative": "经过", "reporter_note": "报告人备注", "text": "内容", "description": "描述",
-    "findings": "调查结论", "plan": "方案", "note": "备注说明", "outcome": "结果", "held_on": "谈心日期",
-    "notes": "谈心内容", "concern": "有担忧", "concern_note": "担忧说明", "category": "档案类别",
-    "risk_level": "风险等级", "goals": "目标", "measures": "措施", "summary": "摘要", "next_steps": "后续安排",
-    "what_happened": "经过", "actions_taken": "已采取的措施", "instrument_name": "量表", "band_label": "结果",
-    "cadence_days": "谈心频率（天）", "reason": "原因",
+    "name": "姓名",
+    "grade": "年级",
+    "occurred_at": "发生时间",
+    "class_name": "班级",
+    "channel": "报告渠道",
+    "place": "地点",
+    "narrative": "经过",
+    "reporter_note": "报告人备注",
+    "text": "内容",
+    "description": "描述",
+    "findings": "调查结论",
+    "plan": "方案",
+    "note": "备注说明",
+    "outcome": "结果",
+    "held_on": "谈心日期",
+    "notes": "谈心内容",
+    "concern": "有担忧",
+    "concern_note": "担忧说明",
+    "category": "档案类别",
+    "risk_level": "风险等级",
+    "goals": "目标",
+    "measures": "措施",
+    "summary": "摘要",
+    "next_steps": "后续安排",
+    "what_happened": "经过",
+    "actions_taken": "已采取的措施",
+    "instrument_name": "量表",
+    "band_label": "结果",
+    "cadence_days": "谈心频率（天）",
+    "reason": "原因",
 }
 
 
@@ -69,8 +92,14 @@ def students(request: Request, user: User = Depends(page_user)) -> Response:
 
 def _timeline_page(request: Request, user: User, student_id: str, reason: str | None) -> Response:
     line = timeline(get_web(request).app, user.actor, student_id, break_glass=reason)
-    return render(request, "students/timeline.html", line=line, details=_details,
-                  entries=list(reversed(line.entries)), break_glass=reason is not None)
+    return render(
+        request,
+        "students/timeline.html",
+        line=line,
+        details=_details,
+        entries=list(reversed(line.entries)),
+        break_glass=reason is not None,
+    )
 
 
 @router.get("/students/{student_id}")
@@ -81,8 +110,9 @@ def student(request: Request, student_id: str, user: User = Depends(page_user)) 
 
 
 @router.post("/students/{student_id}/open")
-def student_open(request: Request, student_id: str, user: User = Depends(page_user),
-                 form: dict = Depends(form_data)) -> Response:
+def student_open(
+    request: Request, student_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     reason = str(form.get("break_glass_reason", "")).strip()
     try:
         return _timeline_page(request, user, student_id, reason)

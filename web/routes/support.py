@@ -39,20 +39,37 @@ FAILS_PAGE = ("permission_denied", "not_found", "erased")  # shown by the app's 
 # The correction form of each kind of entry: (field, label, input), the fields the
 # domain lets a correction change (CORRECTABLE), labelled as in the form that recorded it.
 CORRECTION_FIELDS: dict[str, list[tuple[str, str, str]]] = {
-    "session": [("held_on", "辅导日期", "date"), ("duration_minutes", "时长（分钟，可选）", "number"),
-                ("summary", "辅导记录", "textarea"), ("next_steps", "下一步（可选）", "textarea")],
-    "guardian_contact": [("contacted_on", "联系日期", "date"), ("guardian", "联系的监护人", "text"),
-                         ("method", "联系方式", "method"), ("summary", "联系内容", "textarea")],
+    "session": [
+        ("held_on", "辅导日期", "date"),
+        ("duration_minutes", "时长（分钟，可选）", "number"),
+        ("summary", "辅导记录", "textarea"),
+        ("next_steps", "下一步（可选）", "textarea"),
+    ],
+    "guardian_contact": [
+        ("contacted_on", "联系日期", "date"),
+        ("guardian", "联系的监护人", "text"),
+        ("method", "联系方式", "method"),
+        ("summary", "联系内容", "textarea"),
+    ],
     "referral": [("referred_on", "转介日期", "date"), ("to", "转介机构", "text"), ("reason", "转介原因", "textarea")],
-    "crisis": [("occurred_on", "发生日期", "date"), ("what_happened", "事件经过", "textarea"),
-               ("actions_taken", "干预措施", "textarea")],
+    "crisis": [
+        ("occurred_on", "发生日期", "date"),
+        ("what_happened", "事件经过", "textarea"),
+        ("actions_taken", "干预措施", "textarea"),
+    ],
     "review": [("notes", "复评意见", "textarea")],
 }
 CORRECTION_INPUTS = {name: kind for fields in CORRECTION_FIELDS.values() for name, _label, kind in fields}
 # What the pages need of the domain's vocabularies (labels are translated in templates).
-VOCAB = {"risk_levels": RISK_LEVELS, "risk_labels": RISK_LABELS, "categories": CATEGORIES,
-         "contact_methods": CONTACT_METHODS, "origins": ORIGINS, "outcomes": REVIEW_OUTCOMES,
-         "correction_fields": CORRECTION_FIELDS}
+VOCAB = {
+    "risk_levels": RISK_LEVELS,
+    "risk_labels": RISK_LABELS,
+    "categories": CATEGORIES,
+    "contact_methods": CONTACT_METHODS,
+    "origins": ORIGINS,
+    "outcomes": REVIEW_OUTCOMES,
+    "correction_fields": CORRECTION_FIELDS,
+}
 
 
 def _counselors(app: Any, user: User) -> list[tuple[str, str]]:
@@ -102,16 +119,25 @@ def support_home(request: Request, user: User = Depends(page_user)) -> Response:
     refs = {r.id: r for r in student_refs(app, ids)}
     # Refused the register (the gate recorded it): the page still shows the person's own
     # caseload, with the refusal, as a 403.
-    return render(request, "support/index.html", 403 if register_error else 200, mine=mine, lines=lines,
-                  register_error=register_error,
-                  refs=refs, risk=risk, staff_name=web.staff_name, today=app.now().date(), **VOCAB)
+    return render(
+        request,
+        "support/index.html",
+        403 if register_error else 200,
+        mine=mine,
+        lines=lines,
+        register_error=register_error,
+        refs=refs,
+        risk=risk,
+        staff_name=web.staff_name,
+        today=app.now().date(),
+        **VOCAB,
+    )
 
 
 # -- opening a file ---------------------------------------------------------------------------------
 def _new_page(request: Request, user: User, status: int = 200, **extra: Any) -> Response:
     app = get_web(request).app
-    return render(request, "support/new.html", status, counselors=_counselors(app, user),
-                  **VOCAB, **extra)
+    return render(request, "support/new.html", status, counselors=_counselors(app, user), **VOCAB, **extra)
 
 
 @router.get("/support/new")
@@ -119,8 +145,10 @@ def new_file(request: Request, user: User = Depends(page_user)) -> Response:
     app = get_web(request).app
     app.check(user.actor, access.FILE_OPEN, "file", school_id=user.actor.school_id)
     student = None
-    form: dict[str, Any] = {"origin": request.query_params.get("origin") or "judgement",
-                            "responsible_id": user.staff_id}
+    form: dict[str, Any] = {
+        "origin": request.query_params.get("origin") or "judgement",
+        "responsible_id": user.staff_id,
+    }
     student_id = request.query_params.get("student")
     if student_id:
         student = app.get_student(user.actor, student_id)  # the gate: STUDENT_READ
@@ -142,15 +170,24 @@ def open_file(request: Request, user: User = Depends(page_user), form: dict = De
         source_ref = str(form.get("source_id", "")).strip()
         with web.writing() as app:
             file_id = app.open_support_file(
-                user.actor, student_id, category=str(form.get("category", "")),
-                risk_level=str(form.get("risk_level", "")), reason=str(form.get("reason", "")),
-                responsible_id=str(form.get("responsible_id") or "") or None, origin=origin,
+                user.actor,
+                student_id,
+                category=str(form.get("category", "")),
+                risk_level=str(form.get("risk_level", "")),
+                reason=str(form.get("reason", "")),
+                responsible_id=str(form.get("responsible_id") or "") or None,
+                origin=origin,
                 source={"kind": origin, "id": source_ref} if source_ref else None,
             )
     except DomainError as e:
         if e.code == "not_found":
-            return _new_page(request, user, 400, student=None,
-                             error=i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", "")))
+            return _new_page(
+                request,
+                user,
+                400,
+                student=None,
+                error=i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", "")),
+            )
         if e.code == "permission_denied":
             raise
         return _new_page(request, user, 400, student=None, error=i18n.error_text(e))
@@ -158,8 +195,9 @@ def open_file(request: Request, user: User = Depends(page_user), form: dict = De
 
 
 # -- the whole file ---------------------------------------------------------------------------------
-def _file_page(request: Request, user: User, file_id: str, status: int = 200, *,
-               break_glass: str | None = None, **extra: Any) -> Response:
+def _file_page(
+    request: Request, user: User, file_id: str, status: int = 200, *, break_glass: str | None = None, **extra: Any
+) -> Response:
     web = get_web(request)
     app = web.app
     try:
@@ -167,9 +205,20 @@ def _file_page(request: Request, user: User, file_id: str, status: int = 200, *,
     except Erased:
         return render(request, "support/erased.html", 410)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
-    return render(request, "support/file.html", status, f=f, student=student, staff_name=web.staff_name,
-                  counselors=[] if break_glass else _counselors(app, user), readonly=bool(break_glass),
-                  today=app.now().date(), erased_label=ERASED_LABEL, **VOCAB, **extra)
+    return render(
+        request,
+        "support/file.html",
+        status,
+        f=f,
+        student=student,
+        staff_name=web.staff_name,
+        counselors=[] if break_glass else _counselors(app, user),
+        readonly=bool(break_glass),
+        today=app.now().date(),
+        erased_label=ERASED_LABEL,
+        **VOCAB,
+        **extra,
+    )
 
 
 def _needs_reason(app: Any, actor: Actor, file_id: str) -> bool:
@@ -186,19 +235,26 @@ def support_file(request: Request, file_id: str, user: User = Depends(page_user)
 
 
 @router.post("/support/{file_id}/open")
-def support_file_break_glass(request: Request, file_id: str, user: User = Depends(page_user),
-                             form: dict = Depends(form_data)) -> Response:
+def support_file_break_glass(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     reason = str(form.get("break_glass_reason", "")).strip()
     try:
         with get_web(request).writing():  # the read records the reason in the audit trail
             return _file_page(request, user, file_id, break_glass=reason or None)
     except PermissionDenied as e:
-        return render(request, "break_glass.html", 403, action=f"/support/{file_id}/open",
-                      error=i18n.error_text(e))
+        return render(request, "break_glass.html", 403, action=f"/support/{file_id}/open", error=i18n.error_text(e))
 
 
-def _command(request: Request, user: User, file_id: str, action: str, form: dict[str, Any],
-             call: Callable[[Any, Actor, int | None, date], Any], done: str) -> Response:
+def _command(
+    request: Request,
+    user: User,
+    file_id: str,
+    action: str,
+    form: dict[str, Any],
+    call: Callable[[Any, Actor, int | None, date], Any],
+    done: str,
+) -> Response:
     """Run one command on a file; a stale page gives 409, a refused input the same page
     with the message and what was typed (the action's form is opened). `done` is the
     (translated) message flashed on success."""
@@ -217,12 +273,16 @@ def _command(request: Request, user: User, file_id: str, action: str, form: dict
 
 
 @router.post("/support/{file_id}/risk")
-def change_risk(request: Request, file_id: str, user: User = Depends(page_user),
-                form: dict = Depends(form_data)) -> Response:
+def change_risk(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     to_level = str(form.get("to_level", ""))
     from_level = str(form.get("from_level", ""))
-    down = (to_level in RISK_LEVELS and from_level in RISK_LEVELS
-            and RISK_LEVELS.index(to_level) < RISK_LEVELS.index(from_level))
+    down = (
+        to_level in RISK_LEVELS
+        and from_level in RISK_LEVELS
+        and RISK_LEVELS.index(to_level) < RISK_LEVELS.index(from_level)
+    )
 
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         command = app.lower_risk_level if down else app.raise_risk_level
@@ -232,11 +292,13 @@ def change_risk(request: Request, file_id: str, user: User = Depends(page_user),
 
 
 @router.post("/support/{file_id}/category")
-def change_category(request: Request, file_id: str, user: User = Depends(page_user),
-                    form: dict = Depends(form_data)) -> Response:
+def change_category(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.change_file_category(actor, file_id, str(form.get("category", "")), str(form.get("reason", "")),
-                                 expected_version=v)
+        app.change_file_category(
+            actor, file_id, str(form.get("category", "")), str(form.get("reason", "")), expected_version=v
+        )
 
     return _command(request, user, file_id, "category", form, call, i18n.gettext("档案类别已调整"))
 
@@ -246,8 +308,9 @@ def plan(request: Request, file_id: str, user: User = Depends(page_user), form: 
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
         if form.get("mode") == "revise":
-            app.revise_plan(actor, file_id, goals=goals, measures=measures, reason=str(form.get("reason", "")),
-                            expected_version=v)
+            app.revise_plan(
+                actor, file_id, goals=goals, measures=measures, reason=str(form.get("reason", "")), expected_version=v
+            )
         else:
             app.draw_up_plan(actor, file_id, goals=goals, measures=measures, expected_version=v)
 
@@ -255,74 +318,109 @@ def plan(request: Request, file_id: str, user: User = Depends(page_user), form: 
 
 
 @router.post("/support/{file_id}/session")
-def session(request: Request, file_id: str, user: User = Depends(page_user),
-            form: dict = Depends(form_data)) -> Response:
+def session(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         minutes = str(form.get("duration_minutes", "")).strip()
         if minutes and not minutes.isdigit():
             raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
-        app.record_session(actor, file_id, held_on=_day(form.get("held_on"), today),
-                           summary=str(form.get("summary", "")), duration_minutes=int(minutes) if minutes else None,
-                           next_steps=str(form.get("next_steps", "")), expected_version=v)
+        app.record_session(
+            actor,
+            file_id,
+            held_on=_day(form.get("held_on"), today),
+            summary=str(form.get("summary", "")),
+            duration_minutes=int(minutes) if minutes else None,
+            next_steps=str(form.get("next_steps", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, "session", form, call, i18n.gettext("已记录辅导"))
 
 
 @router.post("/support/{file_id}/guardian-contact")
-def guardian_contact(request: Request, file_id: str, user: User = Depends(page_user),
-                     form: dict = Depends(form_data)) -> Response:
+def guardian_contact(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_guardian_contact(actor, file_id, contacted_on=_day(form.get("contacted_on"), today),
-                                    guardian=str(form.get("guardian", "")), method=str(form.get("method", "")),
-                                    summary=str(form.get("summary", "")), expected_version=v)
+        app.record_guardian_contact(
+            actor,
+            file_id,
+            contacted_on=_day(form.get("contacted_on"), today),
+            guardian=str(form.get("guardian", "")),
+            method=str(form.get("method", "")),
+            summary=str(form.get("summary", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, "guardian-contact", form, call, i18n.gettext("已记录家校联系"))
 
 
 @router.post("/support/{file_id}/referral")
-def referral(request: Request, file_id: str, user: User = Depends(page_user),
-             form: dict = Depends(form_data)) -> Response:
+def referral(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_referral(actor, file_id, referred_on=_day(form.get("referred_on"), today),
-                            to=str(form.get("to", "")), reason=str(form.get("reason", "")), expected_version=v)
+        app.record_referral(
+            actor,
+            file_id,
+            referred_on=_day(form.get("referred_on"), today),
+            to=str(form.get("to", "")),
+            reason=str(form.get("reason", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, "referral", form, call, i18n.gettext("已记录转介"))
 
 
 @router.post("/support/{file_id}/crisis")
-def crisis(request: Request, file_id: str, user: User = Depends(page_user),
-           form: dict = Depends(form_data)) -> Response:
+def crisis(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_crisis_intervention(actor, file_id, occurred_on=_day(form.get("occurred_on"), today),
-                                       what_happened=str(form.get("what_happened", "")),
-                                       actions_taken=str(form.get("actions_taken", "")), expected_version=v)
+        app.record_crisis_intervention(
+            actor,
+            file_id,
+            occurred_on=_day(form.get("occurred_on"), today),
+            what_happened=str(form.get("what_happened", "")),
+            actions_taken=str(form.get("actions_taken", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, "crisis", form, call, i18n.gettext("已记录危机干预"))
 
 
 @router.post("/support/{file_id}/review")
-def review(request: Request, file_id: str, user: User = Depends(page_user),
-           form: dict = Depends(form_data)) -> Response:
+def review(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_review(actor, file_id, reviewed_on=_day(form.get("reviewed_on"), today),
-                          notes=str(form.get("notes", "")), outcome=str(form.get("outcome", "")), expected_version=v)
+        app.record_review(
+            actor,
+            file_id,
+            reviewed_on=_day(form.get("reviewed_on"), today),
+            notes=str(form.get("notes", "")),
+            outcome=str(form.get("outcome", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, "review", form, call, i18n.gettext("已记录方案复评"))
 
 
 @router.post("/support/{file_id}/reassign")
-def reassign(request: Request, file_id: str, user: User = Depends(page_user),
-             form: dict = Depends(form_data)) -> Response:
+def reassign(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.reassign_support_file(actor, file_id, str(form.get("responsible_id", "")), str(form.get("reason", "")),
-                                  expected_version=v)
+        app.reassign_support_file(
+            actor, file_id, str(form.get("responsible_id", "")), str(form.get("reason", "")), expected_version=v
+        )
 
     return _command(request, user, file_id, "reassign", form, call, i18n.gettext("已更换负责人"))
 
 
 @router.post("/support/{file_id}/close")
-def close(request: Request, file_id: str, user: User = Depends(page_user),
-          form: dict = Depends(form_data)) -> Response:
+def close(request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         app.close_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
 
@@ -350,20 +448,29 @@ def _changes(form: dict[str, Any], today: date) -> dict[str, Any]:
 
 
 @router.post("/support/{file_id}/entries/{entry_id}/correct")
-def correct_entry(request: Request, file_id: str, entry_id: str, user: User = Depends(page_user),
-                  form: dict = Depends(form_data)) -> Response:
+def correct_entry(
+    request: Request, file_id: str, entry_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     """Correct one recorded entry (a session, a contact, a referral, a crisis intervention,
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
+
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.correct_file_entry(actor, file_id, entry_id, changes=_changes(form, today),
-                               reason=str(form.get("correction_reason", "")), expected_version=v)
+        app.correct_file_entry(
+            actor,
+            file_id,
+            entry_id,
+            changes=_changes(form, today),
+            reason=str(form.get("correction_reason", "")),
+            expected_version=v,
+        )
 
     return _command(request, user, file_id, f"correct:{entry_id}", form, call, i18n.gettext("记录已更正"))
 
 
 @router.post("/support/{file_id}/reopen")
-def reopen(request: Request, file_id: str, user: User = Depends(page_user),
-           form: dict = Depends(form_data)) -> Response:
+def reopen(
+    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
+) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         app.reopen_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
 
