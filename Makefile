@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check domain projections web anxin bench tests
+	$(BIN)/ruff format --check domain projections web anxin bench tests
 	$(BIN)/mypy domain
 
 fmt: install
