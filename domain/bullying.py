@@ -230,6 +230,38 @@ def _aware(value: datetime, what: str) -> datetime:
     return value
 
 
+def case_status(
+    *,
+    closed: bool,
+    appealed: bool,
+    determined: bool,
+    approved: bool,
+    bullying: bool,
+    followed_up: bool,
+    investigation_completed: bool,
+    investigation_started: bool,
+    reopened: bool,
+) -> str:
+    """A case's status from the facts that decide it: the one rule, which the aggregate
+    and every view that keeps a case's status apply to what they hold. `approved`,
+    `bullying` and `followed_up` are about the current determination, if `determined`."""
+    if closed:
+        return "closed"
+    if appealed:
+        return "appealed"
+    if determined:
+        if not approved:
+            return "determined"
+        if not bullying:
+            return "concluded"
+        return "following_up" if followed_up else "intervening"
+    if investigation_completed:
+        return "awaiting_determination"
+    if investigation_started:
+        return "investigating"
+    return "reopened" if reopened else "reported"
+
+
 class BullyingCase(CaseAggregate):
     """校园欺凌案件. See the module docstring for the state machine."""
 
@@ -1164,24 +1196,18 @@ class BullyingCase(CaseAggregate):
 
     @property
     def status(self) -> str:
-        if self.closed_at is not None:
-            return "closed"
-        if self.pending_appeal_id is not None:
-            return "appealed"
         det = self.determination
-        if det is not None:
-            if not det["approved"]:
-                return "determined"
-            if not det["bullying"]:
-                return "concluded"
-            if any(f["determination_id"] == det["id"] for f in self.follow_ups.values()):
-                return "following_up"
-            return "intervening"
-        if self.investigation_completed_at is not None:
-            return "awaiting_determination"
-        if self.investigation_started_at is not None:
-            return "investigating"
-        return "reopened" if self.cycle else "reported"
+        return case_status(
+            closed=self.closed_at is not None,
+            appealed=self.pending_appeal_id is not None,
+            determined=det is not None,
+            approved=bool(det and det["approved"]),
+            bullying=bool(det and det["bullying"]),
+            followed_up=bool(det and any(f["determination_id"] == det["id"] for f in self.follow_ups.values())),
+            investigation_completed=self.investigation_completed_at is not None,
+            investigation_started=self.investigation_started_at is not None,
+            reopened=bool(self.cycle),
+        )
 
     @property
     def status_label(self) -> str:

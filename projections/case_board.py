@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from domain import access
 from domain.access import Resource, decide
-from domain.bullying import SEVERITIES, STATUS_LABELS, BullyingCase
+from domain.bullying import SEVERITIES, STATUS_LABELS, BullyingCase, case_status
 from domain.common import Actor
 from projections.base import (
     Column,
@@ -270,23 +270,18 @@ def status_of(row: Any) -> str:
     """A case's status from its board row: the rules of `BullyingCase.status`."""
     if row["erased"]:
         return "erased"
-    if row["closed_on"] is not None:
-        return "closed"
-    if row["pending_appeal_id"] is not None:
-        return "appealed"
-    if row["determination_id"] is not None:
-        if not row["determination_approved"]:
-            return "determined"
-        if not row["bullying"]:
-            return "concluded"
-        if row["followed_up_determination_id"] == row["determination_id"]:
-            return "following_up"
-        return "intervening"
-    if row["investigation_completed"]:
-        return "awaiting_determination"
-    if row["investigation_started"]:
-        return "investigating"
-    return "reopened" if row["cycle"] else "reported"
+    determined = row["determination_id"] is not None
+    return case_status(
+        closed=row["closed_on"] is not None,
+        appealed=row["pending_appeal_id"] is not None,
+        determined=determined,
+        approved=bool(row["determination_approved"]),
+        bullying=bool(row["bullying"]),
+        followed_up=determined and row["followed_up_determination_id"] == row["determination_id"],
+        investigation_completed=bool(row["investigation_completed"]),
+        investigation_started=bool(row["investigation_started"]),
+        reopened=bool(row["cycle"]),
+    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.schema import CreateIndex
 
 from domain.bullying import INVESTIGATION_OPEN_STATES, BullyingCase
+from domain.bullying import case_status as bullying_status
 from domain.pairing import Pairing
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
@@ -76,22 +77,19 @@ _sid = stream_id_of
 
 # -- the case fold: the same status as BullyingCase.status, from the events -----------
 def case_status(st: dict[str, Any]) -> str:
-    if st["closed"]:
-        return "closed"
-    if st["appeal"]:
-        return "appealed"
+    """A case's status from the view's state of it (domain.bullying.case_status)."""
     det = st["det"]
-    if det is not None:
-        if not det["approved"]:
-            return "determined"
-        if not det["bullying"]:
-            return "concluded"
-        return "following_up" if det["id"] in st["followed"] else "intervening"
-    if st["completed"]:
-        return "awaiting_determination"
-    if st["started"]:
-        return "investigating"
-    return "reopened" if st["cycle"] else "reported"
+    return bullying_status(
+        closed=bool(st["closed"]),
+        appealed=bool(st["appeal"]),
+        determined=det is not None,
+        approved=bool(det and det["approved"]),
+        bullying=bool(det and det["bullying"]),
+        followed_up=bool(det and det["id"] in st["followed"]),
+        investigation_completed=bool(st["completed"]),
+        investigation_started=bool(st["started"]),
+        reopened=bool(st["cycle"]),
+    )
 
 
 def _result(bullying: bool, severity: str | None) -> str:

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -80,13 +82,24 @@ def open_with_file(store: Store, kf: MasterKeyFile, clock: Clock | None = None) 
     return app
 
 
+@contextmanager
+def fresh(store: Store, kf: MasterKeyFile) -> Iterator[Anxin]:
+    """A short-lived instance that holds the key file (closed at once: PostgreSQL's
+    connections are few, and a test opens many of these)."""
+    app = Anxin(store.config, kf.load_all(), key_source=kf.load_all)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
 def everything_decrypts(store: Store, kf: MasterKeyFile) -> int:
     """A fresh instance with the key file alone reads every event of every live stream,
     and the trail verifies. The number of events read."""
-    app = open_with_file(store, kf)
-    app.keystore.preload()
-    n = sum(1 for _, e in app.decrypt_log() if e is not None)
-    report = audit.verify(app)
+    with fresh(store, kf) as app:
+        app.keystore.preload()
+        n = sum(1 for _, e in app.decrypt_log() if e is not None)
+        report = audit.verify(app)
     assert report.ok, report.summary()
     return n
 
@@ -94,10 +107,11 @@ def everything_decrypts(store: Store, kf: MasterKeyFile) -> int:
 def settled(store: Store, kf: MasterKeyFile) -> None:
     """No rotation left half done: one current key, every live data key wrapped by it,
     no previous key in the ring, and the key file holding the current key alone."""
-    app = open_with_file(store, kf)
-    st = keyring.status(app, kf)
+    with fresh(store, kf) as app:
+        st = keyring.status(app, kf)
+        per_kek = app.db.keys_per_kek()
     assert not st.in_progress, st
-    assert set(app.db.keys_per_kek()) == {st.current}
+    assert set(per_kek) == {st.current}
     assert [k["state"] for k in st.keys if k["id"] != st.current] == ["retired"] * (len(st.keys) - 1)
     assert [k.kek_id for k in kf.load_all()] == [st.current]
 
@@ -254,7 +268,8 @@ def test_a_rotation_while_the_server_writes_strands_nothing(store: Store, clock:
     finally:
         server.stop()
     settled(store, kf)
-    cases = open_with_file(store, kf).db.fetch("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'case'")[0][0]
+    with fresh(store, kf) as app:
+        cases = app.db.fetch("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'case'")[0][0]
     assert cases == len(statuses) + 1
 
 
@@ -337,7 +352,8 @@ def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands
     # then, as it was left, every record still reads, and the running instance keeps writing
     assert everything_decrypts(store, kf) == before
     sid = enrol(app, school.id, "2026101")
-    assert open_with_file(store, kf).student_ref(sid).name == "学生2026101"
+    with fresh(store, kf) as other:
+        assert other.student_ref(sid).name == "学生2026101"
     # and `keys status` says whether a rotation is left to finish
     code, out, _ = run_cli("keys", "status")
     assert code == (0 if kill_at == "pruned" else 3), out
@@ -349,12 +365,14 @@ def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands
 
     # then the store is settled under one key, nothing lost, and the running instance still writes
     settled(store, kf)
-    ring = open_with_file(store, kf).db.keyring()
+    with fresh(store, kf) as other:
+        ring = other.db.keyring()
     assert len(ring) == (3 if kill_at == "pruned" else 2), ring  # after "pruned" it was complete: a new one
     assert old in {r[0] for r in ring if r[1] == "retired"}
     sid2 = enrol(app, school.id, "2026102")
     assert everything_decrypts(store, kf) == before + 2
-    assert open_with_file(store, kf).student_ref(sid2).name == "学生2026102"
+    with fresh(store, kf) as other:
+        assert other.student_ref(sid2).name == "学生2026102"
 
 
 # -- the key check at open ------------------------------------------------------------------------

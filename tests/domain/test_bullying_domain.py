@@ -624,3 +624,33 @@ def test_refusals_carry_a_stable_code_and_a_chinese_message():
     fresh = new_case()
     d = refused(fresh, DeterminationNotApproved, fresh.close, reason="r", actor=PRINCIPAL, at=at(1))
     assert d.code == "determination_not_approved" and "结案" in str(d)
+
+
+def test_a_case_status_follows_one_rule_in_order_of_precedence() -> None:
+    from domain.bullying import case_status
+
+    facts = dict(
+        closed=False,
+        appealed=False,
+        determined=False,
+        approved=False,
+        bullying=False,
+        followed_up=False,
+        investigation_completed=False,
+        investigation_started=False,
+        reopened=False,
+    )
+
+    def status(**changed: bool) -> str:
+        return case_status(**{**facts, **changed})
+
+    assert status() == "reported"
+    assert status(reopened=True) == "reopened"
+    assert status(investigation_started=True) == "investigating"
+    assert status(investigation_started=True, investigation_completed=True) == "awaiting_determination"
+    assert status(investigation_completed=True, determined=True) == "determined"
+    assert status(determined=True, approved=True) == "concluded"
+    assert status(determined=True, approved=True, bullying=True) == "intervening"
+    assert status(determined=True, approved=True, bullying=True, followed_up=True) == "following_up"
+    assert status(determined=True, approved=True, bullying=True, appealed=True) == "appealed"
+    assert status(appealed=True, closed=True) == "closed"
