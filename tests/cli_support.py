@@ -20,9 +20,9 @@ from anxin.service import Anxin
 
 
 @pytest.fixture
-def run_cli(store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+def run_cli(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """run_cli("roster", "list", ...) -> (exit code, stdout, stderr). The store's master
-    key is put in its key file first; every application the command opens is closed after."""
+    key is put in its key file first; the command runs as `in_process` runs it."""
     key_file = store.data_dir / "master.key"
     if not key_file.exists():
         key_file.write_text(store.master_key.encode() + "\n")
@@ -33,25 +33,13 @@ def run_cli(store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
         monkeypatch.setenv("ANXIN_DATABASE_URL", store.config.url)
         monkeypatch.setenv("ANXIN_DATABASE_SCHEMA", store.schema)
         monkeypatch.setenv("ANXIN_MASTER_KEY_FILE", str(key_file))
-    opened: list[Anxin] = []
-    real_open = cli._open
-
-    def open_and_keep(args: Any) -> Any:
-        app = real_open(args)
-        opened.append(app)
-        return app
-
-    monkeypatch.setattr(cli, "_open", open_and_keep)
 
     def run(*args: str) -> tuple[int, str, str]:
         argv = list(args) if store.kind == "postgres" else [*args, "--data-dir", str(store.data_dir)]
-        code = cli.main(argv)
-        out, err = capsys.readouterr()
-        return code, out, err
+        r = in_process(argv, dict(os.environ), Path.cwd())
+        return r.returncode, r.stdout, r.stderr
 
     yield run
-    for app in opened:
-        app.close()
 
 
 def in_process(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
