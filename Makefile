@@ -29,7 +29,7 @@ test: install
 lint: install
 	$(BIN)/ruff check domain projections web anxin bench tests
 	$(BIN)/ruff format --check domain projections web anxin bench tests
-	$(BIN)/mypy domain
+	$(BIN)/mypy domain projections anxin web bench
 
 fmt: install
 	$(BIN)/ruff format domain projections web anxin bench tests

@@ -5,6 +5,7 @@ docs/permissions.md; a test fails when either is stale."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from pathlib import Path
@@ -31,12 +32,27 @@ AGGREGATES = [
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
+LIBRARY_CLASSES = {"Event", "Created", "Snapshot"}  # the library's bases, never stored as such
+LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def event_fields(event_cls: type) -> dict[str, str]:
+    """An event's own fields (the library's left out) and their declared types, in order."""
+    declared: dict[str, str] = {}
+    for klass in reversed(event_cls.__mro__):
+        declared.update(klass.__dict__.get("__annotations__", {}))
+    return {f.name: str(declared[f.name]) for f in dataclasses.fields(event_cls) if f.name not in LIBRARY_FIELDS}
+
+
 def event_classes(cls: type) -> list[type]:
-    out = []
-    for _name, v in vars(cls).items():
-        if inspect.isclass(v) and issubclass(v, cls.Event) and v.__dict__.get("__annotations__"):  # type: ignore[attr-defined]
-            out.append(v)
-    return out
+    return [
+        v
+        for v in vars(cls).values()
+        if inspect.isclass(v)
+        and issubclass(v, cls.Event)  # type: ignore[attr-defined]
+        and v.__name__ not in LIBRARY_CLASSES
+        and event_fields(v)
+    ]
 
 
 def all_topics() -> list[str]:
@@ -65,7 +81,7 @@ def events_markdown() -> str:
             "| --- | --- | --- |",
         ]
         for e in event_classes(cls):
-            fields = ", ".join(f"`{k}`: {v}".replace("|", "\\|") for k, v in e.__annotations__.items())
+            fields = ", ".join(f"`{k}`: {v}".replace("|", "\\|") for k, v in event_fields(e).items())
             lines.append(f"| `{get_topic(e)}` | {getattr(e, 'class_version', 1)} | {fields} |")
         lines.append("")
     return "\n".join(lines)

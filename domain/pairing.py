@@ -29,7 +29,15 @@ ESCALATION_TARGETS = ("support_file", "bullying_case")
 
 
 class Pairing(CaseAggregate):
-    @event("Paired")
+    class Paired(CaseAggregate.Created):
+        school_id: str
+        staff_id: str
+        student_id: str
+        cadence_days: int
+        actor: str
+        at: datetime
+
+    @event(Paired)
     def __init__(
         self,
         id: UUID,
@@ -55,6 +63,8 @@ class Pairing(CaseAggregate):
     ) -> Pairing:
         require_aware(at)
         require(cadence_days > 0, "谈心频率必须为正数天")
+        require_text(staff_id, "结对教师")
+        require_text(student_id, "结对学生")
         return cls(
             id=id,
             school_id=school_id,
@@ -99,7 +109,16 @@ class Pairing(CaseAggregate):
             at=at,
         )
 
-    @event("CheckInRecorded")
+    class CheckInRecorded(CaseAggregate.Event):
+        check_in_id: str
+        held_on: date
+        notes: dict[str, str]
+        concern: bool
+        concern_note: str
+        actor: str
+        at: datetime
+
+    @event(CheckInRecorded)
     def _check_in_recorded(
         self,
         check_in_id: str,
@@ -146,13 +165,21 @@ class Pairing(CaseAggregate):
         if concern_note is not None:
             changes["concern_note"] = concern_note.strip()
         require(bool(changes), "没有要更正的内容")
+        require(any(changes.get("notes", ci["notes"]).values()), "四个方面至少填写一项")
         if changes.get("concern", ci["concern"]):
             require(bool(changes.get("concern_note", ci["concern_note"])), "担忧说明不能为空")
         self._check_in_corrected(
             corrects=check_in_id, changes=changes, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("CheckInCorrected")
+    class CheckInCorrected(CaseAggregate.Event):
+        corrects: str
+        changes: dict[str, Any]
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(CheckInCorrected)
     def _check_in_corrected(
         self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime
     ) -> None:
@@ -180,7 +207,15 @@ class Pairing(CaseAggregate):
             at=at,
         )
 
-    @event("ConcernEscalated")
+    class ConcernEscalated(CaseAggregate.Event):
+        check_in_id: str
+        target: str
+        target_id: str
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(ConcernEscalated)
     def _escalated(self, check_in_id: str, target: str, target_id: str, reason: str, actor: str, at: datetime) -> None:
         link = {"check_in_id": check_in_id, "target": target, "target_id": target_id, "at": at}
         self.check_ins[check_in_id]["escalated_to"].append(link)
@@ -188,20 +223,33 @@ class Pairing(CaseAggregate):
 
     # -- cadence and end --------------------------------------------------------------
     def change_cadence(self, *, cadence_days: int, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
         self._require_active("调整频率")
         require(cadence_days > 0, "谈心频率必须为正数天")
         require(cadence_days != self.cadence_days, "频率没有变化")
         self._cadence_changed(cadence_days=cadence_days, reason=require_text(reason, "原因"), actor=actor, at=at)
 
-    @event("CadenceChanged")
+    class CadenceChanged(CaseAggregate.Event):
+        cadence_days: int
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(CadenceChanged)
     def _cadence_changed(self, cadence_days: int, reason: str, actor: str, at: datetime) -> None:
         self.cadence_days = cadence_days
 
     def end(self, *, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
         self._require_active("结束结对")
         self._ended(reason=require_text(reason, "结束原因"), actor=actor, at=at)
 
-    @event("Ended")
+    class Ended(CaseAggregate.Event):
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(Ended)
     def _ended(self, reason: str, actor: str, at: datetime) -> None:
         self.active = False
         self.ended_on = at.date()

@@ -113,10 +113,63 @@ def birth_date_problem(birth: date, today: date) -> str | None:
     return None
 
 
+def parse_roles(roles: list[str] | None) -> list[str]:
+    """Role codes as the domain knows them; an unknown one is refused by name."""
+    known = {r.value for r in Role}
+    unknown = [r for r in roles or [] if r not in known]
+    require(not unknown, f"未知的角色：{'、'.join(map(str, unknown))}")
+    require(bool(roles), "至少需要一个角色")
+    return [Role(r).value for r in roles or []]
+
+
+def checked_details(details: dict[str, Any], today: date) -> dict[str, Any]:
+    """A student's identity details as enrolment and correction both accept them: each
+    field present is checked and normalised by the same rule, whichever command gives it."""
+    out = dict(details)
+    for key, what in (("student_no", "学号"), ("name", "姓名"), ("grade", "年级"), ("class_name", "班级")):
+        if key in details:
+            out[key] = checked_text(details[key], what, FIELD_LIMITS[key])
+    if "gender" in details:
+        out["gender"] = parse_gender(details["gender"])
+    if "birth_date" in details:
+        birth_date = details["birth_date"]
+        require(isinstance(birth_date, date) and not isinstance(birth_date, datetime), "出生日期格式不正确")
+        problem = birth_date_problem(birth_date, today)
+        require(problem is None, problem or "")
+    if "guardians" in details:
+        out["guardians"] = [
+            {
+                "name": checked_text(g.get("name"), "监护人姓名", FIELD_LIMITS["guardian_name"]),
+                "phone": check_phone(g.get("phone", "")),
+            }
+            for g in details["guardians"] or []
+        ]
+    if "tags" in details:
+        tags = [t.strip() for t in details["tags"] or [] if t.strip()]
+        require(len(tags) <= MAX_TAGS, f"标签最多 {MAX_TAGS} 个")
+        for tag in tags:
+            checked_text(tag, "标签", FIELD_LIMITS["tag"])
+        out["tags"] = tags
+    return out
+
+
 class Student(CaseAggregate):
     """A student of a school. Identity fields are corrected, never edited."""
 
-    @event("Enrolled")
+    class Enrolled(CaseAggregate.Created):
+        school_id: str
+        student_no: str
+        name: str
+        gender: str
+        birth_date: date
+        grade: str
+        class_name: str
+        guardians: list[dict[str, str]]
+        tags: list[str]
+        actor: str
+        at: datetime
+
+    @event(Enrolled)
     def __init__(
         self,
         id: UUID,
@@ -162,34 +215,20 @@ class Student(CaseAggregate):
         at: datetime,
     ) -> Student:
         require_aware(at)
-        guardians = [
+        details = checked_details(
             {
-                "name": checked_text(g.get("name"), "监护人姓名", FIELD_LIMITS["guardian_name"]),
-                "phone": check_phone(g.get("phone", "")),
-            }
-            for g in (guardians or [])
-        ]
-        require(isinstance(birth_date, date), "出生日期格式不正确")
-        problem = birth_date_problem(birth_date, at.date())
-        require(problem is None, problem or "")
-        tags = [t.strip() for t in (tags or []) if t.strip()]
-        require(len(tags) <= MAX_TAGS, f"标签最多 {MAX_TAGS} 个")
-        for tag in tags:
-            checked_text(tag, "标签", FIELD_LIMITS["tag"])
-        return cls(
-            id=id,
-            school_id=school_id,
-            student_no=checked_text(student_no, "学号", FIELD_LIMITS["student_no"]),
-            name=checked_text(name, "姓名", FIELD_LIMITS["name"]),
-            gender=parse_gender(gender),
-            birth_date=birth_date,
-            grade=checked_text(grade, "年级", FIELD_LIMITS["grade"]),
-            class_name=checked_text(class_name, "班级", FIELD_LIMITS["class_name"]),
-            guardians=guardians,
-            tags=tags,
-            actor=actor,
-            at=at,
+                "student_no": student_no,
+                "name": name,
+                "gender": gender,
+                "birth_date": birth_date,
+                "grade": grade,
+                "class_name": class_name,
+                "guardians": guardians or [],
+                "tags": tags or [],
+            },
+            today=at.date(),
         )
+        return cls(id=id, school_id=school_id, **details, actor=actor, at=at)
 
     CORRECTABLE = ("name", "gender", "birth_date", "grade", "class_name", "guardians", "tags")
 
@@ -200,21 +239,32 @@ class Student(CaseAggregate):
         unknown = set(changes) - set(self.CORRECTABLE)
         require(not unknown, f"不能更正的字段：{', '.join(sorted(unknown))}")
         require(bool(changes), "没有要更正的内容")
-        if "gender" in changes:
-            changes = {**changes, "gender": parse_gender(changes["gender"])}
+        changes = checked_details(changes, today=at.date())  # the same rules as enrolment
         self._corrected(changes=changes, reason=require_text(reason, "更正原因"), actor=actor, at=at)
 
-    @event("DetailsCorrected")
+    class DetailsCorrected(CaseAggregate.Event):
+        changes: dict[str, Any]
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(DetailsCorrected)
     def _corrected(self, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
         for k, v in changes.items():
             setattr(self, k, v)
 
     def leave(self, *, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
         if not self.active:
             raise WrongState(state="已离校", action="再次办理离校")
         self._left(reason=require_text(reason, "离校原因"), actor=actor, at=at)
 
-    @event("Left")
+    class Left(CaseAggregate.Event):
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(Left)
     def _left(self, reason: str, actor: str, at: datetime) -> None:
         self.active = False
 
@@ -232,7 +282,17 @@ class Staff(CaseAggregate):
     """A staff member: identity (name) encrypted here; roles and classes also kept,
     in clear ids, in the directory the gate reads."""
 
-    @event("Registered")
+    class Registered(CaseAggregate.Created):
+        school_id: str | None
+        username: str
+        name: str
+        roles: list[str]
+        classes: list[str]
+        district: str
+        actor: str
+        at: datetime
+
+    @event(Registered)
     def __init__(
         self,
         id: UUID,
@@ -268,8 +328,7 @@ class Staff(CaseAggregate):
         at: datetime,
     ) -> Staff:
         require_aware(at)
-        roles = [Role(r).value for r in roles] if roles else []
-        require(bool(roles), "至少需要一个角色")
+        roles = parse_roles(roles)
         if Role.SUPERVISOR.value not in roles and Role.ADMINISTRATOR.value not in roles:
             require(school_id is not None, "该角色必须属于一所学校")
         username = require_text(username, "用户名")
@@ -287,22 +346,35 @@ class Staff(CaseAggregate):
         )
 
     def change_roles(self, *, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
         require(self.active, "账号已停用")
-        roles = [Role(r).value for r in roles]
-        require(bool(roles), "至少需要一个角色")
+        roles = parse_roles(roles)
         self._roles_changed(roles=roles, classes=classes, reason=require_text(reason, "原因"), actor=actor, at=at)
 
-    @event("RolesChanged")
+    class RolesChanged(CaseAggregate.Event):
+        roles: list[str]
+        classes: list[str]
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(RolesChanged)
     def _roles_changed(self, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime) -> None:
         self.roles = roles
         self.classes = classes
 
     def deactivate(self, *, reason: str, actor: str, at: datetime) -> None:
+        require_aware(at)
         if not self.active:
             raise WrongState(state="已停用", action="再次停用")
         self._deactivated(reason=require_text(reason, "原因"), actor=actor, at=at)
 
-    @event("Deactivated")
+    class Deactivated(CaseAggregate.Event):
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(Deactivated)
     def _deactivated(self, reason: str, actor: str, at: datetime) -> None:
         self.active = False
 

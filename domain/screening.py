@@ -301,7 +301,14 @@ DEFAULT_INSTRUMENTS: dict[str, Instrument] = instruments_from_config(DEFAULT_INS
 class ScreeningRecord(CaseAggregate):
     """One student's screenings in one school year: one stream, results appended."""
 
-    @event("ScreeningRecordOpened")
+    class ScreeningRecordOpened(CaseAggregate.Created):
+        school_id: str
+        student_id: str
+        school_year: int
+        actor: str
+        at: datetime
+
+    @event(ScreeningRecordOpened)
     def __init__(self, id: UUID, school_id: str, student_id: str, school_year: int, actor: str, at: datetime) -> None:
         self.school_id = school_id
         self.student_id = student_id
@@ -359,7 +366,23 @@ class ScreeningRecord(CaseAggregate):
         )
         return result
 
-    @event("ScreeningRecorded")
+    class ScreeningRecorded(CaseAggregate.Event):
+        screening_id: str
+        instrument: str
+        instrument_name: str
+        answers: list[int]
+        total: int
+        band: str
+        band_label: str
+        flagged: bool
+        crisis: bool
+        screened_on: date
+        support_file_id: str | None
+        import_id: str | None
+        actor: str
+        at: datetime
+
+    @event(ScreeningRecorded)
     def _recorded(
         self,
         screening_id: str,

@@ -1,7 +1,10 @@
 """Read models (views) of the event streams.
 
-Each module holds one view: a `View` subclass (its tables and its fold) and the
-queries people work from, every one through the application's gate."""
+Each public module holds one view's queries, the ones people work from, every one
+through the application's gate, and `views(app)`; its `View` subclass (its tables and its
+fold) is beside it, in `<module>_view` (`case_board` keeps both, `report` is a package).
+`projections.base` gathers the parts every view shares (the runner, write-behind, the
+`Source` protocol)."""
 
 from __future__ import annotations
 

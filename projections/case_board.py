@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.dispatch import singledispatchmethod
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -49,9 +48,12 @@ from projections.base import (
     Table,
     View,
     WriteBehind,
+    aggregate_of,
+    directory_row,
     metadata,
+    own_fold,
 )
-from projections.support_register import aggregate_of, directory_row, enrolment
+from projections.support_register_view import enrolment
 
 if TYPE_CHECKING:
     from projections.base import Source
@@ -124,14 +126,7 @@ LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream
 class CaseBoardView(WriteBehind, View):
     name = NAME
     tables = (cases, parties)
-
-    def __init__(self, app: Source) -> None:
-        self.app = app
-        self._reset()
-
-    @singledispatchmethod
-    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
-        """Events this view does not know are ignored (each view has its own dispatcher)."""
+    fold = own_fold()
 
     def _set(self, e: Any, conn: Connection, **values: Any) -> None:
         conn.execute(UPDATE_CASE, {KEY: str(e.originator_id), **values})
@@ -370,7 +365,7 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
                 district=school.district,
             ),
         )
-    app.views.catch_up()  # type: ignore[attr-defined]
+    app.views.catch_up()
     today = today or app.now().date()
     q = select(cases).where(cases.c.school_id == school_id)
     if not full:
@@ -380,7 +375,7 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
             and_(enrolment.c.class_name.in_(sorted(actor.classes)), enrolment.c.school_id == school_id),
         )
         q = q.where(mine)
-    with app.views.engine.connect() as conn:  # type: ignore[attr-defined]
+    with app.views.engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
     lines = [_line(r, today, full) for r in rows]
     return sorted(

@@ -32,9 +32,11 @@ from anxin import quarantine
 from anxin.crypto import KeyError_, Tampered
 from anxin.errors import store_problem_message
 from anxin.quarantine import Unreadable
-from domain.common import Conflict, DomainError, Erased, NotFound, PermissionDenied
+from anxin.service import Anxin
+from domain.common import Conflict, DomainError
 from web import i18n
 from web.deps import (
+    ERROR_PAGE,
     HERE,
     ApiUnauthorized,
     CsrfRefused,
@@ -48,7 +50,7 @@ from web.deps import (
 log = logging.getLogger("anxin.web")
 access_log = logging.getLogger("anxin.web.access")
 
-STATUS = {PermissionDenied: 403, NotFound: 404, Erased: 410, Conflict: 409, Unreadable: 503}
+STATUS: dict[type[DomainError], int] = {**ERROR_PAGE, Conflict: 409, Unreadable: 503}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -117,7 +119,7 @@ def _nodelay_on_every_tcp_socket() -> None:
     import asyncio.base_events as base_events
     import socket
 
-    if getattr(base_events._set_nodelay, "anxin", False):
+    if getattr(base_events._set_nodelay, "anxin", False):  # type: ignore[attr-defined]
         return
 
     def set_nodelay(sock: socket.socket) -> None:
@@ -129,7 +131,7 @@ def _nodelay_on_every_tcp_socket() -> None:
 
 
 def create_app(
-    anxin: Any = None, *, secure_cookies: bool | None = None, background_seconds: float | None = 5.0
+    anxin: Anxin | None = None, *, secure_cookies: bool | None = None, background_seconds: float | None = 5.0
 ) -> FastAPI:
     _nodelay_on_every_tcp_socket()
     owns_app = anxin is None
@@ -233,9 +235,10 @@ def create_app(
     async def _tampered(request: Request, error: Tampered) -> Response:
         # A read that met an altered record outside the paths that set it aside: that record
         # only is unreadable; the reader gets the same clear answer, not a crash.
-        if not isinstance(error, Unreadable):
-            error = await run_in_threadpool(quarantine.unreadable, web.app, error)
-        return await _domain(request, error)
+        unreadable = (
+            error if isinstance(error, Unreadable) else await run_in_threadpool(quarantine.unreadable, web.app, error)
+        )
+        return await _domain(request, unreadable)
 
     @api.exception_handler(KeyError_)
     async def _key(request: Request, error: KeyError_) -> Response:

@@ -10,9 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -21,7 +20,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from anxin.quarantine import UNREADABLE_LABEL
-from domain.common import Actor, DomainError, InvalidInput, Role
+from anxin.service import Anxin
+from domain.common import Actor, DomainError, Erased, NotFound, PermissionDenied, Role
 from web import i18n
 from web.security import (
     COOKIE,
@@ -41,7 +41,7 @@ class Web:
     """The running web application's state: one Anxin application, shared by all
     requests; commands are serialised (one writer), reads run side by side."""
 
-    def __init__(self, app: Any, *, secure_cookies: bool = False) -> None:
+    def __init__(self, app: Anxin, *, secure_cookies: bool = False) -> None:
         self.app = app
         self.secure_cookies = secure_cookies
         self.sessions = SessionStore(app)
@@ -63,7 +63,7 @@ class Web:
         self._names: dict[str, str] = {}
 
     @contextmanager
-    def writing(self) -> Iterator[Any]:
+    def writing(self) -> Iterator[Anxin]:
         with self._write:
             yield self.app
 
@@ -96,6 +96,10 @@ def get_web(request: Request) -> Web:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
+def get_app(request: Request) -> Anxin:
+    return get_web(request).app
+
+
 @dataclass
 class User:
     """The person making this request, as the gate sees them."""
@@ -114,6 +118,18 @@ class User:
 
     def has(self, *roles: Role) -> bool:
         return any(self.actor.has(r) for r in roles)
+
+
+# The refusals that are not about what was typed: the error page answers them (web/app.py),
+# with these statuses, wherever they are raised; every other DomainError of a form is shown
+# on the form's own page.
+ERROR_PAGE: dict[type[DomainError], int] = {PermissionDenied: 403, NotFound: 404, Erased: 410}
+
+
+def for_error_page(error: DomainError, on_page: tuple[type[DomainError], ...] = ()) -> bool:
+    """Whether the error page answers this error; `on_page`: those a form shows on its own
+    page instead (a typed student number that names nobody)."""
+    return isinstance(error, tuple(ERROR_PAGE)) and not isinstance(error, on_page)
 
 
 class LoginRequired(Exception):
@@ -178,7 +194,10 @@ async def form_data(request: Request) -> dict[str, Any]:
     return data
 
 
-async def page_user(request: Request, form: dict[str, Any] = Depends(form_data)) -> User:
+Form = Annotated[dict[str, Any], Depends(form_data)]
+
+
+async def page_user(request: Request, form: Form) -> User:
     i18n.current.set(language(request))
     user = session_user(request)
     if user is None:
@@ -214,6 +233,12 @@ def api_user(request: Request) -> User:
     return user
 
 
+# What a route declares it needs (FastAPI resolves each once per request; Form is above).
+App = Annotated[Anxin, Depends(get_app)]
+PageUser = Annotated[User, Depends(page_user)]
+ApiUser = Annotated[User, Depends(api_user)]
+
+
 # -- rendering --------------------------------------------------------------------------
 def flash(request: Request, message: str, kind: str = "ok") -> None:
     user: User | None = getattr(request.state, "user", None)
@@ -226,8 +251,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     web = get_web(request)
     user: User | None = getattr(request.state, "user", None)
     flashes = user.session.data.pop("flash", []) if user and user.session else []
-    if flashes:
-        web.sessions.save_data(user.session)  # type: ignore[union-attr]
+    if flashes and user and user.session:
+        web.sessions.save_data(user.session)
     context.update(
         request=request,
         user=user,
@@ -241,27 +266,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
-def expected_version(form: dict[str, Any]) -> int | None:
-    """The version of the record the page showed (a hidden field): a command given it is
-    refused with a conflict if someone else changed the record since."""
-    text = str(form.get("expected_version", "")).strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(reason="页面版本无效，请刷新后重试") from None
-
-
-def form_day(text: Any, today: date) -> date:
-    """A date field of a form: YYYY-MM-DD; empty means today."""
-    text = str(text or "").strip()
-    if not text:
-        return today
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(reason="日期格式应为 YYYY-MM-DD") from None
+def reason_form(request: Request, action: str, status: int = 200, error: DomainError | None = None) -> HTMLResponse:
+    """The break-glass form: a supervisor states why before a named record is read (the
+    reason goes to `action`, which reads the record with it)."""
+    return render(request, "break_glass.html", status, action=action, error=i18n.error_text(error) if error else None)
 
 
 def redirect(url: str, request: Request | None = None, message: str | None = None) -> RedirectResponse:

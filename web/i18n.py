@@ -65,7 +65,13 @@ def catalogue(lang: str) -> dict[str, str]:
     for path in sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po")):
         with path.open("rb") as f:
             cat = read_po(f, locale=lang)
-        found.update({m.id: m.string for m in cat if m.id and m.string and not m.fuzzy and isinstance(m.id, str)})
+        found.update(
+            {
+                m.id: m.string
+                for m in cat
+                if m.id and m.string and not m.fuzzy and isinstance(m.id, str) and isinstance(m.string, str)
+            }
+        )
     return found
 
 

@@ -30,9 +30,12 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anxin.accounts import SESSION_KEY_ID, TOKEN_PREFIX, session_hash, token_hash
+
+if TYPE_CHECKING:
+    from anxin.service import Anxin
 
 COOKIE = "anxin_session"
 LANG_COOKIE = "anxin_lang"
@@ -69,7 +72,11 @@ class SessionStore:
     """Server-side sessions (kept by the application), shared by every worker process."""
 
     def __init__(
-        self, app: Any, idle_seconds: float = IDLE_SECONDS, clock: Any = time.time, touch_seconds: float = TOUCH_SECONDS
+        self,
+        app: Anxin,
+        idle_seconds: float = IDLE_SECONDS,
+        clock: Any = time.time,
+        touch_seconds: float = TOUCH_SECONDS,
     ) -> None:
         self.app = app
         self.idle = idle_seconds
@@ -124,7 +131,7 @@ class LoginThrottle:
     Counted by the application (every worker sees every failure), by keyed hash."""
 
     def __init__(
-        self, app: Any, per_user: int = 5, per_address: int = 20, window: float = 15 * 60, clock: Any = time.time
+        self, app: Anxin, per_user: int = 5, per_address: int = 20, window: float = 15 * 60, clock: Any = time.time
     ) -> None:
         self.app = app
         self.per_user = per_user
@@ -149,7 +156,7 @@ class ApiTokens:
     """Who a bearer token signs in, and an account's tokens (issued and revoked by the
     application's commands `app.accounts.issue_token` / `revoke_token`)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Anxin) -> None:
         self.app = app
         app.accounts.prepare()
 

@@ -8,6 +8,7 @@ arithmetic on SQLite and PostgreSQL alike.
 - `tables`: the view's tables, and the pre-aggregated counts the report sums;
 - `statements`: the statements the fold runs, built once;
 - `counts`: how the fold keeps the counts (deltas, overdue runs, screened days, erasure);
+- `state`: `ReportState`, what the fold keeps of each stream (state, spans, facts, deltas);
 - `fold`: `ReportView`, the fold of the events into the tables;
 - `model`: `Report`, its rows and metrics;
 - `queries`: `periodic_report` (through the gate, STATS_READ) and its cached counts;
@@ -19,10 +20,11 @@ it (the HTML template is projections/templates/report.html)."""
 
 from __future__ import annotations
 
-from projections.report.fold import ReportView, case_status, views
+from projections.report.fold import ReportView, views
 from projections.report.model import GROUPS, Metric, Report, SchoolReport
 from projections.report.queries import forget_cached_counts, periodic_report
 from projections.report.render import report_csv, report_html
+from projections.report.state import case_status
 from projections.report.tables import (
     AGGREGATES,
     OPEN,

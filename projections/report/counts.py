@@ -120,11 +120,15 @@ def _upsert(dialect: str, table: Table) -> Any:
     """INSERT … ON CONFLICT (the key) DO UPDATE SET each count = count + the new one."""
     found = _UPSERTS.get((dialect, table.name))
     if found is None:
+        stmt: Any
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            stmt = postgresql_insert(table)
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table)
         found = _UPSERTS[(dialect, table.name)] = stmt.on_conflict_do_update(
             index_elements=list(table.primary_key.columns),
             set_={c.name: c + stmt.excluded[c.name] for c in table.c if not c.primary_key},

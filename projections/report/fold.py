@@ -1,4 +1,5 @@
-"""The report view: `ReportView` folds the events into the report's tables and counts.
+"""The report view: `ReportView` folds the events into the report's tables and counts,
+through the bookkeeping of `ReportState` (projections.report.state).
 
 A fact is dated by the day it happened where the event says so (a mandatory report's
 `reported_at`, an appeal's `lodged_on` and `decided_on`, a review's `reviewed_on`, a
@@ -9,52 +10,28 @@ stored as proleptic ordinals (`date.toordinal()`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any
 
-from eventsourcing.dispatch import singledispatchmethod
 from sqlalchemy import Connection, text
 from sqlalchemy.schema import CreateIndex
 
-from domain.bullying import INVESTIGATION_OPEN_STATES, BullyingCase
-from domain.bullying import case_status as bullying_status
+from domain.bullying import BullyingCase
 from domain.pairing import Pairing
 from domain.screening import ScreeningRecord
 from domain.support import SupportFile
-from projections.base import View, WriteBehind, stream_id_of
-from projections.report.counts import (
-    Deltas,
-    add,
-    apply,
-    erased,
-    file_span_key,
-    move,
-    overdue_runs_again,
-    pairing_span_key,
-    screened_again,
-)
+from projections.base import View, own_fold, stream_id_of
+from projections.days import ordinal
+from projections.report.counts import add, apply, erased, file_span_key, move, pairing_span_key
+from projections.report.state import ReportState
 from projections.report.statements import (
-    CASE_STATE,
-    END_CASE_SPAN,
-    END_FILE_SPAN,
-    END_PAIRING,
-    END_PAIRING_SPAN,
     ERASE,
     FACTS_OF_REF,
-    FILE_SPAN,
-    FILE_STATE,
     INSERT,
     PAIRING_SCHOOL,
-    PAIRING_SPAN,
-    PAIRING_STATE,
     RECORD,
     REDATE_FACT,
     SET_CASE_FORMS,
-    SET_CASE_STATE,
-    SET_FILE_STATE,
     SET_LAST_HELD,
-    SET_PAIRING,
 )
 from projections.report.tables import (
     REPLACED_INDEXES,
@@ -67,53 +44,15 @@ from projections.report.tables import (
     screening_days,
 )
 
-
-def _day(value: date | datetime) -> int:
-    return (value.date() if isinstance(value, datetime) else value).toordinal()
-
-
 _sid = stream_id_of
 
 
-# -- the case fold: the same status as BullyingCase.status, from the events -----------
-def case_status(st: dict[str, Any]) -> str:
-    """A case's status from the view's state of it (domain.bullying.case_status)."""
-    det = st["det"]
-    return bullying_status(
-        closed=bool(st["closed"]),
-        appealed=bool(st["appeal"]),
-        determined=det is not None,
-        approved=bool(det and det["approved"]),
-        bullying=bool(det and det["bullying"]),
-        followed_up=bool(det and det["id"] in st["followed"]),
-        investigation_completed=bool(st["completed"]),
-        investigation_started=bool(st["started"]),
-        reopened=bool(st["cycle"]),
-    )
-
-
-def _result(bullying: bool, severity: str | None) -> str:
-    return (severity or "minor") if bullying else "not_bullying"
-
-
-class ReportView(WriteBehind, View):
+class ReportView(ReportState, View):
     """Per-school daily facts and state spans for the periodic report."""
 
     name = VIEW_NAME
     tables = TABLES
-
-    def __init__(self, app: Any = None) -> None:
-        self.app = app
-        self._reset()
-
-    def _reset(self) -> None:
-        super()._reset()
-        # What this batch adds to the aggregates, written with its rows (`flush`).
-        self._deltas: Deltas = {}
-        # (school, student) -> the (record, screening) keys this batch added for them.
-        self._screened: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        # Pairings whose overdue runs may have changed since the last flush.
-        self._overdue: set[str] = set()
+    fold = own_fold()  # events the report does not count are ignored (erased ones included)
 
     def clear(self, conn: Connection) -> None:
         """Drop the rows (a rebuild follows); and make the indexes what they are now: a
@@ -127,51 +66,10 @@ class ReportView(WriteBehind, View):
             for index in table.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
 
-    def flush(self, conn: Connection) -> None:
-        super().flush(conn)
-        if self._screened:
-            touched, self._screened = self._screened, {}
-            screened_again(conn, self._deltas, touched)
-        if self._overdue:
-            pids, self._overdue = sorted(self._overdue), set()
-            overdue_runs_again(conn, self._deltas, pids)
-        if self._deltas:
-            apply(conn, self._deltas)
-
-    @singledispatchmethod
-    def fold(self, event: Any, conn: Connection, position: int) -> None:  # type: ignore[override]
-        """Events the report does not count are ignored (erased ones included)."""
-
-    # -- helpers ------------------------------------------------------------------
-    def _fact(
-        self,
-        conn: Connection,
-        event: Any,
-        school_id: str,
-        day: int,
-        kind: str,
-        detail: str = "",
-        ref: str | None = None,
-    ) -> None:
-        self._insert(
-            conn,
-            INSERT["v_report_facts"],
-            {
-                "stream_id": _sid(event),
-                "version": event.originator_version,
-                "school_id": school_id,
-                "day": day,
-                "kind": kind,
-                "detail": detail,
-                "ref": ref,
-            },
-        )
-        add(self._deltas, fact_counts, (school_id, day, kind, detail), 1)
-
     # -- bullying cases -------------------------------------------------------------
     @fold.register(BullyingCase.Reported)
     def _case_reported(self, event: Any, conn: Connection, position: int) -> None:
-        day = _day(event.at)
+        day = ordinal(event.at)
         st = {
             "school": event.school_id,
             "cycle": 0,
@@ -181,7 +79,7 @@ class ReportView(WriteBehind, View):
             "followed": [],
             "started": False,
             "completed": False,
-            "due": _day(event.investigation_due),
+            "due": ordinal(event.investigation_due),
             "follow_up_due": None,
             "seq": 1,
         }
@@ -196,52 +94,6 @@ class ReportView(WriteBehind, View):
             },
         )
         conn.execute(INSERT["v_report_case_spans"], {"case_id": _sid(event), "seq": 1, **self._case_span(st, day)})
-
-    @staticmethod
-    def _case_span(st: dict[str, Any], day: int) -> dict[str, Any]:
-        status = case_status(st)
-        det = st["det"]
-        return {
-            "school_id": st["school"],
-            "from_day": day,
-            "to_day": None,
-            "status": status,
-            "severity": det["severity"] if det and det["approved"] and det["bullying"] else None,
-            "investigation_due": st["due"] if status in INVESTIGATION_OPEN_STATES else None,
-            "follow_up_due": st["follow_up_due"] if status != "closed" else None,
-        }
-
-    def _case(self, conn: Connection, event: Any, change: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
-        """Load the case's fold state, apply `change`, and start a new span if the
-        status, severity or a due date changed. Returns the new state."""
-        cid = _sid(event)
-        row = conn.execute(CASE_STATE, {"b_id": cid}).first()
-        if row is None:
-            return None
-        st = json.loads(row[0])
-        day = _day(event.at)
-        before = self._case_span(st, day)
-        change(st)
-        after = self._case_span(st, day)
-        if after != before:
-            conn.execute(END_CASE_SPAN, {"b_id": cid, "b_seq": st["seq"], "b_day": day})
-            st["seq"] += 1
-            conn.execute(INSERT["v_report_case_spans"], {"case_id": cid, "seq": st["seq"], **after})
-        conn.execute(SET_CASE_STATE, {"b_id": cid, "b_state": json.dumps(st)})
-        return st
-
-    def _case_fact(
-        self,
-        conn: Connection,
-        event: Any,
-        change: Callable[[dict[str, Any]], None],
-        kind: str,
-        day: date | datetime,
-        detail: str = "",
-    ) -> None:
-        st = self._case(conn, event, change)
-        if st is not None:
-            self._fact(conn, event, st["school"], _day(day), kind, detail)
 
     @fold.register(BullyingCase.InvestigationStarted)
     def _case_started(self, event: Any, conn: Connection, position: int) -> None:
@@ -265,14 +117,11 @@ class ReportView(WriteBehind, View):
     def _case_approved(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
             st["det"]["approved"] = True
-            st["follow_up_due"] = _day(event.follow_up_due) if event.follow_up_due else None
+            st["follow_up_due"] = ordinal(event.follow_up_due) if event.follow_up_due else None
 
         st = self._case(conn, event, change)
         if st is not None:
-            det = st["det"]
-            self._fact(
-                conn, event, st["school"], _day(event.at), "case.determined", _result(det["bullying"], det["severity"])
-            )
+            self._determination_fact(conn, event, st)
 
     @fold.register(BullyingCase.DeterminationReturned)
     def _case_returned(self, event: Any, conn: Connection, position: int) -> None:
@@ -299,33 +148,26 @@ class ReportView(WriteBehind, View):
                     "bullying": bool(new["bullying"]),
                     "severity": new.get("severity"),
                 }
-                st["follow_up_due"] = _day(event.follow_up_due) if event.follow_up_due else None
+                st["follow_up_due"] = ordinal(event.follow_up_due) if event.follow_up_due else None
             elif event.outcome == "reopened":
                 st.update(
-                    det=None, started=True, completed=False, follow_up_due=None, due=_day(event.investigation_due)
+                    det=None, started=True, completed=False, follow_up_due=None, due=ordinal(event.investigation_due)
                 )
 
         st = self._case(conn, event, change)
         if st is None:
             return
-        self._fact(conn, event, st["school"], _day(event.decided_on), "case.appeal_reviewed", event.outcome)
+        self._fact(conn, event, st["school"], ordinal(event.decided_on), "case.appeal_reviewed", event.outcome)
         if new:
             # A determination changed on review is in force at once: it counts as one.
-            self._fact(
-                conn,
-                event,
-                st["school"],
-                _day(event.at),
-                "case.determined",
-                _result(bool(new["bullying"]), new.get("severity")),
-            )
+            self._determination_fact(conn, event, st)
 
     @fold.register(BullyingCase.FollowUpRecorded)
     def _case_followed_up(self, event: Any, conn: Connection, position: int) -> None:
         def change(st: dict[str, Any]) -> None:
             if event.determination_id not in st["followed"]:
                 st["followed"].append(event.determination_id)
-            st["follow_up_due"] = _day(event.next_due) if event.next_due else None
+            st["follow_up_due"] = ordinal(event.next_due) if event.next_due else None
 
         self._case(conn, event, change)
 
@@ -342,7 +184,7 @@ class ReportView(WriteBehind, View):
                 det=None,
                 started=False,
                 completed=False,
-                due=_day(event.investigation_due),
+                due=ordinal(event.investigation_due),
                 follow_up_due=None,
             )
 
@@ -356,7 +198,7 @@ class ReportView(WriteBehind, View):
     # -- support files ------------------------------------------------------------
     @fold.register(SupportFile.Opened)
     def _file_opened(self, event: Any, conn: Connection, position: int) -> None:
-        day, due = _day(event.at), _day(event.next_review_due)
+        day, due = ordinal(event.at), ordinal(event.next_review_due)
         self._insert(
             conn,
             INSERT["v_report_files"],
@@ -388,69 +230,6 @@ class ReportView(WriteBehind, View):
         add(self._deltas, file_span_counts, file_span_key(event.school_id, "open", event.risk_level, day, None, due), 1)
         self._fact(conn, event, event.school_id, day, "file.opened", event.risk_level)
 
-    _KEEP: Any = object()
-
-    def _file(
-        self, conn: Connection, event: Any, *, status: str | None = None, level: str | None = None, due: Any = _KEEP
-    ) -> tuple[str, str] | None:
-        """A new span when the file's status, risk level or next review changes.
-        Returns (school_id, risk level) or None for an unknown file."""
-        fid = _sid(event)
-        row = conn.execute(FILE_STATE, {"b_id": fid}).first()
-        if row is None:
-            return None
-        school_id, old_status, old_level, old_due, seq = row
-        new_status = status or old_status
-        new_level = level or old_level
-        new_due = old_due if due is self._KEEP else (_day(due) if due is not None else None)
-        day = _day(event.at)
-        if (new_status, new_level, new_due) != (old_status, old_level, old_due):
-            span = conn.execute(FILE_SPAN, {"b_id": fid, "b_seq": seq}).first()
-            if span is not None:
-                f, t, st, lv, rd = span
-                move(
-                    self._deltas,
-                    file_span_counts,
-                    file_span_key(school_id, st, lv, f, t, rd),
-                    file_span_key(school_id, st, lv, f, day, rd),
-                )
-            conn.execute(END_FILE_SPAN, {"b_id": fid, "b_seq": seq, "b_day": day})
-            seq += 1
-            conn.execute(
-                INSERT["v_report_file_spans"],
-                {
-                    "file_id": fid,
-                    "seq": seq,
-                    "school_id": school_id,
-                    "from_day": day,
-                    "to_day": None,
-                    "status": new_status,
-                    "risk_level": new_level,
-                    "review_due": new_due,
-                },
-            )
-            add(self._deltas, file_span_counts, file_span_key(school_id, new_status, new_level, day, None, new_due), 1)
-            conn.execute(
-                SET_FILE_STATE,
-                {"b_id": fid, "b_status": new_status, "b_level": new_level, "b_due": new_due, "b_seq": seq},
-            )
-        return school_id, new_level
-
-    def _file_fact(
-        self,
-        conn: Connection,
-        event: Any,
-        kind: str,
-        day: date | datetime,
-        detail: str | None = "",
-        ref: str | None = None,
-        **change: Any,
-    ) -> None:
-        found = self._file(conn, event, **change)
-        if found is not None:
-            school_id, level = found
-            self._fact(conn, event, school_id, _day(day), kind, level if detail is None else detail, ref)
-
     @fold.register(SupportFile.RiskLevelRaised)
     @fold.register(SupportFile.RiskLevelLowered)
     def _file_risk_changed(self, event: Any, conn: Connection, position: int) -> None:
@@ -468,7 +247,7 @@ class ReportView(WriteBehind, View):
     @fold.register(SupportFile.EntryCorrected)
     def _file_entry_corrected(self, event: Any, conn: Connection, position: int) -> None:
         if event.entry_kind == "crisis" and "occurred_on" in event.changes:
-            day = _day(event.changes["occurred_on"])
+            day = ordinal(event.changes["occurred_on"])
             for school, old_day, kind, detail in conn.execute(
                 FACTS_OF_REF, {"b_id": _sid(event), "b_ref": event.corrects}
             ).all():
@@ -486,7 +265,7 @@ class ReportView(WriteBehind, View):
     # -- pairings and check-ins -----------------------------------------------------
     @fold.register(Pairing.Paired)
     def _paired(self, event: Any, conn: Connection, position: int) -> None:
-        day = _day(event.at)
+        day = ordinal(event.at)
         pid = _sid(event)
         self._insert(
             conn,
@@ -521,7 +300,7 @@ class ReportView(WriteBehind, View):
 
     @fold.register(Pairing.CheckInRecorded)
     def _checked_in(self, event: Any, conn: Connection, position: int) -> None:
-        pid, day = _sid(event), _day(event.held_on)
+        pid, day = _sid(event), ordinal(event.held_on)
         row = self.kept(("pairing", pid))
         school = conn.execute(PAIRING_SCHOOL, {"b_id": pid}).scalar() if row is None else row["school_id"]
         if school is None:  # an unknown pairing: nothing to count
@@ -543,44 +322,6 @@ class ReportView(WriteBehind, View):
             # Paired in this batch and not written yet: the same change, to the row kept back.
             row["last_held_day"] = day
         add(self._deltas, check_in_days, (school, day), 1)
-        self._overdue.add(pid)
-
-    def _pairing_span(self, conn: Connection, event: Any, cadence: int | None) -> None:
-        """Close the current span; open a new one with `cadence` unless the pairing ended."""
-        pid, day = _sid(event), _day(event.at)
-        row = conn.execute(PAIRING_STATE, {"b_id": pid}).first()
-        if row is None:
-            return
-        school_id, seq = row
-        span = conn.execute(PAIRING_SPAN, {"b_id": pid, "b_seq": seq}).first()
-        if span is not None:
-            from_day, to_day, old_cadence = span
-            move(
-                self._deltas,
-                pairing_span_counts,
-                pairing_span_key(school_id, from_day, to_day, old_cadence),
-                pairing_span_key(school_id, from_day, day, old_cadence),
-            )
-        conn.execute(END_PAIRING_SPAN, {"b_id": pid, "b_seq": seq, "b_day": day})
-        if cadence is None:
-            conn.execute(END_PAIRING, {"b_id": pid})
-            # Its overdue runs are worked out again at the next flush, so only after the
-            # last statement (any statement flushes first).
-            self._overdue.add(pid)
-            return
-        conn.execute(
-            INSERT["v_report_pairing_spans"],
-            {
-                "pairing_id": pid,
-                "seq": seq + 1,
-                "school_id": school_id,
-                "from_day": day,
-                "to_day": None,
-                "cadence": cadence,
-            },
-        )
-        add(self._deltas, pairing_span_counts, pairing_span_key(school_id, day, None, cadence), 1)
-        conn.execute(SET_PAIRING, {"b_id": pid, "b_seq": seq + 1, "b_cadence": cadence, "b_active": True})
         self._overdue.add(pid)
 
     @fold.register(Pairing.CadenceChanged)
@@ -615,7 +356,7 @@ class ReportView(WriteBehind, View):
         else:
             # Its record was opened in this batch and not written yet.
             school, student = row["school_id"], row["student_id"]
-        day, instrument = _day(event.screened_on), event.instrument.upper()
+        day, instrument = ordinal(event.screened_on), event.instrument.upper()
         self._insert(
             conn,
             INSERT["v_report_screenings"],

@@ -97,14 +97,12 @@ def _periodic_report(
             school_id or f"district:{district}",
             {"from": date_from.isoformat(), "to": date_to.isoformat(), "schools": len(chosen)},
         )
-    views_runner = getattr(app, "views", None)
-    if views_runner is not None:
-        views_runner.catch_up()
+    app.views.catch_up()
     today = today or app.now().date()
     as_of = min(date_to, today)
     ids = [sid for sid, _ in chosen]
     instruments = list(getattr(app, "instruments", {}) or {})
-    with views_runner.engine.connect() as conn:
+    with app.views.engine.connect() as conn:
         counts, seen_instruments = _cached_count(
             app, conn, ids, date_from.toordinal(), date_to.toordinal(), as_of.toordinal()
         )
@@ -206,103 +204,80 @@ def _active_at(table: Table, day: int) -> Any:
     return and_(until(table) > day, table.c.from_day <= day)
 
 
-def _part(
-    tag: str, school: Any, a: Any = None, b: Any = None, n1: Any = None, n2: Any = None, n3: Any = None
-) -> list[Any]:
-    """One part's columns in the shape every part of `_count`'s statement shares:
-    (part, school, two codes, three counts)."""
-    return [
-        literal(tag, String).label("part"),
-        school.label("school"),
-        (a if a is not None else literal("", String)).label("a"),
-        (b if b is not None else literal("", String)).label("b"),
-        (n1 if n1 is not None else literal(0, Integer)).label("n1"),
-        (n2 if n2 is not None else literal(0, Integer)).label("n2"),
-        (n3 if n3 is not None else literal(0, Integer)).label("n3"),
-    ]
+def _part(tag: str, table: Table, ids: list[str], codes: tuple[Any, ...], counts: tuple[Any, ...], *where: Any) -> Any:
+    """One part of `_count_statement`: up to three `counts` per school and `codes` (up to
+    two), over the rows of the schools `ids` that meet `where`. Every part has the same
+    columns: (part, school, two codes, three counts)."""
+    a, b = (*codes, None, None)[:2]
+    n1, n2, n3 = (*counts, None, None, None)[:3]
+    return (
+        select(
+            literal(tag, String).label("part"),
+            table.c.school_id.label("school"),
+            (a if a is not None else literal("", String)).label("a"),
+            (b if b is not None else literal("", String)).label("b"),
+            (n1 if n1 is not None else literal(0, Integer)).label("n1"),
+            (n2 if n2 is not None else literal(0, Integer)).label("n2"),
+            (n3 if n3 is not None else literal(0, Integer)).label("n3"),
+        )
+        .where(table.c.school_id.in_(ids), *where)
+        .group_by(table.c.school_id, *codes)
+    )
 
 
 def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
     """Every count of the report in one statement (one round trip): the parts, each a
     grouped count or sum over an index or a small aggregate table, UNION ALL."""
-    parts = []
     # Dated facts in the period.
     fc = fact_counts
-    parts.append(
-        select(*_part("fact", fc.c.school_id, fc.c.kind, fc.c.detail, func.sum(fc.c.n)))
-        .where(fc.c.school_id.in_(ids), fc.c.day.between(start, end))
-        .group_by(fc.c.school_id, fc.c.kind, fc.c.detail)
-    )
+    facts = _part("fact", fc, ids, (fc.c.kind, fc.c.detail), (func.sum(fc.c.n),), fc.c.day.between(start, end))
     # Cases reported in the period, by their forms.
-    parts.append(
-        select(*_part("cases", cases.c.school_id, cases.c.forms, None, func.count()))
-        .where(cases.c.school_id.in_(ids), cases.c.reported_day.between(start, end))
-        .group_by(cases.c.school_id, cases.c.forms)
-    )
+    reported = _part("cases", cases, ids, (cases.c.forms,), (func.count(),), cases.c.reported_day.between(start, end))
     # Cases at period end: status, and what was overdue that day.
     s = case_spans
-    parts.append(
-        select(
-            *_part(
-                "case_end",
-                s.c.school_id,
-                s.c.status,
-                None,
-                func.count(),
-                func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
-                func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0)),
-            )
-        )
-        .where(s.c.school_id.in_(ids), _active_at(s, as_of))
-        .group_by(s.c.school_id, s.c.status)
+    cases_end = _part(
+        "case_end",
+        s,
+        ids,
+        (s.c.status,),
+        (
+            func.count(),
+            func.sum(case((and_(s.c.investigation_due.is_not(None), s.c.investigation_due < as_of), 1), else_=0)),
+            func.sum(case((and_(s.c.follow_up_due.is_not(None), s.c.follow_up_due < as_of), 1), else_=0)),
+        ),
+        _active_at(s, as_of),
     )
     # Support files open at period end, by risk level, and reviews overdue that day.
     f = file_span_counts
-    parts.append(
-        select(
-            *_part(
-                "file_end",
-                f.c.school_id,
-                f.c.risk_level,
-                None,
-                func.sum(f.c.n),
-                func.sum(case((and_(f.c.review_due > 0, f.c.review_due < as_of), f.c.n), else_=0)),
-            )
-        )
-        .where(f.c.school_id.in_(ids), f.c.status == "open", f.c.from_day <= as_of, f.c.to_day > as_of)
-        .group_by(f.c.school_id, f.c.risk_level)
+    files_end = _part(
+        "file_end",
+        f,
+        ids,
+        (f.c.risk_level,),
+        (func.sum(f.c.n), func.sum(case((and_(f.c.review_due > 0, f.c.review_due < as_of), f.c.n), else_=0))),
+        f.c.status == "open",
+        f.c.from_day <= as_of,
+        f.c.to_day > as_of,
     )
     # Screenings done in the period, by instrument (summed per day).
     sd = screening_days
-    parts.append(
-        select(
-            *_part(
-                "screenings",
-                sd.c.school_id,
-                sd.c.instrument,
-                None,
-                func.sum(sd.c.n),
-                func.sum(sd.c.flagged),
-                func.sum(sd.c.crisis),
-            )
-        )
-        .where(sd.c.school_id.in_(ids), sd.c.day.between(start, end))
-        .group_by(sd.c.school_id, sd.c.instrument)
+    screened = _part(
+        "screenings",
+        sd,
+        ids,
+        (sd.c.instrument,),
+        (func.sum(sd.c.n), func.sum(sd.c.flagged), func.sum(sd.c.crisis)),
+        sd.c.day.between(start, end),
     )
+    parts = [facts, reported, cases_end, files_end, screened]
     # Students screened in the period: each one's first day in it (see `screened_days`).
     sf = screened_days
     parts.append(
-        select(*_part("screened", sf.c.school_id, None, None, func.sum(sf.c.n)))
-        .where(sf.c.school_id.in_(ids), sf.c.day.between(start, end), sf.c.prev_day < start)
-        .group_by(sf.c.school_id)
+        _part("screened", sf, ids, (), (func.sum(sf.c.n),), sf.c.day.between(start, end), sf.c.prev_day < start)
     )
     # Check-ins held in the period (summed per day).
     cd = check_in_days
-    parts.append(
-        select(*_part("check_ins", cd.c.school_id, None, None, func.sum(cd.c.n)))
-        .where(cd.c.school_id.in_(ids), cd.c.day.between(start, end))
-        .group_by(cd.c.school_id)
-    )
+    parts.append(_part("check_ins", cd, ids, (), (func.sum(cd.c.n),), cd.c.day.between(start, end)))
     # Check-ins due in the period (up to today, if it has not ended): for each span of
     # a pairing's cadence, the days it overlaps the period divided by the cadence,
     # rounded down; spans alike counted together.
@@ -312,23 +287,22 @@ def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
         span_end = case((p.c.to_day < due_end + 1, p.c.to_day), else_=due_end + 1)
         span_start = case((p.c.from_day > start, p.c.from_day), else_=start)
         parts.append(
-            select(*_part("due", p.c.school_id, None, None, func.sum(p.c.n * ((span_end - span_start) // p.c.cadence))))
-            .where(p.c.school_id.in_(ids), p.c.from_day <= due_end, p.c.to_day > start, p.c.to_day > p.c.from_day)
-            .group_by(p.c.school_id)
+            _part(
+                "due",
+                p,
+                ids,
+                (),
+                (func.sum(p.c.n * ((span_end - span_start) // p.c.cadence)),),
+                p.c.from_day <= due_end,
+                p.c.to_day > start,
+                p.c.to_day > p.c.from_day,
+            )
         )
     # Pairings active at period end.
-    parts.append(
-        select(*_part("active", p.c.school_id, None, None, func.sum(p.c.n)))
-        .where(p.c.school_id.in_(ids), p.c.from_day <= as_of, p.c.to_day > as_of)
-        .group_by(p.c.school_id)
-    )
+    parts.append(_part("active", p, ids, (), (func.sum(p.c.n),), p.c.from_day <= as_of, p.c.to_day > as_of))
     # Pairings overdue at period end (see `overdue_runs`).
     od = overdue_counts
-    parts.append(
-        select(*_part("overdue", od.c.school_id, None, None, func.sum(od.c.n)))
-        .where(od.c.school_id.in_(ids), od.c.from_day <= as_of, od.c.to_day > as_of)
-        .group_by(od.c.school_id)
-    )
+    parts.append(_part("overdue", od, ids, (), (func.sum(od.c.n),), od.c.from_day <= as_of, od.c.to_day > as_of))
     return union_all(*parts)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, func, literal_column
+from sqlalchemy import Boolean, Column, ColumnClause, Index, Integer, String, Table, Text, func, literal_column
 
 from projections.base import metadata
 
@@ -66,7 +66,7 @@ case_spans = Table(
 )
 # Spans by the day they end (OPEN while current): those active at a period end are
 # near the top, not among every span since the school began. Covering.
-_OPEN_SQL = literal_column(str(OPEN))  # written out, not bound: the index and the query say the same
+_OPEN_SQL: ColumnClause[Any] = literal_column(str(OPEN))  # written out, not bound: the index and the query say the same
 
 
 def until(table: Table) -> Any:

@@ -234,7 +234,7 @@ def every_roster_and_pairing_event() -> list[Any]:
     student.correct(
         changes={
             "birth_date": date(2013, 6, 7),
-            "guardians": [{"name": "张父", "phone": "139"}],
+            "guardians": [{"name": "张父", "phone": "13900000001"}],
             "tags": ["留守儿童", "单亲家庭"],
         },
         reason="户籍核对",

@@ -18,6 +18,7 @@ from conftest import ADMIN, School, Store
 from fastapi.testclient import TestClient
 from web_support import Browser
 
+import anxin.service
 from anxin import cli
 from anxin.crypto import MasterKey
 from anxin.passwords import hash_password
@@ -81,8 +82,8 @@ def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     app.close()
     (data / "master.key").write_text(key.encode() + "\n")
     opened: list[Any] = []
-    real_open = cli._open
-    monkeypatch.setattr(cli, "_open", lambda args: opened.append(real_open(args)) or opened[-1])
+    real_open = anxin.service.open_app  # what the commands open the application with
+    monkeypatch.setattr(anxin.service, "open_app", lambda *a, **kw: opened.append(real_open(*a, **kw)) or opened[-1])
     yield data
     for a in opened:
         a.close()

@@ -19,6 +19,7 @@ import pytest
 from conftest import PG_URL, Store
 
 import anxin.demo
+import anxin.service
 from anxin import cli
 from anxin.demo import HALF_DEMO, demo_state
 from domain.common import DomainError
@@ -160,8 +161,8 @@ def _main(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str
 def closing_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Close what the commands opened (the tiny disk is unmounted after)."""
     opened: list[Any] = []
-    real_open = cli._open
-    monkeypatch.setattr(cli, "_open", lambda args: opened.append(real_open(args)) or opened[-1])
+    real_open = anxin.service.open_app  # what the commands open the application with
+    monkeypatch.setattr(anxin.service, "open_app", lambda *a, **kw: opened.append(real_open(*a, **kw)) or opened[-1])
     for name in [k for k in os.environ if k.startswith("ANXIN_")]:
         monkeypatch.delenv(name)
     yield

@@ -133,7 +133,7 @@ def test_times_are_shown_and_read_on_the_policys_wall_clock(app) -> None:  # typ
     from datetime import UTC, datetime
 
     from web.app import create_app
-    from web.routes.cases import _when
+    from web.forms import moment
 
     at = datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
     try:
@@ -145,6 +145,6 @@ def test_times_are_shown_and_read_on_the_policys_wall_clock(app) -> None:  # typ
         create_app(app)
         # then times are shown, and typed times read, on that clock
         assert i18n.fmt_datetime(at, "zh") == "2026年11月25日 07:30"
-        assert _when("2026-11-25T07:30", "发生时间") == at
+        assert moment("2026-11-25T07:30", "发生时间") == at
     finally:
         i18n.set_school_timezone("Asia/Shanghai")

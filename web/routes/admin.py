@@ -5,28 +5,30 @@ administrator never sees case content: every call goes through the gate."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.accounts import AccountInactive
 from anxin.app import KIND_LABELS, SHARED_REMAINS
 from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
-from anxin.service import master_key_file
+from anxin.service import Anxin, master_key_file
 from domain import access
 from domain.bullying import PARTS, STATUS_LABELS
-from domain.common import DomainError, InvalidInput, NotFound, Role
+from domain.common import DomainError, Erased, InvalidInput, NotFound, Role
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, redirect, render
+from web.deps import App, Form, PageUser, User, for_error_page, get_web, redirect, render
+from web.forms import Refused, run_form, uploaded_text, values
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r for r in Role]
 __all__ = ["router", "KIND_LABELS"]
 
 
-def _schools(app: Any, user: User) -> list[tuple[str, str]]:
+def _schools(app: Anxin, user: User) -> list[tuple[str, str]]:
     return [
         (sid, name)
         for sid, name, d in app.schools()
@@ -34,7 +36,7 @@ def _schools(app: Any, user: User) -> list[tuple[str, str]]:
     ]
 
 
-def _staff(app: Any, user: User, staff_id: str | None = None) -> list[dict[str, Any]]:
+def _staff(app: Anxin, user: User, staff_id: str | None = None) -> list[dict[str, Any]]:
     """The accounts this administrator manages (the application asks the gate for
     ACCOUNT_ADMIN first): ids, roles, classes, with the school's and the person's names."""
     names = {sid: name for sid, name in _schools(app, user)}
@@ -58,57 +60,55 @@ def _classes(text: Any) -> list[str]:
     return [c.strip() for c in str(text or "").replace("，", ",").split(",") if c.strip()]
 
 
-def _roles(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return value
-    return [value] if value else []
-
-
 # -- accounts -------------------------------------------------------------------------
 @router.get("/admin/accounts")
-def accounts(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def accounts(request: Request, user: PageUser, app: App) -> Response:
     return render(request, "admin/accounts.html", staff=_staff(app, user), schools=_schools(app, user), roles=ROLES)
 
 
 @router.post("/admin/accounts")
-def add_account(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    try:
-        roles = _roles(form.get("roles"))
+def add_account(request: Request, user: PageUser, form: Form) -> Response:
+    def command(app: Anxin) -> str:
+        roles = values(form, "roles")
         if not roles:
             raise InvalidInput(reason="请至少选择一个角色")
         try:
             pw = hash_password(form.get("password", ""))
         except ValueError:
             raise InvalidInput(reason="密码至少 8 位") from None
-        with web.writing() as app:
-            staff_id = app.add_staff(
-                user.actor,
-                username=form.get("username", "").strip(),
-                name=form.get("name", "").strip(),
-                school_id=form.get("school") or None,
-                roles=roles,
-                classes=_classes(form.get("classes")),
-                password_hash=pw,
-                district=user.actor.district,
-            )
-    except DomainError as e:
-        if e.code == "permission_denied":
-            raise
+        return app.add_staff(
+            user.actor,
+            username=form.get("username", "").strip(),
+            name=form.get("name", "").strip(),
+            school_id=form.get("school") or None,
+            roles=roles,
+            classes=_classes(form.get("classes")),
+            password_hash=pw,
+            district=user.actor.district,
+        )
+
+    def refused(r: Refused) -> Response:
+        app = get_web(request).app
         return render(
             request,
             "admin/accounts.html",
-            400,
-            staff=_staff(web.app, user),
-            schools=_schools(web.app, user),
+            r.status,
+            staff=_staff(app, user),
+            schools=_schools(app, user),
             roles=ROLES,
-            error=i18n.error_text(e),
+            error=r.message,
         )
-    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
+
+    return run_form(
+        request,
+        command,
+        lambda staff_id: redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存")),
+        refused,
+        on_page=(NotFound, Erased),  # a school that is not there is a mistake in the form
+    )
 
 
-def _one(app: Any, user: User, staff_id: str) -> dict[str, Any]:
+def _one(app: Anxin, user: User, staff_id: str) -> dict[str, Any]:
     found = _staff(app, user, staff_id)
     if not found:
         raise NotFound()
@@ -123,47 +123,43 @@ def _account_page(request: Request, user: User, staff_id: str, status: int = 200
     )
 
 
+def _account_refused(request: Request, user: User, staff_id: str) -> Callable[[Refused], Response]:
+    return lambda r: _account_page(request, user, staff_id, r.status, error=r.message)
+
+
 @router.get("/admin/accounts/{staff_id}")
-def account(request: Request, staff_id: str, user: User = Depends(page_user)) -> Response:
+def account(request: Request, staff_id: str, user: PageUser) -> Response:
     return _account_page(request, user, staff_id)
 
 
 @router.post("/admin/accounts/{staff_id}/roles")
-def change_roles(
-    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    try:
-        with get_web(request).writing() as app:
-            app.change_staff_roles(
-                user.actor, staff_id, _roles(form.get("roles")), _classes(form.get("classes")), form.get("reason", "")
-            )
-    except DomainError as e:
-        if e.code in ("permission_denied", "not_found", "erased"):
-            raise
-        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
-    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
+def change_roles(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
+    def command(app: Anxin) -> None:
+        roles, classes = values(form, "roles"), _classes(form.get("classes"))
+        app.change_staff_roles(user.actor, staff_id, roles, classes, form.get("reason", ""))
+
+    return run_form(
+        request,
+        command,
+        lambda _: redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存")),
+        _account_refused(request, user, staff_id),
+    )
 
 
 @router.post("/admin/accounts/{staff_id}/deactivate")
-def deactivate(
-    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    web = get_web(request)
-    try:
-        with web.writing() as app:
-            app.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
-    except DomainError as e:
-        if e.code in ("permission_denied", "not_found", "erased"):
-            raise
-        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
-    web.sessions.drop_staff(staff_id)
-    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("账号已停用"))
+def deactivate(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
+    def command(app: Anxin) -> None:
+        app.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
+
+    def done(_: None) -> Response:
+        get_web(request).sessions.drop_staff(staff_id)
+        return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("账号已停用"))
+
+    return run_form(request, command, done, _account_refused(request, user, staff_id))
 
 
 @router.post("/admin/accounts/{staff_id}/tokens")
-def issue_token(
-    request: Request, staff_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def issue_token(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
     web = get_web(request)
     try:  # the gate (ACCOUNT_ADMIN), the token and its audit entry: one command
         with web.writing() as app:
@@ -174,7 +170,7 @@ def issue_token(
 
 
 @router.post("/admin/accounts/{staff_id}/tokens/{token_id}/revoke")
-def revoke_token(request: Request, staff_id: str, token_id: str, user: User = Depends(page_user)) -> Response:
+def revoke_token(request: Request, staff_id: str, token_id: str, user: PageUser) -> Response:
     with get_web(request).writing() as app:  # the gate (ACCOUNT_ADMIN), the revocation and its audit entry
         app.accounts.revoke_token(user.actor, staff_id, token_id)
     return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("令牌已吊销"))
@@ -182,93 +178,73 @@ def revoke_token(request: Request, staff_id: str, token_id: str, user: User = De
 
 # -- roster -------------------------------------------------------------------------------
 @router.get("/admin/roster")
-def roster(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def roster(request: Request, user: PageUser, app: App) -> Response:
     app.check(user.actor, access.STUDENT_WRITE, "student", school_id=user.actor.school_id)
     return render(request, "admin/roster.html", schools=_schools(app, user), errors=None)
 
 
 @router.post("/admin/roster")
-def roster_import(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    upload = form.get("file")
-    schools = _schools(web.app, user)
-    try:
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput(reason="请选择要导入的 CSV 文件")
-        try:
-            text = upload.file.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(reason="文件不是 UTF-8 编码") from None
-        with web.writing() as app:
-            result = import_roster(app, user.actor, form.get("school", ""), text)
-    except ImportRejected as e:
-        return render(request, "admin/roster.html", 400, schools=schools, errors=e.errors, error=i18n.error_text(e))
-    except DomainError as e:
-        if e.code in ("permission_denied", "not_found"):
-            raise
-        return render(request, "admin/roster.html", 400, schools=schools, errors=None, error=i18n.error_text(e))
-    return redirect("/admin/roster", request, i18n.gettext("已导入 {n} 名学生", n=result.imported))
+def roster_import(request: Request, user: PageUser, form: Form) -> Response:
+    def command(app: Anxin) -> Any:
+        return import_roster(app, user.actor, form.get("school", ""), uploaded_text(form))
+
+    def refused(r: Refused) -> Response:
+        errors = r.error.errors if isinstance(r.error, ImportRejected) else None  # every bad line, by number
+        schools = _schools(get_web(request).app, user)
+        return render(request, "admin/roster.html", r.status, schools=schools, errors=errors, error=r.message)
+
+    return run_form(
+        request,
+        command,
+        lambda result: redirect("/admin/roster", request, i18n.gettext("已导入 {n} 名学生", n=result.imported)),
+        refused,
+        on_page=(Erased,),
+    )
 
 
 # -- keys -------------------------------------------------------------------------------
-@router.get("/admin/keys")
-def keys(request: Request, user: User = Depends(page_user)) -> Response:
+def _keys_page(request: Request, status: int = 200, checkpoint: Any = None, error: str | None = None) -> Response:
     app = get_web(request).app
+    kek_id = app.keystore.master.kek_id
+    return render(request, "admin/keys.html", status, kek_id=kek_id, checkpoint=checkpoint, error=error)
+
+
+@router.get("/admin/keys")
+def keys(request: Request, user: PageUser, app: App) -> Response:
     app.check(user.actor, access.KEYS_ADMIN, "keys")
-    return render(request, "admin/keys.html", kek_id=app.keystore.master.kek_id, checkpoint=None)
+    return _keys_page(request)
 
 
 @router.post("/admin/keys/rotate")
-def rotate(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
+def rotate(request: Request, user: PageUser, form: Form) -> Response:
     if form.get("confirm") != "rotate":
-        return render(
-            request,
-            "admin/keys.html",
-            400,
-            kek_id=web.app.keystore.master.kek_id,
-            checkpoint=None,
-            error=i18n.gettext("请勾选确认后再轮换主密钥"),
-        )
+        return _keys_page(request, 400, error=i18n.gettext("请勾选确认后再轮换主密钥"))
     if os.environ.get("ANXIN_MASTER_KEY"):
-        return render(
-            request,
-            "admin/keys.html",
-            400,
-            kek_id=web.app.keystore.master.kek_id,
-            checkpoint=None,
-            error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换"),
+        return _keys_page(
+            request, 400, error=i18n.gettext("主密钥来自环境变量 ANXIN_MASTER_KEY：请改用密钥文件后再轮换")
         )
-    with web.writing() as app:
+    with get_web(request).writing() as app:
         app.check(user.actor, access.KEYS_ADMIN, "keys")  # before a key file is written
         n = app.rotate_master_key(user.actor, key_file=master_key_file(app.config))
     return redirect("/admin/keys", request, i18n.gettext("已轮换主密钥，重新封装 {n} 个数据密钥", n=n))
 
 
 @router.post("/admin/keys/checkpoint")
-def checkpoint(request: Request, user: User = Depends(page_user)) -> Response:
-    web = get_web(request)
-    try:
-        with web.writing() as app:
-            app.check(user.actor, access.KEYS_ADMIN, "keys")
-            cp = app.checkpoint(user.staff_id)
-    except DomainError as e:
-        if e.code == "permission_denied":
-            raise
-        return render(
-            request,
-            "admin/keys.html",
-            400,
-            kek_id=web.app.keystore.master.kek_id,
-            checkpoint=None,
-            error=i18n.error_text(e),
-        )
-    return render(request, "admin/keys.html", kek_id=web.app.keystore.master.kek_id, checkpoint=cp)
+def checkpoint(request: Request, user: PageUser) -> Response:
+    def command(app: Anxin) -> Any:
+        app.check(user.actor, access.KEYS_ADMIN, "keys")
+        return app.checkpoint(user.staff_id)
+
+    return run_form(
+        request,
+        command,
+        lambda cp: _keys_page(request, checkpoint=cp),
+        lambda r: _keys_page(request, r.status, error=r.message),
+    )
 
 
 # -- shred --------------------------------------------------------------------------------
-def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
+def _target(app: Anxin, user: User, form: dict[str, Any]) -> dict[str, Any]:
     """What a shred would destroy: the stream's kind, the student's number and class,
     the counts of linked records. Asks the gate (SHRED) first: for the person, then for
     the record's school."""
@@ -293,7 +269,7 @@ def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
     return {
         "stream_id": stream_id,
         "kind": plan.kind,
-        "school": schools.get(plan.school_id, ""),
+        "school": schools.get(plan.school_id or "", ""),
         "school_id": plan.school_id or "",
         "class_name": plan.class_name or "",
         "erased": not plan.destroyed,
@@ -308,33 +284,35 @@ def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/admin/shred")
-def shred_form(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def shred_form(request: Request, user: PageUser, app: App) -> Response:
     app.check(user.actor, access.SHRED, "keys", school_id=user.actor.school_id)
     return render(request, "admin/shred.html", schools=_schools(app, user))
 
 
-@router.post("/admin/shred")
-def shred_preview(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+def _target_or_form(request: Request, user: User, form: dict[str, Any]) -> dict[str, Any] | Response:
+    """The record the form names, or the shred form again with why it names none."""
     app = get_web(request).app
     try:
-        target = _target(app, user, form)
+        return _target(app, user, form)
     except DomainError as e:
-        if e.code == "permission_denied":
+        if for_error_page(e):
             raise
         return render(request, "admin/shred.html", 400, schools=_schools(app, user), error=i18n.error_text(e))
+
+
+@router.post("/admin/shred")
+def shred_preview(request: Request, user: PageUser, form: Form) -> Response:
+    target = _target_or_form(request, user, form)
+    if isinstance(target, Response):
+        return target
     return render(request, "admin/shred_confirm.html", target=target)
 
 
 @router.post("/admin/shred/confirm")
-def shred(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    try:
-        target = _target(web.app, user, form)
-    except DomainError as e:
-        if e.code == "permission_denied":
-            raise
-        return render(request, "admin/shred.html", 400, schools=_schools(web.app, user), error=i18n.error_text(e))
+def shred(request: Request, user: PageUser, form: Form) -> Response:
+    target = _target_or_form(request, user, form)
+    if isinstance(target, Response):
+        return target
     expected = target["student_no"] or target["stream_id"]
     if str(form.get("confirm", "")).strip() != expected:
         return render(
@@ -344,22 +322,25 @@ def shred(request: Request, user: User = Depends(page_user), form: dict = Depend
             target=target,
             error=i18n.gettext("确认内容与要删除的记录不一致，未删除"),
         )
-    try:
-        with web.writing() as app:
-            done = app.erase(user.actor, target["stream_id"], form.get("reason", ""))
-    except DomainError as e:
-        if e.code == "permission_denied":
-            raise
-        return render(
-            request,
-            "admin/shred_confirm.html",
-            400 if e.code != "erased" else 410,
-            target=target,
-            error=i18n.error_text(e),
-        )
-    message = i18n.gettext("已删除：密钥已销毁，内容不可恢复")
-    if len(done.destroyed) > 1 or done.kept:
-        message += i18n.gettext(
-            "（共销毁 {n} 条记录的密钥；保留 {m} 条涉及其他学生的共享记录）", n=len(done.destroyed), m=len(done.kept)
-        )
-    return redirect("/admin/shred", request, message)
+
+    def refused(r: Refused) -> Response:
+        status = 410 if isinstance(r.error, Erased) else r.status  # erased meanwhile: the confirmation says so
+        return render(request, "admin/shred_confirm.html", status, target=target, error=r.message)
+
+    def done(erased: Any) -> Response:
+        message = i18n.gettext("已删除：密钥已销毁，内容不可恢复")
+        if len(erased.destroyed) > 1 or erased.kept:
+            message += i18n.gettext(
+                "（共销毁 {n} 条记录的密钥；保留 {m} 条涉及其他学生的共享记录）",
+                n=len(erased.destroyed),
+                m=len(erased.kept),
+            )
+        return redirect("/admin/shred", request, message)
+
+    return run_form(
+        request,
+        lambda app: app.erase(user.actor, target["stream_id"], form.get("reason", "")),
+        done,
+        refused,
+        on_page=(NotFound, Erased),
+    )

@@ -6,14 +6,15 @@ download is itself an `export` entry of the trail."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin import audit
-from domain.common import DomainError, InvalidInput
+from domain.common import InvalidInput, NotFound
 from web import i18n
-from web.deps import User, get_web, page_user, render
+from web.deps import App, PageUser, get_web, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,11 +34,10 @@ def _params(request: Request) -> tuple[str, str | None, str | None]:
 
 
 @router.get("/audit")
-def audit_page(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def audit_page(request: Request, user: PageUser, app: App) -> Response:
     what, id_, school = _params(request)
     schools = [(sid, name) for sid, name, d in app.schools() if d == user.actor.district]
-    context = {
+    context: dict[str, Any] = {
         "queries": QUERIES,
         "what": what,
         "id": id_ or "",
@@ -55,17 +55,17 @@ def audit_page(request: Request, user: User = Depends(page_user)) -> Response:
         rows = audit.query(app, user.actor, what, id_, school)
     except InvalidInput as e:
         return render(request, "audit/audit.html", 400, **context | {"error": i18n.error_text(e)})
-    except DomainError as e:
-        if e.code == "not_found" and what in NEEDS_ID:
-            return render(request, "audit/audit.html", 404, **context | {"error": i18n.gettext("找不到该编号的记录")})
-        raise
+    except NotFound:
+        if what not in NEEDS_ID:
+            raise
+        return render(request, "audit/audit.html", 404, **context | {"error": i18n.gettext("找不到该编号的记录")})
     except ValueError:  # not an id at all
         return render(request, "audit/audit.html", 400, **context | {"error": i18n.gettext("找不到该编号的记录")})
     return render(request, "audit/audit.html", **context | {"rows": rows})
 
 
 @router.get("/audit.csv")
-def audit_csv(request: Request, user: User = Depends(page_user)) -> Response:
+def audit_csv(request: Request, user: PageUser) -> Response:
     what, id_, school = _params(request)
     if what not in QUERIES or (what in NEEDS_ID and not id_):
         return Response(i18n.gettext("未知的查询类别"), status_code=400, media_type="text/plain; charset=utf-8")

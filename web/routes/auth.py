@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from anxin.accounts import PasswordRejected
 from anxin.audit import login_subject
 from anxin.passwords import verify_password
 from web import i18n
-from web.deps import User, form_data, get_web, language, page_user, redirect, render, session_user
+from web.deps import App, Form, PageUser, get_web, language, redirect, render, session_user
 from web.security import COOKIE, IDLE_SECONDS, LANG_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -38,10 +36,9 @@ def login_page(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login")
-def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Response:
+def login(request: Request, form: Form, app: App) -> Response:
     i18n.current.set(language(request))
     web = get_web(request)
-    app = web.app
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
@@ -76,28 +73,24 @@ def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Respon
 
 
 @router.post("/logout")
-def logout(request: Request, user: User = Depends(page_user)) -> Response:
-    web = get_web(request)
-    web.sessions.drop(user.session.id if user.session else None)
-    web.app.record_security_event("logout", user.staff_id)
+def logout(request: Request, user: PageUser, app: App) -> Response:
+    get_web(request).sessions.drop(user.session.id if user.session else None)
+    app.record_security_event("logout", user.staff_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
 
 
 @router.get("/account/password")
-def password_page(request: Request, user: User = Depends(page_user)) -> Response:
+def password_page(request: Request, user: PageUser) -> Response:
     return render(request, "password.html")
 
 
 @router.post("/account/password")
-def change_password(
-    request: Request, user: User = Depends(page_user), form: dict[str, Any] = Depends(form_data)
-) -> Response:
-    web = get_web(request)
+def change_password(request: Request, user: PageUser, form: Form, app: App) -> Response:
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     try:  # one command: the new hash, the person's other sessions ended, the audit entry
-        web.app.accounts.change_password(
+        app.accounts.change_password(
             user.actor, current, new, again, keep_session=user.session.id if user.session else None
         )
     except PasswordRejected as e:

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 
@@ -21,7 +21,7 @@ from projections.pairing_board import pairing_counts
 from projections.support_register import risk_counts
 from projections.work_queue import KIND_LABELS, KINDS, overdue_counts
 from web import i18n
-from web.deps import User, get_web, page_user, render
+from web.deps import App, PageUser, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -153,8 +153,7 @@ def cases_by_month(lines: list[Any]) -> tuple[Chart, list[str]]:
 
 
 @router.get("/board")
-def board(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def board(request: Request, user: PageUser, app: App) -> Response:
     school = user.actor.school_id or ""
     with app.decisions_together():  # four reads, their decisions recorded in one transaction
         lines = case_board(app, user.actor, school)

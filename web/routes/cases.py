@@ -11,12 +11,12 @@ supervisor states a reason first (break-glass) and the read carries it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin.service import Anxin
 from domain import access
 from domain.bullying import (
     APPEAL_OUTCOMES,
@@ -28,54 +28,21 @@ from domain.bullying import (
     PARTS,
     SEVERITIES,
     STATUS_LABELS,
+    BullyingCase,
     UnknownStaff,
 )
-from domain.common import Conflict, DomainError, Erased, InvalidInput, Role
+from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n
-from web.deps import User, expected_version, form_data, get_web, page_user, redirect, render
+from web.deps import App, Form, PageUser, User, Web, get_web, reason_form, redirect, render
+from web.forms import day_or, expected_version, moment, run_form, text, values, yes
 
 router = APIRouter(include_in_schema=False)
 
 PARTY_ROWS = 5  # student rows on the report form (no JavaScript to add more)
-REFUSED = ("permission_denied", "not_found", "erased")
 
 
-# -- parsing ----------------------------------------------------------------------------------
-def _text(form: dict[str, Any], key: str) -> str:
-    value = form.get(key, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _list(form: dict[str, Any], key: str) -> list[str]:
-    value = form.get(key)
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, str) and v]
-    return [value] if isinstance(value, str) and value else []
-
-
-def _when(value: str, what: str) -> datetime:
-    """A datetime-local field, read as school time (the policy's timezone)."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=i18n.school_tz())
-
-
-def _day(value: str, what: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(reason=i18n.gettext("{what}格式不正确", what=i18n.gettext(what))) from None
-
-
-_version = expected_version  # the shared reading of the page's hidden version field
-
-
-def _student(app: Any, user: User, number: str) -> str:
+def _student(app: Anxin, user: User, number: str) -> str:
     """A student of the reader's school by student number (the id is derived, never looked up
     by name; the application checks the student exists in the school)."""
     if not number:
@@ -83,7 +50,7 @@ def _student(app: Any, user: User, number: str) -> str:
     return str(app.student_id_for(user.actor.school_id or "", number))
 
 
-def _staff(app: Any, user: User, username: str) -> str:
+def _staff(app: Anxin, user: User, username: str) -> str:
     """The responsible staff member by login name (default: the person acting)."""
     if not username:
         return user.staff_id
@@ -91,10 +58,6 @@ def _staff(app: Any, user: User, username: str) -> str:
     if found is None:
         raise UnknownStaff()
     return str(found[0])
-
-
-def _yes(form: dict[str, Any], key: str) -> bool:
-    return _text(form, key) in ("1", "yes", "on", "true")
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -105,55 +68,58 @@ def _report_page(request: Request, status: int = 200, **extra: Any) -> Response:
 
 
 @router.get("/cases/new")
-def new_case(request: Request, user: User = Depends(page_user)) -> Response:
+def new_case(request: Request, user: PageUser) -> Response:
     return _report_page(request)
 
 
 @router.post("/cases/new")
-def report_case(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    try:
-        parties = []
-        for i in range(PARTY_ROWS):
-            number = _text(form, f"student_no_{i}")
-            if number:
-                parties.append((_student(web.app, user, number), _text(form, f"part_{i}")))
-        if not _text(form, "occurred_at"):
+def report_case(request: Request, user: PageUser, form: Form) -> Response:
+    def report(app: Anxin) -> str:
+        parties = [
+            (_student(app, user, number), text(form, f"part_{i}"))
+            for i in range(PARTY_ROWS)
+            if (number := text(form, f"student_no_{i}"))
+        ]
+        if not text(form, "occurred_at"):
             raise InvalidInput(reason="请填写发生时间")
-        occurred_at = _when(_text(form, "occurred_at"), "发生时间")
-        with web.writing() as app:
-            case_id = app.report_bullying(
-                user.actor,
-                school_id=user.actor.school_id or "",
-                channel=_text(form, "channel") or "teacher",
-                occurred_at=occurred_at,
-                place=_text(form, "place"),
-                forms=_list(form, "forms"),
-                parties=parties,
-                narrative=_text(form, "narrative"),
-                reporter_note=_text(form, "reporter_note"),
-            )
-    except DomainError as e:
-        if e.code == "permission_denied":
-            raise
-        return _report_page(request, 400, error=i18n.error_text(e))
-    # Where to go next: the case itself if the gate would let the reporter read it (the page
-    # asks the gate again and records it), else back to their work queue.
-    if access.decide(user.actor, access.CASE_READ, web.app.resource("case", case_id)).allowed:
-        return redirect(f"/cases/{case_id}", request, i18n.gettext("已报告"))
-    return redirect("/", request, i18n.gettext("已报告"))
+        return app.report_bullying(
+            user.actor,
+            school_id=user.actor.school_id or "",
+            channel=text(form, "channel") or "teacher",
+            occurred_at=moment(text(form, "occurred_at"), "发生时间"),
+            place=text(form, "place"),
+            forms=values(form, "forms"),
+            parties=parties,
+            narrative=text(form, "narrative"),
+            reporter_note=text(form, "reporter_note"),
+        )
+
+    def reported(case_id: str) -> Response:
+        # Where to go next: the case itself if the gate would let the reporter read it (the page
+        # asks the gate again and records it), else back to their work queue.
+        app = get_web(request).app
+        readable = access.decide(user.actor, access.CASE_READ, app.resource("case", case_id))
+        return redirect(f"/cases/{case_id}" if readable.allowed else "/", request, i18n.gettext("已报告"))
+
+    # A student number that names nobody, or an erased student, is a mistake in the form.
+    return run_form(
+        request,
+        report,
+        reported,
+        lambda r: _report_page(request, r.status, error=r.message),
+        on_page=(NotFound, Erased),
+    )
 
 
 # -- the board --------------------------------------------------------------------------------
 @router.get("/cases")
-def cases_board(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def cases_board(request: Request, user: PageUser, app: App) -> Response:
     lines = case_board(app, user.actor, user.actor.school_id or "")
     return render(request, "cases/board.html", lines=lines, forms_=FORMS, full=any(line.full for line in lines))
 
 
 # -- one case ---------------------------------------------------------------------------------
-def _case_context(app: Any, web: Any, case: Any) -> dict[str, Any]:
+def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
     """Names for display, resolved inside an already-authorised read (已删除 once erased)."""
     ids = {p["student_id"] for p in case.parties} | {p["student_id"] for p in case.removed_parties}
     for st in case.statements.values():
@@ -190,8 +156,9 @@ def _case_page(
     request: Request, user: User, case_id: str, status: int = 200, *, break_glass: str | None = None, **extra: Any
 ) -> Response:
     web = get_web(request)
+    app = web.app
     try:
-        case, line = web.app.read_case(user.actor, case_id, break_glass)
+        case, line = app.read_case(user.actor, case_id, break_glass)
     except Erased:
         return render(request, "cases/erased.html", 410, case_id=case_id)
     if case is None:
@@ -210,7 +177,7 @@ def _case_page(
         status,
         case_id=case_id,
         break_glass=break_glass,
-        **_case_context(web.app, web, case),
+        **_case_context(app, web, case),
         **extra,
     )
 
@@ -221,108 +188,106 @@ def _supervisor_only(user: User) -> bool:
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: str, user: User = Depends(page_user)) -> Response:
+def case_page(request: Request, case_id: str, user: PageUser) -> Response:
     if _supervisor_only(user):
-        return render(request, "break_glass.html", action=f"/cases/{case_id}/open")
+        return reason_form(request, f"/cases/{case_id}/open")
     return _case_page(request, user, case_id)
 
 
 @router.post("/cases/{case_id}/open")
-def case_open(
-    request: Request, case_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    reason = _text(form, "break_glass_reason")
+def case_open(request: Request, case_id: str, user: PageUser, form: Form) -> Response:
+    reason = text(form, "break_glass_reason")
     try:
         return _case_page(request, user, case_id, break_glass=reason)
-    except DomainError as e:
-        if e.code != "permission_denied" or len(reason) >= 4:
+    except PermissionDenied as e:
+        if len(reason) >= 4:
             raise
-        return render(request, "break_glass.html", 400, action=f"/cases/{case_id}/open", error=i18n.error_text(e))
+        return reason_form(request, f"/cases/{case_id}/open", 400, e)
 
 
 # -- the lifecycle steps: each one application call ----------------------------------------------
-Step = Callable[[Any, User, str, dict[str, Any], int | None], Any]
+Step = Callable[[Anxin, User, str, dict[str, Any], int | None], Any]
 
 
-def _add_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _add_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.add_party(
         u.actor,
         cid,
-        student_id=_student(app, u, _text(f, "student_no")),
-        part=_text(f, "part"),
-        reason=_text(f, "reason"),
+        student_id=_student(app, u, text(f, "student_no")),
+        part=text(f, "part"),
+        reason=text(f, "reason"),
         expected_version=v,
     )
 
 
-def _remove_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _remove_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.remove_party(
-        u.actor, cid, student_id=_text(f, "student_id"), reason=_text(f, "reason"), expected_version=v
+        u.actor, cid, student_id=text(f, "student_id"), reason=text(f, "reason"), expected_version=v
     )
 
 
-def _safety_measure(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _safety_measure(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.take_safety_measure(
         u.actor,
         cid,
-        kind=_text(f, "kind"),
-        student_ids=_list(f, "student_ids"),
-        note=_text(f, "note"),
+        kind=text(f, "kind"),
+        student_ids=values(f, "student_ids"),
+        note=text(f, "note"),
         expected_version=v,
     )
 
 
-def _notify_guardian(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    at = _text(f, "notified_at")
+def _notify_guardian(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    at = text(f, "notified_at")
     return app.notify_guardian(
         u.actor,
         cid,
-        student_id=_text(f, "student_id"),
-        method=_text(f, "method"),
-        notified_at=_when(at, "告知时间") if at else app.now(),
-        note=_text(f, "note"),
+        student_id=text(f, "student_id"),
+        method=text(f, "method"),
+        notified_at=moment(at, "告知时间") if at else app.now(),
+        note=text(f, "note"),
         expected_version=v,
     )
 
 
-def _statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _statement(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.record_statement(
         u.actor,
         cid,
-        text=_text(f, "text"),
-        from_student_id=_text(f, "from_student_id") or None,
-        from_person=_text(f, "from_person") or None,
-        taken_on=_day(_text(f, "taken_on"), "陈述日期"),
+        text=text(f, "text"),
+        from_student_id=text(f, "from_student_id") or None,
+        from_person=text(f, "from_person") or None,
+        taken_on=day_or(text(f, "taken_on"), None, "陈述日期"),
         expected_version=v,
     )
 
 
-def _evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _evidence(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.add_evidence(
-        u.actor, cid, description=_text(f, "description"), reference=_text(f, "reference"), expected_version=v
+        u.actor, cid, description=text(f, "description"), reference=text(f, "reference"), expected_version=v
     )
 
 
-def _start(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    handler = _text(f, "handler")
+def _start(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    handler = text(f, "handler")
     return app.start_investigation(
         u.actor, cid, handler_id=_staff(app, u, handler) if handler else None, expected_version=v
     )
 
 
-def _complete(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_investigation(u.actor, cid, findings=_text(f, "findings"), expected_version=v)
+def _complete(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.complete_investigation(u.actor, cid, findings=text(f, "findings"), expected_version=v)
 
 
 def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
-    choice = _text(f, "bullying")
+    choice = text(f, "bullying")
     if choice not in ("yes", "no"):
         raise InvalidInput(reason="须写明是否构成欺凌")
     bullying = choice == "yes"
-    return bullying, (_text(f, "severity") or None) if bullying else None, (not bullying and _yes(f, "horseplay"))
+    return bullying, (text(f, "severity") or None) if bullying else None, (not bullying and yes(f, "horseplay"))
 
 
-def _determine(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _determine(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     bullying, severity, horseplay = _verdict(f)
     return app.determine(
         u.actor,
@@ -330,69 +295,69 @@ def _determine(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) ->
         bullying=bullying,
         severity=severity,
         horseplay=horseplay,
-        reason=_text(f, "reason"),
+        reason=text(f, "reason"),
         expected_version=v,
     )
 
 
-def _approve(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.approve_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+def _approve(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.approve_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
-def _return(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.return_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+def _return(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.return_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
-def _mandatory(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    at = _text(f, "reported_at")
+def _mandatory(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    at = text(f, "reported_at")
     return app.record_mandatory_report(
         u.actor,
         cid,
-        agency=_text(f, "agency"),
-        reported_at=_when(at, "报告时间") if at else app.now(),
-        reference=_text(f, "reference"),
-        note=_text(f, "note"),
+        agency=text(f, "agency"),
+        reported_at=moment(at, "报告时间") if at else app.now(),
+        reference=text(f, "reference"),
+        note=text(f, "note"),
         expected_version=v,
     )
 
 
-def _plan(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _plan(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.plan_intervention(
         u.actor,
         cid,
-        student_id=_text(f, "student_id"),
-        kind=_text(f, "kind"),
-        plan=_text(f, "plan"),
-        responsible_staff_id=_staff(app, u, _text(f, "responsible")),
+        student_id=text(f, "student_id"),
+        kind=text(f, "kind"),
+        plan=text(f, "plan"),
+        responsible_staff_id=_staff(app, u, text(f, "responsible")),
         expected_version=v,
     )
 
 
-def _progress(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _progress(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.record_intervention_progress(
-        u.actor, cid, _text(f, "intervention_id"), note=_text(f, "note"), expected_version=v
+        u.actor, cid, text(f, "intervention_id"), note=text(f, "note"), expected_version=v
     )
 
 
-def _finish(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _finish(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.complete_intervention(
-        u.actor, cid, _text(f, "intervention_id"), outcome=_text(f, "outcome"), expected_version=v
+        u.actor, cid, text(f, "intervention_id"), outcome=text(f, "outcome"), expected_version=v
     )
 
 
-def _appeal(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _appeal(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.lodge_appeal(
         u.actor,
         cid,
-        party_id=_text(f, "party_id"),
-        grounds=_text(f, "grounds"),
-        lodged_on=_day(_text(f, "lodged_on"), "申诉日期"),
+        party_id=text(f, "party_id"),
+        grounds=text(f, "grounds"),
+        lodged_on=day_or(text(f, "lodged_on"), None, "申诉日期"),
         expected_version=v,
     )
 
 
-def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    outcome = _text(f, "outcome")
+def _appeal_outcome(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    outcome = text(f, "outcome")
     bullying: bool | None = None
     severity: str | None = None
     horseplay = False
@@ -401,10 +366,10 @@ def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
     return app.record_appeal_outcome(
         u.actor,
         cid,
-        _text(f, "appeal_id"),
+        text(f, "appeal_id"),
         outcome=outcome,
-        reason=_text(f, "reason"),
-        decided_on=_day(_text(f, "decided_on"), "复查日期"),
+        reason=text(f, "reason"),
+        decided_on=day_or(text(f, "decided_on"), None, "复查日期"),
         bullying=bullying,
         severity=severity,
         horseplay=horseplay,
@@ -412,60 +377,60 @@ def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
     )
 
 
-def _follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _follow_up(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.record_follow_up(
-        u.actor, cid, notes=_text(f, "notes"), held_on=_day(_text(f, "held_on"), "回访日期"), expected_version=v
+        u.actor, cid, notes=text(f, "notes"), held_on=day_or(text(f, "held_on"), None, "回访日期"), expected_version=v
     )
 
 
-def _close(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.close_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+def _close(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.close_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
-def _reopen(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.reopen_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+def _reopen(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.reopen_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
-def _correct_narrative(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _correct_narrative(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.correct_narrative(
-        u.actor, cid, narrative=_text(f, "narrative"), reason=_text(f, "reason"), expected_version=v
+        u.actor, cid, narrative=text(f, "narrative"), reason=text(f, "reason"), expected_version=v
     )
 
 
-def _correct_report(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _correct_report(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     changes: dict[str, Any] = {}
-    if _text(f, "place"):
-        changes["place"] = _text(f, "place")
-    if _text(f, "channel"):
-        changes["channel"] = _text(f, "channel")
-    if _text(f, "occurred_at"):
-        changes["occurred_at"] = _when(_text(f, "occurred_at"), "发生时间")
-    if _list(f, "forms"):
-        changes["forms"] = _list(f, "forms")
-    return app.correct_report(u.actor, cid, reason=_text(f, "reason"), expected_version=v, **changes)
+    if text(f, "place"):
+        changes["place"] = text(f, "place")
+    if text(f, "channel"):
+        changes["channel"] = text(f, "channel")
+    if text(f, "occurred_at"):
+        changes["occurred_at"] = moment(text(f, "occurred_at"), "发生时间")
+    if values(f, "forms"):
+        changes["forms"] = values(f, "forms")
+    return app.correct_report(u.actor, cid, reason=text(f, "reason"), expected_version=v, **changes)
 
 
-def _correct_statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _correct_statement(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.correct_statement(
-        u.actor, cid, _text(f, "statement_id"), text=_text(f, "text"), reason=_text(f, "reason"), expected_version=v
+        u.actor, cid, text(f, "statement_id"), text=text(f, "text"), reason=text(f, "reason"), expected_version=v
     )
 
 
-def _correct_evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _correct_evidence(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.correct_evidence(
         u.actor,
         cid,
-        _text(f, "evidence_id"),
-        reason=_text(f, "reason"),
-        description=_text(f, "description") or None,
-        reference=_text(f, "reference") or None,
+        text(f, "evidence_id"),
+        reason=text(f, "reason"),
+        description=text(f, "description") or None,
+        reference=text(f, "reference") or None,
         expected_version=v,
     )
 
 
-def _correct_follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+def _correct_follow_up(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     return app.correct_follow_up(
-        u.actor, cid, _text(f, "follow_up_id"), notes=_text(f, "notes"), reason=_text(f, "reason"), expected_version=v
+        u.actor, cid, text(f, "follow_up_id"), notes=text(f, "notes"), reason=text(f, "reason"), expected_version=v
     )
 
 
@@ -499,21 +464,14 @@ STEPS: dict[str, tuple[Step, str]] = {
 
 
 @router.post("/cases/{case_id}/{action}")
-def case_step(
-    request: Request, case_id: str, action: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def case_step(request: Request, case_id: str, action: str, user: PageUser, form: Form) -> Response:
     step = STEPS.get(action)
     if step is None:
         return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
     call, done = step
-    web = get_web(request)
-    try:
-        expected = _version(form)
-        with web.writing() as app:
-            call(app, user, case_id, form, expected)
-    except DomainError as e:
-        if e.code in REFUSED:
-            raise
-        status = 409 if isinstance(e, Conflict) else 400
-        return _case_page(request, user, case_id, status, error=i18n.error_text(e), failed=action)
-    return redirect(f"/cases/{case_id}#{action}", request, i18n.gettext(done))
+    return run_form(
+        request,
+        lambda app: call(app, user, case_id, form, expected_version(form)),
+        lambda _: redirect(f"/cases/{case_id}#{action}", request, i18n.gettext(done)),
+        lambda r: _case_page(request, user, case_id, r.status, error=r.message, failed=action),
+    )

@@ -6,17 +6,18 @@ the report in the audit trail; a CSV download is recorded as an export too."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin.service import Anxin
 from domain import access
 from domain.access import Resource
-from domain.common import DomainError
+from domain.common import DomainError, InvalidInput
 from projections.report import periodic_report, report_csv
 from web import i18n
-from web.deps import User, get_web, page_user, render
+from web.deps import App, PageUser, User, for_error_page, get_web, render
+from web.forms import day_or
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,16 +34,15 @@ def school_year_start(today: date) -> date:
     return date(today.year if today.month >= 9 else today.year - 1, 9, 1)
 
 
-def _schools(request: Request, user: User) -> list[tuple[str, str]]:
+def _schools(app: Anxin, user: User) -> list[tuple[str, str]]:
     """The schools this person may pick (their own, or their district's)."""
     if user.actor.school_id is not None:
-        return [(sid, name) for sid, name, _d in get_web(request).app.schools() if sid == user.actor.school_id]
-    return [(sid, name) for sid, name, d in get_web(request).app.schools() if d == user.actor.district]
+        return [(sid, name) for sid, name, _d in app.schools() if sid == user.actor.school_id]
+    return [(sid, name) for sid, name, d in app.schools() if d == user.actor.district]
 
 
 @router.get("/district")
-def district(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def district(request: Request, user: PageUser, app: App) -> Response:
     if user.actor.school_id is not None:
         # The district view: periodic_report would narrow a school member to their own school;
         # the gate is asked for the district's figures instead (and refuses school staff).
@@ -61,30 +61,25 @@ def district(request: Request, user: User = Depends(page_user)) -> Response:
     )
 
 
-def _period(request: Request, app: Any) -> tuple[date, date, str | None]:
+def _period(request: Request, app: Anxin) -> tuple[date, date, str | None]:
+    """The report's period and school from the query (InvalidInput for a malformed date)."""
     today = app.now().date()
     q = request.query_params
-    try:
-        start = date.fromisoformat(q["from"]) if q.get("from") else school_year_start(today)
-        end = date.fromisoformat(q["to"]) if q.get("to") else today
-    except ValueError:
-        raise ValueError(i18n.gettext("日期格式应为 YYYY-MM-DD")) from None
+    start = day_or(q.get("from"), school_year_start(today))
+    end = day_or(q.get("to"), today)
     return start, end, q.get("school") or None
 
 
 @router.get("/reports")
-def reports(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
-    schools = _schools(request, user)
+def reports(request: Request, user: PageUser, app: App) -> Response:
+    schools = _schools(app, user)
     q = request.query_params
     values = {"from": q.get("from", ""), "to": q.get("to", ""), "school": q.get("school", "")}
     try:
         start, end, school = _period(request, app)
         report = periodic_report(app, user.actor, date_from=start, date_to=end, school_id=school)
-    except ValueError as e:
-        return render(request, "district/reports.html", 400, report=None, schools=schools, values=values, error=str(e))
     except DomainError as e:
-        if e.code in ("permission_denied", "not_found"):
+        if for_error_page(e):
             raise
         return render(
             request, "district/reports.html", 400, report=None, schools=schools, values=values, error=i18n.error_text(e)
@@ -103,12 +98,11 @@ def reports(request: Request, user: User = Depends(page_user)) -> Response:
 
 
 @router.get("/reports.csv")
-def reports_csv(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def reports_csv(request: Request, user: PageUser, app: App) -> Response:
     try:
         start, end, school = _period(request, app)
-    except ValueError as e:
-        return Response(str(e), status_code=400, media_type="text/plain; charset=utf-8")
+    except InvalidInput as e:
+        return Response(i18n.error_text(e), status_code=400, media_type="text/plain; charset=utf-8")
     report = periodic_report(app, user.actor, date_from=start, date_to=end, school_id=school)
     with get_web(request).writing() as a:
         a.record_security_event(
@@ -126,12 +120,11 @@ def reports_csv(request: Request, user: User = Depends(page_user)) -> Response:
 
 
 @router.get("/reports/print")
-def reports_print(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def reports_print(request: Request, user: PageUser, app: App) -> Response:
     try:
         start, end, school = _period(request, app)
-    except ValueError as e:
-        return render(request, "error.html", 400, title=i18n.gettext("输入无效"), message=str(e))
+    except InvalidInput as e:
+        return render(request, "error.html", 400, title=i18n.gettext("输入无效"), message=i18n.error_text(e))
     report = periodic_report(app, user.actor, date_from=start, date_to=end, school_id=school)
     sections = [(key, title, [m for m in report.metrics if m.group == key]) for key, title in report.groups.items()]
     return render(request, "district/print.html", report=report, label=label, sections=sections)

@@ -5,11 +5,11 @@ only: no names, no ids, no session, nothing written."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from anxin.health import readiness
-from web.deps import get_web
+from web.deps import App
 
 router = APIRouter(include_in_schema=False)
 
@@ -20,8 +20,8 @@ def healthz() -> JSONResponse:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
-    ready, checks = readiness(get_web(request).app)
+def readyz(app: App) -> JSONResponse:
+    ready, checks = readiness(app)
     return JSONResponse(
         {"status": "ready" if ready else "unready", "checks": checks}, status_code=200 if ready else 503
     )

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from domain.common import Role
 from projections.work_queue import work_queue
-from web.deps import User, get_web, page_user, redirect, render
+from web.deps import App, PageUser, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def home(request: Request, user: User = Depends(page_user)) -> Response:
+def home(request: Request, user: PageUser, app: App) -> Response:
     if user.actor.school_id is None:
         if user.has(Role.SUPERVISOR):
             return redirect("/district")
         if user.has(Role.ADMINISTRATOR):
             return redirect("/admin/accounts")
-    items = work_queue(get_web(request).app, user.actor)
+    items = work_queue(app, user.actor)
     return render(request, "home.html", items=items, overdue=sum(1 for i in items if i.overdue))

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from domain.common import DomainError, InvalidInput
+from anxin.service import Anxin
+from domain.common import Erased
 from domain.screening import ImportRejected
 from projections.support_register import coverage, student_refs
 from web import i18n
-from web.deps import User, form_data, form_day, get_web, page_user, redirect, render
+from web.deps import App, Form, PageUser, User, get_web, redirect, render
+from web.forms import Refused, day_or, run_form, uploaded_text
 
 router = APIRouter(include_in_schema=False)
 FIXED_COLUMNS = ("student_no", "instrument", "date")
 ONE_FIELDS = ("student_id", "instrument", "screened_on", "answers")  # the single-result form
 
 
-def template_header(app: Any) -> str:
+def template_header(app: Anxin) -> str:
     """The header import_screenings expects: the fixed columns, then as many item
     columns as the longest configured instrument has."""
     n = max(i.items for i in app.instruments.values())
@@ -55,13 +57,13 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
 
 
 @router.get("/screenings")
-def screenings(request: Request, user: User = Depends(page_user)) -> Response:
+def screenings(request: Request, user: PageUser) -> Response:
     return _page(request, user, errors=None)
 
 
 @router.get("/screenings/template.csv")
-def screenings_template(request: Request, user: User = Depends(page_user)) -> Response:
-    header = template_header(get_web(request).app)
+def screenings_template(user: PageUser, app: App) -> Response:
+    header = template_header(app)
     return Response(
         "\ufeff" + header + "\r\n",
         media_type="text/csv; charset=utf-8",
@@ -70,26 +72,20 @@ def screenings_template(request: Request, user: User = Depends(page_user)) -> Re
 
 
 @router.post("/screenings/import")
-def screenings_import(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    upload = form.get("file")
-    try:
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput(reason="请选择要导入的 CSV 文件")
-        try:
-            text = upload.file.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(reason="文件不是 UTF-8 编码") from None
-        with web.writing() as app:
-            result = app.import_screenings(user.actor, user.actor.school_id or "", text)
-    except ImportRejected as e:
-        errors = [(line, _reason(reason)) for line, reason in e.errors]
-        return _page(request, user, 400, errors=errors, error=i18n.error_text(e))
-    except DomainError as e:
-        if e.code in ("permission_denied", "not_found"):
-            raise
-        return _page(request, user, 400, errors=None, error=i18n.error_text(e))
-    return redirect("/screenings", request, _done(result))
+def screenings_import(request: Request, user: PageUser, form: Form) -> Response:
+    def refused(r: Refused) -> Response:
+        if isinstance(r.error, ImportRejected):  # every bad line, by number
+            errors = [(line, _reason(reason)) for line, reason in r.error.errors]
+            return _page(request, user, r.status, errors=errors, error=r.message)
+        return _page(request, user, r.status, errors=None, error=r.message)
+
+    return run_form(
+        request,
+        lambda app: app.import_screenings(user.actor, user.actor.school_id or "", uploaded_text(form)),
+        lambda result: redirect("/screenings", request, _done(result)),
+        refused,
+        on_page=(Erased,),
+    )
 
 
 def _done(result: Any) -> str:
@@ -104,19 +100,21 @@ def _done(result: Any) -> str:
 
 
 @router.post("/screenings/record")
-def screenings_record(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
+def screenings_record(request: Request, user: PageUser, form: Form) -> Response:
     """One student's result typed in (a make-up screening): the same rules and the same
     consequences (flag, support file, risk level) as a row of the import."""
-    web = get_web(request)
     kept = {k: str(form.get(k, "") or "").strip() for k in ONE_FIELDS}
-    try:
-        with web.writing() as app:
-            day = form_day(kept["screened_on"], app.now().date())
-            result = app.record_screening(
-                user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
-            )  # as typed: parsed past the gate
-    except DomainError as e:
-        if e.code in ("permission_denied", "not_found"):
-            raise
-        return _page(request, user, 400, errors=None, one_error=i18n.error_text(e), one=kept)
-    return redirect("/screenings", request, _done(result))
+
+    def command(app: Anxin) -> Any:
+        day = day_or(kept["screened_on"], app.now().date())
+        return app.record_screening(
+            user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
+        )  # as typed: parsed past the gate
+
+    return run_form(
+        request,
+        command,
+        lambda result: redirect("/screenings", request, _done(result)),
+        lambda r: _page(request, user, r.status, errors=None, one_error=r.message, one=kept),
+        on_page=(Erased,),
+    )

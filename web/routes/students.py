@@ -8,16 +8,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin.service import Anxin
 from domain import access
 from domain.access import decide
 from domain.common import PermissionDenied, Role
 from domain.pairing import DIMENSION_LABELS
 from projections.timeline import search_students, timeline
 from web import i18n
-from web.deps import User, form_data, get_web, page_user, render
+from web.deps import App, Form, PageUser, User, get_web, reason_form, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,7 +57,7 @@ FIELD_LABELS = {
 }
 
 
-def _needs_reason(app: Any, user: User, student_id: str) -> bool:
+def _needs_reason(app: Anxin, user: User, student_id: str) -> bool:
     """Whether the gate would show this student only with a stated reason (asked
     without recording, so the reason form comes before any read)."""
     return bool(app.needs_reason(user.actor, access.STUDENT_READ, "student", student_id))
@@ -77,8 +78,7 @@ def _details(entry: Any) -> list[tuple[str, Any]]:
 
 
 @router.get("/students")
-def students(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def students(request: Request, user: PageUser, app: App) -> Response:
     q = (request.query_params.get("q") or "").strip()
     school = user.actor.school_id
     found = None
@@ -103,23 +103,21 @@ def _timeline_page(request: Request, user: User, student_id: str, reason: str | 
 
 
 @router.get("/students/{student_id}")
-def student(request: Request, student_id: str, user: User = Depends(page_user)) -> Response:
-    if _needs_reason(get_web(request).app, user, student_id):
-        return render(request, "break_glass.html", action=f"/students/{student_id}/open")
+def student(request: Request, student_id: str, user: PageUser, app: App) -> Response:
+    if _needs_reason(app, user, student_id):
+        return reason_form(request, f"/students/{student_id}/open")
     return _timeline_page(request, user, student_id, None)
 
 
 @router.post("/students/{student_id}/open")
-def student_open(
-    request: Request, student_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def student_open(request: Request, student_id: str, user: PageUser, form: Form, app: App) -> Response:
     reason = str(form.get("break_glass_reason", "")).strip()
     try:
         return _timeline_page(request, user, student_id, reason)
     except PermissionDenied as e:
-        app = get_web(request).app
         if not _needs_reason(app, user, student_id):
             raise
         rule = decide(user.actor, access.STUDENT_READ, app.resource("student", student_id), reason)
-        message = i18n.error_text(PermissionDenied(reason=rule.reason)) if not rule.allowed else i18n.error_text(e)
-        return render(request, "break_glass.html", 400, action=f"/students/{student_id}/open", error=message)
+        return reason_form(
+            request, f"/students/{student_id}/open", 400, e if rule.allowed else PermissionDenied(reason=rule.reason)
+        )

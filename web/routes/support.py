@@ -11,30 +11,21 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.app import ERASED_LABEL
+from anxin.service import Anxin
 from domain import access
-from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied
+from domain.common import Erased, InvalidInput, NotFound, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
 from projections.support_register import register, student_refs
 from web import i18n
-from web.deps import (
-    User,
-    expected_version,
-    form_data,
-    form_day,
-    get_web,
-    page_user,
-    redirect,
-    render,
-)
+from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
+from web.forms import Refused, day_or, expected_version, run_form
 
 router = APIRouter(include_in_schema=False)
-
-FAILS_PAGE = ("permission_denied", "not_found", "erased")  # shown by the app's error page
 
 # The correction form of each kind of entry: (field, label, input), the fields the
 # domain lets a correction change (CORRECTABLE), labelled as in the form that recorded it.
@@ -72,17 +63,11 @@ VOCAB = {
 }
 
 
-def _counselors(app: Any, user: User) -> list[tuple[str, str]]:
+def _counselors(app: Anxin, user: User) -> list[tuple[str, str]]:
     """Who may be the one-to-one responsible staff of a file (the person's own school's
     active counselors and principal): ids and names, for the pick lists. No case content;
     the rule for this read is the application's (`Accounts.responsible_candidates`)."""
     return app.accounts.responsible_candidates(user.actor)  # type: ignore[no-any-return]
-
-
-_day = form_day  # the shared reading of a form's date field
-
-
-_version = expected_version  # the shared reading of the page's hidden version field
 
 
 def _lines(text: Any) -> list[str]:
@@ -100,9 +85,7 @@ def _measures(text: Any) -> list[dict[str, str]]:
 
 # -- the caseload and the register ------------------------------------------------------------------
 @router.get("/support")
-def support_home(request: Request, user: User = Depends(page_user)) -> Response:
-    web = get_web(request)
-    app = web.app
+def support_home(request: Request, user: PageUser, app: App) -> Response:
     risk = request.query_params.get("risk") or ""
     if risk and risk not in RISK_LEVELS:
         risk = ""
@@ -115,7 +98,7 @@ def support_home(request: Request, user: User = Depends(page_user)) -> Response:
         register_error = i18n.error_text(e)
     if lines is not None and risk:
         lines = [line for line in lines if line.risk_level == risk]
-    ids = sorted({x.student_id for x in [*mine, *(lines or [])] if x.student_id})
+    ids = sorted({x.student_id for x in mine if x.student_id} | {x.student_id for x in lines or [] if x.student_id})
     refs = {r.id: r for r in student_refs(app, ids)}
     # Refused the register (the gate recorded it): the page still shows the person's own
     # caseload, with the refusal, as a 403.
@@ -128,7 +111,7 @@ def support_home(request: Request, user: User = Depends(page_user)) -> Response:
         register_error=register_error,
         refs=refs,
         risk=risk,
-        staff_name=web.staff_name,
+        staff_name=get_web(request).staff_name,
         today=app.now().date(),
         **VOCAB,
     )
@@ -141,8 +124,7 @@ def _new_page(request: Request, user: User, status: int = 200, **extra: Any) -> 
 
 
 @router.get("/support/new")
-def new_file(request: Request, user: User = Depends(page_user)) -> Response:
-    app = get_web(request).app
+def new_file(request: Request, user: PageUser, app: App) -> Response:
     app.check(user.actor, access.FILE_OPEN, "file", school_id=user.actor.school_id)
     student = None
     form: dict[str, Any] = {
@@ -157,41 +139,40 @@ def new_file(request: Request, user: User = Depends(page_user)) -> Response:
 
 
 @router.post("/support/new")
-def open_file(request: Request, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    web = get_web(request)
-    try:
+def open_file(request: Request, user: PageUser, form: Form) -> Response:
+    def command(app: Anxin) -> str:
         student_no = str(form.get("student_no", "")).strip()
         student_id = str(form.get("student_id", "")).strip()
         if student_no:
-            student_id = str(web.app.student_id_for(user.actor.school_id or "", student_no))
+            student_id = str(app.student_id_for(user.actor.school_id or "", student_no))
         if not student_id:
             raise InvalidInput(reason="请填写学号")
         origin = str(form.get("origin") or "judgement")
         source_ref = str(form.get("source_id", "")).strip()
-        with web.writing() as app:
-            file_id = app.open_support_file(
-                user.actor,
-                student_id,
-                category=str(form.get("category", "")),
-                risk_level=str(form.get("risk_level", "")),
-                reason=str(form.get("reason", "")),
-                responsible_id=str(form.get("responsible_id") or "") or None,
-                origin=origin,
-                source={"kind": origin, "id": source_ref} if source_ref else None,
-            )
-    except DomainError as e:
-        if e.code == "not_found":
-            return _new_page(
-                request,
-                user,
-                400,
-                student=None,
-                error=i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", "")),
-            )
-        if e.code == "permission_denied":
-            raise
-        return _new_page(request, user, 400, student=None, error=i18n.error_text(e))
-    return redirect(f"/support/{file_id}", request, i18n.gettext("已建立心理档案"))
+        return app.open_support_file(
+            user.actor,
+            student_id,
+            category=str(form.get("category", "")),
+            risk_level=str(form.get("risk_level", "")),
+            reason=str(form.get("reason", "")),
+            responsible_id=str(form.get("responsible_id") or "") or None,
+            origin=origin,
+            source={"kind": origin, "id": source_ref} if source_ref else None,
+        )
+
+    def refused(r: Refused) -> Response:
+        message = r.message
+        if isinstance(r.error, NotFound):  # the typed student number names nobody
+            message = i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
+        return _new_page(request, user, r.status, student=None, error=message)
+
+    return run_form(
+        request,
+        command,
+        lambda file_id: redirect(f"/support/{file_id}", request, i18n.gettext("已建立心理档案")),
+        refused,
+        on_page=(NotFound, Erased),
+    )
 
 
 # -- the whole file ---------------------------------------------------------------------------------
@@ -221,210 +202,164 @@ def _file_page(
     )
 
 
-def _needs_reason(app: Any, actor: Actor, file_id: str) -> bool:
-    """Whether the gate would show this file only with a stated reason (asked without
-    recording, so the reason form comes before any read)."""
-    return bool(app.needs_reason(actor, access.FILE_READ, "file", file_id))
-
-
 @router.get("/support/{file_id}")
-def support_file(request: Request, file_id: str, user: User = Depends(page_user)) -> Response:
-    if _needs_reason(get_web(request).app, user.actor, file_id):
-        return render(request, "break_glass.html", action=f"/support/{file_id}/open")
+def support_file(request: Request, file_id: str, user: PageUser, app: App) -> Response:
+    # Whether the gate would show this file only with a stated reason (asked without
+    # recording, so the reason form comes before any read).
+    if app.needs_reason(user.actor, access.FILE_READ, "file", file_id):
+        return reason_form(request, f"/support/{file_id}/open")
     return _file_page(request, user, file_id)
 
 
 @router.post("/support/{file_id}/open")
-def support_file_break_glass(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def support_file_break_glass(request: Request, file_id: str, user: PageUser, form: Form) -> Response:
     reason = str(form.get("break_glass_reason", "")).strip()
     try:
         with get_web(request).writing():  # the read records the reason in the audit trail
             return _file_page(request, user, file_id, break_glass=reason or None)
     except PermissionDenied as e:
-        return render(request, "break_glass.html", 403, action=f"/support/{file_id}/open", error=i18n.error_text(e))
+        return reason_form(request, f"/support/{file_id}/open", 403, e)
 
 
-def _command(
-    request: Request,
-    user: User,
-    file_id: str,
-    action: str,
-    form: dict[str, Any],
-    call: Callable[[Any, Actor, int | None, date], Any],
-    done: str,
-) -> Response:
-    """Run one command on a file; a stale page gives 409, a refused input the same page
-    with the message and what was typed (the action's form is opened). `done` is the
-    (translated) message flashed on success."""
-    web = get_web(request)
-    try:
-        expected = _version(form)
-        with web.writing() as app:
-            call(app, user.actor, expected, app.now().date())
-    except Conflict as e:
-        return _file_page(request, user, file_id, 409, active=action, error=i18n.error_text(e))
-    except DomainError as e:
-        if e.code in FAILS_PAGE:
-            raise
-        return _file_page(request, user, file_id, 400, active=action, error=i18n.error_text(e))
-    return redirect(f"/support/{file_id}", request, done)
+# -- the steps of the work: each one application call -------------------------------------------------
+FileStep = Callable[[Anxin, User, str, dict[str, Any], int | None, date], object]
 
 
-@router.post("/support/{file_id}/risk")
-def change_risk(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
+    """Serve the decorated command at POST /support/{file_id}/<action>: it is called with the
+    application, the person, the file, the form, the version the page showed and today.
+    Done: back to the file with `done` (translated) flashed; refused: the file again with the
+    action's form open, the message and what was typed."""
+
+    def serve(call: FileStep) -> FileStep:
+        def route(request: Request, file_id: str, user: PageUser, form: Form) -> Response:
+            def refused(r: Refused) -> Response:
+                return _file_page(request, user, file_id, r.status, active=action, error=r.message)
+
+            return run_form(
+                request,
+                lambda app: call(app, user, file_id, form, expected_version(form), app.now().date()),
+                lambda _: redirect(f"/support/{file_id}", request, i18n.gettext(done)),
+                refused,
+            )
+
+        router.add_api_route(f"/support/{{file_id}}/{action}", route, methods=["POST"], name=call.__name__)
+        return call
+
+    return serve
+
+
+@_step("risk", "风险等级已调整")
+def change_risk(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     to_level = str(form.get("to_level", ""))
     from_level = str(form.get("from_level", ""))
-    down = (
+    reason = str(form.get("reason", ""))
+    if (
         to_level in RISK_LEVELS
         and from_level in RISK_LEVELS
         and RISK_LEVELS.index(to_level) < RISK_LEVELS.index(from_level)
+    ):
+        app.lower_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
+    else:
+        app.raise_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
+
+
+@_step("category", "档案类别已调整")
+def change_category(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    category, reason = str(form.get("category", "")), str(form.get("reason", ""))
+    app.change_file_category(user.actor, file_id, category, reason, expected_version=v)
+
+
+@_step("plan", "帮扶方案已保存")
+def plan(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
+    if form.get("mode") == "revise":
+        reason = str(form.get("reason", ""))
+        app.revise_plan(user.actor, file_id, goals=goals, measures=measures, reason=reason, expected_version=v)
+    else:
+        app.draw_up_plan(user.actor, file_id, goals=goals, measures=measures, expected_version=v)
+
+
+def _minutes(typed: Any) -> int | None:
+    """A session's length in minutes, if given."""
+    minutes = str(typed or "").strip()
+    if minutes and not minutes.isdigit():
+        raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
+    return int(minutes) if minutes else None
+
+
+@_step("session", "已记录辅导")
+def session(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    minutes = _minutes(form.get("duration_minutes"))
+    app.record_session(
+        user.actor,
+        file_id,
+        held_on=day_or(form.get("held_on"), today),
+        summary=str(form.get("summary", "")),
+        duration_minutes=minutes,
+        next_steps=str(form.get("next_steps", "")),
+        expected_version=v,
     )
 
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        command = app.lower_risk_level if down else app.raise_risk_level
-        command(actor, file_id, to_level, str(form.get("reason", "")), expected_version=v)
 
-    return _command(request, user, file_id, "risk", form, call, i18n.gettext("风险等级已调整"))
-
-
-@router.post("/support/{file_id}/category")
-def change_category(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.change_file_category(
-            actor, file_id, str(form.get("category", "")), str(form.get("reason", "")), expected_version=v
-        )
-
-    return _command(request, user, file_id, "category", form, call, i18n.gettext("档案类别已调整"))
+@_step("guardian-contact", "已记录家校联系")
+def guardian_contact(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.record_guardian_contact(
+        user.actor,
+        file_id,
+        contacted_on=day_or(form.get("contacted_on"), today),
+        guardian=str(form.get("guardian", "")),
+        method=str(form.get("method", "")),
+        summary=str(form.get("summary", "")),
+        expected_version=v,
+    )
 
 
-@router.post("/support/{file_id}/plan")
-def plan(request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
-        if form.get("mode") == "revise":
-            app.revise_plan(
-                actor, file_id, goals=goals, measures=measures, reason=str(form.get("reason", "")), expected_version=v
-            )
-        else:
-            app.draw_up_plan(actor, file_id, goals=goals, measures=measures, expected_version=v)
-
-    return _command(request, user, file_id, "plan", form, call, i18n.gettext("帮扶方案已保存"))
+@_step("referral", "已记录转介")
+def referral(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.record_referral(
+        user.actor,
+        file_id,
+        referred_on=day_or(form.get("referred_on"), today),
+        to=str(form.get("to", "")),
+        reason=str(form.get("reason", "")),
+        expected_version=v,
+    )
 
 
-@router.post("/support/{file_id}/session")
-def session(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        minutes = str(form.get("duration_minutes", "")).strip()
-        if minutes and not minutes.isdigit():
-            raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
-        app.record_session(
-            actor,
-            file_id,
-            held_on=_day(form.get("held_on"), today),
-            summary=str(form.get("summary", "")),
-            duration_minutes=int(minutes) if minutes else None,
-            next_steps=str(form.get("next_steps", "")),
-            expected_version=v,
-        )
-
-    return _command(request, user, file_id, "session", form, call, i18n.gettext("已记录辅导"))
+@_step("crisis", "已记录危机干预")
+def crisis(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.record_crisis_intervention(
+        user.actor,
+        file_id,
+        occurred_on=day_or(form.get("occurred_on"), today),
+        what_happened=str(form.get("what_happened", "")),
+        actions_taken=str(form.get("actions_taken", "")),
+        expected_version=v,
+    )
 
 
-@router.post("/support/{file_id}/guardian-contact")
-def guardian_contact(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_guardian_contact(
-            actor,
-            file_id,
-            contacted_on=_day(form.get("contacted_on"), today),
-            guardian=str(form.get("guardian", "")),
-            method=str(form.get("method", "")),
-            summary=str(form.get("summary", "")),
-            expected_version=v,
-        )
-
-    return _command(request, user, file_id, "guardian-contact", form, call, i18n.gettext("已记录家校联系"))
+@_step("review", "已记录方案复评")
+def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.record_review(
+        user.actor,
+        file_id,
+        reviewed_on=day_or(form.get("reviewed_on"), today),
+        notes=str(form.get("notes", "")),
+        outcome=str(form.get("outcome", "")),
+        expected_version=v,
+    )
 
 
-@router.post("/support/{file_id}/referral")
-def referral(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_referral(
-            actor,
-            file_id,
-            referred_on=_day(form.get("referred_on"), today),
-            to=str(form.get("to", "")),
-            reason=str(form.get("reason", "")),
-            expected_version=v,
-        )
-
-    return _command(request, user, file_id, "referral", form, call, i18n.gettext("已记录转介"))
+@_step("reassign", "已更换负责人")
+def reassign(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    responsible, reason = str(form.get("responsible_id", "")), str(form.get("reason", ""))
+    app.reassign_support_file(user.actor, file_id, responsible, reason, expected_version=v)
 
 
-@router.post("/support/{file_id}/crisis")
-def crisis(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_crisis_intervention(
-            actor,
-            file_id,
-            occurred_on=_day(form.get("occurred_on"), today),
-            what_happened=str(form.get("what_happened", "")),
-            actions_taken=str(form.get("actions_taken", "")),
-            expected_version=v,
-        )
-
-    return _command(request, user, file_id, "crisis", form, call, i18n.gettext("已记录危机干预"))
-
-
-@router.post("/support/{file_id}/review")
-def review(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_review(
-            actor,
-            file_id,
-            reviewed_on=_day(form.get("reviewed_on"), today),
-            notes=str(form.get("notes", "")),
-            outcome=str(form.get("outcome", "")),
-            expected_version=v,
-        )
-
-    return _command(request, user, file_id, "review", form, call, i18n.gettext("已记录方案复评"))
-
-
-@router.post("/support/{file_id}/reassign")
-def reassign(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.reassign_support_file(
-            actor, file_id, str(form.get("responsible_id", "")), str(form.get("reason", "")), expected_version=v
-        )
-
-    return _command(request, user, file_id, "reassign", form, call, i18n.gettext("已更换负责人"))
-
-
-@router.post("/support/{file_id}/close")
-def close(request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.close_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
-
-    return _command(request, user, file_id, "close", form, call, i18n.gettext("档案已结案"))
+@_step("close", "档案已结案")
+def close(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.close_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)
 
 
 def _changes(form: dict[str, Any], today: date) -> dict[str, Any]:
@@ -437,41 +372,38 @@ def _changes(form: dict[str, Any], today: date) -> dict[str, Any]:
         raw = str(form.get(name, "")).strip()
         if kind == "date":
             if raw:
-                changes[name] = form_day(raw, today)
+                changes[name] = day_or(raw, today)
         elif kind == "number":
-            if raw and not raw.isdigit():
-                raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
-            changes[name] = int(raw) if raw else None
+            changes[name] = _minutes(raw)
         else:
             changes[name] = raw
     return changes
 
 
 @router.post("/support/{file_id}/entries/{entry_id}/correct")
-def correct_entry(
-    request: Request, file_id: str, entry_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
+def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser, form: Form) -> Response:
     """Correct one recorded entry (a session, a contact, a referral, a crisis intervention,
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
 
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
+    def refused(r: Refused) -> Response:
+        return _file_page(request, user, file_id, r.status, active=f"correct:{entry_id}", error=r.message)
+
+    def command(app: Anxin) -> None:
+        version = expected_version(form)
         app.correct_file_entry(
-            actor,
+            user.actor,
             file_id,
             entry_id,
-            changes=_changes(form, today),
+            changes=_changes(form, app.now().date()),
             reason=str(form.get("correction_reason", "")),
-            expected_version=v,
+            expected_version=version,
         )
 
-    return _command(request, user, file_id, f"correct:{entry_id}", form, call, i18n.gettext("记录已更正"))
+    return run_form(
+        request, command, lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")), refused
+    )
 
 
-@router.post("/support/{file_id}/reopen")
-def reopen(
-    request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
-) -> Response:
-    def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.reopen_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
-
-    return _command(request, user, file_id, "reopen", form, call, i18n.gettext("档案已重新开启"))
+@_step("reopen", "档案已重新开启")
+def reopen(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    app.reopen_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)

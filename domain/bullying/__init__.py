@@ -55,14 +55,53 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.bullying import events
+from domain.bullying.errors import (
+    AlreadyAParty,
+    AppealPending,
+    AppealWindowClosed,
+    CaseClosed,
+    DeterminationNotApproved,
+    InterventionsRequired,
+    MandatoryReportRequired,
+    NotAParty,
+    SelfApproval,
+    TargetedPartyRequired,
+    UnknownStaff,
+    UnknownStudent,
+    UnknownSupportFile,
+)
+from domain.bullying.rules import (
+    case_status,
+    check_aware,
+    check_choice,
+    check_forms,
+    check_parties,
+    check_source,
+    determination_of,
+)
+from domain.bullying.vocabulary import (
+    APPEAL_OUTCOMES,
+    APPROVED_STATES,
+    CHANNELS,
+    CONTACT_METHODS,
+    FORMS,
+    INTERVENTION_KINDS,
+    INVESTIGATION_OPEN_STATES,
+    KINDS_BY_PART,
+    MEASURES,
+    PARTS,
+    PARTY_EDIT_STATES,
+    SEVERITIES,
+    STATUS_LABELS,
+)
 from domain.common import (
     CaseAggregate,
-    DomainError,
     InvalidInput,
     Scope,
     WrongState,
@@ -71,201 +110,68 @@ from domain.common import (
     require_text,
 )
 
-CHANNELS = {
-    "student": "学生",
-    "parent": "家长",
-    "teacher": "教师",
-    "hotline": "举报电话",
-    "anonymous": "匿名举报",
-    "public": "社会公众",
-}
-FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物"}
-PARTS = {"targeted": "被欺凌学生", "bullying": "涉嫌欺凌学生", "witness": "旁观/证人"}
-MEASURES = {
-    "separate_students": "隔离双方",
-    "guardian_notified": "告知家长",
-    "medical_care": "就医/救护",
-    "other": "其他措施",
-}
-CONTACT_METHODS = {"phone": "电话", "in_person": "当面", "message": "短信/微信", "letter": "书面", "other": "其他"}
-SEVERITIES = {"minor": "情节轻微", "serious": "情节较重/恶劣", "suspected_offence": "违反治安管理或涉嫌犯罪"}
-INTERVENTION_KINDS = {"counselling": "心理辅导", "support": "关爱帮扶", "education": "教育矫治"}
-KINDS_BY_PART = {
-    "targeted": ("counselling", "support"),
-    "witness": ("counselling", "support"),
-    "bullying": ("education", "counselling"),
-}
-APPEAL_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "reopened": "重新调查"}
-STATUS_LABELS = {
-    "reported": "已报告",
-    "reopened": "已重新开启",
-    "investigating": "调查中",
-    "awaiting_determination": "待认定",
-    "determined": "待校长审批",
-    "concluded": "不构成欺凌（已批准）",
-    "intervening": "干预中",
-    "following_up": "回访中",
-    "appealed": "申诉中",
-    "closed": "已结案",
-}
-
-PARTY_EDIT_STATES = ("reported", "reopened", "investigating", "awaiting_determination")
-INVESTIGATION_OPEN_STATES = ("reported", "reopened", "investigating")
-APPROVED_STATES = ("concluded", "intervening", "following_up")
-
-
-# -- named errors -------------------------------------------------------------------------
-class CaseClosed(WrongState):
-    code = "case_closed"
-    message = "案件已结案，不能{action}；如再次发生请重新开启案件"
-
-
-class NotAParty(InvalidInput):
-    code = "not_a_party"
-    message = "该学生不是本案当事人"
-
-
-class AlreadyAParty(InvalidInput):
-    code = "already_a_party"
-    message = "该学生已是本案当事人（{part}）"
-
-
-class TargetedPartyRequired(InvalidInput):
-    code = "targeted_party_required"
-    message = "案件至少要有一名被欺凌学生"
-
-
-class UnknownStudent(InvalidInput):
-    code = "unknown_student"
-    message = "找不到该学生，或该学生不属于本校"
-
-
-class UnknownStaff(InvalidInput):
-    code = "unknown_staff"
-    message = "负责人必须是本校在职教职工"
-
-
-class UnknownSupportFile(InvalidInput):
-    code = "unknown_support_file"
-    message = "找不到该学生的心理档案"
-
-
-class DeterminationNotApproved(WrongState):
-    code = "determination_not_approved"
-    message = "尚无经校长批准的认定，不能{action}"
-
-
-class SelfApproval(DomainError):
-    code = "self_approval"
-    message = "认定须由记录人以外的校长审批"
-
-
-class MandatoryReportRequired(DomainError):
-    code = "mandatory_report_required"
-    message = "涉嫌违反治安管理或犯罪的案件，须先记录强制报告（向哪个机关、何时报告）才能结案"
-
-
-class InterventionsRequired(DomainError):
-    code = "interventions_required"
-    message = "认定为欺凌的案件须先为{missing}制定干预措施才能结案"
-
-
-class AppealPending(WrongState):
-    code = "appeal_pending"
-    message = "有尚未审结的申诉，不能{action}"
-
-
-class AppealWindowClosed(DomainError):
-    code = "appeal_window_closed"
-    message = "申诉期已过（截止{until}），不能再申诉"
-
-
-# -- validation helpers ---------------------------------------------------------------------
-def _choice(value: str | None, options: Mapping[str, str], what: str) -> str:
-    value = (value or "").strip()
-    require(value in options, f"{what}「{value}」无效，应为：{'、'.join(options)}")
-    return value
-
-
-def _forms(forms: Iterable[str]) -> list[str]:
-    chosen = [_choice(f, FORMS, "欺凌形式") for f in forms or ()]
-    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/网络/财物）")
-    require(len(set(chosen)) == len(chosen), "欺凌形式重复")
-    return chosen
-
-
-def _parties(parties: Iterable[Any]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for p in parties or ():
-        if isinstance(p, Mapping):
-            student_id, part = p.get("student_id"), p.get("part")
-        else:
-            student_id, part = p
-        student_id = require_text(str(student_id or ""), "学生")
-        part = _choice(part, PARTS, "当事人身份")
-        if student_id in seen:
-            raise InvalidInput(reason="同一学生在一个案件中只能有一种身份")
-        seen.add(student_id)
-        out.append({"student_id": student_id, "part": part})
-    if not any(p["part"] == "targeted" for p in out):
-        raise TargetedPartyRequired()
-    return out
-
-
-def _source(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if source is None:
-        return None
-    require(isinstance(source, Mapping), "来源链接格式不正确")
-    require(
-        bool(str(source.get("kind") or "").strip()) and bool(str(source.get("id") or "").strip()),
-        "来源链接须包含 kind 和 id",
-    )
-    require(all(isinstance(v, (str, int, bool)) or v is None for v in source.values()), "来源链接只能包含简单值")
-    return {str(k): v for k, v in source.items()}
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    require(isinstance(value, datetime) and value.tzinfo is not None, f"{what}必须是带时区的时间")
-    return value
-
-
-def case_status(
-    *,
-    closed: bool,
-    appealed: bool,
-    determined: bool,
-    approved: bool,
-    bullying: bool,
-    followed_up: bool,
-    investigation_completed: bool,
-    investigation_started: bool,
-    reopened: bool,
-) -> str:
-    """A case's status from the facts that decide it: the one rule, which the aggregate
-    and every view that keeps a case's status apply to what they hold. `approved`,
-    `bullying` and `followed_up` are about the current determination, if `determined`."""
-    if closed:
-        return "closed"
-    if appealed:
-        return "appealed"
-    if determined:
-        if not approved:
-            return "determined"
-        if not bullying:
-            return "concluded"
-        return "following_up" if followed_up else "intervening"
-    if investigation_completed:
-        return "awaiting_determination"
-    if investigation_started:
-        return "investigating"
-    return "reopened" if reopened else "reported"
+__all__ = [
+    "APPEAL_OUTCOMES",
+    "APPROVED_STATES",
+    "AlreadyAParty",
+    "AppealPending",
+    "AppealWindowClosed",
+    "BullyingCase",
+    "CHANNELS",
+    "CONTACT_METHODS",
+    "CaseClosed",
+    "DeterminationNotApproved",
+    "FORMS",
+    "INTERVENTION_KINDS",
+    "INVESTIGATION_OPEN_STATES",
+    "InterventionsRequired",
+    "KINDS_BY_PART",
+    "MEASURES",
+    "MandatoryReportRequired",
+    "NotAParty",
+    "PARTS",
+    "PARTY_EDIT_STATES",
+    "SEVERITIES",
+    "STATUS_LABELS",
+    "SelfApproval",
+    "TargetedPartyRequired",
+    "UnknownStaff",
+    "UnknownStudent",
+    "UnknownSupportFile",
+    "case_status",
+]
 
 
 class BullyingCase(CaseAggregate):
     """校园欺凌案件. See the module docstring for the state machine."""
 
-    @event("Reported")
+    Reported: TypeAlias = events.Reported
+    PartyAdded: TypeAlias = events.PartyAdded
+    PartyRemoved: TypeAlias = events.PartyRemoved
+    SafetyMeasureTaken: TypeAlias = events.SafetyMeasureTaken
+    StatementRecorded: TypeAlias = events.StatementRecorded
+    EvidenceNoted: TypeAlias = events.EvidenceNoted
+    InvestigationStarted: TypeAlias = events.InvestigationStarted
+    InvestigationCompleted: TypeAlias = events.InvestigationCompleted
+    Determined: TypeAlias = events.Determined
+    DeterminationApproved: TypeAlias = events.DeterminationApproved
+    DeterminationReturned: TypeAlias = events.DeterminationReturned
+    MandatoryReportMade: TypeAlias = events.MandatoryReportMade
+    InterventionPlanned: TypeAlias = events.InterventionPlanned
+    InterventionProgressRecorded: TypeAlias = events.InterventionProgressRecorded
+    InterventionCompleted: TypeAlias = events.InterventionCompleted
+    AppealLodged: TypeAlias = events.AppealLodged
+    AppealReviewed: TypeAlias = events.AppealReviewed
+    FollowUpRecorded: TypeAlias = events.FollowUpRecorded
+    Closed: TypeAlias = events.Closed
+    Reopened: TypeAlias = events.Reopened
+    StatementCorrected: TypeAlias = events.StatementCorrected
+    EvidenceCorrected: TypeAlias = events.EvidenceCorrected
+    NarrativeCorrected: TypeAlias = events.NarrativeCorrected
+    ReportCorrected: TypeAlias = events.ReportCorrected
+    FollowUpCorrected: TypeAlias = events.FollowUpCorrected
+
+    @event(Reported)
     def __init__(
         self,
         id: UUID,
@@ -339,20 +245,20 @@ class BullyingCase(CaseAggregate):
     ) -> BullyingCase:
         """Open a case from a report (线索/举报); the investigation due date comes from policy."""
         require_aware(at)
-        _aware(occurred_at, "发生时间")
+        check_aware(occurred_at, "发生时间")
         require(occurred_at <= at, "发生时间不能晚于报告时间")
         require(isinstance(investigation_due, date) and investigation_due >= at.date(), "调查期限不能早于立案日期")
         return cls(
             id=id,
             school_id=require_text(school_id, "学校"),
-            channel=_choice(channel, CHANNELS, "举报渠道"),
+            channel=check_choice(channel, CHANNELS, "举报渠道"),
             occurred_at=occurred_at,
             place=require_text(place, "发生地点"),
-            forms=_forms(forms),
-            parties=_parties(parties),
+            forms=check_forms(forms),
+            parties=check_parties(parties),
             narrative=require_text(narrative, "事情经过"),
             reporter_note=(reporter_note or "").strip(),
-            source=_source(source),
+            source=check_source(source),
             investigation_due=investigation_due,
             actor=actor,
             at=at,
@@ -364,13 +270,13 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require(PARTY_EDIT_STATES, "增加当事人")
         student_id = require_text(student_id, "学生")
-        part = _choice(part, PARTS, "当事人身份")
+        part = check_choice(part, PARTS, "当事人身份")
         existing = self.party(student_id)
         if existing is not None:
             raise AlreadyAParty(part=PARTS[existing["part"]])
         self._party_added(student_id=student_id, part=part, reason=require_text(reason, "增加原因"), actor=actor, at=at)
 
-    @event("PartyAdded")
+    @event(PartyAdded)
     def _party_added(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
         self.parties.append({"student_id": student_id, "part": part, "added_by": actor, "added_at": at})
 
@@ -391,7 +297,7 @@ class BullyingCase(CaseAggregate):
             student_id=student_id, part=p["part"], reason=require_text(reason, "移除原因"), actor=actor, at=at
         )
 
-    @event("PartyRemoved")
+    @event(PartyRemoved)
     def _party_removed(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
         self.parties = [p for p in self.parties if p["student_id"] != student_id]
         self.removed_parties.append({"student_id": student_id, "part": part, "reason": reason, "by": actor, "at": at})
@@ -413,7 +319,7 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require_not_closed("采取安全措施")
         require(measure_id not in self.measures, "该措施已记录")
-        kind = _choice(kind, MEASURES, "安全措施")
+        kind = check_choice(kind, MEASURES, "安全措施")
         ids = [str(s) for s in student_ids or ()]
         require(len(set(ids)) == len(ids), "学生重复")
         for s in ids:
@@ -421,9 +327,9 @@ class BullyingCase(CaseAggregate):
         note = (note or "").strip()
         if kind == "guardian_notified":
             require(len(ids) == 1, "告知家长须指明是哪名学生的家长")
-            method = _choice(method, CONTACT_METHODS, "告知方式")
+            method = check_choice(method, CONTACT_METHODS, "告知方式")
             require(notified_at is not None, "须填写告知时间")
-            _aware(notified_at, "告知时间")  # type: ignore[arg-type]
+            check_aware(notified_at, "告知时间")  # type: ignore[arg-type]
             require(notified_at <= at, "告知时间不能晚于现在")  # type: ignore[operator]
         else:
             require(method is None and notified_at is None, "只有告知家长需要填写告知方式和时间")
@@ -444,7 +350,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("SafetyMeasureTaken")
+    @event(SafetyMeasureTaken)
     def _safety_measure_taken(
         self,
         measure_id: str,
@@ -498,7 +404,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("StatementRecorded")
+    @event(StatementRecorded)
     def _statement_recorded(
         self,
         statement_id: str,
@@ -535,7 +441,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("EvidenceNoted")
+    @event(EvidenceNoted)
     def _evidence_noted(self, evidence_id: str, description: str, reference: str, actor: str, at: datetime) -> None:
         self.evidence[evidence_id] = {
             "id": evidence_id,
@@ -552,7 +458,7 @@ class BullyingCase(CaseAggregate):
         self._require(("reported", "reopened"), "开始调查")
         self._investigation_started(handler_id=require_text(handler_id, "负责人"), actor=actor, at=at)
 
-    @event("InvestigationStarted")
+    @event(InvestigationStarted)
     def _investigation_started(self, handler_id: str, actor: str, at: datetime) -> None:
         self.handler_id = handler_id
         self.investigation_started_at = at
@@ -563,7 +469,7 @@ class BullyingCase(CaseAggregate):
         self._require(("investigating",), "完成调查")
         self._investigation_completed(findings=require_text(findings, "调查结论"), actor=actor, at=at)
 
-    @event("InvestigationCompleted")
+    @event(InvestigationCompleted)
     def _investigation_completed(self, findings: str, actor: str, at: datetime) -> None:
         self.findings = findings
         self.investigation_completed_at = at
@@ -584,7 +490,7 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require(("awaiting_determination",), "作出认定")
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
-        bullying, severity, horseplay = _determination(bullying, severity, horseplay)
+        bullying, severity, horseplay = determination_of(bullying, severity, horseplay)
         self._determined(
             determination_id=determination_id,
             bullying=bullying,
@@ -595,7 +501,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("Determined")
+    @event(Determined)
     def _determined(
         self,
         determination_id: str,
@@ -645,7 +551,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("DeterminationApproved")
+    @event(DeterminationApproved)
     def _determination_approved(
         self,
         determination_id: str,
@@ -670,7 +576,7 @@ class BullyingCase(CaseAggregate):
             determination_id=det["id"], reason=require_text(reason, "退回原因"), actor=actor, at=at
         )
 
-    @event("DeterminationReturned")
+    @event(DeterminationReturned)
     def _determination_returned(self, determination_id: str, reason: str, actor: str, at: datetime) -> None:
         self._determination_by_id(determination_id).update(
             returned=True, returned_reason=reason, returned_by=actor, returned_at=at
@@ -693,7 +599,7 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require_not_closed("记录强制报告")
         require(report_id not in self.mandatory_reports, "该报告已记录")
-        _aware(reported_at, "报告时间")
+        check_aware(reported_at, "报告时间")
         require(reported_at <= at, "报告时间不能晚于现在")
         self._mandatory_report_made(
             report_id=report_id,
@@ -705,7 +611,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("MandatoryReportMade")
+    @event(MandatoryReportMade)
     def _mandatory_report_made(
         self,
         report_id: str,
@@ -745,7 +651,7 @@ class BullyingCase(CaseAggregate):
         self._require_approved("制定干预措施")
         require(intervention_id not in self.interventions, "该干预措施已记录")
         party = self._party(student_id)
-        kind = _choice(kind, INTERVENTION_KINDS, "干预类型")
+        kind = check_choice(kind, INTERVENTION_KINDS, "干预类型")
         allowed = KINDS_BY_PART[party["part"]]
         require(
             kind in allowed, f"{PARTS[party['part']]}的干预只能是：{'、'.join(INTERVENTION_KINDS[k] for k in allowed)}"
@@ -764,7 +670,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("InterventionPlanned")
+    @event(InterventionPlanned)
     def _intervention_planned(
         self,
         intervention_id: str,
@@ -802,7 +708,7 @@ class BullyingCase(CaseAggregate):
             intervention_id=intervention_id, note=require_text(note, "进展情况"), actor=actor, at=at
         )
 
-    @event("InterventionProgressRecorded")
+    @event(InterventionProgressRecorded)
     def _intervention_progress_recorded(self, intervention_id: str, note: str, actor: str, at: datetime) -> None:
         self.interventions[intervention_id]["progress"].append({"note": note, "by": actor, "at": at})
 
@@ -814,7 +720,7 @@ class BullyingCase(CaseAggregate):
             intervention_id=intervention_id, outcome=require_text(outcome, "干预效果"), actor=actor, at=at
         )
 
-    @event("InterventionCompleted")
+    @event(InterventionCompleted)
     def _intervention_completed(self, intervention_id: str, outcome: str, actor: str, at: datetime) -> None:
         self.interventions[intervention_id].update(active=False, outcome=outcome, completed_at=at)
 
@@ -850,7 +756,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("AppealLodged")
+    @event(AppealLodged)
     def _appeal_lodged(
         self,
         appeal_id: str,
@@ -896,7 +802,7 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         self._require(("appealed",), "记录复查结果")
         require(appeal_id == self.pending_appeal_id, "该申诉不是待审结的申诉")
-        outcome = _choice(outcome, APPEAL_OUTCOMES, "复查结果")
+        outcome = check_choice(outcome, APPEAL_OUTCOMES, "复查结果")
         appeal = self.appeals[appeal_id]
         require(
             isinstance(decided_on, date) and appeal["lodged_on"] <= decided_on <= at.date(),
@@ -906,7 +812,7 @@ class BullyingCase(CaseAggregate):
         if outcome == "changed":
             require(bool(new_determination_id), "变更认定须有新认定编号")
             require(bullying is not None, "变更认定须写明是否构成欺凌")
-            b, s, h = _determination(bool(bullying), severity, horseplay)
+            b, s, h = determination_of(bool(bullying), severity, horseplay)
             det = self.determination
             assert det is not None
             require(
@@ -931,7 +837,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("AppealReviewed")
+    @event(AppealReviewed)
     def _appeal_reviewed(
         self,
         appeal_id: str,
@@ -999,7 +905,7 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
-    @event("FollowUpRecorded")
+    @event(FollowUpRecorded)
     def _follow_up_recorded(
         self,
         follow_up_id: str,
@@ -1040,7 +946,7 @@ class BullyingCase(CaseAggregate):
             )
         self._closed(reason=require_text(reason, "结案理由"), determination_id=det["id"], actor=actor, at=at)
 
-    @event("Closed")
+    @event(Closed)
     def _closed(self, reason: str, determination_id: str, actor: str, at: datetime) -> None:
         self.closed_at = at
         self.close_reason = reason
@@ -1057,7 +963,7 @@ class BullyingCase(CaseAggregate):
             reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due, actor=actor, at=at
         )
 
-    @event("Reopened")
+    @event(Reopened)
     def _reopened(self, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
         self.cycle += 1
         self.closed_at = None
@@ -1082,7 +988,7 @@ class BullyingCase(CaseAggregate):
             corrects=statement_id, text=text, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("StatementCorrected")
+    @event(StatementCorrected)
     def _statement_corrected(self, corrects: str, text: str, reason: str, actor: str, at: datetime) -> None:
         st = self.statements[corrects]
         st["corrections"].append({"previous": st["text"], "reason": reason, "by": actor, "at": at})
@@ -1112,7 +1018,7 @@ class BullyingCase(CaseAggregate):
             corrects=evidence_id, changes=changes, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("EvidenceCorrected")
+    @event(EvidenceCorrected)
     def _evidence_corrected(
         self, corrects: str, changes: dict[str, str], reason: str, actor: str, at: datetime
     ) -> None:
@@ -1129,7 +1035,7 @@ class BullyingCase(CaseAggregate):
             corrects="narrative", narrative=narrative, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("NarrativeCorrected")
+    @event(NarrativeCorrected)
     def _narrative_corrected(self, corrects: str, narrative: str, reason: str, actor: str, at: datetime) -> None:
         self.narrative = narrative
         self._note_correction("report", corrects, reason, actor, at)
@@ -1143,21 +1049,21 @@ class BullyingCase(CaseAggregate):
         require(not unknown, f"不能更正的字段：{', '.join(sorted(unknown))}")
         clean: dict[str, Any] = {}
         if "channel" in changes:
-            clean["channel"] = _choice(changes["channel"], CHANNELS, "举报渠道")
+            clean["channel"] = check_choice(changes["channel"], CHANNELS, "举报渠道")
         if "occurred_at" in changes:
-            clean["occurred_at"] = _aware(changes["occurred_at"], "发生时间")
+            clean["occurred_at"] = check_aware(changes["occurred_at"], "发生时间")
             require(clean["occurred_at"] <= self.reported_at, "发生时间不能晚于报告时间")
         if "place" in changes:
             clean["place"] = require_text(changes["place"], "发生地点")
         if "forms" in changes:
-            clean["forms"] = _forms(changes["forms"])
+            clean["forms"] = check_forms(changes["forms"])
         clean = {k: v for k, v in clean.items() if v != getattr(self, k)}
         require(bool(clean), "没有要更正的内容")
         self._report_corrected(
             corrects="report", changes=clean, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("ReportCorrected")
+    @event(ReportCorrected)
     def _report_corrected(self, corrects: str, changes: dict[str, Any], reason: str, actor: str, at: datetime) -> None:
         for k, v in changes.items():
             setattr(self, k, list(v) if isinstance(v, list) else v)
@@ -1172,7 +1078,7 @@ class BullyingCase(CaseAggregate):
             corrects=follow_up_id, notes=notes, reason=require_text(reason, "更正原因"), actor=actor, at=at
         )
 
-    @event("FollowUpCorrected")
+    @event(FollowUpCorrected)
     def _follow_up_corrected(self, corrects: str, notes: str, reason: str, actor: str, at: datetime) -> None:
         fu = self.follow_ups[corrects]
         fu["corrections"].append({"previous": fu["notes"], "reason": reason, "by": actor, "at": at})
@@ -1306,12 +1212,3 @@ class BullyingCase(CaseAggregate):
 
     def _determination_by_id(self, determination_id: str) -> dict[str, Any]:
         return next(d for d in self.determinations if d["id"] == determination_id)
-
-
-def _determination(bullying: bool, severity: str | None, horseplay: bool) -> tuple[bool, str | None, bool]:
-    require(isinstance(bullying, bool), "须写明是否构成欺凌")
-    if bullying:
-        require(not horseplay, "认定为欺凌时不能同时认定为打闹嬉戏")
-        return True, _choice(severity, SEVERITIES, "严重程度"), False
-    require(not severity, "不构成欺凌时不填写严重程度")
-    return False, None, bool(horseplay)

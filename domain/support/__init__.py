@@ -11,121 +11,87 @@ the event that set it, so replay never depends on today's policy.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.common import (
     CaseAggregate,
-    DomainError,
     InvalidInput,
     Scope,
-    WrongState,
     require,
     require_aware,
     require_text,
 )
-from domain.policy import RISK_LABELS, RISK_LEVELS, Policy
+from domain.policy import RISK_LABELS, Policy
+from domain.support import events
+from domain.support.errors import (
+    EntryNotFound,
+    FileClosed,
+    FileNotClosed,
+    PlanExists,
+    PlanMissing,
+    RiskLevelUnchanged,
+    WrongRiskDirection,
+)
+from domain.support.rules import (
+    check_category,
+    check_level,
+    check_plan,
+    rank,
+)
+from domain.support.vocabulary import (
+    CATEGORIES,
+    CONTACT_METHODS,
+    CORRECTABLE,
+    ENTRY_DATE_FIELD,
+    ENTRY_KINDS,
+    ORIGINS,
+    REVIEW_OUTCOMES,
+)
 
-# Usual categories (一类一案); any other short text is accepted too.
-CATEGORIES = ("情绪困扰", "学业压力", "家庭变故", "人际关系", "自伤风险", "欺凌受害", "网络成瘾", "其他")
-ORIGINS = {
-    "screening": "心理筛查",
-    "referral": "他人转介",
-    "escalation": "谈心谈话上报",
-    "bullying_case": "欺凌案件干预",
-    "judgement": "心理老师判断",
-}
-CONTACT_METHODS = {"phone": "电话", "meeting": "面谈", "visit": "家访", "message": "线上消息", "other": "其他"}
-REVIEW_OUTCOMES = {"continue": "维持方案", "adjust": "调整方案"}
-ENTRY_KINDS = {
-    "session": "心理辅导",
-    "guardian_contact": "家校联系",
-    "referral": "转介",
-    "crisis": "危机干预",
-    "review": "方案复评",
-}
-# What a correction may change, per kind of entry (dates are re-checked).
-CORRECTABLE = {
-    "session": ("held_on", "summary", "duration_minutes", "next_steps"),
-    "guardian_contact": ("contacted_on", "guardian", "method", "summary"),
-    "referral": ("referred_on", "to", "reason"),
-    "crisis": ("occurred_on", "what_happened", "actions_taken"),
-    "review": ("notes",),
-}
-ENTRY_DATE_FIELD = {
-    "session": "held_on",
-    "guardian_contact": "contacted_on",
-    "referral": "referred_on",
-    "crisis": "occurred_on",
-    "review": "reviewed_on",
-}
-
-
-class FileClosed(WrongState):
-    code = "file_closed"
-    message = "档案已结案，不能{action}；如需继续跟进，请先重新开启档案"
-
-
-class FileNotClosed(WrongState):
-    code = "file_not_closed"
-    message = "档案尚未结案，不能{action}"
-
-
-class RiskLevelUnchanged(DomainError):
-    code = "risk_level_unchanged"
-    message = "风险等级已经是「{level}」，无需变更"
-
-
-class WrongRiskDirection(DomainError):
-    code = "risk_level_wrong_direction"
-    message = "从「{current}」到「{target}」不是{direction}"
-
-
-class EntryNotFound(DomainError):
-    code = "entry_not_found"
-    message = "档案中找不到要更正的记录"
-
-
-class PlanMissing(WrongState):
-    code = "plan_missing"
-    message = "尚未制定帮扶方案，不能{action}"
-
-
-class PlanExists(WrongState):
-    code = "plan_exists"
-    message = "帮扶方案已制定，请使用「修订方案」"
-
-
-def check_level(level: str) -> str:
-    require(level in RISK_LEVELS, f"风险等级「{level}」无效（应为 {' / '.join(RISK_LEVELS)}）")
-    return level
-
-
-def rank(level: str) -> int:
-    return RISK_LEVELS.index(level)
-
-
-def check_category(category: str) -> str:
-    text = require_text(category, "档案类别")
-    require(len(text) <= 20, "档案类别过长（不超过20字）")
-    return text
-
-
-def check_plan(goals: list[str], measures: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]]]:
-    goals = [g.strip() for g in goals or [] if g and g.strip()]
-    require(bool(goals), "帮扶方案至少需要一个目标")
-    clean: list[dict[str, str]] = []
-    for m in measures or []:
-        text = require_text(m.get("text"), "帮扶措施")
-        clean.append({"text": text, "by": require_text(m.get("by"), f"措施「{text}」的负责人")})
-    require(bool(clean), "帮扶方案至少需要一项措施")
-    return goals, clean
+__all__ = [
+    "CATEGORIES",
+    "CONTACT_METHODS",
+    "CORRECTABLE",
+    "ENTRY_DATE_FIELD",
+    "ENTRY_KINDS",
+    "EntryNotFound",
+    "FileClosed",
+    "FileNotClosed",
+    "ORIGINS",
+    "PlanExists",
+    "PlanMissing",
+    "REVIEW_OUTCOMES",
+    "RiskLevelUnchanged",
+    "SupportFile",
+    "WrongRiskDirection",
+    "check_category",
+    "check_level",
+    "check_plan",
+    "rank",
+]
 
 
 class SupportFile(CaseAggregate):
-    @event("Opened")
+    Opened: TypeAlias = events.Opened
+    RiskLevelRaised: TypeAlias = events.RiskLevelRaised
+    RiskLevelLowered: TypeAlias = events.RiskLevelLowered
+    CategoryChanged: TypeAlias = events.CategoryChanged
+    ResponsibleReassigned: TypeAlias = events.ResponsibleReassigned
+    PlanDrawnUp: TypeAlias = events.PlanDrawnUp
+    PlanRevised: TypeAlias = events.PlanRevised
+    SessionRecorded: TypeAlias = events.SessionRecorded
+    GuardianContacted: TypeAlias = events.GuardianContacted
+    ReferralMade: TypeAlias = events.ReferralMade
+    CrisisInterventionRecorded: TypeAlias = events.CrisisInterventionRecorded
+    PlanReviewed: TypeAlias = events.PlanReviewed
+    EntryCorrected: TypeAlias = events.EntryCorrected
+    Closed: TypeAlias = events.Closed
+    Reopened: TypeAlias = events.Reopened
+
+    @event(Opened)
     def __init__(
         self,
         id: UUID,
@@ -252,7 +218,7 @@ class SupportFile(CaseAggregate):
                 direction="提高" if direction == "raise" else "降低",
             )
 
-    @event("RiskLevelRaised")
+    @event(RiskLevelRaised)
     def _risk_raised(
         self,
         from_level: str,
@@ -265,7 +231,7 @@ class SupportFile(CaseAggregate):
     ) -> None:
         self._level_changed(from_level, to_level, reason, next_review_due, actor, at)
 
-    @event("RiskLevelLowered")
+    @event(RiskLevelLowered)
     def _risk_lowered(
         self, from_level: str, to_level: str, reason: str, next_review_due: date, actor: str, at: datetime
     ) -> None:
@@ -290,7 +256,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("CategoryChanged")
+    @event(CategoryChanged)
     def _category_changed(self, from_category: str, to_category: str, reason: str, actor: str, at: datetime) -> None:
         self.category = to_category
         self.category_history.append({"from": from_category, "to": to_category, "reason": reason, "at": at})
@@ -309,7 +275,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("ResponsibleReassigned")
+    @event(ResponsibleReassigned)
     def _reassigned(self, from_id: str, to_id: str, reason: str, actor: str, at: datetime) -> None:
         self.responsible_id = to_id
         self.responsible_history.append({"from": from_id, "to": to_id, "reason": reason, "actor": actor, "at": at})
@@ -323,7 +289,7 @@ class SupportFile(CaseAggregate):
         goals, measures = check_plan(goals, measures)
         self._plan_drawn_up(goals=goals, measures=measures, actor=actor, at=at)
 
-    @event("PlanDrawnUp")
+    @event(PlanDrawnUp)
     def _plan_drawn_up(self, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
         self._set_plan(goals, measures, None, actor, at)
 
@@ -338,7 +304,7 @@ class SupportFile(CaseAggregate):
         require(goals != self.plan["goals"] or measures != self.plan["measures"], "方案没有变化")
         self._plan_revised(goals=goals, measures=measures, reason=require_text(reason, "修订原因"), actor=actor, at=at)
 
-    @event("PlanRevised")
+    @event(PlanRevised)
     def _plan_revised(
         self, goals: list[str], measures: list[dict[str, str]], reason: str, actor: str, at: datetime
     ) -> None:
@@ -383,7 +349,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("SessionRecorded")
+    @event(SessionRecorded)
     def _session_recorded(
         self,
         entry_id: str,
@@ -421,7 +387,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("GuardianContacted")
+    @event(GuardianContacted)
     def _guardian_contacted(
         self, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str, actor: str, at: datetime
     ) -> None:
@@ -450,7 +416,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("ReferralMade")
+    @event(ReferralMade)
     def _referred(self, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime) -> None:
         self._add("referral", entry_id, actor, at, referred_on=referred_on, to=to, reason=reason)
 
@@ -489,7 +455,7 @@ class SupportFile(CaseAggregate):
                 at=at,
             )
 
-    @event("CrisisInterventionRecorded")
+    @event(CrisisInterventionRecorded)
     def _crisis_recorded(
         self, entry_id: str, occurred_on: date, what_happened: str, actions_taken: str, actor: str, at: datetime
     ) -> None:
@@ -519,7 +485,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("PlanReviewed")
+    @event(PlanReviewed)
     def _reviewed(
         self,
         entry_id: str,
@@ -591,7 +557,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("EntryCorrected")
+    @event(EntryCorrected)
     def _entry_corrected(
         self, corrects: str, entry_kind: str, changes: dict[str, Any], reason: str, actor: str, at: datetime
     ) -> None:
@@ -606,7 +572,7 @@ class SupportFile(CaseAggregate):
         self._require_open("再次结案")
         self._closed(reason=require_text(reason, "结案原因"), actor=actor, at=at)
 
-    @event("Closed")
+    @event(Closed)
     def _closed(self, reason: str, actor: str, at: datetime) -> None:
         self.status = "closed"
         self.next_review_due = None
@@ -623,7 +589,7 @@ class SupportFile(CaseAggregate):
             at=at,
         )
 
-    @event("Reopened")
+    @event(Reopened)
     def _reopened(self, reason: str, next_review_due: date, actor: str, at: datetime) -> None:
         self.status = "open"
         self.next_review_due = next_review_due

@@ -1,0 +1,231 @@
+"""What BullyingCase records: one class per fact, with its fields. The aggregate names each
+(`BullyingCase.X = events.X`), so every stored topic stays `domain.bullying:BullyingCase.X`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from domain.common import (
+    CaseAggregate,
+)
+
+
+class Reported(CaseAggregate.Created):
+    school_id: str
+    channel: str
+    occurred_at: datetime
+    place: str
+    forms: list[str]
+    parties: list[dict[str, str]]
+    narrative: str
+    reporter_note: str
+    source: dict[str, Any] | None
+    investigation_due: date
+    actor: str
+    at: datetime
+
+
+class PartyAdded(CaseAggregate.Event):
+    student_id: str
+    part: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class PartyRemoved(CaseAggregate.Event):
+    student_id: str
+    part: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class SafetyMeasureTaken(CaseAggregate.Event):
+    measure_id: str
+    kind: str
+    student_ids: list[str]
+    note: str
+    method: str | None
+    notified_at: datetime | None
+    actor: str
+    at: datetime
+
+
+class StatementRecorded(CaseAggregate.Event):
+    statement_id: str
+    from_student_id: str | None
+    from_person: str
+    text: str
+    taken_on: date
+    actor: str
+    at: datetime
+
+
+class EvidenceNoted(CaseAggregate.Event):
+    evidence_id: str
+    description: str
+    reference: str
+    actor: str
+    at: datetime
+
+
+class InvestigationStarted(CaseAggregate.Event):
+    handler_id: str
+    actor: str
+    at: datetime
+
+
+class InvestigationCompleted(CaseAggregate.Event):
+    findings: str
+    actor: str
+    at: datetime
+
+
+class Determined(CaseAggregate.Event):
+    determination_id: str
+    bullying: bool
+    severity: str | None
+    horseplay: bool
+    reason: str
+    actor: str
+    at: datetime
+
+
+class DeterminationApproved(CaseAggregate.Event):
+    determination_id: str
+    reason: str
+    follow_up_due: date | None
+    appeal_until: date
+    actor: str
+    at: datetime
+
+
+class DeterminationReturned(CaseAggregate.Event):
+    determination_id: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class MandatoryReportMade(CaseAggregate.Event):
+    report_id: str
+    agency: str
+    reported_at: datetime
+    reference: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class InterventionPlanned(CaseAggregate.Event):
+    intervention_id: str
+    student_id: str
+    part: str
+    kind: str
+    plan: str
+    responsible_staff_id: str
+    support_file_id: str | None
+    actor: str
+    at: datetime
+
+
+class InterventionProgressRecorded(CaseAggregate.Event):
+    intervention_id: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class InterventionCompleted(CaseAggregate.Event):
+    intervention_id: str
+    outcome: str
+    actor: str
+    at: datetime
+
+
+class AppealLodged(CaseAggregate.Event):
+    appeal_id: str
+    party_id: str
+    grounds: str
+    lodged_on: date
+    determination_id: str
+    actor: str
+    at: datetime
+
+
+class AppealReviewed(CaseAggregate.Event):
+    appeal_id: str
+    outcome: str
+    reason: str
+    decided_on: date
+    new_determination: dict[str, Any] | None
+    follow_up_due: date | None
+    investigation_due: date | None
+    actor: str
+    at: datetime
+
+
+class FollowUpRecorded(CaseAggregate.Event):
+    follow_up_id: str
+    held_on: date
+    notes: str
+    next_due: date | None
+    determination_id: str
+    actor: str
+    at: datetime
+
+
+class Closed(CaseAggregate.Event):
+    reason: str
+    determination_id: str
+    actor: str
+    at: datetime
+
+
+class Reopened(CaseAggregate.Event):
+    reason: str
+    investigation_due: date
+    actor: str
+    at: datetime
+
+
+class StatementCorrected(CaseAggregate.Event):
+    corrects: str
+    text: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class EvidenceCorrected(CaseAggregate.Event):
+    corrects: str
+    changes: dict[str, str]
+    reason: str
+    actor: str
+    at: datetime
+
+
+class NarrativeCorrected(CaseAggregate.Event):
+    corrects: str
+    narrative: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class ReportCorrected(CaseAggregate.Event):
+    corrects: str
+    changes: dict[str, Any]
+    reason: str
+    actor: str
+    at: datetime
+
+
+class FollowUpCorrected(CaseAggregate.Event):
+    corrects: str
+    notes: str
+    reason: str
+    actor: str
+    at: datetime

@@ -1,0 +1,56 @@
+"""The words of domain.bullying: choices and their Chinese labels, and the states."""
+
+from __future__ import annotations
+
+CHANNELS = {
+    "student": "学生",
+    "parent": "家长",
+    "teacher": "教师",
+    "hotline": "举报电话",
+    "anonymous": "匿名举报",
+    "public": "社会公众",
+}
+
+FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物"}
+
+PARTS = {"targeted": "被欺凌学生", "bullying": "涉嫌欺凌学生", "witness": "旁观/证人"}
+
+MEASURES = {
+    "separate_students": "隔离双方",
+    "guardian_notified": "告知家长",
+    "medical_care": "就医/救护",
+    "other": "其他措施",
+}
+
+CONTACT_METHODS = {"phone": "电话", "in_person": "当面", "message": "短信/微信", "letter": "书面", "other": "其他"}
+
+SEVERITIES = {"minor": "情节轻微", "serious": "情节较重/恶劣", "suspected_offence": "违反治安管理或涉嫌犯罪"}
+
+INTERVENTION_KINDS = {"counselling": "心理辅导", "support": "关爱帮扶", "education": "教育矫治"}
+
+KINDS_BY_PART = {
+    "targeted": ("counselling", "support"),
+    "witness": ("counselling", "support"),
+    "bullying": ("education", "counselling"),
+}
+
+APPEAL_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "reopened": "重新调查"}
+
+STATUS_LABELS = {
+    "reported": "已报告",
+    "reopened": "已重新开启",
+    "investigating": "调查中",
+    "awaiting_determination": "待认定",
+    "determined": "待校长审批",
+    "concluded": "不构成欺凌（已批准）",
+    "intervening": "干预中",
+    "following_up": "回访中",
+    "appealed": "申诉中",
+    "closed": "已结案",
+}
+
+PARTY_EDIT_STATES = ("reported", "reopened", "investigating", "awaiting_determination")
+
+INVESTIGATION_OPEN_STATES = ("reported", "reopened", "investigating")
+
+APPROVED_STATES = ("concluded", "intervening", "following_up")

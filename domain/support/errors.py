@@ -1,0 +1,43 @@
+"""The named errors of domain.support: each a code and a reason a person understands."""
+
+from __future__ import annotations
+
+from domain.common import (
+    DomainError,
+    WrongState,
+)
+
+
+class FileClosed(WrongState):
+    code = "file_closed"
+    message = "档案已结案，不能{action}；如需继续跟进，请先重新开启档案"
+
+
+class FileNotClosed(WrongState):
+    code = "file_not_closed"
+    message = "档案尚未结案，不能{action}"
+
+
+class RiskLevelUnchanged(DomainError):
+    code = "risk_level_unchanged"
+    message = "风险等级已经是「{level}」，无需变更"
+
+
+class WrongRiskDirection(DomainError):
+    code = "risk_level_wrong_direction"
+    message = "从「{current}」到「{target}」不是{direction}"
+
+
+class EntryNotFound(DomainError):
+    code = "entry_not_found"
+    message = "档案中找不到要更正的记录"
+
+
+class PlanMissing(WrongState):
+    code = "plan_missing"
+    message = "尚未制定帮扶方案，不能{action}"
+
+
+class PlanExists(WrongState):
+    code = "plan_exists"
+    message = "帮扶方案已制定，请使用「修订方案」"

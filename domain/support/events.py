@@ -1,0 +1,145 @@
+"""What SupportFile records: one class per fact, with its fields. The aggregate names each
+(`SupportFile.X = events.X`), so every stored topic stays `domain.support:SupportFile.X`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from domain.common import (
+    CaseAggregate,
+)
+
+
+class Opened(CaseAggregate.Created):
+    school_id: str
+    student_id: str
+    category: str
+    risk_level: str
+    reason: str
+    responsible_id: str
+    origin: str
+    source: dict[str, Any] | None
+    next_review_due: date
+    actor: str
+    at: datetime
+
+
+class RiskLevelRaised(CaseAggregate.Event):
+    from_level: str
+    to_level: str
+    reason: str
+    source: dict[str, Any] | None
+    next_review_due: date
+    actor: str
+    at: datetime
+
+
+class RiskLevelLowered(CaseAggregate.Event):
+    from_level: str
+    to_level: str
+    reason: str
+    next_review_due: date
+    actor: str
+    at: datetime
+
+
+class CategoryChanged(CaseAggregate.Event):
+    from_category: str
+    to_category: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class ResponsibleReassigned(CaseAggregate.Event):
+    from_id: str
+    to_id: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class PlanDrawnUp(CaseAggregate.Event):
+    goals: list[str]
+    measures: list[dict[str, str]]
+    actor: str
+    at: datetime
+
+
+class PlanRevised(CaseAggregate.Event):
+    goals: list[str]
+    measures: list[dict[str, str]]
+    reason: str
+    actor: str
+    at: datetime
+
+
+class SessionRecorded(CaseAggregate.Event):
+    entry_id: str
+    held_on: date
+    summary: str
+    duration_minutes: int | None
+    next_steps: str
+    actor: str
+    at: datetime
+
+
+class GuardianContacted(CaseAggregate.Event):
+    entry_id: str
+    contacted_on: date
+    guardian: str
+    method: str
+    summary: str
+    actor: str
+    at: datetime
+
+
+class ReferralMade(CaseAggregate.Event):
+    entry_id: str
+    referred_on: date
+    to: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class CrisisInterventionRecorded(CaseAggregate.Event):
+    entry_id: str
+    occurred_on: date
+    what_happened: str
+    actions_taken: str
+    actor: str
+    at: datetime
+
+
+class PlanReviewed(CaseAggregate.Event):
+    entry_id: str
+    reviewed_on: date
+    notes: str
+    outcome: str
+    next_review_due: date
+    actor: str
+    at: datetime
+
+
+class EntryCorrected(CaseAggregate.Event):
+    corrects: str
+    entry_kind: str
+    changes: dict[str, Any]
+    reason: str
+    actor: str
+    at: datetime
+
+
+class Closed(CaseAggregate.Event):
+    reason: str
+    actor: str
+    at: datetime
+
+
+class Reopened(CaseAggregate.Event):
+    reason: str
+    next_review_due: date
+    actor: str
+    at: datetime
