@@ -63,7 +63,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
 
 
 def _school(app: Any, name: str) -> str:
-    sid = app.school_id(name, missing_ok=True)
+    sid = app.roster.school_id(name, missing_ok=True)
     if sid is None:
         raise CLIError(f'找不到学校「{name}」。可先运行：anxin school add "{name}"')
     return str(sid)
@@ -123,7 +123,7 @@ def _ensure_audit_key(config: StoreConfig) -> None:
 
 def cmd_school_add(args: argparse.Namespace) -> int:
     app = _open(args)
-    sid = app.add_school(CLI_ACTOR, args.name, args.district)
+    sid = app.roster.add_school(CLI_ACTOR, args.name, args.district)
     print(f"已添加学校「{args.name}」({sid})")
     return 0
 
@@ -158,7 +158,7 @@ def cmd_roster_import(args: argparse.Namespace) -> int:
 def cmd_roster_list(args: argparse.Namespace) -> int:
     app = _open(args)
     school_id = _school(app, args.school)
-    for ref in app.list_students(CLI_ACTOR, school_id):
+    for ref in app.roster.list_students(CLI_ACTOR, school_id):
         if ref.erased:
             print(f"{'-':<12}\t已删除 (erased)\t{ref.class_name or ''}")
         elif ref.unreadable:  # quarantined: its id, for `anxin check`
@@ -178,7 +178,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         pw_hash = hash_password(password)
     except ValueError as e:
         raise CLIError(str(e)) from e
-    staff_id = app.add_staff(
+    staff_id = app.roster.add_staff(
         CLI_ACTOR,
         username=args.username,
         name=args.name,
@@ -254,12 +254,12 @@ def cmd_shred(args: argparse.Namespace) -> int:
         if not args.school:
             raise CLIError("--student 需要同时给出 --school")
         school_id = _school(app, args.school)
-        stream_id = str(app.student_id_for(school_id, args.student))
+        stream_id = str(app.roster.student_id_for(school_id, args.student))
         what = f"学生 {args.student}（{args.school}）的身份信息"
     else:
         stream_id = args.stream
         what = f"记录 {stream_id}"
-    plan = app.erasure(CLI_ACTOR, stream_id)
+    plan = app.erasure.plan(CLI_ACTOR, stream_id)
     if not plan.destroyed:
         raise Erased()
     _print_erasure(plan)
@@ -270,7 +270,7 @@ def cmd_shred(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "yes":
             print("已取消。")
             return 1
-    done = app.erase(CLI_ACTOR, stream_id, args.reason)
+    done = app.erasure.erase(CLI_ACTOR, stream_id, args.reason)
     if done.erased:
         print(f"{what}此前已删除；已销毁其余 {len(done.destroyed)} 条该生独有记录的密钥，其内容已不可读。")
     else:
@@ -284,7 +284,7 @@ def cmd_shred(args: argparse.Namespace) -> int:
 
 def _print_erasure(plan: Any) -> None:
     """What a shred destroys and what it leaves, by id and kind (no content)."""
-    from anxin.app import SHARED_REMAINS
+    from anxin.commands.erasure import SHARED_REMAINS
     from domain.bullying import PARTS, STATUS_LABELS
 
     print(f"将销毁以下 {len(plan.destroyed)} 条记录的密钥（所有进程中立即不可读，无法恢复）：")
@@ -382,10 +382,10 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     from anxin import audit
 
     app = _open(args)
-    account = app.account(args.as_user)
+    account = app.accounts.account(args.as_user)
     if account is None:
         raise CLIError(f"找不到账号「{args.as_user}」（或已停用）")
-    actor = app.actor(account[0])
+    actor = app.gate.actor(account[0])
     school_id = _school(app, args.school) if args.school else None
     buf = io.StringIO()
     n = audit.export_csv(app, actor, args.kind, buf, id=args.id, school_id=school_id)
@@ -425,10 +425,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from projections.report import periodic_report, report_csv, report_html
 
     app = _open(args)
-    account = app.account(args.as_user)
+    account = app.accounts.account(args.as_user)
     if account is None:
         raise CLIError(f"找不到账号「{args.as_user}」（或已停用）")
-    actor = app.actor(account[0])
+    actor = app.gate.actor(account[0])
     school_id = _school(app, args.school) if args.school else None
     report = periodic_report(app, actor, date_from=args.date_from, date_to=args.date_to, school_id=school_id)
     text = report_csv(report) if args.format == "csv" else report_html(report)

@@ -20,7 +20,7 @@ from anxin import quarantine
 from anxin.crypto import INDEX_KEY_ID, KeyError_, StreamErased, Tampered, stream_key
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.storage import StoreConfig
 
 # How many events the views may be behind the log before the store counts as not ready
@@ -304,7 +304,7 @@ def describe(app: Core, stream_id: str) -> str:
 def check(config: StoreConfig, *, max_lag: int | None = None, out: Callable[[str], None] = print) -> int:
     """Every check, one line per finding; 0 only when everything is healthy, else 2."""
     from anxin import audit
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.service import load_master_keys
 
     max_lag = max_lag_from_env() if max_lag is None else max_lag

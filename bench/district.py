@@ -83,20 +83,20 @@ def generate(
     }
     schools: list[DemoSchool] = []
     try:
-        supervisor = app.actor(
-            app.add_staff(
+        supervisor = app.gate.actor(
+            app.roster.add_staff(
                 ADMIN, username="bench-supervisor", name="督导", school_id=None, roles=["supervisor"], district="安心区"
             )
         )
         for s in range(n_schools):
-            sid = app.add_school(ADMIN, f"安心区第{s + 1}中学", "安心区")
+            sid = app.roster.add_school(ADMIN, f"安心区第{s + 1}中学", "安心区")
             n_classes = max(3, -(-per_school // PER_CLASS))
             classes = [f"{GRADES[c % 3]}{c // 3 + 1}班" for c in range(n_classes)]
             ds = DemoSchool(sid, f"安心区第{s + 1}中学", classes)
 
             def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
-                return app.actor(
-                    app.add_staff(
+                return app.gate.actor(
+                    app.roster.add_staff(
                         ADMIN, username=username, name=f"教工{username}", school_id=sid, roles=roles, classes=classes_
                     )
                 )
@@ -114,7 +114,7 @@ def generate(
                 no = f"26{s:03d}{i:05d}"
                 students.append(
                     Student.enrol(
-                        id=app.student_id_for(sid, no),
+                        id=app.roster.student_id_for(sid, no),
                         school_id=sid,
                         student_no=no,
                         name=f"学生{s}-{i}",
@@ -181,7 +181,7 @@ def generate(
                 else:
                     items[8] = 0
                 lines.append(f"{no},PHQ-9,{clock.now.date().isoformat()}," + ",".join(map(str, items)))
-            app.import_screenings(ds.counselors[0], sid, "\n".join(lines) + "\n")
+            app.screenings.import_screenings(ds.counselors[0], sid, "\n".join(lines) + "\n")
             counts["screenings"] += len(numbers)
             # Bullying cases in every state, and support files, through the commands.
             clock.now = end
@@ -204,18 +204,22 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: Clock, end: date
         counselor = ds.counselors[n % len(ds.counselors)]
         clock.now = end - timedelta(days=70 - n * 5)
         try:
-            fid = app.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
+            fid = app.support.open_support_file(
+                counselor, pupils[n], category=category, risk_level=level, reason=reason
+            )
         except DomainError:
             continue
         made += 1
-        app.draw_up_plan(
+        app.support.draw_up_plan(
             counselor, fid, goals=["情绪稳定"], measures=[{"text": "每两周一次个体辅导", "by": "心理老师"}]
         )
         clock.now += timedelta(days=3)
-        app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
+        app.support.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
         if n % 4 == 0:
             clock.now += timedelta(days=20)
-            app.record_review(counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue")
+            app.support.record_review(
+                counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue"
+            )
     return made
 
 

@@ -80,7 +80,7 @@ def serve(data_dir: Path, port: int) -> None:
     accounts = {"teacher": teacher, "safety": ds.safety, "supervisor": supervisor}
     usernames = {}
     for role, actor in accounts.items():
-        app.set_password_hash(actor.staff_id, pw)
+        app.accounts.set_password_hash(actor.staff_id, pw)
         usernames[role] = app.repository.get(UUID(actor.staff_id)).username
     board = case_board(app, ds.safety, ds.id)
     case_id = board[0].case_id if board else None

@@ -7,6 +7,7 @@ The domain never reads a clock or the environment: the application passes `at`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -139,6 +140,29 @@ def require_aware(at: datetime) -> datetime:
 
 def as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
+
+
+_DAY = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+
+
+def day_or_none(text: str | None) -> date | None:
+    """The one reading of a typed or imported day: YYYY-MM-DD, or with / or . as
+    spreadsheets write it (2026/9/1); None if it is not a real date."""
+    m = _DAY.match((text or "").strip())
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def parse_day(text: str | None, what: str = "日期") -> date:
+    """A day a person typed, or InvalidInput naming the field and the expected form."""
+    day = day_or_none(text)
+    if day is None:
+        raise InvalidInput(reason=f"{what}格式应为 YYYY-MM-DD")
+    return day
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from domain.access import Decision, Resource
 from domain.common import Actor, DomainError
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.storage import Cursor, Database
 
 

@@ -13,7 +13,7 @@ from domain.access import Resource
 from domain.common import Actor, InvalidInput
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
 from anxin.audit.chain import record, security_row, unseal_reason
 
 
@@ -33,7 +33,7 @@ class _Names:
             except ValueError:
                 self.cache[staff_id] = staff_id
             else:
-                self.cache[staff_id] = self.app.staff_name(staff_id)
+                self.cache[staff_id] = self.app.roster.staff_name(staff_id)
         return self.cache[staff_id]
 
 

@@ -59,7 +59,9 @@ def test_a_shredded_stream_is_left_out_and_its_key_forgotten_even_one_in_hand(st
     reader = store.open()
     reader.keystore.prefetch([UUID(i).hex for i in ids])
     assert all(UUID(i).hex in reader.keystore._ciphers for i in ids)
-    app.shred(ADMIN, ids[0], reason="家长申请删除（测试）")  # by another process: the reader still holds the key
+    app.erasure.shred(
+        ADMIN, ids[0], reason="家长申请删除（测试）"
+    )  # by another process: the reader still holds the key
     assert set(reader._load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
     assert UUID(ids[0]).hex not in reader.keystore._ciphers  # found shredded, forgotten
     other = store.open()

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests import persistence as library_cases
 from eventsourcing.utils import get_topic
 
-from anxin.app import Core
+from anxin.core import Core
 from anxin.crypto import KeyStore, MasterKey, stream_key
 from anxin.service import Anxin
 from anxin.storage import AnxinPostgresRecorder, AnxinSQLiteRecorder, Database, StoreConfig
@@ -305,19 +305,19 @@ def test_a_saved_pairing_reads_back_identically_in_another_instance(
     store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a pairing with a corrected check-in, saved
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=2)
-    ci = app.record_check_in(
+    ci = app.pairings.record_check_in(
         school.teacher, pid, held_on=clock.today, notes={"thinking": "想家"}, concern=True, concern_note="夜里哭"
     )
-    app.correct_check_in(school.teacher, pid, ci, reason="补充", notes={"studies": "数学退步"})
-    mine = app.get_pairing(school.teacher, pid)
+    app.pairings.correct_check_in(school.teacher, pid, ci, reason="补充", notes={"studies": "数学退步"})
+    mine = app.pairings.get_pairing(school.teacher, pid)
 
     # when another instance reads it, from events and again from a snapshot
     other = store.open(clock)
-    from_events = other.get_pairing(school.teacher, pid)
+    from_events = other.pairings.get_pairing(school.teacher, pid)
     app.take_snapshot(UUID(pid))
-    from_snapshot = store.open(clock).get_pairing(school.teacher, pid)
+    from_snapshot = store.open(clock).pairings.get_pairing(school.teacher, pid)
 
     # then the state is identical, dates and datetimes included
     for p in (from_events, from_snapshot):
@@ -335,7 +335,7 @@ def test_a_snapshot_of_a_first_version_is_readable_by_other_instances(
     assert app.snapshots is not None and len(list(app.snapshots.get(UUID(sid)))) == 1
     # then the snapshot was sealed with the stream's stored key: every instance reads it
     for instance in (app, store.open(clock)):
-        assert instance.get_student(school.principal, sid).name == "王小刚"
+        assert instance.roster.get_student(school.principal, sid).name == "王小刚"
 
 
 # -- upcasting an old event version through our mapper --------------------------------------------

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from anxin.accounts import AccountInactive
-from anxin.app import KIND_LABELS, SHARED_REMAINS
+from anxin.commands.erasure import KIND_LABELS, SHARED_REMAINS
 from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
 from anxin.service import master_key_file
@@ -47,7 +47,7 @@ def _staff(app: Any, user: User, staff_id: str | None = None) -> list[dict[str, 
             "roles": list(s.roles),
             "classes": list(s.classes),
             "active": s.active,
-            "name": app.staff_name(s.id),
+            "name": app.roster.staff_name(s.id),
         }
         for s in app.accounts.staff_accounts(user.actor, staff_id)
     ]
@@ -83,7 +83,7 @@ def add_account(request: Request, user: User = Depends(page_user), form: dict = 
         except ValueError:
             raise InvalidInput(reason="密码至少 8 位") from None
         with web.writing() as app:
-            staff_id = app.add_staff(
+            staff_id = app.roster.add_staff(
                 user.actor,
                 username=form.get("username", "").strip(),
                 name=form.get("name", "").strip(),
@@ -134,7 +134,7 @@ def change_roles(
 ) -> Response:
     try:
         with get_web(request).writing() as app:
-            app.change_staff_roles(
+            app.roster.change_staff_roles(
                 user.actor, staff_id, _roles(form.get("roles")), _classes(form.get("classes")), form.get("reason", "")
             )
     except DomainError as e:
@@ -151,7 +151,7 @@ def deactivate(
     web = get_web(request)
     try:
         with web.writing() as app:
-            app.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
+            app.roster.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
     except DomainError as e:
         if e.code in ("permission_denied", "not_found", "erased"):
             raise
@@ -279,11 +279,11 @@ def _target(app: Any, user: User, form: dict[str, Any]) -> dict[str, Any]:
         school_id = form.get("school") or ""
         if not school_id:
             raise InvalidInput(reason="请选择学校")
-        stream_id = str(app.student_id_for(school_id, student_no))
+        stream_id = str(app.roster.student_id_for(school_id, student_no))
     elif not stream_id:
         raise InvalidInput(reason="请填写学号或记录编号")
     try:
-        plan = app.erasure(user.actor, stream_id)  # the gate again, for the record's school
+        plan = app.erasure.plan(user.actor, stream_id)  # the gate again, for the record's school
     except NotFound:
         raise InvalidInput(reason="找不到该记录") from None
     linked: dict[str, int] = {}
@@ -346,7 +346,7 @@ def shred(request: Request, user: User = Depends(page_user), form: dict = Depend
         )
     try:
         with web.writing() as app:
-            done = app.erase(user.actor, target["stream_id"], form.get("reason", ""))
+            done = app.erasure.erase(user.actor, target["stream_id"], form.get("reason", ""))
     except DomainError as e:
         if e.code == "permission_denied":
             raise

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from anxin import audit as audit_queries
-from anxin.service import Anxin
+from anxin.core import COMMAND_AREAS
 from domain.common import InvalidInput
 from projections.case_board import case_board
 from projections.pairing_board import pairing_board
@@ -146,6 +146,12 @@ VAR_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+def area_of(method: str) -> str:
+    """The area of the application's commands (anxin.commands) that has this command."""
+    (area,) = [a for a, cls in COMMAND_AREAS.items() if callable(getattr(cls, method, None))]
+    return area
+
+
 def command(
     path: str,
     method: str,
@@ -156,10 +162,11 @@ def command(
     summary: str,
     overrides: Mapping[str, Any] | None = None,
     skip: tuple[str, ...] = (),
-    owner: type = Anxin,
 ) -> None:
-    """POST `path`: call the application's `method` with the path ids and the body."""
-    func = getattr(owner, method)
+    """POST `path`: call the application's command `method` (of the area that has it:
+    `app.<area>.<method>`) with the path ids and the body."""
+    area = area_of(method)
+    func = getattr(COMMAND_AREAS[area], method)
     model = body_model("".join(w.title() for w in method.split("_")) + "Body", func, path_ids, overrides, skip)
 
     params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
@@ -176,7 +183,7 @@ def command(
             for field in VAR_FIELDS.get(method, {}):  # an unchanged field of a correction is left out
                 if values.get(field) is None:
                     values.pop(field, None)
-            result = getattr(web.app, method)(user.actor, *(ids[i] for i in path_ids), **values)
+            result = getattr(getattr(web.app, area), method)(user.actor, *(ids[i] for i in path_ids), **values)
         return ok(result, status)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -224,17 +231,17 @@ def students(
     school = _school(user, school_id)
     if q:
         return jsonable(search_students(app, user.actor, school, q))
-    return jsonable(app.list_students(user.actor, school, class_name))
+    return jsonable(app.roster.list_students(user.actor, school, class_name))
 
 
 @router.get("/students/{student_id}", tags=["学生"], summary="学生信息")
 def student(request: Request, student_id: str, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_student(user.actor, student_id))
+    return jsonable(_app(request).roster.get_student(user.actor, student_id))
 
 
 @router.post("/students/{student_id}/open", tags=["学生"], summary="说明理由后查看学生信息（督导）")
 def student_break_glass(request: Request, student_id: str, body: Reason, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_student(user.actor, student_id, break_glass=body.reason))
+    return jsonable(_app(request).roster.get_student(user.actor, student_id, break_glass=body.reason))
 
 
 @router.get("/students/{student_id}/timeline", tags=["学生"], summary="学生时间线（按查看者权限逐条过滤）")
@@ -260,12 +267,12 @@ def pairings(request: Request, class_name: str | None = None, user: User = Depen
 
 @router.get("/pairings/{pairing_id}", tags=["一岗双带"], summary="结对详情与谈心记录")
 def pairing(request: Request, pairing_id: str, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_pairing(user.actor, pairing_id))
+    return jsonable(_app(request).pairings.get_pairing(user.actor, pairing_id))
 
 
 @router.post("/pairings/{pairing_id}/open", tags=["一岗双带"], summary="说明理由后查看结对（督导）")
 def pairing_break_glass(request: Request, pairing_id: str, body: Reason, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_pairing(user.actor, pairing_id, break_glass=body.reason))
+    return jsonable(_app(request).pairings.get_pairing(user.actor, pairing_id, break_glass=body.reason))
 
 
 class CheckInNotes(BaseModel):
@@ -332,19 +339,19 @@ def cases(request: Request, school_id: str | None = None, user: User = Depends(a
 @router.get("/cases/{case_id}", tags=[C], summary="案件全部内容")
 def case(request: Request, case_id: str, user: User = Depends(api_user)) -> Any:
     app = _app(request)
-    data = jsonable(app.get_case(user.actor, case_id))
-    data["party_names"] = jsonable(app.case_parties(user.actor, case_id))
+    data = jsonable(app.cases.get_case(user.actor, case_id))
+    data["party_names"] = jsonable(app.cases.case_parties(user.actor, case_id))
     return data
 
 
 @router.post("/cases/{case_id}/open", tags=[C], summary="说明理由后查看案件（督导）")
 def case_break_glass(request: Request, case_id: str, body: Reason, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_case(user.actor, case_id, break_glass=body.reason))
+    return jsonable(_app(request).cases.get_case(user.actor, case_id, break_glass=body.reason))
 
 
 @router.get("/cases/{case_id}/status", tags=[C], summary="案件状态（班主任可看本班学生所涉案件）")
 def case_status(request: Request, case_id: str, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).case_status(user.actor, case_id))
+    return jsonable(_app(request).cases.case_status(user.actor, case_id))
 
 
 command(
@@ -420,17 +427,17 @@ def support_files(request: Request, school_id: str | None = None, user: User = D
 
 @router.get("/support-files/mine", tags=[S], summary="我负责的档案")
 def my_support_files(request: Request, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).my_support_files(user.actor))
+    return jsonable(_app(request).support.my_support_files(user.actor))
 
 
 @router.get("/support-files/{file_id}", tags=[S], summary="档案全部内容")
 def support_file(request: Request, file_id: str, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_support_file(user.actor, file_id))
+    return jsonable(_app(request).support.get_support_file(user.actor, file_id))
 
 
 @router.post("/support-files/{file_id}/open", tags=[S], summary="说明理由后查看档案（督导）")
 def support_file_break_glass(request: Request, file_id: str, body: Reason, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).get_support_file(user.actor, file_id, break_glass=body.reason))
+    return jsonable(_app(request).support.get_support_file(user.actor, file_id, break_glass=body.reason))
 
 
 class Measure(BaseModel):
@@ -493,7 +500,7 @@ def screening_coverage(request: Request, school_id: str | None = None, user: Use
 
 @router.get("/students/{student_id}/screenings", tags=[SC], summary="学生的筛查结果")
 def student_screenings(request: Request, student_id: str, user: User = Depends(api_user)) -> Any:
-    return jsonable(_app(request).student_screenings(user.actor, student_id))
+    return jsonable(_app(request).screenings.student_screenings(user.actor, student_id))
 
 
 command(
@@ -517,7 +524,7 @@ def import_screenings(
 ) -> JSONResponse:
     web = get_web(request)
     with web.writing():
-        result = web.app.import_screenings(user.actor, _school(user, school_id), csv_text)
+        result = web.app.screenings.import_screenings(user.actor, _school(user, school_id), csv_text)
     return ok(result, 201)
 
 

@@ -80,14 +80,14 @@ def _student(app: Any, user: User, number: str) -> str:
     by name; the application checks the student exists in the school)."""
     if not number:
         raise InvalidInput(reason="请填写学号")
-    return str(app.student_id_for(user.actor.school_id or "", number))
+    return str(app.roster.student_id_for(user.actor.school_id or "", number))
 
 
 def _staff(app: Any, user: User, username: str) -> str:
     """The responsible staff member by login name (default: the person acting)."""
     if not username:
         return user.staff_id
-    found = app.account(username)
+    found = app.accounts.account(username)
     if found is None:
         raise UnknownStaff()
     return str(found[0])
@@ -122,7 +122,7 @@ def report_case(request: Request, user: User = Depends(page_user), form: dict = 
             raise InvalidInput(reason="请填写发生时间")
         occurred_at = _when(_text(form, "occurred_at"), "发生时间")
         with web.writing() as app:
-            case_id = app.report_bullying(
+            case_id = app.cases.report_bullying(
                 user.actor,
                 school_id=user.actor.school_id or "",
                 channel=_text(form, "channel") or "teacher",
@@ -191,7 +191,7 @@ def _case_page(
 ) -> Response:
     web = get_web(request)
     try:
-        case, line = web.app.read_case(user.actor, case_id, break_glass)
+        case, line = web.app.cases.read_case(user.actor, case_id, break_glass)
     except Erased:
         return render(request, "cases/erased.html", 410, case_id=case_id)
     if case is None:
@@ -245,7 +245,7 @@ Step = Callable[[Any, User, str, dict[str, Any], int | None], Any]
 
 
 def _add_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_party(
+    return app.cases.add_party(
         u.actor,
         cid,
         student_id=_student(app, u, _text(f, "student_no")),
@@ -256,13 +256,13 @@ def _add_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) ->
 
 
 def _remove_party(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.remove_party(
+    return app.cases.remove_party(
         u.actor, cid, student_id=_text(f, "student_id"), reason=_text(f, "reason"), expected_version=v
     )
 
 
 def _safety_measure(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.take_safety_measure(
+    return app.cases.take_safety_measure(
         u.actor,
         cid,
         kind=_text(f, "kind"),
@@ -274,7 +274,7 @@ def _safety_measure(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
 
 def _notify_guardian(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = _text(f, "notified_at")
-    return app.notify_guardian(
+    return app.cases.notify_guardian(
         u.actor,
         cid,
         student_id=_text(f, "student_id"),
@@ -286,7 +286,7 @@ def _notify_guardian(app: Any, u: User, cid: str, f: dict[str, Any], v: int | No
 
 
 def _statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_statement(
+    return app.cases.record_statement(
         u.actor,
         cid,
         text=_text(f, "text"),
@@ -298,20 +298,20 @@ def _statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) ->
 
 
 def _evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_evidence(
+    return app.cases.add_evidence(
         u.actor, cid, description=_text(f, "description"), reference=_text(f, "reference"), expected_version=v
     )
 
 
 def _start(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     handler = _text(f, "handler")
-    return app.start_investigation(
+    return app.cases.start_investigation(
         u.actor, cid, handler_id=_staff(app, u, handler) if handler else None, expected_version=v
     )
 
 
 def _complete(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_investigation(u.actor, cid, findings=_text(f, "findings"), expected_version=v)
+    return app.cases.complete_investigation(u.actor, cid, findings=_text(f, "findings"), expected_version=v)
 
 
 def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
@@ -324,7 +324,7 @@ def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
 
 def _determine(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     bullying, severity, horseplay = _verdict(f)
-    return app.determine(
+    return app.cases.determine(
         u.actor,
         cid,
         bullying=bullying,
@@ -336,16 +336,16 @@ def _determine(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) ->
 
 
 def _approve(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.approve_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+    return app.cases.approve_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
 
 
 def _return(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.return_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+    return app.cases.return_determination(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
 
 
 def _mandatory(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = _text(f, "reported_at")
-    return app.record_mandatory_report(
+    return app.cases.record_mandatory_report(
         u.actor,
         cid,
         agency=_text(f, "agency"),
@@ -357,7 +357,7 @@ def _mandatory(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) ->
 
 
 def _plan(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.plan_intervention(
+    return app.cases.plan_intervention(
         u.actor,
         cid,
         student_id=_text(f, "student_id"),
@@ -369,19 +369,19 @@ def _plan(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
 
 
 def _progress(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_intervention_progress(
+    return app.cases.record_intervention_progress(
         u.actor, cid, _text(f, "intervention_id"), note=_text(f, "note"), expected_version=v
     )
 
 
 def _finish(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_intervention(
+    return app.cases.complete_intervention(
         u.actor, cid, _text(f, "intervention_id"), outcome=_text(f, "outcome"), expected_version=v
     )
 
 
 def _appeal(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.lodge_appeal(
+    return app.cases.lodge_appeal(
         u.actor,
         cid,
         party_id=_text(f, "party_id"),
@@ -398,7 +398,7 @@ def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
     horseplay = False
     if outcome == "changed":
         bullying, severity, horseplay = _verdict(f)
-    return app.record_appeal_outcome(
+    return app.cases.record_appeal_outcome(
         u.actor,
         cid,
         _text(f, "appeal_id"),
@@ -413,21 +413,21 @@ def _appeal_outcome(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
 
 
 def _follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_follow_up(
+    return app.cases.record_follow_up(
         u.actor, cid, notes=_text(f, "notes"), held_on=_day(_text(f, "held_on"), "回访日期"), expected_version=v
     )
 
 
 def _close(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.close_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+    return app.cases.close_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
 
 
 def _reopen(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.reopen_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
+    return app.cases.reopen_case(u.actor, cid, reason=_text(f, "reason"), expected_version=v)
 
 
 def _correct_narrative(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_narrative(
+    return app.cases.correct_narrative(
         u.actor, cid, narrative=_text(f, "narrative"), reason=_text(f, "reason"), expected_version=v
     )
 
@@ -442,17 +442,17 @@ def _correct_report(app: Any, u: User, cid: str, f: dict[str, Any], v: int | Non
         changes["occurred_at"] = _when(_text(f, "occurred_at"), "发生时间")
     if _list(f, "forms"):
         changes["forms"] = _list(f, "forms")
-    return app.correct_report(u.actor, cid, reason=_text(f, "reason"), expected_version=v, **changes)
+    return app.cases.correct_report(u.actor, cid, reason=_text(f, "reason"), expected_version=v, **changes)
 
 
 def _correct_statement(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_statement(
+    return app.cases.correct_statement(
         u.actor, cid, _text(f, "statement_id"), text=_text(f, "text"), reason=_text(f, "reason"), expected_version=v
     )
 
 
 def _correct_evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_evidence(
+    return app.cases.correct_evidence(
         u.actor,
         cid,
         _text(f, "evidence_id"),
@@ -464,7 +464,7 @@ def _correct_evidence(app: Any, u: User, cid: str, f: dict[str, Any], v: int | N
 
 
 def _correct_follow_up(app: Any, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_follow_up(
+    return app.cases.correct_follow_up(
         u.actor, cid, _text(f, "follow_up_id"), notes=_text(f, "notes"), reason=_text(f, "reason"), expected_version=v
     )
 

@@ -53,7 +53,7 @@ def _board_page(request: Request, user: User, status: int = 200, error: str | No
         if user.has(Role.PRINCIPAL):  # a safety lead arranges pairings but does not read them
             school_board = pairing_board(app, user.actor, school_id=school, class_name=class_name, names=True)
         staff = _school_staff(app, user)
-        students = [s for s in app.list_students(user.actor, school, class_name) if not s.erased]
+        students = [s for s in app.roster.list_students(user.actor, school, class_name) if not s.erased]
     return render(
         request,
         "pairings/board.html",
@@ -88,7 +88,7 @@ def new_pairing(request: Request, user: User = Depends(page_user), form: dict = 
         if not form.get("staff_id") or not form.get("student_id"):
             raise InvalidInput(reason=i18n.gettext("请选择教师和学生"))
         with get_web(request).writing() as app:
-            pid = app.pair(
+            pid = app.pairings.pair(
                 user.actor, staff_id=str(form["staff_id"]), student_id=str(form["student_id"]), cadence_days=cadence
             )
     except DomainError as e:
@@ -113,7 +113,7 @@ def _pairing_page(
     error belongs to (check-in, escalate:<check_in_id>, end), so it shows beside it."""
     web = get_web(request)
     app = web.app
-    pairing = app.get_pairing(user.actor, pairing_id, break_glass=break_glass)
+    pairing = app.pairings.get_pairing(user.actor, pairing_id, break_glass=break_glass)
     student = app.student_ref(pairing.student_id)
     check_ins = sorted(pairing.check_ins.values(), key=lambda c: (c["held_on"], c["at"]), reverse=True)
     today = app.now().date()
@@ -143,7 +143,7 @@ def _pairing_page(
 
 @router.get("/pairings/{pairing_id}")
 def pairing_page(request: Request, pairing_id: str, user: User = Depends(page_user)) -> Response:
-    if get_web(request).app.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
+    if get_web(request).app.gate.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
         return render(request, "break_glass.html", action=f"/pairings/{pairing_id}/open")
     return _pairing_page(request, user, pairing_id)
 
@@ -157,7 +157,7 @@ def pairing_open(
     try:
         return _pairing_page(request, user, pairing_id, break_glass=reason)
     except PermissionDenied as e:
-        if not get_web(request).app.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
+        if not get_web(request).app.gate.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
             raise
         return render(request, "break_glass.html", 400, action=f"/pairings/{pairing_id}/open", error=i18n.error_text(e))
 
@@ -189,7 +189,7 @@ def record_check_in(
         concern = bool(form.get("concern"))
         version = _version(form)
         with get_web(request).writing() as app:
-            app.record_check_in(
+            app.pairings.record_check_in(
                 user.actor,
                 pairing_id,
                 held_on=held_on,
@@ -214,7 +214,7 @@ def escalate(
         reason = str(form.get("reason", ""))
         if target == "support_file":
             with get_web(request).writing() as app:
-                app.escalate_to_support_file(
+                app.escalations.escalate_to_support_file(
                     user.actor,
                     pairing_id,
                     check_in_id,
@@ -230,7 +230,7 @@ def escalate(
             forms = [forms] if isinstance(forms, str) else forms
             with get_web(request).writing() as app:
                 occurred_at = min(occurred_at, app.now())
-                app.escalate_to_bullying_report(
+                app.escalations.escalate_to_bullying_report(
                     user.actor,
                     pairing_id,
                     check_in_id,
@@ -256,7 +256,7 @@ def end(
 ) -> Response:
     try:
         with get_web(request).writing() as app:
-            app.end_pairing(user.actor, pairing_id, str(form.get("reason", "")))
+            app.pairings.end_pairing(user.actor, pairing_id, str(form.get("reason", "")))
     except DomainError as e:
         return _failed(request, user, pairing_id, e, "end")
     return redirect(f"/pairings/{pairing_id}", request, i18n.gettext("结对已结束"))

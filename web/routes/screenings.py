@@ -24,7 +24,7 @@ ONE_FIELDS = ("student_id", "instrument", "screened_on", "answers")  # the singl
 def template_header(app: Any) -> str:
     """The header import_screenings expects: the fixed columns, then as many item
     columns as the longest configured instrument has."""
-    n = max(i.items for i in app.instruments.values())
+    n = max(i.items for i in app.screenings.instruments.values())
     return ",".join([*FIXED_COLUMNS, *(f"item{i}" for i in range(1, n + 1))])
 
 
@@ -40,7 +40,7 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
     app = get_web(request).app
     cov = coverage(app, user.actor, user.actor.school_id or "")
     missing = student_refs(app, cov.not_screened)
-    instruments = sorted(app.instruments.values(), key=lambda i: i.id)
+    instruments = sorted(app.screenings.instruments.values(), key=lambda i: i.id)
     return render(
         request,
         "screenings/index.html",
@@ -81,7 +81,7 @@ def screenings_import(request: Request, user: User = Depends(page_user), form: d
         except UnicodeDecodeError:
             raise InvalidInput(reason="文件不是 UTF-8 编码") from None
         with web.writing() as app:
-            result = app.import_screenings(user.actor, user.actor.school_id or "", text)
+            result = app.screenings.import_screenings(user.actor, user.actor.school_id or "", text)
     except ImportRejected as e:
         errors = [(line, _reason(reason)) for line, reason in e.errors]
         return _page(request, user, 400, errors=errors, error=i18n.error_text(e))
@@ -112,7 +112,7 @@ def screenings_record(request: Request, user: User = Depends(page_user), form: d
     try:
         with web.writing() as app:
             day = form_day(kept["screened_on"], app.now().date())
-            result = app.record_screening(
+            result = app.screenings.record_screening(
                 user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
             )  # as typed: parsed past the gate
     except DomainError as e:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from anxin.app import ERASED_LABEL
+from anxin.core import ERASED_LABEL
 from domain import access
 from domain.common import Actor, Conflict, DomainError, Erased, InvalidInput, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
@@ -106,7 +106,7 @@ def support_home(request: Request, user: User = Depends(page_user)) -> Response:
     risk = request.query_params.get("risk") or ""
     if risk and risk not in RISK_LEVELS:
         risk = ""
-    mine = app.my_support_files(user.actor)
+    mine = app.support.my_support_files(user.actor)
     lines = None
     register_error = None
     try:
@@ -151,7 +151,7 @@ def new_file(request: Request, user: User = Depends(page_user)) -> Response:
     }
     student_id = request.query_params.get("student")
     if student_id:
-        student = app.get_student(user.actor, student_id)  # the gate: STUDENT_READ
+        student = app.roster.get_student(user.actor, student_id)  # the gate: STUDENT_READ
         form.update(student_id=student_id, student_no=student.student_no)
     return _new_page(request, user, student=student, form=form)
 
@@ -163,13 +163,13 @@ def open_file(request: Request, user: User = Depends(page_user), form: dict = De
         student_no = str(form.get("student_no", "")).strip()
         student_id = str(form.get("student_id", "")).strip()
         if student_no:
-            student_id = str(web.app.student_id_for(user.actor.school_id or "", student_no))
+            student_id = str(web.app.roster.student_id_for(user.actor.school_id or "", student_no))
         if not student_id:
             raise InvalidInput(reason="请填写学号")
         origin = str(form.get("origin") or "judgement")
         source_ref = str(form.get("source_id", "")).strip()
         with web.writing() as app:
-            file_id = app.open_support_file(
+            file_id = app.support.open_support_file(
                 user.actor,
                 student_id,
                 category=str(form.get("category", "")),
@@ -201,7 +201,7 @@ def _file_page(
     web = get_web(request)
     app = web.app
     try:
-        f = app.get_support_file(user.actor, file_id, break_glass=break_glass)
+        f = app.support.get_support_file(user.actor, file_id, break_glass=break_glass)
     except Erased:
         return render(request, "support/erased.html", 410)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
@@ -224,7 +224,7 @@ def _file_page(
 def _needs_reason(app: Any, actor: Actor, file_id: str) -> bool:
     """Whether the gate would show this file only with a stated reason (asked without
     recording, so the reason form comes before any read)."""
-    return bool(app.needs_reason(actor, access.FILE_READ, "file", file_id))
+    return bool(app.gate.needs_reason(actor, access.FILE_READ, "file", file_id))
 
 
 @router.get("/support/{file_id}")
@@ -285,7 +285,7 @@ def change_risk(
     )
 
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        command = app.lower_risk_level if down else app.raise_risk_level
+        command = app.support.lower_risk_level if down else app.support.raise_risk_level
         command(actor, file_id, to_level, str(form.get("reason", "")), expected_version=v)
 
     return _command(request, user, file_id, "risk", form, call, i18n.gettext("风险等级已调整"))
@@ -296,7 +296,7 @@ def change_category(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.change_file_category(
+        app.support.change_file_category(
             actor, file_id, str(form.get("category", "")), str(form.get("reason", "")), expected_version=v
         )
 
@@ -308,11 +308,11 @@ def plan(request: Request, file_id: str, user: User = Depends(page_user), form: 
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
         goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
         if form.get("mode") == "revise":
-            app.revise_plan(
+            app.support.revise_plan(
                 actor, file_id, goals=goals, measures=measures, reason=str(form.get("reason", "")), expected_version=v
             )
         else:
-            app.draw_up_plan(actor, file_id, goals=goals, measures=measures, expected_version=v)
+            app.support.draw_up_plan(actor, file_id, goals=goals, measures=measures, expected_version=v)
 
     return _command(request, user, file_id, "plan", form, call, i18n.gettext("帮扶方案已保存"))
 
@@ -325,7 +325,7 @@ def session(
         minutes = str(form.get("duration_minutes", "")).strip()
         if minutes and not minutes.isdigit():
             raise InvalidInput(reason="辅导时长应在 1-600 分钟之间")
-        app.record_session(
+        app.support.record_session(
             actor,
             file_id,
             held_on=_day(form.get("held_on"), today),
@@ -343,7 +343,7 @@ def guardian_contact(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_guardian_contact(
+        app.support.record_guardian_contact(
             actor,
             file_id,
             contacted_on=_day(form.get("contacted_on"), today),
@@ -361,7 +361,7 @@ def referral(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_referral(
+        app.support.record_referral(
             actor,
             file_id,
             referred_on=_day(form.get("referred_on"), today),
@@ -378,7 +378,7 @@ def crisis(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_crisis_intervention(
+        app.support.record_crisis_intervention(
             actor,
             file_id,
             occurred_on=_day(form.get("occurred_on"), today),
@@ -395,7 +395,7 @@ def review(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.record_review(
+        app.support.record_review(
             actor,
             file_id,
             reviewed_on=_day(form.get("reviewed_on"), today),
@@ -412,7 +412,7 @@ def reassign(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.reassign_support_file(
+        app.support.reassign_support_file(
             actor, file_id, str(form.get("responsible_id", "")), str(form.get("reason", "")), expected_version=v
         )
 
@@ -422,7 +422,7 @@ def reassign(
 @router.post("/support/{file_id}/close")
 def close(request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.close_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
+        app.support.close_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
 
     return _command(request, user, file_id, "close", form, call, i18n.gettext("档案已结案"))
 
@@ -455,7 +455,7 @@ def correct_entry(
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
 
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.correct_file_entry(
+        app.support.correct_file_entry(
             actor,
             file_id,
             entry_id,
@@ -472,6 +472,6 @@ def reopen(
     request: Request, file_id: str, user: User = Depends(page_user), form: dict = Depends(form_data)
 ) -> Response:
     def call(app: Any, actor: Actor, v: int | None, today: date) -> None:
-        app.reopen_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
+        app.support.reopen_support_file(actor, file_id, str(form.get("reason", "")), expected_version=v)
 
     return _command(request, user, file_id, "reopen", form, call, i18n.gettext("档案已重新开启"))
