@@ -1,18 +1,15 @@
 """The event-sourced application: one event store, its mapper (every event encrypted
-under its stream's key, `anxin.crypto`), the transcodings, saving and loading a stream
-with its directory row, the race retry of plain appends, the clock and snapshots.
+under its stream's key, anxin.crypto), the transcodings, saving and loading a stream with
+its directory row (`_save`, `_load`, `_load_many`, `_expect`, `_editing`: the events, the
+row, a new stream's key and the command's gate decisions in one transaction), a lost
+version race turned into a retry (anxin.races), the clock and snapshots.
 
-`Core` also holds what every layer shares: the policy, the key store, the gate
-(`Core.gate`, anxin.gate: the one place access is decided and recorded; `authorize`,
-`check`, `resource`, `record_security_event` and `decisions_together` are asked of the
-core), the staff accounts (`Core.accounts`), the audit trail's checkpoints, the key
-rotation and the log reads. The commands, by area, are in `anxin.commands`; `Anxin`
-(anxin.service) composes them with the core and the views.
-
-A command loads a stream (`_load`, or `_editing` with the gate's check first), lets the
-aggregate check the domain rules and change it, and saves (`_save`): the events, the
-directory row, a new stream's key and the gate's decisions of the command go in one
-transaction. A refused command changes nothing.
+What every layer shares is here too: the policy, the key store, the gate (`core.gate`,
+anxin.gate: `check`, `authorize`, `resource`, `record_security_event`, `decisions_together`
+are asked of the core), `core.accounts`, the audit trail's checkpoints, the key rotation,
+the log reads; and the commands by area, each a class of anxin.commands given this core
+(`core.cases`, `.support`, `.screenings`, `.pairings`, `.roster`, `.escalations`,
+`.erasure`). `Anxin` (anxin.service) adds the views.
 """
 
 from __future__ import annotations
@@ -38,16 +35,17 @@ from eventsourcing.persistence import (
 )
 
 from anxin import audit, quarantine
-from anxin.commands.base import Commands
-from anxin.commands.cases import CaseCommands
-from anxin.commands.erasure import ErasureCommands
-from anxin.commands.escalation import EscalationCommands
-from anxin.commands.pairings import PairingCommands
-from anxin.commands.roster import RosterCommands
-from anxin.commands.screenings import ScreeningCommands
-from anxin.commands.support import SupportCommands
+from anxin.commands import (
+    CaseCommands,
+    ErasureCommands,
+    EscalationCommands,
+    PairingCommands,
+    RosterCommands,
+    ScreeningCommands,
+    SupportCommands,
+)
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
-from anxin.gate import Gate, deferred_access
+from anxin.gate import AskTheGate, Gate, deferred_access
 from anxin.races import _RaceLost, race_retry
 from anxin.storage import (
     Database,
@@ -55,7 +53,6 @@ from anxin.storage import (
     opening,
 )
 from domain import access
-from domain.access import Decision, Resource
 from domain.common import (
     ERASED_LABEL,
     SYSTEM,
@@ -71,16 +68,6 @@ from domain.policy import Policy
 from projections.base import StudentRef
 
 A = TypeVar("A", bound=CaseAggregate)
-# The commands by area: each the attribute of a core that holds it (`app.pairings`).
-COMMAND_AREAS: dict[str, type[Commands]] = {
-    "roster": RosterCommands,
-    "pairings": PairingCommands,
-    "cases": CaseCommands,
-    "support": SupportCommands,
-    "screenings": ScreeningCommands,
-    "escalations": EscalationCommands,
-    "erasure": ErasureCommands,
-}
 
 
 class DateAsISO(Transcoding):
@@ -127,8 +114,7 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
 
 
 class Core(Application[UUID]):
-    """The event store and what every layer shares (see the module's docstring). The
-    commands are not here: `anxin.commands`' classes are each given a core."""
+    """The event store, the gate and the commands by area (see the module's docstring)."""
 
     name = "anxin"
     is_snapshotting_enabled = True
@@ -400,30 +386,12 @@ class Core(Application[UUID]):
 
     def now(self) -> datetime:
         return self.clock()
-        return self.clock()
 
     # -- the gate (anxin.gate): asked of the core by every layer, the read side included --
-    def resource(self, kind: str, stream_id: str | UUID | None = None, school_id: str | None = None) -> Resource:
-        return self.gate.resource(kind, stream_id, school_id)
-
-    def authorize(self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None) -> Decision:
-        return self.gate.authorize(actor, action, resource, break_glass)
-
-    def check(
-        self,
-        actor: Actor,
-        action: str,
-        kind: str,
-        stream_id: str | UUID | None = None,
-        school_id: str | None = None,
-        break_glass: str | None = None,
-    ) -> Decision:
-        return self.gate.check(actor, action, kind, stream_id, school_id, break_glass)
-
-    def record_security_event(
-        self, kind: str, actor_id: str, subject: str = "", detail: str | dict[str, Any] = ""
-    ) -> int | None:
-        return self.gate.record_security_event(kind, actor_id, subject, detail)
+    resource = AskTheGate(Gate.resource)
+    authorize = AskTheGate(Gate.authorize)
+    check = AskTheGate(Gate.check)
+    record_security_event = AskTheGate(Gate.record_security_event)
 
     def decisions_together(self) -> AbstractContextManager[None]:
         """The gate's decisions made inside the block (a page that reads several views) are
@@ -513,4 +481,4 @@ class Core(Application[UUID]):
             pos = notes[-1].id + 1
 
 
-__all__ = ["Core", "COMMAND_AREAS", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL", "just_saved", "school_clock"]
+__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL", "just_saved", "school_clock"]

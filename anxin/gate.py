@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 from uuid import UUID
 
 from anxin import audit
@@ -29,6 +29,23 @@ if TYPE_CHECKING:
 deferred_access: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
     "anxin_deferred_access", default=None
 )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class AskTheGate(Generic[P, R]):
+    """A question of the gate asked of the core (`core.check(...)` is `core.gate.check(...)`),
+    with the gate method's own signature: `check = AskTheGate(Gate.check)` in `Core`."""
+
+    def __init__(self, method: Callable[Concatenate[Gate, P], R]) -> None:
+        self.name = method.__name__
+
+    def __get__(self, core: Core | None, owner: type | None = None) -> Callable[P, R]:
+        if core is None:  # (asked of the class)
+            return self  # type: ignore[return-value]
+        return getattr(core.gate, self.name)  # type: ignore[no-any-return]
 
 
 class DecisionsDropped(Exception):

@@ -151,7 +151,7 @@ def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[di
 
 def access_log(app: Core, actor: Actor, *, allowed: bool | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Access decisions of the actor's district (about its schools, or by its people),
-    newest first, in the shape `Core.access_log` has always returned."""
+    newest first, in the shape `Gate.access_log` (`app.gate.access_log`) has always returned."""
     where, params = _scope(app, actor, None)
     if allowed is not None:
         where += " AND allowed = ?"

@@ -1,4 +1,5 @@
-"""Bullying-case commands and reads (校园欺凌案件), each through the gate first.
+"""Bullying-case commands (校园欺凌案件), each through the gate first; the reads of a case
+are in anxin.commands.case_reads, the base of `CaseCommands` (`app.cases`).
 
 Who may do what is decided by `domain.access` only: any staff member of the school
 may report (CASE_REPORT); the safety lead and the principal run the case (CASE_WRITE);
@@ -76,33 +77,14 @@ class CaseCommands(CaseReads):
         self.core._save(case)
         return str(case.id)
 
-    def _build_bullying_case(
-        self,
-        actor: Actor,
-        *,
-        school_id: str,
-        channel: str,
-        occurred_at: datetime,
-        place: str,
-        forms: Iterable[str],
-        parties: Iterable[Any],
-        narrative: str,
-        reporter_note: str = "",
-        source: Mapping[str, Any] | None = None,
-    ) -> BullyingCase:
-        """The unsaved case, for a caller that has already passed the gate."""
+    def _build_bullying_case(self, actor: Actor, *, school_id: str, **report: Any) -> BullyingCase:
+        """The unsaved case, for a caller that has already passed the gate: `report` holds
+        what `report_bullying` takes (channel, occurred_at, place, forms, parties, ...)."""
         at = self.now()
         case = BullyingCase.report(
             id=uuid4(),
             school_id=school_id,
-            channel=channel,
-            occurred_at=occurred_at,
-            place=place,
-            forms=forms,
-            parties=parties,
-            narrative=narrative,
-            reporter_note=reporter_note,
-            source=source,
+            **report,
             investigation_due=self.policy.investigation_due(at.date()),
             actor=actor.staff_id,
             at=at,

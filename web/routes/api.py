@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from anxin import audit as audit_queries
-from anxin.core import COMMAND_AREAS
+from anxin.commands import COMMAND_AREAS
 from domain.common import InvalidInput
 from projections.case_board import case_board
 from projections.pairing_board import pairing_board

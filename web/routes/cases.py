@@ -1,5 +1,5 @@
 """Bullying cases (校园欺凌案件): reporting by any staff member, the school's case board,
-and the whole case with one form per lifecycle step (anxin/cases.py).
+and the whole case with one form per lifecycle step (anxin/commands/cases.py).
 
 Every step posts to /cases/{id}/<action> with the version the page showed
 (`expected_version`): a stale page gets 409 and nothing is written. A refused step
@@ -235,7 +235,7 @@ def case_open(
     try:
         return _case_page(request, user, case_id, break_glass=reason)
     except DomainError as e:
-        if e.code != "permission_denied" or len(reason) >= 4:
+        if e.code != "permission_denied" or len(reason) >= access.BREAK_GLASS_MIN_REASON:
             raise
         return render(request, "break_glass.html", 400, action=f"/cases/{case_id}/open", error=i18n.error_text(e))
 
