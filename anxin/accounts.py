@@ -36,7 +36,7 @@ from domain import access
 from domain.common import Actor, InvalidInput, NotFound, Role
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
 
 log = logging.getLogger("anxin.web")
 
@@ -139,9 +139,9 @@ class Accounts:
 
     def _commit(self, statements: Iterable[tuple[str, tuple[Any, ...]]], *entries: audit.Row) -> None:
         """The statements and the audit entries in one transaction, after the gate's
-        decisions of the command so far (made inside `Core._deferred_decisions`, which
+        decisions of the command so far (made inside `Gate.deferred_decisions`, which
         records them on their own instead if this fails)."""
-        from anxin.app import deferred_access
+        from anxin.gate import deferred_access
 
         decisions = deferred_access.get()
         rows = list(decisions or ())
@@ -153,6 +153,16 @@ class Accounts:
             del decisions[: len(rows)]  # recorded in this transaction
 
     # -- the staff directory ----------------------------------------------------------
+    def account(self, username: str) -> tuple[str, str | None] | None:
+        """(staff_id, password_hash) for a login name."""
+        row = self.db.fetchone(
+            "SELECT staff_id, password_hash FROM {t}anxin_staff WHERE username = ? AND active = 1", (username,)
+        )
+        return (row[0], row[1]) if row else None
+
+    def set_password_hash(self, staff_id: str, password_hash: str) -> None:
+        self.db.execute("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ?", (password_hash, staff_id))
+
     def staff(self, staff_id: str) -> StaffEntry | None:
         """One staff member's directory row (ids, roles, classes; no name), or None. Not
         decided by the gate: what the application asks to decide or to check a command
@@ -195,7 +205,7 @@ class Accounts:
         if school is None:
             return []
         out = [
-            {"id": sid, "name": self.app.staff_name(sid), "classes": classes}
+            {"id": sid, "name": self.app.roster.staff_name(sid), "classes": classes}
             for sid, classes in self._active_staff(school, {Role.CLASS_TEACHER.value, Role.COUNSELOR.value})
         ]
         return sorted(out, key=lambda s: (not s["classes"], s["classes"], s["name"]))
@@ -216,7 +226,7 @@ class Accounts:
         if school is None:
             return []
         found = self._active_staff(school, {Role.COUNSELOR.value, Role.PRINCIPAL.value})
-        return sorted(((sid, self.app.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
+        return sorted(((sid, self.app.roster.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
 
     # -- passwords --------------------------------------------------------------------
     def change_password(
@@ -365,7 +375,7 @@ class Accounts:
         kept. The token, the gate's decision and a `token_issue` entry of the audit trail
         in one transaction. AccountInactive for a deactivated account."""
         self.prepare()
-        with self.app._deferred_decisions(own=True):
+        with self.app.gate.deferred_decisions(own=True):
             if not self._managed(actor, staff_id).active:
                 raise AccountInactive()
             token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -387,7 +397,7 @@ class Accounts:
         for an account the actor manages (the gate decides ACCOUNT_ADMIN). With a
         `token_revoke` entry of the audit trail, in one transaction. Whether one was."""
         self.prepare()
-        with self.app._deferred_decisions(own=True):
+        with self.app.gate.deferred_decisions(own=True):
             self._managed(actor, staff_id)
             rows = self.db.fetch(
                 "SELECT token_hash FROM {t}anxin_api_tokens WHERE staff_id = ? AND revoked_at IS NULL", (staff_id,)

@@ -148,15 +148,15 @@ def _load(app: Any, password: str, seed: int, students_per_school: int) -> str:
 
 
 def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int, clock: SimClock) -> list[DemoSchool]:
-    schools = []
+    schools: list[DemoSchool] = []
     teacher_no = counselor_no = safety_no = principal_no = 0
     for name, grades, per_grade in SCHOOLS:
-        sid = app.add_school(ADMIN_ACTOR, name, "安心区")
+        sid = app.roster.add_school(ADMIN_ACTOR, name, "安心区")
         classes = [f"{g}{i}班" for g in grades for i in range(1, per_grade + 1)]
         ds = DemoSchool(sid, name, classes)
 
         def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
-            staff_id = app.add_staff(
+            staff_id = app.roster.add_staff(
                 ADMIN_ACTOR,
                 username=username,
                 name=fake.name(),
@@ -165,7 +165,7 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
                 classes=classes_,
                 password_hash=pw,
             )
-            return app.actor(staff_id)
+            return app.gate.actor(staff_id)
 
         principal_no += 1
         ds.principal = staff(f"principal{principal_no}", ["principal"])
@@ -190,7 +190,7 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
             student_name = fake.name_male() if gender == "男" else fake.name_female()
             students.append(
                 Student.enrol(
-                    id=app.student_id_for(sid, no),
+                    id=app.roster.student_id_for(sid, no),
                     school_id=sid,
                     student_no=no,
                     name=student_name,
@@ -211,7 +211,7 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
 
 
 def _staff_outside_schools(app: Any, pw: str) -> None:
-    app.add_staff(
+    app.roster.add_staff(
         ADMIN_ACTOR,
         username="supervisor1",
         name="督导 林建国",
@@ -220,7 +220,7 @@ def _staff_outside_schools(app: Any, pw: str) -> None:
         password_hash=pw,
         district="安心区",
     )
-    app.add_staff(
+    app.roster.add_staff(
         ADMIN_ACTOR,
         username="admin",
         name="管理员 周敏",
@@ -250,7 +250,7 @@ def _casework(
         assert ds.principal is not None
         for cls, teacher in ds.teachers.items():
             for student_id in ds.students[cls][:6]:
-                pid = app.pair(ds.principal, staff_id=teacher.staff_id, student_id=student_id)
+                pid = app.pairings.pair(ds.principal, staff_id=teacher.staff_id, student_id=student_id)
                 counts["结对"] += 1
                 # Plan the term: most keep their cadence, some fall overdue.
                 diligent = rng.random() < 0.7
@@ -264,7 +264,7 @@ def _casework(
     for when, _, teacher, pid in sorted(schedule):
         clock.now = when
         concern = rng.random() < 0.08
-        ci = app.record_check_in(
+        ci = app.pairings.record_check_in(
             teacher,
             pid,
             held_on=when.date(),
@@ -284,11 +284,11 @@ def _casework(
         escalated.add(pid)
         try:
             if n % 2 == 0:
-                app.escalate_to_support_file(
+                app.escalations.escalate_to_support_file(
                     teacher, pid, ci, category="人际关系", risk_level="key", reason="谈心中发现该生被孤立，需心理支持"
                 )
             else:
-                app.escalate_to_bullying_report(
+                app.escalations.escalate_to_bullying_report(
                     teacher,
                     pid,
                     ci,
@@ -304,8 +304,8 @@ def _casework(
     for ds in schools:
         assert ds.principal is not None
         teacher = next(iter(ds.teachers.values()))
-        for pairing in app.my_pairings(teacher)[-1:]:
-            app.end_pairing(teacher, str(pairing.id), "学生转班，改由新班主任结对")
+        for pairing in app.pairings.my_pairings(teacher)[-1:]:
+            app.pairings.end_pairing(teacher, str(pairing.id), "学生转班，改由新班主任结对")
             counts["已结束结对"] = counts.get("已结束结对", 0) + 1
     clock.now = end
     for ds in schools:
@@ -351,7 +351,7 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         target, bully, witness = rng.sample(pupils, 3)
         form, narrative, place = NARRATIVES[n % len(NARRATIVES)]
         reporter = ds.teachers[cls]
-        case = app.report_bullying(
+        case = app.cases.report_bullying(
             reporter,
             school_id=ds.id,
             channel=rng.choice(["teacher", "parent", "student", "hotline"]),
@@ -363,10 +363,10 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         )
         made += 1
         step = _stepper(clock, rng)
-        app.take_safety_measure(
+        app.cases.take_safety_measure(
             safety, case, kind="separate_students", student_ids=[target, bully], note="调整座位，课间由老师陪同"
         )
-        app.notify_guardian(
+        app.cases.notify_guardian(
             safety,
             case,
             student_id=target,
@@ -377,20 +377,20 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         if stage == "reported":
             continue
         step()
-        app.start_investigation(safety, case)
-        app.record_statement(safety, case, text="被欺凌学生陈述了事情经过，情绪较为激动", from_student_id=target)
-        app.record_statement(safety, case, text="旁观学生证实了推搡和辱骂的经过", from_student_id=witness)
-        app.add_evidence(safety, case, description="走廊监控录像截图", reference="保卫处存档")
+        app.cases.start_investigation(safety, case)
+        app.cases.record_statement(safety, case, text="被欺凌学生陈述了事情经过，情绪较为激动", from_student_id=target)
+        app.cases.record_statement(safety, case, text="旁观学生证实了推搡和辱骂的经过", from_student_id=witness)
+        app.cases.add_evidence(safety, case, description="走廊监控录像截图", reference="保卫处存档")
         if stage == "investigating":
             continue
         step()
-        app.complete_investigation(safety, case, findings="调查属实：存在多次故意欺凌行为")
+        app.cases.complete_investigation(safety, case, findings="调查属实：存在多次故意欺凌行为")
         if stage == "awaiting_determination":
             continue
         step()
         not_bullying = stage == "concluded"
         severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])
-        app.determine(
+        app.cases.determine(
             safety,
             case,
             bullying=not not_bullying,
@@ -401,11 +401,11 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         if stage == "determined":
             continue
         step()
-        app.approve_determination(principal, case, reason="同意委员会认定")
+        app.cases.approve_determination(principal, case, reason="同意委员会认定")
         if stage == "concluded":
             continue
         counselor = ds.counselors[n % len(ds.counselors)]
-        app.plan_intervention(
+        app.cases.plan_intervention(
             safety,
             case,
             student_id=target,
@@ -413,7 +413,7 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             plan="每周一次心理辅导，关注情绪变化",
             responsible_staff_id=counselor.staff_id,
         )
-        app.plan_intervention(
+        app.cases.plan_intervention(
             safety,
             case,
             student_id=bully,
@@ -422,23 +422,23 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             responsible_staff_id=ds.teachers[cls].staff_id,
         )
         if stage == "closed_offence":
-            app.record_mandatory_report(
+            app.cases.record_mandatory_report(
                 principal, case, agency="辖区派出所", reported_at=clock.now, reference=f"JB-2026-{n:03d}"
             )
         if stage == "intervening":
             continue
         if stage == "appealed":
-            app.lodge_appeal(safety, case, party_id=bully, grounds="家长认为属于同学间玩笑，不应认定为欺凌")
+            app.cases.lodge_appeal(safety, case, party_id=bully, grounds="家长认为属于同学间玩笑，不应认定为欺凌")
             continue
         step()
-        app.record_follow_up(safety, case, notes="回访：双方关系缓和，被欺凌学生情绪稳定")
+        app.cases.record_follow_up(safety, case, notes="回访：双方关系缓和，被欺凌学生情绪稳定")
         if stage == "following_up":
             continue
         step()
-        app.close_case(principal, case, reason="干预措施已落实，回访情况良好")
+        app.cases.close_case(principal, case, reason="干预措施已落实，回访情况良好")
         if stage == "reopened":
             step()
-            app.reopen_case(safety, case, reason="再次发生类似行为")
+            app.cases.reopen_case(safety, case, reason="再次发生类似行为")
     return {"欺凌案件": made}
 
 
@@ -466,9 +466,9 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
     for n, (category, level, reason) in enumerate(FILE_PLANS):
         counselor = ds.counselors[n % len(ds.counselors)]
         clock.now = end - timedelta(days=70 - n * 6)
-        fid = app.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
+        fid = app.support.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
         made += 1
-        app.draw_up_plan(
+        app.support.draw_up_plan(
             counselor,
             fid,
             goals=["情绪稳定", "恢复正常作息"],
@@ -478,8 +478,8 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
             ],
         )
         clock.now += timedelta(days=3)
-        app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
-        app.record_guardian_contact(
+        app.support.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
+        app.support.record_guardian_contact(
             counselor,
             fid,
             contacted_on=clock.now.date(),
@@ -489,12 +489,12 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
         )
         if level == "high":
             clock.now += timedelta(days=2)
-            app.record_referral(
+            app.support.record_referral(
                 counselor, fid, referred_on=clock.now.date(), to="市精神卫生中心", reason="建议专业评估"
             )
         if n == 5:
             clock.now += timedelta(days=1)
-            app.record_crisis_intervention(
+            app.support.record_crisis_intervention(
                 counselor,
                 fid,
                 occurred_on=clock.now.date(),
@@ -503,11 +503,13 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
             )
         if n == 0:
             clock.now += timedelta(days=20)
-            app.record_review(counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue")
-            app.close_support_file(counselor, fid, "风险已解除")
+            app.support.record_review(
+                counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue"
+            )
+            app.support.close_support_file(counselor, fid, "风险已解除")
         if n == 2:
             clock.now += timedelta(days=10)
-            app.lower_risk_level(counselor, fid, "general", "家庭情况趋于稳定")
+            app.support.lower_risk_level(counselor, fid, "general", "家庭情况趋于稳定")
     # This school year's PHQ-9 screening for the first grade (the rest not yet screened).
     clock.now = end - timedelta(days=5)
     grade_classes = ds.classes[:2]
@@ -524,5 +526,5 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
             lines.append(f"{ref.student_no},PHQ-9,{clock.now.date().isoformat()}," + ",".join(map(str, items)))
             screened += 1
     counselor = ds.counselors[0]
-    app.import_screenings(counselor, ds.id, "\n".join(lines) + "\n")
+    app.screenings.import_screenings(counselor, ds.id, "\n".join(lines) + "\n")
     return {"心理档案": made, "心理筛查": screened}

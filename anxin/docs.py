@@ -146,7 +146,7 @@ def permissions_markdown() -> str:
         "classes one teaches), 本人负责/结对 (files one is responsible for, one's own",
         "pairings), 新建 (creating a new one), 须说明理由 (only with a stated reason,",
         "break-glass, itself recorded), — (never). Every decision, allowed or denied, is",
-        "recorded by the gate (`Core.authorize`).",
+        "recorded by the gate (`anxin.gate.Gate.authorize`, asked as `app.authorize`).",
         "",
         head,
         "|" + " --- |" * (len(ROLE_ORDER) + 1),

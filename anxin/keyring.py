@@ -32,7 +32,7 @@ from anxin import audit
 from anxin.crypto import KeyError_, MasterKey, MasterKeyFile
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
     from domain.common import Actor
 
 BATCH = 500

@@ -21,7 +21,7 @@ from anxin.crypto import Tampered
 from domain.common import UNREADABLE_LABEL, DomainError
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
 
 log = logging.getLogger("anxin.quarantine")
 

@@ -7,11 +7,14 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from anxin.app import Core
 from domain import access
 from domain.common import Actor, DomainError
 from domain.roster import FIELD_LIMITS, GENDERS, MAX_TAGS, Student, birth_date_problem, text_problem
+
+if TYPE_CHECKING:
+    from anxin.core import Core
 
 HEADER = [
     "student_no",
@@ -200,7 +203,7 @@ def import_roster(
         try:
             students.append(
                 Student.enrol(
-                    id=app.student_id_for(school_id, no),
+                    id=app.roster.student_id_for(school_id, no),
                     school_id=school_id,
                     student_no=no,
                     name=row["name"],
@@ -216,8 +219,8 @@ def import_roster(
             )
         except DomainError as e:
             errors.append((line, str(e.details.get("reason", e.text))))
-    existing = app.existing_student_ids(str(s.id) for s in students)
-    line_of = {str(app.student_id_for(school_id, no)): ln for no, ln in seen.items()}
+    existing = app.roster.existing_student_ids(str(s.id) for s in students)
+    line_of = {str(app.roster.student_id_for(school_id, no)): ln for no, ln in seen.items()}
     for s in students:
         if str(s.id) in existing:
             errors.append((line_of[str(s.id)], f"学号「{s.student_no}」在本校已存在（可能已导入过此文件）"))

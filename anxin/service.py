@@ -1,5 +1,6 @@
-"""Anxin assembled: the core with the bullying-case and support-file commands, and
-how to open it from a data directory or the environment."""
+"""Anxin assembled: the core (anxin.core, with the commands of each area) and the views
+(projections) kept up to date with it; and how to open it from a data directory or the
+environment."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from anxin.app import Core, just_saved
+from anxin.core import Core, just_saved
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing, parse_keys
-from anxin.escalation import EscalationCommands
 from anxin.storage import StoreConfig, config_from_env, opening
 from domain.policy import Policy
 
 
-class Anxin(EscalationCommands, Core):
-    """The whole application: one event store, one gate, and the views kept up to
-    date with it (read your writes: a command returns once every view has it)."""
+class Anxin(Core):
+    """The whole application: the core (one event store, one gate, the commands by area:
+    `app.cases.report_bullying(...)`, `app.pairings.record_check_in(...)`, ...; `app.accounts`)
+    and the views (`app.views`), kept up to date with it (read your writes: a command
+    returns once every view has it)."""
 
     def __init__(self, config: StoreConfig, *args: Any, **kwargs: Any) -> None:
         from projections import all_views

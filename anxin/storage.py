@@ -80,7 +80,7 @@ class StoreConfig:
 
     @property
     def is_postgres(self) -> bool:
-        return bool(self.url) and self.url.startswith(("postgresql://", "postgres://"))
+        return self.url is not None and self.url.startswith(("postgresql://", "postgres://"))
 
     @property
     def sqlite_path(self) -> Path:
@@ -88,7 +88,7 @@ class StoreConfig:
 
     def env(self) -> dict[str, str]:
         """The eventsourcing library's settings for this store."""
-        if self.is_postgres:
+        if self.url is not None and self.is_postgres:
             u = urlparse(self.url)
             env = {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -426,7 +426,7 @@ class Database:
         **_: Any,
     ) -> None:
         """Called by the recorder inside the events' transaction, with what the save named
-        (`Core._save`'s keyword arguments, which the library passes to the recorder): the new
+        (`Core.commit`'s keyword arguments, which the library passes to the recorder): the new
         streams' data keys, the directory's statements (`side_statements`), and the audit
         trail's entries: the gate's decisions first (`audit_first`), then one per event, with
         its actor and time (`audit_meta`: an event's actor is otherwise only in its ciphertext)."""
@@ -517,10 +517,10 @@ class AnxinPostgresRecorder(PostgresApplicationRecorder):
             self.anxin_db.keystore.check_live(stream_key(originator_id))
         return super().select_events(originator_id, **kw)
 
-    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> None:
-        super()._insert_events(c, stored_events, **kw)
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kw: Any) -> None:
+        super()._insert_events(curs, stored_events, **kw)
         if self.anxin_db is not None:
-            self.anxin_db.write_with_events(c, stored_events, **kw)
+            self.anxin_db.write_with_events(curs, stored_events, **kw)
 
 
 def config_from_env(data_dir: str | os.PathLike[str] | None = None) -> StoreConfig:

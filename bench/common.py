@@ -13,6 +13,7 @@ from typing import Any
 
 from anxin import audit  # noqa: F401  (the benches reach the audit trail through this name)
 from anxin.crypto import MasterKey
+from anxin.demo import SimClock
 from anxin.storage import StoreConfig
 
 
@@ -30,12 +31,11 @@ def pg_url() -> str | None:
         return None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+class Clock(SimClock):
+    """The demo's settable clock, starting on the first school day of the benches."""
 
-    def __call__(self) -> datetime:
-        return self.now
+    def __init__(self) -> None:
+        super().__init__(datetime(2026, 9, 1, 8, 0, tzinfo=UTC))
 
 
 def percentile(values: list[float], p: float) -> float:

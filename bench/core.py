@@ -48,17 +48,17 @@ def bench_store(kind: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         app, close = open_store(kind, Path(d), clock)
         try:
-            school = app.add_school(ADMIN, "基准学校")
-            counselor = app.actor(
-                app.add_staff(ADMIN, username="c", name="基准心理", school_id=school, roles=["counselor"])
+            school = app.roster.add_school(ADMIN, "基准学校")
+            counselor = app.gate.actor(
+                app.roster.add_staff(ADMIN, username="c", name="基准心理", school_id=school, roles=["counselor"])
             )
-            teacher = app.actor(
-                app.add_staff(
+            teacher = app.gate.actor(
+                app.roster.add_staff(
                     ADMIN, username="t", name="基准教师", school_id=school, roles=["class_teacher"], classes=["一班"]
                 )
             )
-            principal = app.actor(
-                app.add_staff(ADMIN, username="p", name="基准校长", school_id=school, roles=["principal"])
+            principal = app.gate.actor(
+                app.roster.add_staff(ADMIN, username="p", name="基准校长", school_id=school, roles=["principal"])
             )
             rows = ["student_no,name,gender,birth_date,grade,class,guardian_name,guardian_phone,tags"]
             students = []
@@ -69,21 +69,21 @@ def bench_store(kind: str) -> dict[str, Any]:
             secs, _ = timed(lambda: import_roster(app, ADMIN, school, "\n".join(rows) + "\n"))
             out["roster_import_events_per_s"] = N_STUDENTS / secs
 
-            if hasattr(app, "import_screenings"):
+            if hasattr(app.screenings, "import_screenings"):
                 csv_text = screening_csv(students, clock.now.date())
                 path = app.db.sqlite_path()
                 if path is not None:  # the store as it was, for the ceiling below
                     copy_store(Path(path), Path(d) / "before-screening.db")
                 before = app.recorder.max_notification_id() or 0
-                secs, _ = timed(lambda: app.import_screenings(counselor, school, csv_text))
+                secs, _ = timed(lambda: app.screenings.import_screenings(counselor, school, csv_text))
                 n = (app.recorder.max_notification_id() or 0) - before
                 out["screening_import_events"] = n
                 out["screening_import_events_per_s"] = n / secs
                 if path is not None:
                     after = Path(d) / "after-screening.db"
                     copy_store(Path(path), after)
-                    secs, rows = sqlite_rows_ceiling(Path(d) / "before-screening.db", after)
-                    out["screening_import_rows"] = rows
+                    secs, stored_rows = sqlite_rows_ceiling(Path(d) / "before-screening.db", after)
+                    out["screening_import_rows"] = stored_rows
                     out["screening_import_sqlite_ceiling_events_per_s"] = n / secs
 
             # Single command latency: load, decide, save (a check-in on a pairing, 300 in a row,
@@ -95,20 +95,20 @@ def bench_store(kind: str) -> dict[str, Any]:
                 for _ in range(N_COMMANDS):
                     clock.now += timedelta(hours=1)
                     t, _ = timed(
-                        lambda: app.record_check_in(
+                        lambda: app.pairings.record_check_in(
                             teacher, pairing, held_on=clock.now.date(), notes={"thinking": "情绪稳定，学习认真"}
                         )
                     )
                     lat.append(t * 1000)
                 return lat
 
-            student_id = str(app.student_id_for(school, "S000000"))
-            pairing = app.pair(principal, staff_id=teacher.staff_id, student_id=student_id)
+            student_id = str(app.roster.student_id_for(school, "S000000"))
+            pairing = app.pairings.pair(principal, staff_id=teacher.staff_id, student_id=student_id)
             lat = check_ins(pairing)
             out["command_with_views_p50_ms"] = statistics.median(lat)
             out["command_with_views_p95_ms"] = percentile(lat, 95)
-            other = app.pair(
-                principal, staff_id=teacher.staff_id, student_id=str(app.student_id_for(school, "S000001"))
+            other = app.pairings.pair(
+                principal, staff_id=teacher.staff_id, student_id=str(app.roster.student_id_for(school, "S000001"))
             )
             app.after_save = lambda: None  # the views catch up at the next read instead
             try:
@@ -196,8 +196,8 @@ def bench_reference_out_of_box() -> float:
             "SQLITE_DBNAME": str(Path(d) / "ref.db"),
             "CIPHER_KEY": AESCipher.create_key(32),
         }
-        app = Application(env=env)
-        from anxin.app import DateAsISO
+        app: Application[uuid.UUID] = Application(env=env)
+        from anxin.core import DateAsISO
 
         app.mapper.transcoder.register(DateAsISO())  # type: ignore[attr-defined]
         students = _students(N_STUDENTS)

@@ -83,20 +83,20 @@ def generate(
     }
     schools: list[DemoSchool] = []
     try:
-        supervisor = app.actor(
-            app.add_staff(
+        supervisor = app.gate.actor(
+            app.roster.add_staff(
                 ADMIN, username="bench-supervisor", name="督导", school_id=None, roles=["supervisor"], district="安心区"
             )
         )
         for s in range(n_schools):
-            sid = app.add_school(ADMIN, f"安心区第{s + 1}中学", "安心区")
+            sid = app.roster.add_school(ADMIN, f"安心区第{s + 1}中学", "安心区")
             n_classes = max(3, -(-per_school // PER_CLASS))
             classes = [f"{GRADES[c % 3]}{c // 3 + 1}班" for c in range(n_classes)]
             ds = DemoSchool(sid, f"安心区第{s + 1}中学", classes)
 
             def staff(username: str, roles: list[str], classes_: list[str] | None = None, sid: str = sid) -> Actor:
-                return app.actor(
-                    app.add_staff(
+                return app.gate.actor(
+                    app.roster.add_staff(
                         ADMIN, username=username, name=f"教工{username}", school_id=sid, roles=roles, classes=classes_
                     )
                 )
@@ -114,7 +114,7 @@ def generate(
                 no = f"26{s:03d}{i:05d}"
                 students.append(
                     Student.enrol(
-                        id=app.student_id_for(sid, no),
+                        id=app.roster.student_id_for(sid, no),
                         school_id=sid,
                         student_no=no,
                         name=f"学生{s}-{i}",
@@ -181,7 +181,7 @@ def generate(
                 else:
                     items[8] = 0
                 lines.append(f"{no},PHQ-9,{clock.now.date().isoformat()}," + ",".join(map(str, items)))
-            app.import_screenings(ds.counselors[0], sid, "\n".join(lines) + "\n")
+            app.screenings.import_screenings(ds.counselors[0], sid, "\n".join(lines) + "\n")
             counts["screenings"] += len(numbers)
             # Bullying cases in every state, and support files, through the commands.
             clock.now = end
@@ -204,18 +204,22 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: Clock, end: date
         counselor = ds.counselors[n % len(ds.counselors)]
         clock.now = end - timedelta(days=70 - n * 5)
         try:
-            fid = app.open_support_file(counselor, pupils[n], category=category, risk_level=level, reason=reason)
+            fid = app.support.open_support_file(
+                counselor, pupils[n], category=category, risk_level=level, reason=reason
+            )
         except DomainError:
             continue
         made += 1
-        app.draw_up_plan(
+        app.support.draw_up_plan(
             counselor, fid, goals=["情绪稳定"], measures=[{"text": "每两周一次个体辅导", "by": "心理老师"}]
         )
         clock.now += timedelta(days=3)
-        app.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
+        app.support.record_session(counselor, fid, held_on=clock.now.date(), summary="建立关系，了解近期困扰")
         if n % 4 == 0:
             clock.now += timedelta(days=20)
-            app.record_review(counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue")
+            app.support.record_review(
+                counselor, fid, reviewed_on=clock.now.date(), notes="情绪明显好转", outcome="continue"
+            )
     return made
 
 
@@ -299,39 +303,41 @@ def measure(app: Any, schools: list[DemoSchool], supervisor: Actor, log: Callabl
     rng = random.Random(7)
     teachers = [t for ds in schools for t in ds.teachers.values()]
     paired = [(ds, sid) for ds in schools for cls in ds.classes for sid in ds.students[cls][:3]]
+    principals = [ds.principal for ds, _ in paired if ds.principal is not None]
+    heads = [ds.principal for ds in schools if ds.principal is not None]
+    assert len(principals) == len(paired) and len(heads) == len(schools)
     today = app.now().date()
     d_from, d_to = today - timedelta(days=200), today
+
+    def random_timeline() -> Any:
+        k = rng.randrange(len(paired))
+        return timeline(app, principals[k], paired[k][1])
+
+    def report_afresh(actor: Actor) -> Any:
+        forget_cached_counts(app)
+        return periodic_report(app, actor, date_from=d_from, date_to=d_to)
+
     queries: dict[str, Callable[[int], Any]] = {
         "work_queue (class teacher)": lambda i: work_queue(app, teachers[rng.randrange(len(teachers))]),
         "work_queue (counselor)": lambda i: work_queue(app, schools[i % len(schools)].counselors[0]),
         "pairing_board (teacher)": lambda i: pairing_board(app, teachers[rng.randrange(len(teachers))]),
         "pairing_board (school)": lambda i: pairing_board(
-            app, schools[i % len(schools)].principal, school_id=schools[i % len(schools)].id
+            app, heads[i % len(schools)], school_id=schools[i % len(schools)].id
         ),
         "support_register (school)": lambda i: register(
             app, schools[i % len(schools)].counselors[0], schools[i % len(schools)].id
         ),
-        "case_board (school)": lambda i: case_board(
-            app, schools[i % len(schools)].principal, schools[i % len(schools)].id
-        ),
-        "timeline (student)": lambda i: (lambda ds, sid: timeline(app, ds.principal, sid))(
-            *paired[rng.randrange(len(paired))]
-        ),
+        "case_board (school)": lambda i: case_board(app, heads[i % len(schools)], schools[i % len(schools)].id),
+        "timeline (student)": lambda i: random_timeline(),
         # The report keeps its counts per view position, but in a live district the
         # position moves with every check-in: nearly every report is a miss. A miss: the
         # cache dropped before each call (`forget_cached_counts`, so every call counts
         # afresh); a hit: the same report again, the view unchanged.
-        "periodic_report (school, miss: cache dropped)": lambda i: (
-            forget_cached_counts(app),
-            periodic_report(app, schools[i % len(schools)].principal, date_from=d_from, date_to=d_to),
-        ),
+        "periodic_report (school, miss: cache dropped)": lambda i: report_afresh(heads[i % len(schools)]),
         "periodic_report (school, hit: same report)": lambda i: periodic_report(
-            app, schools[0].principal, date_from=d_from, date_to=d_to
+            app, heads[0], date_from=d_from, date_to=d_to
         ),
-        "periodic_report (district, miss: cache dropped)": lambda i: (
-            forget_cached_counts(app),
-            periodic_report(app, supervisor, date_from=d_from, date_to=d_to),
-        ),
+        "periodic_report (district, miss: cache dropped)": lambda i: report_afresh(supervisor),
         "periodic_report (district, hit: same report)": lambda i: periodic_report(
             app, supervisor, date_from=d_from, date_to=d_to
         ),

@@ -78,9 +78,9 @@ def serve(data_dir: Path, port: int) -> None:
     assert ds.safety is not None
     pw = hash_password(PASSWORD)
     accounts = {"teacher": teacher, "safety": ds.safety, "supervisor": supervisor}
-    usernames = {}
+    usernames: dict[str, str] = {}
     for role, actor in accounts.items():
-        app.set_password_hash(actor.staff_id, pw)
+        app.accounts.set_password_hash(actor.staff_id, pw)
         usernames[role] = app.repository.get(UUID(actor.staff_id)).username
     board = case_board(app, ds.safety, ds.id)
     case_id = board[0].case_id if board else None

@@ -46,6 +46,9 @@ CONTENT_ACTIONS = {
 READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
 # What a supervisor may open with a stated reason (break-glass): reads only.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
+# The fewest characters (spaces aside) of a break-glass reason: fewer is no reason at all
+# (the gate's refusal says so in words: "不少于4个字").
+BREAK_GLASS_MIN_REASON = 4
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,9 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
         if action == AUDIT_READ:
             return allow("督导：本区审计记录")
         if action in BREAK_GLASS_ACTIONS:
-            if break_glass_reason and len(break_glass_reason.strip()) >= 4:
+            if break_glass_reason and len(break_glass_reason.strip()) >= BREAK_GLASS_MIN_REASON:
                 return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)
-            return deny("督导查看实名记录须说明理由（不少于4个字）")
+            return deny("督导查看实名记录须说明理由（不少于4个字）")  # (the text is a translation's key)
     if Role.ADMINISTRATOR in roles and action in CONTENT_ACTIONS | {CASE_WRITE, FILE_WRITE}:
         return deny("系统管理员不能查看或修改案件内容（职责分离）")
     return deny("不在您的职责范围内")

@@ -35,6 +35,14 @@ class Policy:
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)
 
+    def follow_up_due(self, since: date) -> date:
+        """The next follow-up visit of a determined case (the first: from the approval)."""
+        return since + timedelta(days=self.follow_up_days)
+
+    def appeal_until(self, approved: date) -> date:
+        """The last day a party may appeal a determination approved that day."""
+        return approved + timedelta(days=self.appeal_days)
+
     def next_review(self, risk_level: str, since: date) -> date:
         return since + timedelta(days=self.review_days[risk_level])
 

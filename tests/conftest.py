@@ -152,18 +152,18 @@ STUDENTS = [
 
 
 def make_school(app: Anxin, name: str = "第一中学", district: str = "default") -> School:
-    sid = app.add_school(ADMIN, name, district)
+    sid = app.roster.add_school(ADMIN, name, district)
 
     def staff(username: str, label: str, roles: list[str], classes: list[str] | None = None) -> Actor:
-        return app.actor(
-            app.add_staff(
+        return app.gate.actor(
+            app.roster.add_staff(
                 ADMIN, username=f"{username}-{sid[:4]}", name=label, school_id=sid, roles=roles, classes=classes
             )
         )
 
     students = {}
     for no, name_, gender, cls in STUDENTS:
-        students[no] = app.enrol_student(
+        students[no] = app.roster.enrol_student(
             ADMIN,
             school_id=sid,
             student_no=no,
@@ -175,8 +175,8 @@ def make_school(app: Anxin, name: str = "第一中学", district: str = "default
             guardians=[{"name": name_[0] + "家长", "phone": "13912345678"}],
             tags=["留守儿童"],
         )
-    sup = app.actor(
-        app.add_staff(
+    sup = app.gate.actor(
+        app.roster.add_staff(
             ADMIN, username=f"sup-{sid[:4]}", name="督导员", school_id=None, roles=["supervisor"], district=district
         )
     )

@@ -71,14 +71,14 @@ class Web:
         """Once per request: if any process (the CLI beside this server, another worker)
         has shredded a stream since, every name kept here is dropped (a new dict: a name
         being looked up meanwhile goes into the old one, dropped with it)."""
-        if self.app.notice_shreds():
+        if self.app.erasure.notice_shreds():
             self._names = {}
 
     def staff_name(self, staff_id: str) -> str:
         names = self._names  # read once: see forget_shredded
         name = names.get(staff_id)
         if name is None:
-            name = self.app.staff_name(staff_id)
+            name = self.app.roster.staff_name(staff_id)
             if name != UNREADABLE_LABEL:  # a quarantined record may be restored: asked again
                 names[staff_id] = name
         return name
@@ -160,7 +160,7 @@ def language(request: Request) -> str:
 
 def _user_for(web: Web, session: Session) -> User | None:
     try:
-        actor = web.app.actor(session.staff_id)
+        actor = web.app.gate.actor(session.staff_id)
     except DomainError:  # the account was deactivated since
         web.sessions.drop(session.id)
         return None
@@ -218,7 +218,7 @@ def api_user(request: Request) -> User:
             raise ApiUnauthorized()
         web.forget_shredded()
         try:
-            actor = web.app.actor(staff_id)
+            actor = web.app.gate.actor(staff_id)
         except DomainError as e:
             raise ApiUnauthorized() from e
         user = User(actor, web.staff_name(staff_id), None)

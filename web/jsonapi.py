@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
 
-from anxin.service import Anxin
+from anxin.commands import COMMAND_AREAS
 from web.deps import ApiUser, User, get_web
 
 
@@ -118,6 +118,12 @@ VAR_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+def area_of(method: str) -> str:
+    """The area of the application's commands (anxin.commands) that has this command."""
+    (area,) = [a for a, cls in COMMAND_AREAS.items() if callable(getattr(cls, method, None))]
+    return area
+
+
 def add_command(
     router: APIRouter,
     path: str,
@@ -128,11 +134,12 @@ def add_command(
     summary: str,
     overrides: Mapping[str, Any] | None = None,
     skip: tuple[str, ...] = (),
-    owner: type = Anxin,
 ) -> None:
-    """POST `path`: call the application's `method` with the ids in the path (in their
-    order) and the body."""
-    func = getattr(owner, method)
+    """POST `path`: call the application's command `method` (of the area that has it:
+    `app.<area>.<method>`, anxin.commands) with the ids in the path (in their order) and
+    the body."""
+    area = area_of(method)
+    func = getattr(COMMAND_AREAS[area], method)
     path_ids = tuple(re.findall(r"\{(\w+)\}", path))
     model = body_model("".join(w.title() for w in method.split("_")) + "Body", func, path_ids, overrides, skip)
 
@@ -150,7 +157,7 @@ def add_command(
             for field in VAR_FIELDS.get(method, {}):  # an unchanged field of a correction is left out
                 if values.get(field) is None:
                     values.pop(field, None)
-            result = getattr(web.app, method)(user.actor, *(ids[i] for i in path_ids), **values)
+            result = getattr(getattr(web.app, area), method)(user.actor, *(ids[i] for i in path_ids), **values)
         return ok(result, status)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

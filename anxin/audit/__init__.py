@@ -15,8 +15,8 @@ text, a break-glass reason, is stored encrypted under the key of the stream it o
 (so shredding the stream erases it too). The trail therefore outlives erasure.
 
 Event entries are written by the event recorder inside the events' own transaction
-(`anxin.storage.Database.write_with_events`); the others by `Core.record_access`,
-`Core.record_security_event`, `Core.shred`, `Core.rotate_master_key` and the
+(`anxin.storage.Database.write_with_events`); the others by `Gate.record_access`,
+`Gate.record_security_event`, `ErasureCommands.erase`, `Core.rotate_master_key` and the
 checkpoint functions below. Appends are serialised: SQLite has one writer, and on
 PostgreSQL every append first takes `LOCK TABLE anxin_audit IN EXCLUSIVE MODE`.
 """

@@ -18,7 +18,7 @@ from domain.access import Decision, Resource
 from domain.common import Actor, DomainError
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.storage import Cursor, Database
 
 
@@ -260,7 +260,7 @@ def append_events(
         uid = oid if isinstance(oid, UUID) else UUID(str(oid))
         hexid, version, topic = uid.hex, e.originator_version, e.topic
         found = meta.get((hexid, version))
-        if found is None:  # saved outside Core._save: the actor is inside the ciphertext only
+        if found is None:  # saved outside Core.commit: the actor is inside the ciphertext only
             now = now or datetime.now(UTC).isoformat()
             found = ("", now)
         rows.append(
@@ -278,7 +278,7 @@ def append_events(
 
 
 def pending_event_meta(aggregates: Iterable[Any]) -> dict[tuple[str, int], tuple[str, str]]:
-    """(actor, at) of each pending event, for the recorder's hook (see Core._save)."""
+    """(actor, at) of each pending event, for the recorder's hook (see Core.commit)."""
     out = {}
     for a in aggregates:
         for e in a.pending_events:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from domain.common import InvalidInput
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.storage import StoreConfig
 from anxin.audit.chain import (
     _HEAD,

@@ -13,7 +13,7 @@ from domain.access import Resource
 from domain.common import Actor, InvalidInput
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
 from anxin.audit.chain import record, security_row, unseal_reason
 
 
@@ -33,7 +33,7 @@ class _Names:
             except ValueError:
                 self.cache[staff_id] = staff_id
             else:
-                self.cache[staff_id] = self.app.staff_name(staff_id)
+                self.cache[staff_id] = self.app.roster.staff_name(staff_id)
         return self.cache[staff_id]
 
 
@@ -151,7 +151,7 @@ def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[di
 
 def access_log(app: Core, actor: Actor, *, allowed: bool | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Access decisions of the actor's district (about its schools, or by its people),
-    newest first, in the shape `Core.access_log` has always returned."""
+    newest first, in the shape `Gate.access_log` (`app.gate.access_log`) has always returned."""
     where, params = _scope(app, actor, None)
     if allowed is not None:
         where += " AND allowed = ?"

@@ -18,7 +18,7 @@ from uuid import UUID
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 if TYPE_CHECKING:
-    from anxin.app import Core
+    from anxin.core import Core
 from anxin.audit.chain import AuditKeyMissing, genesis_hash, store_id
 from anxin.audit.checkpoints import (
     Checkpoint,
@@ -250,7 +250,7 @@ def _second_half() -> None:
     first_seq, whose prev_hash is `prev`, with the events after events_after, to the end);
     one JSON line to stdout: {"ok": true, counts…}, or {"ok": false} at a problem or an error
     (which the one-pass verification, run then, will meet and say)."""
-    from anxin.app import Core
+    from anxin.core import Core
     from anxin.storage import StoreConfig
     from projections.base import no_gc_pauses
 

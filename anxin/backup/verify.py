@@ -54,7 +54,7 @@ def _open_and_verify(config: StoreConfig, result: Restored, undo: Callable[[], N
     """Open the restored store (the key check at open), read every event decrypted, verify
     the audit trail. A key refused at open undoes the restore (nothing was usable)."""
     from anxin import audit
-    from anxin.app import Tampered
+    from anxin.core import Tampered
     from anxin.service import open_app
 
     try:

@@ -34,7 +34,7 @@ def _key_file(config: StoreConfig) -> MasterKeyFile:
 
 
 def _school(app: Any, name: str) -> str:
-    sid = app.school_id(name, missing_ok=True)
+    sid = app.roster.school_id(name, missing_ok=True)
     if sid is None:
         raise CLIError(f'找不到学校「{name}」。可先运行：anxin school add "{name}"')
     return str(sid)
@@ -51,10 +51,10 @@ def _redact(url: str | None) -> str:
 def _acting_as(app: Any, username: str) -> Any:
     """The actor of a named account (`--as`): a command the administrator may not run
     itself is run as that account, through the gate, and recorded in the audit trail."""
-    account = app.account(username)
+    account = app.accounts.account(username)
     if account is None:
         raise CLIError(f"找不到账号「{username}」（或已停用）")
-    return app.actor(account[0])
+    return app.gate.actor(account[0])
 
 
 def _where(args: argparse.Namespace) -> str | None:

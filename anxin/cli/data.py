@@ -119,12 +119,12 @@ def cmd_shred(args: argparse.Namespace) -> int:
         if not args.school:
             raise CLIError("--student 需要同时给出 --school")
         school_id = _school(app, args.school)
-        stream_id = str(app.student_id_for(school_id, args.student))
+        stream_id = str(app.roster.student_id_for(school_id, args.student))
         what = f"学生 {args.student}（{args.school}）的身份信息"
     else:
         stream_id = args.stream
         what = f"记录 {stream_id}"
-    plan = app.erasure(CLI_ACTOR, stream_id)
+    plan = app.erasure.plan(CLI_ACTOR, stream_id)
     if not plan.destroyed:
         raise Erased()
     _print_erasure(plan)
@@ -135,7 +135,7 @@ def cmd_shred(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "yes":
             print("已取消。")
             return 1
-    done = app.erase(CLI_ACTOR, stream_id, args.reason)
+    done = app.erasure.erase(CLI_ACTOR, stream_id, args.reason)
     if done.erased:
         print(f"{what}此前已删除；已销毁其余 {len(done.destroyed)} 条该生独有记录的密钥，其内容已不可读。")
     else:
@@ -149,7 +149,7 @@ def cmd_shred(args: argparse.Namespace) -> int:
 
 def _print_erasure(plan: Any) -> None:
     """What a shred destroys and what it leaves, by id and kind (no content)."""
-    from anxin.app import SHARED_REMAINS
+    from anxin.commands.erasure import SHARED_REMAINS
     from domain.bullying import PARTS, STATUS_LABELS
 
     print(f"将销毁以下 {len(plan.destroyed)} 条记录的密钥（所有进程中立即不可读，无法恢复）：")

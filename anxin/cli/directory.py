@@ -14,7 +14,7 @@ from domain.common import Role
 
 def cmd_school_add(args: argparse.Namespace) -> int:
     app = _open(args)
-    sid = app.add_school(CLI_ACTOR, args.name, args.district)
+    sid = app.roster.add_school(CLI_ACTOR, args.name, args.district)
     print(f"已添加学校「{args.name}」({sid})")
     return 0
 
@@ -49,7 +49,7 @@ def cmd_roster_import(args: argparse.Namespace) -> int:
 def cmd_roster_list(args: argparse.Namespace) -> int:
     app = _open(args)
     school_id = _school(app, args.school)
-    for ref in app.list_students(CLI_ACTOR, school_id):
+    for ref in app.roster.list_students(CLI_ACTOR, school_id):
         if ref.erased:
             print(f"{'-':<12}\t已删除 (erased)\t{ref.class_name or ''}")
         elif ref.unreadable:  # quarantined: its id, for `anxin check`
@@ -69,7 +69,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         pw_hash = hash_password(password)
     except ValueError as e:
         raise CLIError(str(e)) from e
-    staff_id = app.add_staff(
+    staff_id = app.roster.add_staff(
         CLI_ACTOR,
         username=args.username,
         name=args.name,

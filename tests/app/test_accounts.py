@@ -29,7 +29,7 @@ def _sessions(app: Anxin, staff_id: str) -> int:
 
 
 def _signed_in_twice(app: Anxin, staff_id: str) -> tuple[str, str]:
-    app.set_password_hash(staff_id, hash_password(OLD))
+    app.accounts.set_password_hash(staff_id, hash_password(OLD))
     app.accounts.prepare()
     now = app.now().timestamp()
     return (
@@ -98,7 +98,7 @@ def test_a_password_changed_meanwhile_is_not_overwritten(
     here, _elsewhere = _signed_in_twice(app, me.staff_id)
 
     def meanwhile(password: str) -> str:  # another request changes it between the check and the write
-        app.set_password_hash(me.staff_id, hash_password("theirs-passw0rd"))
+        app.accounts.set_password_hash(me.staff_id, hash_password("theirs-passw0rd"))
         return hash_password(password)
 
     monkeypatch.setattr("anxin.accounts.hash_password", meanwhile)
@@ -143,7 +143,7 @@ def test_a_token_whose_audit_entry_fails_is_not_stored(
 
 def test_tokens_only_for_active_accounts_the_actor_manages(app: Anxin, school: School) -> None:
     staff_id = school.other_teacher.staff_id
-    app.deactivate_staff(ADMIN, staff_id, "调离")
+    app.roster.deactivate_staff(ADMIN, staff_id, "调离")
     with pytest.raises(AccountInactive):
         app.accounts.issue_token(ADMIN, staff_id)
     with pytest.raises(PermissionDenied):  # a principal does not manage accounts

@@ -16,7 +16,7 @@ from conftest import ADMIN, Clock, School, Store
 from fastapi.testclient import TestClient
 from web_support import Browser
 
-import anxin.app
+import anxin.races
 from anxin import audit
 from anxin.passwords import hash_password
 from anxin.service import Anxin
@@ -30,14 +30,14 @@ def _count_attempts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     test's own thread."""
     made: Counter[str] = Counter()
 
-    class Counting(anxin.app._RaceRetry):
+    class Counting(anxin.races._RaceRetry):
         def __init__(self, *a: Any, **kw: Any) -> None:
             made["attempts"] += 1
             if threading.current_thread() is threading.main_thread():
                 made["here"] += 1
             super().__init__(*a, **kw)
 
-    monkeypatch.setattr(anxin.app, "_RaceRetry", Counting)
+    monkeypatch.setattr(anxin.races, "_RaceRetry", Counting)
     return made
 
 
@@ -50,7 +50,7 @@ def _decisions(app: Anxin, action: str, stream_id: str) -> int:
 
 
 def _paired(app: Anxin, school: School, clock: Clock) -> str:
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
     return pid
 
@@ -65,7 +65,7 @@ def _catching(errors: list[BaseException], fn: Any, *args: Any) -> None:
 def _lose_one_race(app: Anxin, other: Anxin, write: Any) -> None:
     """The next time `app` loads a stream, `other` saves to it first (`write(other)`):
     what a second worker does between this one's load and its save."""
-    load = app._load
+    load = app.load
     state = {"done": False}
 
     def load_then_race(*args: Any, **kwargs: Any) -> Any:
@@ -80,7 +80,7 @@ def _lose_one_race(app: Anxin, other: Anxin, write: Any) -> None:
             assert not errors, errors
         return agg
 
-    app._load = load_then_race  # type: ignore[method-assign]
+    app.load = load_then_race  # type: ignore[method-assign]
 
 
 def test_a_check_in_that_loses_a_race_is_saved_on_the_fresh_state_with_one_decision(
@@ -91,18 +91,22 @@ def test_a_check_in_that_loses_a_race_is_saved_on_the_fresh_state_with_one_decis
     pid = _paired(app, school, clock)
     other = store.open(clock)
     _lose_one_race(
-        app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "另一进程"})
+        app,
+        other,
+        lambda o: o.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "另一进程"}),
     )
     attempts = _count_attempts(monkeypatch)
     decisions_before = _decisions(app, access.PAIRING_WRITE, pid)
 
     # when this instance records its check-in without an expected version
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "本进程"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "本进程"})
 
     # then it took two attempts, both check-ins are there once each, on either instance
     assert attempts["here"] == 2
     for instance in (app, other):
-        notes = sorted(c["notes"]["studies"] for c in instance.get_pairing(school.teacher, pid).check_ins.values())
+        notes = sorted(
+            c["notes"]["studies"] for c in instance.pairings.get_pairing(school.teacher, pid).check_ins.values()
+        )
         assert notes == ["另一进程", "本进程"]
     # and the trail holds one write decision per saved check-in (the lost attempt's was dropped)
     assert _decisions(app, access.PAIRING_WRITE, pid) - decisions_before == 2
@@ -114,20 +118,22 @@ def test_an_edit_of_a_version_someone_else_changed_is_still_a_conflict(
 ) -> None:
     # given a check-in that a page showed at the pairing's current version
     pid = _paired(app, school, clock)
-    ci = app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "原记录"})
-    seen = app.get_pairing(school.teacher, pid).version
+    ci = app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "原记录"})
+    seen = app.pairings.get_pairing(school.teacher, pid).version
     other = store.open(clock)
     attempts = _count_attempts(monkeypatch)
 
     # when another worker appends first, and then the correction made on that page is sent
-    other.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "另一条"})
+    other.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "另一条"})
     with pytest.raises(Conflict) as refused:
-        app.correct_check_in(school.teacher, pid, ci, reason="笔误", notes={"studies": "改过"}, expected_version=seen)
+        app.pairings.correct_check_in(
+            school.teacher, pid, ci, reason="笔误", notes={"studies": "改过"}, expected_version=seen
+        )
 
     # then it is refused at once with the conflict message, and nothing changed
     assert attempts["here"] == 2  # the other's append, and this correction once
     assert "已被他人修改" in refused.value.text
-    assert app.get_pairing(school.teacher, pid).check_ins[ci]["notes"]["studies"] == "原记录"
+    assert app.pairings.get_pairing(school.teacher, pid).check_ins[ci]["notes"]["studies"] == "原记录"
 
 
 def test_a_race_lost_at_the_store_itself_with_an_expected_version_is_a_conflict_too(
@@ -135,20 +141,22 @@ def test_a_race_lost_at_the_store_itself_with_an_expected_version_is_a_conflict_
 ) -> None:
     # given a pairing whose version this instance loaded, then another saved a check-in
     pid = _paired(app, school, clock)
-    version = app.get_pairing(school.teacher, pid).version
+    version = app.pairings.get_pairing(school.teacher, pid).version
     other = store.open(clock)
     _lose_one_race(
-        app, other, lambda o: o.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "抢先"})
+        app,
+        other,
+        lambda o: o.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "抢先"}),
     )
 
     # when this instance's append carries the version it saw (a form's hidden field)
     with pytest.raises(Conflict):
-        app.record_check_in(
+        app.pairings.record_check_in(
             school.teacher, pid, held_on=clock.today, notes={"studies": "晚到"}, expected_version=version
         )
 
     # then only the other's check-in is there
-    assert [c["notes"]["studies"] for c in app.get_pairing(school.teacher, pid).check_ins.values()] == ["抢先"]
+    assert [c["notes"]["studies"] for c in app.pairings.get_pairing(school.teacher, pid).check_ins.values()] == ["抢先"]
 
 
 def test_a_retried_append_checks_the_rules_again_on_the_fresh_state(
@@ -157,16 +165,16 @@ def test_a_retried_append_checks_the_rules_again_on_the_fresh_state(
     # given that another worker ends the pairing between this one's load and its save
     pid = _paired(app, school, clock)
     other = store.open(clock)
-    _lose_one_race(app, other, lambda o: o.end_pairing(school.teacher, pid, "学生转学"))
+    _lose_one_race(app, other, lambda o: o.pairings.end_pairing(school.teacher, pid, "学生转学"))
 
     # when this worker records a check-in on it
     from domain.common import WrongState
 
     with pytest.raises(WrongState):
-        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "太迟"})
+        app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "太迟"})
 
     # then the retry was refused by the rule on the fresh state, and nothing was appended
-    assert app.get_pairing(school.teacher, pid).check_ins == {}
+    assert app.pairings.get_pairing(school.teacher, pid).check_ins == {}
 
 
 WORKERS = 6
@@ -189,7 +197,7 @@ def test_many_writers_appending_to_one_pairing_at_once_all_succeed_exactly_once(
         start.wait()
         for k in range(EACH):
             try:
-                instance.record_check_in(
+                instance.pairings.record_check_in(
                     school.teacher, pid, held_on=clock.today - timedelta(hours=1), notes={"studies": f"w{n}-{k}"}
                 )
             except BaseException as e:  # noqa: BLE001 - every failure is reported below
@@ -204,7 +212,7 @@ def test_many_writers_appending_to_one_pairing_at_once_all_succeed_exactly_once(
 
     # then none failed, and every check-in is there exactly once
     assert not failures, [repr(e) for e in failures]
-    check_ins = app.get_pairing(school.teacher, pid).check_ins.values()
+    check_ins = app.pairings.get_pairing(school.teacher, pid).check_ins.values()
     assert sorted(c["notes"]["studies"] for c in check_ins) == sorted(
         f"w{n}-{k}" for n in range(WORKERS) for k in range(EACH)
     )
@@ -222,8 +230,8 @@ def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
     several clients on each, all posting check-ins to one pairing."""
     # given a class teacher with a login, paired with a student, and two workers serving
     password = "correct-horse-battery-9"
-    teacher = app.actor(
-        app.add_staff(
+    teacher = app.gate.actor(
+        app.roster.add_staff(
             ADMIN,
             username="t1",
             name="班主任甲",
@@ -233,7 +241,7 @@ def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
             password_hash=hash_password(password),
         )
     )
-    pid = app.pair(school.principal, staff_id=teacher.staff_id, student_id=school.student("2026002"))
+    pid = app.pairings.pair(school.principal, staff_id=teacher.staff_id, student_id=school.student("2026002"))
     clock.advance(days=1)
     workers = [create_app(instance, background_seconds=None) for instance in (app, store.open(clock))]
     attempts = _count_attempts(monkeypatch)
@@ -262,6 +270,6 @@ def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
 
     # then every one is saved (201, never 409), exactly once, and races did happen on the way
     assert statuses == [201] * 30
-    notes = sorted(c["notes"]["studies"] for c in app.get_pairing(teacher, pid).check_ins.values())
+    notes = sorted(c["notes"]["studies"] for c in app.pairings.get_pairing(teacher, pid).check_ins.values())
     assert notes == sorted(f"c{n}-{k}" for n in range(6) for k in range(5))
     assert attempts["attempts"] > 30

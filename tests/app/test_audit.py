@@ -56,10 +56,10 @@ def given_history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     """A school's day: a pairing with a check-in, a bullying case, a denied read and a
     supervisor's break-glass read."""
     sid = school.student("2026001")
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=sid)
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=sid)
     clock.advance(hours=1)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近睡眠不好"})
-    cid = app.report_bullying(
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近睡眠不好"})
+    cid = app.cases.report_bullying(
         school.teacher,
         school_id=school.id,
         channel="teacher",
@@ -70,10 +70,10 @@ def given_history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
         parties=[(sid, "targeted"), (school.student("2026003"), "bullying")],
     )
     clock.advance(hours=1)
-    app.start_investigation(school.safety, cid)
+    app.cases.start_investigation(school.safety, cid)
     with pytest.raises(PermissionDenied):
-        app.get_student(school.teacher, school.student("2026003"))
-    app.get_student(school.supervisor, sid, break_glass=REASON)
+        app.roster.get_student(school.teacher, school.student("2026003"))
+    app.roster.get_student(school.supervisor, sid, break_glass=REASON)
     return {"student": sid, "pairing": pid, "case": cid}
 
 
@@ -106,7 +106,7 @@ def test_every_stored_event_has_exactly_one_entry_naming_its_actor_stream_and_ty
 def test_a_batch_saved_at_once_gets_an_entry_per_event_with_its_actor(app: Anxin, school: School) -> None:
     # given 25 students saved in one transaction (the import path)
     students = [
-        app._new_student(
+        app.roster._new_student(
             ADMIN,
             school.id,
             dict(
@@ -175,7 +175,7 @@ def test_the_trail_holds_no_name_and_no_reason_in_the_clear(
 
 def test_a_shred_and_a_key_rotation_are_entries_in_their_own_transaction(app: Anxin, school: School) -> None:
     sid = school.student("2026004")
-    app.shred(ADMIN, sid, "保存期限届满")
+    app.erasure.shred(ADMIN, sid, "保存期限届满")
     new_key = MasterKey.generate()
     app.rotate_master_key(ADMIN, new_key)
 
@@ -211,7 +211,7 @@ def test_a_store_from_before_the_trail_adopts_its_events_and_keeps_its_old_acces
     assert {r[0] for r in raw("SELECT actor_id FROM {t}anxin_audit")} == {""}
     assert raw("SELECT actor_id FROM {t}anxin_access_v0") == [("old",)]
     assert raw("SELECT COUNT(*) FROM {t}anxin_access")[0][0] == 0
-    fresh.get_student(school.principal, school.student("2026001"))
+    fresh.roster.get_student(school.principal, school.student("2026001"))
     assert raw("SELECT action FROM {t}anxin_access") == [(a.STUDENT_READ,)]
 
 
@@ -246,8 +246,8 @@ def test_a_store_still_verifies_after_a_stream_is_shredded(
     # given a day's work, and then the student at its centre shredded
     ids = given_history(app, school, clock)
     events_before = audit.verify(app).events
-    app.shred(ADMIN, ids["student"], "毕业五年，保存期限届满")
-    assert app.is_erased(ids["student"])
+    app.erasure.shred(ADMIN, ids["student"], "毕业五年，保存期限届满")
+    assert app.erasure.is_erased(ids["student"])
 
     # when the store is verified (by a fresh instance)
     report = audit.verify(store.open(clock))
@@ -383,13 +383,13 @@ def test_cutting_off_the_tail_after_a_checkpoint_is_caught_by_the_checkpoint_fil
     # given a signed checkpoint kept outside, taken right after a correction was saved
     given_history(app, school, clock)
     with_signing_key(store)
-    app.correct_student(ADMIN, school.student("2026002"), {"class_name": "七年级2班"}, reason="分班调整")
+    app.roster.correct_student(ADMIN, school.student("2026002"), {"class_name": "七年级2班"}, reason="分班调整")
     kept = app.checkpoint("cli")
     raw = Raw(store, app)
     assert raw.entry(kept.seq)[2] == "event"  # the correction's own entry is the signed head
     # and more work after it
     clock.advance(hours=1)
-    app.get_student(school.teacher, school.student("2026001"))
+    app.roster.get_student(school.teacher, school.student("2026001"))
 
     # when someone deletes the newest entries from just before the checkpoint, with the
     # events they record, so that what is left is consistent
@@ -416,7 +416,7 @@ def test_a_rewritten_chain_is_caught_by_the_stored_and_the_kept_checkpoints(
     ids = given_history(app, school, clock)
     with_signing_key(store)
     kept = app.checkpoint("cli")
-    app.get_student(school.teacher, school.student("2026001"))
+    app.roster.get_student(school.teacher, school.student("2026001"))
     raw = Raw(store, app)
     # when an early entry's actor is edited and every later hash recomputed to match
     # (the format is public, so anyone with write access could)
@@ -479,7 +479,7 @@ def test_appends_from_two_instances_at_once_keep_one_unbroken_chain(store: Store
             for i in range(15):
                 instance.record_security_event("login", who, who)
                 if i % 5 == 0:
-                    instance.correct_student(ADMIN, student, {"tags": [f"{who}-{i}"]}, reason="并发测试")
+                    instance.roster.correct_student(ADMIN, student, {"tags": [f"{who}-{i}"]}, reason="并发测试")
         except BaseException as e:  # reported below
             errors.append(e)
 
@@ -563,9 +563,9 @@ def test_a_supervisor_reads_a_cases_full_history_in_order(app: Anxin, school: Sc
     # given a case reported, investigated, read with a stated reason and refused to a teacher
     ids = given_history(app, school, clock)
     cid = ids["case"]
-    assert app.get_case(school.supervisor, cid, break_glass=REASON).narrative == NARRATIVE
+    assert app.cases.get_case(school.supervisor, cid, break_glass=REASON).narrative == NARRATIVE
     with pytest.raises(PermissionDenied):
-        app.get_case(school.other_teacher, cid)
+        app.cases.get_case(school.other_teacher, cid)
 
     # when the supervisor asks for its history
     history = audit.case_history(app, school.supervisor, cid)
@@ -608,8 +608,8 @@ def test_audit_queries_pass_the_gate_and_a_refusal_is_itself_on_record(
 def test_who_accessed_a_students_records_and_why(app: Anxin, school: School, clock: Clock) -> None:
     # given reads of the student's own record and of records linked to the student
     ids = given_history(app, school, clock)
-    app.get_pairing(school.principal, ids["pairing"])
-    app.get_case(school.supervisor, ids["case"], break_glass="区里复查欺凌案件处理")
+    app.pairings.get_pairing(school.principal, ids["pairing"])
+    app.cases.get_case(school.supervisor, ids["case"], break_glass="区里复查欺凌案件处理")
 
     rows = audit.student_access(app, school.supervisor, ids["student"])
 
@@ -627,7 +627,7 @@ def test_break_glass_and_denied_accesses_of_a_district(app: Anxin, school: Schoo
     ids = given_history(app, school, clock)
     other = make_school(app, "第二中学", district="north")
     with pytest.raises(PermissionDenied):
-        app.get_student(other.teacher, other.student("2026004"))
+        app.roster.get_student(other.teacher, other.student("2026004"))
 
     glass = audit.break_glass_log(app, school.supervisor)
     denied = audit.denied_log(app, school.supervisor)
@@ -668,7 +668,7 @@ def test_after_erasure_the_trail_still_answers_but_the_reason_is_gone_with_the_r
 ) -> None:
     # given a student read with a stated reason, then shredded
     ids = given_history(app, school, clock)
-    app.shred(ADMIN, ids["student"], "保存期限届满")
+    app.erasure.shred(ADMIN, ids["student"], "保存期限届满")
 
     # when a supervisor asks who accessed the student's records (a fresh instance)
     fresh = store.open(clock)
@@ -686,7 +686,7 @@ def test_after_erasure_the_trail_still_answers_but_the_reason_is_gone_with_the_r
 
 def test_the_access_log_of_the_core_reads_the_trail(app: Anxin, school: School, clock: Clock) -> None:
     given_history(app, school, clock)
-    log = app.access_log(school.supervisor)
+    log = app.gate.access_log(school.supervisor)
     assert log[0]["action"] == a.AUDIT_READ and log[0]["allowed"]
     assert any(e["break_glass"] == REASON for e in log)
     assert [e["id"] for e in log] == sorted((e["id"] for e in log), reverse=True)
@@ -719,8 +719,8 @@ def cli_store(tmp_path: Path) -> Path:
 
     app = open_app(data_dir=data)
     try:
-        sid = app.add_school(ADMIN, "第一中学")
-        app.add_staff(
+        sid = app.roster.add_school(ADMIN, "第一中学")
+        app.roster.add_staff(
             ADMIN,
             username="sup",
             name="督导员",
@@ -728,10 +728,10 @@ def cli_store(tmp_path: Path) -> Path:
             roles=["supervisor"],
             password_hash=hash_password("long-enough-1"),
         )
-        app.add_staff(
+        app.roster.add_staff(
             ADMIN, username="teacher", name="王老师", school_id=sid, roles=["class_teacher"], classes=["七年级1班"]
         )
-        app.enrol_student(
+        app.roster.enrol_student(
             ADMIN,
             school_id=sid,
             student_no="2026001",
@@ -849,7 +849,7 @@ def test_verification_reads_the_store_in_batches_of_any_size(
     given_history(app, school, clock)
     with_signing_key(store)
     kept = app.checkpoint("cli")
-    app.get_student(school.teacher, school.student("2026001"))
+    app.roster.get_student(school.teacher, school.student("2026001"))
     whole = audit.verify(app)
     assert whole.ok, whole.summary()
     for batch in (1, 2, 5):
@@ -878,9 +878,9 @@ def test_an_intact_trail_is_shown_intact_by_its_two_halves_with_the_one_pass_cou
     # given a day's work, a shredded stream, a stored checkpoint and one kept outside, more work
     ids = given_history(app, school, clock)
     with_signing_key(store)
-    app.shred(ADMIN, ids["pairing"], "结对结束，按规定删除")
+    app.erasure.shred(ADMIN, ids["pairing"], "结对结束，按规定删除")
     kept = app.checkpoint("cli")
-    app.get_student(school.teacher, school.student("2026001"))
+    app.roster.get_student(school.teacher, school.student("2026001"))
     one = audit.verify(app, kept)
     assert one.ok and one.checkpoints == 1, one.summary()
     # then the halves (the second in its own process) show it intact, with the same counts

@@ -48,11 +48,11 @@ from anxin.cli import CLI_ACTOR
 from anxin.service import open_app
 stop = Path(sys.argv[1])
 app = open_app()
-sid = app.school_id(sys.argv[2])
+sid = app.roster.school_id(sys.argv[2])
 n = 0
 while not stop.exists() and n < 20000:
     n += 1
-    app.enrol_student(CLI_ACTOR, school_id=sid, student_no=f"W{n:06d}", name=f"写入{n}号", gender="女",
+    app.roster.enrol_student(CLI_ACTOR, school_id=sid, student_no=f"W{n:06d}", name=f"写入{n}号", gender="女",
                       birth_date=date(2013, 5, 6), grade="七年级", class_name="七年级3班", guardians=[], tags=[])
     print(n, flush=True)
 app.close()
@@ -158,7 +158,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         s.ok("init")
         app = Anxin(s.config(), MasterKeyFile(s.key_file).load_all())
         try:
-            ids = [app.add_school(CLI_ACTOR, name) for name in (BASE_SCHOOL, BULK_SCHOOL, WRITER_SCHOOL)]
+            ids = [app.roster.add_school(CLI_ACTOR, name) for name in (BASE_SCHOOL, BULK_SCHOOL, WRITER_SCHOOL)]
             import_roster(app, CLI_ACTOR, ids[0], "\n".join([HEADER, *_rows("A", BASE_ROWS)]) + "\n")
         finally:
             app.close()
@@ -464,10 +464,10 @@ def test_a_backup_from_before_a_shred_brings_the_student_back(site: Site, tmp_pa
     site.ok("backup", "--out", str(before))
     app = Anxin(site.config(), MasterKeyFile(site.key_file).load_all())
     try:
-        sid = app.student_id_for(app.school_id(BASE_SCHOOL), "A00001")
+        sid = app.roster.student_id_for(app.roster.school_id(BASE_SCHOOL), "A00001")
         wrapped = app.db.fetch_key(sid.hex)
         assert wrapped is not None and wrapped[0]
-        app.shred(CLI_ACTOR, str(sid), "保存期限届满")
+        app.erasure.shred(CLI_ACTOR, str(sid), "保存期限届满")
     finally:
         app.close()
     assert ("A00001", "A生1号", "七年级2班") not in _listing(site, BASE_SCHOOL)

@@ -48,7 +48,7 @@ def test_loading_many_streams_unwraps_their_keys_with_one_query(
     result = import_roster(store.apps[0], ADMIN, school.id, roster(30))
     reader = store.open()  # another process: no key in hand
     counted = KeyQueries(reader, monkeypatch)
-    loaded = reader._load_many([UUID(i) for i in result.student_ids], Student)
+    loaded = reader.load_many([UUID(i) for i in result.student_ids], Student)
     assert sorted(s.name for s in loaded.values()) == sorted(f"学生{i}" for i in range(30))
     assert (counted.batched, counted.single) == (1, 0)
 
@@ -59,13 +59,15 @@ def test_a_shredded_stream_is_left_out_and_its_key_forgotten_even_one_in_hand(st
     reader = store.open()
     reader.keystore.prefetch([UUID(i).hex for i in ids])
     assert all(UUID(i).hex in reader.keystore._ciphers for i in ids)
-    app.shred(ADMIN, ids[0], reason="家长申请删除（测试）")  # by another process: the reader still holds the key
-    assert set(reader._load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
+    app.erasure.shred(
+        ADMIN, ids[0], reason="家长申请删除（测试）"
+    )  # by another process: the reader still holds the key
+    assert set(reader.load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
     assert UUID(ids[0]).hex not in reader.keystore._ciphers  # found shredded, forgotten
     other = store.open()
     other.keystore.prefetch([UUID(i).hex for i in ids])
     assert UUID(ids[0]).hex not in other.keystore._ciphers
-    assert set(other._load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
+    assert set(other.load_many([UUID(i) for i in ids], Student)) == set(ids[1:])
 
 
 def reltuples(store: Store, table: str) -> float:

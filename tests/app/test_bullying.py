@@ -54,7 +54,7 @@ def report(app: Anxin, school: School, clock: Clock, actor=None, parties=None, *
         ],
     )
     fields.update(changes)
-    return app.report_bullying(actor or school.teacher, **fields)
+    return app.cases.report_bullying(actor or school.teacher, **fields)
 
 
 def given_case(
@@ -72,14 +72,14 @@ def given_case(
     cid = report(app, school, clock, parties=parties)
     stage = STAGES.index(upto)
     if stage >= 1:
-        app.start_investigation(school.safety, cid)
+        app.cases.start_investigation(school.safety, cid)
     if stage >= 2:
-        app.record_statement(
+        app.cases.record_statement(
             school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=school.student(TARGETED)
         )
-        app.complete_investigation(school.safety, cid, findings="多名证人证实，连续两周发生")
+        app.cases.complete_investigation(school.safety, cid, findings="多名证人证实，连续两周发生")
     if stage >= 3:
-        app.determine(
+        app.cases.determine(
             school.safety,
             cid,
             bullying=bullying,
@@ -88,14 +88,14 @@ def given_case(
             reason="学生欺凌治理委员会会议认定",
         )
     if stage >= 4:
-        app.approve_determination(school.principal, cid, reason="同意委员会认定")
+        app.cases.approve_determination(school.principal, cid, reason="同意委员会认定")
     if stage >= 5 and bullying:
         plan_both_sides(app, school, cid)
     return cid
 
 
 def plan_both_sides(app: Anxin, school: School, cid: str) -> tuple[str, str]:
-    support = app.plan_intervention(
+    support = app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(TARGETED),
@@ -103,7 +103,7 @@ def plan_both_sides(app: Anxin, school: School, cid: str) -> tuple[str, str]:
         plan="每周一次心理辅导",
         responsible_staff_id=school.counselor.staff_id,
     )
-    education = app.plan_intervention(
+    education = app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(BULLYING),
@@ -115,7 +115,7 @@ def plan_both_sides(app: Anxin, school: School, cid: str) -> tuple[str, str]:
 
 
 def case(app: Anxin, school: School, cid: str) -> BullyingCase:
-    return app.get_case(school.principal, cid)
+    return app.cases.get_case(school.principal, cid)
 
 
 def event_names(app: Anxin, cid: str) -> list[str]:
@@ -164,7 +164,7 @@ def test_a_report_needs_at_least_one_targeted_student_and_saves_nothing_otherwis
     with pytest.raises(TargetedPartyRequired) as e:
         report(app, school, clock, parties=[(school.student(BULLYING), "bullying")])
     assert e.value.code == "targeted_party_required"
-    assert app.cases_of_school(school.principal, school.id) == []
+    assert app.cases.cases_of_school(school.principal, school.id) == []
 
 
 def test_a_report_about_another_schools_student_or_by_another_schools_staff_is_refused(app, school, clock):
@@ -173,7 +173,7 @@ def test_a_report_about_another_schools_student_or_by_another_schools_staff_is_r
         report(app, school, clock, parties=[(other.student(TARGETED), "targeted")])
     with pytest.raises(PermissionDenied):
         report(app, school, clock, actor=other.teacher)
-    assert app.cases_of_school(school.principal, school.id) == []
+    assert app.cases.cases_of_school(school.principal, school.id) == []
 
 
 def test_the_directory_knows_status_and_parties_but_no_narrative_names_or_place(app, school, clock):
@@ -198,13 +198,13 @@ def test_a_party_is_added_and_removed_with_a_reason_and_the_gate_follows(app, sc
     cid = given_case(app, school, clock)
     other = school.student(OTHER)
     # given the other class's only student is removed: their class teacher no longer sees the case
-    app.remove_party(school.safety, cid, student_id=school.student(BULLYING), reason="调查发现认错人")
+    app.cases.remove_party(school.safety, cid, student_id=school.student(BULLYING), reason="调查发现认错人")
     with pytest.raises(PermissionDenied):
-        app.case_status(school.other_teacher, cid)
+        app.cases.case_status(school.other_teacher, cid)
     # when a student of their class is added
-    app.add_party(school.safety, cid, student_id=other, part="bullying", reason="监控显示其参与")
+    app.cases.add_party(school.safety, cid, student_id=other, part="bullying", reason="监控显示其参与")
     # then they see its status line, and the history names both steps and why
-    assert app.case_status(school.other_teacher, cid)["status"] == "reported"
+    assert app.cases.case_status(school.other_teacher, cid)["status"] == "reported"
     c = case(app, school, cid)
     assert (other, "bullying") in c.links and (school.student(BULLYING), "bullying") not in c.links
     assert c.removed_parties[0]["reason"] == "调查发现认错人"
@@ -215,24 +215,26 @@ def test_the_last_targeted_student_cannot_be_removed_and_nothing_changes(app, sc
     cid = given_case(app, school, clock)
     before = case(app, school, cid).version
     with pytest.raises(TargetedPartyRequired):
-        app.remove_party(school.safety, cid, student_id=school.student(TARGETED), reason="误报")
+        app.cases.remove_party(school.safety, cid, student_id=school.student(TARGETED), reason="误报")
     with pytest.raises(UnknownStudent):
-        app.add_party(school.safety, cid, student_id=str(uuid4()), part="witness", reason="新证人")
+        app.cases.add_party(school.safety, cid, student_id=str(uuid4()), part="witness", reason="新证人")
     assert case(app, school, cid).version == before
 
 
 def test_parties_cannot_change_once_a_determination_is_recorded(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     with pytest.raises(WrongState):
-        app.add_party(school.safety, cid, student_id=school.student(OTHER), part="witness", reason="新证人")
+        app.cases.add_party(school.safety, cid, student_id=school.student(OTHER), part="witness", reason="新证人")
 
 
 # -- safety measures ------------------------------------------------------------------------------
 def test_safety_measures_are_recorded_at_once_with_whose_guardian_how_and_when(app, school, clock):
     cid = given_case(app, school, clock)
     t, b = school.student(TARGETED), school.student(BULLYING)
-    sep = app.take_safety_measure(school.safety, cid, kind="separate_students", student_ids=[t, b], note="调换座位")
-    told = app.notify_guardian(
+    sep = app.cases.take_safety_measure(
+        school.safety, cid, kind="separate_students", student_ids=[t, b], note="调换座位"
+    )
+    told = app.cases.notify_guardian(
         school.safety,
         cid,
         student_id=t,
@@ -240,7 +242,7 @@ def test_safety_measures_are_recorded_at_once_with_whose_guardian_how_and_when(a
         notified_at=clock.now - timedelta(minutes=30),
         note="家长已知情",
     )
-    med = app.take_safety_measure(school.safety, cid, kind="medical_care", student_ids=[t], note="校医检查擦伤")
+    med = app.cases.take_safety_measure(school.safety, cid, kind="medical_care", student_ids=[t], note="校医检查擦伤")
     c = case(app, school, cid)
     assert c.measures[sep]["student_ids"] == [t, b]
     assert (
@@ -256,58 +258,62 @@ def test_safety_measures_are_recorded_at_once_with_whose_guardian_how_and_when(a
 def test_a_guardian_notification_must_name_a_party_a_method_and_a_time(app, school, clock):
     cid = given_case(app, school, clock)
     with pytest.raises(InvalidInput):
-        app.take_safety_measure(school.safety, cid, kind="guardian_notified", student_ids=[school.student(TARGETED)])
+        app.cases.take_safety_measure(
+            school.safety, cid, kind="guardian_notified", student_ids=[school.student(TARGETED)]
+        )
     with pytest.raises(NotAParty):
-        app.notify_guardian(school.safety, cid, student_id=school.student(OTHER), method="phone", notified_at=clock.now)
+        app.cases.notify_guardian(
+            school.safety, cid, student_id=school.student(OTHER), method="phone", notified_at=clock.now
+        )
     assert case(app, school, cid).measures == {}
 
 
 # -- statements, evidence, investigation ----------------------------------------------------------
 def test_statements_come_from_a_party_student_or_a_described_person(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
-    s1 = app.record_statement(school.safety, cid, text="我看见他推人", from_student_id=school.student(WITNESS))
-    s2 = app.record_statement(school.safety, cid, text="值班时听到争吵", from_person="食堂工作人员（值班）")
-    ev = app.add_evidence(school.safety, cid, description="走廊监控截图三张", reference="证据柜A-12")
+    s1 = app.cases.record_statement(school.safety, cid, text="我看见他推人", from_student_id=school.student(WITNESS))
+    s2 = app.cases.record_statement(school.safety, cid, text="值班时听到争吵", from_person="食堂工作人员（值班）")
+    ev = app.cases.add_evidence(school.safety, cid, description="走廊监控截图三张", reference="证据柜A-12")
     c = case(app, school, cid)
     assert c.statements[s1]["from_student_id"] == school.student(WITNESS)
     assert c.statements[s2]["from_person"] == "食堂工作人员（值班）"
     assert c.evidence[ev]["reference"] == "证据柜A-12"
     with pytest.raises(InvalidInput):
-        app.record_statement(
+        app.cases.record_statement(
             school.safety, cid, text="两者都填", from_student_id=school.student(WITNESS), from_person="某人"
         )
     with pytest.raises(NotAParty):
-        app.record_statement(school.safety, cid, text="不是当事人", from_student_id=school.student(OTHER))
+        app.cases.record_statement(school.safety, cid, text="不是当事人", from_student_id=school.student(OTHER))
 
 
 def test_statements_and_evidence_are_refused_once_the_investigation_is_complete(app, school, clock):
     cid = given_case(app, school, clock, "awaiting_determination")
     with pytest.raises(WrongState):
-        app.record_statement(school.safety, cid, text="补充", from_person="家长")
+        app.cases.record_statement(school.safety, cid, text="补充", from_person="家长")
     with pytest.raises(WrongState):
-        app.add_evidence(school.safety, cid, description="补充截图")
+        app.cases.add_evidence(school.safety, cid, description="补充截图")
 
 
 def test_a_closed_case_cannot_take_new_statements(app, school, clock):
     cid = given_case(app, school, clock, "ready")
-    app.close_case(school.principal, cid, reason="干预完成，回访无复发")
+    app.cases.close_case(school.principal, cid, reason="干预完成，回访无复发")
     before = case(app, school, cid).version
     with pytest.raises(CaseClosed) as e:
-        app.record_statement(school.safety, cid, text="补充陈述", from_person="家长")
+        app.cases.record_statement(school.safety, cid, text="补充陈述", from_person="家长")
     assert e.value.code == "case_closed"
     with pytest.raises(CaseClosed):
-        app.take_safety_measure(school.safety, cid, kind="other", note="补充")
+        app.cases.take_safety_measure(school.safety, cid, kind="other", note="补充")
     assert case(app, school, cid).version == before
 
 
 def test_an_investigation_is_completed_only_after_it_has_started(app, school, clock):
     cid = given_case(app, school, clock)
     with pytest.raises(WrongState):
-        app.complete_investigation(school.safety, cid, findings="结论")
-    app.start_investigation(school.safety, cid)
+        app.cases.complete_investigation(school.safety, cid, findings="结论")
+    app.cases.start_investigation(school.safety, cid)
     with pytest.raises(WrongState):
-        app.start_investigation(school.safety, cid)
-    app.complete_investigation(school.safety, cid, findings="结论")
+        app.cases.start_investigation(school.safety, cid)
+    app.cases.complete_investigation(school.safety, cid, findings="结论")
     assert case(app, school, cid).status == "awaiting_determination"
 
 
@@ -315,27 +321,27 @@ def test_an_open_investigation_is_overdue_the_day_after_its_due_date_and_never_o
     late = given_case(app, school, clock, "investigating")
     done = given_case(app, school, clock, "awaiting_determination")
     clock.advance(days=10)
-    assert app.case_status(school.teacher, late)["overdue"] is False
+    assert app.cases.case_status(school.teacher, late)["overdue"] is False
     clock.advance(days=1)
-    assert app.case_status(school.teacher, late)["overdue"] is True
+    assert app.cases.case_status(school.teacher, late)["overdue"] is True
     assert case(app, school, late).investigation_overdue(clock.today)
-    assert app.case_status(school.teacher, done)["overdue"] is False
+    assert app.cases.case_status(school.teacher, done)["overdue"] is False
 
 
 # -- determination and approval ------------------------------------------------------------------
 def test_a_determination_waits_for_a_completed_investigation(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
     with pytest.raises(WrongState):
-        app.determine(school.safety, cid, bullying=True, severity="minor", reason="认定")
+        app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="认定")
 
 
 def test_a_bullying_determination_needs_a_severity_and_a_reason(app, school, clock):
     cid = given_case(app, school, clock, "awaiting_determination")
     with pytest.raises(InvalidInput):
-        app.determine(school.safety, cid, bullying=True, reason="认定")
+        app.cases.determine(school.safety, cid, bullying=True, reason="认定")
     with pytest.raises(InvalidInput):
-        app.determine(school.safety, cid, bullying=True, severity="serious", reason=" ")
-    app.determine(school.safety, cid, bullying=True, severity="serious", reason="多次殴打，情节较重")
+        app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason=" ")
+    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="多次殴打，情节较重")
     c = case(app, school, cid)
     assert (c.status, c.determination["severity"], c.determination["by"]) == (
         "determined",
@@ -343,34 +349,34 @@ def test_a_bullying_determination_needs_a_severity_and_a_reason(app, school, clo
         school.safety.staff_id,
     )
     # a determination awaiting approval has no severity in force yet
-    assert app.case_status(school.teacher, cid)["severity"] is None
+    assert app.cases.case_status(school.teacher, cid)["severity"] is None
 
 
 def test_only_the_principal_approves_a_determination(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     before = case(app, school, cid).version
     with pytest.raises(PermissionDenied):
-        app.approve_determination(school.safety, cid, reason="同意")
+        app.cases.approve_determination(school.safety, cid, reason="同意")
     assert case(app, school, cid).version == before
-    app.approve_determination(school.principal, cid, reason="同意")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
     c = case(app, school, cid)
     assert (c.status, c.determination["approved_by"], c.severity) == ("intervening", school.principal.staff_id, "minor")
-    assert app.case_status(school.teacher, cid)["severity"] == "minor"
+    assert app.cases.case_status(school.teacher, cid)["severity"] == "minor"
 
 
 def test_the_principal_cannot_approve_a_determination_they_recorded(app, school, clock):
     cid = given_case(app, school, clock, "awaiting_determination")
-    app.determine(school.principal, cid, bullying=False, reason="打闹嬉戏")
+    app.cases.determine(school.principal, cid, bullying=False, reason="打闹嬉戏")
     with pytest.raises(SelfApproval) as e:
-        app.approve_determination(school.principal, cid, reason="同意")
+        app.cases.approve_determination(school.principal, cid, reason="同意")
     assert e.value.code == "self_approval"
 
 
 def test_a_returned_determination_goes_back_to_the_committee(app, school, clock):
     cid = given_case(app, school, clock, "determined")
-    app.return_determination(school.principal, cid, reason="证据不足以认定情节轻微，请复议")
+    app.cases.return_determination(school.principal, cid, reason="证据不足以认定情节轻微，请复议")
     assert case(app, school, cid).status == "awaiting_determination"
-    app.determine(school.safety, cid, bullying=True, severity="serious", reason="复议后认定情节较重")
+    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="复议后认定情节较重")
     c = case(app, school, cid)
     assert [d["returned"] for d in c.determinations] == [True, False]
     assert c.determination["severity"] == "serious"
@@ -380,14 +386,14 @@ def test_horseplay_is_determined_not_bullying_and_closes_straight_after_approval
     cid = given_case(app, school, clock, "approved", bullying=False, horseplay=True)
     c = case(app, school, cid)
     assert (c.status, c.determination["horseplay"], c.severity, c.next_follow_up_due) == ("concluded", True, None, None)
-    app.close_case(school.principal, cid, reason="系打闹嬉戏，已批评教育")
+    app.cases.close_case(school.principal, cid, reason="系打闹嬉戏，已批评教育")
     assert case(app, school, cid).status == "closed"
 
 
 def test_a_case_without_an_approved_determination_cannot_close(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     with pytest.raises(DeterminationNotApproved) as e:
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     assert e.value.code == "determination_not_approved"
 
 
@@ -396,23 +402,23 @@ def test_a_suspected_offence_cannot_close_before_the_mandatory_report_is_recorde
     cid = given_case(app, school, clock, "ready", severity="suspected_offence")
     before = case(app, school, cid).version
     with pytest.raises(MandatoryReportRequired) as e:
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     assert e.value.code == "mandatory_report_required"
     assert case(app, school, cid).version == before
     when = clock.now - timedelta(days=1)
-    rid = app.record_mandatory_report(
+    rid = app.cases.record_mandatory_report(
         school.safety, cid, agency="城关派出所", reported_at=when, reference="受案回执2026-118"
     )
     report_ = case(app, school, cid).mandatory_reports[rid]
     assert (report_["agency"], report_["reported_at"], report_["reference"]) == ("城关派出所", when, "受案回执2026-118")
-    app.close_case(school.principal, cid, reason="已移交公安，校内干预完成")
+    app.cases.close_case(school.principal, cid, reason="已移交公安，校内干预完成")
     assert case(app, school, cid).status == "closed"
 
 
 # -- interventions --------------------------------------------------------------------------------
 def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, school, clock):
     cid = given_case(app, school, clock, "approved")
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(TARGETED),
@@ -421,10 +427,10 @@ def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, s
         responsible_staff_id=school.teacher.staff_id,
     )
     with pytest.raises(InterventionsRequired) as e:
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     assert e.value.details["student_ids"] == [school.student(BULLYING)]
     # counselling is not an education plan for the bullying student
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(BULLYING),
@@ -433,8 +439,8 @@ def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, s
         responsible_staff_id=school.counselor.staff_id,
     )
     with pytest.raises(InterventionsRequired):
-        app.close_case(school.principal, cid, reason="结案")
-    app.plan_intervention(
+        app.cases.close_case(school.principal, cid, reason="结案")
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(BULLYING),
@@ -442,14 +448,14 @@ def test_a_bullying_case_cannot_close_until_both_sides_have_interventions(app, s
         plan="专门教育计划",
         responsible_staff_id=school.teacher.staff_id,
     )
-    app.close_case(school.principal, cid, reason="双方干预已落实")
+    app.cases.close_case(school.principal, cid, reason="双方干预已落实")
     assert case(app, school, cid).status == "closed"
 
 
 def test_interventions_are_planned_only_after_the_determination_is_approved(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     with pytest.raises(DeterminationNotApproved):
-        app.plan_intervention(
+        app.cases.plan_intervention(
             school.safety,
             cid,
             student_id=school.student(TARGETED),
@@ -462,8 +468,8 @@ def test_interventions_are_planned_only_after_the_determination_is_approved(app,
 def test_an_intervention_records_progress_until_it_is_complete(app, school, clock):
     cid = given_case(app, school, clock, "approved")
     support, _ = plan_both_sides(app, school, cid)
-    app.record_intervention_progress(school.safety, cid, support, note="第一次辅导，情绪稳定")
-    app.complete_intervention(school.safety, cid, support, outcome="已恢复正常学习生活")
+    app.cases.record_intervention_progress(school.safety, cid, support, note="第一次辅导，情绪稳定")
+    app.cases.complete_intervention(school.safety, cid, support, outcome="已恢复正常学习生活")
     i = case(app, school, cid).interventions[support]
     assert (i["active"], i["outcome"], [p["note"] for p in i["progress"]]) == (
         False,
@@ -471,7 +477,7 @@ def test_an_intervention_records_progress_until_it_is_complete(app, school, cloc
         ["第一次辅导，情绪稳定"],
     )
     with pytest.raises(WrongState):
-        app.record_intervention_progress(school.safety, cid, support, note="再次")
+        app.cases.record_intervention_progress(school.safety, cid, support, note="再次")
 
 
 def test_an_intervention_may_reference_the_students_support_file_and_needs_school_staff(app, school, clock):
@@ -484,7 +490,7 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
         "VALUES (?, 'file', ?, ?, 'open')",
         (file_id, school.id, t),
     )
-    iid = app.plan_intervention(
+    iid = app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=t,
@@ -495,7 +501,7 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
     )
     assert case(app, school, cid).interventions[iid]["support_file_id"] == file_id
     with pytest.raises(UnknownSupportFile):
-        app.plan_intervention(
+        app.cases.plan_intervention(
             school.safety,
             cid,
             student_id=school.student(WITNESS),
@@ -505,7 +511,7 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
             support_file_id=file_id,
         )
     with pytest.raises(UnknownStaff):
-        app.plan_intervention(
+        app.cases.plan_intervention(
             school.safety,
             cid,
             student_id=t,
@@ -519,28 +525,30 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
 def test_a_pending_appeal_blocks_closure_until_the_county_upholds_the_determination(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     clock.advance(days=15)
-    aid = app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="认为只是玩笑，不构成欺凌")
+    aid = app.cases.lodge_appeal(
+        school.safety, cid, party_id=school.student(BULLYING), grounds="认为只是玩笑，不构成欺凌"
+    )
     assert case(app, school, cid).status == "appealed"
-    assert app.case_status(school.teacher, cid)["status"] == "appealed"
+    assert app.cases.case_status(school.teacher, cid)["status"] == "appealed"
     with pytest.raises(AppealPending) as e:
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     assert e.value.code == "appeal_pending"
     with pytest.raises(AppealPending):
-        app.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="认为应更重")
-    app.record_appeal_outcome(school.safety, cid, aid, outcome="upheld", reason="县防治办复查维持原认定")
+        app.cases.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="认为应更重")
+    app.cases.record_appeal_outcome(school.safety, cid, aid, outcome="upheld", reason="县防治办复查维持原认定")
     c = case(app, school, cid)
     assert (c.status, c.appeals[aid]["outcome"]) == ("intervening", "upheld")
-    app.close_case(school.principal, cid, reason="复查维持，干预完成")
+    app.cases.close_case(school.principal, cid, reason="复查维持，干预完成")
 
 
 def test_an_appeal_after_the_policy_window_is_refused(app, school, clock):
     cid = given_case(app, school, clock, "approved")
     clock.advance(days=16)
     with pytest.raises(AppealWindowClosed) as e:
-        app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服")
+        app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服")
     assert e.value.code == "appeal_window_closed"
     with pytest.raises(DeterminationNotApproved):
-        app.lodge_appeal(
+        app.cases.lodge_appeal(
             school.safety,
             given_case(app, school, clock, "determined"),
             party_id=school.student(BULLYING),
@@ -550,8 +558,8 @@ def test_an_appeal_after_the_policy_window_is_refused(app, school, clock):
 
 def test_a_changed_determination_on_review_takes_effect_with_its_duties(app, school, clock):
     cid = given_case(app, school, clock, "ready")
-    aid = app.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="伤情鉴定为轻微伤")
-    new_id = app.record_appeal_outcome(
+    aid = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="伤情鉴定为轻微伤")
+    new_id = app.cases.record_appeal_outcome(
         school.safety,
         cid,
         aid,
@@ -568,22 +576,22 @@ def test_a_changed_determination_on_review_takes_effect_with_its_duties(app, sch
         "appeal_review",
     )
     with pytest.raises(MandatoryReportRequired):
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     with pytest.raises(InvalidInput):
-        app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="再申诉")
+        app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="再申诉")
 
 
 def test_a_review_that_reopens_the_investigation_restarts_it_with_a_new_due_date(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     clock.advance(days=5)
-    aid = app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="有新证人")
+    aid = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="有新证人")
     clock.advance(days=3)
-    app.record_appeal_outcome(school.safety, cid, aid, outcome="reopened", reason="需补充调查新证人")
+    app.cases.record_appeal_outcome(school.safety, cid, aid, outcome="reopened", reason="需补充调查新证人")
     c = case(app, school, cid)
     assert (c.status, c.determination, c.investigation_due) == ("investigating", None, clock.today + timedelta(days=10))
-    app.record_statement(school.safety, cid, text="我当时也在场", from_student_id=school.student(WITNESS))
+    app.cases.record_statement(school.safety, cid, text="我当时也在场", from_student_id=school.student(WITNESS))
     with pytest.raises(DeterminationNotApproved):
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
 
 
 # -- follow-ups ---------------------------------------------------------------------------------------
@@ -592,7 +600,7 @@ def test_follow_ups_fall_due_at_the_policy_interval_and_surface_when_missed(app,
     approved_on = clock.today
     assert case(app, school, cid).next_follow_up_due == approved_on + timedelta(days=30)
     clock.advance(days=20)
-    fid = app.record_follow_up(school.safety, cid, notes="双方关系正常，未再发生")
+    fid = app.cases.record_follow_up(school.safety, cid, notes="双方关系正常，未再发生")
     c = case(app, school, cid)
     assert (c.status, c.next_follow_up_due, c.follow_ups[fid]["held_on"]) == (
         "following_up",
@@ -600,35 +608,35 @@ def test_follow_ups_fall_due_at_the_policy_interval_and_surface_when_missed(app,
         clock.today,
     )
     clock.advance(days=31)
-    assert app.case_status(school.teacher, cid)["overdue"] is True
-    app.record_follow_up(school.safety, cid, notes="第二次回访正常")
-    assert app.case_status(school.teacher, cid)["overdue"] is False
+    assert app.cases.case_status(school.teacher, cid)["overdue"] is True
+    app.cases.record_follow_up(school.safety, cid, notes="第二次回访正常")
+    assert app.cases.case_status(school.teacher, cid)["overdue"] is False
 
 
 def test_follow_ups_need_an_approved_determination(app, school, clock):
     cid = given_case(app, school, clock, "determined")
     with pytest.raises(DeterminationNotApproved):
-        app.record_follow_up(school.safety, cid, notes="回访")
+        app.cases.record_follow_up(school.safety, cid, notes="回访")
 
 
 # -- closure and reopening ------------------------------------------------------------------------------
 def test_only_the_principal_closes_a_case(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     with pytest.raises(PermissionDenied):
-        app.close_case(school.safety, cid, reason="结案")
-    app.close_case(school.principal, cid, reason="干预完成")
+        app.cases.close_case(school.safety, cid, reason="结案")
+    app.cases.close_case(school.principal, cid, reason="干预完成")
     c = case(app, school, cid)
     assert (c.status, c.close_reason, c.closures[-1]["by"]) == ("closed", "干预完成", school.principal.staff_id)
-    assert app.cases_of_school(school.principal, school.id) == [{"case_id": cid, "status": "closed"}]
+    assert app.cases.cases_of_school(school.principal, school.id) == [{"case_id": cid, "status": "closed"}]
 
 
 def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     with pytest.raises(WrongState):
-        app.reopen_case(school.safety, cid, reason="再次发生")
-    app.close_case(school.principal, cid, reason="干预完成")
+        app.cases.reopen_case(school.safety, cid, reason="再次发生")
+    app.cases.close_case(school.principal, cid, reason="干预完成")
     clock.advance(days=40)
-    app.reopen_case(school.safety, cid, reason="同一学生再次在宿舍实施欺凌")
+    app.cases.reopen_case(school.safety, cid, reason="同一学生再次在宿舍实施欺凌")
     c = case(app, school, cid)
     assert (c.status, c.cycle, c.investigation_due, c.determination) == (
         "reopened",
@@ -637,26 +645,26 @@ def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, scho
         None,
     )
     # the recurrence is investigated and determined again, and needs its own interventions
-    app.start_investigation(school.safety, cid)
-    app.complete_investigation(school.safety, cid, findings="再次发生属实")
-    app.determine(school.safety, cid, bullying=True, severity="serious", reason="屡教不改，情节较重")
-    app.approve_determination(school.principal, cid, reason="同意")
+    app.cases.start_investigation(school.safety, cid)
+    app.cases.complete_investigation(school.safety, cid, findings="再次发生属实")
+    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="屡教不改，情节较重")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
     with pytest.raises(InterventionsRequired):
-        app.close_case(school.principal, cid, reason="结案")
+        app.cases.close_case(school.principal, cid, reason="结案")
     plan_both_sides(app, school, cid)
-    app.close_case(school.principal, cid, reason="第二轮干预完成")
+    app.cases.close_case(school.principal, cid, reason="第二轮干预完成")
     assert event_names(app, cid).count("Closed") == 2
 
 
 # -- corrections --------------------------------------------------------------------------------------
 def test_a_correction_is_a_new_event_that_names_what_it_corrects_and_keeps_the_original(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
-    sid = app.record_statement(school.safety, cid, text="他推了我两次", from_student_id=school.student(TARGETED))
-    ev = app.add_evidence(school.safety, cid, description="监控截图", reference="A-1")
-    app.correct_statement(school.safety, cid, sid, text="他推了我三次", reason="笔录誊写错误")
-    app.correct_evidence(school.safety, cid, ev, reference="A-2", reason="编号写错")
-    app.correct_narrative(school.safety, cid, narrative="课间在走廊被推倒", reason="原记录夸大")
-    app.correct_report(school.safety, cid, place="教学楼二楼走廊", forms=["physical"], reason="地点与形式更正")
+    sid = app.cases.record_statement(school.safety, cid, text="他推了我两次", from_student_id=school.student(TARGETED))
+    ev = app.cases.add_evidence(school.safety, cid, description="监控截图", reference="A-1")
+    app.cases.correct_statement(school.safety, cid, sid, text="他推了我三次", reason="笔录誊写错误")
+    app.cases.correct_evidence(school.safety, cid, ev, reference="A-2", reason="编号写错")
+    app.cases.correct_narrative(school.safety, cid, narrative="课间在走廊被推倒", reason="原记录夸大")
+    app.cases.correct_report(school.safety, cid, place="教学楼二楼走廊", forms=["physical"], reason="地点与形式更正")
     events = list(app.events.get(UUID(cid)))
     corrected = {type(e).__name__: e for e in events[-4:]}
     assert corrected["StatementCorrected"].corrects == sid
@@ -676,14 +684,14 @@ def test_a_correction_is_a_new_event_that_names_what_it_corrects_and_keeps_the_o
     )
     assert [x["reason"] for x in c.corrections] == ["笔录誊写错误", "编号写错", "原记录夸大", "地点与形式更正"]
     with pytest.raises(InvalidInput):
-        app.correct_statement(school.safety, cid, sid, text="再改", reason=" ")
+        app.cases.correct_statement(school.safety, cid, sid, text="再改", reason=" ")
 
 
 def test_a_follow_up_note_is_corrected_even_after_closure(app, school, clock):
     cid = given_case(app, school, clock, "ready")
-    fid = app.record_follow_up(school.safety, cid, notes="双方正常")
-    app.close_case(school.principal, cid, reason="完成")
-    app.correct_follow_up(school.safety, cid, fid, notes="双方正常，家长满意", reason="补记家长意见")
+    fid = app.cases.record_follow_up(school.safety, cid, notes="双方正常")
+    app.cases.close_case(school.principal, cid, reason="完成")
+    app.cases.correct_follow_up(school.safety, cid, fid, notes="双方正常，家长满意", reason="补记家长意见")
     fu = case(app, school, cid).follow_ups[fid]
     assert (fu["notes"], fu["corrections"][0]["previous"]) == ("双方正常，家长满意", "双方正常")
 
@@ -691,10 +699,10 @@ def test_a_follow_up_note_is_corrected_even_after_closure(app, school, clock):
 # -- who may see and do what ----------------------------------------------------------------------------
 def test_a_class_teacher_sees_only_a_status_line_of_a_case_of_their_class(app, school, clock):
     cid = given_case(app, school, clock, "approved")
-    line = app.case_status(school.teacher, cid)
+    line = app.cases.case_status(school.teacher, cid)
     assert line == {"status": "intervening", "severity": "minor", "opened": clock.today, "overdue": False}
     with pytest.raises(PermissionDenied):
-        app.get_case(school.teacher, cid)
+        app.cases.get_case(school.teacher, cid)
     assert (school.teacher.staff_id, "case.read", 0) in access_rows(app, cid)
 
 
@@ -704,12 +712,12 @@ def test_a_class_teacher_cannot_see_a_case_of_another_class_at_all(app, school, 
         app, school, clock, parties=[(school.student(OTHER), "targeted"), (school.student(BULLYING), "bullying")]
     )
     with pytest.raises(PermissionDenied):
-        app.case_status(school.teacher, other)
+        app.cases.case_status(school.teacher, other)
     with pytest.raises(PermissionDenied):
-        app.get_case(school.teacher, other)
-    assert app.cases_of_school(school.teacher, school.id) == [{"case_id": theirs, "status": "reported"}]
-    assert {c["case_id"] for c in app.cases_of_school(school.other_teacher, school.id)} == {theirs, other}
-    assert {c["case_id"] for c in app.cases_of_school(school.safety, school.id)} == {theirs, other}
+        app.cases.get_case(school.teacher, other)
+    assert app.cases.cases_of_school(school.teacher, school.id) == [{"case_id": theirs, "status": "reported"}]
+    assert {c["case_id"] for c in app.cases.cases_of_school(school.other_teacher, school.id)} == {theirs, other}
+    assert {c["case_id"] for c in app.cases.cases_of_school(school.safety, school.id)} == {theirs, other}
 
 
 def test_a_class_teacher_or_counselor_cannot_write_to_a_case(app, school, clock):
@@ -717,11 +725,11 @@ def test_a_class_teacher_or_counselor_cannot_write_to_a_case(app, school, clock)
     before = case(app, school, cid).version
     for who in (school.counselor, school.teacher):
         with pytest.raises(PermissionDenied):
-            app.record_statement(who, cid, text="我来补充", from_person="本人")
+            app.cases.record_statement(who, cid, text="我来补充", from_person="本人")
         with pytest.raises(PermissionDenied):
-            app.complete_investigation(who, cid, findings="结论")
+            app.cases.complete_investigation(who, cid, findings="结论")
     with pytest.raises(PermissionDenied):
-        app.get_case(school.counselor, cid)
+        app.cases.get_case(school.counselor, cid)
     assert case(app, school, cid).version == before
     denied = [r for r in access_rows(app, cid) if r[2] == 0]
     assert (school.counselor.staff_id, "case.write", 0) in denied
@@ -731,24 +739,24 @@ def test_every_case_command_is_gated_before_it_does_anything(app, school, clock)
     cid = given_case(app, school, clock, "ready")
     t = school.student(TARGETED)
     commands = [
-        lambda a: app.add_party(a, cid, student_id=school.student(OTHER), part="witness", reason="r"),
-        lambda a: app.remove_party(a, cid, student_id=school.student(WITNESS), reason="r"),
-        lambda a: app.take_safety_measure(a, cid, kind="other", note="n"),
-        lambda a: app.notify_guardian(a, cid, student_id=t, method="phone", notified_at=clock.now),
-        lambda a: app.add_evidence(a, cid, description="d"),
-        lambda a: app.start_investigation(a, cid),
-        lambda a: app.determine(a, cid, bullying=False, reason="r"),
-        lambda a: app.approve_determination(a, cid, reason="r"),
-        lambda a: app.return_determination(a, cid, reason="r"),
-        lambda a: app.record_mandatory_report(a, cid, agency="派出所", reported_at=clock.now),
-        lambda a: app.plan_intervention(
+        lambda a: app.cases.add_party(a, cid, student_id=school.student(OTHER), part="witness", reason="r"),
+        lambda a: app.cases.remove_party(a, cid, student_id=school.student(WITNESS), reason="r"),
+        lambda a: app.cases.take_safety_measure(a, cid, kind="other", note="n"),
+        lambda a: app.cases.notify_guardian(a, cid, student_id=t, method="phone", notified_at=clock.now),
+        lambda a: app.cases.add_evidence(a, cid, description="d"),
+        lambda a: app.cases.start_investigation(a, cid),
+        lambda a: app.cases.determine(a, cid, bullying=False, reason="r"),
+        lambda a: app.cases.approve_determination(a, cid, reason="r"),
+        lambda a: app.cases.return_determination(a, cid, reason="r"),
+        lambda a: app.cases.record_mandatory_report(a, cid, agency="派出所", reported_at=clock.now),
+        lambda a: app.cases.plan_intervention(
             a, cid, student_id=t, kind="support", plan="p", responsible_staff_id=school.teacher.staff_id
         ),
-        lambda a: app.lodge_appeal(a, cid, party_id=t, grounds="g"),
-        lambda a: app.record_follow_up(a, cid, notes="n"),
-        lambda a: app.close_case(a, cid, reason="r"),
-        lambda a: app.reopen_case(a, cid, reason="r"),
-        lambda a: app.correct_narrative(a, cid, narrative="n", reason="r"),
+        lambda a: app.cases.lodge_appeal(a, cid, party_id=t, grounds="g"),
+        lambda a: app.cases.record_follow_up(a, cid, notes="n"),
+        lambda a: app.cases.close_case(a, cid, reason="r"),
+        lambda a: app.cases.reopen_case(a, cid, reason="r"),
+        lambda a: app.cases.correct_narrative(a, cid, narrative="n", reason="r"),
     ]
     before = case(app, school, cid).version
     for actor in (school.teacher, school.counselor, school.admin, school.supervisor):
@@ -767,10 +775,10 @@ def test_every_case_command_is_gated_before_it_does_anything(app, school, clock)
 def test_an_administrator_cannot_read_any_case_content(app, school, clock):
     cid = given_case(app, school, clock)
     for read in (
-        lambda: app.get_case(ADMIN, cid),
-        lambda: app.case_status(ADMIN, cid),
-        lambda: app.cases_of_school(ADMIN, school.id),
-        lambda: app.case_parties(ADMIN, cid),
+        lambda: app.cases.get_case(ADMIN, cid),
+        lambda: app.cases.case_status(ADMIN, cid),
+        lambda: app.cases.cases_of_school(ADMIN, school.id),
+        lambda: app.cases.case_parties(ADMIN, cid),
     ):
         with pytest.raises(PermissionDenied):
             read()
@@ -779,12 +787,12 @@ def test_an_administrator_cannot_read_any_case_content(app, school, clock):
 def test_a_supervisor_reads_a_case_only_with_a_stated_reason_and_that_is_recorded(app, school, clock):
     cid = given_case(app, school, clock)
     with pytest.raises(PermissionDenied):
-        app.get_case(school.supervisor, cid)
+        app.cases.get_case(school.supervisor, cid)
     with pytest.raises(PermissionDenied):
-        app.get_case(school.supervisor, cid, break_glass="看")
-    c = app.get_case(school.supervisor, cid, break_glass="家长投诉处理不当，督导核查")
+        app.cases.get_case(school.supervisor, cid, break_glass="看")
+    c = app.cases.get_case(school.supervisor, cid, break_glass="家长投诉处理不当，督导核查")
     assert c.narrative == NARRATIVE
-    glass = [r for r in app.access_log(school.supervisor, allowed=True) if r["break_glass"]]
+    glass = [r for r in app.gate.access_log(school.supervisor, allowed=True) if r["break_glass"]]
     assert glass[0]["resource_id"] == cid and glass[0]["break_glass"] == "家长投诉处理不当，督导核查"
 
 
@@ -792,20 +800,20 @@ def test_the_safety_lead_of_another_school_cannot_touch_the_case(app, school, cl
     cid = given_case(app, school, clock)
     other = make_school(app, "第二中学")
     with pytest.raises(PermissionDenied):
-        app.get_case(other.safety, cid)
+        app.cases.get_case(other.safety, cid)
     with pytest.raises(PermissionDenied):
-        app.start_investigation(other.safety, cid)
+        app.cases.start_investigation(other.safety, cid)
     with pytest.raises(PermissionDenied):
-        app.cases_of_school(other.principal, school.id)
+        app.cases.cases_of_school(other.principal, school.id)
 
 
 # -- concurrency, erasure, storage ----------------------------------------------------------------------
 def test_two_edits_from_the_same_stale_version_one_wins_and_the_other_conflicts(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
     seen = case(app, school, cid).version
-    first = app.add_evidence(school.safety, cid, description="监控截图", expected_version=seen)
+    first = app.cases.add_evidence(school.safety, cid, description="监控截图", expected_version=seen)
     with pytest.raises(Conflict) as e:
-        app.add_evidence(school.principal, cid, description="聊天记录", expected_version=seen)
+        app.cases.add_evidence(school.principal, cid, description="聊天记录", expected_version=seen)
     assert e.value.code == "conflict"
     c = case(app, school, cid)
     assert (c.version, list(c.evidence)) == (seen + 1, [first])
@@ -813,29 +821,29 @@ def test_two_edits_from_the_same_stale_version_one_wins_and_the_other_conflicts(
 
 def test_the_store_refuses_a_second_save_from_the_same_version(app, school, clock):
     cid = given_case(app, school, clock, "investigating")
-    a, b = app._load(cid, BullyingCase), app._load(cid, BullyingCase)
+    a, b = app.load(cid, BullyingCase), app.load(cid, BullyingCase)
     a.add_evidence(evidence_id="a", description="第一份", actor=school.safety.staff_id, at=clock.now)
     b.add_evidence(evidence_id="b", description="第二份", actor=school.principal.staff_id, at=clock.now)
-    app._save(a)
+    app.commit(a)
     with pytest.raises(Conflict):
-        app._save(b)
+        app.commit(b)
     assert list(case(app, school, cid).evidence) == ["a"]
 
 
 def test_an_erased_student_shows_as_erased_in_the_case_and_the_case_still_works(app, school, clock):
     cid = given_case(app, school, clock)
-    app.shred(ADMIN, school.student(WITNESS), reason="保存期限届满")
-    parties = {p["student_id"]: p for p in app.case_parties(school.safety, cid)}
+    app.erasure.shred(ADMIN, school.student(WITNESS), reason="保存期限届满")
+    parties = {p["student_id"]: p for p in app.cases.case_parties(school.safety, cid)}
     assert parties[school.student(WITNESS)]["name"] == "已删除" and parties[school.student(WITNESS)]["erased"]
     assert parties[school.student(TARGETED)]["name"] == "张小明"
-    app.start_investigation(school.safety, cid)
-    assert app.case_status(school.teacher, cid)["status"] == "investigating"
+    app.cases.start_investigation(school.safety, cid)
+    assert app.cases.case_status(school.teacher, cid)["status"] == "investigating"
 
 
 def test_a_case_loads_the_same_from_a_snapshot(app, school, clock):
     cid = given_case(app, school, clock, "ready", severity="suspected_offence")
-    app.record_mandatory_report(school.safety, cid, agency="派出所", reported_at=clock.now)
-    app.record_follow_up(school.safety, cid, notes="正常")
+    app.cases.record_mandatory_report(school.safety, cid, agency="派出所", reported_at=clock.now)
+    app.cases.record_follow_up(school.safety, cid, notes="正常")
     replayed = case(app, school, cid)
     app.take_snapshot(UUID(cid))
     restored = case(app, school, cid)

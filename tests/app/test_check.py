@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from health_support import cli, damage, repair
 from store_support import Raw
 
-from anxin.app import Core
+from anxin.core import Core
 from anxin.crypto import MasterKey
 from anxin.service import Anxin
 from web.app import create_app
@@ -32,9 +32,9 @@ def findings(stdout: str) -> list[str]:
 # -- anxin check ----------------------------------------------------------------------------------------
 def test_check_passes_a_healthy_store(store: Store, app: Anxin, school: School, clock: Clock) -> None:
     # given a store in ordinary use (a school, a pairing with a check-in)
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近不错"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "最近不错"})
 
     # when it is checked
     r = cli(store, "check")
@@ -145,7 +145,7 @@ def test_readyz_is_503_while_the_views_lag_beyond_the_bound(
     other = Core(store.config, [store.master_key], clock=clock)
     try:
         for no in ("2026101", "2026102"):
-            other.enrol_student(
+            other.roster.enrol_student(
                 ADMIN,
                 school_id=school.id,
                 student_no=no,

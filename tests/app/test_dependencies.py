@@ -48,7 +48,7 @@ def test_the_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_pa
     # given a module that hides its imports where the cycle used to hide
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from anxin.app import Core\n"
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from anxin.core import Core\n"
         "def f():\n    import web.app\n    from . import sibling\n"
     )
     # then both are seen, and a relative import is not taken for a package

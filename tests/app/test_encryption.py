@@ -16,7 +16,7 @@ from conftest import ADMIN, Clock, School, Store, make_school
 from eventsourcing.persistence import MapperDeserialisationError
 from store_support import raw_bytes
 
-from anxin.app import ERASED_LABEL
+from anxin.core import ERASED_LABEL
 from anxin.crypto import (
     KeyError_,
     MasterKey,
@@ -124,7 +124,7 @@ def stream_ids_with_events(app: Anxin) -> set[str]:
 
 def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     """A student, a staff member, a pairing with check-ins, corrections and a break-glass read."""
-    sid = app.enrol_student(
+    sid = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026101",
@@ -136,7 +136,7 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
         guardians=[{"name": GUARDIAN, "phone": GUARDIAN_PHONE}],
         tags=["留守儿童"],
     )
-    ascii_id = app.enrol_student(
+    ascii_id = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026102",
@@ -147,8 +147,8 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
         class_name="七年级1班",
         guardians=[{"name": "Lindqvist Senior", "phone": OTHER_PHONE}],
     )
-    staff = app.actor(
-        app.add_staff(
+    staff = app.gate.actor(
+        app.roster.add_staff(
             ADMIN,
             username="t-0042",
             name=STAFF_NAME,
@@ -157,9 +157,9 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
             classes=["七年级1班"],
         )
     )
-    pid = app.pair(school.principal, staff_id=staff.staff_id, student_id=sid)
+    pid = app.pairings.pair(school.principal, staff_id=staff.staff_id, student_id=sid)
     clock.advance(days=1)
-    ci = app.record_check_in(
+    ci = app.pairings.record_check_in(
         staff,
         pid,
         held_on=clock.today,
@@ -167,12 +167,12 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
         concern=True,
         concern_note=CONCERN,
     )
-    app.correct_check_in(staff, pid, ci, reason=CORRECTION, notes={"family": NOTE})
-    app.correct_student(ADMIN, sid, {"name": CORRECTED_NAME}, reason="户籍核对")
-    app.get_student(school.supervisor, sid, break_glass=BREAK_GLASS)
+    app.pairings.correct_check_in(staff, pid, ci, reason=CORRECTION, notes={"family": NOTE})
+    app.roster.correct_student(ADMIN, sid, {"name": CORRECTED_NAME}, reason="户籍核对")
+    app.roster.get_student(school.supervisor, sid, break_glass=BREAK_GLASS)
     app.take_snapshot(UUID(pid))
     # a bullying case with its narrative, a statement and an evidence note
-    case = app.report_bullying(
+    case = app.cases.report_bullying(
         staff,
         school_id=school.id,
         channel="student",
@@ -182,17 +182,17 @@ def write_sensitive_data(app: Anxin, school: School, clock: Clock) -> dict[str, 
         parties=[(sid, "targeted"), (ascii_id, "bullying")],
         narrative=NARRATIVE,
     )
-    app.start_investigation(school.safety, case)
-    app.record_statement(school.safety, case, text=STATEMENT, from_person="保洁员")
-    app.add_evidence(school.safety, case, description=EVIDENCE)
+    app.cases.start_investigation(school.safety, case)
+    app.cases.record_statement(school.safety, case, text=STATEMENT, from_person="保洁员")
+    app.cases.add_evidence(school.safety, case, description=EVIDENCE)
     # a support file with a plan, a session and a crisis intervention; a screening import
-    fid = app.open_support_file(school.counselor, sid, category="自伤风险", risk_level="key", reason="筛查提示")
-    app.draw_up_plan(school.counselor, fid, goals=[GOAL], measures=[{"text": "每周辅导", "by": "心理老师"}])
-    app.record_session(school.counselor, fid, held_on=clock.today, summary=SESSION)
-    app.record_crisis_intervention(
+    fid = app.support.open_support_file(school.counselor, sid, category="自伤风险", risk_level="key", reason="筛查提示")
+    app.support.draw_up_plan(school.counselor, fid, goals=[GOAL], measures=[{"text": "每周辅导", "by": "心理老师"}])
+    app.support.record_session(school.counselor, fid, held_on=clock.today, summary=SESSION)
+    app.support.record_crisis_intervention(
         school.counselor, fid, occurred_on=clock.today, what_happened=CRISIS, actions_taken="陪护并通知家长"
     )
-    app.import_screenings(
+    app.screenings.import_screenings(
         school.counselor,
         school.id,
         "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)) + "\n"
@@ -215,8 +215,8 @@ def test_no_name_phone_or_note_appears_in_the_raw_database(
     # given students, staff, a pairing with notes, a snapshot, a break-glass read, a case,
     # a support file and a screening import (and the views and audit trail they feed)
     ids = write_sensitive_data(app, school, clock)
-    assert app.get_pairing(school.principal, ids["pairing"]).check_ins  # the data really is there
-    assert BREAK_GLASS in [e["break_glass"] for e in app.access_log(school.supervisor)]
+    assert app.pairings.get_pairing(school.principal, ids["pairing"]).check_ins  # the data really is there
+    assert BREAK_GLASS in [e["break_glass"] for e in app.gate.access_log(school.supervisor)]
 
     # when the database's bytes are read raw
     raw = raw_bytes(store)
@@ -267,18 +267,18 @@ def test_a_ciphertext_copied_into_another_streams_row_is_detected(app: Anxin, sc
 
     # then loading b fails authentication; a is untouched
     with pytest.raises(Tampered) as raised:
-        app.get_student(school.principal, b)
+        app.roster.get_student(school.principal, b)
     assert isinstance(raised.value, MapperDeserialisationError)
     assert raised.value.stream_id == UUID(b).hex and raised.value.version == 1
-    assert app.get_student(school.principal, a).name == "张小明"
+    assert app.roster.get_student(school.principal, a).name == "张小明"
 
 
 def test_two_versions_swapped_within_a_stream_are_detected(app: Anxin, school: School, clock: Clock) -> None:
     # given a pairing with two check-ins (versions 2 and 3 share a topic)
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "一"})
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "二"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "一"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "二"})
     rows = event_rows(app, pid)
     assert rows[1][1] == rows[2][1]
 
@@ -288,7 +288,7 @@ def test_two_versions_swapped_within_a_stream_are_detected(app: Anxin, school: S
 
     # then reading the pairing fails on the first swapped version
     with pytest.raises(Tampered) as raised:
-        app.get_pairing(school.teacher, pid)
+        app.pairings.get_pairing(school.teacher, pid)
     assert raised.value.version == 2
 
 
@@ -303,18 +303,18 @@ def test_a_flipped_byte_or_a_changed_topic_is_detected(app: Anxin, school: Schoo
     set_state(app, sid, 1, bytes(flipped))
     # then it is detected
     with pytest.raises(Tampered):
-        app.get_student(school.principal, sid)
+        app.roster.get_student(school.principal, sid)
 
     # when the ciphertext is restored but the row's topic is changed
     set_state(app, sid, 1, state)
-    assert app.get_student(school.principal, sid).name == "王小刚"
+    assert app.roster.get_student(school.principal, sid).name == "王小刚"
     app.db.execute(
         f"UPDATE {events_table(app)} SET topic = ? WHERE originator_id = ?",
         ("domain.roster:Student.DetailsCorrected", oid(app, sid)),
     )
     # then that is detected too, and the full-log reader does not hide it
     with pytest.raises(Tampered):
-        app.get_student(school.principal, sid)
+        app.roster.get_student(school.principal, sid)
     with pytest.raises(Tampered):
         list(app.decrypt_log())
 
@@ -322,7 +322,7 @@ def test_a_flipped_byte_or_a_changed_topic_is_detected(app: Anxin, school: Schoo
 # -- 3. keys ---------------------------------------------------------------------------------
 def test_every_stream_with_events_has_its_key_and_no_key_is_orphaned(app: Anxin, school: School) -> None:
     # given the school (students, staff) and a pairing
-    app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026002"))
+    app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026002"))
 
     # when keys are joined to the streams that have events
     streams = stream_ids_with_events(app)
@@ -338,12 +338,12 @@ def test_a_failed_save_stores_no_key_and_forgets_the_new_one(
     store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a pairing loaded twice, and one copy already saved with a change
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
-    first, stale = app._load(pid, Pairing), app._load(pid, Pairing)
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    first, stale = app.load(pid, Pairing), app.load(pid, Pairing)
     first.change_cadence(cadence_days=7, reason="重点关注", actor="x", at=clock())
-    app._save(first)
+    app.commit(first)
     stale.change_cadence(cadence_days=21, reason="放宽", actor="x", at=clock())
-    newcomer = app._new_student(
+    newcomer = app.roster._new_student(
         ADMIN,
         school.id,
         {
@@ -368,10 +368,10 @@ def test_a_failed_save_stores_no_key_and_forgets_the_new_one(
     assert event_rows(app, newcomer.id) == []
     assert app.db.fetch("SELECT 1 FROM {t}anxin_directory WHERE stream_id = ?", (str(newcomer.id),)) == []
     assert sid not in app.keystore._ciphers and sid not in app.keystore._pending
-    assert app._load(pid, Pairing).cadence_days == 7
+    assert app.load(pid, Pairing).cadence_days == 7
 
     # and enrolling the student afresh works and another instance reads it with the stored key
-    new_id = app.enrol_student(
+    new_id = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026150",
@@ -382,7 +382,7 @@ def test_a_failed_save_stores_no_key_and_forgets_the_new_one(
         class_name="七年级1班",
     )
     assert new_id == str(newcomer.id)
-    assert store.open(clock).get_student(school.principal, new_id).name == "新生甲"
+    assert store.open(clock).roster.get_student(school.principal, new_id).name == "新生甲"
 
 
 def test_two_instances_on_one_store_read_and_extend_each_others_streams(
@@ -390,12 +390,12 @@ def test_two_instances_on_one_store_read_and_extend_each_others_streams(
 ) -> None:
     # given a second application instance on the same store
     other = store.open(clock)
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
 
     # when each writes to streams the other created
-    other.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "在另一个实例中记录"})
-    sid = other.enrol_student(
+    other.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "在另一个实例中记录"})
+    sid = other.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026160",
@@ -405,15 +405,15 @@ def test_two_instances_on_one_store_read_and_extend_each_others_streams(
         grade="七年级",
         class_name="七年级2班",
     )
-    app.correct_student(ADMIN, sid, {"grade": "八年级"}, reason="升级")
+    app.roster.correct_student(ADMIN, sid, {"grade": "八年级"}, reason="升级")
 
     # then each reads what the other wrote
-    assert app.get_pairing(school.teacher, pid).version == 2
-    assert [c["notes"]["thinking"] for c in app.get_pairing(school.teacher, pid).check_ins.values()] == [
+    assert app.pairings.get_pairing(school.teacher, pid).version == 2
+    assert [c["notes"]["thinking"] for c in app.pairings.get_pairing(school.teacher, pid).check_ins.values()] == [
         "在另一个实例中记录"
     ]
-    assert other.get_student(school.principal, sid).grade == "八年级"
-    assert other.get_student(school.principal, school.student("2026004")).name == "赵小丽"
+    assert other.roster.get_student(school.principal, sid).grade == "八年级"
+    assert other.roster.get_student(school.principal, school.student("2026004")).name == "赵小丽"
 
 
 def test_two_instances_creating_the_same_student_get_one_stream_and_one_key(
@@ -429,19 +429,22 @@ def test_two_instances_creating_the_same_student_get_one_stream_and_one_key(
         "grade": "七年级",
         "class_name": "七年级1班",
     }
-    mine, theirs = app._new_student(ADMIN, school.id, dict(fields)), other._new_student(ADMIN, school.id, dict(fields))
+    mine, theirs = (
+        app.roster._new_student(ADMIN, school.id, dict(fields)),
+        other.roster._new_student(ADMIN, school.id, dict(fields)),
+    )
     assert mine.id == theirs.id
 
     # when both save
-    app._save(mine)
+    app.commit(mine)
     with pytest.raises(Conflict):
-        other._save(theirs)
+        other.commit(theirs)
 
     # then one stream with one key exists, and both instances read it
     assert len(event_rows(app, mine.id)) == 1
     assert stream_key(mine.id) in key_ids(app)
-    assert other.get_student(school.principal, str(mine.id)).name == "同号学生"
-    assert app.get_student(school.principal, str(mine.id)).name == "同号学生"
+    assert other.roster.get_student(school.principal, str(mine.id)).name == "同号学生"
+    assert app.roster.get_student(school.principal, str(mine.id)).name == "同号学生"
 
 
 @pytest.mark.parametrize("n", [5, 30])
@@ -450,7 +453,7 @@ def test_a_bulk_save_stores_every_new_key_in_one_write(
 ) -> None:
     # given n new students built but not saved
     students = [
-        app._new_student(
+        app.roster._new_student(
             ADMIN,
             school.id,
             {
@@ -482,7 +485,7 @@ def test_a_bulk_save_stores_every_new_key_in_one_write(
     assert calls == [n]
     new_keys = key_ids(app) - keys_before
     assert new_keys == {stream_key(s.id) for s in students}
-    refs = {r.name for r in app.list_students(school.principal, school.id)}
+    refs = {r.name for r in app.roster.list_students(school.principal, school.id)}
     assert {f"批量学生{i}" for i in range(n)} <= refs
 
 
@@ -492,10 +495,10 @@ def test_a_bulk_save_with_one_existing_student_stores_nothing_and_spoils_no_key(
     # given a batch of 25 new students plus one whose number is already enrolled
     fields = {"gender": "男", "birth_date": date(2013, 1, 1), "grade": "七年级", "class_name": "七年级1班"}
     batch = [
-        app._new_student(ADMIN, school.id, {**fields, "student_no": f"2028{i:03d}", "name": f"导入{i}"})
+        app.roster._new_student(ADMIN, school.id, {**fields, "student_no": f"2028{i:03d}", "name": f"导入{i}"})
         for i in range(25)
     ]
-    batch.append(app._new_student(ADMIN, school.id, {**fields, "student_no": "2026002", "name": "重复学号"}))
+    batch.append(app.roster._new_student(ADMIN, school.id, {**fields, "student_no": "2026002", "name": "重复学号"}))
     keys_before, events_before = key_ids(app), all_event_rows(app)
 
     # when the batch is saved
@@ -507,7 +510,7 @@ def test_a_bulk_save_with_one_existing_student_stores_nothing_and_spoils_no_key(
     assert not any(stream_key(s.id) in app.keystore._pending for s in batch)
     assert not any(stream_key(s.id) in app.keystore._ciphers for s in batch[:25])
     for instance in (app, store.open()):
-        assert instance.get_student(school.principal, school.student("2026002")).name == "李小红"
+        assert instance.roster.get_student(school.principal, school.student("2026002")).name == "李小红"
 
 
 # -- 4. crypto-shredding ---------------------------------------------------------------------
@@ -516,12 +519,12 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
 ) -> None:
     # given a student with a pairing, and a second instance that has already read them
     sid = school.student("2026001")
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=sid)
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=sid)
     clock.advance(days=1)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "父母外出务工"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "父母外出务工"})
     other = store.open(clock)
-    assert other.get_student(school.principal, sid).name == "张小明"
-    assert "张小明" in {r.name for r in other.list_students(school.principal, school.id)}
+    assert other.roster.get_student(school.principal, sid).name == "张小明"
+    assert "张小明" in {r.name for r in other.roster.list_students(school.principal, school.id)}
     student_notes = {
         n.id
         for n in app.recorder.select_notifications(start=1, limit=10_000)
@@ -529,24 +532,24 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
     }
 
     # when the administrator shreds the student's key
-    kind = app.shred(ADMIN, sid, reason="保留期满，依规删除")
+    kind = app.erasure.shred(ADMIN, sid, reason="保留期满，依规删除")
 
     # then the student cannot be read or changed, on either instance
     assert kind == "student"
     for instance in (app, other):
         with pytest.raises(Erased) as raised:
-            instance.get_student(school.principal, sid)
+            instance.roster.get_student(school.principal, sid)
         assert raised.value.code == "erased"
         with pytest.raises(Erased):
-            instance.correct_student(ADMIN, sid, {"grade": "八年级"}, reason="升级")
-        assert instance.is_erased(sid)
+            instance.roster.correct_student(ADMIN, sid, {"grade": "八年级"}, reason="升级")
+        assert instance.erasure.is_erased(sid)
         # listings show 已删除 for them and the others intact
-        refs = {r.id: r for r in instance.list_students(school.principal, school.id)}
+        refs = {r.id: r for r in instance.roster.list_students(school.principal, school.id)}
         assert refs[sid].name == ERASED_LABEL and refs[sid].erased
         assert sorted(r.name for i, r in refs.items() if i != sid) == ["李小红", "王小刚", "赵小丽"]
         # the pairing, about them alone, went with them (tests/app/test_erasure.py)
         with pytest.raises(Erased):
-            instance.get_pairing(school.teacher, pid)
+            instance.pairings.get_pairing(school.teacher, pid)
         assert instance.student_ref(sid).name == ERASED_LABEL
         # the whole log decrypts, with None for the erased streams' events only
         log = dict(instance.decrypt_log())
@@ -562,10 +565,10 @@ def test_a_shredded_student_reads_as_erased_everywhere_and_nothing_crashes(
 def test_shredding_needs_the_administrator_and_a_reason(app: Anxin, school: School) -> None:
     sid = school.student("2026002")
     with pytest.raises(PermissionDenied):
-        app.shred(school.principal, sid, reason="校长要求删除")
+        app.erasure.shred(school.principal, sid, reason="校长要求删除")
     with pytest.raises(InvalidInput):
-        app.shred(ADMIN, sid, reason="  ")
-    assert app.get_student(school.principal, sid).name == "李小红"
+        app.erasure.shred(ADMIN, sid, reason="  ")
+    assert app.roster.get_student(school.principal, sid).name == "李小红"
 
 
 # -- 5. master-key rotation -----------------------------------------------------------------
@@ -574,7 +577,7 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
 ) -> None:
     # given data in several streams, a shredded student and a sealed break-glass reason
     ids = write_sensitive_data(app, school, clock)
-    app.shred(ADMIN, school.student("2026004"), reason="保留期满")
+    app.erasure.shred(ADMIN, school.student("2026004"), reason="保留期满")
     events_before, snapshots_before = all_event_rows(app), all_snapshot_rows(app)
     assert snapshots_before
     live_keys = [r for r in app.db.all_keys() if r[1] is not None]
@@ -592,10 +595,10 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
 
     # and a fresh instance with only the new key reads everything
     fresh = store.open(clock, keys=[new_key])
-    assert fresh.get_student(school.principal, ids["student"]).name == CORRECTED_NAME
-    assert len(fresh.get_pairing(school.principal, ids["pairing"]).check_ins) == 1
-    assert BREAK_GLASS in [e["break_glass"] for e in fresh.access_log(school.supervisor)]
-    assert fresh.list_students(school.principal, school.id)[-1].name == ERASED_LABEL
+    assert fresh.roster.get_student(school.principal, ids["student"]).name == CORRECTED_NAME
+    assert len(fresh.pairings.get_pairing(school.principal, ids["pairing"]).check_ins) == 1
+    assert BREAK_GLASS in [e["break_glass"] for e in fresh.gate.access_log(school.supervisor)]
+    assert fresh.roster.list_students(school.principal, school.id)[-1].name == ERASED_LABEL
     assert sum(1 for _, e in fresh.decrypt_log() if e is not None) == len(events_before) - 1
 
     # and one with only the old key is refused at open, naming the key the store expects
@@ -603,7 +606,7 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
         store.open(clock, keys=[old_key])
 
     # and the rotating instance keeps working under the new key
-    sid = app.enrol_student(
+    sid = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026180",
@@ -614,7 +617,7 @@ def test_rotation_rewraps_every_key_without_rewriting_events(
         class_name="七年级1班",
     )
     assert app.db.fetch_key(UUID(sid).hex)[1] == new_key.kek_id  # type: ignore[index]
-    assert fresh.get_student(school.principal, sid).name == "轮换后学生"
+    assert fresh.roster.get_student(school.principal, sid).name == "轮换后学生"
 
 
 def test_only_the_administrator_rotates_keys(app: Anxin, school: School) -> None:
@@ -681,7 +684,7 @@ def test_a_rotation_through_the_key_file_leaves_a_store_readable_with_the_new_fi
     # then the file holds the new key alone, and an instance with it reads the store
     assert [k.kek_id for k in kf.load_all()] == [app.keystore.master.kek_id]
     after = store.open(clock, keys=kf.load_all())
-    assert [r.name for r in after.list_students(school.principal, school.id)] == [
+    assert [r.name for r in after.roster.list_students(school.principal, school.id)] == [
         "张小明",
         "李小红",
         "王小刚",

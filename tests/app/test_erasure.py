@@ -37,17 +37,21 @@ def scene(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     screening, and a bullying case shared with 2026003; 2026002 with a pairing of their own."""
     s1, s2, s3 = school.student("2026001"), school.student("2026002"), school.student("2026003")
     ids = {"student": s1, "other": s2, "bully": s3}
-    ids["pairing"] = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=s1)
-    ids["other_pairing"] = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=s2)
+    ids["pairing"] = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=s1)
+    ids["other_pairing"] = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=s2)
     clock.advance(days=1)
-    app.record_check_in(school.teacher, ids["pairing"], held_on=clock.today, notes={"family": "父母外出务工"})
-    ids["file"] = app.open_support_file(school.counselor, s1, category="情绪困扰", risk_level="key", reason="情绪低落")
-    app.record_session(school.counselor, ids["file"], held_on=clock.today, summary="建立关系")
-    app.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers="0,1,0,1,0,0,1,0,0")
+    app.pairings.record_check_in(school.teacher, ids["pairing"], held_on=clock.today, notes={"family": "父母外出务工"})
+    ids["file"] = app.support.open_support_file(
+        school.counselor, s1, category="情绪困扰", risk_level="key", reason="情绪低落"
+    )
+    app.support.record_session(school.counselor, ids["file"], held_on=clock.today, summary="建立关系")
+    app.screenings.record_screening(
+        school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers="0,1,0,1,0,0,1,0,0"
+    )
     ids["screening"] = app.db.fetchone(
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'screening' AND subject_id = ?", (s1,)
     )[0]
-    ids["case"] = app.report_bullying(
+    ids["case"] = app.cases.report_bullying(
         school.safety,
         school_id=school.id,
         channel="teacher",
@@ -84,12 +88,12 @@ def test_shredding_a_student_destroys_their_own_streams_and_lists_the_shared_cas
     # given the scene, and a second instance (another process) that has read it all
     ids = scene(app, school, clock)
     other = store.open(clock)
-    assert other.get_pairing(school.teacher, ids["pairing"]).check_ins
-    assert other.get_support_file(school.counselor, ids["file"]).sessions
+    assert other.pairings.get_pairing(school.teacher, ids["pairing"]).check_ins
+    assert other.support.get_support_file(school.counselor, ids["file"]).sessions
 
     # when the administrator looks, then shreds the student
-    plan = app.erasure(ADMIN, ids["student"])
-    done = app.erase(ADMIN, ids["student"], reason="毕业满五年，保存期限届满")
+    plan = app.erasure.plan(ADMIN, ids["student"])
+    done = app.erasure.erase(ADMIN, ids["student"], reason="毕业满五年，保存期限届满")
 
     # then the plan said exactly what happened: the student and their three streams destroyed,
     # the case kept, with the student's part in it
@@ -109,12 +113,12 @@ def test_shredding_a_student_destroys_their_own_streams_and_lists_the_shared_cas
     # and on either instance nothing of them reads, while the rest does
     for instance in (app, other):
         with pytest.raises(Erased):
-            instance.get_pairing(school.teacher, ids["pairing"])
+            instance.pairings.get_pairing(school.teacher, ids["pairing"])
         with pytest.raises(Erased):
-            instance.get_support_file(school.counselor, ids["file"])
-        assert instance.get_pairing(school.teacher, ids["other_pairing"]).student_id == ids["other"]
+            instance.support.get_support_file(school.counselor, ids["file"])
+        assert instance.pairings.get_pairing(school.teacher, ids["other_pairing"]).student_id == ids["other"]
         # the case still reads: the student's part is there, their name is not
-        parties = {p["student_id"]: p for p in instance.case_parties(school.safety, ids["case"])}
+        parties = {p["student_id"]: p for p in instance.cases.case_parties(school.safety, ids["case"])}
         assert parties[ids["student"]]["part"] == "targeted" and parties[ids["student"]]["name"] == "已删除"
         assert parties[ids["bully"]]["name"] == "王小刚"
     # and the trail has one shred entry per stream, the student's own as before
@@ -138,12 +142,12 @@ def test_shredding_again_finishes_what_an_earlier_shred_left_and_then_refuses(
     app.keystore.forget(UUID(ids["student"]).hex)
 
     # when the student is shredded again
-    done = app.erase(ADMIN, ids["student"], reason="补全删除")
+    done = app.erasure.erase(ADMIN, ids["student"], reason="补全删除")
 
     # then what was left of them goes, and a third time there is nothing left to do
     assert done.erased and {e.kind for e in done.destroyed} == {"pairing", "file", "screening"}
     with pytest.raises(Erased):
-        app.erase(ADMIN, ids["student"], reason="再来一次")
+        app.erasure.erase(ADMIN, ids["student"], reason="再来一次")
 
 
 def test_a_failure_inside_the_shred_leaves_everything_as_it_was(
@@ -159,14 +163,14 @@ def test_a_failure_inside_the_shred_leaves_everything_as_it_was(
     # when the student is shredded
     with monkeypatch.context() as patched, pytest.raises(RuntimeError):
         patched.setattr(audit, "append", broken)
-        app.erase(ADMIN, ids["student"], reason="保存期限届满")
+        app.erasure.erase(ADMIN, ids["student"], reason="保存期限届满")
 
     # then nothing was destroyed, flagged or recorded, and everything still reads
     own = [ids[k] for k in ("student", "pairing", "file", "screening")]
     assert erased_flags(app, own) == {sid: (False, False) for sid in own}
     assert shred_entries(app) == entries_before
-    assert app.get_student(school.principal, ids["student"]).name == "张小明"
-    assert app.get_pairing(school.teacher, ids["pairing"]).check_ins
+    assert app.roster.get_student(school.principal, ids["student"]).name == "张小明"
+    assert app.pairings.get_pairing(school.teacher, ids["pairing"]).check_ins
 
 
 KILLED_MID_SHRED = """
@@ -185,7 +189,7 @@ def die(c, db, rows, **kw):  # inside the transaction, after the keys and flags 
     sys.stdout.write("dying\\n"); sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 audit.append = die
-app.erase(ADMIN, spec["student"], reason="保存期限届满")
+app.erasure.erase(ADMIN, spec["student"], reason="保存期限届满")
 """
 
 
@@ -222,10 +226,10 @@ def test_a_process_killed_in_the_middle_of_a_shred_leaves_all_or_nothing(
     fresh = store.open(clock)
     own = [ids[k] for k in ("student", "pairing", "file", "screening")]
     assert erased_flags(fresh, own) == {sid: (False, False) for sid in own}
-    assert fresh.get_student(school.principal, ids["student"]).name == "张小明"
+    assert fresh.roster.get_student(school.principal, ids["student"]).name == "张小明"
     assert audit.verify(fresh).ok
     # and the shred done again goes through whole
-    assert len(fresh.erase(ADMIN, ids["student"], reason="保存期限届满").destroyed) == 4
+    assert len(fresh.erasure.erase(ADMIN, ids["student"], reason="保存期限届满").destroyed) == 4
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -249,7 +253,11 @@ def test_the_cli_says_what_a_student_shred_destroys_and_what_it_leaves(
     assert "已销毁学生 2026001" in out and "同时销毁该生独有的 3 条记录" in out and "保留 1 条" in out
     assert "张小明" not in out  # ids and kinds only, never a name
     # and the streams are gone, the case is not
-    assert app.is_erased(ids["pairing"]) and app.is_erased(ids["file"]) and not app.is_erased(ids["case"])
+    assert (
+        app.erasure.is_erased(ids["pairing"])
+        and app.erasure.is_erased(ids["file"])
+        and not app.erasure.is_erased(ids["case"])
+    )
     # and a second shred says there is nothing left, without a traceback
     code, out, err = run_cli("shred", "--student", "2026001", "--school", SCHOOL_NAME, "--yes")
     assert code == 1 and "已被删除" in err and "Traceback" not in err
@@ -264,7 +272,7 @@ def test_the_cli_shreds_a_shared_case_only_when_named_by_its_id(
 
     assert code == 0, err
     assert f"已销毁记录 {ids['case']}的密钥" in out and "将销毁以下 1 条记录的密钥" in out
-    assert app.is_erased(ids["case"]) and not app.is_erased(ids["student"])
+    assert app.erasure.is_erased(ids["case"]) and not app.erasure.is_erased(ids["student"])
 
 
 # -- caches in a running process ------------------------------------------------------------------
@@ -272,7 +280,7 @@ def test_the_cli_shreds_a_shared_case_only_when_named_by_its_id(
 def served(store: Store, app: Anxin, school: School, clock: Clock) -> Iterator[tuple[Browser, dict[str, str]]]:
     """The scene served by a web application on instance `app`, a principal logged in."""
     ids = scene(app, school, clock)
-    app.add_staff(
+    app.roster.add_staff(
         ADMIN,
         username="head",
         name="钱校长",
@@ -295,8 +303,8 @@ def test_a_running_server_stops_showing_names_shredded_by_another_process(
     # when another process (the command line, with an instance of its own) shreds the
     # student and the counselor's own record
     cli_side = store.open(clock)
-    cli_side.erase(ADMIN, ids["student"], reason="保存期限届满")
-    cli_side.erase(ADMIN, school.counselor.staff_id, reason="离职满五年")
+    cli_side.erasure.erase(ADMIN, ids["student"], reason="保存期限届满")
+    cli_side.erasure.erase(ADMIN, school.counselor.staff_id, reason="离职满五年")
 
     # then the server's next page shows neither name (its caches noticed at once)
     page = browser.get("/support")
@@ -312,8 +320,8 @@ def test_a_running_server_keeps_its_name_cache_while_nothing_is_shredded(
     assert "刘心理" in browser.get("/support").text
     web = browser.client.app.state.web  # type: ignore[attr-defined]
     loads: list[str] = []
-    real = web.app.staff_name
-    monkeypatch.setattr(web.app, "staff_name", lambda sid: loads.append(sid) or real(sid))
+    real = web.app.roster.staff_name
+    monkeypatch.setattr(web.app.roster, "staff_name", lambda sid: loads.append(sid) or real(sid))
 
     # when the page is seen again with nothing shredded anywhere
     assert "刘心理" in browser.get("/support").text
@@ -327,7 +335,7 @@ def test_the_shred_pages_list_what_is_destroyed_and_what_stays(
 ) -> None:
     # given an administrator of the district
     _browser, ids = served
-    app.add_staff(
+    app.roster.add_staff(
         ADMIN,
         username="root",
         name="管理员",
@@ -354,4 +362,4 @@ def test_the_shred_pages_list_what_is_destroyed_and_what_stays(
     )
     assert done.status_code == 303
     assert "共销毁 4 条记录的密钥；保留 1 条" in admin.get("/admin/shred").text
-    assert app.is_erased(ids["file"]) and not app.is_erased(ids["case"])
+    assert app.erasure.is_erased(ids["file"]) and not app.erasure.is_erased(ids["case"])

@@ -13,8 +13,8 @@ from domain.common import DomainError, PermissionDenied
 
 
 def concern_check_in(app: Anxin, school: School, concern: bool = True) -> tuple[str, str]:
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
-    ci = app.record_check_in(
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    ci = app.pairings.record_check_in(
         school.teacher,
         pid,
         held_on=app.now().date(),
@@ -29,21 +29,21 @@ def test_a_teachers_concern_becomes_a_support_file_linked_both_ways(app: Anxin, 
     # given a check-in with a concern
     pid, ci = concern_check_in(app, school)
     # when the teacher escalates it to a support file
-    file_id = app.escalate_to_support_file(
+    file_id = app.escalations.escalate_to_support_file(
         school.teacher, pid, ci, category="人际关系", risk_level="key", reason="谈心中发现被孤立"
     )
     # then the file names the check-in it came from, and the check-in names the file
-    f = app.get_support_file(school.principal, file_id)
+    f = app.support.get_support_file(school.principal, file_id)
     assert f.source == {"kind": "pairing", "id": pid, "check_in_id": ci}
     assert f.student_id == school.student("2026001")
     assert f.responsible_id in (school.counselor.staff_id, school.other_counselor.staff_id)
-    links = app.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"]
+    links = app.pairings.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"]
     assert [(x["target"], x["target_id"]) for x in links] == [("support_file", file_id)]
 
 
 def test_a_concern_becomes_a_bullying_report_with_the_paired_student_targeted(app: Anxin, school: School) -> None:
     pid, ci = concern_check_in(app, school)
-    case_id = app.escalate_to_bullying_report(
+    case_id = app.escalations.escalate_to_bullying_report(
         school.teacher,
         pid,
         ci,
@@ -53,25 +53,27 @@ def test_a_concern_becomes_a_bullying_report_with_the_paired_student_targeted(ap
         narrative="多名同学在食堂嘲笑该生",
         reason="谈心中学生自述",
     )
-    case = app.get_case(school.safety, case_id)
+    case = app.cases.get_case(school.safety, case_id)
     assert case.source == {"kind": "pairing", "id": pid, "check_in_id": ci}
     assert (school.student("2026001"), "targeted") in case.links
-    assert app.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"][0]["target_id"] == case_id
+    assert app.pairings.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"][0]["target_id"] == case_id
 
 
 def test_a_check_in_without_a_concern_cannot_be_escalated_and_nothing_is_created(app: Anxin, school: School) -> None:
     pid, ci = concern_check_in(app, school, concern=False)
-    version = app.get_pairing(school.teacher, pid).version
+    version = app.pairings.get_pairing(school.teacher, pid).version
     with pytest.raises(DomainError):
-        app.escalate_to_support_file(school.teacher, pid, ci, category="人际关系", risk_level="key", reason="x理由")
-    assert app.get_pairing(school.teacher, pid).version == version
-    assert app.support_register(school.principal, school.id) == []
+        app.escalations.escalate_to_support_file(
+            school.teacher, pid, ci, category="人际关系", risk_level="key", reason="x理由"
+        )
+    assert app.pairings.get_pairing(school.teacher, pid).version == version
+    assert app.support.support_register(school.principal, school.id) == []
 
 
 def test_a_concern_is_escalated_to_the_same_kind_only_once(app: Anxin, school: School) -> None:
     pid, ci = concern_check_in(app, school)
     occurred = datetime(2026, 10, 10, 12, tzinfo=UTC)
-    app.escalate_to_bullying_report(
+    app.escalations.escalate_to_bullying_report(
         school.teacher,
         pid,
         ci,
@@ -82,7 +84,7 @@ def test_a_concern_is_escalated_to_the_same_kind_only_once(app: Anxin, school: S
         reason="学生自述",
     )
     with pytest.raises(DomainError):
-        app.escalate_to_bullying_report(
+        app.escalations.escalate_to_bullying_report(
             school.teacher,
             pid,
             ci,
@@ -92,13 +94,13 @@ def test_a_concern_is_escalated_to_the_same_kind_only_once(app: Anxin, school: S
             narrative="推搡",
             reason="学生自述",
         )
-    assert len(app.cases_of_school(school.safety, school.id)) == 1
+    assert len(app.cases.cases_of_school(school.safety, school.id)) == 1
 
 
 def test_another_teacher_cannot_escalate_a_pairing_that_is_not_theirs(app: Anxin, school: School) -> None:
     pid, ci = concern_check_in(app, school)
     with pytest.raises(PermissionDenied):
-        app.escalate_to_support_file(
+        app.escalations.escalate_to_support_file(
             school.other_teacher, pid, ci, category="人际关系", risk_level="key", reason="越权尝试"
         )
-    assert app.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"] == []
+    assert app.pairings.get_pairing(school.teacher, pid).check_ins[ci]["escalated_to"] == []

@@ -313,7 +313,7 @@ def test_a_denied_read_raises_and_is_recorded_as_denied(app: Anxin, school: Scho
 
     # when the teacher asks for that student
     with pytest.raises(PermissionDenied) as raised:
-        app.get_student(school.teacher, other_class_student)
+        app.roster.get_student(school.teacher, other_class_student)
 
     # then a named error says why, and the denial is on record
     assert raised.value.code == "permission_denied" and "职责" in raised.value.text
@@ -324,7 +324,7 @@ def test_a_denied_read_raises_and_is_recorded_as_denied(app: Anxin, school: Scho
 
 def test_an_allowed_read_is_recorded_as_allowed(app: Anxin, school: School) -> None:
     # when the teacher reads a student of their own class
-    student = app.get_student(school.teacher, school.student("2026001"))
+    student = app.roster.get_student(school.teacher, school.student("2026001"))
     # then they see them, and the read is on record as allowed, with the rule that allowed it
     assert student.name == "张小明"
     [(_, action, resource_id, allowed, reason, _)] = access_rows(app, school.teacher)
@@ -337,19 +337,19 @@ def test_the_supervisors_access_log_shows_denials_and_break_glass_reasons(
     sid = school.student("2026002")
     # given a supervisor refused without a reason, then allowed with one
     with pytest.raises(PermissionDenied):
-        app.get_student(school.supervisor, sid)
+        app.roster.get_student(school.supervisor, sid)
     with pytest.raises(PermissionDenied):
-        app.get_student(school.supervisor, sid, break_glass="看看")
-    assert app.get_student(school.supervisor, sid, break_glass=REASON).name == "李小红"
+        app.roster.get_student(school.supervisor, sid, break_glass="看看")
+    assert app.roster.get_student(school.supervisor, sid, break_glass=REASON).name == "李小红"
 
     # when the access log is read (by a second instance, through the gate)
-    log = store.open().access_log(school.supervisor)
+    log = store.open().gate.access_log(school.supervisor)
 
     # then the log holds both outcomes, and the reason is readable there ...
     mine = [e for e in log if e["actor_id"] == school.supervisor.staff_id and e["resource_id"] == sid]
     assert [(e["allowed"], e["break_glass"]) for e in mine] == [(True, REASON), (False, None), (False, None)]
     assert log[0]["action"] == a.AUDIT_READ and log[0]["allowed"]  # reading the log is itself recorded
-    denied = store.open().access_log(school.supervisor, allowed=False)
+    denied = store.open().gate.access_log(school.supervisor, allowed=False)
     assert {e["resource_id"] for e in denied} == {sid} and all(not e["allowed"] for e in denied)
     # ... but stored encrypted, not as text
     sealed = [r[5] for r in access_rows(app, school.supervisor) if r[5] is not None]
@@ -360,22 +360,22 @@ def test_the_supervisors_access_log_shows_denials_and_break_glass_reasons(
 def test_only_supervisors_read_the_access_log(app: Anxin, school: School) -> None:
     for actor in (school.principal, school.teacher, ADMIN):
         with pytest.raises(PermissionDenied):
-            app.access_log(actor)
+            app.gate.access_log(actor)
     assert [r[3] for r in access_rows(app, school.principal) if r[1] == a.AUDIT_READ] == [0]
 
 
 def test_a_denied_command_changes_nothing_and_is_recorded(app: Anxin, school: School, clock: Clock) -> None:
     # given a pairing of the class teacher
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
 
     # when another teacher, and the administrator, try to record a check-in on it
     for intruder in (school.other_teacher, ADMIN):
         with pytest.raises(PermissionDenied):
-            app.record_check_in(intruder, pid, held_on=clock.today, notes={"thinking": "越权记录"})
+            app.pairings.record_check_in(intruder, pid, held_on=clock.today, notes={"thinking": "越权记录"})
 
     # then the pairing is unchanged and both attempts are on record as denied
-    assert app.get_pairing(school.teacher, pid).version == 1
+    assert app.pairings.get_pairing(school.teacher, pid).version == 1
     for intruder in (school.other_teacher, ADMIN):
         assert [(r[1], r[2], r[3]) for r in access_rows(app, intruder) if r[2] == pid] == [(a.PAIRING_WRITE, pid, 0)]
 
@@ -383,13 +383,13 @@ def test_a_denied_command_changes_nothing_and_is_recorded(app: Anxin, school: Sc
 def test_the_gate_follows_a_students_class_when_it_is_corrected(app: Anxin, school: School) -> None:
     # given a student of class 1
     sid = school.student("2026002")
-    assert app.get_student(school.teacher, sid)
+    assert app.roster.get_student(school.teacher, sid)
     # when their class is corrected to class 2
-    app.correct_student(ADMIN, sid, {"class_name": "七年级2班"}, reason="分班调整")
+    app.roster.correct_student(ADMIN, sid, {"class_name": "七年级2班"}, reason="分班调整")
     # then the class-2 teacher may read them and the class-1 teacher may not
-    assert app.get_student(school.other_teacher, sid).class_name == "七年级2班"
+    assert app.roster.get_student(school.other_teacher, sid).class_name == "七年级2班"
     with pytest.raises(PermissionDenied):
-        app.get_student(school.teacher, sid)
+        app.roster.get_student(school.teacher, sid)
 
 
 def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School) -> None:
@@ -399,11 +399,11 @@ def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School)
     other = make_school(app, name="第二中学")
     # when each principal reads a student of the other school, then both are refused
     with pytest.raises(PermissionDenied):
-        app.get_student(school.principal, other.student("2026001"))
+        app.roster.get_student(school.principal, other.student("2026001"))
     with pytest.raises(PermissionDenied):
-        app.list_students(other.principal, school.id)
+        app.roster.list_students(other.principal, school.id)
     with pytest.raises(PermissionDenied):
-        app.enrol_student(
+        app.roster.enrol_student(
             school.principal,
             school_id=school.id,
             student_no="2026200",
@@ -413,7 +413,7 @@ def test_a_principal_is_confined_to_their_own_school(app: Anxin, school: School)
             grade="七年级",
             class_name=CLASS,
         )
-    assert app.get_student(other.principal, other.student("2026001")).school_id == other.id
+    assert app.roster.get_student(other.principal, other.student("2026001")).school_id == other.id
 
 
 def trail_tail(app: Anxin, n: int) -> list[tuple[str, str, str]]:
@@ -423,10 +423,10 @@ def trail_tail(app: Anxin, n: int) -> list[tuple[str, str, str]]:
 
 
 def test_a_commands_decision_is_recorded_with_its_events(app: Anxin, school: School, clock: Clock) -> None:
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=1)
     # when the teacher records a check-in
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
     # then the gate's decision and the event are the trail's last two entries, in that order
     assert trail_tail(app, 2) == [("access", school.teacher.staff_id, pid), ("event", school.teacher.staff_id, pid)]
     assert [(r[1], r[3]) for r in access_rows(app, school.teacher)] == [(a.PAIRING_WRITE, 1)]
@@ -437,15 +437,17 @@ def test_a_command_the_domain_or_a_conflict_refuses_still_has_its_decision_recor
 ) -> None:
     from domain.common import Conflict, DomainError
 
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     # when the teacher's check-in is refused by a rule (a date in the future) ...
     with pytest.raises(DomainError):
-        app.record_check_in(school.teacher, pid, held_on=date(2099, 1, 1), notes={"thinking": "未来"})
+        app.pairings.record_check_in(school.teacher, pid, held_on=date(2099, 1, 1), notes={"thinking": "未来"})
     # ... and another is refused as a stale edit
     with pytest.raises(Conflict):
-        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "旧页面"}, expected_version=0)
+        app.pairings.record_check_in(
+            school.teacher, pid, held_on=clock.today, notes={"thinking": "旧页面"}, expected_version=0
+        )
     # then nothing was written, and both allowed decisions are on record all the same
-    assert app.get_pairing(school.teacher, pid).version == 1
+    assert app.pairings.get_pairing(school.teacher, pid).version == 1
     assert [(r[1], r[3]) for r in access_rows(app, school.teacher) if r[1] == a.PAIRING_WRITE] == [
         (a.PAIRING_WRITE, 1),
         (a.PAIRING_WRITE, 1),
@@ -456,8 +458,8 @@ def test_a_command_the_domain_or_a_conflict_refuses_still_has_its_decision_recor
 def test_decisions_made_together_are_all_recorded_even_when_one_is_denied(app: Anxin, school: School) -> None:
     # when a teacher reads their own student, then another class's, inside one block
     with pytest.raises(PermissionDenied), app.decisions_together():
-        app.get_student(school.teacher, school.student("2026001"))
-        app.get_student(school.teacher, school.student("2026003"))
+        app.roster.get_student(school.teacher, school.student("2026001"))
+        app.roster.get_student(school.teacher, school.student("2026003"))
     # then both decisions are on record, in order, allowed and denied
     assert [(r[2], r[3]) for r in access_rows(app, school.teacher)] == [
         (school.student("2026001"), 1),
@@ -470,7 +472,7 @@ def test_a_report_records_its_decision_and_its_trail_entry_together(app: Anxin, 
 
     # when a security entry is recorded inside a block of decisions
     with app.decisions_together():
-        app.get_student(school.teacher, school.student("2026001"))
+        app.roster.get_student(school.teacher, school.student("2026001"))
         before = trail_tail(app, 1)
         assert app.record_security_event("export", school.teacher.staff_id, "x") is None
         # then nothing is written before the block ends ...

@@ -140,7 +140,7 @@ def all_rows(store: Store, app: Anxin) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def enrol(app: Anxin, school_id: str, no: str) -> str:
-    return app.enrol_student(
+    return app.roster.enrol_student(
         ADMIN,
         school_id=school_id,
         student_no=no,
@@ -214,7 +214,7 @@ def test_a_rotation_while_the_server_writes_strands_nothing(store: Store, clock:
     kf = key_file(store)
     app = open_with_file(store, kf)
     school = make_school(app)
-    app.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
+    app.accounts.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
     username = app.db.fetchone("SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (school.teacher.staff_id,))[0]
     old = app.keystore.master.kek_id
     app.close()
@@ -277,7 +277,7 @@ def test_a_rotation_during_a_long_import_strands_nothing(store: Store, tmp_path:
     # given a school and a roster of 3,000 students to import
     kf = key_file(store)
     app = open_with_file(store, kf)
-    app.add_school(ADMIN, "第一中学")
+    app.roster.add_school(ADMIN, "第一中学")
     app.close()
     rows = ["student_no,name,gender,birth_date,grade,class,guardian_name,guardian_phone,tags"]
     rows += [f"R{i:05d},学生{i},男,2013-05-06,七年级,七年级{i % 8 + 1}班,家长,13912345678," for i in range(3000)]
@@ -303,9 +303,9 @@ def test_a_rotation_during_a_long_import_strands_nothing(store: Store, tmp_path:
     assert importer.returncode == 0, i_out + i_err
     settled(store, kf)
     after = open_with_file(store, kf)
-    sid = after.school_id("第一中学")
+    sid = after.roster.school_id("第一中学")
     reader = Actor("principal-reader", frozenset({Role.PRINCIPAL}), school_id=sid)
-    names = [r.name for r in after.list_students(reader, sid)]
+    names = [r.name for r in after.roster.list_students(reader, sid)]
     assert len(names) == 3000 and "学生2999" in names
     assert everything_decrypts(store, kf) >= 3000
 
@@ -334,7 +334,7 @@ def test_a_rotation_killed_at_any_step_is_finished_by_the_next_and_never_strands
     kf = key_file(store)
     app = open_with_file(store, kf, clock)
     school = make_school(app)
-    app.shred(ADMIN, school.student("2026004"), "保存期限届满")
+    app.erasure.shred(ADMIN, school.student("2026004"), "保存期限届满")
     before = everything_decrypts(store, kf)
     old = app.keystore.master.kek_id
 
@@ -397,14 +397,14 @@ def test_a_wrong_master_key_is_refused_at_open_before_anything_is_written(store:
     assert expected in str(refused.value) and wrong.kek_id in str(refused.value)
     again = store.open(clock)
     assert all_rows(store, again) == before
-    assert again.list_students(school.principal, school.id)[0].name == "张小明"
+    assert again.roster.list_students(school.principal, school.id)[0].name == "张小明"
 
 
 def test_the_command_line_with_a_wrong_key_file_writes_nothing_and_names_the_key(store: Store) -> None:
     # given a store made through its key file
     kf = key_file(store)
     app = open_with_file(store, kf)
-    app.add_school(ADMIN, "第一中学")
+    app.roster.add_school(ADMIN, "第一中学")
     expected = app.keystore.master.kek_id
     before = all_rows(store, app)
     app.close()
@@ -470,12 +470,12 @@ def test_a_process_without_the_new_key_refuses_writes_by_name_then_follows_witho
     assert host_a.db.fetch("SELECT COUNT(*) FROM {t}anxin_directory") == students_before
     # nor read a stream it had not read before (its key is now wrapped by the new key)
     with pytest.raises(KeyError_, match=new):
-        host_a.keystore.forget(host_a.student_id_for(school.id, "2026002").hex)
-        host_a.get_student(school.principal, school.student("2026002"))
+        host_a.keystore.forget(host_a.roster.student_id_for(school.id, "2026002").hex)
+        host_a.roster.get_student(school.principal, school.student("2026002"))
 
     # when host A's key file is updated, it follows without a restart
     host_a_file.path.write_text(kf.path.read_text())
     sid = enrol(host_a, school.id, "2026201")
-    assert host_a.get_student(school.principal, school.student("2026002")).name == "李小红"
+    assert host_a.roster.get_student(school.principal, school.student("2026002")).name == "李小红"
     assert host_b.student_ref(sid).name == "学生2026201"
-    assert host_a.db.fetch_key(host_a.student_id_for(school.id, "2026201").hex)[1] == new
+    assert host_a.db.fetch_key(host_a.roster.student_id_for(school.id, "2026201").hex)[1] == new

@@ -51,7 +51,7 @@ def test_the_other_students_still_list_and_the_bad_one_is_quarantined(
 
     # when a process opens the store (its views catch up) and lists the school
     fresh = store.open(clock)
-    refs = fresh.list_students(school.principal, school.id)
+    refs = fresh.roster.list_students(school.principal, school.id)
 
     # then every other student is listed by name, the bad one as 无法读取 (not as erased)
     assert {r.student_no: r.name for r in refs if not r.unreadable} == OTHERS
@@ -66,8 +66,8 @@ def test_the_other_students_still_list_and_the_bad_one_is_quarantined(
     assert quarantined(fresh) == [(bad, "student", school.id, 1 if what == "event" else 0, what)]
     # and reading that very student is refused with a clear error, the others still read
     with pytest.raises(Unreadable):
-        fresh.get_student(school.principal, bad)
-    assert fresh.get_student(school.principal, school.student("2026001")).name == "张小明"
+        fresh.roster.get_student(school.principal, bad)
+    assert fresh.roster.get_student(school.principal, school.student("2026001")).name == "张小明"
     assert fresh.student_ref(bad).name == UNREADABLE_LABEL
 
 
@@ -76,7 +76,7 @@ def test_a_rebuild_completes_skips_the_bad_stream_and_names_it(
 ) -> None:
     # given a pairing of another student, and one student's event (or key) altered
     good = school.student("2026001")
-    app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=good)
+    app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=good)
     bad = school.student(BAD)
     damage(store, app, bad, what)
 
@@ -93,7 +93,7 @@ def test_a_rebuild_completes_skips_the_bad_stream_and_names_it(
     labels = [e.label for e in timeline(fresh, school.principal, good).entries]
     assert labels == ["入学登记", "一岗双带结对"]
     # and the next process opens the store as usual
-    assert store.open(clock).list_students(school.principal, school.id)[0].unreadable
+    assert store.open(clock).roster.list_students(school.principal, school.id)[0].unreadable
 
 
 def test_the_timeline_of_the_bad_student_marks_its_entries_unreadable(
@@ -101,7 +101,7 @@ def test_the_timeline_of_the_bad_student_marks_its_entries_unreadable(
 ) -> None:
     # given a student with two events (enrolled, corrected), the first altered (or their key)
     bad = school.student(BAD)
-    app.correct_student(ADMIN, bad, {"grade": "八年级"}, reason="升级")
+    app.roster.correct_student(ADMIN, bad, {"grade": "八年级"}, reason="升级")
     damage(store, app, bad, what)
 
     # when their timeline is read
@@ -124,7 +124,7 @@ def test_the_break_glass_log_still_reads_and_a_new_break_glass_read_is_recorded(
     # given a supervisor's break-glass read of a student, whose wrapped key is then altered
     # (the stated reason was sealed under that student's key)
     bad = school.student(BAD)
-    app.get_student(school.supervisor, bad, break_glass="家长投诉需核实")
+    app.roster.get_student(school.supervisor, bad, break_glass="家长投诉需核实")
     damage(store, app, bad, "key")
     fresh = store.open(clock)
 
@@ -135,7 +135,7 @@ def test_the_break_glass_log_still_reads_and_a_new_break_glass_read_is_recorded(
     # when the supervisor tries again, then the read is refused as unreadable, and the
     # attempt, with its reason, is still in the trail
     with pytest.raises(Unreadable):
-        fresh.get_student(school.supervisor, bad, break_glass="再次核实")
+        fresh.roster.get_student(school.supervisor, bad, break_glass="再次核实")
     assert [e["break_glass"] for e in audit.break_glass_log(fresh, school.supervisor)] == ["再次核实", UNREADABLE_LABEL]
 
 
@@ -175,7 +175,7 @@ def teacher_browser(store: Store, clock: Clock) -> Iterator[tuple[Anxin, Browser
 
 
 def _class_teacher(app: Anxin, school: School) -> str:
-    return app.add_staff(
+    return app.roster.add_staff(
         ADMIN,
         username="qteacher",
         name="郑老师",
@@ -192,7 +192,7 @@ def test_the_pages_answer_and_show_the_bad_student_as_unreadable(
     # given a class teacher paired with the student whose event (or key) is then altered
     teacher = _class_teacher(app, school)
     bad = school.student(BAD)
-    pid = app.pair(school.principal, staff_id=teacher, student_id=bad)
+    pid = app.pairings.pair(school.principal, staff_id=teacher, student_id=bad)
     damage(store, app, bad, what)
 
     with teacher_browser(store, clock) as (_, b):
@@ -220,9 +220,9 @@ def test_a_page_that_opens_the_damaged_stream_answers_with_a_clear_error(
 ) -> None:
     # given a pairing with a check-in, whose stream (its check-in event, or its key) is then altered
     teacher = _class_teacher(app, school)
-    pid = app.pair(school.principal, staff_id=teacher, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=teacher, student_id=school.student("2026001"))
     clock.advance(days=1)
-    app.record_check_in(app.actor(teacher), pid, held_on=clock.today, notes={"thinking": "最近睡得好"})
+    app.pairings.record_check_in(app.gate.actor(teacher), pid, held_on=clock.today, notes={"thinking": "最近睡得好"})
     raw = Raw(store, app)
     if what == "event":
         raw.flip_last_byte(pid, 2)

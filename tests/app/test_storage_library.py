@@ -23,7 +23,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests import persistence as library_cases
 from eventsourcing.utils import get_topic
 
-from anxin.app import Core
+from anxin.core import Core
 from anxin.crypto import KeyStore, MasterKey, stream_key
 from anxin.service import Anxin
 from anxin.storage import AnxinPostgresRecorder, AnxinSQLiteRecorder, Database, StoreConfig
@@ -305,19 +305,19 @@ def test_a_saved_pairing_reads_back_identically_in_another_instance(
     store: Store, app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a pairing with a corrected check-in, saved
-    pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     clock.advance(days=2)
-    ci = app.record_check_in(
+    ci = app.pairings.record_check_in(
         school.teacher, pid, held_on=clock.today, notes={"thinking": "想家"}, concern=True, concern_note="夜里哭"
     )
-    app.correct_check_in(school.teacher, pid, ci, reason="补充", notes={"studies": "数学退步"})
-    mine = app.get_pairing(school.teacher, pid)
+    app.pairings.correct_check_in(school.teacher, pid, ci, reason="补充", notes={"studies": "数学退步"})
+    mine = app.pairings.get_pairing(school.teacher, pid)
 
     # when another instance reads it, from events and again from a snapshot
     other = store.open(clock)
-    from_events = other.get_pairing(school.teacher, pid)
+    from_events = other.pairings.get_pairing(school.teacher, pid)
     app.take_snapshot(UUID(pid))
-    from_snapshot = store.open(clock).get_pairing(school.teacher, pid)
+    from_snapshot = store.open(clock).pairings.get_pairing(school.teacher, pid)
 
     # then the state is identical, dates and datetimes included
     for p in (from_events, from_snapshot):
@@ -335,7 +335,7 @@ def test_a_snapshot_of_a_first_version_is_readable_by_other_instances(
     assert app.snapshots is not None and len(list(app.snapshots.get(UUID(sid)))) == 1
     # then the snapshot was sealed with the stream's stored key: every instance reads it
     for instance in (app, store.open(clock)):
-        assert instance.get_student(school.principal, sid).name == "王小刚"
+        assert instance.roster.get_student(school.principal, sid).name == "王小刚"
 
 
 # -- upcasting an old event version through our mapper --------------------------------------------
@@ -392,16 +392,16 @@ def test_an_old_version_1_event_is_upcast_when_read_through_our_mapper(
 
     # when it is read by the current code, here and in a fresh instance
     for instance in (app, store.open(clock)):
-        memo = instance._load(memo_id, Memo)
+        memo = instance.load(memo_id, Memo)
         # then it was upcast to version 2
         assert (memo.text, memo.priority, memo.version) == ("旧格式备忘", "普通", 1)
 
     # and a new memo is stored as version 2 and keeps its own priority
     new = Memo(school_id="s1", text="新备忘", priority="紧急", actor="a1", at=AT)
-    app._save(new)
+    app.commit(new)
     (row,) = app.recorder.select_events(new.id)
     assert app.mapper.decrypt_state(row)["class_version"] == 2
-    assert store.open(clock)._load(new.id, Memo).priority == "紧急"
+    assert store.open(clock).load(new.id, Memo).priority == "紧急"
 
 
 def test_stored_events_from_the_recorder_keep_the_state_as_bytes(app: Anxin, school: School) -> None:

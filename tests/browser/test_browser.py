@@ -197,9 +197,9 @@ def test_admin_roster_import_with_a_bad_line_lists_the_errors(open_session: Any,
 def test_supervisor_opens_a_named_record_only_with_a_reason_which_the_audit_lists(
     open_session: Any, live: LiveServer
 ) -> None:
-    admin = live.app.actor(live.app.account("admin")[0])
-    school = live.app.actor(live.app.account("teacher1")[0]).school_id
-    student = live.app.list_students(admin, school, "七年级1班")[0]
+    admin = live.app.gate.actor(live.app.accounts.account("admin")[0])
+    school = live.app.gate.actor(live.app.accounts.account("teacher1")[0]).school_id
+    student = live.app.roster.list_students(admin, school, "七年级1班")[0]
     reason = f"核查家长投诉 {uuid.uuid4().hex[:6]}"
     s = open_session()
     page = s.login("supervisor1")

@@ -21,12 +21,12 @@ from playwright.sync_api import expect  # noqa: E402
 
 
 def _actor(live: LiveServer, username: str) -> Any:
-    return live.app.actor(live.app.account(username)[0])
+    return live.app.gate.actor(live.app.accounts.account(username)[0])
 
 
 def _case_ids(live: LiveServer) -> set[str]:
     safety = _actor(live, "safety1")
-    return {c["case_id"] for c in live.app.cases_of_school(safety, safety.school_id)}
+    return {c["case_id"] for c in live.app.cases.cases_of_school(safety, safety.school_id)}
 
 
 def _step(page: Any, action: str, fields: dict[str, str]) -> None:
@@ -44,7 +44,9 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     teacher = _actor(live, "teacher1")
     admin = _actor(live, "admin")
     student = next(
-        s for s in live.app.list_students(admin, teacher.school_id) if s.class_name == "七年级1班" and not s.erased
+        s
+        for s in live.app.roster.list_students(admin, teacher.school_id)
+        if s.class_name == "七年级1班" and not s.erased
     )
     tag = uuid.uuid4().hex[:6]
     when = i18n.local(live.app.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
@@ -91,7 +93,7 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     _step(page, "approve", {"reason": "同意委员会认定"})
     _step(page, "close", {"reason": "已批评教育，双方和好"})
     expect(page.locator("#case-status")).to_have_text("已结案")
-    assert live.app.get_case(_actor(live, "principal1"), case_id).status == "closed"
+    assert live.app.cases.get_case(_actor(live, "principal1"), case_id).status == "closed"
     p.shot("cases-closed")
 
     # and opens the school board: charts drawn on the server, with their tables
@@ -111,9 +113,9 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
     app, admin = live.app, _actor(live, "admin")
     safety, principal = _actor(live, "safety1"), _actor(live, "principal1")
     target, bully = [
-        s for s in app.list_students(admin, safety.school_id) if s.class_name == "八年级1班" and not s.erased
+        s for s in app.roster.list_students(admin, safety.school_id) if s.class_name == "八年级1班" and not s.erased
     ][:2]
-    case_id = app.report_bullying(
+    case_id = app.cases.report_bullying(
         safety,
         school_id=safety.school_id,
         channel="teacher",
@@ -123,11 +125,11 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
         parties=[(target.id, "targeted"), (bully.id, "bullying")],
         narrative=f"抢夺文具 {tag}",
     )
-    app.start_investigation(safety, case_id)
-    app.complete_investigation(safety, case_id, findings=f"属实 {tag}")
-    app.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
-    app.approve_determination(principal, case_id, reason="同意")
-    app.lodge_appeal(safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
+    app.cases.start_investigation(safety, case_id)
+    app.cases.complete_investigation(safety, case_id, findings=f"属实 {tag}")
+    app.cases.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
+    app.cases.approve_determination(principal, case_id, reason="同意")
+    app.cases.lodge_appeal(safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
     return case_id
 
 
@@ -151,7 +153,7 @@ def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case
     expect(page.locator("main .error")).to_have_count(0)
     expect(page.locator("main")).to_contain_text(f"复查认定为借用 {tag}")
     s.shot("cases-appeal-changed")
-    c = live.app.get_case(_actor(live, "principal1"), changed)
+    c = live.app.cases.get_case(_actor(live, "principal1"), changed)
     assert c.determination is not None and c.determination["bullying"] is False
     assert c.determination["source"] == "appeal_review"
 
@@ -165,5 +167,5 @@ def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case
     expect(page.locator("main .error")).to_have_count(0)
     expect(page.locator("#case-status")).to_have_text("调查中")
     expect(page.locator("main")).to_contain_text(f"需补充调查新证人 {tag}")
-    assert live.app.get_case(_actor(live, "principal1"), reopened).status == "investigating"
+    assert live.app.cases.get_case(_actor(live, "principal1"), reopened).status == "investigating"
     assert not s.dialogs

@@ -21,11 +21,11 @@ from playwright.sync_api import expect  # noqa: E402
 def _new_student(live: LiveServer, class_name: str = "九年级2班") -> tuple[str, str, str]:
     """(student id, student number, name): a new student of counselor1's school."""
     app = live.app
-    admin = app.actor(app.account("admin")[0])
-    school = app.actor(app.account("counselor1")[0]).school_id
+    admin = app.gate.actor(app.accounts.account("admin")[0])
+    school = app.gate.actor(app.accounts.account("counselor1")[0]).school_id
     name = "苏" + uuid.uuid4().hex[:3]
     no = "C" + uuid.uuid4().hex[:8]
-    sid = app.enrol_student(
+    sid = app.roster.enrol_student(
         admin,
         school_id=school,
         student_no=no,

@@ -24,11 +24,11 @@ def _paired_student(live: LiveServer) -> tuple[str, str, str]:
     """(pairing id, student id, name): a new student of teacher1's class, paired with
     teacher1 by the principal three weeks ago (so a check-in is overdue)."""
     app = live.app
-    admin = app.actor(app.account("admin")[0])
-    teacher = app.actor(app.account("teacher1")[0])
-    principal = app.actor(app.account("principal1")[0])
+    admin = app.gate.actor(app.accounts.account("admin")[0])
+    teacher = app.gate.actor(app.accounts.account("teacher1")[0])
+    principal = app.gate.actor(app.accounts.account("principal1")[0])
     name = "林" + uuid.uuid4().hex[:3]
-    student = app.enrol_student(
+    student = app.roster.enrol_student(
         admin,
         school_id=teacher.school_id,
         student_no="B" + uuid.uuid4().hex[:8],
@@ -41,7 +41,7 @@ def _paired_student(live: LiveServer) -> tuple[str, str, str]:
     clock = app.clock
     app.clock = lambda: clock() - timedelta(days=21)
     try:
-        pid = app.pair(principal, staff_id=teacher.staff_id, student_id=student)
+        pid = app.pairings.pair(principal, staff_id=teacher.staff_id, student_id=student)
     finally:
         app.clock = clock
     return pid, student, name

@@ -78,7 +78,7 @@ def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     data = tmp_path / "var"
     key = MasterKey.generate()
     app = Anxin(StoreConfig(url=None, data_dir=data), [key])
-    app.add_school(ADMIN, SCHOOL)
+    app.roster.add_school(ADMIN, SCHOOL)
     app.close()
     (data / "master.key").write_text(key.encode() + "\n")
     opened: list[Any] = []
@@ -158,8 +158,8 @@ def _csv(store: Store, name: str, rows: list[str]) -> str:
 def _roster(store: Store) -> list[Any]:
     with_app = Anxin(store.config, [store.master_key])
     try:
-        sid = with_app.school_id(SCHOOL)
-        return with_app.list_students(ADMIN, sid) if sid else []
+        sid = with_app.roster.school_id(SCHOOL)
+        return with_app.roster.list_students(ADMIN, sid) if sid else []
     finally:
         with_app.close()
 
@@ -230,7 +230,7 @@ def test_the_same_limits_hold_for_one_student_enrolled_by_hand(app: Anxin, schoo
         ({"guardians": [{"name": "母亲", "phone": "1391234567"}]}, "电话号码"),
     ]:
         with pytest.raises(InvalidInput) as refused:
-            app.enrol_student(ADMIN, school_id=school.id, **{**fields, **bad})
+            app.roster.enrol_student(ADMIN, school_id=school.id, **{**fields, **bad})
         assert reason in refused.value.text
 
 
@@ -245,8 +245,8 @@ def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
     data = tmp_path / "var"
     key = MasterKey.generate()
     setup = Anxin(StoreConfig(url=None, data_dir=data), [key])
-    school_id = setup.add_school(ADMIN, SCHOOL)
-    setup.add_staff(
+    school_id = setup.roster.add_school(ADMIN, SCHOOL)
+    setup.roster.add_staff(
         ADMIN,
         username="root",
         name="管理员",
@@ -284,6 +284,6 @@ def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
 
             # then the page says the disk is full (503), and nothing was imported
             assert r.status_code == 503 and "磁盘已满" in r.text and "服务器内部错误" not in r.text
-            assert app.list_students(ADMIN, school_id) == []
+            assert app.roster.list_students(ADMIN, school_id) == []
     finally:
         app.close()

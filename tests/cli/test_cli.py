@@ -135,11 +135,11 @@ class Cli:
         imported into the first, and users (username, name, role) of the first."""
         self.init_here()
         with self.app() as app:
-            ids = [app.add_school(CLI_ACTOR, name) for name in schools]
+            ids = [app.roster.add_school(CLI_ACTOR, name) for name in schools]
             if roster is not None:
                 import_roster(app, CLI_ACTOR, ids[0], "\n".join([HEADER, *roster]) + "\n")
             for username, name, role in users:
-                app.add_staff(
+                app.roster.add_staff(
                     CLI_ACTOR,
                     username=username,
                     name=name,
@@ -164,7 +164,7 @@ class Cli:
         with self.app() as app:
             return [
                 ("-", "已删除 (erased)", r.class_name) if r.erased else (r.student_no, r.name, r.class_name)
-                for r in app.list_students(CLI_ACTOR, app.school_id(school))
+                for r in app.roster.list_students(CLI_ACTOR, app.roster.school_id(school))
             ]
 
     def config(self) -> StoreConfig:
@@ -563,12 +563,12 @@ def test_the_demo_loads_two_schools_of_600_students_and_the_demo_accounts(demo_t
     assert len(counts) == 2 and sum(int(line.split("学生")[1].split("名")[0]) for line in counts) == 600
     with store.app() as app:
         for username, roles in DEMO_ACCOUNTS.items():
-            account = app.account(username)
+            account = app.accounts.account(username)
             assert account is not None, username
             staff_id, pw_hash = account
             assert verify_password(pw_hash, PASSWORD), username
-            assert {r.value for r in app.actor(staff_id).roles} == roles
-        assert app.actor(app.account("teacher1")[0]).classes == {"七年级1班"}
+            assert {r.value for r in app.gate.actor(staff_id).roles} == roles
+        assert app.gate.actor(app.accounts.account("teacher1")[0]).classes == {"七年级1班"}
 
 
 def test_the_demo_is_the_same_for_the_same_seed(demo_twice: DemoRuns) -> None:
@@ -614,7 +614,7 @@ def test_shredding_without_yes_and_without_a_terminal_refuses_and_changes_nothin
 
 def test_shredding_a_stream_by_id_erases_it(enrolled: Cli) -> None:
     with enrolled.app() as app:
-        stream_id = str(app.student_id_for(app.school_id(SCHOOL), "S002"))
+        stream_id = str(app.roster.student_id_for(app.roster.school_id(SCHOOL), "S002"))
 
     out = enrolled.ok("shred", "--stream", stream_id, "--yes")
 

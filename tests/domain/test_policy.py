@@ -26,6 +26,16 @@ def test_the_defaults_are_those_of_the_domain_brief() -> None:
     assert p.next_review("high", date(2026, 10, 1)) == date(2026, 10, 31)
 
 
+def test_the_appeal_window_and_the_next_follow_up_count_from_the_day_given() -> None:
+    # given the defaults (15 days to appeal, a follow-up visit every 30 days) and a region's own numbers
+    default, region = Policy(), Policy(appeal_days=7, follow_up_days=14)
+    # then the appeal window ends appeal_days after the approval, the next visit follow_up_days after
+    assert default.appeal_until(date(2026, 10, 12)) == date(2026, 10, 27)
+    assert region.appeal_until(date(2026, 10, 12)) == date(2026, 10, 19)
+    assert default.follow_up_due(date(2026, 12, 20)) == date(2027, 1, 19)
+    assert region.follow_up_due(date(2026, 10, 12)) == date(2026, 10, 26)
+
+
 def test_the_school_year_starts_on_the_configured_day() -> None:
     p = Policy()
     assert p.school_year_of(date(2026, 8, 31)) == 2025
@@ -107,7 +117,7 @@ def test_today_is_the_schools_date_not_the_utc_date(tmp_path) -> None:
     # is already the Shanghai date
     from datetime import UTC, datetime, timedelta
 
-    from anxin.app import school_clock
+    from anxin.core import school_clock
     from anxin.crypto import MasterKey
     from anxin.service import Anxin
     from anxin.storage import StoreConfig

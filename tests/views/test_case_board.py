@@ -30,7 +30,7 @@ def report(
     parties: list[tuple[str, str]] | None = None,
     forms: list[str] | None = None,
 ) -> str:
-    return app.report_bullying(
+    return app.cases.report_bullying(
         school.teacher,
         school_id=school.id,
         channel="teacher",
@@ -96,33 +96,35 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         None,
         True,
     )
-    app.start_investigation(school.safety, cid)
+    app.cases.start_investigation(school.safety, cid)
     assert line(app, school, cid).status == "investigating"
     clock.advance(days=3)
-    app.complete_investigation(school.safety, cid, findings="多名证人证实")
+    app.cases.complete_investigation(school.safety, cid, findings="多名证人证实")
     assert line(app, school, cid).status == "awaiting_determination"
-    app.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     assert (line(app, school, cid).status, line(app, school, cid).severity) == ("determined", None)
-    app.return_determination(school.principal, cid, reason="证据不足，请补充")
+    app.cases.return_determination(school.principal, cid, reason="证据不足，请补充")
     assert line(app, school, cid).status == "awaiting_determination"
-    app.determine(school.safety, cid, bullying=True, severity="suspected_offence", reason="再次认定")
-    app.approve_determination(school.principal, cid, reason="同意")
+    app.cases.determine(school.safety, cid, bullying=True, severity="suspected_offence", reason="再次认定")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
     x = line(app, school, cid)
     assert (x.status, x.severity, x.severity_label) == ("intervening", "suspected_offence", "违反治安管理或涉嫌犯罪")
-    app.record_mandatory_report(school.safety, cid, agency="城关派出所", reported_at=clock.now - timedelta(days=1))
-    app.record_mandatory_report(school.safety, cid, agency="县教育局", reported_at=clock.now)
+    app.cases.record_mandatory_report(
+        school.safety, cid, agency="城关派出所", reported_at=clock.now - timedelta(days=1)
+    )
+    app.cases.record_mandatory_report(school.safety, cid, agency="县教育局", reported_at=clock.now)
     x = line(app, school, cid)
     assert (x.mandatory_reports, x.mandatory_report_dates) == (2, [clock.today - timedelta(days=1), clock.today])
-    app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="认定过重")
+    app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="认定过重")
     x = line(app, school, cid)
     assert (x.status, x.appeals, x.appeal_pending) == ("appealed", 1, True)
-    appeal_id = app.get_case(school.safety, cid).pending_appeal_id
-    app.record_appeal_outcome(
+    appeal_id = app.cases.get_case(school.safety, cid).pending_appeal_id
+    app.cases.record_appeal_outcome(
         school.safety, cid, appeal_id, outcome="changed", reason="复查变更", bullying=True, severity="serious"
     )
     x = line(app, school, cid)
     assert (x.status, x.severity, x.appeals, x.appeal_pending) == ("intervening", "serious", 1, False)
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(TARGETED),
@@ -130,7 +132,7 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         plan="每周心理辅导",
         responsible_staff_id=school.counselor.staff_id,
     )
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(BULLYING),
@@ -138,15 +140,15 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         plan="法治教育",
         responsible_staff_id=school.teacher.staff_id,
     )
-    app.record_follow_up(school.safety, cid, notes="情况稳定")
+    app.cases.record_follow_up(school.safety, cid, notes="情况稳定")
     assert line(app, school, cid).status == "following_up"
     clock.advance(days=5)
-    app.close_case(school.principal, cid, reason="整改到位")
+    app.cases.close_case(school.principal, cid, reason="整改到位")
     x = line(app, school, cid)
     assert (x.status, x.closed_on, x.days_open) == ("closed", clock.today, 8)
     # days open stop at closure
     assert line(app, school, cid, today=clock.today + timedelta(days=30)).days_open == 8
-    app.reopen_case(school.safety, cid, reason="再次发生")
+    app.cases.reopen_case(school.safety, cid, reason="再次发生")
     x = line(app, school, cid)
     assert (x.status, x.closed_on, x.severity, x.investigation_due, x.mandatory_reports) == (
         "reopened",
@@ -156,7 +158,7 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         2,
     )
     # the board's status is the aggregate's, at every step above and here
-    assert x.status == app.get_case(school.safety, cid).status
+    assert x.status == app.cases.get_case(school.safety, cid).status
 
 
 def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
@@ -164,19 +166,19 @@ def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
 ) -> None:
     late = report(app, school, clock)
     done = report(app, school, clock)
-    app.start_investigation(school.safety, done)
-    app.complete_investigation(school.safety, done, findings="已查清")
+    app.cases.start_investigation(school.safety, done)
+    app.cases.complete_investigation(school.safety, done, findings="已查清")
     due = clock.today + timedelta(days=10)
     assert not line(app, school, late, today=due).investigation_overdue
     clock.advance(days=11)
     board = cb.case_board(app, school.principal, school.id)
     assert [(x.case_id, x.investigation_overdue, x.days_open) for x in board] == [(late, True, 11), (done, False, 11)]
     # an appeal sent back for investigation gives a new due date
-    app.determine(school.safety, done, bullying=False, reason="打闹嬉戏", horseplay=True)
-    app.approve_determination(school.principal, done, reason="同意")
-    app.lodge_appeal(school.safety, done, party_id=school.student(TARGETED), grounds="不服")
-    appeal_id = app.get_case(school.safety, done).pending_appeal_id
-    app.record_appeal_outcome(school.safety, done, appeal_id, outcome="reopened", reason="重新调查")
+    app.cases.determine(school.safety, done, bullying=False, reason="打闹嬉戏", horseplay=True)
+    app.cases.approve_determination(school.principal, done, reason="同意")
+    app.cases.lodge_appeal(school.safety, done, party_id=school.student(TARGETED), grounds="不服")
+    appeal_id = app.cases.get_case(school.safety, done).pending_appeal_id
+    app.cases.record_appeal_outcome(school.safety, done, appeal_id, outcome="reopened", reason="重新调查")
     x = line(app, school, done)
     assert (x.status, x.investigation_due, x.investigation_overdue) == (
         "investigating",
@@ -203,8 +205,8 @@ def test_a_class_teacher_sees_status_lines_of_the_cases_of_their_class_only(
 ) -> None:
     mine = report(app, school, clock, [(TARGETED, "targeted"), (BULLYING, "bullying")])  # classes 1 and 2
     theirs = report(app, school, clock, [(OTHER, "targeted"), (BULLYING, "bullying")])  # class 2 only
-    app.start_investigation(school.safety, mine)
-    app.record_mandatory_report(school.safety, mine, agency="派出所", reported_at=clock.now)
+    app.cases.start_investigation(school.safety, mine)
+    app.cases.record_mandatory_report(school.safety, mine, agency="派出所", reported_at=clock.now)
     # the class-1 teacher sees the case involving their student, as a status line
     lines = cb.case_board(app, school.teacher, school.id)
     assert [x.case_id for x in lines] == [mine]
@@ -221,20 +223,20 @@ def test_a_class_teacher_sees_status_lines_of_the_cases_of_their_class_only(
     # the class-2 teacher sees both
     assert {x.case_id for x in cb.case_board(app, school.other_teacher, school.id)} == {mine, theirs}
     # a party added from class 1 brings the other case onto the teacher's board; removing them takes it off
-    app.add_party(school.safety, theirs, student_id=school.student(WITNESS), part="witness", reason="目击")
+    app.cases.add_party(school.safety, theirs, student_id=school.student(WITNESS), part="witness", reason="目击")
     assert {x.case_id for x in cb.case_board(app, school.teacher, school.id)} == {mine, theirs}
-    app.remove_party(school.safety, theirs, student_id=school.student(WITNESS), reason="误报")
+    app.cases.remove_party(school.safety, theirs, student_id=school.student(WITNESS), reason="误报")
     assert {x.case_id for x in cb.case_board(app, school.teacher, school.id)} == {mine}
     # and a student moving class moves their cases with them
-    app.correct_student(ADMIN, school.student(OTHER), {"class_name": "七年级1班"}, "分班")
+    app.roster.correct_student(ADMIN, school.student(OTHER), {"class_name": "七年级1班"}, "分班")
     assert {x.case_id for x in cb.case_board(app, school.teacher, school.id)} == {mine, theirs}
 
 
 def test_a_shredded_case_shows_as_erased_and_nothing_crashes(app: Anxin, school: School, clock: Clock) -> None:
     gone = report(app, school, clock)
-    app.start_investigation(school.safety, gone)
+    app.cases.start_investigation(school.safety, gone)
     kept = report(app, school, clock)
-    app.shred(ADMIN, gone, "保存期限届满")
+    app.erasure.shred(ADMIN, gone, "保存期限届满")
     board = cb.case_board(app, school.principal, school.id)
     assert [x.case_id for x in board] == [kept, gone]
     x = board[1]
@@ -259,7 +261,7 @@ def test_a_shredded_case_shows_as_erased_and_nothing_crashes(app: Anxin, school:
 def test_the_board_reflects_a_command_as_soon_as_it_returns(app: Anxin, school: School, clock: Clock) -> None:
     cid = report(app, school, clock)
     assert app.views.positions()[cb.NAME] == app.recorder.max_notification_id()
-    app.start_investigation(school.safety, cid)
+    app.cases.start_investigation(school.safety, cid)
     with app.views.engine.connect() as conn:
         row = conn.execute(select(cb.cases).where(cb.cases.c.case_id == cid)).mappings().one()
     assert (cb.status_of(row), row["handler_id"]) == ("investigating", school.safety.staff_id)
@@ -311,9 +313,9 @@ WALK = st.lists(st.tuples(st.just("step"), st.integers(0, 1), st.integers(0, 5))
 
 def next_step(app: Anxin, school: School, cid: str, choice: int) -> str:
     """The command that moves a case along its lifecycle from where it is (choice picks a branch)."""
-    if app.is_erased(cid):
+    if app.erasure.is_erased(cid):
         return "none"
-    c = app.get_case(school.safety, cid)
+    c = app.cases.get_case(school.safety, cid)
     det = c.determination or {}
     if c.status in ("reported", "reopened"):
         return "start"
@@ -344,7 +346,7 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
     if name == "report":
         (t, b), forms = args
         cases.append(
-            app.report_bullying(
+            app.cases.report_bullying(
                 school.teacher,
                 school_id=school.id,
                 channel="teacher",
@@ -366,32 +368,32 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
     if name == "step":
         name = next_step(app, school, cid, args[1])
     if name == "start":
-        app.start_investigation(lead, cid)
+        app.cases.start_investigation(lead, cid)
     elif name == "complete":
-        app.complete_investigation(lead, cid, findings="查明")
+        app.cases.complete_investigation(lead, cid, findings="查明")
     elif name == "determine":
         severity = args[1] if op[0] == "determine" else (None, "minor", "serious", "suspected_offence")[args[1] % 4]
-        app.determine(lead, cid, bullying=severity is not None, severity=severity, reason="认定")
+        app.cases.determine(lead, cid, bullying=severity is not None, severity=severity, reason="认定")
     elif name == "approve":
-        app.approve_determination(principal, cid, reason="同意")
+        app.cases.approve_determination(principal, cid, reason="同意")
     elif name == "return":
-        app.return_determination(principal, cid, reason="退回")
+        app.cases.return_determination(principal, cid, reason="退回")
     elif name == "mandatory_report":
-        app.record_mandatory_report(lead, cid, agency="派出所", reported_at=clock.now)
+        app.cases.record_mandatory_report(lead, cid, agency="派出所", reported_at=clock.now)
     elif name == "close":
-        app.close_case(principal, cid, reason="结案")
+        app.cases.close_case(principal, cid, reason="结案")
     elif name == "reopen":
-        app.reopen_case(lead, cid, reason="复发")
+        app.cases.reopen_case(lead, cid, reason="复发")
     elif name == "shred":
-        app.shred(ADMIN, cid, "保存期限届满")
+        app.erasure.shred(ADMIN, cid, "保存期限届满")
     elif name == "forms":
-        app.correct_report(lead, cid, reason="更正", forms=["property"])
+        app.cases.correct_report(lead, cid, reason="更正", forms=["property"])
     else:
-        c = app.get_case(lead, cid)
+        c = app.cases.get_case(lead, cid)
         if name == "interventions":
             for p in c.parties:
                 kind = {"targeted": "counselling", "bullying": "education", "witness": "support"}[p["part"]]
-                app.plan_intervention(
+                app.cases.plan_intervention(
                     lead,
                     cid,
                     student_id=p["student_id"],
@@ -400,10 +402,10 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
                     responsible_staff_id=school.counselor.staff_id,
                 )
         elif name == "follow_up":
-            app.record_follow_up(lead, cid, notes="回访")
+            app.cases.record_follow_up(lead, cid, notes="回访")
         elif name == "appeal":
             party = next(p for p in c.parties if p["part"] == "targeted")
-            app.lodge_appeal(lead, cid, party_id=party["student_id"], grounds="不服")
+            app.cases.lodge_appeal(lead, cid, party_id=party["student_id"], grounds="不服")
         elif name == "outcome" and c.pending_appeal_id:
             det = c.determination or {}
             outcome = args[1] if isinstance(args[1], str) else ("upheld", "changed", "reopened")[args[1] % 3]
@@ -412,21 +414,21 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
                 if outcome == "changed"
                 else {}
             )
-            app.record_appeal_outcome(lead, cid, c.pending_appeal_id, outcome=outcome, reason="复查", **changed)
+            app.cases.record_appeal_outcome(lead, cid, c.pending_appeal_id, outcome=outcome, reason="复查", **changed)
         elif name == "add_party":
-            app.add_party(lead, cid, student_id=s[1], part="witness", reason="目击")
+            app.cases.add_party(lead, cid, student_id=s[1], part="witness", reason="目击")
         elif name == "remove_party":
-            app.remove_party(lead, cid, student_id=s[1], reason="误报")
+            app.cases.remove_party(lead, cid, student_id=s[1], reason="误报")
 
 
 def assert_board_matches_cases(app: Anxin, school: School, cases: list[str], today: date) -> None:
     board = {x.case_id: x for x in cb.case_board(app, school.principal, school.id)}
     assert set(board) == set(cases)
     for cid, x in board.items():
-        if app.is_erased(cid):
+        if app.erasure.is_erased(cid):
             assert (x.erased, x.status) == (True, "erased")
             continue
-        c = app._load(cid, BullyingCase)
+        c = app.load(cid, BullyingCase)
         assert (
             x.status,
             x.severity,

@@ -26,11 +26,13 @@ NOTES = {"thinking": "情绪平稳", "studies": "数学进步"}
 
 
 def pair(app: Anxin, school: School, no: str, staff: Any = None, **kw: Any) -> str:
-    return app.pair(school.safety, staff_id=(staff or school.teacher).staff_id, student_id=school.student(no), **kw)
+    return app.pairings.pair(
+        school.safety, staff_id=(staff or school.teacher).staff_id, student_id=school.student(no), **kw
+    )
 
 
 def check_in(app: Anxin, school: School, pid: str, held_on: date, concern: bool = False, by: Any = None) -> str:
-    return app.record_check_in(
+    return app.pairings.record_check_in(
         by or school.teacher,
         pid,
         held_on=held_on,
@@ -122,11 +124,11 @@ def test_a_concern_escalated_to_a_file_or_a_report_is_no_longer_open(app: Anxin,
     second = check_in(app, school, pid, clock.today, concern=True)
     assert line_of(app, school.teacher, pid).open_concerns == 2
     # when one concern becomes a support file and the other a bullying report
-    app.escalate_to_support_file(
+    app.escalations.escalate_to_support_file(
         school.teacher, pid, first, category="人际关系", risk_level="general", reason="持续情绪低落"
     )
     assert line_of(app, school.teacher, pid).open_concerns == 1
-    app.escalate_to_bullying_report(
+    app.escalations.escalate_to_bullying_report(
         school.teacher,
         pid,
         second,
@@ -138,7 +140,7 @@ def test_a_concern_escalated_to_a_file_or_a_report_is_no_longer_open(app: Anxin,
     )
     # then no concern is open; escalating the first again (to a report) changes nothing
     assert line_of(app, school.teacher, pid).open_concerns == 0
-    app.escalate_to_bullying_report(
+    app.escalations.escalate_to_bullying_report(
         school.teacher,
         pid,
         first,
@@ -156,24 +158,24 @@ def test_a_corrected_concern_moves_the_count_of_open_concerns(app: Anxin, school
     flagged = check_in(app, school, pid, clock.today, concern=True)
     plain = check_in(app, school, pid, clock.today)
     # when the flagged check-in is corrected to no concern, and the plain one to a concern
-    app.correct_check_in(school.teacher, pid, flagged, reason="误标", concern=False)
+    app.pairings.correct_check_in(school.teacher, pid, flagged, reason="误标", concern=False)
     assert line_of(app, school.teacher, pid).open_concerns == 0
-    app.correct_check_in(school.teacher, pid, plain, reason="补充担忧", concern=True, concern_note="睡眠不好")
+    app.pairings.correct_check_in(school.teacher, pid, plain, reason="补充担忧", concern=True, concern_note="睡眠不好")
     # then the count follows the domain
     assert line_of(app, school.teacher, pid).open_concerns == 1
-    assert len(app.get_pairing(school.teacher, pid).open_concerns) == 1
+    assert len(app.pairings.get_pairing(school.teacher, pid).open_concerns) == 1
 
 
 def test_a_cadence_change_and_an_end_move_and_remove_the_pairing(app: Anxin, school: School, clock: Clock) -> None:
     pid = pair(app, school, A)
     clock.advance(days=3)
     # when the cadence becomes weekly (domain command; no application command yet)
-    with app._editing(pid, Pairing) as p:
+    with app.editing(pid, Pairing) as p:
         p.change_cadence(cadence_days=7, reason="重点关注", actor=school.principal.staff_id, at=app.now())
     # then it is due a week after the pairing day (no check-in yet)
     assert line_of(app, school.teacher, pid).next_due == clock.today - timedelta(days=3) + timedelta(days=7)
     # when the pairing ends, it leaves the board
-    app.end_pairing(school.teacher, pid, "学生转学")
+    app.pairings.end_pairing(school.teacher, pid, "学生转学")
     assert pairing_board(app, school.teacher).lines == []
     assert raw(app, pid) is None
 
@@ -219,7 +221,7 @@ def test_a_student_moved_to_another_class_is_counted_there(app: Anxin, school: S
         ClassCounts(CLASS2, 1, 1, 0),
     ]
     # when student C's class is corrected to class 1
-    app.correct_student(school.admin, school.student(C), {"class_name": CLASS1}, reason="转班")
+    app.roster.correct_student(school.admin, school.student(C), {"class_name": CLASS1}, reason="转班")
     # then the school's counts, and its board, have both pairings in class 1
     board = pairing_board(app, school.principal, school_id=school.id)
     assert pairing_counts(app, school.principal, school.id) == board.by_class == [ClassCounts(CLASS1, 2, 2, 0)]
@@ -286,7 +288,7 @@ def test_a_check_in_shows_on_the_board_as_soon_as_it_is_recorded(app: Anxin, sch
 def test_an_erased_student_shows_as_erased_in_their_class(app: Anxin, school: School, clock: Clock) -> None:
     pid = pair(app, school, A)
     check_in(app, school, pid, clock.today, concern=True)
-    app.shred(ADMIN, school.student(A), "保存期限届满")  # the pairing, about them alone, goes too
+    app.erasure.shred(ADMIN, school.student(A), "保存期限届满")  # the pairing, about them alone, goes too
     line = line_of(app, school.teacher, pid)
     assert (line.student_name, line.erased, line.class_name, line.open_concerns) == ("已删除", True, CLASS1, 0)
     assert pairing_board(app, school.principal, school_id=school.id, names=True).lines[0].student_name == "已删除"
@@ -303,7 +305,7 @@ def test_an_erased_pairing_shows_as_an_erased_line_and_rebuilds_the_same(
     gone = pair(app, school, A)
     check_in(app, school, gone, clock.today, concern=True)
     kept = pair(app, school, B)
-    app.shred(ADMIN, gone, "保存期限届满")
+    app.erasure.shred(ADMIN, gone, "保存期限届满")
     board = pairing_board(app, school.teacher, today=clock.today + timedelta(days=30))
     erased = [p for p in board.lines if p.erased]
     assert [(p.pairing_id, p.student_name, p.class_name, p.next_due, p.overdue, p.open_concerns) for p in erased] == [
@@ -365,17 +367,17 @@ def play(app: Anxin, s: School, clock: Clock, steps: list[tuple[str, int]]) -> l
             if op == "pair" or pid is None:
                 pids.append(pair(app, s, nos[pick % 4], staff=staff[pick % 3], cadence_days=[None, 7, 30][pick % 3]))
             elif op in ("check_in", "concern"):
-                held = max(app.get_pairing(s.principal, pid).paired_on, clock.today - timedelta(days=pick % 5))
+                held = max(app.pairings.get_pairing(s.principal, pid).paired_on, clock.today - timedelta(days=pick % 5))
                 check_ins.setdefault(pid, []).append(
                     check_in(app, s, pid, held, concern=op == "concern", by=s.principal)
                 )
             elif op == "correct" and check_ins.get(pid):
                 ci = check_ins[pid][pick % len(check_ins[pid])]
-                app.correct_check_in(
+                app.pairings.correct_check_in(
                     s.principal, pid, ci, reason="更正", concern=pick % 2 == 0, concern_note="更正后的担忧"
                 )
             elif op == "escalate_file" and check_ins.get(pid):
-                app.escalate_to_support_file(
+                app.escalations.escalate_to_support_file(
                     s.principal,
                     pid,
                     check_ins[pid][pick % len(check_ins[pid])],
@@ -385,7 +387,7 @@ def play(app: Anxin, s: School, clock: Clock, steps: list[tuple[str, int]]) -> l
                     responsible_id=s.counselor.staff_id,
                 )
             elif op == "escalate_case" and check_ins.get(pid):
-                app.escalate_to_bullying_report(
+                app.escalations.escalate_to_bullying_report(
                     s.principal,
                     pid,
                     check_ins[pid][pick % len(check_ins[pid])],
@@ -396,18 +398,18 @@ def play(app: Anxin, s: School, clock: Clock, steps: list[tuple[str, int]]) -> l
                     reason="上报",
                 )
             elif op == "cadence":
-                with app._editing(pid, Pairing) as p:
+                with app.editing(pid, Pairing) as p:
                     p.change_cadence(cadence_days=3 + pick, reason="调整", actor=s.principal.staff_id, at=app.now())
             elif op == "end":
-                app.end_pairing(s.principal, pid, "结束")
+                app.pairings.end_pairing(s.principal, pid, "结束")
             elif op == "move":
-                app.correct_student(
+                app.roster.correct_student(
                     s.admin, s.student(nos[pick % 4]), {"class_name": [CLASS1, CLASS2][pick % 2]}, reason="转班"
                 )
             elif op == "days":
                 clock.advance(days=pick * 2)
             elif op == "shred":
-                app.shred(ADMIN, pid if pick % 2 == 0 else s.student(nos[pick % 4]), "到期")
+                app.erasure.shred(ADMIN, pid if pick % 2 == 0 else s.student(nos[pick % 4]), "到期")
         except DomainError:
             pass  # a refused command changes nothing; the history goes on
     return pids
@@ -423,7 +425,7 @@ def test_the_rebuilt_board_equals_the_incremental_one_and_the_domain(app: Anxin,
     with app.views.engine.connect() as conn:
         rows = {r.pairing_id: r for r in conn.execute(select(pairings))}
     for pid in pids:
-        if app.is_erased(pid):
+        if app.erasure.is_erased(pid):
             assert pid not in rows
             continue
         p: Pairing = app.repository.get(UUID(pid))

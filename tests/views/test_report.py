@@ -50,7 +50,7 @@ STAFF_NAMES = ["王老师", "陈老师", "刘心理", "周心理", "孙主任", 
 def report_case(
     app: Anxin, s: School, *, forms: tuple[str, ...] = ("physical",), no: str = "2026001", by: str = "teacher"
 ) -> str:
-    return app.report_bullying(
+    return app.cases.report_bullying(
         getattr(s, by),
         school_id=s.id,
         channel="teacher",
@@ -64,24 +64,26 @@ def report_case(
 
 
 def determine(app: Anxin, s: School, case_id: str, *, bullying: bool, severity: str | None = None) -> None:
-    app.start_investigation(s.safety, case_id)
-    app.complete_investigation(s.safety, case_id, findings="双方陈述一致，有同学作证")
-    app.determine(
+    app.cases.start_investigation(s.safety, case_id)
+    app.cases.complete_investigation(s.safety, case_id, findings="双方陈述一致，有同学作证")
+    app.cases.determine(
         s.safety, case_id, bullying=bullying, severity=severity, horseplay=not bullying, reason="治理委员会会议认定"
     )
-    app.approve_determination(s.principal, case_id, reason="同意委员会意见")
+    app.cases.approve_determination(s.principal, case_id, reason="同意委员会意见")
 
 
 def open_file(app: Anxin, s: School, no: str, level: str) -> str:
-    return app.open_support_file(s.counselor, s.student(no), category="情绪困扰", risk_level=level, reason=FILE_REASON)
+    return app.support.open_support_file(
+        s.counselor, s.student(no), category="情绪困扰", risk_level=level, reason=FILE_REASON
+    )
 
 
 def pair(app: Anxin, s: School, no: str, cadence: int = 14) -> str:
-    return app.pair(s.principal, staff_id=s.teacher.staff_id, student_id=s.student(no), cadence_days=cadence)
+    return app.pairings.pair(s.principal, staff_id=s.teacher.staff_id, student_id=s.student(no), cadence_days=cadence)
 
 
 def check_in(app: Anxin, s: School, pairing_id: str, held_on: date, concern: bool = False) -> str:
-    return app.record_check_in(
+    return app.pairings.record_check_in(
         s.teacher,
         pairing_id,
         held_on=held_on,
@@ -122,26 +124,26 @@ def history(app: Anxin, school: School, clock: Clock) -> TwoSchools:
     c3 = report_case(app, a, forms=("verbal",), no="2026002")
     determine(app, a, c1, bullying=True, severity="serious")  # intervening; follow-up due 11 November
     determine(app, a, c3, bullying=False)  # horseplay: concluded...
-    app.close_case(a.principal, c3, reason="打闹嬉戏，已批评教育")  # ...and closed the same day
+    app.cases.close_case(a.principal, c3, reason="打闹嬉戏，已批评教育")  # ...and closed the same day
     open_file(app, a, "2026002", "key")
     f2 = open_file(app, a, "2026004", "general")
-    app.record_screening(
+    app.screenings.record_screening(
         a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9
     )
-    app.record_screening(
+    app.screenings.record_screening(
         a.counselor, a.student("2026003"), instrument="GAD-7", screened_on=clock.today, answers=[2] * 7
     )  # moderate: flagged, opens a file
     p1 = pair(app, a, "2026001")
     check_in(app, a, p1, clock.today)
     # 12 October, school B: a case left alone and a weekly pairing never checked in on.
     report_case(app, b, forms=("property",))
-    app.pair(b.principal, staff_id=b.teacher.staff_id, student_id=b.student("2026001"), cadence_days=7)
+    app.pairings.pair(b.principal, staff_id=b.teacher.staff_id, student_id=b.student("2026001"), cadence_days=7)
     # 20 October: a file closed, a second check-in.
     clock.advance(days=8)
-    app.close_support_file(a.counselor, f2, "风险解除")
+    app.support.close_support_file(a.counselor, f2, "风险解除")
     check_in(app, a, p1, clock.today)
     clock.advance(days=16)  # 5 November: the period is over
-    gad = app.instruments["GAD-7"].score([2] * 7)
+    gad = app.screenings.instruments["GAD-7"].score([2] * 7)
     assert gad.flagged and gad.risk_level
     return TwoSchools(a, b, gad.risk_level)
 
@@ -215,12 +217,12 @@ def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, sch
     # given a case reported on 12 October, investigated from 15 October, closed on 25 October
     case_id = report_case(app, school)
     clock.advance(days=3)
-    app.start_investigation(school.safety, case_id)
+    app.cases.start_investigation(school.safety, case_id)
     clock.advance(days=10)
-    app.complete_investigation(school.safety, case_id, findings="查明属实")
-    app.determine(school.safety, case_id, bullying=False, horseplay=True, reason="委员会认定")
-    app.approve_determination(school.principal, case_id, reason="同意")
-    app.close_case(school.principal, case_id, reason="已教育")
+    app.cases.complete_investigation(school.safety, case_id, findings="查明属实")
+    app.cases.determine(school.safety, case_id, bullying=False, horseplay=True, reason="委员会认定")
+    app.cases.approve_determination(school.principal, case_id, reason="同意")
+    app.cases.close_case(school.principal, case_id, reason="已教育")
     clock.advance(days=30)
 
     def at_end(day: int) -> dict[str, int]:
@@ -245,7 +247,7 @@ def test_both_ends_of_the_date_range_are_included_and_nothing_beyond(app: Anxin,
     p = pair(app, school, "2026001")
     check_in(app, school, p, clock.today)
     clock.advance(days=1)
-    app.close_support_file(school.counselor, file_id, "风险解除")
+    app.support.close_support_file(school.counselor, file_id, "风险解除")
     determine(app, school, case_id, bullying=False)
     clock.advance(days=30)
 
@@ -296,10 +298,10 @@ def test_a_changed_cadence_and_an_ended_pairing_count_only_their_own_days(
     clock.now = datetime(2026, 10, 1, 9, tzinfo=UTC)
     p = pair(app, school, "2026001", cadence=14)
     clock.now = datetime(2026, 10, 15, 9, tzinfo=UTC)
-    with app._editing(p, Pairing) as pairing:  # no application command changes a cadence yet
+    with app.editing(p, Pairing) as pairing:  # no application command changes a cadence yet
         pairing.change_cadence(cadence_days=7, reason="重点关注", actor=school.principal.staff_id, at=app.now())
     clock.now = datetime(2026, 10, 29, 9, tzinfo=UTC)
-    app.end_pairing(school.teacher, p, "学生转学")
+    app.pairings.end_pairing(school.teacher, p, "学生转学")
     clock.advance(days=10)
     r = report_for(app, school.principal)
     # then 14 days at 14 and 14 days at 7 make three due; it is no longer active on 31 October
@@ -314,28 +316,28 @@ def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, sch
     changed, reopened = report_case(app, school), report_case(app, school, no="2026002")
     for c in (changed, reopened):
         determine(app, school, c, bullying=True, severity="minor")
-        app.lodge_appeal(
+        app.cases.lodge_appeal(
             school.safety,
             c,
-            party_id=app.get_case(school.principal, c).parties[0]["student_id"],
+            party_id=app.cases.get_case(school.principal, c).parties[0]["student_id"],
             grounds="认为处理过轻",
         )
     assert report_for(app, school.principal, (clock.today, clock.today)).total["cases_end_appealed"] == 2
     # when on 14 October one is changed to serious and the other reopened for investigation
     clock.advance(days=2)
-    app.record_appeal_outcome(
+    app.cases.record_appeal_outcome(
         school.safety,
         changed,
-        app.get_case(school.principal, changed).pending_appeal_id,
+        app.cases.get_case(school.principal, changed).pending_appeal_id,
         outcome="changed",
         reason="复查认为情节较重",
         bullying=True,
         severity="serious",
     )
-    app.record_appeal_outcome(
+    app.cases.record_appeal_outcome(
         school.safety,
         reopened,
-        app.get_case(school.principal, reopened).pending_appeal_id,
+        app.cases.get_case(school.principal, reopened).pending_appeal_id,
         outcome="reopened",
         reason="事实不清",
     )
@@ -375,7 +377,7 @@ def test_nothing_printed_or_stored_holds_a_name_or_a_text(app: Anxin, history: T
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
         (a.student("2026002"),),
     )[0]
-    app.record_crisis_intervention(
+    app.support.record_crisis_intervention(
         a.counselor, file_id, occurred_on=clock.today, what_happened="在天台徘徊", actions_taken="陪同并联系家长"
     )
     texts = [
@@ -521,7 +523,7 @@ def test_a_shredded_case_leaves_the_report_and_a_rebuild_agrees(app: Anxin, hist
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? AND status = 'closed'", (a.id,)
     )[0]
     # when the closed case is shredded
-    app.shred(ADMIN, case_id, "保存期限届满")
+    app.erasure.shred(ADMIN, case_id, "保存期限届满")
     # then the report no longer counts it (its events can no longer be read), and nothing breaks
     after = report_for(app, a.supervisor).school(a.id)
     changed = {k: (before[k], after[k]) for k in before.counts if before[k] != after[k]}
@@ -558,7 +560,7 @@ def test_counts_are_kept_at_once_until_a_shred_is_seen_then_not_for_a_while(
     case_id = app.db.fetchone(
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'case' AND school_id = ? AND status = 'closed'", (a.id,)
     )[0]
-    app.shred(ADMIN, case_id, "保存期限届满")
+    app.erasure.shred(ADMIN, case_id, "保存期限届满")
     # then the next report sees the shred: counts afresh, and keeps nothing while it settles
     after = report_for(app, a.supervisor)
     assert after.total["cases_reported"] == first.total["cases_reported"] - 1
@@ -621,7 +623,7 @@ class World:
             self.file_step(self.pick(self.files, i), n)
         elif op == "screen":
             inst, items = (("PHQ-9", 9), ("GAD-7", 7))[i % 2]
-            app.record_screening(
+            app.screenings.record_screening(
                 s.counselor,
                 s.student(self.student(n)),
                 instrument=inst,
@@ -634,20 +636,20 @@ class World:
             self.pairing_step(self.pick(self.pairings, i), n)
         elif op == "shred" and n % 4 == 0:
             kind = [self.cases, self.files, self.pairings][n % 3]
-            app.shred(ADMIN, self.pick(kind, i), "保存期限届满")
+            app.erasure.shred(ADMIN, self.pick(kind, i), "保存期限届满")
 
     def case_step(self, c: str, n: int) -> None:
         """Move a case on from where it is, down one of the branches its status allows."""
         app, s = self.app, self.s
-        case = app.get_case(s.principal, c)
+        case = app.cases.get_case(s.principal, c)
         status, severity = case.status, ("minor", "serious", "suspected_offence")[n % 3]
         if status in ("reported", "reopened"):
-            app.start_investigation(s.safety, c)
+            app.cases.start_investigation(s.safety, c)
         elif status == "investigating":
-            app.complete_investigation(s.safety, c, findings="查明")
+            app.cases.complete_investigation(s.safety, c, findings="查明")
         elif status == "awaiting_determination":
             bullying = n % 4 != 0
-            app.determine(
+            app.cases.determine(
                 s.safety,
                 c,
                 bullying=bullying,
@@ -657,9 +659,9 @@ class World:
             )
         elif status == "determined":
             if n % 4 == 0:
-                app.return_determination(s.principal, c, reason="退回重议")
+                app.cases.return_determination(s.principal, c, reason="退回重议")
             else:
-                app.approve_determination(s.principal, c, reason="同意")
+                app.cases.approve_determination(s.principal, c, reason="同意")
         elif status == "appealed":
             outcome = ("upheld", "changed", "reopened")[n % 3]
             kw: dict[str, Any] = (
@@ -667,18 +669,20 @@ class World:
             )
             if kw and not kw["bullying"]:
                 kw["severity"] = None
-            app.record_appeal_outcome(s.safety, c, case.pending_appeal_id or "", outcome=outcome, reason="复查", **kw)
+            app.cases.record_appeal_outcome(
+                s.safety, c, case.pending_appeal_id or "", outcome=outcome, reason="复查", **kw
+            )
         elif status == "closed":
-            app.reopen_case(s.safety, c, reason="再次发生")
+            app.cases.reopen_case(s.safety, c, reason="再次发生")
         elif n % 5 == 0:
-            app.lodge_appeal(s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
+            app.cases.lodge_appeal(s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
         elif n % 5 == 1:
-            app.record_follow_up(s.safety, c, notes="回访")
+            app.cases.record_follow_up(s.safety, c, notes="回访")
         else:
             if case.severity == "suspected_offence" and not case.mandatory_reports_this_cycle:
-                app.record_mandatory_report(s.safety, c, agency="派出所", reported_at=app.now())
+                app.cases.record_mandatory_report(s.safety, c, agency="派出所", reported_at=app.now())
             for sid in case.missing_interventions().get("targeted", []):
-                app.plan_intervention(
+                app.cases.plan_intervention(
                     s.safety,
                     c,
                     student_id=sid,
@@ -686,7 +690,7 @@ class World:
                     plan="辅导",
                     responsible_staff_id=s.counselor.staff_id,
                 )
-            app.close_case(s.principal, c, reason="结案")
+            app.cases.close_case(s.principal, c, reason="结案")
 
     def file_step(self, f: str, n: int) -> None:
         app, s = self.app, self.s
@@ -694,32 +698,32 @@ class World:
         step = n % 6
         if step == 0:
             try:
-                app.raise_risk_level(s.counselor, f, level, "加重")
+                app.support.raise_risk_level(s.counselor, f, level, "加重")
             except DomainError:
-                app.lower_risk_level(s.counselor, f, level, "好转")
+                app.support.lower_risk_level(s.counselor, f, level, "好转")
         elif step == 1:
-            app.record_review(s.counselor, f, reviewed_on=app.now().date(), notes="复评", outcome="continue")
+            app.support.record_review(s.counselor, f, reviewed_on=app.now().date(), notes="复评", outcome="continue")
         elif step == 2:
-            app.record_crisis_intervention(
+            app.support.record_crisis_intervention(
                 s.counselor, f, occurred_on=app.now().date(), what_happened="危机", actions_taken="干预"
             )
         elif step in (3, 4):
-            app.close_support_file(s.counselor, f, "好转")
+            app.support.close_support_file(s.counselor, f, "好转")
         else:
-            app.reopen_support_file(s.counselor, f, "反复")
+            app.support.reopen_support_file(s.counselor, f, "反复")
 
     def pairing_step(self, p: str, n: int) -> None:
         app, s = self.app, self.s
         if n % 5 < 3:
-            paired = app.get_pairing(s.principal, p).paired_on
+            paired = app.pairings.get_pairing(s.principal, p).paired_on
             check_in(app, s, p, max(paired, app.now().date() - timedelta(days=n % 6)))
         elif n % 5 == 3:
-            with app._editing(p, Pairing) as pairing:  # no application command changes a cadence yet
+            with app.editing(p, Pairing) as pairing:  # no application command changes a cadence yet
                 pairing.change_cadence(
                     cadence_days=(7, 14, 30)[n % 3], reason="调整", actor=s.principal.staff_id, at=app.now()
                 )
         else:
-            app.end_pairing(s.teacher, p, "结束")
+            app.pairings.end_pairing(s.teacher, p, "结束")
 
     def check_against_the_aggregates(self) -> None:
         """The report's figures for today are the aggregates' own answers."""
@@ -740,17 +744,17 @@ class World:
             ]
 
         for sid in live("case"):
-            c = app._load(sid, BullyingCase)
+            c = app.load(sid, BullyingCase)
             add(f"cases_end_{c.status}")
             add("investigations_overdue_end", c.investigation_overdue(today))
             add("follow_ups_overdue_end", c.follow_up_overdue(today))
         for sid in live("file"):
-            f = app._load(sid, SupportFile)
+            f = app.load(sid, SupportFile)
             if f.is_open:
                 add(f"files_end_{f.risk_level}")
                 add("reviews_overdue_end", f.review_overdue(today))
         for sid in live("pairing"):
-            p = app._load(sid, Pairing)
+            p = app.load(sid, Pairing)
             if p.active:
                 add("pairings_active_end")
                 add("check_ins_overdue_end", p.is_overdue(today))
@@ -860,7 +864,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 def period_args() -> list[str]:
     # The schools' today (the app's clock reads the policy's timezone), not UTC's: from
     # 16:00 UTC on, Beijing is a day ahead and the day's events would fall after the period.
-    from anxin.app import school_clock
+    from anxin.core import school_clock
     from domain.policy import Policy
 
     today = school_clock(Policy().timezone)().date()
@@ -1001,14 +1005,14 @@ def test_each_aggregate_is_the_sum_of_its_rows_after_a_history_a_shred_and_a_reb
     # check-ins on the same days, and screenings of a student on several days
     p = pair(app, a, "2026004", cadence=7)
     check_in(app, a, p, clock.today)
-    with app._editing(p, Pairing) as pairing:
+    with app.editing(p, Pairing) as pairing:
         pairing.change_cadence(cadence_days=30, reason="调整", actor=a.principal.staff_id, at=app.now())
     clock.advance(days=2)
-    app.end_pairing(a.teacher, p, "结束")
-    app.record_screening(
+    app.pairings.end_pairing(a.teacher, p, "结束")
+    app.screenings.record_screening(
         a.counselor, a.student("2026004"), instrument="PHQ-9", screened_on=clock.today, answers=[1] * 9
     )
-    app.record_screening(
+    app.screenings.record_screening(
         a.counselor, a.student("2026003"), instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9
     )
     # and a crisis intervention whose day is corrected (the fact is re-dated)
@@ -1016,10 +1020,10 @@ def test_each_aggregate_is_the_sum_of_its_rows_after_a_history_a_shred_and_a_reb
         "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
         (a.student("2026002"),),
     )[0]
-    entry = app.record_crisis_intervention(
+    entry = app.support.record_crisis_intervention(
         a.counselor, file_id, occurred_on=clock.today, what_happened="危机", actions_taken="干预"
     )
-    app.correct_file_entry(
+    app.support.correct_file_entry(
         a.counselor, file_id, entry, changes={"occurred_on": clock.today - timedelta(days=3)}, reason="日期有误"
     )
     with app.views.engine.connect() as conn:
@@ -1044,7 +1048,7 @@ def test_each_aggregate_is_the_sum_of_its_rows_after_a_history_a_shred_and_a_reb
     )
     assert all(got[t] for t in got)
     # and after shredding a pairing (its check-ins and spans go), they still do
-    app.shred(ADMIN, p, "保存期限届满")
+    app.erasure.shred(ADMIN, p, "保存期限届满")
     assert aggregates(app) == aggregates_from_rows(app)
     # and a rebuild gives the same rows
     incremental = dump(app)
@@ -1060,7 +1064,7 @@ def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_
     june, sept, oct = date(2026, 6, 1), date(2026, 9, 20), clock.today  # school years 2025 and 2026
 
     def screen(day: date, inst: str = "PHQ-9") -> None:
-        app.record_screening(
+        app.screenings.record_screening(
             s.counselor, student, instrument=inst, screened_on=day, answers=[0] * (9 if inst == "PHQ-9" else 7)
         )
 
@@ -1070,7 +1074,9 @@ def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_
     screen(june, "GAD-7")
     screen(oct)
     screen(sept)  # recorded after a later day: the days are put in order
-    app.record_screening(s.counselor, s.student("2026002"), instrument="GAD-7", screened_on=sept, answers=[0] * 7)
+    app.screenings.record_screening(
+        s.counselor, s.student("2026002"), instrument="GAD-7", screened_on=sept, answers=[0] * 7
+    )
     clock.advance(days=30)
 
     def screened(first: date, last: date) -> tuple[int, int]:
@@ -1087,8 +1093,8 @@ def test_a_student_screened_on_several_days_and_in_two_school_years_counts_once_
     assert screened(june, sept) == (2, 4)
     assert aggregates(app) == aggregates_from_rows(app)
     # when this school year's record of the first student is shredded
-    record = str(app.screening_record_id(student, 2026))
-    app.shred(ADMIN, record, "保存期限届满")
+    record = str(app.screenings.screening_record_id(student, 2026))
+    app.erasure.shred(ADMIN, record, "保存期限届满")
     # then their September and October screenings are gone, June's stay
     assert screened(date(2026, 5, 1), date(2026, 10, 31)) == (2, 3)
     assert screened(sept, oct) == (1, 1)
@@ -1148,7 +1154,7 @@ def test_the_aggregates_agree_with_their_rows_on_every_day_after_random_historie
                         )
                     )
                 if records:
-                    app.shred(ADMIN, records[i % len(records)], "保存期限届满")
+                    app.erasure.shred(ADMIN, records[i % len(records)], "保存期限届满")
             else:
                 world.do(op, i, n)
     # then every aggregate holds the sums of its rows

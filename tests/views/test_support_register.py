@@ -24,13 +24,13 @@ CRISIS = [2, 2, 2, 2, 2, 2, 2, 2, 1]  # PHQ-9 18 with item 9 > 0: flagged and a 
 
 
 def open_file(app: Anxin, school: School, no: str, level: str = "key", category: str = "情绪困扰") -> str:
-    return app.open_support_file(
+    return app.support.open_support_file(
         school.counselor, school.student(no), category=category, risk_level=level, reason="近期情绪低落，上课常走神"
     )
 
 
 def screen(app: Anxin, school: School, no: str, on: date, answers: list[int] | None = None) -> None:
-    app.record_screening(
+    app.screenings.record_screening(
         school.counselor, school.student(no), instrument="PHQ-9", screened_on=on, answers=answers or NO_RISK
     )
 
@@ -56,11 +56,11 @@ def test_the_register_lists_each_file_with_class_level_category_responsible_and_
 ) -> None:
     # given three files: one raised to 高危, one handed to another counselor, one closed
     high = open_file(app, school, "2026001", "key", "自伤风险")
-    app.raise_risk_level(school.principal, high, "high", "出现自伤念头")
+    app.support.raise_risk_level(school.principal, high, "high", "出现自伤念头")
     other = open_file(app, school, "2026003", "general", "学业压力")
-    app.reassign_support_file(school.principal, other, school.other_counselor.staff_id, "工作调整")
+    app.support.reassign_support_file(school.principal, other, school.other_counselor.staff_id, "工作调整")
     closed = open_file(app, school, "2026004", "key")
-    app.close_support_file(school.principal, closed, "风险已解除")
+    app.support.close_support_file(school.principal, closed, "风险已解除")
     # when the counselor reads the register
     lines = sr.register(app, school.counselor, school.id)
     # then open files come first, the highest risk first, each with its line of ids, codes and dates
@@ -107,7 +107,7 @@ def test_a_review_is_overdue_only_after_its_date_decided_when_the_register_is_re
     # a review moves the date on; the clock's today is the default
     clock.advance(days=31)
     assert sr.register(app, school.counselor, school.id)[0].review_overdue
-    app.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情况稳定", outcome="continue")
+    app.support.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情况稳定", outcome="continue")
     line = sr.register(app, school.counselor, school.id)[0]
     assert (line.next_review_due, line.review_overdue) == (clock.today + timedelta(days=30), False)
 
@@ -119,7 +119,7 @@ def test_the_category_is_kept_sealed_in_the_view_table(app: Anxin, school: Schoo
     assert rows and all(
         "家庭变故".encode() not in (v if isinstance(v, bytes) else str(v).encode()) for r in rows for v in r
     )
-    app.change_file_category(
+    app.support.change_file_category(
         school.principal, sr.register(app, school.principal, school.id)[0].file_id, "人际关系", "重新评估"
     )
     assert sr.register(app, school.principal, school.id)[0].category == "人际关系"
@@ -149,7 +149,7 @@ def test_a_shredded_file_stays_on_the_register_as_erased_without_its_level_or_ca
 ) -> None:
     fid = open_file(app, school, "2026001", "high", "自伤风险")
     keep = open_file(app, school, "2026002")
-    app.shred(ADMIN, fid, "保存期限届满")
+    app.erasure.shred(ADMIN, fid, "保存期限届满")
     lines = {x.file_id: x for x in sr.register(app, school.counselor, school.id)}
     assert (
         lines[fid].erased,
@@ -170,7 +170,7 @@ def test_the_register_reflects_a_command_as_soon_as_it_returns(app: Anxin, schoo
     assert app.views.positions()[sr.NAME] == app.recorder.max_notification_id()
     with app.views.engine.connect() as conn:
         assert conn.execute(select(sr.files.c.risk_level).where(sr.files.c.file_id == fid)).scalar() == "key"
-    app.raise_risk_level(school.principal, fid, "high", "危机")
+    app.support.raise_risk_level(school.principal, fid, "high", "危机")
     assert sr.register(app, school.counselor, school.id)[0].risk_level == "high"
 
 
@@ -181,7 +181,7 @@ def test_coverage_counts_the_students_screened_this_school_year_per_class_and_li
     # given one student screened this school year (2026-27), one only last year, one who left
     screen(app, school, "2026001", clock.today)
     screen(app, school, "2026003", date(2026, 6, 1))  # school year 2025
-    app.leave_student(ADMIN, school.student("2026004"), "转学")
+    app.roster.leave_student(ADMIN, school.student("2026004"), "转学")
     # when the counselor reads this year's coverage
     cov = sr.coverage(app, school.counselor, school.id, with_names=True)
     # then three students are enrolled, one screened, per class, with the two not yet screened
@@ -195,7 +195,7 @@ def test_coverage_counts_the_students_screened_this_school_year_per_class_and_li
     assert last.screened == 1
     assert last.not_screened == sorted([school.student("2026001"), school.student("2026002")])  # one class: by id
     # a class change moves the student's count to the new class
-    app.correct_student(ADMIN, school.student("2026001"), {"class_name": "七年级2班"}, "分班调整")
+    app.roster.correct_student(ADMIN, school.student("2026001"), {"class_name": "七年级2班"}, "分班调整")
     cov = sr.coverage(app, school.counselor, school.id)
     assert cov.per_class == {"七年级1班": sr.ClassCoverage(1, 0), "七年级2班": sr.ClassCoverage(2, 1)}
     # the school year follows the clock: next September nobody is screened yet
@@ -218,15 +218,15 @@ def test_coverage_gives_counts_without_the_list_to_those_with_statistics_only(ap
 def test_erased_students_and_screening_records_no_longer_count(app: Anxin, school: School, clock: Clock) -> None:
     screen(app, school, "2026001", clock.today)
     screen(app, school, "2026002", clock.today)
-    app.shred(ADMIN, school.student("2026003"), "保存期限届满")
-    record = str(app.screening_record_id(school.student("2026002"), 2026))  # type: ignore[attr-defined]
-    app.shred(ADMIN, record, "保存期限届满")
+    app.erasure.shred(ADMIN, school.student("2026003"), "保存期限届满")
+    record = str(app.screenings.screening_record_id(school.student("2026002"), 2026))  # type: ignore[attr-defined]
+    app.erasure.shred(ADMIN, record, "保存期限届满")
     cov = sr.coverage(app, school.counselor, school.id, with_names=True)
     assert (cov.enrolled, cov.screened) == (3, 1)
     assert cov.not_screened == [school.student("2026002"), school.student("2026004")]
     # the erased student's file goes with them; its line keeps the class (from the directory)
     fid = open_file(app, school, "2026004")
-    app.shred(ADMIN, school.student("2026004"), "保存期限届满")
+    app.erasure.shred(ADMIN, school.student("2026004"), "保存期限届满")
     line = next(x for x in sr.register(app, school.counselor, school.id) if x.file_id == fid)
     assert (line.class_name, line.erased) == ("七年级2班", True)
     assert sr.coverage(app, school.counselor, school.id).enrolled == 2
@@ -251,15 +251,15 @@ def test_a_rebuild_after_shredding_gives_the_same_rows_as_the_incremental_fold(
 ) -> None:
     # given a history with a left-then-shredded student, a shredded file and a shredded screening record
     fid = open_file(app, school, "2026001", "high", "自伤风险")
-    app.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "调整")
+    app.support.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "调整")
     screen(app, school, "2026002", clock.today)
     screen(app, school, "2026003", clock.today, CRISIS)
-    app.correct_student(ADMIN, school.student("2026004"), {"class_name": "七年级3班"}, "分班")
-    app.leave_student(ADMIN, school.student("2026004"), "转学")
-    app.shred(ADMIN, school.student("2026004"), "保存期限届满")
-    app.shred(ADMIN, fid, "保存期限届满")
-    record = str(app.screening_record_id(school.student("2026002"), 2026))  # type: ignore[attr-defined]
-    app.shred(ADMIN, record, "保存期限届满")
+    app.roster.correct_student(ADMIN, school.student("2026004"), {"class_name": "七年级3班"}, "分班")
+    app.roster.leave_student(ADMIN, school.student("2026004"), "转学")
+    app.erasure.shred(ADMIN, school.student("2026004"), "保存期限届满")
+    app.erasure.shred(ADMIN, fid, "保存期限届满")
+    record = str(app.screenings.screening_record_id(school.student("2026002"), 2026))  # type: ignore[attr-defined]
+    app.erasure.shred(ADMIN, record, "保存期限届满")
     before = dump(app, sr.NAME)
     gone = school.student("2026004")
     assert [r for r in before["v_register_enrolment"] if r[0] == gone] == [(gone, school.id, "七年级3班", False, True)]
@@ -313,17 +313,17 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
     fid = row[0] if row else None
     p = school.principal
     if name == "open":
-        app.open_support_file(school.counselor, sid, category=args[2], risk_level=args[1], reason="担忧")
+        app.support.open_support_file(school.counselor, sid, category=args[2], risk_level=args[1], reason="担忧")
     elif name == "screen":
-        app.record_screening(
+        app.screenings.record_screening(
             school.counselor, sid, instrument="PHQ-9", screened_on=clock.today, answers=CRISIS if args[1] else NO_RISK
         )
     elif name == "move":
-        app.correct_student(ADMIN, sid, {"class_name": args[1]}, "分班")
+        app.roster.correct_student(ADMIN, sid, {"class_name": args[1]}, "分班")
     elif name == "leave":
-        app.leave_student(ADMIN, sid, "转学")
+        app.roster.leave_student(ADMIN, sid, "转学")
     elif name == "enrol":
-        app.enrol_student(
+        app.roster.enrol_student(
             ADMIN,
             school_id=school.id,
             student_no=uuid4().hex[:8],
@@ -334,29 +334,29 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
             class_name=args[0],
         )
     elif name == "shred_student":
-        app.shred(ADMIN, sid, "保存期限届满")
+        app.erasure.shred(ADMIN, sid, "保存期限届满")
     elif name == "advance":
         clock.advance(days=args[0])
     elif fid is None:
         return
     elif name == "raise":
-        app.raise_risk_level(p, fid, args[1], "加重")
+        app.support.raise_risk_level(p, fid, args[1], "加重")
     elif name == "lower":
-        app.lower_risk_level(p, fid, args[1], "好转")
+        app.support.lower_risk_level(p, fid, args[1], "好转")
     elif name == "category":
-        app.change_file_category(p, fid, args[1], "重新评估")
+        app.support.change_file_category(p, fid, args[1], "重新评估")
     elif name == "reassign":
-        f = app.get_support_file(p, fid)
+        f = app.support.get_support_file(p, fid)
         to = school.other_counselor if f.responsible_id == school.counselor.staff_id else school.counselor
-        app.reassign_support_file(p, fid, to.staff_id, "调整")
+        app.support.reassign_support_file(p, fid, to.staff_id, "调整")
     elif name == "review":
-        app.record_review(p, fid, reviewed_on=clock.today, notes="复评", outcome="continue")
+        app.support.record_review(p, fid, reviewed_on=clock.today, notes="复评", outcome="continue")
     elif name == "close":
-        app.close_support_file(p, fid, "风险解除")
+        app.support.close_support_file(p, fid, "风险解除")
     elif name == "reopen":
-        app.reopen_support_file(p, fid, "再次出现")
+        app.support.reopen_support_file(p, fid, "再次出现")
     elif name == "shred_file":
-        app.shred(ADMIN, fid, "保存期限届满")
+        app.erasure.shred(ADMIN, fid, "保存期限届满")
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -372,7 +372,7 @@ def test_a_rebuilt_register_equals_the_incremental_one_after_a_random_history(st
                 pass  # a refused command changes nothing
         # the view answers as the directory-backed queries do
         mine = sr.register(app, school.principal, school.id)
-        theirs = app.support_register(school.principal, school.id)  # type: ignore[attr-defined]
+        theirs = app.support.support_register(school.principal, school.id)  # type: ignore[attr-defined]
         assert {
             (
                 x.file_id,
@@ -401,7 +401,7 @@ def test_a_rebuilt_register_equals_the_incremental_one_after_a_random_history(st
             for x in theirs
         }
         cov = sr.coverage(app, school.principal, school.id)
-        old = app.screening_coverage(school.principal, school.id)  # type: ignore[attr-defined]
+        old = app.screenings.screening_coverage(school.principal, school.id)  # type: ignore[attr-defined]
         assert (cov.school_year, cov.enrolled, cov.screened, cov.not_screened) == (
             old.school_year,
             old.enrolled,

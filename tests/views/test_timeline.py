@@ -31,8 +31,8 @@ S1, S2, S3, S4 = "2026001", "2026002", "2026003", "2026004"  # 张小明, 李小
 def history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
     """A student (张小明, class 1) with a pairing and a check-in, a case, a file and a screening."""
     s1 = school.student(S1)
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=s1)
-    app.record_check_in(
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=s1)
+    app.pairings.record_check_in(
         school.teacher,
         pid,
         held_on=clock.today,
@@ -41,7 +41,7 @@ def history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
         concern_note="担心在走廊被人推搡",
     )
     clock.advance(hours=1)
-    cid = app.report_bullying(
+    cid = app.cases.report_bullying(
         school.teacher,
         school_id=school.id,
         channel="teacher",
@@ -51,11 +51,13 @@ def history(app: Anxin, school: School, clock: Clock) -> dict[str, str]:
         narrative="被推倒并被抢走饭卡",
         parties=[(s1, "targeted"), (school.student(S3), "bullying")],
     )
-    fid = app.open_support_file(school.counselor, s1, category="欺凌受害", risk_level="key", reason="欺凌后情绪低落")
-    app.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9)
-    app.start_investigation(school.safety, cid)
-    app.record_statement(school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=s1)
-    rid = str(app.screening_record_id(s1, 2026))  # type: ignore[attr-defined]
+    fid = app.support.open_support_file(
+        school.counselor, s1, category="欺凌受害", risk_level="key", reason="欺凌后情绪低落"
+    )
+    app.screenings.record_screening(school.counselor, s1, instrument="PHQ-9", screened_on=clock.today, answers=[0] * 9)
+    app.cases.start_investigation(school.safety, cid)
+    app.cases.record_statement(school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=s1)
+    rid = str(app.screenings.screening_record_id(s1, 2026))  # type: ignore[attr-defined]
     return {"student": s1, "pairing": pid, "case": cid, "file": fid, "screening": rid}
 
 
@@ -166,7 +168,7 @@ def test_a_teacher_of_another_class_gets_no_timeline_even_of_a_case_they_may_fol
     ids = history(app, school, clock)
     # the class-2 teacher may follow the status of the case (it involves a student of their
     # class), but the class-1 student is not theirs: no timeline, so not even who else is in it
-    assert app.case_status(school.other_teacher, ids["case"])["status"]
+    assert app.cases.case_status(school.other_teacher, ids["case"])["status"]
     with pytest.raises(PermissionDenied):
         tl.timeline(app, school.other_teacher, ids["student"])
     refused = [row for row in access_rows(app, school.other_teacher.staff_id) if not row[-1]]
@@ -209,7 +211,7 @@ def test_a_party_added_later_sees_the_whole_case_and_a_removed_party_no_longer_d
     ids = history(app, school, clock)
     s2 = school.student(S2)
     assert kinds(tl.timeline(app, school.principal, s2)) == {"student": "full"}
-    app.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="目击者")
+    app.cases.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="目击者")
     t = tl.timeline(app, school.principal, s2)
     assert [e.event_type for e in t.entries if e.kind == "case"] == [
         "Reported",
@@ -217,13 +219,13 @@ def test_a_party_added_later_sees_the_whole_case_and_a_removed_party_no_longer_d
         "StatementRecorded",
         "PartyAdded",
     ]
-    app.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
+    app.cases.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
     assert kinds(tl.timeline(app, school.principal, s2)) == {"student": "full"}
 
 
 def test_erased_streams_show_as_erased_and_nothing_crashes(app: Anxin, school: School, clock: Clock) -> None:
     ids = history(app, school, clock)
-    app.shred(ADMIN, ids["case"], "保存期限届满")
+    app.erasure.shred(ADMIN, ids["case"], "保存期限届满")
     t = tl.timeline(app, school.principal, ids["student"])
     case = [e for e in t.entries if e.kind == "case"]
     assert [e.label for e in case] == ["报告疑似欺凌", "开始调查", "记录陈述"]
@@ -231,7 +233,7 @@ def test_erased_streams_show_as_erased_and_nothing_crashes(app: Anxin, school: S
     assert all(not e.erased and e.details for e in t.entries if e.kind != "case")
     # once the student is shredded too: their identity is gone, and with it the streams about
     # them alone (pairing, file, screening); the timeline still answers, every entry erased
-    app.shred(ADMIN, ids["student"], "保存期限届满")
+    app.erasure.shred(ADMIN, ids["student"], "保存期限届满")
     t = tl.timeline(app, school.principal, ids["student"])
     assert t.name == "已删除"
     assert [(e.label, e.erased, e.details) for e in t.entries if e.kind == "student"] == [("入学登记", True, None)]
@@ -241,7 +243,7 @@ def test_erased_streams_show_as_erased_and_nothing_crashes(app: Anxin, school: S
 
 def test_the_timeline_reflects_a_command_as_soon_as_it_returns(app: Anxin, school: School, clock: Clock) -> None:
     ids = history(app, school, clock)
-    app.record_check_in(school.teacher, ids["pairing"], held_on=clock.today, notes={"studies": "成绩回升"})
+    app.pairings.record_check_in(school.teacher, ids["pairing"], held_on=clock.today, notes={"studies": "成绩回升"})
     head = app.recorder.max_notification_id()
     assert app.views.positions()[tl.NAME] == head
     with app.views.engine.connect() as conn:
@@ -276,7 +278,7 @@ def test_students_are_found_by_full_name_surname_or_given_name(app: Anxin, schoo
     assert [r.name for r in tl.search_students(app, school.counselor, school.id, "张小明")] == ["张小明"]
     assert tl.search_students(app, school.counselor, school.id, "小") == []  # no substring matches
     # two students with the same surname
-    s5 = app.enrol_student(
+    s5 = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026005",
@@ -288,7 +290,7 @@ def test_students_are_found_by_full_name_surname_or_given_name(app: Anxin, schoo
     )
     assert {r.id for r in tl.search_students(app, school.counselor, school.id, "张")} == {s1, s5}
     # a two-character surname (复姓)
-    s6 = app.enrol_student(
+    s6 = app.roster.enrol_student(
         ADMIN,
         school_id=school.id,
         student_no="2026006",
@@ -331,7 +333,7 @@ def test_the_name_index_holds_no_name_bytes(app: Anxin, school: School) -> None:
 
 def test_a_corrected_name_is_found_by_its_new_name_only(app: Anxin, school: School) -> None:
     s1 = school.student(S1)
-    app.correct_student(ADMIN, s1, {"name": "张晓明"}, "身份证姓名为准")
+    app.roster.correct_student(ADMIN, s1, {"name": "张晓明"}, "身份证姓名为准")
     assert [r.id for r in tl.search_students(app, school.counselor, school.id, "张晓明")] == [s1]
     assert [r.id for r in tl.search_students(app, school.counselor, school.id, "晓明")] == [s1]
     assert tl.search_students(app, school.counselor, school.id, "小明") == []
@@ -341,7 +343,7 @@ def test_after_shredding_a_student_their_tokens_are_gone_and_search_no_longer_fi
     app: Anxin, school: School
 ) -> None:
     s1 = school.student(S1)
-    app.shred(ADMIN, s1, "保存期限届满")
+    app.erasure.shred(ADMIN, s1, "保存期限届满")
     with app.views.engine.connect() as conn:
         assert conn.execute(select(tl.names).where(tl.names.c.student_id == s1)).all() == []
     assert tl.search_students(app, school.counselor, school.id, "张小明") == []
@@ -401,17 +403,17 @@ def test_rows_kept_back_and_written_at_the_end_of_a_batch_equal_rows_written_one
     start = app.recorder.max_notification_id()
     ids = history(app, school, clock)
     s2 = school.student(S2)
-    app.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="目击")
-    app.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
-    app.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="确认目击")
-    app.correct_student(ADMIN, ids["student"], {"name": "张晓明", "class_name": "七年级2班"}, "更正")
+    app.cases.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="目击")
+    app.cases.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
+    app.cases.add_party(school.safety, ids["case"], student_id=s2, part="witness", reason="确认目击")
+    app.roster.correct_student(ADMIN, ids["student"], {"name": "张晓明", "class_name": "七年级2班"}, "更正")
     rows = [f"{no},PHQ-9,{clock.today.isoformat()}," + ",".join(["1"] * 9) for no in (S2, S3, S4)]
-    app.import_screenings(
+    app.screenings.import_screenings(
         school.counselor,
         school.id,  # type: ignore[attr-defined]
         "\n".join(["student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10)), *rows]) + "\n",
     )
-    app.leave_student(ADMIN, school.student(S4), "转学")
+    app.roster.leave_student(ADMIN, school.student(S4), "转学")
     with bulk_mode(app):
         applied = app.views.catch_up(views=[app.views.by_name[n] for n in BULK_VIEWS])
         assert applied == app.recorder.max_notification_id() - start > 20
@@ -495,9 +497,9 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
 
     lead, p = school.safety, school.principal
     if name == "pair":
-        app.pair(lead, staff_id=school.teacher.staff_id, student_id=who)
+        app.pairings.pair(lead, staff_id=school.teacher.staff_id, student_id=who)
     elif name == "report":
-        app.report_bullying(
+        app.cases.report_bullying(
             school.teacher,
             school_id=school.id,
             channel="teacher",
@@ -508,37 +510,39 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
             parties=[(who, "targeted")] + ([(s[args[1]], "bullying")] if args[1] != args[0] else []),
         )
     elif name == "open_file":
-        app.open_support_file(school.counselor, who, category="情绪困扰", risk_level="key", reason="担忧")
+        app.support.open_support_file(school.counselor, who, category="情绪困扰", risk_level="key", reason="担忧")
     elif name == "screen":
-        app.record_screening(school.counselor, who, instrument="PHQ-9", screened_on=clock.today, answers=[1] * 9)
+        app.screenings.record_screening(
+            school.counselor, who, instrument="PHQ-9", screened_on=clock.today, answers=[1] * 9
+        )
     elif name == "rename":
-        app.correct_student(ADMIN, who, {"name": args[1]}, "更正姓名")
+        app.roster.correct_student(ADMIN, who, {"name": args[1]}, "更正姓名")
     elif name == "move":
-        app.correct_student(ADMIN, who, {"class_name": "七年级3班"}, "分班")
+        app.roster.correct_student(ADMIN, who, {"class_name": "七年级3班"}, "分班")
     elif name == "advance":
         clock.advance(days=args[0])
     elif name == "shred":
         target = who if args[1] == "student" else stream_of(args[1], who)
         if target:
-            app.shred(ADMIN, target, "保存期限届满")
+            app.erasure.shred(ADMIN, target, "保存期限届满")
     elif name in ("check_in",):
         pid = stream_of("pairing", who)
         if pid:
-            app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "家访"})
+            app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"family": "家访"})
     elif name == "session":
         fid = stream_of("file", who)
         if fid:
-            app.record_session(p, fid, held_on=clock.today, summary="辅导")
+            app.support.record_session(p, fid, held_on=clock.today, summary="辅导")
     elif name in ("start", "add_party", "remove_party"):
         cid = stream_of("case", who)
         if cid is None:
             return
         if name == "start":
-            app.start_investigation(lead, cid)
+            app.cases.start_investigation(lead, cid)
         elif name == "add_party":
-            app.add_party(lead, cid, student_id=s[args[1]], part="witness", reason="目击")
+            app.cases.add_party(lead, cid, student_id=s[args[1]], part="witness", reason="目击")
         else:
-            app.remove_party(lead, cid, student_id=s[args[1]], reason="误报")
+            app.cases.remove_party(lead, cid, student_id=s[args[1]], reason="误报")
 
 
 def expected_positions(app: Anxin) -> dict[str, list[int]]:
@@ -577,9 +581,9 @@ def test_rebuilt_timelines_and_name_index_equal_the_incremental_ones_after_a_ran
             sid = school.student(no)
             t = tl.timeline(app, school.principal, sid)
             assert [e.position for e in t.entries] == expected[sid]
-            assert all(e.erased == app.is_erased(e.stream_id) for e in t.entries)
+            assert all(e.erased == app.erasure.is_erased(e.stream_id) for e in t.entries)
             # and each living student is found by their current name
-            if not app.is_erased(sid):
+            if not app.erasure.is_erased(sid):
                 name = app.student_ref(sid).name
                 assert sid in {r.id for r in tl.search_students(app, school.principal, school.id, name)}
         # and a rebuild gives the very same rows

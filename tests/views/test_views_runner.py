@@ -33,12 +33,12 @@ def positions(app: Anxin) -> set[int]:
 def some_history(app: Anxin, school: School, clock: Clock) -> None:
     """Pairings with check-ins, a case and a support file: events for every view."""
     for no in list(school.students)[:3]:
-        pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(no))
+        pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(no))
         for _ in range(4):
             clock.advance(days=3)
-            app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
+            app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "平稳"})
     nos = list(school.students)
-    app.report_bullying(
+    app.cases.report_bullying(
         school.teacher,
         school_id=school.id,
         channel="teacher",
@@ -48,7 +48,7 @@ def some_history(app: Anxin, school: School, clock: Clock) -> None:
         narrative="课间被起绰号",
         parties=[(school.student(nos[0]), "targeted"), (school.student(nos[2]), "bullying")],
     )
-    app.open_support_file(
+    app.support.open_support_file(
         school.counselor, school.student(nos[0]), category="情绪困扰", risk_level="key", reason="谈心发现情绪低落"
     )
 
@@ -143,7 +143,7 @@ def test_a_read_with_nothing_new_asks_no_positions_and_another_processs_write_is
     monkeypatch.setattr(app.views, "positions", counted)
     assert app.views.catch_up() == 0
     assert asked == []  # the head has not moved: nothing asked
-    other.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    other.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     app.views.catch_up()  # the head moved: the positions are read (the other has folded its events)
     assert len(asked) == 1
     app.views.catch_up()
@@ -175,11 +175,11 @@ def test_the_reads_of_one_page_ask_the_logs_head_once_and_a_write_inside_is_stil
         assert pairing_counts(app, school.safety, school.id) == []
         assert pairing_counts(app, school.safety, school.id) == []
     assert len(heads) == 1
-    other.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    other.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
     with app.decisions_together():  # the next page sees the other process's write
         counts = pairing_counts(app, school.safety, school.id)
         assert [c.pairings for c in counts] == [1]
-        pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026002"))
+        pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student("2026002"))
         # a write inside the block is folded by its own save: the next read has it
         assert [c.pairings for c in pairing_counts(app, school.safety, school.id)] == [2]
     assert pid

@@ -28,7 +28,7 @@ TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
 
 # -- helpers ------------------------------------------------------------------------------------
 def report(app: Anxin, school: School, clock: Clock, by: Actor | None = None) -> str:
-    return app.report_bullying(
+    return app.cases.report_bullying(
         by or school.teacher,
         school_id=school.id,
         channel="teacher",
@@ -41,12 +41,12 @@ def report(app: Anxin, school: School, clock: Clock, by: Actor | None = None) ->
 
 
 def investigate(app: Anxin, school: School, cid: str, handler: Actor | None = None) -> None:
-    app.start_investigation(school.safety, cid, handler_id=(handler or school.safety).staff_id)
-    app.complete_investigation(school.safety, cid, findings="证人证实")
+    app.cases.start_investigation(school.safety, cid, handler_id=(handler or school.safety).staff_id)
+    app.cases.complete_investigation(school.safety, cid, findings="证人证实")
 
 
 def plan_both_sides(app: Anxin, school: School, cid: str) -> None:
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(TARGETED),
@@ -54,7 +54,7 @@ def plan_both_sides(app: Anxin, school: School, cid: str) -> None:
         plan="每周心理辅导",
         responsible_staff_id=school.counselor.staff_id,
     )
-    app.plan_intervention(
+    app.cases.plan_intervention(
         school.safety,
         cid,
         student_id=school.student(BULLYING),
@@ -99,8 +99,8 @@ def decisions(app: Anxin, actor: Actor) -> list[tuple[str, str, int]]:
 
 
 def add_staff(app: Anxin, school: School, roles: list[str]) -> Actor:
-    return app.actor(
-        app.add_staff(ADMIN, username=f"x-{uuid4().hex[:8]}", name="新同事", school_id=school.id, roles=roles)
+    return app.gate.actor(
+        app.roster.add_staff(ADMIN, username=f"x-{uuid4().hex[:8]}", name="新同事", school_id=school.id, roles=roles)
     )
 
 
@@ -126,32 +126,32 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
     assert work_queue(app, school.teacher) == work_queue(app, school.principal) == []
     # when another staff member is named handler, the deadline is theirs alone
     other_safety = add_staff(app, school, ["safety_lead"])
-    app.start_investigation(school.safety, cid, handler_id=other_safety.staff_id)
+    app.cases.start_investigation(school.safety, cid, handler_id=other_safety.staff_id)
     assert kinds(app, other_safety, cid) == ["investigation"]
     assert kinds(app, school.safety, cid) == []
     # when the investigation is completed, the handler owes a determination (no deadline)
-    app.complete_investigation(school.safety, cid, findings="证人证实")
+    app.cases.complete_investigation(school.safety, cid, findings="证人证实")
     assert queue(app, other_safety) == [("determination", cid, None, False)]
     # when the committee determines, the principal must approve it
-    app.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     assert queue(app, other_safety) == []
     assert queue(app, school.principal) == [("approval", cid, None, False)]
     # when the principal returns it, it goes back to the handler
-    app.return_determination(school.principal, cid, reason="证据不足，请补充")
+    app.cases.return_determination(school.principal, cid, reason="证据不足，请补充")
     assert queue(app, school.principal) == []
     assert kinds(app, other_safety, cid) == ["determination"]
     # when it is determined again and approved, follow-ups fall due per policy (30 days)
-    app.determine(school.safety, cid, bullying=True, severity="minor", reason="补充证据后认定")
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="补充证据后认定")
     clock.advance(days=2)
-    app.approve_determination(school.principal, cid, reason="同意")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
     assert queue(app, other_safety) == [("follow_up", cid, clock.today + timedelta(days=30), False)]
     # when a follow-up is held, the next one is due 30 days after it
     clock.advance(days=5)
-    app.record_follow_up(school.safety, cid, notes="情况稳定", held_on=clock.today - timedelta(days=1))
+    app.cases.record_follow_up(school.safety, cid, notes="情况稳定", held_on=clock.today - timedelta(days=1))
     assert queue(app, other_safety) == [("follow_up", cid, clock.today + timedelta(days=29), False)]
     # when the case is closed, every item is gone
     plan_both_sides(app, school, cid)
-    app.close_case(school.principal, cid, reason="干预完成")
+    app.cases.close_case(school.principal, cid, reason="干预完成")
     for who in (school.safety, other_safety, school.principal):
         assert kinds(app, who, cid) == []
 
@@ -182,13 +182,13 @@ def test_a_reopened_case_owes_a_new_investigation_to_the_school_safety_leads(
     # given a case closed after a non-bullying determination (nothing to follow up)
     cid = report(app, school, clock)
     investigate(app, school, cid)
-    app.determine(school.safety, cid, bullying=False, reason="属打闹嬉戏", horseplay=True)
-    app.approve_determination(school.principal, cid, reason="同意")
+    app.cases.determine(school.safety, cid, bullying=False, reason="属打闹嬉戏", horseplay=True)
+    app.cases.approve_determination(school.principal, cid, reason="同意")
     assert kinds(app, school.safety, cid) == []
-    app.close_case(school.principal, cid, reason="不构成欺凌")
+    app.cases.close_case(school.principal, cid, reason="不构成欺凌")
     # when it recurs and is reopened a month later
     clock.advance(days=30)
-    app.reopen_case(school.safety, cid, reason="再次发生")
+    app.cases.reopen_case(school.safety, cid, reason="再次发生")
     # then a new deadline from the reopening is owed by every safety lead (no handler yet)
     other_safety = add_staff(app, school, ["safety_lead"])
     for who in (school.safety, other_safety):
@@ -203,14 +203,14 @@ def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handl
     # given an approved bullying determination with a follow-up due, and an appeal
     cid = report(app, school, clock)
     investigate(app, school, cid)
-    app.determine(school.safety, cid, bullying=True, severity="serious", reason="委员会认定")
-    app.approve_determination(school.principal, cid, reason="同意")
-    appeal = app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
+    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="委员会认定")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
+    appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
     # then the follow-up stays due while the appeal is pending
     assert [k for k, *_ in queue(app, school.safety)] == ["follow_up"]
     # when the county office sends it back for investigation
     clock.advance(days=3)
-    app.record_appeal_outcome(school.safety, cid, appeal, outcome="reopened", reason="事实不清")
+    app.cases.record_appeal_outcome(school.safety, cid, appeal, outcome="reopened", reason="事实不清")
     # then the handler owes the investigation again, by a new date
     assert queue(app, school.safety) == [("investigation", cid, clock.today + timedelta(days=10), False)]
 
@@ -222,10 +222,10 @@ def test_an_appeal_changing_the_determination_to_not_bullying_ends_the_follow_up
 ) -> None:
     cid = report(app, school, clock)
     investigate(app, school, cid)
-    app.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
-    app.approve_determination(school.principal, cid, reason="同意")
-    appeal = app.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
-    app.record_appeal_outcome(
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
+    appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
+    app.cases.record_appeal_outcome(
         school.safety, cid, appeal, outcome="changed", reason="复查认定不构成欺凌", bullying=False
     )
     assert kinds(app, school.safety, cid) == []
@@ -240,7 +240,7 @@ def test_a_principal_never_has_to_approve_a_determination_they_recorded(
     second = add_staff(app, school, ["principal"])
     cid = report(app, school, clock)
     investigate(app, school, cid)
-    app.determine(school.principal, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.determine(school.principal, cid, bullying=True, severity="minor", reason="委员会认定")
     # then only the other principal has it to approve
     assert kinds(app, school.principal, cid) == []
     assert kinds(app, second, cid) == ["approval"]
@@ -253,29 +253,29 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     clock: Clock,
 ) -> None:
     # given a file opened at 重点关注 (policy: review every 120 days)
-    fid = app.open_support_file(
+    fid = app.support.open_support_file(
         school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key", reason="情绪低落"
     )
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=120), False)]
     # when the level is raised to 高危, the review is due in 30 days from then
     clock.advance(days=4)
-    app.raise_risk_level(school.counselor, fid, "high", "出现自伤念头")
+    app.support.raise_risk_level(school.counselor, fid, "high", "出现自伤念头")
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
     # when the plan is reviewed (on an earlier day), the next review counts from that day
     clock.advance(days=10)
-    app.record_review(
+    app.support.record_review(
         school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转", outcome="continue"
     )
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=28), False)]
     # when the file is handed to another counselor, the item goes with it
-    app.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "工作调整")
+    app.support.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "工作调整")
     assert queue(app, school.counselor) == []
     assert [k for k, *_ in queue(app, school.other_counselor)] == ["plan_review"]
     # when it is closed nothing is due; reopened, a review is due again from the reopening
-    app.close_support_file(school.other_counselor, fid, "风险解除")
+    app.support.close_support_file(school.other_counselor, fid, "风险解除")
     assert queue(app, school.other_counselor) == []
     clock.advance(days=1)
-    app.reopen_support_file(school.other_counselor, fid, "再次出现情绪问题")
+    app.support.reopen_support_file(school.other_counselor, fid, "再次出现情绪问题")
     assert queue(app, school.other_counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
 
 
@@ -285,38 +285,40 @@ def test_check_ins_fall_due_on_the_pairing_cadence_until_the_pairing_ends(
     clock: Clock,
 ) -> None:
     # given a pairing made today on the policy's 14-day cadence
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     assert queue(app, school.teacher) == [("check_in", pid, clock.today + timedelta(days=14), False)]
     # when a check-in is held, the next is due 14 days after it; an older one changes nothing
     clock.advance(days=10)
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "成绩稳定"})
-    app.record_check_in(school.teacher, pid, held_on=clock.today - timedelta(days=3), notes={"family": "补记"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"studies": "成绩稳定"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today - timedelta(days=3), notes={"family": "补记"})
     assert queue(app, school.teacher) == [("check_in", pid, clock.today + timedelta(days=14), False)]
     # when the cadence changes (domain command; no application command yet), it counts from the last check-in
-    with app._editing(pid, Pairing) as p:
+    with app.editing(pid, Pairing) as p:
         p.change_cadence(cadence_days=7, reason="重点关注", actor=school.principal.staff_id, at=app.now())
     assert queue(app, school.teacher) == [("check_in", pid, clock.today + timedelta(days=7), False)]
     # and it is overdue once that day has passed
     assert queue(app, school.teacher, clock.today + timedelta(days=8))[0][3] is True
     # when the pairing ends, it drops out
-    app.end_pairing(school.teacher, pid, "学生转学")
+    app.pairings.end_pairing(school.teacher, pid, "学生转学")
     assert queue(app, school.teacher) == []
 
 
 def test_items_are_ordered_overdue_first_then_by_due_date(app: Anxin, school: School, clock: Clock) -> None:
-    late = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    late = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     clock.advance(days=20)
-    soon = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(WITNESS), cadence_days=3)
-    later = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
+    soon = app.pairings.pair(
+        school.safety, staff_id=school.teacher.staff_id, student_id=school.student(WITNESS), cadence_days=3
+    )
+    later = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
     assert [(s, o) for _, s, _, o in queue(app, school.teacher)] == [(late, True), (soon, False), (later, False)]
 
 
 # -- read your writes ---------------------------------------------------------------------------
 def test_a_check_in_is_in_the_view_when_the_command_returns(app: Anxin, school: School, clock: Clock) -> None:
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     clock.advance(days=5)
     # when the check-in is recorded
-    app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "积极"})
+    app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "积极"})
     # then the stored row already has the new due date (no catch-up by the reader)
     assert raw_item(app, pid) == ("check_in", school.teacher.staff_id, (clock.today + timedelta(days=14)).toordinal())
     assert queue(app, school.teacher) == [("check_in", pid, clock.today + timedelta(days=14), False)]
@@ -328,7 +330,7 @@ def test_another_process_writes_are_seen_by_the_next_query(
     # given a second application on the same store (another process) that does not fold its writes
     other = store.open(clock)
     other.after_save = lambda: None  # type: ignore[method-assign]
-    pid = other.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = other.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     assert raw_item(app, pid) is None
     # then this application's query catches up before it answers
     assert [s for _, s, _, _ in queue(app, school.teacher)] == [pid]
@@ -342,7 +344,7 @@ def test_anyone_reads_their_own_queue_and_the_decision_is_recorded(app: Anxin, s
 
 
 def test_a_principal_reads_the_queue_of_any_staff_member_of_their_school(app: Anxin, school: School) -> None:
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     assert [i.stream_id for i in work_queue(app, school.principal, staff_id=school.teacher.staff_id)] == [pid]
     assert decisions(app, school.principal) == [("queue.read", "queue", 1)]
 
@@ -387,9 +389,9 @@ def test_overdue_counts_need_the_schools_statistics(app: Anxin, school: School) 
 # -- erasure ------------------------------------------------------------------------------------
 def test_an_erased_student_shows_as_erased_and_nothing_crashes(app: Anxin, school: School, clock: Clock) -> None:
     # given items about a student, who is then erased
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     cid = report(app, school, clock)
-    app.shred(ADMIN, school.student(TARGETED), "保存期限届满")
+    app.erasure.shred(ADMIN, school.student(TARGETED), "保存期限届满")
     # then the items stay (the pairing and the case are not erased) with the label 已删除
     for who, stream in ((school.teacher, pid), (school.safety, cid)):
         [item] = work_queue(app, who)
@@ -402,14 +404,14 @@ def test_an_erased_student_shows_as_erased_and_nothing_crashes(app: Anxin, schoo
 
 def test_erased_streams_show_as_erased_items_and_rebuild_the_same(app: Anxin, school: School, clock: Clock) -> None:
     # given a pairing, a case and a file that are then shredded
-    pid = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     cid = report(app, school, clock)
-    fid = app.open_support_file(
+    fid = app.support.open_support_file(
         school.counselor, school.student(WITNESS), category="学业压力", risk_level="general", reason="考试焦虑"
     )
-    kept = app.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
+    kept = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
     for sid in (pid, cid, fid):
-        app.shred(ADMIN, sid, "保存期限届满")
+        app.erasure.shred(ADMIN, sid, "保存期限届满")
     # then each shows as an erased item, without a due date, to the same person
     erased = {
         i.stream_id: i
@@ -444,33 +446,33 @@ class World:
 def case_step(w: World, cid: str, pick: int) -> None:
     """Move a case one step from wherever it is (a refused step changes nothing)."""
     app, s = w.app, w.school
-    c = app.get_case(s.principal, cid)
+    c = app.cases.get_case(s.principal, cid)
     st_ = c.status
     if st_ in ("reported", "reopened"):
-        app.start_investigation(s.safety, cid, handler_id=[s.safety, s.principal][pick % 2].staff_id)
+        app.cases.start_investigation(s.safety, cid, handler_id=[s.safety, s.principal][pick % 2].staff_id)
     elif st_ == "investigating":
-        app.complete_investigation(s.safety, cid, findings="调查完毕")
+        app.cases.complete_investigation(s.safety, cid, findings="调查完毕")
     elif st_ == "awaiting_determination":
         bullying = pick % 3 != 0
-        app.determine(s.safety, cid, bullying=bullying, severity="minor" if bullying else None, reason="认定")
+        app.cases.determine(s.safety, cid, bullying=bullying, severity="minor" if bullying else None, reason="认定")
     elif st_ == "determined":
         if pick % 4 == 0:
-            app.return_determination(s.principal, cid, reason="退回")
+            app.cases.return_determination(s.principal, cid, reason="退回")
         else:
-            app.approve_determination(s.principal, cid, reason="同意")
+            app.cases.approve_determination(s.principal, cid, reason="同意")
     elif st_ in ("intervening", "following_up", "concluded"):
         if pick % 4 == 0 and c.determination and c.determination["source"] == "committee" and not c.appeals:
-            app.lodge_appeal(s.safety, cid, party_id=s.student(TARGETED), grounds="不服")
+            app.cases.lodge_appeal(s.safety, cid, party_id=s.student(TARGETED), grounds="不服")
         elif pick % 4 == 1 and st_ != "concluded":
-            app.record_follow_up(s.safety, cid, notes="回访")
+            app.cases.record_follow_up(s.safety, cid, notes="回访")
         else:
             if c.missing_interventions():
                 plan_both_sides(app, s, cid)
-            app.close_case(s.principal, cid, reason="结案")
+            app.cases.close_case(s.principal, cid, reason="结案")
     elif st_ == "appealed":
         outcome = ["upheld", "changed", "reopened"][pick % 3]
         det = c.determination or {}
-        app.record_appeal_outcome(
+        app.cases.record_appeal_outcome(
             s.safety,
             cid,
             c.pending_appeal_id or "",
@@ -480,35 +482,35 @@ def case_step(w: World, cid: str, pick: int) -> None:
             severity="serious" if outcome == "changed" and not det.get("bullying") else None,
         )
     elif st_ == "closed":
-        app.reopen_case(s.safety, cid, reason="再次发生")
+        app.cases.reopen_case(s.safety, cid, reason="再次发生")
 
 
 def file_step(w: World, fid: str, pick: int) -> None:
     app, s, today = w.app, w.school, w.clock.today
-    f = app.get_support_file(s.principal, fid)
+    f = app.support.get_support_file(s.principal, fid)
     if f.status == "closed":
-        app.reopen_support_file(s.principal, fid, "复发")
+        app.support.reopen_support_file(s.principal, fid, "复发")
         return
     step = pick % 5
     if step == 0:
-        app.raise_risk_level(s.principal, fid, "high", "加重")
+        app.support.raise_risk_level(s.principal, fid, "high", "加重")
     elif step == 1:
-        app.lower_risk_level(s.principal, fid, "general", "好转")
+        app.support.lower_risk_level(s.principal, fid, "general", "好转")
     elif step == 2:
-        app.record_review(s.principal, fid, reviewed_on=today, notes="复评", outcome="continue")
+        app.support.record_review(s.principal, fid, reviewed_on=today, notes="复评", outcome="continue")
     elif step == 3:
         to = s.other_counselor if f.responsible_id == s.counselor.staff_id else s.counselor
-        app.reassign_support_file(s.principal, fid, to.staff_id, "调整")
+        app.support.reassign_support_file(s.principal, fid, to.staff_id, "调整")
     else:
-        app.close_support_file(s.principal, fid, "结案")
+        app.support.close_support_file(s.principal, fid, "结案")
 
 
 def pairing_step(w: World, pid: str, pick: int) -> None:
     app, s, today = w.app, w.school, w.clock.today
-    p = app.get_pairing(s.principal, pid)
+    p = app.pairings.get_pairing(s.principal, pid)
     step = pick % 6
     if step <= 2:
-        app.record_check_in(
+        app.pairings.record_check_in(
             s.principal,
             pid,
             held_on=max(p.paired_on, today - timedelta(days=pick % 4)),
@@ -517,12 +519,12 @@ def pairing_step(w: World, pid: str, pick: int) -> None:
             concern_note="需关注" if step == 2 else "",
         )
     elif step == 3:
-        with app._editing(pid, Pairing) as agg:
+        with app.editing(pid, Pairing) as agg:
             agg.change_cadence(cadence_days=7 + pick % 20, reason="调整", actor=s.principal.staff_id, at=app.now())
     elif step == 4:
-        app.end_pairing(s.principal, pid, "结束")
+        app.pairings.end_pairing(s.principal, pid, "结束")
     else:
-        app.shred(ADMIN, pid, "到期")
+        app.erasure.shred(ADMIN, pid, "到期")
 
 
 OPS = st.lists(
@@ -562,7 +564,7 @@ def play(w: World, ops: list[tuple[str, int]]) -> None:
                     case_step(w, w.cases[pick % len(w.cases)], pick + step)
             elif op == "open_file":
                 w.files.append(
-                    w.app.open_support_file(
+                    w.app.support.open_support_file(
                         s.counselor,
                         students[pick % 4],
                         category="情绪困扰",
@@ -574,7 +576,7 @@ def play(w: World, ops: list[tuple[str, int]]) -> None:
                 file_step(w, w.files[pick % len(w.files)], pick)
             elif op == "pair":
                 w.pairings.append(
-                    w.app.pair(
+                    w.app.pairings.pair(
                         s.principal, staff_id=[s.teacher, s.counselor][pick % 2].staff_id, student_id=students[pick % 4]
                     )
                 )
@@ -583,7 +585,7 @@ def play(w: World, ops: list[tuple[str, int]]) -> None:
             elif op == "days":
                 w.clock.advance(days=pick * 3)
             elif op == "shred_case" and w.cases and pick % 4 == 0:
-                w.app.shred(ADMIN, w.cases[pick % len(w.cases)], "到期")
+                w.app.erasure.shred(ADMIN, w.cases[pick % len(w.cases)], "到期")
         except DomainError:
             pass  # a refused command changes nothing; the history goes on
 
@@ -601,7 +603,7 @@ def fresh_school(app: Anxin) -> School:
 
 def expected_item(app: Anxin, stream_id: str) -> tuple[str | None, str | None, date | None]:
     """What the domain says is open on a stream: (kind, owner, due)."""
-    if app.is_erased(stream_id):
+    if app.erasure.is_erased(stream_id):
         return (None, None, None)
     agg: Any = app.repository.get(UUID(stream_id))
     if isinstance(agg, Pairing):

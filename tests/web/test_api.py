@@ -21,7 +21,7 @@ def _class_students(b: Browser, class_name: str) -> list[dict[str, Any]]:
 
 
 def _staff_id(site: DemoSite, username: str) -> str:
-    return site.app.account(username)[0]
+    return site.app.accounts.account(username)[0]
 
 
 def _cases(site: DemoSite) -> int:

@@ -19,7 +19,7 @@ from web_support import DemoSite
 @pytest.fixture(scope="session")
 def principal_token(site: DemoSite) -> str:
     admin = site.browser("admin")
-    staff_id = site.app.account("principal1")[0]
+    staff_id = site.app.accounts.account("principal1")[0]
     page = admin.post(f"/admin/accounts/{staff_id}/tokens", {"label": "schemathesis"})
     found = re.search(r"anx_[A-Za-z0-9_-]{20,}", page.text)
     assert found, "the administrator's page shows the issued token"

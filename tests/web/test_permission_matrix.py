@@ -295,7 +295,7 @@ def test_the_matrix_lists_every_route_the_application_serves() -> None:
 
 # -- the world ----------------------------------------------------------------------------------------------
 def _actor(site: DemoSite, username: str) -> Any:
-    return site.app.actor(site.app.account(username)[0])
+    return site.app.gate.actor(site.app.accounts.account(username)[0])
 
 
 @pytest.fixture(scope="session")
@@ -304,18 +304,18 @@ def world(site: DemoSite) -> World:
     admin, safety, principal = _actor(site, "admin"), _actor(site, "safety1"), _actor(site, "principal1")
     teacher1, teacher2, c1 = _actor(site, "teacher1"), _actor(site, "teacher2"), _actor(site, "counselor1")
     school = teacher1.school_id
-    own_class = [s for s in app.list_students(admin, school, "七年级1班") if not s.erased]
-    other_class = [s for s in app.list_students(admin, school, "七年级2班") if not s.erased]
-    with_file = {line.student_id for line in app.support_register(principal, school) if line.status != "closed"}
-    own_pairing = next(p for p in app.my_pairings(teacher1) if p.student_id not in with_file)
-    other_pairing = app.my_pairings(teacher2)[0]
+    own_class = [s for s in app.roster.list_students(admin, school, "七年级1班") if not s.erased]
+    other_class = [s for s in app.roster.list_students(admin, school, "七年级2班") if not s.erased]
+    with_file = {line.student_id for line in app.support.support_register(principal, school) if line.status != "closed"}
+    own_pairing = next(p for p in app.pairings.my_pairings(teacher1) if p.student_id not in with_file)
+    other_pairing = app.pairings.my_pairings(teacher2)[0]
     other_free = [
         s
         for s in other_class
-        if s.id not in {p.student_id for p in app.my_pairings(teacher2)} and s.id not in with_file
+        if s.id not in {p.student_id for p in app.pairings.my_pairings(teacher2)} and s.id not in with_file
     ]
-    spare_pairing = app.pair(safety, staff_id=teacher2.staff_id, student_id=other_free[-1].id)
-    check_in = app.record_check_in(
+    spare_pairing = app.pairings.pair(safety, staff_id=teacher2.staff_id, student_id=other_free[-1].id)
+    check_in = app.pairings.record_check_in(
         teacher1,
         str(own_pairing.id),
         held_on=app.now().date(),
@@ -324,9 +324,11 @@ def world(site: DemoSite) -> World:
         concern_note="矩阵测试",
     )
     file_student = next(s for s in other_class if s.id not in with_file)
-    c1_file = app.open_support_file(c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试")
+    c1_file = app.support.open_support_file(
+        c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
+    )
     when = app.now() - timedelta(hours=2)
-    class_case = app.report_bullying(
+    class_case = app.cases.report_bullying(
         teacher1,
         school_id=school,
         channel="teacher",
@@ -336,7 +338,7 @@ def world(site: DemoSite) -> World:
         parties=[(own_class[1].id, "targeted")],
         narrative="矩阵测试",
     )
-    other_case = app.report_bullying(
+    other_case = app.cases.report_bullying(
         safety,
         school_id=school,
         channel="teacher",
@@ -346,7 +348,7 @@ def world(site: DemoSite) -> World:
         parties=[(other_class[1].id, "targeted")],
         narrative="矩阵测试",
     )
-    spare_staff = app.add_staff(
+    spare_staff = app.roster.add_staff(
         admin,
         username="matrix-spare",
         name="矩阵备用",
@@ -389,7 +391,8 @@ def world(site: DemoSite) -> World:
 # -- requests -----------------------------------------------------------------------------------------------
 def _denials(site: DemoSite, username: str) -> int:
     return site.app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0", (site.app.account(username)[0],)
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND allowed = 0",
+        (site.app.accounts.account(username)[0],),
     )[0]
 
 

@@ -35,18 +35,18 @@ def _school(site: DemoSite, name: str = "安心市第一中学") -> str:
 def test_school_staff_get_403_on_admin_pages(site: DemoSite, browse) -> None:
     for username in ("teacher1", "counselor1"):
         b = browse(username)
-        staff = site.app.account(username)[0]
+        staff = site.app.accounts.account(username)[0]
         for path in ("/admin/accounts", "/admin/roster", "/admin/keys", "/admin/shred"):
             before = _denials(site, staff)
             assert b.get(path).status_code == 403, (username, path)
             assert _denials(site, staff) == before + 1
     b = browse("teacher1")
-    before = _denials(site, site.app.account("teacher1")[0])
+    before = _denials(site, site.app.accounts.account("teacher1")[0])
     r = b.post(
         "/admin/accounts",
         {"username": "x" + uuid.uuid4().hex[:6], "name": "某人", "roles": "administrator", "password": PASSWORD},
     )
-    assert r.status_code == 403 and _denials(site, site.app.account("teacher1")[0]) == before + 1
+    assert r.status_code == 403 and _denials(site, site.app.accounts.account("teacher1")[0]) == before + 1
 
 
 def test_admin_adds_an_account_that_can_log_in_then_changes_and_deactivates_it(site: DemoSite, browse) -> None:
@@ -76,11 +76,11 @@ def test_admin_adds_an_account_that_can_log_in_then_changes_and_deactivates_it(s
         {"roles": ["class_teacher", "counselor"], "classes": "七年级4班", "reason": "兼任心理老师"},
     )
     assert r.status_code == 303
-    actor = site.app.actor(staff_id)
+    actor = site.app.gate.actor(staff_id)
     assert {str(x) for x in actor.roles} == {"class_teacher", "counselor"} and actor.classes == {"七年级4班"}
     assert b.post(f"/admin/accounts/{staff_id}/deactivate", {"reason": "调离本校"}).status_code == 303
     assert newcomer.get("/", follow_redirects=False).status_code == 303  # logged out
-    assert site.app.account(username) is None
+    assert site.app.accounts.account(username) is None
 
 
 def test_bad_account_form_rerenders_with_message_and_values(site: DemoSite, browse) -> None:
@@ -112,8 +112,8 @@ def test_bad_account_form_rerenders_with_message_and_values(site: DemoSite, brow
 
 def test_token_is_shown_once_works_and_can_be_revoked(site: DemoSite, browse) -> None:
     b = browse("admin")
-    admin_id = site.app.account("admin")[0]
-    staff_id = site.app.account("counselor2")[0]
+    admin_id = site.app.accounts.account("admin")[0]
+    staff_id = site.app.accounts.account("counselor2")[0]
     r = b.post(f"/admin/accounts/{staff_id}/tokens", {"label": "报表系统"})
     assert r.status_code == 200
     token = re.search(r"anx_[A-Za-z0-9_\-]+", r.text).group(0)
@@ -150,17 +150,17 @@ HEADER = "student_no,name,gender,birth_date,grade,class,guardian_name,guardian_p
 def test_roster_import_good_file_applies_bad_file_applies_nothing(site: DemoSite, browse) -> None:
     b = browse("admin")
     school = _school(site, "安心市实验小学")
-    admin = site.app.actor(site.app.account("admin")[0])
+    admin = site.app.gate.actor(site.app.accounts.account("admin")[0])
     tag = uuid.uuid4().hex[:6]
     good = (
         HEADER + f"X{tag}1,导入 甲,男,2015-03-01,三年级,三年级9班,家长,13900000000,\n"
         f"X{tag}2,导入 乙,女,2015-04-01,三年级,三年级9班,,,\n"
     )
-    before = len(site.app.list_students(admin, school))
+    before = len(site.app.roster.list_students(admin, school))
     r = b.post("/admin/roster", {"school": school}, files={"file": ("roster.csv", good.encode(), "text/csv")})
     assert r.status_code == 303
     assert "已导入 2 名学生" in b.get("/admin/roster").text
-    assert len(site.app.list_students(admin, school)) == before + 2
+    assert len(site.app.roster.list_students(admin, school)) == before + 2
     bad = (
         HEADER + f"Y{tag}1,好 学生,男,2015-03-01,三年级,三年级9班,,,\n"
         f"Y{tag}2,坏 日期,女,2015/04/01,三年级,三年级9班,,,\n"
@@ -172,7 +172,7 @@ def test_roster_import_good_file_applies_bad_file_applies_nothing(site: DemoSite
     for line in ("第 3 行", "第 4 行", "第 5 行"):
         assert line in r.text
     assert "第 2 行" not in r.text and "出生日期" in r.text and "已存在" in r.text
-    assert len(site.app.list_students(admin, school)) == before + 2  # nothing applied
+    assert len(site.app.roster.list_students(admin, school)) == before + 2  # nothing applied
 
 
 # -- on a store of their own: key rotation, checkpoints, shredding -------------------------
@@ -181,7 +181,7 @@ def own(request: pytest.FixtureRequest) -> Iterator[tuple[object, object, Browse
     clock = Clock(datetime.now(UTC))
     with fresh_app(request.param, clock) as app:
         school = make_school(app)
-        app.add_staff(
+        app.roster.add_staff(
             ADMIN,
             username="root",
             name="管理员",
@@ -190,7 +190,7 @@ def own(request: pytest.FixtureRequest) -> Iterator[tuple[object, object, Browse
             password_hash=hash_password(PASSWORD),
             district="default",
         )
-        app.report_bullying(
+        app.cases.report_bullying(
             school.teacher,
             school_id=school.id,
             channel="teacher",
@@ -263,7 +263,7 @@ def test_shred_a_stream_by_id(own) -> None:
         b.post("/admin/shred/confirm", {"stream_id": case_id, "reason": "依法删除", "confirm": case_id}).status_code
         == 303
     )
-    assert app.is_erased(case_id)
+    assert app.erasure.is_erased(case_id)
     assert "已删除" in b.post("/admin/shred", {"stream_id": case_id}).text
     unknown = b.post("/admin/shred", {"stream_id": str(uuid.uuid4())})
     assert unknown.status_code == 400 and "找不到该记录" in unknown.text

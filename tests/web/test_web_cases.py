@@ -25,19 +25,19 @@ VERSION = re.compile(r'name="expected_version" value="(\d+)"')
 
 
 def _actor(site: DemoSite, username: str) -> Any:
-    return site.app.actor(site.app.account(username)[0])
+    return site.app.gate.actor(site.app.accounts.account(username)[0])
 
 
 def _students(site: DemoSite, class_name: str) -> list[Any]:
     """Students of a class of school 1, as the administrator's roster read gives them."""
     admin = _actor(site, "admin")
     school = _actor(site, "teacher1").school_id
-    return [s for s in site.app.list_students(admin, school) if s.class_name == class_name and not s.erased]
+    return [s for s in site.app.roster.list_students(admin, school) if s.class_name == class_name and not s.erased]
 
 
 def _case_ids(site: DemoSite) -> set[str]:
     safety = _actor(site, "safety1")
-    return {c["case_id"] for c in site.app.cases_of_school(safety, safety.school_id)}
+    return {c["case_id"] for c in site.app.cases.cases_of_school(safety, safety.school_id)}
 
 
 def _when(site: DemoSite, hours: int = 2) -> str:
@@ -59,7 +59,7 @@ def _report(site: DemoSite, b: Browser, parties: list[tuple[str, str]], narrativ
 
 
 def _case(site: DemoSite, case_id: str) -> BullyingCase:
-    return site.app.get_case(_actor(site, "safety1"), case_id)
+    return site.app.cases.get_case(_actor(site, "safety1"), case_id)
 
 
 def _step(site: DemoSite, b: Browser, case_id: str, action: str, data: dict[str, Any]) -> str:
@@ -189,7 +189,7 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     )
     assert f"每周心理辅导 {tag}" in page and f"法治教育 {tag}" in page
     interventions = {i["student_id"]: i for i in _case(site, case_id).interventions.values()}
-    assert interventions[bully.id]["responsible_staff_id"] == site.app.account("counselor1")[0]
+    assert interventions[bully.id]["responsible_staff_id"] == site.app.accounts.account("counselor1")[0]
     page = _step(
         site,
         s,
@@ -270,7 +270,7 @@ def test_class_teacher_sees_status_of_own_class_only(site: DemoSite, browse) -> 
     mine, other = _students(site, "七年级1班")[2], _students(site, "九年级1班")[0]
     tag = uuid.uuid4().hex[:8]
     t2 = _actor(site, "teacher2")
-    ours = site.app.report_bullying(
+    ours = site.app.cases.report_bullying(
         t2,
         school_id=t2.school_id,
         channel="teacher",
@@ -280,7 +280,7 @@ def test_class_teacher_sees_status_of_own_class_only(site: DemoSite, browse) -> 
         parties=[(mine.id, "targeted")],
         narrative=f"秘密经过 {tag}",
     )
-    theirs = site.app.report_bullying(
+    theirs = site.app.cases.report_bullying(
         t2,
         school_id=t2.school_id,
         channel="teacher",
@@ -340,7 +340,7 @@ def test_supervisor_reads_a_case_only_with_a_reason(site: DemoSite, browse) -> N
     t1 = _actor(site, "teacher1")
     target = _students(site, "七年级1班")[3]
     tag = uuid.uuid4().hex[:8]
-    case_id = site.app.report_bullying(
+    case_id = site.app.cases.report_bullying(
         t1,
         school_id=t1.school_id,
         channel="parent",
@@ -383,7 +383,7 @@ def test_narrative_is_escaped(site: DemoSite, browse) -> None:
 def test_erased_case_shows_deleted(site: DemoSite, browse) -> None:
     t1 = _actor(site, "teacher1")
     target = _students(site, "七年级1班")[4]
-    case_id = site.app.report_bullying(
+    case_id = site.app.cases.report_bullying(
         t1,
         school_id=t1.school_id,
         channel="teacher",
@@ -393,7 +393,7 @@ def test_erased_case_shows_deleted(site: DemoSite, browse) -> None:
         parties=[(target.id, "targeted")],
         narrative="拿走文具",
     )
-    site.app.shred(_actor(site, "admin"), case_id, "保留期满")
+    site.app.erasure.shred(_actor(site, "admin"), case_id, "保留期满")
     s = browse("safety1")
     page = s.get(f"/cases/{case_id}")
     assert page.status_code == 410 and "已删除" in page.text and "拿走文具" not in page.text

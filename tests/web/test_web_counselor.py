@@ -27,7 +27,7 @@ PICKED: set[str] = set()
 
 
 def _actor(site: DemoSite, username: str) -> Actor:
-    return site.app.actor(site.app.account(username)[0])
+    return site.app.gate.actor(site.app.accounts.account(username)[0])
 
 
 def _school(site: DemoSite, username: str = "counselor1") -> str:
@@ -83,7 +83,7 @@ def _open(site: DemoSite, b: Any, student_no: str, **fields: str) -> str:
 
 
 def _file(site: DemoSite, file_id: str) -> Any:
-    return site.app.get_support_file(_actor(site, "principal1"), file_id)
+    return site.app.support.get_support_file(_actor(site, "principal1"), file_id)
 
 
 def _denials(site: DemoSite, staff_id: str, action: str, resource_id: str) -> int:
@@ -102,7 +102,7 @@ def test_caseload_and_register(site: DemoSite, browse) -> None:
     assert page.status_code == 200 and "我负责的档案" in page.text and "本校心理档案台账" in page.text
     caseload = page.text.split('id="register"')[0]
     assert f"/support/{file_id}" in caseload and student.name in caseload
-    mine = site.app.my_support_files(me)
+    mine = site.app.support.my_support_files(me)
     assert file_id in {line.file_id for line in mine}
     for line in mine:  # every file of the caseload is on the page
         assert f"/support/{line.file_id}" in caseload
@@ -536,7 +536,7 @@ def test_screening_import_with_a_bad_row_applies_nothing(site: DemoSite, browse)
     assert "超出范围" in r.text and "未知的筛查量表" in r.text
     after = coverage(site.app, me, _school(site))
     assert after.screened == before.screened and good.id in after.not_screened
-    assert site.app.student_screenings(me, good.id) == []
+    assert site.app.screenings.student_screenings(me, good.id) == []
     r = b.post("/screenings/import", {})
     assert r.status_code == 400 and "请选择要导入的 CSV 文件" in r.text
 
@@ -561,9 +561,11 @@ def test_good_screening_import_raises_coverage(site: DemoSite, browse) -> None:
     after = coverage(site.app, me, _school(site))
     assert after.screened == before.screened + 2
     assert f"{after.screened} / {after.enrolled}" in page.text
-    assert calm.id not in after.not_screened and [s["total"] for s in site.app.student_screenings(me, calm.id)] == [3]
+    assert calm.id not in after.not_screened and [
+        s["total"] for s in site.app.screenings.student_screenings(me, calm.id)
+    ] == [3]
     # The flagged student now has a file in counselor1's caseload.
-    mine = {line.student_id for line in site.app.my_support_files(me)}
+    mine = {line.student_id for line in site.app.support.my_support_files(me)}
     assert flagged.id in mine and calm.id not in mine
     # The same file again is refused: every row was already imported.
     again = _upload(b, _csv([f"{calm.student_no},PHQ-9,2026-11-02,0,1,0,1,0,0,1,0,0"]))
@@ -584,22 +586,22 @@ def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences
     r = b.post("/screenings/record", {**form, "answers": "2, 2, 2"})
     assert r.status_code == 400 and "PHQ-9" in r.text and "2, 2, 2" in r.text
     assert coverage(site.app, me, _school(site)).screened == before.screened
-    assert site.app.student_screenings(me, flagged.id) == []
+    assert site.app.screenings.student_screenings(me, flagged.id) == []
     # 9 items, either comma: saved, flagged, and a support file opened as an import would
     r = b.post("/screenings/record", {**form, "answers": "2，2，2，2，2，2，1，0，0"})
     assert r.status_code == 303 and r.headers["location"] == "/screenings"
     page = b.get("/screenings")
     assert "已导入 1 条筛查结果：1 条达到预警线" in page.text and "新建档案 1 份" in page.text
     assert f'value="{flagged.id}"' not in page.text  # screened now: no longer offered
-    assert [s["total"] for s in site.app.student_screenings(me, flagged.id)] == [13]
+    assert [s["total"] for s in site.app.screenings.student_screenings(me, flagged.id)] == [13]
     assert coverage(site.app, me, _school(site)).screened == before.screened + 1
-    assert flagged.id in {line.student_id for line in site.app.my_support_files(me)}
+    assert flagged.id in {line.student_id for line in site.app.support.my_support_files(me)}
     # twice is refused; a class teacher may not record screenings at all
     again = b.post("/screenings/record", {**form, "answers": "0,0,0,0,0,0,0,0,0"})
     assert again.status_code == 400 and "已导入过" in again.text
     [other] = _free_students(site, 1, unscreened=True)
     r = browse("teacher1").post("/screenings/record", {**form, "student_id": other.id, "answers": "0,0,0,0,0,0,0,0,0"})
-    assert r.status_code == 403 and site.app.student_screenings(me, other.id) == []
+    assert r.status_code == 403 and site.app.screenings.student_screenings(me, other.id) == []
 
 
 # -- an erased file, on a store of its own (shredding destroys) ---------------------------------
@@ -610,11 +612,11 @@ def test_erased_file_shows_deleted(kind: str) -> None:
     with fresh_app(kind, clock) as app:
         school = make_school(app)
         student = school.student("2026001")
-        file_id = app.open_support_file(
+        file_id = app.support.open_support_file(
             school.counselor, student, category="其他", risk_level="key", reason="将被删除的原因"
         )
-        app.shred(ADMIN, file_id, "保存期限届满")
-        app.set_password_hash(school.principal.staff_id, hash_password("principal-pass-1"))
+        app.erasure.shred(ADMIN, file_id, "保存期限届满")
+        app.accounts.set_password_hash(school.principal.staff_id, hash_password("principal-pass-1"))
         with TestClient(create_app(app, background_seconds=None), base_url="http://testserver") as client:
             b = Browser(client, None).login(f"principal-{school.id[:4]}", "principal-pass-1")
             page = b.get(f"/support/{file_id}")
@@ -631,7 +633,7 @@ def test_pages_in_english(site: DemoSite, browse) -> None:
     try:
         page = b.get("/support")
         assert page.status_code == 200 and "School register of support files" in page.text
-        file_id = next(line.file_id for line in site.app.my_support_files(_actor(site, "counselor1")))
+        file_id = next(line.file_id for line in site.app.support.my_support_files(_actor(site, "counselor1")))
         one = b.get(f"/support/{file_id}")
         assert one.status_code == 200 and "Record a counselling session" in one.text
         s = b.get("/screenings")

@@ -28,7 +28,7 @@ def msgids() -> dict[str, str]:
 
 # Messages and labels the domain, the application layer and the views put on pages: every
 # Chinese string literal outside docstrings; an f-string becomes a template with {a}, {b}...
-SOURCES = ["domain", "anxin", "anxin/audit", "projections", "projections/report", "web", "web/routes"]
+SOURCES = ["domain", "anxin", "anxin/audit", "anxin/commands", "projections", "projections/report", "web", "web/routes"]
 NOT_SHOWN = {"cli.py", "health.py", "backup.py", "demo.py", "docs.py", "__main__.py"}
 
 

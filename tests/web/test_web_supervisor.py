@@ -14,10 +14,10 @@ from web_support import DemoSite
 
 def _names(site: DemoSite) -> list[str]:
     """Every demo student's name, as the application decrypts it."""
-    admin = site.app.actor(site.app.account("admin")[0])
+    admin = site.app.gate.actor(site.app.accounts.account("admin")[0])
     names: list[str] = []
     for sid, _name, _d in site.app.schools():
-        names += [s.name for s in site.app.list_students(admin, sid) if not s.erased]
+        names += [s.name for s in site.app.roster.list_students(admin, sid) if not s.erased]
     assert len(names) > 100
     return names
 
@@ -36,7 +36,7 @@ def _audit_count(site: DemoSite, kind: str, actor_id: str) -> int:
 
 def test_dashboard_and_report_show_counts_without_names(site: DemoSite, browse) -> None:
     b = browse("supervisor1")
-    sup = site.app.account("supervisor1")[0]
+    sup = site.app.accounts.account("supervisor1")[0]
     before = _audit_count(site, "report", sup)
     dash = b.get("/district")
     assert dash.status_code == 200 and "全区概况" in dash.text
@@ -53,7 +53,7 @@ def test_dashboard_and_report_show_counts_without_names(site: DemoSite, browse) 
 
 def test_report_csv_download_is_an_audited_export(site: DemoSite, browse) -> None:
     b = browse("supervisor1")
-    sup = site.app.account("supervisor1")[0]
+    sup = site.app.accounts.account("supervisor1")[0]
     exports = _audit_count(site, "export", sup)
     r = b.get("/reports.csv?from=2026-09-01&to=2026-11-30")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -75,7 +75,7 @@ def test_report_bad_dates_rerender_with_message(site: DemoSite, browse) -> None:
 
 def test_principal_sees_own_school_report_only(site: DemoSite, browse) -> None:
     b = browse("principal1")
-    principal = site.app.actor(site.app.account("principal1")[0])
+    principal = site.app.gate.actor(site.app.accounts.account("principal1")[0])
     own = b.get("/reports?from=2026-09-01&to=2026-11-30")
     assert own.status_code == 200 and "安心市第一中学" in own.text and "安心市实验小学" not in own.text
     other = next(sid for sid, _n, _d in site.app.schools() if sid != principal.school_id)
@@ -92,7 +92,7 @@ def test_school_staff_get_403_on_district_and_audit(site: DemoSite, browse) -> N
         ("counselor1", "/audit?what=denied", "audit.read"),
     ]:
         b = browse(username)
-        staff = site.app.account(username)[0]
+        staff = site.app.accounts.account(username)[0]
         before = _denials(site, staff, action)
         r = b.get(path)
         assert r.status_code == 403, (username, path)
@@ -100,12 +100,14 @@ def test_school_staff_get_403_on_district_and_audit(site: DemoSite, browse) -> N
 
 
 def _new_case(site: DemoSite) -> str:
-    teacher = site.app.actor(site.app.account("teacher1")[0])
-    admin = site.app.actor(site.app.account("admin")[0])
+    teacher = site.app.gate.actor(site.app.accounts.account("teacher1")[0])
+    admin = site.app.gate.actor(site.app.accounts.account("admin")[0])
     student = next(
-        s for s in site.app.list_students(admin, teacher.school_id) if s.class_name in teacher.classes and not s.erased
+        s
+        for s in site.app.roster.list_students(admin, teacher.school_id)
+        if s.class_name in teacher.classes and not s.erased
     )
-    return site.app.report_bullying(
+    return site.app.cases.report_bullying(
         teacher,
         school_id=teacher.school_id,
         channel="teacher",
@@ -119,13 +121,13 @@ def _new_case(site: DemoSite) -> str:
 
 def test_case_history_and_break_glass_list(site: DemoSite, browse) -> None:
     case_id = _new_case(site)
-    supervisor = site.app.actor(site.app.account("supervisor1")[0])
+    supervisor = site.app.gate.actor(site.app.accounts.account("supervisor1")[0])
     reason = "核查家长投诉 <script>alert(1)</script> '; DROP TABLE x; --"
-    site.app.get_case(supervisor, case_id, break_glass=reason)
+    site.app.cases.get_case(supervisor, case_id, break_glass=reason)
     b = browse("supervisor1")
     history = b.get(f"/audit?what=case-history&id={case_id}")
     assert history.status_code == 200
-    teacher_name = site.app.staff_name(site.app.account("teacher1")[0])
+    teacher_name = site.app.roster.staff_name(site.app.accounts.account("teacher1")[0])
     assert "Reported" in history.text and teacher_name in history.text  # who wrote the report
     assert "case.read" in history.text and "核查家长投诉" in history.text  # the supervisor's break-glass read
     listing = b.get("/audit?what=break-glass")

@@ -30,7 +30,7 @@ CLASS = "七年级1班"  # teacher1's class
 
 
 def _actor(site: DemoSite, username: str) -> Actor:
-    return site.app.actor(site.app.account(username)[0])
+    return site.app.gate.actor(site.app.accounts.account(username)[0])
 
 
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:
@@ -55,7 +55,7 @@ def _student(site: DemoSite, name: str | None = None, class_name: str = CLASS) -
     admin = _actor(site, "admin")
     school = _actor(site, "teacher1").school_id
     tag = uuid.uuid4().hex[:8]
-    return site.app.enrol_student(
+    return site.app.roster.enrol_student(
         admin,
         school_id=school,
         student_no="T" + tag,
@@ -74,12 +74,14 @@ def _pairing(
     `days_ago` days ago (so the first check-in is already due)."""
     student = _student(site, name, class_name)
     with _days_ago(site, days_ago):
-        pid = site.app.pair(_actor(site, "principal1"), staff_id=_actor(site, teacher).staff_id, student_id=student)
+        pid = site.app.pairings.pair(
+            _actor(site, "principal1"), staff_id=_actor(site, teacher).staff_id, student_id=student
+        )
     return pid, student
 
 
 def _read(site: DemoSite, pid: str) -> Pairing:
-    return site.app.get_pairing(_actor(site, "principal1"), pid)
+    return site.app.pairings.get_pairing(_actor(site, "principal1"), pid)
 
 
 def _check_in(site: DemoSite, b: Any, pid: str, **fields: Any) -> Any:
@@ -262,7 +264,7 @@ def test_escalate_to_support_file_and_bullying_report(site: DemoSite, browse) ->
     p = _read(site, pid)
     file_id = next(e["target_id"] for e in p.escalations if e["target"] == "support_file")
     principal = _actor(site, "principal1")
-    assert site.app.get_support_file(principal, file_id).student_id == student
+    assert site.app.support.get_support_file(principal, file_id).student_id == student
     r = b.post(
         f"/pairings/{pid}/escalate",
         {
@@ -279,7 +281,7 @@ def test_escalate_to_support_file_and_bullying_report(site: DemoSite, browse) ->
     assert r.status_code == 303
     p = _read(site, pid)
     case_id = next(e["target_id"] for e in p.escalations if e["target"] == "bullying_case")
-    case = site.app.get_case(principal, case_id)
+    case = site.app.cases.get_case(principal, case_id)
     assert {f for f in case.forms} == {"verbal", "online"} and case.narrative == "被同学排挤"
     shown = b.get(f"/pairings/{pid}").text
     assert f'href="/support/{file_id}"' in shown and f'href="/cases/{case_id}"' in shown
@@ -396,11 +398,11 @@ def test_erased_pairing_shows_as_deleted(kind: str) -> None:
     with fresh_app(kind, clock) as app:
         school = make_school(app)
         student = school.student("2026001")
-        pid = app.pair(school.principal, staff_id=school.teacher.staff_id, student_id=student)
+        pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=student)
         clock.advance(days=10)
-        app.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "秘密内容"})
-        app.shred(ADMIN, pid, "家长申请删除")
-        app.set_password_hash(school.teacher.staff_id, hash_password("teacher-pass-1"))
+        app.pairings.record_check_in(school.teacher, pid, held_on=clock.today, notes={"thinking": "秘密内容"})
+        app.erasure.shred(ADMIN, pid, "家长申请删除")
+        app.accounts.set_password_hash(school.teacher.staff_id, hash_password("teacher-pass-1"))
         with TestClient(create_app(app, background_seconds=None), base_url="http://testserver") as client:
             b = Browser(client, None).login(f"teacher-{school.id[:4]}", "teacher-pass-1")
             line = b.get(f"/students/{student}")

@@ -93,7 +93,7 @@ class Workers:
 def workers(store: Store) -> Iterator[Workers]:
     first = store.open()
     school = make_school(first)
-    first.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
+    first.accounts.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
     second = store.open()  # a second process's application: its own connections and caches
     clock = Time()
     clients = []
@@ -243,7 +243,7 @@ def test_nothing_stored_for_sessions_or_failed_logins_is_in_clear(workers: Worke
 def test_anxin_serve_with_two_workers_serves_one_session_from_both(store: Store, tmp_path: Path) -> None:
     app = store.open()
     school = make_school(app)
-    app.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
+    app.accounts.set_password_hash(school.teacher.staff_id, hash_password(PASSWORD))
     username = username_of(app, school.teacher.staff_id)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANXIN_")}
     env["ANXIN_MASTER_KEY"] = store.master_key.encode()

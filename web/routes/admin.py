@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.accounts import AccountInactive
-from anxin.app import KIND_LABELS, SHARED_REMAINS
+from anxin.commands.erasure import KIND_LABELS, SHARED_REMAINS
 from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
 from anxin.service import Anxin, master_key_file
@@ -49,7 +49,7 @@ def _staff(app: Anxin, user: User, staff_id: str | None = None) -> list[dict[str
             "roles": list(s.roles),
             "classes": list(s.classes),
             "active": s.active,
-            "name": app.staff_name(s.id),
+            "name": app.roster.staff_name(s.id),
         }
         for s in app.accounts.staff_accounts(user.actor, staff_id)
     ]
@@ -76,7 +76,7 @@ def add_account(request: Request, user: PageUser, form: Form) -> Response:
             pw = hash_password(form.get("password", ""))
         except ValueError:
             raise InvalidInput(reason="密码至少 8 位") from None
-        return app.add_staff(
+        return app.roster.add_staff(
             user.actor,
             username=form.get("username", "").strip(),
             name=form.get("name", "").strip(),
@@ -136,7 +136,7 @@ def account(request: Request, staff_id: str, user: PageUser) -> Response:
 def change_roles(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
     def command(app: Anxin) -> None:
         roles, classes = values(form, "roles"), _classes(form.get("classes"))
-        app.change_staff_roles(user.actor, staff_id, roles, classes, form.get("reason", ""))
+        app.roster.change_staff_roles(user.actor, staff_id, roles, classes, form.get("reason", ""))
 
     return run_form(
         request,
@@ -149,7 +149,7 @@ def change_roles(request: Request, staff_id: str, user: PageUser, form: Form) ->
 @router.post("/admin/accounts/{staff_id}/deactivate")
 def deactivate(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
     def command(app: Anxin) -> None:
-        app.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
+        app.roster.deactivate_staff(user.actor, staff_id, form.get("reason", ""))
 
     def done(_: None) -> Response:
         get_web(request).sessions.drop_staff(staff_id)
@@ -255,11 +255,11 @@ def _target(app: Anxin, user: User, form: dict[str, Any]) -> dict[str, Any]:
         school_id = form.get("school") or ""
         if not school_id:
             raise InvalidInput(reason="请选择学校")
-        stream_id = str(app.student_id_for(school_id, student_no))
+        stream_id = str(app.roster.student_id_for(school_id, student_no))
     elif not stream_id:
         raise InvalidInput(reason="请填写学号或记录编号")
     try:
-        plan = app.erasure(user.actor, stream_id)  # the gate again, for the record's school
+        plan = app.erasure.plan(user.actor, stream_id)  # the gate again, for the record's school
     except NotFound:
         raise InvalidInput(reason="找不到该记录") from None
     linked: dict[str, int] = {}
@@ -339,7 +339,7 @@ def shred(request: Request, user: PageUser, form: Form) -> Response:
 
     return run_form(
         request,
-        lambda app: app.erase(user.actor, target["stream_id"], form.get("reason", "")),
+        lambda app: app.erasure.erase(user.actor, target["stream_id"], form.get("reason", "")),
         done,
         refused,
         on_page=(NotFound, Erased),

@@ -89,17 +89,17 @@ def students(
     school = _school(user, school_id)
     if q:
         return jsonable(search_students(app, user.actor, school, q))
-    return jsonable(app.list_students(user.actor, school, class_name))
+    return jsonable(app.roster.list_students(user.actor, school, class_name))
 
 
 @router.get("/students/{student_id}", tags=["学生"], summary="学生信息")
 def student(student_id: str, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_student(user.actor, student_id))
+    return jsonable(app.roster.get_student(user.actor, student_id))
 
 
 @router.post("/students/{student_id}/open", tags=["学生"], summary="说明理由后查看学生信息（督导）")
 def student_break_glass(student_id: str, body: Reason, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_student(user.actor, student_id, break_glass=body.reason))
+    return jsonable(app.roster.get_student(user.actor, student_id, break_glass=body.reason))
 
 
 @router.get("/students/{student_id}/timeline", tags=["学生"], summary="学生时间线（按查看者权限逐条过滤）")
@@ -122,12 +122,12 @@ def pairings(user: ApiUser, app: App, class_name: str | None = None) -> Any:
 
 @router.get("/pairings/{pairing_id}", tags=["一岗双带"], summary="结对详情与谈心记录")
 def pairing(pairing_id: str, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_pairing(user.actor, pairing_id))
+    return jsonable(app.pairings.get_pairing(user.actor, pairing_id))
 
 
 @router.post("/pairings/{pairing_id}/open", tags=["一岗双带"], summary="说明理由后查看结对（督导）")
 def pairing_break_glass(pairing_id: str, body: Reason, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_pairing(user.actor, pairing_id, break_glass=body.reason))
+    return jsonable(app.pairings.get_pairing(user.actor, pairing_id, break_glass=body.reason))
 
 
 class CheckInNotes(BaseModel):
@@ -189,19 +189,19 @@ def cases(user: ApiUser, app: App, school_id: str | None = None) -> Any:
 
 @router.get("/cases/{case_id}", tags=[C], summary="案件全部内容")
 def case(case_id: str, user: ApiUser, app: App) -> Any:
-    data = jsonable(app.get_case(user.actor, case_id))
-    data["party_names"] = jsonable(app.case_parties(user.actor, case_id))
+    data = jsonable(app.cases.get_case(user.actor, case_id))
+    data["party_names"] = jsonable(app.cases.case_parties(user.actor, case_id))
     return data
 
 
 @router.post("/cases/{case_id}/open", tags=[C], summary="说明理由后查看案件（督导）")
 def case_break_glass(case_id: str, body: Reason, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_case(user.actor, case_id, break_glass=body.reason))
+    return jsonable(app.cases.get_case(user.actor, case_id, break_glass=body.reason))
 
 
 @router.get("/cases/{case_id}/status", tags=[C], summary="案件状态（班主任可看本班学生所涉案件）")
 def case_status(case_id: str, user: ApiUser, app: App) -> Any:
-    return jsonable(app.case_status(user.actor, case_id))
+    return jsonable(app.cases.case_status(user.actor, case_id))
 
 
 command(
@@ -267,17 +267,17 @@ def support_files(user: ApiUser, app: App, school_id: str | None = None) -> Any:
 
 @router.get("/support-files/mine", tags=[S], summary="我负责的档案")
 def my_support_files(user: ApiUser, app: App) -> Any:
-    return jsonable(app.my_support_files(user.actor))
+    return jsonable(app.support.my_support_files(user.actor))
 
 
 @router.get("/support-files/{file_id}", tags=[S], summary="档案全部内容")
 def support_file(file_id: str, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_support_file(user.actor, file_id))
+    return jsonable(app.support.get_support_file(user.actor, file_id))
 
 
 @router.post("/support-files/{file_id}/open", tags=[S], summary="说明理由后查看档案（督导）")
 def support_file_break_glass(file_id: str, body: Reason, user: ApiUser, app: App) -> Any:
-    return jsonable(app.get_support_file(user.actor, file_id, break_glass=body.reason))
+    return jsonable(app.support.get_support_file(user.actor, file_id, break_glass=body.reason))
 
 
 class Measure(BaseModel):
@@ -327,7 +327,7 @@ def screening_coverage(user: ApiUser, app: App, school_id: str | None = None) ->
 
 @router.get("/students/{student_id}/screenings", tags=[SC], summary="学生的筛查结果")
 def student_screenings(student_id: str, user: ApiUser, app: App) -> Any:
-    return jsonable(app.student_screenings(user.actor, student_id))
+    return jsonable(app.screenings.student_screenings(user.actor, student_id))
 
 
 command(
@@ -349,7 +349,7 @@ def import_screenings(
     school_id: str | None = Query(None),
 ) -> JSONResponse:
     with get_web(request).writing() as app:
-        result = app.import_screenings(user.actor, _school(user, school_id), csv_text)
+        result = app.screenings.import_screenings(user.actor, _school(user, school_id), csv_text)
     return ok(result, 201)
 
 

@@ -49,7 +49,7 @@ def login(request: Request, form: Form, app: App) -> Response:
         return render(
             request, "login.html", 429, next=target, username=username, error=_("登录失败次数过多，请 15 分钟后再试")
         )
-    account = app.account(username) if username else None
+    account = app.accounts.account(username) if username else None
     if account is None or not verify_password(account[1], password):
         web.throttle.failed(username, address)
         app.record_security_event(

@@ -47,14 +47,14 @@ def _student(app: Anxin, user: User, number: str) -> str:
     by name; the application checks the student exists in the school)."""
     if not number:
         raise InvalidInput(reason="请填写学号")
-    return str(app.student_id_for(user.actor.school_id or "", number))
+    return str(app.roster.student_id_for(user.actor.school_id or "", number))
 
 
 def _staff(app: Anxin, user: User, username: str) -> str:
     """The responsible staff member by login name (default: the person acting)."""
     if not username:
         return user.staff_id
-    found = app.account(username)
+    found = app.accounts.account(username)
     if found is None:
         raise UnknownStaff()
     return str(found[0])
@@ -82,7 +82,7 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
         ]
         if not text(form, "occurred_at"):
             raise InvalidInput(reason="请填写发生时间")
-        return app.report_bullying(
+        return app.cases.report_bullying(
             user.actor,
             school_id=user.actor.school_id or "",
             channel=text(form, "channel") or "teacher",
@@ -158,7 +158,7 @@ def _case_page(
     web = get_web(request)
     app = web.app
     try:
-        case, line = app.read_case(user.actor, case_id, break_glass)
+        case, line = app.cases.read_case(user.actor, case_id, break_glass)
     except Erased:
         return render(request, "cases/erased.html", 410, case_id=case_id)
     if case is None:
@@ -200,7 +200,7 @@ def case_open(request: Request, case_id: str, user: PageUser, form: Form) -> Res
     try:
         return _case_page(request, user, case_id, break_glass=reason)
     except PermissionDenied as e:
-        if len(reason) >= 4:
+        if len(reason) >= access.BREAK_GLASS_MIN_REASON:
             raise
         return reason_form(request, f"/cases/{case_id}/open", 400, e)
 
@@ -210,7 +210,7 @@ Step = Callable[[Anxin, User, str, dict[str, Any], int | None], Any]
 
 
 def _add_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_party(
+    return app.cases.add_party(
         u.actor,
         cid,
         student_id=_student(app, u, text(f, "student_no")),
@@ -221,13 +221,13 @@ def _add_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
 
 
 def _remove_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.remove_party(
+    return app.cases.remove_party(
         u.actor, cid, student_id=text(f, "student_id"), reason=text(f, "reason"), expected_version=v
     )
 
 
 def _safety_measure(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.take_safety_measure(
+    return app.cases.take_safety_measure(
         u.actor,
         cid,
         kind=text(f, "kind"),
@@ -239,7 +239,7 @@ def _safety_measure(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | N
 
 def _notify_guardian(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = text(f, "notified_at")
-    return app.notify_guardian(
+    return app.cases.notify_guardian(
         u.actor,
         cid,
         student_id=text(f, "student_id"),
@@ -251,7 +251,7 @@ def _notify_guardian(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | 
 
 
 def _statement(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_statement(
+    return app.cases.record_statement(
         u.actor,
         cid,
         text=text(f, "text"),
@@ -263,20 +263,20 @@ def _statement(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
 
 
 def _evidence(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.add_evidence(
+    return app.cases.add_evidence(
         u.actor, cid, description=text(f, "description"), reference=text(f, "reference"), expected_version=v
     )
 
 
 def _start(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     handler = text(f, "handler")
-    return app.start_investigation(
+    return app.cases.start_investigation(
         u.actor, cid, handler_id=_staff(app, u, handler) if handler else None, expected_version=v
     )
 
 
 def _complete(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_investigation(u.actor, cid, findings=text(f, "findings"), expected_version=v)
+    return app.cases.complete_investigation(u.actor, cid, findings=text(f, "findings"), expected_version=v)
 
 
 def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
@@ -289,7 +289,7 @@ def _verdict(f: dict[str, Any]) -> tuple[bool, str | None, bool]:
 
 def _determine(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     bullying, severity, horseplay = _verdict(f)
-    return app.determine(
+    return app.cases.determine(
         u.actor,
         cid,
         bullying=bullying,
@@ -301,16 +301,16 @@ def _determine(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
 
 
 def _approve(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.approve_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
+    return app.cases.approve_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
 def _return(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.return_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
+    return app.cases.return_determination(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
 def _mandatory(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
     at = text(f, "reported_at")
-    return app.record_mandatory_report(
+    return app.cases.record_mandatory_report(
         u.actor,
         cid,
         agency=text(f, "agency"),
@@ -322,7 +322,7 @@ def _mandatory(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
 
 
 def _plan(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.plan_intervention(
+    return app.cases.plan_intervention(
         u.actor,
         cid,
         student_id=text(f, "student_id"),
@@ -334,19 +334,19 @@ def _plan(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> An
 
 
 def _progress(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_intervention_progress(
+    return app.cases.record_intervention_progress(
         u.actor, cid, text(f, "intervention_id"), note=text(f, "note"), expected_version=v
     )
 
 
 def _finish(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.complete_intervention(
+    return app.cases.complete_intervention(
         u.actor, cid, text(f, "intervention_id"), outcome=text(f, "outcome"), expected_version=v
     )
 
 
 def _appeal(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.lodge_appeal(
+    return app.cases.lodge_appeal(
         u.actor,
         cid,
         party_id=text(f, "party_id"),
@@ -363,7 +363,7 @@ def _appeal_outcome(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | N
     horseplay = False
     if outcome == "changed":
         bullying, severity, horseplay = _verdict(f)
-    return app.record_appeal_outcome(
+    return app.cases.record_appeal_outcome(
         u.actor,
         cid,
         text(f, "appeal_id"),
@@ -378,21 +378,21 @@ def _appeal_outcome(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | N
 
 
 def _follow_up(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.record_follow_up(
+    return app.cases.record_follow_up(
         u.actor, cid, notes=text(f, "notes"), held_on=day_or(text(f, "held_on"), None, "回访日期"), expected_version=v
     )
 
 
 def _close(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.close_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
+    return app.cases.close_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
 def _reopen(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.reopen_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
+    return app.cases.reopen_case(u.actor, cid, reason=text(f, "reason"), expected_version=v)
 
 
 def _correct_narrative(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_narrative(
+    return app.cases.correct_narrative(
         u.actor, cid, narrative=text(f, "narrative"), reason=text(f, "reason"), expected_version=v
     )
 
@@ -407,17 +407,17 @@ def _correct_report(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | N
         changes["occurred_at"] = moment(text(f, "occurred_at"), "发生时间")
     if values(f, "forms"):
         changes["forms"] = values(f, "forms")
-    return app.correct_report(u.actor, cid, reason=text(f, "reason"), expected_version=v, **changes)
+    return app.cases.correct_report(u.actor, cid, reason=text(f, "reason"), expected_version=v, **changes)
 
 
 def _correct_statement(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_statement(
+    return app.cases.correct_statement(
         u.actor, cid, text(f, "statement_id"), text=text(f, "text"), reason=text(f, "reason"), expected_version=v
     )
 
 
 def _correct_evidence(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_evidence(
+    return app.cases.correct_evidence(
         u.actor,
         cid,
         text(f, "evidence_id"),
@@ -429,7 +429,7 @@ def _correct_evidence(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int |
 
 
 def _correct_follow_up(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
-    return app.correct_follow_up(
+    return app.cases.correct_follow_up(
         u.actor, cid, text(f, "follow_up_id"), notes=text(f, "notes"), reason=text(f, "reason"), expected_version=v
     )
 

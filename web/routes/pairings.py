@@ -46,7 +46,7 @@ def _board_page(request: Request, user: User, status: int = 200, error: str | No
         if user.has(Role.PRINCIPAL):  # a safety lead arranges pairings but does not read them
             school_board = pairing_board(app, user.actor, school_id=school, class_name=class_name, names=True)
         staff = _school_staff(app, user)
-        students = [s for s in app.list_students(user.actor, school, class_name) if not s.erased]
+        students = [s for s in app.roster.list_students(user.actor, school, class_name) if not s.erased]
     return render(
         request,
         "pairings/board.html",
@@ -80,7 +80,7 @@ def new_pairing(request: Request, user: PageUser, form: Form) -> Response:
             raise InvalidInput(reason="谈心频率必须为正数天") from None
         if not form.get("staff_id") or not form.get("student_id"):
             raise InvalidInput(reason=i18n.gettext("请选择教师和学生"))
-        return app.pair(
+        return app.pairings.pair(
             user.actor, staff_id=str(form["staff_id"]), student_id=str(form["student_id"]), cadence_days=cadence
         )
 
@@ -108,7 +108,7 @@ def _pairing_page(
     error belongs to (check-in, escalate:<check_in_id>, end), so it shows beside it."""
     web = get_web(request)
     app = web.app
-    pairing = app.get_pairing(user.actor, pairing_id, break_glass=break_glass)
+    pairing = app.pairings.get_pairing(user.actor, pairing_id, break_glass=break_glass)
     student = app.student_ref(pairing.student_id)
     check_ins = sorted(pairing.check_ins.values(), key=lambda c: (c["held_on"], c["at"]), reverse=True)
     today = app.now().date()
@@ -138,7 +138,7 @@ def _pairing_page(
 
 @router.get("/pairings/{pairing_id}")
 def pairing_page(request: Request, pairing_id: str, user: PageUser, app: App) -> Response:
-    if app.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
+    if app.gate.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
         return reason_form(request, f"/pairings/{pairing_id}/open")
     return _pairing_page(request, user, pairing_id)
 
@@ -150,7 +150,7 @@ def pairing_open(request: Request, pairing_id: str, user: PageUser, form: Form, 
     try:
         return _pairing_page(request, user, pairing_id, break_glass=reason)
     except PermissionDenied as e:
-        if not app.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
+        if not app.gate.needs_reason(user.actor, access.PAIRING_READ, "pairing", pairing_id):
             raise
         return reason_form(request, f"/pairings/{pairing_id}/open", 400, e)
 
@@ -172,7 +172,7 @@ def record_check_in(request: Request, pairing_id: str, user: PageUser, form: For
     def command(app: Anxin) -> None:
         held_on = parse_day(form.get("held_on"), "谈心日期")
         concern = bool(form.get("concern"))
-        app.record_check_in(
+        app.pairings.record_check_in(
             user.actor,
             pairing_id,
             held_on=held_on,
@@ -194,7 +194,7 @@ def escalate(request: Request, pairing_id: str, user: PageUser, form: Form) -> R
         version = expected_version(form)
         reason = str(form.get("reason", ""))
         if target == "support_file":
-            app.escalate_to_support_file(
+            app.escalations.escalate_to_support_file(
                 user.actor,
                 pairing_id,
                 check_in_id,
@@ -205,7 +205,7 @@ def escalate(request: Request, pairing_id: str, user: PageUser, form: Form) -> R
             )
         elif target == "bullying_case":
             occurred_on = parse_day(form.get("occurred_on"), "发生日期")
-            app.escalate_to_bullying_report(
+            app.escalations.escalate_to_bullying_report(
                 user.actor,
                 pairing_id,
                 check_in_id,
@@ -226,6 +226,6 @@ def escalate(request: Request, pairing_id: str, user: PageUser, form: Form) -> R
 @router.post("/pairings/{pairing_id}/end")
 def end(request: Request, pairing_id: str, user: PageUser, form: Form) -> Response:
     def command(app: Anxin) -> None:
-        app.end_pairing(user.actor, pairing_id, str(form.get("reason", "")))
+        app.pairings.end_pairing(user.actor, pairing_id, str(form.get("reason", "")))
 
     return _step(request, user, pairing_id, "end", command, i18n.gettext("结对已结束"))

@@ -26,7 +26,7 @@ ONE_FIELDS = ("student_id", "instrument", "screened_on", "answers")  # the singl
 def template_header(app: Anxin) -> str:
     """The header import_screenings expects: the fixed columns, then as many item
     columns as the longest configured instrument has."""
-    n = max(i.items for i in app.instruments.values())
+    n = max(i.items for i in app.screenings.instruments.values())
     return ",".join([*FIXED_COLUMNS, *(f"item{i}" for i in range(1, n + 1))])
 
 
@@ -42,7 +42,7 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
     app = get_web(request).app
     cov = coverage(app, user.actor, user.actor.school_id or "")
     missing = student_refs(app, cov.not_screened)
-    instruments = sorted(app.instruments.values(), key=lambda i: i.id)
+    instruments = sorted(app.screenings.instruments.values(), key=lambda i: i.id)
     return render(
         request,
         "screenings/index.html",
@@ -81,7 +81,7 @@ def screenings_import(request: Request, user: PageUser, form: Form) -> Response:
 
     return run_form(
         request,
-        lambda app: app.import_screenings(user.actor, user.actor.school_id or "", uploaded_text(form)),
+        lambda app: app.screenings.import_screenings(user.actor, user.actor.school_id or "", uploaded_text(form)),
         lambda result: redirect("/screenings", request, _done(result)),
         refused,
         on_page=(Erased,),
@@ -107,7 +107,7 @@ def screenings_record(request: Request, user: PageUser, form: Form) -> Response:
 
     def command(app: Anxin) -> Any:
         day = day_or(kept["screened_on"], app.now().date())
-        return app.record_screening(
+        return app.screenings.record_screening(
             user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
         )  # as typed: parsed past the gate
 

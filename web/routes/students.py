@@ -60,7 +60,7 @@ FIELD_LABELS = {
 def _needs_reason(app: Anxin, user: User, student_id: str) -> bool:
     """Whether the gate would show this student only with a stated reason (asked
     without recording, so the reason form comes before any read)."""
-    return bool(app.needs_reason(user.actor, access.STUDENT_READ, "student", student_id))
+    return bool(app.gate.needs_reason(user.actor, access.STUDENT_READ, "student", student_id))
 
 
 def _details(entry: Any) -> list[tuple[str, Any]]:
@@ -86,7 +86,7 @@ def students(request: Request, user: PageUser, app: App) -> Response:
     if q and school is not None:
         found = search_students(app, user.actor, school, q)
     elif not q and school is not None and user.has(Role.CLASS_TEACHER):
-        classes = [(c, app.list_students(user.actor, school, c)) for c in sorted(user.actor.classes)]
+        classes = [(c, app.roster.list_students(user.actor, school, c)) for c in sorted(user.actor.classes)]
     return render(request, "students/search.html", q=q, found=found, classes=classes, in_school=school is not None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from anxin.app import ERASED_LABEL
+from anxin.core import ERASED_LABEL
 from anxin.service import Anxin
 from domain import access
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied
@@ -89,7 +89,7 @@ def support_home(request: Request, user: PageUser, app: App) -> Response:
     risk = request.query_params.get("risk") or ""
     if risk and risk not in RISK_LEVELS:
         risk = ""
-    mine = app.my_support_files(user.actor)
+    mine = app.support.my_support_files(user.actor)
     lines = None
     register_error = None
     try:
@@ -133,7 +133,7 @@ def new_file(request: Request, user: PageUser, app: App) -> Response:
     }
     student_id = request.query_params.get("student")
     if student_id:
-        student = app.get_student(user.actor, student_id)  # the gate: STUDENT_READ
+        student = app.roster.get_student(user.actor, student_id)  # the gate: STUDENT_READ
         form.update(student_id=student_id, student_no=student.student_no)
     return _new_page(request, user, student=student, form=form)
 
@@ -144,12 +144,12 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
         student_no = str(form.get("student_no", "")).strip()
         student_id = str(form.get("student_id", "")).strip()
         if student_no:
-            student_id = str(app.student_id_for(user.actor.school_id or "", student_no))
+            student_id = str(app.roster.student_id_for(user.actor.school_id or "", student_no))
         if not student_id:
             raise InvalidInput(reason="请填写学号")
         origin = str(form.get("origin") or "judgement")
         source_ref = str(form.get("source_id", "")).strip()
-        return app.open_support_file(
+        return app.support.open_support_file(
             user.actor,
             student_id,
             category=str(form.get("category", "")),
@@ -182,7 +182,7 @@ def _file_page(
     web = get_web(request)
     app = web.app
     try:
-        f = app.get_support_file(user.actor, file_id, break_glass=break_glass)
+        f = app.support.get_support_file(user.actor, file_id, break_glass=break_glass)
     except Erased:
         return render(request, "support/erased.html", 410)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
@@ -206,7 +206,7 @@ def _file_page(
 def support_file(request: Request, file_id: str, user: PageUser, app: App) -> Response:
     # Whether the gate would show this file only with a stated reason (asked without
     # recording, so the reason form comes before any read).
-    if app.needs_reason(user.actor, access.FILE_READ, "file", file_id):
+    if app.gate.needs_reason(user.actor, access.FILE_READ, "file", file_id):
         return reason_form(request, f"/support/{file_id}/open")
     return _file_page(request, user, file_id)
 
@@ -259,15 +259,15 @@ def change_risk(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: i
         and from_level in RISK_LEVELS
         and RISK_LEVELS.index(to_level) < RISK_LEVELS.index(from_level)
     ):
-        app.lower_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
+        app.support.lower_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
     else:
-        app.raise_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
+        app.support.raise_risk_level(user.actor, file_id, to_level, reason, expected_version=v)
 
 
 @_step("category", "档案类别已调整")
 def change_category(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     category, reason = str(form.get("category", "")), str(form.get("reason", ""))
-    app.change_file_category(user.actor, file_id, category, reason, expected_version=v)
+    app.support.change_file_category(user.actor, file_id, category, reason, expected_version=v)
 
 
 @_step("plan", "帮扶方案已保存")
@@ -275,9 +275,9 @@ def plan(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | No
     goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
     if form.get("mode") == "revise":
         reason = str(form.get("reason", ""))
-        app.revise_plan(user.actor, file_id, goals=goals, measures=measures, reason=reason, expected_version=v)
+        app.support.revise_plan(user.actor, file_id, goals=goals, measures=measures, reason=reason, expected_version=v)
     else:
-        app.draw_up_plan(user.actor, file_id, goals=goals, measures=measures, expected_version=v)
+        app.support.draw_up_plan(user.actor, file_id, goals=goals, measures=measures, expected_version=v)
 
 
 def _minutes(typed: Any) -> int | None:
@@ -291,7 +291,7 @@ def _minutes(typed: Any) -> int | None:
 @_step("session", "已记录辅导")
 def session(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     minutes = _minutes(form.get("duration_minutes"))
-    app.record_session(
+    app.support.record_session(
         user.actor,
         file_id,
         held_on=day_or(form.get("held_on"), today),
@@ -304,7 +304,7 @@ def session(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int |
 
 @_step("guardian-contact", "已记录家校联系")
 def guardian_contact(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.record_guardian_contact(
+    app.support.record_guardian_contact(
         user.actor,
         file_id,
         contacted_on=day_or(form.get("contacted_on"), today),
@@ -317,7 +317,7 @@ def guardian_contact(app: Anxin, user: User, file_id: str, form: dict[str, Any],
 
 @_step("referral", "已记录转介")
 def referral(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.record_referral(
+    app.support.record_referral(
         user.actor,
         file_id,
         referred_on=day_or(form.get("referred_on"), today),
@@ -329,7 +329,7 @@ def referral(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int 
 
 @_step("crisis", "已记录危机干预")
 def crisis(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.record_crisis_intervention(
+    app.support.record_crisis_intervention(
         user.actor,
         file_id,
         occurred_on=day_or(form.get("occurred_on"), today),
@@ -341,7 +341,7 @@ def crisis(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | 
 
 @_step("review", "已记录方案复评")
 def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.record_review(
+    app.support.record_review(
         user.actor,
         file_id,
         reviewed_on=day_or(form.get("reviewed_on"), today),
@@ -354,12 +354,12 @@ def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | 
 @_step("reassign", "已更换负责人")
 def reassign(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     responsible, reason = str(form.get("responsible_id", "")), str(form.get("reason", ""))
-    app.reassign_support_file(user.actor, file_id, responsible, reason, expected_version=v)
+    app.support.reassign_support_file(user.actor, file_id, responsible, reason, expected_version=v)
 
 
 @_step("close", "档案已结案")
 def close(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.close_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)
+    app.support.close_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)
 
 
 def _changes(form: dict[str, Any], today: date) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
 
     def command(app: Anxin) -> None:
         version = expected_version(form)
-        app.correct_file_entry(
+        app.support.correct_file_entry(
             user.actor,
             file_id,
             entry_id,
@@ -406,4 +406,4 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
 
 @_step("reopen", "档案已重新开启")
 def reopen(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.reopen_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)
+    app.support.reopen_support_file(user.actor, file_id, str(form.get("reason", "")), expected_version=v)

@@ -1,4 +1,5 @@
-"""Bullying-case commands and reads (校园欺凌案件), each through the gate first.
+"""Bullying-case commands (校园欺凌案件), each through the gate first; the reads of a case
+are in anxin.commands.case_reads, the base of `CaseCommands` (`app.cases`).
 
 Who may do what is decided by `domain.access` only: any staff member of the school
 may report (CASE_REPORT); the safety lead and the principal run the case (CASE_WRITE);
@@ -9,20 +10,40 @@ CASE_READ (a supervisor only with a break-glass reason). Deadlines come from the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from datetime import date, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
-from anxin.app import Core
+from anxin.commands.case_reads import CaseReads
 from domain import access
-from domain.access import Resource, decide
-from domain.bullying import BullyingCase, UnknownStaff, UnknownStudent, UnknownSupportFile
-from domain.common import Actor, Role
+from domain.bullying import BullyingCase
+from domain.common import Actor
 
 
-class BullyingCommands(Core):
-    """Report, investigate, determine, intervene, appeal, follow up, close, reopen."""
+class CaseCommands(CaseReads):
+    """Report, investigate, determine, intervene, appeal, follow up, close, reopen; and
+    the reads of a case."""
+
+    def _case(
+        self, actor: Actor, case_id: str, expected_version: int | None, action: str = access.CASE_WRITE
+    ) -> AbstractContextManager[BullyingCase]:
+        """Change a case after the gate's `action` (CASE_WRITE unless said) on it."""
+        return self.core.editing(case_id, BullyingCase, expected_version, check=(actor, action, "case"))
+
+    def _add(
+        self,
+        actor: Actor,
+        case_id: str,
+        expected_version: int | None,
+        record: Callable[..., Any],
+        id_field: str,
+        at: datetime | None = None,
+        **fields: Any,
+    ) -> str:
+        """A new entry of the case (CASE_WRITE), recorded by the case's method `record`: its id."""
+        return self._entry(self._case(actor, case_id, expected_version), record, id_field, actor, at, **fields)
 
     # -- report -------------------------------------------------------------------------------
     def report_bullying(
@@ -40,7 +61,7 @@ class BullyingCommands(Core):
         source: Mapping[str, Any] | None = None,
     ) -> str:
         """Report suspected bullying (线索/举报); any staff member of the school may."""
-        self.check(actor, access.CASE_REPORT, "case", school_id=school_id)
+        self.core.check(actor, access.CASE_REPORT, "case", school_id=school_id)
         case = self._build_bullying_case(
             actor,
             school_id=school_id,
@@ -53,36 +74,17 @@ class BullyingCommands(Core):
             reporter_note=reporter_note,
             source=source,
         )
-        self._save(case)
+        self.core.commit(case)
         return str(case.id)
 
-    def _build_bullying_case(
-        self,
-        actor: Actor,
-        *,
-        school_id: str,
-        channel: str,
-        occurred_at: datetime,
-        place: str,
-        forms: Iterable[str],
-        parties: Iterable[Any],
-        narrative: str,
-        reporter_note: str = "",
-        source: Mapping[str, Any] | None = None,
-    ) -> BullyingCase:
-        """The unsaved case, for a caller that has already passed the gate."""
+    def _build_bullying_case(self, actor: Actor, *, school_id: str, **report: Any) -> BullyingCase:
+        """The unsaved case, for a caller that has already passed the gate: `report` holds
+        what `report_bullying` takes (channel, occurred_at, place, forms, parties, ...)."""
         at = self.now()
         case = BullyingCase.report(
             id=uuid4(),
             school_id=school_id,
-            channel=channel,
-            occurred_at=occurred_at,
-            place=place,
-            forms=forms,
-            parties=parties,
-            narrative=narrative,
-            reporter_note=reporter_note,
-            source=source,
+            **report,
             investigation_due=self.policy.investigation_due(at.date()),
             actor=actor.staff_id,
             at=at,
@@ -102,7 +104,7 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> None:
         """Add a student found to be involved, with their part and why."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             self._require_students(c.school_id, [student_id])
             c.add_party(student_id=student_id, part=part, reason=reason, actor=actor.staff_id, at=self.now())
 
@@ -110,7 +112,7 @@ class BullyingCommands(Core):
         self, actor: Actor, case_id: str, *, student_id: str, reason: str, expected_version: int | None = None
     ) -> None:
         """Remove a student wrongly named, with why."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.remove_party(student_id=student_id, reason=reason, actor=actor.staff_id, at=self.now())
 
     def take_safety_measure(
@@ -126,19 +128,18 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """Separate the students, notify a guardian, get medical care, or another measure."""
-        measure_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.take_safety_measure(
-                measure_id=measure_id,
-                kind=kind,
-                student_ids=student_ids,
-                note=note,
-                method=method,
-                notified_at=notified_at,
-                actor=actor.staff_id,
-                at=self.now(),
-            )
-        return measure_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.take_safety_measure,
+            "measure_id",
+            kind=kind,
+            student_ids=student_ids,
+            note=note,
+            method=method,
+            notified_at=notified_at,
+        )
 
     def notify_guardian(
         self,
@@ -176,40 +177,39 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """A statement from a party student or another person described in words."""
-        statement_id = uuid4().hex
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.record_statement(
-                statement_id=statement_id,
-                text=text,
-                from_student_id=from_student_id,
-                from_person=from_person,
-                taken_on=taken_on or at.date(),
-                actor=actor.staff_id,
-                at=at,
-            )
-        return statement_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.record_statement,
+            "statement_id",
+            at,
+            text=text,
+            from_student_id=from_student_id,
+            from_person=from_person,
+            taken_on=taken_on or at.date(),
+        )
 
     def add_evidence(
         self, actor: Actor, case_id: str, *, description: str, reference: str = "", expected_version: int | None = None
     ) -> str:
         """An evidence note: what it is and where it is kept."""
-        evidence_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.add_evidence(
-                evidence_id=evidence_id,
-                description=description,
-                reference=reference,
-                actor=actor.staff_id,
-                at=self.now(),
-            )
-        return evidence_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.add_evidence,
+            "evidence_id",
+            description=description,
+            reference=reference,
+        )
 
     def start_investigation(
         self, actor: Actor, case_id: str, *, handler_id: str | None = None, expected_version: int | None = None
     ) -> None:
         """Start the investigation; the handler (default: the actor) is responsible for it."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             handler = handler_id or actor.staff_id
             if handler_id:
                 self._require_staff(c.school_id, handler)
@@ -219,7 +219,7 @@ class BullyingCommands(Core):
         self, actor: Actor, case_id: str, *, findings: str, expected_version: int | None = None
     ) -> None:
         """Complete the investigation with its findings."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.complete_investigation(findings=findings, actor=actor.staff_id, at=self.now())
 
     # -- determination ---------------------------------------------------------------------------
@@ -235,29 +235,28 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """Record the committee's determination (认定), awaiting the principal's approval."""
-        determination_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.determine(
-                determination_id=determination_id,
-                bullying=bullying,
-                severity=severity,
-                horseplay=horseplay,
-                reason=reason,
-                actor=actor.staff_id,
-                at=self.now(),
-            )
-        return determination_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.determine,
+            "determination_id",
+            bullying=bullying,
+            severity=severity,
+            horseplay=horseplay,
+            reason=reason,
+        )
 
     def approve_determination(
         self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None
     ) -> None:
         """The principal approves the determination; follow-up and appeal windows start."""
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
+        with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
             c.approve_determination(
                 reason=reason,
-                follow_up_due=self._follow_up_due(at.date()),
-                appeal_until=at.date() + timedelta(days=self.policy.appeal_days),
+                follow_up_due=self.policy.follow_up_due(at.date()),
+                appeal_until=self.policy.appeal_until(at.date()),
                 actor=actor.staff_id,
                 at=at,
             )
@@ -266,7 +265,7 @@ class BullyingCommands(Core):
         self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None
     ) -> None:
         """The principal returns the determination to the committee, with why."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
+        with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
             c.return_determination(reason=reason, actor=actor.staff_id, at=self.now())
 
     def record_mandatory_report(
@@ -281,18 +280,17 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """强制报告: to which agency and when the case was reported."""
-        report_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.record_mandatory_report(
-                report_id=report_id,
-                agency=agency,
-                reported_at=reported_at,
-                reference=reference,
-                note=note,
-                actor=actor.staff_id,
-                at=self.now(),
-            )
-        return report_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.record_mandatory_report,
+            "report_id",
+            agency=agency,
+            reported_at=reported_at,
+            reference=reference,
+            note=note,
+        )
 
     # -- interventions ---------------------------------------------------------------------------
     def plan_intervention(
@@ -309,7 +307,7 @@ class BullyingCommands(Core):
     ) -> str:
         """An intervention for one party, with its plan and the responsible staff member."""
         intervention_id = uuid4().hex
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             self._require_staff(c.school_id, responsible_staff_id)
             if support_file_id:
                 self._require_support_file(c.school_id, student_id, support_file_id)
@@ -328,7 +326,7 @@ class BullyingCommands(Core):
     def record_intervention_progress(
         self, actor: Actor, case_id: str, intervention_id: str, *, note: str, expected_version: int | None = None
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.record_intervention_progress(
                 intervention_id=intervention_id, note=note, actor=actor.staff_id, at=self.now()
             )
@@ -336,7 +334,7 @@ class BullyingCommands(Core):
     def complete_intervention(
         self, actor: Actor, case_id: str, intervention_id: str, *, outcome: str, expected_version: int | None = None
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.complete_intervention(
                 intervention_id=intervention_id, outcome=outcome, actor=actor.staff_id, at=self.now()
             )
@@ -353,18 +351,18 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """Record a party's appeal (申诉) to the county anti-bullying office."""
-        appeal_id = uuid4().hex
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.lodge_appeal(
-                appeal_id=appeal_id,
-                party_id=party_id,
-                grounds=grounds,
-                lodged_on=lodged_on or at.date(),
-                actor=actor.staff_id,
-                at=at,
-            )
-        return appeal_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.lodge_appeal,
+            "appeal_id",
+            at,
+            party_id=party_id,
+            grounds=grounds,
+            lodged_on=lodged_on or at.date(),
+        )
 
     def record_appeal_outcome(
         self,
@@ -384,7 +382,7 @@ class BullyingCommands(Core):
         determination's id) or reopened for investigation."""
         at = self.now()
         new_id = uuid4().hex if outcome == "changed" else None
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.record_appeal_outcome(
                 appeal_id=appeal_id,
                 outcome=outcome,
@@ -394,7 +392,7 @@ class BullyingCommands(Core):
                 bullying=bullying,
                 severity=severity,
                 horseplay=horseplay,
-                follow_up_due=self._follow_up_due(at.date()),
+                follow_up_due=self.policy.follow_up_due(at.date()),
                 investigation_due=self.policy.investigation_due(at.date()),
                 actor=actor.staff_id,
                 at=at,
@@ -412,29 +410,29 @@ class BullyingCommands(Core):
         expected_version: int | None = None,
     ) -> str:
         """A follow-up visit (回访); the next one falls due per policy."""
-        follow_up_id = uuid4().hex
         at = self.now()
         held_on = held_on or at.date()
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
-            c.record_follow_up(
-                follow_up_id=follow_up_id,
-                held_on=held_on,
-                notes=notes,
-                next_due=self._follow_up_due(held_on),
-                actor=actor.staff_id,
-                at=at,
-            )
-        return follow_up_id
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.record_follow_up,
+            "follow_up_id",
+            at,
+            held_on=held_on,
+            notes=notes,
+            next_due=self.policy.follow_up_due(held_on),
+        )
 
     def close_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
         """The principal closes the case (结案), if every duty is done."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_APPROVE, "case")) as c:
+        with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
             c.close(reason=reason, actor=actor.staff_id, at=self.now())
 
     def reopen_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
         """Reopen a closed case when the bullying recurs; a new investigation falls due."""
         at = self.now()
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.reopen(
                 reason=reason, investigation_due=self.policy.investigation_due(at.date()), actor=actor.staff_id, at=at
             )
@@ -450,7 +448,7 @@ class BullyingCommands(Core):
         reason: str,
         expected_version: int | None = None,
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.correct_statement(
                 statement_id=statement_id, text=text, reason=reason, actor=actor.staff_id, at=self.now()
             )
@@ -466,7 +464,7 @@ class BullyingCommands(Core):
         reference: str | None = None,
         expected_version: int | None = None,
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.correct_evidence(
                 evidence_id=evidence_id,
                 description=description,
@@ -479,14 +477,14 @@ class BullyingCommands(Core):
     def correct_narrative(
         self, actor: Actor, case_id: str, *, narrative: str, reason: str, expected_version: int | None = None
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.correct_narrative(narrative=narrative, reason=reason, actor=actor.staff_id, at=self.now())
 
     def correct_report(
         self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None, **changes: Any
     ) -> None:
         """Correct the report's channel, occurred_at, place or forms."""
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.correct_report(changes=changes, reason=reason, actor=actor.staff_id, at=self.now())
 
     def correct_follow_up(
@@ -499,115 +497,7 @@ class BullyingCommands(Core):
         reason: str,
         expected_version: int | None = None,
     ) -> None:
-        with self._editing(case_id, BullyingCase, expected_version, check=(actor, access.CASE_WRITE, "case")) as c:
+        with self._case(actor, case_id, expected_version) as c:
             c.correct_follow_up(
                 follow_up_id=follow_up_id, notes=notes, reason=reason, actor=actor.staff_id, at=self.now()
             )
-
-    # -- reads -----------------------------------------------------------------------------------
-    def get_case(self, actor: Actor, case_id: str, break_glass: str | None = None) -> BullyingCase:
-        """The whole case, for those who may read its content."""
-        self.check(actor, access.CASE_READ, "case", case_id, break_glass=break_glass)
-        return self._load(case_id, BullyingCase)
-
-    def read_case(
-        self, actor: Actor, case_id: str, break_glass: str | None = None
-    ) -> tuple[BullyingCase | None, dict[str, Any] | None]:
-        """What this person may see of a case: (the whole case, None) for those who may
-        read it; (None, the status line) for a class teacher of a party's class; else the
-        gate refuses (the CASE_READ denial is recorded). One recorded decision."""
-        resource = self.resource("case", case_id)
-        if (
-            not decide(actor, access.CASE_READ, resource, break_glass).allowed
-            and decide(actor, access.CASE_STATUS, resource).allowed
-        ):
-            return None, self.case_status(actor, case_id)
-        return self.get_case(actor, case_id, break_glass), None
-
-    def case_parties(self, actor: Actor, case_id: str, break_glass: str | None = None) -> list[dict[str, Any]]:
-        """The parties with their names resolved now (已删除 once a student is erased)."""
-        case = self.get_case(actor, case_id, break_glass)
-        out = []
-        for sid, part in case.links:
-            ref = self.student_ref(sid)
-            out.append(
-                {"student_id": sid, "part": part, "name": ref.name, "class_name": ref.class_name, "erased": ref.erased}
-            )
-        return out
-
-    def case_status(self, actor: Actor, case_id: str) -> dict[str, Any]:
-        """A status line (no names, no narrative): what a class teacher may see."""
-        self.check(actor, access.CASE_STATUS, "case", case_id)
-        case = self._load(case_id, BullyingCase)
-        return {
-            "status": case.status,
-            "severity": case.severity,
-            "opened": case.opened_on,
-            "overdue": case.is_overdue(self.now().date()),
-        }
-
-    def cases_of_school(self, actor: Actor, school_id: str) -> list[dict[str, str]]:
-        """The school's cases as id + status lines: all of them for those with a school-wide
-        right; for a class teacher, only the cases involving a student of their class."""
-        school = self.resource("case", school_id=school_id)
-        rows = self.db.fetch(
-            "SELECT d.stream_id, d.status, d.erased, s.class_name FROM {t}anxin_directory d "
-            "LEFT JOIN {t}anxin_links l ON l.stream_id = d.stream_id "
-            "LEFT JOIN {t}anxin_directory s ON s.stream_id = l.student_id "
-            "WHERE d.kind = 'case' AND d.school_id = ? ORDER BY d.stream_id",
-            (school_id,),
-        )
-        cases: dict[str, tuple[str, set[str]]] = {}
-        for stream_id, status, erased, class_name in rows:
-            _, classes = cases.setdefault(stream_id, ("erased" if erased else status, set()))
-            if class_name:
-                classes.add(class_name)
-        if decide(actor, access.CASE_STATUS, school).allowed or not (
-            actor.has(Role.CLASS_TEACHER) and actor.school_id == school_id
-        ):
-            self.authorize(actor, access.CASE_STATUS, school)  # records; raises for anyone else
-            return [{"case_id": cid, "status": status} for cid, (status, _) in cases.items()]
-        out = []
-        for cid, (status, classes) in cases.items():
-            if classes & actor.classes:
-                self.authorize(
-                    actor,
-                    access.CASE_STATUS,
-                    Resource(
-                        kind="case",
-                        id=cid,
-                        school_id=school_id,
-                        classes=frozenset(classes),
-                        district=school.district,
-                    ),
-                )
-                out.append({"case_id": cid, "status": status})
-        return out
-
-    # -- helpers ---------------------------------------------------------------------------------
-    def _follow_up_due(self, since: date) -> date:
-        return since + timedelta(days=self.policy.follow_up_days)
-
-    def _require_students(self, school_id: str, student_ids: list[str]) -> None:
-        for sid in student_ids:
-            try:
-                UUID(sid)
-            except ValueError as e:
-                raise UnknownStudent() from e
-            row = self.db.fetchone(
-                "SELECT school_id, erased FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'student'", (sid,)
-            )
-            if row is None or row[0] != school_id or row[1]:
-                raise UnknownStudent()
-
-    def _require_staff(self, school_id: str, staff_id: str) -> None:
-        staff = self.accounts.staff(staff_id)
-        if staff is None or staff.school_id != school_id or not staff.active:
-            raise UnknownStaff()
-
-    def _require_support_file(self, school_id: str, student_id: str, file_id: str) -> None:
-        row = self.db.fetchone(
-            "SELECT school_id, subject_id FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'file'", (file_id,)
-        )
-        if row is None or row[0] != school_id or row[1] != student_id:
-            raise UnknownSupportFile()

@@ -1,22 +1,32 @@
-"""Escalating a concern raised in a check-in (一岗双带) to a support file or a
-bullying report: the new stream records where it came from, the pairing records
-where the concern went, and both are saved in one transaction."""
+"""Escalating a concern raised in a check-in (一岗双带) to a support file or a bullying
+report: the new stream records where it came from, the pairing records where the
+concern went, and both are saved in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anxin.cases import BullyingCommands
-from anxin.support import SupportCommands
+from anxin.commands.base import Commands, authorize_new_file
 from domain import access
-from domain.access import Resource
-from domain.common import Actor, Role
+from domain.common import Actor, CaseAggregate, Role
 from domain.pairing import Pairing
 
+if TYPE_CHECKING:
+    from anxin.commands.cases import CaseCommands
+    from anxin.commands.support import SupportCommands
+    from anxin.core import Core
 
-class EscalationCommands(BullyingCommands, SupportCommands):
+
+class EscalationCommands(Commands):
+    """A check-in's concern escalated; the new case or file is built by its own area."""
+
+    def __init__(self, core: Core, cases: CaseCommands, support: SupportCommands) -> None:
+        super().__init__(core)
+        self.cases = cases
+        self.support = support
+
     def _least_loaded_counselor(self, school_id: str) -> str | None:
         """A teacher escalating need not know the counselors: give it to the one with
         the fewest open files."""
@@ -28,9 +38,26 @@ class EscalationCommands(BullyingCommands, SupportCommands):
         )
         return rows[0][0] if rows else None
 
-    def _concern(self, actor: Actor, pairing_id: str) -> Pairing:
-        self.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
-        return self._load(pairing_id, Pairing)
+    def _concern(self, actor: Actor, pairing_id: str, expected_version: int | None) -> Pairing:
+        self.core.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
+        pairing = self.core.load(pairing_id, Pairing)
+        self.core.expect_version(pairing, expected_version)
+        return pairing
+
+    def _escalate(
+        self, actor: Actor, pairing: Pairing, check_in_id: str, target: str, new: CaseAggregate, reason: str
+    ) -> str:
+        """The pairing records where its check-in's concern went; both saved together."""
+        pairing.escalate(
+            check_in_id=check_in_id,
+            target=target,
+            target_id=str(new.id),
+            reason=reason,
+            actor=actor.staff_id,
+            at=self.now(),
+        )
+        self.core.commit(new, pairing)
+        return str(new.id)
 
     def escalate_to_support_file(
         self,
@@ -45,22 +72,11 @@ class EscalationCommands(BullyingCommands, SupportCommands):
         expected_version: int | None = None,
     ) -> str:
         """Open a support file for the paired student from a check-in's concern."""
-        pairing = self._concern(actor, pairing_id)
-        self._expect(pairing, expected_version)
-        student = self.resource("student", pairing.student_id)
-        self.authorize(
-            actor,
-            access.FILE_OPEN,
-            Resource(
-                kind="file",
-                school_id=student.school_id,
-                classes=student.classes,
-                district=student.district,
-            ),
-        )
+        pairing = self._concern(actor, pairing_id, expected_version)
+        authorize_new_file(self.core, actor, self.core.resource("student", pairing.student_id))
         if responsible_id is None and not actor.roles & {Role.COUNSELOR, Role.PRINCIPAL}:
             responsible_id = self._least_loaded_counselor(pairing.school_id)
-        support_file = self._build_support_file(
+        support_file = self.support._build_support_file(
             actor,
             pairing.student_id,
             category=category,
@@ -70,16 +86,7 @@ class EscalationCommands(BullyingCommands, SupportCommands):
             origin="escalation",
             source={"kind": "pairing", "id": pairing_id, "check_in_id": check_in_id},
         )
-        pairing.escalate(
-            check_in_id=check_in_id,
-            target="support_file",
-            target_id=str(support_file.id),
-            reason=reason,
-            actor=actor.staff_id,
-            at=self.now(),
-        )
-        self._save(support_file, pairing)
-        return str(support_file.id)
+        return self._escalate(actor, pairing, check_in_id, "support_file", support_file, reason)
 
     def escalate_to_bullying_report(
         self,
@@ -97,10 +104,9 @@ class EscalationCommands(BullyingCommands, SupportCommands):
     ) -> str:
         """Report suspected bullying from a check-in's concern (the paired student is the
         targeted student unless the parties say otherwise)."""
-        pairing = self._concern(actor, pairing_id)
-        self._expect(pairing, expected_version)
-        self.check(actor, access.CASE_REPORT, "case", school_id=pairing.school_id)
-        case = self._build_bullying_case(
+        pairing = self._concern(actor, pairing_id, expected_version)
+        self.core.check(actor, access.CASE_REPORT, "case", school_id=pairing.school_id)
+        case = self.cases._build_bullying_case(
             actor,
             school_id=pairing.school_id,
             channel="teacher",
@@ -111,13 +117,4 @@ class EscalationCommands(BullyingCommands, SupportCommands):
             narrative=narrative,
             source={"kind": "pairing", "id": pairing_id, "check_in_id": check_in_id},
         )
-        pairing.escalate(
-            check_in_id=check_in_id,
-            target="bullying_case",
-            target_id=str(case.id),
-            reason=reason,
-            actor=actor.staff_id,
-            at=self.now(),
-        )
-        self._save(case, pairing)
-        return str(case.id)
+        return self._escalate(actor, pairing, check_in_id, "bullying_case", case, reason)

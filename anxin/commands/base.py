@@ -1,0 +1,96 @@
+"""What the commands of every area share: `Commands`, the base of each area's class
+(given the core: composition), and the checks more than one area makes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from anxin.races import retry_plain_appends
+from domain import access
+from domain.access import Resource
+from domain.common import Actor, DomainError, NotFound, Role
+
+if TYPE_CHECKING:
+    from anxin.core import Core
+    from domain.policy import Policy
+
+
+class ResponsibleStaffInvalid(DomainError):
+    code = "responsible_staff_invalid"
+    message = "一对一负责人须为本校在岗的心理老师或校长"
+
+
+class Commands:
+    """The commands of one area. Each passes the gate first (through the core) and saves
+    through the core, so that the gate's decisions go in the transaction of the command's
+    events. Every public command that takes `expected_version` is run again when a plain
+    append loses a version race (anxin.races)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        retry_plain_appends(cls)
+
+    @property
+    def db(self) -> Any:
+        return self.core.db
+
+    @property
+    def policy(self) -> Policy:
+        return self.core.policy
+
+    def now(self) -> datetime:
+        return self.core.now()
+
+    def _entry(
+        self,
+        editing: AbstractContextManager[Any],
+        record: Callable[..., Any],
+        id_field: str,
+        actor: Actor,
+        at: datetime | None = None,
+        **fields: Any,
+    ) -> str:
+        """A new entry of a stream (a statement, a session, a measure): its new id, given
+        as `id_field` to `record` (the aggregate's method) with the fields, by the actor, at
+        `at` (default: the time once the stream is loaded)."""
+        entry_id = uuid4().hex
+        with editing as agg:
+            record(agg, **{id_field: entry_id}, **fields, actor=actor.staff_id, at=at or self.now())
+        return entry_id
+
+
+def student_resource(core: Core, student_id: str) -> Resource:
+    """The gate's description of a student's own stream (NotFound for any other kind)."""
+    res = core.resource("student", student_id)
+    if res.kind != "student":
+        raise NotFound()
+    return res
+
+
+def authorize_new_file(core: Core, actor: Actor, student: Resource) -> None:
+    """The gate's FILE_OPEN for a new support file of this student."""
+    core.authorize(
+        actor,
+        access.FILE_OPEN,
+        Resource(kind="file", school_id=student.school_id, classes=student.classes, district=student.district),
+    )
+
+
+def check_responsible(core: Core, school_id: str, staff_id: str) -> None:
+    """A support file's one-to-one responsible person: a counselor or the principal,
+    active, of the school."""
+    staff = core.accounts.staff(staff_id)
+    if (
+        staff is None
+        or staff.school_id != school_id
+        or not staff.active
+        or not set(staff.roles) & {Role.COUNSELOR.value, Role.PRINCIPAL.value}
+    ):
+        raise ResponsibleStaffInvalid()
