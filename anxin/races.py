@@ -78,13 +78,32 @@ def retried_on_race(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def decided_with_its_save(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A public command or read without `expected_version`: the gate's decisions it makes
+    are collected and written with its save, in the transaction of its events (or, if it
+    saves nothing: a read, a refusal, a failure, on their own as it returns or raises,
+    before its caller sees anything). Inside an enclosing block of decisions (a page's
+    `decisions_together`, an outer command) they join that block instead."""
+
+    @functools.wraps(fn)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.core.gate.deferred_decisions(own=False):
+            return fn(self, *args, **kwargs)
+
+    run.decided_with_its_save = True  # type: ignore[attr-defined]
+    return run
+
+
 def retry_plain_appends(cls: type) -> None:
-    """Wrap each public command of a class that takes `expected_version` in `retried_on_race`."""
+    """Wrap each public method of a class of commands: one that takes `expected_version` in
+    `retried_on_race`, any other in `decided_with_its_save`; either way its gate decisions go
+    in with its save."""
     for name, fn in list(vars(cls).items()):
-        if (
-            not name.startswith("_")
-            and inspect.isfunction(fn)
-            and not getattr(fn, "retried_on_race", False)
-            and "expected_version" in inspect.signature(fn).parameters
-        ):
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue
+        if getattr(fn, "retried_on_race", False) or getattr(fn, "decided_with_its_save", False):
+            continue
+        if "expected_version" in inspect.signature(fn).parameters:
             setattr(cls, name, retried_on_race(fn))
+        else:
+            setattr(cls, name, decided_with_its_save(fn))

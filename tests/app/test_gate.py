@@ -488,3 +488,70 @@ def test_a_report_records_its_decision_and_its_trail_entry_together(app: Anxin, 
         ("report", school.principal.staff_id),
     ]
     assert app.db.fetchone("SELECT max(seq) FROM {t}anxin_audit")[0] == seq + 2
+
+
+def _creating_commands(app: Anxin, school: School, clock: Clock) -> dict[str, Callable[[], object]]:
+    """A command of each kind that had written its decision first, on its own."""
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026003"))
+    return {
+        "report_bullying": lambda: app.cases.report_bullying(
+            school.teacher,
+            school_id=school.id,
+            channel="teacher",
+            occurred_at=clock.now,
+            place="操场",
+            forms=["verbal"],
+            narrative="课间被起外号",
+            parties=[(school.student("2026001"), "targeted")],
+        ),
+        "open_support_file": lambda: app.support.open_support_file(
+            school.counselor,
+            school.student("2026002"),
+            category="学业压力",
+            risk_level="general",
+            reason="期中后情绪低落",
+        ),
+        "pair": lambda: app.pairings.pair(
+            school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001")
+        ),
+        "end_pairing": lambda: app.pairings.end_pairing(school.principal, pid, "学期结束"),
+        "record_screening": lambda: app.screenings.record_screening(
+            school.counselor,
+            school.student("2026004"),
+            instrument="PHQ-9",
+            screened_on=clock.today,
+            answers="0,1,0,1,0,0,1,0,0",
+        ),
+        "enrol_student": lambda: app.roster.enrol_student(
+            ADMIN,
+            school_id=school.id,
+            student_no="2026300",
+            name="新同学",
+            gender="女",
+            birth_date=date(2013, 5, 1),
+            grade="七年级",
+            class_name=CLASS,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "command", ["report_bullying", "open_support_file", "pair", "end_pairing", "record_screening", "enrol_student"]
+)
+def test_every_commands_decision_goes_in_the_transaction_of_its_events(
+    app: Anxin, school: School, clock: Clock, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    import anxin.gate
+
+    run = _creating_commands(app, school, clock)[command]
+    # given the trail's writers of a decision on its own (outside a save) watched
+    alone: list[int] = []
+    monkeypatch.setattr(anxin.gate.audit, "record", lambda core, row: alone.append(1) or 0)
+    monkeypatch.setattr(anxin.gate.audit, "record_many", lambda core, rows: alone.append(len(rows)))
+    before = app.db.fetchone("SELECT MAX(seq) FROM {t}anxin_audit")[0]
+    # when the command runs
+    run()
+    # then no decision was written on its own: each went in with the command's events
+    assert alone == []
+    kinds = [r[0] for r in app.db.fetch("SELECT kind FROM {t}anxin_audit WHERE seq > ? ORDER BY seq", (before,))]
+    assert kinds[0] == "access" and "event" in kinds, kinds
