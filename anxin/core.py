@@ -14,7 +14,6 @@ the log reads; and the commands by area, each a class of anxin.commands given th
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -99,10 +98,6 @@ def school_clock(timezone: str) -> Callable[[], datetime]:
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(reason=f"未知的时区：{timezone}") from None
     return lambda: datetime.now(zone)
-
-
-# During `Core.after_save`: the events the save wrote, as (notification id, domain event).
-just_saved: contextvars.ContextVar[Sequence[tuple[int, Any]]] = contextvars.ContextVar("anxin_just_saved", default=())
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -230,15 +225,11 @@ class Core(Application[UUID]):
         self._take_periodic_snapshots(aggregates)
         # The events just written, with their positions in the log: the read side folds
         # these as they are, rather than reading them back and decrypting them again.
-        fresh = just_saved.set(written)
-        try:
-            self.after_save()
-        finally:
-            just_saved.reset(fresh)
+        self.after_save(written)
 
-    def after_save(self) -> None:
-        """Called once a save has committed (the read side catches up here; `just_saved`
-        holds the events this save wrote, by position)."""
+    def after_save(self, written: Sequence[tuple[int, Any]]) -> None:
+        """Called once a save has committed, with the events it wrote by their positions in
+        the log (the read side catches up here)."""
 
     def after_shred(self, stream_id: str) -> None:
         """Called once a stream's key is destroyed (views forget what they derived)."""
@@ -482,4 +473,4 @@ class Core(Application[UUID]):
             pos = notes[-1].id + 1
 
 
-__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL", "just_saved", "school_clock"]
+__all__ = ["Core", "Tampered", "SYSTEM", "StudentRef", "ERASED_LABEL", "school_clock"]

@@ -5,13 +5,13 @@ environment."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from anxin.core import Core, just_saved
+from anxin.core import Core
 from anxin.crypto import MasterKey, MasterKeyFile, MasterKeyMissing, parse_keys
 from anxin.storage import StoreConfig, config_from_env, opening
 from domain.policy import Policy
@@ -34,8 +34,8 @@ class Anxin(Core):
             self.views = Runner(self, all_views(self))
             self.views.catch_up()
 
-    def after_save(self) -> None:
-        self.views.catch_up(fresh=just_saved.get())
+    def after_save(self, written: Sequence[tuple[int, Any]]) -> None:
+        self.views.catch_up(fresh=written)
 
     @contextmanager
     def decisions_together(self) -> Iterator[None]:

@@ -110,7 +110,7 @@ def bench_store(kind: str) -> dict[str, Any]:
             other = app.pairings.pair(
                 principal, staff_id=teacher.staff_id, student_id=str(app.roster.student_id_for(school, "S000001"))
             )
-            app.after_save = lambda: None  # the views catch up at the next read instead
+            app.after_save = lambda written: None  # the views catch up at the next read instead
             try:
                 lat = check_ins(other)
             finally:
@@ -177,7 +177,7 @@ def bench_append_store_only(kind: str) -> float:
     with tempfile.TemporaryDirectory() as d:
         app, close = open_store(kind, Path(d), clock)
         try:
-            app.after_save = lambda: None
+            app.after_save = lambda written: None
             students = _students(N_STUDENTS)
             secs, _ = timed(lambda: app.save_many(students))
             return N_STUDENTS / secs

@@ -71,7 +71,7 @@ def generate(
     n_schools = max(1, round(FULL_SCHOOLS * scale))
     per_school = max(PER_CLASS * 3, round(FULL_STUDENTS * scale / n_schools))
     clock.now = START
-    app.after_save = lambda: None  # no view catch-up during generation
+    app.after_save = lambda written: None  # no view catch-up during generation
     counts = {
         "schools": n_schools,
         "students": 0,

@@ -399,7 +399,7 @@ def test_rows_kept_back_and_written_at_the_end_of_a_batch_equal_rows_written_one
     app: Anxin, school: School, clock: Clock
 ) -> None:
     # given a whole history folded as ONE batch: inserts, updates and deletes of the same rows
-    app.after_save = lambda: None  # type: ignore[method-assign]
+    app.after_save = lambda written: None  # type: ignore[method-assign]
     start = app.recorder.max_notification_id()
     ids = history(app, school, clock)
     s2 = school.student(S2)
@@ -431,7 +431,7 @@ def test_rows_kept_back_and_written_at_the_end_of_a_batch_equal_rows_written_one
 
 
 def test_a_batch_that_failed_half_way_is_folded_again_from_scratch(app: Anxin, school: School, clock: Clock) -> None:
-    app.after_save = lambda: None  # type: ignore[method-assign]
+    app.after_save = lambda written: None  # type: ignore[method-assign]
     history(app, school, clock)
     view = app.views.by_name[tl.NAME]
     original = view.handle

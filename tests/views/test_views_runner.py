@@ -58,7 +58,7 @@ def test_two_processes_folding_the_same_log_at_once_apply_each_event_once(
 ) -> None:
     # given another process that wrote a history without folding it
     other = store.open(clock)
-    other.after_save = lambda: None  # type: ignore[method-assign]
+    other.after_save = lambda written: None  # type: ignore[method-assign]
     some_history(other, school, clock)
     head = app.recorder.max_notification_id()
     # when both processes catch up at the same time, in small batches (so they interleave)

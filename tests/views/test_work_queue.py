@@ -329,7 +329,7 @@ def test_another_process_writes_are_seen_by_the_next_query(
 ) -> None:
     # given a second application on the same store (another process) that does not fold its writes
     other = store.open(clock)
-    other.after_save = lambda: None  # type: ignore[method-assign]
+    other.after_save = lambda written: None  # type: ignore[method-assign]
     pid = other.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
     assert raw_item(app, pid) is None
     # then this application's query catches up before it answers
