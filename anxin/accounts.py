@@ -3,18 +3,28 @@ API tokens, and the staff lists the pages pick people from.
 
 The application's side of `web/security.py` and `web/routes/auth.py`: the accounts'
 rows (`anxin_staff`'s credentials and directory columns) and the web's side tables
-(`anxin_web_sessions`, `anxin_login_failures`, `anxin_api_tokens`, created on first use,
+(`anxin_web_sessions`, `anxin_login_throttle`, `anxin_api_tokens`, created on first use,
 on SQLite and PostgreSQL alike) are read and written here, so the web and the CLI never
-touch the store. The web keeps its policies (cookies, idle expiry, how often `seen` is
-written, throttling limits, CSRF) and passes the times in; this module stores and
-answers. `Core.accounts` is the one instance of an application.
+touch the store. The web keeps its policies (cookies, idle and absolute expiry, how often
+`seen` is written, throttling budgets, CSRF) and passes the times in; this module stores
+and answers. `Core.accounts` is the one instance of an application.
 
-What is stored: a session's id and an API token only as their SHA-256; failed logins as
-keyed hashes (the blind index) of the login name and the address; a session's data
+Logins are throttled before any password is checked: `admit` counts an attempt against
+each of its counters (`anxin_login_throttle`, one row per keyed hash of a login name, an
+address, or both) in one transaction that reads each row and moves it on only if it is
+still as read (compare and set: on PostgreSQL the row lock, on SQLite the write lock
+taken at BEGIN), so however many requests arrive at once, no more attempts are let
+through than the budget allows. Past its free attempts, a counter makes the next attempt
+wait, twice as long each time (up to a cap): a progressive delay, never a lockout, and a
+success starts it again (`attempt_succeeded`).
+
+What is stored: a session's id and an API token only as their SHA-256; login attempts
+counted under keyed hashes (the blind index) of the login name and the address; a session's data
 (flash messages) sealed under a named key and bound to its row.
 
 Commands that change an account and write an audit entry do both in one transaction:
-`change_password` (the new hash, the person's other sessions ended, `password_change`),
+`change_password` (the new hash, the person's other sessions ended, `password_change`;
+a wrong current password is a `login_failed` entry with reason `current_password`),
 `issue_token` (the token, the gate's decision, `token_issue`) and `revoke_token`.
 """
 
@@ -31,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from anxin import audit
 from anxin.crypto import Tampered
-from anxin.passwords import MIN_LENGTH, hash_password, verify_password
+from anxin.passwords import (
+    MIN_LENGTH,
+    dummy_verify,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
 from domain import access
 from domain.common import Actor, InvalidInput, NotFound, Role
 
@@ -47,9 +64,11 @@ SESSIONS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_web_sessions (
     sid_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
     seen DOUBLE PRECISION NOT NULL, data TEXT)"""
 SESSIONS_INDEX = "CREATE INDEX IF NOT EXISTS anxin_web_sessions_staff ON {t}anxin_web_sessions (staff_id)"
-FAILURES_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_login_failures (
-    who TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)"""
-FAILURES_INDEX = "CREATE INDEX IF NOT EXISTS anxin_login_failures_who ON {t}anxin_login_failures (who, at)"
+# One row per counter of login attempts (a keyed hash): attempts counted since the count
+# last started again, when the last one was let through, and when the next one may be.
+THROTTLE_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_login_throttle (
+    who TEXT PRIMARY KEY, tries INTEGER NOT NULL, last DOUBLE PRECISION NOT NULL,
+    next_at DOUBLE PRECISION NOT NULL)"""
 TOKENS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_api_tokens (
     token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, label TEXT NOT NULL,
     created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT)"""
@@ -67,9 +86,20 @@ def token_hash(token: str) -> str:
 
 class PasswordRejected(InvalidInput):
     """A password change refused: `problem` is "current" (the current password is wrong),
-    "short" (the new one is under MIN_LENGTH) or "mismatch" (typed twice differently)."""
+    "mismatch" (typed twice differently), "same" (the new one is the current one), or what
+    the password policy refuses (`anxin.passwords.password_problem`): "short" (under
+    MIN_LENGTH), "common" (a common password), "pattern" (repeated or running characters),
+    "username" (the login name in it)."""
 
-    MESSAGES = {"current": "当前密码不正确", "short": "新密码至少 {n} 位", "mismatch": "两次输入的新密码不一致"}
+    MESSAGES = {
+        "current": "当前密码不正确",
+        "short": "新密码至少 {n} 位",
+        "mismatch": "两次输入的新密码不一致",
+        "same": "新密码不能与当前密码相同",
+        "common": "这个密码太常见，容易被猜到，请换一个",
+        "pattern": "新密码不能是重复或连续的字符（如 11111111、12345678、qwertyui）",
+        "username": "新密码不能包含用户名",
+    }
 
     def __init__(self, problem: str) -> None:
         self.problem = problem
@@ -80,6 +110,27 @@ class AccountInactive(InvalidInput):
     """An API token asked for a deactivated account."""
 
     message = "账号已停用，不能签发令牌"
+
+
+@dataclass(frozen=True)
+class AttemptRule:
+    """The budget of one kind of attempt counter: `free` attempts let through at once;
+    after those, the next waits `base` seconds, doubling with each attempt let through
+    (at most `cap`); a counter left alone for `forget` seconds starts again from nothing."""
+
+    free: int
+    base: float
+    cap: float
+    forget: float
+
+    def wait_after(self, tries: int) -> float:
+        if tries < self.free:
+            return 0.0
+        return float(min(self.cap, self.base * 2 ** min(tries - self.free, 40)))
+
+
+class _Moved(Exception):
+    """A counter changed between its read and its update (another request took the slot)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +183,7 @@ class Accounts:
         process; the web server does this as it starts)."""
         if self._prepared:
             return
-        for ddl in (SESSIONS_TABLE, SESSIONS_INDEX, FAILURES_TABLE, FAILURES_INDEX, TOKENS_TABLE):
+        for ddl in (SESSIONS_TABLE, SESSIONS_INDEX, THROTTLE_TABLE, TOKENS_TABLE):
             self.db.execute(ddl)
         self.app.keystore.ensure_named_key(SESSION_KEY_ID)
         self._prepared = True
@@ -159,6 +210,26 @@ class Accounts:
             "SELECT staff_id, password_hash FROM {t}anxin_staff WHERE username = ? AND active = 1", (username,)
         )
         return (row[0], row[1]) if row else None
+
+    def authenticate(self, username: str, password: str) -> str | None:
+        """The staff id a login name and password sign in, or None. A name with no active
+        account costs one verification too (against a dummy hash), so that known and
+        unknown names answer alike; a hash made with older parameters is made again with
+        today's (only if it is still the one just verified)."""
+        account = self.account(username) if username else None
+        stored = account[1] if account else None
+        if account is None or not stored:
+            dummy_verify(password)
+            return None
+        staff_id = account[0]
+        if not verify_password(stored, password):
+            return None
+        if needs_rehash(stored):
+            self.db.execute(
+                "UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ? AND password_hash = ?",
+                (hash_password(password), staff_id, stored),
+            )
+        return staff_id
 
     def set_password_hash(self, staff_id: str, password_hash: str) -> None:
         self.db.execute("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ?", (password_hash, staff_id))
@@ -237,15 +308,22 @@ class Accounts:
         verified), every other session of theirs ended (`keep_session`, the one asking,
         stays), and a `password_change` entry of the audit trail. `again`: the new
         password typed a second time, if the form asks for it. Refused with
-        PasswordRejected, nothing written."""
+        PasswordRejected, nothing written but, for a wrong current password, a
+        `login_failed` entry (reason `current_password`). The new password must pass the
+        password policy (`anxin.passwords.password_problem`, with the login name).
+        Callers throttle the attempts (the web: `LoginThrottle.admit_password_check`)."""
         staff_id = actor.staff_id
-        row = self.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
+        row = self.db.fetchone("SELECT password_hash, username FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
         if row is None or not verify_password(row[0], current):
+            self.app.record_security_event("login_failed", staff_id, staff_id, {"reason": "current_password"})
             raise PasswordRejected("current")
-        if len(new) < MIN_LENGTH:
-            raise PasswordRejected("short")
+        problem = password_problem(new, row[1])
+        if problem:
+            raise PasswordRejected(problem)
         if again is not None and new != again:
             raise PasswordRejected("mismatch")
+        if new == current:
+            raise PasswordRejected("same")
         self.prepare()
         new_hash = hash_password(new)
         entry = audit.security_row(self.app, "password_change", staff_id, staff_id)
@@ -266,15 +344,26 @@ class Accounts:
             audit.append(c, self.db, [entry])
 
     # -- web sessions -----------------------------------------------------------------
-    def start_session(self, staff_id: str, now: float, *, expired_before: float, replacing: str | None = None) -> str:
+    def start_session(
+        self,
+        staff_id: str,
+        now: float,
+        *,
+        expired_before: float,
+        replacing: str | None = None,
+        created_before: float | None = None,
+    ) -> str:
         """A new session for a person who just signed in (its id; the one it replaces, if
-        any, ended), sweeping sessions not seen since `expired_before`."""
+        any, ended), sweeping sessions not seen since `expired_before` (and, given
+        `created_before`, those made before it: past their absolute lifetime)."""
         sid = secrets.token_urlsafe(32)
         db = self.db
         with db.transaction() as c:
             if replacing:
                 c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ?"), (session_hash(replacing),))
             c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE seen < ?"), (expired_before,))
+            if created_before is not None:
+                c.execute(db.q("DELETE FROM {t}anxin_web_sessions WHERE created < ?"), (created_before,))
             c.execute(
                 db.q(
                     "INSERT INTO {t}anxin_web_sessions (sid_hash, staff_id, created, seen, data) "
@@ -284,9 +373,10 @@ class Accounts:
             )
         return sid
 
-    def session(self, sid: str, *, now: float, idle: float) -> StoredSession | None:
-        """A live session; None if unknown, or unseen for more than `idle` seconds at
-        `now` (then it is ended)."""
+    def session(self, sid: str, *, now: float, idle: float, lifetime: float | None = None) -> StoredSession | None:
+        """A live session; None if unknown, unseen for more than `idle` seconds at `now`,
+        or (given `lifetime`) made more than `lifetime` seconds before `now`, however
+        busy since (then it is ended)."""
         h = session_hash(sid)
         row = self.db.fetchone(
             "SELECT staff_id, created, seen, data FROM {t}anxin_web_sessions WHERE sid_hash = ?", (h,)
@@ -296,6 +386,9 @@ class Accounts:
         staff_id, created, seen, sealed = row
         if now - seen > idle:
             self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ? AND seen < ?", (h, now - idle))
+            return None
+        if lifetime is not None and now - created > lifetime:
+            self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE sid_hash = ?", (h,))
             return None
         return StoredSession(staff_id, created, seen, self._open(h, sealed))
 
@@ -335,38 +428,79 @@ class Accounts:
             (staff_id, session_hash(keep) if keep else ""),
         )
 
-    def sweep_sessions(self, expired_before: float) -> None:
+    def sweep_sessions(self, expired_before: float, created_before: float | None = None) -> None:
         self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE seen < ?", (expired_before,))
+        if created_before is not None:
+            self.db.execute("DELETE FROM {t}anxin_web_sessions WHERE created < ?", (created_before,))
 
-    # -- failed logins ----------------------------------------------------------------
-    def _login_keys(self, username: str, address: str | None = None) -> tuple[str, str]:
-        blind = self.app.keystore.blind
-        return (
-            "u:" + blind("login-name", username.lower()),
-            "a:" + blind("login-address", address) if address is not None else "",
-        )
+    # -- login attempts -------------------------------------------------------------------
+    def attempt_key(self, kind: str, *parts: str) -> str:
+        """A counter's key: a keyed hash (the blind index) of what it counts, never the
+        name or the address itself. `kind`: "name", "address", "pair" (a name from one
+        address) or "check" (a signed-in person's current-password checks)."""
+        value = "\x1f".join(p.strip().lower() for p in parts)
+        return kind[0] + ":" + self.app.keystore.blind(f"login-{kind}", value)
 
-    def login_failures(self, username: str, address: str, since: float) -> tuple[int, int]:
-        """Failed logins since `since`: (for this login name, from this address)."""
-        u, a = self._login_keys(username, address)
-        rows = self.db.fetch(
-            "SELECT who, COUNT(*) FROM {t}anxin_login_failures WHERE who IN (?, ?) AND at >= ? GROUP BY who",
-            (u, a, since),
-        )
-        counts = {r[0]: int(r[1]) for r in rows}
-        return counts.get(u, 0), counts.get(a, 0)
+    def admit(self, counters: Sequence[tuple[str, AttemptRule]], now: float) -> float:
+        """Count one attempt against every counter and let it through (0.0), or refuse it
+        (the seconds to wait, nothing counted) while any counter makes it wait. Atomic:
+        each row is moved on only if it is still as read, else all is read again, so no
+        more attempts pass than the budgets allow however many ask at once."""
+        self.prepare()
+        keys = [k for k, _ in counters]
+        marks = ", ".join("?" for _ in keys)
+        for _round in range(200):
+            try:
+                with self.db.write_transaction() as c:
+                    c.executemany(
+                        self.db.q(
+                            "INSERT INTO {t}anxin_login_throttle (who, tries, last, next_at) VALUES (?, 0, 0, 0) "
+                            "ON CONFLICT (who) DO NOTHING"
+                        ),
+                        [(k,) for k in keys],
+                    )
+                    rows = c.execute(
+                        self.db.q(
+                            f"SELECT who, tries, last, next_at FROM {{t}}anxin_login_throttle WHERE who IN ({marks})"
+                        ),
+                        tuple(keys),
+                    ).fetchall()
+                    found = {r[0]: (int(r[1]), float(r[2]), float(r[3])) for r in rows}
+                    wait = max((found[k][2] - now for k in keys), default=0.0)
+                    if wait > 0:
+                        return wait
+                    for key, rule in counters:
+                        tries, last, _next = found[key]
+                        counted = (0 if now - last > rule.forget else tries) + 1
+                        moved = c.execute(
+                            self.db.q(
+                                "UPDATE {t}anxin_login_throttle SET tries = ?, last = ?, next_at = ? "
+                                "WHERE who = ? AND tries = ? AND last = ? RETURNING tries"
+                            ),
+                            (counted, now, now + rule.wait_after(counted), key, tries, last),
+                        ).fetchone()
+                        if moved is None:  # another request moved it since it was read
+                            raise _Moved()
+                    return 0.0
+            except _Moved:
+                continue
+        return 1.0  # never settled: ask again in a moment
 
-    def login_failed(self, username: str, address: str, now: float, *, forget_before: float) -> None:
-        """Count a failed login (by name and by address); those before `forget_before` go."""
-        u, a = self._login_keys(username, address)
-        db = self.db
-        with db.transaction() as c:
-            c.execute(db.q("DELETE FROM {t}anxin_login_failures WHERE at < ?"), (forget_before,))
-            c.executemany(db.q("INSERT INTO {t}anxin_login_failures (who, at) VALUES (?, ?)"), [(u, now), (a, now)])
+    def attempt_succeeded(self, reset: Sequence[str], refund: Sequence[str] = ()) -> None:
+        """An attempt let through proved the password: the `reset` counters start again;
+        the `refund` ones (an address many people share) give back the attempt."""
+        with self.db.transaction() as c:
+            for key in reset:
+                c.execute(self.db.q("DELETE FROM {t}anxin_login_throttle WHERE who = ?"), (key,))
+            for key in refund:
+                c.execute(
+                    self.db.q("UPDATE {t}anxin_login_throttle SET tries = tries - 1 WHERE who = ? AND tries > 0"),
+                    (key,),
+                )
 
-    def login_succeeded(self, username: str) -> None:
-        """The login name's failures are forgotten (the address's are not)."""
-        self.db.execute("DELETE FROM {t}anxin_login_failures WHERE who = ?", (self._login_keys(username)[0],))
+    def sweep_attempts(self, before: float) -> None:
+        """Counters not moved since `before` go."""
+        self.db.execute("DELETE FROM {t}anxin_login_throttle WHERE last < ?", (before,))
 
     # -- API tokens -------------------------------------------------------------------
     def issue_token(self, actor: Actor, staff_id: str, label: str = "") -> str:
@@ -438,6 +572,7 @@ class Accounts:
 
 __all__ = [
     "Accounts",
+    "AttemptRule",
     "AccountInactive",
     "PasswordRejected",
     "StaffEntry",

@@ -5,7 +5,7 @@ row, a new stream's key and the command's gate decisions in one transaction), a 
 version race turned into a retry (anxin.races), the clock and snapshots.
 
 What every layer shares is here too: the policy, the key store, the gate (`core.gate`,
-anxin.gate: `check`, `authorize`, `resource`, `record_security_event`, `decisions_together`
+anxin.gate: `check`, `authorize`, `permits`, `resource`, `record_security_event`, `decisions_together`
 are asked of the core), `core.accounts`, the audit trail's checkpoints, the key rotation,
 the log reads; and the commands by area, each a class of anxin.commands given this core
 (`core.cases`, `.support`, `.screenings`, `.pairings`, `.roster`, `.escalations`,
@@ -383,6 +383,7 @@ class Core(Application[UUID]):
     resource = AskTheGate(Gate.resource)
     authorize = AskTheGate(Gate.authorize)
     check = AskTheGate(Gate.check)
+    permits = AskTheGate(Gate.permits)
     record_security_event = AskTheGate(Gate.record_security_event)
 
     def decisions_together(self) -> AbstractContextManager[None]:

@@ -135,6 +135,27 @@ class Gate:
         """`authorize` on the stream (or the school) as the directory describes it."""
         return self.authorize(actor, action, self.resource(kind, stream_id, school_id), break_glass)
 
+    def permits(
+        self,
+        actor: Actor,
+        action: str,
+        kind: str,
+        stream_id: str | UUID | None = None,
+        school_id: str | None = None,
+        break_glass: str | None = None,
+    ) -> bool:
+        """Whether the gate would allow this, asked without recording a decision: for a part
+        of a page the viewer did not ask for by name (a student's screening on their
+        timeline), which the page leaves out if not allowed. A refusal in the audit trail
+        means somebody asked for something and was refused, so what a page quietly leaves
+        out records nothing; what it does show is read through `authorize`/`check`, which
+        records the allowed decision. False for a stream the directory does not know."""
+        try:
+            resource = self.resource(kind, stream_id, school_id)
+        except DomainError:
+            return False
+        return decide(actor, action, resource, break_glass).allowed
+
     def needs_reason(self, actor: Actor, action: str, kind: str, stream_id: str | UUID) -> bool:
         """Whether the gate would allow this read only with a stated reason (break-glass):
         the rule is asked without recording a decision, so a page can show the reason form

@@ -145,7 +145,7 @@ def profile_pages(
         c = TestClient(web, base_url="http://127.0.0.1")
         c.post(
             "/login",
-            data={"username": username, "password": PASSWORD, "next": "/"},
+            data={"username": username, "password": PASSWORD, "next": "/", "csrf_token": _login_token(c)},
             follow_redirects=False,
         )
         clients[role] = c
@@ -198,11 +198,21 @@ def profile_pages(
 
 
 # -- the measuring process ------------------------------------------------------------------
+def _login_token(c: Any) -> str:
+    """The login form's CSRF token (GET /login sets the pre-session cookie it is bound to)."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+    if not found:
+        raise RuntimeError("no CSRF token on the login page")
+    return found.group(1)
+
+
 def _client(base: str, username: str) -> Any:
     import httpx
 
     c = httpx.Client(base_url=base, timeout=60)
-    r = c.post("/login", data={"username": username, "password": PASSWORD, "next": "/"})
+    r = c.post("/login", data={"username": username, "password": PASSWORD, "next": "/", "csrf_token": _login_token(c)})
     if r.status_code != 303:
         raise RuntimeError(f"login of {username} failed: {r.status_code}")
     return c

@@ -47,6 +47,18 @@ class Source(Protocol):
         break_glass: str | None = None,
     ) -> Decision: ...
 
+    def permits(
+        self,
+        actor: Actor,
+        action: str,
+        kind: str,
+        stream_id: str | UUID | None = None,
+        school_id: str | None = None,
+        break_glass: str | None = None,
+    ) -> bool:
+        """Whether the gate would allow it, asked without recording (a part of a page the
+        viewer did not ask for by name, left out if not)."""
+
     def resource(self, kind: str, stream_id: str | UUID | None = None, school_id: str | None = None) -> Resource: ...
 
     def student_ref(self, student_id: str) -> StudentRef: ...

@@ -8,11 +8,14 @@ type, the event's position in the log and its time; `v_timeline_links` says whic
 students a stream is about (a party added later sees the whole case, a party removed
 no longer does). No text is stored.
 
-At read time the gate decides per entry, once per stream (not once per entry, so a
-page view records a handful of decisions, not hundreds): STUDENT_READ for the
+At read time the gate decides per entry, once per stream shown (not once per entry, so
+a page view records a handful of decisions, not hundreds): STUDENT_READ for the
 student's own stream, CASE_READ (else CASE_STATUS: labels only) for a case, FILE_READ
 for a file, PAIRING_READ for a pairing, SCREENING_READ for a screening record. Entries
-of a stream the viewer may not see are left out; every entry shown has a short Chinese
+of a stream the viewer may not see are left out, and since nobody asked for them by
+name, leaving them out records nothing (the rule is asked without recording, `permits`;
+a refusal in the audit trail means a request was refused: here, only the student's own
+stream, which is what the page asks for). Every entry shown has a short Chinese
 label from `LABELS`, and details (the note, the statement, the result) only where the
 viewer may read the whole stream, loaded from the stream then (both in
 `projections.timeline_labels`).
@@ -47,7 +50,6 @@ from sqlalchemy import (
 )
 
 from domain import access
-from domain.access import decide
 from domain.common import (
     Actor,
     CaseAggregate,
@@ -244,18 +246,32 @@ READ_ACTION = {
 }
 
 
-def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str, break_glass: str | None) -> str | None:
-    """Pass the gate for one stream: "full", "status" (a case's status line) or None
-    (denied; the gate recorded it). One recorded decision per stream."""
-    res = app.resource(kind, stream_id)
-    if res.kind != kind:
+def _decide_student(app: Source, actor: Actor, student_id: str, break_glass: str | None) -> str | None:
+    """Pass the gate for the student asked for: "full", or None (refused, and the gate
+    recorded the refusal: this is what the request asked for)."""
+    res = app.resource("student", student_id)
+    if res.kind != "student":
         raise NotFound()
+    try:
+        app.authorize(actor, access.STUDENT_READ, res, break_glass)
+    except PermissionDenied:
+        return None
+    return "full"
+
+
+def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str, break_glass: str | None) -> str | None:
+    """What the timeline shows of one of the student's other records: "full", "status" (a
+    case's status line) or None (left out). Nobody asked for it by name, so the rule is
+    asked without recording (`permits`); only what is shown passes the gate, which records
+    the allowed read: one recorded decision per stream shown, no refusal for what is left out."""
     action = READ_ACTION[kind]
-    if kind == "case" and not decide(actor, action, res, break_glass).allowed:
+    if not app.permits(actor, action, kind, stream_id, break_glass=break_glass):
+        if kind != "case" or not app.permits(actor, access.CASE_STATUS, kind, stream_id, break_glass=break_glass):
+            return None
         action = access.CASE_STATUS
     try:
-        app.authorize(actor, action, res, break_glass)
-    except PermissionDenied:
+        app.check(actor, action, kind, stream_id, break_glass=break_glass)
+    except PermissionDenied:  # changed in between (rare): the refusal is recorded, nothing shown
         return None
     return "full" if action == READ_ACTION[kind] else "status"
 
@@ -283,7 +299,7 @@ def _stream_details(app: Source, stream_id: str) -> dict[int, dict[str, Any]]:
 
 def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
     """Everything about one student, oldest first, as far as the viewer may see it."""
-    decisions: dict[str, str | None] = {student_id: _decide_stream(app, actor, "student", student_id, break_glass)}
+    decisions: dict[str, str | None] = {student_id: _decide_student(app, actor, student_id, break_glass)}
     if decisions[student_id] is None:
         # Not this person's student: no timeline at all, not even the status lines of
         # cases they may otherwise follow (that would say who else is involved).

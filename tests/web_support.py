@@ -40,7 +40,9 @@ class Browser:
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> Browser:
         r = self.client.post(
-            "/login", data={"username": username, "password": password, "next": "/"}, follow_redirects=False
+            "/login",
+            data={"username": username, "password": password, "next": "/", "csrf_token": self.login_token()},
+            follow_redirects=False,
         )
         assert r.status_code == 303, f"login of {username} failed: {r.status_code}"
         self.username = username
@@ -49,6 +51,19 @@ class Browser:
         assert found, "no CSRF token on the password page"
         self.csrf = found.group(1)
         return self
+
+    def login_token(self) -> str:
+        """The login form's CSRF token (the form sets the pre-session cookie it is bound to).
+        A client still signed in as someone else leaves that session first, as a person
+        would: the login page only answers someone signed out."""
+        page = self.client.get("/login", follow_redirects=False)
+        if page.status_code == 303:
+            self.client.cookies.delete("anxin_session")
+            page = self.client.get("/login", follow_redirects=False)
+        assert page.status_code == 200, page.status_code
+        found = CSRF.search(page.text)
+        assert found, "no CSRF token on the login page"
+        return found.group(1)
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.client.get(path, **kw)

@@ -94,6 +94,20 @@ class Headers:
         await self.app(scope, receive, send_with_headers)
 
 
+class SecuredAPI(FastAPI):
+    """FastAPI with `Headers` as its outermost layer, outside even Starlette's own: the
+    answer to an unexpected error (the `Exception` handler runs in Starlette's
+    ServerErrorMiddleware, outside every middleware added with `add_middleware`) and the
+    framework's own refusals carry the same security headers as every page."""
+
+    def __init__(self, *, secure_cookies: bool = False, **kwargs: Any) -> None:
+        self.secure_cookies = secure_cookies
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Headers(super().build_middleware_stack(), secure_cookies=self.secure_cookies)
+
+
 def status_of(error: DomainError) -> int:
     for cls, code in STATUS.items():
         if isinstance(error, cls):
@@ -175,7 +189,8 @@ def create_app(
         if owns_app:
             anxin.close()
 
-    api = FastAPI(
+    api = SecuredAPI(
+        secure_cookies=secure_cookies,
         title="安心 Anxin API",
         version="1",
         lifespan=lifespan,
@@ -185,8 +200,7 @@ def create_app(
     )
     api.state.web = web
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-    api.add_middleware(Headers, secure_cookies=secure_cookies)
+    # (the security headers and the access log: `Headers`, outermost, added by SecuredAPI)
 
     @api.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:

@@ -1,6 +1,6 @@
-"""Sessions, CSRF, login throttling and API tokens: the web's policies over what the
-application keeps (`anxin.accounts`, reached as `app.accounts`; nothing here touches the
-store).
+"""Sessions, CSRF, login throttling, trusted proxies and API tokens: the web's policies
+over what the application keeps (`anxin.accounts`, reached as `app.accounts`; nothing here
+touches the store).
 
 Everything lives in the database, so any number of server processes share it: a login
 made in one worker is valid in every other, a logout or a password change ends it
@@ -9,16 +9,26 @@ everywhere.
 - Sessions: a random id in an HttpOnly, SameSite=Lax cookie (Secure over HTTPS). The
   application keeps only the id's SHA-256, the staff id, when the session was created and
   last seen, and its data (flash messages) sealed under a named key and bound to the row.
-  Sessions expire after IDLE_SECONDS of inactivity; a login always starts a new session
-  (no fixation). `seen` is written at most every TOUCH_SECONDS (not on every request), so
-  a session may expire up to TOUCH_SECONDS early, never late.
+  Sessions expire after IDLE_SECONDS of inactivity, and LIFETIME_SECONDS after the login
+  however busy (ANXIN_SESSION_MAX_HOURS, 12 by default); a login always starts a new
+  session (no fixation). `seen` is written at most every TOUCH_SECONDS (not on every
+  request), so a session may expire up to TOUCH_SECONDS early, never late.
 - CSRF: every state-changing request made with the session cookie carries the session's
   token (form field `csrf_token` or header `X-CSRF-Token`). The token is derived (a keyed
   HMAC of the session id under a key stored wrapped by the master key), never stored.
-- Failed logins are counted per login name and per client address, as keyed hashes (the
-  blind index, never the name or the address) with the time; past the limit the login is
-  refused for a while, even with the right password, and each refusal goes to the audit
-  trail.
+  The login form has its own token, bound the same way to a pre-session cookie
+  (LOGIN_COOKIE) set with the form: a login posted from another site is refused.
+- Login attempts are counted before any password is checked (`app.accounts.admit`,
+  atomic in the store): per login name from one address, per login name from anywhere,
+  and per address, as keyed hashes (the blind index, never the name or the address).
+  Each counter has a free budget (LoginPolicy); past it, the next attempt waits, twice as
+  long after each (a progressive delay up to a cap, never a lockout of fixed length
+  anyone could set off), and a success starts the name's counters again. A signed-in
+  person's current-password checks (password change) are counted the same way. Each
+  refusal goes to the audit trail.
+- Client addresses: the direct peer's, unless it is one of the proxies configured in
+  ANXIN_TRUSTED_PROXIES (addresses or networks, comma-separated; none by default): only
+  then is X-Forwarded-For read, right to left, skipping the trusted proxies.
 - API tokens: an administrator issues one per account (`app.accounts.issue_token`); only
   its SHA-256 is stored.
 
@@ -28,24 +38,51 @@ Times are the wall clock (`time.time`, shared by every process); tests pass thei
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import math
+import os
+import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from anxin.accounts import SESSION_KEY_ID, TOKEN_PREFIX, session_hash, token_hash
+from anxin.accounts import SESSION_KEY_ID, TOKEN_PREFIX, AttemptRule, session_hash, token_hash
 
 if TYPE_CHECKING:
     from anxin.service import Anxin
 
 COOKIE = "anxin_session"
+LOGIN_COOKIE = "anxin_login"  # the pre-session cookie the login form's CSRF token is bound to
 LANG_COOKIE = "anxin_lang"
 IDLE_SECONDS = 30 * 60
 TOUCH_SECONDS = 60
+
+
+def _env_number(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    raw = (env if env is not None else os.environ).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} 应为正数（当前为 {raw!r}）") from e
+    if value <= 0:
+        raise ValueError(f"{name} 应为正数（当前为 {raw!r}）")
+    return value
+
+
+LIFETIME_SECONDS = _env_number("ANXIN_SESSION_MAX_HOURS", 12) * 3600
 __all__ = [
     "COOKIE",
+    "LOGIN_COOKIE",
     "LANG_COOKIE",
     "IDLE_SECONDS",
+    "LIFETIME_SECONDS",
     "TOUCH_SECONDS",
+    "LoginPolicy",
+    "TrustedProxies",
+    "login_csrf",
     "TOKEN_PREFIX",
     "SESSION_KEY_ID",
     "Session",
@@ -77,11 +114,13 @@ class SessionStore:
         idle_seconds: float = IDLE_SECONDS,
         clock: Any = time.time,
         touch_seconds: float = TOUCH_SECONDS,
+        lifetime_seconds: float = LIFETIME_SECONDS,
     ) -> None:
         self.app = app
         self.idle = idle_seconds
         self.clock = clock
         self.touch = touch_seconds
+        self.lifetime = lifetime_seconds
         app.accounts.prepare()
 
     def _csrf(self, sid: str) -> str:
@@ -89,14 +128,17 @@ class SessionStore:
 
     def create(self, staff_id: str, replacing: str | None = None) -> Session:
         now = self.clock()
-        sid = self.app.accounts.start_session(staff_id, now, expired_before=now - self.idle, replacing=replacing)
+        sid = self.app.accounts.start_session(
+            staff_id, now, expired_before=now - self.idle, replacing=replacing, created_before=now - self.lifetime
+        )
         return Session(sid, staff_id, self._csrf(sid), now, now)
 
     def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None
         now = self.clock()
-        found = self.app.accounts.session(sid, now=now, idle=self.idle)  # (None once idle too long)
+        # None once idle too long, or older than the absolute lifetime
+        found = self.app.accounts.session(sid, now=now, idle=self.idle, lifetime=self.lifetime)
         if found is None:
             return None
         seen = found.seen
@@ -118,38 +160,135 @@ class SessionStore:
         self.app.accounts.end_sessions_of(staff_id, keep)
 
     def sweep(self) -> None:
-        self.app.accounts.sweep_sessions(self.clock() - self.idle)
+        now = self.clock()
+        self.app.accounts.sweep_sessions(now - self.idle, now - self.lifetime)
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(session.csrf, token or "")
 
 
+def new_login_cookie() -> str:
+    """A fresh pre-session cookie's value (the login form's CSRF token is bound to it)."""
+    return secrets.token_urlsafe(32)
+
+
+def login_csrf(app: Anxin, cookie: str) -> str:
+    """The login form's CSRF token for a pre-session cookie: derived, never stored."""
+    return app.keystore.blind("web-login-csrf", cookie)  # type: ignore[no-any-return]
+
+
+def login_csrf_ok(app: Anxin, cookie: str | None, token: str | None) -> bool:
+    return bool(cookie) and bool(token) and hmac.compare_digest(login_csrf(app, cookie or ""), token or "")
+
+
+class TrustedProxies:
+    """The reverse proxies whose X-Forwarded-For is believed (ANXIN_TRUSTED_PROXIES:
+    addresses or networks, comma-separated; none by default, and then the header is
+    ignored, whoever sends it)."""
+
+    def __init__(self, spec: str = "") -> None:
+        self.networks = [ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TrustedProxies:
+        return cls((env if env is not None else os.environ).get("ANXIN_TRUSTED_PROXIES", ""))
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(ip in n for n in self.networks)
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The client's address: the peer's, or, when the peer is a trusted proxy, the
+        nearest address in X-Forwarded-For that is not one."""
+        address = peer or "unknown"
+        if not forwarded_for or not self.trusts(address):
+            return address
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            address = hop
+            if not self.trusts(hop):
+                break
+        return address
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """The login throttle's budgets (see `AttemptRule`): per login name from one address
+    (the one an attacker meets first), per login name from anywhere (spread over many
+    addresses), per address (a school behind one NAT shares it: a generous budget, and
+    a success gives its attempt back), and a signed-in person's current-password checks.
+    Each from ANXIN_LOGIN_<NAME>_FREE / _BASE / _CAP (seconds) if set."""
+
+    pair: AttemptRule = AttemptRule(free=5, base=2, cap=300, forget=15 * 60)
+    name: AttemptRule = AttemptRule(free=20, base=2, cap=60, forget=15 * 60)
+    address: AttemptRule = AttemptRule(free=30, base=1, cap=60, forget=15 * 60)
+    check: AttemptRule = AttemptRule(free=5, base=2, cap=300, forget=15 * 60)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LoginPolicy:
+        rules: dict[str, AttemptRule] = {}
+        for name in ("pair", "name", "address", "check"):
+            rule: AttemptRule = getattr(cls, name)
+            prefix = f"ANXIN_LOGIN_{name.upper()}_"
+            rules[name] = AttemptRule(
+                free=int(_env_number(prefix + "FREE", rule.free, env)),
+                base=_env_number(prefix + "BASE", rule.base, env),
+                cap=_env_number(prefix + "CAP", rule.cap, env),
+                forget=rule.forget,
+            )
+        return cls(**rules)
+
+
 class LoginThrottle:
-    """At most `per_user` failures per login name and `per_address` per client address
-    within `window` seconds; past that, logins are refused until the window passes.
-    Counted by the application (every worker sees every failure), by keyed hash."""
+    """Login attempts counted before the password is checked (`admit_login`: 0 to go on,
+    else the seconds to wait), by the application (every worker sees every attempt), by
+    keyed hash; see LoginPolicy for the budgets. Also the trusted proxies (`proxies`),
+    which decide the address counted."""
 
     def __init__(
-        self, app: Anxin, per_user: int = 5, per_address: int = 20, window: float = 15 * 60, clock: Any = time.time
+        self,
+        app: Anxin,
+        policy: LoginPolicy | None = None,
+        clock: Any = time.time,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
-        self.per_user = per_user
-        self.per_address = per_address
-        self.window = window
+        self.policy = policy or LoginPolicy.from_env()
         self.clock = clock
+        self.proxies = proxies or TrustedProxies.from_env()
         app.accounts.prepare()
 
-    def blocked(self, username: str, address: str) -> bool:
-        by_user, by_address = self.app.accounts.login_failures(username, address, self.clock() - self.window)
-        return by_user >= self.per_user or by_address >= self.per_address
+    def _login_counters(self, username: str, address: str) -> list[tuple[str, AttemptRule]]:
+        key, p = self.app.accounts.attempt_key, self.policy
+        return [
+            (key("pair", username, address), p.pair),
+            (key("name", username), p.name),
+            (key("address", address), p.address),
+        ]
 
-    def failed(self, username: str, address: str) -> None:
-        now = self.clock()
-        self.app.accounts.login_failed(username, address, now, forget_before=now - self.window)
+    def admit_login(self, username: str, address: str) -> float:
+        return self._admitted(self.app.accounts.admit(self._login_counters(username, address), self.clock()))
 
-    def succeeded(self, username: str) -> None:
-        self.app.accounts.login_succeeded(username)
+    def login_succeeded(self, username: str, address: str) -> None:
+        pair, name, by_address = (k for k, _ in self._login_counters(username, address))
+        self.app.accounts.attempt_succeeded([pair, name], [by_address])
+        if secrets.randbelow(50) == 0:  # now and then, counters long left alone go
+            self.app.accounts.sweep_attempts(self.clock() - 86400)
+
+    def admit_password_check(self, staff_id: str) -> float:
+        """A signed-in person's current-password check (password change)."""
+        key = self.app.accounts.attempt_key("check", staff_id)
+        return self._admitted(self.app.accounts.admit([(key, self.policy.check)], self.clock()))
+
+    def password_check_succeeded(self, staff_id: str) -> None:
+        self.app.accounts.attempt_succeeded([self.app.accounts.attempt_key("check", staff_id)])
+
+    @staticmethod
+    def _admitted(wait: float) -> float:
+        return 0.0 if wait <= 0 else float(max(1, math.ceil(wait)))
 
 
 class ApiTokens:

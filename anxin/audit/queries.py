@@ -3,7 +3,6 @@ history, a student's accesses, break-glass and denied lists, CSV export."""
 
 from __future__ import annotations
 
-import csv
 import json
 from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
@@ -11,6 +10,7 @@ from uuid import UUID
 from domain import access
 from domain.access import Resource
 from domain.common import Actor, InvalidInput
+from projections import csvcells
 
 if TYPE_CHECKING:
     from anxin.core import Core
@@ -144,7 +144,9 @@ def break_glass_log(app: Core, actor: Actor, school_id: str | None = None) -> li
 
 
 def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
-    """Every access the gate refused, newest first."""
+    """Every request the gate refused, newest first: somebody asked for something and was
+    refused (what a page quietly leaves out, unasked, is not recorded as refused; entries
+    recorded before that rule stay as they were)."""
     where, params = _scope(app, actor, school_id)
     return _access_rows(app, "allowed = 0 AND " + where, params)
 
@@ -176,7 +178,7 @@ EXPORTS = {
     "case-history": "full history of one case (--id CASE)",
     "student-access": "who accessed one student's records, and why (--id STUDENT)",
     "break-glass": "every break-glass access, with its reason",
-    "denied": "every refused access",
+    "denied": "every refused request (asked for and refused)",
 }
 CSV_COLUMNS = [
     ("seq", "序号"),
@@ -215,7 +217,7 @@ def export_csv(
     """Write one supervisor query as CSV (through the gate); the export is itself an
     entry of the trail. Returns the number of rows written."""
     rows = query(app, actor, what, id, school_id)
-    w = csv.writer(out)
+    w = csvcells.writer(out)  # every cell safe to open in a spreadsheet
     w.writerow([label for _, label in CSV_COLUMNS])
     for r in rows:
         w.writerow(

@@ -17,10 +17,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # The server's log: the application's own lines (method, path, status; startup) at INFO,
 # uvicorn's at WARNING. A dict, not basicConfig: uvicorn applies it in every worker process.
+# One handler, for every logger: its formatter escapes the control characters of every line
+# (a `%0a` in a path never starts a forged line; anxin/logsafe.py).
 SERVE_LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s [%(process)d] %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "anxin.logsafe.EscapingFormatter",
+            "format": "%(asctime)s [%(process)d] %(name)s %(message)s",
+        }
+    },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"level": "INFO", "handlers": ["stderr"]},
 }
@@ -52,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-For only from ANXIN_TRUSTED_PROXIES (web.security), never uvicorn's default
         log_level="warning",
         log_config=SERVE_LOG_CONFIG,
     )

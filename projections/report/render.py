@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
+from projections import csvcells
 from projections.report.model import Report
 
 ID_COLUMNS = [
@@ -24,7 +24,7 @@ def report_csv(report: Report) -> str:
     """One row per school and a total row; the first header row holds the stable
     English column ids, the second their Chinese labels."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvcells.writer(buf, lineterminator="\n")  # every cell safe to open in a spreadsheet
     w.writerow([c for c, _ in ID_COLUMNS] + [m.id for m in report.metrics])
     w.writerow([label for _, label in ID_COLUMNS] + [m.label for m in report.metrics])
     for row_type, r in [*(("school", s) for s in report.schools), ("total", report.total)]:

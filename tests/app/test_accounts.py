@@ -4,13 +4,15 @@ pick people from are read through the application (the pairing one decided by th
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from conftest import ADMIN, School
 
-from anxin import audit
-from anxin.accounts import AccountInactive, PasswordRejected
+from anxin import audit, passwords
+from anxin.accounts import AccountInactive, AttemptRule, PasswordRejected
 from anxin.passwords import hash_password, verify_password
 from anxin.service import Anxin
 from domain.common import PermissionDenied
@@ -173,3 +175,114 @@ def test_the_staff_lists_a_page_picks_from(app: Anxin, school: School) -> None:
     # the accounts an administrator manages: every school's of the district
     managed = {s.id for s in app.accounts.staff_accounts(ADMIN)}
     assert school.teacher.staff_id in managed and other.teacher.staff_id in managed
+
+
+# -- issue 15: signing in per OWASP ASVS level 2 ---------------------------------------------
+def _username(app: Anxin, staff_id: str) -> str:
+    return str(app.db.fetchone("SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))[0])
+
+
+@pytest.mark.parametrize(
+    ("new", "problem"),
+    [
+        ("password", "common"),
+        ("Password2026!", "common"),  # a common one dressed up
+        ("p@ssw0rd", "common"),
+        ("woaini1314", "common"),
+        ("qwerty123", "common"),
+        ("iloveyou", "common"),
+        ("abc123456", "common"),
+        ("12345678", "pattern"),
+        ("11111111", "pattern"),
+        ("87654321", "pattern"),
+        ("abcabcabc", "pattern"),
+        ("short1", "short"),
+    ],
+)
+def test_common_and_patterned_passwords_are_refused(app: Anxin, school: School, new: str, problem: str) -> None:
+    me = school.teacher
+    here, _elsewhere = _signed_in_twice(app, me.staff_id)
+    with pytest.raises(PasswordRejected) as refused:
+        app.accounts.change_password(me, OLD, new, new, keep_session=here)
+    assert refused.value.problem == problem and _password_is(app, me.staff_id, OLD)
+
+
+def test_the_username_and_its_trivial_forms_are_refused(app: Anxin, school: School) -> None:
+    me = school.teacher
+    name = _username(app, me.staff_id)  # teacher-xxxx
+    here, _elsewhere = _signed_in_twice(app, me.staff_id)
+    for new in (name, name.upper(), name + "2026!", "my-" + name + "-pw", name[::-1]):
+        with pytest.raises(PasswordRejected) as refused:
+            app.accounts.change_password(me, OLD, new, new, keep_session=here)
+        assert refused.value.problem == "username", new
+    with pytest.raises(PasswordRejected) as refused:
+        app.accounts.change_password(me, OLD, OLD, OLD, keep_session=here)
+    assert refused.value.problem == "same"
+
+
+def test_the_shipped_list_of_common_passwords() -> None:
+    common = passwords.common_passwords()
+    assert len(common) >= 500
+    must = {"password", "12345678", "123456789", "qwerty123", "1q2w3e4r", "a123456", "woaini1314", "iloveyou"}
+    assert must <= common and {"abc123456", "11111111"} <= common
+    assert passwords.password_problem("anxin-demo-2026") is None
+    assert passwords.password_problem("晨读后交作业-2026") is None
+
+
+def test_a_wrong_current_password_is_audited(app: Anxin, school: School) -> None:
+    me = school.teacher
+    here, _elsewhere = _signed_in_twice(app, me.staff_id)
+    with pytest.raises(PasswordRejected):
+        app.accounts.change_password(me, "not-the-one", NEW, NEW, keep_session=here)
+    rows = app.db.fetch("SELECT actor_id, subject, detail FROM {t}anxin_audit WHERE kind = 'login_failed'")
+    assert rows == [(me.staff_id, me.staff_id, '{"reason":"current_password"}')]
+
+
+def test_a_hash_with_old_parameters_is_made_again_at_the_next_login(app: Anxin, school: School) -> None:
+    staff_id = school.counselor.staff_id
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(OLD)
+    app.accounts.set_password_hash(staff_id, old)
+    name = _username(app, staff_id)
+    assert app.accounts.authenticate(name, "wrong-passw0rd") is None
+    assert app.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))[0] == old
+    assert app.accounts.authenticate(name, OLD) == staff_id
+    stored = app.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))[0]
+    assert stored != old and "m=19456,t=2,p=1" in stored and not passwords.needs_rehash(stored)
+    assert app.accounts.authenticate(name, OLD) == staff_id  # still the same password
+
+
+def test_unknown_and_inactive_names_cost_one_verification(
+    app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    monkeypatch.setattr("anxin.accounts.dummy_verify", lambda password: made.append(password))
+    assert app.accounts.authenticate("no-such-person", "whatever-1") is None
+    staff_id = school.other_teacher.staff_id
+    app.roster.deactivate_staff(ADMIN, staff_id, "调离")
+    assert app.accounts.authenticate(_username(app, staff_id), "whatever-2") is None
+    assert made == ["whatever-1", "whatever-2"]
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_busy(app: Anxin, school: School) -> None:
+    app.accounts.prepare()
+    start = 1_800_000_000.0
+    sid = app.accounts.start_session(school.teacher.staff_id, start, expired_before=start - 60)
+    for hour in range(1, 12):
+        app.accounts.touch_session(sid, start + hour * 3600)
+        assert app.accounts.session(sid, now=start + hour * 3600, idle=1800, lifetime=12 * 3600) is not None
+    app.accounts.touch_session(sid, start + 12 * 3600)
+    assert app.accounts.session(sid, now=start + 12 * 3600 + 1, idle=1800, lifetime=12 * 3600) is None
+    assert _sessions(app, school.teacher.staff_id) == 0  # ended, not only refused
+
+
+def test_admission_is_atomic_under_parallel_attempts(app: Anxin) -> None:
+    app.accounts.prepare()
+    rule = AttemptRule(free=3, base=10, cap=60, forget=900)
+    key = app.accounts.attempt_key("pair", "someone", "192.0.2.1")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        waits = list(pool.map(lambda _n: app.accounts.admit([(key, rule)], 1000.0), range(40)))
+    assert waits.count(0.0) == 3 and all(w == 10.0 for w in waits if w)
+    assert app.accounts.admit([(key, rule)], 1010.0) == 0.0  # after the delay, one more
+    assert app.accounts.admit([(key, rule)], 1010.0) == 20.0  # and the next waits twice as long
+    app.accounts.attempt_succeeded([key])
+    assert app.accounts.admit([(key, rule)], 1010.0) == 0.0  # a success starts it again

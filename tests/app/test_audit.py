@@ -944,3 +944,31 @@ def test_a_change_where_the_halves_meet_is_caught(
     one = audit.verify(app, parallel_from=10**9)
     assert not one.ok
     assert audit.verify(app, parallel_from=2).problem == one.problem
+
+
+def test_audit_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(cli_store: Path, tmp_path: Path) -> None:
+    # given a supervisor whose name and whose break-glass reason begin as spreadsheet formulas
+    from anxin.service import open_app
+
+    link = '=HYPERLINK("http://x")'
+    app = open_app(data_dir=cli_store)
+    try:
+        staff_id = app.roster.add_staff(
+            ADMIN, username="sup2", name="@SUM(1)", school_id=None, roles=["supervisor"], district="default"
+        )
+        [student_id] = [s.id for sid, _n, _d in app.schools() for s in app.roster.list_students(ADMIN, sid)]
+        app.roster.get_student(app.gate.actor(staff_id), student_id, break_glass=link)
+    finally:
+        app.close()
+    out = tmp_path / "break-glass.csv"
+
+    # when the break-glass list is exported on the command line
+    r = anxin(cli_store, "audit", "export", "--kind", "break-glass", "--as", "sup2", "--out", str(out))
+
+    # then those cells begin with a quote: text in a spreadsheet, never a formula
+    assert r.returncode == 0, r.stderr
+    header, *rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    [row] = [row for row in rows if row[header.index("调阅理由")]]
+    assert row[header.index("调阅理由")] == "'" + link
+    assert row[header.index("操作人")] == "'@SUM(1)"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)

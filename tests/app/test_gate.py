@@ -331,6 +331,22 @@ def test_an_allowed_read_is_recorded_as_allowed(app: Anxin, school: School) -> N
     assert (action, resource_id, allowed, reason) == (a.STUDENT_READ, school.student("2026001"), 1, "班主任：本班学生")
 
 
+def test_permits_asks_the_rule_without_recording_anything(app: Anxin, school: School) -> None:
+    # given a class teacher, a student of their class and one of another class
+    own, other = school.student("2026001"), school.student("2026003")
+
+    # when a page asks whether it may show them, without anybody asking for them by name
+    shown = app.permits(school.teacher, a.STUDENT_READ, "student", own)
+    left_out = app.permits(school.teacher, a.STUDENT_READ, "student", other)
+
+    # then it answers as the rule does, and the audit trail gains nothing: neither the
+    # refusal of what the page leaves out, nor a read nobody made
+    assert (shown, left_out) == (True, False)
+    assert app.permits(school.teacher, a.STUDENT_READ, "student", "0" * 32) is False  # unknown
+    assert app.permits(school.supervisor, a.STUDENT_READ, "student", other, break_glass=REASON) is True
+    assert access_rows(app, school.teacher) == [] and access_rows(app, school.supervisor) == []
+
+
 def test_the_supervisors_access_log_shows_denials_and_break_glass_reasons(
     store: Store, app: Anxin, school: School
 ) -> None:

@@ -184,7 +184,9 @@ class Server:
 
 def login(base: str, username: str) -> httpx.Client:
     c = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
-    r = c.post("/login", data={"username": username, "password": PASSWORD, "next": "/"})
+    form = CSRF.search(c.get("/login").text)  # the login form's token, bound to its cookie
+    assert form, "no CSRF token on the login page"
+    r = c.post("/login", data={"username": username, "password": PASSWORD, "next": "/", "csrf_token": form.group(1)})
     assert r.status_code == 303, r.text
     return c
 

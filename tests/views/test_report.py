@@ -1196,3 +1196,19 @@ def test_a_rebuild_brings_the_indexes_of_a_database_made_by_an_earlier_version_u
     # then it has the indexes of this version, and the same counts
     assert indexes() == {"ix_v_report_screenings_student"}
     assert report_for(app, history.a.supervisor).schools == before.schools
+
+
+def test_the_csv_neutralises_a_school_name_a_spreadsheet_would_run_as_a_formula(app: Anxin, clock: Clock) -> None:
+    # given a school whose name begins as a spreadsheet formula, with a case reported
+    link = '=HYPERLINK("http://x")'
+    s = make_school(app, link)
+    report_case(app, s)
+    r = report_for(app, s.supervisor, (clock.today - timedelta(days=30), clock.today))
+
+    # when the report is written as CSV
+    ids, _labels, *body = list(csv.reader(io.StringIO(report_csv(r))))
+
+    # then the name begins with a quote (text in a spreadsheet), and the counts are numbers still
+    assert [b[ids.index("school")] for b in body] == ["'" + link, "全区合计"]
+    assert [b[ids.index("cases_reported")] for b in body] == ["1", "1"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for b in body for cell in b)

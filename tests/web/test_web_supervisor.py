@@ -163,3 +163,21 @@ def test_pages_switch_to_english(site: DemoSite, browse) -> None:
     assert "Break-glass accesses" in b.get("/audit").text
     report = b.get("/reports?from=2026-09-01&to=2026-11-30")
     assert "Generate report" in report.text and "Download CSV" in report.text
+
+
+def test_audit_csv_neutralises_a_break_glass_reason_a_spreadsheet_would_run(site: DemoSite, browse) -> None:
+    # given a supervisor's break-glass read whose reason begins as a spreadsheet formula
+    case_id = _new_case(site)
+    supervisor = site.app.gate.actor(site.app.accounts.account("supervisor1")[0])
+    link = f'=HYPERLINK("http://x/{uuid.uuid4().hex}")'
+    site.app.cases.get_case(supervisor, case_id, break_glass=link)
+
+    # when the break-glass list is downloaded as CSV
+    r = browse("supervisor1").get("/audit.csv?what=break-glass")
+
+    # then the reason begins with a quote: text in a spreadsheet, never a formula
+    assert r.status_code == 200
+    header, *rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
+    reasons = [row[header.index("调阅理由")] for row in rows]
+    assert "'" + link in reasons and link not in reasons
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)

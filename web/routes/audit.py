@@ -1,5 +1,5 @@
 """The supervisor's audit pages (审计): a case's full history, who accessed a student
-and why, every break-glass access and every refused access, each as CSV too. The
+and why, every break-glass access and every refused request, each as CSV too. The
 queries (anxin.audit) pass the gate (AUDIT_READ), which records them; a CSV
 download is itself an `export` entry of the trail."""
 

@@ -1,16 +1,30 @@
-"""Login, logout, password change, language switch."""
+"""Login, logout, password change, language switch.
+
+A login: the form's CSRF token checked against its pre-session cookie; the attempt
+counted by the throttle before any password is checked (refused with the seconds to
+wait when over budget); then one password verification, for known and unknown names
+alike (`app.accounts.authenticate`). Every refusal is a `login_failed` entry of the
+audit trail.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from anxin.accounts import PasswordRejected
 from anxin.audit import login_subject
-from anxin.passwords import verify_password
+from anxin.service import Anxin
 from web import i18n
-from web.deps import App, Form, PageUser, get_web, language, redirect, render, session_user
-from web.security import COOKIE, IDLE_SECONDS, LANG_COOKIE
+from web.deps import App, Form, PageUser, Web, get_web, language, redirect, render, session_user
+from web.security import (
+    COOKIE,
+    LANG_COOKIE,
+    LOGIN_COOKIE,
+    login_csrf,
+    login_csrf_ok,
+    new_login_cookie,
+)
 
 router = APIRouter(include_in_schema=False)
 _ = i18n.gettext
@@ -24,7 +38,27 @@ def _safe_next(target: str | None) -> str:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the direct peer's, or, only when the peer is a configured
+    trusted proxy (ANXIN_TRUSTED_PROXIES), the one X-Forwarded-For names."""
+    peer = request.client.host if request.client else None
+    return get_web(request).throttle.proxies.client(peer, request.headers.get("x-forwarded-for"))
+
+
+def _login_form(request: Request, status: int = 200, **context: object) -> HTMLResponse:
+    """The login page, with the form's CSRF token bound to the pre-session cookie (set
+    now if the browser has none)."""
+    web: Web = get_web(request)
+    app: Anxin = web.app
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    fresh = not cookie
+    if fresh:
+        cookie = new_login_cookie()
+    response = render(request, "login.html", status, login_token=login_csrf(app, cookie or ""), **context)
+    if fresh:
+        response.set_cookie(
+            LOGIN_COOKIE, cookie or "", httponly=True, samesite="lax", secure=web.secure_cookies, path="/login"
+        )
+    return response
 
 
 @router.get("/login")
@@ -32,7 +66,7 @@ def login_page(request: Request, next: str = "/") -> Response:
     i18n.current.set(language(request))
     if session_user(request):
         return RedirectResponse(_safe_next(next), status_code=303)
-    return render(request, "login.html", next=_safe_next(next))
+    return _login_form(request, next=_safe_next(next))
 
 
 @router.post("/login")
@@ -42,34 +76,37 @@ def login(request: Request, form: Form, app: App) -> Response:
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
+    if not login_csrf_ok(app, request.cookies.get(LOGIN_COOKIE), str(form.get("csrf_token", ""))):
+        return _login_form(request, 403, next=target, username=username, error=_("登录页面已过期，请重新登录"))
     address = client_address(request)
     subject = login_subject(app, username) if username else ""
-    if web.throttle.blocked(username, address):
+    wait = web.throttle.admit_login(username, address)  # counted before any password is checked
+    if wait:
         app.record_security_event("login_failed", "anonymous", subject, {"reason": "throttled"})
-        return render(
-            request, "login.html", 429, next=target, username=username, error=_("登录失败次数过多，请 15 分钟后再试")
+        response = _login_form(
+            request, 429, next=target, username=username, error=_("登录尝试过多，请 {n} 秒后再试", n=int(wait))
         )
-    account = app.accounts.account(username) if username else None
-    if account is None or not verify_password(account[1], password):
-        web.throttle.failed(username, address)
-        app.record_security_event(
-            "login_failed", account[0] if account else "anonymous", subject, {"reason": "bad_credentials"}
-        )
-        return render(request, "login.html", 401, next=target, username=username, error=_("用户名或密码不正确"))
-    web.throttle.succeeded(username)
-    session = web.sessions.create(account[0], replacing=request.cookies.get(COOKIE))
-    app.record_security_event("login", account[0], subject)
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
+        response.headers["Retry-After"] = str(int(wait))
+        return response
+    staff_id = app.accounts.authenticate(username, password)
+    if staff_id is None:
+        app.record_security_event("login_failed", "anonymous", subject, {"reason": "bad_credentials"})
+        return _login_form(request, 401, next=target, username=username, error=_("用户名或密码不正确"))
+    web.throttle.login_succeeded(username, address)
+    session = web.sessions.create(staff_id, replacing=request.cookies.get(COOKIE))
+    app.record_security_event("login", staff_id, subject)
+    done = RedirectResponse(target, status_code=303)
+    done.set_cookie(
         COOKIE,
         session.id,
         httponly=True,
         samesite="lax",
         secure=web.secure_cookies,
-        max_age=IDLE_SECONDS * 16,
+        max_age=int(web.sessions.lifetime),
         path="/",
     )
-    return response
+    done.delete_cookie(LOGIN_COOKIE, path="/login")
+    return done
 
 
 @router.post("/logout")
@@ -88,13 +125,25 @@ def password_page(request: Request, user: PageUser) -> Response:
 
 @router.post("/account/password")
 def change_password(request: Request, user: PageUser, form: Form, app: App) -> Response:
+    throttle = get_web(request).throttle
+    wait = throttle.admit_password_check(user.staff_id)  # counted before the current password is checked
+    if wait:
+        app.record_security_event(
+            "login_failed", user.staff_id, user.staff_id, {"reason": "current_password_throttled"}
+        )
+        response = render(request, "password.html", 429, error=_("密码核对失败次数过多，请 {n} 秒后再试", n=int(wait)))
+        response.headers["Retry-After"] = str(int(wait))
+        return response
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     try:  # one command: the new hash, the person's other sessions ended, the audit entry
         app.accounts.change_password(
             user.actor, current, new, again, keep_session=user.session.id if user.session else None
         )
     except PasswordRejected as e:
+        if e.problem != "current":  # the current password was right
+            throttle.password_check_succeeded(user.staff_id)
         return render(request, "password.html", 400, error=i18n.error_text(e))
+    throttle.password_check_succeeded(user.staff_id)
     return redirect("/", request, _("密码已修改"))
 
 
