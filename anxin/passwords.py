@@ -103,13 +103,14 @@ def password_problem(password: str, username: str | None = None) -> str | None:
     if len(password) < MIN_LENGTH:
         return "short"
     low = password.lower()
-    if _is_pattern(low):
-        return "pattern"
-    if _forms(password) & common_passwords():
-        return "common"
+    # The username first: the most specific reason, whatever else the password also is.
     name = (username or "").strip().lower()
     if len(name) >= 3:
         bare = {f for f in _forms(password)} | {low[::-1]}
         if any(name in f for f in bare) or any(_EDGES.sub("", f) == _EDGES.sub("", name) for f in bare):
             return "username"
+    if _is_pattern(low):
+        return "pattern"
+    if _forms(password) & common_passwords():
+        return "common"
     return None

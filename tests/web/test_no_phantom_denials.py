@@ -50,8 +50,8 @@ def _ids(site: DemoSite) -> dict[str, str]:
     school = db.fetchone("SELECT school_id FROM {t}anxin_staff WHERE staff_id = ?", (teacher1,))[0]
 
     def streams(kind: str, **where: str) -> list[str]:
-        sql = "SELECT stream_id FROM {t}anxin_directory WHERE kind = ? AND school_id = ? AND erased = ?"
-        args: list[Any] = [kind, school, False]
+        sql = "SELECT stream_id FROM {t}anxin_directory WHERE kind = ? AND school_id = ? AND erased = 0"
+        args: list[Any] = [kind, school]
         for column, value in where.items():
             sql += f" AND {column} = ?"
             args.append(value)
@@ -71,8 +71,8 @@ def _ids(site: DemoSite) -> dict[str, str]:
     def kinds_linked(student_id: str) -> int:
         return db.fetchone(
             "SELECT COUNT(DISTINCT d.kind) * 100 + COUNT(*) FROM {t}anxin_links l "
-            "JOIN {t}anxin_directory d ON d.stream_id = l.stream_id WHERE l.student_id = ? AND d.erased = ?",
-            (student_id, False),
+            "JOIN {t}anxin_directory d ON d.stream_id = l.stream_id WHERE l.student_id = ? AND d.erased = 0",
+            (student_id,),
         )[0]
 
     def linked_kinds(student_id: str) -> set[str]:
@@ -80,8 +80,8 @@ def _ids(site: DemoSite) -> dict[str, str]:
             r[0]
             for r in db.fetch(
                 "SELECT d.kind FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
-                "WHERE l.student_id = ? AND d.erased = ?",
-                (student_id, False),
+                "WHERE l.student_id = ? AND d.erased = 0",
+                (student_id,),
             )
         }
 
