@@ -88,31 +88,7 @@ def events_markdown() -> str:
 
 
 ROLE_ORDER = list(Role)
-ACTIONS = [
-    (access.STUDENT_READ, "查看学生身份信息"),
-    (access.STUDENT_WRITE, "维护花名册"),
-    (access.CASE_REPORT, "报告疑似欺凌"),
-    (access.CASE_STATUS, "查看案件状态（仅状态）"),
-    (access.CASE_READ, "查看案件全部内容"),
-    (access.CASE_WRITE, "办理案件"),
-    (access.CASE_APPROVE, "批准认定、结案"),
-    (access.FILE_LIST, "查看心理档案名册"),
-    (access.FILE_OPEN, "建立心理档案"),
-    (access.FILE_READ, "查看心理档案内容"),
-    (access.FILE_WRITE, "更新心理档案"),
-    (access.SCREENING_IMPORT, "导入心理筛查"),
-    (access.SCREENING_READ, "查看筛查结果"),
-    (access.PAIRING_CREATE, "安排结对"),
-    (access.PAIRING_READ, "查看结对与谈心"),
-    (access.PAIRING_WRITE, "记录谈心"),
-    (access.STATS_READ, "统计（无姓名）"),
-    (access.ACCOUNT_ADMIN, "管理账号"),
-    (access.KEYS_ADMIN, "轮换密钥"),
-    (access.SHRED, "销毁（删除）记录"),
-]
-for _extra, _label in (("AUDIT_READ", "审计查询"), ("QUEUE_READ", "查看待办事项")):
-    if hasattr(access, _extra):
-        ACTIONS.append((getattr(access, _extra), _label))
+ACTIONS = list(access.ACTION_LABELS.items())
 
 
 def cell(role: Role, action: str) -> str:

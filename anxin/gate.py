@@ -115,10 +115,21 @@ class Gate:
             district=row[4],
         )
 
-    def authorize(self, actor: Actor, action: str, resource: Resource, break_glass: str | None = None) -> Decision:
-        """The one place access is decided; every decision is recorded."""
+    def authorize(
+        self,
+        actor: Actor,
+        action: str,
+        resource: Resource,
+        break_glass: str | None = None,
+        *,
+        stated_reason: str | None = None,
+    ) -> Decision:
+        """The one place access is decided; every decision is recorded. `stated_reason`: a
+        reason the rule does not ask for but the person gave (a supervisor's audit lookup),
+        kept sealed with an allowed decision as a break-glass reason is."""
         decision = decide(actor, action, resource, break_glass)
-        self.record_access(actor, action, resource, decision, break_glass if decision.break_glass else None)
+        sealed = break_glass if decision.break_glass else (stated_reason or None) if decision.allowed else None
+        self.record_access(actor, action, resource, decision, sealed)
         if not decision.allowed:
             raise PermissionDenied(reason=decision.reason)
         return decision
@@ -131,9 +142,13 @@ class Gate:
         stream_id: str | UUID | None = None,
         school_id: str | None = None,
         break_glass: str | None = None,
+        *,
+        stated_reason: str | None = None,
     ) -> Decision:
         """`authorize` on the stream (or the school) as the directory describes it."""
-        return self.authorize(actor, action, self.resource(kind, stream_id, school_id), break_glass)
+        return self.authorize(
+            actor, action, self.resource(kind, stream_id, school_id), break_glass, stated_reason=stated_reason
+        )
 
     def permits(
         self,

@@ -44,6 +44,31 @@ CONTENT_ACTIONS = {
     SCREENING_READ,
 }
 READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
+# Every action in words, as the permission table (docs/permissions.md) and the audit pages name it.
+ACTION_LABELS: dict[str, str] = {
+    STUDENT_READ: "查看学生身份信息",
+    STUDENT_WRITE: "维护花名册",
+    CASE_REPORT: "报告疑似欺凌",
+    CASE_STATUS: "查看案件状态（仅状态）",
+    CASE_READ: "查看案件全部内容",
+    CASE_WRITE: "办理案件",
+    CASE_APPROVE: "批准认定、结案",
+    FILE_LIST: "查看心理档案名册",
+    FILE_OPEN: "建立心理档案",
+    FILE_READ: "查看心理档案内容",
+    FILE_WRITE: "更新心理档案",
+    SCREENING_IMPORT: "导入心理筛查",
+    SCREENING_READ: "查看筛查结果",
+    PAIRING_CREATE: "安排结对",
+    PAIRING_READ: "查看结对与谈心",
+    PAIRING_WRITE: "记录谈心",
+    STATS_READ: "统计（无姓名）",
+    ACCOUNT_ADMIN: "管理账号",
+    KEYS_ADMIN: "轮换密钥",
+    SHRED: "销毁（删除）记录",
+    AUDIT_READ: "审计查询",
+    QUEUE_READ: "查看待办事项",
+}
 # What a supervisor may open with a stated reason (break-glass): reads only.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
 # The fewest characters (spaces aside) of a break-glass reason: fewer is no reason at all

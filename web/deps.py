@@ -61,6 +61,8 @@ class Web:
         env.filters["datetime"] = i18n.fmt_datetime
         self._write = threading.RLock()
         self._names: dict[str, str] = {}
+        # The last verification of the audit trail run from the audit page (this process's).
+        self.last_verification: dict[str, Any] | None = None
 
     @contextmanager
     def writing(self) -> Iterator[Anxin]:

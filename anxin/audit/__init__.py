@@ -72,12 +72,18 @@ from anxin.audit.checkpoints import (  # noqa: F401
 from anxin.audit.queries import (  # noqa: F401
     CSV_COLUMNS,
     EXPORTS,
+    SHORT_NUMBER,
+    Ambiguous,
     access_log,
     break_glass_log,
     case_history,
     denied_log,
     export_csv,
+    find_streams,
+    last_checkpoint,
     query,
+    resolve_stream,
+    resolve_student,
     student_access,
 )
 from anxin.audit.verification import (  # noqa: F401

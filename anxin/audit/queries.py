@@ -9,7 +9,7 @@ from uuid import UUID
 
 from domain import access
 from domain.access import Resource
-from domain.common import Actor, InvalidInput
+from domain.common import Actor, DomainError, InvalidInput, NotFound
 from projections import csvcells
 
 if TYPE_CHECKING:
@@ -68,19 +68,20 @@ def _describe(app: Core, names: _Names, row: tuple[Any, ...]) -> dict[str, Any]:
 _SELECT = "SELECT seq, at, kind, actor_id, subject, detail, sealed FROM {t}anxin_audit "
 
 
-def case_history(app: Core, actor: Actor, stream_id: str) -> list[dict[str, Any]]:
+def case_history(app: Core, actor: Actor, stream_id: str, reason: str | None = None) -> list[dict[str, Any]]:
     """Everything that happened to one case (or any stream), in order: who wrote which
-    event and who was allowed or refused access, and why."""
-    app.check(actor, access.AUDIT_READ, "case", stream_id)
+    event and who was allowed or refused access, and why. `reason`: the supervisor's
+    stated reason for looking, kept sealed with the gate's decision."""
+    app.check(actor, access.AUDIT_READ, "case", stream_id, stated_reason=reason)
     names = _Names(app)
     rows = app.db.fetch(_SELECT + "WHERE subject = ? ORDER BY seq", (str(stream_id),))
     return [_describe(app, names, r) for r in rows]
 
 
-def student_access(app: Core, actor: Actor, student_id: str) -> list[dict[str, Any]]:
+def student_access(app: Core, actor: Actor, student_id: str, reason: str | None = None) -> list[dict[str, Any]]:
     """Who accessed a student's records, and why: decisions about the student's own
     stream and every stream linked to the student (cases, files, pairings, ...)."""
-    app.check(actor, access.AUDIT_READ, "student", student_id)
+    app.check(actor, access.AUDIT_READ, "student", student_id, stated_reason=reason)
     streams = [str(student_id)] + [
         r[0]
         for r in app.db.fetch("SELECT DISTINCT stream_id FROM {t}anxin_links WHERE student_id = ?", (str(student_id),))
@@ -140,7 +141,8 @@ def _access_rows(app: Core, where: str, params: tuple[Any, ...], limit: int | No
 def break_glass_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
     """Every break-glass access (with its stated reason), newest first."""
     where, params = _scope(app, actor, school_id)
-    return _access_rows(app, "break_glass IS NOT NULL AND " + where, params)
+    # (an audit lookup's stated reason is sealed the same way, but it is no break-glass)
+    return _access_rows(app, "break_glass IS NOT NULL AND action <> 'audit.read' AND " + where, params)
 
 
 def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
@@ -196,14 +198,19 @@ CSV_COLUMNS = [
 
 
 def query(
-    app: Core, actor: Actor, what: str, id: str | None = None, school_id: str | None = None
+    app: Core,
+    actor: Actor,
+    what: str,
+    id: str | None = None,
+    school_id: str | None = None,
+    reason: str | None = None,
 ) -> list[dict[str, Any]]:
     if what in ("case-history", "student-access") and not id:
         raise InvalidInput(reason=f"{what} 需要给出记录 id")
     if what == "case-history":
-        return case_history(app, actor, str(id))
+        return case_history(app, actor, str(id), reason)
     if what == "student-access":
-        return student_access(app, actor, str(id))
+        return student_access(app, actor, str(id), reason)
     if what == "break-glass":
         return break_glass_log(app, actor, school_id)
     if what == "denied":
@@ -229,3 +236,88 @@ def export_csv(
     subject = id or school_id or f"district:{actor.district}"
     record(app, security_row(app, "export", actor.staff_id, str(subject), {"rows": len(rows), "what": what}))
     return len(rows)
+
+
+# -- finding a record by the number people see --------------------------------------------------
+SHORT_NUMBER = 8  # a record's number on every page: the first 8 hex digits of its id
+
+
+class Ambiguous(DomainError):
+    """A short number that names more than one record of the district: choose one."""
+
+    code = "ambiguous_number"
+    message = "编号 {number} 对应多条记录，请选择其中一条"
+
+    def __init__(self, number: str, matches: list[dict[str, Any]]) -> None:
+        super().__init__(number=number)
+        self.matches = matches
+
+
+def find_streams(app: Core, actor: Actor, number: str) -> list[dict[str, Any]]:
+    """The records of the actor's district whose id is `number` (a full id) or begins with
+    it (the 8-digit number pages show, or more digits): ids, kinds and schools only, from
+    the directory. Passing the gate is the caller's (the history read itself)."""
+    text = number.strip().lower().replace("-", "")
+    try:
+        full = str(UUID(number.strip()))
+    except ValueError:
+        full = None
+    if full is None and not (SHORT_NUMBER <= len(text) <= 32 and all(c in "0123456789abcdef" for c in text)):
+        raise InvalidInput("编号应为页面上显示的8位编号（数字和字母 a–f）")
+    if full is not None:
+        where, params = "d.stream_id = ?", (full,)
+    else:  # stored with dashes: 8-4-4-4-12
+        dashed = "-".join(p for p in (text[:8], text[8:12], text[12:16], text[16:20], text[20:]) if p)
+        where, params = "d.stream_id LIKE ?", (dashed + "%",)
+    rows = app.db.fetch(
+        "SELECT d.stream_id, d.kind, d.school_id, s.name FROM {t}anxin_directory d "
+        "JOIN {t}anxin_schools s ON s.school_id = d.school_id WHERE " + where + " AND s.district = ? "
+        "ORDER BY d.stream_id LIMIT 50",
+        (*params, actor.district),
+    )
+    return [{"id": r[0], "kind": r[1], "school_id": r[2], "school": r[3]} for r in rows]
+
+
+def resolve_stream(app: Core, actor: Actor, number: str) -> str:
+    """The one record of the district a number names; NotFound if none, Ambiguous if many."""
+    matches = find_streams(app, actor, number)
+    if not matches:
+        raise NotFound("本区没有编号为 {number} 的记录", number=number.strip())
+    if len(matches) > 1:
+        raise Ambiguous(number.strip(), matches)
+    return str(matches[0]["id"])
+
+
+def resolve_student(app: Core, actor: Actor, school_id: str, student_no: str) -> str:
+    """A student of a school of the actor's district by student number (the roster's
+    deterministic id); NotFound if the school has no such student."""
+    if not school_id or not student_no.strip():
+        raise InvalidInput("请选择学校并填写学号")
+    row = app.db.fetchone(
+        "SELECT 1 FROM {t}anxin_schools WHERE school_id = ? AND district = ?", (school_id, actor.district)
+    )
+    if row is None:
+        raise NotFound("本区没有这所学校")
+    sid = str(app.roster.student_id_for(school_id, student_no))
+    if app.db.fetchone("SELECT 1 FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'student'", (sid,)) is None:
+        raise NotFound("该校没有学号为 {number} 的学生", number=student_no.strip())
+    return sid
+
+
+def last_checkpoint(app: Core) -> dict[str, Any] | None:
+    """The newest signed checkpoint of the trail (its entry): seq, time, who took it, the
+    signing key's id and the head it signed; None before the first."""
+    row = app.db.fetchone(
+        "SELECT seq, at, actor_id, subject, detail FROM {t}anxin_audit WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1"
+    )
+    if row is None:
+        return None
+    signed = json.loads(row[4])
+    return {
+        "seq": int(row[0]),
+        "at": row[1],
+        "actor_id": row[2],
+        "key_id": row[3],
+        "signed_seq": int(signed.get("seq", 0)),
+        "entry_hash": str(signed.get("entry_hash", "")),
+    }

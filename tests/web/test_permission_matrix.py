@@ -109,6 +109,8 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/reports/print", "DAAAAADD"),
     ("GET", "/audit", "DDDDDADD"),
     ("GET", "/audit.csv", "DDDDDADD"),
+    ("POST", "/audit/find", "DDDDDADD"),  # the supervisor: no number given, 400
+    ("POST", "/audit/verify", "DDDDDADD"),
     # -- administrator -------------------------------------------------------------------------------
     ("GET", "/admin/accounts", "DDDDDDAD"),
     ("POST", "/admin/accounts", "DDDDDDAD"),

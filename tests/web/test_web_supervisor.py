@@ -150,7 +150,7 @@ def test_case_history_and_break_glass_list(site: DemoSite, browse) -> None:
 def test_audit_needs_an_id_and_reports_a_bad_one(site: DemoSite, browse) -> None:
     b = browse("supervisor1")
     page = b.get("/audit?what=case-history")
-    assert page.status_code == 200 and 'name="id"' in page.text
+    assert page.status_code == 200 and 'name="number"' in page.text
     missing = b.get(f"/audit?what=case-history&id={uuid.uuid4()}")
     assert missing.status_code == 404 and "找不到该编号的记录" in missing.text
 
