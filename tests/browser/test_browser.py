@@ -112,10 +112,9 @@ def test_supervisor_reads_dashboard_and_report(open_session: Any, live: LiveServ
 
     def denials() -> Any:
         page.goto("/audit")
-        page.get_by_label("查询").select_option(label="被拒绝的访问")
-        page.get_by_role("button", name="查询").click()
+        page.get_by_role("link", name="被拒绝的访问").click()
         expect(page.locator("main p.summary")).to_be_visible()
-        return page.locator("main table.list tbody tr", has_text=teacher_name)
+        return page.locator("main ol.audit-history li", has_text=teacher_name)
 
     before = denials().count()
     response = t.page.goto("/district")
@@ -216,8 +215,7 @@ def test_supervisor_opens_a_named_record_only_with_a_reason_which_the_audit_list
     expect(page.locator("main")).to_contain_text(student.name)
     s.shot("supervisor1-break-glass-timeline")
     page.goto("/audit")
-    page.get_by_label("查询").select_option(label="紧急查阅记录")
-    page.get_by_role("button", name="查询").click()
+    page.get_by_role("link", name="紧急查阅记录").click()
     # One row per record the timeline opened (the student and each linked stream), each with the reason.
-    expect(page.locator("main table.list tbody tr", has_text=reason).first).to_be_visible()
+    expect(page.locator("main ol.audit-history li", has_text=reason).first).to_be_visible()
     s.shot("supervisor1-audit-break-glass")
