@@ -559,6 +559,7 @@ class Accounts:
         account deactivated). The password policy applies (PasswordRejected). In one
         transaction: the code spent (only if still unused), the hash, any sessions and
         tokens of the account ended, and an `account_setup` entry. The staff id."""
+        self.prepare()
         staff_id = self.setup_staff(code)
         if staff_id is None:
             raise SetupCodeInvalid()
