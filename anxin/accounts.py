@@ -3,7 +3,7 @@ API tokens, and the staff lists the pages pick people from.
 
 The application's side of `web/security.py` and `web/routes/auth.py`: the accounts'
 rows (`anxin_staff`'s credentials and directory columns) and the web's side tables
-(`anxin_web_sessions`, `anxin_login_throttle`, `anxin_api_tokens`, created on first use,
+(`anxin_web_sessions`, `anxin_login_throttle`, created on first use,
 on SQLite and PostgreSQL alike) are read and written here, so the web and the CLI never
 touch the store. The web keeps its policies (cookies, idle and absolute expiry, how often
 `seen` is written, throttling budgets, CSRF) and passes the times in; this module stores
@@ -25,7 +25,10 @@ counted under keyed hashes (the blind index) of the login name and the address; 
 Commands that change an account and write an audit entry do both in one transaction:
 `change_password` (the new hash, the person's other sessions ended, `password_change`;
 a wrong current password is a `login_failed` entry with reason `current_password`),
-`issue_token` (the token, the gate's decision, `token_issue`) and `revoke_token`.
+`issue_token` (the person's own token, `token_issue`) and `revoke_token`, and `set_up`
+(an administrator-made account's password chosen with its one-time set-up code,
+`account_setup`). Nobody holds a credential of another account: an administrator's
+new account gets a set-up code, never a password; a token is issued by its holder.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from anxin import audit
@@ -58,6 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("anxin.web")
 
 TOKEN_PREFIX = "anx_"
+TOKEN_SCOPES = ("read", "write")  # read-only (GET) or read-write
+TOKEN_DAYS = (30, 90)  # the lifetimes a holder may choose
+SETUP_HOURS = 72  # how long a set-up code of a new account stays usable
 SESSION_KEY_ID = "anxin:web-sessions"  # the named key that seals a session's data
 
 SESSIONS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_web_sessions (
@@ -69,9 +76,8 @@ SESSIONS_INDEX = "CREATE INDEX IF NOT EXISTS anxin_web_sessions_staff ON {t}anxi
 THROTTLE_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_login_throttle (
     who TEXT PRIMARY KEY, tries INTEGER NOT NULL, last DOUBLE PRECISION NOT NULL,
     next_at DOUBLE PRECISION NOT NULL)"""
-TOKENS_TABLE = """CREATE TABLE IF NOT EXISTS {t}anxin_api_tokens (
-    token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, label TEXT NOT NULL,
-    created_at TEXT NOT NULL, created_by TEXT NOT NULL, revoked_at TEXT)"""
+# (anxin_api_tokens, the tokens administrators issued before issue 15, is no longer read:
+# every such token stopped working; tokens live in anxin_personal_tokens, a side table.)
 
 _STAFF_COLUMNS = "staff_id, username, school_id, roles, classes, district, active"
 
@@ -104,6 +110,22 @@ class PasswordRejected(InvalidInput):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(self.MESSAGES[problem], n=MIN_LENGTH)
+
+
+class SetupCodeInvalid(InvalidInput):
+    """A set-up code that is unknown, already used, expired, or for a deactivated account."""
+
+    message = "设置链接无效、已使用或已过期，请联系管理员重新创建"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a live API token signs in: whose it is, its id (the start of its hash, as
+    the audit trail names it) and its scope ("read" or "write")."""
+
+    staff_id: str
+    token_id: str
+    scope: str
 
 
 class AccountInactive(InvalidInput):
@@ -183,7 +205,7 @@ class Accounts:
         process; the web server does this as it starts)."""
         if self._prepared:
             return
-        for ddl in (SESSIONS_TABLE, SESSIONS_INDEX, THROTTLE_TABLE, TOKENS_TABLE):
+        for ddl in (SESSIONS_TABLE, SESSIONS_INDEX, THROTTLE_TABLE):
             self.db.execute(ddl)
         self.app.keystore.ensure_named_key(SESSION_KEY_ID)
         self._prepared = True
@@ -306,7 +328,7 @@ class Accounts:
         """The signed-in person changes their own password, proving the current one. In one
         transaction: the new hash (only if the stored one is still the one just
         verified), every other session of theirs ended (`keep_session`, the one asking,
-        stays), and a `password_change` entry of the audit trail. `again`: the new
+        stays), every API token of theirs revoked, and a `password_change` entry of the audit trail. `again`: the new
         password typed a second time, if the form asks for it. Refused with
         PasswordRejected, nothing written but, for a wrong current password, a
         `login_failed` entry (reason `current_password`). The new password must pass the
@@ -340,6 +362,12 @@ class Accounts:
             c.execute(
                 self.db.q("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ? AND sid_hash <> ?"),
                 (staff_id, session_hash(keep_session) if keep_session else ""),
+            )
+            c.execute(
+                self.db.q(
+                    "UPDATE {t}anxin_personal_tokens SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL"
+                ),
+                (self.app.now().isoformat(), staff_id),
             )
             audit.append(c, self.db, [entry])
 
@@ -502,76 +530,179 @@ class Accounts:
         """Counters not moved since `before` go."""
         self.db.execute("DELETE FROM {t}anxin_login_throttle WHERE last < ?", (before,))
 
-    # -- API tokens -------------------------------------------------------------------
-    def issue_token(self, actor: Actor, staff_id: str, label: str = "") -> str:
-        """A new API token for an account the actor manages (the gate decides
-        ACCOUNT_ADMIN, as for the account's page), shown this once: only its SHA-256 is
-        kept. The token, the gate's decision and a `token_issue` entry of the audit trail
-        in one transaction. AccountInactive for a deactivated account."""
+    # -- set-up codes -------------------------------------------------------------------
+    def setup_code_row(self, staff_id: str) -> tuple[str, tuple[str, tuple[Any, ...]]]:
+        """A new one-time set-up code for an account just made by an administrator, and
+        the statement that stores it (its SHA-256 only, expiring in SETUP_HOURS), for the
+        command's transaction. The code is shown this once, to be handed to the person."""
+        code = secrets.token_urlsafe(24)
+        now = self.app.now()
+        return code, (
+            "INSERT INTO {t}anxin_setup_codes (code_hash, staff_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (token_hash(code), staff_id, now.isoformat(), (now + timedelta(hours=SETUP_HOURS)).isoformat()),
+        )
+
+    def setup_staff(self, code: str) -> str | None:
+        """Whose account an unused, unexpired set-up code sets up (None otherwise)."""
+        row = self.db.fetchone(
+            "SELECT c.staff_id, c.expires_at FROM {t}anxin_setup_codes c JOIN {t}anxin_staff s "
+            "ON s.staff_id = c.staff_id WHERE c.code_hash = ? AND c.used_at IS NULL AND s.active = 1",
+            (token_hash(code or ""),),
+        )
+        if row is None or datetime.fromisoformat(row[1]) <= self.app.now():
+            return None
+        return str(row[0])
+
+    def set_up(self, code: str, new: str, again: str | None = None) -> str:
+        """The person an administrator made an account for chooses their password with
+        the one-time set-up code (SetupCodeInvalid: unknown, used, expired, or the
+        account deactivated). The password policy applies (PasswordRejected). In one
+        transaction: the code spent (only if still unused), the hash, any sessions and
+        tokens of the account ended, and an `account_setup` entry. The staff id."""
         self.prepare()
-        with self.app.gate.deferred_decisions(own=True):
-            if not self._managed(actor, staff_id).active:
-                raise AccountInactive()
-            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            h = token_hash(token)
-            self._commit(
-                [
-                    (
-                        "INSERT INTO {t}anxin_api_tokens (token_hash, staff_id, label, created_at, created_by) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (h, staff_id, label[:40], self.app.now().isoformat(), actor.staff_id),
-                    )
-                ],
-                audit.security_row(self.app, "token_issue", actor.staff_id, staff_id, {"token": h[:16]}),
+        staff_id = self.setup_staff(code)
+        if staff_id is None:
+            raise SetupCodeInvalid()
+        row = self.db.fetchone("SELECT username FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
+        problem = password_problem(new, row[0] if row else "")
+        if problem:
+            raise PasswordRejected(problem)
+        if again is not None and new != again:
+            raise PasswordRejected("mismatch")
+        new_hash = hash_password(new)
+        now = self.app.now().isoformat()
+        entry = audit.security_row(self.app, "account_setup", staff_id, staff_id)
+        with self.db.transaction() as c:
+            spent = c.execute(
+                self.db.q(
+                    "UPDATE {t}anxin_setup_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL "
+                    "RETURNING staff_id"
+                ),
+                (now, token_hash(code)),
+            ).fetchone()
+            if spent is None:  # spent meanwhile by another request
+                raise SetupCodeInvalid()
+            c.execute(
+                self.db.q("UPDATE {t}anxin_setup_codes SET used_at = ? WHERE staff_id = ? AND used_at IS NULL"),
+                (now, staff_id),
             )
+            c.execute(self.db.q("UPDATE {t}anxin_staff SET password_hash = ? WHERE staff_id = ?"), (new_hash, staff_id))
+            c.execute(self.db.q("DELETE FROM {t}anxin_web_sessions WHERE staff_id = ?"), (staff_id,))
+            c.execute(
+                self.db.q(
+                    "UPDATE {t}anxin_personal_tokens SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL"
+                ),
+                (now, staff_id),
+            )
+            audit.append(c, self.db, [entry])
+        return staff_id
+
+    # -- API tokens -------------------------------------------------------------------
+    def issue_token(self, actor: Actor, label: str = "", *, days: int = 30, scope: str = "read") -> str:
+        """A new API token for the signed-in person themselves (nobody issues one for
+        another account): `scope` "read" (GET only) or "write", expiring in `days`
+        (TOKEN_DAYS). Shown this once: only its SHA-256 is kept. The token and a
+        `token_issue` entry of the audit trail (its id, scope, expiry) in one transaction."""
+        self.prepare()
+        if scope not in TOKEN_SCOPES:
+            raise InvalidInput(reason="令牌权限应为只读或读写")
+        if days not in TOKEN_DAYS:
+            raise InvalidInput(reason="令牌有效期应为 30 天或 90 天")
+        if self.staff(actor.staff_id) is None or not self.staff(actor.staff_id).active:  # type: ignore[union-attr]
+            raise AccountInactive()
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        h = token_hash(token)
+        now = self.app.now()
+        expires = (now + timedelta(days=days)).isoformat()
+        self._commit(
+            [
+                (
+                    "INSERT INTO {t}anxin_personal_tokens (token_hash, staff_id, label, scope, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (h, actor.staff_id, label.strip()[:40], scope, now.isoformat(), expires),
+                )
+            ],
+            audit.security_row(
+                self.app,
+                "token_issue",
+                actor.staff_id,
+                actor.staff_id,
+                {"token": h[:16], "scope": scope, "expires": expires},
+            ),
+        )
         return token
 
-    def revoke_token(self, actor: Actor, staff_id: str, token_id: str) -> bool:
-        """Revoke an account's token named by the start of its id (at least 8 characters),
-        for an account the actor manages (the gate decides ACCOUNT_ADMIN). With a
-        `token_revoke` entry of the audit trail, in one transaction. Whether one was."""
+    def revoke_token(self, actor: Actor, token_id: str) -> bool:
+        """The signed-in person revokes one of their own tokens, named by its id (the
+        start of its hash, at least 8 characters). With a `token_revoke` entry of the
+        audit trail, in one transaction. Whether one was."""
         self.prepare()
-        with self.app.gate.deferred_decisions(own=True):
-            self._managed(actor, staff_id)
-            rows = self.db.fetch(
-                "SELECT token_hash FROM {t}anxin_api_tokens WHERE staff_id = ? AND revoked_at IS NULL", (staff_id,)
-            )
-            for (h,) in rows:
-                if h.startswith(token_id) and len(token_id) >= 8:
-                    self._commit(
-                        [
-                            (
-                                "UPDATE {t}anxin_api_tokens SET revoked_at = ? WHERE token_hash = ?",
-                                (self.app.now().isoformat(), h),
-                            )
-                        ],
-                        audit.security_row(
-                            self.app, "token_revoke", actor.staff_id, staff_id, {"token": token_id[:16]}
-                        ),
-                    )
-                    return True
+        if len(token_id) < 8:
+            return False
+        rows = self.db.fetch(
+            "SELECT token_hash FROM {t}anxin_personal_tokens WHERE staff_id = ? AND revoked_at IS NULL",
+            (actor.staff_id,),
+        )
+        for (h,) in rows:
+            if h.startswith(token_id):
+                self._commit(
+                    [
+                        (
+                            "UPDATE {t}anxin_personal_tokens SET revoked_at = ? WHERE token_hash = ?",
+                            (self.app.now().isoformat(), h),
+                        )
+                    ],
+                    audit.security_row(self.app, "token_revoke", actor.staff_id, actor.staff_id, {"token": h[:16]}),
+                )
+                return True
         return False
 
-    def token_staff(self, token: str) -> str | None:
-        """Whose live token this is (None: unknown or revoked)."""
+    def token(self, token: str) -> TokenGrant | None:
+        """Whose live token this is, its id and scope (None: unknown, revoked or expired)."""
         row = self.db.fetchone(
-            "SELECT staff_id FROM {t}anxin_api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            "SELECT staff_id, token_hash, scope, expires_at FROM {t}anxin_personal_tokens "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
             (token_hash(token),),
         )
-        return row[0] if row else None
+        if row is None or datetime.fromisoformat(row[3]) <= self.app.now():
+            return None
+        return TokenGrant(staff_id=row[0], token_id=row[1][:16], scope=row[2])
+
+    def token_staff(self, token: str) -> str | None:
+        """Whose live token this is (None: unknown, revoked or expired)."""
+        found = self.token(token)
+        return found.staff_id if found else None
 
     def tokens_of(self, staff_id: str) -> list[dict[str, Any]]:
-        """An account's tokens, oldest first: id (the start of the hash), label, times."""
+        """An account's tokens, newest first: id (the start of the hash), label, scope,
+        times, and whether it is still live."""
         rows = self.db.fetch(
-            "SELECT token_hash, label, created_at, revoked_at FROM {t}anxin_api_tokens WHERE staff_id = ? "
-            "ORDER BY created_at",
+            "SELECT token_hash, label, scope, created_at, expires_at, revoked_at FROM {t}anxin_personal_tokens "
+            "WHERE staff_id = ? ORDER BY created_at DESC",
             (staff_id,),
         )
-        return [{"id": r[0][:16], "label": r[1], "created_at": r[2], "revoked_at": r[3]} for r in rows]
+        now = self.app.now()
+        return [
+            {
+                "id": r[0][:16],
+                "label": r[1],
+                "scope": r[2],
+                "created_at": r[3],
+                "expires_at": r[4],
+                "revoked_at": r[5],
+                "live": r[5] is None and datetime.fromisoformat(r[4]) > now,
+            }
+            for r in rows
+        ]
 
 
 __all__ = [
     "Accounts",
+    "SetupCodeInvalid",
+    "TokenGrant",
+    "SETUP_HOURS",
+    "TOKEN_DAYS",
+    "TOKEN_SCOPES",
     "AttemptRule",
     "AccountInactive",
     "PasswordRejected",

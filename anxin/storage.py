@@ -55,6 +55,25 @@ SIDE_TABLES = {
         "roles TEXT NOT NULL, classes TEXT NOT NULL, district TEXT NOT NULL, "
         "password_hash TEXT, token_hash TEXT, active INTEGER NOT NULL DEFAULT 1"
     ),
+    # Grants of roles that wait for a second person (domain.roster.SECOND_PERSON_ROLES),
+    # as the approvers' list reads them: ids and role codes; the events are the record.
+    "anxin_role_grants": (
+        "request_id TEXT PRIMARY KEY, staff_id TEXT NOT NULL, school_id TEXT, district TEXT NOT NULL, "
+        "roles TEXT NOT NULL, added TEXT NOT NULL, requested_by TEXT NOT NULL, requested_at TEXT NOT NULL, "
+        "state TEXT NOT NULL"
+    ),
+    # One-time set-up codes of accounts an administrator created (anxin.accounts): only the
+    # code's SHA-256; the person chooses their password with it, once, before it expires.
+    "anxin_setup_codes": (
+        "code_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "expires_at TEXT NOT NULL, used_at TEXT"
+    ),
+    # API tokens, each issued by its holder for themselves (anxin.accounts): the SHA-256,
+    # a scope ("read" or "write") and an expiry; revoked by the holder or a password change.
+    "anxin_personal_tokens": (
+        "token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, label TEXT NOT NULL, scope TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT"
+    ),
     # The audit trail (anxin.audit): append-only, hash-chained; ids and hashes only.
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,

@@ -30,6 +30,8 @@ PAIRING_READ = "pairing.read"
 PAIRING_WRITE = "pairing.write"
 STATS_READ = "stats.read"  # counts without names
 ACCOUNT_ADMIN = "account.admin"
+ACCOUNT_ROLES = "account.roles"  # change an account's roles: never one's own
+ROLE_GRANT_APPROVE = "account.grant.approve"  # the second person of a grant of roles
 KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
@@ -84,8 +86,9 @@ class Resource:
     id: str | None = None
     school_id: str | None = None
     classes: frozenset[str] = field(default_factory=frozenset)  # classes of students involved
-    owner_id: str | None = None  # responsible staff: file's counselor, pairing's teacher
+    owner_id: str | None = None  # responsible staff: file's counselor, pairing's teacher; who asked for a grant
     district: str = "default"
+    roles: frozenset[str] = field(default_factory=frozenset)  # a grant's roles that need a second person
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,38 @@ def deny(reason: str) -> Decision:
     return Decision(False, reason)
 
 
+# The roles a school's principal may approve for their school (a grant of supervisor or
+# administrator takes a supervisor or another administrator).
+SCHOOL_ROLES = frozenset({Role.CLASS_TEACHER.value, Role.COUNSELOR.value, Role.SAFETY_LEAD.value, Role.PRINCIPAL.value})
+
+
+def _accounts_rule(actor: Actor, action: str, resource: Resource, same_school: bool) -> Decision:
+    """Separation of duties on accounts: nobody changes their own roles or approves a grant
+    they asked for or that is for themselves; a grant's second person is another
+    administrator, the school's principal (school roles), or a supervisor (supervisor)."""
+    roles = actor.roles
+    if resource.id == actor.staff_id:
+        return deny("不能修改或批准本人的角色（职责分离）")
+    admin_here = Role.ADMINISTRATOR in roles and (actor.school_id is None or same_school)
+    if action == ACCOUNT_ROLES:
+        return allow("管理员职责") if admin_here else deny("不在您的职责范围内")
+    if resource.owner_id == actor.staff_id:
+        return deny("提出授予的人不能自己批准（职责分离）")
+    if admin_here and resource.district == actor.district:
+        return allow("另一位管理员批准角色授予")
+    if Role.PRINCIPAL in roles and same_school and resource.roles <= SCHOOL_ROLES:
+        return allow("校长：批准本校的角色授予")
+    if Role.SUPERVISOR in roles and resource.district == actor.district and resource.roles <= {Role.SUPERVISOR.value}:
+        return allow("督导：批准督导角色的授予")
+    return deny("不在您的职责范围内")
+
+
 def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None) -> Decision:
     """The whole permission table. Order matters only where a rule says 'no more'."""
     same_school = actor.school_id is not None and actor.school_id == resource.school_id
     roles = actor.roles
+    if action in (ACCOUNT_ROLES, ROLE_GRANT_APPROVE):
+        return _accounts_rule(actor, action, resource, same_school)
 
     if Role.ADMINISTRATOR in roles:
         if action in (STUDENT_WRITE, STUDENT_READ) and (actor.school_id is None or same_school):

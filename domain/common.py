@@ -50,6 +50,7 @@ class Actor:
     school_id: str | None = None
     classes: frozenset[str] = field(default_factory=frozenset)
     district: str = "default"
+    token_id: str | None = None  # signed in by an API token: its id (the audit trail records it)
 
     def has(self, role: Role) -> bool:
         return role in self.roles

@@ -122,6 +122,25 @@ def parse_roles(roles: list[str] | None) -> list[str]:
     return [Role(r).value for r in roles or []]
 
 
+# Roles whose grant (or widening) takes a second person before it takes effect: the ones
+# that open content (counselor, safety lead, principal, supervisor) and the one that could
+# approve such a grant itself (administrator). Narrowing needs nobody else.
+SECOND_PERSON_ROLES = frozenset(
+    {
+        Role.COUNSELOR.value,
+        Role.SAFETY_LEAD.value,
+        Role.PRINCIPAL.value,
+        Role.SUPERVISOR.value,
+        Role.ADMINISTRATOR.value,
+    }
+)
+
+
+def widened_roles(current: list[str] | tuple[str, ...], wanted: list[str]) -> list[str]:
+    """The roles of `wanted` not held now that take a second person's approval."""
+    return sorted((set(wanted) - set(current)) & SECOND_PERSON_ROLES)
+
+
 def checked_details(details: dict[str, Any], today: date) -> dict[str, Any]:
     """A student's identity details as enrolment and correction both accept them: each
     field present is checked and normalised by the same rule, whichever command gives it."""
@@ -312,6 +331,7 @@ class Staff(CaseAggregate):
         self.classes = classes
         self.district = district
         self.active = True
+        self.pending: dict[str, Any] | None = None
 
     @classmethod
     def register(
@@ -326,30 +346,130 @@ class Staff(CaseAggregate):
         district: str = "default",
         actor: str,
         at: datetime,
+        grant_request_id: str | None = None,
     ) -> Staff:
+        """A new account. With `grant_request_id` (an administrator's page), the roles of
+        SECOND_PERSON_ROLES among `roles` are not held yet: they are asked for in a
+        RoleGrantRequested event and wait for another person's approval."""
         require_aware(at)
         roles = parse_roles(roles)
         if Role.SUPERVISOR.value not in roles and Role.ADMINISTRATOR.value not in roles:
             require(school_id is not None, "该角色必须属于一所学校")
         username = require_text(username, "用户名")
         require(username.isascii() and " " not in username, "用户名只能包含英文字母、数字和符号")
-        return cls(
+        held = roles if grant_request_id is None else [r for r in roles if r not in SECOND_PERSON_ROLES]
+        kept_classes = [c.strip() for c in (classes or []) if c.strip()]
+        staff = cls(
             id=id,
             school_id=school_id,
             username=username,
             name=require_text(name, "姓名"),
-            roles=roles,
-            classes=[c.strip() for c in (classes or []) if c.strip()],
+            roles=held,
+            classes=kept_classes,
             district=district,
             actor=actor,
             at=at,
         )
+        if grant_request_id is not None and held != roles:
+            staff.request_grant(
+                request_id=grant_request_id, roles=roles, classes=kept_classes, reason="新建账号", actor=actor, at=at
+            )
+        return staff
 
     def change_roles(self, *, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime) -> None:
+        """Roles changed at once: only a narrowing, or a widening by roles that need no
+        second person (`widened_roles` empty); never by the account's own holder. A
+        pending grant is dropped (the change says what the roles are now)."""
         require_aware(at)
         require(self.active, "账号已停用")
+        require(actor != str(self.id), "不能修改本人的角色")
         roles = parse_roles(roles)
+        require(not widened_roles(self.roles, roles), "授予这些角色须经另一人批准")
         self._roles_changed(roles=roles, classes=classes, reason=require_text(reason, "原因"), actor=actor, at=at)
+
+    def request_grant(
+        self, *, request_id: str, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime
+    ) -> None:
+        """Ask for roles that widen the account by a role of SECOND_PERSON_ROLES: nothing
+        changes until another person approves (`approve_grant`). A later request takes
+        the place of a pending one."""
+        require_aware(at)
+        require(self.active, "账号已停用")
+        require(actor != str(self.id), "不能修改本人的角色")
+        roles = parse_roles(roles)
+        require(bool(widened_roles(self.roles, roles)), "这些角色无须批准")
+        self._grant_requested(
+            request_id=request_id,
+            roles=roles,
+            classes=[c.strip() for c in classes if c.strip()],
+            reason=require_text(reason, "原因"),
+            actor=actor,
+            at=at,
+        )
+
+    class RoleGrantRequested(CaseAggregate.Event):
+        request_id: str
+        roles: list[str]
+        classes: list[str]
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(RoleGrantRequested)
+    def _grant_requested(
+        self, request_id: str, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime
+    ) -> None:
+        self.pending = {"request_id": request_id, "roles": roles, "classes": classes, "actor": actor, "at": at}
+
+    def pending_grant(self) -> dict[str, Any] | None:
+        """The grant waiting for approval: request_id, roles, classes, actor (who asked), at."""
+        return getattr(self, "pending", None)
+
+    def _the_pending(self, request_id: str, actor: str) -> dict[str, Any]:
+        pending = self.pending_grant()
+        if pending is None or pending["request_id"] != request_id:
+            raise WrongState(state="没有待批准的角色授予", action="批准或拒绝")
+        require(actor != pending["actor"], "提出授予的人不能自己批准")
+        require(actor != str(self.id), "不能批准授予本人的角色")
+        return pending
+
+    def approve_grant(self, *, request_id: str, actor: str, at: datetime) -> None:
+        """A second person approves the pending grant: the roles take effect now."""
+        require_aware(at)
+        require(self.active, "账号已停用")
+        pending = self._the_pending(request_id, actor)
+        self._grant_approved(
+            request_id=request_id, roles=pending["roles"], classes=pending["classes"], actor=actor, at=at
+        )
+
+    class RoleGrantApproved(CaseAggregate.Event):
+        request_id: str
+        roles: list[str]
+        classes: list[str]
+        actor: str
+        at: datetime
+
+    @event(RoleGrantApproved)
+    def _grant_approved(self, request_id: str, roles: list[str], classes: list[str], actor: str, at: datetime) -> None:
+        self.roles = roles
+        self.classes = classes
+        self.pending = None
+
+    def decline_grant(self, *, request_id: str, reason: str, actor: str, at: datetime) -> None:
+        """A second person declines the pending grant: the roles stay as they are."""
+        require_aware(at)
+        self._the_pending(request_id, actor)
+        self._grant_declined(request_id=request_id, reason=require_text(reason, "原因"), actor=actor, at=at)
+
+    class RoleGrantDeclined(CaseAggregate.Event):
+        request_id: str
+        reason: str
+        actor: str
+        at: datetime
+
+    @event(RoleGrantDeclined)
+    def _grant_declined(self, request_id: str, reason: str, actor: str, at: datetime) -> None:
+        self.pending = None
 
     class RolesChanged(CaseAggregate.Event):
         roles: list[str]
@@ -362,6 +482,7 @@ class Staff(CaseAggregate):
     def _roles_changed(self, roles: list[str], classes: list[str], reason: str, actor: str, at: datetime) -> None:
         self.roles = roles
         self.classes = classes
+        self.pending = None
 
     def deactivate(self, *, reason: str, actor: str, at: datetime) -> None:
         require_aware(at)
@@ -377,6 +498,7 @@ class Staff(CaseAggregate):
     @event(Deactivated)
     def _deactivated(self, reason: str, actor: str, at: datetime) -> None:
         self.active = False
+        self.pending = None
 
     def scope(self) -> Scope:
         return Scope(

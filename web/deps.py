@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -146,6 +146,12 @@ class ApiUnauthorized(Exception):
     pass
 
 
+class TokenReadOnly(PermissionDenied):
+    """A read-only API token asked to change something."""
+
+    message = "只读令牌不能用于修改数据"
+
+
 def language(request: Request) -> str:
     """The reader's language: the switch's cookie; for the API also Accept-Language.
     Pages stay Chinese unless switched, whatever the browser's own language."""
@@ -215,15 +221,18 @@ def api_user(request: Request) -> User:
     web = get_web(request)
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        staff_id = web.tokens.staff_for(auth[7:].strip())
-        if staff_id is None:
+        grant = web.tokens.grant_for(auth[7:].strip())  # None: unknown, revoked or expired
+        if grant is None:
             raise ApiUnauthorized()
         web.forget_shredded()
         try:
-            actor = web.app.gate.actor(staff_id)
+            actor = web.app.gate.actor(grant.staff_id)
         except DomainError as e:
             raise ApiUnauthorized() from e
-        user = User(actor, web.staff_name(staff_id), None)
+        if request.method in UNSAFE and grant.scope != "write":
+            raise TokenReadOnly()
+        # The token's id goes with the actor: every decision of the gate records it.
+        user = User(replace(actor, token_id=grant.token_id), web.staff_name(grant.staff_id), None)
     else:
         found = session_user(request)
         if found is None:
@@ -311,6 +320,8 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
         items += [("/district", _("全区概况")), ("/reports", _("定期报送")), ("/audit", _("审计"))]
     if user.has(Role.PRINCIPAL):
         items.append(("/reports", _("定期报送")))
+    if user.has(Role.ADMINISTRATOR, Role.PRINCIPAL, Role.SUPERVISOR):
+        items.append(("/grants", _("角色审批")))
     if user.has(Role.ADMINISTRATOR):
         items += [
             ("/admin/accounts", _("账号")),

@@ -29,8 +29,11 @@ everywhere.
 - Client addresses: the direct peer's, unless it is one of the proxies configured in
   ANXIN_TRUSTED_PROXIES (addresses or networks, comma-separated; none by default): only
   then is X-Forwarded-For read, right to left, skipping the trusted proxies.
-- API tokens: an administrator issues one per account (`app.accounts.issue_token`); only
-  its SHA-256 is stored.
+- API tokens: each person issues their own (`app.accounts.issue_token`, on their account
+  page), read-only or read-write, for 30 or 90 days; only its SHA-256 is stored. A
+  read-only token is refused any state-changing request; an expired, revoked one (a
+  password change revokes them all) signs nobody in; the gate's decisions of a request it
+  signs in record its id.
 
 Times are the wall clock (`time.time`, shared by every process); tests pass their own.
 """
@@ -47,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from anxin.accounts import SESSION_KEY_ID, TOKEN_PREFIX, AttemptRule, session_hash, token_hash
+from anxin.accounts import SESSION_KEY_ID, TOKEN_PREFIX, AttemptRule, TokenGrant, session_hash, token_hash
 
 if TYPE_CHECKING:
     from anxin.service import Anxin
@@ -292,12 +295,15 @@ class LoginThrottle:
 
 
 class ApiTokens:
-    """Who a bearer token signs in, and an account's tokens (issued and revoked by the
-    application's commands `app.accounts.issue_token` / `revoke_token`)."""
+    """Who a bearer token signs in (with its id and scope), and an account's tokens
+    (issued and revoked by their holder: `app.accounts.issue_token` / `revoke_token`)."""
 
     def __init__(self, app: Anxin) -> None:
         self.app = app
         app.accounts.prepare()
+
+    def grant_for(self, token: str) -> TokenGrant | None:
+        return self.app.accounts.token(token)  # type: ignore[no-any-return]
 
     def staff_for(self, token: str) -> str | None:
         return self.app.accounts.token_staff(token)  # type: ignore[no-any-return]

@@ -57,6 +57,7 @@ KINDS = frozenset(
         "password_change",
         "token_issue",
         "token_revoke",
+        "account_setup",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).
@@ -351,19 +352,21 @@ def unseal_reason(app: Core, blob: bytes, at: str, actor_id: str, label: str, su
 def access_row(
     app: Core, actor: Actor, action: str, resource: Resource, decision: Decision, break_glass: str | None
 ) -> Row:
-    """The entry for one decision of the gate: ids and the rule that decided, no text."""
+    """The entry for one decision of the gate: ids and the rule that decided, no text;
+    for a request signed in by an API token, the token's id (`token`)."""
     at = app.now().isoformat()
-    detail = canonical_json(
-        {
-            "action": action,
-            "allowed": 1 if decision.allowed else 0,
-            "break_glass": 1 if decision.break_glass else 0,
-            "district": resource.district,
-            "kind": resource.kind,
-            "rule": decision.reason,
-            "school": resource.school_id,
-        }
-    )
+    fields: dict[str, Any] = {
+        "action": action,
+        "allowed": 1 if decision.allowed else 0,
+        "break_glass": 1 if decision.break_glass else 0,
+        "district": resource.district,
+        "kind": resource.kind,
+        "rule": decision.reason,
+        "school": resource.school_id,
+    }
+    if actor.token_id:  # made with an API token: which one
+        fields["token"] = actor.token_id
+    detail = canonical_json(fields)
     sealed = seal_reason(app, break_glass, at, actor.staff_id, action, resource.id) if break_glass else None
     payload = hashlib.sha256(sealed).hexdigest() if sealed else ""
     return (at, "access", actor.staff_id, resource.id or "", detail, payload, sealed)

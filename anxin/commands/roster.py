@@ -14,8 +14,9 @@ from uuid import UUID, uuid4
 from anxin.commands.base import Commands
 from anxin.quarantine import UNREADABLE_LABEL, Unreadable
 from domain import access
+from domain.access import Resource
 from domain.common import ERASED_LABEL, Actor, Conflict, Erased, InvalidInput, NotFound, require_text
-from domain.roster import Staff, Student
+from domain.roster import Staff, Student, parse_roles, widened_roles
 from projections.base import StudentRef
 
 
@@ -74,7 +75,9 @@ class RosterCommands(Commands):
         password_hash: str | None = None,
         district: str | None = None,
     ) -> str:
-        """Register a staff member and their account."""
+        """Register a staff member and their account, roles held at once: the operator's
+        and the seeding path (`anxin user add`, `anxin demo`, tests). An administrator's
+        page uses `create_account` (a set-up code, and a second person for content roles)."""
         self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
         if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
             raise InvalidInput(reason=f"用户名「{username}」已被使用")
@@ -111,19 +114,184 @@ class RosterCommands(Commands):
             ),
         )
 
+    def create_account(
+        self,
+        actor: Actor,
+        *,
+        username: str,
+        name: str,
+        school_id: str | None,
+        roles: list[str],
+        classes: list[str] | None = None,
+        district: str | None = None,
+    ) -> tuple[str, str, str | None]:
+        """An administrator's new account: (staff id, one-time set-up code, grant request
+        id or None). No password: the person chooses theirs with the set-up code
+        (`anxin.accounts.Accounts.set_up`). Roles that need a second person
+        (domain.roster.SECOND_PERSON_ROLES) are asked for, not held, until another person
+        approves (`approve_role_grant`)."""
+        self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
+        if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
+            raise InvalidInput(reason=f"用户名「{username}」已被使用")
+        request_id = uuid4().hex
+        staff = Staff.register(
+            id=uuid4(),
+            school_id=school_id,
+            username=username,
+            name=name,
+            roles=roles,
+            classes=classes,
+            district=district or self.core.gate.district_of(school_id),
+            actor=actor.staff_id,
+            at=self.now(),
+            grant_request_id=request_id,
+        )
+        pending = staff.pending_grant()
+        code, code_row = self.core.accounts.setup_code_row(str(staff.id))
+        extra = [self._staff_row(staff, None), code_row]
+        if pending:
+            extra.append(self._grant_row(staff, pending, actor))
+        self.core.commit(staff, extra=extra)
+        return str(staff.id), code, request_id if pending else None
+
+    def _account(self, staff: Staff, requester: str | None = None, added: Iterable[str] = ()) -> Resource:
+        """An account as the gate sees it for its roles: ids, school, district, and for a
+        grant who asked and the roles that need a second person."""
+        return Resource(
+            kind="account",
+            id=str(staff.id),
+            school_id=staff.school_id,
+            owner_id=requester,
+            district=staff.district,
+            roles=frozenset(added),
+        )
+
+    @staticmethod
+    def _grant_row(staff: Staff, pending: dict[str, Any], actor: Actor) -> tuple[str, tuple[Any, ...]]:
+        return (
+            "INSERT INTO {t}anxin_role_grants (request_id, staff_id, school_id, district, roles, added, "
+            "requested_by, requested_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (
+                pending["request_id"],
+                str(staff.id),
+                staff.school_id,
+                staff.district,
+                ",".join(pending["roles"]),
+                ",".join(widened_roles(staff.roles, pending["roles"])),
+                actor.staff_id,
+                pending["at"].isoformat(),
+            ),
+        )
+
+    @staticmethod
+    def _close_grants(staff_id: str, state: str, request_id: str | None = None) -> tuple[str, tuple[Any, ...]]:
+        """A grant's row closed (`request_id`), or every pending one of the account."""
+        if request_id is None:
+            return (
+                "UPDATE {t}anxin_role_grants SET state = ? WHERE staff_id = ? AND state = 'pending'",
+                (state, staff_id),
+            )
+        return ("UPDATE {t}anxin_role_grants SET state = ? WHERE request_id = ?", (state, request_id))
+
     def change_staff_roles(
         self, actor: Actor, staff_id: str, roles: list[str], classes: list[str], reason: str
-    ) -> None:
+    ) -> str | None:
+        """Change an account's roles (never one's own: the gate refuses it). A narrowing,
+        or a change that adds no role of SECOND_PERSON_ROLES, takes effect now (None); a
+        widening by such a role is asked for and waits for a second person: its request
+        id (the roles unchanged until `approve_role_grant`)."""
         staff = self.core.load(staff_id, Staff)
-        self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=staff.school_id)
-        staff.change_roles(roles=roles, classes=classes, reason=reason, actor=actor.staff_id, at=self.now())
-        self.core.commit(staff, extra=[self._staff_row(staff, None)])
+        self.core.authorize(actor, access.ACCOUNT_ROLES, self._account(staff))
+        wanted = parse_roles(roles)
+        if widened_roles(staff.roles, wanted):
+            request_id = uuid4().hex
+            staff.request_grant(
+                request_id=request_id,
+                roles=wanted,
+                classes=classes,
+                reason=reason,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
+            pending = staff.pending_grant() or {}
+            close = self._close_grants(staff_id, "superseded")
+            self.core.commit(staff, extra=[close, self._grant_row(staff, pending, actor)])
+            return request_id
+        staff.change_roles(roles=wanted, classes=classes, reason=reason, actor=actor.staff_id, at=self.now())
+        self.core.commit(staff, extra=[self._staff_row(staff, None), self._close_grants(staff_id, "superseded")])
+        return None
+
+    def _pending(self, actor: Actor, staff_id: str, request_id: str) -> Staff:
+        """The account whose pending grant this is, once the gate lets `actor` be its second person."""
+        staff = self.core.load(staff_id, Staff)
+        pending = staff.pending_grant()
+        if pending is None or pending["request_id"] != request_id:
+            raise NotFound()
+        added = widened_roles(staff.roles, pending["roles"])
+        self.core.authorize(actor, access.ROLE_GRANT_APPROVE, self._account(staff, pending["actor"], added))
+        return staff
+
+    def approve_role_grant(self, actor: Actor, staff_id: str, request_id: str) -> None:
+        """The second person approves a pending grant: the roles take effect now. The gate
+        decides who may (ROLE_GRANT_APPROVE: another administrator; the school's principal
+        for school roles; a supervisor for supervisor; never who asked, nor the account's
+        holder); the request and the approval are events of the account."""
+        staff = self._pending(actor, staff_id, request_id)
+        staff.approve_grant(request_id=request_id, actor=actor.staff_id, at=self.now())
+        self.core.commit(
+            staff, extra=[self._staff_row(staff, None), self._close_grants(staff_id, "approved", request_id)]
+        )
+
+    def decline_role_grant(self, actor: Actor, staff_id: str, request_id: str, reason: str) -> None:
+        """The second person declines a pending grant: the roles stay as they are."""
+        staff = self._pending(actor, staff_id, request_id)
+        staff.decline_grant(request_id=request_id, reason=reason, actor=actor.staff_id, at=self.now())
+        self.core.commit(staff, extra=[self._close_grants(staff_id, "declined", request_id)])
+
+    def pending_grants(self, actor: Actor) -> list[dict[str, Any]]:
+        """The grants waiting for a second person in the actor's district that the actor
+        asked for or may approve (asked of the rule, not recorded: a list of colleagues'
+        accounts and role codes, no content), oldest first."""
+        rows = self.db.fetch(
+            "SELECT request_id, staff_id, school_id, district, roles, added, requested_by, requested_at "
+            "FROM {t}anxin_role_grants WHERE state = 'pending' AND district = ? ORDER BY requested_at",
+            (actor.district,),
+        )
+        out = []
+        for rid, sid, school, district, roles, added, by, at in rows:
+            resource = Resource(
+                kind="account",
+                id=sid,
+                school_id=school,
+                owner_id=by,
+                district=district,
+                roles=frozenset(a for a in str(added).split(",") if a),
+            )
+            may = access.decide(actor, access.ROLE_GRANT_APPROVE, resource).allowed
+            if may or by == actor.staff_id:
+                entry = self.core.accounts.staff(sid)
+                out.append(
+                    {
+                        "request_id": rid,
+                        "staff_id": sid,
+                        "username": entry.username if entry else "",
+                        "name": self.staff_name(sid),
+                        "school_id": school,
+                        "roles": [r for r in str(roles).split(",") if r],
+                        "added": sorted(resource.roles),
+                        "requested_by": by,
+                        "requested_by_name": self.staff_name(by),
+                        "requested_at": at,
+                        "may_approve": may,
+                    }
+                )
+        return out
 
     def deactivate_staff(self, actor: Actor, staff_id: str, reason: str) -> None:
         staff = self.core.load(staff_id, Staff)
         self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=staff.school_id)
         staff.deactivate(reason=reason, actor=actor.staff_id, at=self.now())
-        self.core.commit(staff, extra=[self._staff_row(staff, None)])
+        self.core.commit(staff, extra=[self._staff_row(staff, None), self._close_grants(staff_id, "superseded")])
 
     def staff_name(self, staff_id: str) -> str:
         try:

@@ -15,7 +15,7 @@ from anxin import audit, passwords
 from anxin.accounts import AccountInactive, AttemptRule, PasswordRejected
 from anxin.passwords import hash_password, verify_password
 from anxin.service import Anxin
-from domain.common import PermissionDenied
+from domain.common import InvalidInput, PermissionDenied
 
 OLD, NEW = "old-passw0rd", "new-passw0rd"
 
@@ -109,48 +109,45 @@ def test_a_password_changed_meanwhile_is_not_overwritten(
     assert _password_is(app, me.staff_id, "theirs-passw0rd") and _sessions(app, me.staff_id) == 2
 
 
-def test_a_token_goes_in_with_the_gates_decision_and_its_audit_entry(app: Anxin, school: School) -> None:
-    staff_id = school.counselor.staff_id
-    token = app.accounts.issue_token(ADMIN, staff_id, "报表系统")
-    assert app.accounts.token_staff(token) == staff_id
-    issued = _entries(app, "token_issue", staff_id)
-    assert [a for _seq, a in issued] == [ADMIN.staff_id]
-    # the decision of the gate (ACCOUNT_ADMIN) is the entry just before, in the same transaction
-    before = app.db.fetchone("SELECT kind, actor_id, detail FROM {t}anxin_audit WHERE seq = ?", (issued[0][0] - 1,))
-    assert before[0] == "access" and before[1] == ADMIN.staff_id and '"action":"account.admin"' in before[2]
-    token_id = app.accounts.tokens_of(staff_id)[0]["id"]
-    assert app.accounts.revoke_token(ADMIN, staff_id, token_id) is True
+def test_a_token_goes_in_with_its_audit_entry_and_is_the_holders_own(app: Anxin, school: School) -> None:
+    me = school.counselor
+    token = app.accounts.issue_token(me, "报表系统", days=30, scope="read")
+    assert app.accounts.token_staff(token) == me.staff_id
+    issued = _entries(app, "token_issue", me.staff_id)
+    assert [a for _seq, a in issued] == [me.staff_id]
+    token_id = app.accounts.tokens_of(me.staff_id)[0]["id"]
+    assert app.accounts.revoke_token(school.principal, token_id) is False  # not theirs to revoke
+    assert app.accounts.revoke_token(me, token_id) is True
     assert app.accounts.token_staff(token) is None
-    assert len(_entries(app, "token_revoke", staff_id)) == 1
-    assert app.accounts.revoke_token(ADMIN, staff_id, token_id) is False  # nothing left to revoke
-    assert len(_entries(app, "token_revoke", staff_id)) == 1
+    assert len(_entries(app, "token_revoke", me.staff_id)) == 1
+    assert app.accounts.revoke_token(me, token_id) is False  # nothing left to revoke
+    assert len(_entries(app, "token_revoke", me.staff_id)) == 1
 
 
 def test_a_token_whose_audit_entry_fails_is_not_stored(
     app: Anxin, school: School, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    staff_id = school.counselor.staff_id
-    decisions = app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'access'")[0]
+    me = school.counselor
 
     def fails(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("the audit trail could not be written")
 
     monkeypatch.setattr(audit, "append", fails)
     with pytest.raises(RuntimeError):
-        app.accounts.issue_token(ADMIN, staff_id, "报表系统")
-    assert app.accounts.tokens_of(staff_id) == []
-    # the gate's decision is still recorded, on its own (as for any command that saved nothing)
-    assert app.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'access'")[0] == decisions + 1
+        app.accounts.issue_token(me, "报表系统")
+    assert app.accounts.tokens_of(me.staff_id) == []
 
 
-def test_tokens_only_for_active_accounts_the_actor_manages(app: Anxin, school: School) -> None:
-    staff_id = school.other_teacher.staff_id
-    app.roster.deactivate_staff(ADMIN, staff_id, "调离")
+def test_tokens_only_for_active_accounts_with_a_known_scope_and_lifetime(app: Anxin, school: School) -> None:
+    me = school.other_teacher
+    with pytest.raises(InvalidInput):
+        app.accounts.issue_token(me, "x", scope="admin")
+    with pytest.raises(InvalidInput):
+        app.accounts.issue_token(me, "x", days=3650)
+    app.roster.deactivate_staff(ADMIN, me.staff_id, "调离")
     with pytest.raises(AccountInactive):
-        app.accounts.issue_token(ADMIN, staff_id)
-    with pytest.raises(PermissionDenied):  # a principal does not manage accounts
-        app.accounts.issue_token(school.principal, school.counselor.staff_id)
-    assert app.accounts.tokens_of(staff_id) == [] and app.accounts.tokens_of(school.counselor.staff_id) == []
+        app.accounts.issue_token(me)
+    assert app.accounts.tokens_of(me.staff_id) == []
 
 
 def test_the_staff_lists_a_page_picks_from(app: Anxin, school: School) -> None:

@@ -162,8 +162,12 @@ def test_a_student_who_leaves_is_marked_left_and_cannot_leave_or_be_corrected_ag
 
 
 def test_staff_roles_change_and_a_deactivated_account_cannot_act(app: Anxin, school: School) -> None:
-    # when the teacher also becomes a counselor, then is deactivated
-    app.roster.change_staff_roles(ADMIN, school.teacher.staff_id, ["class_teacher", "counselor"], ["七年级1班"], "兼任")
+    # when the teacher also becomes a counselor (the principal approving), then is deactivated
+    grant = app.roster.change_staff_roles(
+        ADMIN, school.teacher.staff_id, ["class_teacher", "counselor"], ["七年级1班"], "兼任"
+    )
+    assert grant is not None and "counselor" not in app.gate.actor(school.teacher.staff_id).roles
+    app.roster.approve_role_grant(school.principal, school.teacher.staff_id, grant)
     assert app.gate.actor(school.teacher.staff_id).roles >= {"counselor"}
     app.roster.deactivate_staff(ADMIN, school.teacher.staff_id, "离职")
     # then the account no longer resolves to an actor, and their name still reads

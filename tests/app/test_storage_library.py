@@ -252,7 +252,15 @@ def every_roster_and_pairing_event() -> list[Any]:
         actor="a1",
         at=AT,
     )
-    staff.change_roles(roles=["class_teacher", "counselor"], classes=["七年级2班"], reason="调岗", actor="a1", at=AT)
+    staff.request_grant(
+        request_id="g1", roles=["class_teacher", "counselor"], classes=["七年级2班"], reason="调岗", actor="a1", at=AT
+    )
+    staff.approve_grant(request_id="g1", actor="a2", at=AT)
+    staff.request_grant(
+        request_id="g2", roles=["counselor", "safety_lead"], classes=["七年级2班"], reason="兼任", actor="a1", at=AT
+    )
+    staff.decline_grant(request_id="g2", reason="无须兼任", actor="a2", at=AT)
+    staff.change_roles(roles=["counselor"], classes=[], reason="调岗", actor="a1", at=AT)
     staff.deactivate(reason="离职", actor="a1", at=AT)
     pairing = Pairing.pair(
         id=uuid4(),

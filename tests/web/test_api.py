@@ -4,12 +4,18 @@ JSON with stable codes, stale versions refused, and the server-rendered /docs.""
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from web_support import Browser, DemoSite
+
+import web.routes
+from anxin.accounts import token_hash
 
 XSS = "<script>alert(1)</script>\"' ; DROP TABLE x; --"
 
@@ -66,24 +72,101 @@ def test_without_credentials_the_api_answers_401_json_and_never_redirects(site: 
     assert r.status_code == 401
 
 
-def test_a_bearer_token_issued_by_the_administrator_authenticates_and_is_revocable(site: DemoSite) -> None:
+def test_a_bearer_token_issued_by_its_holder_authenticates_and_is_revocable(site: DemoSite) -> None:
     staff = _staff_id(site, "counselor1")
-    admin = site.browser("admin")
-    page = admin.post(f"/admin/accounts/{staff}/tokens", {"label": "API test"})
+    holder = site.browser("counselor1")
+    page = holder.post("/account/tokens", {"label": "API test", "days": "30", "scope": "read"})
     assert page.status_code == 200, page.text
     found = re.search(r"anx_[A-Za-z0-9_-]{20,}", page.text)
-    assert found, "the account page shows the new token once"
+    assert found, "the tokens page shows the new token once"
     token = found.group(0)
+    assert token not in holder.get("/account/tokens").text  # shown that once only
     client = site.browser().client
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["staff_id"] == staff
     # A token needs no CSRF header (no cookie is involved) and goes through the same gate.
     r = client.get("/api/v1/support-files/mine", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and isinstance(r.json(), list)
-    for row in site.web.state.web.tokens.of_staff(staff):
-        if row["revoked_at"] is None:
-            assert admin.post(f"/admin/accounts/{staff}/tokens/{row['id']}/revoke").status_code in (200, 303)
+    token_id = token_hash(token)[:16]
+    assert any(row["id"] == token_id for row in site.web.state.web.tokens.of_staff(staff))
+    assert holder.post(f"/account/tokens/{token_id}/revoke").status_code in (200, 303)
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def _own_token(site: DemoSite, username: str, scope: str, days: int = 30) -> str:
+    holder = site.app.gate.actor(_staff_id(site, username))
+    return site.app.accounts.issue_token(holder, f"API {scope}", days=days, scope=scope)
+
+
+def test_a_read_only_token_is_refused_on_a_write(site: DemoSite) -> None:
+    token = _own_token(site, "teacher1", "read")
+    client = site.browser().client
+    headers = {"Authorization": f"Bearer {token}"}
+    before = _cases(site)
+    r = client.post("/api/v1/cases", json={"school_id": "x", "channel": "teacher"}, headers=headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"]
+    assert _cases(site) == before
+    assert client.get("/api/v1/me", headers=headers).status_code == 200  # reading is what it is for
+
+
+def test_an_expired_token_is_refused_with_401(site: DemoSite) -> None:
+    token = _own_token(site, "teacher1", "write")
+    client = site.browser().client
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    site.app.db.execute(
+        "UPDATE {t}anxin_personal_tokens SET expires_at = ? WHERE token_hash = ?", (past, token_hash(token))
+    )
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+
+
+def test_the_access_entry_names_the_token_a_request_was_made_with(site: DemoSite) -> None:
+    token = _own_token(site, "teacher1", "read")
+    staff = _staff_id(site, "teacher1")
+    last = site.app.db.fetchone("SELECT MAX(seq) FROM {t}anxin_audit")[0] or 0
+    client = site.browser().client
+    r = client.get("/api/v1/students", params={"class_name": "七年级1班"}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    details = [
+        json.loads(row[0])
+        for row in site.app.db.fetch(
+            "SELECT detail FROM {t}anxin_audit WHERE kind = 'access' AND actor_id = ? AND seq > ?", (staff, last)
+        )
+    ]
+    assert details and all(d.get("token") == token_hash(token)[:16] for d in details), details
+    # A signed-in page leaves no token id in its entries.
+    last = site.app.db.fetchone("SELECT MAX(seq) FROM {t}anxin_audit")[0]
+    assert site.browser("teacher1").get(f"/students/{_class_students(site.browser('teacher1'), '七年级1班')[0]['id']}")
+    details = [
+        json.loads(row[0])
+        for row in site.app.db.fetch(
+            "SELECT detail FROM {t}anxin_audit WHERE kind = 'access' AND actor_id = ? AND seq > ?", (staff, last)
+        )
+    ]
+    assert details and not any("token" in d for d in details)
+
+
+def test_no_administrator_route_issues_a_token_for_someone_else(site: DemoSite) -> None:
+    staff = _staff_id(site, "counselor2")
+    before = len(site.web.state.web.tokens.of_staff(staff))
+    admin = site.browser("admin")
+    r = admin.post(f"/admin/accounts/{staff}/tokens", {"label": "not mine", "days": "30", "scope": "write"})
+    assert r.status_code in (404, 405), r.status_code
+    assert not re.search(r"anx_[A-Za-z0-9_-]{20,}", r.text)
+    assert len(site.web.state.web.tokens.of_staff(staff)) == before
+    # The administrator's own tokens page issues to the administrator only.
+    page = admin.post("/account/tokens", {"label": "mine", "days": "30", "scope": "read", "staff_id": staff})
+    assert page.status_code == 200
+    assert len(site.web.state.web.tokens.of_staff(staff)) == before
+    paths = {
+        getattr(route, "path", "")
+        for info in pkgutil.iter_modules(web.routes.__path__)
+        for route in importlib.import_module(f"web.routes.{info.name}").router.routes
+    }
+    assert {p for p in paths if "token" in p} == {"/account/tokens", "/account/tokens/{token_id}/revoke"}
 
 
 def test_a_cookie_session_must_send_the_csrf_header_on_writes(site: DemoSite) -> None:

@@ -44,6 +44,15 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/account/password", "AAAAAAAA"),
     ("POST", "/account/password", "AAAAAAAA"),  # wrong current password: refused by content, not by role
     ("POST", "/logout", "--------"),
+    ("GET", "/account/tokens", "AAAAAAAA"),  # one's own tokens only
+    ("POST", "/account/tokens", "AAAAAAAA"),  # issued to oneself, never for another account
+    ("POST", "/account/tokens/{token_id}/revoke", "AAAAAAAA"),  # matrix-spare's token: nobody else's is touched
+    # -- role grants waiting for a second person (each asked for by the administrator) -----------------------
+    ("GET", "/grants", "AAAAAAAA"),  # the grants one asked for or may approve (none for most)
+    ("POST", "/grants/{grant_staff}/{grant_id}/approve", "DDDD-DDD"),  # the requester (admin) never approves
+    ("POST", "/grants/{grant_staff}/{grant_id}/decline", "DDDD-DDD"),
+    ("POST", "/grants/{approve_staff}/{approve_id}/approve", "----A---"),  # the school's principal: school roles
+    ("POST", "/grants/{decline_staff}/{decline_id}/decline", "----A---"),
     # -- pairings (一岗双带) --------------------------------------------------------------------------
     ("GET", "/pairings", "AAAAAAAA"),  # everyone's own pairings (none for the district and the administrator)
     ("POST", "/pairings/new", "DDDAADDD"),
@@ -117,8 +126,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/admin/accounts/{spare_staff}", "DDDDDDAD"),
     ("POST", "/admin/accounts/{spare_staff}/roles", "DDDDDDAD"),
     ("POST", "/admin/accounts/{spare_staff}/deactivate", "DDDDDD-D"),
-    ("POST", "/admin/accounts/{spare_staff}/tokens", "DDDDDDAD"),
-    ("POST", "/admin/accounts/{spare_staff}/tokens/{token_id}/revoke", "DDDDDDAD"),
+    ("POST", "/admin/accounts/{admin_staff}/roles", "DDDDDDDD"),  # never one's own roles, the administrator included
     ("GET", "/admin/roster", "DDDDDDAD"),
     ("POST", "/admin/roster", "DDDDDDAD"),
     ("GET", "/admin/keys", "DDDDDDAD"),
@@ -228,6 +236,8 @@ MATRIX: list[tuple[str, str, str]] = [
 PUBLIC = {
     ("GET", "/login"),
     ("POST", "/login"),
+    ("GET", "/setup/{code}"),  # the one-time set-up code is what proves who one is
+    ("POST", "/setup/{code}"),
     ("GET", "/lang/{code}"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
@@ -359,8 +369,22 @@ def world(site: DemoSite) -> World:
         classes=["七年级3班"],
         password_hash="x",
     )
-    app.accounts.issue_token(admin, spare_staff, "matrix")
+    app.accounts.issue_token(app.gate.actor(spare_staff), "matrix", scope="write")
     token_id = site.web.state.web.tokens.of_staff(spare_staff)[0]["id"]
+    # Grants of the counselor role asked for by the administrator, waiting for a second
+    # person: one nobody approves (the denials), one the principal approves, one declined.
+    grants = {}
+    for key in ("grant", "approve", "decline"):
+        staff_id, _code, request_id = app.roster.create_account(
+            admin,
+            username=f"matrix-{key}",
+            name="矩阵授予",
+            school_id=school,
+            roles=["class_teacher", "counselor"],
+            classes=["七年级3班"],
+        )
+        assert request_id is not None
+        grants[f"{key}_staff"], grants[f"{key}_id"] = staff_id, request_id
     # The other class's student the matrix opens is in no case, file or pairing, so what a
     # class teacher may see of it cannot depend on what other tests have recorded.
     linked = {
@@ -383,6 +407,8 @@ def world(site: DemoSite) -> World:
             "other_case": other_case,
             "spare_staff": spare_staff,
             "token_id": token_id,
+            "admin_staff": admin.staff_id,
+            **grants,
             "any_id": "0" * 32,
             "audit_what": "denied",
             "school": school,

@@ -1,4 +1,5 @@
-"""The administrator's pages: accounts (add, change roles, deactivate, API tokens),
+"""The administrator's pages: accounts (add with a one-time set-up link, change roles,
+deactivate; a content role waits for a second person, see web/routes/grants.py),
 roster import, master key rotation and audit checkpoints, crypto-shredding. The
 administrator never sees case content: every call goes through the gate."""
 
@@ -11,9 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from anxin.accounts import AccountInactive
 from anxin.commands.erasure import KIND_LABELS, SHARED_REMAINS
-from anxin.passwords import hash_password
 from anxin.roster_import import ImportRejected, import_roster
 from anxin.service import Anxin, master_key_file
 from domain import access
@@ -68,22 +67,21 @@ def accounts(request: Request, user: PageUser, app: App) -> Response:
 
 @router.post("/admin/accounts")
 def add_account(request: Request, user: PageUser, form: Form) -> Response:
-    def command(app: Anxin) -> str:
+    """A new account: no password (the administrator never chooses one); the page shows
+    a one-time set-up link, once, to hand to the person; content roles wait for a second
+    person's approval."""
+
+    def command(app: Anxin) -> tuple[str, str, str | None]:
         roles = values(form, "roles")
         if not roles:
             raise InvalidInput(reason="请至少选择一个角色")
-        try:
-            pw = hash_password(form.get("password", ""))
-        except ValueError:
-            raise InvalidInput(reason="密码至少 8 位") from None
-        return app.roster.add_staff(
+        return app.roster.create_account(
             user.actor,
             username=form.get("username", "").strip(),
             name=form.get("name", "").strip(),
             school_id=form.get("school") or None,
             roles=roles,
             classes=_classes(form.get("classes")),
-            password_hash=pw,
             district=user.actor.district,
         )
 
@@ -99,13 +97,11 @@ def add_account(request: Request, user: PageUser, form: Form) -> Response:
             error=r.message,
         )
 
-    return run_form(
-        request,
-        command,
-        lambda staff_id: redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存")),
-        refused,
-        on_page=(NotFound, Erased),  # a school that is not there is a mistake in the form
-    )
+    def done(made: tuple[str, str, str | None]) -> Response:
+        staff_id, code, request_id = made
+        return _account_page(request, user, staff_id, setup_link=f"/setup/{code}", new_grant=request_id)
+
+    return run_form(request, command, done, refused, on_page=(NotFound, Erased))
 
 
 def _one(app: Anxin, user: User, staff_id: str) -> dict[str, Any]:
@@ -118,8 +114,16 @@ def _one(app: Anxin, user: User, staff_id: str) -> dict[str, Any]:
 def _account_page(request: Request, user: User, staff_id: str, status: int = 200, **extra: Any) -> Response:
     web = get_web(request)
     person = _one(web.app, user, staff_id)
+    grants = [g for g in web.app.roster.pending_grants(user.actor) if g["staff_id"] == staff_id]
     return render(
-        request, "admin/account.html", status, person=person, roles=ROLES, tokens=web.tokens.of_staff(staff_id), **extra
+        request,
+        "admin/account.html",
+        status,
+        person=person,
+        roles=ROLES,
+        grants=grants,
+        own=staff_id == user.staff_id,
+        **extra,
     )
 
 
@@ -134,16 +138,16 @@ def account(request: Request, staff_id: str, user: PageUser) -> Response:
 
 @router.post("/admin/accounts/{staff_id}/roles")
 def change_roles(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
-    def command(app: Anxin) -> None:
+    def command(app: Anxin) -> str | None:
         roles, classes = values(form, "roles"), _classes(form.get("classes"))
-        app.roster.change_staff_roles(user.actor, staff_id, roles, classes, form.get("reason", ""))
+        return app.roster.change_staff_roles(user.actor, staff_id, roles, classes, form.get("reason", ""))
 
-    return run_form(
-        request,
-        command,
-        lambda _: redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存")),
-        _account_refused(request, user, staff_id),
-    )
+    def done(request_id: str | None) -> Response:
+        if request_id:  # a content role: nothing changes until a second person approves
+            return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已提交：须由另一人批准后生效"))
+        return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
+
+    return run_form(request, command, done, _account_refused(request, user, staff_id))
 
 
 @router.post("/admin/accounts/{staff_id}/deactivate")
@@ -156,24 +160,6 @@ def deactivate(request: Request, staff_id: str, user: PageUser, form: Form) -> R
         return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("账号已停用"))
 
     return run_form(request, command, done, _account_refused(request, user, staff_id))
-
-
-@router.post("/admin/accounts/{staff_id}/tokens")
-def issue_token(request: Request, staff_id: str, user: PageUser, form: Form) -> Response:
-    web = get_web(request)
-    try:  # the gate (ACCOUNT_ADMIN), the token and its audit entry: one command
-        with web.writing() as app:
-            token = app.accounts.issue_token(user.actor, staff_id, str(form.get("label", "")))
-    except AccountInactive as e:
-        return _account_page(request, user, staff_id, 400, error=i18n.error_text(e))
-    return _account_page(request, user, staff_id, new_token=token)
-
-
-@router.post("/admin/accounts/{staff_id}/tokens/{token_id}/revoke")
-def revoke_token(request: Request, staff_id: str, token_id: str, user: PageUser) -> Response:
-    with get_web(request).writing() as app:  # the gate (ACCOUNT_ADMIN), the revocation and its audit entry
-        app.accounts.revoke_token(user.actor, staff_id, token_id)
-    return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("令牌已吊销"))
 
 
 # -- roster -------------------------------------------------------------------------------

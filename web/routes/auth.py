@@ -1,4 +1,5 @@
-"""Login, logout, password change, language switch.
+"""Login, logout, password change, one's own API tokens, an account's set-up (the one-time
+link an administrator's new account gets), language switch.
 
 A login: the form's CSRF token checked against its pre-session cookie; the attempt
 counted by the throttle before any password is checked (refused with the seconds to
@@ -12,9 +13,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from anxin.accounts import PasswordRejected
+from anxin.accounts import TOKEN_DAYS, AccountInactive, PasswordRejected, SetupCodeInvalid
 from anxin.audit import login_subject
 from anxin.service import Anxin
+from domain.common import InvalidInput
 from web import i18n
 from web.deps import App, Form, PageUser, Web, get_web, language, redirect, render, session_user
 from web.security import (
@@ -145,6 +147,73 @@ def change_password(request: Request, user: PageUser, form: Form, app: App) -> R
         return render(request, "password.html", 400, error=i18n.error_text(e))
     throttle.password_check_succeeded(user.staff_id)
     return redirect("/", request, _("密码已修改"))
+
+
+# -- one's own API tokens ---------------------------------------------------------------
+def _tokens_page(request: Request, user: PageUser, status: int = 200, **extra: object) -> Response:
+    tokens = get_web(request).tokens.of_staff(user.staff_id)
+    return render(request, "tokens.html", status, tokens=tokens, days=TOKEN_DAYS, **extra)
+
+
+@router.get("/account/tokens")
+def tokens_page(request: Request, user: PageUser) -> Response:
+    return _tokens_page(request, user)
+
+
+@router.post("/account/tokens")
+def issue_token(request: Request, user: PageUser, form: Form) -> Response:
+    """A token for the signed-in person themselves: a name, 30 or 90 days, read-only or
+    read-write; shown once."""
+    try:
+        days = int(str(form.get("days", "30")))
+    except ValueError:
+        days = 0
+    try:
+        with get_web(request).writing() as app:
+            token = app.accounts.issue_token(
+                user.actor, str(form.get("label", "")), days=days, scope=str(form.get("scope", "read"))
+            )
+    except (AccountInactive, InvalidInput) as e:
+        return _tokens_page(request, user, 400, error=i18n.error_text(e))
+    return _tokens_page(request, user, new_token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: str, user: PageUser) -> Response:
+    with get_web(request).writing() as app:
+        app.accounts.revoke_token(user.actor, token_id)
+    return redirect("/account/tokens", request, _("令牌已吊销"))
+
+
+# -- an account's set-up ------------------------------------------------------------------
+def _setup_form(request: Request, code: str, status: int = 200, **context: object) -> Response:
+    return render(request, "setup.html", status, code=code, **context)
+
+
+@router.get("/setup/{code}")
+def setup_page(request: Request, code: str, app: App) -> Response:
+    i18n.current.set(language(request))
+    if app.accounts.setup_staff(code) is None:
+        return _setup_form(request, code, 404, invalid=True, error=i18n.error_text(SetupCodeInvalid()))
+    return _setup_form(request, code)
+
+
+@router.post("/setup/{code}")
+def setup(request: Request, code: str, form: Form, app: App) -> Response:
+    """The person chooses their own password with the one-time code (no session: the code
+    is what proves who they are, once); then they sign in."""
+    i18n.current.set(language(request))
+    wait = get_web(request).throttle.admit_password_check("setup:" + client_address(request))
+    if wait:
+        return _setup_form(request, code, 429, error=_("尝试过多，请 {n} 秒后再试", n=int(wait)))
+    try:
+        with get_web(request).writing() as writer:
+            writer.accounts.set_up(code, str(form.get("new", "")), str(form.get("again", "")))
+    except SetupCodeInvalid as e:
+        return _setup_form(request, code, 404, invalid=True, error=i18n.error_text(e))
+    except PasswordRejected as e:
+        return _setup_form(request, code, 400, error=i18n.error_text(e))
+    return RedirectResponse("/login", status_code=303)
 
 
 @router.get("/lang/{code}")
