@@ -70,6 +70,8 @@ ACTION_LABELS: dict[str, str] = {
     SHRED: "销毁（删除）记录",
     AUDIT_READ: "审计查询",
     QUEUE_READ: "查看待办事项",
+    ACCOUNT_ROLES: "调整账号角色",
+    ROLE_GRANT_APPROVE: "批准角色授予",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}

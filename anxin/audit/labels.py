@@ -27,6 +27,9 @@ _STAFF = {
     "Registered": "登记教职工账号",
     "RolesChanged": "调整教职工角色",
     "Deactivated": "停用教职工账号",
+    "RoleGrantRequested": "申请授予角色（待他人批准）",
+    "RoleGrantApproved": "批准授予角色",
+    "RoleGrantDeclined": "拒绝授予角色",
 }
 
 
@@ -66,6 +69,7 @@ ENTRY_KIND_LABELS = {
     "password_change": "修改密码",
     "token_issue": "签发接口令牌",
     "token_revoke": "撤销接口令牌",
+    "account_setup": "设置账号密码（一次性链接）",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}

@@ -138,34 +138,42 @@ def test_admin_adds_an_account_who_then_changes_the_password(open_session: Any) 
     form.get_by_label("学校").select_option(label="安心市第一中学")
     form.get_by_label("班主任", exact=True).check()
     form.get_by_label("班级（班主任，逗号分隔）").fill("七年级1班")
-    form.get_by_label("初始密码（至少 8 位）").fill("first-pass-123")
+    expect(form.locator("input[type=password]")).to_have_count(0)  # the admin never chooses a password
     form.get_by_role("button", name="新建账号").click()
-    expect(page).to_have_url(re.compile(r"/admin/accounts/[^/]+$"))
-    expect(page.get_by_role("status")).to_contain_text("已保存")
     expect(page.get_by_role("heading", name=username)).to_be_visible()
     # The script-like name shows as text, and nothing ran.
     expect(page.locator("dl.facts")).to_contain_text("<script>alert(1)</script>")
+    # The one-time set-up link, shown once, is what the admin hands over.
+    link = page.locator("code.token").inner_text().strip()
+    assert re.fullmatch(r"/setup/\S+", link), link
     s.shot("admin-account-added")
     assert s.dialogs == []
-    # The new person logs in and changes their password on /account/password.
+    # The new person chooses their own password through the link, then logs in and
+    # changes it on /account/password.
     n = open_session()
-    page = n.login(username, "first-pass-123")
+    n.page.goto(link)
+    n.page.get_by_label("新密码", exact=True).fill("Lantern-river-58")
+    n.page.get_by_label("再次输入新密码").fill("Lantern-river-58")
+    n.page.get_by_role("button", name="保存").click()
+    expect(n.page).to_have_url(re.compile(r"/login"))
+    page = n.login(username, "Lantern-river-58")
     expect(page.get_by_role("heading", name="我的待办")).to_be_visible()
     assert n.dialogs == []
     page.goto("/account/password")
-    page.get_by_label("当前密码").fill("first-pass-123")
-    page.get_by_label("新密码", exact=True).fill("second-pass-456")
-    page.get_by_label("再次输入新密码").fill("second-pass-456")
+    page.get_by_label("当前密码").fill("Lantern-river-58")
+    page.get_by_label("新密码", exact=True).fill("Harbor-maple-73")
+    page.get_by_label("再次输入新密码").fill("Harbor-maple-73")
     page.locator("main form button[type=submit]").click()
     expect(page.get_by_role("status")).to_contain_text("密码已修改")
     expect(page.locator("main .error")).to_have_count(0)
     n.shot("password-changed")
-    # The old password no longer works; the new one does.
+    # The old password no longer works; the new one does; the link is spent.
     page.get_by_role("button", name="退出").click()
-    page = n.login(username, "first-pass-123")
+    page = n.login(username, "Lantern-river-58")
     expect(page).to_have_url(re.compile(r"/login"))
-    page = n.login(username, "second-pass-456")
+    page = n.login(username, "Harbor-maple-73")
     expect(page.get_by_role("heading", name="我的待办")).to_be_visible()
+    assert n.page.goto(link).status == 404
 
 
 def test_admin_roster_import_with_a_bad_line_lists_the_errors(open_session: Any, tmp_path: Any) -> None:
