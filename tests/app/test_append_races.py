@@ -7,6 +7,7 @@ leaves one gate decision in the audit trail, however many attempts it took."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -81,6 +82,20 @@ def _lose_one_race(app: Anxin, other: Anxin, write: Any) -> None:
         return agg
 
     app.load = load_then_race  # type: ignore[method-assign]
+
+
+def _widen_the_window_between_load_and_save(instance: Anxin) -> None:
+    """Every load of `instance` waits 20 ms before its command goes on to save: on a busy
+    machine two workers' commands could otherwise happen to run one after the other, and
+    the race this test is about would not happen at all."""
+    load = instance.load
+
+    def load_slowly(*args: Any, **kwargs: Any) -> Any:
+        agg = load(*args, **kwargs)
+        time.sleep(0.02)
+        return agg
+
+    instance.load = load_slowly  # type: ignore[method-assign]
 
 
 def test_a_check_in_that_loses_a_race_is_saved_on_the_fresh_state_with_one_decision(
@@ -243,7 +258,10 @@ def test_check_ins_posted_at_once_through_two_workers_api_all_succeed(
     )
     pid = app.pairings.pair(school.principal, staff_id=teacher.staff_id, student_id=school.student("2026002"))
     clock.advance(days=1)
-    workers = [create_app(instance, background_seconds=None) for instance in (app, store.open(clock))]
+    instances = (app, store.open(clock))
+    for instance in instances:
+        _widen_the_window_between_load_and_save(instance)
+    workers = [create_app(instance, background_seconds=None) for instance in instances]
     attempts = _count_attempts(monkeypatch)
     statuses: list[int] = []
     start = threading.Barrier(6)
