@@ -45,6 +45,7 @@ from anxin.commands import (
 )
 from anxin.crypto import KeyStore, MasterKey, StreamErased, StreamMapper, Tampered, stream_key
 from anxin.gate import AskTheGate, Gate, deferred_access
+from anxin.notify import outbox as notify_outbox
 from anxin.races import _RaceLost, race_retry
 from anxin.storage import (
     Database,
@@ -185,7 +186,9 @@ class Core(Application[UUID]):
             upserts += u
             deletes += d
             inserts += i
-        statements = upserts + deletes + inserts + list(extra)
+        # The notices the new events raise (anxin.notify), written with them.
+        notices = notify_outbox.statements_for(aggregates, self.now())
+        statements = upserts + deletes + inserts + list(extra) + notices
         sids = [stream_key(a.id) for a in aggregates]
         # The gate's decisions for this command go in with its events (if it has any).
         decisions = deferred_access.get() if any(a.pending_events for a in aggregates) else None
@@ -400,6 +403,18 @@ class Core(Application[UUID]):
         from anxin.accounts import Accounts  # (here: it reads the gate's decisions in progress)
 
         return Accounts(self)
+
+    @functools.cached_property
+    def notifications(self) -> Any:
+        """One's inbox and notification settings, schools' group bots, undeliverable
+        messages (anxin.notify.Notifications); `deliver()` sends what is due."""
+        from anxin.notify import Notifications
+
+        return Notifications(self)
+
+    def record_number(self, stream_id: str) -> str:
+        """The number people see for a case, file or pairing."""
+        return str(stream_id)[:8]
 
     # -- what the read side reads through the core (projections.base.Source) ---------------
     def student_ref(self, student_id: str) -> StudentRef:

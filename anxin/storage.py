@@ -27,6 +27,7 @@ from eventsourcing.utils import retry
 
 from anxin import audit as audit_trail
 from anxin.crypto import KeyError_, KeyStore, stream_key
+from anxin.notify import outbox
 
 SIDE_TABLES = {
     "anxin_keys": ("stream_id TEXT PRIMARY KEY, wrapped {blob}, kek_id TEXT NOT NULL, shredded_at TEXT"),
@@ -78,6 +79,9 @@ SIDE_TABLES = {
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
     audit_trail.META_TABLE: audit_trail.META_COLUMNS,
+    # Notifications (anxin.notify): notices written with their events, the inbox, messages
+    # to send, each person's settings, schools' group bots (sealed). Ids and codes only.
+    **outbox.TABLES,
 }
 SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
@@ -86,6 +90,7 @@ SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_shredded ON {t}anxin_keys (stream_id) WHERE wrapped IS NULL",
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_kek ON {t}anxin_keys (kek_id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS {p}anxin_keyring_one_current ON {t}anxin_keyring (state) WHERE state = 'current'",
+    *outbox.INDEXES,
 ]
 
 

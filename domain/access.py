@@ -36,6 +36,8 @@ KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
 QUEUE_READ = "queue.read"  # a staff member's work queue (待办): their open items and due dates
+NOTICES_OWN = "notices.own"  # one's own notices (站内提醒), email address and notification settings
+NOTIFY_ADMIN = "notify.admin"  # a school's group bot, undeliverable messages (errors only)
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -72,6 +74,8 @@ ACTION_LABELS: dict[str, str] = {
     QUEUE_READ: "查看待办事项",
     ACCOUNT_ROLES: "调整账号角色",
     ROLE_GRANT_APPROVE: "批准角色授予",
+    NOTICES_OWN: "查看本人的提醒、设置提醒方式",
+    NOTIFY_ADMIN: "设置学校群机器人、查看发送失败的提醒",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
@@ -141,13 +145,17 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
     if action in (ACCOUNT_ROLES, ROLE_GRANT_APPROVE):
         return _accounts_rule(actor, action, resource, same_school)
 
+    if action == NOTICES_OWN:
+        return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")
     if Role.ADMINISTRATOR in roles:
+        if action == NOTIFY_ADMIN and (actor.school_id is None or same_school) and resource.district == actor.district:
+            return allow("管理员职责")
         if action in (STUDENT_WRITE, STUDENT_READ) and (actor.school_id is None or same_school):
             return allow("管理员维护花名册")
         if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED) and (actor.school_id is None or same_school):
             return allow("管理员职责")
     if Role.PRINCIPAL in roles and same_school and action != SHRED:
-        if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE):
+        if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE, NOTIFY_ADMIN):
             return allow("校长：本校全部事项")
     if Role.SAFETY_LEAD in roles and same_school:
         if action in (CASE_REPORT, CASE_READ, CASE_STATUS, CASE_WRITE, STATS_READ):

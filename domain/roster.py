@@ -141,6 +141,28 @@ def widened_roles(current: list[str] | tuple[str, ...], wanted: list[str]) -> li
     return sorted((set(wanted) - set(current)) & SECOND_PERSON_ROLES)
 
 
+def checked_email(value: str) -> str:
+    """An email address as a mail server takes it (one @, a dotted domain, no spaces or
+    angle brackets: nothing that could add a header); '' (none) is allowed."""
+    address = (value or "").strip()
+    if not address:
+        return ""
+    local, at, domain = address.rpartition("@")
+    bad = set(' <>,;:"\\()[]\r\n\t')
+    if (
+        not at
+        or not local
+        or "." not in domain.strip(".")
+        or domain.startswith(".")
+        or domain.endswith(".")
+        or any(c in bad for c in address)
+        or not address.isascii()
+        or len(address) > 254
+    ):
+        raise InvalidInput("邮箱地址「{value}」格式不正确，例如 zhang.san@school.edu.cn", value=address[:60])
+    return address
+
+
 def checked_details(details: dict[str, Any], today: date) -> dict[str, Any]:
     """A student's identity details as enrolment and correction both accept them: each
     field present is checked and normalised by the same rule, whichever command gives it."""
@@ -499,6 +521,25 @@ class Staff(CaseAggregate):
     def _deactivated(self, reason: str, actor: str, at: datetime) -> None:
         self.active = False
         self.pending = None
+
+    def set_email(self, *, email: str, actor: str, at: datetime) -> None:
+        """The address notifications are sent to (anxin.notify), set by the person on their
+        account page or by an administrator. Kept in this stream only (encrypted); an empty
+        value removes it (no email is sent then; the in-app inbox still holds everything)."""
+        require_aware(at)
+        address = checked_email(email)
+        if address == (getattr(self, "email", "") or ""):
+            return
+        self._email_set(email=address, actor=actor, at=at)
+
+    class EmailSet(CaseAggregate.Event):
+        email: str
+        actor: str
+        at: datetime
+
+    @event(EmailSet)
+    def _email_set(self, email: str, actor: str, at: datetime) -> None:
+        self.email = email
 
     def scope(self) -> Scope:
         return Scope(

@@ -160,11 +160,13 @@ def create_app(
     stop = threading.Event()
 
     def background() -> None:
-        """Other processes' writes reach the views; the audit trail is checkpointed."""
+        """Other processes' writes reach the views; the audit trail is checkpointed; due
+        notifications are delivered (several workers at once: each message is leased)."""
         while not stop.wait(background_seconds or 5.0):
             try:
                 anxin.views.catch_up()
                 anxin.maybe_checkpoint(every_entries=10_000, every_seconds=3600)
+                anxin.notifications.deliver()
             except Exception:  # keep serving; the next round retries
                 log.exception("background catch-up failed")
 

@@ -272,9 +272,21 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         csrf_token=user.csrf if user else "",
         nav=nav_for(user),
         path=request.url.path,
+        unread=_unread(web, user),
     )
     context.setdefault("form", getattr(request.state, "form", {}) or {})
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _unread(web: Any, user: User | None) -> int:
+    """The count beside 提醒 in the header (one indexed count; 0 if it cannot be read, so
+    that an error page still answers)."""
+    if user is None:
+        return 0
+    try:
+        return int(web.app.notifications.unread_count(user.actor))
+    except Exception:  # noqa: BLE001 - the header must not fail the page
+        return 0
 
 
 def reason_form(request: Request, action: str, status: int = 200, error: DomainError | None = None) -> HTMLResponse:
@@ -328,6 +340,7 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
             ("/admin/roster", _("花名册")),
             ("/admin/keys", _("密钥")),
             ("/admin/shred", _("删除")),
+            ("/admin/notifications", _("提醒发送")),
         ]
     seen: set[str] = set()
     return [(p, label) for p, label in items if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]

@@ -11,6 +11,7 @@ from anxin.cli.backup import cmd_backup, cmd_restore
 from anxin.cli.data import cmd_demo, cmd_init, cmd_shred, cmd_summary
 from anxin.cli.directory import cmd_roster_import, cmd_roster_list, cmd_school_add, cmd_school_list, cmd_user_add
 from anxin.cli.keys import cmd_keys_add, cmd_keys_rotate, cmd_keys_status
+from anxin.cli.notify import cmd_notifications_deliver
 from anxin.cli.serve import cmd_check, cmd_serve
 from anxin.cli.views import cmd_projections_rebuild, cmd_report
 from domain.common import Role, day_or_none
@@ -140,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--database-url", help="PostgreSQL 备份恢复到的数据库（默认 ANXIN_DATABASE_URL）")
     p.add_argument("--schema", help="PostgreSQL：恢复到的 schema（须与备份时相同；默认与备份相同）")
+
+    notifications = sub.add_parser("notifications", help="提醒（站内、邮件、群机器人）").add_subparsers(
+        dest="notifications_cmd", required=True
+    )
+    add(
+        notifications.add_parser("deliver", help="发送到期的提醒一次后退出（供定时任务使用）"),
+        cmd_notifications_deliver,
+    )
 
     p = add(sub.add_parser("serve", help="启动网页服务"), cmd_serve)
     p.add_argument("--host", default="127.0.0.1")

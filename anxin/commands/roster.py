@@ -293,6 +293,31 @@ class RosterCommands(Commands):
         staff.deactivate(reason=reason, actor=actor.staff_id, at=self.now())
         self.core.commit(staff, extra=[self._staff_row(staff, None), self._close_grants(staff_id, "superseded")])
 
+    def set_email(self, actor: Actor, staff_id: str, email: str) -> None:
+        """The address a person's notifications go to: set by themselves (their account
+        page) or by an administrator of their school (`anxin user add --email`). Kept in
+        the staff member's stream only (encrypted)."""
+        staff = self.core.load(staff_id, Staff)
+        if staff_id == actor.staff_id:
+            self.core.authorize(
+                actor,
+                access.NOTICES_OWN,
+                Resource(kind="account", id=staff_id, owner_id=staff_id, school_id=actor.school_id),
+            )
+        else:
+            self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=staff.school_id)
+        staff.set_email(email=email, actor=actor.staff_id, at=self.now())
+        self.core.commit(staff)
+
+    def email_of(self, actor: Actor, staff_id: str) -> str:
+        """One's own address (the account page)."""
+        self.core.authorize(
+            actor,
+            access.NOTICES_OWN,
+            Resource(kind="account", id=staff_id, owner_id=staff_id, school_id=actor.school_id),
+        )
+        return str(getattr(self.core.load(staff_id, Staff), "email", "") or "")
+
     def staff_name(self, staff_id: str) -> str:
         try:
             return self.core.load(staff_id, Staff).name

@@ -47,6 +47,11 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/account/tokens", "AAAAAAAA"),  # one's own tokens only
     ("POST", "/account/tokens", "AAAAAAAA"),  # issued to oneself, never for another account
     ("POST", "/account/tokens/{token_id}/revoke", "AAAAAAAA"),  # matrix-spare's token: nobody else's is touched
+    # -- one's own notices (提醒) and how they reach one ----------------------------------------------
+    ("GET", "/inbox", "AAAAAAAA"),
+    ("GET", "/inbox/0123456789abcdef", "AAAAAAAA"),  # nobody's notice: allowed (one's own), then not found
+    ("POST", "/inbox/read", "AAAAAAAA"),
+    ("POST", "/inbox/settings", "AAAAAAAA"),
     # -- role grants waiting for a second person (each asked for by the administrator) -----------------------
     ("GET", "/grants", "AAAAAAAA"),  # the grants one asked for or may approve (none for most)
     ("POST", "/grants/{grant_staff}/{grant_id}/approve", "DDDD-DDD"),  # the requester (admin) never approves
@@ -121,6 +126,8 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/audit/find", "DDDDDADD"),  # the supervisor: no number given, 400
     ("POST", "/audit/verify", "DDDDDADD"),
     # -- administrator -------------------------------------------------------------------------------
+    ("GET", "/admin/notifications", "DDDDDDAD"),  # a school's group bot, undeliverable messages
+    ("POST", "/admin/notifications/{school}/bot", "DDDDDDAD"),
     ("GET", "/admin/accounts", "DDDDDDAD"),
     ("POST", "/admin/accounts", "DDDDDDAD"),
     ("GET", "/admin/accounts/{spare_staff}", "DDDDDDAD"),

@@ -1,0 +1,298 @@
+"""Delivering the outbox: each notice becomes inbox items and messages, each message is
+sent at least once, retried with backoff, and set aside (a dead letter) when it keeps
+failing.
+
+Safe with several deliverers at once (two web workers, a cron job) and after a kill at
+any point: expanding a notice inserts rows whose keys are the notice's and the
+person's (`ON CONFLICT DO NOTHING`); a message is claimed by a compare-and-set that
+takes a lease, so a deliverer killed between sending and marking sent leaves it to be
+sent once more when the lease runs out, never lost. The message's id travels with it
+(Message-ID, X-Anxin-Delivery) so a receiver can drop the repeat."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from anxin.notify import channels
+from anxin.notify.outbox import SCHOOL_HOOKS, utc
+from domain.notices import ALWAYS_SENT, IMMEDIATE, KINDS
+
+if TYPE_CHECKING:
+    from anxin.core import Core
+
+HOOK_KEY_ID = "anxin:school-hooks"  # the named key that seals schools' group-bot addresses
+LEASE = timedelta(minutes=2)
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
+MAX_ATTEMPTS = 8  # then a dead letter: about a day of trying
+LINKS = {"case": "/cases/{id}", "file": "/support/{id}", "pairing": "/pairings/{id}"}
+
+
+@dataclass
+class Delivered:
+    """What one run did (counts only)."""
+
+    expanded: int = 0
+    inbox: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def base_url() -> str:
+    return os.environ.get("ANXIN_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def smtp_settings() -> channels.SmtpSettings | None:
+    url = os.environ.get("ANXIN_SMTP_URL", "").strip()
+    if not url:
+        return None
+    return channels.SmtpSettings.from_url(url, os.environ.get("ANXIN_MAIL_FROM", "anxin@localhost"))
+
+
+def _delivery_id(notice_id: str, channel: str, recipient: str) -> str:
+    return hashlib.sha256(f"{notice_id}|{channel}|{recipient}".encode()).hexdigest()[:32]
+
+
+# -- expanding notices --------------------------------------------------------------
+def _recipients(app: Core, kind: str, school_id: str | None, district: str | None, not_to: str | None) -> list[str]:
+    """The active staff the kind goes to: its roles at the item's school (supervisors: of
+    the district), never the person who did it."""
+    roles = {r.value for r in KINDS[kind].roles}
+    rows = app.db.fetch(
+        "SELECT staff_id, roles, school_id, district FROM {t}anxin_staff WHERE active = 1 AND (school_id = ? OR "
+        "(school_id IS NULL AND district = ?))",
+        (school_id, district or _district_of(app, school_id)),
+    )
+    out = []
+    for staff_id, held, their_school, _ in rows:
+        mine = set(held.split(",")) & roles
+        if not mine or staff_id == not_to:
+            continue
+        if their_school is None and "supervisor" not in mine:
+            continue
+        out.append(staff_id)
+    return sorted(out)
+
+
+def _district_of(app: Core, school_id: str | None) -> str | None:
+    if school_id is None:
+        return None
+    row = app.db.fetchone("SELECT district FROM {t}anxin_schools WHERE school_id = ?", (school_id,))
+    return row[0] if row else None
+
+
+def _modes(app: Core, staff_ids: list[str], kind: str) -> dict[str, str]:
+    if not staff_ids:
+        return {}
+    rows = app.db.fetch_in(
+        "SELECT staff_id, mode FROM {t}anxin_notify_prefs WHERE kind = ? AND staff_id IN ({marks})", staff_ids, (kind,)
+    )
+    chosen = dict(rows)
+    return {s: IMMEDIATE if kind in ALWAYS_SENT else chosen.get(s, IMMEDIATE) for s in staff_ids}
+
+
+def _has_hook(app: Core, school_id: str | None) -> bool:
+    if school_id is None:
+        return False
+    return app.db.fetchone(f"SELECT 1 FROM {{t}}{SCHOOL_HOOKS} WHERE school_id = ?", (school_id,)) is not None
+
+
+def expand(app: Core, now: datetime, limit: int = 200) -> Delivered:
+    """Each notice not yet expanded: an inbox item per person told, an email delivery
+    per person who wants it now, the school's group bot if the kind goes there."""
+    done = Delivered()
+    rows = app.db.fetch(
+        "SELECT notice_id, kind, school_id, district, not_to FROM {t}anxin_notices WHERE expanded_at IS NULL "
+        "ORDER BY created_at LIMIT ?",
+        (limit,),
+    )
+    for notice_id, kind, school_id, district, not_to in rows:
+        if kind not in KINDS:
+            continue
+        people = _recipients(app, kind, school_id, district, not_to)
+        modes = _modes(app, people, kind)
+        at = utc(now)
+        deliveries = [(_delivery_id(notice_id, "email", s), "email", s) for s in people if modes[s] == IMMEDIATE]
+        if KINDS[kind].to_group_bot and _has_hook(app, school_id):
+            deliveries.append((_delivery_id(notice_id, "webhook", str(school_id)), "webhook", str(school_id)))
+        with app.db.transaction() as c:
+            claimed = c.execute(
+                app.db.q(
+                    "UPDATE {t}anxin_notices SET expanded_at = ? WHERE notice_id = ? AND expanded_at IS NULL "
+                    "RETURNING notice_id"
+                ),
+                (at, notice_id),
+            ).fetchall()
+            if not claimed:
+                continue  # another deliverer expanded it meanwhile
+            c.executemany(
+                app.db.q(
+                    "INSERT INTO {t}anxin_inbox (notice_id, staff_id, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (staff_id, notice_id) DO NOTHING"
+                ),
+                [(notice_id, s, at) for s in people],
+            )
+            c.executemany(
+                app.db.q(
+                    "INSERT INTO {t}anxin_deliveries (delivery_id, notice_id, channel, recipient, state, next_at, "
+                    "created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (delivery_id) DO NOTHING"
+                ),
+                [(d, notice_id, ch, r, at, at) for d, ch, r in deliveries],
+            )
+        done.expanded += 1
+        done.inbox += len(people)
+    return done
+
+
+# -- sending ------------------------------------------------------------------------
+def _claim_next(app: Core, now: datetime, skip: set[str]) -> tuple[str, str, str, str, int] | None:
+    """The next due message, leased to this deliverer by a compare-and-set (one at a time:
+    a deliverer killed mid-run holds the lease of one message only)."""
+    at = utc(now)
+    candidates = app.db.fetch(
+        "SELECT delivery_id FROM {t}anxin_deliveries WHERE state = 'pending' AND next_at <= ? "
+        "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at LIMIT ?",
+        (at, at, len(skip) + 5),
+    )
+    for (delivery_id,) in candidates:
+        if delivery_id in skip:
+            continue
+        with app.db.transaction() as c:
+            row = c.execute(
+                app.db.q(
+                    "UPDATE {t}anxin_deliveries SET lease_until = ?, attempts = attempts + 1 WHERE delivery_id = ? "
+                    "AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ?) "
+                    "RETURNING delivery_id, notice_id, channel, recipient, attempts"
+                ),
+                (utc(now + LEASE), delivery_id, at),
+            ).fetchone()
+        if row is not None:
+            return (row[0], row[1], row[2], row[3], int(row[4]))
+    return None
+
+
+def _finish(app: Core, delivery_id: str, state: str, at: datetime, error: str | None = None) -> None:
+    app.db.execute(
+        "UPDATE {t}anxin_deliveries SET state = ?, sent_at = ?, lease_until = NULL, last_error = ? "
+        "WHERE delivery_id = ?",
+        (state, utc(at) if state == "sent" else None, error, delivery_id),
+    )
+
+
+def _retry_later(app: Core, delivery_id: str, attempts: int, now: datetime, error: str) -> bool:
+    """Back off, or give up (a dead letter) after MAX_ATTEMPTS. True if dead."""
+    if attempts >= MAX_ATTEMPTS:
+        _finish(app, delivery_id, "dead", now, error)
+        return True
+    wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+    app.db.execute(
+        "UPDATE {t}anxin_deliveries SET next_at = ?, lease_until = NULL, last_error = ? WHERE delivery_id = ?",
+        (utc(now + wait), error, delivery_id),
+    )
+    return False
+
+
+def message(app: Core, notice_id: str) -> tuple[str, str] | None:
+    """A notice in words (subject, body): its kind, school, number, due time and link;
+    nothing about a student. None if the notice is gone."""
+    row = app.db.fetchone(
+        "SELECT n.kind, n.stream_id, n.due_at, s.name, d.kind AS record_kind FROM {t}anxin_notices n "
+        "LEFT JOIN {t}anxin_schools s ON s.school_id = n.school_id "
+        "LEFT JOIN {t}anxin_directory d ON d.stream_id = n.stream_id WHERE n.notice_id = ?",
+        (notice_id,),
+    )
+    if row is None:
+        return None
+    kind, stream_id, due_at, school, record_kind = row
+    label = KINDS[kind].label if kind in KINDS else kind
+    number = app.record_number(stream_id)
+    link = base_url() + LINKS.get(record_kind or "", "/").format(id=stream_id)
+    lines = [label, f"学校：{school or '—'}", f"编号：{number}"]
+    if due_at:
+        due = datetime.fromisoformat(due_at.replace("Z", "+00:00")).astimezone(ZoneInfo(app.policy.timezone))
+        lines.append(f"时间：{due:%Y年%m月%d日 %H:%M}")
+    lines += [f"查看：{link}", "", "本消息不含学生个人信息，请登录安心系统查看并处理。"]
+    return f"【安心】{label}：{school or ''} {number}".strip(), "\n".join(lines)
+
+
+def _email_of(app: Core, staff_id: str) -> str:
+    from domain.roster import Staff
+
+    try:
+        staff = app.load(staff_id, Staff)
+    except Exception:  # noqa: BLE001 - an erased or unknown account: no address
+        return ""
+    return str(getattr(staff, "email", "") or "") if staff.active else ""
+
+
+def hook_url(app: Core, school_id: str) -> str | None:
+    row = app.db.fetchone(f"SELECT sealed FROM {{t}}{SCHOOL_HOOKS} WHERE school_id = ?", (school_id,))
+    return None if row is None else app.unseal(HOOK_KEY_ID, bytes(row[0]), school_id.encode())
+
+
+def send_due(app: Core, now: datetime, limit: int = 200) -> Delivered:
+    """Send what is due: each claimed message once; a failure retried later."""
+    done = Delivered()
+    smtp = smtp_settings()
+    tried: set[str] = set()
+    while len(tried) < limit and (claimed := _claim_next(app, now, tried)) is not None:
+        delivery_id, notice_id, channel, recipient, attempts = claimed
+        tried.add(delivery_id)
+        words = message(app, notice_id)
+        if words is None:
+            _finish(app, delivery_id, "skipped", now, "notice gone")
+            done.skipped += 1
+            continue
+        subject, body = words
+        try:
+            if channel == "email":
+                address = _email_of(app, recipient)
+                if not address:
+                    _finish(app, delivery_id, "skipped", now, "no address")
+                    done.skipped += 1
+                    continue
+                if smtp is None:
+                    raise channels.SendFailed("ANXIN_SMTP_URL not set")
+                channels.send_email(smtp, address, subject, body, delivery_id)
+            elif channel == "webhook":
+                url = hook_url(app, recipient)
+                if not url:
+                    _finish(app, delivery_id, "skipped", now, "no group bot")
+                    done.skipped += 1
+                    continue
+                channels.post_webhook(url, body, delivery_id)
+            else:
+                raise channels.SendFailed(f"unknown channel {channel}")
+        except channels.SendFailed as e:
+            done.failed += 1
+            done.errors.append(e.detail)
+            if _retry_later(app, delivery_id, attempts, now, e.detail):
+                done.dead += 1
+            continue
+        _finish(app, delivery_id, "sent", now)
+        done.sent += 1
+    return done
+
+
+def deliver(app: Core, now: datetime | None = None) -> Delivered:
+    """One run: expand new notices, send what is due (the server's background loop and
+    `anxin notifications deliver` both call this)."""
+    now = now or app.now()
+    expanded = expand(app, now)
+    sent = send_due(app, now)
+    return Delivered(
+        expanded=expanded.expanded,
+        inbox=expanded.inbox,
+        sent=sent.sent,
+        failed=sent.failed,
+        dead=sent.dead,
+        skipped=sent.skipped,
+        errors=sent.errors,
+    )

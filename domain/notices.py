@@ -1,0 +1,102 @@
+"""Who is told of what (通知): the kinds of notice, who each goes to, and which of a
+case's facts raise one. Pure: the application (anxin.notify) writes the notices a save
+raises in the save's own transaction and delivers them.
+
+A notice is about an item of work, never its content: what kind of item, which school,
+its number, when it is due, a link. What leaves the system (email, a group bot) carries
+nothing else, whatever the kind (DOMAIN.md: "Nobody should have to look to learn that
+something urgent is theirs").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.common import InvalidInput, Role
+
+# What a person may choose per kind (anxin.notify: their settings).
+IMMEDIATE = "immediate"
+DIGEST = "digest"
+OFF = "off"
+MODES = (IMMEDIATE, DIGEST, OFF)
+MODE_LABELS = {IMMEDIATE: "立即发送邮件", DIGEST: "每日汇总", OFF: "不发邮件（只在站内提醒）"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of notice: its words, who it goes to (roles of the item's school, or of its
+    district for supervisors), whether a person may turn its email off, whether the
+    school's group bot is told too."""
+
+    code: str
+    label: str
+    roles: tuple[Role, ...]
+    can_turn_off: bool = True
+    to_group_bot: bool = False
+
+
+KINDS: dict[str, Kind] = {
+    k.code: k
+    for k in (
+        Kind("crisis", "心理危机：今日须处置", (Role.COUNSELOR, Role.PRINCIPAL), can_turn_off=False, to_group_bot=True),
+        Kind("case_reported", "新的欺凌报告", (Role.SAFETY_LEAD, Role.PRINCIPAL), to_group_bot=True),
+        Kind("determination_pending", "欺凌认定待校长审批", (Role.PRINCIPAL,)),
+        Kind("appeal_lodged", "认定结果被申诉", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
+        Kind("break_glass", "督导说明理由后查阅了实名记录", (Role.PRINCIPAL,)),
+    )
+}
+# Kinds whose email is sent however the person has set it (a crisis is acted on today).
+ALWAYS_SENT = frozenset(code for code, k in KINDS.items() if not k.can_turn_off)
+
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    """What a fact raises: a notice of `kind` about `stream_id` (of `school_id`), due
+    at `due`, told to the kind's roles except `not_to` (who did it)."""
+
+    kind: str
+    school_id: str | None
+    stream_id: str
+    due: datetime | None
+    not_to: str | None
+    # (the event's own identity: the notice is decided once per fact, whoever saves it)
+    origin: str
+
+
+def _case_notice(event: Any, kind: str, school_id: str | None, due: datetime | None = None) -> NoticeSpec:
+    stream = str(event.originator_id)
+    return NoticeSpec(
+        kind=kind,
+        school_id=school_id,
+        stream_id=stream,
+        due=due,
+        not_to=getattr(event, "actor", None),
+        origin=f"{stream}#{event.originator_version}",
+    )
+
+
+def notices_for(event: Any, school_id: str | None) -> list[NoticeSpec]:
+    """The notices a newly saved event raises (by its class name: these are permanent,
+    see tests/event_topics.txt). `school_id`: the school of the event's stream."""
+    name = type(event).__qualname__.rsplit(".", 1)[-1]
+    if name == "Reported" and type(event).__module__.startswith("domain.bullying"):
+        return [_case_notice(event, "case_reported", school_id, getattr(event, "at", None))]
+    if name == "Determined":
+        return [_case_notice(event, "determination_pending", school_id, getattr(event, "at", None))]
+    if name == "AppealLodged":
+        return [_case_notice(event, "appeal_lodged", school_id, getattr(event, "at", None))]
+    return []
+
+
+def parse_mode(kind: str, mode: str) -> str:
+    """A person's choice for one kind, checked: a kind that cannot be turned off keeps
+    its email immediate."""
+    if kind not in KINDS:
+        raise InvalidInput("没有这种提醒：{kind}", kind=kind)
+    if mode not in MODES:
+        raise InvalidInput("提醒方式应为：{modes}", modes="、".join(MODE_LABELS.values()))
+    if not KINDS[kind].can_turn_off and mode != IMMEDIATE:
+        raise InvalidInput("「{label}」的邮件不能关闭或推迟", label=KINDS[kind].label)
+    return mode

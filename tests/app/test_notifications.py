@@ -1,0 +1,283 @@
+"""Notifications: notices written with the events that raise them, expanded into inbox items
+and messages, sent to a real SMTP server (aiosmtpd) and a real HTTP server (the group
+bot), at least once, never with a student's name or any free text."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import ADMIN, STUDENTS, Clock, School
+
+from anxin.service import Anxin
+from domain.common import InvalidInput, PermissionDenied
+
+NARRATIVE = "课间在走廊被推搡并被抢走文具，事后被威胁不许告诉老师"
+PLACE = "教学楼三楼走廊"
+
+
+def report(app: Anxin, school: School, clock: Clock) -> str:
+    """A teacher reports bullying among the school's students."""
+    return app.cases.report_bullying(
+        school.teacher,
+        school_id=school.id,
+        channel="teacher",
+        occurred_at=clock.now - timedelta(hours=2),
+        place=PLACE,
+        forms=["physical", "verbal"],
+        narrative=NARRATIVE,
+        parties=[(school.student("2026001"), "targeted"), (school.student("2026003"), "bullying")],
+    )
+
+
+class Inbox:
+    """What the SMTP server received (aiosmtpd's handler)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.refuse = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.refuse:
+            return "451 try again later"
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpt, m in self.messages if address in rcpt]
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    handler = Inbox()
+    with socket.socket() as probe:  # a free port (aiosmtpd's start-up check connects to the one given)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        monkeypatch.setenv("ANXIN_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        monkeypatch.setenv("ANXIN_MAIL_FROM", "anxin@school.test")
+        monkeypatch.setenv("ANXIN_BASE_URL", "https://anxin.example.cn")
+        yield handler
+    finally:
+        controller.stop()
+
+
+class Bot:
+    """A group bot's webhook: a real HTTP server that keeps what it was posted."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], dict[str, Any]]] = []
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                bot.posts.append((dict(self.headers), json.loads(body)))
+                reply = b'{"errcode":0,"errmsg":"ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/webhook/send?key=abc"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def bot() -> Iterator[Bot]:
+    b = Bot()
+    yield b
+    b.server.shutdown()
+
+
+def _emails(app: Anxin, school: School) -> dict[str, str]:
+    """Every staff member of the school gets an address (USERNAME@school.test)."""
+    people = {
+        "teacher": school.teacher,
+        "other_teacher": school.other_teacher,
+        "counselor": school.counselor,
+        "other_counselor": school.other_counselor,
+        "safety": school.safety,
+        "principal": school.principal,
+    }
+    out = {}
+    for label, actor in people.items():
+        address = f"{label}@school.test"
+        app.roster.set_email(ADMIN, actor.staff_id, address)
+        out[label] = address
+    return out
+
+
+# What must never leave the system: every student's name, the narrative, the place.
+PERSONAL = [name for _, name, _, _ in STUDENTS] + [NARRATIVE[:8], PLACE]
+
+
+def test_a_new_report_reaches_the_safety_lead_and_principal_by_inbox_email_and_bot(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox, bot: Bot
+) -> None:
+    # given addresses for everyone and the school's group bot
+    addresses = _emails(app, school)
+    app.notifications.set_group_bot(ADMIN, school.id, bot.url)
+
+    # when a teacher reports bullying and one delivery run goes
+    case_id = report(app, school, clock)
+    done = app.notifications.deliver()
+
+    # then the safety lead and the principal (not the teacher who reported, not the
+    # counselors) each have it in their inbox and got one email; the bot got one post
+    assert done.sent == 3 and done.failed == 0
+    for who in (school.safety, school.principal):
+        items = app.notifications.inbox(who)
+        assert [(i["kind"], i["stream_id"], i["read"]) for i in items] == [("case_reported", case_id, False)]
+        assert app.notifications.unread_count(who) == 1
+    for who in (school.teacher, school.counselor, school.other_counselor):
+        assert app.notifications.inbox(who) == []
+    assert [len(smtp.to(addresses[k])) for k in ("safety", "principal", "teacher", "counselor")] == [1, 1, 0, 0]
+    mail = smtp.to(addresses["principal"])[0]
+    body = mail.get_content()
+    assert "新的欺凌报告" in mail["Subject"] and "第一中学" in body
+    assert f"https://anxin.example.cn/cases/{case_id}" in body
+    assert len(bot.posts) == 1 and bot.posts[0][1]["msgtype"] == "text"
+    assert f"/cases/{case_id}" in bot.posts[0][1]["text"]["content"]
+    # and nothing that left the system names a student or quotes what was written
+    every_text = [m["Subject"] + m.get_content() for _, m in smtp.messages]
+    every_text += [json.dumps(p, ensure_ascii=False) for _, p in bot.posts]
+    for text in every_text:
+        for personal in PERSONAL:
+            assert personal not in text
+
+
+def test_a_second_run_sends_nothing_again_and_a_notice_is_decided_once(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    _emails(app, school)
+    report(app, school, clock)
+    first = app.notifications.deliver()
+    second = app.notifications.deliver()
+    assert (first.sent, second.sent, second.expanded) == (2, 0, 0)
+    assert len(smtp.messages) == 2
+    # the notice's id is its fact's: the same fact written again adds no notice
+    rows = app.db.fetch("SELECT COUNT(*) FROM {t}anxin_notices")
+    assert rows[0][0] == 1
+
+
+def test_a_refused_message_is_retried_with_backoff_then_a_dead_letter_with_its_error_only(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    from anxin.notify import delivery
+
+    _emails(app, school)
+    report(app, school, clock)
+    smtp.refuse = True
+    first = app.notifications.deliver()
+    assert (first.sent, first.failed, first.dead) == (0, 2, 0)
+    # not again before the backoff has passed
+    assert app.notifications.deliver().failed == 0
+    for _ in range(delivery.MAX_ATTEMPTS - 1):
+        clock.advance(days=1)
+        app.notifications.deliver()
+    dead = app.notifications.dead_letters(ADMIN)
+    assert len(dead) == 2
+    assert {d["error"] for d in dead} == {"SMTPDataError 451"}
+    assert all(d["attempts"] == delivery.MAX_ATTEMPTS for d in dead)
+    # and once the server accepts again, a dead letter is not resent by itself
+    smtp.refuse = False
+    clock.advance(days=1)
+    assert app.notifications.deliver().sent == 0
+
+
+def test_a_deliverer_killed_after_sending_leaves_the_message_to_be_sent_once_more_never_lost(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anxin.notify import delivery
+
+    addresses = _emails(app, school)
+    report(app, school, clock)
+
+    # given a deliverer that dies right after the server accepted the first message
+    class Killed(BaseException):
+        pass
+
+    finish = delivery._finish
+
+    def die(*args: Any, **kwargs: Any) -> None:
+        raise Killed()
+
+    monkeypatch.setattr(delivery, "_finish", die)
+    with pytest.raises(Killed):
+        app.notifications.deliver()
+    monkeypatch.setattr(delivery, "_finish", finish)
+    assert len(smtp.messages) == 1
+
+    # when another run goes while the lease holds, then after it ran out
+    assert app.notifications.deliver().sent == 1  # the other message, never claimed
+    clock.advance(minutes=3)
+    app.notifications.deliver()
+
+    # then each person has it, the first at most twice, with the same Message-ID
+    got = {k: smtp.to(addresses[k]) for k in ("safety", "principal")}
+    assert sorted(len(v) for v in got.values()) == [1, 2]
+    twice = next(v for v in got.values() if len(v) == 2)
+    assert twice[0]["Message-ID"] == twice[1]["Message-ID"]
+    clock.advance(minutes=3)
+    assert app.notifications.deliver().sent == 0
+
+
+def test_each_person_chooses_per_kind_but_cannot_turn_a_crisis_off(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    addresses = _emails(app, school)
+    app.notifications.choose(school.principal, {"case_reported": "off"})
+    with pytest.raises(InvalidInput):
+        app.notifications.choose(school.principal, {"crisis": "off"})
+    with pytest.raises(InvalidInput):
+        app.notifications.choose(school.principal, {"case_reported": "sometimes"})
+    report(app, school, clock)
+    app.notifications.deliver()
+    # the principal still sees it in the inbox, but got no email
+    assert len(app.notifications.inbox(school.principal)) == 1
+    assert smtp.to(addresses["principal"]) == [] and len(smtp.to(addresses["safety"])) == 1
+    settings = {s["kind"]: s for s in app.notifications.settings(school.principal)}
+    assert settings["case_reported"]["mode"] == "off" and settings["crisis"]["can_turn_off"] is False
+
+
+def test_only_one_self_sees_ones_inbox_and_the_admin_no_content(app: Anxin, school: School, clock: Clock) -> None:
+    report(app, school, clock)
+    app.notifications.deliver()
+    with pytest.raises(PermissionDenied):
+        app.notifications.set_group_bot(school.principal, school.id, "https://example.cn/hook")
+    with pytest.raises(PermissionDenied):
+        app.notifications.dead_letters(school.principal)
+    with pytest.raises(InvalidInput):
+        app.notifications.set_group_bot(ADMIN, school.id, "ftp://example.cn/hook")
+    assert app.notifications.inbox(ADMIN) == []
+
+
+def test_an_address_is_checked_and_kept_only_encrypted(app: Anxin, school: School, store: Any) -> None:
+    with pytest.raises(InvalidInput):
+        app.roster.set_email(school.principal, school.principal.staff_id, "principal@school.test\r\nBcc: x@y.z")
+    app.roster.set_email(school.principal, school.principal.staff_id, "qian.xiaozhang@school.test")
+    assert app.roster.email_of(school.principal, school.principal.staff_id) == "qian.xiaozhang@school.test"
+    with pytest.raises(PermissionDenied):
+        app.roster.set_email(school.teacher, school.principal.staff_id, "x@school.test")
+    if store.kind == "sqlite":
+        raw = store.config.sqlite_path.read_bytes()
+        for wal in store.config.sqlite_path.parent.glob("*-wal"):
+            raw += wal.read_bytes()
+        assert b"qian.xiaozhang" not in raw
