@@ -111,6 +111,9 @@ class HalfDemo(DomainError):
     message = HALF_DEMO
 
 
+DEMO_MAIL_DOMAIN = "demo.anxin.test"  # every demo account's address: USERNAME@demo.anxin.test
+
+
 def load_demo(app: Any, *, password: str = DEMO_PASSWORD, seed: int = 2026, students_per_school: int = 300) -> str:
     """Load the demo into an empty store. The marker says "loading" before the first write
     and "complete" after the last: a demo cut short stays marked, and is refused (HalfDemo)
@@ -164,6 +167,7 @@ def _roster(app: Any, fake: Faker, rng: random.Random, pw: str, per_school: int,
                 roles=roles,
                 classes=classes_,
                 password_hash=pw,
+                email=f"{username}@{DEMO_MAIL_DOMAIN}",
             )
             return app.gate.actor(staff_id)
 
@@ -219,6 +223,7 @@ def _staff_outside_schools(app: Any, pw: str) -> None:
         roles=["supervisor"],
         password_hash=pw,
         district="安心区",
+        email=f"supervisor1@{DEMO_MAIL_DOMAIN}",
     )
     app.roster.add_staff(
         ADMIN_ACTOR,
@@ -228,6 +233,7 @@ def _staff_outside_schools(app: Any, pw: str) -> None:
         roles=["administrator"],
         password_hash=pw,
         district="安心区",
+        email=f"admin@{DEMO_MAIL_DOMAIN}",
     )
 
 

@@ -74,6 +74,7 @@ class RosterCommands(Commands):
         classes: list[str] | None = None,
         password_hash: str | None = None,
         district: str | None = None,
+        email: str = "",
     ) -> str:
         """Register a staff member and their account, roles held at once: the operator's
         and the seeding path (`anxin user add`, `anxin demo`, tests). An administrator's
@@ -93,6 +94,8 @@ class RosterCommands(Commands):
             actor=actor.staff_id,
             at=self.now(),
         )
+        if email:  # where their notifications go (anxin.notify)
+            staff.set_email(email=email, actor=actor.staff_id, at=self.now())
         self.core.commit(staff, extra=[self._staff_row(staff, password_hash)])
         return str(staff.id)
 

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from anxin.core import Core
 
 HOOK_KEY_ID = "anxin:school-hooks"  # the named key that seals schools' group-bot addresses
-LEASE = timedelta(minutes=2)
+
+
+def _lease() -> timedelta:
+    """How long a claimed message is this deliverer's (ANXIN_NOTIFY_LEASE_SECONDS, 120):
+    longer than a send can take, short enough that a killed deliverer's message goes soon."""
+    return timedelta(seconds=float(os.environ.get("ANXIN_NOTIFY_LEASE_SECONDS", "120")))
+
+
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 MAX_ATTEMPTS = 8  # then a dead letter: about a day of trying
 LINKS = {"case": "/cases/{id}", "file": "/support/{id}", "pairing": "/pairings/{id}"}
@@ -171,7 +178,7 @@ def _claim_next(app: Core, now: datetime, skip: set[str]) -> tuple[str, str, str
                     "AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ?) "
                     "RETURNING delivery_id, notice_id, channel, recipient, attempts"
                 ),
-                (utc(now + LEASE), delivery_id, at),
+                (utc(now + _lease()), delivery_id, at),
             ).fetchone()
         if row is not None:
             return (row[0], row[1], row[2], row[3], int(row[4]))
@@ -258,8 +265,10 @@ def send_due(app: Core, now: datetime, limit: int = 200) -> Delivered:
                     _finish(app, delivery_id, "skipped", now, "no address")
                     done.skipped += 1
                     continue
-                if smtp is None:
-                    raise channels.SendFailed("ANXIN_SMTP_URL not set")
+                if smtp is None:  # no mail server configured: the inbox holds it
+                    _finish(app, delivery_id, "skipped", now, "email not configured")
+                    done.skipped += 1
+                    continue
                 channels.send_email(smtp, address, subject, body, delivery_id)
             elif channel == "webhook":
                 url = hook_url(app, recipient)

@@ -4,9 +4,14 @@ bot), at least once, never with a student's name or any free text."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -281,3 +286,72 @@ def test_an_address_is_checked_and_kept_only_encrypted(app: Anxin, school: Schoo
         for wal in store.config.sqlite_path.parent.glob("*-wal"):
             raw += wal.read_bytes()
         assert b"qian.xiaozhang" not in raw
+
+
+class HoldsTheSecond(Inbox):
+    """Keeps every message; on the second, holds the answer until the test says so (the
+    deliverer is killed meanwhile: the message arrived, its sender never heard so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        answer = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == 2 and not self.release.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        return answer
+
+
+def test_a_deliverer_process_killed_mid_send_loses_nothing_and_repeats_at_most_one(
+    store: Any, app: Anxin, school: School, clock: Clock, tmp_path: Any
+) -> None:
+    # given a report for the safety lead and the principal, and a mail server that holds
+    # its answer to the second message
+    addresses = _emails(app, school)
+    report(app, school, clock)
+    handler = HoldsTheSecond()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    key_file = store.data_dir / "master.key"
+    key_file.write_text(store.master_key.encode() + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANXIN_")}
+    env |= {"ANXIN_SMTP_URL": f"smtp://127.0.0.1:{port}", "ANXIN_NOTIFY_LEASE_SECONDS": "1"}
+    args = [sys.executable, "-m", "anxin.cli", "notifications", "deliver"]
+    if store.kind == "postgres":
+        env |= {
+            "ANXIN_DATABASE_URL": store.config.url,
+            "ANXIN_DATABASE_SCHEMA": store.schema,
+            "ANXIN_MASTER_KEY_FILE": str(key_file),
+        }
+    else:
+        args += ["--data-dir", str(store.data_dir)]
+    try:
+        # when `anxin notifications deliver` is killed while the second message is held
+        first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert handler.holding.wait(60), first.communicate(timeout=5)
+        first.kill()
+        first.wait(timeout=10)
+        handler.release.set()
+        # and run again once its lease has run out
+        time.sleep(1.2)
+        again = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+    finally:
+        controller.stop()
+
+    # then both people have it: one once, the other at most twice (the same Message-ID)
+    got = {k: handler.to(addresses[k]) for k in ("safety", "principal")}
+    assert sorted(len(v) for v in got.values()) == [1, 2]
+    twice = next(v for v in got.values() if len(v) == 2)
+    assert twice[0]["Message-ID"] == twice[1]["Message-ID"]
+    # and a third run sends nothing
+    third = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and "已发送 0" in third.stdout
+    assert len(handler.messages) == 3
