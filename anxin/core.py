@@ -412,6 +412,11 @@ class Core(Application[UUID]):
 
         return Notifications(self)
 
+    def open_deadlines(self, today: date, kinds: Sequence[str], soon_days: int) -> list[dict[str, Any]]:
+        """Open items of `kinds` due within `soon_days` or overdue (ids and days): the read
+        side knows them (Anxin, with its views); the core alone knows none."""
+        return []
+
     def record_number(self, stream_id: str) -> str:
         """The number people see for a case, file or pairing."""
         return str(stream_id)[:8]

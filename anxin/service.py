@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,11 @@ class Anxin(Core):
 
     def after_shred(self, stream_id: str) -> None:
         self.views.erase(stream_id)
+
+    def open_deadlines(self, today: date, kinds: Sequence[str], soon_days: int) -> list[dict[str, Any]]:
+        from projections.work_queue import deadlines
+
+        return deadlines(self, today, kinds, soon_days)
 
     def analyze(self, changed: int | None = None) -> bool:
         ran = super().analyze(changed)

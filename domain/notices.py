@@ -45,6 +45,8 @@ KINDS: dict[str, Kind] = {
         Kind("determination_pending", "欺凌认定待校长审批", (Role.PRINCIPAL,)),
         Kind("appeal_lodged", "认定结果被申诉", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
         Kind("break_glass", "督导说明理由后查阅了实名记录", (Role.PRINCIPAL,)),
+        Kind("investigation_due", "欺凌案件调查即将到期", (Role.SAFETY_LEAD,)),
+        Kind("investigation_overdue", "欺凌案件调查已逾期", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
     )
 }
 # Kinds whose email is sent however the person has set it (a crisis is acted on today).
@@ -63,6 +65,30 @@ class NoticeSpec:
     not_to: str | None
     # (the event's own identity: the notice is decided once per fact, whoever saves it)
     origin: str
+    to: str | None = None  # a person told besides the kind's roles (an item's handler)
+
+
+# How many days before its deadline an investigation's handler is reminded.
+DUE_SOON_DAYS = 2
+
+
+def deadline_notice(item: dict[str, Any], school_timezone: Any) -> NoticeSpec | None:
+    """The notice an open investigation raises as its deadline nears (DUE_SOON_DAYS) or
+    passes: once per item, kind and due day (a new deadline, a new notice). `item`:
+    kind, stream_id, school_id, owner_id, due (a day), overdue."""
+    if item["kind"] != "investigation":
+        return None
+    kind = "investigation_overdue" if item["overdue"] else "investigation_due"
+    due = datetime.combine(item["due"], datetime.max.time().replace(microsecond=0), tzinfo=school_timezone)
+    return NoticeSpec(
+        kind=kind,
+        school_id=item["school_id"],
+        stream_id=item["stream_id"],
+        due=due,
+        not_to=None,
+        origin=f"{item['stream_id']}#{kind}#{item['due'].isoformat()}",
+        to=item["owner_id"],
+    )
 
 
 def _case_notice(event: Any, kind: str, school_id: str | None, due: datetime | None = None) -> NoticeSpec:

@@ -221,7 +221,32 @@ def overdue_counts(app: Source, actor: Actor, school_id: str, today: date | None
     return counts
 
 
+def deadlines(app: Source, today: date, kinds: Iterable[str], soon_days: int) -> list[dict[str, Any]]:
+    """Open items of `kinds` that fall due within `soon_days` or are overdue, for the
+    notices the system raises about them (anxin.notify): ids, kinds and days only. Not a
+    person's read (nothing is shown to anyone here), so no gate decision."""
+    app.views.catch_up()
+    day = today.toordinal()
+    query = select(_c.kind, _c.stream_id, _c.school_id, _c.owner_id, _c.due_day).where(
+        _c.kind.in_(list(kinds)), _c.due_day.is_not(None), _c.due_day <= day + soon_days
+    )
+    with app.views.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "kind": k,
+            "stream_id": sid,
+            "school_id": school,
+            "owner_id": owner,
+            "due": date.fromordinal(due),
+            "overdue": due < day,
+        }
+        for k, sid, school, owner, due in rows
+    ]
+
+
 __all__ = [
+    "deadlines",
     "WorkItem",
     "WorkQueueView",
     "work_queue",

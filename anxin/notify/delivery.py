@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from anxin.notify import channels
-from anxin.notify.outbox import SCHOOL_HOOKS, utc
-from domain.notices import ALWAYS_SENT, IMMEDIATE, KINDS
+from anxin.notify.outbox import SCHOOL_HOOKS, insert_statement, utc
+from anxin.notify.outbox import notice_id as notice_key
+from domain.notices import ALWAYS_SENT, DUE_SOON_DAYS, IMMEDIATE, KINDS, deadline_notice
 
 if TYPE_CHECKING:
     from anxin.core import Core
@@ -68,9 +69,12 @@ def _delivery_id(notice_id: str, channel: str, recipient: str) -> str:
 
 
 # -- expanding notices --------------------------------------------------------------
-def _recipients(app: Core, kind: str, school_id: str | None, district: str | None, not_to: str | None) -> list[str]:
+def _recipients(
+    app: Core, kind: str, school_id: str | None, district: str | None, not_to: str | None, to: str | None = None
+) -> list[str]:
     """The active staff the kind goes to: its roles at the item's school (supervisors: of
-    the district), never the person who did it."""
+    the district) and the person named (`to`, an item's handler), never the person who
+    did it."""
     roles = {r.value for r in KINDS[kind].roles}
     rows = app.db.fetch(
         "SELECT staff_id, roles, school_id, district FROM {t}anxin_staff WHERE active = 1 AND (school_id = ? OR "
@@ -80,6 +84,9 @@ def _recipients(app: Core, kind: str, school_id: str | None, district: str | Non
     out = []
     for staff_id, held, their_school, _ in rows:
         mine = set(held.split(",")) & roles
+        if staff_id == to and staff_id != not_to:
+            out.append(staff_id)
+            continue
         if not mine or staff_id == not_to:
             continue
         if their_school is None and "supervisor" not in mine:
@@ -116,14 +123,14 @@ def expand(app: Core, now: datetime, limit: int = 200) -> Delivered:
     per person who wants it now, the school's group bot if the kind goes there."""
     done = Delivered()
     rows = app.db.fetch(
-        "SELECT notice_id, kind, school_id, district, not_to FROM {t}anxin_notices WHERE expanded_at IS NULL "
+        "SELECT notice_id, kind, school_id, district, not_to, to_staff FROM {t}anxin_notices WHERE expanded_at IS NULL "
         "ORDER BY created_at LIMIT ?",
         (limit,),
     )
-    for notice_id, kind, school_id, district, not_to in rows:
+    for notice_id, kind, school_id, district, not_to, to in rows:
         if kind not in KINDS:
             continue
-        people = _recipients(app, kind, school_id, district, not_to)
+        people = _recipients(app, kind, school_id, district, not_to, to)
         modes = _modes(app, people, kind)
         at = utc(now)
         deliveries = [(_delivery_id(notice_id, "email", s), "email", s) for s in people if modes[s] == IMMEDIATE]
@@ -290,10 +297,37 @@ def send_due(app: Core, now: datetime, limit: int = 200) -> Delivered:
     return done
 
 
+def raise_due_notices(app: Core, now: datetime) -> int:
+    """The notices deadlines raise (an investigation due in two days, or overdue), from
+    the open items the application knows (`app.open_deadlines`); each once per item,
+    kind and due day. How many were new."""
+    specs = [
+        spec
+        for item in app.open_deadlines(now.date(), ("investigation",), DUE_SOON_DAYS)
+        if (spec := deadline_notice(item, ZoneInfo(app.policy.timezone))) is not None
+    ]
+    if specs:  # (asked every few seconds: only the new ones are written)
+        known = {
+            r[0]
+            for r in app.db.fetch_in(
+                "SELECT notice_id FROM {t}anxin_notices WHERE notice_id IN ({marks})", [notice_key(s) for s in specs]
+            )
+        }
+        specs = [s for s in specs if notice_key(s) not in known]
+    if not specs:
+        return 0
+    with app.db.transaction() as c:
+        for spec in specs:
+            sql, params = insert_statement(spec, now)
+            c.execute(app.db.q(sql), params)
+    return len(specs)
+
+
 def deliver(app: Core, now: datetime | None = None) -> Delivered:
     """One run: expand new notices, send what is due (the server's background loop and
     `anxin notifications deliver` both call this)."""
     now = now or app.now()
+    raise_due_notices(app, now)
     expanded = expand(app, now)
     sent = send_due(app, now)
     return Delivered(

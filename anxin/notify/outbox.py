@@ -28,7 +28,7 @@ TABLES = {
     # not to be told (who did it); expanded once into inbox items and deliveries.
     NOTICES: (
         "notice_id TEXT PRIMARY KEY, kind TEXT NOT NULL, school_id TEXT, district TEXT, stream_id TEXT NOT NULL, "
-        "due_at TEXT, not_to TEXT, created_at TEXT NOT NULL, expanded_at TEXT"
+        "due_at TEXT, not_to TEXT, to_staff TEXT, created_at TEXT NOT NULL, expanded_at TEXT"
     ),
     # One row per message to send (email to a person, a school's group bot): at least once,
     # with retries and a lease, its id the idempotency key the receiver sees.
@@ -65,8 +65,8 @@ def notice_id(spec: NoticeSpec) -> str:
 
 def insert_statement(spec: NoticeSpec, now: datetime, district: str | None = None) -> tuple[str, tuple[Any, ...]]:
     return (
-        "INSERT INTO {t}anxin_notices (notice_id, kind, school_id, district, stream_id, due_at, not_to, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (notice_id) DO NOTHING",
+        "INSERT INTO {t}anxin_notices (notice_id, kind, school_id, district, stream_id, due_at, not_to, to_staff, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (notice_id) DO NOTHING",
         (
             notice_id(spec),
             spec.kind,
@@ -75,6 +75,7 @@ def insert_statement(spec: NoticeSpec, now: datetime, district: str | None = Non
             spec.stream_id,
             utc(spec.due) if spec.due else None,
             spec.not_to,
+            spec.to,
             utc(now),
         ),
     )

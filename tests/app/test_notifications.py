@@ -204,7 +204,9 @@ def test_a_refused_message_is_retried_with_backoff_then_a_dead_letter_with_its_e
     # and once the server accepts again, a dead letter is not resent by itself
     smtp.refuse = False
     clock.advance(days=1)
-    assert app.notifications.deliver().sent == 0
+    app.notifications.deliver()
+    assert not [m for _, m in smtp.messages if "新的欺凌报告" in m["Subject"]]
+    assert len(app.notifications.dead_letters(ADMIN)) == 2
 
 
 def test_a_deliverer_killed_after_sending_leaves_the_message_to_be_sent_once_more_never_lost(
@@ -347,11 +349,45 @@ def test_a_deliverer_process_killed_mid_send_loses_nothing_and_repeats_at_most_o
         controller.stop()
 
     # then both people have it: one once, the other at most twice (the same Message-ID)
-    got = {k: handler.to(addresses[k]) for k in ("safety", "principal")}
+    # (the processes' own clock may find the investigation due too: those messages aside)
+    got = {k: [m for m in handler.to(addresses[k]) if "新的欺凌报告" in m["Subject"]] for k in ("safety", "principal")}
     assert sorted(len(v) for v in got.values()) == [1, 2]
     twice = next(v for v in got.values() if len(v) == 2)
     assert twice[0]["Message-ID"] == twice[1]["Message-ID"]
     # and a third run sends nothing
     third = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert third.returncode == 0 and "已发送 0" in third.stdout
-    assert len(handler.messages) == 3
+    assert third.returncode == 0 and "已发送 0" in third.stdout, third.stdout
+
+
+def test_an_investigation_nearing_its_deadline_then_overdue_tells_the_safety_lead_once_each(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    # given a report (its investigation due in policy's days) and the first run's notices
+    addresses = _emails(app, school)
+    case_id = report(app, school, clock)
+    app.notifications.deliver()
+    assert len(smtp.to(addresses["safety"])) == 1  # the new report
+
+    def kinds(who: Any) -> list[str]:
+        return sorted(i["kind"] for i in app.notifications.inbox(who) if i["stream_id"] == case_id)
+
+    # when the days pass until two days before the deadline, and runs go each day
+    due = app.cases.get_case(school.safety, case_id).investigation_due
+    while clock.today < due - timedelta(days=2):
+        assert "investigation_due" not in kinds(school.safety)
+        clock.advance(days=1)
+        app.notifications.deliver()
+    app.notifications.deliver()
+
+    # then the safety lead is told once that it is due soon
+    assert kinds(school.safety) == ["case_reported", "investigation_due"]
+    assert len(smtp.to(addresses["safety"])) == 2
+
+    # and once the deadline passes, once more that it is overdue (the principal too)
+    while clock.today <= due:
+        clock.advance(days=1)
+        app.notifications.deliver()
+    app.notifications.deliver()
+    assert kinds(school.safety) == ["case_reported", "investigation_due", "investigation_overdue"]
+    assert "investigation_overdue" in kinds(school.principal)
+    assert len(smtp.to(addresses["safety"])) == 3
