@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -65,6 +65,9 @@ from domain.common import (
 )
 from domain.policy import Policy
 from projections.base import StudentRef
+
+if TYPE_CHECKING:
+    from anxin.two_step import TwoStep
 
 A = TypeVar("A", bound=CaseAggregate)
 
@@ -400,6 +403,14 @@ class Core(Application[UUID]):
         from anxin.accounts import Accounts  # (here: it reads the gate's decisions in progress)
 
         return Accounts(self)
+
+    @functools.cached_property
+    def two_step(self) -> TwoStep:
+        """Two-step verification (anxin.two_step.TwoStep): enrolment, the second step of a
+        login, and the school setting that requires it."""
+        from anxin.two_step import TwoStep
+
+        return TwoStep(self)
 
     # -- what the read side reads through the core (projections.base.Source) ---------------
     def student_ref(self, student_id: str) -> StudentRef:

@@ -58,6 +58,10 @@ KINDS = frozenset(
         "token_issue",
         "token_revoke",
         "account_setup",
+        "two_step_enrol",
+        "two_step_disable",
+        "two_step_reset",
+        "school_setting",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).
