@@ -465,7 +465,8 @@ class Accounts:
     def attempt_key(self, kind: str, *parts: str) -> str:
         """A counter's key: a keyed hash (the blind index) of what it counts, never the
         name or the address itself. `kind`: "name", "address", "pair" (a name from one
-        address) or "check" (a signed-in person's current-password checks)."""
+        address), "check" (a signed-in person's current-password checks) or "code" (an
+        account's second-step codes, anxin.two_step)."""
         value = "\x1f".join(p.strip().lower() for p in parts)
         return kind[0] + ":" + self.app.keystore.blind(f"login-{kind}", value)
 

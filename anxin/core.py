@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,6 +66,9 @@ from domain.common import (
 )
 from domain.policy import Policy
 from projections.base import StudentRef
+
+if TYPE_CHECKING:
+    from anxin.two_step import TwoStep
 
 A = TypeVar("A", bound=CaseAggregate)
 
@@ -420,6 +423,14 @@ class Core(Application[UUID]):
     def record_number(self, stream_id: str) -> str:
         """The number people see for a case, file or pairing."""
         return str(stream_id)[:8]
+
+    @functools.cached_property
+    def two_step(self) -> TwoStep:
+        """Two-step verification (anxin.two_step.TwoStep): enrolment, the second step of a
+        login, and the school setting that requires it."""
+        from anxin.two_step import TwoStep
+
+        return TwoStep(self)
 
     # -- what the read side reads through the core (projections.base.Source) ---------------
     def student_ref(self, student_id: str) -> StudentRef:

@@ -75,6 +75,18 @@ SIDE_TABLES = {
         "token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, label TEXT NOT NULL, scope TEXT NOT NULL, "
         "created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT"
     ),
+    # Two-step verification (anxin.two_step): a confirmed enrolment's authenticator secret,
+    # sealed under a named key and bound to its account, and the last time step a code was
+    # accepted for (a code is never accepted twice); recovery codes as keyed hashes only.
+    "anxin_two_step": "staff_id TEXT PRIMARY KEY, sealed {blob} NOT NULL, enrolled_at TEXT NOT NULL, last_step {int8}",
+    "anxin_two_step_recovery": "code_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, used_at TEXT",
+    # Settings an administrator turns on for a school (or for the district's own accounts,
+    # scope "district:<name>"): codes only, e.g. two_step_required = "1". Each change is an
+    # entry of the audit trail.
+    "anxin_school_settings": (
+        "scope TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL, changed_at TEXT NOT NULL, "
+        "PRIMARY KEY (scope, setting)"
+    ),
     # The audit trail (anxin.audit): append-only, hash-chained; ids and hashes only.
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
@@ -89,6 +101,7 @@ SIDE_INDEXES = [
     # The shredded keys only (few): counting them is how cached report figures notice a shred.
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_shredded ON {t}anxin_keys (stream_id) WHERE wrapped IS NULL",
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_kek ON {t}anxin_keys (kek_id)",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_two_step_recovery_staff ON {t}anxin_two_step_recovery (staff_id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS {p}anxin_keyring_one_current ON {t}anxin_keyring (state) WHERE state = 'current'",
     *outbox.INDEXES,
 ]

@@ -136,6 +136,11 @@ SECOND_PERSON_ROLES = frozenset(
 )
 
 
+# The roles that open case or student content (the second-person roles but the
+# administrator's, who sees none): the ones a school may require two-step verification of.
+CONTENT_ROLES = SECOND_PERSON_ROLES - {Role.ADMINISTRATOR.value}
+
+
 def widened_roles(current: list[str] | tuple[str, ...], wanted: list[str]) -> list[str]:
     """The roles of `wanted` not held now that take a second person's approval."""
     return sorted((set(wanted) - set(current)) & SECOND_PERSON_ROLES)

@@ -339,6 +339,7 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
             ("/admin/accounts", _("账号")),
             ("/admin/roster", _("花名册")),
             ("/admin/keys", _("密钥")),
+            ("/admin/two-step", _("两步验证要求")),
             ("/admin/shred", _("删除")),
             ("/admin/notifications", _("提醒发送")),
         ]

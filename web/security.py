@@ -26,6 +26,11 @@ everywhere.
   anyone could set off), and a success starts the name's counters again. A signed-in
   person's current-password checks (password change) are counted the same way. Each
   refusal goes to the audit trail.
+- Two-step verification (anxin.two_step): after a correct password, an account with it
+  (or required to have it and not yet enrolled) gets a half-login: a session whose data
+  names its stage ("code" or "enrol"), which no page or API accepts (`SessionStore.get`
+  answers None) and which ends after STAGE_SECONDS; passing the step starts a new session
+  (a new id). The codes typed are counted per account before they are checked.
 - Client addresses: the direct peer's, unless it is one of the proxies configured in
   ANXIN_TRUSTED_PROXIES (addresses or networks, comma-separated; none by default): only
   then is X-Forwarded-For read, right to left, skipping the trusted proxies.
@@ -60,6 +65,9 @@ LOGIN_COOKIE = "anxin_login"  # the pre-session cookie the login form's CSRF tok
 LANG_COOKIE = "anxin_lang"
 IDLE_SECONDS = 30 * 60
 TOUCH_SECONDS = 60
+# How long the state between a correct password and the second step lasts: the code
+# asked for, or (required and not yet set up) the enrolment.
+STAGE_SECONDS = {"code": 5 * 60, "enrol": 15 * 60}
 
 
 def _env_number(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
@@ -83,6 +91,7 @@ __all__ = [
     "IDLE_SECONDS",
     "LIFETIME_SECONDS",
     "TOUCH_SECONDS",
+    "STAGE_SECONDS",
     "LoginPolicy",
     "TrustedProxies",
     "login_csrf",
@@ -129,14 +138,21 @@ class SessionStore:
     def _csrf(self, sid: str) -> str:
         return self.app.keystore.blind("web-csrf", sid)  # type: ignore[no-any-return]
 
-    def create(self, staff_id: str, replacing: str | None = None) -> Session:
+    def create(self, staff_id: str, replacing: str | None = None, stage: dict[str, Any] | None = None) -> Session:
+        """A new session (the one `replacing` names ended). With `stage` ({"stage": "code"
+        or "enrol", ...}), a half-login: no page or API accepts it (`get` answers None) until
+        its second step is passed, and it lasts STAGE_SECONDS[stage] (`staged`)."""
         now = self.clock()
         sid = self.app.accounts.start_session(
             staff_id, now, expired_before=now - self.idle, replacing=replacing, created_before=now - self.lifetime
         )
-        return Session(sid, staff_id, self._csrf(sid), now, now)
+        session = Session(sid, staff_id, self._csrf(sid), now, now)
+        if stage is not None:
+            session.data = {**stage, "until": now + STAGE_SECONDS[stage["stage"]]}
+            self.save_data(session)
+        return session
 
-    def get(self, sid: str | None) -> Session | None:
+    def _found(self, sid: str | None) -> Session | None:
         if not sid:
             return None
         now = self.clock()
@@ -149,6 +165,22 @@ class SessionStore:
             self.app.accounts.touch_session(sid, now)
             seen = now
         return Session(sid, found.staff_id, self._csrf(sid), found.created, seen, found.data)
+
+    def get(self, sid: str | None) -> Session | None:
+        """A signed-in session; never a half-login waiting for its second step."""
+        session = self._found(sid)
+        return None if session is None or "stage" in session.data else session
+
+    def staged(self, sid: str | None, stage: str) -> Session | None:
+        """A half-login at `stage` ("code" or "enrol"), still within its few minutes (past
+        them it is ended)."""
+        session = self._found(sid)
+        if session is None or session.data.get("stage") != stage:
+            return None
+        if self.clock() >= float(session.data.get("until", 0)):
+            self.drop(session.id)
+            return None
+        return session
 
     def save_data(self, session: Session) -> None:
         """Store the session's data (sealed), after a change to it (a flash message added or shown)."""
@@ -229,11 +261,12 @@ class LoginPolicy:
     name: AttemptRule = AttemptRule(free=20, base=2, cap=60, forget=15 * 60)
     address: AttemptRule = AttemptRule(free=30, base=1, cap=60, forget=15 * 60)
     check: AttemptRule = AttemptRule(free=5, base=2, cap=300, forget=15 * 60)
+    code: AttemptRule = AttemptRule(free=5, base=2, cap=300, forget=15 * 60)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LoginPolicy:
         rules: dict[str, AttemptRule] = {}
-        for name in ("pair", "name", "address", "check"):
+        for name in ("pair", "name", "address", "check", "code"):
             rule: AttemptRule = getattr(cls, name)
             prefix = f"ANXIN_LOGIN_{name.upper()}_"
             rules[name] = AttemptRule(
@@ -288,6 +321,15 @@ class LoginThrottle:
 
     def password_check_succeeded(self, staff_id: str) -> None:
         self.app.accounts.attempt_succeeded([self.app.accounts.attempt_key("check", staff_id)])
+
+    def admit_code(self, staff_id: str) -> float:
+        """A second-step code (or recovery code) typed for an account: counted per account,
+        whatever the address, before the code is checked."""
+        key = self.app.accounts.attempt_key("code", staff_id)
+        return self._admitted(self.app.accounts.admit([(key, self.policy.code)], self.clock()))
+
+    def code_succeeded(self, staff_id: str) -> None:
+        self.app.accounts.attempt_succeeded([self.app.accounts.attempt_key("code", staff_id)])
 
     @staticmethod
     def _admitted(wait: float) -> float:

@@ -59,6 +59,10 @@ KINDS = frozenset(
         "token_revoke",
         "account_setup",
         "group_bot",
+        "two_step_enrol",
+        "two_step_disable",
+        "two_step_reset",
+        "school_setting",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).

@@ -71,6 +71,10 @@ ENTRY_KIND_LABELS = {
     "token_revoke": "撤销接口令牌",
     "account_setup": "设置账号密码（一次性链接）",
     "group_bot": "设置学校群机器人",
+    "two_step_enrol": "开启两步验证",
+    "two_step_disable": "关闭两步验证",
+    "two_step_reset": "重置两步验证（管理员）",
+    "school_setting": "修改学校安全设置",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}

@@ -52,6 +52,10 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/inbox/0123456789abcdef", "AAAAAAAA"),  # nobody's notice: allowed (one's own), then not found
     ("POST", "/inbox/read", "AAAAAAAA"),
     ("POST", "/inbox/settings", "AAAAAAAA"),
+    ("GET", "/account/two-step", "AAAAAAAA"),  # one's own two-step verification
+    ("GET", "/account/two-step/enrol", "AAAAAAAA"),
+    ("POST", "/account/two-step/enrol", "AAAAAAAA"),  # no code of the secret shown: refused by content
+    ("POST", "/account/two-step/disable", "AAAAAAAA"),  # not on, wrong password: refused by content
     # -- role grants waiting for a second person (each asked for by the administrator) -----------------------
     ("GET", "/grants", "AAAAAAAA"),  # the grants one asked for or may approve (none for most)
     ("POST", "/grants/{grant_staff}/{grant_id}/approve", "DDDD-DDD"),  # the requester (admin) never approves
@@ -142,6 +146,9 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/admin/shred", "DDDDDDAD"),
     ("POST", "/admin/shred", "DDDDDDAD"),
     ("POST", "/admin/shred/confirm", "DDDDDD-D"),
+    ("GET", "/admin/two-step", "DDDDDDAD"),
+    ("POST", "/admin/two-step", "DDDDDDAD"),  # the form's first choice: "not required", as it is
+    ("POST", "/admin/accounts/{spare_staff}/two-step/reset", "DDDDDDAD"),  # matrix-spare has none: nothing reset
     # -- API: who am I and my work --------------------------------------------------------------------
     ("GET", "/api/v1/me", "AAAAAAAA"),
     ("GET", "/api/v1/schools", "AAAAAAAA"),
@@ -245,6 +252,12 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/setup/{code}"),  # the one-time set-up code is what proves who one is
     ("POST", "/setup/{code}"),
+    # A half-login between the password and the second step: the staged session is all it has.
+    ("GET", "/login/two-step"),
+    ("POST", "/login/two-step"),
+    ("POST", "/login/two-step/cancel"),
+    ("GET", "/login/enrol"),
+    ("POST", "/login/enrol"),
     ("GET", "/lang/{code}"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),

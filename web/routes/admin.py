@@ -123,6 +123,7 @@ def _account_page(request: Request, user: User, staff_id: str, status: int = 200
         roles=ROLES,
         grants=grants,
         own=staff_id == user.staff_id,
+        two_step=web.app.two_step.status_of(user.actor, staff_id),
         **extra,
     )
 

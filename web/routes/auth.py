@@ -5,7 +5,8 @@ A login: the form's CSRF token checked against its pre-session cookie; the attem
 counted by the throttle before any password is checked (refused with the seconds to
 wait when over budget); then one password verification, for known and unknown names
 alike (`app.accounts.authenticate`). Every refusal is a `login_failed` entry of the
-audit trail.
+audit trail. An account with two-step verification (or required to have it) is then
+asked its code, or to enrol, before it is signed in (web/routes/two_step.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from anxin.service import Anxin
 from domain.common import InvalidInput
 from web import i18n
 from web.deps import App, Form, PageUser, Web, get_web, language, redirect, render, session_user
+from web.routes.two_step import after_password
 from web.security import (
     COOKIE,
     LANG_COOKIE,
@@ -95,20 +97,7 @@ def login(request: Request, form: Form, app: App) -> Response:
         app.record_security_event("login_failed", "anonymous", subject, {"reason": "bad_credentials"})
         return _login_form(request, 401, next=target, username=username, error=_("用户名或密码不正确"))
     web.throttle.login_succeeded(username, address)
-    session = web.sessions.create(staff_id, replacing=request.cookies.get(COOKIE))
-    app.record_security_event("login", staff_id, subject)
-    done = RedirectResponse(target, status_code=303)
-    done.set_cookie(
-        COOKIE,
-        session.id,
-        httponly=True,
-        samesite="lax",
-        secure=web.secure_cookies,
-        max_age=int(web.sessions.lifetime),
-        path="/",
-    )
-    done.delete_cookie(LOGIN_COOKIE, path="/login")
-    return done
+    return after_password(request, staff_id, target)  # signed in, or the second step first
 
 
 @router.post("/logout")
