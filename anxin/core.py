@@ -33,7 +33,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
-from anxin import audit, quarantine
+from anxin import audit, numbers, quarantine
 from anxin.commands import (
     CaseCommands,
     ErasureCommands,
@@ -146,7 +146,7 @@ class Core(Application[UUID]):
             self.db = Database(self.recorder, self.keystore)
             self.keystore.db = self.db
             self.keystore.on_tampered = lambda sid, version: quarantine.record(self, sid, version)
-            self.db.create_tables()
+            self.db.create_tables(timezone=self.policy.timezone)
             try:
                 if master_keys or key_source:  # (no key at all: a reader that decrypts nothing)
                     self.keystore.check_at_open()  # before anything else is written
@@ -195,6 +195,7 @@ class Core(Application[UUID]):
             "side_statements": statements,
             "audit_meta": audit.pending_event_meta(aggregates),  # actors for the audit trail
             "audit_first": list(decisions) if decisions else (),
+            "numbers": numbers.for_new_streams(aggregates, self.policy.timezone),  # QL-2026-0003 ...
         }
         try:
             if len(aggregates) > 20:
@@ -407,6 +408,13 @@ class Core(Application[UUID]):
 
     def schools(self) -> list[tuple[str, str, str]]:
         return self.roster.schools()
+
+    def record_numbers(self, stream_ids: Iterable[str]) -> dict[str, numbers.RecordNumber]:
+        """The numbers people read and type (QL-2026-0003, anxin.numbers) of these cases,
+        files and pairings, by id, with their schools: one query. Not decided by the gate,
+        like `staff_name`: a number is a count, no content; a page shows it only beside a
+        record it was allowed to show."""
+        return numbers.numbers_for(self.db, stream_ids)
 
     def quarantine_stream(self, stream_id: str, version: int) -> None:
         """Set aside a stream whose event (or, at version 0, key) failed authentication
