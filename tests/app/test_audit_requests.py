@@ -9,6 +9,8 @@ import csv
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Clock, School, Store
@@ -96,3 +98,26 @@ def test_a_history_exported_with_its_reason_is_read_with_it_and_recorded(
     # a reason too short to say anything is refused before anything is read
     with pytest.raises(InvalidInput):
         audit.require_reason(" 看看 ")
+
+
+def test_the_command_line_exports_a_history_only_with_a_stated_reason(
+    store: Store, app: Anxin, school: School, run_cli: Any, tmp_path: Path
+) -> None:
+    case_id = _case(app, school)
+    username = f"sup-{school.id[:4]}"
+    out = tmp_path / "history.csv"
+    reads = "SELECT COUNT(*) FROM {t}anxin_access WHERE action = 'audit.read' AND resource_id = ?"
+
+    code, _, err = run_cli(
+        "audit", "export", "--kind", "case-history", "--id", case_id, "--as", username, "--out", str(out)
+    )
+    assert code == 1 and "请写明查阅理由" in err and not out.exists()
+    assert app.db.fetchone(reads, (case_id,))[0] == 0
+
+    code, _, err = run_cli(
+        "audit", "export", "--kind", "case-history", "--id", case_id, "--reason", "核查家长投诉的处理",
+        "--as", username, "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "domain.bullying:BullyingCase.Reported" in out.read_text(encoding="utf-8-sig")
+    assert app.db.fetchone(reads + " AND break_glass IS NOT NULL", (case_id,))[0] == 1

@@ -404,3 +404,19 @@ def test_the_history_prints_with_its_header_and_exports_as_csv_with_the_same_rea
     assert _reads(site, supervisor.staff_id, case_id) == before_reads + 1
     # and school staff cannot export a history
     assert browse("principal1").post("/audit/history.csv", {"stream": case_id, "reason": REASON}).status_code == 403
+
+
+def test_the_api_reads_a_history_only_with_a_stated_reason(site: DemoSite, browse) -> None:
+    case_id = _new_case(site)
+    supervisor = _actor(site, "supervisor1")
+    b = browse("supervisor1")
+    reads = _reads(site, supervisor.staff_id, case_id)
+
+    refused = b.api("GET", "/api/v1/audit/case-history", params={"id": case_id})
+    assert refused.status_code == 400 and "请写明查阅理由" in refused.text
+    assert _reads(site, supervisor.staff_id, case_id) == reads
+
+    read = b.api("GET", "/api/v1/audit/case-history", params={"id": case_id, "reason": REASON})
+    assert read.status_code == 200, read.text[-500:]
+    assert any(r["what"] == "domain.bullying:BullyingCase.Reported" for r in read.json())
+    assert _reads(site, supervisor.staff_id, case_id) == reads + 1
