@@ -163,7 +163,8 @@ def allocate(c: Cursor, db: Database, allocations: Sequence[Allocation]) -> None
 def number_existing(c: Cursor, db: Database, timezone: str) -> int:
     """Number every case, file and pairing that has none (saved before numbers existed, or
     by a process of an older version), in the order they were created: by their first
-    event's entry in the audit trail (its position, and its `at` for the year). Run at
+    event's entry in the audit trail (its position, and its `at` for the year; for an event
+    older than the trail itself, the time the trail adopted it). Run at
     every opening of the store, inside its setup transaction: cheap when there is nothing
     to do (one anti-join on primary keys), and done once (a numbered stream is never
     numbered again). On PostgreSQL it takes the trail's lock, then the numbers', as a save

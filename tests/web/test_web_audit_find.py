@@ -296,6 +296,14 @@ def test_a_student_is_found_by_school_and_student_number(site: DemoSite, browse)
     assert page.status_code == 200, page.text[-1500:]
     assert "查看学生身份信息" in page.text  # the class teacher's read, in words
     assert site.app.roster.staff_name(teacher.staff_id) in page.text
+    # and its CSV is who accessed the student, recorded as such an export
+    exported = b.post("/audit/history.csv", {"way": "student", "stream": sid, "reason": "核查访问情况"})
+    assert exported.status_code == 200
+    assert "student.read" in exported.text and "student-access" in exported.headers["content-disposition"]
+    [detail] = site.app.db.fetchone(
+        "SELECT detail FROM {t}anxin_audit WHERE kind = 'export' AND subject = ? ORDER BY seq DESC LIMIT 1", (sid,)
+    )
+    assert json.loads(detail)["what"] == "student-access"
     missing = b.post(
         "/audit/find", {"way": "student", "school": teacher.school_id, "student_no": "NOPE-1", "reason": "核查访问情况"}
     )
