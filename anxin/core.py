@@ -33,7 +33,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
-from anxin import audit, quarantine
+from anxin import audit, numbers, quarantine
 from anxin.commands import (
     CaseCommands,
     ErasureCommands,
@@ -150,7 +150,7 @@ class Core(Application[UUID]):
             self.db = Database(self.recorder, self.keystore)
             self.keystore.db = self.db
             self.keystore.on_tampered = lambda sid, version: quarantine.record(self, sid, version)
-            self.db.create_tables()
+            self.db.create_tables(timezone=self.policy.timezone)
             try:
                 if master_keys or key_source:  # (no key at all: a reader that decrypts nothing)
                     self.keystore.check_at_open()  # before anything else is written
@@ -201,6 +201,7 @@ class Core(Application[UUID]):
             "side_statements": statements,
             "audit_meta": audit.pending_event_meta(aggregates),  # actors for the audit trail
             "audit_first": list(decisions) if decisions else (),
+            "numbers": numbers.for_new_streams(aggregates, self.policy.timezone),  # QL-2026-0003 ...
         }
         try:
             if len(aggregates) > 20:
@@ -421,8 +422,10 @@ class Core(Application[UUID]):
         return []
 
     def record_number(self, stream_id: str) -> str:
-        """The number people see for a case, file or pairing."""
-        return str(stream_id)[:8]
+        """The number people see for one case, file or pairing (QL-2026-0003; the first 8
+        hex digits of its id while it has none yet)."""
+        found = self.record_numbers([str(stream_id)]).get(str(stream_id))
+        return found.text if found is not None else str(stream_id)[:8]
 
     @functools.cached_property
     def two_step(self) -> TwoStep:
@@ -438,6 +441,13 @@ class Core(Application[UUID]):
 
     def schools(self) -> list[tuple[str, str, str]]:
         return self.roster.schools()
+
+    def record_numbers(self, stream_ids: Iterable[str]) -> dict[str, numbers.RecordNumber]:
+        """The numbers people read and type (QL-2026-0003, anxin.numbers) of these cases,
+        files and pairings, by id, with their schools: one query. Not decided by the gate,
+        like `staff_name`: a number is a count, no content; a page shows it only beside a
+        record it was allowed to show."""
+        return numbers.numbers_for(self.db, stream_ids)
 
     def quarantine_stream(self, stream_id: str, version: int) -> None:
         """Set aside a stream whose event (or, at version 0, key) failed authentication

@@ -26,6 +26,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 
 from anxin import audit as audit_trail
+from anxin import numbers as record_numbers
 from anxin.crypto import KeyError_, KeyStore, stream_key
 from anxin.notify import outbox
 
@@ -87,6 +88,9 @@ SIDE_TABLES = {
         "scope TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL, changed_at TEXT NOT NULL, "
         "PRIMARY KEY (scope, setting)"
     ),
+    # The number people read and type of every case, file and pairing (anxin.numbers:
+    # QL-2026-0003), per kind, school and year, allocated with the stream's first event.
+    record_numbers.TABLE: record_numbers.COLUMNS,
     # The audit trail (anxin.audit): append-only, hash-chained; ids and hashes only.
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
@@ -102,6 +106,8 @@ SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_shredded ON {t}anxin_keys (stream_id) WHERE wrapped IS NULL",
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_kek ON {t}anxin_keys (kek_id)",
     "CREATE INDEX IF NOT EXISTS {p}anxin_two_step_recovery_staff ON {t}anxin_two_step_recovery (staff_id)",
+    # A typed number is looked up at every school of a district at once.
+    "CREATE INDEX IF NOT EXISTS {p}anxin_numbers_number ON {t}anxin_numbers (kind, year, seq)",
     "CREATE UNIQUE INDEX IF NOT EXISTS {p}anxin_keyring_one_current ON {t}anxin_keyring (state) WHERE state = 'current'",
     *outbox.INDEXES,
 ]
@@ -282,7 +288,10 @@ class Database:
                 raise
             conn.commit()
 
-    def create_tables(self) -> None:
+    def create_tables(self, timezone: str = "Asia/Shanghai") -> None:
+        """Make or check the side tables (every opening of the store), and bring them up to
+        date: the trail adopts events stored before it, and the cases, files and pairings
+        saved before numbers existed are numbered (`timezone`: the schools', for the year)."""
         blob = "BYTEA" if self.dialect == "postgres" else "BLOB"
         serial = "BIGSERIAL PRIMARY KEY" if self.dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
         int8 = "BIGINT" if self.dialect == "postgres" else "INTEGER"
@@ -294,6 +303,7 @@ class Database:
             for stmt in SIDE_INDEXES:
                 c.execute(stmt.format(t=self.prefix, p=""))
             audit_trail.setup(c, self)
+            record_numbers.number_existing(c, self, timezone)
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.dialect == "postgres":
@@ -460,13 +470,16 @@ class Database:
         side_statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
         audit_meta: dict[tuple[str, int], tuple[str, str]] | None = None,
         audit_first: Sequence[Any] = (),
+        numbers: Sequence[record_numbers.Allocation] = (),
         **_: Any,
     ) -> None:
         """Called by the recorder inside the events' transaction, with what the save named
         (`Core.commit`'s keyword arguments, which the library passes to the recorder): the new
         streams' data keys, the directory's statements (`side_statements`), and the audit
         trail's entries: the gate's decisions first (`audit_first`), then one per event, with
-        its actor and time (`audit_meta`: an event's actor is otherwise only in its ciphertext)."""
+        its actor and time (`audit_meta`: an event's actor is otherwise only in its ciphertext);
+        and the numbers of the new cases, files and pairings (`numbers`, anxin.numbers), after
+        the trail's entries, whose lock (PostgreSQL) every writer takes first."""
         c = Cursor(raw_cursor, self.dialect)
         sids = {stream_key(e.originator_id) for e in stored_events if e.originator_version == 1}
         keys = self.keystore.wrap_current(c, self.keystore.take_pending(sids))
@@ -485,6 +498,7 @@ class Database:
             run.append(params)
         # Every event's audit entry, in the same transaction (anxin.audit).
         audit_trail.append_events(c, self, stored_events, audit_meta, first=audit_first)
+        record_numbers.allocate(c, self, numbers)
 
 
 class AnxinSQLiteRecorder(SQLiteApplicationRecorder):

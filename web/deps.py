@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from anxin.quarantine import UNREADABLE_LABEL
@@ -56,6 +57,7 @@ class Web:
             LANGUAGES=i18n.LANGUAGES,
             Role=Role,
             count_cells=count_cells,
+            record_no=record_no,
         )
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
@@ -92,6 +94,32 @@ def count_cells(rows: Any, metrics: Any) -> Markup:
     template expression each; counts only, each passed through int(), so nothing needs
     escaping."""
     return Markup("".join([f"<td>{int(r[m])}</td>" for r in rows for m in metrics]))
+
+
+@pass_context
+def record_no(context: Any, stream_id: Any, school: bool | None = None) -> str:
+    """A record's number as people read it aloud and type it (QL-2026-0003, anxin.numbers):
+    the one way every page shows which case, file or pairing it means. From `numbers` in
+    the page's context, where a route asked the application for a list's numbers at once
+    (`app.record_numbers(ids)`, one query), or else asked now for this one. The school is
+    named beside it (QL-2026-0003 · 第一中学) where the reader sees several schools (a
+    district person) or when `school` says so: numbers start again at every school. A
+    record without a number yet (saved by a process of an older version, numbered at the
+    next start) shows the first 8 digits of its id, as pages did before (the audit search
+    still takes them)."""
+    if not stream_id:
+        return "—"
+    sid = str(stream_id)  # (an aggregate's id is a UUID)
+    known = context.get("numbers") or {}
+    number = known.get(sid)
+    if number is None and sid not in known:
+        number = get_web(context["request"]).app.record_numbers([sid]).get(sid)
+    if number is None:
+        return sid[:8]
+    if school is None:
+        user = context.get("user")
+        school = user is not None and user.actor.school_id is None
+    return f"{number.text} · {number.school}" if school and number.school else number.text
 
 
 def get_web(request: Request) -> Web:

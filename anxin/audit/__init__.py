@@ -81,10 +81,13 @@ from anxin.audit.queries import (  # noqa: F401
     export_csv,
     find_streams,
     last_checkpoint,
+    last_verification,
     query,
+    require_reason,
     resolve_stream,
     resolve_student,
     student_access,
+    verify_requested,
 )
 from anxin.audit.verification import (  # noqa: F401
     PARALLEL_FROM,

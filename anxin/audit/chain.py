@@ -32,11 +32,13 @@ TABLE_COLUMNS = (
 )
 META_COLUMNS = "name TEXT PRIMARY KEY, value TEXT NOT NULL"
 # A case's history and a student's accesses are read by subject; the partial indexes
-# cost an insert nothing unless the entry is a checkpoint or holds a sealed reason.
+# cost an insert nothing unless the entry is a checkpoint, a verification or holds a
+# sealed reason (the audit page shows the last checkpoint and the last verification).
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_subject ON {t}anxin_audit (subject)",
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_checkpoints ON {t}anxin_audit (seq) WHERE kind = 'checkpoint'",
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_sealed ON {t}anxin_audit (seq) WHERE sealed IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_audit_verifications ON {t}anxin_audit (seq) WHERE kind = 'audit_verify'",
 ]
 
 FORMAT = "anxin-audit-1"
@@ -63,6 +65,7 @@ KINDS = frozenset(
         "two_step_disable",
         "two_step_reset",
         "school_setting",
+        "audit_verify",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).

@@ -30,6 +30,7 @@ _STAFF = {
     "RoleGrantRequested": "申请授予角色（待他人批准）",
     "RoleGrantApproved": "批准授予角色",
     "RoleGrantDeclined": "拒绝授予角色",
+    "EmailSet": "设置接收提醒的邮箱",
 }
 
 
@@ -75,6 +76,7 @@ ENTRY_KIND_LABELS = {
     "two_step_disable": "关闭两步验证",
     "two_step_reset": "重置两步验证（管理员）",
     "school_setting": "修改学校安全设置",
+    "audit_verify": "核验审计记录",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}

@@ -7,6 +7,7 @@ import json
 from typing import IO, TYPE_CHECKING, Any
 from uuid import UUID
 
+from anxin import numbers
 from domain import access
 from domain.access import Resource
 from domain.common import Actor, DomainError, InvalidInput, NotFound
@@ -15,6 +16,7 @@ from projections import csvcells
 if TYPE_CHECKING:
     from anxin.core import Core
 from anxin.audit.chain import record, security_row, unseal_reason
+from anxin.audit.verification import VerifyReport, verify
 
 
 # -- supervisor queries (through the gate, themselves audited) --------------------------------
@@ -189,6 +191,7 @@ CSV_COLUMNS = [
     ("actor_id", "操作人ID"),
     ("actor", "操作人"),
     ("subject", "对象ID"),
+    ("number", "编号"),
     ("what", "事件/操作"),
     ("version", "版本"),
     ("allowed", "是否允许"),
@@ -218,12 +221,33 @@ def query(
     raise InvalidInput(reason=f"未知的导出类别：{what}")
 
 
+def require_reason(reason: str | None) -> str:
+    """A supervisor's stated reason for reading a named record's history, trimmed; refused
+    if too short to say anything (the pages and the API ask it before any history is read)."""
+    text = (reason or "").strip()
+    if len(text) < access.BREAK_GLASS_MIN_REASON:
+        raise InvalidInput("请写明查阅理由（不少于4个字）")
+    return text
+
+
 def export_csv(
-    app: Core, actor: Actor, what: str, out: IO[str], id: str | None = None, school_id: str | None = None
+    app: Core,
+    actor: Actor,
+    what: str,
+    out: IO[str],
+    id: str | None = None,
+    school_id: str | None = None,
+    reason: str | None = None,
 ) -> int:
-    """Write one supervisor query as CSV (through the gate); the export is itself an
-    entry of the trail. Returns the number of rows written."""
-    rows = query(app, actor, what, id, school_id)
+    """Write one supervisor query as CSV (through the gate; `reason`: the stated reason of a
+    history's read, sealed with the gate's decision as the page's own read is); the export
+    is itself an entry of the trail. Each row's record by its number too (QL-2026-0003).
+    Returns the number of rows written."""
+    rows = query(app, actor, what, id, school_id, reason)
+    known = numbers.numbers_for(app.db, {str(r["subject"]) for r in rows if r.get("subject")})
+    for r in rows:
+        found = known.get(str(r.get("subject") or ""))
+        r["number"] = f"{found.text} {found.school}" if found is not None else None
     w = csvcells.writer(out)  # every cell safe to open in a spreadsheet
     w.writerow([label for _, label in CSV_COLUMNS])
     for r in rows:
@@ -239,11 +263,12 @@ def export_csv(
 
 
 # -- finding a record by the number people see --------------------------------------------------
-SHORT_NUMBER = 8  # a record's number on every page: the first 8 hex digits of its id
+SHORT_NUMBER = 8  # the number pages showed before record numbers: the first 8 hex digits of an id
 
 
 class Ambiguous(DomainError):
-    """A short number that names more than one record of the district: choose one."""
+    """A number that names more than one record of the district (a record number at several
+    schools, or an old 8-digit number that two ids begin with): choose one."""
 
     code = "ambiguous_number"
     message = "编号 {number} 对应多条记录，请选择其中一条"
@@ -253,17 +278,25 @@ class Ambiguous(DomainError):
         self.matches = matches
 
 
-def find_streams(app: Core, actor: Actor, number: str) -> list[dict[str, Any]]:
-    """The records of the actor's district whose id is `number` (a full id) or begins with
-    it (the 8-digit number pages show, or more digits): ids, kinds and schools only, from
-    the directory. Passing the gate is the caller's (the history read itself)."""
+def find_streams(app: Core, actor: Actor, number: str, school_id: str | None = None) -> list[dict[str, Any]]:
+    """The records of the actor's district that a typed number names: a record number
+    (QL-2026-0003, however typed: anxin.numbers.parse), at the school `school_id` if given,
+    else at any school of the district; a full id; or the 8 or more hex digits an id begins
+    with (the number pages showed before). Ids, kinds, schools and numbers only, from the
+    directory. Passing the gate is the caller's (the history read itself)."""
+    parsed = numbers.parse(number)
+    if parsed is not None:
+        found = numbers.records_numbered(app.db, actor.district, *parsed)
+        return [
+            _match(n.stream_id, n.kind, n.school_id, n.school, n) for n in found if school_id in (None, n.school_id)
+        ]
     text = number.strip().lower().replace("-", "")
     try:
         full = str(UUID(number.strip()))
     except ValueError:
         full = None
     if full is None and not (SHORT_NUMBER <= len(text) <= 32 and all(c in "0123456789abcdef" for c in text)):
-        raise InvalidInput("编号应为页面上显示的8位编号（数字和字母 a–f）")
+        raise InvalidInput("编号应为页面上显示的编号，例如 QL-2026-0003")
     if full is not None:
         where, params = "d.stream_id = ?", (full,)
     else:  # stored with dashes: 8-4-4-4-12
@@ -275,12 +308,28 @@ def find_streams(app: Core, actor: Actor, number: str) -> list[dict[str, Any]]:
         "ORDER BY d.stream_id LIMIT 50",
         (*params, actor.district),
     )
-    return [{"id": r[0], "kind": r[1], "school_id": r[2], "school": r[3]} for r in rows]
+    known = numbers.numbers_for(app.db, [r[0] for r in rows])
+    return [_match(r[0], r[1], r[2], r[3], known.get(str(r[0]))) for r in rows if school_id in (None, r[2])]
 
 
-def resolve_stream(app: Core, actor: Actor, number: str) -> str:
-    """The one record of the district a number names; NotFound if none, Ambiguous if many."""
-    matches = find_streams(app, actor, number)
+def _match(
+    stream_id: str, kind: str, school_id: str, school: str, number: numbers.RecordNumber | None
+) -> dict[str, Any]:
+    return {
+        "id": str(stream_id),
+        "kind": kind,
+        "school_id": school_id,
+        "school": school,
+        "number": number.text if number is not None else None,
+    }
+
+
+def resolve_stream(app: Core, actor: Actor, number: str, school_id: str | None = None) -> str:
+    """The one record of the district a number names (at `school_id`, once the reader has
+    chosen among several schools); NotFound if none, Ambiguous if many."""
+    matches = find_streams(app, actor, number, school_id)
+    if not matches and school_id is not None:
+        raise NotFound("所选学校没有编号为 {number} 的记录", number=number.strip())
     if not matches:
         raise NotFound("本区没有编号为 {number} 的记录", number=number.strip())
     if len(matches) > 1:
@@ -302,6 +351,44 @@ def resolve_student(app: Core, actor: Actor, school_id: str, student_no: str) ->
     if app.db.fetchone("SELECT 1 FROM {t}anxin_directory WHERE stream_id = ? AND kind = 'student'", (sid,)) is None:
         raise NotFound("该校没有学号为 {number} 的学生", number=student_no.strip())
     return sid
+
+
+def verify_requested(app: Core, actor: Actor) -> VerifyReport:
+    """The whole trail verified at a supervisor's request (the audit page's button): through
+    the gate, as a read of the district's trail, and recorded as an `audit_verify` entry of
+    its own with what it found (ok or failed, the head it reached, where it failed), so a
+    reviewer can see who verified when and with what result. A failure to verify at all (no
+    public key to check the checkpoints with) is recorded, then raised."""
+    app.authorize(actor, access.AUDIT_READ, Resource(kind="district", district=actor.district))
+    subject = f"district:{actor.district}"
+    try:
+        report = verify(app)
+    except DomainError as e:
+        record(app, security_row(app, "audit_verify", actor.staff_id, subject, {"error": e.code, "result": "failed"}))
+        raise
+    detail: dict[str, Any] = {"head_seq": report.head_seq, "result": "ok" if report.ok else "failed"}
+    if report.problem is not None:
+        detail |= {"problem": report.problem.reason, "seq": report.problem.seq}
+    record(app, security_row(app, "audit_verify", actor.staff_id, subject, detail))
+    return report
+
+
+def last_verification(app: Core) -> dict[str, Any] | None:
+    """The newest verification made at someone's request (its `audit_verify` entry): when,
+    by whom, whether the trail was intact and the head it reached; None before the first."""
+    row = app.db.fetchone(
+        "SELECT seq, at, actor_id, detail FROM {t}anxin_audit WHERE kind = 'audit_verify' ORDER BY seq DESC LIMIT 1"
+    )
+    if row is None:
+        return None
+    found = json.loads(row[3])
+    return {
+        "seq": int(row[0]),
+        "at": row[1],
+        "actor_id": row[2],
+        "ok": found.get("result") == "ok",
+        "head_seq": found.get("head_seq"),
+    }
 
 
 def last_checkpoint(app: Core) -> dict[str, Any] | None:

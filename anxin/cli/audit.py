@@ -41,8 +41,10 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     app = _open(args)
     actor = _acting_as(app, args.as_user)
     school_id = _school(app, args.school) if args.school else None
+    # A record's history is read only with a stated reason, here as on the audit page.
+    reason = audit.require_reason(args.reason) if args.kind in ("case-history", "student-access") else None
     buf = io.StringIO()
-    n = audit.export_csv(app, actor, args.kind, buf, id=args.id, school_id=school_id)
+    n = audit.export_csv(app, actor, args.kind, buf, id=args.id, school_id=school_id, reason=reason)
     with open(args.out, "x", encoding="utf-8-sig", newline="") as f:
         f.write(buf.getvalue())
     print(f"已导出 {n} 行到 {args.out}（本次查询和导出均已记入审计记录）")

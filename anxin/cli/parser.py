@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=["case-history", "student-access", "break-glass", "denied"])
     p.add_argument("--id", help="案件/记录 id（case-history）或学生 id（student-access）")
     p.add_argument("--school", help="只看这所学校（break-glass、denied）")
+    p.add_argument("--reason", help="查阅理由（case-history、student-access 必填，加密保存在审计记录中）")
     p.add_argument(
         "--as", dest="as_user", required=True, help="以该账号身份查询（督导或校长；经权限检查，并记入审计记录）"
     )

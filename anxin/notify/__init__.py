@@ -61,6 +61,7 @@ class Notifications:
             "WHERE i.staff_id = ? ORDER BY n.created_at DESC LIMIT ?",
             (actor.staff_id, limit),
         )
+        numbers = self.core.record_numbers([str(r[2]) for r in rows])
         return [
             {
                 "notice_id": r[0],
@@ -68,7 +69,7 @@ class Notifications:
                 "label": KINDS[r[1]].label if r[1] in KINDS else r[1],
                 "stream_id": r[2],
                 "record_kind": r[3],
-                "number": self.core.record_number(r[2]),
+                "number": numbers[str(r[2])].text if str(r[2]) in numbers else str(r[2])[:8],
                 "school": r[4],
                 "due": _when(r[5]),
                 "created": _when(r[6]),

@@ -101,7 +101,10 @@ def test_counselor_opens_a_file_records_a_session_and_raises_the_risk(open_sessi
     s.shot("counselor1-support-register")
     # Readable on a phone: nothing wider than the screen.
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/support", page.locator("#caseload tr", has_text=name).get_by_role("link").get_attribute("href")):
+    for path in (
+        "/support",
+        page.locator("#caseload tr", has_text=name).get_by_role("link", name=name).get_attribute("href"),
+    ):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 391, f"{path} is {width}px wide on a 390px phone"

@@ -1,5 +1,5 @@
 """The supervisor's audit in a real browser (issue 15): the case number a school's safety
-lead reads off the case board is typed on the audit page with a reason; the history reads
+lead reads off the case board (QL-2026-0003) is typed on the audit page with a reason; the history reads
 in Chinese words (what, who by name, when in school time); the trail is verified from the
 page. Screenshots of the history at 1280 and 390 px wide go to /tmp/shots/."""
 
@@ -51,7 +51,8 @@ def test_supervisor_finds_a_case_by_its_board_number_and_reads_its_history(open_
     board = school.login("safety1")
     board.goto("/cases")
     number = board.locator(f'a[href="/cases/{case_id}"]').inner_text().strip()
-    assert re.fullmatch(r"[0-9a-f]{8}", number)
+    assert re.fullmatch(r"QL-\d{4}-\d{4}", number)  # a number to read aloud and type, no id
+    school_name = live.app.record_numbers([case_id])[case_id].school
     reporter = live.app.roster.staff_name(live.app.accounts.account("safety1")[0])
 
     s = open_session()
@@ -64,11 +65,12 @@ def test_supervisor_finds_a_case_by_its_board_number_and_reads_its_history(open_
     expect(page.get_by_text("最近的签名检查点")).to_be_visible()
 
     # the number typed, a reason stated
-    page.get_by_label("案件编号（案件页面上显示的8位编号）").fill(number)
+    page.get_by_label("记录编号（页面上显示的编号）").fill(number.lower())  # typed as it comes
     page.get_by_label("查阅理由（必填，不少于4个字，加密保存在审计记录中）").fill("核查家长投诉：了解处理经过")
-    page.get_by_role("button", name="查看案件历史").click()
+    page.get_by_role("button", name="查看记录历史").click()
 
-    expect(page.get_by_role("heading", name=f"案件 {number} 的完整历史")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"欺凌案件 {number} · {school_name} 的完整历史")).to_be_visible()
+    expect(page.locator("#history-number")).to_have_text(number)
     history = page.locator("ol.audit-history")
     expect(history).to_contain_text("报告疑似欺凌（案件创建）")
     expect(history).to_contain_text(reporter)
@@ -84,6 +86,15 @@ def test_supervisor_finds_a_case_by_its_board_number_and_reads_its_history(open_
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "audit-history-1280.png"), full_page=True)
+    # printed: no menu, no forms; the header with the number, the school and the reason
+    page.emulate_media(media="print")
+    expect(page.locator("header.top")).to_be_hidden()
+    expect(page.locator("form.audit-find")).to_be_hidden()
+    expect(page.locator("section.history-head")).to_contain_text(school_name)
+    expect(page.locator("section.history-head")).to_contain_text("核查家长投诉：了解处理经过")
+    expect(page.locator("p.print-brand")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "audit-history-print.png"), full_page=True)
+    page.emulate_media(media="screen")
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(SHOTS / "audit-history-390.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing runs off a phone's screen

@@ -128,6 +128,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/audit", "DDDDDADD"),
     ("GET", "/audit.csv", "DDDDDADD"),
     ("POST", "/audit/find", "DDDDDADD"),  # the supervisor: no number given, 400
+    ("POST", "/audit/history.csv", "DDDDDADD"),  # the supervisor: no record given, 400
     ("POST", "/audit/verify", "DDDDDADD"),
     # -- administrator -------------------------------------------------------------------------------
     ("GET", "/admin/notifications", "DDDDDDAD"),  # a school's group bot, undeliverable messages

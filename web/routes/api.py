@@ -376,5 +376,10 @@ def audit(
     app: App,
     id: str | None = None,
     school_id: str | None = None,
+    reason: str | None = None,
 ) -> Any:
-    return jsonable(audit_queries.query(app, user.actor, what, id=id, school_id=school_id))
+    """A record's history (case-history, student-access) only with a stated `reason`, as on
+    the audit page; the gate keeps it sealed with its decision."""
+    if what in ("case-history", "student-access"):
+        reason = audit_queries.require_reason(reason)
+    return jsonable(audit_queries.query(app, user.actor, what, id=id, school_id=school_id, reason=reason))

@@ -115,7 +115,10 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
 @router.get("/cases")
 def cases_board(request: Request, user: PageUser, app: App) -> Response:
     lines = case_board(app, user.actor, user.actor.school_id or "")
-    return render(request, "cases/board.html", lines=lines, forms_=FORMS, full=any(line.full for line in lines))
+    numbers = app.record_numbers([line.case_id for line in lines])
+    return render(
+        request, "cases/board.html", lines=lines, numbers=numbers, forms_=FORMS, full=any(line.full for line in lines)
+    )
 
 
 # -- one case ---------------------------------------------------------------------------------

@@ -20,4 +20,5 @@ def home(request: Request, user: PageUser, app: App) -> Response:
         if user.has(Role.ADMINISTRATOR):
             return redirect("/admin/accounts")
     items = work_queue(app, user.actor)
-    return render(request, "home.html", items=items, overdue=sum(1 for i in items if i.overdue))
+    numbers = app.record_numbers([i.stream_id for i in items])
+    return render(request, "home.html", items=items, numbers=numbers, overdue=sum(1 for i in items if i.overdue))

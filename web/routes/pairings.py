@@ -47,10 +47,12 @@ def _board_page(request: Request, user: User, status: int = 200, error: str | No
             school_board = pairing_board(app, user.actor, school_id=school, class_name=class_name, names=True)
         staff = _school_staff(app, user)
         students = [s for s in app.roster.list_students(user.actor, school, class_name) if not s.erased]
+    shown = (mine.lines if mine else []) + (school_board.lines if school_board else [])
     return render(
         request,
         "pairings/board.html",
         status,
+        numbers=app.record_numbers([line.pairing_id for line in shown]),
         mine=mine,
         counts=counts,
         school_board=school_board,

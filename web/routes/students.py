@@ -21,6 +21,7 @@ from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, render
 
 router = APIRouter(include_in_schema=False)
+NUMBERED = {"case", "file", "pairing"}  # the kinds of record with a number (anxin.numbers)
 
 # How a timeline entry's details are labelled, by field (anything else is not shown).
 FIELD_LABELS = {
@@ -91,11 +92,13 @@ def students(request: Request, user: PageUser, app: App) -> Response:
 
 
 def _timeline_page(request: Request, user: User, student_id: str, reason: str | None) -> Response:
-    line = timeline(get_web(request).app, user.actor, student_id, break_glass=reason)
+    app = get_web(request).app
+    line = timeline(app, user.actor, student_id, break_glass=reason)
     return render(
         request,
         "students/timeline.html",
         line=line,
+        numbers=app.record_numbers([e.stream_id for e in line.entries if e.kind in NUMBERED]),
         details=_details,
         entries=list(reversed(line.entries)),
         break_glass=reason is not None,

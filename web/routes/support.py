@@ -100,6 +100,7 @@ def support_home(request: Request, user: PageUser, app: App) -> Response:
         lines = [line for line in lines if line.risk_level == risk]
     ids = sorted({x.student_id for x in mine if x.student_id} | {x.student_id for x in lines or [] if x.student_id})
     refs = {r.id: r for r in student_refs(app, ids)}
+    numbers = app.record_numbers([x.file_id for x in mine] + [x.file_id for x in lines or []])
     # Refused the register (the gate recorded it): the page still shows the person's own
     # caseload, with the refusal, as a 403.
     return render(
@@ -110,6 +111,7 @@ def support_home(request: Request, user: PageUser, app: App) -> Response:
         lines=lines,
         register_error=register_error,
         refs=refs,
+        numbers=numbers,
         risk=risk,
         staff_name=get_web(request).staff_name,
         today=app.now().date(),
@@ -184,7 +186,7 @@ def _file_page(
     try:
         f = app.support.get_support_file(user.actor, file_id, break_glass=break_glass)
     except Erased:
-        return render(request, "support/erased.html", 410)
+        return render(request, "support/erased.html", 410, file_id=file_id)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
     return render(
         request,
