@@ -78,6 +78,8 @@ SIDE_TABLES = {
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,
     audit_trail.META_TABLE: audit_trail.META_COLUMNS,
+    # Each break-glass use's review state, by its access entry's seq (anxin.audit.reviews).
+    audit_trail.REVIEWS_TABLE: audit_trail.REVIEWS_COLUMNS,
 }
 SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
@@ -204,6 +206,12 @@ class Cursor:
     def fetchone(self) -> tuple[Any, ...] | None:
         r = self.raw.fetchone()
         return None if r is None else self._row(r)
+
+    @property
+    def rowcount(self) -> int:
+        """How many rows the last UPDATE or DELETE changed (a compare-and-set's answer)."""
+        raw = getattr(self.raw, "sqlite_cursor", self.raw)  # (the library wraps sqlite3's cursor)
+        return int(raw.rowcount)
 
     @staticmethod
     def _row(r: Any) -> tuple[Any, ...]:

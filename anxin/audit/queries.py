@@ -15,6 +15,7 @@ from projections import csvcells
 if TYPE_CHECKING:
     from anxin.core import Core
 from anxin.audit.chain import record, security_row, unseal_reason
+from anxin.audit.reviews import review_states
 
 
 # -- supervisor queries (through the gate, themselves audited) --------------------------------
@@ -139,10 +140,13 @@ def _access_rows(app: Core, where: str, params: tuple[Any, ...], limit: int | No
 
 
 def break_glass_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
-    """Every break-glass access (with its stated reason), newest first."""
+    """Every break-glass access (with its stated reason), newest first, each with its
+    review (`review`: 待复核, or the verdict, by whom, when, the comment; anxin.audit.reviews)."""
     where, params = _scope(app, actor, school_id)
     # (an audit lookup's stated reason is sealed the same way, but it is no break-glass)
-    return _access_rows(app, "break_glass IS NOT NULL AND action <> 'audit.read' AND " + where, params)
+    rows = _access_rows(app, "break_glass IS NOT NULL AND action <> 'audit.read' AND " + where, params)
+    states = review_states(app, [r["seq"] for r in rows])
+    return [r | {"review": states.get(r["seq"])} for r in rows]
 
 
 def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
