@@ -65,7 +65,7 @@ def test_supervisor_finds_a_case_by_its_board_number_and_reads_its_history(open_
 
     # the number typed, a reason stated
     page.get_by_label("案件编号（案件页面上显示的8位编号）").fill(number)
-    page.get_by_label("查阅理由（必填，不少于4个字，加密保存在审计记录中）").fill("核查家长投诉：了解处理经过")
+    page.get_by_label("查阅理由（必填，不少于6个字，加密保存在审计记录中）").fill("核查家长投诉：了解处理经过")
     page.get_by_role("button", name="查看案件历史").click()
 
     expect(page.get_by_role("heading", name=f"案件 {number} 的完整历史")).to_be_visible()

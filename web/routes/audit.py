@@ -18,6 +18,7 @@ from anxin import audit
 from anxin.audit import labels
 from domain import access
 from domain.access import Resource
+from domain.break_glass import require_meaningful_reason
 from domain.common import Actor, DomainError, InvalidInput, NotFound
 from web import i18n
 from web.deps import App, Form, PageUser, get_web, render
@@ -146,8 +147,7 @@ def audit_find(request: Request, user: PageUser, form: Form) -> Response:
         context = _context(request, user, app, what, number=number, school=school, student_no=student_no, reason=reason)
         _district(app, user.actor)
         try:
-            if len(reason.strip()) < access.BREAK_GLASS_MIN_REASON:
-                raise InvalidInput("请写明查阅理由（不少于4个字）")
+            require_meaningful_reason(reason)
             if way == "student":
                 stream = audit.resolve_student(app, user.actor, school, student_no)
             else:

@@ -31,6 +31,7 @@ from domain.bullying import (
     BullyingCase,
     UnknownStaff,
 )
+from domain.break_glass import is_meaningful_reason
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n
@@ -200,7 +201,7 @@ def case_open(request: Request, case_id: str, user: PageUser, form: Form) -> Res
     try:
         return _case_page(request, user, case_id, break_glass=reason)
     except PermissionDenied as e:
-        if len(reason) >= access.BREAK_GLASS_MIN_REASON:
+        if is_meaningful_reason(reason):
             raise
         return reason_form(request, f"/cases/{case_id}/open", 400, e)
 
