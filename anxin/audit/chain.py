@@ -233,7 +233,16 @@ def _review_items(c: Cursor, db: Database, entries: Iterable[tuple[Any, ...]]) -
             continue
         d = json.loads(detail)
         items.append(
-            (seq, at, actor_id, d.get("action", ""), d.get("kind", ""), subject or None, d.get("school"), d.get("district", "default"))
+            (
+                seq,
+                at,
+                actor_id,
+                d.get("action", ""),
+                d.get("kind", ""),
+                subject or None,
+                d.get("school"),
+                d.get("district", "default"),
+            )
         )
     if items:
         c.executemany(

@@ -89,8 +89,7 @@ def pending_review_count(app: Core, actor: Actor) -> int | None:
     if not access.decide(actor, access.AUDIT_REVIEW, resource).allowed:
         return None
     row = app.db.fetchone(
-        "SELECT COUNT(*) FROM {t}anxin_break_glass_reviews r WHERE r.state = 'pending' AND r.user_id <> ? AND "
-        + where,
+        "SELECT COUNT(*) FROM {t}anxin_break_glass_reviews r WHERE r.state = 'pending' AND r.user_id <> ? AND " + where,
         (actor.staff_id, *params),
     )
     return int(row[0]) if row else 0

@@ -53,7 +53,19 @@ def test_a_reason_that_says_what_and_why_is_taken(reason: str) -> None:
 
 @pytest.mark.parametrize(
     "reason",
-    ["", "   ", "....", "1234567890", "核查", "核查投诉", "看看看看看看看看", "哈嘿哈嘿哈嘿哈嘿", "abab ab", "！！！？？？", None],
+    [
+        "",
+        "   ",
+        "....",
+        "1234567890",
+        "核查",
+        "核查投诉",
+        "看看看看看看看看",
+        "哈嘿哈嘿哈嘿哈嘿",
+        "abab ab",
+        "！！！？？？",
+        None,
+    ],
 )
 def test_a_reason_that_says_nothing_is_refused_with_what_is_expected(reason: str | None) -> None:
     assert not is_meaningful_reason(reason)

@@ -136,7 +136,10 @@ def test_an_unknown_or_malformed_number_or_no_reason_is_said_in_chinese(site: De
     assert bad.status_code == 400 and "编号应为页面上显示的8位编号" in bad.text
     case_id = _new_case(site)
     no_reason = _find(b, number=case_id[:8], reason="看看")
-    assert no_reason.status_code == 400 and "请写明调阅原因（如：核查家长投诉、上级交办的复查），不少于6个字" in no_reason.text
+    assert (
+        no_reason.status_code == 400
+        and "请写明调阅原因（如：核查家长投诉、上级交办的复查），不少于6个字" in no_reason.text
+    )
     assert "报告疑似欺凌" not in no_reason.text
     b.get("/lang/en?next=/audit")
     english = _find(b, number="0000abcd")

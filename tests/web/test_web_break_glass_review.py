@@ -216,7 +216,9 @@ def test_an_unjustified_verdict_through_the_api_by_another_supervisor(
     [(seq, _a, _r)] = [x for x in _break_glass(site, "supervisor1") if x[2] == case_id]
     other = _login(site, other_supervisor, PASSWORD)
 
-    r = other.api("POST", f"/api/v1/break-glass-reviews/{seq}", json={"verdict": "unjustified", "comment": "与举报无关"})
+    r = other.api(
+        "POST", f"/api/v1/break-glass-reviews/{seq}", json={"verdict": "unjustified", "comment": "与举报无关"}
+    )
     assert r.status_code == 200 and r.json()["result"]["state"] == "unjustified"
     again = other.api("POST", f"/api/v1/break-glass-reviews/{seq}", json={"verdict": "justified"})
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_reviewed"

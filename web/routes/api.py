@@ -391,7 +391,9 @@ def break_glass_reviews(user: ApiUser, app: App) -> Any:
     return jsonable(audit_queries.review_queue(app, user.actor))
 
 
-@router.post("/break-glass-reviews/{access_seq}", tags=["审计"], summary="复核一次紧急查阅：合理或不合理（只能复核一次）")
+@router.post(
+    "/break-glass-reviews/{access_seq}", tags=["审计"], summary="复核一次紧急查阅：合理或不合理（只能复核一次）"
+)
 def review_break_glass(access_seq: int, body: Review, request: Request, user: ApiUser) -> JSONResponse:
     with get_web(request).writing() as app:
         result = audit_queries.review_break_glass(app, user.actor, access_seq, body.verdict, body.comment)

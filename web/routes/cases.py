@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from anxin.service import Anxin
 from domain import access
+from domain.break_glass import is_meaningful_reason
 from domain.bullying import (
     APPEAL_OUTCOMES,
     CHANNELS,
@@ -31,7 +32,6 @@ from domain.bullying import (
     BullyingCase,
     UnknownStaff,
 )
-from domain.break_glass import is_meaningful_reason
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n

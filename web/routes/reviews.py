@@ -22,7 +22,13 @@ from web.forms import run_form, text
 router = APIRouter(include_in_schema=False)
 
 # Where each kind of record opens (a screening use names its student).
-HREFS = {"case": "/cases/", "file": "/support/", "pairing": "/pairings/", "student": "/students/", "screening": "/students/"}
+HREFS = {
+    "case": "/cases/",
+    "file": "/support/",
+    "pairing": "/pairings/",
+    "student": "/students/",
+    "screening": "/students/",
+}
 
 
 def _page(
