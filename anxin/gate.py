@@ -19,6 +19,7 @@ from uuid import UUID
 
 from anxin import audit
 from domain.access import Decision, Resource, decide
+from domain.break_glass import SAMPLE_REASON
 from domain.common import Actor, DomainError, NotFound, PermissionDenied, Role
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Gate:
         except DomainError:
             return False
         return (
-            not decide(actor, action, resource).allowed and decide(actor, action, resource, "break-glass").break_glass
+            not decide(actor, action, resource).allowed and decide(actor, action, resource, SAMPLE_REASON).break_glass
         )
 
     @contextmanager

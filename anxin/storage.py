@@ -98,6 +98,8 @@ SIDE_TABLES = {
     # Notifications (anxin.notify): notices written with their events, the inbox, messages
     # to send, each person's settings, schools' group bots (sealed). Ids and codes only.
     **outbox.TABLES,
+    # Each break-glass use's review state, by its access entry's seq (anxin.audit.reviews).
+    audit_trail.REVIEWS_TABLE: audit_trail.REVIEWS_COLUMNS,
 }
 SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
@@ -228,6 +230,12 @@ class Cursor:
     def fetchone(self) -> tuple[Any, ...] | None:
         r = self.raw.fetchone()
         return None if r is None else self._row(r)
+
+    @property
+    def rowcount(self) -> int:
+        """How many rows the last UPDATE or DELETE changed (a compare-and-set's answer)."""
+        raw = getattr(self.raw, "sqlite_cursor", self.raw)  # (the library wraps sqlite3's cursor)
+        return int(raw.rowcount)
 
     @staticmethod
     def _row(r: Any) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain import break_glass
 from domain.common import Actor, Role
 
 # Actions, by the kind of thing they touch.
@@ -35,6 +36,7 @@ ROLE_GRANT_APPROVE = "account.grant.approve"  # the second person of a grant of 
 KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
+AUDIT_REVIEW = "audit.review"  # mark another person's break-glass use justified or not (domain.break_glass)
 QUEUE_READ = "queue.read"  # a staff member's work queue (待办): their open items and due dates
 NOTICES_OWN = "notices.own"  # one's own notices (站内提醒), email address and notification settings
 NOTIFY_ADMIN = "notify.admin"  # a school's group bot, undeliverable messages (errors only)
@@ -76,12 +78,11 @@ ACTION_LABELS: dict[str, str] = {
     ROLE_GRANT_APPROVE: "批准角色授予",
     NOTICES_OWN: "查看本人的提醒、设置提醒方式",
     NOTIFY_ADMIN: "设置学校群机器人、查看发送失败的提醒",
+    AUDIT_REVIEW: "复核紧急查阅",
 }
-# What a supervisor may open with a stated reason (break-glass): reads only.
+# What a supervisor may open with a stated reason (break-glass): reads only. What a reason
+# must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
-# The fewest characters (spaces aside) of a break-glass reason: fewer is no reason at all
-# (the gate's refusal says so in words: "不少于4个字").
-BREAK_GLASS_MIN_REASON = 4
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,32 @@ def _accounts_rule(actor: Actor, action: str, resource: Resource, same_school: b
     return deny("不在您的职责范围内")
 
 
+def _review_rule(actor: Actor, resource: Resource, same_school: bool) -> Decision:
+    """Who reviews a break-glass use (`resource`: the record it opened, `owner_id` who
+    used it; or, without an owner, a school's or the district's queue): the school's
+    principal or another supervisor of the district; never the person who used it, and
+    never an administrator (separation of duties: who keeps the accounts does not judge
+    who read what)."""
+    roles = actor.roles
+    if Role.ADMINISTRATOR in roles:
+        return deny("系统管理员不能复核紧急查阅（职责分离）")
+    if resource.owner_id is not None and resource.owner_id == actor.staff_id:
+        return deny("不能复核本人的紧急查阅（职责分离）")
+    if Role.PRINCIPAL in roles and same_school:
+        return allow("校长：复核本校的紧急查阅")
+    if Role.SUPERVISOR in roles and resource.district == actor.district:
+        return allow("督导：复核本区他人的紧急查阅")
+    return deny("不在您的职责范围内")
+
+
 def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None) -> Decision:
     """The whole permission table. Order matters only where a rule says 'no more'."""
     same_school = actor.school_id is not None and actor.school_id == resource.school_id
     roles = actor.roles
     if action in (ACCOUNT_ROLES, ROLE_GRANT_APPROVE):
         return _accounts_rule(actor, action, resource, same_school)
+    if action == AUDIT_REVIEW:
+        return _review_rule(actor, resource, same_school)
 
     if action == NOTICES_OWN:
         return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")
@@ -202,9 +223,9 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
         if action == AUDIT_READ:
             return allow("督导：本区审计记录")
         if action in BREAK_GLASS_ACTIONS:
-            if break_glass_reason and len(break_glass_reason.strip()) >= BREAK_GLASS_MIN_REASON:
+            if break_glass.is_meaningful_reason(break_glass_reason):
                 return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)
-            return deny("督导查看实名记录须说明理由（不少于4个字）")  # (the text is a translation's key)
+            return deny(break_glass.REASON_RULE)  # (what a reason must be, in words; the text is a translation's key)
     if Role.ADMINISTRATOR in roles and action in CONTENT_ACTIONS | {CASE_WRITE, FILE_WRITE}:
         return deny("系统管理员不能查看或修改案件内容（职责分离）")
     return deny("不在您的职责范围内")

@@ -23,6 +23,13 @@ viewer may read the whole stream, loaded from the stream then (both in
 Name search (`v_student_names`, `search_students`) is in `projections.student_names`;
 its view is kept up to date with the timeline's (`views`).
 
+A reason opens only what it was asked for. A supervisor reads a student with a stated
+reason (break-glass): that one recorded read shows the student's own record and the list of
+their cases, files and pairings (`Timeline.records`: kind, status, the student's part in a
+case, when it began and last changed; no narrative, no note, no other party), and nothing
+of those records' content: each is opened on its own, with a reason of its own, recorded
+on its own. The reason is never passed on to the other streams.
+
 Erased streams: their entries stay as erased (type and position, no time, no
 details); a rebuild gives the same rows (an erased stream's links come from the
 directory, as the gate knows them).
@@ -31,7 +38,7 @@ directory, as the gate knows them).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -50,6 +57,8 @@ from sqlalchemy import (
 )
 
 from domain import access
+from domain.access import Decision
+from domain.bullying import PARTS
 from domain.common import (
     Actor,
     CaseAggregate,
@@ -82,7 +91,7 @@ from projections.student_names import (
     search_students,
     split_name,
 )
-from projections.timeline_labels import DETAIL_FIELDS, KIND_LABELS, LABELS, details_of
+from projections.timeline_labels import DETAIL_FIELDS, KIND_LABELS, LABELS, STATUS_LABELS, details_of
 
 if TYPE_CHECKING:
     from projections.base import Source
@@ -230,10 +239,42 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class RecordLine:
+    """One of the student's cases, files or pairings as a read of the student with a
+    stated reason lists it: ids and codes in words, never its content."""
+
+    stream_id: str
+    kind: str
+    status: str | None
+    part: str | None  # the student's part in a case
+    opened: datetime | None
+    changed: datetime | None
+    erased: bool = False
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    @property
+    def status_label(self) -> str:
+        if self.erased:
+            return "已删除"
+        return STATUS_LABELS.get(self.kind, {}).get(self.status or "", "")
+
+    @property
+    def part_label(self) -> str:
+        return PARTS.get(self.part or "", "")
+
+
+@dataclass(frozen=True)
 class Timeline:
     student_id: str
     name: str | None  # None when the viewer may not see the student's identity
     entries: list[TimelineEntry]
+    # Read with a stated reason: the entries are the student's own record only, and their
+    # other records are listed here, each to be opened with a reason of its own.
+    scoped: bool = False
+    records: list[RecordLine] = field(default_factory=list)
 
 
 # The right that shows a stream's entries, by kind; a case falls back to its status line.
@@ -246,31 +287,30 @@ READ_ACTION = {
 }
 
 
-def _decide_student(app: Source, actor: Actor, student_id: str, break_glass: str | None) -> str | None:
-    """Pass the gate for the student asked for: "full", or None (refused, and the gate
-    recorded the refusal: this is what the request asked for)."""
+def _decide_student(app: Source, actor: Actor, student_id: str, break_glass: str | None) -> Decision | None:
+    """Pass the gate for the student asked for: its decision, or None (refused, and the
+    gate recorded the refusal: this is what the request asked for)."""
     res = app.resource("student", student_id)
     if res.kind != "student":
         raise NotFound()
     try:
-        app.authorize(actor, access.STUDENT_READ, res, break_glass)
+        return app.authorize(actor, access.STUDENT_READ, res, break_glass)
     except PermissionDenied:
         return None
-    return "full"
 
 
-def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str, break_glass: str | None) -> str | None:
+def _decide_stream(app: Source, actor: Actor, kind: str, stream_id: str) -> str | None:
     """What the timeline shows of one of the student's other records: "full", "status" (a
     case's status line) or None (left out). Nobody asked for it by name, so the rule is
     asked without recording (`permits`); only what is shown passes the gate, which records
     the allowed read: one recorded decision per stream shown, no refusal for what is left out."""
     action = READ_ACTION[kind]
-    if not app.permits(actor, action, kind, stream_id, break_glass=break_glass):
-        if kind != "case" or not app.permits(actor, access.CASE_STATUS, kind, stream_id, break_glass=break_glass):
+    if not app.permits(actor, action, kind, stream_id):
+        if kind != "case" or not app.permits(actor, access.CASE_STATUS, kind, stream_id):
             return None
         action = access.CASE_STATUS
     try:
-        app.check(actor, action, kind, stream_id, break_glass=break_glass)
+        app.check(actor, action, kind, stream_id)
     except PermissionDenied:  # changed in between (rare): the refusal is recorded, nothing shown
         return None
     return "full" if action == READ_ACTION[kind] else "status"
@@ -297,23 +337,81 @@ def _stream_details(app: Source, stream_id: str) -> dict[int, dict[str, Any]]:
     return out
 
 
+# What a read of a student with a stated reason lists of their other records.
+LISTED_KINDS = ("case", "file", "pairing")
+
+
+def _record_lines(app: Source, student_id: str, streams: list[tuple[str, str]]) -> list[RecordLine]:
+    """The student's cases, files and pairings as a list (ids and codes from the
+    directory, dates from this view's entries): no content is read."""
+    listed = [sid for sid, kind in streams if kind in LISTED_KINDS and sid != student_id]
+    if not listed:
+        return []
+    directory = {
+        r[0]: (r[1], r[2], bool(r[3]))
+        for r in app.db.fetch_in(
+            "SELECT stream_id, kind, status, erased FROM {t}anxin_directory WHERE stream_id IN ({marks})", listed
+        )
+    }
+    parts = {
+        r[0]: r[1]
+        for r in app.db.fetch_in(
+            "SELECT stream_id, part FROM {t}anxin_links WHERE student_id = ? AND stream_id IN ({marks})",
+            listed,
+            (student_id,),
+        )
+    }
+    dates: dict[str, list[datetime]] = {}
+    with app.views.engine.connect() as conn:
+        for sid, at in conn.execute(
+            select(entries.c.stream_id, entries.c.at)
+            .where(entries.c.stream_id.in_(listed), entries.c.at.is_not(None))
+            .order_by(entries.c.position)
+        ):
+            dates.setdefault(sid, []).append(datetime.fromisoformat(at))
+    out = []
+    for sid in listed:
+        kind, status, erased = directory.get(sid, (dict(streams)[sid], None, True))
+        when = dates.get(sid, [])
+        out.append(
+            RecordLine(
+                stream_id=sid,
+                kind=kind,
+                status=status,
+                part=parts.get(sid) if kind == "case" else None,
+                opened=when[0] if when else None,
+                changed=when[-1] if when else None,
+                erased=erased,
+            )
+        )
+    # Newest first; erased ones (no dates left) last.
+    return sorted(out, key=lambda r: (r.opened is not None, r.opened or datetime.min, r.stream_id), reverse=True)
+
+
 def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
-    """Everything about one student, oldest first, as far as the viewer may see it."""
-    decisions: dict[str, str | None] = {student_id: _decide_student(app, actor, student_id, break_glass)}
-    if decisions[student_id] is None:
+    """Everything about one student, oldest first, as far as the viewer may see it. With a
+    stated reason (a supervisor's break-glass): the student's own record and the list of
+    their other records, one recorded read (see the module's docstring)."""
+    decision = _decide_student(app, actor, student_id, break_glass)
+    if decision is None:
         # Not this person's student: no timeline at all, not even the status lines of
         # cases they may otherwise follow (that would say who else is involved).
         raise PermissionDenied(reason="无权查看该学生的记录")
+    scoped = decision.break_glass
+    decisions: dict[str, str | None] = {student_id: "full"}
     app.views.catch_up()
     with app.views.engine.connect() as conn:
-        streams = conn.execute(
-            select(links.c.stream_id, links.c.kind)
-            .where(links.c.student_id == student_id)
-            .order_by(links.c.kind, links.c.stream_id)
-        ).all()
+        streams = [
+            (str(sid), str(kind))
+            for sid, kind in conn.execute(
+                select(links.c.stream_id, links.c.kind)
+                .where(links.c.student_id == student_id)
+                .order_by(links.c.kind, links.c.stream_id)
+            ).all()
+        ]
     for sid, kind in streams:
-        if sid not in decisions:
-            decisions[sid] = _decide_stream(app, actor, kind, sid, break_glass)
+        if sid not in decisions and not scoped:
+            decisions[sid] = _decide_stream(app, actor, kind, sid)
     visible = [sid for sid, d in decisions.items() if d is not None]
     if not visible:
         raise PermissionDenied(reason="无权查看该学生的任何记录")
@@ -350,7 +448,8 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
             )
         )
     name = app.student_ref(student_id).name if decisions[student_id] == "full" else None
-    return Timeline(student_id=student_id, name=name, entries=out)
+    records = _record_lines(app, student_id, streams) if scoped else []
+    return Timeline(student_id=student_id, name=name, entries=out, scoped=scoped, records=records)
 
 
 __all__ = [
@@ -358,6 +457,7 @@ __all__ = [
     "StudentNamesView",
     "Timeline",
     "TimelineEntry",
+    "RecordLine",
     "LABELS",
     "KIND_LABELS",
     "DETAIL_FIELDS",

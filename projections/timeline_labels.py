@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.bullying import STATUS_LABELS as CASE_STATUS_LABELS
+
 # A short description of every event, by (stream kind, event type).
 LABELS: dict[tuple[str, str], str] = {
     ("student", "Enrolled"): "入学登记",
@@ -66,6 +68,13 @@ KIND_LABELS = {
     "file": "心理档案",
     "screening": "心理筛查",
     "pairing": "一岗双带",
+}
+# A record's status (the directory's code) in words, by kind: what a list of a student's
+# records shows of each (a case's, a file's, a pairing's).
+STATUS_LABELS: dict[str, dict[str, str]] = {
+    "case": dict(CASE_STATUS_LABELS),
+    "file": {"open": "跟进中", "closed": "已结案"},
+    "pairing": {"active": "结对中", "ended": "已结束"},
 }
 
 # The fields shown as an entry's details (for a viewer with full read), in this order.

@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from anxin.quarantine import UNREADABLE_LABEL
 from anxin.service import Anxin
+from domain.break_glass import REASON_RULE
 from domain.common import Actor, DomainError, Erased, NotFound, PermissionDenied, Role
 from web import i18n
 from web.security import (
@@ -319,8 +320,13 @@ def _unread(web: Any, user: User | None) -> int:
 
 def reason_form(request: Request, action: str, status: int = 200, error: DomainError | None = None) -> HTMLResponse:
     """The break-glass form: a supervisor states why before a named record is read (the
-    reason goes to `action`, which reads the record with it)."""
-    return render(request, "break_glass.html", status, action=action, error=i18n.error_text(error) if error else None)
+    reason goes to `action`, which reads the record with it). A reason the rule does not
+    take is answered with the rule itself (what a reason must say), not as a refusal."""
+    text = None
+    if error is not None:
+        weak = isinstance(error, PermissionDenied) and error.details.get("reason") == REASON_RULE
+        text = i18n.gettext(REASON_RULE) if weak else i18n.error_text(error)
+    return render(request, "break_glass.html", status, action=action, error=text)
 
 
 def redirect(url: str, request: Request | None = None, message: str | None = None) -> RedirectResponse:
@@ -362,6 +368,8 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
         items.append(("/reports", _("定期报送")))
     if user.has(Role.ADMINISTRATOR, Role.PRINCIPAL, Role.SUPERVISOR):
         items.append(("/grants", _("角色审批")))
+    if user.has(Role.PRINCIPAL, Role.SUPERVISOR) and not user.has(Role.ADMINISTRATOR):
+        items.append(("/reviews", _("紧急查阅复核")))
     if user.has(Role.ADMINISTRATOR):
         items += [
             ("/admin/accounts", _("账号")),

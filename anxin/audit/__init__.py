@@ -12,7 +12,12 @@ key. The format is documented, byte for byte, in docs/audit.md.
 
 The trail holds ids, codes and hashes only, never a name or free text: the one free
 text, a break-glass reason, is stored encrypted under the key of the stream it opened
-(so shredding the stream erases it too). The trail therefore outlives erasure.
+(so shredding the stream erases it too), as is a reviewer's comment on it. The trail
+therefore outlives erasure.
+
+Every break-glass use waits for review (anxin.audit.reviews): the school's principal or
+another supervisor marks it justified or not, once; the review is itself an entry
+(`break_glass_review`) and its state a side table keyed by the use's seq.
 
 Event entries are written by the event recorder inside the events' own transaction
 (`anxin.storage.Database.write_with_events`); the others by `Gate.record_access`,
@@ -31,6 +36,8 @@ from anxin.audit.chain import (  # noqa: F401
     KINDS,
     META_COLUMNS,
     META_TABLE,
+    REVIEWS_COLUMNS,
+    REVIEWS_TABLE,
     SECURITY_KINDS,
     SEP,
     TABLE,
@@ -88,6 +95,12 @@ from anxin.audit.queries import (  # noqa: F401
     resolve_student,
     student_access,
     verify_requested,
+)
+from anxin.audit.reviews import (  # noqa: F401
+    pending_review_count,
+    review_break_glass,
+    review_queue,
+    review_states,
 )
 from anxin.audit.verification import (  # noqa: F401
     PARALLEL_FROM,

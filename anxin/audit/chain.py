@@ -31,6 +31,18 @@ TABLE_COLUMNS = (
     "prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL"
 )
 META_COLUMNS = "name TEXT PRIMARY KEY, value TEXT NOT NULL"
+# The review of each break-glass use (anxin.audit.reviews), one row per use keyed by its
+# access entry's seq, written in the transaction of that entry (`_insert`): ids and codes
+# only (who used it, which record, which school; the state and who reviewed it, with the
+# seq of the review's own entry). The trail is the record; this is its review state, what
+# the reviewers' queue and the count on their home page read from one index. A later
+# outbox (email, group bots) can pick the new uses up in order of `access_seq`.
+REVIEWS_TABLE = "anxin_break_glass_reviews"
+REVIEWS_COLUMNS = (
+    "access_seq {int8} PRIMARY KEY, at TEXT NOT NULL, user_id TEXT NOT NULL, action TEXT NOT NULL, "
+    "resource_kind TEXT NOT NULL, resource_id TEXT, school_id TEXT, district TEXT NOT NULL, "
+    "state TEXT NOT NULL, reviewer_id TEXT, reviewed_at TEXT, review_seq {int8}"
+)
 # A case's history and a student's accesses are read by subject; the partial indexes
 # cost an insert nothing unless the entry is a checkpoint, a verification or holds a
 # sealed reason (the audit page shows the last checkpoint and the last verification).
@@ -39,6 +51,9 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_checkpoints ON {t}anxin_audit (seq) WHERE kind = 'checkpoint'",
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_sealed ON {t}anxin_audit (seq) WHERE sealed IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS {p}anxin_audit_verifications ON {t}anxin_audit (seq) WHERE kind = 'audit_verify'",
+    # The uses waiting for review, by district and school (the queue, the home page's count).
+    "CREATE INDEX IF NOT EXISTS {p}anxin_break_glass_reviews_pending ON {t}anxin_break_glass_reviews "
+    "(district, school_id) WHERE state = 'pending'",
 ]
 
 FORMAT = "anxin-audit-1"
@@ -66,10 +81,11 @@ KINDS = frozenset(
         "two_step_reset",
         "school_setting",
         "audit_verify",
+        "break_glass_review",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).
-SECURITY_KINDS = KINDS - {"event", "access", "checkpoint"}
+SECURITY_KINDS = KINDS - {"event", "access", "checkpoint", "break_glass_review"}
 AUDIT_NOTES = "anxin:audit-notes"  # the named key for a reason that belongs to no stream
 ERASED_LABEL = "已删除"
 
@@ -132,6 +148,7 @@ def setup(c: Cursor, db: Database) -> None:
     _create_access_view(c, db)
     if c.execute(db.q(_HEAD)).fetchone() is None:
         _adopt_existing_events(c, db)
+    _adopt_break_glass_uses(c, db)
 
 
 def _create_access_view(c: Cursor, db: Database) -> None:
@@ -195,6 +212,57 @@ def _adopt_existing_events(c: Cursor, db: Database) -> None:
         last = rows[-1][0]
 
 
+def _adopt_break_glass_uses(c: Cursor, db: Database) -> None:
+    """A store whose trail held break-glass uses before they were reviewed: each becomes a
+    use waiting for review, once (the meta row `break_glass_reviews` says it was done)."""
+    done = c.execute(db.q("SELECT 1 FROM {t}anxin_audit_meta WHERE name = 'break_glass_reviews'")).fetchone()
+    if done is not None:
+        return
+    rows = c.execute(
+        db.q(
+            "SELECT seq, at, kind, actor_id, subject, detail, sealed FROM {t}anxin_audit "
+            "WHERE sealed IS NOT NULL AND kind = 'access' ORDER BY seq"
+        )
+    ).fetchall()
+    _review_items(c, db, rows)
+    c.execute(db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('break_glass_reviews', 'adopted')"))
+
+
+# An access entry's detail (canonical JSON) for a decision that broke the glass.
+_BROKE_GLASS = '"break_glass":1'
+
+
+def _review_items(c: Cursor, db: Database, entries: Iterable[tuple[Any, ...]]) -> None:
+    """A use waiting for review for each break-glass access among `entries` (seq, at, kind,
+    actor_id, subject, detail, sealed, ...): in the caller's transaction, the entry's own."""
+    items = []
+    for seq, at, kind, actor_id, subject, detail, sealed, *_ in entries:
+        if kind != "access" or sealed is None or _BROKE_GLASS not in detail:
+            continue
+        d = json.loads(detail)
+        items.append(
+            (
+                seq,
+                at,
+                actor_id,
+                d.get("action", ""),
+                d.get("kind", ""),
+                subject or None,
+                d.get("school"),
+                d.get("district", "default"),
+            )
+        )
+    if items:
+        c.executemany(
+            db.q(
+                "INSERT INTO {t}anxin_break_glass_reviews (access_seq, at, user_id, action, resource_kind, "
+                "resource_id, school_id, district, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+                "ON CONFLICT (access_seq) DO NOTHING"
+            ),
+            items,
+        )
+
+
 def store_id(db: Database) -> str:
     row = db.fetchone(_STORE)
     assert row is not None, "the audit trail's tables were not set up"
@@ -230,6 +298,8 @@ def _insert(c: Cursor, db: Database, seq: int, prev: str, rows: Iterable[Row]) -
         prev = h
     if out:
         c.executemany(db.q(_INSERT), out)
+        # (seq, at, kind, actor, subject, detail, payload, sealed): a break-glass use waits for review
+        _review_items(c, db, ((r[0], r[1], r[2], r[3], r[4], r[5], r[7]) for r in out))
     return seq, prev
 
 

@@ -77,6 +77,7 @@ ENTRY_KIND_LABELS = {
     "two_step_reset": "重置两步验证（管理员）",
     "school_setting": "修改学校安全设置",
     "audit_verify": "核验审计记录",
+    "break_glass_review": "紧急查阅复核",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}

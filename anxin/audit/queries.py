@@ -16,7 +16,9 @@ from projections import csvcells
 if TYPE_CHECKING:
     from anxin.core import Core
 from anxin.audit.chain import record, security_row, unseal_reason
+from anxin.audit.reviews import review_states
 from anxin.audit.verification import VerifyReport, verify
+from domain.break_glass import require_meaningful_reason
 
 
 # -- supervisor queries (through the gate, themselves audited) --------------------------------
@@ -141,10 +143,13 @@ def _access_rows(app: Core, where: str, params: tuple[Any, ...], limit: int | No
 
 
 def break_glass_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
-    """Every break-glass access (with its stated reason), newest first."""
+    """Every break-glass access (with its stated reason), newest first, each with its
+    review (`review`: 待复核, or the verdict, by whom, when, the comment; anxin.audit.reviews)."""
     where, params = _scope(app, actor, school_id)
     # (an audit lookup's stated reason is sealed the same way, but it is no break-glass)
-    return _access_rows(app, "break_glass IS NOT NULL AND action <> 'audit.read' AND " + where, params)
+    rows = _access_rows(app, "break_glass IS NOT NULL AND action <> 'audit.read' AND " + where, params)
+    states = review_states(app, [r["seq"] for r in rows])
+    return [r | {"review": states.get(r["seq"])} for r in rows]
 
 
 def denied_log(app: Core, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
@@ -224,10 +229,7 @@ def query(
 def require_reason(reason: str | None) -> str:
     """A supervisor's stated reason for reading a named record's history, trimmed; refused
     if too short to say anything (the pages and the API ask it before any history is read)."""
-    text = (reason or "").strip()
-    if len(text) < access.BREAK_GLASS_MIN_REASON:
-        raise InvalidInput("请写明查阅理由（不少于4个字）")
-    return text
+    return require_meaningful_reason(reason)
 
 
 def export_csv(

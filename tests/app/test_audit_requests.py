@@ -111,7 +111,7 @@ def test_the_command_line_exports_a_history_only_with_a_stated_reason(
     code, _, err = run_cli(
         "audit", "export", "--kind", "case-history", "--id", case_id, "--as", username, "--out", str(out)
     )
-    assert code == 1 and "请写明查阅理由" in err and not out.exists()
+    assert code == 1 and "请写明调阅原因" in err and not out.exists()
     assert app.db.fetchone(reads, (case_id,))[0] == 0
 
     code, _, err = run_cli(

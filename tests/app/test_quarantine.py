@@ -135,8 +135,11 @@ def test_the_break_glass_log_still_reads_and_a_new_break_glass_read_is_recorded(
     # when the supervisor tries again, then the read is refused as unreadable, and the
     # attempt, with its reason, is still in the trail
     with pytest.raises(Unreadable):
-        fresh.roster.get_student(school.supervisor, bad, break_glass="再次核实")
-    assert [e["break_glass"] for e in audit.break_glass_log(fresh, school.supervisor)] == ["再次核实", UNREADABLE_LABEL]
+        fresh.roster.get_student(school.supervisor, bad, break_glass="再次核实家长反映的情况")
+    assert [e["break_glass"] for e in audit.break_glass_log(fresh, school.supervisor)] == [
+        "再次核实家长反映的情况",
+        UNREADABLE_LABEL,
+    ]
 
 
 # -- the command line -----------------------------------------------------------------------------------

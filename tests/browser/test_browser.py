@@ -224,6 +224,6 @@ def test_supervisor_opens_a_named_record_only_with_a_reason_which_the_audit_list
     s.shot("supervisor1-break-glass-timeline")
     page.goto("/audit")
     page.get_by_role("link", name="紧急查阅记录").click()
-    # One row per record the timeline opened (the student and each linked stream), each with the reason.
+    # One row: the reason opened the student (their other records are listed, each opened on its own).
     expect(page.locator("main ol.audit-history li", has_text=reason).first).to_be_visible()
     s.shot("supervisor1-audit-break-glass")

@@ -66,7 +66,7 @@ def test_supervisor_finds_a_case_by_its_board_number_and_reads_its_history(open_
 
     # the number typed, a reason stated
     page.get_by_label("记录编号（页面上显示的编号）").fill(number.lower())  # typed as it comes
-    page.get_by_label("查阅理由（必填，不少于4个字，加密保存在审计记录中）").fill("核查家长投诉：了解处理经过")
+    page.get_by_label("查阅理由（必填，不少于6个字，加密保存在审计记录中）").fill("核查家长投诉：了解处理经过")
     page.get_by_role("button", name="查看记录历史").click()
 
     expect(page.get_by_role("heading", name=f"欺凌案件 {number} · {school_name} 的完整历史")).to_be_visible()

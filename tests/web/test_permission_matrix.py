@@ -130,6 +130,9 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/audit/find", "DDDDDADD"),  # the supervisor: no number given, 400
     ("POST", "/audit/history.csv", "DDDDDADD"),  # the supervisor: no record given, 400
     ("POST", "/audit/verify", "DDDDDADD"),
+    # -- break-glass reviews: the school's principal and the district's other supervisors ----------------
+    ("GET", "/reviews", "DDDDAADD"),  # the queue (supervisor1's own uses are not in it)
+    ("POST", "/reviews/{review_use}", "DDDDADDD"),  # supervisor1's use: never theirs to review, nor an admin's
     # -- administrator -------------------------------------------------------------------------------
     ("GET", "/admin/notifications", "DDDDDDAD"),  # a school's group bot, undeliverable messages
     ("POST", "/admin/notifications/{school}/bot", "DDDDDDAD"),
@@ -245,6 +248,8 @@ MATRIX: list[tuple[str, str, str]] = [
     # -- API: reports and audit ------------------------------------------------------------------------
     ("GET", "/api/v1/reports/periodic", "DAAAAADD"),
     ("GET", "/api/v1/audit/{audit_what}", "DDDDDADD"),
+    ("GET", "/api/v1/break-glass-reviews", "DDDDAADD"),
+    ("POST", "/api/v1/break-glass-reviews/{api_review_use}", "DDDDADDD"),
 ]
 
 # Served without an account, or only shaping how pages look: not decisions of the gate.
@@ -406,6 +411,17 @@ def world(site: DemoSite) -> World:
         )
         assert request_id is not None
         grants[f"{key}_staff"], grants[f"{key}_id"] = staff_id, request_id
+    # Two break-glass uses by supervisor1, for the principal to review (a page, the API).
+    supervisor = _actor(site, "supervisor1")
+    uses = []
+    for _ in range(2):
+        app.cases.get_case(supervisor, other_case, break_glass="矩阵测试：核对权限")
+        uses.append(
+            app.db.fetchone(
+                "SELECT MAX(access_seq) FROM {t}anxin_break_glass_reviews WHERE user_id = ? AND resource_id = ?",
+                (supervisor.staff_id, other_case),
+            )[0]
+        )
     # The other class's student the matrix opens is in no case, file or pairing, so what a
     # class teacher may see of it cannot depend on what other tests have recorded.
     linked = {
@@ -433,6 +449,8 @@ def world(site: DemoSite) -> World:
             "any_id": "0" * 32,
             "audit_what": "denied",
             "school": school,
+            "review_use": str(uses[0]),
+            "api_review_use": str(uses[1]),
         }
     )
 

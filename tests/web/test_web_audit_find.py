@@ -222,7 +222,10 @@ def test_an_unknown_or_malformed_number_or_no_reason_is_said_in_chinese(site: De
     assert bad.status_code == 400 and "编号应为页面上显示的编号，例如 QL-2026-0003" in bad.text
     case_id = _new_case(site)
     no_reason = _find(b, number=site.app.record_numbers([case_id])[case_id].text, reason="看看")
-    assert no_reason.status_code == 400 and "请写明查阅理由（不少于4个字）" in no_reason.text
+    assert (
+        no_reason.status_code == 400
+        and "请写明调阅原因（如：核查家长投诉、上级交办的复查），不少于6个字" in no_reason.text
+    )
     assert "报告疑似欺凌" not in no_reason.text
     b.get("/lang/en?next=/audit")
     english = _find(b, number="0000abcd")
@@ -407,7 +410,7 @@ def test_the_history_prints_with_its_header_and_exports_as_csv_with_the_same_rea
 
     # without a reason nothing is read, exported or recorded
     refused = b.post("/audit/history.csv", {"way": "case", "stream": case_id, "reason": "看"})
-    assert refused.status_code == 400 and "请写明查阅理由" in refused.text
+    assert refused.status_code == 400 and "请写明调阅原因" in refused.text
     assert site.app.db.fetchone(exports, (case_id,))[0] == before_exports + 1
     assert _reads(site, supervisor.staff_id, case_id) == before_reads + 1
     # and school staff cannot export a history
@@ -421,7 +424,7 @@ def test_the_api_reads_a_history_only_with_a_stated_reason(site: DemoSite, brows
     reads = _reads(site, supervisor.staff_id, case_id)
 
     refused = b.api("GET", "/api/v1/audit/case-history", params={"id": case_id})
-    assert refused.status_code == 400 and "请写明查阅理由" in refused.text
+    assert refused.status_code == 400 and "请写明调阅原因" in refused.text
     assert _reads(site, supervisor.staff_id, case_id) == reads
 
     read = b.api("GET", "/api/v1/audit/case-history", params={"id": case_id, "reason": REASON})

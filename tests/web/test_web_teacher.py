@@ -365,10 +365,12 @@ def test_supervisor_break_glass_on_a_timeline(site: DemoSite, browse) -> None:
         == reads
     )  # no read made yet
     short = b.post(f"/students/{student}/open", {"break_glass_reason": "看"})
-    assert short.status_code == 400 and "不少于4个字" in short.text and "督导查阅" not in short.text
+    assert short.status_code == 400 and "不少于6个字" in short.text and "督导查阅" not in short.text
     reason = "核查家长投诉 " + uuid.uuid4().hex[:6]
     opened = b.post(f"/students/{student}/open", {"break_glass_reason": reason})
-    assert opened.status_code == 200 and "督导查阅" in opened.text and "一岗双带结对" in opened.text
+    # the student's own record; the pairing listed (kind, status), to be opened with a reason of its own
+    assert opened.status_code == 200 and "督导查阅" in opened.text and "一岗双带结对" not in opened.text
+    assert "该学生的相关记录" in opened.text and f'href="/pairings/{pid}"' in opened.text and "结对中" in opened.text
     rows = site.app.db.fetch(
         "SELECT action, allowed, break_glass FROM {t}anxin_access WHERE actor_id = ? AND resource_id = ? ORDER BY id",
         (supervisor.staff_id, student),

@@ -383,3 +383,23 @@ def audit(
     if what in ("case-history", "student-access"):
         reason = audit_queries.require_reason(reason)
     return jsonable(audit_queries.query(app, user.actor, what, id=id, school_id=school_id, reason=reason))
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["justified", "unjustified"] = Field(description="复核结论：justified 合理，unjustified 不合理")
+    comment: str = Field("", max_length=2000, description="复核意见（认定不合理时必填），加密保存")
+
+
+@router.get("/break-glass-reviews", tags=["审计"], summary="待我复核的紧急查阅（本校校长、本区其他督导）")
+def break_glass_reviews(user: ApiUser, app: App) -> Any:
+    return jsonable(audit_queries.review_queue(app, user.actor))
+
+
+@router.post(
+    "/break-glass-reviews/{access_seq}", tags=["审计"], summary="复核一次紧急查阅：合理或不合理（只能复核一次）"
+)
+def review_break_glass(access_seq: int, body: Review, request: Request, user: ApiUser) -> JSONResponse:
+    with get_web(request).writing() as app:
+        result = audit_queries.review_break_glass(app, user.actor, access_seq, body.verdict, body.comment)
+    return ok(result)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from anxin.service import Anxin
 from domain import access
+from domain.break_glass import is_meaningful_reason
 from domain.bullying import (
     APPEAL_OUTCOMES,
     CHANNELS,
@@ -203,7 +204,7 @@ def case_open(request: Request, case_id: str, user: PageUser, form: Form) -> Res
     try:
         return _case_page(request, user, case_id, break_glass=reason)
     except PermissionDenied as e:
-        if len(reason) >= access.BREAK_GLASS_MIN_REASON:
+        if is_meaningful_reason(reason):
             raise
         return reason_form(request, f"/cases/{case_id}/open", 400, e)
 

@@ -10,6 +10,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin import audit
 from anxin.service import Anxin
 from domain import access
 from domain.access import Resource
@@ -58,6 +59,7 @@ def district(request: Request, user: PageUser, app: App) -> Response:
         status_metrics=[m for m in ids if m.id.startswith("cases_end_")],
         file_metrics=[m for m in ids if m.id.startswith("files_end_")],
         sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id],
+        pending_reviews=audit.pending_review_count(app, user.actor),
     )
 
 

@@ -1,10 +1,12 @@
-"""The start page: a person's own work queue (待办), or where their role begins."""
+"""The start page: a person's own work queue (待办), or where their role begins; at the
+top, for those who review them, how many break-glass uses wait for their review."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin import audit
 from domain.common import Role
 from projections.work_queue import work_queue
 from web.deps import App, PageUser, redirect, render
@@ -21,4 +23,11 @@ def home(request: Request, user: PageUser, app: App) -> Response:
             return redirect("/admin/accounts")
     items = work_queue(app, user.actor)
     numbers = app.record_numbers([i.stream_id for i in items])
-    return render(request, "home.html", items=items, numbers=numbers, overdue=sum(1 for i in items if i.overdue))
+    return render(
+        request,
+        "home.html",
+        items=items,
+        numbers=numbers,
+        overdue=sum(1 for i in items if i.overdue),
+        pending_reviews=audit.pending_review_count(app, user.actor),  # a principal's (None: reviews none)
+    )
