@@ -58,6 +58,7 @@ KINDS = frozenset(
         "token_issue",
         "token_revoke",
         "account_setup",
+        "setup_code_issue",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).

@@ -70,6 +70,7 @@ ENTRY_KIND_LABELS = {
     "token_issue": "签发接口令牌",
     "token_revoke": "撤销接口令牌",
     "account_setup": "设置账号密码（一次性链接）",
+    "setup_code_issue": "重新生成账号设置链接",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}
