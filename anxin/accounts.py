@@ -307,9 +307,7 @@ class Accounts:
 
     def staff_by_username(self, username: str) -> StaffEntry | None:
         """The directory row of a login name, active or not (None: no such account)."""
-        row = self.db.fetchone(
-            f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE username = ?", (username.strip(),)
-        )
+        row = self.db.fetchone(f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE username = ?", (username.strip(),))
         return StaffEntry.of(row) if row else None
 
     def staff_accounts(self, actor: Actor, staff_id: str | None = None) -> list[StaffEntry]:
@@ -549,12 +547,18 @@ class Accounts:
                     for key, rule in counters:
                         tries, last, _next = found[key]
                         counted = (0 if now - last > rule.forget else tries) + 1
+                        # Within the free attempts no wait at all (0), not "from now": requests
+                        # at the same moment read their clocks just before they queue for the
+                        # lock, so one that read an earlier time than the one ahead of it would
+                        # otherwise find a wait of microseconds and be refused (a staff room
+                        # behind one address logging in at once).
+                        after = rule.wait_after(counted)
                         moved = c.execute(
                             self.db.q(
                                 "UPDATE {t}anxin_login_throttle SET tries = ?, last = ?, next_at = ? "
                                 "WHERE who = ? AND tries = ? AND last = ? RETURNING tries"
                             ),
-                            (counted, now, now + rule.wait_after(counted), key, tries, last),
+                            (counted, now, now + after if after else 0.0, key, tries, last),
                         ).fetchone()
                         if moved is None:  # another request moved it since it was read
                             raise _Moved()
@@ -629,7 +633,10 @@ class Accounts:
                 raise SetupCodeRefused("done")
             made = self._new_setup_code()
             now = self.app.now().isoformat()
-            void = ("UPDATE {t}anxin_setup_codes SET expires_at = ? WHERE staff_id = ? AND used_at IS NULL", (now, staff_id))
+            void = (
+                "UPDATE {t}anxin_setup_codes SET expires_at = ? WHERE staff_id = ? AND used_at IS NULL",
+                (now, staff_id),
+            )
             self._commit(
                 [void, self._setup_code_insert(staff_id, made)],
                 audit.security_row(
