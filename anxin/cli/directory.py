@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from anxin.cli.common import CLI_ACTOR, DEFAULT_BASE_URL, CLIError, _open, _school
-from anxin.accounts import setup_link
 from anxin.cli.output import _progress
 from domain.common import Role
 
@@ -67,9 +66,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     """A staff account with its roles and a one-time set-up code, never a password: the
     person chooses theirs at the set-up link printed here."""
     if args.password is not None:
-        raise CLIError(
-            "anxin user add 不再接受密码：账号建好后会显示一次性设置链接，请交给本人，由本人设置自己的密码"
-        )
+        raise CLIError("anxin user add 不再接受密码：账号建好后会显示一次性设置链接，请交给本人，由本人设置自己的密码")
     app = _open(args)
     school_id = _school(app, args.school) if args.school else None
     staff_id, code = app.roster.add_staff_account(
@@ -109,6 +106,8 @@ def _base_url(args: argparse.Namespace) -> str:
 def _print_setup(app: Any, args: argparse.Namespace, code: str, expires: datetime | None) -> None:
     """The set-up link (shown this once: only the code's hash is kept), the code alone,
     and until when it works, in the schools' time zone."""
+    from anxin.accounts import setup_link
+
     print(f"一次性设置链接（请交给本人，由本人设置密码；只能使用一次，有效期至 {_when(app, expires)}）：")
     print(setup_link(_base_url(args), code))
     print(f"设置码：{code}")

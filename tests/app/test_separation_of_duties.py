@@ -229,9 +229,7 @@ def test_an_administrator_reissues_an_expired_or_lost_set_up_code_and_the_old_on
     fresh = app.accounts.reissue_setup_code(root, staff_id)
     assert app.accounts.setup_state(staff_id).expires_at == fresh.expires_at
     # each issue is recorded: the gate's allowed decision and a setup_code_issue entry
-    issued = app.db.fetch(
-        "SELECT actor_id, subject FROM {t}anxin_audit WHERE kind = 'setup_code_issue' ORDER BY seq"
-    )
+    issued = app.db.fetch("SELECT actor_id, subject FROM {t}anxin_audit WHERE kind = 'setup_code_issue' ORDER BY seq")
     assert issued == [(root.staff_id, staff_id)] * 2
     allowed = app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'account.admin' "

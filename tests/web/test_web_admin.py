@@ -153,9 +153,7 @@ def test_the_set_up_link_is_a_full_address_with_a_copy_button_and_its_expiry(
     assert re.search(r'value="https://anxin\.example\.cn/setup/[A-Za-z0-9_-]{20,}"', r.text)
 
 
-def test_an_expired_set_up_link_is_replaced_from_the_account_page_and_the_old_one_stops(
-    site: DemoSite, browse
-) -> None:
+def test_an_expired_set_up_link_is_replaced_from_the_account_page_and_the_old_one_stops(site: DemoSite, browse) -> None:
     b = browse("admin")
     username = "u" + uuid.uuid4().hex[:6]
     staff_id, first = _add_account(b, site, username)
