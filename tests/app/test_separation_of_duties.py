@@ -113,6 +113,14 @@ def test_listing_the_grants_is_one_recorded_decision_at_the_scope_asked(app: Anx
         assert _decisions(app, who, "account.grant.list")[-1] == (0, asked or school.id)
     with pytest.raises(NotFound):  # a school that does not exist
         app.roster.pending_grants(root, "no-such-school")
+    # approving and declining one are decisions of their own, each recorded, refusals too
+    first, second = app.roster.pending_grants(school.principal)
+    with pytest.raises(PermissionDenied):
+        app.roster.approve_role_grant(root, first["staff_id"], first["request_id"])  # who asked
+    app.roster.approve_role_grant(school.principal, first["staff_id"], first["request_id"])
+    app.roster.decline_role_grant(school.principal, second["staff_id"], second["request_id"], "不需要")
+    assert _decisions(app, root, "account.grant.approve") == [(0, school.id)]
+    assert _decisions(app, school.principal, "account.grant.approve") == [(1, school.id), (1, school.id)]
 
 
 def test_the_schools_principal_approves_school_roles_a_supervisor_the_supervisor_role(
