@@ -39,6 +39,7 @@ fmt: install
 bench: install
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.web
+	$(BIN)/python -m bench.login
 
 clean:
 	rm -rf $(VENV) var

@@ -25,10 +25,12 @@ counted under keyed hashes (the blind index) of the login name and the address; 
 Commands that change an account and write an audit entry do both in one transaction:
 `change_password` (the new hash, the person's other sessions ended, `password_change`;
 a wrong current password is a `login_failed` entry with reason `current_password`),
-`issue_token` (the person's own token, `token_issue`) and `revoke_token`, and `set_up`
+`issue_token` (the person's own token, `token_issue`) and `revoke_token`, `set_up`
 (an administrator-made account's password chosen with its one-time set-up code,
-`account_setup`). Nobody holds a credential of another account: an administrator's
-new account gets a set-up code, never a password; a token is issued by its holder.
+`account_setup`) and `reissue_setup_code` (a new code for an account not yet set up, the
+old one void, `setup_code_issue`). Nobody holds a credential of another account: an
+administrator's new account gets a set-up code, never a password; a token is issued by
+its holder.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from anxin.passwords import (
     verify_password,
 )
 from domain import access
+from domain.access import Resource
 from domain.common import Actor, InvalidInput, NotFound, Role
 
 if TYPE_CHECKING:
@@ -116,6 +119,45 @@ class SetupCodeInvalid(InvalidInput):
     """A set-up code that is unknown, already used, expired, or for a deactivated account."""
 
     message = "设置链接无效、已使用或已过期，请联系管理员重新创建"
+
+
+class SetupCodeRefused(InvalidInput):
+    """No new set-up code for this account: `problem` is "done" (its person has set their
+    password: a set-up link would let whoever holds it take the account over) or
+    "inactive" (deactivated)."""
+
+    MESSAGES = {
+        "done": "该账号已设置密码，不能再生成设置链接",
+        "inactive": "账号已停用，不能生成设置链接",
+    }
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(self.MESSAGES[problem])
+
+
+@dataclass(frozen=True)
+class SetupCode:
+    """A set-up code just made: the code itself (shown this once, never stored) and when
+    it stops working."""
+
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SetupState:
+    """Where an account's set-up stands, for its administrator's page: whether its person
+    has set a password, and until when its live set-up code works (None: none live, the
+    last one expired or void)."""
+
+    password_set: bool
+    expires_at: datetime | None
+
+
+def setup_link(base_url: str, code: str) -> str:
+    """The full address of a set-up code's page, on the site at `base_url`."""
+    return f"{base_url.rstrip('/')}/setup/{code}"
 
 
 @dataclass(frozen=True)
@@ -261,6 +303,11 @@ class Accounts:
         decided by the gate: what the application asks to decide or to check a command
         (whose school a queue or a pairing is, whether a responsible person qualifies)."""
         row = self.db.fetchone(f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE staff_id = ?", (staff_id,))
+        return StaffEntry.of(row) if row else None
+
+    def staff_by_username(self, username: str) -> StaffEntry | None:
+        """The directory row of a login name, active or not (None: no such account)."""
+        row = self.db.fetchone(f"SELECT {_STAFF_COLUMNS} FROM {{t}}anxin_staff WHERE username = ?", (username.strip(),))
         return StaffEntry.of(row) if row else None
 
     def staff_accounts(self, actor: Actor, staff_id: str | None = None) -> list[StaffEntry]:
@@ -501,12 +548,18 @@ class Accounts:
                     for key, rule in counters:
                         tries, last, _next = found[key]
                         counted = (0 if now - last > rule.forget else tries) + 1
+                        # Within the free attempts no wait at all (0), not "from now": requests
+                        # at the same moment read their clocks just before they queue for the
+                        # lock, so one that read an earlier time than the one ahead of it would
+                        # otherwise find a wait of microseconds and be refused (a staff room
+                        # behind one address logging in at once).
+                        after = rule.wait_after(counted)
                         moved = c.execute(
                             self.db.q(
                                 "UPDATE {t}anxin_login_throttle SET tries = ?, last = ?, next_at = ? "
                                 "WHERE who = ? AND tries = ? AND last = ? RETURNING tries"
                             ),
-                            (counted, now, now + rule.wait_after(counted), key, tries, last),
+                            (counted, now, now + after if after else 0.0, key, tries, last),
                         ).fetchone()
                         if moved is None:  # another request moved it since it was read
                             raise _Moved()
@@ -536,12 +589,62 @@ class Accounts:
         """A new one-time set-up code for an account just made by an administrator, and
         the statement that stores it (its SHA-256 only, expiring in SETUP_HOURS), for the
         command's transaction. The code is shown this once, to be handed to the person."""
-        code = secrets.token_urlsafe(24)
-        now = self.app.now()
-        return code, (
+        made = self._new_setup_code()
+        return made.code, self._setup_code_insert(staff_id, made)
+
+    def _new_setup_code(self) -> SetupCode:
+        return SetupCode(secrets.token_urlsafe(24), self.app.now() + timedelta(hours=SETUP_HOURS))
+
+    def _setup_code_insert(self, staff_id: str, made: SetupCode) -> tuple[str, tuple[Any, ...]]:
+        return (
             "INSERT INTO {t}anxin_setup_codes (code_hash, staff_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            (token_hash(code), staff_id, now.isoformat(), (now + timedelta(hours=SETUP_HOURS)).isoformat()),
+            (token_hash(made.code), staff_id, self.app.now().isoformat(), made.expires_at.isoformat()),
         )
+
+    def setup_state(self, staff_id: str) -> SetupState:
+        """Whether the account's password is set, and the expiry of its live set-up code.
+        Ids and times only, for the page of an account its administrator has opened (the
+        gate decided ACCOUNT_ADMIN for it)."""
+        row = self.db.fetchone("SELECT password_hash FROM {t}anxin_staff WHERE staff_id = ?", (staff_id,))
+        unused = self.db.fetch(
+            "SELECT expires_at FROM {t}anxin_setup_codes WHERE staff_id = ? AND used_at IS NULL", (staff_id,)
+        )
+        now = self.app.now()
+        live = [t for t in (datetime.fromisoformat(r[0]) for r in unused) if t > now]
+        return SetupState(password_set=bool(row and row[0]), expires_at=max(live, default=None))
+
+    def reissue_setup_code(self, actor: Actor, staff_id: str) -> SetupCode:
+        """A new set-up code for an account whose person has not set a password yet (the
+        code expired, or was lost): the gate decides ACCOUNT_ADMIN on the account first.
+        In one transaction, with the decision: every earlier unused code of the account
+        stops working at once (its expiry moved to now), the new one is stored (its SHA-256
+        only, expiring in SETUP_HOURS), and a `setup_code_issue` entry of the audit trail
+        names the account and the new expiry. Refused (SetupCodeRefused) for an account
+        whose password is set (a link would let whoever holds it take the account over; a
+        used code is never renewed) or that is deactivated."""
+        with self.app.gate.deferred_decisions(own=True):
+            entry = self.staff(staff_id)
+            if entry is None:
+                raise NotFound()
+            resource = Resource(kind="account", id=staff_id, school_id=entry.school_id, district=entry.district)
+            self.app.authorize(actor, access.ACCOUNT_ADMIN, resource)
+            if not entry.active:
+                raise SetupCodeRefused("inactive")
+            if self.setup_state(staff_id).password_set:
+                raise SetupCodeRefused("done")
+            made = self._new_setup_code()
+            now = self.app.now().isoformat()
+            void = (
+                "UPDATE {t}anxin_setup_codes SET expires_at = ? WHERE staff_id = ? AND used_at IS NULL",
+                (now, staff_id),
+            )
+            self._commit(
+                [void, self._setup_code_insert(staff_id, made)],
+                audit.security_row(
+                    self.app, "setup_code_issue", actor.staff_id, staff_id, {"expires": made.expires_at.isoformat()}
+                ),
+            )
+        return made
 
     def setup_staff(self, code: str) -> str | None:
         """Whose account an unused, unexpired set-up code sets up (None otherwise)."""
@@ -699,7 +802,11 @@ class Accounts:
 
 __all__ = [
     "Accounts",
+    "SetupCode",
     "SetupCodeInvalid",
+    "SetupCodeRefused",
+    "SetupState",
+    "setup_link",
     "TokenGrant",
     "SETUP_HOURS",
     "TOKEN_DAYS",

@@ -33,6 +33,7 @@ STATS_READ = "stats.read"  # counts without names
 ACCOUNT_ADMIN = "account.admin"
 ACCOUNT_ROLES = "account.roles"  # change an account's roles: never one's own
 ROLE_GRANT_APPROVE = "account.grant.approve"  # the second person of a grant of roles
+ROLE_GRANT_LIST = "account.grant.list"  # the grants waiting for a second person, of a school or the district
 KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
@@ -79,6 +80,7 @@ ACTION_LABELS: dict[str, str] = {
     NOTICES_OWN: "查看本人的提醒、设置提醒方式",
     NOTIFY_ADMIN: "设置学校群机器人、查看发送失败的提醒",
     AUDIT_REVIEW: "复核紧急查阅",
+    ROLE_GRANT_LIST: "查看待批准的角色授予",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only. What a reason
 # must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
@@ -157,6 +159,23 @@ def _review_rule(actor: Actor, resource: Resource, same_school: bool) -> Decisio
     return deny("不在您的职责范围内")
 
 
+def _grant_list_rule(actor: Actor, resource: Resource, same_school: bool) -> Decision:
+    """Who lists the grants waiting for a second person, of one school (`resource.school_id`)
+    or of the district (none): those who ask for them, the administrators (a school's own
+    administrator, their school only), and those who may approve them: a school's
+    principal (their school) and a supervisor (their district). Which rows each may act on
+    is ROLE_GRANT_APPROVE's, row by row."""
+    roles = actor.roles
+    in_district = resource.district == actor.district
+    if Role.ADMINISTRATOR in roles and in_district and (actor.school_id is None or same_school):
+        return allow("管理员：待批准的角色授予")
+    if Role.PRINCIPAL in roles and same_school:
+        return allow("校长：本校待批准的角色授予")
+    if Role.SUPERVISOR in roles and in_district and actor.school_id is None:
+        return allow("督导：本区待批准的角色授予")
+    return deny("不在您的职责范围内")
+
+
 def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: str | None = None) -> Decision:
     """The whole permission table. Order matters only where a rule says 'no more'."""
     same_school = actor.school_id is not None and actor.school_id == resource.school_id
@@ -165,6 +184,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
         return _accounts_rule(actor, action, resource, same_school)
     if action == AUDIT_REVIEW:
         return _review_rule(actor, resource, same_school)
+    if action == ROLE_GRANT_LIST:
+        return _grant_list_rule(actor, resource, same_school)
 
     if action == NOTICES_OWN:
         return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")

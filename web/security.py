@@ -331,6 +331,14 @@ class LoginThrottle:
     def code_succeeded(self, staff_id: str) -> None:
         self.app.accounts.attempt_succeeded([self.app.accounts.attempt_key("code", staff_id)])
 
+    def setup_code_valid(self, address: str) -> None:
+        """A set-up attempt (counted as `admit_password_check("setup:" + address)`) whose
+        code was valid, whatever became of the password, was no guess: its attempt is given
+        back (not the count reset, which one valid code could then do again and again), so
+        a staff room setting up its accounts behind one address is not slowed down, while
+        guessed codes still count."""
+        self.app.accounts.attempt_succeeded([], [self.app.accounts.attempt_key("check", "setup:" + address)])
+
     @staticmethod
     def _admitted(wait: float) -> float:
         return 0.0 if wait <= 0 else float(max(1, math.ceil(wait)))

@@ -82,6 +82,7 @@ KINDS = frozenset(
         "school_setting",
         "audit_verify",
         "break_glass_review",
+        "setup_code_issue",
     }
 )
 # Kinds anyone may record through Core.record_security_event (the others have their own writers).

@@ -78,6 +78,7 @@ ENTRY_KIND_LABELS = {
     "school_setting": "修改学校安全设置",
     "audit_verify": "核验审计记录",
     "break_glass_review": "紧急查阅复核",
+    "setup_code_issue": "重新生成账号设置链接",
 }
 # Actors that are no person.
 ACTOR_LABELS = {"system": "系统（自动）", "cli": "命令行（系统维护）"}

@@ -11,6 +11,9 @@ from anxin.storage import StoreConfig, config_from_env
 from domain.common import Actor, Role
 
 CLI_ACTOR = Actor("cli", frozenset({Role.ADMINISTRATOR}))
+# Where the people reach the site when neither --base-url nor ANXIN_BASE_URL says: the
+# address `anxin serve` listens on by default.
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 class CLIError(Exception):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import getpass
+import os
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from anxin.cli.common import CLI_ACTOR, CLIError, _open, _school
+from anxin.cli.common import CLI_ACTOR, DEFAULT_BASE_URL, CLIError, _open, _school
 from anxin.cli.output import _progress
 from domain.common import Role
 
@@ -60,24 +63,59 @@ def cmd_roster_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from anxin.passwords import hash_password
-
+    """A staff account with its roles and a one-time set-up code, never a password: the
+    person chooses theirs at the set-up link printed here."""
+    if args.password is not None:
+        raise CLIError("anxin user add 不再接受密码：账号建好后会显示一次性设置链接，请交给本人，由本人设置自己的密码")
     app = _open(args)
     school_id = _school(app, args.school) if args.school else None
-    password = args.password or getpass.getpass("密码：")
-    try:
-        pw_hash = hash_password(password)
-    except ValueError as e:
-        raise CLIError(str(e)) from e
-    staff_id = app.roster.add_staff(
+    staff_id, code = app.roster.add_staff_account(
         CLI_ACTOR,
         username=args.username,
         name=args.name,
         school_id=school_id,
         roles=args.role,
         classes=args.class_,
-        password_hash=pw_hash,
         district=args.district,
+        email=args.email,
     )
     print(f"已添加用户 {args.username}（{', '.join(Role(r).label for r in args.role)}）{staff_id}")
+    _print_setup(app, args, code, app.accounts.setup_state(staff_id).expires_at)
     return 0
+
+
+def cmd_user_setup_code(args: argparse.Namespace) -> int:
+    """A new set-up code for an account whose person has not set a password yet (the
+    code expired or was lost): the old one stops working at once; recorded in the audit
+    trail."""
+    app = _open(args)
+    account = app.accounts.staff_by_username(args.username)
+    if account is None:
+        raise CLIError(f"找不到账号「{args.username}」")
+    made = app.accounts.reissue_setup_code(CLI_ACTOR, account.id)
+    print(f"已为 {args.username} 重新生成设置链接，原来的链接已作废")
+    _print_setup(app, args, made.code, made.expires_at)
+    return 0
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    """Where the people reach the site: --base-url, or ANXIN_BASE_URL, or the address
+    `anxin serve` listens on by default."""
+    return str(args.base_url or os.environ.get("ANXIN_BASE_URL") or DEFAULT_BASE_URL)
+
+
+def _print_setup(app: Any, args: argparse.Namespace, code: str, expires: datetime | None) -> None:
+    """The set-up link (shown this once: only the code's hash is kept), the code alone,
+    and until when it works, in the schools' time zone."""
+    from anxin.accounts import setup_link
+
+    print(f"一次性设置链接（请交给本人，由本人设置密码；只能使用一次，有效期至 {_when(app, expires)}）：")
+    print(setup_link(_base_url(args), code))
+    print(f"设置码：{code}")
+
+
+def _when(app: Any, value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    local = value.astimezone(ZoneInfo(app.policy.timezone))
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"

@@ -9,7 +9,14 @@ from datetime import date
 from anxin.cli.audit import cmd_audit_checkpoint, cmd_audit_export, cmd_audit_verify
 from anxin.cli.backup import cmd_backup, cmd_restore
 from anxin.cli.data import cmd_demo, cmd_init, cmd_shred, cmd_summary
-from anxin.cli.directory import cmd_roster_import, cmd_roster_list, cmd_school_add, cmd_school_list, cmd_user_add
+from anxin.cli.directory import (
+    cmd_roster_import,
+    cmd_roster_list,
+    cmd_school_add,
+    cmd_school_list,
+    cmd_user_add,
+    cmd_user_setup_code,
+)
 from anxin.cli.keys import cmd_keys_add, cmd_keys_rotate, cmd_keys_status
 from anxin.cli.notify import cmd_notifications_deliver
 from anxin.cli.serve import cmd_check, cmd_serve
@@ -50,14 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--school", required=True)
 
     user = sub.add_parser("user", help="账号").add_subparsers(dest="user_cmd", required=True)
-    p = add(user.add_parser("add", help="添加教职工账号"), cmd_user_add)
+    base_help = "网站地址，用于拼出设置链接（默认 ANXIN_BASE_URL 或 http://127.0.0.1:8000）"
+    p = add(
+        user.add_parser(
+            "add",
+            help="添加教职工账号（显示一次性设置链接，由本人设置密码）",
+            description="添加教职工账号。不设密码：显示一次性设置链接和设置码，请交给本人，由本人设置自己的密码。",
+        ),
+        cmd_user_add,
+    )
     p.add_argument("--username", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--school")
     p.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     p.add_argument("--class", dest="class_", action="append", default=[])
-    p.add_argument("--password")
+    p.add_argument("--password", help=argparse.SUPPRESS)  # refused with a message: see cmd_user_add
     p.add_argument("--district", default=None)
+    p.add_argument("--email", default="", help="接收提醒的邮箱（本人也可在“提醒”页面设置）")
+    p.add_argument("--base-url", metavar="URL", help=base_help)
+    p = add(
+        user.add_parser("setup-code", help="重新生成设置链接（原链接过期或遗失；原链接立即作废）"),
+        cmd_user_setup_code,
+    )
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--base-url", metavar="URL", help=base_help)
 
     p = add(sub.add_parser("demo", help="载入演示学区"), cmd_demo)
     p.add_argument("--password")

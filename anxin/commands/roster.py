@@ -76,13 +76,55 @@ class RosterCommands(Commands):
         district: str | None = None,
         email: str = "",
     ) -> str:
-        """Register a staff member and their account, roles held at once: the operator's
-        and the seeding path (`anxin user add`, `anxin demo`, tests). An administrator's
-        page uses `create_account` (a set-up code, and a second person for content roles)."""
+        """Register a staff member and their account, roles held at once, with a password
+        hash the caller made: the seeding path only (`anxin demo`, the benches, tests),
+        where everyone's password is known because nobody real uses it. A real person's
+        account is made with a set-up code, never a password: an administrator's page uses
+        `create_account` (and a second person for content roles), the operator's command
+        line `add_staff_account`."""
+        staff = self._new_staff(actor, username, name, school_id, roles, classes, district, email)
+        self.core.commit(staff, extra=[self._staff_row(staff, password_hash)])
+        return str(staff.id)
+
+    def add_staff_account(
+        self,
+        actor: Actor,
+        *,
+        username: str,
+        name: str,
+        school_id: str | None,
+        roles: list[str],
+        classes: list[str] | None = None,
+        district: str | None = None,
+        email: str = "",
+    ) -> tuple[str, str]:
+        """The operator's new account (`anxin user add`): (staff id, one-time set-up code).
+        No password: the person chooses theirs with the code (`Accounts.set_up`), which
+        expires in SETUP_HOURS. The roles are held at once, with no second person: the
+        operator at the server, who holds its master key, is where the first administrator
+        comes from (and every command of theirs is recorded as the command line's)."""
+        staff = self._new_staff(actor, username, name, school_id, roles, classes, district, email)
+        code, code_row = self.core.accounts.setup_code_row(str(staff.id))
+        self.core.commit(staff, extra=[self._staff_row(staff, None), code_row])
+        return str(staff.id), code
+
+    def _new_staff(
+        self,
+        actor: Actor,
+        username: str,
+        name: str,
+        school_id: str | None,
+        roles: list[str],
+        classes: list[str] | None,
+        district: str | None,
+        email: str = "",
+    ) -> Staff:
+        """A staff member registered with their roles held, once the gate lets the actor
+        manage accounts of the school and the login name is free (not saved yet); with
+        `email`, where their notifications go (anxin.notify)."""
         self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
         if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
             raise InvalidInput(reason=f"用户名「{username}」已被使用")
-        district = district or self.core.gate.district_of(school_id)
         staff = Staff.register(
             id=uuid4(),
             school_id=school_id,
@@ -90,14 +132,13 @@ class RosterCommands(Commands):
             name=name,
             roles=roles,
             classes=classes,
-            district=district,
+            district=district or self.core.gate.district_of(school_id),
             actor=actor.staff_id,
             at=self.now(),
         )
-        if email:  # where their notifications go (anxin.notify)
+        if email:
             staff.set_email(email=email, actor=actor.staff_id, at=self.now())
-        self.core.commit(staff, extra=[self._staff_row(staff, password_hash)])
-        return str(staff.id)
+        return staff
 
     @staticmethod
     def _staff_row(staff: Staff, password_hash: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -251,44 +292,63 @@ class RosterCommands(Commands):
         staff.decline_grant(request_id=request_id, reason=reason, actor=actor.staff_id, at=self.now())
         self.core.commit(staff, extra=[self._close_grants(staff_id, "declined", request_id)])
 
-    def pending_grants(self, actor: Actor) -> list[dict[str, Any]]:
-        """The grants waiting for a second person in the actor's district that the actor
-        asked for or may approve (asked of the rule, not recorded: a list of colleagues'
-        accounts and role codes, no content), oldest first."""
-        rows = self.db.fetch(
+    def pending_grants(self, actor: Actor, school_id: str | None = None) -> list[dict[str, Any]]:
+        """The grants waiting for a second person that the actor asked for or may approve,
+        oldest first: of `school_id`, or else of the actor's own school, or (a district's
+        administrator or supervisor) of the whole district. The list is one read the gate
+        decides and records (ROLE_GRANT_LIST, at that scope: the school's or the
+        district's); which rows it shows, and which the actor may act on, the rule answers
+        row by row (ROLE_GRANT_APPROVE, asked, not recorded: what one may approve is
+        decided, and recorded, when one does)."""
+        if school_id and self.db.fetchone("SELECT 1 FROM {t}anxin_schools WHERE school_id = ?", (school_id,)) is None:
+            raise NotFound()
+        school_id = school_id or actor.school_id
+        district = self.core.gate.district_of(school_id) if school_id else actor.district
+        scope = Resource(kind="account", school_id=school_id, district=district)
+        self.core.authorize(actor, access.ROLE_GRANT_LIST, scope)
+        sql = (
             "SELECT request_id, staff_id, school_id, district, roles, added, requested_by, requested_at "
-            "FROM {t}anxin_role_grants WHERE state = 'pending' AND district = ? ORDER BY requested_at",
-            (actor.district,),
+            "FROM {t}anxin_role_grants WHERE state = 'pending' AND district = ?"
         )
-        out = []
-        for rid, sid, school, district, roles, added, by, at in rows:
-            resource = Resource(
-                kind="account",
-                id=sid,
-                school_id=school,
-                owner_id=by,
-                district=district,
-                roles=frozenset(a for a in str(added).split(",") if a),
-            )
-            may = access.decide(actor, access.ROLE_GRANT_APPROVE, resource).allowed
-            if may or by == actor.staff_id:
-                entry = self.core.accounts.staff(sid)
-                out.append(
-                    {
-                        "request_id": rid,
-                        "staff_id": sid,
-                        "username": entry.username if entry else "",
-                        "name": self.staff_name(sid),
-                        "school_id": school,
-                        "roles": [r for r in str(roles).split(",") if r],
-                        "added": sorted(resource.roles),
-                        "requested_by": by,
-                        "requested_by_name": self.staff_name(by),
-                        "requested_at": at,
-                        "may_approve": may,
-                    }
-                )
-        return out
+        params: tuple[Any, ...] = (district,)
+        if school_id:
+            sql += " AND school_id = ?"
+            params += (school_id,)
+        return [
+            row
+            for row in (self._grant_line(actor, r) for r in self.db.fetch(sql + " ORDER BY requested_at", params))
+            if row is not None
+        ]
+
+    def _grant_line(self, actor: Actor, row: Any) -> dict[str, Any] | None:
+        """One grant of the list as a page shows it, if the actor asked for it or may
+        approve it (None otherwise)."""
+        rid, sid, school, district, roles, added, by, at = row
+        resource = Resource(
+            kind="account",
+            id=sid,
+            school_id=school,
+            owner_id=by,
+            district=district,
+            roles=frozenset(a for a in str(added).split(",") if a),
+        )
+        may = access.decide(actor, access.ROLE_GRANT_APPROVE, resource).allowed
+        if not may and by != actor.staff_id:
+            return None
+        entry = self.core.accounts.staff(sid)
+        return {
+            "request_id": rid,
+            "staff_id": sid,
+            "username": entry.username if entry else "",
+            "name": self.staff_name(sid),
+            "school_id": school,
+            "roles": [r for r in str(roles).split(",") if r],
+            "added": sorted(resource.roles),
+            "requested_by": by,
+            "requested_by_name": self.staff_name(by),
+            "requested_at": at,
+            "may_approve": may,
+        }
 
     def deactivate_staff(self, actor: Actor, staff_id: str, reason: str) -> None:
         staff = self.core.load(staff_id, Staff)

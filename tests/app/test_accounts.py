@@ -283,3 +283,14 @@ def test_admission_is_atomic_under_parallel_attempts(app: Anxin) -> None:
     assert app.accounts.admit([(key, rule)], 1010.0) == 20.0  # and the next waits twice as long
     app.accounts.attempt_succeeded([key])
     assert app.accounts.admit([(key, rule)], 1010.0) == 0.0  # a success starts it again
+
+
+def test_attempts_at_the_same_moment_within_the_free_ones_never_wait(app: Anxin) -> None:
+    # Requests at once read their clocks before they queue for the counter: the one let in
+    # second may carry the earlier time. Within the free attempts it must not wait for that.
+    app.accounts.prepare()
+    rule = AttemptRule(free=30, base=1, cap=60, forget=900)
+    key = app.accounts.attempt_key("address", "192.0.2.7")
+    assert app.accounts.admit([(key, rule)], 1000.002) == 0.0
+    assert app.accounts.admit([(key, rule)], 1000.001) == 0.0
+    assert app.accounts.admit([(key, rule)], 1000.000) == 0.0

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import ADMIN, Clock, School
+from conftest import ADMIN, Clock, School, make_school
 
-from anxin.accounts import PasswordRejected, SetupCodeInvalid
+from anxin.accounts import PasswordRejected, SetupCodeInvalid, SetupCodeRefused
 from anxin.service import Anxin
 from domain.common import Actor, InvalidInput, NotFound, PermissionDenied, WrongState
 from domain.roster import Staff
@@ -78,6 +78,49 @@ def test_a_content_role_waits_for_a_second_person(app: Anxin, school: School) ->
     assert len(events) >= 3  # registered, requested, approved
     with pytest.raises(NotFound):  # approved once: nothing pending any more
         app.roster.approve_role_grant(other, teacher.staff_id, request_id)
+
+
+def _decisions(app: Anxin, actor: Actor, action: str) -> list[tuple[int, str | None]]:
+    """The actor's recorded decisions of `action`: (allowed, the school asked about)."""
+    rows = app.db.fetch(
+        "SELECT allowed, school_id FROM {t}anxin_access WHERE actor_id = ? AND action = ? ORDER BY id",
+        (actor.staff_id, action),
+    )
+    return [(int(a), s) for a, s in rows]
+
+
+def test_listing_the_grants_is_one_recorded_decision_at_the_scope_asked(app: Anxin, school: School) -> None:
+    root = _admin(app)
+    # given two grants waiting in the school (two rows of the list)
+    for teacher in (school.teacher, school.other_teacher):
+        app.roster.change_staff_roles(root, teacher.staff_id, ["class_teacher", "counselor"], [], "兼任心理老师")
+    # when the principal lists their school's grants: one allowed decision, at the school
+    assert len(app.roster.pending_grants(school.principal)) == 2
+    assert _decisions(app, school.principal, "account.grant.list") == [(1, school.id)]
+    # a district's administrator and the supervisor: the district (no school), or one school asked for
+    assert len(app.roster.pending_grants(root)) == 2
+    assert len(app.roster.pending_grants(root, school.id)) == 2
+    assert _decisions(app, root, "account.grant.list") == [(1, None), (1, school.id)]
+    assert app.roster.pending_grants(school.supervisor) == []  # school roles: nothing a supervisor approves
+    assert _decisions(app, school.supervisor, "account.grant.list") == [(1, None)]
+    # no per-row decision is recorded for the list
+    assert _decisions(app, school.principal, "account.grant.approve") == []
+    # a class teacher, a counselor, or a principal asking for another school: refused, and recorded
+    other = make_school(app, "第二中学")
+    for who, asked in ((school.teacher, None), (school.counselor, None), (school.principal, other.id)):
+        with pytest.raises(PermissionDenied):
+            app.roster.pending_grants(who, asked)
+        assert _decisions(app, who, "account.grant.list")[-1] == (0, asked or school.id)
+    with pytest.raises(NotFound):  # a school that does not exist
+        app.roster.pending_grants(root, "no-such-school")
+    # approving and declining one are decisions of their own, each recorded, refusals too
+    first, second = app.roster.pending_grants(school.principal)
+    with pytest.raises(PermissionDenied):
+        app.roster.approve_role_grant(root, first["staff_id"], first["request_id"])  # who asked
+    app.roster.approve_role_grant(school.principal, first["staff_id"], first["request_id"])
+    app.roster.decline_role_grant(school.principal, second["staff_id"], second["request_id"], "不需要")
+    assert _decisions(app, root, "account.grant.approve") == [(0, school.id)]
+    assert _decisions(app, school.principal, "account.grant.approve") == [(1, school.id), (1, school.id)]
 
 
 def test_the_schools_principal_approves_school_roles_a_supervisor_the_supervisor_role(
@@ -171,6 +214,59 @@ def test_an_administrators_new_account_gets_a_set_up_code_never_a_password(
     clock.now += timedelta(hours=73)
     with pytest.raises(SetupCodeInvalid):
         app.accounts.set_up(late, GOOD, GOOD)
+
+
+def test_an_administrator_reissues_an_expired_or_lost_set_up_code_and_the_old_one_stops_working(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    root = _admin(app)
+    staff_id, first, _rid = app.roster.create_account(
+        root, username="newt", name="新老师", school_id=school.id, roles=["class_teacher"], classes=["七年级3班"]
+    )
+    assert app.accounts.setup_state(staff_id).expires_at == clock.now + timedelta(hours=72)
+    # lost: a new code while the first still works; the first stops at once
+    lost = app.accounts.reissue_setup_code(root, staff_id)
+    assert lost.code != first and lost.expires_at == clock.now + timedelta(hours=72)
+    assert app.accounts.setup_staff(first) is None and app.accounts.setup_staff(lost.code) == staff_id
+    with pytest.raises(SetupCodeInvalid):
+        app.accounts.set_up(first, GOOD, GOOD)
+    # expired: nothing live, then a new one
+    clock.now += timedelta(hours=73)
+    assert app.accounts.setup_state(staff_id).expires_at is None
+    assert app.accounts.setup_staff(lost.code) is None
+    fresh = app.accounts.reissue_setup_code(root, staff_id)
+    assert app.accounts.setup_state(staff_id).expires_at == fresh.expires_at
+    # each issue is recorded: the gate's allowed decision and a setup_code_issue entry
+    issued = app.db.fetch("SELECT actor_id, subject FROM {t}anxin_audit WHERE kind = 'setup_code_issue' ORDER BY seq")
+    assert issued == [(root.staff_id, staff_id)] * 2
+    allowed = app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'account.admin' "
+        "AND resource_id = ? AND allowed = 1",
+        (root.staff_id, staff_id),
+    )[0]
+    assert allowed == 2
+    # nobody but an administrator: refused, recorded, no code made
+    before = _denied(app, school.principal, "account.admin")
+    with pytest.raises(PermissionDenied):
+        app.accounts.reissue_setup_code(school.principal, staff_id)
+    assert _denied(app, school.principal, "account.admin") == before + 1
+    assert app.accounts.setup_staff(fresh.code) == staff_id  # the live one untouched
+    # used once: the code cannot be used again, and no new code is issued for the account
+    assert app.accounts.set_up(fresh.code, GOOD, GOOD) == staff_id
+    with pytest.raises(SetupCodeInvalid):
+        app.accounts.set_up(fresh.code, GOOD + "x", GOOD + "x")
+    with pytest.raises(SetupCodeRefused) as refused:
+        app.accounts.reissue_setup_code(root, staff_id)
+    assert refused.value.problem == "done"
+    assert app.accounts.authenticate("newt", GOOD) == staff_id  # the password stays
+    # a deactivated account gets none either
+    other, _code, _rid = app.roster.create_account(
+        root, username="gone", name="离职", school_id=school.id, roles=["class_teacher"], classes=["七年级3班"]
+    )
+    app.roster.deactivate_staff(root, other, "调离")
+    with pytest.raises(SetupCodeRefused):
+        app.accounts.reissue_setup_code(root, other)
+    assert len(app.db.fetch("SELECT 1 FROM {t}anxin_audit WHERE kind = 'setup_code_issue'")) == 2
 
 
 def test_an_administrator_cannot_obtain_a_token_for_another_account(app: Anxin, school: School) -> None:

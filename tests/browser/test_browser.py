@@ -127,7 +127,7 @@ def test_supervisor_reads_dashboard_and_report(open_session: Any, live: LiveServ
 
 
 def test_admin_adds_an_account_who_then_changes_the_password(open_session: Any) -> None:
-    s = open_session()
+    s = open_session(permissions=["clipboard-read", "clipboard-write"])
     page = s.login("admin")
     page.goto("/admin/accounts")
     username = "bt" + uuid.uuid4().hex[:8]
@@ -143,10 +143,19 @@ def test_admin_adds_an_account_who_then_changes_the_password(open_session: Any) 
     expect(page.get_by_role("heading", name=username)).to_be_visible()
     # The script-like name shows as text, and nothing ran.
     expect(page.locator("dl.facts")).to_contain_text("<script>alert(1)</script>")
-    # The one-time set-up link, shown once, is what the admin hands over.
-    link = page.locator("code.token").inner_text().strip()
-    assert re.fullmatch(r"/setup/\S+", link), link
+    # The one-time set-up link, shown once as a full address with its expiry, is what the
+    # admin hands over: the copy button puts it on the clipboard (the site's own script).
+    link = page.locator("#setup-link").input_value()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/setup/\S+", link), link
+    expect(page.locator("main")).to_contain_text("有效期至")
+    page.get_by_role("button", name="复制链接").click()
+    expect(page.get_by_role("button", name="已复制")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == link
     s.shot("admin-account-added")
+    page.set_viewport_size({"width": 390, "height": 844})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the account page is {width}px wide on a 390px phone"
+    s.shot("admin-account-added-phone")
     assert s.dialogs == []
     # The new person chooses their own password through the link, then logs in and
     # changes it on /account/password.
@@ -156,6 +165,7 @@ def test_admin_adds_an_account_who_then_changes_the_password(open_session: Any) 
     n.page.get_by_label("再次输入新密码").fill("Lantern-river-58")
     n.page.get_by_role("button", name="保存").click()
     expect(n.page).to_have_url(re.compile(r"/login"))
+    expect(n.page.get_by_role("status")).to_contain_text("密码已设置，请用新密码登录")
     page = n.login(username, "Lantern-river-58")
     expect(page.get_by_role("heading", name="我的待办")).to_be_visible()
     assert n.dialogs == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -418,7 +419,17 @@ def test_importing_into_an_unknown_school_names_the_school(cli: Cli) -> None:
 
 
 # -- users ----------------------------------------------------------------------------------
-def test_a_user_is_added_with_roles_and_classes_and_a_hashed_password(cli: Cli) -> None:
+SETUP_LINK = re.compile(r"^(\S+)/setup/([A-Za-z0-9_-]{20,})$", re.M)
+
+
+def _setup(out: str) -> tuple[str, str]:
+    """(the site's address, the code) of the set-up link a command printed."""
+    found = SETUP_LINK.search(out)
+    assert found, out
+    return found.group(1), found.group(2)
+
+
+def test_a_user_is_added_with_roles_and_classes_and_a_set_up_link_never_a_password(cli: Cli) -> None:
     cli.given(SCHOOL)
 
     out = cli.ok(
@@ -436,72 +447,75 @@ def test_a_user_is_added_with_roles_and_classes_and_a_hashed_password(cli: Cli) 
         "class_teacher",
         "--class",
         "七年级1班",
-        "--password",
-        PASSWORD,
     )
 
     assert "已添加用户 wang（心理老师, 班主任）" in out
+    base, code = _setup(out)
+    assert base == "http://127.0.0.1:8000"  # neither --base-url nor ANXIN_BASE_URL: `anxin serve`'s address
+    assert f"设置码：{code}" in out and "有效期至 " in out and "年" in out
     [(roles, classes, pw_hash)] = cli.sql(
         "SELECT roles, classes, password_hash FROM {t}anxin_staff WHERE username = ?", ("wang",)
     )
-    assert set(roles.split(",")) == {"counselor", "class_teacher"}
+    assert set(roles.split(",")) == {"counselor", "class_teacher"}  # held at once: the operator's account
     assert json.loads(classes) == ["七年级1班"]
-    assert pw_hash.startswith("$argon2id$") and verify_password(pw_hash, PASSWORD)
-    raw = cli.raw_bytes()
-    assert pw_hash.encode() in raw  # the scan does see the stored data ...
-    assert PASSWORD.encode() not in raw and PASSWORD.encode().hex().encode() not in raw  # ... never the password
+    assert pw_hash is None  # no password until the person sets theirs
+    assert code.encode() not in cli.raw_bytes()  # only the code's hash is stored
+    with cli.app() as app:
+        assert app.accounts.authenticate("wang", PASSWORD) is None
+        staff_id = app.accounts.set_up(code, PASSWORD, PASSWORD)
+        assert app.accounts.authenticate("wang", PASSWORD) == staff_id
 
 
-def test_a_taken_username_a_short_password_or_an_unknown_school_is_refused(cli: Cli) -> None:
+def test_the_set_up_links_address_comes_from_the_option_or_the_environment(cli: Cli) -> None:
+    cli.given(SCHOOL)
+    add = ("user", "add", "--name", "王老师", "--school", SCHOOL, "--role", "class_teacher")
+
+    from_env = cli.ok(*add, "--username", "a1", env={"ANXIN_BASE_URL": "https://anxin.example.cn/"})
+    from_option = cli.ok(
+        *add, "--username", "a2", "--base-url", "https://x.example.cn", env={"ANXIN_BASE_URL": "https://y.example.cn"}
+    )
+
+    assert _setup(from_env)[0] == "https://anxin.example.cn"
+    assert _setup(from_option)[0] == "https://x.example.cn"
+
+
+def test_user_add_refuses_a_password_a_taken_username_or_an_unknown_school(cli: Cli) -> None:
     cli.given(SCHOOL, users=(("wang", "王老师", "counselor"),))
+    add = ("user", "add", "--name", "李老师", "--role", "counselor")
 
-    taken = cli.run(
-        "user",
-        "add",
-        "--username",
-        "wang",
-        "--name",
-        "另一个王老师",
-        "--school",
-        SCHOOL,
-        "--role",
-        "class_teacher",
-        "--password",
-        PASSWORD,
-    )
-    short = cli.run(
-        "user",
-        "add",
-        "--username",
-        "li",
-        "--name",
-        "李老师",
-        "--school",
-        SCHOOL,
-        "--role",
-        "counselor",
-        "--password",
-        "short",
-    )
-    nowhere = cli.run(
-        "user",
-        "add",
-        "--username",
-        "zhao",
-        "--name",
-        "赵老师",
-        "--school",
-        "不存在中学",
-        "--role",
-        "counselor",
-        "--password",
-        PASSWORD,
-    )
+    with_password = cli.run(*add, "--username", "li", "--school", SCHOOL, "--password", PASSWORD)
+    taken = cli.run(*add, "--username", "wang", "--school", SCHOOL)
+    nowhere = cli.run(*add, "--username", "zhao", "--school", "不存在中学")
 
+    assert with_password.returncode != 0 and "不再接受密码" in with_password.stderr
+    assert "/setup/" not in with_password.stdout
     assert taken.returncode != 0 and "用户名「wang」已被使用" in taken.stderr
-    assert short.returncode != 0 and "密码至少 8 位" in short.stderr
     assert nowhere.returncode != 0 and "找不到学校「不存在中学」" in nowhere.stderr
     assert cli.sql("SELECT username, roles FROM {t}anxin_staff") == [("wang", "counselor")]
+
+
+def test_user_setup_code_reissues_the_link_and_the_old_one_stops_working(cli: Cli) -> None:
+    cli.given(SCHOOL)
+    _base, first = _setup(
+        cli.ok("user", "add", "--username", "wang", "--name", "王老师", "--school", SCHOOL, "--role", "counselor")
+    )
+
+    out = cli.ok("user", "setup-code", "wang")
+
+    _base, second = _setup(out)
+    assert second != first and "原来的链接已作废" in out
+    with cli.app() as app:
+        assert app.accounts.setup_staff(first) is None  # void at once
+        staff_id = app.accounts.set_up(second, PASSWORD, PASSWORD)
+    [(actor, subject)] = cli.sql("SELECT actor_id, subject FROM {t}anxin_audit WHERE kind = 'setup_code_issue'")
+    assert (actor, subject) == ("cli", staff_id)
+    # once the password is set, no new link: and the used one stays used
+    again = cli.run("user", "setup-code", "wang")
+    assert again.returncode != 0 and "已设置密码" in again.stderr and "/setup/" not in again.stdout
+    with cli.app() as app:
+        assert app.accounts.setup_staff(second) is None
+    unknown = cli.run("user", "setup-code", "nobody")
+    assert unknown.returncode != 0 and "找不到账号「nobody」" in unknown.stderr
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/account/two-step/enrol", "AAAAAAAA"),  # no code of the secret shown: refused by content
     ("POST", "/account/two-step/disable", "AAAAAAAA"),  # not on, wrong password: refused by content
     # -- role grants waiting for a second person (each asked for by the administrator) -----------------------
-    ("GET", "/grants", "AAAAAAAA"),  # the grants one asked for or may approve (none for most)
+    ("GET", "/grants", "DDDDAAAD"),  # those who ask for grants (administrators) or may approve them
     ("POST", "/grants/{grant_staff}/{grant_id}/approve", "DDDD-DDD"),  # the requester (admin) never approves
     ("POST", "/grants/{grant_staff}/{grant_id}/decline", "DDDD-DDD"),
     ("POST", "/grants/{approve_staff}/{approve_id}/approve", "----A---"),  # the school's principal: school roles
@@ -140,6 +140,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/admin/accounts", "DDDDDDAD"),
     ("GET", "/admin/accounts/{spare_staff}", "DDDDDDAD"),
     ("POST", "/admin/accounts/{spare_staff}/roles", "DDDDDDAD"),
+    ("POST", "/admin/accounts/{spare_staff}/setup-code", "DDDDDDAD"),  # its password is set: 400 once allowed
     ("POST", "/admin/accounts/{spare_staff}/deactivate", "DDDDDD-D"),
     ("POST", "/admin/accounts/{admin_staff}/roles", "DDDDDDDD"),  # never one's own roles, the administrator included
     ("GET", "/admin/roster", "DDDDDDAD"),

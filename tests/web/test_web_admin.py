@@ -18,6 +18,7 @@ from anxin import audit
 from anxin.crypto import MasterKeyFile
 from anxin.passwords import hash_password
 from web.app import create_app
+from web.i18n import fmt_datetime
 
 PASSWORD = "admin-test-pass-1"
 
@@ -88,6 +89,9 @@ def test_admin_adds_an_account_that_can_log_in_then_changes_and_deactivates_it(s
     assert person.get(link).status_code == 200
     r = person.post(link, {"new": PASSWORD, "again": PASSWORD}, csrf=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
+    # the login page says, once, that the password is set
+    assert "密码已设置，请用新密码登录" in person.get("/login").text
+    assert "密码已设置" not in person.get("/login").text
     assert person.get(link).status_code == 404  # used once
     newcomer = site.browser().login(username, PASSWORD)
     assert newcomer.get("/").status_code == 200
@@ -114,6 +118,91 @@ def test_admin_adds_an_account_that_can_log_in_then_changes_and_deactivates_it(s
     assert b.post(f"/admin/accounts/{staff_id}/deactivate", {"reason": "调离本校"}).status_code == 303
     assert newcomer.get("/", follow_redirects=False).status_code == 303  # logged out
     assert site.app.accounts.account(username) is None
+
+
+def test_the_set_up_link_is_a_full_address_with_a_copy_button_and_its_expiry(
+    site: DemoSite, browse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = browse("admin")
+    monkeypatch.delenv("ANXIN_BASE_URL", raising=False)
+    r = b.post(
+        "/admin/accounts",
+        {"username": "u" + uuid.uuid4().hex[:6], "name": "新 老师", "school": _school(site), "roles": "class_teacher"},
+    )
+    assert r.status_code == 200
+    # the scheme and host the administrator's request came to
+    field = re.search(r'<input id="setup-link"[^>]* value="(http://testserver/setup/[A-Za-z0-9_-]{20,})"', r.text)
+    assert field, "the link as a full address, in a field the copy button reads"
+    assert 'data-copy="setup-link"' in r.text and "复制链接" in r.text
+    # the copy button's script is the site's own (no external library), served with the page's CSP
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', r.text)
+    assert scripts == ["/static/copy.js"]
+    js = b.get("/static/copy.js")
+    assert js.status_code == 200 and "clipboard" in js.text and "execCommand" in js.text
+    staff_id = site.app.accounts.setup_staff(field.group(1).rsplit("/", 1)[1])
+    assert staff_id is not None
+    when = site.app.accounts.setup_state(staff_id).expires_at
+    assert when is not None
+    assert f"有效期至 {fmt_datetime(when, 'zh')}" in r.text and "年" in fmt_datetime(when, "zh")  # in Chinese
+    # behind a proxy: the configured address
+    monkeypatch.setenv("ANXIN_BASE_URL", "https://anxin.example.cn/")
+    r = b.post(
+        "/admin/accounts",
+        {"username": "u" + uuid.uuid4().hex[:6], "name": "新 老师", "school": _school(site), "roles": "class_teacher"},
+    )
+    assert re.search(r'value="https://anxin\.example\.cn/setup/[A-Za-z0-9_-]{20,}"', r.text)
+
+
+def test_an_expired_set_up_link_is_replaced_from_the_account_page_and_the_old_one_stops(site: DemoSite, browse) -> None:
+    b = browse("admin")
+    username = "u" + uuid.uuid4().hex[:6]
+    staff_id, first = _add_account(b, site, username)
+    page = b.get(f"/admin/accounts/{staff_id}")
+    assert "本人尚未设置密码" in page.text and f'action="/admin/accounts/{staff_id}/setup-code"' in page.text
+    assert first not in page.text  # the link itself is shown only when made
+    r = b.post(f"/admin/accounts/{staff_id}/setup-code")
+    assert r.status_code == 200
+    second = SETUP.search(r.text)
+    assert second and second.group(0) != first
+    person = site.browser()
+    assert person.get(first).status_code == 404  # void at once
+    assert person.post(first, {"new": PASSWORD, "again": PASSWORD}, csrf=False).status_code == 404
+    issued = site.app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_audit WHERE kind = 'setup_code_issue' AND subject = ?", (staff_id,)
+    )[0]
+    assert issued == 1
+    # a principal cannot: refused by the gate, recorded, no new link
+    principal = browse("principal1")
+    before = _denials(site, site.app.accounts.account("principal1")[0])
+    assert principal.post(f"/admin/accounts/{staff_id}/setup-code").status_code == 403
+    assert _denials(site, site.app.accounts.account("principal1")[0]) == before + 1
+    # once used, the account page offers no new link, and asking is refused in words
+    assert person.post(second.group(0), {"new": PASSWORD, "again": PASSWORD}, csrf=False).status_code == 303
+    page = b.get(f"/admin/accounts/{staff_id}")
+    assert "setup-code" not in page.text
+    r = b.post(f"/admin/accounts/{staff_id}/setup-code")
+    assert r.status_code == 400 and "该账号已设置密码" in r.text and not SETUP.search(r.text)
+    assert person.get(second.group(0)).status_code == 404
+
+
+def test_the_grants_list_is_for_those_who_ask_or_approve_and_a_refusal_is_recorded(site: DemoSite, browse) -> None:
+    teacher = browse("teacher1")
+    staff = site.app.accounts.account("teacher1")[0]
+    before = _denials(site, staff)
+    assert teacher.get("/grants").status_code == 403
+    assert _denials(site, staff) == before + 1
+    # the supervisor and a district's administrator may narrow the list to one school
+    admin = browse("admin")
+    school = _school(site)
+    page = admin.get(f"/grants?school={school}")
+    assert page.status_code == 200 and f'<option value="{school}" selected>' in page.text
+    principal = browse("principal1")
+    other = _school(site, "安心市实验小学")
+    pid = site.app.accounts.account("principal1")[0]
+    before = _denials(site, pid)
+    assert principal.get(f"/grants?school={other}").status_code == 403  # another school's: refused, recorded
+    assert _denials(site, pid) == before + 1
+    assert admin.get("/grants?school=no-such-school").status_code == 404
 
 
 def test_the_administrator_cannot_change_their_own_roles(site: DemoSite, browse) -> None:

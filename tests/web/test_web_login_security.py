@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Store, make_school
+from conftest import ADMIN, Store, make_school
 from fastapi.testclient import TestClient
 
 from anxin import passwords
@@ -251,3 +251,26 @@ def test_current_password_checks_are_throttled_and_audited(site: Site) -> None:
     assert site.audit("current_password_throttled") == 1
     site.time.advance(2)
     assert change(PASSWORD).status_code == 303
+
+
+def test_guessed_set_up_codes_are_throttled_but_a_staff_room_setting_up_behind_one_address_is_not(
+    site: Site,
+) -> None:
+    school = site.app.roster.school_id("第一中学")
+    codes = []
+    for n in range(8):  # more people than the free attempts of one address
+        _sid, code, _rid = site.app.roster.create_account(
+            ADMIN, username=f"room{n}", name="新老师", school_id=school, roles=["class_teacher"], classes=["七年级3班"]
+        )
+        codes.append(code)
+    c = site.client("10.0.0.9")  # the school's one address
+    free = site.throttle.policy.check.free
+    # each with a valid code, one with a refused password first: never slowed down
+    assert c.post(f"/setup/{codes[0]}", data={"new": "short", "again": "short"}).status_code == 400
+    for code in codes:
+        r = c.post(f"/setup/{code}", data={"new": PASSWORD, "again": PASSWORD}, follow_redirects=False)
+        assert r.status_code == 303, r.status_code
+    # guessed codes count: past the free attempts the address waits, whatever the code
+    guesses = [c.post(f"/setup/guess-{n}", data={"new": PASSWORD, "again": PASSWORD}) for n in range(free + 1)]
+    assert [g.status_code for g in guesses] == [404] * free + [429]
+    assert "请" in guesses[-1].text and guesses[-1].status_code == 429

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin.accounts import SETUP_HOURS, setup_link
 from anxin.commands.erasure import KIND_LABELS, SHARED_REMAINS
 from anxin.roster_import import ImportRejected, import_roster
 from anxin.service import Anxin, master_key_file
@@ -99,9 +100,16 @@ def add_account(request: Request, user: PageUser, form: Form) -> Response:
 
     def done(made: tuple[str, str, str | None]) -> Response:
         staff_id, code, request_id = made
-        return _account_page(request, user, staff_id, setup_link=f"/setup/{code}", new_grant=request_id)
+        return _account_page(request, user, staff_id, setup_link=_full_link(request, code), new_grant=request_id)
 
     return run_form(request, command, done, refused, on_page=(NotFound, Erased))
+
+
+def _full_link(request: Request, code: str) -> str:
+    """A set-up link as the person will open it: on ANXIN_BASE_URL when set (a server
+    behind a proxy, which the request's own address may not show), else on the scheme
+    and host this request came to."""
+    return setup_link(os.environ.get("ANXIN_BASE_URL") or str(request.base_url), code)
 
 
 def _one(app: Anxin, user: User, staff_id: str) -> dict[str, Any]:
@@ -124,6 +132,8 @@ def _account_page(request: Request, user: User, staff_id: str, status: int = 200
         grants=grants,
         own=staff_id == user.staff_id,
         two_step=web.app.two_step.status_of(user.actor, staff_id),
+        setup=web.app.accounts.setup_state(staff_id),
+        setup_hours=SETUP_HOURS,
         **extra,
     )
 
@@ -149,6 +159,18 @@ def change_roles(request: Request, staff_id: str, user: PageUser, form: Form) ->
         return redirect(f"/admin/accounts/{staff_id}", request, i18n.gettext("已保存"))
 
     return run_form(request, command, done, _account_refused(request, user, staff_id))
+
+
+@router.post("/admin/accounts/{staff_id}/setup-code")
+def reissue_setup_code(request: Request, staff_id: str, user: PageUser) -> Response:
+    """A new set-up link for an account whose person has not set a password (the link
+    expired, or was lost): shown once, like the first; the old one stops working at once."""
+    return run_form(
+        request,
+        lambda app: app.accounts.reissue_setup_code(user.actor, staff_id),
+        lambda made: _account_page(request, user, staff_id, setup_link=_full_link(request, made.code)),
+        _account_refused(request, user, staff_id),
+    )
 
 
 @router.post("/admin/accounts/{staff_id}/deactivate")

@@ -65,12 +65,22 @@ def _login_form(request: Request, status: int = 200, **context: object) -> HTMLR
     return response
 
 
+# Set by the set-up page as it sends the person to log in, read (and dropped) by the login
+# page: a one-time message with no session to carry it. Its value names the message only.
+NOTICE_COOKIE = "anxin_login_notice"
+NOTICES = {"setup": "密码已设置，请用新密码登录"}
+
+
 @router.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
     i18n.current.set(language(request))
     if session_user(request):
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _login_form(request, next=_safe_next(next))
+    notice = NOTICES.get(request.cookies.get(NOTICE_COOKIE, ""))
+    response = _login_form(request, next=_safe_next(next), notice=_(notice) if notice else None)
+    if notice:
+        response.delete_cookie(NOTICE_COOKIE, path="/login")
+    return response
 
 
 @router.post("/login")
@@ -192,7 +202,8 @@ def setup(request: Request, code: str, form: Form, app: App) -> Response:
     """The person chooses their own password with the one-time code (no session: the code
     is what proves who they are, once); then they sign in."""
     i18n.current.set(language(request))
-    wait = get_web(request).throttle.admit_password_check("setup:" + client_address(request))
+    throttle, address = get_web(request).throttle, client_address(request)
+    wait = throttle.admit_password_check("setup:" + address)
     if wait:
         return _setup_form(request, code, 429, error=_("尝试过多，请 {n} 秒后再试", n=int(wait)))
     try:
@@ -201,8 +212,20 @@ def setup(request: Request, code: str, form: Form, app: App) -> Response:
     except SetupCodeInvalid as e:
         return _setup_form(request, code, 404, invalid=True, error=i18n.error_text(e))
     except PasswordRejected as e:
+        throttle.setup_code_valid(address)  # the code was right: no guess
         return _setup_form(request, code, 400, error=i18n.error_text(e))
-    return RedirectResponse("/login", status_code=303)
+    throttle.setup_code_valid(address)
+    done = RedirectResponse("/login", status_code=303)
+    done.set_cookie(
+        NOTICE_COOKIE,
+        "setup",
+        max_age=600,
+        httponly=True,
+        samesite="lax",
+        secure=get_web(request).secure_cookies,
+        path="/login",
+    )
+    return done
 
 
 @router.get("/lang/{code}")

@@ -1,6 +1,8 @@
 """Grants of roles waiting for a second person: the list (`/grants`) of those the signed-in
 person may approve (another administrator; the school's principal for school roles; a
 supervisor for supervisor) or asked for, and approving or declining one. The gate decides
+the list (ROLE_GRANT_LIST, once, at the scope asked: the viewer's school, or for a
+district's administrator or supervisor the district or one school of it, `?school=`) and
 each approval (ROLE_GRANT_APPROVE): never the person who asked, nor the account's holder."""
 
 from __future__ import annotations
@@ -16,13 +18,33 @@ from web.forms import run_form
 router = APIRouter(include_in_schema=False)
 
 
-def _page(request: Request, app: Anxin, user: PageUser, status: int = 200, error: str | None = None) -> Response:
-    return render(request, "grants.html", status, grants=app.roster.pending_grants(user.actor), error=error)
+def _schools(app: Anxin, user: PageUser) -> list[tuple[str, str]]:
+    """The schools a district's viewer may narrow the list to (their district's); none for
+    a school's own staff, whose list is their school's."""
+    if user.actor.school_id is not None:
+        return []
+    return [(sid, name) for sid, name, district in app.schools() if district == user.actor.district]
+
+
+def _page(
+    request: Request, app: Anxin, user: PageUser, status: int = 200, error: str | None = None, school: str = ""
+) -> Response:
+    schools = _schools(app, user)
+    return render(
+        request,
+        "grants.html",
+        status,
+        grants=app.roster.pending_grants(user.actor, school or None),
+        schools=schools,
+        school_names=dict(schools),
+        school=school,
+        error=error,
+    )
 
 
 @router.get("/grants")
-def grants(request: Request, user: PageUser, app: App) -> Response:
-    return _page(request, app, user)
+def grants(request: Request, user: PageUser, app: App, school: str = "") -> Response:
+    return _page(request, app, user, school=school.strip())
 
 
 @router.post("/grants/{staff_id}/{request_id}/approve")
