@@ -36,6 +36,12 @@ KEYS_ADMIN = "keys.admin"
 SHRED = "shred"
 AUDIT_READ = "audit.read"  # the audit trail: case histories, who accessed whom, break-glass, denials
 QUEUE_READ = "queue.read"  # a staff member's work queue (待办): their open items and due dates
+# The crisis pathway (心理危机干预): any staff member may raise a crisis signal about a student
+# of their school (a check-in, a bullying case); every counselor of the school and the
+# principal read and act on a crisis's checklist (not the file's counselling notes).
+CRISIS_REPORT = "crisis.report"
+CRISIS_READ = "crisis.read"
+CRISIS_WRITE = "crisis.write"
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -44,6 +50,7 @@ CONTENT_ACTIONS = {
     FILE_READ,
     PAIRING_READ,
     SCREENING_READ,
+    CRISIS_READ,
 }
 READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
 # Every action in words, as the permission table (docs/permissions.md) and the audit pages name it.
@@ -72,6 +79,9 @@ ACTION_LABELS: dict[str, str] = {
     QUEUE_READ: "查看待办事项",
     ACCOUNT_ROLES: "调整账号角色",
     ROLE_GRANT_APPROVE: "批准角色授予",
+    CRISIS_REPORT: "报告心理危机信号",
+    CRISIS_READ: "查看危机干预清单",
+    CRISIS_WRITE: "办理危机干预",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only.
 BREAK_GLASS_ACTIONS = {STUDENT_READ, CASE_READ, FILE_READ, PAIRING_READ, SCREENING_READ}
@@ -111,6 +121,7 @@ def deny(reason: str) -> Decision:
 # The roles a school's principal may approve for their school (a grant of supervisor or
 # administrator takes a supervisor or another administrator).
 SCHOOL_ROLES = frozenset({Role.CLASS_TEACHER.value, Role.COUNSELOR.value, Role.SAFETY_LEAD.value, Role.PRINCIPAL.value})
+SCHOOL_STAFF_ROLES = frozenset({Role.CLASS_TEACHER, Role.COUNSELOR, Role.SAFETY_LEAD, Role.PRINCIPAL})
 
 
 def _accounts_rule(actor: Actor, action: str, resource: Resource, same_school: bool) -> Decision:
@@ -161,6 +172,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("心理老师：本校心理档案")
         if action == SCREENING_READ:
             return allow("心理老师：本校学生的心理筛查结果")
+        if action in (CRISIS_READ, CRISIS_WRITE):
+            return allow("心理老师：本校学生的心理危机干预")
         if action in (FILE_READ, FILE_WRITE):
             if resource.owner_id == actor.staff_id:
                 return allow("心理老师：本人负责的档案")
@@ -184,6 +197,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("班主任：将谈心中的担忧转为心理档案")
     if same_school and action == CASE_REPORT and roles:
         return allow("教职工均可报告疑似欺凌")
+    if same_school and action == CRISIS_REPORT and roles & SCHOOL_STAFF_ROLES:
+        return allow("教职工均可报告心理危机信号")
     if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
         return allow("本人结对的学生")
     if action == QUEUE_READ and resource.owner_id == actor.staff_id and resource.school_id == actor.school_id:

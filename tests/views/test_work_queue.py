@@ -20,10 +20,12 @@ from anxin.service import Anxin
 from domain.bullying import BullyingCase
 from domain.common import Actor, DomainError, PermissionDenied
 from domain.pairing import Pairing
+from domain.policy import Policy
 from domain.support import SupportFile
 from projections.work_queue import KINDS, WorkItem, items, overdue_counts, work_queue
 
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
+REVIEW = Policy().review_days
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -252,21 +254,23 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     school: School,
     clock: Clock,
 ) -> None:
-    # given a file opened at 重点关注 (policy: review every 120 days)
+    # given a file opened at 重点关注 (policy: review every month)
     fid = app.support.open_support_file(
         school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key", reason="情绪低落"
     )
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=120), False)]
-    # when the level is raised to 高危, the review is due in 30 days from then
+    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=REVIEW["key"]), False)]
+    # when the level is raised to 高危, the review is due in a week from then
     clock.advance(days=4)
     app.support.raise_risk_level(school.counselor, fid, "high", "出现自伤念头")
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
+    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=REVIEW["high"]), False)]
     # when the plan is reviewed (on an earlier day), the next review counts from that day
     clock.advance(days=10)
     app.support.record_review(
         school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转", outcome="continue"
     )
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=28), False)]
+    assert queue(app, school.counselor) == [
+        ("plan_review", fid, clock.today + timedelta(days=REVIEW["high"] - 2), False)
+    ]
     # when the file is handed to another counselor, the item goes with it
     app.support.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "工作调整")
     assert queue(app, school.counselor) == []
@@ -276,7 +280,9 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     assert queue(app, school.other_counselor) == []
     clock.advance(days=1)
     app.support.reopen_support_file(school.other_counselor, fid, "再次出现情绪问题")
-    assert queue(app, school.other_counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
+    assert queue(app, school.other_counselor) == [
+        ("plan_review", fid, clock.today + timedelta(days=REVIEW["high"]), False)
+    ]
 
 
 def test_check_ins_fall_due_on_the_pairing_cadence_until_the_pairing_ends(
