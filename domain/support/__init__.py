@@ -627,6 +627,8 @@ class SupportFile(CaseAggregate):
     def _closed(self, reason: str, actor: str, at: datetime) -> None:
         self.status = "closed"
         self.next_review_due = None
+        if self.first_contact is not None:
+            self.first_contact = None  # a closed file owes no first contact, reopened or not
         self.closures.append({"closed_at": at, "reason": reason, "actor": actor})
 
     def reopen(self, *, reason: str, policy: Policy, actor: str, at: datetime) -> None:

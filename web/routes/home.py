@@ -20,4 +20,4 @@ def home(request: Request, user: PageUser, app: App) -> Response:
         if user.has(Role.ADMINISTRATOR):
             return redirect("/admin/accounts")
     items = work_queue(app, user.actor)
-    return render(request, "home.html", items=items, overdue=sum(1 for i in items if i.overdue))
+    return render(request, "home.html", items=items, overdue=sum(1 for i in items if i.overdue), today=app.now().date())
