@@ -36,6 +36,7 @@ from eventsourcing.persistence import (
 from anxin import audit, numbers, quarantine
 from anxin.commands import (
     CaseCommands,
+    CrisisCommands,
     ErasureCommands,
     EscalationCommands,
     PairingCommands,
@@ -144,6 +145,7 @@ class Core(Application[UUID]):
         self.support = SupportCommands(self)
         self.screenings = ScreeningCommands(self, self.roster)
         self.escalations = EscalationCommands(self, self.cases, self.support)
+        self.crisis = CrisisCommands(self, self.support)
         self.erasure = ErasureCommands(self)
         with opening(config):  # the tables made or checked by one process at a time
             super().__init__(env=config.env())

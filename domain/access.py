@@ -41,6 +41,12 @@ AUDIT_REVIEW = "audit.review"  # mark another person's break-glass use justified
 QUEUE_READ = "queue.read"  # a staff member's work queue (待办): their open items and due dates
 NOTICES_OWN = "notices.own"  # one's own notices (站内提醒), email address and notification settings
 NOTIFY_ADMIN = "notify.admin"  # a school's group bot, undeliverable messages (errors only)
+# The crisis pathway (心理危机干预): any staff member may raise a crisis signal about a student
+# of their school (a check-in, a bullying case); every counselor of the school and the
+# principal read and act on a crisis's checklist (not the file's counselling notes).
+CRISIS_REPORT = "crisis.report"
+CRISIS_READ = "crisis.read"
+CRISIS_WRITE = "crisis.write"
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -49,6 +55,7 @@ CONTENT_ACTIONS = {
     FILE_READ,
     PAIRING_READ,
     SCREENING_READ,
+    CRISIS_READ,
 }
 READ_ACTIONS = CONTENT_ACTIONS | {FILE_LIST, STATS_READ}
 # Every action in words, as the permission table (docs/permissions.md) and the audit pages name it.
@@ -81,6 +88,9 @@ ACTION_LABELS: dict[str, str] = {
     NOTIFY_ADMIN: "设置学校群机器人、查看发送失败的提醒",
     AUDIT_REVIEW: "复核紧急查阅",
     ROLE_GRANT_LIST: "查看待批准的角色授予",
+    CRISIS_REPORT: "报告心理危机信号",
+    CRISIS_READ: "查看危机干预清单",
+    CRISIS_WRITE: "办理危机干预",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only. What a reason
 # must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
@@ -118,6 +128,7 @@ def deny(reason: str) -> Decision:
 # The roles a school's principal may approve for their school (a grant of supervisor or
 # administrator takes a supervisor or another administrator).
 SCHOOL_ROLES = frozenset({Role.CLASS_TEACHER.value, Role.COUNSELOR.value, Role.SAFETY_LEAD.value, Role.PRINCIPAL.value})
+SCHOOL_STAFF_ROLES = frozenset({Role.CLASS_TEACHER, Role.COUNSELOR, Role.SAFETY_LEAD, Role.PRINCIPAL})
 
 
 def _accounts_rule(actor: Actor, action: str, resource: Resource, same_school: bool) -> Decision:
@@ -211,6 +222,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("心理老师：本校心理档案")
         if action == SCREENING_READ:
             return allow("心理老师：本校学生的心理筛查结果")
+        if action in (CRISIS_READ, CRISIS_WRITE):
+            return allow("心理老师：本校学生的心理危机干预")
         if action in (FILE_READ, FILE_WRITE):
             if resource.owner_id == actor.staff_id:
                 return allow("心理老师：本人负责的档案")
@@ -234,6 +247,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("班主任：将谈心中的担忧转为心理档案")
     if same_school and action == CASE_REPORT and roles:
         return allow("教职工均可报告疑似欺凌")
+    if same_school and action == CRISIS_REPORT and roles & SCHOOL_STAFF_ROLES:
+        return allow("教职工均可报告心理危机信号")
     if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
         return allow("本人结对的学生")
     if action == QUEUE_READ and resource.owner_id == actor.staff_id and resource.school_id == actor.school_id:

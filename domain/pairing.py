@@ -84,11 +84,15 @@ class Pairing(CaseAggregate):
         notes: dict[str, str],
         concern: bool,
         concern_note: str = "",
+        risk_to_life: bool = False,
         actor: str,
         at: datetime,
     ) -> None:
-        """Record a 谈心谈话 on the four dimensions; a concern needs a note."""
+        """Record a 谈心谈话 on the four dimensions; a concern needs a note. A concern the
+        teacher marks as a possible risk to life (`risk_to_life`) is a crisis signal: the
+        application opens the crisis pathway on the student's support file."""
         require_aware(at)
+        concern = bool(concern or risk_to_life)
         self._require_active("记录谈心")
         require(check_in_id not in self.check_ins, "该谈心记录已存在")
         require(held_on <= at.date(), "谈心日期不能晚于今天")
@@ -105,18 +109,27 @@ class Pairing(CaseAggregate):
             notes=notes,
             concern=concern,
             concern_note=concern_note.strip(),
+            risk_to_life=bool(risk_to_life),
             actor=actor,
             at=at,
         )
 
     class CheckInRecorded(CaseAggregate.Event):
+        # Version 2 added `risk_to_life` (the concern may put the student's life at risk);
+        # a version-1 check-in never said so.
+        class_version = 2
         check_in_id: str
         held_on: date
         notes: dict[str, str]
         concern: bool
         concern_note: str
+        risk_to_life: bool
         actor: str
         at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["risk_to_life"] = False
 
     @event(CheckInRecorded)
     def _check_in_recorded(
@@ -126,6 +139,7 @@ class Pairing(CaseAggregate):
         notes: dict[str, str],
         concern: bool,
         concern_note: str,
+        risk_to_life: bool,
         actor: str,
         at: datetime,
     ) -> None:
@@ -135,6 +149,7 @@ class Pairing(CaseAggregate):
             "notes": notes,
             "concern": concern,
             "concern_note": concern_note,
+            "risk_to_life": risk_to_life,
             "actor": actor,
             "at": at,
             "escalated_to": [],

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.common import InvalidInput
 
@@ -18,7 +19,8 @@ RISK_LABELS = {"general": "一般关注", "key": "重点关注", "high": "高危
 class Policy:
     investigation_days: int = 10
     follow_up_days: int = 30
-    review_days: dict[str, int] = field(default_factory=lambda: {"general": 120, "key": 120, "high": 30})
+    # 一般关注 every term (about 90 days), 重点关注 every month, 高危 every week.
+    review_days: dict[str, int] = field(default_factory=lambda: {"general": 90, "key": 30, "high": 7})
     check_in_cadence_days: int = 14
     screenings_per_school_year: int = 1
     school_year_start_month: int = 9
@@ -31,6 +33,17 @@ class Policy:
     # Screening instruments as data (see domain.screening); they add to or replace, by
     # id, the defaults (PHQ-9, GAD-7). In TOML: [[policy.screening_instruments]] tables.
     screening_instruments: tuple[dict[str, Any], ...] = ()
+    # The crisis pathway (心理危机干预): a counselor sees the student and assesses the risk
+    # within these hours of the signal; the guardian is informed (and their consent or
+    # refusal recorded) and the student kept under supervision until handed to them the
+    # same day; a referral is made within these days, and its feedback (回执) received
+    # within these days of the referral.
+    crisis_assessment_hours: int = 4
+    crisis_referral_days: int = 2
+    crisis_feedback_days: int = 14
+    # A file opened from a teacher's escalation: the counselor's first contact within
+    # these school days (Monday to Friday).
+    first_contact_school_days: int = 2
 
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)
@@ -45,6 +58,50 @@ class Policy:
 
     def next_review(self, risk_level: str, since: date) -> date:
         return since + timedelta(days=self.review_days[risk_level])
+
+    def zone(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(reason=f"未知的时区：{self.timezone}") from None
+
+    def local(self, at: datetime) -> datetime:
+        """A moment on the school's wall clock."""
+        return at.astimezone(self.zone())
+
+    def end_of_day(self, at: datetime) -> datetime:
+        """The last minute of the school's day that `at` falls in ("the same day")."""
+        day = self.local(at).date()
+        return datetime.combine(day, time(23, 59), tzinfo=self.zone())
+
+    def crisis_dues(self, opened: datetime) -> dict[str, datetime]:
+        """When each step of the crisis pathway is due, from the moment the signal came in
+        (the referral's feedback is due from the referral: `crisis_feedback_due`)."""
+        same_day = self.end_of_day(opened)
+        return {
+            "assessed": self.local(opened + timedelta(hours=self.crisis_assessment_hours)),
+            "guardian_informed": same_day,
+            "guardian_response": same_day,
+            "supervision": same_day,
+            "handed_over": same_day,
+            "referral": self.end_of_day(opened + timedelta(days=self.crisis_referral_days)),
+        }
+
+    def crisis_feedback_due(self, referred: datetime) -> datetime:
+        return self.end_of_day(referred + timedelta(days=self.crisis_feedback_days))
+
+    def school_days_after(self, start: date, n: int) -> date:
+        """The n-th school day after `start`, counting Monday to Friday only. Public
+        holidays and make-up days come with the school calendar (issue 17)."""
+        day = start
+        while n > 0:
+            day += timedelta(days=1)
+            if day.weekday() < 5:
+                n -= 1
+        return day
+
+    def first_contact_due(self, opened: date) -> date:
+        return self.school_days_after(opened, self.first_contact_school_days)
 
     def next_check_in(self, last: date, cadence_days: int | None = None) -> date:
         return last + timedelta(days=cadence_days or self.check_in_cadence_days)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ from domain import access
 from domain.common import ERASED_LABEL, Actor, NotFound
 from projections.days import from_ordinal, today_of
 from projections.source import StudentRef, ref_of
-from projections.work_queue_view import PRINCIPAL, SAFETY_LEAD, WorkQueueView, items, views
+from projections.work_queue_view import CRISIS_CLOCKS, PRINCIPAL, SAFETY_LEAD, WorkQueueView, items, tasks, views
 
 if TYPE_CHECKING:
     from projections.base import Source
@@ -35,8 +35,18 @@ KIND_LABELS = {
     "follow_up": "欺凌案件回访",
     "plan_review": "心理档案方案复评",
     "check_in": "一岗双带谈心谈话",
+    "crisis": "心理危机干预",
+    "watch": "关注该学生",
+    "first_contact": "心理档案首次接触",
 }
+# A support file's tasks (v_file_tasks): a crisis (every counselor of the school and the
+# principal), its status-only watch item (the class teachers of the student's class: no
+# trigger, no notes, no link), the first contact of an escalated file (its responsible).
+TASK_KINDS = ("crisis", "watch", "first_contact")
+URGENT = ("crisis", "watch")  # always at the top of a queue
+COUNSELOR, CLASS_TEACHER = "counselor", "class_teacher"
 _c = items.c
+_t = tasks.c
 
 
 @dataclass(frozen=True)
@@ -52,20 +62,21 @@ class WorkItem:
     overdue: bool
     since: date | None = None
     erased: bool = False
+    due_at: datetime | None = None  # a crisis: the earliest open step's due time (UTC)
 
     @property
     def kind_label(self) -> str:
         return KIND_LABELS[self.kind]
 
 
-def _staff(app: Source, actor: Actor, staff_id: str) -> tuple[str | None, frozenset[str]] | None:
-    """(school, roles) of the staff member whose queue is asked for; None if unknown."""
+def _staff(app: Source, actor: Actor, staff_id: str) -> tuple[str | None, frozenset[str], frozenset[str]] | None:
+    """(school, roles, classes) of the staff member whose queue is asked for; None if unknown."""
     if staff_id == actor.staff_id:
-        return actor.school_id, frozenset(r.value for r in actor.roles)
+        return actor.school_id, frozenset(r.value for r in actor.roles), frozenset(actor.classes)
     staff = app.accounts.staff(staff_id)
     if staff is None:
         return None
-    return staff.school_id, frozenset(staff.roles)
+    return staff.school_id, frozenset(staff.roles), frozenset(staff.classes)
 
 
 def work_queue(
@@ -75,7 +86,7 @@ def work_queue(
     due date. Anyone may read their own queue; a principal, any queue of their school."""
     target = staff_id or actor.staff_id
     known = _staff(app, actor, target)
-    school, roles = known if known else (None, frozenset())
+    school, roles, classes = known if known else (None, frozenset(), frozenset())
     app.authorize(actor, access.QUEUE_READ, replace(app.resource("queue", school_id=school), owner_id=target))
     if known is None:
         raise NotFound()
@@ -108,14 +119,111 @@ def work_queue(
         )
         for k, sid, sk, subject, due, since in rows
     ]
+    out += _task_items(app, target, school, roles, classes, labels, day if today is not None else None)
     seen = {i.stream_id for i in out}
     if school is not None:
         out += [i for i in _erased_items(app, school, target, roles) if i.stream_id not in seen]
     return sorted(out, key=_order)
 
 
+_ORDER = (*URGENT, *KINDS, "first_contact")
+
+
 def _order(i: WorkItem) -> tuple[Any, ...]:
-    return (not i.overdue, i.due is None, i.due or date.max, KINDS.index(i.kind), i.stream_id)
+    return (i.kind not in URGENT, not i.overdue, i.due is None, i.due or date.max, _ORDER.index(i.kind), i.stream_id)
+
+
+def _task_items(
+    app: Source,
+    target: str,
+    school: str | None,
+    roles: frozenset[str],
+    classes: frozenset[str],
+    labels: _Labels,
+    today: date | None,
+) -> list[WorkItem]:
+    """A file's tasks in this person's queue: the school's crises (counselors, the principal),
+    a watch item for each crisis of a student of their class (class teachers), their first
+    contacts. Overdue: a crisis step past its due time (or, when `today` is asked for, its day)."""
+    conds = [_t.owner_id == target]
+    acts = school is not None and bool(roles & {COUNSELOR, PRINCIPAL})
+    watches = school is not None and CLASS_TEACHER in roles and bool(classes)
+    if acts or watches:
+        conds.append(and_(_t.school_id == school, _t.task == "crisis"))
+    clocks = [_t[f"s_{step}"] for step in CRISIS_CLOCKS]
+    query = select(_t.task, _t.stream_id, _t.subject_id, _t.since_day, _t.due_day, *clocks).where(or_(*conds))
+    with app.views.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return []
+    now = app.now()
+    class_of: dict[str, str] = {}
+    if watches and not acts:
+        subjects = sorted({r[2] for r in rows if r[0] == "crisis" and r[2]})
+        if subjects:
+            marks = ", ".join("?" for _ in subjects)
+            class_of = dict(
+                app.db.fetch(
+                    f"SELECT stream_id, class_name FROM {{t}}anxin_directory WHERE stream_id IN ({marks})",
+                    tuple(subjects),
+                )
+            )
+    labels.prefetch(r[2] for r in rows)
+    out: list[WorkItem] = []
+    for task, sid, subject, since, due_day, *dues in rows:
+        if task == "first_contact":
+            out.append(
+                WorkItem(
+                    kind="first_contact",
+                    stream_id=sid,
+                    stream_kind="file",
+                    label_key=subject,
+                    label=labels(subject),
+                    due=from_ordinal(due_day),
+                    overdue=due_day is not None and (today or now.date()).toordinal() > due_day,
+                    since=from_ordinal(since),
+                    erased=labels.erased(subject),
+                )
+            )
+        elif acts:
+            open_dues = [d for d in dues if d is not None]
+            due_at = datetime.fromtimestamp(min(open_dues), UTC) if open_dues else None
+            if due_at is None:
+                overdue = False
+            elif today is not None:
+                overdue = today > app.policy.local(due_at).date()
+            else:
+                overdue = now > due_at
+            out.append(
+                WorkItem(
+                    kind="crisis",
+                    stream_id=sid,
+                    stream_kind="crisis",
+                    label_key=subject,
+                    label=labels(subject),
+                    due=app.policy.local(due_at).date() if due_at else None,
+                    overdue=overdue,
+                    since=from_ordinal(since),
+                    erased=labels.erased(subject),
+                    due_at=due_at,
+                )
+            )
+        elif subject and class_of.get(subject) in classes:
+            # Status only: the student and that the school's counselors are acting.
+            out.append(
+                WorkItem(
+                    kind="watch",
+                    stream_id=sid,
+                    stream_kind="watch",
+                    label_key=subject,
+                    label=labels(subject),
+                    due=None,
+                    overdue=False,
+                    since=from_ordinal(since),
+                    erased=labels.erased(subject),
+                )
+            )
+    return out
 
 
 class _Labels:
@@ -253,6 +361,8 @@ __all__ = [
     "overdue_counts",
     "KINDS",
     "KIND_LABELS",
+    "TASK_KINDS",
+    "tasks",
     "SAFETY_LEAD",
     "PRINCIPAL",
     "items",

@@ -14,6 +14,13 @@ at a time (or none), who must act on it and when it is due:
 | `plan_review` | file | the responsible staff member | Opened / Reopened → Closed | `next_review_due` of the last event that set it |
 | `check_in` | pairing | the paired staff member | Paired → Ended | last `held_on` (or the pairing day) + cadence |
 
+Besides, a support file's tasks, in `v_file_tasks` (one row per file and task):
+
+| task | who | from → until | due |
+| --- | --- | --- | --- |
+| `crisis` | every counselor of the school and the principal (the school's class teachers of the student's class see a status-only watch item) | CrisisOpened → CrisisConcluded / Closed | the earliest open step's due time (`s_<step>`, epoch seconds; a step's column is emptied when it is recorded) |
+| `first_contact` | the file's responsible staff | FirstContactScheduled → SessionRecorded / CrisisRiskAssessed / Closed | `due` of that event |
+
 Every due date is one the events carry (the domain computed it from the policy when
 the event was recorded), except a check-in's, which is the domain's own rule
 (`Pairing.next_due`) applied to the event fields; so a rebuild gives the same rows
@@ -33,6 +40,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Index,
@@ -45,6 +53,7 @@ from sqlalchemy import (
     func,
     insert,
     or_,
+    select,
     update,
 )
 
@@ -77,6 +86,32 @@ items = Table(
     Index("v_work_items_owner", "owner_id", "kind"),
     Index("v_work_items_school", "school_id", "kind"),
 )
+
+# The steps of a crisis that run on a clock, each its own column (see the module's docstring).
+CRISIS_CLOCKS = (
+    "assessed",
+    "guardian_informed",
+    "guardian_response",
+    "supervision",
+    "handed_over",
+    "referral",
+    "feedback",
+)
+tasks = Table(
+    "v_file_tasks",
+    metadata,
+    Column("stream_id", String(36), primary_key=True),  # the support file
+    Column("task", String(16), primary_key=True),  # crisis | first_contact
+    Column("school_id", String(36), nullable=False),
+    Column("subject_id", String(36)),  # the student
+    Column("owner_id", String(36)),  # first_contact: the responsible; crisis: NULL (the school's counselors)
+    Column("since_day", Integer),
+    Column("due_day", Integer),  # first_contact's day
+    *(Column(f"s_{step}", BigInteger) for step in CRISIS_CLOCKS),  # a crisis step's due (epoch s), NULL once done
+    Index("v_file_tasks_school", "school_id", "task"),
+    Index("v_file_tasks_owner", "owner_id"),
+)
+_t = tasks.c
 
 _c = items.c
 _by_id = _c.stream_id == bindparam("b_id")
@@ -144,9 +179,13 @@ _cadence_changed = (
 _delete_item = delete(items).where(_by_id)
 
 
+def _epoch(at: Any) -> int | None:
+    return int(at.timestamp()) if at is not None else None
+
+
 class WorkQueueView(WriteBehind, View):
     name = "work_queue"
-    tables = (items,)
+    tables = (items, tasks)
 
     fold = own_fold()
 
@@ -307,11 +346,114 @@ class WorkQueueView(WriteBehind, View):
     def _reassigned(self, e: Any, conn: Connection, position: int) -> None:
         # The file is open (reassigning a closed file is refused), so its item moves too.
         self._set(conn, e, handler_id=e.to_id, owner_id=e.to_id)
+        conn.execute(
+            update(tasks)
+            .where(_t.stream_id == str(e.originator_id), _t.task == "first_contact")
+            .values(owner_id=e.to_id)
+        )
 
     @fold.register(BullyingCase.Closed)
-    @fold.register(SupportFile.Closed)
     def _closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
+
+    @fold.register(SupportFile.Closed)
+    def _file_closed(self, e: Any, conn: Connection, position: int) -> None:
+        conn.execute(_no_item, {"b_id": str(e.originator_id)})
+        conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id)))
+
+    # -- a file's tasks: the crisis pathway, the first contact -------------------------------
+    def _file_row(self, conn: Connection, e: Any) -> tuple[str, str | None, str | None]:
+        """(school, student, responsible) of the event's file, from its item row."""
+        row = conn.execute(
+            select(_c.school_id, _c.subject_id, _c.handler_id).where(_c.stream_id == str(e.originator_id))
+        ).first()
+        assert row is not None, "a file's task before its Opened"
+        return row[0], row[1], row[2]
+
+    def _task_done(self, conn: Connection, e: Any, *steps: str) -> None:
+        conn.execute(
+            update(tasks)
+            .where(_t.stream_id == str(e.originator_id), _t.task == "crisis")
+            .values(**dict.fromkeys((f"s_{s}" for s in steps), None))
+        )
+
+    def _drop_task(self, conn: Connection, e: Any, task: str) -> None:
+        conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id), _t.task == task))
+
+    @fold.register(SupportFile.CrisisOpened)
+    def _crisis_opened(self, e: Any, conn: Connection, position: int) -> None:
+        school, subject, _ = self._file_row(conn, e)
+        conn.execute(
+            insert(tasks).values(
+                stream_id=str(e.originator_id),
+                task="crisis",
+                school_id=school,
+                subject_id=subject,
+                owner_id=None,
+                since_day=ordinal(e.at),
+                due_day=None,
+                **{f"s_{step}": _epoch(e.due.get(step)) for step in CRISIS_CLOCKS},
+            )
+        )
+
+    @fold.register(SupportFile.CrisisRiskAssessed)
+    def _crisis_assessed(self, e: Any, conn: Connection, position: int) -> None:
+        self._task_done(conn, e, "assessed")
+        self._drop_task(conn, e, "first_contact")
+
+    @fold.register(SupportFile.CrisisGuardianInformed)
+    def _guardian_informed(self, e: Any, conn: Connection, position: int) -> None:
+        if e.response == "pending":
+            self._task_done(conn, e, "guardian_informed")
+        else:
+            self._task_done(conn, e, "guardian_informed", "guardian_response")
+
+    @fold.register(SupportFile.CrisisGuardianResponded)
+    def _guardian_responded(self, e: Any, conn: Connection, position: int) -> None:
+        self._task_done(conn, e, "guardian_response")
+
+    @fold.register(SupportFile.CrisisSupervisionArranged)
+    def _supervision(self, e: Any, conn: Connection, position: int) -> None:
+        self._task_done(conn, e, "supervision")
+
+    @fold.register(SupportFile.CrisisHandedOver)
+    def _handed_over(self, e: Any, conn: Connection, position: int) -> None:
+        self._task_done(conn, e, "handed_over")
+
+    @fold.register(SupportFile.CrisisReferralMade)
+    def _crisis_referred(self, e: Any, conn: Connection, position: int) -> None:
+        conn.execute(
+            update(tasks)
+            .where(_t.stream_id == str(e.originator_id), _t.task == "crisis")
+            .values(s_referral=None, s_feedback=_epoch(e.feedback_due))
+        )
+
+    @fold.register(SupportFile.CrisisReferralFeedbackReceived)
+    def _feedback(self, e: Any, conn: Connection, position: int) -> None:
+        self._task_done(conn, e, "feedback")
+
+    @fold.register(SupportFile.CrisisConcluded)
+    def _crisis_concluded(self, e: Any, conn: Connection, position: int) -> None:
+        self._drop_task(conn, e, "crisis")
+
+    @fold.register(SupportFile.FirstContactScheduled)
+    def _first_contact(self, e: Any, conn: Connection, position: int) -> None:
+        school, subject, responsible = self._file_row(conn, e)
+        conn.execute(
+            insert(tasks).values(
+                stream_id=str(e.originator_id),
+                task="first_contact",
+                school_id=school,
+                subject_id=subject,
+                owner_id=responsible,
+                since_day=ordinal(e.at),
+                due_day=ordinal(e.due),
+            )
+        )
+
+    @fold.register(SupportFile.SessionRecorded)
+    def _session(self, e: Any, conn: Connection, position: int) -> None:
+        self._drop_task(conn, e, "first_contact")
 
     @fold.register(SupportFile.Reopened)
     def _file_reopened(self, e: Any, conn: Connection, position: int) -> None:
@@ -378,9 +520,11 @@ class WorkQueueView(WriteBehind, View):
     def _erased(self, e: ErasedEvent, conn: Connection, position: int) -> None:
         if e.topic.startswith(TRACKED_TOPICS):
             conn.execute(_delete_item, {"b_id": str(e.originator_id)})
+            conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id)))
 
     def erase(self, conn: Connection, stream_id: str) -> None:
         conn.execute(_delete_item, {"b_id": str(stream_id)})
+        conn.execute(delete(tasks).where(_t.stream_id == str(stream_id)))
 
 
 def views(app: Any) -> list[View]:

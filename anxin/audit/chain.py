@@ -14,8 +14,10 @@ from uuid import UUID, uuid4
 from cryptography.exceptions import InvalidTag
 
 from anxin.crypto import StreamErased, Tampered
+from anxin.notify.outbox import insert_statement as notice_insert
 from domain.access import Decision, Resource
 from domain.common import Actor, DomainError
+from domain.notices import NoticeSpec
 
 if TYPE_CHECKING:
     from anxin.core import Core
@@ -225,7 +227,7 @@ def _adopt_break_glass_uses(c: Cursor, db: Database) -> None:
             "WHERE sealed IS NOT NULL AND kind = 'access' ORDER BY seq"
         )
     ).fetchall()
-    _review_items(c, db, rows)
+    _review_items(c, db, rows, tell=False)  # (no one is told now of uses from before)
     c.execute(db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('break_glass_reviews', 'adopted')"))
 
 
@@ -233,10 +235,13 @@ def _adopt_break_glass_uses(c: Cursor, db: Database) -> None:
 _BROKE_GLASS = '"break_glass":1'
 
 
-def _review_items(c: Cursor, db: Database, entries: Iterable[tuple[Any, ...]]) -> None:
+def _review_items(c: Cursor, db: Database, entries: Iterable[tuple[Any, ...]], *, tell: bool = True) -> None:
     """A use waiting for review for each break-glass access among `entries` (seq, at, kind,
-    actor_id, subject, detail, sealed, ...): in the caller's transaction, the entry's own."""
+    actor_id, subject, detail, sealed, ...): in the caller's transaction, the entry's own;
+    with `tell`, a notice to the school's principal and the district's other supervisors
+    (anxin.notify) in the same transaction."""
     items = []
+    notices = []
     for seq, at, kind, actor_id, subject, detail, sealed, *_ in entries:
         if kind != "access" or sealed is None or _BROKE_GLASS not in detail:
             continue
@@ -253,6 +258,18 @@ def _review_items(c: Cursor, db: Database, entries: Iterable[tuple[Any, ...]]) -
                 d.get("district", "default"),
             )
         )
+        if tell:
+            spec = NoticeSpec(
+                kind="break_glass",
+                school_id=d.get("school"),
+                stream_id=subject or "",
+                due=None,
+                not_to=actor_id,
+                origin=f"access#{seq}",
+            )
+            notices.append(notice_insert(spec, datetime.fromisoformat(at), d.get("district", "default")))
+    for sql, params in notices:
+        c.execute(db.q(sql), params)
     if items:
         c.executemany(
             db.q(

@@ -2,12 +2,14 @@
 (anxin.core.Core, which composes them): `cases` (bullying cases; reads in case_reads),
 `support` (support files), `screenings` (screening records, the CSV import: screening_csv,
 coverage), `pairings`, `roster` (schools, staff, students), `escalation` (a check-in's
-concern to a file or a case), `erasure`. What they share: `base`."""
+concern to a file or a case), `crisis` (the crisis pathway: signals and the checklist),
+`erasure`. What they share: `base`."""
 
 from __future__ import annotations
 
 from anxin.commands.base import Commands
 from anxin.commands.cases import CaseCommands
+from anxin.commands.crisis import CrisisCommands
 from anxin.commands.erasure import ErasureCommands
 from anxin.commands.escalation import EscalationCommands
 from anxin.commands.pairings import PairingCommands
@@ -23,6 +25,7 @@ COMMAND_AREAS: dict[str, type[Commands]] = {
     "support": SupportCommands,
     "screenings": ScreeningCommands,
     "escalations": EscalationCommands,
+    "crisis": CrisisCommands,
     "erasure": ErasureCommands,
 }
 
@@ -30,6 +33,7 @@ __all__ = [
     "COMMAND_AREAS",
     "Commands",
     "CaseCommands",
+    "CrisisCommands",
     "ErasureCommands",
     "EscalationCommands",
     "PairingCommands",

@@ -205,6 +205,31 @@ class CaseCommands(CaseReads):
             reference=reference,
         )
 
+    def note_self_harm(
+        self, actor: Actor, case_id: str, *, student_id: str, note: str, expected_version: int | None = None
+    ) -> str:
+        """Signs of self-harm noted for a student of the case: a crisis signal. The case
+        records the note and the crisis pathway opens on the student's support file (opened at
+        高危 if there is none), in one save. Returns the note's id."""
+        self.core.check(actor, access.CASE_WRITE, "case", case_id)
+        case = self.core.load(case_id, BullyingCase)
+        self.core.expect_version(case, expected_version)
+        note_id = uuid4().hex
+        at = self.now()
+        case.note_self_harm(note_id=note_id, student_id=student_id, note=note, actor=actor.staff_id, at=at)
+        self.core.crisis.authorize_signal(actor, student_id)
+        f = self.core.crisis.signal(
+            actor,
+            student_id,
+            trigger="bullying_case",
+            source={"kind": "case", "id": case_id, "note_id": note_id},
+            reason=f"欺凌案件中发现自伤迹象：{note.strip()}",
+            origin="bullying_case",
+            at=at,
+        )
+        self.core.commit(case, f)
+        return note_id
+
     def start_investigation(
         self, actor: Actor, case_id: str, *, handler_id: str | None = None, expected_version: int | None = None
     ) -> None:

@@ -71,7 +71,10 @@ class EscalationCommands(Commands):
         responsible_id: str | None = None,
         expected_version: int | None = None,
     ) -> str:
-        """Open a support file for the paired student from a check-in's concern."""
+        """Open a support file for the paired student from a check-in's concern; the
+        responsible counselor's first contact is due within two school days (policy
+        `first_contact_school_days`, Monday to Friday; public holidays and make-up days come
+        with the school calendar of issue 17)."""
         pairing = self._concern(actor, pairing_id, expected_version)
         authorize_new_file(self.core, actor, self.core.resource("student", pairing.student_id))
         if responsible_id is None and not actor.roles & {Role.COUNSELOR, Role.PRINCIPAL}:
@@ -86,6 +89,9 @@ class EscalationCommands(Commands):
             origin="escalation",
             source={"kind": "pairing", "id": pairing_id, "check_in_id": check_in_id},
         )
+        # The counselor's first contact with the student falls due within the policy's school
+        # days (Monday to Friday; holidays come with the school calendar of issue 17).
+        support_file.schedule_first_contact(policy=self.policy, actor=actor.staff_id, at=self.now())
         return self._escalate(actor, pairing, check_in_id, "support_file", support_file, reason)
 
     def escalate_to_bullying_report(

@@ -58,22 +58,61 @@ class PairingCommands(Commands):
         notes: dict[str, str],
         concern: bool = False,
         concern_note: str = "",
+        risk_to_life: bool = False,
         expected_version: int | None = None,
     ) -> str:
-        """Record a 谈心谈话 with a paired student."""
+        """Record a 谈心谈话 with a paired student. A concern marked as a possible risk to
+        life (`risk_to_life`) opens the crisis pathway on the student's support file (opened
+        at 高危 if there is none) and the concern records where it went, in one save."""
         check_in_id = uuid4().hex
-        with self.core.editing(
-            pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")
-        ) as p:
-            p.record_check_in(
-                check_in_id=check_in_id,
-                held_on=held_on,
-                notes=notes,
-                concern=concern,
-                concern_note=concern_note,
-                actor=actor.staff_id,
-                at=self.now(),
-            )
+        if not risk_to_life:
+            with self.core.editing(
+                pairing_id, Pairing, expected_version, check=(actor, access.PAIRING_WRITE, "pairing")
+            ) as p:
+                p.record_check_in(
+                    check_in_id=check_in_id,
+                    held_on=held_on,
+                    notes=notes,
+                    concern=concern,
+                    concern_note=concern_note,
+                    actor=actor.staff_id,
+                    at=self.now(),
+                )
+            return check_in_id
+        self.core.check(actor, access.PAIRING_WRITE, "pairing", pairing_id)
+        p = self.core.load(pairing_id, Pairing)
+        self.core.expect_version(p, expected_version)
+        at = self.now()
+        p.record_check_in(
+            check_in_id=check_in_id,
+            held_on=held_on,
+            notes=notes,
+            concern=concern,
+            concern_note=concern_note,
+            risk_to_life=True,
+            actor=actor.staff_id,
+            at=at,
+        )
+        crisis = self.core.crisis
+        crisis.authorize_signal(actor, p.student_id)
+        f = crisis.signal(
+            actor,
+            p.student_id,
+            trigger="check_in",
+            source={"kind": "pairing", "id": pairing_id, "check_in_id": check_in_id},
+            reason=f"谈心谈话中发现可能危及生命：{concern_note.strip()}",
+            origin="escalation",
+            at=at,
+        )
+        p.escalate(
+            check_in_id=check_in_id,
+            target="support_file",
+            target_id=str(f.id),
+            reason="可能危及生命，启动心理危机干预",
+            actor=actor.staff_id,
+            at=at,
+        )
+        self.core.commit(p, f)
         return check_in_id
 
     def correct_check_in(

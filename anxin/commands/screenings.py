@@ -52,6 +52,7 @@ class ImportResult:
     crisis: int
     files_opened: int
     files_raised: int
+    crises_opened: int = 0  # crisis pathways opened (a signal on an open crisis adds to it)
     crisis_student_ids: list[str] = field(default_factory=list)
     file_ids: list[str] = field(default_factory=list)  # files opened or raised
 
@@ -275,7 +276,7 @@ class ScreeningCommands(Commands):
                 want.crisis, want.category = True, r.instrument.crisis.category
             want.reasons.append(why)
         files: dict[str, SupportFile] = {}
-        opened = raised = 0
+        opened = raised = crises_opened = 0
         if wants:
             open_files = {
                 r[1]: r[0]
@@ -318,6 +319,18 @@ class ScreeningCommands(Commands):
                             source=source,
                         )
                         raised += 1
+                if want.crisis:
+                    # A crisis signal: the crisis pathway opens on the file (or the signal is
+                    # added to the crisis already open), in this same save.
+                    crises_opened += f.open_crisis(
+                        crisis_id=uuid4().hex,
+                        trigger="screening",
+                        source=source,
+                        reason=reason,
+                        policy=self.policy,
+                        actor=actor.staff_id,
+                        at=at,
+                    )
                 files[student_id] = f  # opened, raised, or already at that level: linked either way
         records: dict[str, ScreeningRecord] = dict(existing)
         crisis_ids: list[str] = []
@@ -360,6 +373,7 @@ class ScreeningCommands(Commands):
             crisis=crises,
             files_opened=opened,
             files_raised=raised,
+            crises_opened=crises_opened,
             crisis_student_ids=crisis_ids,
             file_ids=[str(f.id) for f in changed_files],
         )

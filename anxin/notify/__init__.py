@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from anxin.notify.delivery import HOOK_KEY_ID, Delivered, deliver, hook_url, message
+from anxin.notify.delivery import HOOK_KEY_ID, Delivered, deliver, hook_url, link_for, message
 from anxin.notify.outbox import INDEXES, TABLES, statements_for, utc
 from domain import access
 from domain.access import Resource
@@ -78,11 +78,11 @@ class Notifications:
             for r in rows
         ]
 
-    def open(self, actor: Actor, notice_id: str) -> tuple[str | None, str]:
-        """Mark one's notice read; its record's kind and id, for the link it stands for."""
+    def open(self, actor: Actor, notice_id: str) -> str:
+        """Mark one's notice read; the page it opens (a path)."""
         self._own(actor)
         row = self.core.db.fetchone(
-            "SELECT d.kind, n.stream_id FROM {t}anxin_inbox i JOIN {t}anxin_notices n ON n.notice_id = i.notice_id "
+            "SELECT d.kind AS record_kind, n.stream_id, n.kind FROM {t}anxin_inbox i JOIN {t}anxin_notices n ON n.notice_id = i.notice_id "
             "LEFT JOIN {t}anxin_directory d ON d.stream_id = n.stream_id WHERE i.staff_id = ? AND i.notice_id = ?",
             (actor.staff_id, notice_id),
         )
@@ -94,7 +94,7 @@ class Notifications:
             "UPDATE {t}anxin_inbox SET read_at = ? WHERE staff_id = ? AND notice_id = ? AND read_at IS NULL",
             (utc(self.core.now()), actor.staff_id, notice_id),
         )
-        return row[0], str(row[1])
+        return link_for(str(row[2]), row[0], str(row[1]))
 
     def mark_all_read(self, actor: Actor) -> None:
         self._own(actor)

@@ -38,6 +38,12 @@ def _lease() -> timedelta:
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 MAX_ATTEMPTS = 8  # then a dead letter: about a day of trying
 LINKS = {"case": "/cases/{id}", "file": "/support/{id}", "pairing": "/pairings/{id}"}
+KIND_LINKS = {"crisis": "/crisis/{id}", "break_glass": "/reviews"}  # where a kind's work is done
+
+
+def link_for(kind: str, record_kind: str | None, stream_id: str) -> str:
+    """The page a notice opens (a path): its kind's, else its record's."""
+    return KIND_LINKS.get(kind, LINKS.get(record_kind or "", "/inbox")).format(id=stream_id)
 
 
 @dataclass
@@ -227,7 +233,7 @@ def message(app: Core, notice_id: str) -> tuple[str, str] | None:
     kind, stream_id, due_at, school, record_kind = row
     label = KINDS[kind].label if kind in KINDS else kind
     number = app.record_number(stream_id)
-    link = base_url() + LINKS.get(record_kind or "", "/").format(id=stream_id)
+    link = base_url() + link_for(kind, record_kind, stream_id)
     lines = [label, f"学校：{school or '—'}", f"编号：{number}"]
     if due_at:
         due = datetime.fromisoformat(due_at.replace("Z", "+00:00")).astimezone(ZoneInfo(app.policy.timezone))

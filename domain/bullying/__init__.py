@@ -170,6 +170,10 @@ class BullyingCase(CaseAggregate):
     NarrativeCorrected: TypeAlias = events.NarrativeCorrected
     ReportCorrected: TypeAlias = events.ReportCorrected
     FollowUpCorrected: TypeAlias = events.FollowUpCorrected
+    SelfHarmNoted: TypeAlias = events.SelfHarmNoted
+
+    # Added later: a snapshot taken before has none; replaced, never mutated in place.
+    self_harm_notes: tuple[dict[str, Any], ...] = ()
 
     @event(Reported)
     def __init__(
@@ -301,6 +305,22 @@ class BullyingCase(CaseAggregate):
     def _party_removed(self, student_id: str, part: str, reason: str, actor: str, at: datetime) -> None:
         self.parties = [p for p in self.parties if p["student_id"] != student_id]
         self.removed_parties.append({"student_id": student_id, "part": part, "reason": reason, "by": actor, "at": at})
+
+    # -- self-harm (a crisis signal) ----------------------------------------------------------
+    def note_self_harm(self, *, note_id: str, student_id: str, note: str, actor: str, at: datetime) -> None:
+        """Signs of self-harm noted for a student of the case (any part they play)."""
+        require_aware(at)
+        self._require_not_closed("记录自伤迹象")
+        self._party(student_id)
+        require(bool(note_id), "记录编号不能为空")
+        self._self_harm_noted(
+            note_id=note_id, student_id=student_id, note=require_text(note, "自伤迹象说明"), actor=actor, at=at
+        )
+
+    @event(SelfHarmNoted)
+    def _self_harm_noted(self, note_id: str, student_id: str, note: str, actor: str, at: datetime) -> None:
+        entry = {"id": note_id, "student_id": student_id, "note": note, "actor": actor, "at": at}
+        self.self_harm_notes = (*self.self_harm_notes, entry)
 
     # -- safety measures ----------------------------------------------------------------------
     def take_safety_measure(

@@ -229,3 +229,14 @@ class FollowUpCorrected(CaseAggregate.Event):
     reason: str
     actor: str
     at: datetime
+
+
+class SelfHarmNoted(CaseAggregate.Event):
+    """Signs of self-harm noted for a student of the case: a crisis signal (the application
+    opens the crisis pathway on the student's support file in the same save)."""
+
+    note_id: str
+    student_id: str
+    note: str
+    actor: str
+    at: datetime

@@ -27,11 +27,15 @@ from domain.common import (
 from domain.policy import RISK_LABELS, Policy
 from domain.support import events
 from domain.support.errors import (
+    CrisisStepDone,
+    CrisisStepOutOfOrder,
     EntryNotFound,
     FileClosed,
     FileNotClosed,
+    NoOpenCrisis,
     PlanExists,
     PlanMissing,
+    ReturnAssessmentMissing,
     RiskLevelUnchanged,
     WrongRiskDirection,
 )
@@ -45,9 +49,14 @@ from domain.support.vocabulary import (
     CATEGORIES,
     CONTACT_METHODS,
     CORRECTABLE,
+    CRISIS_STEPS,
+    CRISIS_TRIGGERS,
     ENTRY_DATE_FIELD,
     ENTRY_KINDS,
+    GUARDIAN_METHODS,
+    GUARDIAN_RESPONSES,
     ORIGINS,
+    RETURN_PARTS,
     REVIEW_OUTCOMES,
 )
 
@@ -55,6 +64,15 @@ __all__ = [
     "CATEGORIES",
     "CONTACT_METHODS",
     "CORRECTABLE",
+    "CRISIS_STEPS",
+    "CRISIS_TRIGGERS",
+    "CrisisStepDone",
+    "CrisisStepOutOfOrder",
+    "GUARDIAN_METHODS",
+    "GUARDIAN_RESPONSES",
+    "NoOpenCrisis",
+    "RETURN_PARTS",
+    "ReturnAssessmentMissing",
     "ENTRY_DATE_FIELD",
     "ENTRY_KINDS",
     "EntryNotFound",
@@ -90,6 +108,25 @@ class SupportFile(CaseAggregate):
     EntryCorrected: TypeAlias = events.EntryCorrected
     Closed: TypeAlias = events.Closed
     Reopened: TypeAlias = events.Reopened
+    CrisisOpened: TypeAlias = events.CrisisOpened
+    CrisisSignalAdded: TypeAlias = events.CrisisSignalAdded
+    CrisisRiskAssessed: TypeAlias = events.CrisisRiskAssessed
+    CrisisGuardianInformed: TypeAlias = events.CrisisGuardianInformed
+    CrisisGuardianResponded: TypeAlias = events.CrisisGuardianResponded
+    CrisisSupervisionArranged: TypeAlias = events.CrisisSupervisionArranged
+    CrisisHandedOver: TypeAlias = events.CrisisHandedOver
+    CrisisReferralMade: TypeAlias = events.CrisisReferralMade
+    CrisisReferralFeedbackReceived: TypeAlias = events.CrisisReferralFeedbackReceived
+    CrisisMedicalAdviceNoted: TypeAlias = events.CrisisMedicalAdviceNoted
+    CrisisReturnAssessed: TypeAlias = events.CrisisReturnAssessed
+    CrisisConcluded: TypeAlias = events.CrisisConcluded
+    FirstContactScheduled: TypeAlias = events.FirstContactScheduled
+
+    # Added with the crisis pathway: a snapshot taken before has none of these, so they
+    # default here and are replaced (never mutated in place) when they change.
+    crisis: dict[str, Any] | None = None  # the open crisis
+    past_crises: tuple[dict[str, Any], ...] = ()
+    first_contact: dict[str, Any] | None = None  # {"due", "done_at"} of an escalated file
 
     @event(Opened)
     def __init__(
@@ -193,8 +230,10 @@ class SupportFile(CaseAggregate):
         )
 
     def lower_risk_level(self, *, to_level: str, reason: str, policy: Policy, actor: str, at: datetime) -> None:
-        """Lower the level (with a reason); the next review is recomputed."""
+        """Lower the level (with a reason); the next review is recomputed. A file in crisis
+        leaves 高危 only after the return-to-school assessment, which concludes the crisis."""
         self._check_change(to_level, "lower", "降低风险等级", at)
+        self._conclude_crisis(f"风险等级降为{RISK_LABELS[to_level]}", "降低风险等级", actor, at)
         self._risk_lowered(
             from_level=self.risk_level,
             to_level=to_level,
@@ -370,6 +409,7 @@ class SupportFile(CaseAggregate):
             duration_minutes=duration_minutes,
             next_steps=next_steps,
         )
+        self._first_contact_made(at)
 
     def record_guardian_contact(
         self, *, entry_id: str, contacted_on: date, guardian: str, method: str, summary: str, actor: str, at: datetime
@@ -454,6 +494,15 @@ class SupportFile(CaseAggregate):
                 actor=actor,
                 at=at,
             )
+        self._open_or_add_signal(
+            crisis_id=entry_id,
+            trigger="counselor",
+            source={"kind": "file", "id": str(self.id), "entry_id": entry_id},
+            reason=f"{occurred_on.isoformat()} 心理老师记录危机事件",
+            policy=policy,
+            actor=actor,
+            at=at,
+        )
 
     @event(CrisisInterventionRecorded)
     def _crisis_recorded(
@@ -567,15 +616,19 @@ class SupportFile(CaseAggregate):
 
     # -- closure --------------------------------------------------------------------
     def close(self, *, reason: str, actor: str, at: datetime) -> None:
-        """Close the file once the risk is resolved."""
+        """Close the file once the risk is resolved (in crisis: after the return-to-school
+        assessment, which concludes the crisis)."""
         require_aware(at)
         self._require_open("再次结案")
+        self._conclude_crisis("档案结案", "结案", actor, at)
         self._closed(reason=require_text(reason, "结案原因"), actor=actor, at=at)
 
     @event(Closed)
     def _closed(self, reason: str, actor: str, at: datetime) -> None:
         self.status = "closed"
         self.next_review_due = None
+        if self.first_contact is not None:
+            self.first_contact = None  # a closed file owes no first contact, reopened or not
         self.closures.append({"closed_at": at, "reason": reason, "actor": actor})
 
     def reopen(self, *, reason: str, policy: Policy, actor: str, at: datetime) -> None:
@@ -594,6 +647,323 @@ class SupportFile(CaseAggregate):
         self.status = "open"
         self.next_review_due = next_review_due
         self.closures[-1].update({"reopened_at": at, "reopen_reason": reason})
+
+    # -- the crisis pathway (心理危机干预) ------------------------------------------------------
+    def open_crisis(
+        self,
+        *,
+        crisis_id: str,
+        trigger: str,
+        source: dict[str, Any],
+        reason: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> bool:
+        """Act on a crisis signal: the file goes to 高危 (its own RiskLevelRaised) and a
+        crisis opens with its checklist, each step due on its own clock from the policy.
+        With a crisis already open the signal is added to it. True if a crisis opened."""
+        require_aware(at)
+        self._require_open("启动危机干预")
+        require(trigger in CRISIS_TRIGGERS, f"危机信号来源「{trigger}」无效")
+        require(isinstance(source, dict) and bool(source.get("id")), "危机信号须注明来源记录")
+        reason = require_text(reason, "危机信号说明")
+        if self.risk_level != "high":
+            self._risk_raised(
+                from_level=self.risk_level,
+                to_level="high",
+                reason=f"危机信号（{CRISIS_TRIGGERS[trigger]}），风险等级提升为高危：{reason}",
+                source=dict(source),
+                next_review_due=policy.next_review("high", at.date()),
+                actor=actor,
+                at=at,
+            )
+        return self._open_or_add_signal(
+            crisis_id=crisis_id, trigger=trigger, source=source, reason=reason, policy=policy, actor=actor, at=at
+        )
+
+    def _open_or_add_signal(
+        self,
+        *,
+        crisis_id: str,
+        trigger: str,
+        source: dict[str, Any],
+        reason: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> bool:
+        if self.crisis is not None:
+            self._crisis_signal_added(
+                crisis_id=self.crisis["id"], trigger=trigger, source=dict(source), reason=reason, actor=actor, at=at
+            )
+            return False
+        require(bool(crisis_id), "危机编号不能为空")
+        self._crisis_opened(
+            crisis_id=crisis_id,
+            trigger=trigger,
+            source=dict(source),
+            reason=reason,
+            due=policy.crisis_dues(at),
+            actor=actor,
+            at=at,
+        )
+        return True
+
+    @event(CrisisOpened)
+    def _crisis_opened(
+        self,
+        crisis_id: str,
+        trigger: str,
+        source: dict[str, Any],
+        reason: str,
+        due: dict[str, datetime],
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self.crisis = {
+            "id": crisis_id,
+            "trigger": trigger,
+            "source": source,
+            "reason": reason,
+            "due": dict(due),
+            "opened_at": at,
+            "opened_by": actor,
+            "signals": [],
+            "done": {},
+            "parts": {},
+        }
+
+    @event(CrisisSignalAdded)
+    def _crisis_signal_added(
+        self, crisis_id: str, trigger: str, source: dict[str, Any], reason: str, actor: str, at: datetime
+    ) -> None:
+        assert self.crisis is not None
+        self.crisis["signals"].append(
+            {"trigger": trigger, "source": source, "reason": reason, "actor": actor, "at": at}
+        )
+
+    def _crisis_step(self, step: str, action: str, at: datetime, before: str | None = None) -> str:
+        """The open crisis's id, if `step` may be recorded now."""
+        require_aware(at)
+        self._require_open(action)
+        if self.crisis is None:
+            raise NoOpenCrisis(action=action)
+        if step in self.crisis["done"] or step in self.crisis["parts"]:
+            raise CrisisStepDone(step=CRISIS_STEPS.get(step) or RETURN_PARTS[step])
+        if before is not None and before not in self.crisis["done"]:
+            raise CrisisStepOutOfOrder(before=CRISIS_STEPS[before], action=action)
+        return str(self.crisis["id"])
+
+    def _done(self, step: str, actor: str, at: datetime, **fields: Any) -> None:
+        assert self.crisis is not None
+        self.crisis["done"][step] = {**fields, "actor": actor, "at": at}
+
+    def record_crisis_assessment(self, *, assessment: str, actor: str, at: datetime) -> None:
+        """The counselor has seen the student and assessed the risk."""
+        cid = self._crisis_step("assessed", "记录风险评估", at)
+        self._crisis_assessed(crisis_id=cid, assessment=require_text(assessment, "评估结论"), actor=actor, at=at)
+
+    @event(CrisisRiskAssessed)
+    def _crisis_assessed(self, crisis_id: str, assessment: str, actor: str, at: datetime) -> None:
+        self._done("assessed", actor, at, assessment=assessment)
+        self._first_contact_made(at)
+
+    def record_guardian_informed(
+        self, *, guardian: str, method: str, response: str, note: str, actor: str, at: datetime
+    ) -> None:
+        """The guardian was informed (how), and answered with consent, refusal or not yet."""
+        cid = self._crisis_step("guardian_informed", "记录告知监护人", at)
+        require(method in GUARDIAN_METHODS, f"告知方式「{method}」无效")
+        require(response in GUARDIAN_RESPONSES, f"监护人意见「{response}」无效")
+        self._guardian_informed(
+            crisis_id=cid,
+            guardian=require_text(guardian, "告知的监护人"),
+            method=method,
+            response=response,
+            note=(note or "").strip(),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CrisisGuardianInformed)
+    def _guardian_informed(
+        self, crisis_id: str, guardian: str, method: str, response: str, note: str, actor: str, at: datetime
+    ) -> None:
+        self._done("guardian_informed", actor, at, guardian=guardian, method=method, note=note)
+        if response != "pending":
+            self._done("guardian_response", actor, at, response=response, note=note)
+
+    def record_guardian_response(self, *, response: str, note: str, actor: str, at: datetime) -> None:
+        """The guardian's informed consent (知情同意) or refusal, given after being informed."""
+        cid = self._crisis_step("guardian_response", "记录监护人意见", at, before="guardian_informed")
+        require(response in ("consented", "refused"), "监护人意见应为知情同意或拒绝")
+        self._guardian_responded(crisis_id=cid, response=response, note=(note or "").strip(), actor=actor, at=at)
+
+    @event(CrisisGuardianResponded)
+    def _guardian_responded(self, crisis_id: str, response: str, note: str, actor: str, at: datetime) -> None:
+        self._done("guardian_response", actor, at, response=response, note=note)
+
+    def record_supervision(self, *, supervisors: str, note: str, actor: str, at: datetime) -> None:
+        """Safety supervision (安全监护, 不离人) arranged: who stays with the student."""
+        cid = self._crisis_step("supervision", "记录安全监护", at)
+        self._supervision_arranged(
+            crisis_id=cid,
+            supervisors=require_text(supervisors, "监护人员"),
+            note=(note or "").strip(),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CrisisSupervisionArranged)
+    def _supervision_arranged(self, crisis_id: str, supervisors: str, note: str, actor: str, at: datetime) -> None:
+        self._done("supervision", actor, at, supervisors=supervisors, note=note)
+
+    def record_handover(self, *, guardian: str, note: str, actor: str, at: datetime) -> None:
+        """The student handed from the school's supervision to the guardian."""
+        cid = self._crisis_step("handed_over", "记录移交监护人", at, before="supervision")
+        self._handed_over(
+            crisis_id=cid,
+            guardian=require_text(guardian, "接回的监护人"),
+            note=(note or "").strip(),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CrisisHandedOver)
+    def _handed_over(self, crisis_id: str, guardian: str, note: str, actor: str, at: datetime) -> None:
+        self._done("handed_over", actor, at, guardian=guardian, note=note)
+
+    def record_crisis_referral(self, *, institution: str, note: str, policy: Policy, actor: str, at: datetime) -> None:
+        """A referral to a mental-health institution; its feedback (回执) falls due."""
+        cid = self._crisis_step("referral", "记录转介", at)
+        self._crisis_referred(
+            crisis_id=cid,
+            institution=require_text(institution, "转介机构"),
+            note=(note or "").strip(),
+            feedback_due=policy.crisis_feedback_due(at),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CrisisReferralMade)
+    def _crisis_referred(
+        self, crisis_id: str, institution: str, note: str, feedback_due: datetime, actor: str, at: datetime
+    ) -> None:
+        assert self.crisis is not None
+        self._done("referral", actor, at, institution=institution, note=note)
+        self.crisis["due"]["feedback"] = feedback_due
+
+    def record_referral_feedback(self, *, summary: str, actor: str, at: datetime) -> None:
+        """The institution's feedback (回执) received."""
+        cid = self._crisis_step("feedback", "记录转介回执", at, before="referral")
+        self._feedback_received(crisis_id=cid, summary=require_text(summary, "回执内容"), actor=actor, at=at)
+
+    @event(CrisisReferralFeedbackReceived)
+    def _feedback_received(self, crisis_id: str, summary: str, actor: str, at: datetime) -> None:
+        self._done("feedback", actor, at, summary=summary)
+
+    def note_medical_advice(self, *, advice: str, actor: str, at: datetime) -> None:
+        """The doctor's advice on the student's return to school (part of 复学评估)."""
+        cid = self._crisis_step("medical_advice", "记录医生建议", at)
+        self._medical_advice_noted(crisis_id=cid, advice=require_text(advice, "医生建议"), actor=actor, at=at)
+
+    @event(CrisisMedicalAdviceNoted)
+    def _medical_advice_noted(self, crisis_id: str, advice: str, actor: str, at: datetime) -> None:
+        assert self.crisis is not None
+        self.crisis["parts"]["medical_advice"] = {"advice": advice, "actor": actor, "at": at}
+
+    def record_return_assessment(self, *, assessment: str, actor: str, at: datetime) -> None:
+        """The counselor's own assessment for the return to school (part of 复学评估)."""
+        cid = self._crisis_step("return_assessed", "记录复学评估", at)
+        self._return_assessed(crisis_id=cid, assessment=require_text(assessment, "评估意见"), actor=actor, at=at)
+
+    @event(CrisisReturnAssessed)
+    def _return_assessed(self, crisis_id: str, assessment: str, actor: str, at: datetime) -> None:
+        assert self.crisis is not None
+        self.crisis["parts"]["return_assessed"] = {"assessment": assessment, "actor": actor, "at": at}
+
+    def return_parts_missing(self) -> list[str]:
+        """What the open crisis's return-to-school assessment still lacks (its labels)."""
+        if self.crisis is None:
+            return []
+        missing = [RETURN_PARTS[p] for p in ("medical_advice", "return_assessed") if p not in self.crisis["parts"]]
+        if self.plan_since_crisis() is None:
+            missing.append(RETURN_PARTS["plan_revised"])
+        return missing
+
+    def plan_since_crisis(self) -> dict[str, Any] | None:
+        """The plan drawn up or revised since the crisis opened, if any."""
+        if self.crisis is None or self.plan is None or self.plan["at"] < self.crisis["opened_at"]:
+            return None
+        return self.plan
+
+    def _conclude_crisis(self, reason: str, action: str, actor: str, at: datetime) -> None:
+        if self.crisis is None:
+            return
+        missing = self.return_parts_missing()
+        if missing:
+            raise ReturnAssessmentMissing(action=action, missing="、".join(missing))
+        self._crisis_concluded(crisis_id=self.crisis["id"], reason=reason, actor=actor, at=at)
+
+    @event(CrisisConcluded)
+    def _crisis_concluded(self, crisis_id: str, reason: str, actor: str, at: datetime) -> None:
+        assert self.crisis is not None
+        self.past_crises = (*self.past_crises, {**self.crisis, "concluded_at": at, "concluded_reason": reason})
+        self.crisis = None
+
+    def crisis_checklist(self, now: datetime) -> list[dict[str, Any]]:
+        """The open crisis's steps in order: each with its due time (None: no clock), who
+        recorded it and when (None: not yet), and whether it is overdue at `now`."""
+        c = self.crisis
+        if c is None:
+            return []
+        out = []
+        for step, label in CRISIS_STEPS.items():
+            done = c["done"].get(step)
+            if step == "return_assessment":
+                missing = self.return_parts_missing()
+                parts = {**c["parts"]}
+                if (plan := self.plan_since_crisis()) is not None:
+                    parts["plan_revised"] = {"actor": plan["actor"], "at": plan["at"]}
+                done = None if missing else max(parts.values(), key=lambda p: p["at"])
+                out.append({"step": step, "label": label, "due": None, "done": done, "overdue": False, "parts": parts})
+                continue
+            due = c["due"].get(step)
+            out.append(
+                {
+                    "step": step,
+                    "label": label,
+                    "due": due,
+                    "done": done,
+                    "overdue": done is None and due is not None and now > due,
+                    "late": done is not None and due is not None and done["at"] > due,
+                }
+            )
+        return out
+
+    # -- first contact after an escalation --------------------------------------------------------
+    def schedule_first_contact(self, *, policy: Policy, actor: str, at: datetime) -> None:
+        """A file opened from a teacher's escalation: the counselor's first contact with the
+        student is due within the policy's school days (a session, or a crisis assessment)."""
+        require_aware(at)
+        self._require_open("安排首次接触")
+        require(self.first_contact is None, "首次接触已安排")
+        self._first_contact_scheduled(due=policy.first_contact_due(policy.local(at).date()), actor=actor, at=at)
+
+    @event(FirstContactScheduled)
+    def _first_contact_scheduled(self, due: date, actor: str, at: datetime) -> None:
+        self.first_contact = {"due": due, "done_at": None}
+
+    def _first_contact_made(self, at: datetime) -> None:
+        if self.first_contact is not None and self.first_contact["done_at"] is None:
+            self.first_contact = {**self.first_contact, "done_at": at}
+
+    @property
+    def first_contact_due(self) -> date | None:
+        """When the first contact is due while it has not been made (None otherwise)."""
+        fc = self.first_contact
+        return fc["due"] if fc is not None and fc["done_at"] is None and self.is_open else None
 
     # -- questions ------------------------------------------------------------------
     @property

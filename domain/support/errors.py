@@ -41,3 +41,23 @@ class PlanMissing(WrongState):
 class PlanExists(WrongState):
     code = "plan_exists"
     message = "帮扶方案已制定，请使用「修订方案」"
+
+
+class NoOpenCrisis(WrongState):
+    code = "no_open_crisis"
+    message = "该档案没有进行中的危机干预，不能{action}"
+
+
+class CrisisStepDone(DomainError):
+    code = "crisis_step_done"
+    message = "「{step}」已记录，无需重复记录"
+
+
+class CrisisStepOutOfOrder(DomainError):
+    code = "crisis_step_out_of_order"
+    message = "请先记录「{before}」，再{action}"
+
+
+class ReturnAssessmentMissing(DomainError):
+    code = "return_assessment_missing"
+    message = "危机干预尚未完成复学评估，不能{action}：还缺少{missing}"

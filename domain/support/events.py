@@ -143,3 +143,118 @@ class Reopened(CaseAggregate.Event):
     next_review_due: date
     actor: str
     at: datetime
+
+
+# -- the crisis pathway (心理危机干预) ------------------------------------------------------------
+class CrisisOpened(CaseAggregate.Event):
+    """A crisis signal acted on: `trigger` is what raised it (screening, counselor, check_in,
+    bullying_case), `source` the stream it came from ({"kind", "id", ...}), `due` when each
+    step of the checklist falls due (from the policy, in the school's time zone)."""
+
+    crisis_id: str
+    trigger: str
+    source: dict[str, Any]
+    reason: str
+    due: dict[str, datetime]
+    actor: str
+    at: datetime
+
+
+class CrisisSignalAdded(CaseAggregate.Event):
+    """Another signal while a crisis is already open on the file (nothing new falls due)."""
+
+    crisis_id: str
+    trigger: str
+    source: dict[str, Any]
+    reason: str
+    actor: str
+    at: datetime
+
+
+class CrisisRiskAssessed(CaseAggregate.Event):
+    crisis_id: str
+    assessment: str
+    actor: str
+    at: datetime
+
+
+class CrisisGuardianInformed(CaseAggregate.Event):
+    crisis_id: str
+    guardian: str
+    method: str
+    response: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class CrisisGuardianResponded(CaseAggregate.Event):
+    crisis_id: str
+    response: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class CrisisSupervisionArranged(CaseAggregate.Event):
+    crisis_id: str
+    supervisors: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class CrisisHandedOver(CaseAggregate.Event):
+    crisis_id: str
+    guardian: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class CrisisReferralMade(CaseAggregate.Event):
+    crisis_id: str
+    institution: str
+    note: str
+    feedback_due: datetime
+    actor: str
+    at: datetime
+
+
+class CrisisReferralFeedbackReceived(CaseAggregate.Event):
+    crisis_id: str
+    summary: str
+    actor: str
+    at: datetime
+
+
+class CrisisMedicalAdviceNoted(CaseAggregate.Event):
+    crisis_id: str
+    advice: str
+    actor: str
+    at: datetime
+
+
+class CrisisReturnAssessed(CaseAggregate.Event):
+    crisis_id: str
+    assessment: str
+    actor: str
+    at: datetime
+
+
+class CrisisConcluded(CaseAggregate.Event):
+    """The crisis is over: the return-to-school assessment was complete and the file left
+    高危 or was closed (recorded in the same save, just before that change)."""
+
+    crisis_id: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class FirstContactScheduled(CaseAggregate.Event):
+    """A file opened from a teacher's escalation: the counselor's first contact is due."""
+
+    due: date
+    actor: str
+    at: datetime

@@ -39,3 +39,29 @@ ENTRY_DATE_FIELD = {
     "crisis": "occurred_on",
     "review": "reviewed_on",
 }
+
+# The crisis pathway (心理危机干预): what can open a crisis, and the steps of its checklist.
+CRISIS_TRIGGERS = {
+    "screening": "心理筛查危机信号",
+    "counselor": "心理老师记录危机事件",
+    "check_in": "谈心谈话中发现可能危及生命",
+    "bullying_case": "欺凌案件中发现自伤迹象",
+}
+CRISIS_STEPS = {
+    "assessed": "面谈学生并评估风险",
+    "guardian_informed": "告知监护人",
+    "guardian_response": "记录监护人知情同意或拒绝",
+    "supervision": "安排安全监护（不离人）",
+    "handed_over": "移交监护人",
+    "referral": "转介精神卫生医疗机构",
+    "feedback": "收到转介回执",
+    "return_assessment": "复学评估",
+}
+# The three parts of the return-to-school assessment (复学评估).
+RETURN_PARTS = {
+    "medical_advice": "医生建议",
+    "return_assessed": "心理老师评估",
+    "plan_revised": "修订后的帮扶方案",
+}
+GUARDIAN_METHODS = {"phone": "电话", "in_person": "当面", "written": "书面告知书"}
+GUARDIAN_RESPONSES = {"consented": "知情同意", "refused": "拒绝", "pending": "尚未答复"}

@@ -391,3 +391,61 @@ def test_an_investigation_nearing_its_deadline_then_overdue_tells_the_safety_lea
     assert kinds(school.safety) == ["case_reported", "investigation_due", "investigation_overdue"]
     assert "investigation_overdue" in kinds(school.principal)
     assert len(smtp.to(addresses["safety"])) == 3
+
+
+def test_a_crisis_from_a_screening_reaches_every_counselor_and_the_principal_by_email_at_once(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox, bot: Bot
+) -> None:
+    # given everyone's address, the school's bot, and the principal who set email to
+    # digest for everything they could (a crisis cannot be delayed)
+    addresses = _emails(app, school)
+    app.notifications.set_group_bot(ADMIN, school.id, bot.url)
+    app.notifications.choose(school.principal, {"case_reported": "off"})
+
+    # when a counselor records a PHQ-9 screening with item 9 positive, and one run goes
+    app.screenings.record_screening(
+        school.counselor,
+        school.student("2026003"),
+        instrument="PHQ-9",
+        screened_on=clock.today,
+        answers="1,1,1,1,1,1,1,1,1",
+    )
+    app.notifications.deliver()
+
+    # then the other counselor and the principal have it in the inbox and by email, with
+    # the crisis page's link, no name and no answer; the class teacher gets no notice
+    crisis = [m for _, m in smtp.messages if "心理危机" in m["Subject"]]
+    assert sorted(a for m in crisis for a in [m["To"]]) == sorted(
+        [addresses["other_counselor"], addresses["principal"]]
+    )
+    for m in crisis:
+        assert "/crisis/" in m.get_content()
+        for personal in PERSONAL:
+            assert personal not in m["Subject"] + m.get_content()
+    assert [i["kind"] for i in app.notifications.inbox(school.principal)] == ["crisis"]
+    assert app.notifications.inbox(school.other_teacher) == []
+    assert any("心理危机" in p["text"]["content"] for _, p in bot.posts)
+
+
+def test_a_break_glass_use_tells_the_schools_principal_and_the_other_supervisors_not_the_user(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given a second supervisor of the district
+    other = app.gate.actor(
+        app.roster.add_staff(
+            ADMIN, username="sup-2", name="督导乙", school_id=None, roles=["supervisor"], district="default"
+        )
+    )
+    case_id = report(app, school, clock)
+    app.notifications.deliver()
+
+    # when the first supervisor reads the case with a stated reason
+    app.cases.get_case(school.supervisor, case_id, break_glass="核查家长投诉：了解处理经过")
+    app.notifications.deliver()
+
+    # then the principal and the other supervisor are told (the review queue), the user is not
+    assert [i["kind"] for i in app.notifications.inbox(other)] == ["break_glass"]
+    assert "break_glass" in [i["kind"] for i in app.notifications.inbox(school.principal)]
+    assert app.notifications.inbox(school.supervisor) == []
+    notice = app.notifications.inbox(other)[0]["notice_id"]
+    assert app.notifications.open(other, notice) == "/reviews"

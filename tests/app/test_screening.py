@@ -126,10 +126,12 @@ def test_a_crisis_raises_the_level_of_an_existing_open_file(app: Anxin, school: 
     )
     # when an import shows a crisis for that student
     result = app.screenings.import_screenings(school.counselor, school.id, csv(f"2026001,PHQ-9,2026-10-10,{CRISIS}"))
-    # then the same file is raised to 高危 (no second file), still held by its counselor
-    assert (result.files_opened, result.files_raised) == (0, 1)
+    # then the same file is raised to 高危 (no second file), still held by its counselor,
+    # and the crisis pathway opens on it
+    assert (result.files_opened, result.files_raised, result.crises_opened) == (0, 1, 1)
     f = app.support.get_support_file(school.other_counselor, fid)
-    assert (f.risk_level, f.responsible_id, f.version) == ("high", school.other_counselor.staff_id, 2)
+    assert (f.risk_level, f.responsible_id, f.version) == ("high", school.other_counselor.staff_id, 3)
+    assert f.crisis is not None and f.crisis["trigger"] == "screening"
     assert f.risk_history[-1]["from"] == "general" and "危机信号" in f.risk_history[-1]["reason"]
     assert len(app.support.support_register(school.principal, school.id)) == 1
 
@@ -479,15 +481,16 @@ def test_an_import_of_a_whole_grade_is_one_batch(app: Anxin, school: School) -> 
     # when their screening is imported, every 50th with a crisis
     rows = [f"G{i:04d},PHQ-9,2026-10-10," + (CRISIS if i % 50 == 0 else CALM) for i in range(300)]
     result = app.screenings.import_screenings(school.counselor, school.id, csv(*rows))
-    # then all are recorded (two events each: the year's record opened, the result) plus six files
-    assert (result.imported, result.crisis, result.files_opened) == (300, 6, 6)
-    assert event_count(app) - before == 300 * 2 + 6
+    # then all are recorded (two events each: the year's record opened, the result) plus six
+    # files, each opened with its crisis
+    assert (result.imported, result.crisis, result.files_opened, result.crises_opened) == (300, 6, 6, 6)
+    assert event_count(app) - before == 300 * 2 + 6 * 2
     cov = app.screenings.screening_coverage(school.counselor, school.id)
     assert (cov.enrolled, cov.screened) == (304, 300)
     # and a second instrument for the same students loads their records in bulk and appends
     rows = [f"G{i:04d},GAD-7,2026-10-11,0,0,0,0,0,0,0,," for i in range(300)]
     assert app.screenings.import_screenings(school.counselor, school.id, csv(*rows)).imported == 300
-    assert event_count(app) - before == 300 * 3 + 6
+    assert event_count(app) - before == 300 * 3 + 6 * 2
 
 
 def test_cells_beyond_the_header_are_refused_unless_empty(app: Anxin, school: School) -> None:

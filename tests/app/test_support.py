@@ -14,7 +14,10 @@ from conftest import ADMIN, Clock, School
 from anxin.commands.support import FileAlreadyOpen, RegisterLine, ResponsibleStaffInvalid, StudentNotActive
 from anxin.service import Anxin
 from domain.common import Conflict, Erased, InvalidInput, PermissionDenied
+from domain.policy import Policy
 from domain.support import FileClosed, RiskLevelUnchanged, SupportFile, WrongRiskDirection
+
+REVIEW = Policy().review_days
 
 
 def open_file(app: Anxin, school: School, no: str = "2026001", level: str = "key", **kw: Any) -> str:
@@ -58,7 +61,7 @@ def test_a_counselor_opens_a_file_and_is_its_one_to_one_responsible(app: Anxin, 
         "open",
         "judgement",
     )
-    assert f.next_review_due == clock.today + timedelta(days=30)
+    assert f.next_review_due == clock.today + timedelta(days=REVIEW["high"])
     # and the directory holds ids and a status only
     assert directory(app, fid) == (
         "file",
@@ -160,7 +163,7 @@ def test_another_counselor_sees_the_register_but_cannot_read_or_write_the_file(a
         "情绪困扰",
         "open",
         school.counselor.staff_id,
-        date(2026, 10, 12) + timedelta(days=120),
+        date(2026, 10, 12) + timedelta(days=REVIEW["key"]),
     )
     # but reading or writing the file is refused, and each refusal is recorded
     with pytest.raises(PermissionDenied):
@@ -257,11 +260,13 @@ def test_the_risk_level_goes_up_and_down_with_reasons_and_the_review_follows(
     fid = open_file(app, school, level="general")
     clock.advance(days=5)
     app.support.raise_risk_level(school.counselor, fid, "high", "自述有轻生念头")
-    assert app.support.get_support_file(school.counselor, fid).next_review_due == clock.today + timedelta(days=30)
+    assert app.support.get_support_file(school.counselor, fid).next_review_due == clock.today + timedelta(
+        days=REVIEW["high"]
+    )
     clock.advance(days=40)
     app.support.lower_risk_level(school.counselor, fid, "key", "情绪趋于稳定")
     f = app.support.get_support_file(school.counselor, fid)
-    assert (f.risk_level, f.next_review_due) == ("key", clock.today + timedelta(days=120))
+    assert (f.risk_level, f.next_review_due) == ("key", clock.today + timedelta(days=REVIEW["key"]))
     assert [(h["from"], h["to"], h["reason"]) for h in f.risk_history] == [
         (None, "general", "近期情绪低落，上课常走神"),
         ("general", "high", "自述有轻生念头"),
@@ -327,10 +332,10 @@ def test_a_crisis_intervention_raises_the_file_to_high_in_the_same_save(app: Anx
         actions_taken="全程陪护，通知家长接回，联系医院",
     )
     f = app.support.get_support_file(school.counselor, fid)
-    assert (f.risk_level, f.version) == ("high", 3)
-    assert app.recorder.max_notification_id() == (before or 0) + 2
+    assert (f.risk_level, f.version) == ("high", 4)
+    assert app.recorder.max_notification_id() == (before or 0) + 3
     topics = [n.topic.rsplit(".", 1)[-1] for n in app.recorder.select_notifications(start=(before or 0) + 1, limit=5)]
-    assert topics == ["CrisisInterventionRecorded", "RiskLevelRaised"]
+    assert topics == ["CrisisInterventionRecorded", "RiskLevelRaised", "CrisisOpened"]
 
 
 def test_a_review_resets_the_next_review_and_overdue_files_show_in_the_register(
@@ -345,7 +350,7 @@ def test_a_review_resets_the_next_review_and_overdue_files_show_in_the_register(
     app.support.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情绪略有好转", outcome="adjust")
     # then the next review is a month from now and it is no longer overdue
     (line,) = app.support.support_register(school.counselor, school.id)
-    assert (line.review_overdue, line.next_review_due) == (False, clock.today + timedelta(days=30))
+    assert (line.review_overdue, line.next_review_due) == (False, clock.today + timedelta(days=REVIEW["high"]))
     assert app.support.get_support_file(school.counselor, fid).reviews[0]["outcome"] == "adjust"
 
 

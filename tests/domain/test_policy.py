@@ -14,16 +14,16 @@ from domain.policy import Policy
 def test_the_defaults_are_those_of_the_domain_brief() -> None:
     p = Policy()
     # investigation within 10 days, check-ins every 2 weeks, one screening a school year,
-    # high-risk files reviewed monthly, others each term, reports every two months
+    # high-risk files reviewed weekly, 重点关注 monthly, 一般关注 each term, reports every two months
     assert p.investigation_days == 10
     assert p.check_in_cadence_days == 14
     assert p.screenings_per_school_year == 1
-    assert p.review_days["high"] == 30 and p.review_days["general"] == p.review_days["key"] >= 90
+    assert p.review_days == {"high": 7, "key": 30, "general": 90}
     assert p.report_interval_months == 2
     assert p.investigation_due(date(2026, 10, 12)) == date(2026, 10, 22)
     assert p.next_check_in(date(2026, 10, 12)) == date(2026, 10, 26)
     assert p.next_check_in(date(2026, 10, 12), cadence_days=7) == date(2026, 10, 19)
-    assert p.next_review("high", date(2026, 10, 1)) == date(2026, 10, 31)
+    assert p.next_review("high", date(2026, 10, 1)) == date(2026, 10, 8)
 
 
 def test_the_appeal_window_and_the_next_follow_up_count_from_the_day_given() -> None:
@@ -60,7 +60,7 @@ def test_a_toml_file_overrides_only_what_it_names() -> None:
     p = Policy.from_toml(text)
     # then the named values change and the rest keep their defaults
     assert (p.investigation_days, p.check_in_cadence_days) == (7, 10)
-    assert p.review_days == {"general": 120, "key": 120, "high": 14}
+    assert p.review_days == {"general": 90, "key": 30, "high": 14}
     assert p.follow_up_days == Policy().follow_up_days
     assert p.investigation_due(date(2026, 10, 12)) == date(2026, 10, 19)
     # and a file without the [policy] table reads the same

@@ -139,7 +139,7 @@ def test_raising_the_level_records_why_and_brings_the_review_forward() -> None:
         "actor": COUNSELOR,
         "at": None,
     }
-    assert f.next_review_due == later(10).date() + timedelta(days=30)
+    assert f.next_review_due == later(10).date() + timedelta(days=POLICY.review_days["high"])
 
 
 def test_lowering_the_level_is_its_own_event_and_moves_the_review_out() -> None:
@@ -333,11 +333,13 @@ def test_a_crisis_intervention_raises_the_file_to_high_as_its_own_event() -> Non
         actor=COUNSELOR,
         at=later(),
     )
-    # then the intervention and a separate RiskLevelRaised (with its reason) are both recorded
-    assert names(f) == ["CrisisInterventionRecorded", "RiskLevelRaised"]
+    # then the intervention, a separate RiskLevelRaised (with its reason) and the crisis
+    # pathway's opening are all recorded
+    assert names(f) == ["CrisisInterventionRecorded", "RiskLevelRaised", "CrisisOpened"]
     assert f.risk_level == "high" and f.crises[0]["actions_taken"] == "全程陪护，通知家长"
     assert "危机干预" in f.risk_history[-1]["reason"]
-    assert f.next_review_due == later().date() + timedelta(days=30)
+    assert f.next_review_due == later().date() + timedelta(days=POLICY.review_days["high"])
+    assert f.crisis is not None and f.crisis["trigger"] == "counselor"
 
 
 def test_a_crisis_on_a_high_file_adds_only_the_intervention() -> None:
@@ -351,7 +353,7 @@ def test_a_crisis_on_a_high_file_adds_only_the_intervention() -> None:
         actor=COUNSELOR,
         at=later(),
     )
-    assert names(f) == ["CrisisInterventionRecorded"]
+    assert names(f) == ["CrisisInterventionRecorded", "CrisisOpened"]
 
 
 def test_a_crisis_intervention_needs_what_happened_and_what_was_done() -> None:
@@ -387,7 +389,7 @@ def test_a_review_resets_the_next_review_and_an_unreviewed_file_becomes_overdue(
         at=datetime.combine(due, T0.timetz()),
     )
     # then the next review is set from the review date, and it is no longer overdue
-    assert f.next_review_due == due + timedelta(days=30)
+    assert f.next_review_due == due + timedelta(days=POLICY.review_days["high"])
     assert not f.review_overdue(due + timedelta(days=1))
     assert f.reviews[0]["outcome"] == "continue" and names(f) == ["PlanReviewed"]
 
@@ -444,7 +446,7 @@ def test_a_closed_file_refuses_new_entries_until_it_is_reopened() -> None:
     # when it is reopened with a reason
     f.reopen(reason="再次出现失眠", policy=POLICY, actor=COUNSELOR, at=later(100))
     # then it is open again, with a review date from today, and takes entries
-    assert f.status == "open" and f.next_review_due == later(100).date() + timedelta(days=120)
+    assert f.status == "open" and f.next_review_due == later(100).date() + timedelta(days=POLICY.review_days["key"])
     f.record_session(entry_id="s", held_on=later(100).date(), summary="重新评估", actor=COUNSELOR, at=later(100))
     assert names(f) == ["Reopened", "SessionRecorded"]
     assert f.closures[0]["reopen_reason"] == "再次出现失眠"
@@ -471,6 +473,9 @@ def test_replaying_the_history_rebuilds_the_same_file_without_rerunning_rules() 
     )
     f.record_session(entry_id="s1", held_on=later(3).date(), summary="辅导", actor=COUNSELOR, at=later(3))
     f.correct_entry(entry_id="s1", changes={"summary": "辅导（更正）"}, reason="补充", actor=COUNSELOR, at=later(4))
+    f.note_medical_advice(advice="可复学，定期复诊", actor=COUNSELOR, at=later(4))
+    f.record_return_assessment(assessment="情绪平稳", actor=COUNSELOR, at=later(4))
+    f.revise_plan(goals=["复学适应"], measures=MEASURES, reason="复学", actor=COUNSELOR, at=later(4))
     f.close(reason="风险解除", actor=COUNSELOR, at=later(5))
     events = f.collect_events()
     # when it is replayed (a closed file would refuse these commands today)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from anxin.service import Anxin
 from domain.common import DomainError, PermissionDenied
+from domain.policy import Policy
 from projections import support_register as sr
 
 NO_RISK = [0] * 9  # PHQ-9, minimal
@@ -84,7 +85,7 @@ def test_the_register_lists_each_file_with_class_level_category_responsible_and_
         "自伤风险",
         school.counselor.staff_id,
         "open",
-        clock.today + timedelta(days=30),
+        clock.today + timedelta(days=Policy().review_days["high"]),
         False,
     )
     assert (lines[1].category, lines[1].responsible_id, lines[1].class_name) == (
@@ -101,7 +102,7 @@ def test_a_review_is_overdue_only_after_its_date_decided_when_the_register_is_re
     app: Anxin, school: School, clock: Clock
 ) -> None:
     fid = open_file(app, school, "2026001", "high")
-    due = clock.today + timedelta(days=30)
+    due = clock.today + timedelta(days=Policy().review_days["high"])
     assert not sr.register(app, school.counselor, school.id, today=due)[0].review_overdue
     assert sr.register(app, school.counselor, school.id, today=due + timedelta(days=1))[0].review_overdue
     # a review moves the date on; the clock's today is the default
@@ -109,7 +110,10 @@ def test_a_review_is_overdue_only_after_its_date_decided_when_the_register_is_re
     assert sr.register(app, school.counselor, school.id)[0].review_overdue
     app.support.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情况稳定", outcome="continue")
     line = sr.register(app, school.counselor, school.id)[0]
-    assert (line.next_review_due, line.review_overdue) == (clock.today + timedelta(days=30), False)
+    assert (line.next_review_due, line.review_overdue) == (
+        clock.today + timedelta(days=Policy().review_days["high"]),
+        False,
+    )
 
 
 def test_the_category_is_kept_sealed_in_the_view_table(app: Anxin, school: School) -> None:

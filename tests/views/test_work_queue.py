@@ -6,7 +6,7 @@ history (hypothesis)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,10 +20,13 @@ from anxin.service import Anxin
 from domain.bullying import BullyingCase
 from domain.common import Actor, DomainError, PermissionDenied
 from domain.pairing import Pairing
+from domain.policy import Policy
 from domain.support import SupportFile
-from projections.work_queue import KINDS, WorkItem, items, overdue_counts, work_queue
+from projections.work_queue import KINDS, WorkItem, items, overdue_counts, tasks, work_queue
+from projections.work_queue_view import CRISIS_CLOCKS
 
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
+REVIEW = Policy().review_days
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -252,21 +255,23 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     school: School,
     clock: Clock,
 ) -> None:
-    # given a file opened at 重点关注 (policy: review every 120 days)
+    # given a file opened at 重点关注 (policy: review every month)
     fid = app.support.open_support_file(
         school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key", reason="情绪低落"
     )
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=120), False)]
-    # when the level is raised to 高危, the review is due in 30 days from then
+    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=REVIEW["key"]), False)]
+    # when the level is raised to 高危, the review is due in a week from then
     clock.advance(days=4)
     app.support.raise_risk_level(school.counselor, fid, "high", "出现自伤念头")
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
+    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=REVIEW["high"]), False)]
     # when the plan is reviewed (on an earlier day), the next review counts from that day
     clock.advance(days=10)
     app.support.record_review(
         school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转", outcome="continue"
     )
-    assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=28), False)]
+    assert queue(app, school.counselor) == [
+        ("plan_review", fid, clock.today + timedelta(days=REVIEW["high"] - 2), False)
+    ]
     # when the file is handed to another counselor, the item goes with it
     app.support.reassign_support_file(school.principal, fid, school.other_counselor.staff_id, "工作调整")
     assert queue(app, school.counselor) == []
@@ -276,7 +281,9 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     assert queue(app, school.other_counselor) == []
     clock.advance(days=1)
     app.support.reopen_support_file(school.other_counselor, fid, "再次出现情绪问题")
-    assert queue(app, school.other_counselor) == [("plan_review", fid, clock.today + timedelta(days=30), False)]
+    assert queue(app, school.other_counselor) == [
+        ("plan_review", fid, clock.today + timedelta(days=REVIEW["high"]), False)
+    ]
 
 
 def test_check_ins_fall_due_on_the_pairing_cadence_until_the_pairing_ends(
@@ -311,6 +318,123 @@ def test_items_are_ordered_overdue_first_then_by_due_date(app: Anxin, school: Sc
     )
     later = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(OTHER))
     assert [(s, o) for _, s, _, o in queue(app, school.teacher)] == [(late, True), (soon, False), (later, False)]
+
+
+# -- the crisis pathway ---------------------------------------------------------------------------
+PHQ9_HEADER = "student_no,instrument,date," + ",".join(f"item{i}" for i in range(1, 10))
+
+
+def import_crisis(app: Anxin, school: School, no: str = TARGETED) -> str:
+    """A counselor imports a class's PHQ-9 results, `no` answering 1 on item 9: the file's id."""
+    app.screenings.import_screenings(
+        school.counselor,
+        school.id,
+        f"{PHQ9_HEADER}\n{no},PHQ-9,{app.now().date().isoformat()},1,0,0,0,0,0,0,0,1\n"
+        f"{WITNESS if no != WITNESS else OTHER},PHQ-9,{app.now().date().isoformat()},0,0,0,0,0,0,0,0,0\n",
+    )
+    row = app.db.fetchone(
+        "SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND subject_id = ? AND status = 'open'",
+        (school.student(no),),
+    )
+    assert row is not None
+    return str(row[0])
+
+
+def dump_tasks(app: Anxin) -> list[tuple[Any, ...]]:
+    with app.views.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(tasks)))
+
+
+def test_a_crisis_is_at_the_top_for_every_counselor_and_the_principal_and_the_class_teacher_watches(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given the other counselor has an overdue plan review and the class teacher an overdue check-in
+    other_file = app.support.open_support_file(
+        school.other_counselor, school.student(OTHER), category="学业压力", risk_level="high", reason="焦虑"
+    )
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(WITNESS))
+    clock.advance(days=20)
+    assert queue(app, school.other_counselor)[0][::3] == ("plan_review", True)
+    # when a counselor imports PHQ-9 results with item 9 = 1 for a student of 七年级1班
+    fid = import_crisis(app, school)
+    # then every counselor of the school and the principal has the crisis at the top, due today
+    for who in (school.counselor, school.other_counselor, school.principal):
+        first = work_queue(app, who)[0]
+        assert (first.kind, first.stream_id, first.stream_kind, first.due, first.overdue) == (
+            "crisis",
+            fid,
+            "crisis",
+            clock.today,
+            False,
+        ), who
+        assert first.label == "张小明" and first.due_at == clock.now + timedelta(hours=4)
+    assert [i.kind for i in work_queue(app, school.other_counselor)] == ["crisis", "plan_review"]
+    assert other_file in [i.stream_id for i in work_queue(app, school.other_counselor)]
+    # and the class teacher of the student's class has a status-only watch item at the top
+    watch = work_queue(app, school.teacher)
+    assert [(i.kind, i.label, i.due, i.overdue, i.due_at) for i in watch] == [
+        ("watch", "张小明", None, False, None),
+        ("check_in", "李小红", watch[1].due, True, None),
+    ]
+    assert watch[1].stream_id == pid
+    # and nobody else: another class's teacher, the safety lead
+    assert [i.kind for i in work_queue(app, school.other_teacher)] == []
+    assert [i.kind for i in work_queue(app, school.safety)] == []
+    # and a principal reading a counselor's queue sees the crisis there too
+    assert work_queue(app, school.principal, staff_id=school.other_counselor.staff_id)[0].kind == "crisis"
+
+
+def test_a_crisis_is_overdue_on_its_earliest_open_step_and_leaves_the_queue_when_concluded(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    fid = import_crisis(app, school)
+    # five hours on, the assessment (due within 4 hours) is overdue
+    clock.advance(hours=5)
+    assert work_queue(app, school.counselor)[0].overdue
+    # once it is recorded, the earliest open step is the end of the day (Shanghai)
+    app.crisis.record_crisis_assessment(school.other_counselor, fid, assessment="有自伤意念")
+    item = work_queue(app, school.counselor)[0]
+    assert not item.overdue and item.due_at == datetime(2026, 10, 12, 15, 59, tzinfo=UTC)
+    # the same-day steps done, the referral is due two days later; then its feedback 14 days after
+    app.crisis.record_guardian_informed(school.counselor, fid, guardian="母亲", method="phone", response="consented")
+    app.crisis.record_supervision(school.counselor, fid, supervisors="班主任")
+    app.crisis.record_handover(school.counselor, fid, guardian="母亲")
+    assert work_queue(app, school.counselor)[0].due == date(2026, 10, 14)
+    app.crisis.record_crisis_referral(school.counselor, fid, institution="市精神卫生中心")
+    assert work_queue(app, school.counselor)[0].due == date(2026, 10, 26)
+    app.crisis.record_referral_feedback(school.counselor, fid, summary="已就诊")
+    item = work_queue(app, school.counselor)[0]
+    assert (item.kind, item.due, item.overdue) == ("crisis", None, False)  # the return assessment waits
+    # when the return assessment is done and the file leaves 高危, the crisis and the watch go
+    app.crisis.note_medical_advice(school.counselor, fid, advice="可复学")
+    app.crisis.record_return_assessment(school.counselor, fid, assessment="稳定")
+    app.support.draw_up_plan(school.counselor, fid, goals=["适应"], measures=[{"text": "辅导", "by": "刘心理"}])
+    before = dump_tasks(app)
+    app.views.rebuild(["work_queue"])
+    assert dump_tasks(app) == before
+    app.support.lower_risk_level(school.counselor, fid, "key", "复学评估通过")
+    assert "crisis" not in [i.kind for i in work_queue(app, school.other_counselor)]
+    assert work_queue(app, school.teacher) == []
+    assert dump_tasks(app) == []
+
+
+def test_an_escalated_file_owes_its_counselor_a_first_contact_until_a_session(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    pid = app.pairings.pair(school.safety, staff_id=school.teacher.staff_id, student_id=school.student(TARGETED))
+    ci = app.pairings.record_check_in(
+        school.teacher, pid, held_on=clock.today, notes={"thinking": "孤僻"}, concern=True, concern_note="被孤立"
+    )
+    fid = app.escalations.escalate_to_support_file(
+        school.teacher, pid, ci, category="人际关系", risk_level="key", reason="被孤立", responsible_id=None
+    )
+    f = app.support.get_support_file(school.principal, fid)
+    owner = school.counselor if f.responsible_id == school.counselor.staff_id else school.other_counselor
+    # 2026-10-12 is a Monday: two school days on is Wednesday
+    assert ("first_contact", fid, date(2026, 10, 14), False) in queue(app, owner)
+    assert queue(app, owner, date(2026, 10, 15))[0][0] == "first_contact"  # overdue first
+    app.support.record_session(owner, fid, held_on=clock.today, summary="初次面谈")
+    assert "first_contact" not in [k for k, *_ in queue(app, owner)]
 
 
 # -- read your writes ---------------------------------------------------------------------------
@@ -491,8 +615,30 @@ def file_step(w: World, fid: str, pick: int) -> None:
     if f.status == "closed":
         app.support.reopen_support_file(s.principal, fid, "复发")
         return
-    step = pick % 5
-    if step == 0:
+    step = pick % 8
+    if step == 5:
+        app.support.record_crisis_intervention(
+            s.principal, fid, occurred_on=today, what_happened="轻生言语", actions_taken="陪护"
+        )
+    elif step == 6:  # the next open step of the crisis (refused without one)
+        done = f.crisis["done"] if f.crisis else {}
+        if "assessed" not in done:
+            app.crisis.record_crisis_assessment(s.principal, fid, assessment="评估")
+        elif "guardian_informed" not in done:
+            app.crisis.record_guardian_informed(
+                s.principal, fid, guardian="母亲", method="phone", response=["pending", "refused"][pick % 2]
+            )
+        elif "guardian_response" not in done:
+            app.crisis.record_guardian_response(s.principal, fid, response="consented")
+        elif "referral" not in done:
+            app.crisis.record_crisis_referral(s.principal, fid, institution="医院")
+        else:
+            app.crisis.record_referral_feedback(s.principal, fid, summary="回执")
+    elif step == 7:  # the return-to-school assessment, whole
+        app.crisis.note_medical_advice(s.principal, fid, advice="可复学")
+        app.crisis.record_return_assessment(s.principal, fid, assessment="稳定")
+        app.support.draw_up_plan(s.principal, fid, goals=["适应"], measures=[{"text": "辅导", "by": "刘心理"}])
+    elif step == 0:
         app.support.raise_risk_level(s.principal, fid, "high", "加重")
     elif step == 1:
         app.support.lower_risk_level(s.principal, fid, "general", "好转")
@@ -623,6 +769,26 @@ def expected_item(app: Anxin, stream_id: str) -> tuple[str | None, str | None, d
     return (None, None, None)
 
 
+def crisis_row_of(row: tuple[Any, ...] | None) -> dict[str, int] | None:
+    if row is None:
+        return None
+    return {step: v for step, v in zip(CRISIS_CLOCKS, row[-len(CRISIS_CLOCKS) :], strict=True) if v is not None}
+
+
+def expected_crisis(app: Anxin, stream_id: str) -> dict[str, int] | None:
+    """What the domain says of a file's crisis: the due time (epoch s) of each open step."""
+    if app.erasure.is_erased(stream_id):
+        return None
+    f: Any = app.repository.get(UUID(stream_id))
+    if not f.is_open or f.crisis is None:
+        return None
+    return {
+        s["step"]: int(s["due"].timestamp())
+        for s in f.crisis_checklist(app.now())
+        if s["step"] in CRISIS_CLOCKS and s["done"] is None and s["due"] is not None
+    }
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin, clock: Clock, ops) -> None:
@@ -637,10 +803,14 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
         row = rows.get(sid)
         got = (row.kind, row.owner_id, row.due_day) if row is not None else (None, None, None)
         assert got == (kind, owner, due.toordinal() if due else None), sid
+    # and every file's crisis row holds the due time of each open step the domain says
+    crisis_rows = {r[0]: r for r in dump_tasks(app) if r[1] == "crisis"}
+    for fid in w.files:
+        assert crisis_row_of(crisis_rows.get(fid)) == expected_crisis(app, fid), fid
     # and the queues people see are unchanged by a rebuild, as are the rows
     people = (w.school.teacher, w.school.counselor, w.school.other_counselor, w.school.safety, w.school.principal)
-    before_rows, before_queues = dump(app), [work_queue(app, p, names=False) for p in people]
+    before_rows, before_queues = (dump(app), dump_tasks(app)), [work_queue(app, p, names=False) for p in people]
     app.views.rebuild(["work_queue"])
-    assert dump(app) == before_rows
+    assert (dump(app), dump_tasks(app)) == before_rows
     assert [work_queue(app, p, names=False) for p in people] == before_queues
     assert all(isinstance(i, WorkItem) for q in before_queues for i in q)

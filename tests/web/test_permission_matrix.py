@@ -35,6 +35,7 @@ from web_support import Browser, DemoSite
 import web.routes
 
 CASE_STEPS = list(importlib.import_module("web.routes.cases").STEPS)
+CRISIS_STEPS = list(importlib.import_module("web.routes.crisis").STEPS)
 ROLES = ["teacher1", "counselor1", "counselor2", "safety1", "principal1", "supervisor1", "admin", "teacher7"]
 
 # method, path (with {placeholders} filled from the World below), expectations per ROLES column.
@@ -115,6 +116,9 @@ MATRIX: list[tuple[str, str, str]] = [
         )
     ],
     ("POST", "/support/{c1_file}/entries/{any_id}/correct", "DADDADDD"),  # no such entry: 400 once allowed
+    # -- the crisis pathway: every counselor of the school and the principal (no crisis open: 400 once allowed)
+    ("GET", "/crisis/{c1_file}", "DAADADDD"),
+    *[("POST", f"/crisis/{{c1_file}}/{step}", "DAADADDD") for step in CRISIS_STEPS],
     # -- screenings (pages) ---------------------------------------------------------------------------
     ("GET", "/screenings", "DAAAADDD"),  # the district's figures are in the periodic report
     ("GET", "/screenings/template.csv", "AAAAAAAA"),  # a header line, no data
@@ -329,6 +333,7 @@ def test_the_matrix_lists_every_route_the_application_serves() -> None:
     assert not unknown, f"matrix rows for routes that do not exist: {unknown}"
     # A route serving many steps (/cases/{id}/{step}) is listed once per step.
     assert {p.rsplit("/", 1)[1] for m, p, _ in MATRIX if p.startswith("/cases/{class_case}/")} >= set(CASE_STEPS)
+    assert {p.rsplit("/", 1)[1] for m, p, _ in MATRIX if p.startswith("/crisis/{c1_file}/")} == set(CRISIS_STEPS)
     assert all(len(cells) == len(ROLES) and set(cells) <= set("ADR-") for _, _, cells in MATRIX)
 
 

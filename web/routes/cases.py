@@ -438,6 +438,12 @@ def _correct_follow_up(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int 
     )
 
 
+def _self_harm(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.note_self_harm(
+        u.actor, cid, student_id=text(f, "student_id"), note=text(f, "note"), expected_version=v
+    )
+
+
 STEPS: dict[str, tuple[Step, str]] = {
     "add_party": (_add_party, "已增加当事人"),
     "remove_party": (_remove_party, "已移除当事人"),
@@ -445,6 +451,7 @@ STEPS: dict[str, tuple[Step, str]] = {
     "notify_guardian": (_notify_guardian, "已记录家长告知"),
     "statement": (_statement, "已记录陈述"),
     "evidence": (_evidence, "已记录证据"),
+    "self_harm": (_self_harm, "已记录自伤迹象，心理危机干预已启动"),
     "start_investigation": (_start, "已开始调查"),
     "complete_investigation": (_complete, "调查已完成"),
     "determine": (_determine, "认定已记录，等待校长审批"),

@@ -29,5 +29,6 @@ def home(request: Request, user: PageUser, app: App) -> Response:
         items=items,
         numbers=numbers,
         overdue=sum(1 for i in items if i.overdue),
+        today=app.now().date(),
         pending_reviews=audit.pending_review_count(app, user.actor),  # a principal's (None: reviews none)
     )

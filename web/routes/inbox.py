@@ -15,7 +15,6 @@ from web.deps import App, Form, PageUser, get_web, redirect, render
 from web.forms import run_form, text
 
 router = APIRouter(include_in_schema=False)
-LINKS = {"case": "/cases/{id}", "file": "/support/{id}", "pairing": "/pairings/{id}"}
 
 
 def _page(request: Request, app: Anxin, user: PageUser, status: int = 200, error: str | None = None) -> Response:
@@ -34,8 +33,7 @@ def inbox(request: Request, user: PageUser, app: App) -> Response:
 @router.get("/inbox/{notice_id}")
 def open_notice(request: Request, notice_id: str, user: PageUser, app: App) -> Response:
     """Mark the notice read and go to its record (whose own page decides what is shown)."""
-    record_kind, stream_id = app.notifications.open(user.actor, notice_id)
-    return redirect(LINKS.get(record_kind or "", "/inbox").format(id=stream_id))
+    return redirect(app.notifications.open(user.actor, notice_id))
 
 
 @router.post("/inbox/read")

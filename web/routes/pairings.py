@@ -173,7 +173,8 @@ def _step(
 def record_check_in(request: Request, pairing_id: str, user: PageUser, form: Form) -> Response:
     def command(app: Anxin) -> None:
         held_on = parse_day(form.get("held_on"), "谈心日期")
-        concern = bool(form.get("concern"))
+        risk_to_life = bool(form.get("risk_to_life"))
+        concern = bool(form.get("concern")) or risk_to_life
         app.pairings.record_check_in(
             user.actor,
             pairing_id,
@@ -181,10 +182,16 @@ def record_check_in(request: Request, pairing_id: str, user: PageUser, form: For
             notes={k: str(form.get(k, "")) for k in DIMENSIONS},
             concern=concern,
             concern_note=str(form.get("concern_note", "")) if concern else "",
+            risk_to_life=risk_to_life,
             expected_version=expected_version(form),
         )
 
-    return _step(request, user, pairing_id, "check-in", command, i18n.gettext("谈心记录已保存"))
+    done = (
+        "谈心记录已保存；已启动心理危机干预，本校心理老师和校长已收到待办"
+        if form.get("risk_to_life")
+        else "谈心记录已保存"
+    )
+    return _step(request, user, pairing_id, "check-in", command, i18n.gettext(done))
 
 
 @router.post("/pairings/{pairing_id}/escalate")

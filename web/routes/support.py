@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin.commands.crisis import crisis_view
 from anxin.core import ERASED_LABEL
 from anxin.service import Anxin
 from domain import access
@@ -24,6 +25,7 @@ from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
 from web.forms import Refused, day_or, expected_version, run_form
+from web.routes.crisis import CRISIS_VOCAB
 
 router = APIRouter(include_in_schema=False)
 
@@ -193,6 +195,7 @@ def _file_page(
         "support/file.html",
         status,
         f=f,
+        crisis=crisis_view(f, app.now()) if f.crisis is not None else None,
         student=student,
         staff_name=web.staff_name,
         counselors=[] if break_glass else _counselors(app, user),
@@ -200,6 +203,7 @@ def _file_page(
         today=app.now().date(),
         erased_label=ERASED_LABEL,
         **VOCAB,
+        **CRISIS_VOCAB,
         **extra,
     )
 
