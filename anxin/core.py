@@ -423,6 +423,11 @@ class Core(Application[UUID]):
         side knows them (Anxin, with its views); the core alone knows none."""
         return []
 
+    def overdue_items(self, today: date) -> list[dict[str, Any]]:
+        """Every overdue item of the work queue with who must act on it (ids, kinds, days):
+        the read side's (Anxin); the core alone knows none."""
+        return []
+
     def record_number(self, stream_id: str) -> str:
         """The number people see for one case, file or pairing (QL-2026-0003; the first 8
         hex digits of its id while it has none yet)."""

@@ -51,6 +51,11 @@ class Anxin(Core):
 
         return deadlines(self, today, kinds, soon_days)
 
+    def overdue_items(self, today: date) -> list[dict[str, Any]]:
+        from projections.work_queue import overdue_items
+
+        return overdue_items(self, today)
+
     def analyze(self, changed: int | None = None) -> bool:
         ran = super().analyze(changed)
         if ran:

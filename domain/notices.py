@@ -47,6 +47,8 @@ KINDS: dict[str, Kind] = {
         Kind("break_glass", "督导说明理由后查阅了实名记录，待复核", (Role.PRINCIPAL, Role.SUPERVISOR)),
         Kind("investigation_due", "欺凌案件调查即将到期", (Role.SAFETY_LEAD,)),
         Kind("investigation_overdue", "欺凌案件调查已逾期", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
+        # One person's day (to that person only, by email; no inbox item: the inbox is it).
+        Kind("digest", "每日汇总：逾期事项和未读提醒", tuple(Role)),
     )
 }
 # Kinds whose email is sent however the person has set it (a crisis is acted on today).
@@ -67,6 +69,11 @@ class NoticeSpec:
     origin: str
     to: str | None = None  # a person told besides the kind's roles (an item's handler)
 
+
+# When each person's daily digest goes (the schools' local time).
+DIGEST_HOUR = 7
+# Kinds that are about one person only, not told to a role.
+PERSONAL_KINDS = frozenset({"digest"})
 
 # How many days before its deadline an investigation's handler is reminded.
 DUE_SOON_DAYS = 2
@@ -127,4 +134,6 @@ def parse_mode(kind: str, mode: str) -> str:
         raise InvalidInput("提醒方式应为：{modes}", modes="、".join(MODE_LABELS.values()))
     if not KINDS[kind].can_turn_off and mode != IMMEDIATE:
         raise InvalidInput("「{label}」的邮件不能关闭或推迟", label=KINDS[kind].label)
+    if kind in PERSONAL_KINDS and mode == DIGEST:
+        raise InvalidInput("「{label}」本身就是每日汇总：请选择发送或不发", label=KINDS[kind].label)
     return mode

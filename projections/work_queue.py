@@ -353,7 +353,33 @@ def deadlines(app: Source, today: date, kinds: Iterable[str], soon_days: int) ->
     ]
 
 
+def overdue_items(app: Source, today: date) -> list[dict[str, Any]]:
+    """Every overdue item of the work queue (cases, files, pairings), with who must act on
+    it (a person, or a role at a school, less who may not), for each person's daily digest
+    (anxin.notify): ids, kinds and days only; no gate decision (nothing is shown here)."""
+    app.views.catch_up()
+    query = select(_c.kind, _c.stream_id, _c.school_id, _c.owner_id, _c.owner_role, _c.excluded_id, _c.due_day).where(
+        _c.kind.is_not(None), _c.due_day.is_not(None), _c.due_day < today.toordinal()
+    )
+    with app.views.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "kind": k,
+            "label": KIND_LABELS.get(k, k),
+            "stream_id": sid,
+            "school_id": school,
+            "owner_id": owner,
+            "owner_role": role,
+            "excluded_id": excluded,
+            "due": date.fromordinal(due),
+        }
+        for k, sid, school, owner, role, excluded, due in rows
+    ]
+
+
 __all__ = [
+    "overdue_items",
     "deadlines",
     "WorkItem",
     "WorkQueueView",

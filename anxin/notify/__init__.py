@@ -16,7 +16,7 @@ from anxin.notify.outbox import INDEXES, TABLES, statements_for, utc
 from domain import access
 from domain.access import Resource
 from domain.common import Actor, InvalidInput
-from domain.notices import KINDS, MODE_LABELS, parse_mode
+from domain.notices import KINDS, MODE_LABELS, PERSONAL_KINDS, parse_mode
 
 if TYPE_CHECKING:
     from anxin.core import Core
@@ -117,7 +117,7 @@ class Notifications:
                 "label": k.label,
                 "mode": chosen.get(k.code, "immediate") if k.can_turn_off else "immediate",
                 "can_turn_off": k.can_turn_off,
-                "modes": MODE_LABELS,
+                "modes": {m: t for m, t in MODE_LABELS.items() if not (k.code in PERSONAL_KINDS and m == "digest")},
             }
             for k in KINDS.values()
             if roles & {r.value for r in k.roles}

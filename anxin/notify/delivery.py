@@ -14,14 +14,24 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from anxin.notify import channels
 from anxin.notify.outbox import SCHOOL_HOOKS, insert_statement, utc
 from anxin.notify.outbox import notice_id as notice_key
-from domain.notices import ALWAYS_SENT, DUE_SOON_DAYS, IMMEDIATE, KINDS, deadline_notice
+from domain.notices import (
+    ALWAYS_SENT,
+    DIGEST_HOUR,
+    DUE_SOON_DAYS,
+    IMMEDIATE,
+    KINDS,
+    OFF,
+    PERSONAL_KINDS,
+    NoticeSpec,
+    deadline_notice,
+)
 
 if TYPE_CHECKING:
     from anxin.core import Core
@@ -101,6 +111,10 @@ def _recipients(
     return sorted(out)
 
 
+def _active(app: Core, staff_id: str) -> bool:
+    return app.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE staff_id = ? AND active = 1", (staff_id,)) is not None
+
+
 def _district_of(app: Core, school_id: str | None) -> str | None:
     if school_id is None:
         return None
@@ -136,10 +150,15 @@ def expand(app: Core, now: datetime, limit: int = 200) -> Delivered:
     for notice_id, kind, school_id, district, not_to, to in rows:
         if kind not in KINDS:
             continue
-        people = _recipients(app, kind, school_id, district, not_to, to)
+        personal = kind in PERSONAL_KINDS
+        people = (
+            [to] if personal and to and _active(app, to) else _recipients(app, kind, school_id, district, not_to, to)
+        )
         modes = _modes(app, people, kind)
+        if personal:  # (a digest is the email itself: not in the inbox, sent unless turned off)
+            modes = {p: IMMEDIATE for p, m in modes.items() if m != OFF}
         at = utc(now)
-        deliveries = [(_delivery_id(notice_id, "email", s), "email", s) for s in people if modes[s] == IMMEDIATE]
+        deliveries = [(_delivery_id(notice_id, "email", s), "email", s) for s in people if modes.get(s) == IMMEDIATE]
         if KINDS[kind].to_group_bot and _has_hook(app, school_id):
             deliveries.append((_delivery_id(notice_id, "webhook", str(school_id)), "webhook", str(school_id)))
         with app.db.transaction() as c:
@@ -157,7 +176,7 @@ def expand(app: Core, now: datetime, limit: int = 200) -> Delivered:
                     "INSERT INTO {t}anxin_inbox (notice_id, staff_id, created_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (staff_id, notice_id) DO NOTHING"
                 ),
-                [(notice_id, s, at) for s in people],
+                [] if personal else [(notice_id, s, at) for s in people],
             )
             c.executemany(
                 app.db.q(
@@ -167,7 +186,7 @@ def expand(app: Core, now: datetime, limit: int = 200) -> Delivered:
                 [(d, notice_id, ch, r, at, at) for d, ch, r in deliveries],
             )
         done.expanded += 1
-        done.inbox += len(people)
+        done.inbox += 0 if personal else len(people)
     return done
 
 
@@ -231,6 +250,8 @@ def message(app: Core, notice_id: str) -> tuple[str, str] | None:
     if row is None:
         return None
     kind, stream_id, due_at, school, record_kind = row
+    if kind == "digest":
+        return _digest_message(app, notice_id)
     label = KINDS[kind].label if kind in KINDS else kind
     number = app.record_number(stream_id)
     link = base_url() + link_for(kind, record_kind, stream_id)
@@ -240,6 +261,106 @@ def message(app: Core, notice_id: str) -> tuple[str, str] | None:
         lines.append(f"时间：{due:%Y年%m月%d日 %H:%M}")
     lines += [f"查看：{link}", "", "本消息不含学生个人信息，请登录安心系统查看并处理。"]
     return f"【安心】{label}：{school or ''} {number}".strip(), "\n".join(lines)
+
+
+# -- each person's day ------------------------------------------------------------------
+def _people(app: Core) -> dict[str, tuple[str | None, set[str]]]:
+    rows = app.db.fetch("SELECT staff_id, school_id, roles FROM {t}anxin_staff WHERE active = 1")
+    return {r[0]: (r[1], set(r[2].split(","))) for r in rows}
+
+
+def _overdue_by_person(app: Core, day: date) -> dict[str, list[dict[str, Any]]]:
+    """Each person's overdue items (a person's own, or their role's at their school less
+    who may not act), as the work queue gives them."""
+    people = _people(app)
+    by_school: dict[tuple[str | None, str], list[str]] = {}
+    for staff_id, (school, roles) in people.items():
+        for role in roles:
+            by_school.setdefault((school, role), []).append(staff_id)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in app.overdue_items(day):
+        if item["owner_id"]:
+            whose = [item["owner_id"]] if item["owner_id"] in people else []
+        else:
+            whose = [p for p in by_school.get((item["school_id"], item["owner_role"]), []) if p != item["excluded_id"]]
+        for p in whose:
+            out.setdefault(p, []).append(item)
+    return out
+
+
+def _unread_for_digest(app: Core, staff_id: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Unread notices of the kinds a person chose to get in the digest: (kind, stream) by person."""
+    where, params = ("AND i.staff_id = ?", (staff_id,)) if staff_id else ("", ())
+    rows = app.db.fetch(
+        "SELECT i.staff_id, n.kind, n.stream_id FROM {t}anxin_inbox i JOIN {t}anxin_notices n "
+        "ON n.notice_id = i.notice_id JOIN {t}anxin_notify_prefs p ON p.staff_id = i.staff_id AND p.kind = n.kind "
+        f"WHERE i.read_at IS NULL AND p.mode = 'digest' {where} ORDER BY n.created_at",
+        params,
+    )
+    out: dict[str, list[tuple[str, str]]] = {}
+    for who, kind, stream in rows:
+        out.setdefault(who, []).append((kind, stream))
+    return out
+
+
+def raise_digests(app: Core, now: datetime) -> int:
+    """Once a day, from DIGEST_HOUR (the schools' time): a digest for each person with
+    overdue items or unread notices they chose to get this way. Decided once per person and
+    day (the notice's id); the day's run is marked, so the work is done once, not every
+    few seconds."""
+    local = now.astimezone(ZoneInfo(app.policy.timezone))
+    if local.hour < DIGEST_HOUR:
+        return 0
+    day = local.date()
+    marker = NoticeSpec("digest_run", None, "", None, None, f"digest-run#{day.isoformat()}")
+    if app.db.fetchone("SELECT 1 FROM {t}anxin_notices WHERE notice_id = ?", (notice_key(marker),)):
+        return 0
+    people = _people(app)
+    wanted = set(_overdue_by_person(app, day)) | set(_unread_for_digest(app))
+    specs = [
+        NoticeSpec("digest", people[p][0], "", None, None, f"digest#{p}#{day.isoformat()}", to=p)
+        for p in sorted(wanted)
+        if p in people
+    ]
+    with app.db.transaction() as c:
+        for spec in specs:
+            sql, params = insert_statement(spec, now)
+            c.execute(app.db.q(sql), params)
+        sql, params = insert_statement(marker, now)
+        c.execute(app.db.q(sql), params)
+        c.execute(
+            app.db.q("UPDATE {t}anxin_notices SET expanded_at = ? WHERE notice_id = ?"), (utc(now), notice_key(marker))
+        )
+    return len(specs)
+
+
+def _digest_message(app: Core, notice_id: str) -> tuple[str, str] | None:
+    """A person's day in words: their overdue items and unread notices (kind, number, due
+    day), as of when it is sent; nothing about a student."""
+    row = app.db.fetchone("SELECT to_staff, created_at FROM {t}anxin_notices WHERE notice_id = ?", (notice_id,))
+    if row is None or not row[0]:
+        return None
+    staff_id = str(row[0])
+    day = datetime.fromisoformat(str(row[1]).replace("Z", "+00:00")).astimezone(ZoneInfo(app.policy.timezone)).date()
+    overdue = sorted(_overdue_by_person(app, day).get(staff_id, []), key=lambda i: i["due"])
+    unread = _unread_for_digest(app, staff_id).get(staff_id, [])
+    numbers = app.record_numbers([i["stream_id"] for i in overdue] + [s for _, s in unread])
+
+    def number(stream_id: str) -> str:
+        found = numbers.get(stream_id)
+        return found.text if found is not None else stream_id[:8]
+
+    lines = [f"{day:%Y年%m月%d日} 的待办汇总", ""]
+    if overdue:
+        lines.append(f"已逾期 {len(overdue)} 项：")
+        lines += [f"  {i['label']}  {number(i['stream_id'])}  截止 {i['due']:%m月%d日}" for i in overdue[:50]]
+    if unread:
+        lines.append(f"未读提醒 {len(unread)} 条：")
+        lines += [f"  {KINDS[k].label if k in KINDS else k}  {number(s)}" for k, s in unread[:50]]
+    if not overdue and not unread:
+        return None
+    lines += ["", f"查看：{base_url()}/", "", "本消息不含学生个人信息，请登录安心系统查看并处理。"]
+    return f"【安心】每日汇总：逾期 {len(overdue)} 项，未读提醒 {len(unread)} 条", "\n".join(lines)
 
 
 def _email_of(app: Core, staff_id: str) -> str:
@@ -335,6 +456,9 @@ def deliver(app: Core, now: datetime | None = None) -> Delivered:
     now = now or app.now()
     raise_due_notices(app, now)
     expanded = expand(app, now)
+    if raise_digests(app, now):  # (after the inbox has today's notices)
+        more = expand(app, now)
+        expanded.expanded += more.expanded
     sent = send_due(app, now)
     return Delivered(
         expanded=expanded.expanded,

@@ -129,6 +129,9 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.QUEUE_READ: QUEUE_SCOPES,
     a.NOTICES_OWN: NOTICE_SCOPES,
     a.NOTIFY_ADMIN: NOTIFY_ADMIN_SCOPES,
+    a.CRISIS_REPORT: FILE_SCOPES,
+    a.CRISIS_READ: FILE_SCOPES,
+    a.CRISIS_WRITE: FILE_SCOPES,
 }
 
 
@@ -155,6 +158,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
+        | cells(a.CRISIS_REPORT, "owner", "not owner")
     ),
     "counselor": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -169,6 +173,9 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
+        | cells(a.CRISIS_REPORT, "owner", "not owner")
+        | cells(a.CRISIS_READ, "owner", "not owner")  # every counselor of the school acts on a crisis
+        | cells(a.CRISIS_WRITE, "owner", "not owner")
     ),
     "safety_lead": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -182,6 +189,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
+        | cells(a.CRISIS_REPORT, "owner", "not owner")
     ),
     "principal": set().union(
         *(

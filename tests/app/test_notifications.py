@@ -57,8 +57,9 @@ class Inbox:
         self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
         return "250 OK"
 
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for rcpt, m in self.messages if address in rcpt]
+    def to(self, address: str, digests: bool = False) -> list[EmailMessage]:
+        """What reached `address` (the daily digests aside, unless asked for)."""
+        return [m for rcpt, m in self.messages if address in rcpt and digests == ("每日汇总" in str(m["Subject"]))]
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_a_second_run_sends_nothing_again_and_a_notice_is_decided_once(
     assert (first.sent, second.sent, second.expanded) == (2, 0, 0)
     assert len(smtp.messages) == 2
     # the notice's id is its fact's: the same fact written again adds no notice
-    rows = app.db.fetch("SELECT COUNT(*) FROM {t}anxin_notices")
+    rows = app.db.fetch("SELECT COUNT(*) FROM {t}anxin_notices WHERE kind <> 'digest_run'")
     assert rows[0][0] == 1
 
 
@@ -449,3 +450,45 @@ def test_a_break_glass_use_tells_the_schools_principal_and_the_other_supervisors
     assert app.notifications.inbox(school.supervisor) == []
     notice = app.notifications.inbox(other)[0]["notice_id"]
     assert app.notifications.open(other, notice) == "/reviews"
+
+
+def test_a_daily_digest_lists_each_persons_overdue_items_once_a_day_from_seven(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    # given a teacher paired with a student whose check-in falls overdue, and the principal
+    # who chose to get new reports in the digest
+    addresses = _emails(app, school)
+    pid = app.pairings.pair(school.principal, staff_id=school.teacher.staff_id, student_id=school.student("2026001"))
+    app.notifications.choose(school.principal, {"case_reported": "digest"})
+    report(app, school, clock)
+    clock.advance(days=20)  # the check-in (every 14 days) is overdue; 17:00 in Beijing
+
+    # when a delivery run goes, and another the same day
+    app.notifications.deliver()
+    app.notifications.deliver()
+
+    # then the teacher got one digest naming the overdue check-in by its number, the
+    # principal one naming the unread report; no name, no content
+    (digest,) = smtp.to(addresses["teacher"], digests=True)
+    body = digest.get_content()
+    assert "一岗双带谈心谈话" in body and app.record_number(pid) in body
+    (principals,) = smtp.to(addresses["principal"], digests=True)
+    assert "新的欺凌报告" in principals.get_content()
+    # (the report itself was not emailed at once)
+    assert not [m for m in smtp.to(addresses["principal"]) if "新的欺凌报告" in str(m["Subject"])]
+    for _, m in smtp.messages:
+        for personal in PERSONAL:
+            assert personal not in str(m["Subject"]) + m.get_content()
+
+    # and not before seven the next morning, then once again
+    clock.advance(hours=13)  # 06:00 in Beijing
+    app.notifications.deliver()
+    assert len(smtp.to(addresses["teacher"], digests=True)) == 1
+    clock.advance(hours=2)  # 08:00
+    app.notifications.deliver()
+    assert len(smtp.to(addresses["teacher"], digests=True)) == 2
+    # and a person who turns the digest off gets none
+    app.notifications.choose(school.teacher, {"digest": "off"})
+    clock.advance(days=1)
+    app.notifications.deliver()
+    assert len(smtp.to(addresses["teacher"], digests=True)) == 2

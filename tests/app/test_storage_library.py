@@ -261,6 +261,7 @@ def every_roster_and_pairing_event() -> list[Any]:
     )
     staff.decline_grant(request_id="g2", reason="无须兼任", actor="a2", at=AT)
     staff.change_roles(roles=["counselor"], classes=[], reason="调岗", actor="a1", at=AT)
+    staff.set_email(email="wang.laoshi@school.test", actor="t1", at=AT)
     staff.deactivate(reason="离职", actor="a1", at=AT)
     pairing = Pairing.pair(
         id=uuid4(),
