@@ -10,7 +10,7 @@ something urgent is theirs").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -120,8 +120,8 @@ def notices_for(event: Any, school_id: str | None) -> list[NoticeSpec]:
         return [_case_notice(event, "determination_pending", school_id, getattr(event, "at", None))]
     if name == "AppealLodged":
         return [_case_notice(event, "appeal_lodged", school_id, getattr(event, "at", None))]
-    if name == "CrisisOpened":  # due today: the checklist's first steps run in hours
-        return [_case_notice(event, "crisis", school_id, getattr(event, "at", None))]
+    if name == "CrisisOpened":  # due today, to every counselor (the one who recorded it too: a record)
+        return [replace(_case_notice(event, "crisis", school_id, getattr(event, "at", None)), not_to=None)]
     return []
 
 
