@@ -36,9 +36,10 @@ class SmtpSettings:
     password: str | None
     sender: str
     timeout: float = 20.0
+    ca_file: str | None = None  # a private CA the server's certificate is signed by (ANXIN_SMTP_CA_FILE)
 
     @classmethod
-    def from_url(cls, url: str, sender: str) -> SmtpSettings:
+    def from_url(cls, url: str, sender: str, ca_file: str | None = None) -> SmtpSettings:
         u = urlparse(url)
         if u.scheme not in ("smtp", "smtps") or not u.hostname:
             raise ValueError("ANXIN_SMTP_URL 应形如 smtp://主机:端口 或 smtps://用户:密码@主机:465")
@@ -51,6 +52,7 @@ class SmtpSettings:
             user=unquote(u.username) if u.username else None,
             password=unquote(u.password) if u.password else None,
             sender=sender,
+            ca_file=ca_file or None,
         )
 
 
@@ -66,7 +68,7 @@ def send_email(settings: SmtpSettings, to: str, subject: str, body: str, message
     msg["X-Anxin-Delivery"] = message_id
     msg.set_content(body)
     try:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=settings.ca_file)  # the certificate is always checked
         smtp: smtplib.SMTP
         if settings.ssl:
             smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)

@@ -77,7 +77,9 @@ def smtp_settings() -> channels.SmtpSettings | None:
     url = os.environ.get("ANXIN_SMTP_URL", "").strip()
     if not url:
         return None
-    return channels.SmtpSettings.from_url(url, os.environ.get("ANXIN_MAIL_FROM", "anxin@localhost"))
+    return channels.SmtpSettings.from_url(
+        url, os.environ.get("ANXIN_MAIL_FROM", "anxin@localhost"), os.environ.get("ANXIN_SMTP_CA_FILE")
+    )
 
 
 def _delivery_id(notice_id: str, channel: str, recipient: str) -> str:

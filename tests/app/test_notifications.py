@@ -491,3 +491,103 @@ def test_a_daily_digest_lists_each_persons_overdue_items_once_a_day_from_seven(
     clock.advance(days=1)
     app.notifications.deliver()
     assert len(smtp.to(addresses["teacher"], digests=True)) == 2
+
+
+def _certificate(tmp_path: Any) -> tuple[Any, Any]:
+    """A self-signed certificate for 127.0.0.1 (the test's own CA): cert and key files."""
+    import ipaddress
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "smtp.pem", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("way", ["starttls", "smtps"])
+def test_email_goes_over_tls_with_a_login_when_the_url_says_so(
+    app: Anxin, school: School, clock: Clock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    # given a mail server that takes mail only over TLS and only after a login
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert_file, key_file = _certificate(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"anxin", b"s3cret pass")
+        logins.append((data.login, data.password))
+        return AuthResult(success=ok)
+
+    handler = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options: dict[str, Any] = {"authenticator": authenticator, "auth_require_tls": True}
+    if way == "smtps":
+        # (aiosmtpd counts only STARTTLS as TLS for auth_require_tls: the whole connection is here)
+        options |= {"ssl_context": server_tls, "auth_require_tls": False}
+        url = f"smtps://anxin:s3cret%20pass@127.0.0.1:{port}"
+    else:
+        options |= {"tls_context": server_tls, "require_starttls": True}
+        url = f"smtp://anxin:s3cret%20pass@127.0.0.1:{port}?starttls=1"
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="127.0.0.1", **options)
+    controller.start()
+    monkeypatch.setenv("ANXIN_SMTP_URL", url)
+    monkeypatch.setenv("ANXIN_SMTP_CA_FILE", str(cert_file))
+    try:
+        addresses = _emails(app, school)
+        report(app, school, clock)
+        done = app.notifications.deliver()
+    finally:
+        controller.stop()
+    # then both messages went, after a login with the URL's user and password
+    assert (done.sent, done.failed) == (2, 0), done.errors
+    assert len(handler.to(addresses["safety"])) == 1 and logins[0] == (b"anxin", b"s3cret pass")
+
+    # and a server whose certificate is not trusted gets nothing (the certificate is checked)
+    monkeypatch.delenv("ANXIN_SMTP_CA_FILE")
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port, server_hostname="127.0.0.1", **options)
+    controller.start()
+    try:
+        clock.advance(days=1)
+        app.cases.report_bullying(
+            school.teacher,
+            school_id=school.id,
+            channel="teacher",
+            occurred_at=clock.now - timedelta(hours=1),
+            place=PLACE,
+            forms=["verbal"],
+            narrative=NARRATIVE,
+            parties=[(school.student("2026002"), "targeted")],
+        )
+        refused = app.notifications.deliver()
+    finally:
+        controller.stop()
+    assert refused.sent == 0 and refused.failed >= 2 and "SSLCertVerificationError" in refused.errors
