@@ -24,6 +24,12 @@ FILE_LIST = "file.list"  # the school's register, no content
 FILE_OPEN = "file.open"
 FILE_READ = "file.read"
 FILE_WRITE = "file.write"
+# A support file's status only (it exists, who is responsible, the next step's date, whether
+# a crisis is open; never its level, trigger, plan or notes): the staff member who escalated
+# the concern that opened it, and the class teachers of the student's class while a crisis
+# is open (DOMAIN.md, "The crisis pathway": the class teacher knows what to watch for, not
+# the content). The school's counselors have the register instead; the principal, all.
+FILE_STATUS = "file.status"
 SCREENING_IMPORT = "screening.import"
 SCREENING_READ = "screening.read"  # a student's screening results (scores, answers)
 PAIRING_CREATE = "pairing.create"
@@ -53,6 +59,7 @@ CONTENT_ACTIONS = {
     CASE_READ,
     CASE_STATUS,
     FILE_READ,
+    FILE_STATUS,
     PAIRING_READ,
     SCREENING_READ,
     CRISIS_READ,
@@ -71,6 +78,7 @@ ACTION_LABELS: dict[str, str] = {
     FILE_OPEN: "建立心理档案",
     FILE_READ: "查看心理档案内容",
     FILE_WRITE: "更新心理档案",
+    FILE_STATUS: "查看心理档案状态（仅状态）",
     SCREENING_IMPORT: "导入心理筛查",
     SCREENING_READ: "查看筛查结果",
     PAIRING_CREATE: "安排结对",
@@ -108,6 +116,9 @@ class Resource:
     owner_id: str | None = None  # responsible staff: file's counselor, pairing's teacher; who asked for a grant
     district: str = "default"
     roles: frozenset[str] = field(default_factory=frozenset)  # a grant's roles that need a second person
+    # (part, staff_id) of staff with a part on the stream, and marks about it (a support file's
+    # "escalated" and "person" (包联人), ("crisis", "") while a crisis is open): see Scope.staff.
+    staff: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -198,6 +209,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
     if action == ROLE_GRANT_LIST:
         return _grant_list_rule(actor, resource, same_school)
 
+    if action == FILE_STATUS and (whole := decide(actor, FILE_READ, resource)).allowed:
+        return whole  # whoever may read the whole file may read its status
     if action == NOTICES_OWN:
         return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")
     if Role.ADMINISTRATOR in roles:
@@ -245,8 +258,13 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("教职工均可报告疑似欺凌")
         if action == FILE_OPEN and mine:
             return allow("班主任：将谈心中的担忧转为心理档案")
+        if action == FILE_STATUS and mine and ("crisis", "") in resource.staff:
+            return allow("班主任：本班学生正在危机干预中（仅状态）")
     if same_school and action == CASE_REPORT and roles:
         return allow("教职工均可报告疑似欺凌")
+    if same_school and Role.ADMINISTRATOR not in roles and roles & SCHOOL_STAFF_ROLES:
+        if action == FILE_STATUS and ("escalated", actor.staff_id) in resource.staff:
+            return allow("上报人：本人上报而建立的档案（仅状态）")
     if same_school and action == CRISIS_REPORT and roles & SCHOOL_STAFF_ROLES:
         return allow("教职工均可报告心理危机信号")
     if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:

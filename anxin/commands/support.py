@@ -53,6 +53,23 @@ class RegisterLine:
     erased: bool = False
 
 
+@dataclass(frozen=True)
+class FileStatus:
+    """A support file's status, for those who may know no more (FILE_STATUS): the teacher who
+    escalated the concern, the class teacher while a crisis is open. That the file exists, its
+    number, who is responsible, the next step and its date, whether a crisis is open (yes or
+    no: never its trigger, its steps or any note), and whether it is open or closed. No risk
+    level, no category, no plan, no entries."""
+
+    file_id: str
+    student_id: str
+    status: str
+    responsible_id: str
+    next_step: str | None
+    next_step_due: date | None
+    crisis_open: bool
+
+
 class SupportCommands(Commands):
     """Open, change, close and reopen support files; read one, the register, a caseload."""
 
@@ -335,11 +352,53 @@ class SupportCommands(Commands):
                 raise FileAlreadyOpen()
             f.reopen(reason=reason, policy=self.policy, actor=actor.staff_id, at=self.now())
 
+    # -- the gate's table of staff with a part on a file ------------------------------------------
+    BACKFILLED = ("", "backfilled", "")  # (stream_id, part, staff_id): the marker row
+
+    def backfill_stream_staff(self) -> int:
+        """Files saved before `anxin_stream_staff` existed have no rows there (who escalated,
+        whether a crisis is open), and their next save would not write them (the scope is
+        compared as loaded). Once per store, when a process opens it: each file read, its
+        rows written, with a marker row so it is done once. How many rows were written."""
+        if self.db.fetchone("SELECT 1 FROM {t}anxin_stream_staff WHERE stream_id = '' AND part = 'backfilled'"):
+            return 0
+        rows: list[tuple[str, str, str]] = []
+        for (sid,) in self.db.fetch("SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND erased = 0"):
+            try:
+                f = self.core.load(sid, SupportFile)
+            except (Erased, Unreadable, NotFound):
+                continue
+            rows += [(str(sid), part, staff) for part, staff in f.scope().staff]
+        with self.db.transaction() as c:
+            c.executemany(
+                self.db.q(
+                    "INSERT INTO {t}anxin_stream_staff (stream_id, part, staff_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                [*rows, self.BACKFILLED],
+            )
+        return len(rows)
+
     # -- reading ----------------------------------------------------------------------
     def get_support_file(self, actor: Actor, file_id: str, break_glass: str | None = None) -> SupportFile:
         """A whole file: the assigned counselor, the principal, or a supervisor with a reason."""
         self.core.check(actor, access.FILE_READ, "file", file_id, break_glass=break_glass)
         return self.core.load(file_id, SupportFile)
+
+    def get_file_status(self, actor: Actor, file_id: str) -> FileStatus:
+        """A file's status only (FILE_STATUS): see `FileStatus`."""
+        self.core.check(actor, access.FILE_STATUS, "file", file_id)
+        f = self.core.load(file_id, SupportFile)
+        step, due = f.next_step()
+        return FileStatus(
+            file_id=str(f.id),
+            student_id=f.student_id,
+            status=f.status,
+            responsible_id=f.responsible_id,
+            next_step=step,
+            next_step_due=due,
+            crisis_open=f.crisis is not None and f.is_open,
+        )
 
     def support_register(self, actor: Actor, school_id: str, *, include_closed: bool = True) -> list[RegisterLine]:
         """The school's register of files: level, category, responsible, next review. No notes."""
@@ -406,4 +465,11 @@ class SupportCommands(Commands):
         )
 
 
-__all__ = ["SupportCommands", "RegisterLine", "FileAlreadyOpen", "ResponsibleStaffInvalid", "StudentNotActive"]
+__all__ = [
+    "SupportCommands",
+    "FileStatus",
+    "RegisterLine",
+    "FileAlreadyOpen",
+    "ResponsibleStaffInvalid",
+    "StudentNotActive",
+]

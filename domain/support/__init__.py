@@ -55,6 +55,7 @@ from domain.support.vocabulary import (
     ENTRY_KINDS,
     GUARDIAN_METHODS,
     GUARDIAN_RESPONSES,
+    NEXT_STEPS,
     ORIGINS,
     RETURN_PARTS,
     REVIEW_OUTCOMES,
@@ -70,6 +71,7 @@ __all__ = [
     "CrisisStepOutOfOrder",
     "GUARDIAN_METHODS",
     "GUARDIAN_RESPONSES",
+    "NEXT_STEPS",
     "NoOpenCrisis",
     "RETURN_PARTS",
     "ReturnAssessmentMissing",
@@ -1007,7 +1009,26 @@ class SupportFile(CaseAggregate):
         if self.status != "open":
             raise FileClosed(action=action)
 
+    @property
+    def escalated_by(self) -> str | None:
+        """The staff member who escalated the check-in concern that opened the file."""
+        return self.opened_by if self.origin == "escalation" else None
+
+    def next_step(self) -> tuple[str | None, date | None]:
+        """What is next on an open file and when (the status page's line): the counselor's
+        first contact while it is owed, otherwise the plan's review; (None, None) if closed."""
+        if not self.is_open:
+            return None, None
+        if self.first_contact_due is not None:
+            return "first_contact", self.first_contact_due
+        return "review", self.next_review_due
+
     def scope(self) -> Scope:
+        staff: list[tuple[str, str]] = []
+        if self.escalated_by:
+            staff.append(("escalated", self.escalated_by))
+        if self.crisis is not None and self.is_open:
+            staff.append(("crisis", ""))
         return Scope(
             kind="file",
             school_id=self.school_id,
@@ -1015,4 +1036,5 @@ class SupportFile(CaseAggregate):
             subject_id=self.student_id,
             status=self.status,
             links=((self.student_id, "supported"),),
+            staff=tuple(staff),
         )

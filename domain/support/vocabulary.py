@@ -65,3 +65,5 @@ RETURN_PARTS = {
 }
 GUARDIAN_METHODS = {"phone": "电话", "in_person": "当面", "written": "书面告知书"}
 GUARDIAN_RESPONSES = {"consented": "知情同意", "refused": "拒绝", "pending": "尚未答复"}
+# The next step on a file, as its status page names it (to those who see the status only).
+NEXT_STEPS = {"first_contact": "心理老师首次接触学生", "review": "方案复评"}

@@ -43,10 +43,18 @@ def r(
     classes: tuple[str, ...] = (),
     mine: bool | None = None,
     district: str = DISTRICT,
+    staff: tuple[str, ...] = (),
 ) -> Scope:
+    """`staff`: parts on the stream, "part:me" (the acting person's), "part:other" or a
+    mark ("crisis")."""
+
     def build(actor: Actor) -> Resource:
         owner = None if mine is None else (actor.staff_id if mine else "someone-else")
-        return Resource(kind, id, school, frozenset(classes), owner, district)
+        parts = set()
+        for p in staff:
+            part, _, who = p.partition(":")
+            parts.add((part, {"me": actor.staff_id, "other": "someone-else", "": ""}[who]))
+        return Resource(kind, id, school, frozenset(classes), owner, district, staff=frozenset(parts))
 
     return build
 
@@ -70,6 +78,15 @@ FILE_SCOPES = {
     "owner": r("file", SCHOOL, classes=(CLASS,), mine=True),
     "not owner": r("file", SCHOOL, classes=(CLASS,), mine=False),
     "other school, owner": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=True),
+}
+# A file's status only: who escalated it, whether a crisis is open (the class teacher's need to know).
+FILE_STATUS_SCOPES = {
+    **FILE_SCOPES,
+    "escalated by me": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("escalated:me",)),
+    "escalated by someone else": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("escalated:other",)),
+    "escalated by me, other school": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=False, staff=("escalated:me",)),
+    "own class, in crisis": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("crisis:",)),
+    "other class, in crisis": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("crisis:",)),
 }
 NEW_FILE_SCOPES = {
     "new, own class": r("file", SCHOOL, id=None, classes=(CLASS,)),
@@ -117,6 +134,10 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.FILE_OPEN: NEW_FILE_SCOPES,
     a.FILE_READ: FILE_SCOPES,
     a.FILE_WRITE: FILE_SCOPES,
+    a.FILE_STATUS: FILE_STATUS_SCOPES,
+    a.CRISIS_REPORT: NEW_FILE_SCOPES,
+    a.CRISIS_READ: FILE_SCOPES,
+    a.CRISIS_WRITE: FILE_SCOPES,
     a.SCREENING_IMPORT: SCHOOL_SCOPES,
     a.PAIRING_CREATE: NEW_PAIRING_SCOPES,
     a.PAIRING_READ: PAIRING_SCOPES,
@@ -151,6 +172,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.CASE_REPORT, "new, own school")
         | cells(a.CASE_STATUS, "own class")
         | cells(a.FILE_OPEN, "new, own class")
+        | cells(a.FILE_STATUS, "escalated by me", "own class, in crisis")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
@@ -165,6 +188,10 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.FILE_OPEN, "new, own class", "new, other class")
         | cells(a.FILE_READ, "owner")
         | cells(a.FILE_WRITE, "owner")
+        | cells(a.FILE_STATUS, "owner", "escalated by me")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
+        | cells(a.CRISIS_READ, "owner", "not owner")
+        | cells(a.CRISIS_WRITE, "owner", "not owner")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
@@ -178,6 +205,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | own(a.CASE_WRITE)
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
+        | cells(a.FILE_STATUS, "escalated by me")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")

@@ -98,6 +98,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/support/new", "DAADADDD"),  # a class teacher opens one from a check-in or a student page
     ("POST", "/support/new", "AAADADDD"),
     ("GET", "/support/{c1_file}", "DADDARDD"),
+    ("GET", "/support/{esc_file}", "AADDARDD"),  # teacher1 escalated it: its status page
     ("POST", "/support/{c1_file}/open", "DADDAADD"),
     *[
         ("POST", f"/support/{{c1_file}}/{step}", "DADDADDD")
@@ -227,6 +228,9 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/support-files", "DAADADDD"),
     ("GET", "/api/v1/support-files/mine", "AAAAAAAA"),
     ("GET", "/api/v1/support-files/{c1_file}", "DADDADDD"),
+    ("GET", "/api/v1/support-files/{esc_file}", "DADDADDD"),  # the teacher who escalated it: status only
+    ("GET", "/api/v1/support-files/{esc_file}/status", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{c1_file}/status", "DADDADDD"),
     ("POST", "/api/v1/support-files/{c1_file}/open", "DADDAADD"),
     ("POST", "/api/v1/support-files", "AAADADDD"),  # a class teacher may open one for their class
     *[
@@ -367,6 +371,25 @@ def world(site: DemoSite) -> World:
         concern=True,
         concern_note="矩阵测试",
     )
+    # A file teacher1 escalated from a check-in of their own (counselor1 responsible).
+    esc_student = next(
+        s
+        for s in own_class[2:]
+        if s.id not in with_file and s.id not in {p.student_id for p in app.pairings.my_pairings(teacher1)}
+    )
+    esc_pairing = app.pairings.pair(safety, staff_id=teacher1.staff_id, student_id=esc_student.id)
+    esc_check_in = app.pairings.record_check_in(
+        teacher1, esc_pairing, held_on=app.now().date(), notes={"thinking": "矩阵"}, concern=True, concern_note="矩阵"
+    )
+    esc_file = app.escalations.escalate_to_support_file(
+        teacher1,
+        esc_pairing,
+        esc_check_in,
+        category="情绪困扰",
+        risk_level="general",
+        reason="矩阵测试",
+        responsible_id=c1.staff_id,
+    )
     file_student = next(s for s in other_class if s.id not in with_file)
     c1_file = app.support.open_support_file(
         c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
@@ -446,6 +469,7 @@ def world(site: DemoSite) -> World:
             "spare_pairing": spare_pairing,
             "check_in": check_in,
             "c1_file": c1_file,
+            "esc_file": esc_file,
             "class_case": class_case,
             "other_case": other_case,
             "spare_staff": spare_staff,

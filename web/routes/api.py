@@ -270,6 +270,13 @@ def my_support_files(user: ApiUser, app: App) -> Any:
     return jsonable(app.support.my_support_files(user.actor))
 
 
+@router.get(
+    "/support-files/{file_id}/status", tags=[S], summary="档案状态（仅状态：负责人、下一步日期、是否在危机干预中）"
+)
+def support_file_status(file_id: str, user: ApiUser, app: App) -> Any:
+    return jsonable(app.support.get_file_status(user.actor, file_id))
+
+
 @router.get("/support-files/{file_id}", tags=[S], summary="档案全部内容")
 def support_file(file_id: str, user: ApiUser, app: App) -> Any:
     return jsonable(app.support.get_support_file(user.actor, file_id))

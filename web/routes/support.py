@@ -20,7 +20,7 @@ from anxin.service import Anxin
 from domain import access
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
-from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
+from domain.support import CATEGORIES, CONTACT_METHODS, NEXT_STEPS, ORIGINS, REVIEW_OUTCOMES
 from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
@@ -208,12 +208,37 @@ def _file_page(
     )
 
 
+def _status_page(request: Request, user: User, file_id: str) -> Response:
+    """The status of a file, for those who may know no more (FILE_STATUS): the teacher who
+    escalated the concern, a class teacher while a student of their class is in crisis."""
+    web = get_web(request)
+    app = web.app
+    try:
+        status = app.support.get_file_status(user.actor, file_id)
+    except Erased:
+        return render(request, "support/erased.html", 410, file_id=file_id)
+    return render(
+        request,
+        "support/status.html",
+        s=status,
+        student=app.student_ref(status.student_id),  # a name for an already-authorised read
+        staff_name=web.staff_name,
+        next_steps=NEXT_STEPS,
+    )
+
+
 @router.get("/support/{file_id}")
 def support_file(request: Request, file_id: str, user: PageUser, app: App) -> Response:
     # Whether the gate would show this file only with a stated reason (asked without
     # recording, so the reason form comes before any read).
     if app.gate.needs_reason(user.actor, access.FILE_READ, "file", file_id):
         return reason_form(request, f"/support/{file_id}/open")
+    # The part of the file this person may see, asked without recording (the read itself is
+    # decided and recorded): the whole file, or its status only; otherwise the whole file's
+    # read is refused (403, recorded).
+    if not app.gate.permits(user.actor, access.FILE_READ, "file", file_id):
+        if app.gate.permits(user.actor, access.FILE_STATUS, "file", file_id):
+            return _status_page(request, user, file_id)
     return _file_page(request, user, file_id)
 
 
