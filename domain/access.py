@@ -30,6 +30,13 @@ FILE_WRITE = "file.write"
 # is open (DOMAIN.md, "The crisis pathway": the class teacher knows what to watch for, not
 # the content). The school's counselors have the register instead; the principal, all.
 FILE_STATUS = "file.status"
+# The part of a support file its one-to-one responsible person (一对一包联人, any staff member
+# of the school) needs: the plan (goals, measures), their own tasks and the guardian contacts;
+# never the counselling sessions, crisis records, reviews' notes or screening answers (those
+# stay FILE_READ's: the responsible counselor's and the principal's). A separate action rather
+# than a scoped FILE_READ, so that every decision in the trail says which part was opened,
+# and no rule that grants FILE_READ can leak the notes to a person named for the plan.
+FILE_PLAN = "file.plan"
 SCREENING_IMPORT = "screening.import"
 SCREENING_READ = "screening.read"  # a student's screening results (scores, answers)
 PAIRING_CREATE = "pairing.create"
@@ -60,6 +67,7 @@ CONTENT_ACTIONS = {
     CASE_STATUS,
     FILE_READ,
     FILE_STATUS,
+    FILE_PLAN,
     PAIRING_READ,
     SCREENING_READ,
     CRISIS_READ,
@@ -79,6 +87,7 @@ ACTION_LABELS: dict[str, str] = {
     FILE_READ: "查看心理档案内容",
     FILE_WRITE: "更新心理档案",
     FILE_STATUS: "查看心理档案状态（仅状态）",
+    FILE_PLAN: "查看帮扶方案与家校联系（一对一包联人）",
     SCREENING_IMPORT: "导入心理筛查",
     SCREENING_READ: "查看筛查结果",
     PAIRING_CREATE: "安排结对",
@@ -209,8 +218,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
     if action == ROLE_GRANT_LIST:
         return _grant_list_rule(actor, resource, same_school)
 
-    if action == FILE_STATUS and (whole := decide(actor, FILE_READ, resource)).allowed:
-        return whole  # whoever may read the whole file may read its status
+    if action in (FILE_STATUS, FILE_PLAN) and (whole := decide(actor, FILE_READ, resource)).allowed:
+        return whole  # whoever may read the whole file may read these parts of it
     if action == NOTICES_OWN:
         return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")
     if Role.ADMINISTRATOR in roles:
@@ -263,6 +272,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
     if same_school and action == CASE_REPORT and roles:
         return allow("教职工均可报告疑似欺凌")
     if same_school and Role.ADMINISTRATOR not in roles and roles & SCHOOL_STAFF_ROLES:
+        if action in (FILE_STATUS, FILE_PLAN) and ("person", actor.staff_id) in resource.staff:
+            return allow("一对一包联人：帮扶方案、本人的待办与家校联系")
         if action == FILE_STATUS and ("escalated", actor.staff_id) in resource.staff:
             return allow("上报人：本人上报而建立的档案（仅状态）")
     if same_school and action == CRISIS_REPORT and roles & SCHOOL_STAFF_ROLES:

@@ -38,11 +38,13 @@ KIND_LABELS = {
     "crisis": "心理危机干预",
     "watch": "关注该学生",
     "first_contact": "心理档案首次接触",
+    "person": "一对一包联学生",
 }
 # A support file's tasks (v_file_tasks): a crisis (every counselor of the school and the
 # principal), its status-only watch item (the class teachers of the student's class: no
 # trigger, no notes, no link), the first contact of an escalated file (its responsible).
-TASK_KINDS = ("crisis", "watch", "first_contact")
+# The one-to-one responsible person (一对一包联人) of a file: its plan's next review (person).
+TASK_KINDS = ("crisis", "watch", "first_contact", "person")
 URGENT = ("crisis", "watch")  # always at the top of a queue
 COUNSELOR, CLASS_TEACHER = "counselor", "class_teacher"
 _c = items.c
@@ -126,7 +128,7 @@ def work_queue(
     return sorted(out, key=_order)
 
 
-_ORDER = (*URGENT, *KINDS, "first_contact")
+_ORDER = (*URGENT, *KINDS, "first_contact", "person")
 
 
 def _order(i: WorkItem) -> tuple[Any, ...]:
@@ -171,7 +173,23 @@ def _task_items(
     labels.prefetch(r[2] for r in rows)
     out: list[WorkItem] = []
     for task, sid, subject, since, due_day, *dues in rows:
-        if task == "first_contact":
+        if task == "person":
+            if since is None:  # the file is closed: nothing is due
+                continue
+            out.append(
+                WorkItem(
+                    kind="person",
+                    stream_id=sid,
+                    stream_kind="file",
+                    label_key=subject,
+                    label=labels(subject),
+                    due=from_ordinal(due_day),
+                    overdue=due_day is not None and (today or now.date()).toordinal() > due_day,
+                    since=from_ordinal(since),
+                    erased=labels.erased(subject),
+                )
+            )
+        elif task == "first_contact":
             out.append(
                 WorkItem(
                     kind="first_contact",

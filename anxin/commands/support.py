@@ -17,8 +17,10 @@ from uuid import uuid4
 
 from anxin.commands.base import (
     Commands,
+    ResponsiblePersonInvalid,
     ResponsibleStaffInvalid,
     authorize_new_file,
+    check_person,
     check_responsible,
     student_resource,
 )
@@ -68,6 +70,26 @@ class FileStatus:
     next_step: str | None
     next_step_due: date | None
     crisis_open: bool
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What a file's one-to-one responsible person (一对一包联人) sees of it (FILE_PLAN): the
+    student, who is responsible, the plan (goals, measures), their own task (the plan's next
+    review, before which they follow the student and the family up) and the guardian contacts
+    (家校联系). Never the counselling sessions, the crisis records, the reviews' notes, the risk
+    history's reasons or any screening; those stay with the counselors (FILE_READ)."""
+
+    file_id: str
+    version: int
+    student_id: str
+    status: str
+    responsible_id: str
+    person_id: str | None
+    plan: dict[str, Any] | None
+    next_review_due: date | None
+    review_overdue: bool
+    guardian_contacts: list[dict[str, Any]]
 
 
 class SupportCommands(Commands):
@@ -194,6 +216,17 @@ class SupportCommands(Commands):
         with self._write(actor, file_id, expected_version) as f:
             check_responsible(self.core, f.school_id, responsible_id)
             f.reassign(responsible_id=responsible_id, reason=reason, actor=actor.staff_id, at=self.now())
+
+    def assign_responsible_person(
+        self, actor: Actor, file_id: str, staff_id: str, reason: str, expected_version: int | None = None
+    ) -> None:
+        """Name the one-to-one responsible person (一对一包联人): any staff member of the school.
+        The responsible counselor keeps the file and its notes; the person sees the plan, their
+        tasks and the guardian contacts (FILE_PLAN). By the responsible counselor or the
+        principal (FILE_WRITE)."""
+        with self._write(actor, file_id, expected_version) as f:
+            check_person(self.core, f.school_id, staff_id)
+            f.assign_person(person_id=staff_id, reason=reason, actor=actor.staff_id, at=self.now())
 
     def draw_up_plan(
         self,
@@ -385,6 +418,23 @@ class SupportCommands(Commands):
         self.core.check(actor, access.FILE_READ, "file", file_id, break_glass=break_glass)
         return self.core.load(file_id, SupportFile)
 
+    def get_file_plan(self, actor: Actor, file_id: str) -> FilePlan:
+        """The plan part of a file (FILE_PLAN): see `FilePlan`."""
+        self.core.check(actor, access.FILE_PLAN, "file", file_id)
+        f = self.core.load(file_id, SupportFile)
+        return FilePlan(
+            file_id=str(f.id),
+            version=f.version,
+            student_id=f.student_id,
+            status=f.status,
+            responsible_id=f.responsible_id,
+            person_id=f.person_id,
+            plan=f.plan,
+            next_review_due=f.next_review_due,
+            review_overdue=f.review_overdue(self.now().date()),
+            guardian_contacts=f.guardian_contacts,
+        )
+
     def get_file_status(self, actor: Actor, file_id: str) -> FileStatus:
         """A file's status only (FILE_STATUS): see `FileStatus`."""
         self.core.check(actor, access.FILE_STATUS, "file", file_id)
@@ -467,8 +517,10 @@ class SupportCommands(Commands):
 
 __all__ = [
     "SupportCommands",
+    "FilePlan",
     "FileStatus",
     "RegisterLine",
+    "ResponsiblePersonInvalid",
     "FileAlreadyOpen",
     "ResponsibleStaffInvalid",
     "StudentNotActive",

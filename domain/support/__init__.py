@@ -100,6 +100,7 @@ class SupportFile(CaseAggregate):
     RiskLevelLowered: TypeAlias = events.RiskLevelLowered
     CategoryChanged: TypeAlias = events.CategoryChanged
     ResponsibleReassigned: TypeAlias = events.ResponsibleReassigned
+    ResponsiblePersonAssigned: TypeAlias = events.ResponsiblePersonAssigned
     PlanDrawnUp: TypeAlias = events.PlanDrawnUp
     PlanRevised: TypeAlias = events.PlanRevised
     SessionRecorded: TypeAlias = events.SessionRecorded
@@ -129,6 +130,9 @@ class SupportFile(CaseAggregate):
     crisis: dict[str, Any] | None = None  # the open crisis
     past_crises: tuple[dict[str, Any], ...] = ()
     first_contact: dict[str, Any] | None = None  # {"due", "done_at"} of an escalated file
+    # Added with the one-to-one responsible person (一对一包联人): see `assign_person`.
+    person_id: str | None = None
+    person_history: tuple[dict[str, Any], ...] = ()
 
     @event(Opened)
     def __init__(
@@ -320,6 +324,28 @@ class SupportFile(CaseAggregate):
     def _reassigned(self, from_id: str, to_id: str, reason: str, actor: str, at: datetime) -> None:
         self.responsible_id = to_id
         self.responsible_history.append({"from": from_id, "to": to_id, "reason": reason, "actor": actor, "at": at})
+
+    def assign_person(self, *, person_id: str, reason: str, actor: str, at: datetime) -> None:
+        """Name the one-to-one responsible person (一对一包联人): any staff member of the school
+        (the application checks who), accountable for the student beside the responsible
+        counselor. Not a reassignment: the counselor keeps the file and its counselling notes
+        (ResponsibleReassigned moves those); the person sees the plan, their own tasks and the
+        guardian contacts."""
+        require_aware(at)
+        self._require_open("指定一对一包联人")
+        person_id = require_text(person_id, "一对一包联人")
+        require(person_id != self.person_id, "该教职工已是本档案的一对一包联人")
+        self._person_assigned(
+            person_id=person_id, from_id=self.person_id, reason=require_text(reason, "指定原因"), actor=actor, at=at
+        )
+
+    @event(ResponsiblePersonAssigned)
+    def _person_assigned(self, person_id: str, from_id: str | None, reason: str, actor: str, at: datetime) -> None:
+        self.person_id = person_id
+        self.person_history = (
+            *self.person_history,
+            {"from": from_id, "to": person_id, "reason": reason, "actor": actor, "at": at},
+        )
 
     def draw_up_plan(self, *, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
         """The personal plan (一人一策): goals and measures, each with who carries it out."""
@@ -1027,6 +1053,8 @@ class SupportFile(CaseAggregate):
         staff: list[tuple[str, str]] = []
         if self.escalated_by:
             staff.append(("escalated", self.escalated_by))
+        if self.person_id:
+            staff.append(("person", self.person_id))
         if self.crisis is not None and self.is_open:
             staff.append(("crisis", ""))
         return Scope(

@@ -60,6 +60,18 @@ class ResponsibleReassigned(CaseAggregate.Event):
     at: datetime
 
 
+class ResponsiblePersonAssigned(CaseAggregate.Event):
+    """The one-to-one responsible person (一对一包联人) named: any staff member of the school,
+    beside the responsible counselor (`responsible_id`, who keeps the counselling notes and is
+    moved by ResponsibleReassigned). `from_id`: the person named before, if any."""
+
+    person_id: str
+    from_id: str | None
+    reason: str
+    actor: str
+    at: datetime
+
+
 class PlanDrawnUp(CaseAggregate.Event):
     goals: list[str]
     measures: list[dict[str, str]]

@@ -87,6 +87,14 @@ FILE_STATUS_SCOPES = {
     "escalated by me, other school": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=False, staff=("escalated:me",)),
     "own class, in crisis": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("crisis:",)),
     "other class, in crisis": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("crisis:",)),
+    "I am its 包联人": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("person:me",)),
+}
+# The plan part (一对一包联人): the file's counselor, the principal, the person named.
+FILE_PLAN_SCOPES = {
+    **FILE_SCOPES,
+    "I am its 包联人": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("person:me",)),
+    "someone else is its 包联人": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("person:other",)),
+    "I am its 包联人, other school": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=False, staff=("person:me",)),
 }
 NEW_FILE_SCOPES = {
     "new, own class": r("file", SCHOOL, id=None, classes=(CLASS,)),
@@ -135,6 +143,7 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.FILE_READ: FILE_SCOPES,
     a.FILE_WRITE: FILE_SCOPES,
     a.FILE_STATUS: FILE_STATUS_SCOPES,
+    a.FILE_PLAN: FILE_PLAN_SCOPES,
     a.CRISIS_REPORT: NEW_FILE_SCOPES,
     a.CRISIS_READ: FILE_SCOPES,
     a.CRISIS_WRITE: FILE_SCOPES,
@@ -172,7 +181,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.CASE_REPORT, "new, own school")
         | cells(a.CASE_STATUS, "own class")
         | cells(a.FILE_OPEN, "new, own class")
-        | cells(a.FILE_STATUS, "escalated by me", "own class, in crisis")
+        | cells(a.FILE_STATUS, "escalated by me", "own class, in crisis", "I am its 包联人")
+        | cells(a.FILE_PLAN, "I am its 包联人")
         | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
@@ -188,7 +198,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.FILE_OPEN, "new, own class", "new, other class")
         | cells(a.FILE_READ, "owner")
         | cells(a.FILE_WRITE, "owner")
-        | cells(a.FILE_STATUS, "owner", "escalated by me")
+        | cells(a.FILE_STATUS, "owner", "escalated by me", "I am its 包联人")
+        | cells(a.FILE_PLAN, "owner", "I am its 包联人")
         | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.CRISIS_READ, "owner", "not owner")
         | cells(a.CRISIS_WRITE, "owner", "not owner")
@@ -205,7 +216,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | own(a.CASE_WRITE)
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
-        | cells(a.FILE_STATUS, "escalated by me")
+        | cells(a.FILE_STATUS, "escalated by me", "I am its 包联人")
+        | cells(a.FILE_PLAN, "I am its 包联人")
         | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")

@@ -99,6 +99,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/support/new", "AAADADDD"),
     ("GET", "/support/{c1_file}", "DADDARDD"),
     ("GET", "/support/{esc_file}", "AADDARDD"),  # teacher1 escalated it: its status page
+    ("GET", "/support/{person_file}", "AADDARDD"),  # teacher1 is its 包联人: the plan part
     ("POST", "/support/{c1_file}/open", "DADDAADD"),
     *[
         ("POST", f"/support/{{c1_file}}/{step}", "DADDADDD")
@@ -112,6 +113,7 @@ MATRIX: list[tuple[str, str, str]] = [
             "crisis",
             "review",
             "reassign",
+            "person",
             "close",
             "reopen",
         )
@@ -231,6 +233,10 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/support-files/{esc_file}", "DADDADDD"),  # the teacher who escalated it: status only
     ("GET", "/api/v1/support-files/{esc_file}/status", "AADDADDD"),
     ("GET", "/api/v1/support-files/{c1_file}/status", "DADDADDD"),
+    ("GET", "/api/v1/support-files/{person_file}", "DADDADDD"),  # the 包联人: never the whole file
+    ("GET", "/api/v1/support-files/{person_file}/plan", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{person_file}/status", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{c1_file}/plan", "DADDADDD"),
     ("POST", "/api/v1/support-files/{c1_file}/open", "DADDAADD"),
     ("POST", "/api/v1/support-files", "AAADADDD"),  # a class teacher may open one for their class
     *[
@@ -240,6 +246,7 @@ MATRIX: list[tuple[str, str, str]] = [
             "risk/lower",
             "category",
             "responsible",
+            "responsible-person",
             "plan",
             "plan/revise",
             "sessions",
@@ -391,6 +398,12 @@ def world(site: DemoSite) -> World:
         responsible_id=c1.staff_id,
     )
     file_student = next(s for s in other_class if s.id not in with_file)
+    # A file of counselor1's with teacher1 named its one-to-one responsible person (包联人).
+    person_student = next(s for s in reversed(other_class) if s.id not in with_file and s.id != file_student.id)
+    person_file = app.support.open_support_file(
+        c1, person_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
+    )
+    app.support.assign_responsible_person(c1, person_file, teacher1.staff_id, "矩阵测试")
     c1_file = app.support.open_support_file(
         c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
     )
@@ -470,6 +483,7 @@ def world(site: DemoSite) -> World:
             "check_in": check_in,
             "c1_file": c1_file,
             "esc_file": esc_file,
+            "person_file": person_file,
             "class_case": class_case,
             "other_case": other_case,
             "spare_staff": spare_staff,

@@ -277,6 +277,13 @@ def support_file_status(file_id: str, user: ApiUser, app: App) -> Any:
     return jsonable(app.support.get_file_status(user.actor, file_id))
 
 
+@router.get(
+    "/support-files/{file_id}/plan", tags=[S], summary="帮扶方案、本人的待办与家校联系（一对一包联人；不含辅导记录）"
+)
+def support_file_plan(file_id: str, user: ApiUser, app: App) -> Any:
+    return jsonable(app.support.get_file_plan(user.actor, file_id))
+
+
 @router.get("/support-files/{file_id}", tags=[S], summary="档案全部内容")
 def support_file(file_id: str, user: ApiUser, app: App) -> Any:
     return jsonable(app.support.get_support_file(user.actor, file_id))
@@ -310,6 +317,7 @@ commands(
         ("risk/lower", "lower_risk_level", "降低风险等级"),
         ("category", "change_file_category", "更改类别"),
         ("responsible", "reassign_support_file", "更换负责人"),
+        ("responsible-person", "assign_responsible_person", "指定一对一包联人（本校任何教职工）"),
         ("plan", "draw_up_plan", "制定方案"),
         ("plan/revise", "revise_plan", "修订方案"),
         ("sessions", "record_session", "记录辅导"),

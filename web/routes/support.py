@@ -199,12 +199,32 @@ def _file_page(
         student=student,
         staff_name=web.staff_name,
         counselors=[] if break_glass else _counselors(app, user),
+        people=[] if break_glass else app.accounts.person_candidates(user.actor),
         readonly=bool(break_glass),
         today=app.now().date(),
         erased_label=ERASED_LABEL,
         **VOCAB,
         **CRISIS_VOCAB,
         **extra,
+    )
+
+
+def _plan_page(request: Request, user: User, file_id: str) -> Response:
+    """What a file's one-to-one responsible person (一对一包联人) sees (FILE_PLAN): the plan,
+    their task (the plan's next review), the guardian contacts; never the counselling notes."""
+    web = get_web(request)
+    app = web.app
+    try:
+        plan = app.support.get_file_plan(user.actor, file_id)
+    except Erased:
+        return render(request, "support/erased.html", 410, file_id=file_id)
+    return render(
+        request,
+        "support/plan.html",
+        p=plan,
+        student=app.student_ref(plan.student_id),  # a name for an already-authorised read
+        staff_name=web.staff_name,
+        contact_methods=CONTACT_METHODS,
     )
 
 
@@ -237,6 +257,8 @@ def support_file(request: Request, file_id: str, user: PageUser, app: App) -> Re
     # decided and recorded): the whole file, or its status only; otherwise the whole file's
     # read is refused (403, recorded).
     if not app.gate.permits(user.actor, access.FILE_READ, "file", file_id):
+        if app.gate.permits(user.actor, access.FILE_PLAN, "file", file_id):
+            return _plan_page(request, user, file_id)
         if app.gate.permits(user.actor, access.FILE_STATUS, "file", file_id):
             return _status_page(request, user, file_id)
     return _file_page(request, user, file_id)
@@ -386,6 +408,12 @@ def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | 
 def reassign(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     responsible, reason = str(form.get("responsible_id", "")), str(form.get("reason", ""))
     app.support.reassign_support_file(user.actor, file_id, responsible, reason, expected_version=v)
+
+
+@_step("person", "已指定一对一包联人")
+def person(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    staff_id, reason = str(form.get("staff_id", "")), str(form.get("reason", ""))
+    app.support.assign_responsible_person(user.actor, file_id, staff_id, reason, expected_version=v)
 
 
 @_step("close", "档案已结案")
