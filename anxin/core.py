@@ -35,6 +35,7 @@ from eventsourcing.persistence import (
 
 from anxin import audit, numbers, quarantine
 from anxin.commands import (
+    AgencyCommands,
     CaseCommands,
     CrisisCommands,
     ErasureCommands,
@@ -147,6 +148,7 @@ class Core(Application[UUID]):
         self.escalations = EscalationCommands(self, self.cases, self.support)
         self.crisis = CrisisCommands(self, self.support)
         self.erasure = ErasureCommands(self)
+        self.agencies = AgencyCommands(self)
         with opening(config):  # the tables made or checked by one process at a time
             super().__init__(env=config.env())
             self.db = Database(self.recorder, self.keystore)

@@ -59,6 +59,12 @@ SIDE_TABLES = {
     "anxin_stream_staff": (
         "stream_id TEXT NOT NULL, part TEXT NOT NULL, staff_id TEXT NOT NULL, PRIMARY KEY (stream_id, part, staff_id)"
     ),
+    # The district's registry of agencies referrals go to (anxin.commands.agencies): ids, a kind
+    # code and the institution's name (institutions are not personal data). Never deleted.
+    "anxin_agencies": (
+        "agency_id TEXT PRIMARY KEY, district TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, "
+        "active INTEGER NOT NULL DEFAULT 1, changed_at TEXT NOT NULL, UNIQUE (district, name)"
+    ),
     "anxin_schools": ("school_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, district TEXT NOT NULL"),
     "anxin_staff": (
         "staff_id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, school_id TEXT, "

@@ -57,6 +57,9 @@ NOTIFY_ADMIN = "notify.admin"  # a school's group bot, undeliverable messages (e
 # The crisis pathway (心理危机干预): any staff member may raise a crisis signal about a student
 # of their school (a check-in, a bullying case); every counselor of the school and the
 # principal read and act on a crisis's checklist (not the file's counselling notes).
+# The district's registry of agencies referrals go to: its administrator (of the district, not
+# a school's) or a supervisor maintain it. Institutions, not personal data.
+AGENCY_ADMIN = "agency.admin"
 CRISIS_REPORT = "crisis.report"
 CRISIS_READ = "crisis.read"
 CRISIS_WRITE = "crisis.write"
@@ -108,6 +111,7 @@ ACTION_LABELS: dict[str, str] = {
     CRISIS_REPORT: "报告心理危机信号",
     CRISIS_READ: "查看危机干预清单",
     CRISIS_WRITE: "办理危机干预",
+    AGENCY_ADMIN: "维护转介机构名录",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only. What a reason
 # must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
@@ -229,6 +233,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("管理员维护花名册")
         if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED) and (actor.school_id is None or same_school):
             return allow("管理员职责")
+        if action == AGENCY_ADMIN and actor.school_id is None and resource.district == actor.district:
+            return allow("区级管理员：维护转介机构名录")
     if Role.PRINCIPAL in roles and same_school and action != SHRED:
         if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE, NOTIFY_ADMIN):
             return allow("校长：本校全部事项")
@@ -287,6 +293,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("督导：全区统计（无姓名）")
         if action == AUDIT_READ:
             return allow("督导：本区审计记录")
+        if action == AGENCY_ADMIN:
+            return allow("督导：维护转介机构名录")
         if action in BREAK_GLASS_ACTIONS:
             if break_glass.is_meaningful_reason(break_glass_reason):
                 return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)

@@ -315,6 +315,81 @@ class SupportCommands(Commands):
             actor, file_id, expected_version, SupportFile.record_referral, referred_on=referred_on, to=to, reason=reason
         )
 
+    def send_referral(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        agency_id: str,
+        reason: str,
+        referred_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """Refer the student to an agency of the district's registry (转介); its feedback (回执)
+        falls due `referral_feedback_days` later. Returns the referral's entry id."""
+
+        def record(f: SupportFile, **fields: Any) -> None:
+            found = self.core.agencies.pick(f.school_id, agency_id)  # (after the gate: in the editing)
+            f.send_referral(
+                **fields, agency={"id": found.id, "kind": found.kind, "name": found.name}, policy=self.policy
+            )
+
+        return self._entry(
+            self._write(actor, file_id, expected_version),
+            record,
+            "entry_id",
+            actor,
+            referred_on=referred_on or self.now().date(),
+            reason=reason,
+        )
+
+    def accept_referral(
+        self,
+        actor: Actor,
+        file_id: str,
+        entry_id: str,
+        *,
+        accepted_on: date | None = None,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> None:
+        """The agency has accepted the referral (sent → accepted)."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.accept_referral(
+                entry_id=entry_id,
+                accepted_on=accepted_on or self.now().date(),
+                note=note,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
+
+    def receive_referral_feedback(
+        self,
+        actor: Actor,
+        file_id: str,
+        entry_id: str,
+        *,
+        summary: str,
+        received_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> None:
+        """The agency's feedback (回执) received (accepted → feedback received)."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.receive_referral_feedback(
+                entry_id=entry_id,
+                received_on=received_on or self.now().date(),
+                summary=summary,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
+
+    def close_referral(
+        self, actor: Actor, file_id: str, entry_id: str, *, reason: str, expected_version: int | None = None
+    ) -> None:
+        """The referral is over (after the feedback, or declined, or withdrawn), with a reason."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.close_referral(entry_id=entry_id, reason=reason, actor=actor.staff_id, at=self.now())
+
     def record_crisis_intervention(
         self,
         actor: Actor,

@@ -35,6 +35,8 @@ from domain.support.errors import (
     NoOpenCrisis,
     PlanExists,
     PlanMissing,
+    ReferralAgencyLocked,
+    ReferralWrongState,
     ReturnAssessmentMissing,
     RiskLevelUnchanged,
     WrongRiskDirection,
@@ -44,8 +46,10 @@ from domain.support.rules import (
     check_level,
     check_plan,
     rank,
+    referral_feedback_overdue,
 )
 from domain.support.vocabulary import (
+    AGENCY_KINDS,
     CATEGORIES,
     CONTACT_METHODS,
     CORRECTABLE,
@@ -57,11 +61,17 @@ from domain.support.vocabulary import (
     GUARDIAN_RESPONSES,
     NEXT_STEPS,
     ORIGINS,
+    REFERRAL_STATES,
     RETURN_PARTS,
     REVIEW_OUTCOMES,
 )
 
 __all__ = [
+    "AGENCY_KINDS",
+    "REFERRAL_STATES",
+    "ReferralAgencyLocked",
+    "ReferralWrongState",
+    "referral_feedback_overdue",
     "CATEGORIES",
     "CONTACT_METHODS",
     "CORRECTABLE",
@@ -106,6 +116,10 @@ class SupportFile(CaseAggregate):
     SessionRecorded: TypeAlias = events.SessionRecorded
     GuardianContacted: TypeAlias = events.GuardianContacted
     ReferralMade: TypeAlias = events.ReferralMade
+    ReferralSent: TypeAlias = events.ReferralSent
+    ReferralAccepted: TypeAlias = events.ReferralAccepted
+    ReferralFeedbackReceived: TypeAlias = events.ReferralFeedbackReceived
+    ReferralClosed: TypeAlias = events.ReferralClosed
     CrisisInterventionRecorded: TypeAlias = events.CrisisInterventionRecorded
     PlanReviewed: TypeAlias = events.PlanReviewed
     EntryCorrected: TypeAlias = events.EntryCorrected
@@ -488,6 +502,120 @@ class SupportFile(CaseAggregate):
     def _referred(self, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime) -> None:
         self._add("referral", entry_id, actor, at, referred_on=referred_on, to=to, reason=reason)
 
+    # -- referrals to an agency of the registry (转介), with their states ------------------------
+    def send_referral(
+        self,
+        *,
+        entry_id: str,
+        referred_on: date,
+        agency: dict[str, str],
+        reason: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """A referral to an agency of the district's registry (`agency`: its id, kind and name,
+        looked up by the application); its feedback (回执) falls due `referral_feedback_days`
+        after the referral."""
+        self._check_entry(entry_id, referred_on, "转介", at)
+        require(bool(agency.get("id")) and agency.get("kind") in AGENCY_KINDS, "请从转介机构名录中选择机构")
+        self._referral_sent(
+            entry_id=entry_id,
+            referred_on=referred_on,
+            agency_id=agency["id"],
+            agency_kind=agency["kind"],
+            agency_name=require_text(agency.get("name"), "转介机构"),
+            reason=require_text(reason, "转介原因"),
+            feedback_due=policy.referral_feedback_due(referred_on),
+            actor=actor,
+            at=at,
+        )
+
+    @event(ReferralSent)
+    def _referral_sent(
+        self,
+        entry_id: str,
+        referred_on: date,
+        agency_id: str,
+        agency_kind: str,
+        agency_name: str,
+        reason: str,
+        feedback_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self._add(
+            "referral",
+            entry_id,
+            actor,
+            at,
+            referred_on=referred_on,
+            to=agency_name,
+            reason=reason,
+            agency_id=agency_id,
+            agency_kind=agency_kind,
+            status="sent",
+            feedback_due=feedback_due,
+            steps=[],
+        )
+
+    def _referral(self, entry_id: str, action: str, at: datetime, *states: str) -> dict[str, Any]:
+        require_aware(at)
+        self._require_open(action)
+        entry = self.entries.get(entry_id)
+        if entry is None or entry["kind"] != "referral" or "status" not in entry:
+            raise EntryNotFound()
+        if entry["status"] not in states:
+            raise ReferralWrongState(state=REFERRAL_STATES[entry["status"]], action=action)
+        return entry
+
+    def accept_referral(self, *, entry_id: str, accepted_on: date, note: str, actor: str, at: datetime) -> None:
+        """The agency has accepted the referral (sent → accepted)."""
+        entry = self._referral(entry_id, "记录机构接收", at, "sent")
+        self._check_date(accepted_on, at)
+        require(accepted_on >= entry["referred_on"], "接收日期不能早于转介日期")
+        self._referral_accepted(
+            entry_id=entry_id, accepted_on=accepted_on, note=(note or "").strip(), actor=actor, at=at
+        )
+
+    @event(ReferralAccepted)
+    def _referral_accepted(self, entry_id: str, accepted_on: date, note: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "accepted", actor, at, on=accepted_on, text=note)
+
+    def receive_referral_feedback(
+        self, *, entry_id: str, received_on: date, summary: str, actor: str, at: datetime
+    ) -> None:
+        """The agency's feedback (回执) received (accepted → feedback)."""
+        entry = self._referral(entry_id, "记录转介回执", at, "accepted")
+        self._check_date(received_on, at)
+        require(received_on >= entry["referred_on"], "回执日期不能早于转介日期")
+        self._referral_feedback(
+            entry_id=entry_id, received_on=received_on, summary=require_text(summary, "回执内容"), actor=actor, at=at
+        )
+
+    @event(ReferralFeedbackReceived)
+    def _referral_feedback(self, entry_id: str, received_on: date, summary: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "feedback", actor, at, on=received_on, text=summary)
+
+    def close_referral(self, *, entry_id: str, reason: str, actor: str, at: datetime) -> None:
+        """The referral is over (from any state: after the feedback, or the agency declined, or
+        it was withdrawn), with a reason."""
+        self._referral(entry_id, "结束转介", at, "sent", "accepted", "feedback")
+        self._referral_closed(entry_id=entry_id, reason=require_text(reason, "结束原因"), actor=actor, at=at)
+
+    @event(ReferralClosed)
+    def _referral_closed(self, entry_id: str, reason: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "closed", actor, at, on=None, text=reason)
+
+    def _referral_step(self, entry_id: str, state: str, actor: str, at: datetime, on: Any, text: str) -> None:
+        entry = self.entries[entry_id]
+        entry["status"] = state
+        entry["steps"] = [*entry["steps"], {"state": state, "on": on, "text": text, "actor": actor, "at": at}]
+
+    def referral_overdue(self, entry: dict[str, Any], today: date) -> bool:
+        """Whether a referral's feedback is overdue (the domain's rule, `referral_feedback_overdue`)."""
+        return self.is_open and referral_feedback_overdue(entry.get("status", ""), entry.get("feedback_due"), today)
+
     def record_crisis_intervention(
         self,
         *,
@@ -608,6 +736,8 @@ class SupportFile(CaseAggregate):
         if entry is None:
             raise EntryNotFound()
         kind = entry["kind"]
+        if kind == "referral" and "agency_id" in entry and changes.get("to", entry["to"]) != entry["to"]:
+            raise ReferralAgencyLocked()
         unknown = set(changes) - set(CORRECTABLE[kind])
         require(not unknown, f"{ENTRY_KINDS[kind]}记录不能更正：{', '.join(sorted(unknown))}")
         clean: dict[str, Any] = {}
@@ -862,12 +992,23 @@ class SupportFile(CaseAggregate):
     def _handed_over(self, crisis_id: str, guardian: str, note: str, actor: str, at: datetime) -> None:
         self._done("handed_over", actor, at, guardian=guardian, note=note)
 
-    def record_crisis_referral(self, *, institution: str, note: str, policy: Policy, actor: str, at: datetime) -> None:
-        """A referral to a mental-health institution; its feedback (回执) falls due."""
+    def record_crisis_referral(
+        self,
+        *,
+        institution: str,
+        note: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+        agency_id: str | None = None,
+    ) -> None:
+        """A referral to a mental-health institution (picked from the district's registry:
+        `agency_id`, its name the `institution`); its feedback (回执) falls due."""
         cid = self._crisis_step("referral", "记录转介", at)
         self._crisis_referred(
             crisis_id=cid,
             institution=require_text(institution, "转介机构"),
+            agency_id=agency_id or None,
             note=(note or "").strip(),
             feedback_due=policy.crisis_feedback_due(at),
             actor=actor,
@@ -876,10 +1017,17 @@ class SupportFile(CaseAggregate):
 
     @event(CrisisReferralMade)
     def _crisis_referred(
-        self, crisis_id: str, institution: str, note: str, feedback_due: datetime, actor: str, at: datetime
+        self,
+        crisis_id: str,
+        institution: str,
+        agency_id: str | None,
+        note: str,
+        feedback_due: datetime,
+        actor: str,
+        at: datetime,
     ) -> None:
         assert self.crisis is not None
-        self._done("referral", actor, at, institution=institution, note=note)
+        self._done("referral", actor, at, institution=institution, agency_id=agency_id, note=note)
         self.crisis["due"]["feedback"] = feedback_due
 
     def record_referral_feedback(self, *, summary: str, actor: str, at: datetime) -> None:

@@ -116,6 +116,45 @@ class ReferralMade(CaseAggregate.Event):
     at: datetime
 
 
+class ReferralSent(CaseAggregate.Event):
+    """A referral (转介) to an agency of the district's registry (its id, kind and name as they
+    were, so the record stands if the registry changes); its feedback is due by `feedback_due`.
+    Its states follow: ReferralAccepted, ReferralFeedbackReceived, ReferralClosed."""
+
+    entry_id: str
+    referred_on: date
+    agency_id: str
+    agency_kind: str
+    agency_name: str
+    reason: str
+    feedback_due: date
+    actor: str
+    at: datetime
+
+
+class ReferralAccepted(CaseAggregate.Event):
+    entry_id: str
+    accepted_on: date
+    note: str
+    actor: str
+    at: datetime
+
+
+class ReferralFeedbackReceived(CaseAggregate.Event):
+    entry_id: str
+    received_on: date
+    summary: str
+    actor: str
+    at: datetime
+
+
+class ReferralClosed(CaseAggregate.Event):
+    entry_id: str
+    reason: str
+    actor: str
+    at: datetime
+
+
 class CrisisInterventionRecorded(CaseAggregate.Event):
     entry_id: str
     occurred_on: date
@@ -225,12 +264,21 @@ class CrisisHandedOver(CaseAggregate.Event):
 
 
 class CrisisReferralMade(CaseAggregate.Event):
+    """Version 2: `agency_id`, the agency of the district's registry the institution was picked
+    from (None: typed, as every version 1 referral was)."""
+
+    class_version = 2
     crisis_id: str
     institution: str
+    agency_id: str | None
     note: str
     feedback_due: datetime
     actor: str
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["agency_id"] = None
 
 
 class CrisisReferralFeedbackReceived(CaseAggregate.Event):

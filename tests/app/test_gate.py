@@ -122,6 +122,7 @@ ACCOUNT_SCOPES = {
     "no school": r("account", None, id=None),
 }
 KEY_SCOPES = {"keys": r("keys", None, id=None)}
+AGENCY_SCOPES = {"own district": r("agency", None), "other district": r("agency", None, district="d2")}
 QUEUE_SCOPES = {
     "own": r("queue", SCHOOL, id=None, mine=True),
     "someone else's": r("queue", SCHOOL, id=None, mine=False),
@@ -159,6 +160,7 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.QUEUE_READ: QUEUE_SCOPES,
     a.NOTICES_OWN: NOTICE_SCOPES,
     a.NOTIFY_ADMIN: NOTIFY_ADMIN_SCOPES,
+    a.AGENCY_ADMIN: AGENCY_SCOPES,
 }
 
 
@@ -235,6 +237,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
     # Without a stated reason a supervisor sees district statistics only.
     # The audit trail of their district they read in full (those reads are themselves audited).
     "supervisor": cells(a.STATS_READ, "own school", "other school", "district")
+    | cells(a.AGENCY_ADMIN, "own district")
     | cells(a.AUDIT_READ, "own school", "other school", "district")
     | cells(a.NOTICES_OWN, "own"),
     # Accounts, rosters and keys; never case content (separation of duties).
@@ -246,6 +249,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.SHRED, "keys")
         | cells(a.NOTICES_OWN, "own")
         | cells(a.NOTIFY_ADMIN, "own school", "other school", "district")
+        | cells(a.AGENCY_ADMIN, "own district")  # the district's administrator, not a school's
     ),
     # An administrator on a school's staff is also staff: they may report a suspicion, and
     # keep their own pairing's check-ins (if paired), like every staff member.

@@ -23,7 +23,7 @@ from domain.pairing import Pairing
 from domain.policy import Policy
 from domain.support import SupportFile
 from projections.work_queue import KINDS, WorkItem, items, overdue_counts, tasks, work_queue
-from projections.work_queue_view import CRISIS_CLOCKS
+from projections.work_queue_view import CRISIS_CLOCKS, referrals
 
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
 REVIEW = Policy().review_days
@@ -340,6 +340,11 @@ def import_crisis(app: Anxin, school: School, no: str = TARGETED) -> str:
     return str(row[0])
 
 
+def dump_referrals(app: Anxin) -> list[tuple[Any, ...]]:
+    with app.views.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(referrals)))
+
+
 def dump_tasks(app: Anxin) -> list[tuple[Any, ...]]:
     with app.views.engine.connect() as conn:
         return sorted(tuple(r) for r in conn.execute(select(tasks)))
@@ -647,8 +652,24 @@ def file_step(w: World, fid: str, pick: int) -> None:
     if f.status == "closed":
         app.support.reopen_support_file(s.principal, fid, "复发")
         return
-    step = pick % 9
-    if step == 8:  # the one-to-one responsible person, any staff member (refused if the same one)
+    step = pick % 11
+    if step == 9:  # a referral to an agency of the registry
+        agency = next(iter(app.agencies.for_school(s.id)), None)
+        agency_id = (
+            agency.id if agency else app.agencies.add_agency(ADMIN, kind="hospital", name=f"医院{uuid4().hex[:6]}")
+        )
+        app.support.send_referral(s.principal, fid, agency_id=agency_id, reason="专科评估")
+    elif step == 10:  # the next state of the file's first referral still going
+        going = [e for e in f.referrals if e.get("status") in ("sent", "accepted", "feedback")]
+        if going:
+            rid, state = going[0]["id"], going[0]["status"]
+            if state == "sent":
+                app.support.accept_referral(s.principal, fid, rid)
+            elif state == "accepted" and pick % 2:
+                app.support.receive_referral_feedback(s.principal, fid, rid, summary="回执")
+            else:
+                app.support.close_referral(s.principal, fid, rid, reason="结束")
+    elif step == 8:  # the one-to-one responsible person, any staff member (refused if the same one)
         who = [s.teacher, s.safety, s.other_teacher][(pick // 9) % 3]
         app.support.assign_responsible_person(s.principal, fid, who.staff_id, "包联")
     elif step == 5:
@@ -853,6 +874,20 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
         else:
             due = f.next_review_due if f.is_open else None
             assert got == (f.person_id, due.toordinal() if due else None), fid
+    # and every referral waiting for its feedback is in its file's counselor's queue while open
+    ref_rows = {(r[0], r[1]): r for r in dump_referrals(app)}
+    for fid in w.files:
+        f = None if app.erasure.is_erased(fid) else app.repository.get(UUID(fid))
+        owed = {
+            e["id"]: e["feedback_due"].toordinal()
+            for e in (f.referrals if f is not None else [])
+            if e.get("status") in ("sent", "accepted")
+        }
+        got = {rid: r[6] for (sid, rid), r in ref_rows.items() if sid == fid}
+        assert got == owed, fid
+        for (sid, _rid), r in ref_rows.items():
+            if sid == fid and f is not None:
+                assert (r[4], r[5] is not None) == (f.responsible_id, f.is_open), fid
     # and the queues people see are unchanged by a rebuild, as are the rows
     people = (
         w.school.teacher,
@@ -862,8 +897,9 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
         w.school.safety,
         w.school.principal,
     )
-    before_rows, before_queues = (dump(app), dump_tasks(app)), [work_queue(app, p, names=False) for p in people]
+    before_rows = (dump(app), dump_tasks(app), dump_referrals(app))
+    before_queues = [work_queue(app, p, names=False) for p in people]
     app.views.rebuild(["work_queue"])
-    assert (dump(app), dump_tasks(app)) == before_rows
+    assert (dump(app), dump_tasks(app), dump_referrals(app)) == before_rows
     assert [work_queue(app, p, names=False) for p in people] == before_queues
     assert all(isinstance(i, WorkItem) for q in before_queues for i in q)

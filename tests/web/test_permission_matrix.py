@@ -36,6 +36,7 @@ import web.routes
 
 CASE_STEPS = list(importlib.import_module("web.routes.cases").STEPS)
 CRISIS_STEPS = list(importlib.import_module("web.routes.crisis").STEPS)
+REFERRAL_STEPS = list(importlib.import_module("web.routes.support").REFERRAL_STEPS)
 ROLES = ["teacher1", "counselor1", "counselor2", "safety1", "principal1", "supervisor1", "admin", "teacher7"]
 
 # method, path (with {placeholders} filled from the World below), expectations per ROLES column.
@@ -119,6 +120,11 @@ MATRIX: list[tuple[str, str, str]] = [
         )
     ],
     ("POST", "/support/{c1_file}/entries/{any_id}/correct", "DADDADDD"),  # no such entry: 400 once allowed
+    *[("POST", f"/support/{{c1_file}}/referrals/{{any_id}}/{step}", "DADDADDD") for step in REFERRAL_STEPS],
+    # -- the district's registry of agencies referrals go to: its administrator and supervisors ---------
+    ("GET", "/agencies", "DDDDDAAD"),
+    ("POST", "/agencies", "DDDDDAAD"),  # the same name twice: 400 once allowed
+    ("POST", "/agencies/{agency_id}/retire", "DDDDDAAD"),
     # -- the crisis pathway: every counselor of the school and the principal (no crisis open: 400 once allowed)
     ("GET", "/crisis/{c1_file}", "DAADADDD"),
     *[("POST", f"/crisis/{{c1_file}}/{step}", "DAADADDD") for step in CRISIS_STEPS],
@@ -257,8 +263,14 @@ MATRIX: list[tuple[str, str, str]] = [
             "close",
             "reopen",
             "entries/{any_id}/corrections",
+            "referrals/{any_id}/accepted",
+            "referrals/{any_id}/feedback",
+            "referrals/{any_id}/close",
         ]
     ],
+    ("GET", "/api/v1/agencies", "DDDDDAAD"),
+    ("POST", "/api/v1/agencies", "DDDDDAAD"),
+    ("POST", "/api/v1/agencies/{api_agency_id}/retire", "DDDDDAAD"),
     ("GET", "/api/v1/screenings/coverage", "DAAAAADD"),  # without names for the district
     ("POST", "/api/v1/screenings/import", "DAADADDD"),
     # -- API: reports and audit ------------------------------------------------------------------------
@@ -398,6 +410,9 @@ def world(site: DemoSite) -> World:
         responsible_id=c1.staff_id,
     )
     file_student = next(s for s in other_class if s.id not in with_file)
+    supervisor = _actor(site, "supervisor1")
+    agency_id = app.agencies.add_agency(supervisor, kind="hospital", name=f"矩阵医院{len(other_class)}甲")
+    api_agency_id = app.agencies.add_agency(supervisor, kind="hospital", name=f"矩阵医院{len(other_class)}乙")
     # A file of counselor1's with teacher1 named its one-to-one responsible person (包联人).
     person_student = next(s for s in reversed(other_class) if s.id not in with_file and s.id != file_student.id)
     person_file = app.support.open_support_file(
@@ -483,6 +498,8 @@ def world(site: DemoSite) -> World:
             "check_in": check_in,
             "c1_file": c1_file,
             "esc_file": esc_file,
+            "agency_id": agency_id,
+            "api_agency_id": api_agency_id,
             "person_file": person_file,
             "class_case": class_case,
             "other_case": other_case,

@@ -322,7 +322,10 @@ commands(
         ("plan/revise", "revise_plan", "修订方案"),
         ("sessions", "record_session", "记录辅导"),
         ("guardian-contacts", "record_guardian_contact", "记录家长沟通"),
-        ("referrals", "record_referral", "记录转介"),
+        ("referrals", "send_referral", "转介（从本区转介机构名录中选择机构）"),
+        ("referrals/{entry_id}/accepted", "accept_referral", "转介：机构已接收"),
+        ("referrals/{entry_id}/feedback", "receive_referral_feedback", "转介：收到回执"),
+        ("referrals/{entry_id}/close", "close_referral", "结束转介"),
         ("crisis-interventions", "record_crisis_intervention", "记录危机干预"),
         ("reviews", "record_review", "记录复评"),
         ("close", "close_support_file", "结束档案"),
@@ -331,6 +334,15 @@ commands(
     ],
     created=("sessions", "guardian-contacts", "referrals", "crisis-interventions", "reviews"),
 )
+
+
+@router.get("/agencies", tags=[S], summary="本区转介机构名录（区管理员、督导维护）")
+def agencies(user: ApiUser, app: App) -> Any:
+    return jsonable(app.agencies.registry(user.actor))
+
+
+command("/agencies", "add_agency", tag=S, summary="添加转介机构", status=201)
+command("/agencies/{agency_id}/retire", "retire_agency", tag=S, summary="停用转介机构")
 
 SC = "心理筛查"
 

@@ -20,7 +20,15 @@ from anxin.service import Anxin
 from domain import access
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
-from domain.support import CATEGORIES, CONTACT_METHODS, NEXT_STEPS, ORIGINS, REVIEW_OUTCOMES
+from domain.support import (
+    AGENCY_KINDS,
+    CATEGORIES,
+    CONTACT_METHODS,
+    NEXT_STEPS,
+    ORIGINS,
+    REFERRAL_STATES,
+    REVIEW_OUTCOMES,
+)
 from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
@@ -200,6 +208,9 @@ def _file_page(
         staff_name=web.staff_name,
         counselors=[] if break_glass else _counselors(app, user),
         people=[] if break_glass else app.accounts.person_candidates(user.actor),
+        agencies=[] if break_glass else app.agencies.for_school(f.school_id),
+        agency_kinds=AGENCY_KINDS,
+        referral_states=REFERRAL_STATES,
         readonly=bool(break_glass),
         today=app.now().date(),
         erased_label=ERASED_LABEL,
@@ -370,13 +381,65 @@ def guardian_contact(app: Anxin, user: User, file_id: str, form: dict[str, Any],
 
 @_step("referral", "已记录转介")
 def referral(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.support.record_referral(
+    app.support.send_referral(
         user.actor,
         file_id,
+        agency_id=str(form.get("agency_id", "")),
         referred_on=day_or(form.get("referred_on"), today),
-        to=str(form.get("to", "")),
         reason=str(form.get("reason", "")),
         expected_version=v,
+    )
+
+
+# A referral's next states, each its own form on the file's page.
+REFERRAL_STEPS: dict[str, tuple[Callable[[Anxin, User, str, str, dict[str, Any], int | None, date], None], str]] = {
+    "accepted": (
+        lambda app, u, fid, eid, f, v, today: app.support.accept_referral(
+            u.actor,
+            fid,
+            eid,
+            accepted_on=day_or(f.get("accepted_on"), today),
+            note=str(f.get("note", "")),
+            expected_version=v,
+        ),
+        "已记录机构接收",
+    ),
+    "feedback": (
+        lambda app, u, fid, eid, f, v, today: app.support.receive_referral_feedback(
+            u.actor,
+            fid,
+            eid,
+            received_on=day_or(f.get("received_on"), today),
+            summary=str(f.get("summary", "")),
+            expected_version=v,
+        ),
+        "已记录转介回执",
+    ),
+    "close": (
+        lambda app, u, fid, eid, f, v, today: app.support.close_referral(
+            u.actor, fid, eid, reason=str(f.get("reason", "")), expected_version=v
+        ),
+        "转介已结束",
+    ),
+}
+
+
+@router.post("/support/{file_id}/referrals/{entry_id}/{step}")
+def referral_step(request: Request, file_id: str, entry_id: str, step: str, user: PageUser, form: Form) -> Response:
+    """A referral moves on: the agency accepted it, its feedback (回执) came, it is over."""
+    found = REFERRAL_STEPS.get(step)
+    if found is None:
+        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+    call, done = found
+
+    def refused(r: Refused) -> Response:
+        return _file_page(request, user, file_id, r.status, active=f"{step}:{entry_id}", error=r.message)
+
+    return run_form(
+        request,
+        lambda app: call(app, user, file_id, entry_id, form, expected_version(form), app.now().date()),
+        lambda _: redirect(f"/support/{file_id}#referrals", request, i18n.gettext(done)),
+        refused,
     )
 
 
