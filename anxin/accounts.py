@@ -56,7 +56,7 @@ from anxin.passwords import (
     verify_password,
 )
 from domain import access
-from domain.access import Resource
+from domain.access import SCHOOL_STAFF_ROLES, Resource
 from domain.common import Actor, InvalidInput, NotFound, Role
 
 if TYPE_CHECKING:
@@ -366,6 +366,18 @@ class Accounts:
         if school is None:
             return []
         found = self._active_staff(school, {Role.COUNSELOR.value, Role.PRINCIPAL.value})
+        return sorted(((sid, self.app.roster.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
+
+    def person_candidates(self, actor: Actor) -> list[tuple[str, str]]:
+        """Who may be a support file's one-to-one responsible person (一对一包联人) in the
+        actor's own school: every active staff member with a school role (class teachers,
+        counselors, safety leads, the principal), ids and names, by name, for the pick list.
+        Not decided by the gate, for the reasons `responsible_candidates` gives; naming one is
+        a command the gate decides (FILE_WRITE), and the command checks the choice again."""
+        school = actor.school_id
+        if school is None:
+            return []
+        found = self._active_staff(school, {r.value for r in SCHOOL_STAFF_ROLES})
         return sorted(((sid, self.app.roster.staff_name(sid)) for sid, _classes in found), key=lambda x: x[1])
 
     # -- passwords --------------------------------------------------------------------

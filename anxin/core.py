@@ -35,6 +35,7 @@ from eventsourcing.persistence import (
 
 from anxin import audit, numbers, quarantine
 from anxin.commands import (
+    AgencyCommands,
     CaseCommands,
     CrisisCommands,
     ErasureCommands,
@@ -147,6 +148,7 @@ class Core(Application[UUID]):
         self.escalations = EscalationCommands(self, self.cases, self.support)
         self.crisis = CrisisCommands(self, self.support)
         self.erasure = ErasureCommands(self)
+        self.agencies = AgencyCommands(self)
         with opening(config):  # the tables made or checked by one process at a time
             super().__init__(env=config.env())
             self.db = Database(self.recorder, self.keystore)
@@ -156,6 +158,7 @@ class Core(Application[UUID]):
             try:
                 if master_keys or key_source:  # (no key at all: a reader that decrypts nothing)
                     self.keystore.check_at_open()  # before anything else is written
+                    self.support.backfill_stream_staff()  # once per store (files saved before it)
             except BaseException:
                 Application.close(self)  # (the views are not open yet)
                 raise
@@ -294,6 +297,12 @@ class Core(Application[UUID]):
             ("INSERT INTO {t}anxin_links (stream_id, student_id, part) VALUES (?, ?, ?)", (sid, student_id, part))
             for student_id, part in sorted(set(scope.links))
         ]
+        if scope.kind == "file" or scope.staff:
+            delete.append(("DELETE FROM {t}anxin_stream_staff WHERE stream_id = ?", (sid,)))
+            insert += [
+                ("INSERT INTO {t}anxin_stream_staff (stream_id, part, staff_id) VALUES (?, ?, ?)", (sid, part, staff))
+                for part, staff in sorted(set(scope.staff))
+            ]
         return upsert, delete, insert
 
     def load(self, stream_id: str | UUID, cls: type[A]) -> A:

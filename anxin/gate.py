@@ -79,6 +79,14 @@ class Gate:
         row = rows[0]
         classes = {row[2]} if row[0] == "student" and row[2] else set()
         classes |= {r[5] for r in rows if r[5]}
+        staff: frozenset[tuple[str, str]] = frozenset()
+        if row[0] == "file":  # who else has a part on a support file (the escalating teacher, 包联人)
+            staff = frozenset(
+                (str(p), str(s))
+                for p, s in self.core.db.fetch(
+                    "SELECT part, staff_id FROM {t}anxin_stream_staff WHERE stream_id = ?", (sid,)
+                )
+            )
         return Resource(
             kind=row[0],
             id=sid,
@@ -86,6 +94,7 @@ class Gate:
             classes=frozenset(classes),
             owner_id=row[3],
             district=self.district_of(row[1]),
+            staff=staff,
         )
 
     def district_of(self, school_id: str | None) -> str:

@@ -51,6 +51,20 @@ SIDE_TABLES = {
         "stream_id TEXT NOT NULL, student_id TEXT NOT NULL, part TEXT NOT NULL, "
         "PRIMARY KEY (stream_id, student_id, part)"
     ),
+    # Staff members with a part on a stream, and marks about it, that the gate decides on:
+    # ids and codes only. A support file's `escalated` (who escalated the check-in concern
+    # that opened it), `person` (its one-to-one responsible person, 一对一包联人) and `crisis`
+    # (staff_id '': a crisis is open on it, so the class teachers of the student's class
+    # need to know its status). Written with the directory row (Core._directory_statements).
+    "anxin_stream_staff": (
+        "stream_id TEXT NOT NULL, part TEXT NOT NULL, staff_id TEXT NOT NULL, PRIMARY KEY (stream_id, part, staff_id)"
+    ),
+    # The district's registry of agencies referrals go to (anxin.commands.agencies): ids, a kind
+    # code and the institution's name (institutions are not personal data). Never deleted.
+    "anxin_agencies": (
+        "agency_id TEXT PRIMARY KEY, district TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, "
+        "active INTEGER NOT NULL DEFAULT 1, changed_at TEXT NOT NULL, UNIQUE (district, name)"
+    ),
     "anxin_schools": ("school_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, district TEXT NOT NULL"),
     "anxin_staff": (
         "staff_id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, school_id TEXT, "
@@ -104,6 +118,7 @@ SIDE_TABLES = {
 SIDE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}anxin_directory_school ON {t}anxin_directory (school_id, kind)",
     "CREATE INDEX IF NOT EXISTS {p}anxin_links_student ON {t}anxin_links (student_id)",
+    "CREATE INDEX IF NOT EXISTS {p}anxin_stream_staff_staff ON {t}anxin_stream_staff (staff_id, part)",
     # The shredded keys only (few): counting them is how cached report figures notice a shred.
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_shredded ON {t}anxin_keys (stream_id) WHERE wrapped IS NULL",
     "CREATE INDEX IF NOT EXISTS {p}anxin_keys_kek ON {t}anxin_keys (kek_id)",

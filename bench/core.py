@@ -125,18 +125,23 @@ def bench_store(kind: str) -> dict[str, Any]:
                 lat = []
                 for n in range(N_COMMANDS // 3):
                     clock.now += timedelta(minutes=5)
-                    t, _ = timed(
-                        lambda n=n: app.cases.report_bullying(
-                            teacher,
-                            school_id=school,
-                            channel="teacher",
-                            occurred_at=clock.now - timedelta(hours=1),
-                            place="操场",
-                            forms=["verbal"],
-                            narrative="课间起绰号",
-                            parties=[(str(app.roster.student_id_for(school, f"S{n % 50:06d}")), "targeted")],
+                    targeted = str(app.roster.student_id_for(school, f"S{n % 50:06d}"))
+
+                    def report(targeted: str = targeted) -> str:
+                        return str(
+                            app.cases.report_bullying(
+                                teacher,
+                                school_id=school,
+                                channel="teacher",
+                                occurred_at=clock.now - timedelta(hours=1),
+                                place="操场",
+                                forms=["verbal"],
+                                narrative="课间起绰号",
+                                parties=[(targeted, "targeted")],
+                            )
                         )
-                    )
+
+                    t, _ = timed(report)
                     lat.append(t * 1000)
             finally:
                 del app.after_save

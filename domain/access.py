@@ -24,6 +24,19 @@ FILE_LIST = "file.list"  # the school's register, no content
 FILE_OPEN = "file.open"
 FILE_READ = "file.read"
 FILE_WRITE = "file.write"
+# A support file's status only (it exists, who is responsible, the next step's date, whether
+# a crisis is open; never its level, trigger, plan or notes): the staff member who escalated
+# the concern that opened it, and the class teachers of the student's class while a crisis
+# is open (DOMAIN.md, "The crisis pathway": the class teacher knows what to watch for, not
+# the content). The school's counselors have the register instead; the principal, all.
+FILE_STATUS = "file.status"
+# The part of a support file its one-to-one responsible person (一对一包联人, any staff member
+# of the school) needs: the plan (goals, measures), their own tasks and the guardian contacts;
+# never the counselling sessions, crisis records, reviews' notes or screening answers (those
+# stay FILE_READ's: the responsible counselor's and the principal's). A separate action rather
+# than a scoped FILE_READ, so that every decision in the trail says which part was opened,
+# and no rule that grants FILE_READ can leak the notes to a person named for the plan.
+FILE_PLAN = "file.plan"
 SCREENING_IMPORT = "screening.import"
 SCREENING_READ = "screening.read"  # a student's screening results (scores, answers)
 PAIRING_CREATE = "pairing.create"
@@ -44,6 +57,9 @@ NOTIFY_ADMIN = "notify.admin"  # a school's group bot, undeliverable messages (e
 # The crisis pathway (心理危机干预): any staff member may raise a crisis signal about a student
 # of their school (a check-in, a bullying case); every counselor of the school and the
 # principal read and act on a crisis's checklist (not the file's counselling notes).
+# The district's registry of agencies referrals go to: its administrator (of the district, not
+# a school's) or a supervisor maintain it. Institutions, not personal data.
+AGENCY_ADMIN = "agency.admin"
 CRISIS_REPORT = "crisis.report"
 CRISIS_READ = "crisis.read"
 CRISIS_WRITE = "crisis.write"
@@ -53,6 +69,8 @@ CONTENT_ACTIONS = {
     CASE_READ,
     CASE_STATUS,
     FILE_READ,
+    FILE_STATUS,
+    FILE_PLAN,
     PAIRING_READ,
     SCREENING_READ,
     CRISIS_READ,
@@ -71,6 +89,8 @@ ACTION_LABELS: dict[str, str] = {
     FILE_OPEN: "建立心理档案",
     FILE_READ: "查看心理档案内容",
     FILE_WRITE: "更新心理档案",
+    FILE_STATUS: "查看心理档案状态（仅状态）",
+    FILE_PLAN: "查看帮扶方案与家校联系（一对一包联人）",
     SCREENING_IMPORT: "导入心理筛查",
     SCREENING_READ: "查看筛查结果",
     PAIRING_CREATE: "安排结对",
@@ -91,6 +111,7 @@ ACTION_LABELS: dict[str, str] = {
     CRISIS_REPORT: "报告心理危机信号",
     CRISIS_READ: "查看危机干预清单",
     CRISIS_WRITE: "办理危机干预",
+    AGENCY_ADMIN: "维护转介机构名录",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only. What a reason
 # must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
@@ -108,6 +129,9 @@ class Resource:
     owner_id: str | None = None  # responsible staff: file's counselor, pairing's teacher; who asked for a grant
     district: str = "default"
     roles: frozenset[str] = field(default_factory=frozenset)  # a grant's roles that need a second person
+    # (part, staff_id) of staff with a part on the stream, and marks about it (a support file's
+    # "escalated" and "person" (包联人), ("crisis", "") while a crisis is open): see Scope.staff.
+    staff: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -198,6 +222,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
     if action == ROLE_GRANT_LIST:
         return _grant_list_rule(actor, resource, same_school)
 
+    if action in (FILE_STATUS, FILE_PLAN) and (whole := decide(actor, FILE_READ, resource)).allowed:
+        return whole  # whoever may read the whole file may read these parts of it
     if action == NOTICES_OWN:
         return allow("本人的提醒") if resource.owner_id == actor.staff_id else deny("只能查看本人的提醒")
     if Role.ADMINISTRATOR in roles:
@@ -207,6 +233,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("管理员维护花名册")
         if action in (ACCOUNT_ADMIN, KEYS_ADMIN, SHRED) and (actor.school_id is None or same_school):
             return allow("管理员职责")
+        if action == AGENCY_ADMIN and actor.school_id is None and resource.district == actor.district:
+            return allow("区级管理员：维护转介机构名录")
     if Role.PRINCIPAL in roles and same_school and action != SHRED:
         if action not in (ACCOUNT_ADMIN, KEYS_ADMIN, STUDENT_WRITE, NOTIFY_ADMIN):
             return allow("校长：本校全部事项")
@@ -245,8 +273,15 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("教职工均可报告疑似欺凌")
         if action == FILE_OPEN and mine:
             return allow("班主任：将谈心中的担忧转为心理档案")
+        if action == FILE_STATUS and mine and ("crisis", "") in resource.staff:
+            return allow("班主任：本班学生正在危机干预中（仅状态）")
     if same_school and action == CASE_REPORT and roles:
         return allow("教职工均可报告疑似欺凌")
+    if same_school and Role.ADMINISTRATOR not in roles and roles & SCHOOL_STAFF_ROLES:
+        if action in (FILE_STATUS, FILE_PLAN) and ("person", actor.staff_id) in resource.staff:
+            return allow("一对一包联人：帮扶方案、本人的待办与家校联系")
+        if action == FILE_STATUS and ("escalated", actor.staff_id) in resource.staff:
+            return allow("上报人：本人上报而建立的档案（仅状态）")
     if same_school and action == CRISIS_REPORT and roles & SCHOOL_STAFF_ROLES:
         return allow("教职工均可报告心理危机信号")
     if same_school and action in (PAIRING_READ, PAIRING_WRITE) and resource.owner_id == actor.staff_id:
@@ -258,6 +293,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("督导：全区统计（无姓名）")
         if action == AUDIT_READ:
             return allow("督导：本区审计记录")
+        if action == AGENCY_ADMIN:
+            return allow("督导：维护转介机构名录")
         if action in BREAK_GLASS_ACTIONS:
             if break_glass.is_meaningful_reason(break_glass_reason):
                 return Decision(True, "督导：说明理由后查看实名记录", break_glass=True)

@@ -174,7 +174,9 @@ def parse_day(text: str | None, what: str = "日期") -> date:
 @dataclass(frozen=True)
 class Scope:
     """What the gate and the directory know of a stream: ids and a status, no names
-    and no text. `links` are (student_id, part) pairs: the students a stream is about."""
+    and no text. `links` are (student_id, part) pairs: the students a stream is about;
+    `staff` are (part, staff_id) pairs: staff members with a part on it that the gate
+    decides on (a support file's `escalated`, `person`), and marks about it (`crisis`, '')."""
 
     kind: str
     school_id: str | None
@@ -183,6 +185,7 @@ class Scope:
     subject_id: str | None = None
     status: str | None = None
     links: tuple[tuple[str, str], ...] = ()
+    staff: tuple[tuple[str, str], ...] = ()
 
 
 class CaseAggregate(Aggregate):

@@ -44,6 +44,8 @@ class Policy:
     # A file opened from a teacher's escalation: the counselor's first contact within
     # these school days (Monday to Friday).
     first_contact_school_days: int = 2
+    # A referral (转介) to an agency: its feedback (回执) is due within these days.
+    referral_feedback_days: int = 14
 
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)
@@ -99,6 +101,9 @@ class Policy:
             if day.weekday() < 5:
                 n -= 1
         return day
+
+    def referral_feedback_due(self, referred: date) -> date:
+        return referred + timedelta(days=self.referral_feedback_days)
 
     def first_contact_due(self, opened: date) -> date:
         return self.school_days_after(opened, self.first_contact_school_days)

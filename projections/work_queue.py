@@ -20,9 +20,19 @@ from sqlalchemy import and_, func, or_, select
 
 from domain import access
 from domain.common import ERASED_LABEL, Actor, NotFound
+from domain.support import referral_feedback_overdue
 from projections.days import from_ordinal, today_of
 from projections.source import StudentRef, ref_of
-from projections.work_queue_view import CRISIS_CLOCKS, PRINCIPAL, SAFETY_LEAD, WorkQueueView, items, tasks, views
+from projections.work_queue_view import (
+    CRISIS_CLOCKS,
+    PRINCIPAL,
+    SAFETY_LEAD,
+    WorkQueueView,
+    items,
+    referrals,
+    tasks,
+    views,
+)
 
 if TYPE_CHECKING:
     from projections.base import Source
@@ -38,11 +48,14 @@ KIND_LABELS = {
     "crisis": "心理危机干预",
     "watch": "关注该学生",
     "first_contact": "心理档案首次接触",
+    "person": "一对一包联学生",
+    "referral": "转介回执",
 }
 # A support file's tasks (v_file_tasks): a crisis (every counselor of the school and the
 # principal), its status-only watch item (the class teachers of the student's class: no
 # trigger, no notes, no link), the first contact of an escalated file (its responsible).
-TASK_KINDS = ("crisis", "watch", "first_contact")
+# The one-to-one responsible person (一对一包联人) of a file: its plan's next review (person).
+TASK_KINDS = ("crisis", "watch", "first_contact", "person", "referral")
 URGENT = ("crisis", "watch")  # always at the top of a queue
 COUNSELOR, CLASS_TEACHER = "counselor", "class_teacher"
 _c = items.c
@@ -120,13 +133,14 @@ def work_queue(
         for k, sid, sk, subject, due, since in rows
     ]
     out += _task_items(app, target, school, roles, classes, labels, day if today is not None else None)
+    out += _referral_items(app, target, labels, day)
     seen = {i.stream_id for i in out}
     if school is not None:
         out += [i for i in _erased_items(app, school, target, roles) if i.stream_id not in seen]
     return sorted(out, key=_order)
 
 
-_ORDER = (*URGENT, *KINDS, "first_contact")
+_ORDER = (*URGENT, *KINDS, "first_contact", "person", "referral")
 
 
 def _order(i: WorkItem) -> tuple[Any, ...]:
@@ -171,7 +185,23 @@ def _task_items(
     labels.prefetch(r[2] for r in rows)
     out: list[WorkItem] = []
     for task, sid, subject, since, due_day, *dues in rows:
-        if task == "first_contact":
+        if task == "person":
+            if since is None:  # the file is closed: nothing is due
+                continue
+            out.append(
+                WorkItem(
+                    kind="person",
+                    stream_id=sid,
+                    stream_kind="file",
+                    label_key=subject,
+                    label=labels(subject),
+                    due=from_ordinal(due_day),
+                    overdue=due_day is not None and (today or now.date()).toordinal() > due_day,
+                    since=from_ordinal(since),
+                    erased=labels.erased(subject),
+                )
+            )
+        elif task == "first_contact":
             out.append(
                 WorkItem(
                     kind="first_contact",
@@ -224,6 +254,32 @@ def _task_items(
                 )
             )
     return out
+
+
+def _referral_items(app: Source, target: str, labels: _Labels, today: date) -> list[WorkItem]:
+    """A file's referrals waiting for their feedback (回执), in its responsible counselor's
+    queue; overdue by the domain's rule (`referral_feedback_overdue`) once past the due day."""
+    r = referrals.c
+    query = select(r.stream_id, r.subject_id, r.since_day, r.due_day).where(
+        r.owner_id == target, r.since_day.is_not(None)
+    )
+    with app.views.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    labels.prefetch(row[1] for row in rows)
+    return [
+        WorkItem(
+            kind="referral",
+            stream_id=sid,
+            stream_kind="file",
+            label_key=subject,
+            label=labels(subject),
+            due=from_ordinal(due),
+            overdue=referral_feedback_overdue("sent", from_ordinal(due), today),
+            since=from_ordinal(since),
+            erased=labels.erased(subject),
+        )
+        for sid, subject, since, due in rows
+    ]
 
 
 class _Labels:

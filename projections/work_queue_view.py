@@ -20,6 +20,12 @@ Besides, a support file's tasks, in `v_file_tasks` (one row per file and task):
 | --- | --- | --- | --- |
 | `crisis` | every counselor of the school and the principal (the school's class teachers of the student's class see a status-only watch item) | CrisisOpened → CrisisConcluded / Closed | the earliest open step's due time (`s_<step>`, epoch seconds; a step's column is emptied when it is recorded) |
 | `first_contact` | the file's responsible staff | FirstContactScheduled → SessionRecorded / CrisisRiskAssessed / Closed | `due` of that event |
+| `person` | the file's one-to-one responsible person (一对一包联人) | ResponsiblePersonAssigned → the next one (moved) / Closed (kept without days, back at Reopened) | the file's `next_review_due` (moved with it) |
+
+And a file's referrals to an agency waiting for their feedback (回执), in `v_file_referrals`
+(one row per referral): owed by the file's responsible counselor (moved by a reassignment),
+from ReferralSent until ReferralFeedbackReceived / ReferralClosed, due on the event's
+`feedback_due`; while the file is closed `since_day` is NULL (no item), back at Reopened.
 
 Every due date is one the events carry (the domain computed it from the policy when
 the event was recorded), except a check-in's, which is the domain's own rule
@@ -101,17 +107,30 @@ tasks = Table(
     "v_file_tasks",
     metadata,
     Column("stream_id", String(36), primary_key=True),  # the support file
-    Column("task", String(16), primary_key=True),  # crisis | first_contact
+    Column("task", String(16), primary_key=True),  # crisis | first_contact | person
     Column("school_id", String(36), nullable=False),
     Column("subject_id", String(36)),  # the student
-    Column("owner_id", String(36)),  # first_contact: the responsible; crisis: NULL (the school's counselors)
-    Column("since_day", Integer),
-    Column("due_day", Integer),  # first_contact's day
+    Column("owner_id", String(36)),  # first_contact: the responsible; person: 包联人; crisis: NULL (counselors)
+    Column("since_day", Integer),  # person: NULL while the file is closed (no item)
+    Column("due_day", Integer),  # first_contact's day; person: the plan's next review
     *(Column(f"s_{step}", BigInteger) for step in CRISIS_CLOCKS),  # a crisis step's due (epoch s), NULL once done
     Index("v_file_tasks_school", "school_id", "task"),
     Index("v_file_tasks_owner", "owner_id"),
 )
 _t = tasks.c
+referrals = Table(
+    "v_file_referrals",
+    metadata,
+    Column("stream_id", String(36), primary_key=True),  # the support file
+    Column("entry_id", String(36), primary_key=True),  # the referral
+    Column("school_id", String(36), nullable=False),
+    Column("subject_id", String(36)),
+    Column("owner_id", String(36)),  # the file's responsible counselor
+    Column("since_day", Integer),  # NULL while the file is closed
+    Column("due_day", Integer),  # the feedback's due day
+    Index("v_file_referrals_owner", "owner_id"),
+)
+_r = referrals.c
 
 _c = items.c
 _by_id = _c.stream_id == bindparam("b_id")
@@ -185,7 +204,7 @@ def _epoch(at: Any) -> int | None:
 
 class WorkQueueView(WriteBehind, View):
     name = "work_queue"
-    tables = (items, tasks)
+    tables = (items, tasks, referrals)
 
     fold = own_fold()
 
@@ -337,15 +356,65 @@ class WorkQueueView(WriteBehind, View):
     @fold.register(SupportFile.RiskLevelLowered)
     def _level_changed(self, e: Any, conn: Connection, position: int) -> None:
         self._set(conn, e, due_day=ordinal_or_none(e.next_review_due))
+        self._person_due(conn, e, e.next_review_due)
 
     @fold.register(SupportFile.PlanReviewed)
     def _reviewed(self, e: Any, conn: Connection, position: int) -> None:
         self._set(conn, e, since_day=ordinal_or_none(e.reviewed_on), due_day=ordinal_or_none(e.next_review_due))
+        self._person_due(conn, e, e.next_review_due)
+
+    @staticmethod
+    def _person_due(conn: Connection, e: Any, due: date | None, **values: Any) -> None:
+        """The one-to-one responsible person's item follows the plan's next review."""
+        conn.execute(
+            update(tasks)
+            .where(_t.stream_id == str(e.originator_id), _t.task == "person")
+            .values(due_day=ordinal_or_none(due), **values)
+        )
+
+    @fold.register(SupportFile.ResponsiblePersonAssigned)
+    def _person_assigned(self, e: Any, conn: Connection, position: int) -> None:
+        sid = str(e.originator_id)
+        row = conn.execute(select(_c.school_id, _c.subject_id, _c.due_day).where(_c.stream_id == sid)).first()
+        assert row is not None, "a file's person before its Opened"
+        self._drop_task(conn, e, "person")
+        conn.execute(
+            insert(tasks).values(
+                stream_id=sid,
+                task="person",
+                school_id=row[0],
+                subject_id=row[1],
+                owner_id=e.person_id,
+                since_day=ordinal(e.at),
+                due_day=row[2],
+            )
+        )
+
+    @fold.register(SupportFile.ReferralSent)
+    def _referral_sent(self, e: Any, conn: Connection, position: int) -> None:
+        school, subject, responsible = self._file_row(conn, e)
+        conn.execute(
+            insert(referrals).values(
+                stream_id=str(e.originator_id),
+                entry_id=e.entry_id,
+                school_id=school,
+                subject_id=subject,
+                owner_id=responsible,
+                since_day=ordinal(e.referred_on),
+                due_day=ordinal(e.feedback_due),
+            )
+        )
+
+    @fold.register(SupportFile.ReferralFeedbackReceived)
+    @fold.register(SupportFile.ReferralClosed)
+    def _referral_done(self, e: Any, conn: Connection, position: int) -> None:
+        conn.execute(delete(referrals).where(_r.stream_id == str(e.originator_id), _r.entry_id == e.entry_id))
 
     @fold.register(SupportFile.ResponsibleReassigned)
     def _reassigned(self, e: Any, conn: Connection, position: int) -> None:
         # The file is open (reassigning a closed file is refused), so its item moves too.
         self._set(conn, e, handler_id=e.to_id, owner_id=e.to_id)
+        conn.execute(update(referrals).where(_r.stream_id == str(e.originator_id)).values(owner_id=e.to_id))
         conn.execute(
             update(tasks)
             .where(_t.stream_id == str(e.originator_id), _t.task == "first_contact")
@@ -359,7 +428,9 @@ class WorkQueueView(WriteBehind, View):
     @fold.register(SupportFile.Closed)
     def _file_closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
-        conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id)))
+        conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id), _t.task != "person"))
+        self._person_due(conn, e, None, since_day=None)  # the person stays named, with nothing due
+        conn.execute(update(referrals).where(_r.stream_id == str(e.originator_id)).values(since_day=None))
 
     # -- a file's tasks: the crisis pathway, the first contact -------------------------------
     def _file_row(self, conn: Connection, e: Any) -> tuple[str, str | None, str | None]:
@@ -465,6 +536,8 @@ class WorkQueueView(WriteBehind, View):
             since_day=ordinal_or_none(e.at.date()),
             due_day=ordinal_or_none(e.next_review_due),
         )
+        self._person_due(conn, e, e.next_review_due, since_day=ordinal(e.at))
+        conn.execute(update(referrals).where(_r.stream_id == str(e.originator_id)).values(since_day=ordinal(e.at)))
 
     # -- pairings ------------------------------------------------------------------------
     @fold.register(Pairing.Paired)
@@ -521,10 +594,12 @@ class WorkQueueView(WriteBehind, View):
         if e.topic.startswith(TRACKED_TOPICS):
             conn.execute(_delete_item, {"b_id": str(e.originator_id)})
             conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id)))
+            conn.execute(delete(referrals).where(_r.stream_id == str(e.originator_id)))
 
     def erase(self, conn: Connection, stream_id: str) -> None:
         conn.execute(_delete_item, {"b_id": str(stream_id)})
         conn.execute(delete(tasks).where(_t.stream_id == str(stream_id)))
+        conn.execute(delete(referrals).where(_r.stream_id == str(stream_id)))
 
 
 def views(app: Any) -> list[View]:

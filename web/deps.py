@@ -370,6 +370,8 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
         items.append(("/grants", _("角色审批")))
     if user.has(Role.PRINCIPAL, Role.SUPERVISOR) and not user.has(Role.ADMINISTRATOR):
         items.append(("/reviews", _("紧急查阅复核")))
+    if user.has(Role.SUPERVISOR) or (user.has(Role.ADMINISTRATOR) and not in_school):
+        items.append(("/agencies", _("转介机构")))
     if user.has(Role.ADMINISTRATOR):
         items += [
             ("/admin/accounts", _("账号")),

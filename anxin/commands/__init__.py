@@ -3,10 +3,11 @@
 `support` (support files), `screenings` (screening records, the CSV import: screening_csv,
 coverage), `pairings`, `roster` (schools, staff, students), `escalation` (a check-in's
 concern to a file or a case), `crisis` (the crisis pathway: signals and the checklist),
-`erasure`. What they share: `base`."""
+`erasure`, `agencies` (the district's registry of agencies a referral goes to). What they share: `base`."""
 
 from __future__ import annotations
 
+from anxin.commands.agencies import AgencyCommands
 from anxin.commands.base import Commands
 from anxin.commands.cases import CaseCommands
 from anxin.commands.crisis import CrisisCommands
@@ -27,9 +28,11 @@ COMMAND_AREAS: dict[str, type[Commands]] = {
     "escalations": EscalationCommands,
     "crisis": CrisisCommands,
     "erasure": ErasureCommands,
+    "agencies": AgencyCommands,
 }
 
 __all__ = [
+    "AgencyCommands",
     "COMMAND_AREAS",
     "Commands",
     "CaseCommands",

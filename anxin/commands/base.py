@@ -24,6 +24,25 @@ class ResponsibleStaffInvalid(DomainError):
     message = "一对一负责人须为本校在岗的心理老师或校长"
 
 
+class ResponsiblePersonInvalid(DomainError):
+    code = "responsible_person_invalid"
+    message = "一对一包联人须为本校在岗的教职工"
+
+
+def check_person(core: Core, school_id: str, staff_id: str) -> None:
+    """A support file's one-to-one responsible person (一对一包联人): any active staff member
+    of the school with a school role (not an administrator or a supervisor)."""
+    staff = core.accounts.staff(staff_id)
+    if (
+        staff is None
+        or staff.school_id != school_id
+        or not staff.active
+        or not set(staff.roles) & {r.value for r in access.SCHOOL_STAFF_ROLES}
+        or Role.ADMINISTRATOR.value in staff.roles
+    ):
+        raise ResponsiblePersonInvalid()
+
+
 class Commands:
     """The commands of one area. Each passes the gate first (through the core) and saves
     through the core, so that the gate's decisions go in the transaction of the command's

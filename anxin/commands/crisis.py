@@ -190,18 +190,30 @@ class CrisisCommands(Commands):
         self._step(actor, file_id, expected_version, "record_handover", guardian=guardian, note=note)
 
     def record_crisis_referral(
-        self, actor: Actor, file_id: str, *, institution: str, note: str = "", expected_version: int | None = None
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        agency_id: str | None = None,
+        institution: str = "",
+        note: str = "",
+        expected_version: int | None = None,
     ) -> None:
-        """A referral to a mental-health institution; its feedback (回执) falls due."""
-        self._step(
-            actor,
-            file_id,
-            expected_version,
-            "record_crisis_referral",
-            institution=institution,
-            note=note,
-            policy=self.policy,
-        )
+        """A referral to a mental-health institution, picked from the district's registry of
+        agencies (`agency_id`; the same registry as a file's referrals), or, where the
+        institution is not in it yet, named (`institution`); its feedback (回执) falls due."""
+        with self.core.editing(file_id, SupportFile, expected_version, check=(actor, access.CRISIS_WRITE, "file")) as f:
+            if agency_id:
+                found = self.core.agencies.pick(f.school_id, agency_id)
+                agency_id, institution = found.id, found.name
+            f.record_crisis_referral(
+                institution=institution,
+                agency_id=agency_id or None,
+                note=note,
+                policy=self.policy,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
 
     def record_referral_feedback(
         self, actor: Actor, file_id: str, *, summary: str, expected_version: int | None = None

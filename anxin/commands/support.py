@@ -17,8 +17,10 @@ from uuid import uuid4
 
 from anxin.commands.base import (
     Commands,
+    ResponsiblePersonInvalid,
     ResponsibleStaffInvalid,
     authorize_new_file,
+    check_person,
     check_responsible,
     student_resource,
 )
@@ -51,6 +53,43 @@ class RegisterLine:
     next_review_due: date | None
     review_overdue: bool = False
     erased: bool = False
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """A support file's status, for those who may know no more (FILE_STATUS): the teacher who
+    escalated the concern, the class teacher while a crisis is open. That the file exists, its
+    number, who is responsible, the next step and its date, whether a crisis is open (yes or
+    no: never its trigger, its steps or any note), and whether it is open or closed. No risk
+    level, no category, no plan, no entries."""
+
+    file_id: str
+    student_id: str
+    status: str
+    responsible_id: str
+    next_step: str | None
+    next_step_due: date | None
+    crisis_open: bool
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What a file's one-to-one responsible person (一对一包联人) sees of it (FILE_PLAN): the
+    student, who is responsible, the plan (goals, measures), their own task (the plan's next
+    review, before which they follow the student and the family up) and the guardian contacts
+    (家校联系). Never the counselling sessions, the crisis records, the reviews' notes, the risk
+    history's reasons or any screening; those stay with the counselors (FILE_READ)."""
+
+    file_id: str
+    version: int
+    student_id: str
+    status: str
+    responsible_id: str
+    person_id: str | None
+    plan: dict[str, Any] | None
+    next_review_due: date | None
+    review_overdue: bool
+    guardian_contacts: list[dict[str, Any]]
 
 
 class SupportCommands(Commands):
@@ -178,6 +217,17 @@ class SupportCommands(Commands):
             check_responsible(self.core, f.school_id, responsible_id)
             f.reassign(responsible_id=responsible_id, reason=reason, actor=actor.staff_id, at=self.now())
 
+    def assign_responsible_person(
+        self, actor: Actor, file_id: str, staff_id: str, reason: str, expected_version: int | None = None
+    ) -> None:
+        """Name the one-to-one responsible person (一对一包联人): any staff member of the school.
+        The responsible counselor keeps the file and its notes; the person sees the plan, their
+        tasks and the guardian contacts (FILE_PLAN). By the responsible counselor or the
+        principal (FILE_WRITE)."""
+        with self._write(actor, file_id, expected_version) as f:
+            check_person(self.core, f.school_id, staff_id)
+            f.assign_person(person_id=staff_id, reason=reason, actor=actor.staff_id, at=self.now())
+
     def draw_up_plan(
         self,
         actor: Actor,
@@ -265,6 +315,81 @@ class SupportCommands(Commands):
             actor, file_id, expected_version, SupportFile.record_referral, referred_on=referred_on, to=to, reason=reason
         )
 
+    def send_referral(
+        self,
+        actor: Actor,
+        file_id: str,
+        *,
+        agency_id: str,
+        reason: str,
+        referred_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """Refer the student to an agency of the district's registry (转介); its feedback (回执)
+        falls due `referral_feedback_days` later. Returns the referral's entry id."""
+
+        def record(f: SupportFile, **fields: Any) -> None:
+            found = self.core.agencies.pick(f.school_id, agency_id)  # (after the gate: in the editing)
+            f.send_referral(
+                **fields, agency={"id": found.id, "kind": found.kind, "name": found.name}, policy=self.policy
+            )
+
+        return self._entry(
+            self._write(actor, file_id, expected_version),
+            record,
+            "entry_id",
+            actor,
+            referred_on=referred_on or self.now().date(),
+            reason=reason,
+        )
+
+    def accept_referral(
+        self,
+        actor: Actor,
+        file_id: str,
+        entry_id: str,
+        *,
+        accepted_on: date | None = None,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> None:
+        """The agency has accepted the referral (sent → accepted)."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.accept_referral(
+                entry_id=entry_id,
+                accepted_on=accepted_on or self.now().date(),
+                note=note,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
+
+    def receive_referral_feedback(
+        self,
+        actor: Actor,
+        file_id: str,
+        entry_id: str,
+        *,
+        summary: str,
+        received_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> None:
+        """The agency's feedback (回执) received (accepted → feedback received)."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.receive_referral_feedback(
+                entry_id=entry_id,
+                received_on=received_on or self.now().date(),
+                summary=summary,
+                actor=actor.staff_id,
+                at=self.now(),
+            )
+
+    def close_referral(
+        self, actor: Actor, file_id: str, entry_id: str, *, reason: str, expected_version: int | None = None
+    ) -> None:
+        """The referral is over (after the feedback, or declined, or withdrawn), with a reason."""
+        with self._write(actor, file_id, expected_version) as f:
+            f.close_referral(entry_id=entry_id, reason=reason, actor=actor.staff_id, at=self.now())
+
     def record_crisis_intervention(
         self,
         actor: Actor,
@@ -335,11 +460,70 @@ class SupportCommands(Commands):
                 raise FileAlreadyOpen()
             f.reopen(reason=reason, policy=self.policy, actor=actor.staff_id, at=self.now())
 
+    # -- the gate's table of staff with a part on a file ------------------------------------------
+    BACKFILLED = ("", "backfilled", "")  # (stream_id, part, staff_id): the marker row
+
+    def backfill_stream_staff(self) -> int:
+        """Files saved before `anxin_stream_staff` existed have no rows there (who escalated,
+        whether a crisis is open), and their next save would not write them (the scope is
+        compared as loaded). Once per store, when a process opens it: each file read, its
+        rows written, with a marker row so it is done once. How many rows were written."""
+        if self.db.fetchone("SELECT 1 FROM {t}anxin_stream_staff WHERE stream_id = '' AND part = 'backfilled'"):
+            return 0
+        rows: list[tuple[str, str, str]] = []
+        for (sid,) in self.db.fetch("SELECT stream_id FROM {t}anxin_directory WHERE kind = 'file' AND erased = 0"):
+            try:
+                f = self.core.load(sid, SupportFile)
+            except (Erased, Unreadable, NotFound):
+                continue
+            rows += [(str(sid), part, staff) for part, staff in f.scope().staff]
+        with self.db.transaction() as c:
+            c.executemany(
+                self.db.q(
+                    "INSERT INTO {t}anxin_stream_staff (stream_id, part, staff_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                [*rows, self.BACKFILLED],
+            )
+        return len(rows)
+
     # -- reading ----------------------------------------------------------------------
     def get_support_file(self, actor: Actor, file_id: str, break_glass: str | None = None) -> SupportFile:
         """A whole file: the assigned counselor, the principal, or a supervisor with a reason."""
         self.core.check(actor, access.FILE_READ, "file", file_id, break_glass=break_glass)
         return self.core.load(file_id, SupportFile)
+
+    def get_file_plan(self, actor: Actor, file_id: str) -> FilePlan:
+        """The plan part of a file (FILE_PLAN): see `FilePlan`."""
+        self.core.check(actor, access.FILE_PLAN, "file", file_id)
+        f = self.core.load(file_id, SupportFile)
+        return FilePlan(
+            file_id=str(f.id),
+            version=f.version,
+            student_id=f.student_id,
+            status=f.status,
+            responsible_id=f.responsible_id,
+            person_id=f.person_id,
+            plan=f.plan,
+            next_review_due=f.next_review_due,
+            review_overdue=f.review_overdue(self.now().date()),
+            guardian_contacts=f.guardian_contacts,
+        )
+
+    def get_file_status(self, actor: Actor, file_id: str) -> FileStatus:
+        """A file's status only (FILE_STATUS): see `FileStatus`."""
+        self.core.check(actor, access.FILE_STATUS, "file", file_id)
+        f = self.core.load(file_id, SupportFile)
+        step, due = f.next_step()
+        return FileStatus(
+            file_id=str(f.id),
+            student_id=f.student_id,
+            status=f.status,
+            responsible_id=f.responsible_id,
+            next_step=step,
+            next_step_due=due,
+            crisis_open=f.crisis is not None and f.is_open,
+        )
 
     def support_register(self, actor: Actor, school_id: str, *, include_closed: bool = True) -> list[RegisterLine]:
         """The school's register of files: level, category, responsible, next review. No notes."""
@@ -406,4 +590,13 @@ class SupportCommands(Commands):
         )
 
 
-__all__ = ["SupportCommands", "RegisterLine", "FileAlreadyOpen", "ResponsibleStaffInvalid", "StudentNotActive"]
+__all__ = [
+    "SupportCommands",
+    "FilePlan",
+    "FileStatus",
+    "RegisterLine",
+    "ResponsiblePersonInvalid",
+    "FileAlreadyOpen",
+    "ResponsibleStaffInvalid",
+    "StudentNotActive",
+]

@@ -35,6 +35,8 @@ from domain.support.errors import (
     NoOpenCrisis,
     PlanExists,
     PlanMissing,
+    ReferralAgencyLocked,
+    ReferralWrongState,
     ReturnAssessmentMissing,
     RiskLevelUnchanged,
     WrongRiskDirection,
@@ -44,8 +46,10 @@ from domain.support.rules import (
     check_level,
     check_plan,
     rank,
+    referral_feedback_overdue,
 )
 from domain.support.vocabulary import (
+    AGENCY_KINDS,
     CATEGORIES,
     CONTACT_METHODS,
     CORRECTABLE,
@@ -55,12 +59,19 @@ from domain.support.vocabulary import (
     ENTRY_KINDS,
     GUARDIAN_METHODS,
     GUARDIAN_RESPONSES,
+    NEXT_STEPS,
     ORIGINS,
+    REFERRAL_STATES,
     RETURN_PARTS,
     REVIEW_OUTCOMES,
 )
 
 __all__ = [
+    "AGENCY_KINDS",
+    "REFERRAL_STATES",
+    "ReferralAgencyLocked",
+    "ReferralWrongState",
+    "referral_feedback_overdue",
     "CATEGORIES",
     "CONTACT_METHODS",
     "CORRECTABLE",
@@ -70,6 +81,7 @@ __all__ = [
     "CrisisStepOutOfOrder",
     "GUARDIAN_METHODS",
     "GUARDIAN_RESPONSES",
+    "NEXT_STEPS",
     "NoOpenCrisis",
     "RETURN_PARTS",
     "ReturnAssessmentMissing",
@@ -98,11 +110,16 @@ class SupportFile(CaseAggregate):
     RiskLevelLowered: TypeAlias = events.RiskLevelLowered
     CategoryChanged: TypeAlias = events.CategoryChanged
     ResponsibleReassigned: TypeAlias = events.ResponsibleReassigned
+    ResponsiblePersonAssigned: TypeAlias = events.ResponsiblePersonAssigned
     PlanDrawnUp: TypeAlias = events.PlanDrawnUp
     PlanRevised: TypeAlias = events.PlanRevised
     SessionRecorded: TypeAlias = events.SessionRecorded
     GuardianContacted: TypeAlias = events.GuardianContacted
     ReferralMade: TypeAlias = events.ReferralMade
+    ReferralSent: TypeAlias = events.ReferralSent
+    ReferralAccepted: TypeAlias = events.ReferralAccepted
+    ReferralFeedbackReceived: TypeAlias = events.ReferralFeedbackReceived
+    ReferralClosed: TypeAlias = events.ReferralClosed
     CrisisInterventionRecorded: TypeAlias = events.CrisisInterventionRecorded
     PlanReviewed: TypeAlias = events.PlanReviewed
     EntryCorrected: TypeAlias = events.EntryCorrected
@@ -127,6 +144,9 @@ class SupportFile(CaseAggregate):
     crisis: dict[str, Any] | None = None  # the open crisis
     past_crises: tuple[dict[str, Any], ...] = ()
     first_contact: dict[str, Any] | None = None  # {"due", "done_at"} of an escalated file
+    # Added with the one-to-one responsible person (一对一包联人): see `assign_person`.
+    person_id: str | None = None
+    person_history: tuple[dict[str, Any], ...] = ()
 
     @event(Opened)
     def __init__(
@@ -319,6 +339,28 @@ class SupportFile(CaseAggregate):
         self.responsible_id = to_id
         self.responsible_history.append({"from": from_id, "to": to_id, "reason": reason, "actor": actor, "at": at})
 
+    def assign_person(self, *, person_id: str, reason: str, actor: str, at: datetime) -> None:
+        """Name the one-to-one responsible person (一对一包联人): any staff member of the school
+        (the application checks who), accountable for the student beside the responsible
+        counselor. Not a reassignment: the counselor keeps the file and its counselling notes
+        (ResponsibleReassigned moves those); the person sees the plan, their own tasks and the
+        guardian contacts."""
+        require_aware(at)
+        self._require_open("指定一对一包联人")
+        person_id = require_text(person_id, "一对一包联人")
+        require(person_id != self.person_id, "该教职工已是本档案的一对一包联人")
+        self._person_assigned(
+            person_id=person_id, from_id=self.person_id, reason=require_text(reason, "指定原因"), actor=actor, at=at
+        )
+
+    @event(ResponsiblePersonAssigned)
+    def _person_assigned(self, person_id: str, from_id: str | None, reason: str, actor: str, at: datetime) -> None:
+        self.person_id = person_id
+        self.person_history = (
+            *self.person_history,
+            {"from": from_id, "to": person_id, "reason": reason, "actor": actor, "at": at},
+        )
+
     def draw_up_plan(self, *, goals: list[str], measures: list[dict[str, str]], actor: str, at: datetime) -> None:
         """The personal plan (一人一策): goals and measures, each with who carries it out."""
         require_aware(at)
@@ -460,6 +502,120 @@ class SupportFile(CaseAggregate):
     def _referred(self, entry_id: str, referred_on: date, to: str, reason: str, actor: str, at: datetime) -> None:
         self._add("referral", entry_id, actor, at, referred_on=referred_on, to=to, reason=reason)
 
+    # -- referrals to an agency of the registry (转介), with their states ------------------------
+    def send_referral(
+        self,
+        *,
+        entry_id: str,
+        referred_on: date,
+        agency: dict[str, str],
+        reason: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """A referral to an agency of the district's registry (`agency`: its id, kind and name,
+        looked up by the application); its feedback (回执) falls due `referral_feedback_days`
+        after the referral."""
+        self._check_entry(entry_id, referred_on, "转介", at)
+        require(bool(agency.get("id")) and agency.get("kind") in AGENCY_KINDS, "请从转介机构名录中选择机构")
+        self._referral_sent(
+            entry_id=entry_id,
+            referred_on=referred_on,
+            agency_id=agency["id"],
+            agency_kind=agency["kind"],
+            agency_name=require_text(agency.get("name"), "转介机构"),
+            reason=require_text(reason, "转介原因"),
+            feedback_due=policy.referral_feedback_due(referred_on),
+            actor=actor,
+            at=at,
+        )
+
+    @event(ReferralSent)
+    def _referral_sent(
+        self,
+        entry_id: str,
+        referred_on: date,
+        agency_id: str,
+        agency_kind: str,
+        agency_name: str,
+        reason: str,
+        feedback_due: date,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self._add(
+            "referral",
+            entry_id,
+            actor,
+            at,
+            referred_on=referred_on,
+            to=agency_name,
+            reason=reason,
+            agency_id=agency_id,
+            agency_kind=agency_kind,
+            status="sent",
+            feedback_due=feedback_due,
+            steps=[],
+        )
+
+    def _referral(self, entry_id: str, action: str, at: datetime, *states: str) -> dict[str, Any]:
+        require_aware(at)
+        self._require_open(action)
+        entry = self.entries.get(entry_id)
+        if entry is None or entry["kind"] != "referral" or "status" not in entry:
+            raise EntryNotFound()
+        if entry["status"] not in states:
+            raise ReferralWrongState(state=REFERRAL_STATES[entry["status"]], action=action)
+        return entry
+
+    def accept_referral(self, *, entry_id: str, accepted_on: date, note: str, actor: str, at: datetime) -> None:
+        """The agency has accepted the referral (sent → accepted)."""
+        entry = self._referral(entry_id, "记录机构接收", at, "sent")
+        self._check_date(accepted_on, at)
+        require(accepted_on >= entry["referred_on"], "接收日期不能早于转介日期")
+        self._referral_accepted(
+            entry_id=entry_id, accepted_on=accepted_on, note=(note or "").strip(), actor=actor, at=at
+        )
+
+    @event(ReferralAccepted)
+    def _referral_accepted(self, entry_id: str, accepted_on: date, note: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "accepted", actor, at, on=accepted_on, text=note)
+
+    def receive_referral_feedback(
+        self, *, entry_id: str, received_on: date, summary: str, actor: str, at: datetime
+    ) -> None:
+        """The agency's feedback (回执) received (accepted → feedback)."""
+        entry = self._referral(entry_id, "记录转介回执", at, "accepted")
+        self._check_date(received_on, at)
+        require(received_on >= entry["referred_on"], "回执日期不能早于转介日期")
+        self._referral_feedback(
+            entry_id=entry_id, received_on=received_on, summary=require_text(summary, "回执内容"), actor=actor, at=at
+        )
+
+    @event(ReferralFeedbackReceived)
+    def _referral_feedback(self, entry_id: str, received_on: date, summary: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "feedback", actor, at, on=received_on, text=summary)
+
+    def close_referral(self, *, entry_id: str, reason: str, actor: str, at: datetime) -> None:
+        """The referral is over (from any state: after the feedback, or the agency declined, or
+        it was withdrawn), with a reason."""
+        self._referral(entry_id, "结束转介", at, "sent", "accepted", "feedback")
+        self._referral_closed(entry_id=entry_id, reason=require_text(reason, "结束原因"), actor=actor, at=at)
+
+    @event(ReferralClosed)
+    def _referral_closed(self, entry_id: str, reason: str, actor: str, at: datetime) -> None:
+        self._referral_step(entry_id, "closed", actor, at, on=None, text=reason)
+
+    def _referral_step(self, entry_id: str, state: str, actor: str, at: datetime, on: Any, text: str) -> None:
+        entry = self.entries[entry_id]
+        entry["status"] = state
+        entry["steps"] = [*entry["steps"], {"state": state, "on": on, "text": text, "actor": actor, "at": at}]
+
+    def referral_overdue(self, entry: dict[str, Any], today: date) -> bool:
+        """Whether a referral's feedback is overdue (the domain's rule, `referral_feedback_overdue`)."""
+        return self.is_open and referral_feedback_overdue(entry.get("status", ""), entry.get("feedback_due"), today)
+
     def record_crisis_intervention(
         self,
         *,
@@ -580,6 +736,8 @@ class SupportFile(CaseAggregate):
         if entry is None:
             raise EntryNotFound()
         kind = entry["kind"]
+        if kind == "referral" and "agency_id" in entry and changes.get("to", entry["to"]) != entry["to"]:
+            raise ReferralAgencyLocked()
         unknown = set(changes) - set(CORRECTABLE[kind])
         require(not unknown, f"{ENTRY_KINDS[kind]}记录不能更正：{', '.join(sorted(unknown))}")
         clean: dict[str, Any] = {}
@@ -834,12 +992,23 @@ class SupportFile(CaseAggregate):
     def _handed_over(self, crisis_id: str, guardian: str, note: str, actor: str, at: datetime) -> None:
         self._done("handed_over", actor, at, guardian=guardian, note=note)
 
-    def record_crisis_referral(self, *, institution: str, note: str, policy: Policy, actor: str, at: datetime) -> None:
-        """A referral to a mental-health institution; its feedback (回执) falls due."""
+    def record_crisis_referral(
+        self,
+        *,
+        institution: str,
+        note: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+        agency_id: str | None = None,
+    ) -> None:
+        """A referral to a mental-health institution (picked from the district's registry:
+        `agency_id`, its name the `institution`); its feedback (回执) falls due."""
         cid = self._crisis_step("referral", "记录转介", at)
         self._crisis_referred(
             crisis_id=cid,
             institution=require_text(institution, "转介机构"),
+            agency_id=agency_id or None,
             note=(note or "").strip(),
             feedback_due=policy.crisis_feedback_due(at),
             actor=actor,
@@ -848,10 +1017,17 @@ class SupportFile(CaseAggregate):
 
     @event(CrisisReferralMade)
     def _crisis_referred(
-        self, crisis_id: str, institution: str, note: str, feedback_due: datetime, actor: str, at: datetime
+        self,
+        crisis_id: str,
+        institution: str,
+        agency_id: str | None,
+        note: str,
+        feedback_due: datetime,
+        actor: str,
+        at: datetime,
     ) -> None:
         assert self.crisis is not None
-        self._done("referral", actor, at, institution=institution, note=note)
+        self._done("referral", actor, at, institution=institution, agency_id=agency_id, note=note)
         self.crisis["due"]["feedback"] = feedback_due
 
     def record_referral_feedback(self, *, summary: str, actor: str, at: datetime) -> None:
@@ -1007,7 +1183,28 @@ class SupportFile(CaseAggregate):
         if self.status != "open":
             raise FileClosed(action=action)
 
+    @property
+    def escalated_by(self) -> str | None:
+        """The staff member who escalated the check-in concern that opened the file."""
+        return self.opened_by if self.origin == "escalation" else None
+
+    def next_step(self) -> tuple[str | None, date | None]:
+        """What is next on an open file and when (the status page's line): the counselor's
+        first contact while it is owed, otherwise the plan's review; (None, None) if closed."""
+        if not self.is_open:
+            return None, None
+        if self.first_contact_due is not None:
+            return "first_contact", self.first_contact_due
+        return "review", self.next_review_due
+
     def scope(self) -> Scope:
+        staff: list[tuple[str, str]] = []
+        if self.escalated_by:
+            staff.append(("escalated", self.escalated_by))
+        if self.person_id:
+            staff.append(("person", self.person_id))
+        if self.crisis is not None and self.is_open:
+            staff.append(("crisis", ""))
         return Scope(
             kind="file",
             school_id=self.school_id,
@@ -1015,4 +1212,5 @@ class SupportFile(CaseAggregate):
             subject_id=self.student_id,
             status=self.status,
             links=((self.student_id, "supported"),),
+            staff=tuple(staff),
         )

@@ -61,3 +61,13 @@ class CrisisStepOutOfOrder(DomainError):
 class ReturnAssessmentMissing(DomainError):
     code = "return_assessment_missing"
     message = "危机干预尚未完成复学评估，不能{action}：还缺少{missing}"
+
+
+class ReferralWrongState(DomainError):
+    code = "referral_wrong_state"
+    message = "该转介目前为「{state}」，不能{action}"
+
+
+class ReferralAgencyLocked(DomainError):
+    code = "referral_agency_locked"
+    message = "转介机构选自机构名录，不能更正为其他文字；如转错机构，请结束该转介并重新转介"

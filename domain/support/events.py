@@ -60,6 +60,18 @@ class ResponsibleReassigned(CaseAggregate.Event):
     at: datetime
 
 
+class ResponsiblePersonAssigned(CaseAggregate.Event):
+    """The one-to-one responsible person (一对一包联人) named: any staff member of the school,
+    beside the responsible counselor (`responsible_id`, who keeps the counselling notes and is
+    moved by ResponsibleReassigned). `from_id`: the person named before, if any."""
+
+    person_id: str
+    from_id: str | None
+    reason: str
+    actor: str
+    at: datetime
+
+
 class PlanDrawnUp(CaseAggregate.Event):
     goals: list[str]
     measures: list[dict[str, str]]
@@ -99,6 +111,45 @@ class ReferralMade(CaseAggregate.Event):
     entry_id: str
     referred_on: date
     to: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class ReferralSent(CaseAggregate.Event):
+    """A referral (转介) to an agency of the district's registry (its id, kind and name as they
+    were, so the record stands if the registry changes); its feedback is due by `feedback_due`.
+    Its states follow: ReferralAccepted, ReferralFeedbackReceived, ReferralClosed."""
+
+    entry_id: str
+    referred_on: date
+    agency_id: str
+    agency_kind: str
+    agency_name: str
+    reason: str
+    feedback_due: date
+    actor: str
+    at: datetime
+
+
+class ReferralAccepted(CaseAggregate.Event):
+    entry_id: str
+    accepted_on: date
+    note: str
+    actor: str
+    at: datetime
+
+
+class ReferralFeedbackReceived(CaseAggregate.Event):
+    entry_id: str
+    received_on: date
+    summary: str
+    actor: str
+    at: datetime
+
+
+class ReferralClosed(CaseAggregate.Event):
+    entry_id: str
     reason: str
     actor: str
     at: datetime
@@ -213,12 +264,21 @@ class CrisisHandedOver(CaseAggregate.Event):
 
 
 class CrisisReferralMade(CaseAggregate.Event):
+    """Version 2: `agency_id`, the agency of the district's registry the institution was picked
+    from (None: typed, as every version 1 referral was)."""
+
+    class_version = 2
     crisis_id: str
     institution: str
+    agency_id: str | None
     note: str
     feedback_due: datetime
     actor: str
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["agency_id"] = None
 
 
 class CrisisReferralFeedbackReceived(CaseAggregate.Event):

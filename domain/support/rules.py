@@ -3,6 +3,8 @@ case's recorded facts mean."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from domain.common import (
     require,
     require_text,
@@ -34,3 +36,9 @@ def check_plan(goals: list[str], measures: list[dict[str, str]]) -> tuple[list[s
         clean.append({"text": text, "by": require_text(m.get("by"), f"措施「{text}」的负责人")})
     require(bool(clean), "帮扶方案至少需要一项措施")
     return goals, clean
+
+
+def referral_feedback_overdue(status: str, feedback_due: date | None, today: date) -> bool:
+    """Whether a referral's feedback (回执) is overdue on `today`: sent or accepted, and past
+    the day it was due (the policy's `referral_feedback_days` after the referral)."""
+    return status in ("sent", "accepted") and feedback_due is not None and today > feedback_due

@@ -65,3 +65,20 @@ RETURN_PARTS = {
 }
 GUARDIAN_METHODS = {"phone": "电话", "in_person": "当面", "written": "书面告知书"}
 GUARDIAN_RESPONSES = {"consented": "知情同意", "refused": "拒绝", "pending": "尚未答复"}
+# The next step on a file, as its status page names it (to those who see the status only).
+NEXT_STEPS = {"first_contact": "心理老师首次接触学生", "review": "方案复评"}
+# Referrals (转介) to an agency of the district's registry: its kinds, and a referral's states
+# (sent → accepted → feedback received → closed; closed from any state, with a reason).
+AGENCY_KINDS = {
+    "mental_health": "精神卫生中心",
+    "hospital": "医院",
+    "police": "公安",
+    "civil_affairs": "民政/社工",
+    "procuratorate": "检察院",
+}
+REFERRAL_STATES = {
+    "sent": "已转介，待机构接收",
+    "accepted": "机构已接收，待回执",
+    "feedback": "已收到回执",
+    "closed": "已结束",
+}

@@ -43,10 +43,18 @@ def r(
     classes: tuple[str, ...] = (),
     mine: bool | None = None,
     district: str = DISTRICT,
+    staff: tuple[str, ...] = (),
 ) -> Scope:
+    """`staff`: parts on the stream, "part:me" (the acting person's), "part:other" or a
+    mark ("crisis")."""
+
     def build(actor: Actor) -> Resource:
         owner = None if mine is None else (actor.staff_id if mine else "someone-else")
-        return Resource(kind, id, school, frozenset(classes), owner, district)
+        parts = set()
+        for p in staff:
+            part, _, who = p.partition(":")
+            parts.add((part, {"me": actor.staff_id, "other": "someone-else", "": ""}[who]))
+        return Resource(kind, id, school, frozenset(classes), owner, district, staff=frozenset(parts))
 
     return build
 
@@ -70,6 +78,23 @@ FILE_SCOPES = {
     "owner": r("file", SCHOOL, classes=(CLASS,), mine=True),
     "not owner": r("file", SCHOOL, classes=(CLASS,), mine=False),
     "other school, owner": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=True),
+}
+# A file's status only: who escalated it, whether a crisis is open (the class teacher's need to know).
+FILE_STATUS_SCOPES = {
+    **FILE_SCOPES,
+    "escalated by me": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("escalated:me",)),
+    "escalated by someone else": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("escalated:other",)),
+    "escalated by me, other school": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=False, staff=("escalated:me",)),
+    "own class, in crisis": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("crisis:",)),
+    "other class, in crisis": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("crisis:",)),
+    "I am its 包联人": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("person:me",)),
+}
+# The plan part (一对一包联人): the file's counselor, the principal, the person named.
+FILE_PLAN_SCOPES = {
+    **FILE_SCOPES,
+    "I am its 包联人": r("file", SCHOOL, classes=(OTHER_CLASS,), mine=False, staff=("person:me",)),
+    "someone else is its 包联人": r("file", SCHOOL, classes=(CLASS,), mine=False, staff=("person:other",)),
+    "I am its 包联人, other school": r("file", OTHER_SCHOOL, classes=(CLASS,), mine=False, staff=("person:me",)),
 }
 NEW_FILE_SCOPES = {
     "new, own class": r("file", SCHOOL, id=None, classes=(CLASS,)),
@@ -97,6 +122,7 @@ ACCOUNT_SCOPES = {
     "no school": r("account", None, id=None),
 }
 KEY_SCOPES = {"keys": r("keys", None, id=None)}
+AGENCY_SCOPES = {"own district": r("agency", None), "other district": r("agency", None, district="d2")}
 QUEUE_SCOPES = {
     "own": r("queue", SCHOOL, id=None, mine=True),
     "someone else's": r("queue", SCHOOL, id=None, mine=False),
@@ -117,6 +143,11 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.FILE_OPEN: NEW_FILE_SCOPES,
     a.FILE_READ: FILE_SCOPES,
     a.FILE_WRITE: FILE_SCOPES,
+    a.FILE_STATUS: FILE_STATUS_SCOPES,
+    a.FILE_PLAN: FILE_PLAN_SCOPES,
+    a.CRISIS_REPORT: NEW_FILE_SCOPES,
+    a.CRISIS_READ: FILE_SCOPES,
+    a.CRISIS_WRITE: FILE_SCOPES,
     a.SCREENING_IMPORT: SCHOOL_SCOPES,
     a.PAIRING_CREATE: NEW_PAIRING_SCOPES,
     a.PAIRING_READ: PAIRING_SCOPES,
@@ -129,9 +160,7 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.QUEUE_READ: QUEUE_SCOPES,
     a.NOTICES_OWN: NOTICE_SCOPES,
     a.NOTIFY_ADMIN: NOTIFY_ADMIN_SCOPES,
-    a.CRISIS_REPORT: FILE_SCOPES,
-    a.CRISIS_READ: FILE_SCOPES,
-    a.CRISIS_WRITE: FILE_SCOPES,
+    a.AGENCY_ADMIN: AGENCY_SCOPES,
 }
 
 
@@ -154,11 +183,13 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.CASE_REPORT, "new, own school")
         | cells(a.CASE_STATUS, "own class")
         | cells(a.FILE_OPEN, "new, own class")
+        | cells(a.FILE_STATUS, "escalated by me", "own class, in crisis", "I am its 包联人")
+        | cells(a.FILE_PLAN, "I am its 包联人")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
-        | cells(a.CRISIS_REPORT, "owner", "not owner")
     ),
     "counselor": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -169,13 +200,15 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.FILE_OPEN, "new, own class", "new, other class")
         | cells(a.FILE_READ, "owner")
         | cells(a.FILE_WRITE, "owner")
+        | cells(a.FILE_STATUS, "owner", "escalated by me", "I am its 包联人")
+        | cells(a.FILE_PLAN, "owner", "I am its 包联人")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
+        | cells(a.CRISIS_READ, "owner", "not owner")
+        | cells(a.CRISIS_WRITE, "owner", "not owner")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
-        | cells(a.CRISIS_REPORT, "owner", "not owner")
-        | cells(a.CRISIS_READ, "owner", "not owner")  # every counselor of the school acts on a crisis
-        | cells(a.CRISIS_WRITE, "owner", "not owner")
     ),
     "safety_lead": (
         cells(a.STUDENT_READ, "own class", "other class")
@@ -185,11 +218,13 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | own(a.CASE_WRITE)
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
+        | cells(a.FILE_STATUS, "escalated by me", "I am its 包联人")
+        | cells(a.FILE_PLAN, "I am its 包联人")
+        | cells(a.CRISIS_REPORT, "new, own class", "new, other class")
         | cells(a.PAIRING_READ, "owner")
         | cells(a.PAIRING_WRITE, "owner")
         | cells(a.QUEUE_READ, "own")
         | cells(a.NOTICES_OWN, "own")
-        | cells(a.CRISIS_REPORT, "owner", "not owner")
     ),
     "principal": set().union(
         *(
@@ -202,6 +237,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
     # Without a stated reason a supervisor sees district statistics only.
     # The audit trail of their district they read in full (those reads are themselves audited).
     "supervisor": cells(a.STATS_READ, "own school", "other school", "district")
+    | cells(a.AGENCY_ADMIN, "own district")
     | cells(a.AUDIT_READ, "own school", "other school", "district")
     | cells(a.NOTICES_OWN, "own"),
     # Accounts, rosters and keys; never case content (separation of duties).
@@ -213,6 +249,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | cells(a.SHRED, "keys")
         | cells(a.NOTICES_OWN, "own")
         | cells(a.NOTIFY_ADMIN, "own school", "other school", "district")
+        | cells(a.AGENCY_ADMIN, "own district")  # the district's administrator, not a school's
     ),
     # An administrator on a school's staff is also staff: they may report a suspicion, and
     # keep their own pairing's check-ins (if paired), like every staff member.

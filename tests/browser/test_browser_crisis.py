@@ -139,19 +139,31 @@ def test_an_imported_crisis_reaches_every_counselor_the_principal_and_the_class_
     _crisis_at_the_top(page, name)
     _shot(s3, "crisis-principal-queue")
 
-    # the class teacher: only the watch line, no trigger, no notes, no link
+    # the class teacher: only the watch line, no trigger, no notes; its one link is the file's status
     s4 = open_session()
     page = s4.login("teacher1")
     page.goto("/")
     row = page.locator("table.list tbody tr", has_text=name)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("关注该学生")
-    expect(row.get_by_role("link")).to_have_count(0)
+    expect(row.get_by_role("link")).to_have_count(1)
     body = page.locator("main").inner_text()
     assert "PHQ" not in body and "第9题" not in body and "自伤意念" not in body
     expect(page.locator("table.list tbody tr").first).to_contain_text("关注该学生")
     _shot(s4, "crisis-teacher-watch")
     _phone_fits(page, "/")
+    row.get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("心理档案状态")
+    expect(page.locator("#file-crisis")).to_contain_text("正在进行")
+    body = page.locator("main").inner_text()
+    assert "高危" not in body and "PHQ" not in body and "自伤意念" not in body
+    _shot(s4, "crisis-teacher-status")
+    status_path = "/" + page.url.split("//", 1)[1].split("/", 1)[1]
+    _phone_fits(page, status_path)
+    page.goto(status_path)
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shot(s4, "crisis-teacher-status-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     # and the checklist is closed to them
     response = page.goto(crisis_url)
     assert response is not None and response.status == 403

@@ -23,7 +23,7 @@ from domain.pairing import Pairing
 from domain.policy import Policy
 from domain.support import SupportFile
 from projections.work_queue import KINDS, WorkItem, items, overdue_counts, tasks, work_queue
-from projections.work_queue_view import CRISIS_CLOCKS
+from projections.work_queue_view import CRISIS_CLOCKS, referrals
 
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
 REVIEW = Policy().review_days
@@ -340,6 +340,11 @@ def import_crisis(app: Anxin, school: School, no: str = TARGETED) -> str:
     return str(row[0])
 
 
+def dump_referrals(app: Anxin) -> list[tuple[Any, ...]]:
+    with app.views.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(referrals)))
+
+
 def dump_tasks(app: Anxin) -> list[tuple[Any, ...]]:
     with app.views.engine.connect() as conn:
         return sorted(tuple(r) for r in conn.execute(select(tasks)))
@@ -435,6 +440,38 @@ def test_an_escalated_file_owes_its_counselor_a_first_contact_until_a_session(
     assert queue(app, owner, date(2026, 10, 15))[0][0] == "first_contact"  # overdue first
     app.support.record_session(owner, fid, held_on=clock.today, summary="初次面谈")
     assert "first_contact" not in [k for k, *_ in queue(app, owner)]
+
+
+def test_a_files_one_to_one_responsible_person_has_its_next_review_in_their_queue(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given a file with a class teacher named as its one-to-one responsible person (包联人)
+    fid = app.support.open_support_file(
+        school.counselor, school.student(TARGETED), category="情绪困扰", risk_level="key", reason="筛查"
+    )
+    app.support.assign_responsible_person(school.counselor, fid, school.other_teacher.staff_id, "班主任包联")
+    f = app.support.get_support_file(school.counselor, fid)
+    # then the plan's next review is in their queue (and the counselor keeps their own review)
+    assert ("person", fid, f.next_review_due, False) in queue(app, school.other_teacher)
+    assert ("plan_review", fid, f.next_review_due, False) in queue(app, school.counselor)
+    assert queue(app, school.other_teacher, f.next_review_due + timedelta(days=1))[0][:2] == ("person", fid)
+    # and it moves with the review, to whoever is named next
+    app.support.raise_risk_level(school.counselor, fid, "high", "加重")
+    due = app.support.get_support_file(school.counselor, fid).next_review_due
+    assert ("person", fid, due, False) in queue(app, school.other_teacher)
+    app.support.assign_responsible_person(school.principal, fid, school.safety.staff_id, "调整包联")
+    assert "person" not in [k for k, *_ in queue(app, school.other_teacher)]
+    assert ("person", fid, due, False) in queue(app, school.safety)
+    # a closed file owes nothing; reopened, the item is back
+    app.support.close_support_file(school.counselor, fid, "好转")
+    assert "person" not in [k for k, *_ in queue(app, school.safety)]
+    app.support.reopen_support_file(school.counselor, fid, "复发")
+    due = app.support.get_support_file(school.counselor, fid).next_review_due
+    assert ("person", fid, due, False) in queue(app, school.safety)
+    # and a rebuild gives the same rows
+    before = dump_tasks(app)
+    app.views.rebuild(["work_queue"])
+    assert dump_tasks(app) == before
 
 
 # -- read your writes ---------------------------------------------------------------------------
@@ -615,8 +652,27 @@ def file_step(w: World, fid: str, pick: int) -> None:
     if f.status == "closed":
         app.support.reopen_support_file(s.principal, fid, "复发")
         return
-    step = pick % 8
-    if step == 5:
+    step = pick % 11
+    if step == 9:  # a referral to an agency of the registry
+        agency = next(iter(app.agencies.for_school(s.id)), None)
+        agency_id = (
+            agency.id if agency else app.agencies.add_agency(ADMIN, kind="hospital", name=f"医院{uuid4().hex[:6]}")
+        )
+        app.support.send_referral(s.principal, fid, agency_id=agency_id, reason="专科评估")
+    elif step == 10:  # the next state of the file's first referral still going
+        going = [e for e in f.referrals if e.get("status") in ("sent", "accepted", "feedback")]
+        if going:
+            rid, state = going[0]["id"], going[0]["status"]
+            if state == "sent":
+                app.support.accept_referral(s.principal, fid, rid)
+            elif state == "accepted" and pick % 2:
+                app.support.receive_referral_feedback(s.principal, fid, rid, summary="回执")
+            else:
+                app.support.close_referral(s.principal, fid, rid, reason="结束")
+    elif step == 8:  # the one-to-one responsible person, any staff member (refused if the same one)
+        who = [s.teacher, s.safety, s.other_teacher][(pick // 9) % 3]
+        app.support.assign_responsible_person(s.principal, fid, who.staff_id, "包联")
+    elif step == 5:
         app.support.record_crisis_intervention(
             s.principal, fid, occurred_on=today, what_happened="轻生言语", actions_taken="陪护"
         )
@@ -807,10 +863,43 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
     crisis_rows = {r[0]: r for r in dump_tasks(app) if r[1] == "crisis"}
     for fid in w.files:
         assert crisis_row_of(crisis_rows.get(fid)) == expected_crisis(app, fid), fid
+    # and every file's one-to-one responsible person has the plan's next review while it is open
+    person_rows = {r[0]: r for r in dump_tasks(app) if r[1] == "person"}
+    for fid in w.files:
+        f: Any = None if app.erasure.is_erased(fid) else app.repository.get(UUID(fid))
+        row = person_rows.get(fid)
+        got = (row[4], row[6] if row[5] is not None else None) if row is not None else (None, None)
+        if f is None or f.person_id is None:
+            assert row is None, fid
+        else:
+            due = f.next_review_due if f.is_open else None
+            assert got == (f.person_id, due.toordinal() if due else None), fid
+    # and every referral waiting for its feedback is in its file's counselor's queue while open
+    ref_rows = {(r[0], r[1]): r for r in dump_referrals(app)}
+    for fid in w.files:
+        f = None if app.erasure.is_erased(fid) else app.repository.get(UUID(fid))
+        owed = {
+            e["id"]: e["feedback_due"].toordinal()
+            for e in (f.referrals if f is not None else [])
+            if e.get("status") in ("sent", "accepted")
+        }
+        got = {rid: r[6] for (sid, rid), r in ref_rows.items() if sid == fid}
+        assert got == owed, fid
+        for (sid, _rid), r in ref_rows.items():
+            if sid == fid and f is not None:
+                assert (r[4], r[5] is not None) == (f.responsible_id, f.is_open), fid
     # and the queues people see are unchanged by a rebuild, as are the rows
-    people = (w.school.teacher, w.school.counselor, w.school.other_counselor, w.school.safety, w.school.principal)
-    before_rows, before_queues = (dump(app), dump_tasks(app)), [work_queue(app, p, names=False) for p in people]
+    people = (
+        w.school.teacher,
+        w.school.other_teacher,
+        w.school.counselor,
+        w.school.other_counselor,
+        w.school.safety,
+        w.school.principal,
+    )
+    before_rows = (dump(app), dump_tasks(app), dump_referrals(app))
+    before_queues = [work_queue(app, p, names=False) for p in people]
     app.views.rebuild(["work_queue"])
-    assert (dump(app), dump_tasks(app)) == before_rows
+    assert (dump(app), dump_tasks(app), dump_referrals(app)) == before_rows
     assert [work_queue(app, p, names=False) for p in people] == before_queues
     assert all(isinstance(i, WorkItem) for q in before_queues for i in q)

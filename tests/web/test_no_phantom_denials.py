@@ -98,7 +98,19 @@ def _ids(site: DemoSite) -> dict[str, str]:
             tuple(files),
         )
     ]
+
+    def part_of(part: str, staff_id: str) -> str:
+        """A file teacher1 has a part on (escalated it, is its 包联人), else counselor1's first."""
+        row = db.fetchone(
+            "SELECT s.stream_id FROM {t}anxin_stream_staff s JOIN {t}anxin_directory d ON d.stream_id = s.stream_id "
+            "WHERE s.part = ? AND s.staff_id = ? AND d.erased = 0 ORDER BY s.stream_id",
+            (part, staff_id),
+        )
+        return str(row[0]) if row else files[0]
+
     return {
+        "esc_file": part_of("escalated", teacher1),
+        "person_file": part_of("person", teacher1),
         "own_student": own_class[0],
         "other_student": other_class[0],
         "busy_own_student": max(own_class, key=kinds_linked),

@@ -36,6 +36,7 @@ import web.routes
 
 CASE_STEPS = list(importlib.import_module("web.routes.cases").STEPS)
 CRISIS_STEPS = list(importlib.import_module("web.routes.crisis").STEPS)
+REFERRAL_STEPS = list(importlib.import_module("web.routes.support").REFERRAL_STEPS)
 ROLES = ["teacher1", "counselor1", "counselor2", "safety1", "principal1", "supervisor1", "admin", "teacher7"]
 
 # method, path (with {placeholders} filled from the World below), expectations per ROLES column.
@@ -98,6 +99,8 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/support/new", "DAADADDD"),  # a class teacher opens one from a check-in or a student page
     ("POST", "/support/new", "AAADADDD"),
     ("GET", "/support/{c1_file}", "DADDARDD"),
+    ("GET", "/support/{esc_file}", "AADDARDD"),  # teacher1 escalated it: its status page
+    ("GET", "/support/{person_file}", "AADDARDD"),  # teacher1 is its 包联人: the plan part
     ("POST", "/support/{c1_file}/open", "DADDAADD"),
     *[
         ("POST", f"/support/{{c1_file}}/{step}", "DADDADDD")
@@ -111,11 +114,17 @@ MATRIX: list[tuple[str, str, str]] = [
             "crisis",
             "review",
             "reassign",
+            "person",
             "close",
             "reopen",
         )
     ],
     ("POST", "/support/{c1_file}/entries/{any_id}/correct", "DADDADDD"),  # no such entry: 400 once allowed
+    *[("POST", f"/support/{{c1_file}}/referrals/{{any_id}}/{step}", "DADDADDD") for step in REFERRAL_STEPS],
+    # -- the district's registry of agencies referrals go to: its administrator and supervisors ---------
+    ("GET", "/agencies", "DDDDDAAD"),
+    ("POST", "/agencies", "DDDDDAAD"),  # the same name twice: 400 once allowed
+    ("POST", "/agencies/{agency_id}/retire", "DDDDDAAD"),
     # -- the crisis pathway: every counselor of the school and the principal (no crisis open: 400 once allowed)
     ("GET", "/crisis/{c1_file}", "DAADADDD"),
     *[("POST", f"/crisis/{{c1_file}}/{step}", "DAADADDD") for step in CRISIS_STEPS],
@@ -227,6 +236,13 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/support-files", "DAADADDD"),
     ("GET", "/api/v1/support-files/mine", "AAAAAAAA"),
     ("GET", "/api/v1/support-files/{c1_file}", "DADDADDD"),
+    ("GET", "/api/v1/support-files/{esc_file}", "DADDADDD"),  # the teacher who escalated it: status only
+    ("GET", "/api/v1/support-files/{esc_file}/status", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{c1_file}/status", "DADDADDD"),
+    ("GET", "/api/v1/support-files/{person_file}", "DADDADDD"),  # the 包联人: never the whole file
+    ("GET", "/api/v1/support-files/{person_file}/plan", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{person_file}/status", "AADDADDD"),
+    ("GET", "/api/v1/support-files/{c1_file}/plan", "DADDADDD"),
     ("POST", "/api/v1/support-files/{c1_file}/open", "DADDAADD"),
     ("POST", "/api/v1/support-files", "AAADADDD"),  # a class teacher may open one for their class
     *[
@@ -236,6 +252,7 @@ MATRIX: list[tuple[str, str, str]] = [
             "risk/lower",
             "category",
             "responsible",
+            "responsible-person",
             "plan",
             "plan/revise",
             "sessions",
@@ -246,8 +263,14 @@ MATRIX: list[tuple[str, str, str]] = [
             "close",
             "reopen",
             "entries/{any_id}/corrections",
+            "referrals/{any_id}/accepted",
+            "referrals/{any_id}/feedback",
+            "referrals/{any_id}/close",
         ]
     ],
+    ("GET", "/api/v1/agencies", "DDDDDAAD"),
+    ("POST", "/api/v1/agencies", "DDDDDAAD"),
+    ("POST", "/api/v1/agencies/{api_agency_id}/retire", "DDDDDAAD"),
     ("GET", "/api/v1/screenings/coverage", "DAAAAADD"),  # without names for the district
     ("POST", "/api/v1/screenings/import", "DAADADDD"),
     # -- API: reports and audit ------------------------------------------------------------------------
@@ -367,7 +390,35 @@ def world(site: DemoSite) -> World:
         concern=True,
         concern_note="矩阵测试",
     )
+    # A file teacher1 escalated from a check-in of their own (counselor1 responsible).
+    esc_student = next(
+        s
+        for s in own_class[2:]
+        if s.id not in with_file and s.id not in {p.student_id for p in app.pairings.my_pairings(teacher1)}
+    )
+    esc_pairing = app.pairings.pair(safety, staff_id=teacher1.staff_id, student_id=esc_student.id)
+    esc_check_in = app.pairings.record_check_in(
+        teacher1, esc_pairing, held_on=app.now().date(), notes={"thinking": "矩阵"}, concern=True, concern_note="矩阵"
+    )
+    esc_file = app.escalations.escalate_to_support_file(
+        teacher1,
+        esc_pairing,
+        esc_check_in,
+        category="情绪困扰",
+        risk_level="general",
+        reason="矩阵测试",
+        responsible_id=c1.staff_id,
+    )
     file_student = next(s for s in other_class if s.id not in with_file)
+    supervisor = _actor(site, "supervisor1")
+    agency_id = app.agencies.add_agency(supervisor, kind="hospital", name=f"矩阵医院{len(other_class)}甲")
+    api_agency_id = app.agencies.add_agency(supervisor, kind="hospital", name=f"矩阵医院{len(other_class)}乙")
+    # A file of counselor1's with teacher1 named its one-to-one responsible person (包联人).
+    person_student = next(s for s in reversed(other_class) if s.id not in with_file and s.id != file_student.id)
+    person_file = app.support.open_support_file(
+        c1, person_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
+    )
+    app.support.assign_responsible_person(c1, person_file, teacher1.staff_id, "矩阵测试")
     c1_file = app.support.open_support_file(
         c1, file_student.id, category="情绪困扰", risk_level="general", reason="矩阵测试"
     )
@@ -446,6 +497,10 @@ def world(site: DemoSite) -> World:
             "spare_pairing": spare_pairing,
             "check_in": check_in,
             "c1_file": c1_file,
+            "esc_file": esc_file,
+            "agency_id": agency_id,
+            "api_agency_id": api_agency_id,
+            "person_file": person_file,
             "class_case": class_case,
             "other_case": other_case,
             "spare_staff": spare_staff,

@@ -249,10 +249,15 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
         {"expected_version": _version(page.text), "guardian": "母亲", "method": "phone", "summary": "家长同意陪同就医"},
     )
     assert r.status_code == 303
+    supervisor = _actor(site, "supervisor1")
+    agency = next(
+        (a.id for a in site.app.agencies.registry(supervisor) if a.name == "市精神卫生中心"), None
+    ) or site.app.agencies.add_agency(supervisor, kind="mental_health", name="市精神卫生中心")
     page = b.get(f"/support/{file_id}")
+    assert f'<option value="{agency}"' in page.text  # picked from the district's registry
     r = b.post(
         f"/support/{file_id}/referral",
-        {"expected_version": _version(page.text), "to": "市精神卫生中心", "reason": "需要专业评估"},
+        {"expected_version": _version(page.text), "agency_id": agency, "reason": "需要专业评估"},
     )
     assert r.status_code == 303
     page = b.get(f"/support/{file_id}")

@@ -91,10 +91,23 @@ def test_an_imported_crisis_is_at_the_top_for_counselors_and_the_principal_and_a
     page = browse("teacher1").get("/").text
     watch = [r for r in _rows(page) if student.name in r]
     assert len(watch) == 1 and "关注该学生" in watch[0] and "心理老师正在跟进" in watch[0]
-    assert fid not in page and "href" not in watch[0] and "PHQ" not in page and "第9题" not in page
+    assert "PHQ" not in page and "第9题" not in page and f"/crisis/{fid}" not in page
     assert _rows(page)[0] == watch[0] or "关注该学生" in _rows(page)[0]
-    # and the class teacher may not open the checklist
+    # its one link is the file's status page: a crisis is open, who is responsible; no level, no trigger
+    assert re.findall(r'href="([^"]+)"', watch[0]) == [f"/support/{fid}"]
+    status = browse("teacher1").get(f"/support/{fid}")
+    assert status.status_code == 200 and "心理档案状态" in status.text
+    facts = status.text.split('id="file-status-facts"', 1)[1].split("</dl>", 1)[0]
+    assert "正在进行" in facts and site.app.roster.staff_name(_actor(site, "counselor1").staff_id) in facts
+    assert "高危" not in status.text and "PHQ" not in status.text and "心理筛查危机信号" not in status.text
+    assert "帮扶方案" not in status.text and "心理辅导" not in status.text
+    # and the class teacher may not open the checklist, nor the file's content through the API
     assert browse("teacher1").get(f"/crisis/{fid}").status_code == 403
+    assert browse("teacher1").api("GET", f"/api/v1/support-files/{fid}").status_code == 403
+    api = browse("teacher1").api("GET", f"/api/v1/support-files/{fid}/status")
+    assert api.status_code == 200 and api.json()["crisis_open"] is True and "risk_level" not in api.json()
+    # another class's teacher gets nothing
+    assert browse("teacher2").get(f"/support/{fid}").status_code == 403
 
 
 def test_any_counselor_records_the_checklist_with_who_and_when(site: DemoSite, browse: Any) -> None:

@@ -287,6 +287,25 @@ def test_escalate_to_support_file_and_bullying_report(site: DemoSite, browse) ->
     assert f'href="/support/{file_id}"' in shown and f'href="/cases/{case_id}"' in shown
     assert "担忧已上报" in shown and "上报为心理档案" not in shown and "上报为欺凌报告" not in shown
     assert not p.open_concerns
+    # the link to the file opens its status page for the teacher who escalated it (not a 403):
+    # that it exists, who is responsible, the next step's date, no crisis; no level, no notes
+    f = site.app.support.get_support_file(principal, file_id)
+    before = _denials(site, _actor(site, "teacher1").staff_id, "file.status")
+    status = b.get(f"/support/{file_id}")
+    assert status.status_code == 200 and "心理档案状态" in status.text
+    facts = status.text.split('id="file-status-facts"', 1)[1].split("</dl>", 1)[0]
+    assert site.app.roster.staff_name(f.responsible_id) in facts
+    due = f.first_contact["due"]
+    assert f"心理老师首次接触学生：{due.year}年{due.month}月{due.day}日" in facts
+    assert '<dd id="file-crisis">无</dd>' in facts
+    assert "重点关注" not in status.text and "需要心理支持" not in status.text and "人际关系" not in status.text
+    assert _denials(site, _actor(site, "teacher1").staff_id, "file.status") == before
+    allowed = site.app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = 'file.status' AND allowed = 1 "
+        "AND resource_id = ?",
+        (_actor(site, "teacher1").staff_id, file_id),
+    )
+    assert allowed is not None and allowed[0] == 1
 
 
 def test_end_pairing(site: DemoSite, browse) -> None:

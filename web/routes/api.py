@@ -270,6 +270,20 @@ def my_support_files(user: ApiUser, app: App) -> Any:
     return jsonable(app.support.my_support_files(user.actor))
 
 
+@router.get(
+    "/support-files/{file_id}/status", tags=[S], summary="档案状态（仅状态：负责人、下一步日期、是否在危机干预中）"
+)
+def support_file_status(file_id: str, user: ApiUser, app: App) -> Any:
+    return jsonable(app.support.get_file_status(user.actor, file_id))
+
+
+@router.get(
+    "/support-files/{file_id}/plan", tags=[S], summary="帮扶方案、本人的待办与家校联系（一对一包联人；不含辅导记录）"
+)
+def support_file_plan(file_id: str, user: ApiUser, app: App) -> Any:
+    return jsonable(app.support.get_file_plan(user.actor, file_id))
+
+
 @router.get("/support-files/{file_id}", tags=[S], summary="档案全部内容")
 def support_file(file_id: str, user: ApiUser, app: App) -> Any:
     return jsonable(app.support.get_support_file(user.actor, file_id))
@@ -303,11 +317,15 @@ commands(
         ("risk/lower", "lower_risk_level", "降低风险等级"),
         ("category", "change_file_category", "更改类别"),
         ("responsible", "reassign_support_file", "更换负责人"),
+        ("responsible-person", "assign_responsible_person", "指定一对一包联人（本校任何教职工）"),
         ("plan", "draw_up_plan", "制定方案"),
         ("plan/revise", "revise_plan", "修订方案"),
         ("sessions", "record_session", "记录辅导"),
         ("guardian-contacts", "record_guardian_contact", "记录家长沟通"),
-        ("referrals", "record_referral", "记录转介"),
+        ("referrals", "send_referral", "转介（从本区转介机构名录中选择机构）"),
+        ("referrals/{entry_id}/accepted", "accept_referral", "转介：机构已接收"),
+        ("referrals/{entry_id}/feedback", "receive_referral_feedback", "转介：收到回执"),
+        ("referrals/{entry_id}/close", "close_referral", "结束转介"),
         ("crisis-interventions", "record_crisis_intervention", "记录危机干预"),
         ("reviews", "record_review", "记录复评"),
         ("close", "close_support_file", "结束档案"),
@@ -316,6 +334,15 @@ commands(
     ],
     created=("sessions", "guardian-contacts", "referrals", "crisis-interventions", "reviews"),
 )
+
+
+@router.get("/agencies", tags=[S], summary="本区转介机构名录（区管理员、督导维护）")
+def agencies(user: ApiUser, app: App) -> Any:
+    return jsonable(app.agencies.registry(user.actor))
+
+
+command("/agencies", "add_agency", tag=S, summary="添加转介机构", status=201)
+command("/agencies/{agency_id}/retire", "retire_agency", tag=S, summary="停用转介机构")
 
 SC = "心理筛查"
 

@@ -79,7 +79,12 @@ STEPS: dict[str, tuple[Step, str]] = {
     ),
     "referral": (
         lambda app, u, fid, f, v: app.crisis.record_crisis_referral(
-            u.actor, fid, institution=_text(f, "institution"), note=_text(f, "note"), expected_version=v
+            u.actor,
+            fid,
+            agency_id=_text(f, "agency_id") or None,
+            institution=_text(f, "institution"),
+            note=_text(f, "note"),
+            expected_version=v,
         ),
         "已记录转介",
     ),
@@ -121,6 +126,7 @@ def _page(request: Request, user: User, file_id: str, status: int = 200, **extra
         # Whether the whole file is theirs to read (asked without recording: only a link).
         reads_file=app.gate.permits(user.actor, access.FILE_READ, "file", file_id),
         back="crisis",
+        agencies=app.agencies.for_school(view.school_id),  # the registry a referral picks from
         risk_labels=RISK_LABELS,
         **CRISIS_VOCAB,
         **extra,

@@ -20,7 +20,15 @@ from anxin.service import Anxin
 from domain import access
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied
 from domain.policy import RISK_LABELS, RISK_LEVELS
-from domain.support import CATEGORIES, CONTACT_METHODS, ORIGINS, REVIEW_OUTCOMES
+from domain.support import (
+    AGENCY_KINDS,
+    CATEGORIES,
+    CONTACT_METHODS,
+    NEXT_STEPS,
+    ORIGINS,
+    REFERRAL_STATES,
+    REVIEW_OUTCOMES,
+)
 from projections.support_register import register, student_refs
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
@@ -199,6 +207,10 @@ def _file_page(
         student=student,
         staff_name=web.staff_name,
         counselors=[] if break_glass else _counselors(app, user),
+        people=[] if break_glass else app.accounts.person_candidates(user.actor),
+        agencies=[] if break_glass else app.agencies.for_school(f.school_id),
+        agency_kinds=AGENCY_KINDS,
+        referral_states=REFERRAL_STATES,
         readonly=bool(break_glass),
         today=app.now().date(),
         erased_label=ERASED_LABEL,
@@ -208,12 +220,58 @@ def _file_page(
     )
 
 
+def _plan_page(request: Request, user: User, file_id: str) -> Response:
+    """What a file's one-to-one responsible person (一对一包联人) sees (FILE_PLAN): the plan,
+    their task (the plan's next review), the guardian contacts; never the counselling notes."""
+    web = get_web(request)
+    app = web.app
+    try:
+        plan = app.support.get_file_plan(user.actor, file_id)
+    except Erased:
+        return render(request, "support/erased.html", 410, file_id=file_id)
+    return render(
+        request,
+        "support/plan.html",
+        p=plan,
+        student=app.student_ref(plan.student_id),  # a name for an already-authorised read
+        staff_name=web.staff_name,
+        contact_methods=CONTACT_METHODS,
+    )
+
+
+def _status_page(request: Request, user: User, file_id: str) -> Response:
+    """The status of a file, for those who may know no more (FILE_STATUS): the teacher who
+    escalated the concern, a class teacher while a student of their class is in crisis."""
+    web = get_web(request)
+    app = web.app
+    try:
+        status = app.support.get_file_status(user.actor, file_id)
+    except Erased:
+        return render(request, "support/erased.html", 410, file_id=file_id)
+    return render(
+        request,
+        "support/status.html",
+        s=status,
+        student=app.student_ref(status.student_id),  # a name for an already-authorised read
+        staff_name=web.staff_name,
+        next_steps=NEXT_STEPS,
+    )
+
+
 @router.get("/support/{file_id}")
 def support_file(request: Request, file_id: str, user: PageUser, app: App) -> Response:
     # Whether the gate would show this file only with a stated reason (asked without
     # recording, so the reason form comes before any read).
     if app.gate.needs_reason(user.actor, access.FILE_READ, "file", file_id):
         return reason_form(request, f"/support/{file_id}/open")
+    # The part of the file this person may see, asked without recording (the read itself is
+    # decided and recorded): the whole file, or its status only; otherwise the whole file's
+    # read is refused (403, recorded).
+    if not app.gate.permits(user.actor, access.FILE_READ, "file", file_id):
+        if app.gate.permits(user.actor, access.FILE_PLAN, "file", file_id):
+            return _plan_page(request, user, file_id)
+        if app.gate.permits(user.actor, access.FILE_STATUS, "file", file_id):
+            return _status_page(request, user, file_id)
     return _file_page(request, user, file_id)
 
 
@@ -323,13 +381,65 @@ def guardian_contact(app: Anxin, user: User, file_id: str, form: dict[str, Any],
 
 @_step("referral", "已记录转介")
 def referral(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    app.support.record_referral(
+    app.support.send_referral(
         user.actor,
         file_id,
+        agency_id=str(form.get("agency_id", "")),
         referred_on=day_or(form.get("referred_on"), today),
-        to=str(form.get("to", "")),
         reason=str(form.get("reason", "")),
         expected_version=v,
+    )
+
+
+# A referral's next states, each its own form on the file's page.
+REFERRAL_STEPS: dict[str, tuple[Callable[[Anxin, User, str, str, dict[str, Any], int | None, date], None], str]] = {
+    "accepted": (
+        lambda app, u, fid, eid, f, v, today: app.support.accept_referral(
+            u.actor,
+            fid,
+            eid,
+            accepted_on=day_or(f.get("accepted_on"), today),
+            note=str(f.get("note", "")),
+            expected_version=v,
+        ),
+        "已记录机构接收",
+    ),
+    "feedback": (
+        lambda app, u, fid, eid, f, v, today: app.support.receive_referral_feedback(
+            u.actor,
+            fid,
+            eid,
+            received_on=day_or(f.get("received_on"), today),
+            summary=str(f.get("summary", "")),
+            expected_version=v,
+        ),
+        "已记录转介回执",
+    ),
+    "close": (
+        lambda app, u, fid, eid, f, v, today: app.support.close_referral(
+            u.actor, fid, eid, reason=str(f.get("reason", "")), expected_version=v
+        ),
+        "转介已结束",
+    ),
+}
+
+
+@router.post("/support/{file_id}/referrals/{entry_id}/{step}")
+def referral_step(request: Request, file_id: str, entry_id: str, step: str, user: PageUser, form: Form) -> Response:
+    """A referral moves on: the agency accepted it, its feedback (回执) came, it is over."""
+    found = REFERRAL_STEPS.get(step)
+    if found is None:
+        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+    call, done = found
+
+    def refused(r: Refused) -> Response:
+        return _file_page(request, user, file_id, r.status, active=f"{step}:{entry_id}", error=r.message)
+
+    return run_form(
+        request,
+        lambda app: call(app, user, file_id, entry_id, form, expected_version(form), app.now().date()),
+        lambda _: redirect(f"/support/{file_id}#referrals", request, i18n.gettext(done)),
+        refused,
     )
 
 
@@ -361,6 +471,12 @@ def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | 
 def reassign(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
     responsible, reason = str(form.get("responsible_id", "")), str(form.get("reason", ""))
     app.support.reassign_support_file(user.actor, file_id, responsible, reason, expected_version=v)
+
+
+@_step("person", "已指定一对一包联人")
+def person(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
+    staff_id, reason = str(form.get("staff_id", "")), str(form.get("reason", ""))
+    app.support.assign_responsible_person(user.actor, file_id, staff_id, reason, expected_version=v)
 
 
 @_step("close", "档案已结案")
