@@ -533,4 +533,29 @@ def _files(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock, end: d
             screened += 1
     counselor = ds.counselors[0]
     app.screenings.import_screenings(counselor, ds.id, "\n".join(lines) + "\n")
+    _crisis_steps_taken(app, ds, clock)
     return {"心理档案": made, "心理筛查": screened}
+
+
+def _crisis_steps_taken(app: Any, ds: DemoSchool, clock: SimClock) -> None:
+    """The crises the demo's history opened, handled as a school would that same day (the
+    student seen, the guardian informed and consenting, supervised until handed over, a
+    referral made): each still open, waiting for the hospital's feedback and the
+    return-to-school assessment, none overdue on the demo's last day."""
+    counselor = ds.counselors[0]
+    for line in app.support.support_register(ds.principal, ds.id):
+        f = app.support.get_support_file(ds.principal, line.file_id)
+        if f.crisis is None:
+            continue
+        opened = clock.now
+        steps = [
+            ("record_crisis_assessment", {"assessment": "心理老师当面评估：有自伤念头，无具体计划"}),
+            ("record_guardian_informed", {"guardian": "母亲", "method": "phone", "response": "consented"}),
+            ("record_supervision", {"supervisors": "班主任、心理老师轮流陪同"}),
+            ("record_handover", {"guardian": "母亲"}),
+            ("record_crisis_referral", {"institution": "市精神卫生中心"}),
+        ]
+        for hours, (step, fields) in enumerate(steps, start=1):
+            clock.now = opened + timedelta(hours=hours)
+            getattr(app.crisis, step)(counselor, line.file_id, **fields)
+        clock.now = opened
