@@ -391,8 +391,15 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             continue
         step()
         app.cases.complete_investigation(safety, case, findings="调查属实：存在多次故意欺凌行为")
+        # 未成年人保护法 art. 39: both sides' guardians are invited to take part in the determination.
+        app.cases.invite_guardian(safety, case, student_id=target, method="in_person", note="约定认定会议时间")
+        app.cases.record_guardian_participation(safety, case, student_id=target, participation="attended")
         if stage == "awaiting_determination":
             continue
+        app.cases.invite_guardian(safety, case, student_id=bully, method="phone", note="电话邀请参加认定会议")
+        app.cases.record_guardian_participation(
+            safety, case, student_id=bully, participation="written_views", note="家长书面表示孩子会道歉，希望从轻处理"
+        )
         step()
         not_bullying = stage == "concluded"
         severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])

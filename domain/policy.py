@@ -46,6 +46,9 @@ class Policy:
     first_contact_school_days: int = 2
     # A referral (转介) to an agency: its feedback (回执) is due within these days.
     referral_feedback_days: int = 14
+    # A guardian is recorded as unreachable for a bullying determination (未成年人保护法
+    # art. 39) only after at least this many unanswered invitations.
+    guardian_contact_attempts: int = 3
 
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)

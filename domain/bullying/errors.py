@@ -72,3 +72,18 @@ class AppealPending(WrongState):
 class AppealWindowClosed(DomainError):
     code = "appeal_window_closed"
     message = "申诉期已过（截止{until}），不能再申诉"
+
+
+class GuardianParticipationMissing(DomainError):
+    """The determination without the guardians of both sides (未成年人保护法 art. 39). The
+    domain knows students by id: it names them by their part; the application names them
+    (`naming`) before a person reads it."""
+
+    code = "guardian_participation_missing"
+    message = "认定前须通知被欺凌学生和欺凌学生的监护人参与认定（未成年人保护法第三十九条）；{students}：{missing}"
+
+    def naming(self, names: dict[str, str]) -> GuardianParticipationMissing:
+        ids = list(self.details.get("student_ids", []))
+        return type(self)(
+            students="、".join(names.get(s, s) for s in ids), missing=self.details["missing"], student_ids=ids
+        )

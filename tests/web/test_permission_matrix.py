@@ -232,6 +232,11 @@ MATRIX: list[tuple[str, str, str]] = [
             "follow-ups/{any_id}/corrections",
         ]
     ],
+    # -- API: bullying cases, issue 17 part B (the determination's guardians, ...) ----------------------
+    *[
+        ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDAADDD")
+        for p in ["guardian-invitations", "guardian-participation"]
+    ],
     # -- API: support files and screenings ---------------------------------------------------------------------
     ("GET", "/api/v1/support-files", "DAADADDD"),
     ("GET", "/api/v1/support-files/mine", "AAAAAAAA"),

@@ -255,6 +255,16 @@ commands(
     ),
 )
 
+# -- bullying cases, issue 17 part B: the guardians' part in the determination (未成年人保护法 art. 39)
+commands(
+    "/cases/{case_id}",
+    C,
+    [
+        ("guardian-invitations", "invite_guardian", "通知监护人参与认定（每次通知一条）"),
+        ("guardian-participation", "record_guardian_participation", "记录监护人参与认定的情况"),
+    ],
+    created=("guardian-invitations", "guardian-participation"),
+)
 
 # -- support files (一人一策) and screenings ---------------------------------------------------------
 S = "心理档案"

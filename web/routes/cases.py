@@ -24,6 +24,10 @@ from domain.bullying import (
     CHANNELS,
     CONTACT_METHODS,
     FORMS,
+    GUARDIAN_INVITATION_METHODS,
+    GUARDIAN_MISSING,
+    GUARDIAN_PARTICIPATION,
+    GUARDIAN_PARTS,
     INTERVENTION_KINDS,
     MEASURES,
     PARTS,
@@ -153,6 +157,7 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         "today": app.now().date(),
         "interventions": sorted(case.interventions.values(), key=lambda i: i["at"]),
         "appeal_parties": [p for p in case.parties if p["part"] != "witness"],
+        **_determination_context(case),
     }
 
 
@@ -472,6 +477,53 @@ STEPS: dict[str, tuple[Step, str]] = {
     "correct_evidence": (_correct_evidence, "已更正"),
     "correct_follow_up": (_correct_follow_up, "已更正"),
 }
+
+
+# -- issue 17, part B: the guardians' part in the determination, ... ----------------------------
+def _invite_guardian(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    at = text(f, "invited_at")
+    reached = text(f, "reached")
+    if reached not in ("yes", "no"):
+        raise InvalidInput(reason="须写明是否联系上监护人")
+    return app.cases.invite_guardian(
+        u.actor,
+        cid,
+        student_id=text(f, "student_id"),
+        method=text(f, "method"),
+        invited_at=moment(at, "通知时间") if at else None,
+        reached=reached == "yes",
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _guardian_participation(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.record_guardian_participation(
+        u.actor,
+        cid,
+        student_id=text(f, "student_id"),
+        participation=text(f, "participation"),
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _determination_context(case: BullyingCase) -> dict[str, Any]:
+    """What the part-B sections of the case page show (cases/_determination.html)."""
+    return {
+        "guardian_methods": GUARDIAN_INVITATION_METHODS,
+        "participations": GUARDIAN_PARTICIPATION,
+        "guardian_missing": GUARDIAN_MISSING,
+        "guardian_parties": [p for p in case.parties if p["part"] in GUARDIAN_PARTS],
+    }
+
+
+STEPS.update(
+    {
+        "invite_guardian": (_invite_guardian, "已记录通知监护人"),
+        "guardian_participation": (_guardian_participation, "已记录监护人参与情况"),
+    }
+)
 
 
 @router.post("/cases/{case_id}/{action}")
