@@ -19,6 +19,7 @@ from uuid import uuid4
 from anxin.commands.case_reads import CaseReads
 from domain import access
 from domain.bullying import BullyingCase, GuardianParticipationMissing
+from domain.committee import NoGoverningBody
 from domain.common import Actor
 
 
@@ -332,6 +333,41 @@ class CaseCommands(CaseReads):
             note=note,
             min_attempts=self.policy.guardian_contact_attempts,
         )
+
+    # -- the governance body's meeting (未成年人学校保护规定 art. 23-24) --------------------------------
+    def record_committee_meeting(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        members_present: list[str],
+        summary: str,
+        decision: str,
+        held_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """The school's 学生欺凌治理委员会 met to determine the case: the date (default: today),
+        the members present (ids of the body's current members), the summary of views and the
+        body's decision. The quorum is the policy's (`committee_quorum`) for the body as it is."""
+        meeting_id = uuid4().hex
+        with self._case(actor, case_id, expected_version) as c:
+            active = self.core.committee.active_member_ids(c.school_id)
+            if not active:
+                raise NoGoverningBody()
+            at = self.now()
+            c.record_committee_meeting(
+                meeting_id=meeting_id,
+                held_on=held_on or at.date(),
+                body_id=str(self.core.committee.body_id(c.school_id)),
+                members_present=members_present,
+                active_members=active,
+                quorum=self.policy.committee_quorum_for(len(active)),
+                summary=summary,
+                decision=decision,
+                actor=actor.staff_id,
+                at=at,
+            )
+        return meeting_id
 
     def _names(self, student_ids: Iterable[str]) -> dict[str, str]:
         """The students' names, for a refusal that names them (inside an allowed command)."""

@@ -71,11 +71,13 @@ from domain.bullying.errors import (
     AppealPending,
     AppealWindowClosed,
     CaseClosed,
+    CommitteeMeetingRequired,
     DeterminationNotApproved,
     GuardianParticipationMissing,
     InterventionsRequired,
     MandatoryReportRequired,
     NotAParty,
+    QuorumNotMet,
     SelfApproval,
     TargetedPartyRequired,
     UnknownStaff,
@@ -130,6 +132,8 @@ __all__ = [
     "CHANNELS",
     "CONTACT_METHODS",
     "CaseClosed",
+    "CommitteeMeetingRequired",
+    "QuorumNotMet",
     "DeterminationNotApproved",
     "FORMS",
     "GUARDIAN_INVITATION_METHODS",
@@ -188,11 +192,13 @@ class BullyingCase(CaseAggregate):
     SelfHarmNoted: TypeAlias = events.SelfHarmNoted
     GuardianInvitationRecorded: TypeAlias = events.GuardianInvitationRecorded
     GuardianParticipationRecorded: TypeAlias = events.GuardianParticipationRecorded
+    CommitteeMeetingRecorded: TypeAlias = events.CommitteeMeetingRecorded
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
     guardian_invitations: tuple[dict[str, Any], ...] = ()
     guardian_participations: tuple[dict[str, Any], ...] = ()
+    committee_meetings: tuple[dict[str, Any], ...] = ()
 
     @event(Reported)
     def __init__(
@@ -531,6 +537,7 @@ class BullyingCase(CaseAggregate):
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
         bullying, severity, horseplay = determination_of(bullying, severity, horseplay)
         self._require_guardians_took_part()
+        self._require_quorate_meeting()
         self._determined(
             determination_id=determination_id,
             bullying=bullying,
@@ -791,6 +798,102 @@ class BullyingCase(CaseAggregate):
         p = self._party(student_id)
         require(p["part"] in GUARDIAN_PARTS, "只有被欺凌学生和欺凌学生的监护人参与认定")
         return p
+
+    # -- the governance body's meeting (未成年人学校保护规定 art. 23-24; 教督〔2017〕10号) -----------
+    def record_committee_meeting(
+        self,
+        *,
+        meeting_id: str,
+        held_on: date,
+        body_id: str,
+        members_present: Iterable[str],
+        active_members: Iterable[str],
+        quorum: int,
+        summary: str,
+        decision: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The school's 学生欺凌治理委员会 met to determine the case: the members present (of
+        `active_members`, the body's members now) and the quorum (from the policy) are kept
+        with it. A meeting short of its quorum is recorded as it happened; a determination
+        cannot rest on it."""
+        require_aware(at)
+        self._require(("awaiting_determination",), "记录认定会议")
+        require(not any(m["id"] == meeting_id for m in self.committee_meetings), "该会议已记录")
+        require(isinstance(held_on, date) and held_on <= at.date(), "会议日期不能晚于今天")
+        started = self.investigation_started_at
+        require(started is None or held_on >= started.date(), "会议日期不能早于开始调查的日期")
+        present = [str(m) for m in members_present or ()]
+        require(bool(present), "请选择出席会议的委员会成员")
+        require(len(set(present)) == len(present), "出席成员重复")
+        active = set(active_members)
+        require(set(present) <= active, "出席成员须为委员会现任成员")
+        require(isinstance(quorum, int) and quorum >= 1, "规定出席人数须为正整数")
+        self._committee_meeting_recorded(
+            meeting_id=meeting_id,
+            held_on=held_on,
+            body_id=require_text(body_id, "委员会"),
+            members_present=present,
+            members_total=len(active),
+            quorum=quorum,
+            summary=require_text(summary, "意见摘要"),
+            decision=require_text(decision, "会议决定"),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CommitteeMeetingRecorded)
+    def _committee_meeting_recorded(
+        self,
+        meeting_id: str,
+        held_on: date,
+        body_id: str,
+        members_present: list[str],
+        members_total: int,
+        quorum: int,
+        summary: str,
+        decision: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": meeting_id,
+            "held_on": held_on,
+            "body_id": body_id,
+            "members_present": list(members_present),
+            "members_total": members_total,
+            "quorum": quorum,
+            "quorate": len(members_present) >= quorum,
+            "summary": summary,
+            "decision": decision,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+            # the determination it is for: the next one recorded (after any returned before it)
+            "for_determination": len(self.determinations),
+        }
+        self.committee_meetings = (*self.committee_meetings, entry)
+
+    @property
+    def pending_meeting(self) -> dict[str, Any] | None:
+        """The latest meeting since the last determination was recorded (the one the next
+        determination rests on), if any."""
+        found = [m for m in self.committee_meetings if m["for_determination"] == len(self.determinations)]
+        return found[-1] if found else None
+
+    def meeting_of(self, determination_id: str) -> dict[str, Any] | None:
+        """The meeting a determination of the committee rested on (the latest before it)."""
+        index = next((i for i, d in enumerate(self.determinations) if d["id"] == determination_id), None)
+        found = [m for m in self.committee_meetings if m["for_determination"] == index]
+        return found[-1] if found else None
+
+    def _require_quorate_meeting(self) -> None:
+        m = self.pending_meeting
+        if m is None:
+            raise CommitteeMeetingRequired()
+        if not m["quorate"]:
+            raise QuorumNotMet(present=len(m["members_present"]), quorum=m["quorum"], total=m["members_total"])
 
     # -- mandatory report ---------------------------------------------------------------------
     def record_mandatory_report(

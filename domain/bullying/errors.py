@@ -87,3 +87,13 @@ class GuardianParticipationMissing(DomainError):
         return type(self)(
             students="、".join(names.get(s, s) for s in ids), missing=self.details["missing"], student_ids=ids
         )
+
+
+class CommitteeMeetingRequired(DomainError):
+    code = "committee_meeting_required"
+    message = "认定须由学校学生欺凌治理委员会开会作出（未成年人学校保护规定第二十四条）：请先记录本次认定会议（日期、出席成员、意见摘要、决定）"
+
+
+class QuorumNotMet(DomainError):
+    code = "quorum_not_met"
+    message = "认定会议出席成员{present}人，未达到规定人数{quorum}人（委员会现有成员{total}人），不能据此作出认定；请重新召开会议并记录"

@@ -269,3 +269,21 @@ class GuardianParticipationRecorded(CaseAggregate.Event):
     note: str
     actor: str
     at: datetime
+
+
+# -- the governance body's meeting for the determination (未成年人学校保护规定 art. 23-24) --------------
+class CommitteeMeetingRecorded(CaseAggregate.Event):
+    """The school's 学生欺凌治理委员会 met on the case: when, which members were present (ids
+    of the body's members, GoverningBody), how many members it had and the quorum the policy
+    asked then, the summary of views and the body's decision (text)."""
+
+    meeting_id: str
+    held_on: date
+    body_id: str
+    members_present: list[str]
+    members_total: int
+    quorum: int
+    summary: str
+    decision: str
+    actor: str
+    at: datetime

@@ -378,6 +378,7 @@ def test_a_returned_determination_goes_back_to_the_committee(app, school, clock)
     cid = given_case(app, school, clock, "determined")
     app.cases.return_determination(school.principal, cid, reason="证据不足以认定情节轻微，请复议")
     assert case(app, school, cid).status == "awaiting_determination"
+    ready_to_determine(app, school.safety, cid)  # the body meets again
     app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="复议后认定情节较重")
     c = case(app, school, cid)
     assert [d["returned"] for d in c.determinations] == [True, False]

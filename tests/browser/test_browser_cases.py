@@ -82,6 +82,16 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     _step(page, "invite_guardian", {})
     _step(page, "guardian_participation", {})
     expect(page.locator("#guardians")).to_contain_text("出席认定会议")
+    # the school's 学生欺凌治理委员会 meets: every member present
+    meeting = page.locator("details#committee_meeting")
+    meeting.locator("summary").click()
+    for box_ in meeting.locator("[name=members_present]").all():
+        box_.check()
+    meeting.locator("[name=summary]").fill("成员一致认为双方互相起外号")
+    meeting.locator("[name=decision]").fill("不构成欺凌，属打闹嬉戏")
+    meeting.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator("#meetings")).to_contain_text("达到规定人数")
     box = page.locator("details#determine")
     box.locator("summary").click()
     box.get_by_label("不构成欺凌", exact=True).check()

@@ -8,11 +8,17 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
-from determination_support import ready_case
+from determination_support import MEMBERS, ready_case
 from test_bullying_domain import BUL, PRINCIPAL, SAFETY, TGT, WIT, advance, at, new_case, refused, replay
 
-from domain.bullying import BullyingCase, GuardianParticipationMissing
+from domain.bullying import (
+    BullyingCase,
+    CommitteeMeetingRequired,
+    GuardianParticipationMissing,
+    QuorumNotMet,
+)
 from domain.common import InvalidInput, WrongState
+from domain.policy import Policy
 
 ATTEMPTS = 3
 
@@ -42,6 +48,23 @@ def took_part(c: BullyingCase, pid: str, student: str = TGT, participation: str 
         at=at(2.4),
         **kw,
     )
+
+
+def meet(c: BullyingCase, mid: str = "m1", present: list[str] = MEMBERS, days: float = 2.6, **kw) -> None:
+    fields = dict(
+        meeting_id=mid,
+        held_on=at(days).date(),
+        body_id="body-1",
+        members_present=present,
+        active_members=MEMBERS,
+        quorum=2,
+        summary="法治副校长认为情节轻微；家长代表同意",
+        decision="认定构成欺凌（一般）",
+        actor=SAFETY,
+        at=at(days),
+    )
+    fields.update(kw)
+    c.record_committee_meeting(**fields)
 
 
 def determine(c: BullyingCase, did: str = "d1", days: float = 3) -> None:
@@ -80,6 +103,7 @@ def test_with_every_guardian_taking_part_the_determination_is_recorded_and_lists
     invite(c, "n2", BUL, method="written")
     took_part(c, "p1", TGT)
     took_part(c, "p2", BUL, "written_views", note="家长书面表示孩子只是开玩笑")
+    meet(c)
     # when the determination is recorded
     determine(c)
     # then it is, and each guardian's part is on the case
@@ -145,6 +169,7 @@ def test_a_returned_determination_keeps_the_guardians_part_and_a_recurrence_need
     c = advance(new_case(), "determined")
     # a determination the principal returns is determined again on the same participation
     c.return_determination(reason="证据不足", actor=PRINCIPAL, at=at(3.5))
+    meet(c, "m2", days=3.55)
     determine(c, "d2", days=3.6)
     c.approve_determination(
         reason="同意", follow_up_due=at(40).date(), appeal_until=at(20).date(), actor=PRINCIPAL, at=at(4)
@@ -177,3 +202,81 @@ def test_a_returned_determination_keeps_the_guardians_part_and_a_recurrence_need
     ready_case(c, SAFETY, at(12.5))
     determine(c, "d3", days=13)
     assert c.status == "determined"
+
+
+# -- the governance body's meeting ------------------------------------------------------------------
+def test_without_a_meeting_of_the_body_the_determination_is_refused():
+    # given both guardians took part, but no meeting of the 学生欺凌治理委员会 is recorded
+    c = advance(new_case(), "awaiting_determination")
+    for i, student in enumerate((TGT, BUL)):
+        invite(c, f"n{i}", student)
+        took_part(c, f"p{i}", student)
+    e = refused(c, CommitteeMeetingRequired, partial(determine, c))
+    assert "未成年人学校保护规定第二十四条" in e.text
+
+
+def test_a_meeting_short_of_its_quorum_is_recorded_as_it_was_but_cannot_determine():
+    c = advance(new_case(), "awaiting_determination")
+    invite(c, "n1", TGT)
+    invite(c, "n2", BUL)
+    took_part(c, "p1", TGT)
+    took_part(c, "p2", BUL, "declined")
+    # when one of three members met (the policy asked two)
+    meet(c, "m1", present=MEMBERS[:1])
+    assert c.pending_meeting["quorate"] is False
+    # then the determination is refused, saying how many came and how many were needed
+    e = refused(c, QuorumNotMet, partial(determine, c))
+    assert e.details == {"present": 1, "quorum": 2, "total": 3}
+    assert "出席成员1人，未达到规定人数2人（委员会现有成员3人）" in e.text
+    # and a second meeting with two members present is enough
+    meet(c, "m2", present=MEMBERS[1:], days=2.7)
+    determine(c)
+    assert c.meeting_of("d1")["id"] == "m2"
+
+
+def test_a_returned_determination_needs_the_body_to_meet_again():
+    c = advance(new_case(), "determined")
+    c.return_determination(reason="请补充", actor=PRINCIPAL, at=at(3.5))
+    refused(c, CommitteeMeetingRequired, partial(determine, c), did="d2", days=3.6)
+    meet(c, "m2", days=3.55)
+    determine(c, "d2", days=3.6)
+    assert c.meeting_of("d2")["id"] == "m2" and c.meeting_of("d1")["id"] != "m2"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"members_present": []},
+        {"members_present": ["member-1", "member-1"]},
+        {"members_present": ["member-1", "stranger"]},
+        {"held_on": at(4).date()},
+        {"held_on": at(-5).date()},
+        {"summary": " "},
+        {"decision": ""},
+        {"quorum": 0},
+    ],
+)
+def test_a_bad_meeting_record_is_refused_and_changes_nothing(changes):
+    c = advance(new_case(), "awaiting_determination")
+    refused(c, InvalidInput, partial(meet, c), **changes)
+    assert c.committee_meetings == ()
+
+
+def test_the_body_meets_only_on_a_case_awaiting_its_determination():
+    c = advance(new_case(), "investigating")
+    refused(c, WrongState, partial(meet, c))
+
+
+@pytest.mark.parametrize(
+    "configured, members, quorum",
+    [(None, 5, 3), (None, 4, 3), ("majority", 7, 4), (5, 9, 5), (2, 3, 2)],
+)
+def test_the_quorum_is_the_policys_majority_or_number(configured, members, quorum):
+    policy = Policy.from_mapping({} if configured is None else {"committee_quorum": configured})
+    assert policy.committee_quorum_for(members) == quorum
+
+
+@pytest.mark.parametrize("bad", ["half", 0, -1, True, 2.5])
+def test_a_quorum_that_is_neither_is_refused_when_the_policy_loads(bad):
+    with pytest.raises(InvalidInput):
+        Policy.from_mapping({"committee_quorum": bad})

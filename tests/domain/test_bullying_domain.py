@@ -212,6 +212,7 @@ def test_the_status_follows_the_lifecycle_from_report_to_reopening():
         "InvestigationStarted",
         "InvestigationCompleted",
         *["GuardianInvitationRecorded", "GuardianParticipationRecorded"] * 2,
+        "CommitteeMeetingRecorded",
         "Determined",
         "DeterminationApproved",
         "InterventionPlanned",

@@ -77,12 +77,33 @@ def _step(site: DemoSite, b: Browser, case_id: str, action: str, data: dict[str,
 
 def _guardians_take_part(site: DemoSite, b: Browser, case_id: str) -> None:
     """Through the case page's forms: each targeted and bullying student's guardian invited by
-    phone and attending (what a determination needs, 未成年人保护法 art. 39)."""
+    phone and attending (未成年人保护法 art. 39), and the body's meeting: what a determination needs."""
     c = _case(site, case_id)
     for sid, part in c.links:
         if part in ("targeted", "bullying") and c.guardian_participation(sid) is None:
             _step(site, b, case_id, "invite_guardian", {"student_id": sid, "method": "phone", "reached": "yes"})
             _step(site, b, case_id, "guardian_participation", {"student_id": sid, "participation": "attended"})
+    # and the school's 学生欺凌治理委员会 meets with its quorum (the demo's principal keeps the body)
+    members = site.app.committee.active_member_ids(c.school_id)
+    if not members:
+        for name, capacity in [
+            ("赵校长", "school_leader"),
+            ("钱警官", "rule_of_law_vice_principal"),
+            ("孙律师", "expert"),
+        ]:
+            site.app.committee.appoint_member(
+                _actor(site, "principal1"), school_id=c.school_id, name=name, capacity=capacity
+            )
+        members = site.app.committee.active_member_ids(c.school_id)
+    meeting = _case(site, case_id).pending_meeting
+    if meeting is None or not meeting["quorate"]:
+        _step(
+            site,
+            b,
+            case_id,
+            "committee_meeting",
+            {"members_present": members, "summary": "成员发表意见", "decision": "表决通过"},
+        )
 
 
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:

@@ -55,6 +55,18 @@ def test_the_determination_waits_for_both_guardians_and_the_page_names_who_is_mi
         )
     page = _step(site, s, case_id, "guardian_participation", {"student_id": bully.id, "participation": "unreachable"})
     assert "多次联系未果" in page and "无人接听 2" in page
+    # and the school's body meets: the form lists its members by name and capacity
+    members = site.app.committee.active_member_ids(_case(site, case_id).school_id)
+    assert len(members) >= 3
+    page = s.get(f"/cases/{case_id}").text
+    assert page.count('name="members_present"') == len(members) and "法治副校长" in page
+    # one member alone is short of the majority: recorded, and the determination refused saying so
+    data = {"summary": f"意见 {tag}", "decision": "认定构成欺凌"}
+    page = _step(site, s, case_id, "committee_meeting", {"members_present": members[:1], **data})
+    assert "未达到规定人数" in page and f"意见 {tag}" in page
+    r = _post(s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "认定"})
+    assert r.status_code == 400 and "未达到规定人数" in r.text
+    _step(site, s, case_id, "committee_meeting", {"members_present": members, **data})
     # then the determination is recorded
     _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": f"认定 {tag}"})
     assert _case(site, case_id).status == "determined"
@@ -73,3 +85,23 @@ def test_a_notice_not_reached_without_what_happened_is_refused_in_chinese_and_wr
     r = _post(s, case_id, "guardian_participation", {"student_id": target.id, "participation": "attended"})
     assert r.status_code == 400 and "须先记录已通知到该生监护人" in r.text
     assert _case(site, case_id).version == version
+
+
+def test_the_principal_keeps_the_body_and_the_safety_lead_reads_it(site: DemoSite, browse) -> None:
+    p, s = browse("principal1"), browse("safety1")
+    tag = uuid.uuid4().hex[:6]
+    page = p.get("/committee").text
+    assert "登记成员" in page and "法治副校长" in page
+    r = p.post("/committee/appoint", {"name": f"何专家{tag}", "capacity": "expert"})
+    assert r.status_code == 303
+    page = s.get("/committee").text
+    assert f"何专家{tag}" in page and "登记成员" not in page  # read only for the safety lead
+    # a bad capacity is refused in Chinese, nothing appointed
+    before = len(site.app.committee.active_member_ids(_case_school(site)))
+    r = p.post("/committee/appoint", {"name": "某人", "capacity": "mascot"})
+    assert r.status_code == 400 and "身份「mascot」无效" in r.text
+    assert len(site.app.committee.active_member_ids(_case_school(site))) == before
+
+
+def _case_school(site: DemoSite) -> str:
+    return str(site.app.gate.actor(site.app.accounts.account("principal1")[0]).school_id)

@@ -262,9 +262,12 @@ commands(
     [
         ("guardian-invitations", "invite_guardian", "通知监护人参与认定（每次通知一条）"),
         ("guardian-participation", "record_guardian_participation", "记录监护人参与认定的情况"),
+        ("committee-meetings", "record_committee_meeting", "记录学生欺凌治理委员会的认定会议"),
     ],
-    created=("guardian-invitations", "guardian-participation"),
+    created=("guardian-invitations", "guardian-participation", "committee-meetings"),
 )
+command("/committee/members", "appoint_member", status=201, tag=C, summary="登记学生欺凌治理委员会成员（校长）")
+command("/committee/members/remove", "remove_member", tag=C, summary="记录委员会成员离任（校长）")
 
 # -- support files (一人一策) and screenings ---------------------------------------------------------
 S = "心理档案"

@@ -36,6 +36,7 @@ from domain.bullying import (
     BullyingCase,
     UnknownStaff,
 )
+from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n
@@ -157,7 +158,6 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         "today": app.now().date(),
         "interventions": sorted(case.interventions.values(), key=lambda i: i["at"]),
         "appeal_parties": [p for p in case.parties if p["part"] != "witness"],
-        **_determination_context(case),
     }
 
 
@@ -187,6 +187,7 @@ def _case_page(
         case_id=case_id,
         break_glass=break_glass,
         **_case_context(app, web, case),
+        **_determination_context(app, user, case),
         **extra,
     )
 
@@ -508,20 +509,41 @@ def _guardian_participation(app: Anxin, u: User, cid: str, f: dict[str, Any], v:
     )
 
 
-def _determination_context(case: BullyingCase) -> dict[str, Any]:
-    """What the part-B sections of the case page show (cases/_determination.html)."""
+def _determination_context(app: Anxin, user: User, case: BullyingCase) -> dict[str, Any]:
+    """What the part-B sections of the case page show (cases/_guardians.html, _meeting.html).
+    The body's members by name only for those the gate lets read them (the principal and the
+    safety lead); others (a supervisor with a stated reason) see the meetings' counts."""
+    members: dict[str, dict[str, Any]] | None = None
+    if app.permits(user.actor, access.COMMITTEE_READ, "committee", school_id=case.school_id):
+        members = app.committee.member_names(user.actor, case.school_id)
     return {
         "guardian_methods": GUARDIAN_INVITATION_METHODS,
         "participations": GUARDIAN_PARTICIPATION,
         "guardian_missing": GUARDIAN_MISSING,
         "guardian_parties": [p for p in case.parties if p["part"] in GUARDIAN_PARTS],
+        "members": members,
+        "active_members": [m for m in (members or {}).values() if m["left_at"] is None],
+        "capacities": CAPACITIES,
     }
+
+
+def _committee_meeting(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.record_committee_meeting(
+        u.actor,
+        cid,
+        held_on=day_or(text(f, "held_on"), None, "会议日期"),
+        members_present=values(f, "members_present"),
+        summary=text(f, "summary"),
+        decision=text(f, "decision"),
+        expected_version=v,
+    )
 
 
 STEPS.update(
     {
         "invite_guardian": (_invite_guardian, "已记录通知监护人"),
         "guardian_participation": (_guardian_participation, "已记录监护人参与情况"),
+        "committee_meeting": (_committee_meeting, "已记录认定会议"),
     }
 )
 
