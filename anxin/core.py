@@ -37,6 +37,7 @@ from anxin import audit, numbers, quarantine
 from anxin.commands import (
     AgencyCommands,
     CaseCommands,
+    CommitteeCommands,
     CrisisCommands,
     ErasureCommands,
     EscalationCommands,
@@ -149,6 +150,7 @@ class Core(Application[UUID]):
         self.crisis = CrisisCommands(self, self.support)
         self.erasure = ErasureCommands(self)
         self.agencies = AgencyCommands(self)
+        self.committee = CommitteeCommands(self)
         with opening(config):  # the tables made or checked by one process at a time
             super().__init__(env=config.env())
             self.db = Database(self.recorder, self.keystore)

@@ -337,6 +337,15 @@ CASE_STAGES = [
     "closed_offence",
     "reopened",
 ]
+# The demo schools' 学生欺凌治理委员会 (made-up names, like every name here).
+GOVERNING_BODY = [
+    ("周建国", "school_leader"),
+    ("吴警官", "rule_of_law_vice_principal"),
+    ("郑律师", "legal_adviser"),
+    ("冯医生", "expert"),
+    ("陈家长", "parent_rep"),
+    ("林同学", "student_rep"),
+]
 NARRATIVES = [
     ("physical", "课间在走廊被几名同学推搡，头部撞到墙上", "教学楼三楼走廊"),
     ("verbal", "多名同学长期给该生起侮辱性绰号并当众嘲笑", "七年级教室"),
@@ -391,10 +400,29 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             continue
         step()
         app.cases.complete_investigation(safety, case, findings="调查属实：存在多次故意欺凌行为")
+        # 未成年人保护法 art. 39: both sides' guardians are invited to take part in the determination.
+        app.cases.invite_guardian(safety, case, student_id=target, method="in_person", note="约定认定会议时间")
+        app.cases.record_guardian_participation(safety, case, student_id=target, participation="attended")
         if stage == "awaiting_determination":
             continue
+        app.cases.invite_guardian(safety, case, student_id=bully, method="phone", note="电话邀请参加认定会议")
+        app.cases.record_guardian_participation(
+            safety, case, student_id=bully, participation="written_views", note="家长书面表示孩子会道歉，希望从轻处理"
+        )
         step()
         not_bullying = stage == "concluded"
+        # 未成年人学校保护规定 art. 23-24: the school's governance body meets and determines.
+        members = app.committee.active_member_ids(ds.id) or [
+            app.committee.appoint_member(principal, school_id=ds.id, name=name, capacity=capacity)
+            for name, capacity in GOVERNING_BODY
+        ]
+        app.cases.record_committee_meeting(
+            safety,
+            case,
+            members_present=members[:4],
+            summary="法治副校长和法律顾问分析了行为性质，家长代表、专家发表了意见",
+            decision="经表决，认定不构成欺凌" if not_bullying else "经表决，认定构成学生欺凌",
+        )
         severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])
         app.cases.determine(
             safety,

@@ -15,6 +15,7 @@ from eventsourcing.utils import get_topic
 from domain import access
 from domain.access import Resource, decide
 from domain.bullying import BullyingCase
+from domain.committee import GoverningBody
 from domain.common import Actor, Role
 from domain.pairing import Pairing
 from domain.roster import Staff, Student
@@ -28,6 +29,7 @@ AGGREGATES = [
     (BullyingCase, "校园欺凌案件", "A bullying case from report to closure."),
     (SupportFile, "心理健康档案（一人一策）", "A student's psychological-support file."),
     (ScreeningRecord, "心理筛查记录", "A student's screenings in one school year."),
+    (GoverningBody, "学生欺凌治理委员会", "A school's bullying governance body: its members and their capacities."),
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -63,6 +63,11 @@ AGENCY_ADMIN = "agency.admin"
 CRISIS_REPORT = "crisis.report"
 CRISIS_READ = "crisis.read"
 CRISIS_WRITE = "crisis.write"
+# A school's bullying governance body (学生欺凌治理委员会, domain.committee): the principal
+# appoints and removes its members; the principal and the safety lead, who records the case's
+# meeting, read who sits on it (names of adults in a capacity, no student's).
+COMMITTEE_ADMIN = "committee.admin"
+COMMITTEE_READ = "committee.read"
 
 CONTENT_ACTIONS = {
     STUDENT_READ,
@@ -112,6 +117,8 @@ ACTION_LABELS: dict[str, str] = {
     CRISIS_READ: "查看危机干预清单",
     CRISIS_WRITE: "办理危机干预",
     AGENCY_ADMIN: "维护转介机构名录",
+    COMMITTEE_ADMIN: "维护学生欺凌治理委员会成员",
+    COMMITTEE_READ: "查看学生欺凌治理委员会成员",
 }
 # What a supervisor may open with a stated reason (break-glass): reads only. What a reason
 # must say is domain.break_glass's rule (is_meaningful_reason); the refusal says it in words.
@@ -245,6 +252,8 @@ def decide(actor: Actor, action: str, resource: Resource, break_glass_reason: st
             return allow("德育/安全负责人：办案需要查看学生")
         if action in (PAIRING_CREATE,):
             return allow("德育/安全负责人：安排一岗双带")
+        if action == COMMITTEE_READ:
+            return allow("德育/安全负责人：记录欺凌治理委员会的认定会议")
     if Role.COUNSELOR in roles and same_school:
         if action in (FILE_LIST, FILE_OPEN, SCREENING_IMPORT, STATS_READ):
             return allow("心理老师：本校心理档案")

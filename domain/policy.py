@@ -46,6 +46,12 @@ class Policy:
     first_contact_school_days: int = 2
     # A referral (转介) to an agency: its feedback (回执) is due within these days.
     referral_feedback_days: int = 14
+    # A guardian is recorded as unreachable for a bullying determination (未成年人保护法
+    # art. 39) only after at least this many unanswered invitations.
+    guardian_contact_attempts: int = 3
+    # The quorum of a school's 学生欺凌治理委员会 meeting that determines a case: "majority" (more
+    # than half of its members at the time) or a number of members present.
+    committee_quorum: int | str = "majority"
 
     def investigation_due(self, opened: date) -> date:
         return opened + timedelta(days=self.investigation_days)
@@ -102,6 +108,12 @@ class Policy:
                 n -= 1
         return day
 
+    def committee_quorum_for(self, members: int) -> int:
+        """How many of a body of `members` must be present for its meeting to determine."""
+        if self.committee_quorum == "majority":
+            return members // 2 + 1
+        return int(self.committee_quorum)
+
     def referral_feedback_due(self, referred: date) -> date:
         return referred + timedelta(days=self.referral_feedback_days)
 
@@ -129,6 +141,9 @@ class Policy:
             if name == "timezone":
                 if not isinstance(value, str) or not value.strip():
                     raise InvalidInput(reason="timezone 应为时区名称，例如 Asia/Shanghai")
+            elif name == "committee_quorum":
+                if value != "majority":
+                    _require_days(name, value)
             elif name not in ("review_days", "screening_instruments"):
                 _require_days(name, value)
         policy = replace(cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")})

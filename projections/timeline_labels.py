@@ -39,6 +39,12 @@ LABELS: dict[tuple[str, str], str] = {
     ("case", "ReportCorrected"): "更正报告信息",
     ("case", "FollowUpCorrected"): "更正回访记录",
     ("case", "SelfHarmNoted"): "记录自伤迹象",
+    ("case", "GuardianInvitationRecorded"): "通知监护人参与认定",
+    ("case", "GuardianParticipationRecorded"): "记录监护人参与认定的情况",
+    ("case", "CommitteeMeetingRecorded"): "欺凌治理委员会认定会议",
+    ("committee", "Constituted"): "组建学生欺凌治理委员会",
+    ("committee", "MemberAppointed"): "登记委员会成员",
+    ("committee", "MemberLeft"): "委员会成员离任",
     ("file", "Opened"): "建立心理档案",
     ("file", "RiskLevelRaised"): "提高风险等级",
     ("file", "RiskLevelLowered"): "降低风险等级",
@@ -87,6 +93,7 @@ KIND_LABELS = {
     "file": "心理档案",
     "screening": "心理筛查",
     "pairing": "一岗双带",
+    "committee": "学生欺凌治理委员会",
 }
 # A record's status (the directory's code) in words, by kind: what a list of a student's
 # records shows of each (a case's, a file's, a pairing's).
@@ -114,6 +121,9 @@ DETAIL_FIELDS = (
     "kind",
     "method",
     "notified_at",
+    "invited_at",
+    "reached",
+    "participation",
     "student_ids",
     "from_person",
     "from_student_id",

@@ -360,6 +360,8 @@ def nav_for(user: User | None) -> list[tuple[str, str]]:
         items.append(("/cases", _("欺凌案件")))
     if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD):
         items.append(("/board", _("学校看板")))
+    if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD) and in_school:
+        items.append(("/committee", _("欺凌治理委员会")))
     if in_school:
         items.append(("/students", _("学生")))
     if user.has(Role.SUPERVISOR):

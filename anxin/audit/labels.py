@@ -14,6 +14,7 @@ _CLASS_KINDS = {
     "SupportFile": "file",
     "ScreeningRecord": "screening",
     "Pairing": "pairing",
+    "GoverningBody": "committee",
 }
 # The event that creates a record says so.
 _CREATES = {
@@ -22,6 +23,7 @@ _CREATES = {
     ("file", "Opened"): "建立心理档案（档案创建）",
     ("screening", "ScreeningRecordOpened"): "建立本学年筛查记录（记录创建）",
     ("pairing", "Paired"): "一岗双带结对（结对创建）",
+    ("committee", "Constituted"): "组建学生欺凌治理委员会（记录创建）",
 }
 _STAFF = {
     "Registered": "登记教职工账号",
@@ -42,6 +44,7 @@ def _topic_labels() -> dict[str, str]:
         "file": "domain.support",
         "screening": "domain.screening",
         "pairing": "domain.pairing",
+        "committee": "domain.committee",
     }
     for cls, kind in _CLASS_KINDS.items():
         for (k, event), label in LABELS.items():

@@ -3,13 +3,15 @@
 `support` (support files), `screenings` (screening records, the CSV import: screening_csv,
 coverage), `pairings`, `roster` (schools, staff, students), `escalation` (a check-in's
 concern to a file or a case), `crisis` (the crisis pathway: signals and the checklist),
-`erasure`, `agencies` (the district's registry of agencies a referral goes to). What they share: `base`."""
+`erasure`, `agencies` (the district's registry of agencies a referral goes to), `committee` (a school's
+bullying governance body). What they share: `base`."""
 
 from __future__ import annotations
 
 from anxin.commands.agencies import AgencyCommands
 from anxin.commands.base import Commands
 from anxin.commands.cases import CaseCommands
+from anxin.commands.committee import CommitteeCommands
 from anxin.commands.crisis import CrisisCommands
 from anxin.commands.erasure import ErasureCommands
 from anxin.commands.escalation import EscalationCommands
@@ -29,6 +31,7 @@ COMMAND_AREAS: dict[str, type[Commands]] = {
     "crisis": CrisisCommands,
     "erasure": ErasureCommands,
     "agencies": AgencyCommands,
+    "committee": CommitteeCommands,
 }
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "COMMAND_AREAS",
     "Commands",
     "CaseCommands",
+    "CommitteeCommands",
     "CrisisCommands",
     "ErasureCommands",
     "EscalationCommands",

@@ -18,7 +18,8 @@ from uuid import uuid4
 
 from anxin.commands.case_reads import CaseReads
 from domain import access
-from domain.bullying import BullyingCase
+from domain.bullying import BullyingCase, GuardianParticipationMissing
+from domain.committee import NoGoverningBody
 from domain.common import Actor
 
 
@@ -259,18 +260,118 @@ class CaseCommands(CaseReads):
         horseplay: bool = False,
         expected_version: int | None = None,
     ) -> str:
-        """Record the committee's determination (认定), awaiting the principal's approval."""
+        """Record the committee's determination (认定), awaiting the principal's approval. Refused
+        until the guardian of every targeted and bullying student has taken part (the refusal
+        names the students)."""
+        determination_id = uuid4().hex
+        with self._case(actor, case_id, expected_version) as c:
+            try:
+                c.determine(
+                    determination_id=determination_id,
+                    bullying=bullying,
+                    severity=severity,
+                    horseplay=horseplay,
+                    reason=reason,
+                    actor=actor.staff_id,
+                    at=self.now(),
+                )
+            except GuardianParticipationMissing as e:
+                raise e.naming(self._names(e.details["student_ids"])) from None
+        return determination_id
+
+    # -- the guardians' part in the determination (未成年人保护法 art. 39) --------------------------
+    def invite_guardian(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        student_id: str,
+        method: str,
+        invited_at: datetime | None = None,
+        reached: bool = True,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> str:
+        """One notice inviting the guardian of a targeted or bullying student to take part in
+        the determination: how (phone, in person, written), when (default: now), and whether
+        it reached them (an unanswered call is an attempt, with what happened)."""
+        at = self.now()
         return self._add(
             actor,
             case_id,
             expected_version,
-            BullyingCase.determine,
-            "determination_id",
-            bullying=bullying,
-            severity=severity,
-            horseplay=horseplay,
-            reason=reason,
+            BullyingCase.invite_guardian,
+            "invitation_id",
+            at,
+            student_id=student_id,
+            method=method,
+            invited_at=invited_at or at,
+            reached=reached,
+            note=note,
         )
+
+    def record_guardian_participation(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        student_id: str,
+        participation: str,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> str:
+        """How that guardian took part: attended, views in writing, declined, or unreachable
+        after the policy's number of unanswered invitations."""
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.record_guardian_participation,
+            "participation_id",
+            student_id=student_id,
+            participation=participation,
+            note=note,
+            min_attempts=self.policy.guardian_contact_attempts,
+        )
+
+    # -- the governance body's meeting (未成年人学校保护规定 art. 23-24) --------------------------------
+    def record_committee_meeting(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        members_present: list[str],
+        summary: str,
+        decision: str,
+        held_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """The school's 学生欺凌治理委员会 met to determine the case: the date (default: today),
+        the members present (ids of the body's current members), the summary of views and the
+        body's decision. The quorum is the policy's (`committee_quorum`) for the body as it is."""
+        meeting_id = uuid4().hex
+        with self._case(actor, case_id, expected_version) as c:
+            active = self.core.committee.active_member_ids(c.school_id)
+            if not active:
+                raise NoGoverningBody()
+            at = self.now()
+            c.record_committee_meeting(
+                meeting_id=meeting_id,
+                held_on=held_on or at.date(),
+                body_id=str(self.core.committee.body_id(c.school_id)),
+                members_present=members_present,
+                active_members=active,
+                quorum=self.policy.committee_quorum_for(len(active)),
+                summary=summary,
+                decision=decision,
+                actor=actor.staff_id,
+                at=at,
+            )
+        return meeting_id
+
+    def _names(self, student_ids: Iterable[str]) -> dict[str, str]:
+        """The students' names, for a refusal that names them (inside an allowed command)."""
+        return {sid: self.core.student_ref(sid).name for sid in student_ids}
 
     def approve_determination(
         self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None

@@ -45,6 +45,11 @@ determination, no later than `appeal_until` (approval date + policy.appeal_days)
 determination changed on review is final here. While an appeal is pending, support goes
 on (interventions, follow-ups, safety measures) but the determination and parties are frozen.
 
+Before a determination, the guardian of every targeted and bullying student is invited (each
+notice a `GuardianInvitationRecorded`) and takes part (`GuardianParticipationRecorded`:
+attended, views in writing, declined, or unreachable after the policy's attempts), this
+cycle (未成年人保护法 art. 39; docs/bullying-determination.md).
+
 Safety measures and the mandatory report may be recorded in any status but `closed`;
 parties change only before a determination; statements and evidence only while the
 investigation is not completed. Corrections (`correct_*`) are allowed in every status,
@@ -66,10 +71,13 @@ from domain.bullying.errors import (
     AppealPending,
     AppealWindowClosed,
     CaseClosed,
+    CommitteeMeetingRequired,
     DeterminationNotApproved,
+    GuardianParticipationMissing,
     InterventionsRequired,
     MandatoryReportRequired,
     NotAParty,
+    QuorumNotMet,
     SelfApproval,
     TargetedPartyRequired,
     UnknownStaff,
@@ -91,6 +99,10 @@ from domain.bullying.vocabulary import (
     CHANNELS,
     CONTACT_METHODS,
     FORMS,
+    GUARDIAN_INVITATION_METHODS,
+    GUARDIAN_MISSING,
+    GUARDIAN_PARTICIPATION,
+    GUARDIAN_PARTS,
     INTERVENTION_KINDS,
     INVESTIGATION_OPEN_STATES,
     KINDS_BY_PART,
@@ -120,8 +132,15 @@ __all__ = [
     "CHANNELS",
     "CONTACT_METHODS",
     "CaseClosed",
+    "CommitteeMeetingRequired",
+    "QuorumNotMet",
     "DeterminationNotApproved",
     "FORMS",
+    "GUARDIAN_INVITATION_METHODS",
+    "GUARDIAN_MISSING",
+    "GUARDIAN_PARTICIPATION",
+    "GUARDIAN_PARTS",
+    "GuardianParticipationMissing",
     "INTERVENTION_KINDS",
     "INVESTIGATION_OPEN_STATES",
     "InterventionsRequired",
@@ -171,9 +190,15 @@ class BullyingCase(CaseAggregate):
     ReportCorrected: TypeAlias = events.ReportCorrected
     FollowUpCorrected: TypeAlias = events.FollowUpCorrected
     SelfHarmNoted: TypeAlias = events.SelfHarmNoted
+    GuardianInvitationRecorded: TypeAlias = events.GuardianInvitationRecorded
+    GuardianParticipationRecorded: TypeAlias = events.GuardianParticipationRecorded
+    CommitteeMeetingRecorded: TypeAlias = events.CommitteeMeetingRecorded
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
+    guardian_invitations: tuple[dict[str, Any], ...] = ()
+    guardian_participations: tuple[dict[str, Any], ...] = ()
+    committee_meetings: tuple[dict[str, Any], ...] = ()
 
     @event(Reported)
     def __init__(
@@ -511,6 +536,8 @@ class BullyingCase(CaseAggregate):
         self._require(("awaiting_determination",), "作出认定")
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
         bullying, severity, horseplay = determination_of(bullying, severity, horseplay)
+        self._require_guardians_took_part()
+        self._require_quorate_meeting()
         self._determined(
             determination_id=determination_id,
             bullying=bullying,
@@ -602,6 +629,271 @@ class BullyingCase(CaseAggregate):
             returned=True, returned_reason=reason, returned_by=actor, returned_at=at
         )
         self.current_determination_id = None
+
+    # -- the guardians' part in the determination (未成年人保护法 art. 39) ------------------------
+    def invite_guardian(
+        self,
+        *,
+        invitation_id: str,
+        student_id: str,
+        method: str,
+        invited_at: datetime,
+        reached: bool,
+        note: str = "",
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """One notice to the guardian of a targeted or bullying student, inviting them to take
+        part in the determination: how, when, and whether it reached them."""
+        require_aware(at)
+        self._require(PARTY_EDIT_STATES, "通知监护人参与认定")
+        require(not any(i["id"] == invitation_id for i in self.guardian_invitations), "该通知已记录")
+        self._guardian_party(student_id)
+        method = check_choice(method, GUARDIAN_INVITATION_METHODS, "通知方式")
+        check_aware(invited_at, "通知时间")
+        require(invited_at <= at, "通知时间不能晚于现在")
+        require(isinstance(reached, bool), "须写明是否联系上监护人")
+        note = (note or "").strip()
+        if not reached:
+            require(bool(note), "未联系上监护人时须说明情况（如：电话无人接听、号码停机）")
+        self._guardian_invitation_recorded(
+            invitation_id=invitation_id,
+            student_id=student_id,
+            method=method,
+            invited_at=invited_at,
+            reached=reached,
+            note=note,
+            actor=actor,
+            at=at,
+        )
+
+    @event(GuardianInvitationRecorded)
+    def _guardian_invitation_recorded(
+        self,
+        invitation_id: str,
+        student_id: str,
+        method: str,
+        invited_at: datetime,
+        reached: bool,
+        note: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": invitation_id,
+            "student_id": student_id,
+            "method": method,
+            "invited_at": invited_at,
+            "reached": reached,
+            "note": note,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+        }
+        self.guardian_invitations = (*self.guardian_invitations, entry)
+
+    def record_guardian_participation(
+        self,
+        *,
+        participation_id: str,
+        student_id: str,
+        participation: str,
+        note: str = "",
+        min_attempts: int,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """How the guardian of a targeted or bullying student took part: attended, gave views
+        in writing, declined (after being reached), or unreachable after `min_attempts`
+        unanswered invitations (from the policy), which the record lists."""
+        require_aware(at)
+        self._require(PARTY_EDIT_STATES, "记录监护人参与情况")
+        require(not any(p["id"] == participation_id for p in self.guardian_participations), "该记录已存在")
+        self._guardian_party(student_id)
+        participation = check_choice(participation, GUARDIAN_PARTICIPATION, "参与情况")
+        note = (note or "").strip()
+        invitations = [i for i in self.guardian_invitations_this_cycle if i["student_id"] == student_id]
+        reached = [i for i in invitations if i["reached"]]
+        attempts: list[str] = []
+        if participation == "unreachable":
+            require(not reached, "已联系上该生监护人，请记录为出席、书面意见或拒绝参与")
+            require(
+                len(invitations) >= min_attempts,
+                f"须至少{min_attempts}次联系未果才能记录为联系不上（已记录{len(invitations)}次）",
+            )
+            attempts = [i["id"] for i in invitations]
+        else:
+            require(bool(reached), "须先记录已通知到该生监护人，才能记录其参与情况")
+        if participation == "written_views":
+            require(bool(note), "请摘要记录监护人的书面意见")
+        self._guardian_participation_recorded(
+            participation_id=participation_id,
+            student_id=student_id,
+            participation=participation,
+            attempt_ids=attempts,
+            note=note,
+            actor=actor,
+            at=at,
+        )
+
+    @event(GuardianParticipationRecorded)
+    def _guardian_participation_recorded(
+        self,
+        participation_id: str,
+        student_id: str,
+        participation: str,
+        attempt_ids: list[str],
+        note: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": participation_id,
+            "student_id": student_id,
+            "participation": participation,
+            "attempt_ids": list(attempt_ids),
+            "note": note,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+        }
+        self.guardian_participations = (*self.guardian_participations, entry)
+
+    @property
+    def guardian_invitations_this_cycle(self) -> list[dict[str, Any]]:
+        return [i for i in self.guardian_invitations if i["cycle"] == self.cycle]
+
+    def guardian_participation(self, student_id: str) -> dict[str, Any] | None:
+        """The latest record of how this student's guardian took part, this cycle."""
+        found = [p for p in self.guardian_participations if p["cycle"] == self.cycle and p["student_id"] == student_id]
+        return found[-1] if found else None
+
+    def guardians_missing(self) -> dict[str, str]:
+        """For each targeted and bullying student whose guardian has not taken part yet this
+        cycle: what is missing (GUARDIAN_MISSING's codes: uninvited, unrecorded)."""
+        invited = {i["student_id"] for i in self.guardian_invitations_this_cycle}
+        missing: dict[str, str] = {}
+        for p in self.parties:
+            sid = p["student_id"]
+            if p["part"] not in GUARDIAN_PARTS:
+                continue
+            if sid not in invited:
+                missing[sid] = "uninvited"
+            elif self.guardian_participation(sid) is None:
+                missing[sid] = "unrecorded"
+        return missing
+
+    def _require_guardians_took_part(self) -> None:
+        missing = self.guardians_missing()
+        if not missing:
+            return
+        what = "uninvited" if "uninvited" in missing.values() else "unrecorded"
+        ids = [sid for sid, m in missing.items() if m == what]
+        parts = {p["student_id"]: PARTS[p["part"]] for p in self.parties}
+        raise GuardianParticipationMissing(
+            students="、".join(parts[s] for s in ids), missing=GUARDIAN_MISSING[what], student_ids=ids
+        )
+
+    def _guardian_party(self, student_id: str) -> dict[str, Any]:
+        p = self._party(student_id)
+        require(p["part"] in GUARDIAN_PARTS, "只有被欺凌学生和欺凌学生的监护人参与认定")
+        return p
+
+    # -- the governance body's meeting (未成年人学校保护规定 art. 23-24; 教督〔2017〕10号) -----------
+    def record_committee_meeting(
+        self,
+        *,
+        meeting_id: str,
+        held_on: date,
+        body_id: str,
+        members_present: Iterable[str],
+        active_members: Iterable[str],
+        quorum: int,
+        summary: str,
+        decision: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The school's 学生欺凌治理委员会 met to determine the case: the members present (of
+        `active_members`, the body's members now) and the quorum (from the policy) are kept
+        with it. A meeting short of its quorum is recorded as it happened; a determination
+        cannot rest on it."""
+        require_aware(at)
+        self._require(("awaiting_determination",), "记录认定会议")
+        require(not any(m["id"] == meeting_id for m in self.committee_meetings), "该会议已记录")
+        require(isinstance(held_on, date) and held_on <= at.date(), "会议日期不能晚于今天")
+        started = self.investigation_started_at
+        require(started is None or held_on >= started.date(), "会议日期不能早于开始调查的日期")
+        present = [str(m) for m in members_present or ()]
+        require(bool(present), "请选择出席会议的委员会成员")
+        require(len(set(present)) == len(present), "出席成员重复")
+        active = set(active_members)
+        require(set(present) <= active, "出席成员须为委员会现任成员")
+        require(isinstance(quorum, int) and quorum >= 1, "规定出席人数须为正整数")
+        self._committee_meeting_recorded(
+            meeting_id=meeting_id,
+            held_on=held_on,
+            body_id=require_text(body_id, "委员会"),
+            members_present=present,
+            members_total=len(active),
+            quorum=quorum,
+            summary=require_text(summary, "意见摘要"),
+            decision=require_text(decision, "会议决定"),
+            actor=actor,
+            at=at,
+        )
+
+    @event(CommitteeMeetingRecorded)
+    def _committee_meeting_recorded(
+        self,
+        meeting_id: str,
+        held_on: date,
+        body_id: str,
+        members_present: list[str],
+        members_total: int,
+        quorum: int,
+        summary: str,
+        decision: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": meeting_id,
+            "held_on": held_on,
+            "body_id": body_id,
+            "members_present": list(members_present),
+            "members_total": members_total,
+            "quorum": quorum,
+            "quorate": len(members_present) >= quorum,
+            "summary": summary,
+            "decision": decision,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+            # the determination it is for: the next one recorded (after any returned before it)
+            "for_determination": len(self.determinations),
+        }
+        self.committee_meetings = (*self.committee_meetings, entry)
+
+    @property
+    def pending_meeting(self) -> dict[str, Any] | None:
+        """The latest meeting since the last determination was recorded (the one the next
+        determination rests on), if any."""
+        found = [m for m in self.committee_meetings if m["for_determination"] == len(self.determinations)]
+        return found[-1] if found else None
+
+    def meeting_of(self, determination_id: str) -> dict[str, Any] | None:
+        """The meeting a determination of the committee rested on (the latest before it)."""
+        index = next((i for i, d in enumerate(self.determinations) if d["id"] == determination_id), None)
+        found = [m for m in self.committee_meetings if m["for_determination"] == index]
+        return found[-1] if found else None
+
+    def _require_quorate_meeting(self) -> None:
+        m = self.pending_meeting
+        if m is None:
+            raise CommitteeMeetingRequired()
+        if not m["quorate"]:
+            raise QuorumNotMet(present=len(m["members_present"]), quorum=m["quorum"], total=m["members_total"])
 
     # -- mandatory report ---------------------------------------------------------------------
     def record_mandatory_report(

@@ -72,3 +72,28 @@ class AppealPending(WrongState):
 class AppealWindowClosed(DomainError):
     code = "appeal_window_closed"
     message = "申诉期已过（截止{until}），不能再申诉"
+
+
+class GuardianParticipationMissing(DomainError):
+    """The determination without the guardians of both sides (未成年人保护法 art. 39). The
+    domain knows students by id: it names them by their part; the application names them
+    (`naming`) before a person reads it."""
+
+    code = "guardian_participation_missing"
+    message = "认定前须通知被欺凌学生和欺凌学生的监护人参与认定（未成年人保护法第三十九条）；{students}：{missing}"
+
+    def naming(self, names: dict[str, str]) -> GuardianParticipationMissing:
+        ids = list(self.details.get("student_ids", []))
+        return type(self)(
+            students="、".join(names.get(s, s) for s in ids), missing=self.details["missing"], student_ids=ids
+        )
+
+
+class CommitteeMeetingRequired(DomainError):
+    code = "committee_meeting_required"
+    message = "认定须由学校学生欺凌治理委员会开会作出（未成年人学校保护规定第二十四条）：请先记录本次认定会议（日期、出席成员、意见摘要、决定）"
+
+
+class QuorumNotMet(DomainError):
+    code = "quorum_not_met"
+    message = "认定会议出席成员{present}人，未达到规定人数{quorum}人（委员会现有成员{total}人），不能据此作出认定；请重新召开会议并记录"

@@ -240,3 +240,50 @@ class SelfHarmNoted(CaseAggregate.Event):
     note: str
     actor: str
     at: datetime
+
+
+# -- the guardians' part in the determination (未成年人保护法 art. 39) ------------------------------
+class GuardianInvitationRecorded(CaseAggregate.Event):
+    """One notice to a party's guardian, inviting them to take part in the determination:
+    which student's guardian (the guardian's name and phone stay in the student's stream),
+    how, when, and whether it reached them (an unanswered call is an attempt)."""
+
+    invitation_id: str
+    student_id: str
+    method: str
+    invited_at: datetime
+    reached: bool
+    note: str
+    actor: str
+    at: datetime
+
+
+class GuardianParticipationRecorded(CaseAggregate.Event):
+    """How a party's guardian took part: attended, gave views in writing, declined, or
+    could not be reached (`attempt_ids`: the unanswered invitations, listed)."""
+
+    participation_id: str
+    student_id: str
+    participation: str
+    attempt_ids: list[str]
+    note: str
+    actor: str
+    at: datetime
+
+
+# -- the governance body's meeting for the determination (未成年人学校保护规定 art. 23-24) --------------
+class CommitteeMeetingRecorded(CaseAggregate.Event):
+    """The school's 学生欺凌治理委员会 met on the case: when, which members were present (ids
+    of the body's members, GoverningBody), how many members it had and the quorum the policy
+    asked then, the summary of views and the body's decision (text)."""
+
+    meeting_id: str
+    held_on: date
+    body_id: str
+    members_present: list[str]
+    members_total: int
+    quorum: int
+    summary: str
+    decision: str
+    actor: str
+    at: datetime

@@ -54,3 +54,22 @@ PARTY_EDIT_STATES = ("reported", "reopened", "investigating", "awaiting_determin
 INVESTIGATION_OPEN_STATES = ("reported", "reopened", "investigating")
 
 APPROVED_STATES = ("concluded", "intervening", "following_up")
+
+# -- the guardians' part in the determination (未成年人保护法 art. 39) ------------------------------
+# How a guardian was told of the determination and invited to take part (每次通知一条记录).
+GUARDIAN_INVITATION_METHODS = {"phone": "电话", "in_person": "当面", "written": "书面通知"}
+# What a guardian did: the determination needs one of these for the guardian of every
+# targeted and every bullying student ("unreachable" only after the policy's attempts).
+GUARDIAN_PARTICIPATION = {
+    "attended": "出席认定会议",
+    "written_views": "书面提出意见",
+    "declined": "明确拒绝参与",
+    "unreachable": "多次联系未果",
+}
+# The parts whose guardians take part (both sides; not the witnesses').
+GUARDIAN_PARTS = ("targeted", "bullying")
+# What is missing for a party's guardian before the determination (the refusal says it).
+GUARDIAN_MISSING = {
+    "uninvited": "尚未通知监护人参与认定",
+    "unrecorded": "尚未记录监护人的参与情况（出席、书面意见、拒绝或联系未果）",
+}

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import ADMIN, Clock, School, make_school
+from determination_support import ready_to_determine
 
 from anxin.service import Anxin
 from domain.bullying import (
@@ -78,6 +79,7 @@ def given_case(
             school.safety, cid, text="他推我，还抢了我的饭卡", from_student_id=school.student(TARGETED)
         )
         app.cases.complete_investigation(school.safety, cid, findings="多名证人证实，连续两周发生")
+        ready_to_determine(app, school.safety, cid)
     if stage >= 3:
         app.cases.determine(
             school.safety,
@@ -376,6 +378,7 @@ def test_a_returned_determination_goes_back_to_the_committee(app, school, clock)
     cid = given_case(app, school, clock, "determined")
     app.cases.return_determination(school.principal, cid, reason="证据不足以认定情节轻微，请复议")
     assert case(app, school, cid).status == "awaiting_determination"
+    ready_to_determine(app, school.safety, cid)  # the body meets again
     app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="复议后认定情节较重")
     c = case(app, school, cid)
     assert [d["returned"] for d in c.determinations] == [True, False]
@@ -647,6 +650,7 @@ def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, scho
     # the recurrence is investigated and determined again, and needs its own interventions
     app.cases.start_investigation(school.safety, cid)
     app.cases.complete_investigation(school.safety, cid, findings="再次发生属实")
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="屡教不改，情节较重")
     app.cases.approve_determination(school.principal, cid, reason="同意")
     with pytest.raises(InterventionsRequired):
@@ -757,6 +761,8 @@ def test_every_case_command_is_gated_before_it_does_anything(app, school, clock)
         lambda a: app.cases.close_case(a, cid, reason="r"),
         lambda a: app.cases.reopen_case(a, cid, reason="r"),
         lambda a: app.cases.correct_narrative(a, cid, narrative="n", reason="r"),
+        lambda a: app.cases.invite_guardian(a, cid, student_id=t, method="phone"),
+        lambda a: app.cases.record_guardian_participation(a, cid, student_id=t, participation="attended"),
     ]
     before = case(app, school, cid).version
     for actor in (school.teacher, school.counselor, school.admin, school.supervisor):

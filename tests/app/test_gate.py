@@ -130,6 +130,10 @@ QUEUE_SCOPES = {
 }
 NOTICE_SCOPES = {"own": r("account", SCHOOL, mine=True), "someone else's": r("account", SCHOOL, mine=False)}
 NOTIFY_ADMIN_SCOPES = {**STATS_SCOPES}
+COMMITTEE_SCOPES = {
+    "own school": r("committee", SCHOOL, id=None),
+    "other school": r("committee", OTHER_SCHOOL, id=None),
+}
 
 ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.STUDENT_READ: STUDENT_SCOPES,
@@ -161,6 +165,8 @@ ACTION_SCOPES: dict[str, dict[str, Scope]] = {
     a.NOTICES_OWN: NOTICE_SCOPES,
     a.NOTIFY_ADMIN: NOTIFY_ADMIN_SCOPES,
     a.AGENCY_ADMIN: AGENCY_SCOPES,
+    a.COMMITTEE_ADMIN: COMMITTEE_SCOPES,  # the principal's (by "本校全部事项")
+    a.COMMITTEE_READ: COMMITTEE_SCOPES,
 }
 
 
@@ -218,6 +224,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         | own(a.CASE_WRITE)
         | cells(a.STATS_READ, "own school")
         | cells(a.PAIRING_CREATE, "new, own school")
+        | cells(a.COMMITTEE_READ, "own school")
         | cells(a.FILE_STATUS, "escalated by me", "I am its 包联人")
         | cells(a.FILE_PLAN, "I am its 包联人")
         | cells(a.CRISIS_REPORT, "new, own class", "new, other class")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from browser_support import LiveServer
+from determination_support import ready_to_determine
 
 from web import i18n
 
@@ -77,6 +78,20 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     _step(page, "statement", {"text": f"同学证实确有起外号 {tag}", "from_person": "值周教师"})
     expect(page.locator("#investigation")).to_contain_text(f"同学证实确有起外号 {tag}")
     _step(page, "complete_investigation", {"findings": "双方互相起外号，属同学间玩闹"})
+    # the targeted student's guardian is invited and attends (未成年人保护法 art. 39)
+    _step(page, "invite_guardian", {})
+    _step(page, "guardian_participation", {})
+    expect(page.locator("#guardians")).to_contain_text("出席认定会议")
+    # the school's 学生欺凌治理委员会 meets: every member present
+    meeting = page.locator("details#committee_meeting")
+    meeting.locator("summary").click()
+    for box_ in meeting.locator("[name=members_present]").all():
+        box_.check()
+    meeting.locator("[name=summary]").fill("成员一致认为双方互相起外号")
+    meeting.locator("[name=decision]").fill("不构成欺凌，属打闹嬉戏")
+    meeting.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator("#meetings")).to_contain_text("达到规定人数")
     box = page.locator("details#determine")
     box.locator("summary").click()
     box.get_by_label("不构成欺凌", exact=True).check()
@@ -127,6 +142,7 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
     )
     app.cases.start_investigation(safety, case_id)
     app.cases.complete_investigation(safety, case_id, findings=f"属实 {tag}")
+    ready_to_determine(app, safety, case_id)
     app.cases.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
     app.cases.approve_determination(principal, case_id, reason="同意")
     app.cases.lodge_appeal(safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")

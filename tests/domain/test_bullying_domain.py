@@ -7,6 +7,7 @@ from functools import reduce
 from uuid import uuid4
 
 import pytest
+from determination_support import ready_case
 
 from domain.bullying import (
     AlreadyAParty,
@@ -61,6 +62,7 @@ def advance(
     if n >= 1:
         c.complete_investigation(findings="属实", actor=SAFETY, at=at(2))
     if n >= 2:
+        ready_case(c, SAFETY, at(2.5))
         c.determine(
             determination_id="d1",
             bullying=bullying,
@@ -209,6 +211,8 @@ def test_the_status_follows_the_lifecycle_from_report_to_reopening():
         "Reported",
         "InvestigationStarted",
         "InvestigationCompleted",
+        *["GuardianInvitationRecorded", "GuardianParticipationRecorded"] * 2,
+        "CommitteeMeetingRecorded",
         "Determined",
         "DeterminationApproved",
         "InterventionPlanned",
@@ -418,6 +422,7 @@ def test_a_mandatory_report_of_an_earlier_cycle_does_not_cover_a_recurrence():
     c.reopen(reason="再次发生", investigation_due=at(20).date(), actor=SAFETY, at=at(10))
     c.start_investigation(handler_id=SAFETY, actor=SAFETY, at=at(11))
     c.complete_investigation(findings="属实", actor=SAFETY, at=at(12))
+    ready_case(c, SAFETY, at(12.5))
     c.determine(
         determination_id="d2", bullying=True, severity="suspected_offence", reason="再犯", actor=SAFETY, at=at(13)
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN, Clock, School, Store, fresh_app, make_school
+from determination_support import ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -101,10 +102,12 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     clock.advance(days=3)
     app.cases.complete_investigation(school.safety, cid, findings="多名证人证实")
     assert line(app, school, cid).status == "awaiting_determination"
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     assert (line(app, school, cid).status, line(app, school, cid).severity) == ("determined", None)
     app.cases.return_determination(school.principal, cid, reason="证据不足，请补充")
     assert line(app, school, cid).status == "awaiting_determination"
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="suspected_offence", reason="再次认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
     x = line(app, school, cid)
@@ -174,6 +177,7 @@ def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
     board = cb.case_board(app, school.principal, school.id)
     assert [(x.case_id, x.investigation_overdue, x.days_open) for x in board] == [(late, True, 11), (done, False, 11)]
     # an appeal sent back for investigation gives a new due date
+    ready_to_determine(app, school.safety, done)
     app.cases.determine(school.safety, done, bullying=False, reason="打闹嬉戏", horseplay=True)
     app.cases.approve_determination(school.principal, done, reason="同意")
     app.cases.lodge_appeal(school.safety, done, party_id=school.student(TARGETED), grounds="不服")
@@ -373,6 +377,7 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
         app.cases.complete_investigation(lead, cid, findings="查明")
     elif name == "determine":
         severity = args[1] if op[0] == "determine" else (None, "minor", "serious", "suspected_offence")[args[1] % 4]
+        ready_to_determine(app, lead, cid)
         app.cases.determine(lead, cid, bullying=severity is not None, severity=severity, reason="认定")
     elif name == "approve":
         app.cases.approve_determination(principal, cid, reason="同意")

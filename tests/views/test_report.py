@@ -24,6 +24,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import ADMIN, STUDENTS, Clock, School, make_school
+from determination_support import ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -66,6 +67,7 @@ def report_case(
 def determine(app: Anxin, s: School, case_id: str, *, bullying: bool, severity: str | None = None) -> None:
     app.cases.start_investigation(s.safety, case_id)
     app.cases.complete_investigation(s.safety, case_id, findings="双方陈述一致，有同学作证")
+    ready_to_determine(app, s.safety, case_id)
     app.cases.determine(
         s.safety, case_id, bullying=bullying, severity=severity, horseplay=not bullying, reason="治理委员会会议认定"
     )
@@ -220,6 +222,7 @@ def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, sch
     app.cases.start_investigation(school.safety, case_id)
     clock.advance(days=10)
     app.cases.complete_investigation(school.safety, case_id, findings="查明属实")
+    ready_to_determine(app, school.safety, case_id)
     app.cases.determine(school.safety, case_id, bullying=False, horseplay=True, reason="委员会认定")
     app.cases.approve_determination(school.principal, case_id, reason="同意")
     app.cases.close_case(school.principal, case_id, reason="已教育")
@@ -649,6 +652,7 @@ class World:
             app.cases.complete_investigation(s.safety, c, findings="查明")
         elif status == "awaiting_determination":
             bullying = n % 4 != 0
+            ready_to_determine(app, s.safety, c)
             app.cases.determine(
                 s.safety,
                 c,

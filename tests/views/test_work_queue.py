@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import ADMIN, Clock, School, make_school
+from determination_support import ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -136,6 +137,7 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
     app.cases.complete_investigation(school.safety, cid, findings="证人证实")
     assert queue(app, other_safety) == [("determination", cid, None, False)]
     # when the committee determines, the principal must approve it
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     assert queue(app, other_safety) == []
     assert queue(app, school.principal) == [("approval", cid, None, False)]
@@ -144,6 +146,7 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
     assert queue(app, school.principal) == []
     assert kinds(app, other_safety, cid) == ["determination"]
     # when it is determined again and approved, follow-ups fall due per policy (30 days)
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="补充证据后认定")
     clock.advance(days=2)
     app.cases.approve_determination(school.principal, cid, reason="同意")
@@ -185,6 +188,7 @@ def test_a_reopened_case_owes_a_new_investigation_to_the_school_safety_leads(
     # given a case closed after a non-bullying determination (nothing to follow up)
     cid = report(app, school, clock)
     investigate(app, school, cid)
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=False, reason="属打闹嬉戏", horseplay=True)
     app.cases.approve_determination(school.principal, cid, reason="同意")
     assert kinds(app, school.safety, cid) == []
@@ -206,6 +210,7 @@ def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handl
     # given an approved bullying determination with a follow-up due, and an appeal
     cid = report(app, school, clock)
     investigate(app, school, cid)
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="委员会认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
     appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
@@ -225,6 +230,7 @@ def test_an_appeal_changing_the_determination_to_not_bullying_ends_the_follow_up
 ) -> None:
     cid = report(app, school, clock)
     investigate(app, school, cid)
+    ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
     appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
@@ -243,6 +249,7 @@ def test_a_principal_never_has_to_approve_a_determination_they_recorded(
     second = add_staff(app, school, ["principal"])
     cid = report(app, school, clock)
     investigate(app, school, cid)
+    ready_to_determine(app, school.principal, cid)
     app.cases.determine(school.principal, cid, bullying=True, severity="minor", reason="委员会认定")
     # then only the other principal has it to approve
     assert kinds(app, school.principal, cid) == []
@@ -615,6 +622,7 @@ def case_step(w: World, cid: str, pick: int) -> None:
         app.cases.complete_investigation(s.safety, cid, findings="调查完毕")
     elif st_ == "awaiting_determination":
         bullying = pick % 3 != 0
+        ready_to_determine(app, s.safety, cid)
         app.cases.determine(s.safety, cid, bullying=bullying, severity="minor" if bullying else None, reason="认定")
     elif st_ == "determined":
         if pick % 4 == 0:

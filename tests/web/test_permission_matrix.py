@@ -232,6 +232,16 @@ MATRIX: list[tuple[str, str, str]] = [
             "follow-ups/{any_id}/corrections",
         ]
     ],
+    # -- API: bullying cases, issue 17 part B (the determination's guardians, ...) ----------------------
+    *[
+        ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDAADDD")
+        for p in ["guardian-invitations", "guardian-participation", "committee-meetings"]
+    ],
+    ("POST", "/api/v1/committee/members", "DDDDADDD"),  # the principal keeps the school's body
+    ("POST", "/api/v1/committee/members/remove", "DDDDADDD"),
+    ("GET", "/committee", "DDDAADDD"),  # the safety lead reads it to record a case's meeting
+    ("POST", "/committee/appoint", "DDDDADDD"),
+    ("POST", "/committee/leave", "DDDDADDD"),
     # -- API: support files and screenings ---------------------------------------------------------------------
     ("GET", "/api/v1/support-files", "DAADADDD"),
     ("GET", "/api/v1/support-files/mine", "AAAAAAAA"),

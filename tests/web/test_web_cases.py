@@ -75,6 +75,37 @@ def _step(site: DemoSite, b: Browser, case_id: str, action: str, data: dict[str,
     return after.text
 
 
+def _guardians_take_part(site: DemoSite, b: Browser, case_id: str) -> None:
+    """Through the case page's forms: each targeted and bullying student's guardian invited by
+    phone and attending (未成年人保护法 art. 39), and the body's meeting: what a determination needs."""
+    c = _case(site, case_id)
+    for sid, part in c.links:
+        if part in ("targeted", "bullying") and c.guardian_participation(sid) is None:
+            _step(site, b, case_id, "invite_guardian", {"student_id": sid, "method": "phone", "reached": "yes"})
+            _step(site, b, case_id, "guardian_participation", {"student_id": sid, "participation": "attended"})
+    # and the school's 学生欺凌治理委员会 meets with its quorum (the demo's principal keeps the body)
+    members = site.app.committee.active_member_ids(c.school_id)
+    if not members:
+        for name, capacity in [
+            ("赵校长", "school_leader"),
+            ("钱警官", "rule_of_law_vice_principal"),
+            ("孙律师", "expert"),
+        ]:
+            site.app.committee.appoint_member(
+                _actor(site, "principal1"), school_id=c.school_id, name=name, capacity=capacity
+            )
+        members = site.app.committee.active_member_ids(c.school_id)
+    meeting = _case(site, case_id).pending_meeting
+    if meeting is None or not meeting["quorate"]:
+        _step(
+            site,
+            b,
+            case_id,
+            "committee_meeting",
+            {"members_present": members, "summary": "成员发表意见", "decision": "表决通过"},
+        )
+
+
 def _denials(site: DemoSite, staff_id: str, action: str) -> int:
     return site.app.db.fetchone(
         "SELECT COUNT(*) FROM {t}anxin_access WHERE actor_id = ? AND action = ? AND allowed = 0", (staff_id, action)
@@ -143,6 +174,7 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     page = _step(site, s, case_id, "complete_investigation", {"findings": f"属实 {tag}"})
     assert f"属实 {tag}" in page and _case(site, case_id).status == "awaiting_determination"
 
+    _guardians_take_part(site, s, case_id)
     page = _step(
         site,
         s,
@@ -448,12 +480,14 @@ def test_corrections_return_and_removal(site: DemoSite, browse) -> None:
     assert c.place == "实验楼" and [x["what"] for x in c.corrections] == ["statement", "evidence", "report"]
     _step(site, s, case_id, "start_investigation", {})
     _step(site, s, case_id, "complete_investigation", {"findings": "属实"})
+    _guardians_take_part(site, s, case_id)
     _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "言语欺凌"})
     # the safety lead sees no approval form; the principal returns it with a reason
     assert 'id="approve"' not in s.get(f"/cases/{case_id}").text
     page = _step(site, p, case_id, "return", {"reason": f"证据不足 {tag}"})
     assert _case(site, case_id).status == "awaiting_determination" and f"证据不足 {tag}" in page
     # the principal cannot approve a determination they recorded themselves: refused, said why
+    _guardians_take_part(site, p, case_id)
     _step(site, p, case_id, "determine", {"bullying": "no", "reason": "重新认定"})
     version = _case(site, case_id).version
     refused = p.post(f"/cases/{case_id}/approve", {"expected_version": str(version), "reason": "同意"})
@@ -470,6 +504,7 @@ def _determined_and_appealed(site: DemoSite, browse, tag: str) -> tuple[Browser,
     case_id = r.headers["location"].rsplit("/", 1)[1]
     _step(site, s, case_id, "start_investigation", {})
     _step(site, s, case_id, "complete_investigation", {"findings": f"属实 {tag}"})
+    _guardians_take_part(site, s, case_id)
     _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "多次抢夺"})
     _step(site, p, case_id, "approve", {"reason": "同意"})
     _step(site, s, case_id, "appeal", {"party_id": bully.id, "grounds": f"只是借用 {tag}"})

@@ -255,6 +255,19 @@ commands(
     ),
 )
 
+# -- bullying cases, issue 17 part B: the guardians' part in the determination (未成年人保护法 art. 39)
+commands(
+    "/cases/{case_id}",
+    C,
+    [
+        ("guardian-invitations", "invite_guardian", "通知监护人参与认定（每次通知一条）"),
+        ("guardian-participation", "record_guardian_participation", "记录监护人参与认定的情况"),
+        ("committee-meetings", "record_committee_meeting", "记录学生欺凌治理委员会的认定会议"),
+    ],
+    created=("guardian-invitations", "guardian-participation", "committee-meetings"),
+)
+command("/committee/members", "appoint_member", status=201, tag=C, summary="登记学生欺凌治理委员会成员（校长）")
+command("/committee/members/remove", "remove_member", tag=C, summary="记录委员会成员离任（校长）")
 
 # -- support files (一人一策) and screenings ---------------------------------------------------------
 S = "心理档案"

@@ -24,6 +24,10 @@ from domain.bullying import (
     CHANNELS,
     CONTACT_METHODS,
     FORMS,
+    GUARDIAN_INVITATION_METHODS,
+    GUARDIAN_MISSING,
+    GUARDIAN_PARTICIPATION,
+    GUARDIAN_PARTS,
     INTERVENTION_KINDS,
     MEASURES,
     PARTS,
@@ -32,6 +36,7 @@ from domain.bullying import (
     BullyingCase,
     UnknownStaff,
 )
+from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n
@@ -182,6 +187,7 @@ def _case_page(
         case_id=case_id,
         break_glass=break_glass,
         **_case_context(app, web, case),
+        **_determination_context(app, user, case),
         **extra,
     )
 
@@ -472,6 +478,74 @@ STEPS: dict[str, tuple[Step, str]] = {
     "correct_evidence": (_correct_evidence, "已更正"),
     "correct_follow_up": (_correct_follow_up, "已更正"),
 }
+
+
+# -- issue 17, part B: the guardians' part in the determination, ... ----------------------------
+def _invite_guardian(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    at = text(f, "invited_at")
+    reached = text(f, "reached")
+    if reached not in ("yes", "no"):
+        raise InvalidInput(reason="须写明是否联系上监护人")
+    return app.cases.invite_guardian(
+        u.actor,
+        cid,
+        student_id=text(f, "student_id"),
+        method=text(f, "method"),
+        invited_at=moment(at, "通知时间") if at else None,
+        reached=reached == "yes",
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _guardian_participation(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.record_guardian_participation(
+        u.actor,
+        cid,
+        student_id=text(f, "student_id"),
+        participation=text(f, "participation"),
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _determination_context(app: Anxin, user: User, case: BullyingCase) -> dict[str, Any]:
+    """What the part-B sections of the case page show (cases/_guardians.html, _meeting.html).
+    The body's members by name only for those the gate lets read them (the principal and the
+    safety lead); others (a supervisor with a stated reason) see the meetings' counts."""
+    members: dict[str, dict[str, Any]] | None = None
+    if app.permits(user.actor, access.COMMITTEE_READ, "committee", school_id=case.school_id):
+        members = app.committee.member_names(user.actor, case.school_id)
+    return {
+        "guardian_methods": GUARDIAN_INVITATION_METHODS,
+        "participations": GUARDIAN_PARTICIPATION,
+        "guardian_missing": GUARDIAN_MISSING,
+        "guardian_parties": [p for p in case.parties if p["part"] in GUARDIAN_PARTS],
+        "members": members,
+        "active_members": [m for m in (members or {}).values() if m["left_at"] is None],
+        "capacities": CAPACITIES,
+    }
+
+
+def _committee_meeting(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.record_committee_meeting(
+        u.actor,
+        cid,
+        held_on=day_or(text(f, "held_on"), None, "会议日期"),
+        members_present=values(f, "members_present"),
+        summary=text(f, "summary"),
+        decision=text(f, "decision"),
+        expected_version=v,
+    )
+
+
+STEPS.update(
+    {
+        "invite_guardian": (_invite_guardian, "已记录通知监护人"),
+        "guardian_participation": (_guardian_participation, "已记录监护人参与情况"),
+        "committee_meeting": (_committee_meeting, "已记录认定会议"),
+    }
+)
 
 
 @router.post("/cases/{case_id}/{action}")
