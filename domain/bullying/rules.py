@@ -30,7 +30,7 @@ def check_choice(value: str | None, options: Mapping[str, str], what: str) -> st
 
 def check_forms(forms: Iterable[str]) -> list[str]:
     chosen = [check_choice(f, FORMS, "欺凌形式") for f in forms or ()]
-    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/网络/财物）")
+    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/财物/恶意排斥、孤立/网络）")
     require(len(set(chosen)) == len(chosen), "欺凌形式重复")
     return chosen
 

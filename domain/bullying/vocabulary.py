@@ -11,7 +11,10 @@ CHANNELS = {
     "public": "社会公众",
 }
 
-FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物"}
+# The five forms of 《未成年人学校保护规定》(2021) art. 20: physical, verbal, property, social
+# (malicious exclusion and isolation) and online. Codes are stored: a new form is added, never
+# renamed.
+FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物", "exclusion": "恶意排斥、孤立"}
 
 PARTS = {"targeted": "被欺凌学生", "bullying": "涉嫌欺凌学生", "witness": "旁观/证人"}
 
