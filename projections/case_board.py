@@ -91,6 +91,7 @@ parties = Table(
     metadata,
     Column("case_id", String(36), primary_key=True),
     Column("student_id", String(36), primary_key=True),
+    Column("part", String(16), nullable=True),  # targeted | bullying | witness (a code)
     Index("v_case_board_parties_student", "student_id"),
 )
 
@@ -120,7 +121,9 @@ REOPENED = UPDATE_CASE.values(
     investigation_completed=False,
     investigation_due=bindparam("due", type_=Date),
 )
-LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream_id = :sid ORDER BY student_id")
+LINKED_STUDENTS = text(
+    "SELECT student_id, MIN(part) FROM anxin_links WHERE stream_id = :sid GROUP BY student_id ORDER BY student_id"
+)
 
 
 class CaseBoardView(WriteBehind, View):
@@ -156,13 +159,13 @@ class CaseBoardView(WriteBehind, View):
                 erased=False,
             ),
         )
-        ids = sorted({p["student_id"] for p in e.parties})
-        if ids:
-            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
+        named = sorted({(p["student_id"], p["part"]) for p in e.parties})
+        if named:
+            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s, "part": part} for s, part in named])
 
     @fold.register
     def _(self, e: BullyingCase.PartyAdded, conn: Connection, position: int) -> None:
-        conn.execute(INSERT_PARTY, {"case_id": str(e.originator_id), "student_id": e.student_id})
+        conn.execute(INSERT_PARTY, {"case_id": str(e.originator_id), "student_id": e.student_id, "part": e.part})
 
     @fold.register
     def _(self, e: BullyingCase.PartyRemoved, conn: Connection, position: int) -> None:
@@ -237,6 +240,10 @@ class CaseBoardView(WriteBehind, View):
         self._set(e, conn, closed_on=e.at.date())
 
     @fold.register
+    def _(self, e: BullyingCase.ClueDismissed, conn: Connection, position: int) -> None:
+        self._set(e, conn, closed_on=e.at.date())
+
+    @fold.register
     def _(self, e: BullyingCase.Reopened, conn: Connection, position: int) -> None:
         conn.execute(REOPENED, {KEY: str(e.originator_id), "due": e.investigation_due})
 
@@ -247,9 +254,9 @@ class CaseBoardView(WriteBehind, View):
         cid = str(e.originator_id)
         row = directory_row(conn, cid)
         conn.execute(INSERT_CASE, {"case_id": cid, "school_id": row[0] if row else None, **ERASED_CASE})
-        ids = [r[0] for r in conn.execute(LINKED_STUDENTS, {"sid": cid})]
-        if ids:
-            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
+        named = [(r[0], r[1]) for r in conn.execute(LINKED_STUDENTS, {"sid": cid})]
+        if named:
+            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s, "part": part} for s, part in named])
 
     def erase(self, conn: Connection, stream_id: str) -> None:
         # The parties stay: they are ids, as in the directory the gate reads.
@@ -299,6 +306,8 @@ class BoardLine:
     mandatory_report_dates: list[date] | None = None
     appeals: int | None = None
     appeal_pending: bool | None = None
+    # No targeted student identified yet (a clue): shown as 未确认学生.
+    unconfirmed: bool = False
 
     @property
     def status_label(self) -> str:
@@ -330,6 +339,7 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         closed_on=closed,
         erased=bool(row["erased"]),
         full=full,
+        unconfirmed=not row["erased"] and not row["has_targeted"],
     )
     if not full or row["erased"]:
         return line
@@ -367,7 +377,10 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
         )
     app.views.catch_up()
     today = today or app.now().date()
-    q = select(cases).where(cases.c.school_id == school_id)
+    has_targeted = (
+        exists().where(parties.c.case_id == cases.c.case_id, parties.c.part == "targeted").label("has_targeted")
+    )
+    q = select(cases, has_targeted).where(cases.c.school_id == school_id)
     if not full:
         mine = exists().where(
             parties.c.case_id == cases.c.case_id,

@@ -422,6 +422,7 @@ class WorkQueueView(WriteBehind, View):
         )
 
     @fold.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.ClueDismissed)
     def _closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
 

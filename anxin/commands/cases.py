@@ -59,8 +59,10 @@ class CaseCommands(CaseReads):
         narrative: str,
         reporter_note: str = "",
         source: Mapping[str, Any] | None = None,
+        students_unconfirmed: bool = False,
     ) -> str:
-        """Report suspected bullying (线索/举报); any staff member of the school may."""
+        """Report suspected bullying (线索/举报); any staff member of the school may. With
+        `students_unconfirmed` (a hotline or anonymous clue), no student need be named yet."""
         self.core.check(actor, access.CASE_REPORT, "case", school_id=school_id)
         case = self._build_bullying_case(
             actor,
@@ -73,6 +75,7 @@ class CaseCommands(CaseReads):
             narrative=narrative,
             reporter_note=reporter_note,
             source=source,
+            students_unconfirmed=students_unconfirmed,
         )
         self.core.commit(case)
         return str(case.id)
@@ -526,3 +529,12 @@ class CaseCommands(CaseReads):
             c.correct_follow_up(
                 follow_up_id=follow_up_id, notes=notes, reason=reason, actor=actor.staff_id, at=self.now()
             )
+
+    # -- intake: clues (issue 17, A) -------------------------------------------------------------
+    def dismiss_clue(
+        self, actor: Actor, case_id: str, *, finding: str, reason: str, expected_version: int | None = None
+    ) -> None:
+        """The principal ends a clue that names no targeted student without a determination:
+        查无欺凌 (not bullying) or not about students of this school, with what the inquiry found."""
+        with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
+            c.dismiss_clue(finding=finding, reason=reason, actor=actor.staff_id, at=self.now())

@@ -66,11 +66,13 @@ from domain.bullying.errors import (
     AppealPending,
     AppealWindowClosed,
     CaseClosed,
+    ClueHasTargetedParty,
     DeterminationNotApproved,
     InterventionsRequired,
     MandatoryReportRequired,
     NotAParty,
     SelfApproval,
+    TargetedPartyNotIdentified,
     TargetedPartyRequired,
     UnknownStaff,
     UnknownStudent,
@@ -80,6 +82,7 @@ from domain.bullying.rules import (
     case_status,
     check_aware,
     check_choice,
+    check_clue_parties,
     check_forms,
     check_parties,
     check_source,
@@ -89,6 +92,7 @@ from domain.bullying.vocabulary import (
     APPEAL_OUTCOMES,
     APPROVED_STATES,
     CHANNELS,
+    CLUE_FINDINGS,
     CONTACT_METHODS,
     FORMS,
     INTERVENTION_KINDS,
@@ -99,6 +103,7 @@ from domain.bullying.vocabulary import (
     PARTY_EDIT_STATES,
     SEVERITIES,
     STATUS_LABELS,
+    UNCONFIRMED_LABEL,
 )
 from domain.common import (
     CaseAggregate,
@@ -118,8 +123,10 @@ __all__ = [
     "AppealWindowClosed",
     "BullyingCase",
     "CHANNELS",
+    "CLUE_FINDINGS",
     "CONTACT_METHODS",
     "CaseClosed",
+    "ClueHasTargetedParty",
     "DeterminationNotApproved",
     "FORMS",
     "INTERVENTION_KINDS",
@@ -134,7 +141,9 @@ __all__ = [
     "SEVERITIES",
     "STATUS_LABELS",
     "SelfApproval",
+    "TargetedPartyNotIdentified",
     "TargetedPartyRequired",
+    "UNCONFIRMED_LABEL",
     "UnknownStaff",
     "UnknownStudent",
     "UnknownSupportFile",
@@ -171,6 +180,7 @@ class BullyingCase(CaseAggregate):
     ReportCorrected: TypeAlias = events.ReportCorrected
     FollowUpCorrected: TypeAlias = events.FollowUpCorrected
     SelfHarmNoted: TypeAlias = events.SelfHarmNoted
+    ClueDismissed: TypeAlias = events.ClueDismissed
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
@@ -246,8 +256,12 @@ class BullyingCase(CaseAggregate):
         at: datetime,
         reporter_note: str = "",
         source: Mapping[str, Any] | None = None,
+        students_unconfirmed: bool = False,
     ) -> BullyingCase:
-        """Open a case from a report (线索/举报); the investigation due date comes from policy."""
+        """Open a case from a report (线索/举报); the investigation due date comes from policy.
+        A report names at least one targeted student, unless the reporter says the students
+        are not confirmed yet (`students_unconfirmed`: a hotline or anonymous clue): then it
+        may name nobody, and parties are added as the inquiry identifies them."""
         require_aware(at)
         check_aware(occurred_at, "发生时间")
         require(occurred_at <= at, "发生时间不能晚于报告时间")
@@ -259,7 +273,7 @@ class BullyingCase(CaseAggregate):
             occurred_at=occurred_at,
             place=require_text(place, "发生地点"),
             forms=check_forms(forms),
-            parties=check_parties(parties),
+            parties=check_clue_parties(parties) if students_unconfirmed else check_parties(parties),
             narrative=require_text(narrative, "事情经过"),
             reporter_note=(reporter_note or "").strip(),
             source=check_source(source),
@@ -487,6 +501,7 @@ class BullyingCase(CaseAggregate):
         """Complete the investigation with its findings, for the committee to determine."""
         require_aware(at)
         self._require(("investigating",), "完成调查")
+        self._require_targeted_party("完成调查")
         self._investigation_completed(findings=require_text(findings, "调查结论"), actor=actor, at=at)
 
     @event(InvestigationCompleted)
@@ -509,6 +524,7 @@ class BullyingCase(CaseAggregate):
         """Record the committee's determination (认定); it takes effect when the principal approves."""
         require_aware(at)
         self._require(("awaiting_determination",), "作出认定")
+        self._require_targeted_party("作出认定")
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
         bullying, severity, horseplay = determination_of(bullying, severity, horseplay)
         self._determined(
@@ -1111,6 +1127,42 @@ class BullyingCase(CaseAggregate):
         self.corrections.append(
             {"what": what, "corrects": corrects, "fields": fields or [], "reason": reason, "by": actor, "at": at}
         )
+
+    # -- intake: clues without named students (issue 17, A) ------------------------------------
+    def dismiss_clue(self, *, finding: str, reason: str, actor: str, at: datetime) -> None:
+        """End a clue that names no targeted student without a determination: not bullying,
+        or not about students of this school (查无欺凌), with why. A case with a targeted
+        student goes to the committee instead (art. 24 of 未成年人学校保护规定)."""
+        require_aware(at)
+        self._require(INVESTIGATION_OPEN_STATES, "以“查无欺凌”结束线索")
+        if self.targeted_parties:
+            raise ClueHasTargetedParty(state=self.status_label, action="以“查无欺凌”结束线索")
+        self._clue_dismissed(
+            finding=check_choice(finding, CLUE_FINDINGS, "核查结果"),
+            reason=require_text(reason, "核查情况"),
+            actor=actor,
+            at=at,
+        )
+
+    @event(ClueDismissed)
+    def _clue_dismissed(self, finding: str, reason: str, actor: str, at: datetime) -> None:
+        self.closed_at = at
+        self.close_reason = reason
+        self.next_follow_up_due = None
+        self.closures.append({"reason": reason, "determination_id": None, "finding": finding, "by": actor, "at": at})
+
+    @property
+    def targeted_parties(self) -> list[str]:
+        return [p["student_id"] for p in self.parties if p["part"] == "targeted"]
+
+    @property
+    def students_unconfirmed(self) -> bool:
+        """A clue whose targeted student is not identified yet (pages: 未确认学生)."""
+        return not self.targeted_parties
+
+    def _require_targeted_party(self, action: str) -> None:
+        if not self.targeted_parties:
+            raise TargetedPartyNotIdentified(action=action)
 
     # -- questions ----------------------------------------------------------------------------
     @property

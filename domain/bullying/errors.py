@@ -72,3 +72,17 @@ class AppealPending(WrongState):
 class AppealWindowClosed(DomainError):
     code = "appeal_window_closed"
     message = "申诉期已过（截止{until}），不能再申诉"
+
+
+# -- issue 17 (A): intake ----------------------------------------------------------------------
+class TargetedPartyNotIdentified(WrongState):
+    code = "targeted_party_not_identified"
+    message = (
+        "尚未确认被欺凌学生，不能{action}：请先在“当事人”中增加被欺凌学生；"
+        "如核查后查无欺凌或不涉及本校学生，请以“查无欺凌”结束线索"
+    )
+
+
+class ClueHasTargetedParty(WrongState):
+    code = "clue_has_targeted_party"
+    message = "已确认被欺凌学生的案件须经学生欺凌治理委员会认定，不能以“查无欺凌”结束"

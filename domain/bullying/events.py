@@ -240,3 +240,15 @@ class SelfHarmNoted(CaseAggregate.Event):
     note: str
     actor: str
     at: datetime
+
+
+# -- issue 17 (A): intake ----------------------------------------------------------------------
+class ClueDismissed(CaseAggregate.Event):
+    """A clue that names no targeted student ended without a determination: not bullying, or
+    not concerning students of this school (查无欺凌), with why. The case is closed (it can be
+    reopened if it recurs)."""
+
+    finding: str
+    reason: str
+    actor: str
+    at: datetime

@@ -57,3 +57,9 @@ PARTY_EDIT_STATES = ("reported", "reopened", "investigating", "awaiting_determin
 INVESTIGATION_OPEN_STATES = ("reported", "reopened", "investigating")
 
 APPROVED_STATES = ("concluded", "intervening", "following_up")
+
+# How a clue (线索) that names no targeted student ends without a determination (查无欺凌).
+CLUE_FINDINGS = {"not_bullying": "查无欺凌", "not_our_students": "不涉及本校学生"}
+
+# A case with no targeted student yet: how pages and queues name its student.
+UNCONFIRMED_LABEL = "未确认学生"

@@ -172,6 +172,7 @@ class ReportView(ReportState, View):
         self._case(conn, event, change)
 
     @fold.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.ClueDismissed)
     def _case_closed(self, event: Any, conn: Connection, position: int) -> None:
         self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed", event.at)
 

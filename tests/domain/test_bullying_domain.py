@@ -654,17 +654,3 @@ def test_a_case_status_follows_one_rule_in_order_of_precedence() -> None:
     assert status(determined=True, approved=True, bullying=True, followed_up=True) == "following_up"
     assert status(determined=True, approved=True, bullying=True, appealed=True) == "appealed"
     assert status(appealed=True, closed=True) == "closed"
-
-
-# -- issue 17 (A): intake ---------------------------------------------------------------------
-def test_the_five_forms_of_art_20_include_malicious_exclusion_and_isolation():
-    # Given the vocabulary of 未成年人学校保护规定 art. 20
-    from domain.bullying import FORMS
-
-    # When a report names social bullying (恶意排斥、孤立) alone
-    c = new_case(forms=["exclusion"])
-
-    # Then it is recorded with its code, labelled in the users' words, beside the other four
-    assert c.forms == ["exclusion"]
-    assert FORMS["exclusion"] == "恶意排斥、孤立"
-    assert set(FORMS) == {"physical", "verbal", "property", "exclusion", "online"}
