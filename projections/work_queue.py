@@ -38,8 +38,9 @@ from projections.work_queue_view import (
 if TYPE_CHECKING:
     from projections.base import Source
 
-KINDS = ("investigation", "determination", "approval", "follow_up", "plan_review", "check_in")
+KINDS = ("intake", "investigation", "determination", "approval", "follow_up", "plan_review", "check_in")
 KIND_LABELS = {
+    "intake": "欺凌报告待启动调查",
     "investigation": "欺凌案件调查期限",
     "determination": "待作出认定",
     "approval": "待审批认定",

@@ -88,7 +88,7 @@ class CaseCommands(CaseReads):
             id=uuid4(),
             school_id=school_id,
             **report,
-            investigation_due=self.policy.investigation_due(at.date()),
+            intake_due=self.policy.intake_due(at.date()),
             actor=actor.staff_id,
             at=at,
         )
@@ -236,12 +236,16 @@ class CaseCommands(CaseReads):
     def start_investigation(
         self, actor: Actor, case_id: str, *, handler_id: str | None = None, expected_version: int | None = None
     ) -> None:
-        """Start the investigation; the handler (default: the actor) is responsible for it."""
+        """Start the investigation; the handler (default: the actor) is responsible for it. It
+        is due the policy's investigation_days from today, unless the case was reported before
+        the clock started at the investigation (its stored due date stands)."""
+        at = self.now()
         with self._case(actor, case_id, expected_version) as c:
             handler = handler_id or actor.staff_id
             if handler_id:
                 self._require_staff(c.school_id, handler)
-            c.start_investigation(handler_id=handler, actor=actor.staff_id, at=self.now())
+            due = None if c.investigation_due is not None else self.policy.investigation_due(at.date())
+            c.start_investigation(handler_id=handler, investigation_due=due, actor=actor.staff_id, at=at)
 
     def complete_investigation(
         self, actor: Actor, case_id: str, *, findings: str, expected_version: int | None = None
@@ -458,12 +462,11 @@ class CaseCommands(CaseReads):
             c.close(reason=reason, actor=actor.staff_id, at=self.now())
 
     def reopen_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
-        """Reopen a closed case when the bullying recurs; a new investigation falls due."""
+        """Reopen a closed case when the bullying recurs; a new investigation must start by the
+        policy's intake due date (its own due date comes when it starts)."""
         at = self.now()
         with self._case(actor, case_id, expected_version) as c:
-            c.reopen(
-                reason=reason, investigation_due=self.policy.investigation_due(at.date()), actor=actor.staff_id, at=at
-            )
+            c.reopen(reason=reason, intake_due=self.policy.intake_due(at.date()), actor=actor.staff_id, at=at)
 
     # -- corrections -----------------------------------------------------------------------------
     def correct_statement(

@@ -184,6 +184,9 @@ class BullyingCase(CaseAggregate):
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
+    # Issue 17: when the investigation must start (None for a case reported before, whose
+    # investigation_due counted from the report). Added later, like self_harm_notes.
+    intake_due: date | None = None
 
     @event(Reported)
     def __init__(
@@ -198,7 +201,8 @@ class BullyingCase(CaseAggregate):
         narrative: str,
         reporter_note: str,
         source: dict[str, Any] | None,
-        investigation_due: date,
+        investigation_due: date | None,
+        intake_due: date | None,
         actor: str,
         at: datetime,
     ) -> None:
@@ -216,7 +220,8 @@ class BullyingCase(CaseAggregate):
         self.reported_at = at
         self.opened_on = at.date()
         self.cycle = 0
-        self.investigation_due = investigation_due
+        self.investigation_due: date | None = investigation_due
+        self.intake_due = intake_due
         self.handler_id: str | None = None
         self.investigation_started_at: datetime | None = None
         self.investigation_completed_at: datetime | None = None
@@ -251,9 +256,10 @@ class BullyingCase(CaseAggregate):
         forms: Iterable[str],
         parties: Iterable[Any],
         narrative: str,
-        investigation_due: date,
         actor: str,
         at: datetime,
+        intake_due: date | None = None,
+        investigation_due: date | None = None,
         reporter_note: str = "",
         source: Mapping[str, Any] | None = None,
         students_unconfirmed: bool = False,
@@ -265,7 +271,9 @@ class BullyingCase(CaseAggregate):
         require_aware(at)
         check_aware(occurred_at, "发生时间")
         require(occurred_at <= at, "发生时间不能晚于报告时间")
-        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "调查期限不能早于立案日期")
+        require(intake_due is not None or investigation_due is not None, "须有启动调查的期限")
+        for due in (intake_due, investigation_due):
+            require(due is None or (isinstance(due, date) and due >= at.date()), "调查期限不能早于立案日期")
         return cls(
             id=id,
             school_id=require_text(school_id, "学校"),
@@ -278,6 +286,7 @@ class BullyingCase(CaseAggregate):
             reporter_note=(reporter_note or "").strip(),
             source=check_source(source),
             investigation_due=investigation_due,
+            intake_due=intake_due,
             actor=actor,
             at=at,
         )
@@ -486,16 +495,29 @@ class BullyingCase(CaseAggregate):
             "corrections": [],
         }
 
-    def start_investigation(self, *, handler_id: str, actor: str, at: datetime) -> None:
-        """Start the investigation (调查); the handler becomes the case's responsible staff."""
+    def start_investigation(
+        self, *, handler_id: str, actor: str, at: datetime, investigation_due: date | None = None
+    ) -> None:
+        """Start the investigation (调查); the handler becomes the case's responsible staff. It
+        is due `investigation_due` (policy: from today); a case reported before issue 17
+        already has its due date, from the report, and may start without one."""
         require_aware(at)
         self._require(("reported", "reopened"), "开始调查")
-        self._investigation_started(handler_id=require_text(handler_id, "负责人"), actor=actor, at=at)
+        require(investigation_due is not None or self.investigation_due is not None, "须有调查期限")
+        require(
+            investigation_due is None or (isinstance(investigation_due, date) and investigation_due >= at.date()),
+            "调查期限不能早于开始调查的日期",
+        )
+        self._investigation_started(
+            handler_id=require_text(handler_id, "负责人"), investigation_due=investigation_due, actor=actor, at=at
+        )
 
     @event(InvestigationStarted)
-    def _investigation_started(self, handler_id: str, actor: str, at: datetime) -> None:
+    def _investigation_started(self, handler_id: str, investigation_due: date | None, actor: str, at: datetime) -> None:
         self.handler_id = handler_id
         self.investigation_started_at = at
+        if investigation_due is not None:
+            self.investigation_due = investigation_due
 
     def complete_investigation(self, *, findings: str, actor: str, at: datetime) -> None:
         """Complete the investigation with its findings, for the committee to determine."""
@@ -989,18 +1011,35 @@ class BullyingCase(CaseAggregate):
         self.next_follow_up_due = None
         self.closures.append({"reason": reason, "determination_id": determination_id, "by": actor, "at": at})
 
-    def reopen(self, *, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
-        """Reopen a closed case when the bullying recurs: a new cycle, investigated anew."""
+    def reopen(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        at: datetime,
+        intake_due: date | None = None,
+        investigation_due: date | None = None,
+    ) -> None:
+        """Reopen a closed case when the bullying recurs: a new cycle, investigated anew. The
+        new investigation starts by `intake_due` (its own due date comes when it starts)."""
         require_aware(at)
         if self.closed_at is None:
             raise WrongState(state=self.status_label, action="重新开启（只有已结案的案件才能重新开启）")
-        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
+        require(intake_due is not None or investigation_due is not None, "须有新的调查期限")
+        for due in (intake_due, investigation_due):
+            require(due is None or (isinstance(due, date) and due >= at.date()), "须有新的调查期限")
         self._reopened(
-            reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due, actor=actor, at=at
+            reason=require_text(reason, "重新开启原因"),
+            investigation_due=investigation_due,
+            intake_due=intake_due,
+            actor=actor,
+            at=at,
         )
 
     @event(Reopened)
-    def _reopened(self, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
+    def _reopened(
+        self, reason: str, investigation_due: date | None, intake_due: date | None, actor: str, at: datetime
+    ) -> None:
         self.cycle += 1
         self.closed_at = None
         self.close_reason = ""
@@ -1010,6 +1049,7 @@ class BullyingCase(CaseAggregate):
         self.investigation_completed_at = None
         self.findings = ""
         self.investigation_due = investigation_due
+        self.intake_due = intake_due
         self.appeal_until = None
         self.next_follow_up_due = None
         self.reopenings.append({"reason": reason, "by": actor, "at": at, "cycle": self.cycle})
@@ -1225,14 +1265,21 @@ class BullyingCase(CaseAggregate):
         return missing
 
     def investigation_overdue(self, today: date) -> bool:
-        return self.closed_at is None and self.investigation_completed_at is None and today > self.investigation_due
+        """Not completed by its due date (a new case has one once its investigation starts)."""
+        due = self.investigation_due
+        return self.closed_at is None and self.investigation_completed_at is None and due is not None and today > due
+
+    def intake_overdue(self, today: date) -> bool:
+        """The investigation has not started by the intake due date."""
+        due = self.intake_due
+        return self.closed_at is None and self.investigation_started_at is None and due is not None and today > due
 
     def follow_up_overdue(self, today: date) -> bool:
         due = self.next_follow_up_due
         return self.closed_at is None and due is not None and today > due
 
     def is_overdue(self, today: date) -> bool:
-        return self.investigation_overdue(today) or self.follow_up_overdue(today)
+        return self.intake_overdue(today) or self.investigation_overdue(today) or self.follow_up_overdue(today)
 
     def scope(self) -> Scope:
         return Scope(
