@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from anxin.commands.case_reads import CaseReads
 from domain import access
-from domain.bullying import BullyingCase
+from domain.bullying import BullyingCase, InterventionsRequired
 from domain.common import Actor
 
 
@@ -457,9 +457,13 @@ class CaseCommands(CaseReads):
         )
 
     def close_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
-        """The principal closes the case (结案), if every duty is done."""
+        """The principal closes the case (结案), if every duty is done; a refusal for missing
+        interventions names each student (by name) and the type of intervention missing."""
         with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
-            c.close(reason=reason, actor=actor.staff_id, at=self.now())
+            try:
+                c.close(reason=reason, actor=actor.staff_id, at=self.now())
+            except InterventionsRequired as e:
+                raise e.naming(lambda sid: self.core.student_ref(sid).name) from None
 
     def reopen_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
         """Reopen a closed case when the bullying recurs; a new investigation must start by the

@@ -998,10 +998,7 @@ class BullyingCase(CaseAggregate):
             raise MandatoryReportRequired()
         missing = self.missing_interventions()
         if missing:
-            raise InterventionsRequired(
-                missing="、".join(PARTS[p] for p in missing),
-                student_ids=sorted({s for ids in missing.values() for s in ids}),
-            )
+            raise InterventionsRequired.of(missing)
         self._closed(reason=require_text(reason, "结案理由"), determination_id=det["id"], actor=actor, at=at)
 
     @event(Closed)

@@ -37,6 +37,9 @@ KINDS_BY_PART = {
     "bullying": ("education", "counselling"),
 }
 
+# What closure needs for a bullying determination (any one of these, per student of the part).
+REQUIRED_KINDS = {"targeted": ("counselling", "support"), "bullying": ("education",)}
+
 APPEAL_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "reopened": "重新调查"}
 
 STATUS_LABELS = {

@@ -14,6 +14,7 @@ from domain.bullying import (
     FORMS,
     BullyingCase,
     ClueHasTargetedParty,
+    InterventionsRequired,
     TargetedPartyNotIdentified,
     TargetedPartyRequired,
 )
@@ -135,3 +136,43 @@ def test_a_case_with_a_targeted_student_cannot_be_closed_as_a_clue():
     c = clue(parties=[(TGT, "targeted")])
     e = refused(c, ClueHasTargetedParty, c.dismiss_clue, finding="not_bullying", reason="无", actor=PRINCIPAL, at=at(1))
     assert "学生欺凌治理委员会认定" in str(e)
+
+
+# -- error messages -------------------------------------------------------------------------------
+def test_closure_without_an_education_plan_names_the_side_and_the_missing_type_once():
+    # given an approved bullying determination; the bullying student has counselling only
+    c = BullyingCase.report(
+        id=uuid4(),
+        school_id="school-1",
+        channel="teacher",
+        occurred_at=T0 - DAY,
+        place="操场",
+        forms=["verbal"],
+        parties=[(TGT, "targeted"), (BUL, "bullying")],
+        narrative="辱骂",
+        intake_due=T0.date() + DAY,
+        actor="teacher-1",
+        at=T0,
+    )
+    c.start_investigation(handler_id=SAFETY, investigation_due=at(1).date() + 10 * DAY, actor=SAFETY, at=at(1))
+    c.complete_investigation(findings="属实", actor=SAFETY, at=at(2))
+    c.determine(determination_id="d1", bullying=True, severity="minor", reason="认定", actor=SAFETY, at=at(3))
+    c.approve_determination(
+        reason="同意", follow_up_due=at(40).date(), appeal_until=at(20).date(), actor=PRINCIPAL, at=at(4)
+    )
+    for iid, sid, kind in (("i1", TGT, "support"), ("i2", BUL, "counselling")):
+        c.plan_intervention(
+            intervention_id=iid,
+            student_id=sid,
+            kind=kind,
+            plan="方案",
+            responsible_staff_id=SAFETY,
+            actor=SAFETY,
+            at=at(5),
+        )
+    # when it is closed, then the refusal names the bullying side and 教育矫治, once, not the other side
+    e = refused(c, InterventionsRequired, c.close, reason="结案", actor=PRINCIPAL, at=at(6))
+    assert str(e).count("涉嫌欺凌学生须有「教育矫治」") == 1 and "被欺凌学生" not in str(e)
+    # and named by the application, each student by the name it is given
+    named = e.naming({BUL: "李四"}.__getitem__)
+    assert "涉嫌欺凌学生李四须有「教育矫治」" in str(named) and named.details["student_ids"] == [BUL]

@@ -99,3 +99,46 @@ def test_a_hotline_clue_is_shown_as_unconfirmed_and_closed_by_the_principal_as_n
     assert case.status == "closed" and case.determination is None
     assert case_id not in {i.stream_id for i in work_queue(site.app, lead)}
     assert "不涉及本校学生" in principal.get(f"/cases/{case_id}").text
+
+
+def _students(site: DemoSite, class_name: str) -> list[Any]:
+    admin = _actor(site, "admin")
+    school = _actor(site, "teacher1").school_id
+    return [s for s in site.app.roster.list_students(admin, school) if s.class_name == class_name and not s.erased]
+
+
+def test_closing_without_an_education_plan_names_the_bullying_student_and_the_type_once(site: DemoSite, browse) -> None:
+    # given a case determined as bullying (approved), where the targeted student has support and
+    # the bullying student has counselling, but no education plan (教育矫治)
+    app, lead, head = site.app, _actor(site, "safety1"), _actor(site, "principal1")
+    target, bully = _students(site, "七年级1班")[0], _students(site, "七年级2班")[0]
+    when = app.now() - timedelta(hours=2)
+    cid = app.cases.report_bullying(
+        lead,
+        school_id=lead.school_id,
+        channel="teacher",
+        occurred_at=when,
+        place="操场",
+        forms=["verbal"],
+        parties=[(target.id, "targeted"), (bully.id, "bullying")],
+        narrative=f"起绰号 {uuid.uuid4().hex[:6]}",
+    )
+    app.cases.start_investigation(lead, cid)
+    app.cases.complete_investigation(lead, cid, findings="属实")
+    app.cases.determine(lead, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.approve_determination(head, cid, reason="同意")
+    for sid, kind in ((target.id, "support"), (bully.id, "counselling")):
+        app.cases.plan_intervention(
+            lead, cid, student_id=sid, kind=kind, plan="方案", responsible_staff_id=lead.staff_id
+        )
+    # when the principal tries to close it from the page
+    r = _post_step(browse("principal1"), cid, "close", {"reason": "干预完成"})
+    # then it is refused, the message shown exactly once, naming the bullying student and the type
+    assert r.status_code == 400
+    errors = ERROR.findall(r.text)
+    assert len(errors) == 1, errors
+    assert r.text.count("须有「教育矫治」") == 1
+    assert bully.name in errors[0] and "涉嫌欺凌学生" in errors[0] and "「教育矫治」" in errors[0]
+    assert target.name not in errors[0]
+    # and nothing was recorded
+    assert app.cases.get_case(lead, cid).status == "intervening"
