@@ -80,11 +80,14 @@ DUE_SOON_DAYS = 2
 
 
 def deadline_notice(item: dict[str, Any], school_timezone: Any) -> NoticeSpec | None:
-    """The notice an open investigation raises as its deadline nears (DUE_SOON_DAYS) or
+    """The notice an open investigation (to be started, or completed) raises as its deadline nears (DUE_SOON_DAYS) or
     passes: once per item, kind and due day (a new deadline, a new notice). `item`:
     kind, stream_id, school_id, owner_id, due (a day), overdue."""
-    if item["kind"] != "investigation":
+    if item["kind"] not in ("intake", "investigation"):  # starting it, or completing it
         return None
+    if item["kind"] == "intake" and not item["overdue"]:
+        return None  # a new report already told the safety leads (case_reported): only a late start is
+
     kind = "investigation_overdue" if item["overdue"] else "investigation_due"
     due = datetime.combine(item["due"], datetime.max.time().replace(microsecond=0), tzinfo=school_timezone)
     return NoticeSpec(

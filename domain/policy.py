@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from domain.calendar import SchoolCalendar, add_days, add_school_days
 from domain.common import InvalidInput
 
 RISK_LEVELS = ("general", "key", "high")  # 一般关注 / 重点关注 / 高危
@@ -52,9 +53,34 @@ class Policy:
     # The quorum of a school's 学生欺凌治理委员会 meeting that determines a case: "majority" (more
     # than half of its members at the time) or a number of members present.
     committee_quorum: int | str = "majority"
+    # Issue 17 (A): a bullying report is investigated at once (未成年人学校保护规定 art. 24): the
+    # investigation starts within `intake_days` of the report; it is completed within
+    # `investigation_days` of its start (教督〔2017〕10号: 10 days).
+    intake_days: int = 1
+    # The school calendar (domain.calendar): public holidays off, make-up working days (调休)
+    # on, weekends off. In TOML: holidays = [2026-10-01, ...]; workdays = [2026-09-27, ...].
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+    # Per deadline, whether it counts school days ("school_days") or calendar days
+    # ("calendar_days"). In TOML: a [day_counting] table.
+    day_counting: dict[str, str] = field(
+        default_factory=lambda: {"intake": "school_days", "investigation": "calendar_days"}
+    )
 
-    def investigation_due(self, opened: date) -> date:
-        return opened + timedelta(days=self.investigation_days)
+    @property
+    def calendar(self) -> SchoolCalendar:
+        return SchoolCalendar.of(self.holidays, self.workdays)
+
+    def counts_school_days(self, deadline: str) -> bool:
+        return self.day_counting.get(deadline) == "school_days"
+
+    def investigation_due(self, started: date) -> date:
+        """The investigation is completed within `investigation_days` of its start."""
+        return add_days(started, self.investigation_days, self.calendar, self.counts_school_days("investigation"))
+
+    def intake_due(self, reported: date) -> date:
+        """The investigation of a report starts within `intake_days` of it."""
+        return add_days(reported, self.intake_days, self.calendar, self.counts_school_days("intake"))
 
     def follow_up_due(self, since: date) -> date:
         """The next follow-up visit of a determined case (the first: from the approval)."""
@@ -99,14 +125,9 @@ class Policy:
         return self.end_of_day(referred + timedelta(days=self.crisis_feedback_days))
 
     def school_days_after(self, start: date, n: int) -> date:
-        """The n-th school day after `start`, counting Monday to Friday only. Public
-        holidays and make-up days come with the school calendar (issue 17)."""
-        day = start
-        while n > 0:
-            day += timedelta(days=1)
-            if day.weekday() < 5:
-                n -= 1
-        return day
+        """The n-th school day after `start` in the school calendar (weekends and holidays
+        off, make-up working days on)."""
+        return add_school_days(start, n, self.calendar)
 
     def committee_quorum_for(self, members: int) -> int:
         """How many of a body of `members` must be present for its meeting to determine."""
@@ -144,9 +165,13 @@ class Policy:
             elif name == "committee_quorum":
                 if value != "majority":
                     _require_days(name, value)
-            elif name not in ("review_days", "screening_instruments"):
+            elif name not in ("review_days", "screening_instruments", *CALENDAR_KEYS):
                 _require_days(name, value)
-        policy = replace(cls(), **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments")})
+        policy = replace(
+            cls(),
+            **{k: v for k, v in data.items() if k not in ("review_days", "screening_instruments", *CALENDAR_KEYS)},
+        )
+        policy = _with_calendar(policy, data)
         if "review_days" in data:
             if not isinstance(data["review_days"], dict):
                 raise InvalidInput(reason="review_days 应为表（general、key、high 各自的天数）")
@@ -174,6 +199,53 @@ class Policy:
         except tomllib.TOMLDecodeError as e:
             raise InvalidInput(reason=f"策略文件格式错误：{e}") from e
         return cls.from_mapping(data.get("policy", data))
+
+
+CALENDAR_KEYS = ("holidays", "workdays", "day_counting")
+DAY_COUNTINGS = ("school_days", "calendar_days")
+COUNTED_DEADLINES = ("intake", "investigation")
+
+
+def _dates(name: str, value: Any) -> tuple[date, ...]:
+    if not isinstance(value, list | tuple):
+        raise InvalidInput(reason=f"{name} 应为日期列表，例如 [2026-10-01, 2026-10-02]")
+    out = []
+    for v in value:
+        if isinstance(v, str):
+            try:
+                v = date.fromisoformat(v.strip())
+            except ValueError:
+                raise InvalidInput(reason=f"{name} 中的「{v}」不是日期（应为 2026-10-01 这样的格式）") from None
+        if isinstance(v, datetime) or not isinstance(v, date):
+            raise InvalidInput(reason=f"{name} 中的 {v!r} 不是日期（应为 2026-10-01 这样的格式）")
+        out.append(v)
+    return tuple(sorted(set(out)))
+
+
+def _with_calendar(policy: Policy, data: dict[str, Any]) -> Policy:
+    """The school calendar and per-deadline day counting of a policy file, checked."""
+    changes: dict[str, Any] = {}
+    for name in ("holidays", "workdays"):
+        if name in data:
+            changes[name] = _dates(name, data[name])
+    if "day_counting" in data:
+        counting = data["day_counting"]
+        if not isinstance(counting, dict):
+            raise InvalidInput(reason="day_counting 应为表（intake、investigation 各为 school_days 或 calendar_days）")
+        unknown = set(counting) - set(COUNTED_DEADLINES)
+        if unknown:
+            raise InvalidInput(reason=f"day_counting 中有未知的期限：{', '.join(sorted(unknown))}")
+        for k, v in counting.items():
+            if v not in DAY_COUNTINGS:
+                raise InvalidInput(reason=f"day_counting.{k} 应为 school_days 或 calendar_days（当前为 {v!r}）")
+        changes["day_counting"] = {**policy.day_counting, **counting}
+    policy = replace(policy, **changes)
+    both = set(policy.holidays) & set(policy.workdays)
+    if both:
+        raise InvalidInput(
+            reason=f"同一天不能既是节假日又是调休上班日：{', '.join(d.isoformat() for d in sorted(both))}"
+        )
+    return policy
 
 
 def _require_days(name: str, value: Any) -> None:

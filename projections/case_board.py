@@ -2,7 +2,8 @@
 
 One row per case with the facts its status is derived from, kept by plain updates
 (no read per event): opened date, forms (codes), the investigation's due date and
-whether it started / completed, the determination in force (id, approved, bullying,
+whether it started / completed (and, for reports since issue 17, when it must start:
+`intake_due`), the determination in force (id, approved, bullying,
 severity), the determination last followed up, the pending appeal, counts of appeals
 and mandatory reports (with the reports' dates), the closing date and the cycle. The
 status is derived from those at read time by `status_of`, the same rules as
@@ -69,6 +70,7 @@ cases = Table(
     Column("forms", String(64), nullable=True),  # codes, comma-separated: physical,verbal
     Column("cycle", Integer, nullable=True),
     Column("investigation_due", Date, nullable=True),
+    Column("intake_due", Date, nullable=True),  # the investigation starts by then (v2 reports)
     Column("investigation_started", Boolean, nullable=True),
     Column("investigation_completed", Boolean, nullable=True),
     Column("handler_id", String(64), nullable=True),
@@ -91,6 +93,7 @@ parties = Table(
     metadata,
     Column("case_id", String(36), primary_key=True),
     Column("student_id", String(36), primary_key=True),
+    Column("part", String(16), nullable=True),  # targeted | bullying | witness (a code)
     Index("v_case_board_parties_student", "student_id"),
 )
 
@@ -119,8 +122,11 @@ REOPENED = UPDATE_CASE.values(
     investigation_started=False,
     investigation_completed=False,
     investigation_due=bindparam("due", type_=Date),
+    intake_due=bindparam("intake_due", type_=Date),
 )
-LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream_id = :sid ORDER BY student_id")
+LINKED_STUDENTS = text(
+    "SELECT student_id, MIN(part) FROM anxin_links WHERE stream_id = :sid GROUP BY student_id ORDER BY student_id"
+)
 
 
 class CaseBoardView(WriteBehind, View):
@@ -143,6 +149,7 @@ class CaseBoardView(WriteBehind, View):
                 forms=",".join(e.forms),
                 cycle=0,
                 investigation_due=e.investigation_due,
+                intake_due=e.intake_due,
                 investigation_started=False,
                 investigation_completed=False,
                 handler_id=None,
@@ -156,13 +163,13 @@ class CaseBoardView(WriteBehind, View):
                 erased=False,
             ),
         )
-        ids = sorted({p["student_id"] for p in e.parties})
-        if ids:
-            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
+        named = sorted({(p["student_id"], p["part"]) for p in e.parties})
+        if named:
+            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s, "part": part} for s, part in named])
 
     @fold.register
     def _(self, e: BullyingCase.PartyAdded, conn: Connection, position: int) -> None:
-        conn.execute(INSERT_PARTY, {"case_id": str(e.originator_id), "student_id": e.student_id})
+        conn.execute(INSERT_PARTY, {"case_id": str(e.originator_id), "student_id": e.student_id, "part": e.part})
 
     @fold.register
     def _(self, e: BullyingCase.PartyRemoved, conn: Connection, position: int) -> None:
@@ -175,7 +182,12 @@ class CaseBoardView(WriteBehind, View):
 
     @fold.register
     def _(self, e: BullyingCase.InvestigationStarted, conn: Connection, position: int) -> None:
-        self._set(e, conn, investigation_started=True, handler_id=e.handler_id)
+        if e.investigation_due is None:  # v1: the due date of the report stands
+            self._set(e, conn, investigation_started=True, handler_id=e.handler_id)
+        else:
+            self._set(
+                e, conn, investigation_started=True, handler_id=e.handler_id, investigation_due=e.investigation_due
+            )
 
     @fold.register
     def _(self, e: BullyingCase.InvestigationCompleted, conn: Connection, position: int) -> None:
@@ -237,8 +249,12 @@ class CaseBoardView(WriteBehind, View):
         self._set(e, conn, closed_on=e.at.date())
 
     @fold.register
+    def _(self, e: BullyingCase.ClueDismissed, conn: Connection, position: int) -> None:
+        self._set(e, conn, closed_on=e.at.date())
+
+    @fold.register
     def _(self, e: BullyingCase.Reopened, conn: Connection, position: int) -> None:
-        conn.execute(REOPENED, {KEY: str(e.originator_id), "due": e.investigation_due})
+        conn.execute(REOPENED, {KEY: str(e.originator_id), "due": e.investigation_due, "intake_due": e.intake_due})
 
     @fold.register
     def _(self, e: ErasedEvent, conn: Connection, position: int) -> None:
@@ -247,9 +263,9 @@ class CaseBoardView(WriteBehind, View):
         cid = str(e.originator_id)
         row = directory_row(conn, cid)
         conn.execute(INSERT_CASE, {"case_id": cid, "school_id": row[0] if row else None, **ERASED_CASE})
-        ids = [r[0] for r in conn.execute(LINKED_STUDENTS, {"sid": cid})]
-        if ids:
-            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s} for s in ids])
+        named = [(r[0], r[1]) for r in conn.execute(LINKED_STUDENTS, {"sid": cid})]
+        if named:
+            conn.execute(INSERT_PARTY, [{"case_id": cid, "student_id": s, "part": part} for s, part in named])
 
     def erase(self, conn: Connection, stream_id: str) -> None:
         # The parties stay: they are ids, as in the directory the gate reads.
@@ -299,6 +315,15 @@ class BoardLine:
     mandatory_report_dates: list[date] | None = None
     appeals: int | None = None
     appeal_pending: bool | None = None
+    # No targeted student identified yet (a clue): shown as 未确认学生.
+    unconfirmed: bool = False
+    # The investigation must start by then (reports since issue 17); overdue if it has not.
+    intake_due: date | None = None
+    intake_overdue: bool = False
+
+    @property
+    def overdue(self) -> bool:
+        return self.investigation_overdue or self.intake_overdue
 
     @property
     def status_label(self) -> str:
@@ -319,6 +344,12 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         and row["investigation_due"] is not None
         and today > row["investigation_due"]
     )
+    intake_overdue = (
+        status in ("reported", "reopened")
+        and not row["investigation_started"]
+        and row["intake_due"] is not None
+        and today > row["intake_due"]
+    )
     line = BoardLine(
         case_id=row["case_id"],
         status=status,
@@ -330,6 +361,9 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         closed_on=closed,
         erased=bool(row["erased"]),
         full=full,
+        unconfirmed=not row["erased"] and not row["has_targeted"],
+        intake_due=row["intake_due"],
+        intake_overdue=intake_overdue,
     )
     if not full or row["erased"]:
         return line
@@ -367,7 +401,10 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
         )
     app.views.catch_up()
     today = today or app.now().date()
-    q = select(cases).where(cases.c.school_id == school_id)
+    has_targeted = (
+        exists().where(parties.c.case_id == cases.c.case_id, parties.c.part == "targeted").label("has_targeted")
+    )
+    q = select(cases, has_targeted).where(cases.c.school_id == school_id)
     if not full:
         mine = exists().where(
             parties.c.case_id == cases.c.case_id,
@@ -383,7 +420,7 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
         key=lambda x: (
             x.erased,
             x.status == "closed",
-            not x.investigation_overdue,
+            not x.overdue,
             x.opened_on or date.min,
             x.case_id,
         ),

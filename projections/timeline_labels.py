@@ -95,6 +95,9 @@ KIND_LABELS = {
     "pairing": "一岗双带",
     "committee": "学生欺凌治理委员会",
 }
+# Issue 17 (A): intake.
+LABELS.update({("case", "ClueDismissed"): "线索核查结束（查无欺凌）"})
+
 # A record's status (the directory's code) in words, by kind: what a list of a student's
 # records shows of each (a case's, a file's, a pairing's).
 STATUS_LABELS: dict[str, dict[str, str]] = {
@@ -177,6 +180,7 @@ DETAIL_FIELDS = (
     "screened_on",
     "school_year",
     "cadence_days",
+    "finding",
     "corrects",
     "reason",
     "actor",

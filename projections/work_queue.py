@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, or_, select
 
 from domain import access
+from domain.bullying import UNCONFIRMED_LABEL
 from domain.common import ERASED_LABEL, Actor, NotFound
 from domain.support import referral_feedback_overdue
 from projections.days import from_ordinal, today_of
@@ -37,8 +38,9 @@ from projections.work_queue_view import (
 if TYPE_CHECKING:
     from projections.base import Source
 
-KINDS = ("investigation", "determination", "approval", "follow_up", "plan_review", "check_in")
+KINDS = ("intake", "investigation", "determination", "approval", "follow_up", "plan_review", "check_in")
 KIND_LABELS = {
+    "intake": "欺凌报告待启动调查",
     "investigation": "欺凌案件调查期限",
     "determination": "待作出认定",
     "approval": "待审批认定",
@@ -80,6 +82,11 @@ class WorkItem:
     @property
     def kind_label(self) -> str:
         return KIND_LABELS[self.kind]
+
+    @property
+    def unconfirmed(self) -> bool:
+        """A case whose targeted student is not identified yet (a clue): 未确认学生."""
+        return self.stream_kind == "case" and self.label_key is None and not self.erased
 
 
 def _staff(app: Source, actor: Actor, staff_id: str) -> tuple[str | None, frozenset[str], frozenset[str]] | None:
@@ -124,7 +131,7 @@ def work_queue(
             stream_id=sid,
             stream_kind=sk,
             label_key=subject,
-            label=labels(subject),
+            label=labels(subject) if subject or sk != "case" or not names else UNCONFIRMED_LABEL,
             due=from_ordinal(due),
             overdue=due is not None and day.toordinal() > due,
             since=from_ordinal(since),

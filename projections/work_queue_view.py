@@ -7,7 +7,8 @@ at a time (or none), who must act on it and when it is due:
 
 | kind | stream | who | from → until | due |
 | --- | --- | --- | --- | --- |
-| `investigation` | case | the handler (before one is named: the school's safety leads) | Reported / Reopened / appeal reopened → InvestigationCompleted | `investigation_due` of that event |
+| `intake` | case | the school's safety leads | Reported / Reopened (v2: with `intake_due`) → InvestigationStarted | `intake_due` of that event |
+| `investigation` | case | the handler (before one is named: the school's safety leads) | a v1 Reported / Reopened, InvestigationStarted (v2), appeal reopened → InvestigationCompleted | `investigation_due` of that event (a v1 start keeps the report's) |
 | `determination` | case | the handler | InvestigationCompleted / DeterminationReturned → Determined | — |
 | `approval` | case | the school's principals, except whoever recorded the determination | Determined → DeterminationApproved / DeterminationReturned | — |
 | `follow_up` | case | the handler | an approved bullying determination → Closed / Reopened | `follow_up_due`, then each follow-up's `next_due` |
@@ -198,6 +199,16 @@ _cadence_changed = (
 _delete_item = delete(items).where(_by_id)
 
 
+def _opening_kind(e: Any) -> str:
+    """What a report or a reopening opens: the start of the investigation (`intake`), or, for
+    one recorded before the clock started at the investigation (v1), the investigation."""
+    return "investigation" if e.investigation_due is not None else "intake"
+
+
+def _opening_due(e: Any) -> date | None:
+    return e.investigation_due if e.investigation_due is not None else e.intake_due
+
+
 def _epoch(at: Any) -> int | None:
     return int(at.timestamp()) if at is not None else None
 
@@ -226,11 +237,11 @@ class WorkQueueView(WriteBehind, View):
                 school_id=e.school_id,
                 subject_id=subject,
                 handler_id=None,
-                kind="investigation",
+                kind=_opening_kind(e),
                 owner_id=None,
                 owner_role=SAFETY_LEAD,
                 since_day=ordinal_or_none(e.at.date()),
-                due_day=ordinal_or_none(e.investigation_due),
+                due_day=ordinal_or_none(_opening_due(e)),
             ),
             position,
         )
@@ -252,7 +263,18 @@ class WorkQueueView(WriteBehind, View):
 
     @fold.register(BullyingCase.InvestigationStarted)
     def _investigation_started(self, e: Any, conn: Connection, position: int) -> None:
-        self._set(conn, e, handler_id=e.handler_id, owner_id=e.handler_id)
+        if e.investigation_due is None:  # v1: the due date of the report stands
+            self._set(conn, e, handler_id=e.handler_id, owner_id=e.handler_id)
+        else:
+            self._set(
+                conn,
+                e,
+                handler_id=e.handler_id,
+                owner_id=e.handler_id,
+                kind="investigation",
+                since_day=ordinal_or_none(e.at.date()),
+                due_day=ordinal_or_none(e.investigation_due),
+            )
 
     @fold.register(BullyingCase.InvestigationCompleted)
     @fold.register(BullyingCase.DeterminationReturned)
@@ -313,12 +335,12 @@ class WorkQueueView(WriteBehind, View):
             conn,
             e,
             handler_id=None,
-            kind="investigation",
+            kind=_opening_kind(e),
             owner_id=None,
             owner_role=SAFETY_LEAD,
             excluded_id=None,
             since_day=ordinal_or_none(e.at.date()),
-            due_day=ordinal_or_none(e.investigation_due),
+            due_day=ordinal_or_none(_opening_due(e)),
         )
 
     @staticmethod
@@ -422,6 +444,7 @@ class WorkQueueView(WriteBehind, View):
         )
 
     @fold.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.ClueDismissed)
     def _closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
 

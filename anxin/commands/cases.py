@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from anxin.commands.case_reads import CaseReads
 from domain import access
-from domain.bullying import BullyingCase, GuardianParticipationMissing
+from domain.bullying import BullyingCase, GuardianParticipationMissing, InterventionsRequired
 from domain.committee import NoGoverningBody
 from domain.common import Actor
 
@@ -60,8 +60,10 @@ class CaseCommands(CaseReads):
         narrative: str,
         reporter_note: str = "",
         source: Mapping[str, Any] | None = None,
+        students_unconfirmed: bool = False,
     ) -> str:
-        """Report suspected bullying (线索/举报); any staff member of the school may."""
+        """Report suspected bullying (线索/举报); any staff member of the school may. With
+        `students_unconfirmed` (a hotline or anonymous clue), no student need be named yet."""
         self.core.check(actor, access.CASE_REPORT, "case", school_id=school_id)
         case = self._build_bullying_case(
             actor,
@@ -74,6 +76,7 @@ class CaseCommands(CaseReads):
             narrative=narrative,
             reporter_note=reporter_note,
             source=source,
+            students_unconfirmed=students_unconfirmed,
         )
         self.core.commit(case)
         return str(case.id)
@@ -86,7 +89,7 @@ class CaseCommands(CaseReads):
             id=uuid4(),
             school_id=school_id,
             **report,
-            investigation_due=self.policy.investigation_due(at.date()),
+            intake_due=self.policy.intake_due(at.date()),
             actor=actor.staff_id,
             at=at,
         )
@@ -234,12 +237,16 @@ class CaseCommands(CaseReads):
     def start_investigation(
         self, actor: Actor, case_id: str, *, handler_id: str | None = None, expected_version: int | None = None
     ) -> None:
-        """Start the investigation; the handler (default: the actor) is responsible for it."""
+        """Start the investigation; the handler (default: the actor) is responsible for it. It
+        is due the policy's investigation_days from today, unless the case was reported before
+        the clock started at the investigation (its stored due date stands)."""
+        at = self.now()
         with self._case(actor, case_id, expected_version) as c:
             handler = handler_id or actor.staff_id
             if handler_id:
                 self._require_staff(c.school_id, handler)
-            c.start_investigation(handler_id=handler, actor=actor.staff_id, at=self.now())
+            due = None if c.investigation_due is not None else self.policy.investigation_due(at.date())
+            c.start_investigation(handler_id=handler, investigation_due=due, actor=actor.staff_id, at=at)
 
     def complete_investigation(
         self, actor: Actor, case_id: str, *, findings: str, expected_version: int | None = None
@@ -551,17 +558,20 @@ class CaseCommands(CaseReads):
         )
 
     def close_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
-        """The principal closes the case (结案), if every duty is done."""
+        """The principal closes the case (结案), if every duty is done; a refusal for missing
+        interventions names each student (by name) and the type of intervention missing."""
         with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
-            c.close(reason=reason, actor=actor.staff_id, at=self.now())
+            try:
+                c.close(reason=reason, actor=actor.staff_id, at=self.now())
+            except InterventionsRequired as e:
+                raise e.naming(lambda sid: self.core.student_ref(sid).name) from None
 
     def reopen_case(self, actor: Actor, case_id: str, *, reason: str, expected_version: int | None = None) -> None:
-        """Reopen a closed case when the bullying recurs; a new investigation falls due."""
+        """Reopen a closed case when the bullying recurs; a new investigation must start by the
+        policy's intake due date (its own due date comes when it starts)."""
         at = self.now()
         with self._case(actor, case_id, expected_version) as c:
-            c.reopen(
-                reason=reason, investigation_due=self.policy.investigation_due(at.date()), actor=actor.staff_id, at=at
-            )
+            c.reopen(reason=reason, intake_due=self.policy.intake_due(at.date()), actor=actor.staff_id, at=at)
 
     # -- corrections -----------------------------------------------------------------------------
     def correct_statement(
@@ -627,3 +637,12 @@ class CaseCommands(CaseReads):
             c.correct_follow_up(
                 follow_up_id=follow_up_id, notes=notes, reason=reason, actor=actor.staff_id, at=self.now()
             )
+
+    # -- intake: clues (issue 17, A) -------------------------------------------------------------
+    def dismiss_clue(
+        self, actor: Actor, case_id: str, *, finding: str, reason: str, expected_version: int | None = None
+    ) -> None:
+        """The principal ends a clue that names no targeted student without a determination:
+        查无欺凌 (not bullying) or not about students of this school, with what the inquiry found."""
+        with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
+            c.dismiss_clue(finding=finding, reason=reason, actor=actor.staff_id, at=self.now())

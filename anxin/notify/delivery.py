@@ -432,7 +432,7 @@ def raise_due_notices(app: Core, now: datetime) -> int:
     kind and due day. How many were new."""
     specs = [
         spec
-        for item in app.open_deadlines(now.date(), ("investigation",), DUE_SOON_DAYS)
+        for item in app.open_deadlines(now.date(), ("intake", "investigation"), DUE_SOON_DAYS)
         if (spec := deadline_notice(item, ZoneInfo(app.policy.timezone))) is not None
     ]
     if specs:  # (asked every few seconds: only the new ones are written)

@@ -71,6 +71,7 @@ from domain.bullying.errors import (
     AppealPending,
     AppealWindowClosed,
     CaseClosed,
+    ClueHasTargetedParty,
     CommitteeMeetingRequired,
     DeterminationNotApproved,
     GuardianParticipationMissing,
@@ -79,6 +80,7 @@ from domain.bullying.errors import (
     NotAParty,
     QuorumNotMet,
     SelfApproval,
+    TargetedPartyNotIdentified,
     TargetedPartyRequired,
     UnknownStaff,
     UnknownStudent,
@@ -88,6 +90,7 @@ from domain.bullying.rules import (
     case_status,
     check_aware,
     check_choice,
+    check_clue_parties,
     check_forms,
     check_parties,
     check_source,
@@ -97,6 +100,7 @@ from domain.bullying.vocabulary import (
     APPEAL_OUTCOMES,
     APPROVED_STATES,
     CHANNELS,
+    CLUE_FINDINGS,
     CONTACT_METHODS,
     FORMS,
     GUARDIAN_INVITATION_METHODS,
@@ -111,6 +115,7 @@ from domain.bullying.vocabulary import (
     PARTY_EDIT_STATES,
     SEVERITIES,
     STATUS_LABELS,
+    UNCONFIRMED_LABEL,
 )
 from domain.common import (
     CaseAggregate,
@@ -130,10 +135,12 @@ __all__ = [
     "AppealWindowClosed",
     "BullyingCase",
     "CHANNELS",
+    "CLUE_FINDINGS",
     "CONTACT_METHODS",
     "CaseClosed",
     "CommitteeMeetingRequired",
     "QuorumNotMet",
+    "ClueHasTargetedParty",
     "DeterminationNotApproved",
     "FORMS",
     "GUARDIAN_INVITATION_METHODS",
@@ -153,7 +160,9 @@ __all__ = [
     "SEVERITIES",
     "STATUS_LABELS",
     "SelfApproval",
+    "TargetedPartyNotIdentified",
     "TargetedPartyRequired",
+    "UNCONFIRMED_LABEL",
     "UnknownStaff",
     "UnknownStudent",
     "UnknownSupportFile",
@@ -193,12 +202,16 @@ class BullyingCase(CaseAggregate):
     GuardianInvitationRecorded: TypeAlias = events.GuardianInvitationRecorded
     GuardianParticipationRecorded: TypeAlias = events.GuardianParticipationRecorded
     CommitteeMeetingRecorded: TypeAlias = events.CommitteeMeetingRecorded
+    ClueDismissed: TypeAlias = events.ClueDismissed
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
     guardian_invitations: tuple[dict[str, Any], ...] = ()
     guardian_participations: tuple[dict[str, Any], ...] = ()
     committee_meetings: tuple[dict[str, Any], ...] = ()
+    # Issue 17: when the investigation must start (None for a case reported before, whose
+    # investigation_due counted from the report). Added later, like self_harm_notes.
+    intake_due: date | None = None
 
     @event(Reported)
     def __init__(
@@ -213,7 +226,8 @@ class BullyingCase(CaseAggregate):
         narrative: str,
         reporter_note: str,
         source: dict[str, Any] | None,
-        investigation_due: date,
+        investigation_due: date | None,
+        intake_due: date | None,
         actor: str,
         at: datetime,
     ) -> None:
@@ -231,7 +245,8 @@ class BullyingCase(CaseAggregate):
         self.reported_at = at
         self.opened_on = at.date()
         self.cycle = 0
-        self.investigation_due = investigation_due
+        self.investigation_due: date | None = investigation_due
+        self.intake_due = intake_due
         self.handler_id: str | None = None
         self.investigation_started_at: datetime | None = None
         self.investigation_completed_at: datetime | None = None
@@ -266,17 +281,24 @@ class BullyingCase(CaseAggregate):
         forms: Iterable[str],
         parties: Iterable[Any],
         narrative: str,
-        investigation_due: date,
         actor: str,
         at: datetime,
+        intake_due: date | None = None,
+        investigation_due: date | None = None,
         reporter_note: str = "",
         source: Mapping[str, Any] | None = None,
+        students_unconfirmed: bool = False,
     ) -> BullyingCase:
-        """Open a case from a report (线索/举报); the investigation due date comes from policy."""
+        """Open a case from a report (线索/举报); the investigation due date comes from policy.
+        A report names at least one targeted student, unless the reporter says the students
+        are not confirmed yet (`students_unconfirmed`: a hotline or anonymous clue): then it
+        may name nobody, and parties are added as the inquiry identifies them."""
         require_aware(at)
         check_aware(occurred_at, "发生时间")
         require(occurred_at <= at, "发生时间不能晚于报告时间")
-        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "调查期限不能早于立案日期")
+        require(intake_due is not None or investigation_due is not None, "须有启动调查的期限")
+        for due in (intake_due, investigation_due):
+            require(due is None or (isinstance(due, date) and due >= at.date()), "调查期限不能早于立案日期")
         return cls(
             id=id,
             school_id=require_text(school_id, "学校"),
@@ -284,11 +306,12 @@ class BullyingCase(CaseAggregate):
             occurred_at=occurred_at,
             place=require_text(place, "发生地点"),
             forms=check_forms(forms),
-            parties=check_parties(parties),
+            parties=check_clue_parties(parties) if students_unconfirmed else check_parties(parties),
             narrative=require_text(narrative, "事情经过"),
             reporter_note=(reporter_note or "").strip(),
             source=check_source(source),
             investigation_due=investigation_due,
+            intake_due=intake_due,
             actor=actor,
             at=at,
         )
@@ -497,21 +520,35 @@ class BullyingCase(CaseAggregate):
             "corrections": [],
         }
 
-    def start_investigation(self, *, handler_id: str, actor: str, at: datetime) -> None:
-        """Start the investigation (调查); the handler becomes the case's responsible staff."""
+    def start_investigation(
+        self, *, handler_id: str, actor: str, at: datetime, investigation_due: date | None = None
+    ) -> None:
+        """Start the investigation (调查); the handler becomes the case's responsible staff. It
+        is due `investigation_due` (policy: from today); a case reported before issue 17
+        already has its due date, from the report, and may start without one."""
         require_aware(at)
         self._require(("reported", "reopened"), "开始调查")
-        self._investigation_started(handler_id=require_text(handler_id, "负责人"), actor=actor, at=at)
+        require(investigation_due is not None or self.investigation_due is not None, "须有调查期限")
+        require(
+            investigation_due is None or (isinstance(investigation_due, date) and investigation_due >= at.date()),
+            "调查期限不能早于开始调查的日期",
+        )
+        self._investigation_started(
+            handler_id=require_text(handler_id, "负责人"), investigation_due=investigation_due, actor=actor, at=at
+        )
 
     @event(InvestigationStarted)
-    def _investigation_started(self, handler_id: str, actor: str, at: datetime) -> None:
+    def _investigation_started(self, handler_id: str, investigation_due: date | None, actor: str, at: datetime) -> None:
         self.handler_id = handler_id
         self.investigation_started_at = at
+        if investigation_due is not None:
+            self.investigation_due = investigation_due
 
     def complete_investigation(self, *, findings: str, actor: str, at: datetime) -> None:
         """Complete the investigation with its findings, for the committee to determine."""
         require_aware(at)
         self._require(("investigating",), "完成调查")
+        self._require_targeted_party("完成调查")
         self._investigation_completed(findings=require_text(findings, "调查结论"), actor=actor, at=at)
 
     @event(InvestigationCompleted)
@@ -534,6 +571,7 @@ class BullyingCase(CaseAggregate):
         """Record the committee's determination (认定); it takes effect when the principal approves."""
         require_aware(at)
         self._require(("awaiting_determination",), "作出认定")
+        self._require_targeted_party("作出认定")
         require(not any(d["id"] == determination_id for d in self.determinations), "该认定已记录")
         bullying, severity, horseplay = determination_of(bullying, severity, horseplay)
         self._require_guardians_took_part()
@@ -1252,10 +1290,7 @@ class BullyingCase(CaseAggregate):
             raise MandatoryReportRequired()
         missing = self.missing_interventions()
         if missing:
-            raise InterventionsRequired(
-                missing="、".join(PARTS[p] for p in missing),
-                student_ids=sorted({s for ids in missing.values() for s in ids}),
-            )
+            raise InterventionsRequired.of(missing)
         self._closed(reason=require_text(reason, "结案理由"), determination_id=det["id"], actor=actor, at=at)
 
     @event(Closed)
@@ -1265,18 +1300,35 @@ class BullyingCase(CaseAggregate):
         self.next_follow_up_due = None
         self.closures.append({"reason": reason, "determination_id": determination_id, "by": actor, "at": at})
 
-    def reopen(self, *, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
-        """Reopen a closed case when the bullying recurs: a new cycle, investigated anew."""
+    def reopen(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        at: datetime,
+        intake_due: date | None = None,
+        investigation_due: date | None = None,
+    ) -> None:
+        """Reopen a closed case when the bullying recurs: a new cycle, investigated anew. The
+        new investigation starts by `intake_due` (its own due date comes when it starts)."""
         require_aware(at)
         if self.closed_at is None:
             raise WrongState(state=self.status_label, action="重新开启（只有已结案的案件才能重新开启）")
-        require(isinstance(investigation_due, date) and investigation_due >= at.date(), "须有新的调查期限")
+        require(intake_due is not None or investigation_due is not None, "须有新的调查期限")
+        for due in (intake_due, investigation_due):
+            require(due is None or (isinstance(due, date) and due >= at.date()), "须有新的调查期限")
         self._reopened(
-            reason=require_text(reason, "重新开启原因"), investigation_due=investigation_due, actor=actor, at=at
+            reason=require_text(reason, "重新开启原因"),
+            investigation_due=investigation_due,
+            intake_due=intake_due,
+            actor=actor,
+            at=at,
         )
 
     @event(Reopened)
-    def _reopened(self, reason: str, investigation_due: date, actor: str, at: datetime) -> None:
+    def _reopened(
+        self, reason: str, investigation_due: date | None, intake_due: date | None, actor: str, at: datetime
+    ) -> None:
         self.cycle += 1
         self.closed_at = None
         self.close_reason = ""
@@ -1286,6 +1338,7 @@ class BullyingCase(CaseAggregate):
         self.investigation_completed_at = None
         self.findings = ""
         self.investigation_due = investigation_due
+        self.intake_due = intake_due
         self.appeal_until = None
         self.next_follow_up_due = None
         self.reopenings.append({"reason": reason, "by": actor, "at": at, "cycle": self.cycle})
@@ -1404,6 +1457,42 @@ class BullyingCase(CaseAggregate):
             {"what": what, "corrects": corrects, "fields": fields or [], "reason": reason, "by": actor, "at": at}
         )
 
+    # -- intake: clues without named students (issue 17, A) ------------------------------------
+    def dismiss_clue(self, *, finding: str, reason: str, actor: str, at: datetime) -> None:
+        """End a clue that names no targeted student without a determination: not bullying,
+        or not about students of this school (查无欺凌), with why. A case with a targeted
+        student goes to the committee instead (art. 24 of 未成年人学校保护规定)."""
+        require_aware(at)
+        self._require(INVESTIGATION_OPEN_STATES, "以“查无欺凌”结束线索")
+        if self.targeted_parties:
+            raise ClueHasTargetedParty(state=self.status_label, action="以“查无欺凌”结束线索")
+        self._clue_dismissed(
+            finding=check_choice(finding, CLUE_FINDINGS, "核查结果"),
+            reason=require_text(reason, "核查情况"),
+            actor=actor,
+            at=at,
+        )
+
+    @event(ClueDismissed)
+    def _clue_dismissed(self, finding: str, reason: str, actor: str, at: datetime) -> None:
+        self.closed_at = at
+        self.close_reason = reason
+        self.next_follow_up_due = None
+        self.closures.append({"reason": reason, "determination_id": None, "finding": finding, "by": actor, "at": at})
+
+    @property
+    def targeted_parties(self) -> list[str]:
+        return [p["student_id"] for p in self.parties if p["part"] == "targeted"]
+
+    @property
+    def students_unconfirmed(self) -> bool:
+        """A clue whose targeted student is not identified yet (pages: 未确认学生)."""
+        return not self.targeted_parties
+
+    def _require_targeted_party(self, action: str) -> None:
+        if not self.targeted_parties:
+            raise TargetedPartyNotIdentified(action=action)
+
     # -- questions ----------------------------------------------------------------------------
     @property
     def determination(self) -> dict[str, Any] | None:
@@ -1465,14 +1554,21 @@ class BullyingCase(CaseAggregate):
         return missing
 
     def investigation_overdue(self, today: date) -> bool:
-        return self.closed_at is None and self.investigation_completed_at is None and today > self.investigation_due
+        """Not completed by its due date (a new case has one once its investigation starts)."""
+        due = self.investigation_due
+        return self.closed_at is None and self.investigation_completed_at is None and due is not None and today > due
+
+    def intake_overdue(self, today: date) -> bool:
+        """The investigation has not started by the intake due date."""
+        due = self.intake_due
+        return self.closed_at is None and self.investigation_started_at is None and due is not None and today > due
 
     def follow_up_overdue(self, today: date) -> bool:
         due = self.next_follow_up_due
         return self.closed_at is None and due is not None and today > due
 
     def is_overdue(self, today: date) -> bool:
-        return self.investigation_overdue(today) or self.follow_up_overdue(today)
+        return self.intake_overdue(today) or self.investigation_overdue(today) or self.follow_up_overdue(today)
 
     def scope(self) -> Scope:
         return Scope(

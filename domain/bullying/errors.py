@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
+from domain.bullying.vocabulary import INTERVENTION_KINDS, PARTS, REQUIRED_KINDS
 from domain.common import (
     DomainError,
     InvalidInput,
@@ -60,8 +63,35 @@ class MandatoryReportRequired(DomainError):
 
 
 class InterventionsRequired(DomainError):
+    """Closure refused: for a bullying determination every targeted student needs an
+    intervention (心理辅导 or 关爱帮扶) and every bullying student an education plan (教育矫治),
+    planned this cycle. The message names each student lacking one and the type missing, once;
+    the domain knows students by id, so it names them by their part, and the application
+    (`anxin.commands.cases`) names them by name (`naming`)."""
+
     code = "interventions_required"
-    message = "认定为欺凌的案件须先为{missing}制定干预措施才能结案"
+    message = "认定为欺凌的案件须先制定以下干预措施才能结案：{missing}"
+
+    @classmethod
+    def of(
+        cls, missing: Mapping[str, Sequence[str]], name_of: Callable[[str], str] | None = None
+    ) -> InterventionsRequired:
+        """`missing`: the students lacking an intervention, by part (BullyingCase.missing_interventions)."""
+        lines = []
+        for part, student_ids in missing.items():
+            kinds = "或".join(f"「{INTERVENTION_KINDS[k]}」" for k in REQUIRED_KINDS[part])
+            for sid in student_ids:
+                who = f"{PARTS[part]}{name_of(sid)}" if name_of else PARTS[part]
+                lines.append(f"{who}须有{kinds}")
+        return cls(
+            missing="；".join(lines),
+            student_ids=sorted({s for ids in missing.values() for s in ids}),
+            parts={part: list(ids) for part, ids in missing.items()},
+        )
+
+    def naming(self, name_of: Callable[[str], str]) -> InterventionsRequired:
+        """The same refusal, each student named (by the application, which may read names)."""
+        return self.of(self.details["parts"], name_of)
 
 
 class AppealPending(WrongState):
@@ -97,3 +127,17 @@ class CommitteeMeetingRequired(DomainError):
 class QuorumNotMet(DomainError):
     code = "quorum_not_met"
     message = "认定会议出席成员{present}人，未达到规定人数{quorum}人（委员会现有成员{total}人），不能据此作出认定；请重新召开会议并记录"
+
+
+# -- issue 17 (A): intake ----------------------------------------------------------------------
+class TargetedPartyNotIdentified(WrongState):
+    code = "targeted_party_not_identified"
+    message = (
+        "尚未确认被欺凌学生，不能{action}：请先在“当事人”中增加被欺凌学生；"
+        "如核查后查无欺凌或不涉及本校学生，请以“查无欺凌”结束线索"
+    )
+
+
+class ClueHasTargetedParty(WrongState):
+    code = "clue_has_targeted_party"
+    message = "已确认被欺凌学生的案件须经学生欺凌治理委员会认定，不能以“查无欺凌”结束"

@@ -12,6 +12,10 @@ from domain.common import (
 
 
 class Reported(CaseAggregate.Created):
+    # Version 2 (issue 17): the investigation's clock starts when it starts. A report carries
+    # `intake_due` (when the investigation must start) and no `investigation_due` (None); a
+    # version-1 report carried the investigation's due date from the report, and keeps it.
+    class_version = 2
     school_id: str
     channel: str
     occurred_at: datetime
@@ -21,9 +25,14 @@ class Reported(CaseAggregate.Created):
     narrative: str
     reporter_note: str
     source: dict[str, Any] | None
-    investigation_due: date
+    investigation_due: date | None
+    intake_due: date | None
     actor: str
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["intake_due"] = None
 
 
 class PartyAdded(CaseAggregate.Event):
@@ -72,9 +81,17 @@ class EvidenceNoted(CaseAggregate.Event):
 
 
 class InvestigationStarted(CaseAggregate.Event):
+    # Version 2 (issue 17): the investigation is due `investigation_due` after its start. A
+    # version-1 start carried none (None): the due date stored at the report stands.
+    class_version = 2
     handler_id: str
+    investigation_due: date | None
     actor: str
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["investigation_due"] = None
 
 
 class InvestigationCompleted(CaseAggregate.Event):
@@ -185,10 +202,19 @@ class Closed(CaseAggregate.Event):
 
 
 class Reopened(CaseAggregate.Event):
+    # Version 2 (issue 17): a reopened case's investigation must start by `intake_due`; its own
+    # due date comes when it starts (`investigation_due` None). A version-1 reopening carried
+    # the investigation's due date from the reopening (and no intake_due: None).
+    class_version = 2
     reason: str
-    investigation_due: date
+    investigation_due: date | None
+    intake_due: date | None
     actor: str
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["intake_due"] = None
 
 
 class StatementCorrected(CaseAggregate.Event):
@@ -285,5 +311,17 @@ class CommitteeMeetingRecorded(CaseAggregate.Event):
     quorum: int
     summary: str
     decision: str
+    actor: str
+    at: datetime
+
+
+# -- issue 17 (A): intake ----------------------------------------------------------------------
+class ClueDismissed(CaseAggregate.Event):
+    """A clue that names no targeted student ended without a determination: not bullying, or
+    not concerning students of this school (查无欺凌), with why. The case is closed (it can be
+    reopened if it recurs)."""
+
+    finding: str
+    reason: str
     actor: str
     at: datetime

@@ -30,12 +30,22 @@ def check_choice(value: str | None, options: Mapping[str, str], what: str) -> st
 
 def check_forms(forms: Iterable[str]) -> list[str]:
     chosen = [check_choice(f, FORMS, "欺凌形式") for f in forms or ()]
-    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/网络/财物）")
+    require(bool(chosen), "至少选择一种欺凌形式（肢体/言语/财物/恶意排斥、孤立/网络）")
     require(len(set(chosen)) == len(chosen), "欺凌形式重复")
     return chosen
 
 
 def check_parties(parties: Iterable[Any]) -> list[dict[str, str]]:
+    """The students named by a report, each with one part; at least one targeted student."""
+    out = check_clue_parties(parties)
+    if not any(p["part"] == "targeted" for p in out):
+        raise TargetedPartyRequired()
+    return out
+
+
+def check_clue_parties(parties: Iterable[Any]) -> list[dict[str, str]]:
+    """The students a clue (线索) names, if any: each once, with a known part. A hotline or
+    anonymous clue may name nobody yet; parties are added as the inquiry identifies them."""
     out: list[dict[str, str]] = []
     seen: set[str] = set()
     for p in parties or ():
@@ -49,8 +59,6 @@ def check_parties(parties: Iterable[Any]) -> list[dict[str, str]]:
             raise InvalidInput(reason="同一学生在一个案件中只能有一种身份")
         seen.add(student_id)
         out.append({"student_id": student_id, "part": part})
-    if not any(p["part"] == "targeted" for p in out):
-        raise TargetedPartyRequired()
     return out
 
 

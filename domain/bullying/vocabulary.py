@@ -11,7 +11,10 @@ CHANNELS = {
     "public": "社会公众",
 }
 
-FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物"}
+# The five forms of 《未成年人学校保护规定》(2021) art. 20: physical, verbal, property, social
+# (malicious exclusion and isolation) and online. Codes are stored: a new form is added, never
+# renamed.
+FORMS = {"physical": "肢体", "verbal": "言语", "online": "网络", "property": "财物", "exclusion": "恶意排斥、孤立"}
 
 PARTS = {"targeted": "被欺凌学生", "bullying": "涉嫌欺凌学生", "witness": "旁观/证人"}
 
@@ -33,6 +36,9 @@ KINDS_BY_PART = {
     "witness": ("counselling", "support"),
     "bullying": ("education", "counselling"),
 }
+
+# What closure needs for a bullying determination (any one of these, per student of the part).
+REQUIRED_KINDS = {"targeted": ("counselling", "support"), "bullying": ("education",)}
 
 APPEAL_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "reopened": "重新调查"}
 
@@ -73,3 +79,9 @@ GUARDIAN_MISSING = {
     "uninvited": "尚未通知监护人参与认定",
     "unrecorded": "尚未记录监护人的参与情况（出席、书面意见、拒绝或联系未果）",
 }
+
+# How a clue (线索) that names no targeted student ends without a determination (查无欺凌).
+CLUE_FINDINGS = {"not_bullying": "查无欺凌", "not_our_students": "不涉及本校学生"}
+
+# A case with no targeted student yet: how pages and queues name its student.
+UNCONFIRMED_LABEL = "未确认学生"

@@ -47,6 +47,13 @@ from projections.report.tables import (
 _sid = stream_id_of
 
 
+def _opening_due(event: Any) -> int | None:
+    """What a report or a reopening makes due while the investigation is open: the start of the
+    investigation (v2: `intake_due`), or its end (v1: `investigation_due`), as a day."""
+    due = event.investigation_due if event.investigation_due is not None else event.intake_due
+    return ordinal(due) if due is not None else None
+
+
 class ReportView(ReportState, View):
     """Per-school daily facts and state spans for the periodic report."""
 
@@ -79,7 +86,7 @@ class ReportView(ReportState, View):
             "followed": [],
             "started": False,
             "completed": False,
-            "due": ordinal(event.investigation_due),
+            "due": _opening_due(event),
             "follow_up_due": None,
             "seq": 1,
         }
@@ -97,7 +104,9 @@ class ReportView(ReportState, View):
 
     @fold.register(BullyingCase.InvestigationStarted)
     def _case_started(self, event: Any, conn: Connection, position: int) -> None:
-        self._case(conn, event, lambda st: st.update(started=True))
+        # v2: the investigation is due from its start; v1: the report's due date stands.
+        due = event.investigation_due
+        self._case(conn, event, lambda st: st.update(started=True, **({"due": ordinal(due)} if due else {})))
 
     @fold.register(BullyingCase.InvestigationCompleted)
     def _case_completed(self, event: Any, conn: Connection, position: int) -> None:
@@ -172,6 +181,7 @@ class ReportView(ReportState, View):
         self._case(conn, event, change)
 
     @fold.register(BullyingCase.Closed)
+    @fold.register(BullyingCase.ClueDismissed)
     def _case_closed(self, event: Any, conn: Connection, position: int) -> None:
         self._case_fact(conn, event, lambda st: st.update(closed=True, follow_up_due=None), "case.closed", event.at)
 
@@ -184,7 +194,7 @@ class ReportView(ReportState, View):
                 det=None,
                 started=False,
                 completed=False,
-                due=ordinal(event.investigation_due),
+                due=_opening_due(event),
                 follow_up_due=None,
             )
 

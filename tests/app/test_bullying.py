@@ -136,11 +136,12 @@ def test_any_staff_member_of_the_school_can_report_and_the_investigation_falls_d
     # when they report, linking the check-in it came from
     source = {"kind": "pairing", "id": str(uuid4()), "check_in_id": "abc"}
     cid = report(app, school, clock, source=source, reporter_note="学生课后主动反映")
-    # then the case is open, due in the policy's ten days, with who, when, and the link kept
+    # then the case is open, its investigation to start within the policy's one school day (the
+    # report is on a Monday) and due when it starts, with who, when, and the link kept
     c = case(app, school, cid)
     assert c.status == "reported"
     assert c.opened_on == clock.today
-    assert c.investigation_due == clock.today + timedelta(days=10)
+    assert (c.intake_due, c.investigation_due) == (clock.today + timedelta(days=1), None)
     assert c.reported_by == school.teacher.staff_id
     assert c.source == source
     assert c.forms == ["physical", "verbal", "property"]
@@ -159,6 +160,8 @@ def test_any_staff_member_of_the_school_can_report_and_the_investigation_falls_d
 def test_the_investigation_deadline_is_the_policy_not_a_constant(app, school, clock):
     app.policy = Policy(investigation_days=3)
     cid = report(app, school, clock)
+    clock.advance(days=1)
+    app.cases.start_investigation(school.safety, cid)
     assert case(app, school, cid).investigation_due == clock.today + timedelta(days=3)
 
 
@@ -641,10 +644,11 @@ def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, scho
     clock.advance(days=40)
     app.cases.reopen_case(school.safety, cid, reason="同一学生再次在宿舍实施欺凌")
     c = case(app, school, cid)
-    assert (c.status, c.cycle, c.investigation_due, c.determination) == (
+    assert (c.status, c.cycle, c.intake_due, c.investigation_due, c.determination) == (
         "reopened",
         1,
-        clock.today + timedelta(days=10),
+        app.policy.intake_due(clock.today),
+        None,
         None,
     )
     # the recurrence is investigated and determined again, and needs its own interventions

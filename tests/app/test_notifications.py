@@ -363,9 +363,11 @@ def test_a_deliverer_process_killed_mid_send_loses_nothing_and_repeats_at_most_o
 def test_an_investigation_nearing_its_deadline_then_overdue_tells_the_safety_lead_once_each(
     app: Anxin, school: School, clock: Clock, smtp: Inbox
 ) -> None:
-    # given a report (its investigation due in policy's days) and the first run's notices
+    # given a report whose investigation started at once (due in policy's days from the start)
+    # and the first run's notices
     addresses = _emails(app, school)
     case_id = report(app, school, clock)
+    app.cases.start_investigation(school.safety, case_id)
     app.notifications.deliver()
     assert len(smtp.to(addresses["safety"])) == 1  # the new report
 
@@ -591,3 +593,27 @@ def test_email_goes_over_tls_with_a_login_when_the_url_says_so(
     finally:
         controller.stop()
     assert refused.sent == 0 and refused.failed >= 2 and "SSLCertVerificationError" in refused.errors
+
+
+def test_a_report_whose_investigation_has_not_started_in_time_tells_the_safety_lead_once(
+    app: Anxin, school: School, clock: Clock, smtp: Inbox
+) -> None:
+    # given a report on a Monday (its investigation to start by Tuesday: policy, 1 school day)
+    addresses = _emails(app, school)
+    case_id = report(app, school, clock)
+    app.notifications.deliver()
+
+    def kinds(who: Any) -> list[str]:
+        return sorted(i["kind"] for i in app.notifications.inbox(who) if i["stream_id"] == case_id)
+
+    # when Tuesday passes without it starting (no reminder before: the report itself was one)
+    clock.advance(days=1)
+    app.notifications.deliver()
+    assert kinds(school.safety) == ["case_reported"]
+    clock.advance(days=1)
+    app.notifications.deliver()
+    app.notifications.deliver()
+    # then the safety lead and the principal are told once that it is late
+    assert kinds(school.safety) == ["case_reported", "investigation_overdue"]
+    assert "investigation_overdue" in kinds(school.principal)
+    assert len(smtp.to(addresses["safety"])) == 2

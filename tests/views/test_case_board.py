@@ -75,6 +75,7 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         x.forms,
         x.opened_on,
         x.days_open,
+        x.intake_due,
         x.investigation_due,
         x.investigation_overdue,
         x.mandatory_reports,
@@ -89,7 +90,8 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
         ["physical", "verbal"],
         opened,
         0,
-        opened + timedelta(days=10),
+        opened + timedelta(days=1),  # the investigation starts within one school day (a Monday's report)
+        None,  # and is due when it starts
         False,
         0,
         0,
@@ -99,6 +101,7 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     )
     app.cases.start_investigation(school.safety, cid)
     assert line(app, school, cid).status == "investigating"
+    assert line(app, school, cid).investigation_due == opened + timedelta(days=10)
     clock.advance(days=3)
     app.cases.complete_investigation(school.safety, cid, findings="多名证人证实")
     assert line(app, school, cid).status == "awaiting_determination"
@@ -153,11 +156,12 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     assert line(app, school, cid, today=clock.today + timedelta(days=30)).days_open == 8
     app.cases.reopen_case(school.safety, cid, reason="再次发生")
     x = line(app, school, cid)
-    assert (x.status, x.closed_on, x.severity, x.investigation_due, x.mandatory_reports) == (
+    assert (x.status, x.closed_on, x.severity, x.intake_due, x.investigation_due, x.mandatory_reports) == (
         "reopened",
         None,
         None,
-        clock.today + timedelta(days=10),
+        app.policy.intake_due(clock.today),
+        None,
         2,
     )
     # the board's status is the aggregate's, at every step above and here
@@ -169,6 +173,7 @@ def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
 ) -> None:
     late = report(app, school, clock)
     done = report(app, school, clock)
+    app.cases.start_investigation(school.safety, late)
     app.cases.start_investigation(school.safety, done)
     app.cases.complete_investigation(school.safety, done, findings="已查清")
     due = clock.today + timedelta(days=10)

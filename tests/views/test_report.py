@@ -216,11 +216,12 @@ def test_the_report_counts_each_school_and_sums_the_district(app: Anxin, history
 
 
 def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, school: School, clock: Clock) -> None:
-    # given a case reported on 12 October, investigated from 15 October, closed on 25 October
+    # given a case reported on Monday 12 October (to be started by the 13th), investigated from
+    # 15 October (due ten days later, on the 25th), closed on 27 October
     case_id = report_case(app, school)
     clock.advance(days=3)
     app.cases.start_investigation(school.safety, case_id)
-    clock.advance(days=10)
+    clock.advance(days=12)
     app.cases.complete_investigation(school.safety, case_id, findings="查明属实")
     ready_to_determine(app, school.safety, case_id)
     app.cases.determine(school.safety, case_id, bullying=False, horseplay=True, reason="委员会认定")
@@ -235,12 +236,14 @@ def test_states_at_period_end_are_those_of_that_day_not_of_today(app: Anxin, sch
     # then each period end sees the state of its own day
     assert at_end(11) == {}
     assert at_end(12) == {"cases_end_reported": 1}
+    assert at_end(13) == {"cases_end_reported": 1}
+    # not started on the 14th: late (an investigation overdue counts one not started in time)
+    assert at_end(14) == {"cases_end_reported": 1, "investigations_overdue_end": 1}
     assert at_end(15) == {"cases_end_investigating": 1}
-    # the investigation was due on 22 October: overdue from the 23rd, until completed on the 25th
-    assert at_end(22) == {"cases_end_investigating": 1}
-    assert at_end(23) == {"cases_end_investigating": 1, "investigations_overdue_end": 1}
-    assert at_end(24) == {"cases_end_investigating": 1, "investigations_overdue_end": 1}
-    assert at_end(25) == {"cases_end_closed": 1}
+    # the investigation was due on 25 October: overdue on the 26th, until completed on the 27th
+    assert at_end(25) == {"cases_end_investigating": 1}
+    assert at_end(26) == {"cases_end_investigating": 1, "investigations_overdue_end": 1}
+    assert at_end(27) == {"cases_end_closed": 1}
 
 
 def test_both_ends_of_the_date_range_are_included_and_nothing_beyond(app: Anxin, school: School, clock: Clock) -> None:
@@ -750,7 +753,8 @@ class World:
         for sid in live("case"):
             c = app.load(sid, BullyingCase)
             add(f"cases_end_{c.status}")
-            add("investigations_overdue_end", c.investigation_overdue(today))
+            # not started, or not completed, in time (issue 17: the clock starts at the start)
+            add("investigations_overdue_end", c.investigation_overdue(today) or c.intake_overdue(today))
             add("follow_ups_overdue_end", c.follow_up_overdue(today))
         for sid in live("file"):
             f = app.load(sid, SupportFile)

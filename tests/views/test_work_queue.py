@@ -44,6 +44,21 @@ def report(app: Anxin, school: School, clock: Clock, by: Actor | None = None) ->
     )
 
 
+def clue(app: Anxin, school: School, clock: Clock) -> str:
+    """A hotline clue that names no student yet."""
+    return app.cases.report_bullying(
+        school.teacher,
+        school_id=school.id,
+        channel="hotline",
+        occurred_at=clock.now - timedelta(hours=1),
+        place="不详",
+        forms=["exclusion"],
+        narrative="来电称有学生被孤立",
+        parties=[],
+        students_unconfirmed=True,
+    )
+
+
 def investigate(app: Anxin, school: School, cid: str, handler: Actor | None = None) -> None:
     app.cases.start_investigation(school.safety, cid, handler_id=(handler or school.safety).staff_id)
     app.cases.complete_investigation(school.safety, cid, findings="证人证实")
@@ -114,24 +129,27 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
     school: School,
     clock: Clock,
 ) -> None:
-    # given a case just reported by a class teacher
+    # given a case just reported by a class teacher (on a Monday)
     cid = report(app, school, clock)
-    # then its investigation deadline (policy: 10 days) is in the safety lead's queue, about the targeted student
+    # then starting its investigation (policy: within 1 school day) is in the safety lead's queue,
+    # about the targeted student
     [item] = work_queue(app, school.safety)
     assert (item.kind, item.stream_id, item.stream_kind, item.due, item.overdue) == (
-        "investigation",
+        "intake",
         cid,
         "case",
-        clock.today + timedelta(days=10),
+        clock.today + timedelta(days=1),
         False,
     )
     assert (item.label_key, item.label, item.since) == (school.student(TARGETED), "张小明", clock.today)
     # and in no one else's
     assert work_queue(app, school.teacher) == work_queue(app, school.principal) == []
-    # when another staff member is named handler, the deadline is theirs alone
+    # when the investigation starts the next day with another staff member named handler, its
+    # deadline (policy: 10 days from the start) is theirs alone
+    clock.advance(days=1)
     other_safety = add_staff(app, school, ["safety_lead"])
     app.cases.start_investigation(school.safety, cid, handler_id=other_safety.staff_id)
-    assert kinds(app, other_safety, cid) == ["investigation"]
+    assert queue(app, other_safety) == [("investigation", cid, clock.today + timedelta(days=10), False)]
     assert kinds(app, school.safety, cid) == []
     # when the investigation is completed, the handler owes a determination (no deadline)
     app.cases.complete_investigation(school.safety, cid, findings="证人证实")
@@ -165,8 +183,15 @@ def test_a_bullying_case_moves_through_the_queues_of_the_people_who_must_act(
 def test_an_investigation_is_overdue_only_once_its_due_date_has_passed(
     app: Anxin, school: School, clock: Clock
 ) -> None:
-    # given a case reported today, due in ten days
+    # given a case reported on a Monday: its investigation must start by Tuesday
     cid = report(app, school, clock)
+    start_by = clock.today + timedelta(days=1)
+    assert queue(app, school.safety, start_by) == [("intake", cid, start_by, False)]
+    assert queue(app, school.safety, start_by + timedelta(days=1)) == [("intake", cid, start_by, True)]
+    assert overdue_counts(app, school.principal, school.id, start_by + timedelta(days=1))["intake"] == 1
+    # when it starts on Wednesday, it is due ten days after the start
+    clock.advance(days=2)
+    app.cases.start_investigation(school.safety, cid)
     due = clock.today + timedelta(days=10)
     # then on the due date it is not overdue, the day after it is (today is the query's)
     assert queue(app, school.safety, due) == [("investigation", cid, due, False)]
@@ -196,10 +221,11 @@ def test_a_reopened_case_owes_a_new_investigation_to_the_school_safety_leads(
     # when it recurs and is reopened a month later
     clock.advance(days=30)
     app.cases.reopen_case(school.safety, cid, reason="再次发生")
-    # then a new deadline from the reopening is owed by every safety lead (no handler yet)
+    # then starting the new investigation (within 1 school day of the reopening, a Wednesday) is
+    # owed by every safety lead (no handler yet)
     other_safety = add_staff(app, school, ["safety_lead"])
     for who in (school.safety, other_safety):
-        assert queue(app, who) == [("investigation", cid, clock.today + timedelta(days=10), False)]
+        assert queue(app, who) == [("intake", cid, clock.today + timedelta(days=1), False)]
 
 
 def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handler(
@@ -616,7 +642,13 @@ def case_step(w: World, cid: str, pick: int) -> None:
     app, s = w.app, w.school
     c = app.cases.get_case(s.principal, cid)
     st_ = c.status
-    if st_ in ("reported", "reopened"):
+    if st_ in ("reported", "reopened", "investigating") and c.students_unconfirmed and pick % 3 != 2:
+        if pick % 3 == 0:  # the inquiry identifies the students
+            app.cases.add_party(s.safety, cid, student_id=s.student(TARGETED), part="targeted", reason="核查确认")
+            app.cases.add_party(s.safety, cid, student_id=s.student(BULLYING), part="bullying", reason="核查确认")
+        else:
+            app.cases.dismiss_clue(s.principal, cid, finding="not_bullying", reason="查无欺凌")
+    elif st_ in ("reported", "reopened"):
         app.cases.start_investigation(s.safety, cid, handler_id=[s.safety, s.principal][pick % 2].staff_id)
     elif st_ == "investigating":
         app.cases.complete_investigation(s.safety, cid, findings="调查完毕")
@@ -742,6 +774,7 @@ OPS = st.lists(
         st.sampled_from(
             [
                 "report",
+                "clue",
                 "case",
                 "case",
                 "case",
@@ -769,6 +802,8 @@ def play(w: World, ops: list[tuple[str, int]]) -> None:
         try:
             if op == "report":
                 w.cases.append(report(w.app, s, w.clock, by=s.teacher))
+            elif op == "clue":  # a hotline clue naming nobody yet (issue 17)
+                w.cases.append(clue(w.app, s, w.clock))
             elif op == "case" and w.cases:
                 for step in range(1 + pick % 8):  # several steps at once, so cases get far
                     case_step(w, w.cases[pick % len(w.cases)], pick + step)
@@ -822,6 +857,8 @@ def expected_item(app: Anxin, stream_id: str) -> tuple[str | None, str | None, d
         return ("plan_review", agg.responsible_id, agg.next_review_due) if agg.is_open else (None, None, None)
     assert isinstance(agg, BullyingCase)
     status = agg.status
+    if status in ("reported", "reopened") and agg.investigation_due is None:  # to be started (issue 17)
+        return ("intake", agg.handler_id, agg.intake_due)
     if status in ("reported", "reopened", "investigating"):
         return ("investigation", agg.handler_id, agg.investigation_due)
     if status == "awaiting_determination":

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from determination_support import ready_to_determine
 from web_support import Browser, DemoSite
 
 import web.routes
@@ -249,6 +250,9 @@ def test_a_bullying_case_from_report_to_closure_through_the_api(site: DemoSite) 
     step("investigation/start", {})
     step("statements", {"text": "他推我", "from_student_id": targeted}, status=201)
     step("investigation/complete", {"findings": "两名证人证实"})
+    # the guardians of both sides and the governance body's meeting (their own API tests:
+    # tests/web/test_web_determination.py), readied through the application
+    ready_to_determine(site.app, site.app.gate.actor(site.app.accounts.account("safety1")[0]), cid)
     step("determination", {"bullying": True, "severity": "suspected_offence", "reason": "委员会认定"})
     step("determination/approve", {"reason": "同意"}, who=principal)
     step(

@@ -35,6 +35,7 @@ from web_support import Browser, DemoSite
 import web.routes
 
 CASE_STEPS = list(importlib.import_module("web.routes.cases").STEPS)
+PRINCIPAL_CASE_STEPS = ("approve", "return", "close", "dismiss_clue")
 CRISIS_STEPS = list(importlib.import_module("web.routes.crisis").STEPS)
 REFERRAL_STEPS = list(importlib.import_module("web.routes.support").REFERRAL_STEPS)
 ROLES = ["teacher1", "counselor1", "counselor2", "safety1", "principal1", "supervisor1", "admin", "teacher7"]
@@ -87,12 +88,8 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/cases/{class_case}", "ADDAARDD"),  # the class teacher: status only
     ("GET", "/cases/{other_case}", "DDDAARDD"),
     ("POST", "/cases/{other_case}/open", "DDDAAADD"),
-    *[("POST", f"/cases/{{class_case}}/{step}", "DDDDADDD") for step in ("approve", "return", "close")],
-    *[
-        ("POST", f"/cases/{{class_case}}/{step}", "DDDAADDD")
-        for step in CASE_STEPS
-        if step not in ("approve", "return", "close")
-    ],
+    *[("POST", f"/cases/{{class_case}}/{step}", "DDDDADDD") for step in PRINCIPAL_CASE_STEPS],
+    *[("POST", f"/cases/{{class_case}}/{step}", "DDDAADDD") for step in CASE_STEPS if step not in PRINCIPAL_CASE_STEPS],
     ("GET", "/board", "DDDAADDD"),
     # -- support files (pages) ------------------------------------------------------------------------
     ("GET", "/support", "DAADADDD"),  # others: their own (empty) caseload and the refusal of the register
@@ -203,7 +200,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/api/v1/cases", "AAAAADDD"),
     *[
         ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDDADDD")
-        for p in ["determination/approve", "determination/return", "close"]
+        for p in ["determination/approve", "determination/return", "close", "clue/dismiss"]
     ],  # the principal's
     *[
         ("POST", f"/api/v1/cases/{{class_case}}/{p}", "DDDAADDD")

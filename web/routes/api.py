@@ -242,6 +242,7 @@ commands(
         ("statements/{statement_id}/corrections", "correct_statement", "更正陈述"),
         ("evidence/{evidence_id}/corrections", "correct_evidence", "更正证据"),
         ("follow-ups/{follow_up_id}/corrections", "correct_follow_up", "更正回访记录"),
+        ("clue/dismiss", "dismiss_clue", "结束线索（查无欺凌）"),
     ],
     created=(
         "safety-measures",

@@ -22,6 +22,7 @@ from domain.break_glass import is_meaningful_reason
 from domain.bullying import (
     APPEAL_OUTCOMES,
     CHANNELS,
+    CLUE_FINDINGS,
     CONTACT_METHODS,
     FORMS,
     GUARDIAN_INVITATION_METHODS,
@@ -98,6 +99,7 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
             parties=parties,
             narrative=text(form, "narrative"),
             reporter_note=text(form, "reporter_note"),
+            students_unconfirmed=yes(form, "students_unconfirmed"),
         )
 
     def reported(case_id: str) -> Response:
@@ -158,6 +160,7 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         "today": app.now().date(),
         "interventions": sorted(case.interventions.values(), key=lambda i: i["at"]),
         "appeal_parties": [p for p in case.parties if p["part"] != "witness"],
+        "clue_findings": CLUE_FINDINGS,
     }
 
 
@@ -450,6 +453,13 @@ def _self_harm(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
     )
 
 
+# -- intake: clues (issue 17, A) --------------------------------------------------------------------
+def _dismiss_clue(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.dismiss_clue(
+        u.actor, cid, finding=text(f, "finding"), reason=text(f, "reason"), expected_version=v
+    )
+
+
 STEPS: dict[str, tuple[Step, str]] = {
     "add_party": (_add_party, "已增加当事人"),
     "remove_party": (_remove_party, "已移除当事人"),
@@ -477,6 +487,7 @@ STEPS: dict[str, tuple[Step, str]] = {
     "correct_statement": (_correct_statement, "已更正"),
     "correct_evidence": (_correct_evidence, "已更正"),
     "correct_follow_up": (_correct_follow_up, "已更正"),
+    "dismiss_clue": (_dismiss_clue, "线索已结束（查无欺凌）"),
 }
 
 
@@ -558,5 +569,9 @@ def case_step(request: Request, case_id: str, action: str, user: PageUser, form:
         request,
         lambda app: call(app, user, case_id, form, expected_version(form)),
         lambda _: redirect(f"/cases/{case_id}#{action}", request, i18n.gettext(done)),
-        lambda r: _case_page(request, user, case_id, r.status, error=r.message, failed=action),
+        # The message is shown once, beside the step's form; a stale page (409), whose form may
+        # be gone, shows it at the top.
+        lambda r: _case_page(
+            request, user, case_id, r.status, error=r.message, failed=action, error_at_step=r.status != 409
+        ),
     )
