@@ -289,9 +289,8 @@ def _read_csv(text: str, source: str) -> Rows:
     records: list[tuple[int, list[str]]] = []
     problems: list[tuple[int, str, str]] = []
     for start, values, problem in csv_records(text):
-        if values is None:
+        if values is None:  # reported; the other lines still read
             problems.append((start, "", problem))
-            records.append((start, ["?"]))  # a line that is there, unreadable
             continue
         records.append((start, values))
     return _to_rows(records, problems, source)
@@ -419,16 +418,27 @@ def _field_problem(column: str, value: str) -> str | None:
             (p for t in tags if (p := text_problem(t, "每个标签", FIELD_LIMITS["tag"])) is not None),
             text_problem(value, label, FIELD_LIMITS["tag"] * MAX_TAGS + MAX_TAGS),
         )
-        return problem.removeprefix(label) if problem else None
+        return _without_label(problem, label)
     limit = FIELD_LIMITS[_LIMIT_OF[column]] if column in _LIMIT_OF else 10
-    problem = text_problem(value, label, limit)
-    return problem.removeprefix(label) if problem else None
+    return _without_label(text_problem(value, label, limit), label)
+
+
+def _without_label(problem: str | None, label: str) -> str | None:
+    """The domain's "姓名过长：51 个字符…" as the report puts it after the column's name:
+    "过长（51 个字符…）"."""
+    if problem is None:
+        return None
+    text = problem.removeprefix(label)
+    return f"过长（{text[3:]}）" if text.startswith("过长：") else text
+
+
+_YEAR_MONTH_DAY = str.maketrans({chr(0x5E74): "-", chr(0x6708): "-", chr(0x65E5): None})  # 年 月 日
 
 
 def _parse_birth(text: str) -> date | None:
     day = day_or_none(text)
-    if day is None and (m := re.fullmatch(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?", text.strip())):
-        day = day_or_none(f"{m[1]}-{m[2]}-{m[3]}")
+    if day is None:  # 2013年5月6日
+        day = day_or_none(text.strip().translate(_YEAR_MONTH_DAY).replace(" ", ""))
     if day is None and re.fullmatch(r"\d{8}", t := text.strip()):
         day = day_or_none(f"{t[:4]}-{t[4:6]}-{t[6:8]}")
     return day
@@ -596,10 +606,26 @@ def plan_import(
     """What importing these rows into the school would do, or ImportRejected naming every
     problem of every bad row. Passes the gate (STUDENT_WRITE, and STUDENT_READ of the
     school's roster, which it compares) and changes nothing."""
+    pass_gate(app, actor, school_id)
+    return _plan(app, actor, school_id, rows, progress)
+
+
+def pass_gate(app: Core, actor: Actor, school_id: str) -> None:
+    """The gate's decisions of an import, before anything of the file is read: the
+    roster may be written (STUDENT_WRITE) and read, to compare (STUDENT_READ)."""
     app.check(actor, access.STUDENT_WRITE, "student", school_id=school_id)
     if school_id not in {sid for sid, _name, _d in app.roster.schools()}:
         raise InvalidInput(reason="找不到该学校")
     app.authorize(actor, access.STUDENT_READ, app.resource("student", school_id=school_id))
+
+
+def _plan(
+    app: Core,
+    actor: Actor,
+    school_id: str,
+    rows: Rows,
+    progress: Callable[[int, int], None] | None = None,
+) -> Plan:
     at = app.now()
     problems: list[tuple[int, str, str]] = list(rows.problems)
     lines: list[Line] = []
@@ -733,31 +759,35 @@ def apply_import(
     with app.gate.deferred_decisions(own=True):
         plan = plan_import(app, actor, school_id, rows, progress)
         if fingerprint is not None and plan.fingerprint != fingerprint:
-            raise PlanChanged()
-        chosen = list(dict.fromkeys(leavers or []))
-        missing = {m.student_id for m in plan.missing}
-        stray = [s for s in chosen if s not in missing]
-        if stray:
-            raise InvalidInput(reason="要标记离校的学生不在本次导入的“文件中没有的学生”之中，请重新预览")
-        if chosen and not leave_reason.strip():
-            raise InvalidInput(reason="标记离校须填写离校原因")
-        at = app.now()
-        touched: list[CaseAggregate] = list(plan._enrol)
-        for c in plan.changed:
-            s = plan._loaded[c.student_id]
-            s.correct(changes=c.changes, reason=CORRECTION_REASON, actor=actor.staff_id, at=at)
-            touched.append(s)
-        for sid in chosen:
-            s = plan._loaded[sid]
-            s.leave(reason=leave_reason, actor=actor.staff_id, at=at)
-            touched.append(s)
-        if touched:
-            app.save_many(touched)
+            raise PlanChanged(plan)
+        return _apply(app, actor, plan, leavers or [], leave_reason)
+
+
+def _apply(app: Core, actor: Actor, plan: Plan, leavers: list[str], leave_reason: str) -> ImportResult:
+    """Save the plan in one transaction (inside the caller's block of decisions)."""
+    chosen = list(dict.fromkeys(leavers))
+    missing = {m.student_id for m in plan.missing}
+    if any(s not in missing for s in chosen):
+        raise InvalidInput(reason="要标记离校的学生不在本次导入的“文件中没有的学生”之中，请重新预览")
+    if chosen and not leave_reason.strip():
+        raise InvalidInput(reason="标记离校须填写离校原因")
+    at = app.now()
+    touched: list[CaseAggregate] = list(plan._enrol)
+    for c in plan.changed:
+        s = plan._loaded[c.student_id]
+        s.correct(changes=c.changes, reason=CORRECTION_REASON, actor=actor.staff_id, at=at)
+        touched.append(s)
+    for sid in chosen:
+        s = plan._loaded[sid]
+        s.leave(reason=leave_reason, actor=actor.staff_id, at=at)
+        touched.append(s)
+    if touched:
+        app.save_many(touched)
     if plan._enrol:
         app.analyze(changed=len(plan._enrol))  # statistics refreshed if the import is large beside the store
     return ImportResult(
         imported=len(plan.new),
-        school_id=school_id,
+        school_id=plan.school_id,
         student_ids=[str(s.id) for s in plan._enrol],
         corrected=len(plan.changed),
         unchanged=plan.unchanged,
@@ -766,9 +796,50 @@ def apply_import(
     )
 
 
+def preview_upload(
+    app: Core, actor: Actor, school_id: str, upload: Callable[[], tuple[bytes, str]], context: str
+) -> tuple[Plan, str]:
+    """An uploaded file's preview (the web's first step): the gate first, then the file
+    (`upload()`: its bytes and name) read from memory and planned; with the rows sealed for
+    the confirmation (seal_rows)."""
+    pass_gate(app, actor, school_id)
+    rows = read_roster(*upload())
+    return _plan(app, actor, school_id, rows), seal_rows(app, actor, school_id, rows, context)
+
+
+def confirm_upload(
+    app: Core,
+    actor: Actor,
+    school_id: str,
+    sealed: str,
+    context: str,
+    *,
+    fingerprint: str,
+    leavers: list[str],
+    leave_reason: str,
+) -> ImportResult:
+    """The confirmation (the web's second step): the gate first, then the sealed rows
+    opened, planned again and applied if the plan is the one previewed (`fingerprint`);
+    otherwise PlanChanged, carrying the plan as it is now."""
+    with app.gate.deferred_decisions(own=True):
+        pass_gate(app, actor, school_id)
+        rows = open_rows(app, actor, school_id, sealed, context)
+        plan = _plan(app, actor, school_id, rows)
+        if plan.fingerprint != fingerprint:
+            raise PlanChanged(plan)
+        return _apply(app, actor, plan, leavers, leave_reason)
+
+
 class PlanChanged(DomainError):
+    """The roster changed between the preview and the confirmation: nothing applied;
+    `plan` is what the same rows would do now."""
+
     code = "roster_changed"
     message = "预览之后本校花名册已有变动（有人新增、更正或办理了离校），未写入任何数据；请核对新的预览后再确认"
+
+    def __init__(self, plan: Plan | None = None) -> None:
+        self.plan = plan
+        super().__init__()
 
 
 def import_roster(
