@@ -7,7 +7,7 @@ render. The gate in the application layer decides every access; nothing here doe
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
 from anxin.quarantine import UNREADABLE_LABEL
 from anxin.service import Anxin
@@ -211,12 +214,50 @@ def session_user(request: Request) -> User | None:
     return _user_for(web, session) if session else None
 
 
+# The largest form accepted, upload included (a roster file is at most 10 MB). The whole
+# body is read into memory (refused past this), and an uploaded file stays in memory: no
+# temporary file, ever, for a roster or screening results (starlette spools an upload over
+# 1 MB to a temporary file on disk by default).
+MAX_FORM_BYTES = 12 * 1024 * 1024
+
+
+async def _form_in_memory(request: Request) -> FormData:
+    """The request's form, parsed from its body held in memory (see MAX_FORM_BYTES)."""
+    too_large = HTTPException(413, i18n.gettext("提交的内容过大（最多 {n} MB）", n=MAX_FORM_BYTES // (1024 * 1024)))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if kind == "multipart/form-data":
+            parser = MultiPartParser(request.headers, stream(), max_part_size=MAX_FORM_BYTES)
+            parser.spool_max_size = MAX_FORM_BYTES + 1  # never rolled over to a file on disk
+            return await parser.parse()
+        if kind == "application/x-www-form-urlencoded":
+            return await FormParser(request.headers, stream(), max_part_size=MAX_FORM_BYTES).parse()
+    except MultiPartException as e:
+        raise HTTPException(400, e.message) from None
+    return FormData()
+
+
 async def form_data(request: Request) -> dict[str, Any]:
-    """The submitted form as a dict (lists for repeated fields); CSRF checked here
-    for every state-changing page request."""
+    """The submitted form as a dict (lists for repeated fields), read in memory; CSRF
+    checked here for every state-changing page request."""
     if request.method not in UNSAFE:
         return {}
-    form = await request.form()
+    form = await _form_in_memory(request)
     data: dict[str, Any] = {}
     for key in form.keys():
         values = [v for v in form.getlist(key) if isinstance(v, str)]

@@ -85,6 +85,14 @@ def uploaded_text(form: dict[str, Any], key: str = "file") -> str:
         raise InvalidInput(reason="文件不是 UTF-8 编码") from None
 
 
+def uploaded_file(form: dict[str, Any], key: str = "file") -> tuple[bytes, str]:
+    """An uploaded file's bytes and name, as the form read them (in memory: deps.form_data)."""
+    upload = form.get(key)
+    if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
+        raise InvalidInput(reason="请选择要导入的文件")
+    return bytes(upload.file.read()), str(upload.filename or "")
+
+
 # -- one command --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Refused:

@@ -30,23 +30,63 @@ def cmd_school_list(args: argparse.Namespace) -> int:
 
 
 def cmd_roster_import(args: argparse.Namespace) -> int:
-    from anxin.roster_import import ImportRejected, import_roster
+    """Read the file, print what importing it does (new, changed with their changes,
+    unchanged, students of the school missing from it), then apply it in one transaction
+    (not with --dry-run); the missing students are marked as left only with --leavers."""
+    from anxin.roster_import import DEFAULT_LEAVE_REASON, ImportRejected, apply_import, plan_import, read_roster
 
     app = _open(args)
     school_id = _school(app, args.school)
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise CLIError(f"文件不是 UTF-8 编码：{args.file}") from e
+        data = Path(args.file).read_bytes()
     except OSError as e:
         raise CLIError(f"无法读取文件：{e}") from e
+    reason = (args.leave_reason or DEFAULT_LEAVE_REASON).strip()
     try:
-        result = import_roster(app, CLI_ACTOR, school_id, text, progress=_progress("导入"))
+        rows = read_roster(data, args.file)
+        plan = plan_import(app, CLI_ACTOR, school_id, rows, progress=_progress("检查"))
+        print(_preview(plan, args.school))
+        if args.dry_run:
+            print("试运行（--dry-run）：未写入任何数据")
+            return 0
+        leavers = [m.student_id for m in plan.missing] if args.leavers else []
+        result = apply_import(
+            app,
+            CLI_ACTOR,
+            school_id,
+            rows,
+            leavers=leavers,
+            leave_reason=reason,
+            fingerprint=plan.fingerprint,
+            progress=_progress("导入"),
+        )
     except ImportRejected as e:
         print(e.report(), file=sys.stderr)
         return 2
-    print(f"已导入 {result.imported} 名学生到「{args.school}」")
+    print(
+        f"已导入到「{args.school}」：新增 {result.imported} 名，更正 {result.corrected} 名，"
+        f"不变 {result.unchanged} 名，标记离校 {result.left} 名"
+    )
+    if result.missing and not result.left:
+        print(f"文件中没有的 {result.missing} 名学生未做处理；确认他们已离校后，加 --leavers 再运行一次即可标记离校")
     return 0
+
+
+def _preview(plan: Any, school: str) -> str:
+    """What an import does, as the command prints it (and --dry-run alone)."""
+    out = [f"「{school}」花名册导入预览：{plan.source}，共 {plan.rows} 行学生"]
+    out.append(f"新增（转入）：{len(plan.new)} 名")
+    out += [f"  第 {n.line} 行\t{n.student_no}\t{n.name}\t{n.class_name}" for n in plan.new]
+    out.append(f"信息有变（将更正）：{len(plan.changed)} 名")
+    for c in plan.changed:
+        changes = "；".join(f"{label} {before or '（空）'} → {after or '（空）'}" for label, before, after in c.shown)
+        out.append(f"  第 {c.line} 行\t{c.student_no}\t{c.name}\t{changes}")
+    out.append(f"不变：{plan.unchanged} 名")
+    out.append(f"本校在校但文件中没有：{len(plan.missing)} 名")
+    out += [f"  {m.student_no}\t{m.name}\t{m.class_name}" for m in plan.missing]
+    if plan.ignored:
+        out.append(f"未读取的列：{'、'.join(plan.ignored)}")
+    return "\n".join(out)
 
 
 def cmd_roster_list(args: argparse.Namespace) -> int:

@@ -50,9 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     add(school.add_parser("list", help="列出学校"), cmd_school_list)
 
     roster = sub.add_parser("roster", help="花名册").add_subparsers(dest="roster_cmd", required=True)
-    p = add(roster.add_parser("import", help="导入学生 CSV（全部成功或全部不写入）"), cmd_roster_import)
+    p = add(
+        roster.add_parser(
+            "import",
+            help="导入花名册 CSV 或 .xlsx（与本校花名册核对：新增、更正；全部成功或全部不写入）",
+            description="导入花名册（CSV：UTF-8 或 GB18030/GBK；或 Excel .xlsx），与本校现有花名册核对："
+            "新学号入学（转入），信息有变的更正，不变的不动；文件中没有的本校学生只列出，加 --leavers 才标记离校。",
+        ),
+        cmd_roster_import,
+    )
     p.add_argument("file")
     p.add_argument("--school", required=True)
+    p.add_argument("--dry-run", action="store_true", help="只显示预览（新增、更正、不变、文件中没有的学生），不写入")
+    p.add_argument("--leavers", action="store_true", help="把本校在校、但文件中没有的学生标记为离校")
+    p.add_argument(
+        "--leave-reason", default="", help="离校原因（与 --leavers 一起用；默认：花名册导入：新花名册中没有该学生…）"
+    )
     p = add(roster.add_parser("list", help="列出学生"), cmd_roster_list)
     p.add_argument("--school", required=True)
 

@@ -1,7 +1,8 @@
 """The roster: schools, staff and students (their own streams), each change through the
 gate (ACCOUNT_ADMIN for schools and staff, STUDENT_WRITE / STUDENT_READ for students).
 A student's stream id is keyed on (school, student number), so re-enrolling a number is
-refused by the store itself. The CSV import of a roster is `anxin.roster_import`."""
+refused by the store itself. The import of a roster file (CSV or .xlsx, reconciled with
+the school's roster) is `anxin.roster_import`."""
 
 from __future__ import annotations
 
@@ -451,6 +452,17 @@ class RosterCommands(Commands):
         self.core.keystore.preload()
         refs = [self.student_ref(i) for i in ids]
         return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))
+
+    def school_roster(self, school_id: str) -> dict[str, tuple[str | None, bool]]:
+        """Every student stream of the school by id: (status, erased). Ids and codes only,
+        for an import to compare with (anxin.roster_import, which has passed the gate)."""
+        return {
+            r[0]: (r[1], bool(r[2]))
+            for r in self.db.fetch(
+                "SELECT stream_id, status, erased FROM {t}anxin_directory WHERE school_id = ? AND kind = 'student'",
+                (school_id,),
+            )
+        }
 
     def existing_student_ids(self, ids: Iterable[str]) -> set[str]:
         return {

@@ -199,8 +199,8 @@ def test_admin_roster_import_with_a_bad_line_lists_the_errors(open_session: Any,
     path = tmp_path / "roster.csv"
     path.write_text(csv, encoding="utf-8")
     page.get_by_label("学校").select_option(label="安心市第一中学")
-    page.get_by_label("CSV 文件").set_input_files(str(path))
-    page.get_by_role("button", name="导入").click()
+    page.get_by_label("花名册文件").set_input_files(str(path))
+    page.get_by_role("button", name="上传并预览").click()
     expect(page.get_by_role("alert")).to_be_visible()
     errors = page.locator("table.errors tbody tr")
     expect(errors).to_have_count(1)

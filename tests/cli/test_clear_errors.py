@@ -7,6 +7,7 @@ every one at once, nothing applied."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -177,7 +178,7 @@ def test_a_field_over_the_csv_limit_is_a_numbered_line_with_the_others(store: St
 
     # then both bad lines are named, the huge one without its content, and nothing is applied
     assert code == 2 and "Traceback" not in err
-    assert "第 3 行：某一字段过长" in err and "第 4 行：出生日期「2013-13-45」格式不正确" in err
+    assert "第 3 行：某一字段过长" in err and "第 4 行：出生日期：「2013-13-45」不是有效日期" in err
     assert "长长长" not in err and "第 2 行" not in err and "第 5 行" not in err
     assert _roster(store) == []
 
@@ -205,11 +206,11 @@ def test_roster_fields_are_limited_and_every_bad_line_is_named_at_once(store: St
     assert code == 2 and "Traceback" not in err
     reasons = {int(line.split(" ")[1]): line for line in err.splitlines() if line.startswith("第 ")}
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10]
-    assert "姓名过长：51 个字符，最多 50 个" in reasons[3]
-    assert "姓名含有空字符（NUL）" in reasons[4]
+    assert "姓名：过长（51 个字符，最多 50 个）" in reasons[3]
+    assert "姓名：含有空字符（NUL）" in reasons[4]
     assert "不像中小学生" in reasons[5] and "不像中小学生" in reasons[6]
-    assert "电话号码「12345」格式不正确" in reasons[7] and "电话号码「1391234567」格式不正确" in reasons[8]
-    assert "标签最多 10 个" in reasons[9] and "学号过长" in reasons[10]
+    assert "监护人电话：「12345」格式不正确" in reasons[7] and "监护人电话：「1391234567」格式不正确" in reasons[8]
+    assert "标签：最多 10 个" in reasons[9] and "学号：过长" in reasons[10]
     assert "未写入任何数据：共 8 行有错误" in err
     assert _roster(store) == []
 
@@ -275,12 +276,18 @@ def test_a_full_disk_under_a_web_request_is_an_error_page_that_says_so(
         ) as client:
             admin = Browser(client, None).login("root", "correct-horse-battery-9")
 
-            # when the administrator imports a roster too big for the room left
-            r = admin.post(
+            # when the administrator previews a roster too big for the room left, then confirms it
+            preview = admin.post(
                 "/admin/roster",
                 {"school": school_id},
                 files={"file": ("roster.csv", ("\n".join([HEADER, *rows]) + "\n").encode(), "text/csv")},
             )
+            assert preview.status_code == 200, preview.text[:500]
+            fields = {
+                k: re.search(rf'name="{k}" value="([^"]*)"', preview.text).group(1)  # type: ignore[union-attr]
+                for k in ("school", "fingerprint", "sealed")
+            }
+            r = admin.post("/admin/roster/confirm", fields)
 
             # then the page says the disk is full (503), and nothing was imported
             assert r.status_code == 503 and "磁盘已满" in r.text and "服务器内部错误" not in r.text

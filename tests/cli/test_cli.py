@@ -353,7 +353,7 @@ def test_a_good_roster_file_imports_every_student(cli: Cli) -> None:
 
     out = cli.ok("roster", "import", cli.csv("good.csv", GOOD_ROWS), "--school", SCHOOL, process=True)  # a real process
 
-    assert f"已导入 3 名学生到「{SCHOOL}」" in out
+    assert f"已导入到「{SCHOOL}」：新增 3 名，更正 0 名，不变 0 名，标记离校 0 名" in out
     assert cli.roster() == GOOD_LISTING
 
 
@@ -362,49 +362,92 @@ def test_a_half_valid_roster_file_applies_nothing_and_names_every_bad_line(enrol
 
     assert r.returncode != 0
     errors = r.stderr.splitlines()
-    assert errors[0] == "导入被拒绝，未写入任何数据：共 6 行有错误"
+    assert errors[0] == "导入被拒绝，未写入任何数据：共 5 行有错误"
     assert errors[1:] == [
-        "第 3 行：缺少姓名",
-        "第 4 行：出生日期「2013-13-45」格式不正确（应为 YYYY-MM-DD）",
-        "第 5 行：性别「x」无法识别（应为 男/女）",
-        "第 6 行：学号「T001」在文件中重复（第 2 行已出现）",
-        "第 7 行：学号「S001」在本校已存在（可能已导入过此文件）",
-        "第 8 行：电话号码「abc」格式不正确",
+        "第 3 行：姓名：必填，不能为空",
+        "第 4 行：出生日期：「2013-13-45」不是有效日期（应为 2013-05-06 或 2013/5/6）",
+        "第 5 行：性别：「x」无法识别（应为 男 或 女）",
+        "第 6 行：学号：「T001」在文件中重复（第 2 行已出现）",
+        "第 8 行：监护人电话：「abc」格式不正确（应为 11 位手机号、座机号（可带区号）或 + 开头的国际号码）",
     ]
-    assert enrolled.roster() == GOOD_LISTING  # neither T001 nor T007 went in
+    assert enrolled.roster() == GOOD_LISTING  # neither T001 nor T007 went in, nor S001's change
 
 
-def test_importing_the_same_file_again_is_refused_and_creates_no_duplicates(enrolled: Cli) -> None:
-    r = enrolled.run("roster", "import", str(enrolled.home / "good.csv"), "--school", SCHOOL)
+def test_importing_the_same_file_again_changes_nothing_and_creates_no_duplicates(enrolled: Cli) -> None:
+    out = enrolled.ok("roster", "import", str(enrolled.home / "good.csv"), "--school", SCHOOL)
 
-    assert r.returncode != 0
-    for line, no in [(2, "S001"), (3, "S002"), (4, "S003")]:
-        assert f"第 {line} 行：学号「{no}」在本校已存在（可能已导入过此文件）" in r.stderr
+    assert "新增 0 名，更正 0 名，不变 3 名，标记离校 0 名" in out
     assert enrolled.sql("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'student'") == [(3,)]
     assert enrolled.listed() == GOOD_LISTING
 
 
-def test_a_roster_file_that_is_not_utf8_is_refused_clearly(cli: Cli) -> None:
+def test_a_reimport_previews_with_dry_run_then_corrects_enrols_and_marks_leavers_only_when_asked(
+    enrolled: Cli,
+) -> None:
+    updated = enrolled.csv(
+        "updated.csv",
+        [
+            "S001,张三丰,男,2013-05-06,七年级,七年级2班,张父,13912345678,留守儿童",  # moved class
+            "S002,李四娘,女,2013-06-07,七年级,七年级1班,李母,13800000000,",  # a new phone
+            "S004,赵六妹,女,2013-08-09,七年级,七年级1班,赵母,13700000000,",  # new
+        ],  # S003 is missing
+        encoding="gbk",  # as Excel saves it
+    )
+    table = "anxin_events" if "anxin_events" in enrolled.tables() else "stored_events"
+    events = f"SELECT COUNT(*) FROM {{t}}{table}"
+
+    before = enrolled.sql(events)
+    dry = enrolled.ok("roster", "import", updated, "--school", SCHOOL, "--dry-run")
+
+    assert "CSV（GB18030/GBK）" in dry and "新增（转入）：1 名" in dry and "S004\t赵六妹\t七年级1班" in dry
+    assert "信息有变（将更正）：2 名" in dry
+    assert "S001\t张三丰\t班级 七年级1班 → 七年级2班" in dry
+    assert "S002\t李四娘\t监护人电话 13912345679 → 13800000000" in dry
+    assert "本校在校但文件中没有：1 名" in dry and "S003\t王五郎\t七年级2班" in dry
+    assert "试运行（--dry-run）：未写入任何数据" in dry
+    assert enrolled.sql(events) == before and enrolled.listed() == GOOD_LISTING
+
+    out = enrolled.ok("roster", "import", updated, "--school", SCHOOL)
+    assert "新增 1 名，更正 2 名，不变 0 名，标记离校 0 名" in out and "加 --leavers" in out
+    assert sorted(enrolled.listed()) == [
+        ("S001", "张三丰", "七年级2班"),
+        ("S002", "李四娘", "七年级1班"),
+        ("S003", "王五郎", "七年级2班"),  # still at school: not removed silently
+        ("S004", "赵六妹", "七年级1班"),
+    ]
+
+    out = enrolled.ok("roster", "import", updated, "--school", SCHOOL, "--leavers", "--leave-reason", "转学")
+    assert "新增 0 名，更正 0 名，不变 3 名，标记离校 1 名" in out
+    with enrolled.app() as app:
+        s3 = app.roster.get_student(CLI_ACTOR, str(app.roster.student_id_for(app.roster.school_id(SCHOOL), "S003")))
+        assert not s3.active
+    assert "本校在校但文件中没有：0 名" in enrolled.ok("roster", "import", updated, "--school", SCHOOL, "--dry-run")
+
+
+def test_a_roster_file_in_gbk_is_read_and_one_in_no_known_encoding_is_refused_naming_them(cli: Cli) -> None:
     cli.given(SCHOOL)
-    path = cli.csv("gbk.csv", GOOD_ROWS, encoding="gbk")
 
-    r = cli.run("roster", "import", path, "--school", SCHOOL)
+    out = cli.ok("roster", "import", cli.csv("gbk.csv", GOOD_ROWS, encoding="gbk"), "--school", SCHOOL)
+    assert "新增 3 名" in out and cli.roster() == GOOD_LISTING
 
+    path = cli.home / "bad.csv"
+    path.write_bytes(HEADER.encode() + b"\nS009,\x80\xff,\xa1\n")
+    r = cli.run("roster", "import", str(path), "--school", SCHOOL)
     assert r.returncode != 0
-    assert f"文件不是 UTF-8 编码：{path}" in r.stderr
-    assert cli.sql("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'student'") == [(0,)]
+    assert "无法识别文件的编码" in r.stderr and "UTF-8" in r.stderr and "GB18030/GBK" in r.stderr
+    assert cli.sql("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'student'") == [(3,)]
 
 
 def test_a_roster_header_missing_a_column_is_refused_naming_the_columns(cli: Cli) -> None:
     cli.given(SCHOOL)
-    header = HEADER.replace(",guardian_phone", "")
-    path = cli.csv("header.csv", ["S001,张三丰,男,2013-05-06,七年级,七年级1班,张父,"], header=header)
+    header = HEADER.replace(",grade", "")
+    path = cli.csv("header.csv", ["S001,张三丰,男,2013-05-06,七年级1班,张父,13912345678,"], header=header)
 
     r = cli.run("roster", "import", path, "--school", SCHOOL)
 
     assert r.returncode != 0
-    assert "第 1 行：表头缺少列：guardian_phone" in r.stderr
-    assert HEADER in r.stderr  # and says what the header should be
+    assert "第 1 行：表头缺少列：年级" in r.stderr
+    assert HEADER in r.stderr and "学号,姓名,性别,出生日期,年级,班级,监护人姓名,监护人电话,标签" in r.stderr
     assert cli.sql("SELECT COUNT(*) FROM {t}anxin_directory WHERE kind = 'student'") == [(0,)]
 
 

@@ -154,7 +154,10 @@ MATRIX: list[tuple[str, str, str]] = [
     ("POST", "/admin/accounts/{spare_staff}/deactivate", "DDDDDD-D"),
     ("POST", "/admin/accounts/{admin_staff}/roles", "DDDDDDDD"),  # never one's own roles, the administrator included
     ("GET", "/admin/roster", "DDDDDDAD"),
-    ("POST", "/admin/roster", "DDDDDDAD"),
+    ("POST", "/admin/roster", "DDDDDDAD"),  # the preview: the file read only once the gate allows
+    ("POST", "/admin/roster/confirm", "DDDDDDAD"),  # no sealed preview: 400 once allowed
+    ("GET", "/admin/roster/template.csv", "DDDDDDAD"),  # a header line, no data: the roster's keeper's
+    ("GET", "/admin/roster/template.xlsx", "DDDDDDAD"),
     ("GET", "/admin/keys", "DDDDDDAD"),
     ("POST", "/admin/keys/rotate", "DDDDDD-D"),
     ("POST", "/admin/keys/checkpoint", "DDDDDDAD"),

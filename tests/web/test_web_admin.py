@@ -277,7 +277,7 @@ def test_token_is_shown_once_works_and_can_be_revoked(site: DemoSite, browse) ->
 HEADER = "student_no,name,gender,birth_date,grade,class,guardian_name,guardian_phone,tags\n"
 
 
-def test_roster_import_good_file_applies_bad_file_applies_nothing(site: DemoSite, browse) -> None:
+def test_roster_import_good_file_applies_after_its_preview_bad_file_applies_nothing(site: DemoSite, browse) -> None:
     b = browse("admin")
     school = _school(site, "安心市实验小学")
     admin = site.app.gate.actor(site.app.accounts.account("admin")[0])
@@ -288,20 +288,26 @@ def test_roster_import_good_file_applies_bad_file_applies_nothing(site: DemoSite
     )
     before = len(site.app.roster.list_students(admin, school))
     r = b.post("/admin/roster", {"school": school}, files={"file": ("roster.csv", good.encode(), "text/csv")})
+    assert r.status_code == 200 and 'id="count-new">2' in r.text  # the preview: nothing written yet
+    assert len(site.app.roster.list_students(admin, school)) == before
+    fields = {
+        k: re.search(rf'name="{k}" value="([^"]*)"', r.text).group(1) for k in ("school", "fingerprint", "sealed")
+    }
+    r = b.post("/admin/roster/confirm", {**fields, "leave_reason": ""})  # nobody of the demo ticked as a leaver
     assert r.status_code == 303
-    assert "已导入 2 名学生" in b.get("/admin/roster").text
+    assert "花名册已导入：新增 2 名" in b.get("/admin/roster").text
     assert len(site.app.roster.list_students(admin, school)) == before + 2
     bad = (
         HEADER + f"Y{tag}1,好 学生,男,2015-03-01,三年级,三年级9班,,,\n"
-        f"Y{tag}2,坏 日期,女,2015/04/01,三年级,三年级9班,,,\n"
+        f"Y{tag}2,坏 日期,女,2015-14-01,三年级,三年级9班,,,\n"
         f"Y{tag}3,,男,2015-03-01,三年级,三年级9班,,,\n"
-        f"X{tag}1,重复 学号,男,2015-03-01,三年级,三年级9班,,,\n"
+        f"X{tag}1,重复 学号,男,2015-03-01,三年级,三年级9班,,abc,\n"
     )
     r = b.post("/admin/roster", {"school": school}, files={"file": ("roster.csv", bad.encode(), "text/csv")})
     assert r.status_code == 400 and "未写入任何数据" in r.text
     for line in ("第 3 行", "第 4 行", "第 5 行"):
         assert line in r.text
-    assert "第 2 行" not in r.text and "出生日期" in r.text and "已存在" in r.text
+    assert "第 2 行" not in r.text and "出生日期" in r.text and "监护人姓名" in r.text
     assert len(site.app.roster.list_students(admin, school)) == before + 2  # nothing applied
 
 

@@ -5,6 +5,7 @@ administrator never sees case content: every call goes through the gate."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -14,14 +15,23 @@ from fastapi.responses import Response
 
 from anxin.accounts import SETUP_HOURS, setup_link
 from anxin.commands.erasure import KIND_LABELS, SHARED_REMAINS
-from anxin.roster_import import ImportRejected, import_roster
+from anxin.roster_import import (
+    DEFAULT_LEAVE_REASON,
+    ImportRejected,
+    PlanChanged,
+    by_line,
+    confirm_upload,
+    preview_upload,
+    template_csv,
+    template_xlsx,
+)
 from anxin.service import Anxin, master_key_file
 from domain import access
 from domain.bullying import PARTS, STATUS_LABELS
 from domain.common import DomainError, Erased, InvalidInput, NotFound, Role
 from web import i18n
 from web.deps import App, Form, PageUser, User, for_error_page, get_web, redirect, render
-from web.forms import Refused, run_form, uploaded_text, values
+from web.forms import Refused, run_form, text, uploaded_file, values
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r for r in Role]
@@ -189,25 +199,110 @@ def deactivate(request: Request, staff_id: str, user: PageUser, form: Form) -> R
 @router.get("/admin/roster")
 def roster(request: Request, user: PageUser, app: App) -> Response:
     app.check(user.actor, access.STUDENT_WRITE, "student", school_id=user.actor.school_id)
-    return render(request, "admin/roster.html", schools=_schools(app, user), errors=None)
+    return _roster_page(request, user)
+
+
+def _roster_page(request: Request, user: User, status: int = 200, **extra: Any) -> Response:
+    schools = _schools(get_web(request).app, user)
+    return render(request, "admin/roster.html", status, schools=schools, **{"problems": None, **extra})
+
+
+def _session_context(user: User) -> str:
+    """What a preview's sealed rows are bound to besides the person and the school: this
+    session (a hash of its id; never the id itself)."""
+    return hashlib.sha256((user.session.id if user.session else "").encode()).hexdigest()
+
+
+def _preview_page(request: Request, user: User, plan: Any, sealed: str, status: int = 200, **extra: Any) -> Response:
+    names = dict(_schools(get_web(request).app, user))
+    return render(
+        request,
+        "admin/roster_preview.html",
+        status,
+        plan=plan,
+        sealed=sealed,
+        school_name=names.get(plan.school_id, ""),
+        leave_reason=DEFAULT_LEAVE_REASON,
+        **extra,
+    )
 
 
 @router.post("/admin/roster")
-def roster_import(request: Request, user: PageUser, form: Form) -> Response:
+def roster_preview(request: Request, user: PageUser, form: Form) -> Response:
+    """The first step: the file read in memory and compared with the school's roster; the
+    preview shows what would change, and nothing is written."""
+    school = text(form, "school")
+
     def command(app: Anxin) -> Any:
-        return import_roster(app, user.actor, form.get("school", ""), uploaded_text(form))
+        return preview_upload(app, user.actor, school, lambda: uploaded_file(form), _session_context(user))
 
     def refused(r: Refused) -> Response:
-        errors = r.error.errors if isinstance(r.error, ImportRejected) else None  # every bad line, by number
-        schools = _schools(get_web(request).app, user)
-        return render(request, "admin/roster.html", r.status, schools=schools, errors=errors, error=r.message)
+        problems = by_line(r.error.problems) if isinstance(r.error, ImportRejected) else None
+        return _roster_page(request, user, r.status, problems=problems, error=r.message)
 
     return run_form(
-        request,
-        command,
-        lambda result: redirect("/admin/roster", request, i18n.gettext("已导入 {n} 名学生", n=result.imported)),
-        refused,
-        on_page=(Erased,),
+        request, command, lambda done: _preview_page(request, user, done[0], done[1]), refused, on_page=(Erased,)
+    )
+
+
+@router.post("/admin/roster/confirm")
+def roster_confirm(request: Request, user: PageUser, form: Form) -> Response:
+    """The second step: the rows the preview sealed, planned again and applied in one
+    transaction if the plan is the one shown, with the missing students ticked as leavers."""
+    school = text(form, "school")
+    sealed = text(form, "sealed")
+
+    def command(app: Anxin) -> Any:
+        return confirm_upload(
+            app,
+            user.actor,
+            school,
+            sealed,
+            _session_context(user),
+            fingerprint=text(form, "fingerprint"),
+            leavers=values(form, "leaver"),
+            leave_reason=text(form, "leave_reason"),
+        )
+
+    def refused(r: Refused) -> Response:
+        if isinstance(r.error, PlanChanged) and r.error.plan is not None:
+            return _preview_page(request, user, r.error.plan, sealed, 409, error=r.message)
+        if isinstance(r.error, ImportRejected):
+            return _roster_page(request, user, r.status, problems=by_line(r.error.problems), error=r.message)
+        return _roster_page(request, user, r.status, error=r.message)
+
+    def done(result: Any) -> Response:
+        message = i18n.gettext(
+            "花名册已导入：新增 {new} 名，更正 {corrected} 名，不变 {unchanged} 名，标记离校 {left} 名",
+            new=result.imported,
+            corrected=result.corrected,
+            unchanged=result.unchanged,
+            left=result.left,
+        )
+        return redirect("/admin/roster", request, message)
+
+    return run_form(request, command, done, refused, on_page=(Erased,))
+
+
+@router.get("/admin/roster/template.csv")
+def roster_template_csv(user: PageUser, app: App) -> Response:
+    """The template (Chinese header, with a BOM for Excel): a header line, no data."""
+    app.check(user.actor, access.STUDENT_WRITE, "student", school_id=user.actor.school_id)
+    return Response(
+        template_csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="anxin-roster-template.csv"'},
+    )
+
+
+@router.get("/admin/roster/template.xlsx")
+def roster_template_xlsx(user: PageUser, app: App) -> Response:
+    """The template as an Excel workbook: a header row, no data."""
+    app.check(user.actor, access.STUDENT_WRITE, "student", school_id=user.actor.school_id)
+    return Response(
+        template_xlsx(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="anxin-roster-template.xlsx"'},
     )
 
 
