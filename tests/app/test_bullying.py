@@ -13,6 +13,7 @@ from anxin.service import Anxin
 from domain.bullying import (
     AppealPending,
     AppealWindowClosed,
+    AuthorityReportsRequired,
     BullyingCase,
     CaseClosed,
     DeterminationNotApproved,
@@ -24,6 +25,7 @@ from domain.bullying import (
     UnknownStaff,
     UnknownStudent,
     UnknownSupportFile,
+    is_serious,
 )
 from domain.common import Conflict, InvalidInput, PermissionDenied, WrongState
 from domain.policy import Policy
@@ -91,7 +93,17 @@ def given_case(
         app.cases.approve_determination(school.principal, cid, reason="同意委员会认定")
     if stage >= 5 and bullying:
         plan_both_sides(app, school, cid)
+        if is_serious(severity) and severity != "suspected_offence":
+            report_to_authorities(app, school, cid)
     return cid
+
+
+def report_to_authorities(app: Anxin, school: School, cid: str) -> None:
+    """The reports of 未成年人保护法 art. 39, to the police and to the education bureau."""
+    for authority, unit in (("police", "城关派出所"), ("bureau", "县教育局")):
+        app.cases.record_authority_report(
+            school.safety, cid, authority=authority, unit=unit, method="phone", reported_at=app.now()
+        )
 
 
 def plan_both_sides(app: Anxin, school: School, cid: str) -> tuple[str, str]:
@@ -411,6 +423,13 @@ def test_a_suspected_offence_cannot_close_before_the_mandatory_report_is_recorde
     )
     report_ = case(app, school, cid).mandatory_reports[rid]
     assert (report_["agency"], report_["reported_at"], report_["reference"]) == ("城关派出所", when, "受案回执2026-118")
+    # and (未成年人保护法 art. 39) the reports to the police and the education bureau as well
+    with pytest.raises(AuthorityReportsRequired):
+        app.cases.close_case(school.principal, cid, reason="结案")
+    for authority, unit in (("police", "城关派出所"), ("bureau", "县教育局")):
+        app.cases.record_authority_report(
+            school.safety, cid, authority=authority, unit=unit, method="written", reported_at=when
+        )
     app.cases.close_case(school.principal, cid, reason="已移交公安，校内干预完成")
     assert case(app, school, cid).status == "closed"
 
@@ -649,6 +668,7 @@ def test_a_closed_case_is_reopened_on_recurrence_and_investigated_anew(app, scho
     app.cases.complete_investigation(school.safety, cid, findings="再次发生属实")
     app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="屡教不改，情节较重")
     app.cases.approve_determination(school.principal, cid, reason="同意")
+    report_to_authorities(app, school, cid)
     with pytest.raises(InterventionsRequired):
         app.cases.close_case(school.principal, cid, reason="结案")
     plan_both_sides(app, school, cid)
