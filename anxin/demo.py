@@ -436,6 +436,15 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             continue
         step()
         app.cases.approve_determination(principal, case, reason="同意委员会认定")
+        for authority in _reports_owed(app, principal, case):  # 未成年人保护法 art. 39
+            app.cases.record_authority_report(
+                safety,
+                case,
+                authority=authority,
+                unit={"police": "辖区派出所", "bureau": "区教育局"}[authority],
+                method="phone",
+                reported_at=clock.now,
+            )
         if stage == "concluded":
             continue
         counselor = ds.counselors[n % len(ds.counselors)]
@@ -587,3 +596,8 @@ def _crisis_steps_taken(app: Any, ds: DemoSchool, clock: SimClock) -> None:
             clock.now = opened + timedelta(hours=hours)
             getattr(app.crisis, step)(counselor, line.file_id, **fields)
         clock.now = opened
+
+
+def _reports_owed(app: Any, actor: Actor, case_id: str) -> list[str]:
+    """The authorities a case owes a report this cycle (police, bureau)."""
+    return app.cases.get_case(actor, case_id).outstanding_authority_reports()

@@ -240,6 +240,26 @@ class CaseBoardView(WriteBehind, View):
             )
         self._set(e, conn, **values)
 
+    # -- remedies (issue 17, part C): the county review (复查) counts as an appeal here ---------
+    @fold.register
+    def _(self, e: BullyingCase.CountyReviewApplied, conn: Connection, position: int) -> None:
+        conn.execute(APPEAL_LODGED, {KEY: str(e.originator_id), "appeal": e.review_id})
+
+    @fold.register
+    def _(self, e: BullyingCase.CountyReviewDecided, conn: Connection, position: int) -> None:
+        values: dict[str, Any] = {"pending_appeal_id": None}
+        new = e.new_determination
+        if e.outcome == "changed" and new:
+            values.update(
+                determination_id=new["id"],
+                determination_approved=True,
+                bullying=new["bullying"],
+                severity=new["severity"],
+            )
+        elif e.outcome == "sent_back":
+            values.update(**NO_DETERMINATION)
+        self._set(e, conn, **values)
+
     @fold.register
     def _(self, e: BullyingCase.FollowUpRecorded, conn: Connection, position: int) -> None:
         self._set(e, conn, followed_up_determination_id=e.determination_id)

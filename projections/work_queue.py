@@ -29,6 +29,7 @@ from projections.work_queue_view import (
     PRINCIPAL,
     SAFETY_LEAD,
     WorkQueueView,
+    case_reports,
     items,
     referrals,
     tasks,
@@ -52,6 +53,7 @@ KIND_LABELS = {
     "first_contact": "心理档案首次接触",
     "person": "一对一包联学生",
     "referral": "转介回执",
+    "authority_report": "向公安机关/教育行政部门报告",
 }
 # A support file's tasks (v_file_tasks): a crisis (every counselor of the school and the
 # principal), its status-only watch item (the class teachers of the student's class: no
@@ -141,13 +143,14 @@ def work_queue(
     ]
     out += _task_items(app, target, school, roles, classes, labels, day if today is not None else None)
     out += _referral_items(app, target, labels, day)
+    out += _authority_report_items(app, school, roles, labels, today)
     seen = {i.stream_id for i in out}
     if school is not None:
         out += [i for i in _erased_items(app, school, target, roles) if i.stream_id not in seen]
     return sorted(out, key=_order)
 
 
-_ORDER = (*URGENT, *KINDS, "first_contact", "person", "referral")
+_ORDER = (*URGENT, *KINDS, "first_contact", "person", "referral", "authority_report")
 
 
 def _order(i: WorkItem) -> tuple[Any, ...]:
@@ -287,6 +290,46 @@ def _referral_items(app: Source, target: str, labels: _Labels, today: date) -> l
         )
         for sid, subject, since, due in rows
     ]
+
+
+def _authority_report_items(
+    app: Source, school: str | None, roles: frozenset[str], labels: _Labels, today: date | None
+) -> list[WorkItem]:
+    """A case's reports to the police or the education bureau still owed (未成年人保护法
+    art. 39), in the queues of the school's safety leads and principals, one per authority;
+    overdue past its due time (or, when `today` is asked for, its day)."""
+    if school is None or not roles & {SAFETY_LEAD, PRINCIPAL}:
+        return []
+    a = case_reports.c
+    query = select(a.stream_id, a.subject_id, a.since_day, a.due_at).where(a.school_id == school)
+    with app.views.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    labels.prefetch(row[1] for row in rows)
+    now = app.now()
+    out = []
+    for sid, subject, since, due in rows:
+        due_at = datetime.fromtimestamp(due, UTC) if due is not None else None
+        if due_at is None:
+            overdue = False
+        elif today is not None:
+            overdue = today > app.policy.local(due_at).date()
+        else:
+            overdue = now > due_at
+        out.append(
+            WorkItem(
+                kind="authority_report",
+                stream_id=sid,
+                stream_kind="case",
+                label_key=subject,
+                label=labels(subject),
+                due=app.policy.local(due_at).date() if due_at else None,
+                overdue=overdue,
+                since=from_ordinal(since),
+                erased=labels.erased(subject),
+                due_at=due_at,
+            )
+        )
+    return out
 
 
 class _Labels:

@@ -132,6 +132,22 @@ referrals = Table(
     Index("v_file_referrals_owner", "owner_id"),
 )
 _r = referrals.c
+# A case's reports to the authorities still owed (未成年人保护法 art. 39), one row per authority
+# (police | bureau): the school's safety leads and principals answer for them, from
+# AuthorityReportsDue until the AuthorityReportMade to that authority (or the case closes),
+# due at the event's `due_at` (epoch seconds: a deadline in hours).
+case_reports = Table(
+    "v_case_authority_reports",
+    metadata,
+    Column("stream_id", String(36), primary_key=True),  # the case
+    Column("authority", String(16), primary_key=True),
+    Column("school_id", String(36), nullable=False),
+    Column("subject_id", String(36)),
+    Column("since_day", Integer),
+    Column("due_at", BigInteger),
+    Index("v_case_authority_reports_school", "school_id"),
+)
+_a = case_reports.c
 
 _c = items.c
 _by_id = _c.stream_id == bindparam("b_id")
@@ -215,7 +231,7 @@ def _epoch(at: Any) -> int | None:
 
 class WorkQueueView(WriteBehind, View):
     name = "work_queue"
-    tables = (items, tasks, referrals)
+    tables = (items, tasks, referrals, case_reports)
 
     fold = own_fold()
 
@@ -354,6 +370,29 @@ class WorkQueueView(WriteBehind, View):
                 {"b_id": sid, "b_kind": "follow_up", "b_since": ordinal_or_none(since), "b_due": ordinal_or_none(due)},
             )
 
+    # -- remedies (issue 17, part C): reports to the authorities -----------------------------
+    @fold.register(BullyingCase.AuthorityReportsDue)
+    def _reports_due(self, e: Any, conn: Connection, position: int) -> None:
+        sid = str(e.originator_id)
+        row = conn.execute(select(_c.school_id, _c.subject_id).where(_c.stream_id == sid)).first()
+        if row is None:
+            return
+        for authority in e.authorities:
+            conn.execute(
+                insert(case_reports).values(
+                    stream_id=sid,
+                    authority=authority,
+                    school_id=row[0],
+                    subject_id=row[1],
+                    since_day=ordinal(e.at),
+                    due_at=_epoch(e.due_at),
+                )
+            )
+
+    @fold.register(BullyingCase.AuthorityReportMade)
+    def _report_made(self, e: Any, conn: Connection, position: int) -> None:
+        conn.execute(delete(case_reports).where(_a.stream_id == str(e.originator_id), _a.authority == e.authority))
+
     # -- support files -------------------------------------------------------------------
     @fold.register(SupportFile.Opened)
     def _file_opened(self, e: Any, conn: Connection, position: int) -> None:
@@ -447,6 +486,7 @@ class WorkQueueView(WriteBehind, View):
     @fold.register(BullyingCase.ClueDismissed)
     def _closed(self, e: Any, conn: Connection, position: int) -> None:
         conn.execute(_no_item, {"b_id": str(e.originator_id)})
+        conn.execute(delete(case_reports).where(_a.stream_id == str(e.originator_id)))
 
     @fold.register(SupportFile.Closed)
     def _file_closed(self, e: Any, conn: Connection, position: int) -> None:
@@ -618,8 +658,10 @@ class WorkQueueView(WriteBehind, View):
             conn.execute(_delete_item, {"b_id": str(e.originator_id)})
             conn.execute(delete(tasks).where(_t.stream_id == str(e.originator_id)))
             conn.execute(delete(referrals).where(_r.stream_id == str(e.originator_id)))
+            conn.execute(delete(case_reports).where(_a.stream_id == str(e.originator_id)))
 
     def erase(self, conn: Connection, stream_id: str) -> None:
+        conn.execute(delete(case_reports).where(_a.stream_id == str(stream_id)))
         conn.execute(_delete_item, {"b_id": str(stream_id)})
         conn.execute(delete(tasks).where(_t.stream_id == str(stream_id)))
         conn.execute(delete(referrals).where(_r.stream_id == str(stream_id)))

@@ -392,6 +392,7 @@ class CaseCommands(CaseReads):
                 appeal_until=self.policy.appeal_until(at.date()),
                 actor=actor.staff_id,
                 at=at,
+                authority_report_due=self.policy.authority_report_due(at),
             )
 
     def return_determination(
@@ -529,6 +530,7 @@ class CaseCommands(CaseReads):
                 investigation_due=self.policy.investigation_due(at.date()),
                 actor=actor.staff_id,
                 at=at,
+                authority_report_due=self.policy.authority_report_due(at),
             )
         return new_id
 
@@ -646,3 +648,151 @@ class CaseCommands(CaseReads):
         查无欺凌 (not bullying) or not about students of this school, with what the inquiry found."""
         with self._case(actor, case_id, expected_version, access.CASE_APPROVE) as c:
             c.dismiss_clue(finding=finding, reason=reason, actor=actor.staff_id, at=self.now())
+
+    # -- remedies (issue 17, part C): reports to the authorities, dispositions, county review ----
+    def record_authority_report(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        authority: str,
+        unit: str,
+        method: str,
+        reported_at: datetime,
+        receipt: str = "",
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> str:
+        """A report to the police or the education bureau (未成年人保护法 art. 11, 39): the
+        unit, how, when, any receipt number."""
+        return self._add(
+            actor,
+            case_id,
+            expected_version,
+            BullyingCase.record_authority_report,
+            "report_id",
+            authority=authority,
+            unit=unit,
+            method=method,
+            reported_at=reported_at,
+            receipt=receipt,
+            note=note,
+        )
+
+    def _student_label(self, student_id: str) -> str:
+        """The student's name for a refusal that names them (inside a CASE_WRITE already decided)."""
+        try:
+            return self.core.student_ref(student_id).name
+        except Exception:  # an id that names nobody: the refusal says so without a name
+            return "该学生"
+
+    def decide_disposition(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        student_id: str,
+        kind: str,
+        decided_by: str,
+        decided_on: date | None = None,
+        level: str | None = None,
+        measure: str | None = None,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> str:
+        """A disposition for a bullying student of an approved determination (批评教育, 道歉,
+        赔偿, 教育惩戒, 纪律处分, 训诫, ...), with who decided and when. Returns its id."""
+        disposition_id = uuid4().hex
+        with self._case(actor, case_id, expected_version) as c:
+            at = self.now()
+            c.decide_disposition(
+                disposition_id=disposition_id,
+                student_id=student_id,
+                kind=kind,
+                level=level or None,
+                measure=measure or None,
+                decided_by=decided_by,
+                decided_on=decided_on or at.date(),
+                note=note,
+                actor=actor.staff_id,
+                at=at,
+                student_label=self._student_label(student_id),
+            )
+        return disposition_id
+
+    def apply_for_county_review(
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        party_id: str,
+        county_body: str,
+        grounds: str,
+        applied_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> str:
+        """A party's application to the county body for a review (复查); due per policy."""
+        review_id = uuid4().hex
+        with self._case(actor, case_id, expected_version) as c:
+            at = self.now()
+            applied_on = applied_on or at.date()
+            c.apply_for_county_review(
+                review_id=review_id,
+                party_id=party_id,
+                county_body=county_body,
+                applied_on=applied_on,
+                due_on=self.policy.county_review_due(applied_on),
+                grounds=grounds,
+                actor=actor.staff_id,
+                at=at,
+                student_label=self._student_label(party_id),
+            )
+        return review_id
+
+    def record_review_panel(
+        self,
+        actor: Actor,
+        case_id: str,
+        review_id: str,
+        *,
+        members: Iterable[Any],
+        expected_version: int | None = None,
+    ) -> None:
+        """The county review's panel: (capacity, name) of each member."""
+        with self._case(actor, case_id, expected_version) as c:
+            c.record_review_panel(review_id=review_id, members=list(members), actor=actor.staff_id, at=self.now())
+
+    def record_county_review_outcome(
+        self,
+        actor: Actor,
+        case_id: str,
+        review_id: str,
+        *,
+        outcome: str,
+        reason: str,
+        decided_on: date | None = None,
+        bullying: bool | None = None,
+        severity: str | None = None,
+        horseplay: bool = False,
+        expected_version: int | None = None,
+    ) -> str | None:
+        """The county's outcome: upheld, changed (returns the new determination's id) or sent
+        back to the school's committee."""
+        new_id = uuid4().hex if outcome == "changed" else None
+        with self._case(actor, case_id, expected_version) as c:
+            at = self.now()
+            c.record_county_review_outcome(
+                review_id=review_id,
+                outcome=outcome,
+                reason=reason,
+                decided_on=decided_on or at.date(),
+                new_determination_id=new_id,
+                bullying=bullying,
+                severity=severity,
+                horseplay=horseplay,
+                follow_up_due=self.policy.follow_up_due(at.date()),
+                authority_report_due=self.policy.authority_report_due(at),
+                actor=actor.staff_id,
+                at=at,
+            )
+        return new_id

@@ -70,6 +70,7 @@ from domain.bullying.errors import (
     AlreadyAParty,
     AppealPending,
     AppealWindowClosed,
+    AuthorityReportsRequired,
     CaseClosed,
     ClueHasTargetedParty,
     CommitteeMeetingRequired,
@@ -77,8 +78,11 @@ from domain.bullying.errors import (
     GuardianParticipationMissing,
     InterventionsRequired,
     MandatoryReportRequired,
+    NotABullyingParty,
     NotAParty,
     QuorumNotMet,
+    ReviewApplicationWindowClosed,
+    ReviewPanelIncomplete,
     SelfApproval,
     TargetedPartyNotIdentified,
     TargetedPartyRequired,
@@ -95,13 +99,23 @@ from domain.bullying.rules import (
     check_parties,
     check_source,
     determination_of,
+    is_serious,
 )
 from domain.bullying.vocabulary import (
     APPEAL_OUTCOMES,
     APPROVED_STATES,
+    AUTHORITIES,
+    AUTHORITY_REPORT_GROUNDS,
+    AUTHORITY_REPORT_METHODS,
     CHANNELS,
     CLUE_FINDINGS,
     CONTACT_METHODS,
+    COUNTY_REVIEW_OUTCOMES,
+    DECIDERS_BY_KIND,
+    DISCIPLINE_MEASURES,
+    DISPOSITION_DECIDERS,
+    DISPOSITION_KINDS,
+    DISPOSITION_LEVELS,
     FORMS,
     GUARDIAN_INVITATION_METHODS,
     GUARDIAN_MISSING,
@@ -113,6 +127,9 @@ from domain.bullying.vocabulary import (
     MEASURES,
     PARTS,
     PARTY_EDIT_STATES,
+    REQUIRED_REVIEW_CAPACITIES,
+    REVIEW_CAPACITIES,
+    SCHOOL_DECIDERS,
     SEVERITIES,
     STATUS_LABELS,
     UNCONFIRMED_LABEL,
@@ -129,6 +146,20 @@ from domain.common import (
 
 __all__ = [
     "APPEAL_OUTCOMES",
+    "AUTHORITIES",
+    "AUTHORITY_REPORT_GROUNDS",
+    "AUTHORITY_REPORT_METHODS",
+    "AuthorityReportsRequired",
+    "COUNTY_REVIEW_OUTCOMES",
+    "DISCIPLINE_MEASURES",
+    "DISPOSITION_DECIDERS",
+    "DISPOSITION_KINDS",
+    "DISPOSITION_LEVELS",
+    "NotABullyingParty",
+    "REVIEW_CAPACITIES",
+    "ReviewApplicationWindowClosed",
+    "ReviewPanelIncomplete",
+    "is_serious",
     "APPROVED_STATES",
     "AlreadyAParty",
     "AppealPending",
@@ -203,6 +234,12 @@ class BullyingCase(CaseAggregate):
     GuardianParticipationRecorded: TypeAlias = events.GuardianParticipationRecorded
     CommitteeMeetingRecorded: TypeAlias = events.CommitteeMeetingRecorded
     ClueDismissed: TypeAlias = events.ClueDismissed
+    AuthorityReportsDue: TypeAlias = events.AuthorityReportsDue
+    AuthorityReportMade: TypeAlias = events.AuthorityReportMade
+    DispositionDecided: TypeAlias = events.DispositionDecided
+    CountyReviewApplied: TypeAlias = events.CountyReviewApplied
+    CountyReviewPanelRecorded: TypeAlias = events.CountyReviewPanelRecorded
+    CountyReviewDecided: TypeAlias = events.CountyReviewDecided
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
@@ -212,6 +249,12 @@ class BullyingCase(CaseAggregate):
     # Issue 17: when the investigation must start (None for a case reported before, whose
     # investigation_due counted from the report). Added later, like self_harm_notes.
     intake_due: date | None = None
+    # Remedies (issue 17, part C), added later likewise: replaced, never mutated in place.
+    authority_duties: tuple[dict[str, Any], ...] = ()
+    authority_reports: tuple[dict[str, Any], ...] = ()
+    dispositions: tuple[dict[str, Any], ...] = ()
+    county_reviews: tuple[dict[str, Any], ...] = ()
+    pending_review_id: str | None = None
 
     @event(Reported)
     def __init__(
@@ -618,15 +661,26 @@ class BullyingCase(CaseAggregate):
         self.current_determination_id = determination_id
 
     def approve_determination(
-        self, *, reason: str, follow_up_due: date, appeal_until: date, actor: str, at: datetime
+        self,
+        *,
+        reason: str,
+        follow_up_due: date,
+        appeal_until: date,
+        actor: str,
+        at: datetime,
+        authority_report_due: datetime | None = None,
     ) -> None:
-        """The principal approves the committee's determination (never their own)."""
+        """The principal approves the committee's determination (never their own). For serious
+        bullying or worse, the reports to the police and the education bureau fall due
+        (`reports_due`, by `authority_report_due`: policy.authority_report_due)."""
         require_aware(at)
         self._require(("determined",), "审批认定")
         det = self.determination
         assert det is not None
         if det["by"] == actor:
             raise SelfApproval()
+        serious = det["bullying"] and is_serious(det["severity"])
+        require(not serious or authority_report_due is not None, "严重欺凌须有向公安机关和教育行政部门报告的期限")
         self._determination_approved(
             determination_id=det["id"],
             reason=require_text(reason, "审批意见"),
@@ -635,6 +689,9 @@ class BullyingCase(CaseAggregate):
             actor=actor,
             at=at,
         )
+        if serious:
+            assert authority_report_due is not None
+            self.reports_due(grounds="serious_bullying", known_at=at, due_at=authority_report_due, actor=actor, at=at)
 
     @event(DeterminationApproved)
     def _determination_approved(
@@ -1081,13 +1138,15 @@ class BullyingCase(CaseAggregate):
         """A targeted or bullying party appeals the approved determination to the county office."""
         require_aware(at)
         self._require_not_closed("申诉")
-        if self.pending_appeal_id is not None:
+        if self.pending_appeal_id is not None or self.pending_review_id is not None:
             raise AppealPending(action="再次申诉")
         det = self._require_approved("申诉")
         require(appeal_id not in self.appeals, "该申诉已记录")
         party = self._party(party_id)
         require(party["part"] != "witness", "旁观/证人不能对认定提出申诉")
-        require(det["source"] != "appeal_review", "复查变更后的认定为最终决定，不能在本案再次申诉")
+        require(
+            det["source"] not in ("appeal_review", "county_review"), "复查变更后的认定为最终决定，不能在本案再次申诉"
+        )
         require(
             not any(a["party_id"] == party_id and a["determination_id"] == det["id"] for a in self.appeals.values()),
             "该当事人已就此认定申诉过",
@@ -1147,8 +1206,10 @@ class BullyingCase(CaseAggregate):
         investigation_due: date | None = None,
         actor: str,
         at: datetime,
+        authority_report_due: datetime | None = None,
     ) -> None:
-        """The county office's review (复查): upheld, changed (a new determination) or reopened."""
+        """The county office's review (复查): upheld, changed (a new determination) or reopened.
+        A change to serious bullying or worse makes the reports of art. 39 due (`reports_due`)."""
         require_aware(at)
         self._require(("appealed",), "记录复查结果")
         require(appeal_id == self.pending_appeal_id, "该申诉不是待审结的申诉")
@@ -1171,6 +1232,10 @@ class BullyingCase(CaseAggregate):
             )
             new = {"id": new_determination_id, "bullying": b, "severity": s, "horseplay": h}
             require(not b or follow_up_due is not None, "须有回访期限")
+            require(
+                not (b and is_serious(s)) or authority_report_due is not None,
+                "严重欺凌须有向公安机关和教育行政部门报告的期限",
+            )
         else:
             require(bullying is None and severity is None and not horseplay, "只有变更认定才填写新的认定")
         if outcome == "reopened":
@@ -1186,6 +1251,9 @@ class BullyingCase(CaseAggregate):
             actor=actor,
             at=at,
         )
+        if new and new["bullying"] and is_serious(new["severity"]):
+            assert authority_report_due is not None
+            self.reports_due(grounds="serious_bullying", known_at=at, due_at=authority_report_due, actor=actor, at=at)
 
     @event(AppealReviewed)
     def _appeal_reviewed(
@@ -1283,11 +1351,23 @@ class BullyingCase(CaseAggregate):
         """Close (结案/销号): approved determination, no pending appeal, duties done."""
         require_aware(at)
         self._require_not_closed("再次结案")
-        if self.pending_appeal_id is not None:
+        if self.pending_appeal_id is not None or self.pending_review_id is not None:
             raise AppealPending(action="结案")
         det = self._require_approved("结案")
-        if det["bullying"] and det["severity"] == "suspected_offence" and not self.mandatory_reports_this_cycle:
+        if (
+            det["bullying"]
+            and det["severity"] == "suspected_offence"
+            and not self.mandatory_reports_this_cycle
+            and not self.authority_reports_this_cycle
+        ):
             raise MandatoryReportRequired()
+        owed = self.outstanding_authority_reports()
+        if owed:
+            duty = self.authority_duty
+            assert duty is not None
+            raise AuthorityReportsRequired(
+                grounds=AUTHORITY_REPORT_GROUNDS[duty["grounds"]], missing="、".join(AUTHORITIES[a] for a in owed)
+            )
         missing = self.missing_interventions()
         if missing:
             raise InterventionsRequired.of(missing)
@@ -1473,6 +1553,81 @@ class BullyingCase(CaseAggregate):
             at=at,
         )
 
+    # -- remedies (issue 17, part C): reports to the authorities ---------------------------------
+    def reports_due(self, *, grounds: str, known_at: datetime, due_at: datetime, actor: str, at: datetime) -> bool:
+        """未成年人保护法 art. 39: the school must not conceal serious bullying; it reports it
+        promptly to the public security organ AND the education administration. Called by the
+        case when what makes them due becomes known: a determination of serious bullying or
+        worse approved (or so changed on review), or the public-security track opened
+        (`grounds` "police_track": the command that opens it calls this too). Once per cycle:
+        a report already made to one of them this cycle (art. 11, from intake) counts, and
+        nothing is recorded when both are made. Returns whether a duty was recorded."""
+        require_aware(at)
+        self._require_not_closed("记录报告期限")
+        grounds = check_choice(grounds, AUTHORITY_REPORT_GROUNDS, "报告事由")
+        check_aware(known_at, "知悉时间")
+        check_aware(due_at, "报告期限")
+        require(due_at >= known_at, "报告期限不能早于知悉时间")
+        if self.authority_duty is not None:
+            return False
+        reported = {r["authority"] for r in self.authority_reports_this_cycle}
+        owed = [a for a in AUTHORITIES if a not in reported]
+        if not owed:
+            return False
+        self._authority_reports_fell_due(
+            grounds=grounds, known_at=known_at, due_at=due_at, authorities=owed, actor=actor, at=at
+        )
+        return True
+
+    @event(AuthorityReportsDue)
+    def _authority_reports_fell_due(
+        self, grounds: str, known_at: datetime, due_at: datetime, authorities: list[str], actor: str, at: datetime
+    ) -> None:
+        duty = {
+            "grounds": grounds,
+            "known_at": known_at,
+            "due_at": due_at,
+            "authorities": list(authorities),
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+        }
+        self.authority_duties = (*self.authority_duties, duty)
+
+    def record_authority_report(
+        self,
+        *,
+        report_id: str,
+        authority: str,
+        unit: str,
+        method: str,
+        reported_at: datetime,
+        receipt: str = "",
+        note: str = "",
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """A report to the police or the education bureau: the unit's name, how, when, and
+        any receipt number. May be made from intake on (art. 11), in any status but closed."""
+        require_aware(at)
+        self._require_not_closed("记录报告")
+        require(not any(r["id"] == report_id for r in self.authority_reports), "该报告已记录")
+        authority = check_choice(authority, AUTHORITIES, "报告对象")
+        method = check_choice(method, AUTHORITY_REPORT_METHODS, "报告方式")
+        check_aware(reported_at, "报告时间")
+        require(reported_at <= at, "报告时间不能晚于现在")
+        self._authority_report_made(
+            report_id=report_id,
+            authority=authority,
+            unit=require_text(unit, "接受报告的单位名称"),
+            method=method,
+            reported_at=reported_at,
+            receipt=(receipt or "").strip(),
+            note=(note or "").strip(),
+            actor=actor,
+            at=at,
+        )
+
     @event(ClueDismissed)
     def _clue_dismissed(self, finding: str, reason: str, actor: str, at: datetime) -> None:
         self.closed_at = at
@@ -1493,6 +1648,389 @@ class BullyingCase(CaseAggregate):
         if not self.targeted_parties:
             raise TargetedPartyNotIdentified(action=action)
 
+    @event(AuthorityReportMade)
+    def _authority_report_made(
+        self,
+        report_id: str,
+        authority: str,
+        unit: str,
+        method: str,
+        reported_at: datetime,
+        receipt: str,
+        note: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": report_id,
+            "authority": authority,
+            "unit": unit,
+            "method": method,
+            "reported_at": reported_at,
+            "receipt": receipt,
+            "note": note,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+        }
+        self.authority_reports = (*self.authority_reports, entry)
+
+    @property
+    def authority_duty(self) -> dict[str, Any] | None:
+        """The reports to the authorities due this cycle, if any fell due."""
+        return next((d for d in self.authority_duties if d["cycle"] == self.cycle), None)
+
+    @property
+    def authority_reports_this_cycle(self) -> list[dict[str, Any]]:
+        return [r for r in self.authority_reports if r["cycle"] == self.cycle]
+
+    def outstanding_authority_reports(self) -> list[str]:
+        """The authorities (police, bureau) still owed a report this cycle."""
+        duty = self.authority_duty
+        if duty is None:
+            return []
+        reported = {r["authority"] for r in self.authority_reports_this_cycle}
+        return [a for a in duty["authorities"] if a not in reported]
+
+    def authority_reports_overdue(self, now: datetime) -> list[str]:
+        """The authorities owed a report past its due time."""
+        duty = self.authority_duty
+        if duty is None or self.closed_at is not None or now <= duty["due_at"]:
+            return []
+        return self.outstanding_authority_reports()
+
+    # -- remedies (issue 17, part C): dispositions ------------------------------------------------
+    def decide_disposition(
+        self,
+        *,
+        disposition_id: str,
+        student_id: str,
+        kind: str,
+        decided_by: str,
+        decided_on: date,
+        level: str | None = None,
+        measure: str | None = None,
+        note: str = "",
+        actor: str,
+        at: datetime,
+        student_label: str = "该学生",
+    ) -> None:
+        """A disposition for a bullying student of an approved bullying determination
+        (教督〔2017〕10号; 中小学教育惩戒规则 art. 8-10): kind, level, measure, who decided and
+        when. `student_label` names the student in a refusal (the application passes the name)."""
+        require_aware(at)
+        self._require_not_closed("作出处理决定")
+        if self.status == "appealed":
+            raise AppealPending(action="作出处理决定")
+        require(not any(d["id"] == disposition_id for d in self.dispositions), "该处理决定已记录")
+        det = self.determination
+        party = self.party(student_id)
+        if not (det and det["approved"] and det["bullying"] and party and party["part"] == "bullying"):
+            raise NotABullyingParty(student=student_label, student_id=student_id)
+        kind = check_choice(kind, DISPOSITION_KINDS, "处理类型")
+        levels = DISPOSITION_LEVELS.get(kind)
+        if levels:
+            level = check_choice(level, levels, f"{DISPOSITION_KINDS[kind]}的种类")
+        else:
+            require(not level, f"{DISPOSITION_KINDS[kind]}不分种类")
+            level = None
+        if kind == "education_discipline":
+            assert level is not None
+            measure = check_choice(measure, DISCIPLINE_MEASURES[level], f"{levels[level]}的措施")  # type: ignore[index]
+        else:
+            require(not measure, "只有教育惩戒需要选择具体措施")
+            measure = None
+        decided_by = check_choice(decided_by, DISPOSITION_DECIDERS, "决定机关")
+        allowed = DECIDERS_BY_KIND.get(kind, SCHOOL_DECIDERS)
+        require(
+            decided_by in allowed,
+            f"{DISPOSITION_KINDS[kind]}只能由{'、'.join(DISPOSITION_DECIDERS[d] for d in allowed)}决定",
+        )
+        require(isinstance(decided_on, date) and decided_on <= at.date(), "决定日期不能晚于今天")
+        require(decided_on >= det["at"].date(), "决定日期不能早于认定日期")
+        note = (note or "").strip()
+        require(kind != "compensation" or bool(note), "赔偿须写明赔偿内容")
+        self._disposition_decided(
+            disposition_id=disposition_id,
+            student_id=student_id,
+            kind=kind,
+            level=level,
+            measure=measure,
+            decided_by=decided_by,
+            decided_on=decided_on,
+            note=note,
+            determination_id=det["id"],
+            actor=actor,
+            at=at,
+        )
+
+    @event(DispositionDecided)
+    def _disposition_decided(
+        self,
+        disposition_id: str,
+        student_id: str,
+        kind: str,
+        level: str | None,
+        measure: str | None,
+        decided_by: str,
+        decided_on: date,
+        note: str,
+        determination_id: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        entry = {
+            "id": disposition_id,
+            "student_id": student_id,
+            "kind": kind,
+            "level": level,
+            "measure": measure,
+            "decided_by": decided_by,
+            "decided_on": decided_on,
+            "note": note,
+            "determination_id": determination_id,
+            "by": actor,
+            "at": at,
+            "cycle": self.cycle,
+        }
+        self.dispositions = (*self.dispositions, entry)
+
+    # -- remedies (issue 17, part C): the county review (复查) -------------------------------------
+    def apply_for_county_review(
+        self,
+        *,
+        review_id: str,
+        party_id: str,
+        county_body: str,
+        applied_on: date,
+        due_on: date,
+        grounds: str,
+        actor: str,
+        at: datetime,
+        student_label: str = "该学生",
+    ) -> None:
+        """A targeted or bullying party applies to the county body for a review (复查) of the
+        approved determination, within the window (`appeal_until`: policy.review_application_days);
+        the county completes it by `due_on` (policy.county_review_days after the application)."""
+        require_aware(at)
+        self._require_not_closed("申请复查")
+        if self.pending_appeal_id is not None or self.pending_review_id is not None:
+            raise AppealPending(action="再次申请复查")
+        det = self._require_approved("申请复查")
+        require(not any(r["id"] == review_id for r in self.county_reviews), "该复查申请已记录")
+        party = self._party(party_id)
+        require(party["part"] != "witness", "旁观/证人不能对认定申请复查")
+        require(det["source"] == "committee", "复查变更后的认定为最终决定，不能在本案再次申请复查")
+        require(
+            not any(r["party_id"] == party_id and r["determination_id"] == det["id"] for r in self.county_reviews)
+            and not any(
+                a["party_id"] == party_id and a["determination_id"] == det["id"] for a in self.appeals.values()
+            ),
+            "该当事人已就此认定申请过复查",
+        )
+        require(isinstance(applied_on, date) and applied_on <= at.date(), "申请日期不能晚于今天")
+        require(applied_on >= det["approved_at"].date(), "申请日期不能早于认定批准日期")
+        if self.appeal_until is None or applied_on > self.appeal_until:
+            until = self.appeal_until.isoformat() if self.appeal_until else "—"
+            raise ReviewApplicationWindowClosed(student=student_label, until=until, student_id=party_id)
+        require(isinstance(due_on, date) and due_on >= applied_on, "复查期限不能早于申请日期")
+        self._county_review_applied(
+            review_id=review_id,
+            party_id=party_id,
+            county_body=require_text(county_body, "受理复查的县级机构名称"),
+            applied_on=applied_on,
+            due_on=due_on,
+            grounds=require_text(grounds, "申请复查的理由"),
+            determination_id=det["id"],
+            actor=actor,
+            at=at,
+        )
+
+    @event(CountyReviewApplied)
+    def _county_review_applied(
+        self,
+        review_id: str,
+        party_id: str,
+        county_body: str,
+        applied_on: date,
+        due_on: date,
+        grounds: str,
+        determination_id: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        review = {
+            "id": review_id,
+            "party_id": party_id,
+            "county_body": county_body,
+            "applied_on": applied_on,
+            "due_on": due_on,
+            "grounds": grounds,
+            "determination_id": determination_id,
+            "by": actor,
+            "at": at,
+            "panel": [],
+            "outcome": None,
+            "decided_on": None,
+            "outcome_reason": "",
+            "new_determination_id": None,
+        }
+        self.county_reviews = (*self.county_reviews, review)
+        self.pending_review_id = review_id
+
+    def record_review_panel(self, *, review_id: str, members: Iterable[Any], actor: str, at: datetime) -> None:
+        """The county's review panel: each member's capacity and name; it must include a
+        school representative, a parent representative and an outside expert (教督〔2017〕10号)."""
+        require_aware(at)
+        review = self._pending_review(review_id, "记录复查小组")
+        require(not review["panel"], "复查小组已记录")
+        clean: list[dict[str, str]] = []
+        for m in members or ():
+            capacity, name = (m.get("capacity"), m.get("name")) if isinstance(m, Mapping) else m
+            clean.append(
+                {
+                    "capacity": check_choice(capacity, REVIEW_CAPACITIES, "成员身份"),
+                    "name": require_text(str(name or ""), "成员姓名"),
+                }
+            )
+        missing = [c for c in REQUIRED_REVIEW_CAPACITIES if not any(m["capacity"] == c for m in clean)]
+        if missing:
+            raise ReviewPanelIncomplete(missing="、".join(REVIEW_CAPACITIES[c] for c in missing))
+        self._county_review_panel_recorded(review_id=review_id, members=clean, actor=actor, at=at)
+
+    @event(CountyReviewPanelRecorded)
+    def _county_review_panel_recorded(
+        self, review_id: str, members: list[dict[str, str]], actor: str, at: datetime
+    ) -> None:
+        self._replace_review(review_id, panel=[dict(m) for m in members], panel_by=actor, panel_at=at)
+
+    def record_county_review_outcome(
+        self,
+        *,
+        review_id: str,
+        outcome: str,
+        reason: str,
+        decided_on: date,
+        new_determination_id: str | None = None,
+        bullying: bool | None = None,
+        severity: str | None = None,
+        horseplay: bool = False,
+        follow_up_due: date | None = None,
+        authority_report_due: datetime | None = None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The county's outcome, by its panel: upheld (维持), changed (变更: a new determination,
+        in force at once) or sent back (发回重新认定: the school's committee determines anew)."""
+        require_aware(at)
+        review = self._pending_review(review_id, "记录复查结果")
+        require(bool(review["panel"]), "须先记录复查小组成员（学校代表、家长代表、校外专家）")
+        outcome = check_choice(outcome, COUNTY_REVIEW_OUTCOMES, "复查结果")
+        require(
+            isinstance(decided_on, date) and review["applied_on"] <= decided_on <= at.date(),
+            "复查决定日期须在申请日期与今天之间",
+        )
+        new: dict[str, Any] | None = None
+        if outcome == "changed":
+            require(bool(new_determination_id), "变更认定须有新认定编号")
+            require(bullying is not None, "变更认定须写明是否构成欺凌")
+            b, s, h = determination_of(bool(bullying), severity, horseplay)
+            det = self.determination
+            assert det is not None
+            require(
+                (b, s, h) != (det["bullying"], det["severity"], det["horseplay"]),
+                "变更后的认定与原认定相同；请记录为维持原认定",
+            )
+            require(not b or follow_up_due is not None, "须有回访期限")
+            require(
+                not (b and is_serious(s)) or authority_report_due is not None,
+                "严重欺凌须有向公安机关和教育行政部门报告的期限",
+            )
+            new = {"id": new_determination_id, "bullying": b, "severity": s, "horseplay": h}
+        else:
+            require(bullying is None and severity is None and not horseplay, "只有变更认定才填写新的认定")
+        self._county_review_decided(
+            review_id=review_id,
+            outcome=outcome,
+            reason=require_text(reason, "复查理由"),
+            decided_on=decided_on,
+            new_determination=new,
+            follow_up_due=follow_up_due if new and new["bullying"] else None,
+            actor=actor,
+            at=at,
+        )
+        if new and new["bullying"] and is_serious(new["severity"]):
+            assert authority_report_due is not None
+            self.reports_due(grounds="serious_bullying", known_at=at, due_at=authority_report_due, actor=actor, at=at)
+
+    @event(CountyReviewDecided)
+    def _county_review_decided(
+        self,
+        review_id: str,
+        outcome: str,
+        reason: str,
+        decided_on: date,
+        new_determination: dict[str, Any] | None,
+        follow_up_due: date | None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        self._replace_review(
+            review_id,
+            outcome=outcome,
+            decided_on=decided_on,
+            outcome_reason=reason,
+            new_determination_id=new_determination["id"] if new_determination else None,
+            decided_by=actor,
+        )
+        self.pending_review_id = None
+        if outcome == "changed" and new_determination:
+            self.determinations.append(
+                {
+                    **new_determination,
+                    "reason": reason,
+                    "by": actor,
+                    "at": at,
+                    "source": "county_review",
+                    "review_id": review_id,
+                    "approved": True,
+                    "approved_by": actor,
+                    "approved_at": at,
+                    "approval_reason": reason,
+                    "returned": False,
+                    "cycle": self.cycle,
+                }
+            )
+            self.current_determination_id = new_determination["id"]
+            self.next_follow_up_due = follow_up_due
+        elif outcome == "sent_back":
+            # Back to the committee: the investigation stands, a new determination is awaited.
+            self.current_determination_id = None
+            self.next_follow_up_due = None
+            self.appeal_until = None
+
+    @property
+    def pending_review(self) -> dict[str, Any] | None:
+        return self._review(self.pending_review_id) if self.pending_review_id else None
+
+    def county_review_overdue(self, today: date) -> bool:
+        """A pending county review past its due day (教督〔2017〕10号: within 15 days)."""
+        review = self.pending_review
+        return review is not None and today > review["due_on"]
+
+    def _review(self, review_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.county_reviews if r["id"] == review_id), None)
+
+    def _pending_review(self, review_id: str, action: str) -> dict[str, Any]:
+        self._require_not_closed(action)
+        review = self._review(review_id)
+        require(review is not None and review_id == self.pending_review_id, "该复查申请不是待决的复查")
+        assert review is not None
+        return review
+
+    def _replace_review(self, review_id: str, **changes: Any) -> None:
+        self.county_reviews = tuple({**r, **changes} if r["id"] == review_id else r for r in self.county_reviews)
+
     # -- questions ----------------------------------------------------------------------------
     @property
     def determination(self) -> dict[str, Any] | None:
@@ -1506,7 +2044,7 @@ class BullyingCase(CaseAggregate):
         det = self.determination
         return case_status(
             closed=self.closed_at is not None,
-            appealed=self.pending_appeal_id is not None,
+            appealed=self.pending_appeal_id is not None or self.pending_review_id is not None,
             determined=det is not None,
             approved=bool(det and det["approved"]),
             bullying=bool(det and det["bullying"]),

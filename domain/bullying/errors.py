@@ -141,3 +141,26 @@ class TargetedPartyNotIdentified(WrongState):
 class ClueHasTargetedParty(WrongState):
     code = "clue_has_targeted_party"
     message = "已确认被欺凌学生的案件须经学生欺凌治理委员会认定，不能以“查无欺凌”结束"
+
+
+# -- remedies (issue 17, part C) ------------------------------------------------------------------
+class AuthorityReportsRequired(DomainError):
+    code = "authority_reports_required"
+    message = (
+        "{grounds}须及时向公安机关和教育行政部门报告（未成年人保护法第三十九条）：尚未记录向{missing}的报告，不能结案"
+    )
+
+
+class NotABullyingParty(InvalidInput):
+    code = "not_a_bullying_party"
+    message = "{student}不是经批准认定的欺凌案件中的欺凌学生，不能对其作出处理决定（教督〔2017〕10号）"
+
+
+class ReviewPanelIncomplete(InvalidInput):
+    code = "review_panel_incomplete"
+    message = "复查小组须有学校代表、家长代表和校外专家（教督〔2017〕10号）：缺少{missing}"
+
+
+class ReviewApplicationWindowClosed(DomainError):
+    code = "review_application_window_closed"
+    message = "{student}申请复查的期限已过（截止{until}），不能再申请"

@@ -325,3 +325,87 @@ class ClueDismissed(CaseAggregate.Event):
     reason: str
     actor: str
     at: datetime
+
+
+# -- remedies (issue 17, part C) --------------------------------------------------------------------
+class AuthorityReportsDue(CaseAggregate.Event):
+    """Reports to the police and the education bureau fell due (未成年人保护法 art. 39): on
+    `grounds` (serious_bullying | police_track), known at `known_at`, due by `due_at`, owed
+    to `authorities` (those not yet reported to this cycle)."""
+
+    grounds: str
+    known_at: datetime
+    due_at: datetime
+    authorities: list[str]
+    actor: str
+    at: datetime
+
+
+class AuthorityReportMade(CaseAggregate.Event):
+    """A report to an authority: to whom (police | bureau, and the unit's name), how, when,
+    and any receipt number."""
+
+    report_id: str
+    authority: str
+    unit: str
+    method: str
+    reported_at: datetime
+    receipt: str
+    note: str
+    actor: str
+    at: datetime
+
+
+class DispositionDecided(CaseAggregate.Event):
+    """A disposition for a bullying student: its kind, level and measure (codes), who
+    decided it and when, and a note."""
+
+    disposition_id: str
+    student_id: str
+    kind: str
+    level: str | None
+    measure: str | None
+    decided_by: str
+    decided_on: date
+    note: str
+    determination_id: str
+    actor: str
+    at: datetime
+
+
+class CountyReviewApplied(CaseAggregate.Event):
+    """A party applied to the county body for a review (复查) of the determination in force;
+    it is due by `due_on` (application + policy.county_review_days)."""
+
+    review_id: str
+    party_id: str
+    county_body: str
+    applied_on: date
+    due_on: date
+    grounds: str
+    determination_id: str
+    actor: str
+    at: datetime
+
+
+class CountyReviewPanelRecorded(CaseAggregate.Event):
+    """The review panel: members by capacity (school / parent / expert / ...) and name."""
+
+    review_id: str
+    members: list[dict[str, str]]
+    actor: str
+    at: datetime
+
+
+class CountyReviewDecided(CaseAggregate.Event):
+    """The county's review outcome: upheld, changed (a new determination, in force at once)
+    or sent back to the school's committee to determine anew."""
+
+    review_id: str
+    outcome: str
+    reason: str
+    decided_on: date
+    new_determination: dict[str, Any] | None
+    follow_up_due: date | None
+    actor: str
+    at: datetime

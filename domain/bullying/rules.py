@@ -118,3 +118,9 @@ def determination_of(bullying: bool, severity: str | None, horseplay: bool) -> t
         return True, check_choice(severity, SEVERITIES, "严重程度"), False
     require(not severity, "不构成欺凌时不填写严重程度")
     return False, None, bool(horseplay)
+
+
+def is_serious(severity: str | None) -> bool:
+    """Serious bullying or worse (情节较重/恶劣 and above): every tier but the lightest. The
+    reports of 未成年人保护法 art. 39 are due for these."""
+    return severity is not None and severity != "minor"

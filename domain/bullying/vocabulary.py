@@ -85,3 +85,85 @@ CLUE_FINDINGS = {"not_bullying": "查无欺凌", "not_our_students": "不涉及�
 
 # A case with no targeted student yet: how pages and queues name its student.
 UNCONFIRMED_LABEL = "未确认学生"
+
+# -- remedies (issue 17, part C): reports to the authorities, dispositions, the county review --
+# 未成年人保护法 art. 39: serious bullying is reported promptly to the public security organ and
+# the education administration; art. 11: anyone who finds a minor harmed reports it.
+AUTHORITIES = {"police": "公安机关", "bureau": "教育行政部门"}
+AUTHORITY_REPORT_METHODS = {"phone": "电话", "written": "书面", "online": "网上报送", "in_person": "当面"}
+# Why a report to both is due: a determination of serious bullying or worse, or the
+# public-security track (违反治安管理或涉嫌犯罪) opened on the case.
+AUTHORITY_REPORT_GROUNDS = {"serious_bullying": "严重欺凌", "police_track": "涉嫌违反治安管理或犯罪"}
+
+# Dispositions for a bullying student (教督〔2017〕10号; 中小学教育惩戒规则（试行）2020).
+DISPOSITION_KINDS = {
+    "criticism": "批评教育",
+    "apology": "赔礼道歉",
+    "compensation": "赔偿",
+    "education_discipline": "教育惩戒",
+    "disciplinary_sanction": "纪律处分",
+    "police_admonition": "训诫（公安机关）",
+    "evaluation_record": "记入综合素质评价",
+    "special_school": "转送专门学校",
+    "guardian_supervision": "责令家长加强管教",
+    "family_guidance": "家庭教育指导",
+}
+# The level a kind takes (none for the others).
+DISPOSITION_LEVELS = {
+    "apology": {"in_person": "当面道歉", "written": "书面道歉"},
+    "education_discipline": {"general": "一般教育惩戒", "heavier": "较重教育惩戒", "severe": "严重教育惩戒"},
+    "disciplinary_sanction": {
+        "warning": "警告",
+        "serious_warning": "严重警告",
+        "demerit": "记过",
+        "probation": "留校察看",
+    },
+}
+# The measures of 中小学教育惩戒规则 art. 8 (一般), art. 9 (较重) and art. 10 (严重), by level.
+DISCIPLINE_MEASURES = {
+    "general": {
+        "named_criticism": "点名批评",
+        "apology_or_self_criticism": "责令赔礼道歉、做口头或者书面检讨",
+        "extra_tasks": "适当增加额外的教学或者班级公益服务任务",
+        "standing": "一节课堂教学时间内的教室内站立",
+        "after_class_guidance": "课后教导",
+        "other_general": "校规校纪或班规、班级公约规定的其他适当措施",
+    },
+    "heavier": {
+        "moral_lead_admonition": "由学校德育工作负责人予以训导",
+        "school_service": "承担校内公益服务任务",
+        "rules_education": "安排接受专门的校规校纪、行为规则教育",
+        "activities_suspended": "暂停或者限制参加游览、校外集体活动等外出集体活动",
+        "other_heavier": "校规校纪规定的其他适当措施",
+    },
+    "severe": {
+        "suspension": "不超过一周的停课或者停学，要求家长在家进行教育、管教",
+        "legal_vice_principal_admonition": "由法治副校长或者法治辅导员予以训诫",
+        "professional_intervention": "安排专门的课程或者教育场所，由社会工作者或者其他专业人员进行心理辅导、行为干预",
+    },
+}
+# Who decided a disposition: the school's bodies decide the school's measures; 训诫 is the
+# police's, and a transfer to a 专门学校 the education administration's.
+DISPOSITION_DECIDERS = {
+    "committee": "学生欺凌治理委员会",
+    "principal": "校长",
+    "school": "学校",
+    "police": "公安机关",
+    "bureau": "教育行政部门",
+}
+DECIDERS_BY_KIND = {
+    "police_admonition": ("police",),
+    "special_school": ("bureau",),
+}
+SCHOOL_DECIDERS = ("committee", "principal", "school")
+
+# The county review (复查, 教督〔2017〕10号): who sits on the panel, and its outcomes.
+REVIEW_CAPACITIES = {
+    "school": "学校代表",
+    "parent": "家长代表",
+    "expert": "校外专家",
+    "legal": "法律工作者",
+    "other": "其他成员",
+}
+REQUIRED_REVIEW_CAPACITIES = ("school", "parent", "expert")
+COUNTY_REVIEW_OUTCOMES = {"upheld": "维持原认定", "changed": "变更认定", "sent_back": "发回重新认定"}

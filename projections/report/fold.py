@@ -24,6 +24,7 @@ from projections.days import ordinal
 from projections.report.counts import add, apply, erased, file_span_key, move, pairing_span_key
 from projections.report.state import ReportState
 from projections.report.statements import (
+    DONE_DUE,
     ERASE,
     FACTS_OF_REF,
     INSERT,
@@ -169,6 +170,87 @@ class ReportView(ReportState, View):
         self._fact(conn, event, st["school"], ordinal(event.decided_on), "case.appeal_reviewed", event.outcome)
         if new:
             # A determination changed on review is in force at once: it counts as one.
+            self._determination_fact(conn, event, st)
+
+    # -- remedies (issue 17, part C) -------------------------------------------------
+    @fold.register(BullyingCase.AuthorityReportsDue)
+    def _case_reports_due(self, event: Any, conn: Connection, position: int) -> None:
+        st = self._case(conn, event, lambda st: None)
+        if st is None:
+            return
+        for authority in event.authorities:
+            conn.execute(
+                INSERT["v_report_dues"],
+                {
+                    "stream_id": _sid(event),
+                    "item": f"{authority}:{st['cycle']}",
+                    "kind": "authority_report",
+                    "school_id": st["school"],
+                    "from_day": ordinal(event.at),
+                    "due_day": ordinal(event.due_at),
+                    "done_day": None,
+                },
+            )
+
+    @fold.register(BullyingCase.AuthorityReportMade)
+    def _case_authority_report(self, event: Any, conn: Connection, position: int) -> None:
+        st = self._case(conn, event, lambda st: None)
+        if st is None:
+            return
+        self._fact(conn, event, st["school"], ordinal(event.reported_at), "case.authority_report", event.authority)
+        conn.execute(
+            DONE_DUE,
+            {"b_id": _sid(event), "b_item": f"{event.authority}:{st['cycle']}", "b_day": ordinal(event.reported_at)},
+        )
+
+    @fold.register(BullyingCase.DispositionDecided)
+    def _case_disposition(self, event: Any, conn: Connection, position: int) -> None:
+        st = self._case(conn, event, lambda st: None)
+        if st is not None:
+            self._fact(conn, event, st["school"], ordinal(event.decided_on), "case.disposition", event.kind)
+
+    @fold.register(BullyingCase.CountyReviewApplied)
+    def _case_review_applied(self, event: Any, conn: Connection, position: int) -> None:
+        st = self._case(conn, event, lambda st: st.update(appeal=True))
+        if st is None:
+            return
+        self._fact(conn, event, st["school"], ordinal(event.applied_on), "case.review_applied")
+        conn.execute(
+            INSERT["v_report_dues"],
+            {
+                "stream_id": _sid(event),
+                "item": event.review_id,
+                "kind": "county_review",
+                "school_id": st["school"],
+                "from_day": ordinal(event.applied_on),
+                "due_day": ordinal(event.due_on),
+                "done_day": None,
+            },
+        )
+
+    @fold.register(BullyingCase.CountyReviewDecided)
+    def _case_review_decided(self, event: Any, conn: Connection, position: int) -> None:
+        new = event.new_determination if event.outcome == "changed" else None
+
+        def change(st: dict[str, Any]) -> None:
+            st["appeal"] = False
+            if new:
+                st["det"] = {
+                    "id": new["id"],
+                    "approved": True,
+                    "bullying": bool(new["bullying"]),
+                    "severity": new.get("severity"),
+                }
+                st["follow_up_due"] = ordinal(event.follow_up_due) if event.follow_up_due else None
+            elif event.outcome == "sent_back":
+                st.update(det=None, follow_up_due=None)
+
+        st = self._case(conn, event, change)
+        if st is None:
+            return
+        self._fact(conn, event, st["school"], ordinal(event.decided_on), "case.review_decided", event.outcome)
+        conn.execute(DONE_DUE, {"b_id": _sid(event), "b_item": event.review_id, "b_day": ordinal(event.decided_on)})
+        if new:
             self._determination_fact(conn, event, st)
 
     @fold.register(BullyingCase.FollowUpRecorded)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from domain.bullying import FORMS, SEVERITIES, STATUS_LABELS
+from domain.bullying import AUTHORITIES, COUNTY_REVIEW_OUTCOMES, DISPOSITION_KINDS, FORMS, SEVERITIES, STATUS_LABELS
 from domain.policy import RISK_LABELS, RISK_LEVELS
 
 
@@ -42,6 +42,18 @@ def metrics_for(instruments: Iterable[str]) -> list[Metric]:
         Metric("appeals_lodged", "cases", "申诉"),
         Metric("cases_closed", "cases", "结案"),
         Metric("cases_reopened", "cases", "重新开启"),
+    ]
+    # Remedies (issue 17, part C): reports to the authorities, dispositions, county reviews.
+    m += [Metric("authority_reports", "cases", "向公安机关/教育行政部门报告")]
+    m += [Metric(f"authority_reports_{k}", "cases", f"其中：向{v}报告") for k, v in AUTHORITIES.items()]
+    m += [Metric("dispositions", "cases", "对欺凌学生的处理决定")]
+    m += [Metric(f"dispositions_{k}", "cases", f"处理：{v}") for k, v in DISPOSITION_KINDS.items()]
+    m += [Metric("county_reviews_applied", "cases", "申请县级复查")]
+    m += [Metric("county_reviews_decided", "cases", "县级复查结果")]
+    m += [Metric(f"county_reviews_decided_{k}", "cases", f"复查：{v}") for k, v in COUNTY_REVIEW_OUTCOMES.items()]
+    m += [
+        Metric("authority_reports_pending_end", "cases_end", "期末待报告（公安/教育部门）"),
+        Metric("county_reviews_pending_end", "cases_end", "期末待复查"),
     ]
     m += [Metric("cases_open_end", "cases_end", "期末未结案件")]
     m += [Metric(f"cases_end_{k}", "cases_end", f"期末状态：{v}") for k, v in STATUS_LABELS.items()]
@@ -81,6 +93,8 @@ def metrics_for(instruments: Iterable[str]) -> list[Metric]:
         Metric("follow_ups_overdue_end", "overdue", "回访超期（案件）"),
         Metric("reviews_overdue_end", "overdue", "复评超期（档案）"),
         Metric("check_ins_overdue_end", "overdue", "谈心逾期（结对）"),
+        Metric("authority_reports_overdue_end", "overdue", "报告超期（向公安/教育部门）"),
+        Metric("county_reviews_overdue_end", "overdue", "复查超期（县级）"),
     ]
     return m
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    or_,
     select,
     text,
     union_all,
@@ -40,6 +41,7 @@ from projections.report.tables import (
     case_spans,
     cases,
     check_in_days,
+    dues,
     fact_counts,
     file_span_counts,
     overdue_counts,
@@ -303,6 +305,19 @@ def _count_statement(ids: list[str], start: int, end: int, as_of: int) -> Any:
     # Pairings overdue at period end (see `overdue_runs`).
     od = overdue_counts
     parts.append(_part("overdue", od, ids, (), (func.sum(od.c.n),), od.c.from_day <= as_of, od.c.to_day > as_of))
+    # What cases owe at period end (reports to the authorities, county reviews): pending, overdue.
+    du = dues
+    parts.append(
+        _part(
+            "dues",
+            du,
+            ids,
+            (du.c.kind,),
+            (func.count(), func.sum(case((du.c.due_day < as_of, 1), else_=0))),
+            du.c.from_day <= as_of,
+            or_(du.c.done_day.is_(None), du.c.done_day > as_of),
+        )
+    )
     return union_all(*parts)
 
 
@@ -318,6 +333,13 @@ _FACT_NAMES = {
     "file.risk_lowered": "files_risk_lowered",
     "file.reviewed": "file_reviews",
     "file.crisis": "crisis_interventions",
+    "case.review_applied": "county_reviews_applied",
+}
+# Remedies counted in all and by their detail (the authority, the kind, the outcome).
+_FACT_BY_DETAIL_REMEDIES = {
+    "case.authority_report": "authority_reports",
+    "case.disposition": "dispositions",
+    "case.review_decided": "county_reviews_decided",
 }
 _PER_SCHOOL = {
     "screened": "students_screened",
@@ -345,6 +367,10 @@ def _count(
                 c[f"{name}_{b}"] += n1
             elif a in _FACT_NAMES:
                 c[_FACT_NAMES[a]] += n1
+            elif a in _FACT_BY_DETAIL_REMEDIES:
+                name = _FACT_BY_DETAIL_REMEDIES[a]
+                c[name] += n1
+                c[f"{name}_{b}"] += n1
         elif part == "cases":  # a case may take several forms
             c["cases_reported"] += n1
             for form in a.split(","):
@@ -368,6 +394,9 @@ def _count(
             c["screenings_flagged"] += n2
             c[f"screenings_flagged_{key}"] += n2
             c["screenings_crisis"] += n3
+        elif part == "dues":  # a = authority_report | county_review
+            c[f"{a}s_pending_end"] += n1
+            c[f"{a}s_overdue_end"] += n2
         else:
             c[_PER_SCHOOL[part]] += n1
     for c in out.values():
@@ -376,5 +405,7 @@ def _count(
             + c["follow_ups_overdue_end"]
             + c["reviews_overdue_end"]
             + c["check_ins_overdue_end"]
+            + c["authority_reports_overdue_end"]
+            + c["county_reviews_overdue_end"]
         )
     return out, instruments

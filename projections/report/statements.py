@@ -26,6 +26,7 @@ from projections.report.tables import (
     case_spans,
     cases,
     check_ins,
+    dues,
     facts,
     file_spans,
     files,
@@ -52,6 +53,11 @@ def _end_span(table: Table, key: str) -> Any:
 
 
 INSERT = {t.name: t.insert() for t in TABLES}
+DONE_DUE = (
+    update(dues)
+    .where(dues.c.stream_id == _b("b_id"), dues.c.item == _b("b_item"), dues.c.done_day.is_(None))
+    .values(done_day=_b("b_day", Integer))
+)
 CASE_STATE = select(cases.c.state).where(cases.c.case_id == _b("b_id"))
 SET_CASE_STATE = update(cases).where(cases.c.case_id == _b("b_id")).values(state=_b("b_state", Text))
 SET_CASE_FORMS = update(cases).where(cases.c.case_id == _b("b_id")).values(forms=_b("b_forms"))

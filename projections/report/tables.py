@@ -267,6 +267,23 @@ file_span_counts = Table(
     Column("n", Integer, nullable=False),
 )
 
+# Remedies (issue 17, part C): what a case owes by a day, and the day it was done: a report to
+# the police or the education bureau (kind authority_report, item "<authority>:<cycle>"), a
+# county review (county_review, item the review's id; from_day the application). Pending at a
+# day d: from_day <= d and not done by d; overdue at d: pending and due_day < d.
+dues = Table(
+    "v_report_dues",
+    metadata,
+    Column("stream_id", String(36), primary_key=True),
+    Column("item", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("school_id", String(36), nullable=False),
+    Column("from_day", Integer, nullable=False),
+    Column("due_day", Integer, nullable=False),
+    Column("done_day", Integer, nullable=True),
+)
+Index("ix_v_report_dues_school", dues.c.school_id, dues.c.kind)
+
 # Indexes of earlier versions, replaced by the ones above (dropped by a rebuild).
 REPLACED_INDEXES = (
     "ix_v_report_facts_school_day",
@@ -299,6 +316,7 @@ TABLES = (
     screening_records,
     screenings,
     overdue_runs,
+    dues,
     *AGGREGATES,
 )
 STREAM_COLUMNS = (
@@ -313,4 +331,5 @@ STREAM_COLUMNS = (
     (screening_records, "record_id"),
     (screenings, "record_id"),
     (overdue_runs, "pairing_id"),
+    (dues, "stream_id"),
 )

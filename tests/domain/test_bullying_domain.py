@@ -52,6 +52,20 @@ def at(days: float = 0) -> datetime:
     return T0 + timedelta(days=days)
 
 
+def report_to_both(c: BullyingCase, when: datetime) -> None:
+    """Reports to the police and the education bureau (未成年人保护法 art. 39), made at `when`."""
+    for authority, unit in (("police", "城东派出所"), ("bureau", "区教育局")):
+        c.record_authority_report(
+            report_id=f"{authority}-{when.isoformat()}",
+            authority=authority,
+            unit=unit,
+            method="phone",
+            reported_at=when,
+            actor=SAFETY,
+            at=when,
+        )
+
+
 def advance(
     c: BullyingCase, upto: str, *, bullying: bool = True, severity: str | None = "minor", horseplay: bool = False
 ) -> BullyingCase:
@@ -79,6 +93,7 @@ def advance(
             appeal_until=at(4).date() + 15 * DAY,
             actor=PRINCIPAL,
             at=at(4),
+            authority_report_due=at(5),
         )
     if n >= 4 and bullying:
         plan(c, "i1", TGT, "support")
@@ -228,6 +243,7 @@ def test_the_status_follows_the_lifecycle_from_report_to_reopening():
 def test_replaying_the_events_rebuilds_the_same_case():
     c = advance(new_case(), "ready", severity="suspected_offence")
     c.record_mandatory_report(report_id="r1", agency="派出所", reported_at=at(4), actor=SAFETY, at=at(5))
+    report_to_both(c, at(5))
     c.close(reason="结案", actor=PRINCIPAL, at=at(6))
     c.reopen(reason="复发", investigation_due=at(20).date(), actor=SAFETY, at=at(10))
     copy = replay(c)  # collects (empties) c's pending events
@@ -418,6 +434,7 @@ def test_a_mandatory_report_names_the_agency_and_is_not_dated_in_the_future():
 def test_a_mandatory_report_of_an_earlier_cycle_does_not_cover_a_recurrence():
     c = advance(new_case(), "ready", severity="suspected_offence")
     c.record_mandatory_report(report_id="r1", agency="派出所", reported_at=at(4), actor=SAFETY, at=at(5))
+    report_to_both(c, at(5))
     c.close(reason="结案", actor=PRINCIPAL, at=at(6))
     c.reopen(reason="再次发生", investigation_due=at(20).date(), actor=SAFETY, at=at(10))
     c.start_investigation(handler_id=SAFETY, actor=SAFETY, at=at(11))
@@ -427,7 +444,12 @@ def test_a_mandatory_report_of_an_earlier_cycle_does_not_cover_a_recurrence():
         determination_id="d2", bullying=True, severity="suspected_offence", reason="再犯", actor=SAFETY, at=at(13)
     )
     c.approve_determination(
-        reason="同意", follow_up_due=at(44).date(), appeal_until=at(29).date(), actor=PRINCIPAL, at=at(14)
+        reason="同意",
+        follow_up_due=at(44).date(),
+        appeal_until=at(29).date(),
+        actor=PRINCIPAL,
+        at=at(14),
+        authority_report_due=at(15),
     )
     plan(c, "i3", TGT, "support", days=15)
     plan(c, "i4", BUL, "education", days=15)

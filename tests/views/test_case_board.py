@@ -149,6 +149,10 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     app.cases.record_follow_up(school.safety, cid, notes="情况稳定")
     assert line(app, school, cid).status == "following_up"
     clock.advance(days=5)
+    for authority, unit in (("police", "城关派出所"), ("bureau", "县教育局")):  # 未成年人保护法 art. 39
+        app.cases.record_authority_report(
+            school.safety, cid, authority=authority, unit=unit, method="written", reported_at=clock.now
+        )
     app.cases.close_case(school.principal, cid, reason="整改到位")
     x = line(app, school, cid)
     assert (x.status, x.closed_on, x.days_open) == ("closed", clock.today, 8)
@@ -390,6 +394,10 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
         app.cases.return_determination(principal, cid, reason="退回")
     elif name == "mandatory_report":
         app.cases.record_mandatory_report(lead, cid, agency="派出所", reported_at=clock.now)
+        for authority in app.cases.get_case(lead, cid).outstanding_authority_reports():
+            app.cases.record_authority_report(
+                lead, cid, authority=authority, unit="派出所或教育局", method="phone", reported_at=clock.now
+            )
     elif name == "close":
         app.cases.close_case(principal, cid, reason="结案")
     elif name == "reopen":
@@ -413,9 +421,29 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
                 )
         elif name == "follow_up":
             app.cases.record_follow_up(lead, cid, notes="回访")
+        elif name == "appeal" and isinstance(args[-1], int) and args[-1] % 2:
+            # the county review (复查), with its panel
+            party = next(p for p in c.parties if p["part"] == "targeted")
+            review = app.cases.apply_for_county_review(
+                lead, cid, party_id=party["student_id"], county_body="区欺凌办", grounds="不服"
+            )
+            app.cases.record_review_panel(
+                lead, cid, review, members=[("school", "甲"), ("parent", "乙"), ("expert", "丙")]
+            )
         elif name == "appeal":
             party = next(p for p in c.parties if p["part"] == "targeted")
             app.cases.lodge_appeal(lead, cid, party_id=party["student_id"], grounds="不服")
+        elif name == "outcome" and c.pending_review_id:
+            det = c.determination or {}
+            outcome = ("upheld", "changed", "sent_back")[args[-1] % 3] if isinstance(args[-1], int) else "upheld"
+            changed = (
+                {"bullying": not det.get("bullying"), "severity": None if det.get("bullying") else "serious"}
+                if outcome == "changed"
+                else {}
+            )
+            app.cases.record_county_review_outcome(
+                lead, cid, c.pending_review_id, outcome=outcome, reason="复查", **changed
+            )
         elif name == "outcome" and c.pending_appeal_id:
             det = c.determination or {}
             outcome = args[1] if isinstance(args[1], str) else ("upheld", "changed", "reopened")[args[1] % 3]
@@ -458,8 +486,8 @@ def assert_board_matches_cases(app: Anxin, school: School, cases: list[str], tod
             c.opened_on,
             c.forms,
             len(c.mandatory_reports),
-            len(c.appeals),
-            c.pending_appeal_id is not None,
+            len(c.appeals) + len(c.county_reviews),  # an application for the county review counts as one
+            c.pending_appeal_id is not None or c.pending_review_id is not None,
             c.closed_at.date() if c.closed_at else None,
         )
 

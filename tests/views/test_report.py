@@ -194,7 +194,10 @@ def test_the_report_counts_each_school_and_sums_the_district(app: Anxin, history
         "pairings_active_end": 1,
         "check_ins_due": 1,
         "check_ins_done": 2,
-        "overdue_end": 1,
+        # the serious case owes its reports to the police and the bureau (due the next day)
+        "authority_reports_pending_end": 2,
+        "authority_reports_overdue_end": 2,
+        "overdue_end": 3,
         "investigations_overdue_end": 1,
     }
     assert nonzero(r.school(history.b.id)) == {
@@ -669,6 +672,14 @@ class World:
                 app.cases.return_determination(s.principal, c, reason="退回重议")
             else:
                 app.cases.approve_determination(s.principal, c, reason="同意")
+        elif status == "appealed" and case.pending_review is not None:
+            outcome = ("upheld", "changed", "sent_back")[n % 3]
+            kw = {"bullying": case.severity is None, "severity": severity} if outcome == "changed" else {}
+            if kw and not kw["bullying"]:
+                kw["severity"] = None
+            app.cases.record_county_review_outcome(
+                s.safety, c, case.pending_review_id or "", outcome=outcome, reason="复查", **kw
+            )
         elif status == "appealed":
             outcome = ("upheld", "changed", "reopened")[n % 3]
             kw: dict[str, Any] = (
@@ -681,13 +692,30 @@ class World:
             )
         elif status == "closed":
             app.cases.reopen_case(s.safety, c, reason="再次发生")
-        elif n % 5 == 0:
+        elif n % 5 == 0 and n % 2:
             app.cases.lodge_appeal(s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
+        elif n % 5 == 0:
+            review = app.cases.apply_for_county_review(
+                s.safety, c, party_id=case.parties[0]["student_id"], county_body="区欺凌办", grounds="不服"
+            )
+            if n % 3:
+                app.cases.record_review_panel(
+                    s.safety, c, review, members=[("school", "甲"), ("parent", "乙"), ("expert", "丙")]
+                )
         elif n % 5 == 1:
             app.cases.record_follow_up(s.safety, c, notes="回访")
         else:
             if case.severity == "suspected_offence" and not case.mandatory_reports_this_cycle:
                 app.cases.record_mandatory_report(s.safety, c, agency="派出所", reported_at=app.now())
+            # the reports to the authorities owed: sometimes only the first (the close is refused)
+            for authority in case.outstanding_authority_reports()[: 2 if n % 3 else 1]:
+                app.cases.record_authority_report(
+                    s.safety, c, authority=authority, unit="派出所或教育局", method="phone", reported_at=app.now()
+                )
+            if n % 4 == 2:
+                bully = next((p["student_id"] for p in case.parties if p["part"] == "bullying"), None)
+                if bully and case.severity:
+                    app.cases.decide_disposition(s.safety, c, student_id=bully, kind="criticism", decided_by="school")
             for sid in case.missing_interventions().get("targeted", []):
                 app.cases.plan_intervention(
                     s.safety,
@@ -756,6 +784,11 @@ class World:
             # not started, or not completed, in time (issue 17: the clock starts at the start)
             add("investigations_overdue_end", c.investigation_overdue(today) or c.intake_overdue(today))
             add("follow_ups_overdue_end", c.follow_up_overdue(today))
+            duty, owed = c.authority_duty, c.outstanding_authority_reports()
+            add("authority_reports_pending_end", len(owed))
+            add("authority_reports_overdue_end", len(owed) if duty and duty["due_at"].date() < today else 0)
+            add("county_reviews_pending_end", c.pending_review is not None)
+            add("county_reviews_overdue_end", c.county_review_overdue(today))
         for sid in live("file"):
             f = app.load(sid, SupportFile)
             if f.is_open:
@@ -774,6 +807,10 @@ class World:
             "follow_ups_overdue_end",
             "reviews_overdue_end",
             "check_ins_overdue_end",
+            "authority_reports_pending_end",
+            "authority_reports_overdue_end",
+            "county_reviews_pending_end",
+            "county_reviews_overdue_end",
         )
         got = {k: v for k, v in r.total.counts.items() if v and k.startswith(at_end)}
         assert got == {k: v for k, v in expected.items() if v}

@@ -24,7 +24,7 @@ from domain.pairing import Pairing
 from domain.policy import Policy
 from domain.support import SupportFile
 from projections.work_queue import KINDS, WorkItem, items, overdue_counts, tasks, work_queue
-from projections.work_queue_view import CRISIS_CLOCKS, referrals
+from projections.work_queue_view import CRISIS_CLOCKS, case_reports, referrals
 
 TARGETED, WITNESS, BULLYING, OTHER = "2026001", "2026002", "2026003", "2026004"
 REVIEW = Policy().review_days
@@ -237,7 +237,7 @@ def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handl
     cid = report(app, school, clock)
     investigate(app, school, cid)
     ready_to_determine(app, school.safety, cid)
-    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="委员会认定")
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
     appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
     # then the follow-up stays due while the appeal is pending
@@ -655,7 +655,8 @@ def case_step(w: World, cid: str, pick: int) -> None:
     elif st_ == "awaiting_determination":
         bullying = pick % 3 != 0
         ready_to_determine(app, s.safety, cid)
-        app.cases.determine(s.safety, cid, bullying=bullying, severity="minor" if bullying else None, reason="认定")
+        severity = ("minor", "serious")[pick % 2] if bullying else None
+        app.cases.determine(s.safety, cid, bullying=bullying, severity=severity, reason="认定")
     elif st_ == "determined":
         if pick % 4 == 0:
             app.cases.return_determination(s.principal, cid, reason="退回")
@@ -669,6 +670,11 @@ def case_step(w: World, cid: str, pick: int) -> None:
         else:
             if c.missing_interventions():
                 plan_both_sides(app, s, cid)
+            # the reports to the authorities owed: sometimes only the first (the close is refused)
+            for authority in c.outstanding_authority_reports()[: 2 if pick % 3 else 1]:
+                app.cases.record_authority_report(
+                    s.safety, cid, authority=authority, unit="派出所或教育局", method="phone", reported_at=app.now()
+                )
             app.cases.close_case(s.principal, cid, reason="结案")
     elif st_ == "appealed":
         outcome = ["upheld", "changed", "reopened"][pick % 3]
@@ -870,6 +876,11 @@ def expected_item(app: Anxin, stream_id: str) -> tuple[str | None, str | None, d
     return (None, None, None)
 
 
+def dump_case_reports(app: Anxin) -> list[tuple[Any, ...]]:
+    with app.views.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(case_reports).order_by(*case_reports.primary_key.columns))]
+
+
 def crisis_row_of(row: tuple[Any, ...] | None) -> dict[str, int] | None:
     if row is None:
         return None
@@ -933,6 +944,15 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
         for (sid, _rid), r in ref_rows.items():
             if sid == fid and f is not None:
                 assert (r[4], r[5] is not None) == (f.responsible_id, f.is_open), fid
+    # and every report owed to the police or the bureau is a row, due when the domain says
+    owed_rows = {(r[0], r[1]): r[5] for r in dump_case_reports(app) if r[0] in w.cases}
+    owed = {}
+    for cid in w.cases:
+        c: Any = None if app.erasure.is_erased(cid) else app.repository.get(UUID(cid))
+        if c is not None and c.closed_at is None:
+            for authority in c.outstanding_authority_reports():
+                owed[(cid, authority)] = int(c.authority_duty["due_at"].timestamp())
+    assert owed_rows == owed
     # and the queues people see are unchanged by a rebuild, as are the rows
     people = (
         w.school.teacher,
@@ -942,9 +962,34 @@ def test_the_rebuilt_queue_equals_the_incremental_one_and_the_domain(app: Anxin,
         w.school.safety,
         w.school.principal,
     )
-    before_rows = (dump(app), dump_tasks(app), dump_referrals(app))
+    before_rows = (dump(app), dump_tasks(app), dump_referrals(app), dump_case_reports(app))
     before_queues = [work_queue(app, p, names=False) for p in people]
     app.views.rebuild(["work_queue"])
-    assert (dump(app), dump_tasks(app), dump_referrals(app)) == before_rows
+    assert (dump(app), dump_tasks(app), dump_referrals(app), dump_case_reports(app)) == before_rows
     assert [work_queue(app, p, names=False) for p in people] == before_queues
     assert all(isinstance(i, WorkItem) for q in before_queues for i in q)
+
+
+def test_reports_owed_to_the_police_and_the_bureau_are_on_the_safety_leads_and_principals_queues(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given serious bullying approved: a report to each authority due 24 hours on
+    cid = report(app, school, clock)
+    investigate(app, school, cid)
+    ready_to_determine(app, school.safety, cid)
+    app.cases.determine(school.safety, cid, bullying=True, severity="serious", reason="委员会认定")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
+    due_at = clock.now + timedelta(hours=app.policy.authority_report_hours)
+    for who in (school.safety, school.principal):
+        owed = [i for i in work_queue(app, who) if i.kind == "authority_report"]
+        assert [(i.stream_id, i.due_at, i.overdue) for i in owed] == [(cid, due_at, False)] * 2
+    # and nobody else has them
+    assert not [i for i in work_queue(app, school.counselor) if i.kind == "authority_report"]
+    # when the due time passes, they are overdue
+    clock.advance(hours=app.policy.authority_report_hours + 1)
+    assert [i.overdue for i in work_queue(app, school.safety) if i.kind == "authority_report"] == [True, True]
+    # and once the police are told, only the bureau's is left
+    app.cases.record_authority_report(
+        school.safety, cid, authority="police", unit="城关派出所", method="phone", reported_at=clock.now
+    )
+    assert len([i for i in work_queue(app, school.principal) if i.kind == "authority_report"]) == 1

@@ -281,6 +281,15 @@ def test_a_bullying_case_from_report_to_closure_through_the_api(site: DemoSite) 
     assert r.status_code == 400 and r.json()["error"]["code"] == "mandatory_report_required"
     assert safety.api("GET", f"/api/v1/cases/{cid}").json()["version"] == version
     step("mandatory-reports", {"agency": "城关派出所", "reported_at": _when(1)}, status=201)
+    # and (未成年人保护法 art. 39) the reports to the police and the education bureau
+    r = principal.api("POST", f"/api/v1/cases/{cid}/close", json={"reason": "结案"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "authority_reports_required"
+    for authority, unit in (("police", "城关派出所"), ("bureau", "县教育局")):
+        step(
+            "authority-reports",
+            {"authority": authority, "unit": unit, "method": "written", "reported_at": _when(1)},
+            status=201,
+        )
     step("close", {"reason": "已移交公安，校内干预完成"}, who=principal)
     case = safety.api("GET", f"/api/v1/cases/{cid}").json()
     assert case["status"] == "closed"

@@ -230,6 +230,11 @@ MATRIX: list[tuple[str, str, str]] = [
             "statements/{any_id}/corrections",
             "evidence/{any_id}/corrections",
             "follow-ups/{any_id}/corrections",
+            "authority-reports",
+            "dispositions",
+            "county-reviews",
+            "county-reviews/{any_id}/outcome",
+            "county-reviews/{any_id}/panel",
         ]
     ],
     # -- API: bullying cases, issue 17 part B (the determination's guardians, ...) ----------------------

@@ -252,6 +252,9 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     page = _step(site, s, case_id, "follow_up", {"notes": f"回访：关系缓和 {tag}"})
     assert f"回访：关系缓和 {tag}" in page and _case(site, case_id).status == "following_up"
 
+    # the reports to the police and the education bureau (未成年人保护法 art. 39), then closure
+    for authority, unit in (("police", "城关派出所"), ("bureau", "县教育局")):
+        _step(site, s, case_id, "authority_report", {"authority": authority, "unit": unit, "method": "phone"})
     page = _step(site, p, case_id, "close", {"reason": f"结案 {tag}"})
     assert _case(site, case_id).status == "closed" and "已结案" in page
     page = _step(site, s, case_id, "reopen", {"reason": "再次发生"})

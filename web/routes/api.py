@@ -270,6 +270,27 @@ commands(
 command("/committee/members", "appoint_member", status=201, tag=C, summary="登记学生欺凌治理委员会成员（校长）")
 command("/committee/members/remove", "remove_member", tag=C, summary="记录委员会成员离任（校长）")
 
+# -- remedies (issue 17, part C): reports to the authorities, dispositions, the county review -------
+commands(
+    "/cases/{case_id}",
+    C,
+    [
+        ("authority-reports", "record_authority_report", "记录向公安机关/教育行政部门的报告"),
+        ("dispositions", "decide_disposition", "对欺凌学生作出处理决定"),
+        ("county-reviews", "apply_for_county_review", "记录县级复查申请"),
+        ("county-reviews/{review_id}/outcome", "record_county_review_outcome", "记录县级复查结果"),
+    ],
+    created=("authority-reports", "dispositions", "county-reviews"),
+)
+command(
+    "/cases/{case_id}/county-reviews/{review_id}/panel",
+    "record_review_panel",
+    tag=C,
+    summary="记录复查小组（成员身份 capacity 与姓名 name）",
+    overrides={"members": list[dict[str, str]]},
+)
+
+
 # -- support files (一人一策) and screenings ---------------------------------------------------------
 S = "心理档案"
 

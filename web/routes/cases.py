@@ -11,6 +11,7 @@ supervisor states a reason first (break-glass) and the read carries it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,9 +22,17 @@ from domain import access
 from domain.break_glass import is_meaningful_reason
 from domain.bullying import (
     APPEAL_OUTCOMES,
+    AUTHORITIES,
+    AUTHORITY_REPORT_GROUNDS,
+    AUTHORITY_REPORT_METHODS,
     CHANNELS,
     CLUE_FINDINGS,
     CONTACT_METHODS,
+    COUNTY_REVIEW_OUTCOMES,
+    DISCIPLINE_MEASURES,
+    DISPOSITION_DECIDERS,
+    DISPOSITION_KINDS,
+    DISPOSITION_LEVELS,
     FORMS,
     GUARDIAN_INVITATION_METHODS,
     GUARDIAN_MISSING,
@@ -32,6 +41,7 @@ from domain.bullying import (
     INTERVENTION_KINDS,
     MEASURES,
     PARTS,
+    REVIEW_CAPACITIES,
     SEVERITIES,
     STATUS_LABELS,
     BullyingCase,
@@ -140,6 +150,8 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         ids.update(m["student_ids"])
     ids.update(i["student_id"] for i in case.interventions.values())
     ids.update(a["party_id"] for a in case.appeals.values())
+    ids.update(d["student_id"] for d in case.dispositions)
+    ids.update(r["party_id"] for r in case.county_reviews)
     refs = {sid: app.student_ref(sid) for sid in ids}
     det = case.determination
     return {
@@ -161,6 +173,7 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         "interventions": sorted(case.interventions.values(), key=lambda i: i["at"]),
         "appeal_parties": [p for p in case.parties if p["part"] != "witness"],
         "clue_findings": CLUE_FINDINGS,
+        **_remedies_context(case, app.now()),
     }
 
 
@@ -460,6 +473,109 @@ def _dismiss_clue(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | Non
     )
 
 
+# -- remedies (issue 17, part C): reports to the authorities, dispositions, the county review ------
+def _authority_report(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    at = text(f, "reported_at")
+    return app.cases.record_authority_report(
+        u.actor,
+        cid,
+        authority=text(f, "authority"),
+        unit=text(f, "unit"),
+        method=text(f, "method"),
+        reported_at=moment(at, "报告时间") if at else app.now(),
+        receipt=text(f, "receipt"),
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _disposition(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    level, measure = text(f, "level"), ""
+    if ":" in level:  # an education-discipline measure carries its level: "heavier:school_service"
+        level, measure = level.split(":", 1)
+    return app.cases.decide_disposition(
+        u.actor,
+        cid,
+        student_id=text(f, "student_id"),
+        kind=text(f, "kind"),
+        level=level or None,
+        measure=measure or None,
+        decided_by=text(f, "decided_by"),
+        decided_on=day_or(text(f, "decided_on"), None, "决定日期"),
+        note=text(f, "note"),
+        expected_version=v,
+    )
+
+
+def _review_apply(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.apply_for_county_review(
+        u.actor,
+        cid,
+        party_id=text(f, "party_id"),
+        county_body=text(f, "county_body"),
+        grounds=text(f, "grounds"),
+        applied_on=day_or(text(f, "applied_on"), None, "申请日期"),
+        expected_version=v,
+    )
+
+
+REVIEW_PANEL_ROWS = 5
+
+
+def _review_panel(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    members = [(text(f, f"capacity_{i}"), name) for i in range(REVIEW_PANEL_ROWS) if (name := text(f, f"member_{i}"))]
+    return app.cases.record_review_panel(u.actor, cid, text(f, "review_id"), members=members, expected_version=v)
+
+
+def _review_outcome(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    outcome = text(f, "outcome")
+    bullying: bool | None = None
+    severity: str | None = None
+    horseplay = False
+    if outcome == "changed":
+        bullying, severity, horseplay = _verdict(f)
+    return app.cases.record_county_review_outcome(
+        u.actor,
+        cid,
+        text(f, "review_id"),
+        outcome=outcome,
+        reason=text(f, "reason"),
+        decided_on=day_or(text(f, "decided_on"), None, "复查决定日期"),
+        bullying=bullying,
+        severity=severity,
+        horseplay=horseplay,
+        expected_version=v,
+    )
+
+
+REMEDY_STEPS: dict[str, tuple[Step, str]] = {
+    "authority_report": (_authority_report, "已记录报告"),
+    "disposition": (_disposition, "已记录处理决定"),
+    "review_apply": (_review_apply, "已记录复查申请"),
+    "review_panel": (_review_panel, "已记录复查小组"),
+    "review_outcome": (_review_outcome, "已记录复查结果"),
+}
+
+
+def _remedies_context(case: BullyingCase, now: datetime) -> dict[str, Any]:
+    """The words the remedies' sections show and pick from (labels for every code), and now
+    (whether a report is overdue)."""
+    return {
+        "now": now,
+        "authorities": AUTHORITIES,
+        "report_methods": AUTHORITY_REPORT_METHODS,
+        "report_grounds": AUTHORITY_REPORT_GROUNDS,
+        "disposition_kinds": DISPOSITION_KINDS,
+        "disposition_levels": DISPOSITION_LEVELS,
+        "discipline_measures": DISCIPLINE_MEASURES,
+        "deciders": DISPOSITION_DECIDERS,
+        "review_capacities": REVIEW_CAPACITIES,
+        "review_outcomes": COUNTY_REVIEW_OUTCOMES,
+        "panel_rows": range(REVIEW_PANEL_ROWS),
+        "bullying_parties": [p for p in case.parties if p["part"] == "bullying"],
+    }
+
+
 STEPS: dict[str, tuple[Step, str]] = {
     "add_party": (_add_party, "已增加当事人"),
     "remove_party": (_remove_party, "已移除当事人"),
@@ -488,6 +604,7 @@ STEPS: dict[str, tuple[Step, str]] = {
     "correct_evidence": (_correct_evidence, "已更正"),
     "correct_follow_up": (_correct_follow_up, "已更正"),
     "dismiss_clue": (_dismiss_clue, "线索已结束（查无欺凌）"),
+    **REMEDY_STEPS,
 }
 
 
