@@ -33,6 +33,16 @@ on its own. The reason is never passed on to the other streams.
 Erased streams: their entries stay as erased (type and position, no time, no
 details); a rebuild gives the same rows (an erased stream's links come from the
 directory, as the gate knows them).
+
+Each party's timeline shows only what concerns them (issue 17). A case entry that names
+one or more students (`NAMING_FIELDS`: an intervention plan, a disposition, a county-review
+application, a guardian's invitation or participation, a statement, a safety measure,
+signs of self-harm, an appeal) is shown on those students' timelines only; a case-level
+entry (reported, a party added or removed, investigation started/completed, determined,
+approved, an appeal's or review's outcome, closed...) on every party's timeline; a
+follow-up that refers to an earlier entry by id (`REFERS`: an intervention's progress and
+completion, a statement's correction, a review's panel) inherits that entry's students.
+See `concerns`.
 """
 
 from __future__ import annotations
@@ -49,8 +59,12 @@ from sqlalchemy import (
     Connection,
     Index,
     PrimaryKeyConstraint,
+    and_,
     bindparam,
     delete,
+    exists,
+    not_,
+    or_,
     select,
     text,
     update,
@@ -130,11 +144,91 @@ entries = Table(
     Index("v_timeline_entries_stream", "stream_id", "position"),
 )
 
+concerns = Table(
+    "v_timeline_concerns",
+    metadata,
+    Column("position", BigInteger, nullable=False),
+    Column("student_id", String(36), nullable=False),
+    Column("stream_id", String(36), nullable=False),
+    Column("subject", String(36), nullable=True),  # the id later entries refer to (an intervention's, ...)
+    PrimaryKeyConstraint("position", "student_id"),
+    Index("v_timeline_concerns_student", "student_id", "position"),
+    Index("v_timeline_concerns_subject", "stream_id", "subject"),
+)
+"""Which students a case entry concerns, when it names some: one row per (entry, student),
+ids only. An entry with no row is case-level: on every party's timeline.
+
+Why a table filled at fold time rather than a filter computed at read time: which students
+an entry names is in its content, encrypted in the log. A filter at read time would have to
+decrypt every entry of every case of the student just to decide which to show (and a viewer
+with status-only access never has the content decrypted at all), where the table answers in
+the same indexed query that reads the entries. The fold reads the fields anyway (it is
+given the decrypted event), and a follow-up finds the students of the entry it refers to
+here (`subject`) without reading the log again.
+
+A rebuild gives the same rows: the rows come from the events alone, in log order. An erased
+stream's events cannot be read, so they give no rows, and erasing a stream deletes its rows
+(`erase`): incrementally and rebuilt alike, an erased entry of a type that may name students
+(`SCOPED_TYPES`) is then shown on no one's timeline (whom it concerned is not known any more,
+and showing it to every party would say the other side had, say, a disposition), and any
+other erased entry on every party's, as before."""
+
+# The fields of a case event that name the students it concerns. PartyAdded and
+# PartyRemoved name a student too, but who is a party is the case's own business (every
+# party sees who joined or left it), and Reported names every party: both case-level.
+NAMING_FIELDS: dict[str, tuple[str, ...]] = {
+    "SafetyMeasureTaken": ("student_ids",),
+    "StatementRecorded": ("from_student_id",),
+    "InterventionPlanned": ("student_id",),
+    "AppealLodged": ("party_id",),
+    "SelfHarmNoted": ("student_id",),
+    "GuardianInvitationRecorded": ("student_id",),
+    "GuardianParticipationRecorded": ("student_id",),
+    "DispositionDecided": ("student_id",),
+    "CountyReviewApplied": ("party_id",),
+}
+# The field holding the id of what an entry that names students started, which later
+# entries refer to.
+SUBJECT_FIELDS: dict[str, str] = {
+    "StatementRecorded": "statement_id",
+    "InterventionPlanned": "intervention_id",
+    "CountyReviewApplied": "review_id",
+}
+# Follow-ups: the field that refers to an earlier entry, whose students they inherit. An
+# appeal's and a county review's outcome are not here on purpose: they decide the
+# determination in force for the whole case (case-level).
+REFERS: dict[str, str] = {
+    "InterventionProgressRecorded": "intervention_id",
+    "InterventionCompleted": "intervention_id",
+    "StatementCorrected": "corrects",
+    "CountyReviewPanelRecorded": "review_id",
+}
+# Entries that may concern some students only: erased, they are shown on no one's timeline.
+SCOPED_TYPES = frozenset(NAMING_FIELDS) | frozenset(REFERS)
+
+
+def named_students(e: Any, event_type: str) -> list[str]:
+    """The students a case event names (none: a case-level entry, or one that refers)."""
+    out: list[str] = []
+    for f in NAMING_FIELDS.get(event_type, ()):
+        v = getattr(e, f, None)
+        if isinstance(v, str) and v:
+            out.append(v)
+        elif isinstance(v, list | tuple):
+            out.extend(str(x) for x in v if x)
+    return sorted(set(out))
+
+
 # Statements built once (a handler only binds values: no statement building per event).
 INSERT_LINK = links.insert()
 DELETE_LINK = delete(links).where(links.c.stream_id == bindparam("sid"), links.c.student_id == bindparam("student"))
 INSERT_ENTRY = entries.insert()
 ERASE_ENTRIES = update(entries).where(entries.c.stream_id == bindparam("sid")).values(at=None, erased=True)
+INSERT_CONCERN = concerns.insert()
+SUBJECT_STUDENTS = select(concerns.c.student_id).where(
+    concerns.c.stream_id == bindparam("sid"), concerns.c.subject == bindparam("subject")
+)
+ERASE_CONCERNS = delete(concerns).where(concerns.c.stream_id == bindparam("sid"))
 LINKED_STUDENTS = text("SELECT DISTINCT student_id FROM anxin_links WHERE stream_id = :sid")
 
 
@@ -143,7 +237,7 @@ _KIND_OF: dict[type, tuple[str | None, str]] = {}  # (stream kind, event type) b
 
 class TimelineView(WriteBehind, View):
     name = NAME
-    tables = (links, entries)
+    tables = (links, entries, concerns)
     fold = own_fold()
 
     def _link(self, conn: Connection, stream_id: str, student_ids: Iterable[str], kind: str, position: int) -> None:
@@ -193,6 +287,22 @@ class TimelineView(WriteBehind, View):
             self._execute(conn, DELETE_LINK, {"sid": sid, "student": e.student_id}, position)
         at = getattr(e, "at", None) or e.timestamp
         self._entry(conn, position, e, sid, kind, event_type, at.isoformat())
+        if kind == "case" and event_type in SCOPED_TYPES:
+            self._concerns(conn, position, e, sid, event_type)
+
+    def _concerns(self, conn: Connection, position: int, e: Any, sid: str, event_type: str) -> None:
+        """The students a case entry concerns (`concerns`): those it names, or those of the
+        entry it refers to."""
+        ref = REFERS.get(event_type)
+        if ref is not None:
+            subject = getattr(e, ref, None)
+            students = sorted({r[0] for r in conn.execute(SUBJECT_STUDENTS, {"sid": sid, "subject": subject})})
+        else:
+            subject = getattr(e, SUBJECT_FIELDS[event_type], None) if event_type in SUBJECT_FIELDS else None
+            students = named_students(e, event_type)
+        rows = [{"position": position, "student_id": s, "stream_id": sid, "subject": subject} for s in students]
+        if rows:
+            self._insert(conn, INSERT_CONCERN, rows, position)
 
     @fold.register(ErasedEvent)
     def _erased(self, e: ErasedEvent, conn: Connection, position: int) -> None:
@@ -213,6 +323,8 @@ class TimelineView(WriteBehind, View):
         # Which students it was about stays (ids, as the directory keeps them); when it
         # happened and everything it said is gone with the key.
         conn.execute(ERASE_ENTRIES, {"sid": stream_id})
+        # Whom each entry concerned is read from its content: gone with it (see `concerns`).
+        conn.execute(ERASE_CONCERNS, {"sid": stream_id})
 
 
 def views(app: Source) -> list[View]:
@@ -388,6 +500,21 @@ def _record_lines(app: Source, student_id: str, streams: list[tuple[str, str]]) 
     return sorted(out, key=lambda r: (r.opened is not None, r.opened or datetime.min, r.stream_id), reverse=True)
 
 
+def _entries_of(student_id: str, visible: list[str]) -> Any:
+    """The entries of the visible streams that the student's timeline shows, in log order:
+    an entry that concerns some students only if this student is one of them; an erased
+    entry that may have concerned some students only (whom is not known any more), never;
+    any other, always (see `concerns`). One indexed query."""
+    mine = exists().where(concerns.c.position == entries.c.position, concerns.c.student_id == student_id)
+    anyone = exists().where(concerns.c.position == entries.c.position)
+    erased_scoped = and_(entries.c.kind == "case", entries.c.erased, entries.c.event_type.in_(sorted(SCOPED_TYPES)))
+    return (
+        select(entries)
+        .where(entries.c.stream_id.in_(visible), or_(mine, and_(~anyone, not_(erased_scoped))))
+        .order_by(entries.c.position)
+    )
+
+
 def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None = None) -> Timeline:
     """Everything about one student, oldest first, as far as the viewer may see it. With a
     stated reason (a supervisor's break-glass): the student's own record and the list of
@@ -416,11 +543,7 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
     if not visible:
         raise PermissionDenied(reason="无权查看该学生的任何记录")
     with app.views.engine.connect() as conn:
-        rows = (
-            conn.execute(select(entries).where(entries.c.stream_id.in_(visible)).order_by(entries.c.position))
-            .mappings()
-            .all()
-        )
+        rows = conn.execute(_entries_of(student_id, visible)).mappings().all()
     details: dict[str, dict[int, dict[str, Any]]] = {}
     out = []
     for r in rows:
@@ -455,6 +578,10 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
 __all__ = [
     "TimelineView",
     "StudentNamesView",
+    "NAMING_FIELDS",
+    "REFERS",
+    "SCOPED_TYPES",
+    "named_students",
     "Timeline",
     "TimelineEntry",
     "RecordLine",

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import ADMIN, Clock, School, Store, fresh_app, make_school
+from determination_support import ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
@@ -109,13 +110,13 @@ def test_the_timeline_shows_everything_about_a_student_in_the_order_it_happened(
     assert (t.entries[8].details or {})["text"] == "他推我，还抢了我的饭卡"
     assert (t.entries[6].details or {})["band_label"] == "无/极轻微"
     assert t.entries[3].at == clock.now
-    # the other party of the case sees the case too, and nothing else of this student
+    # the other party of the case sees the case too, and nothing else of this student: not
+    # even this student's statement (an entry that names a student is theirs only)
     other = tl.timeline(app, school.principal, school.student(S3))
     assert [(e.kind, e.event_type) for e in other.entries] == [
         ("student", "Enrolled"),
         ("case", "Reported"),
         ("case", "InvestigationStarted"),
-        ("case", "StatementRecorded"),
     ]
 
 
@@ -220,11 +221,127 @@ def test_a_party_added_later_sees_the_whole_case_and_a_removed_party_no_longer_d
     assert [e.event_type for e in t.entries if e.kind == "case"] == [
         "Reported",
         "InvestigationStarted",
-        "StatementRecorded",
         "PartyAdded",
-    ]
+    ]  # not the statement of another party
     app.cases.remove_party(school.safety, ids["case"], student_id=s2, reason="误报")
     assert kinds(tl.timeline(app, school.principal, s2)) == {"student": "full"}
+
+
+def remedies(app: Anxin, school: School, clock: Clock, cid: str) -> dict[str, str]:
+    """The case of `history` determined and approved; an intervention plan for each side (the
+    bullying student's with progress and completion) and a disposition for the bullying student."""
+    target, bully = school.student(S1), school.student(S3)
+    app.cases.complete_investigation(school.safety, cid, findings="证人证实")
+    ready_to_determine(app, school.safety, cid)
+    app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.approve_determination(school.principal, cid, reason="同意")
+    mine = app.cases.plan_intervention(
+        school.safety,
+        cid,
+        student_id=target,
+        kind="counselling",
+        plan="每周心理辅导",
+        responsible_staff_id=school.counselor.staff_id,
+    )
+    theirs = app.cases.plan_intervention(
+        school.safety,
+        cid,
+        student_id=bully,
+        kind="education",
+        plan="法治教育每周一次",
+        responsible_staff_id=school.teacher.staff_id,
+    )
+    app.cases.record_intervention_progress(school.safety, cid, theirs, note="已上两次课")
+    app.cases.complete_intervention(school.safety, cid, theirs, outcome="认识到错误")
+    app.cases.decide_disposition(
+        school.safety, cid, student_id=bully, kind="criticism", decided_by="school", note="书面检讨"
+    )
+    return {"target": target, "bully": bully, "mine": mine, "theirs": theirs}
+
+
+OTHER_SIDE = {"InterventionProgressRecorded", "InterventionCompleted", "DispositionDecided"}
+
+
+def test_each_party_sees_the_entries_that_concern_them_and_every_case_level_entry(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    ids = history(app, school, clock)
+    r = remedies(app, school, clock, ids["case"])
+    target = tl.timeline(app, school.principal, r["target"])
+    bully = tl.timeline(app, school.principal, r["bully"])
+
+    def case_types(t: tl.Timeline) -> list[str]:
+        return [e.event_type for e in t.entries if e.kind == "case"]
+
+    # the targeted student's: their own plan, their statement, none of the other side's plan,
+    # its progress, its completion, nor the disposition
+    mine = [e for e in target.entries if e.event_type == "InterventionPlanned"]
+    assert [(e.details or {})["plan"] for e in mine] == ["每周心理辅导"]
+    assert not OTHER_SIDE & set(case_types(target))
+    assert "法治教育" not in repr(target) and "书面检讨" not in repr(target)
+    assert "StatementRecorded" in case_types(target)
+    # the bullying student's: their plan with its follow-ups and the disposition, not the
+    # targeted student's plan nor statement
+    theirs = [e for e in bully.entries if e.event_type == "InterventionPlanned"]
+    assert [(e.details or {})["plan"] for e in theirs] == ["法治教育每周一次"]
+    assert OTHER_SIDE <= set(case_types(bully))
+    assert "StatementRecorded" not in case_types(bully) and "每周心理辅导" not in repr(bully)
+    # case-level entries are on both, in the same order
+    level = ["Reported", "InvestigationStarted", "InvestigationCompleted", "Determined", "DeterminationApproved"]
+    for t in (target, bully):
+        assert [x for x in case_types(t) if x in level] == level
+    # the guardians' part: each side's own invitation and participation only
+    for t, student in ((target, r["target"]), (bully, r["bully"])):
+        guardian = [e for e in t.entries if e.event_type.startswith("Guardian")]
+        assert len(guardian) == 2 and {(e.details or {})["student_id"] for e in guardian} == {student}
+    # the view holds ids only, and a rebuild gives the same rows
+    with app.views.engine.connect() as conn:
+        assert {(row.student_id, row.subject) for row in conn.execute(select(tl.concerns))} >= {
+            (r["target"], r["mine"]),
+            (r["bully"], r["theirs"]),
+        }
+    before = dump(app, tl.NAME)
+    app.views.rebuild([tl.NAME])
+    assert dump(app, tl.NAME) == before
+
+
+def test_the_targeted_students_page_does_not_show_the_other_sides_plan(site: Any, browse: Any) -> None:
+    tag = uuid4().hex[:6]
+    app = site.app
+    safety = app.gate.actor(app.accounts.account("safety1")[0])
+    principal = app.gate.actor(app.accounts.account("principal1")[0])
+    admin = app.gate.actor(app.accounts.account("admin")[0])
+    pupils = [x for x in app.roster.list_students(admin, safety.school_id) if x.class_name == "八年级1班"]
+    target, bully = pupils[0].id, pupils[1].id
+    cid = app.cases.report_bullying(
+        safety,
+        school_id=safety.school_id,
+        channel="teacher",
+        occurred_at=app.now(),
+        place="操场",
+        forms=["physical"],
+        narrative=f"推搡 {tag}",
+        parties=[(target, "targeted"), (bully, "bullying")],
+    )
+    app.cases.start_investigation(safety, cid)
+    app.cases.complete_investigation(safety, cid, findings="属实")
+    ready_to_determine(app, safety, cid)
+    app.cases.determine(safety, cid, bullying=True, severity="minor", reason="委员会认定")
+    app.cases.approve_determination(principal, cid, reason="同意")
+    for student, kind, plan in ((target, "counselling", f"陪伴辅导{tag}"), (bully, "education", f"法治教育{tag}")):
+        app.cases.plan_intervention(
+            safety, cid, student_id=student, kind=kind, plan=plan, responsible_staff_id=safety.staff_id
+        )
+    app.cases.decide_disposition(
+        safety, cid, student_id=bully, kind="criticism", decided_by="school", note=f"检讨{tag}"
+    )
+    b = browse("principal1")
+    page = b.get(f"/students/{target}")
+    assert page.status_code == 200
+    assert f"陪伴辅导{tag}" in page.text and f"推搡 {tag}" in page.text
+    assert f"法治教育{tag}" not in page.text and f"检讨{tag}" not in page.text and "处理决定" not in page.text
+    other = b.get(f"/students/{bully}").text
+    assert f"法治教育{tag}" in other and f"检讨{tag}" in other and f"陪伴辅导{tag}" not in other
 
 
 def test_erased_streams_show_as_erased_and_nothing_crashes(app: Anxin, school: School, clock: Clock) -> None:
@@ -232,7 +349,9 @@ def test_erased_streams_show_as_erased_and_nothing_crashes(app: Anxin, school: S
     app.erasure.shred(ADMIN, ids["case"], "保存期限届满")
     t = tl.timeline(app, school.principal, ids["student"])
     case = [e for e in t.entries if e.kind == "case"]
-    assert [e.label for e in case] == ["报告疑似欺凌", "开始调查", "记录陈述"]
+    # the statement named the student: erased, whom it concerned is not known any more, so it
+    # is on no one's timeline (the case-level entries stay, as erased)
+    assert [e.label for e in case] == ["报告疑似欺凌", "开始调查"]
     assert all(e.erased and e.details is None and e.at is None for e in case)
     assert all(not e.erased and e.details for e in t.entries if e.kind != "case")
     # once the student is shredded too: their identity is gone, and with it the streams about
@@ -480,6 +599,11 @@ OPS = st.lists(
         st.tuples(st.just("move"), pupil),
         st.tuples(st.just("shred"), pupil, st.sampled_from(["student", "case", "file", "pairing", "screening"])),
         st.tuples(st.just("advance"), st.integers(1, 20)),
+        st.tuples(st.just("statement"), pupil),
+        st.tuples(st.just("approve"), pupil),
+        st.tuples(st.just("plan"), pupil, pupil),
+        st.tuples(st.just("progress"), pupil),
+        st.tuples(st.just("dispose"), pupil),
     ),
     min_size=4,
     max_size=30,
@@ -537,11 +661,37 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
         fid = stream_of("file", who)
         if fid:
             app.support.record_session(p, fid, held_on=clock.today, summary="辅导")
-    elif name in ("start", "add_party", "remove_party"):
+    elif name in ("start", "add_party", "remove_party", "statement", "approve", "plan", "progress", "dispose"):
         cid = stream_of("case", who)
         if cid is None:
             return
-        if name == "start":
+        case = app.cases.get_case(lead, cid)
+        parties = sorted(case.parties, key=lambda x: x["student_id"])
+        if name == "statement":
+            app.cases.record_statement(lead, cid, text="陈述", from_student_id=who)
+        elif name == "approve":
+            app.cases.complete_investigation(lead, cid, findings="属实")
+            ready_to_determine(app, lead, cid)
+            app.cases.determine(lead, cid, bullying=True, severity="minor", reason="认定")
+            app.cases.approve_determination(p, cid, reason="同意")
+        elif name == "plan":
+            party = parties[args[1] % len(parties)]
+            app.cases.plan_intervention(
+                lead,
+                cid,
+                student_id=party["student_id"],
+                kind="education" if party["part"] == "bullying" else "counselling",
+                plan="干预",
+                responsible_staff_id=school.counselor.staff_id,
+            )
+        elif name == "progress":
+            for iid in sorted(case.interventions)[:1]:
+                app.cases.record_intervention_progress(lead, cid, iid, note="进展")
+        elif name == "dispose":
+            bully = [x["student_id"] for x in parties if x["part"] == "bullying"]
+            if bully:
+                app.cases.decide_disposition(lead, cid, student_id=bully[0], kind="criticism", decided_by="school")
+        elif name == "start":
             app.cases.start_investigation(lead, cid)
         elif name == "add_party":
             app.cases.add_party(lead, cid, student_id=s[args[1]], part="witness", reason="目击")
@@ -549,20 +699,51 @@ def run(app: Anxin, school: School, clock: Clock, op: tuple[Any, ...]) -> None:
             app.cases.remove_party(lead, cid, student_id=s[args[1]], reason="误报")
 
 
+# Which students a case event concerns, from its fields (written out here, apart from the view).
+NAMES_STUDENT = {"StatementRecorded": "from_student_id", "InterventionPlanned": "student_id"}
+NAMES_STUDENT |= {"DispositionDecided": "student_id", "GuardianInvitationRecorded": "student_id"}
+NAMES_STUDENT |= {"GuardianParticipationRecorded": "student_id"}
+
+
 def expected_positions(app: Anxin) -> dict[str, list[int]]:
-    """From the log itself: for each student, the positions of the events of every stream about them."""
+    """From the log itself: for each student, the positions of the events of every stream
+    about them, but an event that names students only on theirs (an intervention's
+    follow-ups: on its student's), and an erased one that may have named students on no one's."""
     about: dict[str, set[str]] = {}
     for sid, student in app.db.fetch("SELECT stream_id, student_id FROM {t}anxin_links"):
         about.setdefault(sid, set()).add(student)
+    interventions: dict[str, str] = {}
     out: dict[str, list[int]] = {}
     for n in app.recorder.select_notifications(start=1, limit=100000):
-        agg = n.topic.split(":")[1].split(".")[0]
+        agg, event_type = n.topic.split(":")[1].split(".")
         if agg not in tl.KINDS:
             continue
         sid = str(n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id)))
-        for student in {sid} if agg == "Student" else about.get(sid, set()):
+        students = {sid} if agg == "Student" else about.get(sid, set())
+        if agg == "BullyingCase" and event_type in tl.SCOPED_TYPES:
+            if app.erasure.is_erased(sid):
+                continue
+            e = app.mapper.to_domain_event(n)
+            named = getattr(e, NAMES_STUDENT.get(event_type, ""), None)
+            if event_type == "InterventionPlanned":
+                interventions[e.intervention_id] = e.student_id
+            elif event_type.startswith("Intervention"):
+                named = interventions[e.intervention_id]
+            if named:
+                students = students & {named}
+        for student in students:
             out.setdefault(student, []).append(n.id)
     return out
+
+
+def stream_of_case_alive(app: Anxin, school: School) -> bool:
+    """The first case (S1 against S3) was not shredded."""
+    row = app.db.fetchone(
+        "SELECT COUNT(*) FROM {t}anxin_links l JOIN {t}anxin_directory d ON d.stream_id = l.stream_id "
+        "WHERE d.kind = 'case' AND l.student_id = ? AND d.erased = 0",
+        (school.student(S3),),
+    )
+    return bool(row and row[0])
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -573,7 +754,9 @@ def test_rebuilt_timelines_and_name_index_equal_the_incremental_ones_after_a_ran
     clock = Clock(datetime(2026, 10, 12, 9, 0, tzinfo=UTC))
     with fresh_app(store.kind, clock) as app:
         school = make_school(app)
-        for op in [("pair", 0), ("report", 0, 2), ("open_file", 1), *ops]:
+        # a case of both sides' plans, a statement and a disposition first, then the random ops
+        remedies = [("start", 0), ("statement", 0), ("approve", 0), ("plan", 0, 0), ("plan", 0, 1), ("progress", 0)]
+        for op in [("pair", 0), ("report", 0, 2), ("open_file", 1), *remedies, ("dispose", 0), *ops]:
             try:
                 run(app, school, clock, op)
             except DomainError:
@@ -595,3 +778,7 @@ def test_rebuilt_timelines_and_name_index_equal_the_incremental_ones_after_a_ran
         app.views.rebuild([tl.NAME, tl.NAMES])
         assert {v: dump(app, v) for v in (tl.NAME, tl.NAMES)} == before
         assert before[tl.NAME]["v_timeline_entries"]  # the history was not empty
+        if not app.erasure.is_erased(school.student(S1)) and stream_of_case_alive(app, school):
+            # and some entries concern one side only (the prefix's disposition among them)
+            types = {r[3] for r in before[tl.NAME]["v_timeline_entries"]}
+            assert before[tl.NAME]["v_timeline_concerns"] and "DispositionDecided" in types
