@@ -423,7 +423,10 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
             summary="法治副校长和法律顾问分析了行为性质，家长代表、专家发表了意见",
             decision="经表决，认定不构成欺凌" if not_bullying else "经表决，认定构成学生欺凌",
         )
-        severity = "suspected_offence" if stage == "closed_offence" else rng.choice(["minor", "serious"])
+        # A suspected offence goes to the police track (公安机关处理); the tier is the 2017 plan's.
+        severity = "egregious" if stage == "closed_offence" else rng.choice(["minor", "serious"])
+        if stage == "closed_offence":
+            app.cases.open_police_track(safety, case, kind="public_order", reason="殴打致同学轻微伤，已报警处理")
         app.cases.determine(
             safety,
             case,

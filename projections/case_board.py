@@ -4,7 +4,8 @@ One row per case with the facts its status is derived from, kept by plain update
 (no read per event): opened date, forms (codes), the investigation's due date and
 whether it started / completed (and, for reports since issue 17, when it must start:
 `intake_due`), the determination in force (id, approved, bullying,
-severity), the determination last followed up, the pending appeal, counts of appeals
+severity), whether the public-security track (公安机关处理) is open this cycle, the determination
+last followed up, the pending appeal, counts of appeals
 and mandatory reports (with the reports' dates), the closing date and the cycle. The
 status is derived from those at read time by `status_of`, the same rules as
 `BullyingCase.status`; days open and "investigation overdue" are computed from the
@@ -39,7 +40,7 @@ from sqlalchemy import (
 
 from domain import access
 from domain.access import Resource, decide
-from domain.bullying import SEVERITIES, STATUS_LABELS, BullyingCase, case_status
+from domain.bullying import LEGACY_SEVERITIES, SEVERITIES, STATUS_LABELS, BullyingCase, case_status
 from domain.common import Actor
 from projections.base import (
     Column,
@@ -84,6 +85,7 @@ cases = Table(
     Column("mandatory_reports", Integer, nullable=True),
     Column("mandatory_report_dates", String(2000), nullable=True),  # ISO dates, each followed by ","
     Column("closed_on", Date, nullable=True),
+    Column("police_track", Boolean, nullable=True),  # opened this cycle (PoliceTrackOpened)
     Column("erased", Boolean, nullable=False, default=False),
     Index("v_case_board_school", "school_id"),
 )
@@ -117,6 +119,7 @@ APPEAL_LODGED = UPDATE_CASE.values(appeals=cases.c.appeals + 1, pending_appeal_i
 REOPENED = UPDATE_CASE.values(
     cycle=cases.c.cycle + 1,
     closed_on=None,
+    police_track=False,
     **NO_DETERMINATION,
     handler_id=None,
     investigation_started=False,
@@ -160,6 +163,7 @@ class CaseBoardView(WriteBehind, View):
                 mandatory_reports=0,
                 mandatory_report_dates="",
                 closed_on=None,
+                police_track=False,
                 erased=False,
             ),
         )
@@ -273,6 +277,10 @@ class CaseBoardView(WriteBehind, View):
         self._set(e, conn, closed_on=e.at.date())
 
     @fold.register
+    def _(self, e: BullyingCase.PoliceTrackOpened, conn: Connection, position: int) -> None:
+        self._set(e, conn, police_track=True)
+
+    @fold.register
     def _(self, e: BullyingCase.Reopened, conn: Connection, position: int) -> None:
         conn.execute(REOPENED, {KEY: str(e.originator_id), "due": e.investigation_due, "intake_due": e.intake_due})
 
@@ -340,6 +348,9 @@ class BoardLine:
     # The investigation must start by then (reports since issue 17); overdue if it has not.
     intake_due: date | None = None
     intake_overdue: bool = False
+    # The public-security track (公安机关处理) is open this cycle, or (an older case) the
+    # determination in force has the legacy severity 违反治安管理或涉嫌犯罪. Full lines only.
+    police_track: bool = False
 
     @property
     def overdue(self) -> bool:
@@ -396,6 +407,7 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         ),
         appeals=row["appeals"],
         appeal_pending=row["pending_appeal_id"] is not None,
+        police_track=bool(row["police_track"]) or bool(approved_bullying and row["severity"] in LEGACY_SEVERITIES),
     )
 
 

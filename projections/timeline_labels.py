@@ -46,6 +46,7 @@ LABELS: dict[tuple[str, str], str] = {
     ("committee", "MemberAppointed"): "登记委员会成员",
     ("committee", "MemberLeft"): "委员会成员离任",
     ("case", "AuthorityReportsDue"): "应向公安机关和教育行政部门报告",
+    ("case", "PoliceTrackOpened"): "开启公安机关处理",
     ("case", "AuthorityReportMade"): "向公安机关/教育行政部门报告",
     ("case", "DispositionDecided"): "对欺凌学生作出处理决定",
     ("case", "CountyReviewApplied"): "申请县级复查",

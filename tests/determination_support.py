@@ -76,3 +76,29 @@ def ready_to_determine(app: Any, actor: Any, case_id: str) -> None:
         app.cases.record_committee_meeting(
             actor, case_id, members_present=members, summary="成员逐一发表意见", decision="按多数意见认定"
         )
+
+
+def determine_legacy(
+    app: Any, actor: Any, case_id: str, *, severity: str = "suspected_offence", reason: str = "认定", ready: bool = True
+) -> None:
+    """What an older determination recorded (a legacy severity such as 违反治安管理或涉嫌犯罪, now
+    refused for new determinations): the event written as before, for tests of old streams.
+    The guardians and the meeting are readied first, as before any determination."""
+    from uuid import uuid4
+
+    from domain import access
+    from domain.bullying import BullyingCase
+
+    if ready:
+        ready_to_determine(app, actor, case_id)
+    core = app.cases.core
+    with core.editing(case_id, BullyingCase, None, check=(actor, access.CASE_WRITE, "case")) as c:
+        c._determined(
+            determination_id=uuid4().hex,
+            bullying=True,
+            severity=severity,
+            horseplay=False,
+            reason=reason,
+            actor=actor.staff_id,
+            at=core.now(),
+        )

@@ -679,6 +679,21 @@ class CaseCommands(CaseReads):
             note=note,
         )
 
+    def open_police_track(
+        self, actor: Actor, case_id: str, *, kind: str, reason: str, expected_version: int | None = None
+    ) -> None:
+        """公安机关处理: the case goes to the police (违反治安管理 or 涉嫌犯罪), at any step before
+        closure, once per cycle; the reports to the police and the education bureau fall due."""
+        at = self.now()
+        with self._case(actor, case_id, expected_version) as c:
+            c.open_police_track(
+                kind=kind,
+                reason=reason,
+                authority_report_due=self.policy.authority_report_due(at),
+                actor=actor.staff_id,
+                at=at,
+            )
+
     def _student_label(self, student_id: str) -> str:
         """The student's name for a refusal that names them (inside a CASE_WRITE already decided)."""
         try:

@@ -80,10 +80,12 @@ from domain.bullying.errors import (
     MandatoryReportRequired,
     NotABullyingParty,
     NotAParty,
+    PoliceTrackAlreadyOpen,
     QuorumNotMet,
     ReviewApplicationWindowClosed,
     ReviewPanelIncomplete,
     SelfApproval,
+    SeverityRetired,
     TargetedPartyNotIdentified,
     TargetedPartyRequired,
     UnknownStaff,
@@ -124,9 +126,12 @@ from domain.bullying.vocabulary import (
     INTERVENTION_KINDS,
     INVESTIGATION_OPEN_STATES,
     KINDS_BY_PART,
+    LEGACY_SEVERITIES,
     MEASURES,
+    NEW_SEVERITIES,
     PARTS,
     PARTY_EDIT_STATES,
+    POLICE_TRACK_KINDS,
     REQUIRED_REVIEW_CAPACITIES,
     REVIEW_CAPACITIES,
     SCHOOL_DECIDERS,
@@ -189,6 +194,11 @@ __all__ = [
     "PARTS",
     "PARTY_EDIT_STATES",
     "SEVERITIES",
+    "NEW_SEVERITIES",
+    "LEGACY_SEVERITIES",
+    "POLICE_TRACK_KINDS",
+    "PoliceTrackAlreadyOpen",
+    "SeverityRetired",
     "STATUS_LABELS",
     "SelfApproval",
     "TargetedPartyNotIdentified",
@@ -240,6 +250,7 @@ class BullyingCase(CaseAggregate):
     CountyReviewApplied: TypeAlias = events.CountyReviewApplied
     CountyReviewPanelRecorded: TypeAlias = events.CountyReviewPanelRecorded
     CountyReviewDecided: TypeAlias = events.CountyReviewDecided
+    PoliceTrackOpened: TypeAlias = events.PoliceTrackOpened
 
     # Added later: a snapshot taken before has none; replaced, never mutated in place.
     self_harm_notes: tuple[dict[str, Any], ...] = ()
@@ -255,6 +266,7 @@ class BullyingCase(CaseAggregate):
     dispositions: tuple[dict[str, Any], ...] = ()
     county_reviews: tuple[dict[str, Any], ...] = ()
     pending_review_id: str | None = None
+    police_tracks: tuple[dict[str, Any], ...] = ()
 
     @event(Reported)
     def __init__(
@@ -1552,6 +1564,52 @@ class BullyingCase(CaseAggregate):
             actor=actor,
             at=at,
         )
+
+    # -- the public-security track (公安机关处理, issue 17) ----------------------------------------
+    def open_police_track(
+        self, *, kind: str, reason: str, authority_report_due: datetime, actor: str, at: datetime
+    ) -> None:
+        """The case goes to the public security organ (违反治安管理 or 涉嫌犯罪), at any step
+        before closure, once per cycle; the reports to the police and the education bureau fall
+        due (`reports_due`, grounds police_track, by policy.authority_report_due)."""
+        require_aware(at)
+        self._require_not_closed("开启公安机关处理")
+        track = self.police_track
+        if track is not None:
+            raise PoliceTrackAlreadyOpen(kind=track["label"])
+        self._police_track_opened(
+            kind=check_choice(kind, POLICE_TRACK_KINDS, "公安机关处理类别"),
+            reason=require_text(reason, "移送理由"),
+            actor=actor,
+            at=at,
+        )
+        self.reports_due(grounds="police_track", known_at=at, due_at=authority_report_due, actor=actor, at=at)
+
+    @event(PoliceTrackOpened)
+    def _police_track_opened(self, kind: str, reason: str, actor: str, at: datetime) -> None:
+        track = {"kind": kind, "reason": reason, "by": actor, "at": at, "cycle": self.cycle}
+        self.police_tracks = (*self.police_tracks, track)
+
+    @property
+    def police_track(self) -> dict[str, Any] | None:
+        """The public-security track of this cycle, if open: the one opened (with its kind's
+        `label`), or, for an older case, a determination in force of the legacy severity
+        `suspected_offence` (kind "legacy"; no event of the track was written)."""
+        opened = next((t for t in self.police_tracks if t["cycle"] == self.cycle), None)
+        if opened is not None:
+            return {**opened, "label": POLICE_TRACK_KINDS[opened["kind"]], "legacy": False}
+        det = self.determination
+        if det and det["approved"] and det["bullying"] and det["severity"] in LEGACY_SEVERITIES:
+            return {
+                "kind": "legacy",
+                "label": SEVERITIES[det["severity"]],
+                "reason": det["reason"],
+                "by": det["by"],
+                "at": det["at"],
+                "cycle": self.cycle,
+                "legacy": True,
+            }
+        return None
 
     # -- remedies (issue 17, part C): reports to the authorities ---------------------------------
     def reports_due(self, *, grounds: str, known_at: datetime, due_at: datetime, actor: str, at: datetime) -> bool:

@@ -164,3 +164,17 @@ class ReviewPanelIncomplete(InvalidInput):
 class ReviewApplicationWindowClosed(DomainError):
     code = "review_application_window_closed"
     message = "{student}申请复查的期限已过（截止{until}），不能再申请"
+
+
+# -- severity tiers and the public-security track (issue 17) ------------------------------------
+class SeverityRetired(InvalidInput):
+    code = "severity_retired"
+    message = (
+        "“违反治安管理或涉嫌犯罪”已不再作为欺凌的严重程度（教督〔2017〕10号分为一般、严重、屡教不改或者情节恶劣）："
+        "请选择其中之一，并在案件中开启“公安机关处理”"
+    )
+
+
+class PoliceTrackAlreadyOpen(WrongState):
+    code = "police_track_already_open"
+    message = "本轮处理已开启公安机关处理（{kind}），同一轮只能开启一次"

@@ -409,3 +409,15 @@ class CountyReviewDecided(CaseAggregate.Event):
     follow_up_due: date | None
     actor: str
     at: datetime
+
+
+# -- the public-security track (issue 17) -----------------------------------------------------------
+class PoliceTrackOpened(CaseAggregate.Event):
+    """The case goes to the public security organ (公安机关处理): as `kind` (public_order:
+    违反治安管理 | criminal: 涉嫌犯罪), with why; at most once per cycle. The reports to the
+    police and the education bureau fall due with it (AuthorityReportsDue, grounds police_track)."""
+
+    kind: str
+    reason: str
+    actor: str
+    at: datetime

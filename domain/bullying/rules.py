@@ -8,10 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from domain.bullying.errors import (
+    SeverityRetired,
     TargetedPartyRequired,
 )
 from domain.bullying.vocabulary import (
     FORMS,
+    LEGACY_SEVERITIES,
+    NEW_SEVERITIES,
     PARTS,
     SEVERITIES,
 )
@@ -112,10 +115,15 @@ def case_status(
 
 
 def determination_of(bullying: bool, severity: str | None, horseplay: bool) -> tuple[bool, str | None, bool]:
+    """A new determination (the committee's, or one changed on appeal or review): a tier of
+    NEW_SEVERITIES; the legacy `suspected_offence` is refused (the police track instead)."""
     require(isinstance(bullying, bool), "须写明是否构成欺凌")
     if bullying:
         require(not horseplay, "认定为欺凌时不能同时认定为打闹嬉戏")
-        return True, check_choice(severity, SEVERITIES, "严重程度"), False
+        if (severity or "").strip() in LEGACY_SEVERITIES:
+            raise SeverityRetired()
+        tiers = {code: SEVERITIES[code] for code in NEW_SEVERITIES}
+        return True, check_choice(severity, tiers, "严重程度"), False
     require(not severity, "不构成欺凌时不填写严重程度")
     return False, None, bool(horseplay)
 

@@ -27,7 +27,21 @@ MEASURES = {
 
 CONTACT_METHODS = {"phone": "电话", "in_person": "当面", "message": "短信/微信", "letter": "书面", "other": "其他"}
 
-SEVERITIES = {"minor": "情节轻微", "serious": "情节较重/恶劣", "suspected_offence": "违反治安管理或涉嫌犯罪"}
+# The tiers of 教督〔2017〕10号: 一般 (minor), 严重 (serious), 屡教不改或者情节恶劣 (egregious; a
+# bullying student may be transferred to a 专门学校). `suspected_offence` is a legacy code: older
+# determinations keep it and show it with its label; a new determination chooses among
+# NEW_SEVERITIES, and a suspected offence opens the public-security track (POLICE_TRACK_KINDS).
+SEVERITIES = {
+    "minor": "一般欺凌（情节轻微）",
+    "serious": "严重欺凌",
+    "egregious": "屡教不改或者情节恶劣",
+    "suspected_offence": "违反治安管理或涉嫌犯罪",
+}
+NEW_SEVERITIES = ("minor", "serious", "egregious")
+LEGACY_SEVERITIES = ("suspected_offence",)
+
+# The public-security track (公安机关处理): what the police handle it as.
+POLICE_TRACK_KINDS = {"public_order": "违反治安管理", "criminal": "涉嫌犯罪"}
 
 INTERVENTION_KINDS = {"counselling": "心理辅导", "support": "关爱帮扶", "education": "教育矫治"}
 

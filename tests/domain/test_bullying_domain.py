@@ -77,7 +77,9 @@ def advance(
         c.complete_investigation(findings="属实", actor=SAFETY, at=at(2))
     if n >= 2:
         ready_case(c, SAFETY, at(2.5))
-        c.determine(
+        # The legacy severity is refused for new determinations: an old stream recorded it.
+        determine = c._determined if severity == "suspected_offence" else c.determine
+        determine(
             determination_id="d1",
             bullying=bullying,
             severity=severity if bullying else None,
@@ -440,8 +442,14 @@ def test_a_mandatory_report_of_an_earlier_cycle_does_not_cover_a_recurrence():
     c.start_investigation(handler_id=SAFETY, actor=SAFETY, at=at(11))
     c.complete_investigation(findings="属实", actor=SAFETY, at=at(12))
     ready_case(c, SAFETY, at(12.5))
-    c.determine(
-        determination_id="d2", bullying=True, severity="suspected_offence", reason="再犯", actor=SAFETY, at=at(13)
+    c._determined(  # an old stream: the legacy severity, as recorded before the tiers changed
+        determination_id="d2",
+        bullying=True,
+        severity="suspected_offence",
+        horseplay=False,
+        reason="再犯",
+        actor=SAFETY,
+        at=at(13),
     )
     c.approve_determination(
         reason="同意",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN, Clock, School, Store, fresh_app, make_school
-from determination_support import ready_to_determine
+from determination_support import determine_legacy, ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -110,11 +110,15 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     assert (line(app, school, cid).status, line(app, school, cid).severity) == ("determined", None)
     app.cases.return_determination(school.principal, cid, reason="证据不足，请补充")
     assert line(app, school, cid).status == "awaiting_determination"
-    ready_to_determine(app, school.safety, cid)
-    app.cases.determine(school.safety, cid, bullying=True, severity="suspected_offence", reason="再次认定")
+    determine_legacy(app, school.safety, cid, reason="再次认定")  # an older stream: the legacy severity
     app.cases.approve_determination(school.principal, cid, reason="同意")
     x = line(app, school, cid)
-    assert (x.status, x.severity, x.severity_label) == ("intervening", "suspected_offence", "违反治安管理或涉嫌犯罪")
+    assert (x.status, x.severity, x.severity_label, x.police_track) == (
+        "intervening",
+        "suspected_offence",
+        "违反治安管理或涉嫌犯罪",
+        True,  # the legacy severity counts as the police track
+    )
     app.cases.record_mandatory_report(
         school.safety, cid, agency="城关派出所", reported_at=clock.now - timedelta(days=1)
     )
@@ -300,7 +304,8 @@ OPS = st.lists(
         ),
         st.tuples(st.just("start"), case),
         st.tuples(st.just("complete"), case),
-        st.tuples(st.just("determine"), case, st.sampled_from([None, "minor", "serious", "suspected_offence"])),
+        st.tuples(st.just("determine"), case, st.sampled_from([None, "minor", "serious", "egregious", "legacy"])),
+        st.tuples(st.just("police"), case, st.sampled_from(["public_order", "criminal"])),
         st.tuples(st.just("approve"), case),
         st.tuples(st.just("return"), case),
         st.tuples(st.just("mandatory_report"), case),
@@ -344,7 +349,9 @@ def next_step(app: Anxin, school: School, cid: str, choice: int) -> str:
         return "reopen"
     if c.status == "intervening" and c.missing_interventions():
         return "interventions"
-    if det.get("severity") == "suspected_offence" and not c.mandatory_reports_this_cycle:
+    if (det.get("severity") == "suspected_offence" and not c.mandatory_reports_this_cycle) or (
+        c.outstanding_authority_reports() and choice % 2
+    ):
         return "mandatory_report"
     return (
         ("appeal", "follow_up", "close")[choice % 3]
@@ -385,9 +392,15 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
     elif name == "complete":
         app.cases.complete_investigation(lead, cid, findings="查明")
     elif name == "determine":
-        severity = args[1] if op[0] == "determine" else (None, "minor", "serious", "suspected_offence")[args[1] % 4]
-        ready_to_determine(app, lead, cid)
-        app.cases.determine(lead, cid, bullying=severity is not None, severity=severity, reason="认定")
+        severity = args[1] if op[0] == "determine" else (None, "minor", "serious", "egregious", "legacy")[args[1] % 5]
+        if severity == "legacy":  # an older stream: 违反治安管理或涉嫌犯罪, refused for new determinations
+            if app.cases.get_case(lead, cid).status == "awaiting_determination":
+                determine_legacy(app, lead, cid)
+        else:
+            ready_to_determine(app, lead, cid)
+            app.cases.determine(lead, cid, bullying=severity is not None, severity=severity, reason="认定")
+    elif name == "police":
+        app.cases.open_police_track(lead, cid, kind=args[1], reason="涉嫌违法，移送公安机关")
     elif name == "approve":
         app.cases.approve_determination(principal, cid, reason="同意")
     elif name == "return":
@@ -478,6 +491,7 @@ def assert_board_matches_cases(app: Anxin, school: School, cases: list[str], tod
             x.appeals,
             x.appeal_pending,
             x.closed_on,
+            x.police_track,
         ) == (
             c.status,
             c.severity,
@@ -489,6 +503,7 @@ def assert_board_matches_cases(app: Anxin, school: School, cases: list[str], tod
             len(c.appeals) + len(c.county_reviews),  # an application for the county review counts as one
             c.pending_appeal_id is not None or c.pending_review_id is not None,
             c.closed_at.date() if c.closed_at else None,
+            c.police_track is not None,
         )
 
 

@@ -651,7 +651,7 @@ class World:
         """Move a case on from where it is, down one of the branches its status allows."""
         app, s = self.app, self.s
         case = app.cases.get_case(s.principal, c)
-        status, severity = case.status, ("minor", "serious", "suspected_offence")[n % 3]
+        status, severity = case.status, ("minor", "serious", "egregious")[n % 3]
         if status in ("reported", "reopened"):
             app.cases.start_investigation(s.safety, c)
         elif status == "investigating":

@@ -253,7 +253,14 @@ def test_a_bullying_case_from_report_to_closure_through_the_api(site: DemoSite) 
     # the guardians of both sides and the governance body's meeting (their own API tests:
     # tests/web/test_web_determination.py), readied through the application
     ready_to_determine(site.app, site.app.gate.actor(site.app.accounts.account("safety1")[0]), cid)
-    step("determination", {"bullying": True, "severity": "suspected_offence", "reason": "委员会认定"})
+    r = safety.api(
+        "POST",
+        f"/api/v1/cases/{cid}/determination",
+        json={"bullying": True, "severity": "suspected_offence", "reason": "委员会认定"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "severity_retired"
+    step("police-track", {"kind": "criminal", "reason": "殴打致轻微伤，已报警"})
+    step("determination", {"bullying": True, "severity": "egregious", "reason": "委员会认定"})
     step("determination/approve", {"reason": "同意"}, who=principal)
     step(
         "interventions",
@@ -275,10 +282,10 @@ def test_a_bullying_case_from_report_to_closure_through_the_api(site: DemoSite) 
         },
         status=201,
     )
-    # Closing a suspected offence before the mandatory report is refused, and changes nothing.
+    # Closing egregious bullying before the reports of art. 39 is refused, and changes nothing.
     version = safety.api("GET", f"/api/v1/cases/{cid}").json()["version"]
     r = principal.api("POST", f"/api/v1/cases/{cid}/close", json={"reason": "结案"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "mandatory_report_required"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "authority_reports_required"
     assert safety.api("GET", f"/api/v1/cases/{cid}").json()["version"] == version
     step("mandatory-reports", {"agency": "城关派出所", "reported_at": _when(1)}, status=201)
     # and (未成年人保护法 art. 39) the reports to the police and the education bureau

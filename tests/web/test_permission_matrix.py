@@ -235,6 +235,7 @@ MATRIX: list[tuple[str, str, str]] = [
             "county-reviews",
             "county-reviews/{any_id}/outcome",
             "county-reviews/{any_id}/panel",
+            "police-track",
         ]
     ],
     # -- API: bullying cases, issue 17 part B (the determination's guardians, ...) ----------------------

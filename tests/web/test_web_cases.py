@@ -180,9 +180,13 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
         s,
         case_id,
         "determine",
-        {"bullying": "yes", "severity": "suspected_offence", "reason": "多次殴打，造成轻微伤"},
+        {"bullying": "yes", "severity": "egregious", "reason": "多次殴打，造成轻微伤"},
     )
-    assert "违反治安管理或涉嫌犯罪" in page and _case(site, case_id).status == "determined"
+    assert "屡教不改或者情节恶劣" in page and _case(site, case_id).status == "determined"
+    assert 'value="suspected_offence"' not in page  # the legacy tier is not offered
+    page = _step(site, s, case_id, "police_track", {"kind": "criminal", "reason": f"殴打致轻微伤 {tag}"})
+    assert f"殴打致轻微伤 {tag}" in page and "涉嫌犯罪" in page
+    assert _case(site, case_id).authority_duty["grounds"] == "police_track"
 
     p = browse("principal1")
     page = _step(site, p, case_id, "approve", {"reason": "同意"})
@@ -191,7 +195,7 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     # Closing a suspected offence without the mandatory report: refused, said why, nothing written.
     version = _case(site, case_id).version
     r = p.post(f"/cases/{case_id}/close", {"expected_version": str(version), "reason": f"结案 {tag}"})
-    assert r.status_code == 400 and "须先记录强制报告" in r.text
+    assert r.status_code == 400 and "尚未记录向公安机关、教育行政部门的报告" in r.text
     assert f'value="结案 {tag}"' in r.text  # what was typed is kept
     c = _case(site, case_id)
     assert c.version == version and c.status == "intervening" and not c.closures

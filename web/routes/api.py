@@ -279,6 +279,7 @@ commands(
         ("dispositions", "decide_disposition", "对欺凌学生作出处理决定"),
         ("county-reviews", "apply_for_county_review", "记录县级复查申请"),
         ("county-reviews/{review_id}/outcome", "record_county_review_outcome", "记录县级复查结果"),
+        ("police-track", "open_police_track", "开启公安机关处理（违反治安管理或涉嫌犯罪）"),
     ],
     created=("authority-reports", "dispositions", "county-reviews"),
 )

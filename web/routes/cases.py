@@ -40,7 +40,9 @@ from domain.bullying import (
     GUARDIAN_PARTS,
     INTERVENTION_KINDS,
     MEASURES,
+    NEW_SEVERITIES,
     PARTS,
+    POLICE_TRACK_KINDS,
     REVIEW_CAPACITIES,
     SEVERITIES,
     STATUS_LABELS,
@@ -167,6 +169,9 @@ def _case_context(app: Anxin, web: Web, case: BullyingCase) -> dict[str, Any]:
         "measures": MEASURES,
         "methods": CONTACT_METHODS,
         "severities": SEVERITIES,
+        # a new determination chooses among the 2017 tiers; the legacy code is only shown
+        "new_severities": {code: SEVERITIES[code] for code in NEW_SEVERITIES},
+        "police_kinds": POLICE_TRACK_KINDS,
         "kinds": INTERVENTION_KINDS,
         "outcomes": APPEAL_OUTCOMES,
         "today": app.now().date(),
@@ -667,8 +672,13 @@ def _committee_meeting(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int 
     )
 
 
+def _police_track(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) -> Any:
+    return app.cases.open_police_track(u.actor, cid, kind=text(f, "kind"), reason=text(f, "reason"), expected_version=v)
+
+
 STEPS.update(
     {
+        "police_track": (_police_track, "已开启公安机关处理"),
         "invite_guardian": (_invite_guardian, "已记录通知监护人"),
         "guardian_participation": (_guardian_participation, "已记录监护人参与情况"),
         "committee_meeting": (_committee_meeting, "已记录认定会议"),
