@@ -119,10 +119,12 @@ class RosterCommands(Commands):
         classes: list[str] | None,
         district: str | None,
         email: str = "",
+        grant_request_id: str | None = None,
     ) -> Staff:
-        """A staff member registered with their roles held, once the gate lets the actor
-        manage accounts of the school and the login name is free (not saved yet); with
-        `email`, where their notifications go (anxin.notify)."""
+        """A staff member registered, once the gate lets the actor manage accounts of the
+        school and the login name is free (not saved yet); with `email`, where their
+        notifications go (anxin.notify); with `grant_request_id`, the roles that need a
+        second person asked for, not held (Staff.register)."""
         self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
         if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
             raise InvalidInput(reason=f"用户名「{username}」已被使用")
@@ -136,6 +138,7 @@ class RosterCommands(Commands):
             district=district or self.core.gate.district_of(school_id),
             actor=actor.staff_id,
             at=self.now(),
+            grant_request_id=grant_request_id,
         )
         if email:
             staff.set_email(email=email, actor=actor.staff_id, at=self.now())
@@ -175,22 +178,8 @@ class RosterCommands(Commands):
         (`anxin.accounts.Accounts.set_up`). Roles that need a second person
         (domain.roster.SECOND_PERSON_ROLES) are asked for, not held, until another person
         approves (`approve_role_grant`)."""
-        self.core.check(actor, access.ACCOUNT_ADMIN, "account", school_id=school_id)
-        if self.db.fetchone("SELECT 1 FROM {t}anxin_staff WHERE username = ?", (username,)):
-            raise InvalidInput(reason=f"用户名「{username}」已被使用")
         request_id = uuid4().hex
-        staff = Staff.register(
-            id=uuid4(),
-            school_id=school_id,
-            username=username,
-            name=name,
-            roles=roles,
-            classes=classes,
-            district=district or self.core.gate.district_of(school_id),
-            actor=actor.staff_id,
-            at=self.now(),
-            grant_request_id=request_id,
-        )
+        staff = self._new_staff(actor, username, name, school_id, roles, classes, district, grant_request_id=request_id)
         pending = staff.pending_grant()
         code, code_row = self.core.accounts.setup_code_row(str(staff.id))
         extra = [self._staff_row(staff, None), code_row]
