@@ -121,6 +121,12 @@ class Policy:
     def next_review(self, risk_level: str, since: date) -> date:
         return since + timedelta(days=self.review_days[risk_level])
 
+    def review_bounds(self, risk_level: str, reviewed_on: date) -> tuple[date, date]:
+        """The days a plan review on `reviewed_on` may set the next one to: from the next day
+        to the policy's interval for the risk level (`next_review`, the default), so a
+        counselor may look again sooner, never later than the policy allows."""
+        return reviewed_on + timedelta(days=1), self.next_review(risk_level, reviewed_on)
+
     def zone(self) -> ZoneInfo:
         try:
             return ZoneInfo(self.timezone)

@@ -420,9 +420,11 @@ class SupportCommands(Commands):
         reviewed_on: date,
         notes: str,
         outcome: str,
+        next_review_due: date | None = None,
         expected_version: int | None = None,
     ) -> str:
-        """Record a scheduled plan review; the next review date is reset from policy."""
+        """Record a scheduled plan review (once the file has a plan); the next review is the
+        day chosen within the policy's bounds for the risk level, else the policy's day."""
         return self._add(
             actor,
             file_id,
@@ -431,6 +433,7 @@ class SupportCommands(Commands):
             reviewed_on=reviewed_on,
             notes=notes,
             outcome=outcome,
+            next_review_due=next_review_due,
             policy=self.policy,
         )
 

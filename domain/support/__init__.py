@@ -38,6 +38,7 @@ from domain.support.errors import (
     ReferralAgencyLocked,
     ReferralWrongState,
     ReturnAssessmentMissing,
+    ReviewDateOutOfRange,
     RiskLevelUnchanged,
     WrongRiskDirection,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "NoOpenCrisis",
     "RETURN_PARTS",
     "ReturnAssessmentMissing",
+    "ReviewDateOutOfRange",
     "ENTRY_DATE_FIELD",
     "ENTRY_KINDS",
     "EntryNotFound",
@@ -675,17 +677,44 @@ class SupportFile(CaseAggregate):
         )
 
     def record_review(
-        self, *, entry_id: str, reviewed_on: date, notes: str, outcome: str, policy: Policy, actor: str, at: datetime
+        self,
+        *,
+        entry_id: str,
+        reviewed_on: date,
+        notes: str,
+        outcome: str,
+        policy: Policy,
+        actor: str,
+        at: datetime,
+        next_review_due: date | None = None,
     ) -> None:
-        """A scheduled review of the plan (动态管理); the next one is set from the policy."""
+        """A scheduled review of the plan (动态管理), once a plan exists. The next review is
+        the day chosen (`next_review_due`) within the policy's bounds for the risk level
+        (`Policy.review_bounds`: from the next day to the policy's interval), else the
+        policy's day."""
         self._check_entry(entry_id, reviewed_on, "记录方案复评", at)
         require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 continue 或 adjust）")
+        if self.plan is None:
+            raise PlanMissing(action="记录方案复评")
+        earliest, latest = policy.review_bounds(self.risk_level, reviewed_on)
+        if next_review_due is None:
+            next_review_due = latest
+        require(
+            isinstance(next_review_due, date) and not isinstance(next_review_due, datetime), "下次复评日期格式不正确"
+        )
+        if not earliest <= next_review_due <= latest:
+            raise ReviewDateOutOfRange(
+                earliest=f"{earliest.year}年{earliest.month}月{earliest.day}日",
+                latest=f"{latest.year}年{latest.month}月{latest.day}日",
+                level=RISK_LABELS[self.risk_level],
+                days=policy.review_days[self.risk_level],
+            )
         self._reviewed(
             entry_id=entry_id,
             reviewed_on=reviewed_on,
             notes=require_text(notes, "复评意见"),
             outcome=outcome,
-            next_review_due=policy.next_review(self.risk_level, reviewed_on),
+            next_review_due=next_review_due,
             actor=actor,
             at=at,
         )

@@ -38,6 +38,11 @@ class PlanMissing(WrongState):
     message = "尚未制定帮扶方案，不能{action}"
 
 
+class ReviewDateOutOfRange(DomainError):
+    code = "review_date_out_of_range"
+    message = "下次复评日期应在 {earliest} 至 {latest} 之间（{level}档案最长每 {days} 天复评一次）"
+
+
 class PlanExists(WrongState):
     code = "plan_exists"
     message = "帮扶方案已制定，请使用「修订方案」"

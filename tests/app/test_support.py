@@ -346,7 +346,10 @@ def test_a_review_resets_the_next_review_and_overdue_files_show_in_the_register(
     clock.advance(days=31)
     (line,) = app.support.support_register(school.counselor, school.id)
     assert line.review_overdue
-    # when the review is recorded
+    # when the review of its plan is recorded
+    app.support.draw_up_plan(
+        school.counselor, fid, goals=["情绪稳定"], measures=[{"text": "每周一次个体辅导", "by": "心理老师"}]
+    )
     app.support.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情绪略有好转", outcome="adjust")
     # then the next review is a month from now and it is no longer overdue
     (line,) = app.support.support_register(school.counselor, school.id)

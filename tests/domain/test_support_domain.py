@@ -26,6 +26,7 @@ from domain.support import (
     FileNotClosed,
     PlanExists,
     PlanMissing,
+    ReviewDateOutOfRange,
     RiskLevelUnchanged,
     SupportFile,
     WrongRiskDirection,
@@ -372,8 +373,13 @@ def test_a_crisis_intervention_needs_what_happened_and_what_was_done() -> None:
 
 
 # -- reviews -------------------------------------------------------------------------------
+def with_plan(f: SupportFile) -> SupportFile:
+    f.draw_up_plan(goals=["情绪稳定"], measures=MEASURES, actor=COUNSELOR, at=T0)
+    return saved(f)
+
+
 def test_a_review_resets_the_next_review_and_an_unreviewed_file_becomes_overdue() -> None:
-    f = saved(new_file("high"))
+    f = with_plan(saved(new_file("high")))
     due = f.next_review_due
     assert due is not None
     # then it is not overdue on its due date, and is the day after
@@ -392,6 +398,81 @@ def test_a_review_resets_the_next_review_and_an_unreviewed_file_becomes_overdue(
     assert f.next_review_due == due + timedelta(days=POLICY.review_days["high"])
     assert not f.review_overdue(due + timedelta(days=1))
     assert f.reviews[0]["outcome"] == "continue" and names(f) == ["PlanReviewed"]
+
+
+def review(f: SupportFile, reviewed_on: date = date(2026, 10, 13), **kw: Any) -> None:
+    f.record_review(
+        entry_id=kw.pop("entry_id", "v1"),
+        reviewed_on=reviewed_on,
+        notes="复评",
+        outcome="continue",
+        policy=POLICY,
+        actor=COUNSELOR,
+        at=later(),
+        **kw,
+    )
+
+
+def test_a_plan_review_before_any_plan_is_refused_and_leaves_no_event() -> None:
+    f = saved(new_file("key"))
+    with pytest.raises(PlanMissing) as refused:
+        review(f)
+    assert refused.value.text == "尚未制定帮扶方案，不能记录方案复评"
+    assert names(f) == [] and f.reviews == []
+    # once a plan is drawn up, the same review is recorded
+    review(with_plan(f))
+    assert names(f) == ["PlanReviewed"]
+
+
+@pytest.mark.parametrize("level", ["general", "key", "high"])
+def test_the_next_review_may_be_chosen_within_the_policys_bounds_for_the_risk_level(level: str) -> None:
+    # given a file with a plan, at each risk level, reviewed on 13 October
+    on = date(2026, 10, 13)
+    days = POLICY.review_days[level]
+    for chosen in (on + timedelta(days=1), on + timedelta(days=days // 2 or 1), on + timedelta(days=days)):
+        f = with_plan(saved(new_file(level)))
+        # when the counselor chooses a day from the next day to the policy's interval
+        review(f, on, next_review_due=chosen)
+        # then that day is the next review, stored in the event
+        assert f.next_review_due == chosen and f.reviews[0]["next_review_due"] == chosen
+    # left empty, it is the policy's day
+    f = with_plan(saved(new_file(level)))
+    review(f, on)
+    assert f.next_review_due == POLICY.next_review(level, on) == POLICY.review_bounds(level, on)[1]
+
+
+@pytest.mark.parametrize(
+    ("level", "offset"), [("high", 8), ("high", 0), ("key", 31), ("key", -3), ("general", 91), ("general", 0)]
+)
+def test_a_next_review_outside_the_policys_bounds_is_refused_naming_the_range(level: str, offset: int) -> None:
+    f = with_plan(saved(new_file(level)))
+    on = date(2026, 10, 13)
+    with pytest.raises(ReviewDateOutOfRange) as refused:
+        review(f, on, next_review_due=on + timedelta(days=offset))
+    latest = on + timedelta(days=POLICY.review_days[level])
+    assert refused.value.text == (
+        f"下次复评日期应在 2026年10月14日 至 {latest.year}年{latest.month}月{latest.day}日 之间"
+        f"（{ {'general': '一般关注', 'key': '重点关注', 'high': '高危'}[level] }档案最长每 "
+        f"{POLICY.review_days[level]} 天复评一次）"
+    )
+    assert names(f) == [] and f.reviews == []
+
+
+def test_the_review_bounds_follow_a_regions_policy() -> None:
+    policy = Policy(review_days={"general": 60, "key": 14, "high": 3})
+    assert policy.review_bounds("high", date(2026, 10, 13)) == (date(2026, 10, 14), date(2026, 10, 16))
+    f = with_plan(saved(new_file("high")))
+    with pytest.raises(ReviewDateOutOfRange):
+        f.record_review(
+            entry_id="v",
+            reviewed_on=date(2026, 10, 13),
+            notes="复评",
+            outcome="continue",
+            policy=policy,
+            actor=COUNSELOR,
+            at=later(),
+            next_review_due=date(2026, 10, 20),  # within the default week, not this region's 3 days
+        )
 
 
 # -- corrections ---------------------------------------------------------------------------

@@ -108,6 +108,9 @@ def test_a_review_is_overdue_only_after_its_date_decided_when_the_register_is_re
     # a review moves the date on; the clock's today is the default
     clock.advance(days=31)
     assert sr.register(app, school.counselor, school.id)[0].review_overdue
+    app.support.draw_up_plan(
+        school.counselor, fid, goals=["情绪稳定"], measures=[{"text": "每周一次个体辅导", "by": "心理老师"}]
+    )
     app.support.record_review(school.counselor, fid, reviewed_on=clock.today, notes="情况稳定", outcome="continue")
     line = sr.register(app, school.counselor, school.id)[0]
     assert (line.next_review_due, line.review_overdue) == (

@@ -299,6 +299,9 @@ def test_a_support_file_review_falls_due_for_its_responsible_counselor(
     assert queue(app, school.counselor) == [("plan_review", fid, clock.today + timedelta(days=REVIEW["high"]), False)]
     # when the plan is reviewed (on an earlier day), the next review counts from that day
     clock.advance(days=10)
+    app.support.draw_up_plan(
+        school.counselor, fid, goals=["情绪稳定"], measures=[{"text": "每周一次个体辅导", "by": "心理老师"}]
+    )
     app.support.record_review(
         school.counselor, fid, reviewed_on=clock.today - timedelta(days=2), notes="好转", outcome="continue"
     )

@@ -207,10 +207,12 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
             "expected_version": _version(page.text),
             "mode": "draw",
             "goals": "情绪稳定\n按时到校",
-            "measures": "每周一次个体辅导",
+            "measure_text": ["每周一次个体辅导", "", ""],
+            "measure_by": ["", "", ""],
         },
     )
     assert r.status_code == 400 and "负责人不能为空" in r.text and "情绪稳定\n按时到校" in r.text
+    assert 'value="每周一次个体辅导"' in r.text
     assert _file(site, file_id).plan is None
     r = b.post(
         f"/support/{file_id}/plan",
@@ -218,7 +220,8 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
             "expected_version": _version(page.text),
             "mode": "draw",
             "goals": "情绪稳定\n按时到校",
-            "measures": "每周一次个体辅导 | 心理老师\n每日关注课堂表现｜班主任",
+            "measure_text": ["每周一次个体辅导", "", "每日关注课堂表现"],
+            "measure_by": ["心理老师", "", "班主任"],
         },
     )
     assert r.status_code == 303
@@ -236,7 +239,8 @@ def test_open_file_and_work_it_through_every_step(site: DemoSite, browse) -> Non
             "expected_version": _version(page.text),
             "mode": "revise",
             "goals": "情绪稳定",
-            "measures": "每两周一次个体辅导 | 心理老师",
+            "measure_text": "每两周一次个体辅导",
+            "measure_by": "心理老师",
             "reason": "情况好转",
         },
     )

@@ -84,13 +84,47 @@ def _lines(text: Any) -> list[str]:
     return [line.strip() for line in str(text or "").splitlines() if line.strip()]
 
 
-def _measures(text: Any) -> list[dict[str, str]]:
-    """One measure per line: 措施内容 | 负责人 (a full-width ｜ works too)."""
-    out = []
-    for line in _lines(text):
-        body, sep, by = line.replace("｜", "|").rpartition("|")
-        out.append({"text": body.strip(), "by": by.strip()} if sep else {"text": line, "by": ""})
-    return out
+def _values(form: dict[str, Any], name: str) -> list[str]:
+    """A repeated field's values (one value arrives as a string, several as a list)."""
+    found = form.get(name)
+    if found is None:
+        return []
+    return [str(v) for v in found] if isinstance(found, list) else [str(found)]
+
+
+# The plan editor: one row per measure (措施内容 + 负责人), as many rows as the page sent.
+MAX_PLAN_ROWS = 30
+BLANK_ROWS = 3  # the empty rows of a new plan's editor
+PLAN_BY_SUGGESTIONS = ("心理老师", "班主任", "家长", "德育主任", "学生本人")
+
+
+def _plan_rows(form: dict[str, Any]) -> list[dict[str, str]]:
+    """The editor's rows as typed (text and responsible person), empty ones included."""
+    texts, bys = _values(form, "measure_text"), _values(form, "measure_by")
+    n = max(len(texts), len(bys))
+    texts, bys = texts + [""] * (n - len(texts)), bys + [""] * (n - len(bys))
+    return [{"text": t.strip(), "by": b.strip()} for t, b in zip(texts, bys, strict=True)][:MAX_PLAN_ROWS]
+
+
+def _measures(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The plan's measures: the rows with anything typed (a row left empty is no measure;
+    a half-filled one goes to the domain, which names what it lacks)."""
+    return [r for r in rows if r["text"] or r["by"]]
+
+
+def _edited_rows(rows: list[dict[str, str]], action: str) -> list[dict[str, str]]:
+    """The editor's rows after a row button without script: add (one empty row at the end),
+    remove:N, up:N (N counts from 0). Nothing is saved."""
+    rows = list(rows)
+    verb, _, at = action.partition(":")
+    i = int(at) if at.isdigit() else -1
+    if verb == "add" and len(rows) < MAX_PLAN_ROWS:
+        rows.append({"text": "", "by": ""})
+    elif verb == "remove" and 0 <= i < len(rows):
+        del rows[i]
+    elif verb == "up" and 0 < i < len(rows):
+        rows[i - 1], rows[i] = rows[i], rows[i - 1]
+    return rows or [{"text": "", "by": ""}]
 
 
 # -- the caseload and the register ------------------------------------------------------------------
@@ -198,11 +232,18 @@ def _file_page(
     except Erased:
         return render(request, "support/erased.html", 410, file_id=file_id)
     student = app.student_ref(f.student_id)  # a name for an already-authorised read
+    today = app.now().date()
+    if "rows" not in extra:  # the plan editor: the plan's measures and one empty row, or empty rows
+        measures = [dict(m) for m in f.plan["measures"]] if f.plan else []
+        extra["rows"] = measures + [{"text": "", "by": ""}] * (1 if measures else BLANK_ROWS)
     return render(
         request,
         "support/file.html",
         status,
         f=f,
+        review_bounds=app.policy.review_bounds(f.risk_level, today),
+        review_days=app.policy.review_days,
+        by_suggestions=PLAN_BY_SUGGESTIONS,
         crisis=crisis_view(f, app.now()) if f.crisis is not None else None,
         student=student,
         staff_name=web.staff_name,
@@ -212,7 +253,7 @@ def _file_page(
         agency_kinds=AGENCY_KINDS,
         referral_states=REFERRAL_STATES,
         readonly=bool(break_glass),
-        today=app.now().date(),
+        today=today,
         erased_label=ERASED_LABEL,
         **VOCAB,
         **CRISIS_VOCAB,
@@ -334,14 +375,33 @@ def change_category(app: Anxin, user: User, file_id: str, form: dict[str, Any], 
     app.support.change_file_category(user.actor, file_id, category, reason, expected_version=v)
 
 
-@_step("plan", "帮扶方案已保存")
-def plan(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | None, today: date) -> None:
-    goals, measures = _lines(form.get("goals")), _measures(form.get("measures"))
-    if form.get("mode") == "revise":
-        reason = str(form.get("reason", ""))
-        app.support.revise_plan(user.actor, file_id, goals=goals, measures=measures, reason=reason, expected_version=v)
-    else:
-        app.support.draw_up_plan(user.actor, file_id, goals=goals, measures=measures, expected_version=v)
+@router.post("/support/{file_id}/plan")
+def plan(request: Request, file_id: str, user: PageUser, form: Form) -> Response:
+    """Draw up or revise the plan (一人一策) from the editor's rows. A row button (添加一行,
+    删除, 上移) sent without script shows the editor again with the rows changed and
+    everything typed kept; nothing is saved until 保存."""
+    rows = _plan_rows(form)
+    edit = str(form.get("plan_action") or "")
+    if edit:
+        return _file_page(request, user, file_id, active="plan", rows=_edited_rows(rows, edit))
+
+    def command(app: Anxin) -> None:
+        v = expected_version(form)
+        goals, measures = _lines(form.get("goals")), _measures(rows)
+        if form.get("mode") == "revise":
+            reason = str(form.get("reason", ""))
+            app.support.revise_plan(
+                user.actor, file_id, goals=goals, measures=measures, reason=reason, expected_version=v
+            )
+        else:
+            app.support.draw_up_plan(user.actor, file_id, goals=goals, measures=measures, expected_version=v)
+
+    return run_form(
+        request,
+        command,
+        lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("帮扶方案已保存")),
+        lambda r: _file_page(request, user, file_id, r.status, active="plan", error=r.message, rows=rows),
+    )
 
 
 def _minutes(typed: Any) -> int | None:
@@ -463,6 +523,7 @@ def review(app: Anxin, user: User, file_id: str, form: dict[str, Any], v: int | 
         reviewed_on=day_or(form.get("reviewed_on"), today),
         notes=str(form.get("notes", "")),
         outcome=str(form.get("outcome", "")),
+        next_review_due=day_or(form.get("next_review_due"), None, "下次复评日期"),
         expected_version=v,
     )
 
