@@ -362,10 +362,18 @@ class RecordLine:
     opened: datetime | None
     changed: datetime | None
     erased: bool = False
+    owner_id: str | None = None  # who answers for it (a file's counselor, a pairing's teacher)
+    # What the viewer may open of it (the profile's list; "" in a list read with a reason):
+    # "full", "status" (a case's or file's status line), "plan" (a file's plan, 一对一包联人).
+    access: str = ""
 
     @property
     def kind_label(self) -> str:
         return KIND_LABELS[self.kind]
+
+    @property
+    def is_open(self) -> bool:
+        return not self.erased and self.status not in DONE_STATUSES.get(self.kind, ())
 
     @property
     def status_label(self) -> str:
@@ -387,6 +395,10 @@ class Timeline:
     # other records are listed here, each to be opened with a reason of its own.
     scoped: bool = False
     records: list[RecordLine] = field(default_factory=list)
+    # Read without a reason: the student's cases, files and pairings this viewer may see
+    # (each as far as the gate lets them: `RecordLine.access`), open ones first; what they
+    # may not see is left out, not hinted at.
+    linked: list[RecordLine] = field(default_factory=list)
 
 
 # The right that shows a stream's entries, by kind; a case falls back to its status line.
@@ -451,18 +463,38 @@ def _stream_details(app: Source, stream_id: str) -> dict[int, dict[str, Any]]:
 
 # What a read of a student with a stated reason lists of their other records.
 LISTED_KINDS = ("case", "file", "pairing")
+# The directory's statuses of a record no longer being worked on, by kind.
+DONE_STATUSES = {"case": ("closed",), "file": ("closed",), "pairing": ("ended",)}
 
 
-def _record_lines(app: Source, student_id: str, streams: list[tuple[str, str]]) -> list[RecordLine]:
+def _file_part(app: Source, actor: Actor, stream_id: str) -> str | None:
+    """What the viewer may see of a file they may not read whole: its plan (the one-to-one
+    responsible person, FILE_PLAN) or its status (FILE_STATUS), passed through the gate and
+    recorded like any read shown; None: nothing (left out, nothing recorded)."""
+    for action, level in ((access.FILE_PLAN, "plan"), (access.FILE_STATUS, "status")):
+        if app.permits(actor, action, "file", stream_id):
+            try:
+                app.check(actor, action, "file", stream_id)
+            except PermissionDenied:
+                return None
+            return level
+    return None
+
+
+def _record_lines(
+    app: Source, student_id: str, streams: list[tuple[str, str]], access: dict[str, str] | None = None
+) -> list[RecordLine]:
     """The student's cases, files and pairings as a list (ids and codes from the
-    directory, dates from this view's entries): no content is read."""
+    directory, dates from this view's entries): no content is read. `access`: what the
+    viewer may open of each (the profile's list)."""
     listed = [sid for sid, kind in streams if kind in LISTED_KINDS and sid != student_id]
     if not listed:
         return []
     directory = {
-        r[0]: (r[1], r[2], bool(r[3]))
+        r[0]: (r[1], r[2], bool(r[3]), r[4])
         for r in app.db.fetch_in(
-            "SELECT stream_id, kind, status, erased FROM {t}anxin_directory WHERE stream_id IN ({marks})", listed
+            "SELECT stream_id, kind, status, erased, owner_id FROM {t}anxin_directory WHERE stream_id IN ({marks})",
+            listed,
         )
     }
     parts = {
@@ -483,7 +515,7 @@ def _record_lines(app: Source, student_id: str, streams: list[tuple[str, str]]) 
             dates.setdefault(sid, []).append(datetime.fromisoformat(at))
     out = []
     for sid in listed:
-        kind, status, erased = directory.get(sid, (dict(streams)[sid], None, True))
+        kind, status, erased, owner = directory.get(sid, (dict(streams)[sid], None, True, None))
         when = dates.get(sid, [])
         out.append(
             RecordLine(
@@ -494,6 +526,8 @@ def _record_lines(app: Source, student_id: str, streams: list[tuple[str, str]]) 
                 opened=when[0] if when else None,
                 changed=when[-1] if when else None,
                 erased=erased,
+                owner_id=owner if kind in ("file", "pairing") else None,
+                access=(access or {}).get(sid, ""),
             )
         )
     # Newest first; erased ones (no dates left) last.
@@ -572,7 +606,15 @@ def timeline(app: Source, actor: Actor, student_id: str, break_glass: str | None
         )
     name = app.student_ref(student_id).name if decisions[student_id] == "full" else None
     records = _record_lines(app, student_id, streams) if scoped else []
-    return Timeline(student_id=student_id, name=name, entries=out, scoped=scoped, records=records)
+    linked: list[RecordLine] = []
+    if not scoped:
+        shown = {sid: d for sid, d in decisions.items() if d is not None}
+        for sid, kind in streams:
+            if kind == "file" and sid not in shown and (part := _file_part(app, actor, sid)) is not None:
+                shown[sid] = part
+        lines = _record_lines(app, student_id, [(sid, k) for sid, k in streams if sid in shown], shown)
+        linked = sorted(lines, key=lambda r: (not r.is_open, LISTED_KINDS.index(r.kind)))  # stable: newest first
+    return Timeline(student_id=student_id, name=name, entries=out, scoped=scoped, records=records, linked=linked)
 
 
 __all__ = [

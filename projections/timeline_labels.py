@@ -195,6 +195,7 @@ DETAIL_FIELDS = (
     "band_label",
     "flagged",
     "crisis",
+    "support_file_id",  # the file a screening opened or raised (a link where the viewer may see it)
     "screened_on",
     "school_year",
     "cadence_days",

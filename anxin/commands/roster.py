@@ -57,6 +57,14 @@ class RosterCommands(Commands):
             )
         return StudentRef(student_id, s.school_id, s.class_name, s.student_no, s.name)
 
+    def student_profile(self, student_id: str) -> Student | None:
+        """A student's identity (class, guardians, tags) inside an already-authorised view
+        (the student page, after its STUDENT_READ); None once erased or unreadable."""
+        try:
+            return self.core.load(student_id, Student)
+        except (Erased, NotFound, Unreadable):
+            return None
+
     def schools(self) -> list[tuple[str, str, str]]:
         return [
             (r[0], r[1], r[2])
