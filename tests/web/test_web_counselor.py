@@ -564,9 +564,23 @@ def test_good_screening_import_raises_coverage(site: DemoSite, browse) -> None:
             ]
         ),
     )
-    assert r.status_code == 303 and r.headers["location"] == "/screenings"
-    page = b.get("/screenings")
+    # the confirmation names the file the flagged result opened, linked by its number
+    assert r.status_code == 303 and r.headers["location"].startswith("/screenings?files=")
+    page = b.get(r.headers["location"])
     assert "已导入 2 条筛查结果" in page.text and "新建档案 1 份" in page.text
+    [opened] = [x for x in site.app.support.my_support_files(me) if x.student_id == flagged.id]
+    confirmation = page.text.split('id="screening-files"', 1)[1].split("</section>", 1)[0]
+    number = site.app.record_number(opened.file_id)
+    assert f'<a href="/support/{opened.file_id}">{number}</a>' in confirmation and number.startswith("XL-")
+    assert flagged.name in confirmation and calm.name not in confirmation
+    # the flagged student's page links the screening to that file
+    student_page = b.get(f"/students/{flagged.id}").text
+    screening = next(
+        e
+        for e in re.findall(r'<li class="entry kind-screening[^"]*">(.*?)</li>', student_page, re.S)
+        if "心理筛查" in e
+    )
+    assert f'href="/support/{opened.file_id}"' in screening
     after = coverage(site.app, me, _school(site))
     assert after.screened == before.screened + 2
     assert f"{after.screened} / {after.enrolled}" in page.text
@@ -598,9 +612,11 @@ def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences
     assert site.app.screenings.student_screenings(me, flagged.id) == []
     # 9 items, either comma: saved, flagged, and a support file opened as an import would
     r = b.post("/screenings/record", {**form, "answers": "2，2，2，2，2，2，1，0，0"})
-    assert r.status_code == 303 and r.headers["location"] == "/screenings"
-    page = b.get("/screenings")
+    assert r.status_code == 303 and r.headers["location"].startswith("/screenings?files=")
+    page = b.get(r.headers["location"])
     assert "已导入 1 条筛查结果：1 条达到预警线" in page.text and "新建档案 1 份" in page.text
+    [opened] = [x for x in site.app.support.my_support_files(me) if x.student_id == flagged.id]
+    assert f'<a href="/support/{opened.file_id}">XL-' in page.text.split('id="screening-files"', 1)[1]
     assert f'value="{flagged.id}"' not in page.text  # screened now: no longer offered
     assert [s["total"] for s in site.app.screenings.student_screenings(me, flagged.id)] == [13]
     assert coverage(site.app, me, _school(site)).screened == before.screened + 1

@@ -6,14 +6,16 @@ SCREENING_IMPORT)."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.service import Anxin
-from domain.common import Erased
+from domain.common import Erased, PermissionDenied
+from domain.policy import RISK_LABELS
 from domain.screening import ImportRejected
-from projections.support_register import coverage, student_refs
+from projections.support_register import RegisterLine, coverage, register, student_refs
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, redirect, render
 from web.forms import Refused, day_or, run_form, uploaded_text
@@ -38,11 +40,47 @@ def _reason(text: str) -> str:
     return "; ".join(i18n.lookup(part, lang) or part for part in text.split("；"))
 
 
+MAX_LINKED = 500  # the files one confirmation lists (an import of a whole grade stays under)
+
+
+def _file_ids(typed: str | None) -> list[str]:
+    """The files an import or a typed-in result opened or raised, as the confirmation's
+    address names them (ids only, comma-separated); anything else is ignored."""
+    out: list[str] = []
+    for part in (typed or "").split(","):
+        try:
+            out.append(str(UUID(part.strip())))
+        except ValueError:
+            continue
+    return out[:MAX_LINKED]
+
+
+def _linked_files(app: Anxin, user: User, ids: list[str]) -> list[RegisterLine]:
+    """Those files as the school's register shows them (FILE_LIST, recorded): the student,
+    the level, who is responsible, each linked by its number. Refused the register: none."""
+    if not ids:
+        return []
+    try:
+        lines = register(app, user.actor, user.actor.school_id or "")
+    except PermissionDenied:
+        return []
+    wanted = set(ids)
+    return [line for line in lines if line.file_id in wanted]
+
+
+def _done_url(result: Any) -> str:
+    """The confirmation: the screening page, with the files the results opened or raised."""
+    ids = list(getattr(result, "file_ids", []) or [])
+    return "/screenings?files=" + ",".join(ids) if ids else "/screenings"
+
+
 def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Response:
-    app = get_web(request).app
+    web = get_web(request)
+    app = web.app
     cov = coverage(app, user.actor, user.actor.school_id or "")
     missing = student_refs(app, cov.not_screened)
     instruments = sorted(app.screenings.instruments.values(), key=lambda i: i.id)
+    linked = _linked_files(app, user, _file_ids(request.query_params.get("files")))
     return render(
         request,
         "screenings/index.html",
@@ -52,6 +90,11 @@ def _page(request: Request, user: User, status: int = 200, **extra: Any) -> Resp
         instruments=instruments,
         header=template_header(app),
         today=app.now().date().isoformat(),
+        linked=linked,
+        linked_refs={r.id: r for r in student_refs(app, [x.student_id for x in linked if x.student_id])},
+        numbers=app.record_numbers([x.file_id for x in linked]),
+        risk_labels=RISK_LABELS,
+        staff_name=web.staff_name,
         **extra,
     )
 
@@ -82,7 +125,7 @@ def screenings_import(request: Request, user: PageUser, form: Form) -> Response:
     return run_form(
         request,
         lambda app: app.screenings.import_screenings(user.actor, user.actor.school_id or "", uploaded_text(form)),
-        lambda result: redirect("/screenings", request, _done(result)),
+        lambda result: redirect(_done_url(result), request, _done(result)),
         refused,
         on_page=(Erased,),
     )
@@ -114,7 +157,7 @@ def screenings_record(request: Request, user: PageUser, form: Form) -> Response:
     return run_form(
         request,
         command,
-        lambda result: redirect("/screenings", request, _done(result)),
+        lambda result: redirect(_done_url(result), request, _done(result)),
         lambda r: _page(request, user, r.status, errors=None, one_error=r.message, one=kept),
         on_page=(Erased,),
     )
