@@ -679,7 +679,7 @@ class SupportFile(CaseAggregate):
     ) -> None:
         """A scheduled review of the plan (动态管理); the next one is set from the policy."""
         self._check_entry(entry_id, reviewed_on, "记录方案复评", at)
-        require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 continue 或 adjust）")
+        require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 {'、'.join(REVIEW_OUTCOMES.values())}）")
         self._reviewed(
             entry_id=entry_id,
             reviewed_on=reviewed_on,

@@ -17,6 +17,7 @@ from domain.access import decide
 from domain.common import PermissionDenied, Role
 from domain.pairing import DIMENSION_LABELS
 from projections.timeline import search_students, timeline
+from projections.timeline_labels import value_label
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, render
 
@@ -74,6 +75,8 @@ def _details(entry: Any) -> list[tuple[str, Any]]:
                 value = i18n.fmt_datetime(value)
             elif isinstance(value, date):
                 value = i18n.fmt_date(value)
+            elif isinstance(value, str):  # a code in words; system-written text in the reader's language
+                value = i18n.system_text(value_label(entry.event_type, key, value))
             out.append((FIELD_LABELS[key], value))
     return out
 
