@@ -15,6 +15,7 @@ from anxin.service import Anxin
 from domain import access
 from domain.access import decide
 from domain.common import PermissionDenied, Role
+from domain.grades import class_sort_key
 from domain.pairing import DIMENSION_LABELS
 from projections.timeline import search_students, timeline
 from projections.timeline_labels import value_label
@@ -90,7 +91,9 @@ def students(request: Request, user: PageUser, app: App) -> Response:
     if q and school is not None:
         found = search_students(app, user.actor, school, q)
     elif not q and school is not None and user.has(Role.CLASS_TEACHER):
-        classes = [(c, app.roster.list_students(user.actor, school, c)) for c in sorted(user.actor.classes)]
+        classes = [
+            (c, app.roster.list_students(user.actor, school, c)) for c in sorted(user.actor.classes, key=class_sort_key)
+        ]
     return render(request, "students/search.html", q=q, found=found, classes=classes, in_school=school is not None)
 
 
