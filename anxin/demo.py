@@ -106,6 +106,34 @@ def directory_counts(app: Any) -> tuple[dict[str, int], dict[str, int]]:
     return students, kinds
 
 
+# What `anxin summary` and `anxin demo` call each kind of record, with its counting word:
+# one list, so the two commands say the same thing of the same store (issue 18).
+KIND_NAMES = {
+    "student": ("学生", "人"),
+    "staff": ("教职工", "人"),
+    "case": ("欺凌案件", "件"),
+    "file": ("心理档案", "份"),
+    "pairing": ("一岗双带结对", "对"),
+    "screening": ("心理筛查记录", "份"),
+    "committee": ("学生欺凌治理委员会", "个"),
+}
+
+
+def totals_line(kinds: dict[str, int]) -> str:
+    """The store's records by kind, in Chinese (from `directory_counts`): the line both
+    commands print. A kind this list does not name yet is counted as 其他记录."""
+    parts = [f"{name} {kinds[k]} {unit}" for k, (name, unit) in KIND_NAMES.items() if kinds.get(k)]
+    other = sum(v for k, v in kinds.items() if k not in KIND_NAMES)
+    if other:
+        parts.append(f"其他记录 {other} 条")
+    return "记录总数：" + "，".join(parts)
+
+
+# What the demo did that the directory does not count (its casework's counts under other names
+# would differ from the totals: cases and files are also opened by escalations and screenings).
+DEMO_ONLY = ("谈心记录", "上报的担忧", "已结束结对")
+
+
 class HalfDemo(DomainError):
     code = "half_demo"
     message = HALF_DEMO
@@ -146,7 +174,10 @@ def _load(app: Any, password: str, seed: int, students_per_school: int) -> str:
         app.clock = real_clock
     total = sum(len(v) for s in schools for v in s.students.values())
     lines = [f"已载入演示学区：{len(schools)} 所学校，{total} 名学生。"]
-    lines += [f"  {k}：{v}" for k, v in counts.items()]
+    lines.append("  " + totals_line(directory_counts(app)[1]))
+    done = [f"{k} {counts[k]}" for k in DEMO_ONLY if counts.get(k)]
+    if done:
+        lines.append("  演示中还记录了：" + "，".join(done))
     return "\n".join(lines)
 
 

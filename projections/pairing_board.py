@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from domain import access
 from domain.common import ERASED_LABEL, Actor, NotFound
+from domain.grades import class_sort_key
 from projections.base import driver_mark
 from projections.days import from_ordinal, today_of
 from projections.pairing_board_view import STUDENT_CLASSES, PairingBoardView, concerns, pairings, views
@@ -77,7 +78,7 @@ def _count(class_name: str | None, lines: Iterable[PairingLine]) -> ClassCounts:
 
 
 def _by_class(lines: list[PairingLine]) -> list[ClassCounts]:
-    classes = sorted({p.class_name for p in lines}, key=lambda c: (c is None, c or ""))
+    classes = sorted({p.class_name for p in lines}, key=class_sort_key)
     return [_count(c, (p for p in lines if p.class_name == c)) for c in classes]
 
 
@@ -151,7 +152,7 @@ def pairing_counts(app: Source, actor: Actor, school_id: str, today: date | None
                     (student, school_id),
                 )
                 by_class.setdefault(row[0] if row else None, [0, 0, 0])[0] += 1
-    return [ClassCounts(c, *by_class[c]) for c in sorted(by_class, key=lambda c: (c is None, c or ""))]
+    return [ClassCounts(c, *by_class[c]) for c in sorted(by_class, key=class_sort_key)]
 
 
 def _school_of_staff(app: Source, staff_id: str) -> str | None:

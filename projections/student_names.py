@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Index, PrimaryKeyConstraint, bindparam, delet
 from domain import access
 from domain.access import Decision, Resource, decide
 from domain.common import Actor
+from domain.grades import class_sort_key
 from domain.roster import Student
 from projections.base import Column, String, Table, View, WriteBehind, metadata, own_fold
 from projections.source import student_refs
@@ -177,7 +178,9 @@ def search_students(
     q = q.order_by(enrolment.c.class_name, names.c.student_id).limit(limit)
     with app.views.engine.connect() as conn:
         ids = [r[0] for r in conn.execute(q)]
-    return sorted(student_refs(app, ids), key=lambda r: (r.erased, r.class_name or "", r.student_no or "", r.id))
+    return sorted(
+        student_refs(app, ids), key=lambda r: (r.erased, class_sort_key(r.class_name), r.student_no or "", r.id)
+    )
 
 
 __all__ = [

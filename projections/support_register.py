@@ -19,6 +19,7 @@ from sqlalchemy import select
 from domain import access
 from domain.access import decide
 from domain.common import Actor
+from domain.grades import class_sort_key
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from projections.base import aggregate_of, directory_row, open_for, seal_det
 from projections.source import student_refs
@@ -180,7 +181,7 @@ def coverage(
         school_year=year,
         enrolled=len(rows),
         screened=sum(c[1] for c in per_class.values()),
-        per_class={k: ClassCoverage(*v) for k, v in sorted(per_class.items())},
+        per_class={k: ClassCoverage(*v) for k, v in sorted(per_class.items(), key=lambda kv: class_sort_key(kv[0]))},
         not_screened=not_screened,
         names=names,
     )

@@ -216,3 +216,75 @@ def details_of(e: Any) -> dict[str, Any]:
             continue
         out[k] = v
     return out
+
+
+# -- codes shown in words (issue 18) ----------------------------------------------------------------
+# A detail field that holds a code: the vocabulary that names it (pages never show a code).
+def _value_labels() -> dict[str, dict[str, str]]:
+    from domain.bullying.vocabulary import (
+        APPEAL_OUTCOMES,
+        AUTHORITIES,
+        AUTHORITY_REPORT_GROUNDS,
+        AUTHORITY_REPORT_METHODS,
+        CHANNELS,
+        CLUE_FINDINGS,
+        CONTACT_METHODS,
+        COUNTY_REVIEW_OUTCOMES,
+        DISPOSITION_DECIDERS,
+        DISPOSITION_KINDS,
+        GUARDIAN_INVITATION_METHODS,
+        GUARDIAN_PARTICIPATION,
+        INTERVENTION_KINDS,
+        MEASURES,
+        PARTS,
+        POLICE_TRACK_KINDS,
+        SEVERITIES,
+    )
+    from domain.policy import RISK_LABELS
+    from domain.support.vocabulary import CONTACT_METHODS as FILE_CONTACT_METHODS
+    from domain.support.vocabulary import GUARDIAN_METHODS, GUARDIAN_RESPONSES, REVIEW_OUTCOMES
+
+    levels = {k: v for by_kind in _discipline_levels().values() for k, v in by_kind.items()}
+    return {
+        "channel": CHANNELS,
+        "part": PARTS,
+        "severity": SEVERITIES,
+        "outcome": {**REVIEW_OUTCOMES, **APPEAL_OUTCOMES, **COUNTY_REVIEW_OUTCOMES},
+        "risk_level": dict(RISK_LABELS),
+        "from_level": dict(RISK_LABELS),
+        "to_level": dict(RISK_LABELS),
+        "kind": {**MEASURES, **INTERVENTION_KINDS, **DISPOSITION_KINDS, **POLICE_TRACK_KINDS},
+        "method": {**FILE_CONTACT_METHODS, **CONTACT_METHODS},
+        "participation": GUARDIAN_PARTICIPATION,
+        "authority": AUTHORITIES,
+        "grounds": AUTHORITY_REPORT_GROUNDS,
+        "decided_by": DISPOSITION_DECIDERS,
+        "finding": CLUE_FINDINGS,
+        "response": GUARDIAN_RESPONSES,
+        "level": levels,
+        # Where one field's code means different things in different events (by event type).
+        "GuardianInvitationRecorded.method": GUARDIAN_INVITATION_METHODS,
+        "AuthorityReportMade.method": AUTHORITY_REPORT_METHODS,
+        "CrisisGuardianInformed.method": GUARDIAN_METHODS,
+        "PlanReviewed.outcome": REVIEW_OUTCOMES,
+        "AppealReviewed.outcome": APPEAL_OUTCOMES,
+        "CountyReviewDecided.outcome": COUNTY_REVIEW_OUTCOMES,
+    }
+
+
+def _discipline_levels() -> dict[str, dict[str, str]]:
+    from domain.bullying.vocabulary import DISPOSITION_LEVELS
+
+    return DISPOSITION_LEVELS
+
+
+VALUE_LABELS: dict[str, dict[str, str]] = _value_labels()
+
+
+def value_label(event_type: str, field: str, value: Any) -> Any:
+    """A detail's value as a person reads it: a code in its Chinese label (the event's own
+    vocabulary first), unknown codes and free text as they are."""
+    if isinstance(value, str):
+        labels = VALUE_LABELS.get(f"{event_type}.{field}") or VALUE_LABELS.get(field, {})
+        return labels.get(value, value)
+    return value

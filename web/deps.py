@@ -65,6 +65,7 @@ class Web:
         )
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
+        env.filters["system"] = i18n.system_text  # system-written Chinese, in the reader's language
         self._write = threading.RLock()
         self._names: dict[str, str] = {}
         # The last verification of the audit trail run from the audit page (this process's).

@@ -119,7 +119,7 @@ def _patterns(lang: str) -> list[tuple[re.Pattern[str], str]]:
         for m in _FIELD.finditer(msgid):
             parts.append(re.escape(msgid[pos : m.start()]))
             name = m.group(1)
-            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.*?)")  # a value may be empty
             seen.add(name)
             pos = m.end()
         parts.append(re.escape(msgid[pos:]))
@@ -140,12 +140,61 @@ def lookup(text: str, lang: str, depth: int = 0) -> str | None:
     for rx, msgstr in _patterns(lang):
         m = rx.match(text)
         if m:
-            values = {k: lookup(v, lang, depth + 1) or v for k, v in m.groupdict().items()}
+            values = {k: lookup(v, lang, depth + 1) or _listed(v, lang, depth) or v for k, v in m.groupdict().items()}
             try:
                 return msgstr.format(**values)
             except (KeyError, IndexError, ValueError):
                 return msgstr
     return None
+
+
+_SEGMENT = re.compile(r"(；|\n)")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def system_text(text: Any, lang: str | None = None) -> Any:
+    """Text the system wrote into a record in Chinese (a screening alert's reason, an
+    instrument's name, an automatic risk change's reason), in the reader's language at
+    display time: the stored text is matched against the catalogue's templates, as a whole
+    or segment by segment (a reason is several sentences joined by "；"). History is not
+    rewritten; text that matches no template (what a person typed) is shown as it is."""
+    lang = lang or current.get()
+    if lang == DEFAULT or not isinstance(text, str) or not text:
+        return text
+    whole = lookup(text, lang)
+    parts = _SEGMENT.split(text)
+    if len(parts) == 1:
+        return text if whole is None else whole
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if part in ("；", "\n") and i + 1 < len(parts):
+            joined = part + parts[i + 1]
+            done = lookup(joined, lang)
+            if done is not None:
+                out.append(done)
+                i += 2
+                continue
+            out.append("; " if part == "；" else part)
+        elif part:
+            out.append(lookup(part, lang) or part)
+        i += 1
+    pieces = "".join(out)
+    if whole is None:
+        return pieces if _CJK.findall(pieces) != _CJK.findall(text) else text  # nothing known: as typed
+    # A template may swallow the following sentences into its last value: the reading with
+    # less Chinese left is the one translated further.
+    return whole if len(_CJK.findall(whole)) <= len(_CJK.findall(pieces)) else pieces
+
+
+def _listed(value: str, lang: str, depth: int) -> str | None:
+    """A list of labels put into a message ("一般欺凌、严重欺凌"), each translated, when
+    every one is known."""
+    if "、" not in value:
+        return None
+    items = [lookup(item, lang, depth + 1) for item in value.split("、")]
+    return ", ".join(items) if all(items) else None  # type: ignore[arg-type]
 
 
 def local(value: datetime) -> datetime:

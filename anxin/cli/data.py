@@ -97,6 +97,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         demo_state,
         directory_counts,
         store_is_empty,
+        totals_line,
     )
 
     app = _open(args)
@@ -106,7 +107,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     students, counts = directory_counts(app)
     for sid, name, district in app.schools():
         print(f"  {name}（{district}）：学生 {students.get(sid, 0)} 名")
-    print("  " + "，".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print("  " + totals_line(counts))
     print(f"演示账号（默认密码 {DEMO_PASSWORD}，除非载入时用 --password 另行指定）：")
     for username, label in DEMO_USERS:
         print(f"  {username:<12} {label}")

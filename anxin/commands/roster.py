@@ -17,6 +17,7 @@ from anxin.quarantine import UNREADABLE_LABEL, Unreadable
 from domain import access
 from domain.access import Resource
 from domain.common import ERASED_LABEL, Actor, Conflict, Erased, InvalidInput, NotFound, require_text
+from domain.grades import class_sort_key
 from domain.roster import Staff, Student, parse_roles, widened_roles
 from projections.base import StudentRef
 
@@ -448,7 +449,7 @@ class RosterCommands(Commands):
         ids = [r[0] for r in self.db.fetch(sql, args)]
         self.core.keystore.preload()
         refs = [self.student_ref(i) for i in ids]
-        return sorted(refs, key=lambda r: (r.erased, r.class_name or "", r.student_no or ""))
+        return sorted(refs, key=lambda r: (r.erased, class_sort_key(r.class_name), r.student_no or ""))
 
     def school_roster(self, school_id: str) -> dict[str, tuple[str | None, bool]]:
         """Every student stream of the school by id: (status, erased). Ids and codes only,

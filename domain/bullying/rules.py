@@ -27,7 +27,7 @@ from domain.common import (
 
 def check_choice(value: str | None, options: Mapping[str, str], what: str) -> str:
     value = (value or "").strip()
-    require(value in options, f"{what}「{value}」无效，应为：{'、'.join(options)}")
+    require(value in options, f"{what}「{value}」无效，应为：{'、'.join(options.values())}")  # labels, never codes
     return value
 
 

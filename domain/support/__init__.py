@@ -693,7 +693,7 @@ class SupportFile(CaseAggregate):
         (`Policy.review_bounds`: from the next day to the policy's interval), else the
         policy's day."""
         self._check_entry(entry_id, reviewed_on, "记录方案复评", at)
-        require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 continue 或 adjust）")
+        require(outcome in REVIEW_OUTCOMES, f"复评结论「{outcome}」无效（应为 {'、'.join(REVIEW_OUTCOMES.values())}）")
         if self.plan is None:
             raise PlanMissing(action="记录方案复评")
         earliest, latest = policy.review_bounds(self.risk_level, reviewed_on)

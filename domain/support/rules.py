@@ -9,11 +9,11 @@ from domain.common import (
     require,
     require_text,
 )
-from domain.policy import RISK_LEVELS
+from domain.policy import RISK_LABELS, RISK_LEVELS
 
 
 def check_level(level: str) -> str:
-    require(level in RISK_LEVELS, f"风险等级「{level}」无效（应为 {' / '.join(RISK_LEVELS)}）")
+    require(level in RISK_LEVELS, f"风险等级「{level}」无效（应为 {'、'.join(RISK_LABELS[k] for k in RISK_LEVELS)}）")
     return level
 
 

@@ -748,3 +748,21 @@ def test_the_store_can_be_named_by_the_environment_or_by_data_dir(cli: Cli) -> N
     assert not (cli.home / "var").exists(), f"written to the default ./var of the working directory: {stray}"
     if not cli.is_postgres:
         assert db.exists() and not cli.data_dir.exists()
+
+
+def test_summary_is_in_chinese_and_agrees_with_the_demo(demo_twice: DemoRuns) -> None:
+    """Issue 18: `anxin summary` printed English kinds (case 24, file 32...) and totals
+    other than `demo`'s (欺凌案件 22): both now print one line, from the store's directory."""
+    demo_out = demo_twice.outputs[0]
+    summary = demo_twice.stores[0].ok("summary")
+
+    def totals(text: str) -> dict[str, int]:
+        line = next(line for line in text.splitlines() if "记录总数：" in line)
+        found = re.findall(r"([\u4e00-\u9fff]+) (\d+) [\u4e00-\u9fff]", line.split("记录总数：")[1])
+        return {name: int(n) for name, n in found}
+
+    assert totals(summary) == totals(demo_out)
+    assert {"学生", "教职工", "欺凌案件", "心理档案", "一岗双带结对", "心理筛查记录"} <= set(totals(summary))
+    assert totals(summary)["学生"] == 600
+    for kind in ("student", "staff", "case", "file", "pairing", "screening", "committee"):
+        assert not re.search(rf"\b{kind}\b", summary), f"{kind!r} in the summary"

@@ -30,6 +30,12 @@ def label(text: str) -> str:
     return text if lang == i18n.DEFAULT else (i18n.lookup(text, lang) or text)
 
 
+def column(text: str) -> str:
+    """A column's own label under its group's header: "期末状态：调查中" under 期末状态 is
+    调查中 (the prefix said once, in the grouped header, not on every column)."""
+    return label(text.split("：", 1)[1] if "：" in text else text)
+
+
 def school_year_start(today: date) -> date:
     """The school year starts on 1 September."""
     return date(today.year if today.month >= 9 else today.year - 1, 9, 1)
@@ -56,6 +62,7 @@ def district(request: Request, user: PageUser, app: App) -> Response:
         "district/dashboard.html",
         report=report,
         label=label,
+        column=column,
         status_metrics=[m for m in ids if m.id.startswith("cases_end_")],
         file_metrics=[m for m in ids if m.id.startswith("files_end_")],
         sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id],

@@ -15,11 +15,13 @@ from anxin.service import Anxin
 from domain import access
 from domain.access import decide
 from domain.common import PermissionDenied, Role
+from domain.grades import class_sort_key
 from domain.pairing import DIMENSION_LABELS
 from domain.policy import RISK_LABELS
 from domain.roster import GENDER_LABELS
 from domain.support import REVIEW_OUTCOMES
 from projections.timeline import search_students, timeline
+from projections.timeline_labels import value_label
 from web import i18n
 from web.deps import App, Form, PageUser, User, get_web, reason_form, render
 
@@ -116,15 +118,16 @@ def _details(entry: Any) -> list[tuple[str, Any]]:
         elif key == "goals" and isinstance(value, list):
             out.append((labels[key], "；".join(str(g) for g in value)))
         elif key == "measures" and isinstance(value, list):
-            text = "；".join(f"{m.get('text', '')}（{m.get('by', '')}）" for m in value if isinstance(m, dict))
+            text = "；".join(f"{m.get('text', '')}（{i18n.system_text(m.get('by', ''))}）" for m in value if isinstance(m, dict))
             out.append((labels[key], text))
         elif key in labels and not isinstance(value, dict | list):
             if isinstance(value, datetime):
                 value = i18n.fmt_datetime(value)
             elif isinstance(value, date):
                 value = i18n.fmt_date(value)
-            elif isinstance(value, str) and (words := ENTRY_VALUE_LABELS.get((entry.kind, key))):
-                value = i18n.gettext(words.get(value, value))
+            elif isinstance(value, str):  # a code in words; system-written text in the reader's language
+                words = ENTRY_VALUE_LABELS.get((entry.kind, key))
+                value = i18n.system_text(words.get(value, value) if words else value_label(entry.event_type, key, value))
             out.append((labels[key], value))
     return out
 
@@ -138,7 +141,9 @@ def students(request: Request, user: PageUser, app: App) -> Response:
     if q and school is not None:
         found = search_students(app, user.actor, school, q)
     elif not q and school is not None and user.has(Role.CLASS_TEACHER):
-        classes = [(c, app.roster.list_students(user.actor, school, c)) for c in sorted(user.actor.classes)]
+        classes = [
+            (c, app.roster.list_students(user.actor, school, c)) for c in sorted(user.actor.classes, key=class_sort_key)
+        ]
     return render(request, "students/search.html", q=q, found=found, classes=classes, in_school=school is not None)
 
 
