@@ -352,3 +352,22 @@ def test_the_printed_report_has_a_sign_off_block_and_steady_columns(site: DemoSi
         assert box in block, box
     assert page.count('class="list figures"') >= 5  # every section's table: fixed layout, tabular figures
     assert 'href="/static/print.css"' in page
+
+
+def test_a_chart_legend_never_runs_into_the_next_entry() -> None:
+    """The board's four-to-a-line legend let 屡教不改或者情节恶劣 run into the next swatch; the
+    district's legend is laid out in columns as wide as its longest label."""
+    from web.routes.board import Row, Segment, chart
+    from web.routes.district import WIDE_FONT, _text_width, lay_out_legend
+
+    names = ["一般欺凌（情节轻微）", "严重欺凌", "屡教不改或者情节恶劣", "不构成欺凌"]
+    legend = [Segment(str(i), n, 0, "#000") for i, n in enumerate(names)]
+    c = lay_out_legend(chart("t", [Row("一校", False, [Segment("a", "a", 1, "#000")])], legend), WIDE_FONT)
+    lines: dict[float, list[Segment]] = {}
+    for s in c.legend:
+        lines.setdefault(s.y, []).append(s)
+    for entries in lines.values():
+        for left, right in zip(entries, entries[1:], strict=False):
+            assert right.x - left.x >= 16 + _text_width(left.name, WIDE_FONT)
+        assert entries[-1].x + 16 + _text_width(entries[-1].name, WIDE_FONT) <= c.width
+    assert c.height >= max(s.y for s in c.legend) + 12

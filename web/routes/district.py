@@ -85,7 +85,8 @@ def _per_school(
 ) -> Chart:
     """One stacked bar per school: `parts` are (metric id, Chinese label, fill)."""
     rows = [Row(_short(s.school), False, [Segment(m, name, s[m], fill) for m, name, fill in parts]) for s in schools]
-    return chart(chart_id, rows, [Segment(m, name, 0, fill) for m, name, fill in parts] if legend else None)
+    entries = [Segment(m, name, 0, fill) for m, name, fill in parts] if legend else None
+    return lay_out_legend(chart(chart_id, rows, entries), WIDE_FONT)
 
 
 def both(c: Chart, title: str) -> Markup:
@@ -99,12 +100,36 @@ def both(c: Chart, title: str) -> Markup:
     )
 
 
-NARROW_BAR_W, NARROW_LEGEND_PER_LINE, NARROW_LEGEND_W = 190, 2, 165
+NARROW_BAR_W = 190
+WIDE_FONT, NARROW_FONT = 11.0, 12.5  # svg.chart text in app.css, and in print.css on a phone
+
+
+def _text_width(text: str, font: float) -> float:
+    """About how wide a label is drawn: a CJK character is a square, a Latin one about half."""
+    return sum(1.0 if ord(ch) >= 0x2E80 else 0.58 for ch in text) * font
+
+
+def lay_out_legend(c: Chart, font: float) -> Chart:
+    """The legend in columns as wide as its longest label (in the reader's language), as many
+    to a line as fit, so that no label runs into the next swatch; the height follows."""
+    bars = max(len(c.rows), 1) * (ROW_H + GAP)
+    if not c.legend:
+        c.height = bars
+        return c
+    column = 16 + max(_text_width(i18n.gettext(s.name), font) for s in c.legend) + 14
+    per_line = max(1, int((c.width - 10) // column))
+    for i, s in enumerate(c.legend):
+        s.x = round(10 + (i % per_line) * column, 1)
+        s.y = bars + 6 + (i // per_line) * 20
+    lines = -(-len(c.legend) // per_line)
+    c.height = bars + lines * 20 + 6
+    return c
 
 
 def narrow(c: Chart) -> Chart:
-    """The same chart drawn for a phone: shorter bars and two legend entries to a line, so
-    that its text stays readable at 390 px (the page shows one or the other by width)."""
+    """The same chart drawn for a phone: shorter bars and the legend laid out again for the
+    narrower width, so that its text stays readable at 390 px (the page shows one or the other
+    by width)."""
     n = copy.deepcopy(c)
     n.id = f"{c.id}-narrow"
     n.width = LABEL_W + NARROW_BAR_W + PAD
@@ -112,13 +137,7 @@ def narrow(c: Chart) -> Chart:
     for r in n.rows:
         for s in r.segments:
             s.x, s.width = round(LABEL_W + (s.x - LABEL_W) * scale, 1), round(s.width * scale, 1)
-    bars = max(len(c.rows), 1) * (ROW_H + GAP)
-    for i, s in enumerate(n.legend):
-        s.x = 10 + (i % NARROW_LEGEND_PER_LINE) * NARROW_LEGEND_W
-        s.y = bars + 6 + (i // NARROW_LEGEND_PER_LINE) * 20
-    lines = -(-len(n.legend) // NARROW_LEGEND_PER_LINE)
-    n.height = bars + lines * 20 + (6 if lines else 0)
-    return n
+    return lay_out_legend(n, NARROW_FONT)
 
 
 def district_charts(report: Report) -> dict[str, Chart]:
@@ -151,10 +170,13 @@ def district_charts(report: Report) -> dict[str, Chart]:
         "files": _per_school(
             "files-chart", schools, [(f"files_end_{k}", RISK_LABELS[k], RISK_FILL[k]) for k in RISK_LEVELS]
         ),
-        "check_ins": chart(
-            "check-ins-chart",
-            done_vs_due,
-            [Segment("done", "已谈心", 0, PAIRING_FILL), Segment("missing", "未完成", 0, OVERDUE_FILL)],
+        "check_ins": lay_out_legend(
+            chart(
+                "check-ins-chart",
+                done_vs_due,
+                [Segment("done", "已谈心", 0, PAIRING_FILL), Segment("missing", "未完成", 0, OVERDUE_FILL)],
+            ),
+            WIDE_FONT,
         ),
     }
 
@@ -175,7 +197,8 @@ def district(request: Request, user: PageUser, app: App) -> Response:
         label=label,
         status_metrics=[m for m in ids if m.id in {f"cases_end_{k}" for k in OPEN_STATUSES}],
         file_metrics=[m for m in ids if m.id.startswith("files_end_")],
-        sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id],
+        sev_metrics=[m for m in ids if m.id.startswith("determinations_") and "not" not in m.id]
+        + [m for m in ids if m.id == "determinations_not_bullying"],
         pending_reviews=audit.pending_review_count(app, user.actor),
         charts=district_charts(report),
         svg=both,
