@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from anxin.races import retry_plain_appends
 from domain import access
@@ -83,6 +84,37 @@ class Commands:
         with editing as agg:
             record(agg, **{id_field: entry_id}, **fields, actor=actor.staff_id, at=at or self.now())
         return entry_id
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of a record's history as a printed case file (案卷) lists it: when, who,
+    what (the event's type, which the page puts in words), and the reason it gives, if any."""
+
+    at: datetime | None
+    actor: str
+    type: str
+    reason: str
+
+
+def stream_history(core: Core, stream_id: str, types: Collection[str] | None = None) -> list[HistoryEntry]:
+    """Every event of one stream in order (only those of `types` when given). For a caller
+    that has already passed the gate for the stream's content: this reads, it decides nothing."""
+    out = []
+    for e in core.repository.event_store.get(UUID(str(stream_id))):
+        kind = type(e).__name__
+        if types is not None and kind not in types:
+            continue
+        reason = getattr(e, "reason", None)
+        out.append(
+            HistoryEntry(
+                at=getattr(e, "at", None) or getattr(e, "timestamp", None),
+                actor=str(getattr(e, "actor", "") or ""),
+                type=kind,
+                reason=reason if isinstance(reason, str) else "",
+            )
+        )
+    return out
 
 
 def student_resource(core: Core, student_id: str) -> Resource:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from anxin.commands.base import Commands
+from anxin.commands.base import Commands, HistoryEntry, stream_history
 from domain import access
 from domain.access import Resource, decide
 from domain.bullying import BullyingCase, UnknownStaff, UnknownStudent, UnknownSupportFile
@@ -35,6 +35,15 @@ class CaseReads(Commands):
         ):
             return None, self.case_status(actor, case_id)
         return self.get_case(actor, case_id, break_glass), None
+
+    def case_dossier(
+        self, actor: Actor, case_id: str, break_glass: str | None = None
+    ) -> tuple[BullyingCase | None, dict[str, Any] | None, list[HistoryEntry]]:
+        """What a printed case file (案卷) holds for this person, by the case page's rule
+        (`read_case`, one recorded decision): the whole case and its history in order, or
+        (for a class teacher of a party's class) the status line alone and no history."""
+        case, line = self.read_case(actor, case_id, break_glass)
+        return case, line, (stream_history(self.core, case_id) if case is not None else [])
 
     def case_parties(self, actor: Actor, case_id: str, break_glass: str | None = None) -> list[dict[str, Any]]:
         """The parties with their names resolved now (已删除 once a student is erased)."""

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 from uuid import uuid4
 
 from anxin.commands.base import (
     Commands,
+    HistoryEntry,
     ResponsiblePersonInvalid,
     ResponsibleStaffInvalid,
     authorize_new_file,
     check_person,
     check_responsible,
+    stream_history,
     student_resource,
 )
 from anxin.quarantine import Unreadable
@@ -90,6 +92,16 @@ class FilePlan:
     next_review_due: date | None
     review_overdue: bool
     guardian_contacts: list[dict[str, Any]]
+
+
+# The events of the part of a file its one-to-one responsible person sees (FILE_PLAN).
+PLAN_EVENTS = frozenset(
+    {"Opened", "PlanDrawnUp", "PlanRevised", "GuardianContacted", "ResponsiblePersonAssigned", "Closed", "Reopened"}
+)
+
+# Of those, the ones whose reason is about the plan; an opening's or a closure's reason speaks
+# of the student's difficulty, which stays with the counselors.
+PLAN_REASONS_SHOWN = frozenset({"PlanDrawnUp", "PlanRevised", "ResponsiblePersonAssigned"})
 
 
 class SupportCommands(Commands):
@@ -495,6 +507,26 @@ class SupportCommands(Commands):
         """A whole file: the assigned counselor, the principal, or a supervisor with a reason."""
         self.core.check(actor, access.FILE_READ, "file", file_id, break_glass=break_glass)
         return self.core.load(file_id, SupportFile)
+
+    def file_dossier(
+        self, actor: Actor, file_id: str, break_glass: str | None = None
+    ) -> tuple[SupportFile | None, FilePlan | None, list[HistoryEntry]]:
+        """What a printed case file (案卷) of a support file holds for this person, by the file
+        page's rule: the whole file and its whole history (FILE_READ); for its one-to-one
+        responsible person (FILE_PLAN) the plan part and the history of that part only (the
+        plan, the person, the guardian contacts); anyone else is refused (the FILE_READ
+        denial recorded). One recorded decision."""
+        resource = self.core.resource("file", file_id)
+        if not access.decide(actor, access.FILE_READ, resource, break_glass).allowed and (
+            access.decide(actor, access.FILE_PLAN, resource).allowed
+        ):
+            plan = self.get_file_plan(actor, file_id)
+            history = [
+                h if h.type in PLAN_REASONS_SHOWN else replace(h, reason="")
+                for h in stream_history(self.core, file_id, PLAN_EVENTS)
+            ]
+            return None, plan, history
+        return self.get_support_file(actor, file_id, break_glass), None, stream_history(self.core, file_id)
 
     def get_file_plan(self, actor: Actor, file_id: str) -> FilePlan:
         """The plan part of a file (FILE_PLAN): see `FilePlan`."""

@@ -91,6 +91,12 @@ MATRIX: list[tuple[str, str, str]] = [
     *[("POST", f"/cases/{{class_case}}/{step}", "DDDDADDD") for step in PRINCIPAL_CASE_STEPS],
     *[("POST", f"/cases/{{class_case}}/{step}", "DDDAADDD") for step in CASE_STEPS if step not in PRINCIPAL_CASE_STEPS],
     ("GET", "/board", "DDDAADDD"),
+    # -- the printable case file (案卷): the case page's rules; a supervisor states a reason first
+    ("GET", "/cases/{class_case}/dossier", "ADDAARDD"),  # the class teacher: the status only
+    ("GET", "/cases/{class_case}/dossier.pdf", "ADDAARDD"),
+    ("GET", "/cases/{other_case}/dossier", "DDDAARDD"),
+    ("POST", "/cases/{other_case}/dossier", "DDDAAADD"),
+    ("POST", "/cases/{other_case}/dossier.pdf", "DDDAAADD"),
     # -- support files (pages) ------------------------------------------------------------------------
     ("GET", "/support", "DAADADDD"),  # others: their own (empty) caseload and the refusal of the register
     ("GET", "/support/new", "DAADADDD"),  # a class teacher opens one from a check-in or a student page
@@ -99,6 +105,13 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/support/{esc_file}", "AADDARDD"),  # teacher1 escalated it: its status page
     ("GET", "/support/{person_file}", "AADDARDD"),  # teacher1 is its 包联人: the plan part
     ("POST", "/support/{c1_file}/open", "DADDAADD"),
+    # -- a support file's printable case file: the file page's rules (包联人: the plan part)
+    ("GET", "/support/{c1_file}/dossier", "DADDARDD"),
+    ("GET", "/support/{c1_file}/dossier.pdf", "DADDARDD"),
+    ("GET", "/support/{person_file}/dossier", "AADDARDD"),
+    ("GET", "/support/{esc_file}/dossier", "DADDARDD"),  # teacher1 knows its status only: no case file
+    ("POST", "/support/{c1_file}/dossier", "DADDAADD"),
+    ("POST", "/support/{c1_file}/dossier.pdf", "DADDAADD"),
     *[
         ("POST", f"/support/{{c1_file}}/{step}", "DADDADDD")
         for step in (

@@ -118,7 +118,9 @@ def _details(entry: Any) -> list[tuple[str, Any]]:
         elif key == "goals" and isinstance(value, list):
             out.append((labels[key], "；".join(str(g) for g in value)))
         elif key == "measures" and isinstance(value, list):
-            text = "；".join(f"{m.get('text', '')}（{i18n.system_text(m.get('by', ''))}）" for m in value if isinstance(m, dict))
+            text = "；".join(
+                f"{m.get('text', '')}（{i18n.system_text(m.get('by', ''))}）" for m in value if isinstance(m, dict)
+            )
             out.append((labels[key], text))
         elif key in labels and not isinstance(value, dict | list):
             if isinstance(value, datetime):
@@ -127,7 +129,9 @@ def _details(entry: Any) -> list[tuple[str, Any]]:
                 value = i18n.fmt_date(value)
             elif isinstance(value, str):  # a code in words; system-written text in the reader's language
                 words = ENTRY_VALUE_LABELS.get((entry.kind, key))
-                value = i18n.system_text(words.get(value, value) if words else value_label(entry.event_type, key, value))
+                value = i18n.system_text(
+                    words.get(value, value) if words else value_label(entry.event_type, key, value)
+                )
             out.append((labels[key], value))
     return out
 
