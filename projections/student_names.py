@@ -118,43 +118,49 @@ def split_name(name: str) -> tuple[str, str]:
 # 曾 ceng, 解 jie; it has no surname mode): the surname's reading first, syllables apart;
 # the everyday one is indexed too, since people also type that.
 SURNAME_READINGS: dict[str, tuple[str, ...]] = {
-    "单": ("shan",),
-    "曾": ("zeng",),
-    "解": ("xie",),
-    "仇": ("qiu",),
-    "朴": ("piao",),
-    "乐": ("yue", "le"),
-    "翟": ("zhai",),
-    "区": ("ou",),
-    "查": ("zha",),
-    "覃": ("qin",),
-    "盖": ("ge",),
-    "缪": ("miao",),
-    "繁": ("po",),
-    "召": ("shao",),
-    "员": ("yun",),
-    "黑": ("he",),
-    "秘": ("bi",),
-    "种": ("chong",),
-    "重": ("chong",),
-    "折": ("she",),
-    "隗": ("wei",),
-    "句": ("gou",),
-    "阚": ("kan",),
-    "祭": ("zhai",),
-    "都": ("du",),
-    "能": ("nai",),
-    "薄": ("bo",),
-    "蕃": ("pi",),
-    "洗": ("xian",),
-    "卜": ("bu",),
-    "宓": ("fu",),
-    "炅": ("gui",),
-    "啜": ("chuai",),
-    "尉迟": ("yu chi",),
-    "万俟": ("mo qi",),
-    "长孙": ("zhang sun",),
-    "单于": ("chan yu",),
+    surname: tuple(r.strip() for r in readings.split("/"))
+    for surname, readings in (
+        line.split(" ", 1)
+        for line in """
+单 shan
+曾 zeng
+解 xie
+仇 qiu
+朴 piao
+乐 yue / le
+翟 zhai
+区 ou
+查 zha
+覃 qin
+盖 ge
+缪 miao
+繁 po
+召 shao
+员 yun
+黑 he
+秘 bi
+种 chong
+重 chong
+折 she
+隗 wei
+句 gou
+阚 kan
+祭 zhai
+都 du
+能 nai
+薄 bo
+蕃 pi
+洗 xian
+卜 bu
+宓 fu
+炅 gui
+啜 chuai
+尉迟 yu chi
+万俟 mo qi
+长孙 zhang sun
+单于 chan yu
+""".strip().splitlines()
+    )
 }
 SPELL_PREFIX = 16  # letters: the longest beginning of a pinyin indexed
 NAME_PREFIX = 8  # characters: the longest beginning of a written name indexed
