@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from anxin.service import Anxin
-from domain.common import Actor
+from domain.common import Actor, DomainError, PermissionDenied
 from domain.roster import StudentAmbiguous, StudentNotFound
 from projections.source import StudentRef
 from projections.student_names import enrolled_in, ranked_students
@@ -69,24 +70,39 @@ def typed_number(typed: str) -> str | None:
     return None
 
 
-def picked_student(app: Anxin, actor: Actor, typed: str) -> str:
-    """The id of the student meant by what was typed into a picker (see the module)."""
+def picked_student(app: Anxin, actor: Actor, typed: str, guard: Callable[[], object] | None = None) -> str:
+    """The id of the student meant by what was typed into a picker (see the module).
+    `guard`: the gate's check of the command the form runs, asked (and recorded) before
+    saying that no student or several fit, so a person the command would refuse is
+    refused (403), not told about students."""
     school_id = actor.school_id or ""
     shown = typed.strip()[:60]
     number = typed_number(typed)
     if number is not None:
         student_id = str(app.roster.student_id_for(school_id, number))
         if not enrolled_in(app, school_id, student_id):
-            raise StudentNotFound(typed=shown)
+            _refuse(guard, StudentNotFound(typed=shown))
         return student_id
-    found = ranked_students(app, actor, school_id, typed, limit=CHOICES_NAMED + 1)
+    try:
+        found = ranked_students(app, actor, school_id, typed, limit=CHOICES_NAMED + 1)
+    except PermissionDenied:
+        if guard is not None:
+            guard()  # refused by the command's own rule first, if it would be
+        raise
     if not found:
-        raise StudentNotFound(typed=shown)
+        _refuse(guard, StudentNotFound(typed=shown))
     exact = [ref for ref, rank in found if rank == 0]
     if len(found) == 1 or len(exact) == 1:
         return (exact or [found[0][0]])[0].id
     who = "、".join(label(ref) for ref, _ in found[:CHOICES_NAMED]) + ("……" if len(found) > CHOICES_NAMED else "")
-    raise StudentAmbiguous(typed=shown, who=who)
+    _refuse(guard, StudentAmbiguous(typed=shown, who=who))
+    raise AssertionError("unreachable")
+
+
+def _refuse(guard: Callable[[], object] | None, error: DomainError) -> NoReturn:
+    if guard is not None:
+        guard()
+    raise error
 
 
 __all__ = ["label", "suggestion", "suggestions", "picked_student", "typed_number", "SUGGESTIONS"]

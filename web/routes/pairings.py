@@ -84,7 +84,11 @@ def new_pairing(request: Request, user: PageUser, form: Form) -> Response:
         typed = str(form.get("student", "")).strip()  # the picker: name, number, pinyin or initials
         if not form.get("staff_id") or not (typed or form.get("student_id")):
             raise InvalidInput(reason=i18n.gettext("请选择教师和学生"))
-        student_id = picker.picked_student(app, user.actor, typed) if typed else str(form["student_id"])
+
+        def creating() -> object:
+            return app.check(user.actor, access.PAIRING_CREATE, "pairing", school_id=user.actor.school_id)
+
+        student_id = picker.picked_student(app, user.actor, typed, creating) if typed else str(form["student_id"])
         return app.pairings.pair(
             user.actor, staff_id=str(form["staff_id"]), student_id=student_id, cadence_days=cadence
         )

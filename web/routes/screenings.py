@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.service import Anxin
+from domain import access
 from domain.common import Erased, InvalidInput
 from domain.screening import ImportRejected
 from projections.support_register import coverage, student_refs
@@ -107,8 +108,13 @@ def screenings_record(request: Request, user: PageUser, form: Form) -> Response:
 
     def command(app: Anxin) -> Any:
         day = day_or(kept["screened_on"], app.now().date())
+
         # the picker (name, number, pinyin or initials), or a student's id as the API posts it
-        student_id = picker.picked_student(app, user.actor, kept["student"]) if kept["student"] else kept["student_id"]
+        def importing() -> object:
+            return app.check(user.actor, access.SCREENING_IMPORT, "screening", school_id=user.actor.school_id)
+
+        typed = kept["student"]
+        student_id = picker.picked_student(app, user.actor, typed, importing) if typed else kept["student_id"]
         if not student_id:
             raise InvalidInput(reason="请填写学生（姓名、学号、拼音或首字母）")
         return app.screenings.record_screening(

@@ -156,7 +156,12 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
         typed = str(form.get("student_no", "")).strip()  # the picker: name, number, pinyin or initials
         student_id = str(form.get("student_id", "")).strip()
         if typed:
-            student_id = picker.picked_student(app, user.actor, typed)
+            student_id = picker.picked_student(
+                app,
+                user.actor,
+                typed,
+                lambda: app.check(user.actor, access.FILE_OPEN, "file", school_id=user.actor.school_id),
+            )
         if not student_id:
             raise InvalidInput(reason="请填写学生（姓名、学号、拼音或首字母）")
         origin = str(form.get("origin") or "judgement")
