@@ -15,6 +15,7 @@ from eventsourcing.domain import event
 
 from domain.common import (
     CaseAggregate,
+    DomainError,
     InvalidInput,
     Role,
     Scope,
@@ -197,6 +198,20 @@ def checked_details(details: dict[str, Any], today: date) -> dict[str, Any]:
             checked_text(tag, "标签", FIELD_LIMITS["tag"])
         out["tags"] = tags
     return out
+
+
+class StudentNotFound(DomainError):
+    """What was typed into a student field fits no student the person may pick."""
+
+    code = "student_not_found"
+    message = "没有找到与「{typed}」相符的学生：请输入姓名、学号、拼音或拼音首字母（如 zxm），并从建议中选择"
+
+
+class StudentAmbiguous(DomainError):
+    """What was typed fits several students: the person chooses one."""
+
+    code = "student_ambiguous"
+    message = "「{typed}」与多名学生相符：{who}。请从建议中选择一名，或填写其学号"
 
 
 class Student(CaseAggregate):

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from anxin.service import Anxin
 from domain.common import DomainError, NotFound, PermissionDenied
+from projections import student_names as sn
 from projections import support_register as sr
 from projections import timeline as tl
 from projections.base import tracking
@@ -446,11 +447,18 @@ def test_a_class_teacher_finds_only_students_of_their_class(app: Anxin, school: 
 def test_the_name_index_holds_no_name_bytes(app: Anxin, school: School) -> None:
     with app.views.engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(select(tl.names))]
-    assert len(rows) == 3 * 4  # full name, surname, given name for each of the four students
+    # every value the index stands for, one token each: the name, its pinyin, the number
+    names = {"张小明": S1, "李小红": S2, "王小刚": S3, "赵小丽": S4}
+    expected = sum(len(sn.name_values(n)) + len(sn.number_values(no)) for n, no in names.items())
+    assert len(rows) == expected > 4 * 30
     raw = b"\x00".join(str(v).encode() if not isinstance(v, bytes) else v for r in rows for v in r)
-    for name in ("张小明", "李小红", "王小刚", "赵小丽"):
+    for name, number in names.items():
         for part in (name, name[0], name[1:]):
             assert part.encode() not in raw
+        for spelling in sn.spellings(name):
+            for word in (spelling.full, spelling.initials, spelling.given):
+                assert word.encode() not in raw
+        assert number.encode() not in raw
     assert all(len(r[0]) == 64 for r in rows)  # HMAC-SHA256 hex
 
 

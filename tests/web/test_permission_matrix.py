@@ -186,6 +186,7 @@ MATRIX: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/work-queue", "AAAAAAAA"),
     # -- API: students ----------------------------------------------------------------------------------
     ("GET", "/api/v1/students", "DAAAADAD"),
+    ("GET", "/api/v1/students/suggest", "AAAAADAD"),  # the picker: a class teacher's own classes only
     ("GET", "/api/v1/students/{own_student}", "AAAAADAD"),
     ("GET", "/api/v1/students/{other_student}", "DAAAADAD"),
     ("POST", "/api/v1/students/{other_student}/open", "DAAAAAAD"),
@@ -334,6 +335,7 @@ QUERIES = {
     "/reports/print": {"from": "2026-09-01", "to": "2026-11-30"},
     "/audit.csv": {"what": "denied"},
     "/api/v1/reports/periodic": {"from": "2026-09-01", "to": "2026-11-30"},
+    "/api/v1/students/suggest": {"school_id": "{school}", "q": "z"},
     # School lists name the school, so district people and other schools' staff ask for *this* school.
     **{
         p: {"school_id": "{school}"}

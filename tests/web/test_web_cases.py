@@ -295,12 +295,18 @@ def test_refused_step_keeps_what_was_typed(site: DemoSite, browse) -> None:
         f"/cases/{case_id}/add_party",
         {"expected_version": str(version), "student_no": "0000000000", "part": "witness", "reason": "据说在场"},
     )
-    assert bad.status_code == 400 and "找不到该学生" in bad.text and 'value="据说在场"' in bad.text
+    # the message names what was typed, and keeps it in the field
+    assert (
+        bad.status_code == 400 and "没有找到与「0000000000」相符的学生" in bad.text and 'value="据说在场"' in bad.text
+    )
+    assert 'value="0000000000"' in bad.text
     assert _case(site, case_id).version == version
     # The report form too: an unknown student number is refused, the narrative kept.
     before = _case_ids(site)
     again = _report(site, s, [("0000000000", "targeted")], "保留这段文字")
-    assert again.status_code == 400 and "找不到该学生" in again.text and "保留这段文字" in again.text
+    assert (
+        again.status_code == 400 and "没有找到与「0000000000」相符的学生" in again.text and "保留这段文字" in again.text
+    )
     assert _case_ids(site) == before
 
 

@@ -328,7 +328,8 @@ def test_bad_inputs_rerender_the_form(site: DemoSite, browse) -> None:
         "/support/new",
         {"student_no": "no-such-number", "risk_level": "general", "category": "其他", "reason": "测试原因保留"},
     )
-    assert r.status_code == 400 and "找不到该学号的学生" in r.text and "测试原因保留" in r.text
+    assert r.status_code == 400 and "没有找到与「no-such-number」相符的学生" in r.text and "测试原因保留" in r.text
+    assert 'value="no-such-number"' in r.text  # what was typed stays in the field
     [student] = _free_students(site)
     file_id = _open(site, b, student.student_no)
     r = b.post(
@@ -600,9 +601,11 @@ def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences
     me = _actor(site, "counselor1")
     [flagged] = _free_students(site, 1, unscreened=True)
     page = b.get("/screenings")
-    assert 'action="/screenings/record"' in page.text and f'value="{flagged.id}"' in page.text  # offered: not screened
+    not_screened = page.text.split('id="not-screened"')[1]
+    assert 'action="/screenings/record"' in page.text and flagged.student_no in not_screened  # listed: not screened
     before = coverage(site.app, me, _school(site))
-    form = {"student_id": flagged.id, "instrument": "PHQ-9", "screened_on": "2026-11-02"}
+    # the student named in the picker by their number (a name, pinyin or initials would do)
+    form = {"student": flagged.student_no, "instrument": "PHQ-9", "screened_on": "2026-11-02"}
     # not numbers, and too few items: refused with the reason, nothing written, what was typed kept
     r = b.post("/screenings/record", {**form, "answers": "2,2,两分"})
     assert r.status_code == 400 and "各题得分应为整数" in r.text and "2,2,两分" in r.text
@@ -617,7 +620,7 @@ def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences
     assert "已导入 1 条筛查结果：1 条达到预警线" in page.text and "新建档案 1 份" in page.text
     [opened] = [x for x in site.app.support.my_support_files(me) if x.student_id == flagged.id]
     assert f'<a href="/support/{opened.file_id}">XL-' in page.text.split('id="screening-files"', 1)[1]
-    assert f'value="{flagged.id}"' not in page.text  # screened now: no longer offered
+    assert flagged.student_no not in page.text.split('id="not-screened"')[1]  # screened now: no longer listed
     assert [s["total"] for s in site.app.screenings.student_screenings(me, flagged.id)] == [13]
     assert coverage(site.app, me, _school(site)).screened == before.screened + 1
     assert flagged.id in {line.student_id for line in site.app.support.my_support_files(me)}
@@ -625,7 +628,9 @@ def test_one_students_result_is_typed_in_with_the_imports_rules_and_consequences
     again = b.post("/screenings/record", {**form, "answers": "0,0,0,0,0,0,0,0,0"})
     assert again.status_code == 400 and "已导入过" in again.text
     [other] = _free_students(site, 1, unscreened=True)
-    r = browse("teacher1").post("/screenings/record", {**form, "student_id": other.id, "answers": "0,0,0,0,0,0,0,0,0"})
+    r = browse("teacher1").post(
+        "/screenings/record", {**form, "student": other.student_no, "answers": "0,0,0,0,0,0,0,0,0"}
+    )
     assert r.status_code == 403 and site.app.screenings.student_screenings(me, other.id) == []
 
 

@@ -140,13 +140,19 @@ def test_principal_sees_school_by_class_and_creates_a_pairing(site: DemoSite, br
     # The same pairing again is refused with the message, nothing written.
     again = b.post("/pairings/new", {"staff_id": teacher.staff_id, "student_id": student, "cadence_days": "10"})
     assert again.status_code == 400 and "该教师已与该学生结对" in again.text
-    # A safety lead sees the counts per class and pairs (the class filter narrows the students offered).
+    # A safety lead sees the counts per class and pairs, the student named in the picker
+    # (no list of the school's students in the page).
     safety = browse("safety1")
     counts = safety.get(f"/pairings?class={CLASS}")
     assert counts.status_code == 200 and "全校结对情况（按班级）" in counts.text and "新建结对" in counts.text
-    assert f"/pairings/{pid}" not in counts.text and "七年级2班 " not in counts.text.split('name="student_id"')[1]
+    assert (
+        f"/pairings/{pid}" not in counts.text
+        and 'name="student"' in counts.text
+        and "data-student-picker" in counts.text
+    )
     other = _student(site)
-    r = safety.post("/pairings/new", {"staff_id": _actor(site, "teacher2").staff_id, "student_id": other})
+    number = site.app.student_ref(other).student_no
+    r = safety.post("/pairings/new", {"staff_id": _actor(site, "teacher2").staff_id, "student": number})
     assert r.status_code == 303 and _read(site, r.headers["location"].rsplit("/", 1)[1]).student_id == other
     # A class teacher may not pair: 403, recorded.
     t = browse("teacher1")

@@ -26,6 +26,7 @@ from projections.report import periodic_report, report_csv
 from projections.support_register import coverage, register
 from projections.timeline import search_students, timeline
 from projections.work_queue import work_queue
+from web import picker
 from web.deps import ApiUser, App, User, api_user, get_web
 from web.jsonapi import add_command, jsonable, ok
 
@@ -90,6 +91,20 @@ def students(
     if q:
         return jsonable(search_students(app, user.actor, school, q))
     return jsonable(app.roster.list_students(user.actor, school, class_name))
+
+
+@router.get(
+    "/students/suggest",
+    tags=["学生"],
+    summary="选择学生：按姓名、学号、拼音或首字母给出建议（最多 8 名，在读学生，按权限过滤）",
+)
+def student_suggestions(
+    user: ApiUser,
+    app: App,
+    q: str = Query(..., min_length=1, max_length=50, description="姓名、学号、拼音或拼音首字母，如 zxm"),
+    school_id: str | None = None,
+) -> Any:
+    return picker.suggestions(app, user.actor, _school(user, school_id), q)
 
 
 @router.get("/students/{student_id}", tags=["学生"], summary="学生信息")

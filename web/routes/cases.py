@@ -55,18 +55,20 @@ from projections.case_board import case_board
 from web import i18n
 from web.deps import App, Form, PageUser, User, Web, get_web, reason_form, redirect, render
 from web.forms import day_or, expected_version, moment, run_form, text, values, yes
+from web.picker import picked_student
 
 router = APIRouter(include_in_schema=False)
 
 PARTY_ROWS = 5  # student rows on the report form (no JavaScript to add more)
 
 
-def _student(app: Anxin, user: User, number: str) -> str:
-    """A student of the reader's school by student number (the id is derived, never looked up
-    by name; the application checks the student exists in the school)."""
-    if not number:
-        raise InvalidInput(reason="请填写学号")
-    return str(app.roster.student_id_for(user.actor.school_id or "", number))
+def _student(app: Anxin, user: User, typed: str, guard: Callable[[], object] | None = None) -> str:
+    """The student meant by what was typed into a student field (web/picker.py): a chosen
+    suggestion, a student number of the reader's school, or a name, pinyin or initials
+    that fit one student the reader may see; otherwise a message naming what was typed."""
+    if not typed:
+        raise InvalidInput(reason="请填写学生（姓名、学号、拼音或首字母）")
+    return picked_student(app, user.actor, typed, guard)
 
 
 def _staff(app: Anxin, user: User, username: str) -> str:
@@ -94,8 +96,11 @@ def new_case(request: Request, user: PageUser) -> Response:
 @router.post("/cases/new")
 def report_case(request: Request, user: PageUser, form: Form) -> Response:
     def report(app: Anxin) -> str:
+        def reporting() -> object:
+            return app.check(user.actor, access.CASE_REPORT, "case", school_id=user.actor.school_id)
+
         parties = [
-            (_student(app, user, number), text(form, f"part_{i}"))
+            (_student(app, user, number, reporting), text(form, f"part_{i}"))
             for i in range(PARTY_ROWS)
             if (number := text(form, f"student_no_{i}"))
         ]
@@ -244,7 +249,7 @@ def _add_party(app: Anxin, u: User, cid: str, f: dict[str, Any], v: int | None) 
     return app.cases.add_party(
         u.actor,
         cid,
-        student_id=_student(app, u, text(f, "student_no")),
+        student_id=_student(app, u, text(f, "student_no"), lambda: app.check(u.actor, access.CASE_WRITE, "case", cid)),
         part=text(f, "part"),
         reason=text(f, "reason"),
         expected_version=v,

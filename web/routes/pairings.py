@@ -15,7 +15,7 @@ from domain.pairing import DIMENSION_LABELS, DIMENSIONS
 from domain.policy import RISK_LABELS, RISK_LEVELS
 from domain.support import CATEGORIES
 from projections.pairing_board import pairing_board, pairing_counts
-from web import i18n
+from web import i18n, picker
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
 from web.forms import Refused, expected_version, run_form, values
 from web.i18n import school_tz
@@ -33,20 +33,21 @@ def _school_staff(app: Anxin, user: User) -> list[dict[str, Any]]:
     return app.accounts.pairable_staff(user.actor)  # type: ignore[no-any-return]
 
 
-def _board_page(request: Request, user: User, status: int = 200, error: str | None = None) -> Response:
+def _board_page(
+    request: Request, user: User, status: int = 200, error: str | None = None, form: dict[str, Any] | None = None
+) -> Response:
     web = get_web(request)
     app = web.app
     school = user.actor.school_id
     class_name = request.query_params.get("class") or None
     manager = user.has(Role.PRINCIPAL, Role.SAFETY_LEAD) and school is not None
     mine = pairing_board(app, user.actor) if school is not None else None
-    counts = school_board = staff = students = None
+    counts = school_board = staff = None
     if manager and school is not None:
         counts = pairing_counts(app, user.actor, school)
         if user.has(Role.PRINCIPAL):  # a safety lead arranges pairings but does not read them
             school_board = pairing_board(app, user.actor, school_id=school, class_name=class_name, names=True)
         staff = _school_staff(app, user)
-        students = [s for s in app.roster.list_students(user.actor, school, class_name) if not s.erased]
     shown = (mine.lines if mine else []) + (school_board.lines if school_board else [])
     return render(
         request,
@@ -58,8 +59,8 @@ def _board_page(request: Request, user: User, status: int = 200, error: str | No
         school_board=school_board,
         class_name=class_name,
         staff=staff,
-        students=students,
         manager=manager,
+        form=form or {},
         error=error,
         today=app.now().date(),
         staff_name=web.staff_name,
@@ -80,17 +81,23 @@ def new_pairing(request: Request, user: PageUser, form: Form) -> Response:
             cadence = int(cadence_text) if cadence_text else None
         except ValueError:
             raise InvalidInput(reason="谈心频率必须为正数天") from None
-        if not form.get("staff_id") or not form.get("student_id"):
+        typed = str(form.get("student", "")).strip()  # the picker: name, number, pinyin or initials
+        if not form.get("staff_id") or not (typed or form.get("student_id")):
             raise InvalidInput(reason=i18n.gettext("请选择教师和学生"))
+
+        def creating() -> object:
+            return app.check(user.actor, access.PAIRING_CREATE, "pairing", school_id=user.actor.school_id)
+
+        student_id = picker.picked_student(app, user.actor, typed, creating) if typed else str(form["student_id"])
         return app.pairings.pair(
-            user.actor, staff_id=str(form["staff_id"]), student_id=str(form["student_id"]), cadence_days=cadence
+            user.actor, staff_id=str(form["staff_id"]), student_id=student_id, cadence_days=cadence
         )
 
     return run_form(
         request,
         pair,
         lambda pid: redirect(f"/pairings/{pid}", request, i18n.gettext("已建立结对")),
-        lambda r: _board_page(request, user, r.status, r.message),
+        lambda r: _board_page(request, user, r.status, r.message, form=dict(form)),
         on_page=(NotFound,),  # a teacher or student no longer there: the board says so
     )
 

@@ -12,17 +12,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from anxin.service import Anxin
-from domain.common import Erased, PermissionDenied
+from domain import access
+from domain.common import Erased, InvalidInput, PermissionDenied
 from domain.policy import RISK_LABELS
 from domain.screening import ImportRejected
 from projections.support_register import RegisterLine, coverage, register, student_refs
-from web import i18n
+from web import i18n, picker
 from web.deps import App, Form, PageUser, User, get_web, redirect, render
 from web.forms import Refused, day_or, run_form, uploaded_text
 
 router = APIRouter(include_in_schema=False)
 FIXED_COLUMNS = ("student_no", "instrument", "date")
-ONE_FIELDS = ("student_id", "instrument", "screened_on", "answers")  # the single-result form
+ONE_FIELDS = ("student", "student_id", "instrument", "screened_on", "answers")  # the single-result form
 
 
 def template_header(app: Anxin) -> str:
@@ -150,8 +151,17 @@ def screenings_record(request: Request, user: PageUser, form: Form) -> Response:
 
     def command(app: Anxin) -> Any:
         day = day_or(kept["screened_on"], app.now().date())
+
+        # the picker (name, number, pinyin or initials), or a student's id as the API posts it
+        def importing() -> object:
+            return app.check(user.actor, access.SCREENING_IMPORT, "screening", school_id=user.actor.school_id)
+
+        typed = kept["student"]
+        student_id = picker.picked_student(app, user.actor, typed, importing) if typed else kept["student_id"]
+        if not student_id:
+            raise InvalidInput(reason="请填写学生（姓名、学号、拼音或首字母）")
         return app.screenings.record_screening(
-            user.actor, kept["student_id"], instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
+            user.actor, student_id, instrument=kept["instrument"], screened_on=day, answers=kept["answers"]
         )  # as typed: parsed past the gate
 
     return run_form(

@@ -30,7 +30,7 @@ from domain.support import (
     REVIEW_OUTCOMES,
 )
 from projections.support_register import register, student_refs
-from web import i18n
+from web import i18n, picker
 from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
 from web.forms import Refused, day_or, expected_version, run_form
 from web.routes.crisis import CRISIS_VOCAB
@@ -180,19 +180,24 @@ def new_file(request: Request, user: PageUser, app: App) -> Response:
     student_id = request.query_params.get("student")
     if student_id:
         student = app.roster.get_student(user.actor, student_id)  # the gate: STUDENT_READ
-        form.update(student_id=student_id, student_no=student.student_no)
+        form.update(student_id=student_id, student_no=picker.label(student))
     return _new_page(request, user, student=student, form=form)
 
 
 @router.post("/support/new")
 def open_file(request: Request, user: PageUser, form: Form) -> Response:
     def command(app: Anxin) -> str:
-        student_no = str(form.get("student_no", "")).strip()
+        typed = str(form.get("student_no", "")).strip()  # the picker: name, number, pinyin or initials
         student_id = str(form.get("student_id", "")).strip()
-        if student_no:
-            student_id = str(app.roster.student_id_for(user.actor.school_id or "", student_no))
+        if typed:
+            student_id = picker.picked_student(
+                app,
+                user.actor,
+                typed,
+                lambda: app.check(user.actor, access.FILE_OPEN, "file", school_id=user.actor.school_id),
+            )
         if not student_id:
-            raise InvalidInput(reason="请填写学号")
+            raise InvalidInput(reason="请填写学生（姓名、学号、拼音或首字母）")
         origin = str(form.get("origin") or "judgement")
         source_ref = str(form.get("source_id", "")).strip()
         return app.support.open_support_file(
@@ -210,7 +215,7 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
         message = r.message
         if isinstance(r.error, NotFound):  # the typed student number names nobody
             message = i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
-        return _new_page(request, user, r.status, student=None, error=message)
+        return _new_page(request, user, r.status, student=None, error=message, form=dict(form))
 
     return run_form(
         request,
