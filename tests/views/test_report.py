@@ -24,7 +24,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import ADMIN, STUDENTS, Clock, School, make_school
-from determination_support import ready_to_determine
+from determination_support import appeal_legacy, ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -325,7 +325,8 @@ def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, sch
     changed, reopened = report_case(app, school), report_case(app, school, no="2026002")
     for c in (changed, reopened):
         determine(app, school, c, bullying=True, severity="minor")
-        app.cases.lodge_appeal(
+        appeal_legacy(
+            app,
             school.safety,
             c,
             party_id=app.cases.get_case(school.principal, c).parties[0]["student_id"],
@@ -693,7 +694,7 @@ class World:
         elif status == "closed":
             app.cases.reopen_case(s.safety, c, reason="再次发生")
         elif n % 5 == 0 and n % 2:
-            app.cases.lodge_appeal(s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
+            appeal_legacy(app, s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
         elif n % 5 == 0:
             review = app.cases.apply_for_county_review(
                 s.safety, c, party_id=case.parties[0]["student_id"], county_body="区欺凌办", grounds="不服"
