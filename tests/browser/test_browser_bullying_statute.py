@@ -103,6 +103,10 @@ def test_a_hotline_clue_goes_through_every_step_the_statutes_set_to_closure(
     expect(page.locator("#report")).to_contain_text("恶意排斥、孤立")
     expect(page.locator("#unconfirmed")).to_contain_text("尚未确认被欺凌学生")
     expect(page.locator("#intake-due")).to_be_visible()  # art. 24: the inquiry starts at once
+    # nobody to name yet: the parties say so, and no form asks to pick a student among none
+    expect(page.locator("#parties")).to_contain_text("尚无当事人")
+    for needs_a_party in ("remove_party", "notify_guardian", "self_harm", "invite_guardian"):
+        expect(page.locator(f"details#{needs_a_party}")).to_have_count(0)
     _shots(page, "journey-1-clue")
 
     # -- 2. the inquiry starts and identifies both students -----------------------------------
@@ -231,6 +235,7 @@ def test_a_hotline_clue_goes_through_every_step_the_statutes_set_to_closure(
     expect(dispositions).to_contain_text("教育惩戒 · 较重教育惩戒 · 承担校内公益服务任务")
     expect(dispositions).to_contain_text("纪律处分 · 警告")
     expect(dispositions).to_contain_text("责令家长加强管教")
+    expect(dispositions).not_to_contain_text("—")  # no empty note shown as a dash
     for student, kind, plan in (
         (target, "心理辅导", "每周一次心理辅导，关注情绪和同伴关系"),
         (bully, "教育矫治", "法治教育、谈心了解动机，参加班级公益服务"),
@@ -280,6 +285,11 @@ def test_a_hotline_clue_goes_through_every_step_the_statutes_set_to_closure(
     current = page.locator("#determination .determination.current")
     expect(current).to_contain_text("构成欺凌 · 一般欺凌（情节轻微）")
     expect(current).to_contain_text("县级复查变更")
+    expect(current).to_contain_text("复查决定，即时生效")
+    expect(current).not_to_contain_text("已批准")  # no principal approved the county's decision
+    superseded = page.locator("#determination .determination:not(.current)")
+    expect(superseded).to_contain_text("构成欺凌 · 严重欺凌")
+    expect(superseded).to_contain_text("非现行认定")
     expect(page.locator("#case-status")).to_have_text("干预中")
     # the reports already made stay on the case
     expect(page.locator("#authority-reports tbody")).to_contain_text("城关派出所")
