@@ -505,7 +505,14 @@ def bullying_cases(app: Any, rng: random.Random, ds: DemoSchool, clock: SimClock
         if stage == "intervening":
             continue
         if stage == "appealed":
-            app.cases.lodge_appeal(safety, case, party_id=bully, grounds="家长认为属于同学间玩笑，不应认定为欺凌")
+            # 教督〔2017〕10号: the family applies to the county body for a review (复查).
+            app.cases.apply_for_county_review(
+                safety,
+                case,
+                party_id=bully,
+                county_body="区防治学生欺凌工作办公室",
+                grounds="家长认为属于同学间玩笑，不应认定为欺凌",
+            )
             continue
         step()
         app.cases.record_follow_up(safety, case, notes="回访：双方关系缓和，被欺凌学生情绪稳定")

@@ -43,7 +43,7 @@ KINDS: dict[str, Kind] = {
         Kind("crisis", "心理危机：今日须处置", (Role.COUNSELOR, Role.PRINCIPAL), can_turn_off=False, to_group_bot=True),
         Kind("case_reported", "新的欺凌报告", (Role.SAFETY_LEAD, Role.PRINCIPAL), to_group_bot=True),
         Kind("determination_pending", "欺凌认定待校长审批", (Role.PRINCIPAL,)),
-        Kind("appeal_lodged", "认定结果被申诉", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
+        Kind("appeal_lodged", "当事人对认定申请复查", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
         Kind("break_glass", "督导说明理由后查阅了实名记录，待复核", (Role.PRINCIPAL, Role.SUPERVISOR)),
         Kind("investigation_due", "欺凌案件调查即将到期", (Role.SAFETY_LEAD,)),
         Kind("investigation_overdue", "欺凌案件调查已逾期", (Role.SAFETY_LEAD, Role.PRINCIPAL)),
@@ -121,7 +121,8 @@ def notices_for(event: Any, school_id: str | None) -> list[NoticeSpec]:
         return [_case_notice(event, "case_reported", school_id, getattr(event, "at", None))]
     if name == "Determined":
         return [_case_notice(event, "determination_pending", school_id, getattr(event, "at", None))]
-    if name == "AppealLodged":
+    # A party's application for the county review (复查), or an appeal of an older stream.
+    if name in ("AppealLodged", "CountyReviewApplied"):
         return [_case_notice(event, "appeal_lodged", school_id, getattr(event, "at", None))]
     if name == "CrisisOpened":  # due today, to every counselor (the one who recorded it too: a record)
         return [replace(_case_notice(event, "crisis", school_id, getattr(event, "at", None)), not_to=None)]

@@ -102,3 +102,43 @@ def determine_legacy(
             actor=actor.staff_id,
             at=core.now(),
         )
+
+
+def lodge_legacy_appeal(
+    c: BullyingCase, *, appeal_id: str, party_id: str, grounds: str, lodged_on: Any, actor: str, at: datetime
+) -> None:
+    """What an older stream recorded on the aggregate: a party's appeal (申诉) of the approved
+    determination, now refused for new cases (the county review 复查 replaced it): the event
+    written as before, for tests of old streams (they still load and take their outcome)."""
+    det = c.determination
+    assert det is not None
+    c._appeal_lodged(
+        appeal_id=appeal_id,
+        party_id=party_id,
+        grounds=grounds,
+        lodged_on=lodged_on,
+        determination_id=det["id"],
+        actor=actor,
+        at=at,
+    )
+
+
+def appeal_legacy(app: Any, actor: Any, case_id: str, *, party_id: str, grounds: str, lodged_on: Any = None) -> str:
+    """The same through the application's store (the case saved, its projections and notices
+    as for any event), by `actor` (who may run the case); returns the appeal's id."""
+    from domain import access
+
+    core = app.cases.core
+    appeal_id = uuid4().hex
+    at = core.now()
+    with core.editing(case_id, BullyingCase, None, check=(actor, access.CASE_WRITE, "case")) as c:
+        lodge_legacy_appeal(
+            c,
+            appeal_id=appeal_id,
+            party_id=party_id,
+            grounds=grounds,
+            lodged_on=lodged_on or at.date(),
+            actor=actor.staff_id,
+            at=at,
+        )
+    return appeal_id

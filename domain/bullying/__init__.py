@@ -14,10 +14,11 @@ The state machine (`BullyingCase.status`, derived from the recorded facts)::
     determined                              return_determination (principal)     awaiting_determination
     determined                              approve_determination (principal)    concluded | intervening
     intervening                             record_follow_up                     following_up
-    concluded | intervening | following_up  lodge_appeal                         appealed
-    appealed                                record_appeal_outcome "upheld"       (as before the appeal)
-    appealed                                record_appeal_outcome "changed"      concluded | intervening
-    appealed                                record_appeal_outcome "reopened"     investigating
+    concluded | intervening | following_up  apply_for_county_review              appealed
+    appealed                                record_county_review_outcome         (as the outcome says)
+    appealed (an old appeal)                record_appeal_outcome "upheld"       (as before the appeal)
+    appealed (an old appeal)                record_appeal_outcome "changed"      concluded | intervening
+    appealed (an old appeal)                record_appeal_outcome "reopened"     investigating
     concluded | intervening | following_up  close (principal)                    closed
     closed                                  reopen                               reopened
 
@@ -30,9 +31,10 @@ The state machine (`BullyingCase.status`, derived from the recorded facts)::
   cannot approve a determination they recorded themselves.
 - approved: `concluded` when not bullying (horseplay 打闹嬉戏 included), else
   `intervening`, and `following_up` once a follow-up (回访) of that determination exists.
-- `appealed`: a party's appeal (申诉) to the county office is pending; its outcome is
-  upheld (back to the previous status), changed (a new determination, in force at once)
-  or reopened (back to `investigating`, with a new due date).
+- `appealed`: a party's application for the county review (复查) is pending (or, in a
+  stream recorded before the review replaced it, an appeal 申诉); its outcome is upheld
+  (back to the previous status), changed (a new determination, in force at once) or sent
+  back / reopened (back to `investigating`, with a new due date).
 - `closed`: only with an approved determination, no pending appeal, a mandatory report
   (强制报告) for a suspected offence, and interventions for both sides of a bullying
   determination. A closed case is reopened when it recurs (a new cycle).
@@ -40,10 +42,13 @@ The state machine (`BullyingCase.status`, derived from the recorded facts)::
 Closure needs, for a bullying determination, an intervention for every targeted student
 and an education plan for every bullying student, planned in the current cycle (a
 recurrence needs its own), and for a suspected offence a mandatory report of this cycle.
-An appeal is lodged by a targeted or bullying party (not a witness), once per party per
-determination, no later than `appeal_until` (approval date + policy.appeal_days); a
-determination changed on review is final here. While an appeal is pending, support goes
-on (interventions, follow-ups, safety measures) but the determination and parties are frozen.
+A review (复查) is applied for by a targeted or bullying party (not a witness), once per
+party per determination, no later than `appeal_until` (approval date +
+policy.review_application_days); a determination changed on review is final here. While a
+review is pending, support goes on (interventions, follow-ups, safety measures) but the
+determination and parties are frozen. No new appeal (`lodge_appeal`) is recorded: the county
+review replaced it (`AppealRetired`); an old stream's appeal still loads, shows and takes its
+outcome.
 
 Before a determination, the guardian of every targeted and bullying student is invited (each
 notice a `GuardianInvitationRecorded`) and takes part (`GuardianParticipationRecorded`:
@@ -69,6 +74,7 @@ from domain.bullying import events
 from domain.bullying.errors import (
     AlreadyAParty,
     AppealPending,
+    AppealRetired,
     AppealWindowClosed,
     AuthorityReportsRequired,
     CaseClosed,
@@ -168,6 +174,7 @@ __all__ = [
     "APPROVED_STATES",
     "AlreadyAParty",
     "AppealPending",
+    "AppealRetired",
     "AppealWindowClosed",
     "BullyingCase",
     "CHANNELS",
@@ -1147,35 +1154,10 @@ class BullyingCase(CaseAggregate):
     def lodge_appeal(
         self, *, appeal_id: str, party_id: str, grounds: str, lodged_on: date, actor: str, at: datetime
     ) -> None:
-        """A targeted or bullying party appeals the approved determination to the county office."""
-        require_aware(at)
-        self._require_not_closed("申诉")
-        if self.pending_appeal_id is not None or self.pending_review_id is not None:
-            raise AppealPending(action="再次申诉")
-        det = self._require_approved("申诉")
-        require(appeal_id not in self.appeals, "该申诉已记录")
-        party = self._party(party_id)
-        require(party["part"] != "witness", "旁观/证人不能对认定提出申诉")
-        require(
-            det["source"] not in ("appeal_review", "county_review"), "复查变更后的认定为最终决定，不能在本案再次申诉"
-        )
-        require(
-            not any(a["party_id"] == party_id and a["determination_id"] == det["id"] for a in self.appeals.values()),
-            "该当事人已就此认定申诉过",
-        )
-        require(isinstance(lodged_on, date) and lodged_on <= at.date(), "申诉日期不能晚于今天")
-        require(lodged_on >= det["approved_at"].date(), "申诉日期不能早于认定批准日期")
-        if self.appeal_until is None or lodged_on > self.appeal_until:
-            raise AppealWindowClosed(until=self.appeal_until.isoformat() if self.appeal_until else "—")
-        self._appeal_lodged(
-            appeal_id=appeal_id,
-            party_id=party_id,
-            grounds=require_text(grounds, "申诉理由"),
-            lodged_on=lodged_on,
-            determination_id=det["id"],
-            actor=actor,
-            at=at,
-        )
+        """Refused: the county review (`apply_for_county_review`, 复查 of 教督〔2017〕10号)
+        replaces the school's own record of an appeal. Appeals recorded before
+        (`AppealLodged`) still load, show and take their outcome (`record_appeal_outcome`)."""
+        raise AppealRetired()
 
     @event(AppealLodged)
     def _appeal_lodged(

@@ -99,6 +99,15 @@ class AppealPending(WrongState):
     message = "有尚未审结的申诉，不能{action}"
 
 
+class AppealRetired(DomainError):
+    """The school's own record of an appeal (申诉) is replaced by the county review (复查,
+    教督〔2017〕10号): a party who disagrees applies to the county body. Old appeals keep
+    loading, showing and taking their outcome; no new one is recorded."""
+
+    code = "appeal_retired"
+    message = "不再单独记录申诉：当事人对认定不服的，请在「县级复查」中记录其向县级防治学生欺凌工作部门提出的复查申请"
+
+
 class AppealWindowClosed(DomainError):
     code = "appeal_window_closed"
     message = "申诉期已过（截止{until}），不能再申诉"

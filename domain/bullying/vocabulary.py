@@ -65,7 +65,7 @@ STATUS_LABELS = {
     "concluded": "不构成欺凌（已批准）",
     "intervening": "干预中",
     "following_up": "回访中",
-    "appealed": "申诉中",
+    "appealed": "复查中",
     "closed": "已结案",
 }
 

@@ -8,12 +8,12 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import ADMIN, Clock, School, make_school
-from determination_support import determine_legacy, ready_to_determine
+from determination_support import appeal_legacy, determine_legacy, ready_to_determine
 
 from anxin.service import Anxin
 from domain.bullying import (
     AppealPending,
-    AppealWindowClosed,
+    AppealRetired,
     AuthorityReportsRequired,
     BullyingCase,
     CaseClosed,
@@ -552,40 +552,42 @@ def test_an_intervention_may_reference_the_students_support_file_and_needs_schoo
 def test_a_pending_appeal_blocks_closure_until_the_county_upholds_the_determination(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     clock.advance(days=15)
-    aid = app.cases.lodge_appeal(
-        school.safety, cid, party_id=school.student(BULLYING), grounds="认为只是玩笑，不构成欺凌"
-    )
+    aid = appeal_legacy(app, school.safety, cid, party_id=school.student(BULLYING), grounds="认为只是玩笑，不构成欺凌")
     assert case(app, school, cid).status == "appealed"
     assert app.cases.case_status(school.teacher, cid)["status"] == "appealed"
     with pytest.raises(AppealPending) as e:
         app.cases.close_case(school.principal, cid, reason="结案")
     assert e.value.code == "appeal_pending"
     with pytest.raises(AppealPending):
-        app.cases.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="认为应更重")
+        app.cases.apply_for_county_review(
+            school.safety, cid, party_id=school.student(TARGETED), county_body="县欺凌防治办", grounds="认为应更重"
+        )
     app.cases.record_appeal_outcome(school.safety, cid, aid, outcome="upheld", reason="县防治办复查维持原认定")
     c = case(app, school, cid)
     assert (c.status, c.appeals[aid]["outcome"]) == ("intervening", "upheld")
     app.cases.close_case(school.principal, cid, reason="复查维持，干预完成")
 
 
-def test_an_appeal_after_the_policy_window_is_refused(app, school, clock):
+def test_no_new_appeal_is_recorded_the_county_review_replaces_it(app, school, clock):
+    # given an approved determination within the window to apply
     cid = given_case(app, school, clock, "approved")
-    clock.advance(days=16)
-    with pytest.raises(AppealWindowClosed) as e:
+    before = case(app, school, cid).version
+    # when the school tries to record an appeal (申诉) the old way
+    with pytest.raises(AppealRetired) as e:
         app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服")
-    assert e.value.code == "appeal_window_closed"
-    with pytest.raises(DeterminationNotApproved):
-        app.cases.lodge_appeal(
-            school.safety,
-            given_case(app, school, clock, "determined"),
-            party_id=school.student(BULLYING),
-            grounds="不服",
-        )
+    # then it is refused, saying where a party's disagreement goes, and nothing is recorded
+    assert e.value.code == "appeal_retired" and "县级复查" in str(e.value)
+    assert case(app, school, cid).version == before and case(app, school, cid).appeals == {}
+    # and the party's application for the county review (复查) is what records it
+    app.cases.apply_for_county_review(
+        school.safety, cid, party_id=school.student(BULLYING), county_body="县欺凌防治办", grounds="不服"
+    )
+    assert case(app, school, cid).status == "appealed"
 
 
 def test_a_changed_determination_on_review_takes_effect_with_its_duties(app, school, clock):
     cid = given_case(app, school, clock, "ready")
-    aid = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(TARGETED), grounds="伤情鉴定为轻微伤")
+    aid = appeal_legacy(app, school.safety, cid, party_id=school.student(TARGETED), grounds="伤情鉴定为轻微伤")
     new_id = app.cases.record_appeal_outcome(
         school.safety,
         cid,
@@ -605,13 +607,15 @@ def test_a_changed_determination_on_review_takes_effect_with_its_duties(app, sch
     with pytest.raises(AuthorityReportsRequired):
         app.cases.close_case(school.principal, cid, reason="结案")
     with pytest.raises(InvalidInput):
-        app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="再申诉")
+        app.cases.apply_for_county_review(
+            school.safety, cid, party_id=school.student(BULLYING), county_body="县欺凌防治办", grounds="再申诉"
+        )
 
 
 def test_a_review_that_reopens_the_investigation_restarts_it_with_a_new_due_date(app, school, clock):
     cid = given_case(app, school, clock, "ready")
     clock.advance(days=5)
-    aid = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="有新证人")
+    aid = appeal_legacy(app, school.safety, cid, party_id=school.student(BULLYING), grounds="有新证人")
     clock.advance(days=3)
     app.cases.record_appeal_outcome(school.safety, cid, aid, outcome="reopened", reason="需补充调查新证人")
     c = case(app, school, cid)

@@ -84,6 +84,28 @@ def test_a_disposition_is_recorded_for_the_bullying_student_and_refused_for_anot
     assert case(app, school, cid).version == before
 
 
+def test_an_application_for_the_county_review_tells_the_principal_not_the_one_who_recorded_it(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given an approved determination
+    cid = given_case(app, school, clock, "approved")
+
+    def told(who: object) -> list[str]:
+        app.notifications.deliver()
+        return [
+            i["kind"] for i in app.notifications.inbox(who) if i["stream_id"] == cid and i["kind"] == "appeal_lodged"
+        ]
+
+    assert told(school.principal) == []
+    # when the safety lead records a party's application for the county review (复查)
+    app.cases.apply_for_county_review(
+        school.safety, cid, party_id=school.student(BULLYING), county_body="县防治学生欺凌工作办公室", grounds="不服"
+    )
+    # then the principal is told once (not the safety lead who recorded it, nor the teacher)
+    assert told(school.principal) == ["appeal_lodged"]
+    assert told(school.safety) == [] and told(school.teacher) == []
+
+
 def test_the_county_review_is_due_after_the_policys_days_and_its_panel_and_outcome_recorded(
     app: Anxin, school: School, clock: Clock
 ) -> None:

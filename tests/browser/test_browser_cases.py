@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from browser_support import LiveServer
-from determination_support import ready_to_determine
+from determination_support import appeal_legacy, ready_to_determine
 
 from web import i18n
 
@@ -145,7 +145,7 @@ def _appealed_case(live: LiveServer, tag: str) -> str:
     ready_to_determine(app, safety, case_id)
     app.cases.determine(safety, case_id, bullying=True, severity="minor", reason="多次抢夺")
     app.cases.approve_determination(principal, case_id, reason="同意")
-    app.cases.lodge_appeal(safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
+    appeal_legacy(app, safety, case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
     return case_id
 
 
@@ -159,7 +159,7 @@ def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case
 
     # the review changes the determination to "not bullying": the page shows the new one
     page.goto(f"/cases/{changed}")
-    expect(page.locator("#case-status")).to_have_text("申诉中")
+    expect(page.locator("#case-status")).to_have_text("复查中")
     box = page.locator("details#appeal_outcome")
     box.locator("summary").click()
     box.get_by_label("复查结果").select_option(label="变更认定")

@@ -7,12 +7,12 @@ from functools import reduce
 from uuid import uuid4
 
 import pytest
-from determination_support import ready_case
+from determination_support import lodge_legacy_appeal, ready_case
 
 from domain.bullying import (
     AlreadyAParty,
     AppealPending,
-    AppealWindowClosed,
+    AppealRetired,
     BullyingCase,
     CaseClosed,
     DeterminationNotApproved,
@@ -204,7 +204,9 @@ def test_the_status_follows_the_lifecycle_from_report_to_reopening():
         follow_up_id="f1", held_on=at(10).date(), notes="正常", next_due=at(40).date(), actor=SAFETY, at=at(10)
     )
     seen.append(c.status)
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(11).date(), actor=SAFETY, at=at(11))
+    lodge_legacy_appeal(
+        c, appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(11).date(), actor=SAFETY, at=at(11)
+    )
     seen.append(c.status)
     c.record_appeal_outcome(
         appeal_id="a1", outcome="upheld", reason="维持", decided_on=at(12).date(), actor=SAFETY, at=at(12)
@@ -511,38 +513,64 @@ def test_a_student_with_an_active_intervention_cannot_be_removed_after_a_recurre
 
 
 # -- appeal -------------------------------------------------------------------------------------------
-def test_an_appeal_is_lodged_by_a_targeted_or_bullying_party_within_the_window():
-    c = advance(new_case(), "ready")  # approved on day 4, appeal until day 19
-    lodge = dict(appeal_id="a1", grounds="不服", actor=SAFETY, at=at(20))
-    refused(c, InvalidInput, c.lodge_appeal, party_id=WIT, lodged_on=at(5).date(), **lodge)
-    refused(c, NotAParty, c.lodge_appeal, party_id=OUT, lodged_on=at(5).date(), **lodge)
-    refused(c, InvalidInput, c.lodge_appeal, party_id=BUL, lodged_on=at(3).date(), **lodge)
-    refused(c, InvalidInput, c.lodge_appeal, party_id=BUL, lodged_on=at(21).date(), **lodge)
-    e = refused(c, AppealWindowClosed, c.lodge_appeal, party_id=BUL, lodged_on=at(20).date(), **lodge)
-    assert "2026-10-31" in str(e)
-    c.lodge_appeal(party_id=BUL, lodged_on=at(19).date(), **lodge)  # recorded late, lodged in time
-    assert c.appeals["a1"]["determination_id"] == "d1"
-
-
-def test_a_party_appeals_a_determination_once_and_the_other_party_may_too():
+@pytest.mark.parametrize("party", [BUL, TGT, WIT, OUT])
+def test_no_new_appeal_is_recorded_the_county_review_replaces_it(party):
+    # given an approved determination, within the window a party has to apply
     c = advance(new_case(), "ready")
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
-    c.record_appeal_outcome(
+    # when an appeal (申诉) is recorded the old way, by any party
+    e = refused(
+        c,
+        AppealRetired,
+        c.lodge_appeal,
+        appeal_id="a1",
+        party_id=party,
+        grounds="不服",
+        lodged_on=at(5).date(),
+        actor=SAFETY,
+        at=at(5),
+    )
+    # then it is refused, naming the county review, and nothing is recorded
+    assert e.code == "appeal_retired" and "县级复查" in str(e)
+    assert c.appeals == {} and c.status == "intervening" and c.pending_appeal_id is None
+
+
+def test_an_old_appeal_still_loads_and_takes_its_outcome_and_no_other_is_added():
+    # given a stream recorded before the county review: an appeal lodged by the bullying party
+    c = advance(new_case(), "ready")
+    lodge_legacy_appeal(c, appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
+    loaded = replay(c)
+    # then it loads pending, and its outcome is recorded as before
+    assert (loaded.status, loaded.pending_appeal_id, loaded.appeals["a1"]["grounds"]) == ("appealed", "a1", "不服")
+    loaded.record_appeal_outcome(
         appeal_id="a1", outcome="upheld", reason="维持", decided_on=at(6).date(), actor=SAFETY, at=at(6)
     )
+    assert loaded.appeals["a1"]["outcome"] == "upheld" and loaded.status == "intervening"
+    # and the other party's disagreement goes to the county review, not a second appeal
     refused(
-        c,
-        InvalidInput,
-        c.lodge_appeal,
+        loaded,
+        AppealRetired,
+        loaded.lodge_appeal,
         appeal_id="a2",
-        party_id=BUL,
-        grounds="再次不服",
+        party_id=TGT,
+        grounds="认为应更重",
         lodged_on=at(7).date(),
         actor=SAFETY,
         at=at(7),
     )
-    c.lodge_appeal(appeal_id="a3", party_id=TGT, grounds="认为应更重", lodged_on=at(7).date(), actor=SAFETY, at=at(7))
-    assert c.status == "appealed"
+    # and the party who appealed cannot apply again on the same determination
+    refused(
+        loaded,
+        InvalidInput,
+        loaded.apply_for_county_review,
+        review_id="r1",
+        party_id=BUL,
+        county_body="县欺凌防治办",
+        applied_on=at(7).date(),
+        due_on=at(22).date(),
+        grounds="再次不服",
+        actor=SAFETY,
+        at=at(7),
+    )
 
 
 @pytest.mark.parametrize(
@@ -561,7 +589,7 @@ def test_a_party_appeals_a_determination_once_and_the_other_party_may_too():
 )
 def test_an_appeal_outcome_must_be_complete_and_consistent(kw):
     c = advance(new_case(), "ready")
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
+    lodge_legacy_appeal(c, appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
     args = (
         dict(
             appeal_id="a1",
@@ -579,7 +607,7 @@ def test_an_appeal_outcome_must_be_complete_and_consistent(kw):
 
 def test_a_pending_appeal_freezes_the_determination_but_not_the_support():
     c = advance(new_case(), "approved")
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
+    lodge_legacy_appeal(c, appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
     plan(c, "i1", TGT, "support", days=6)
     c.record_follow_up(
         follow_up_id="f1", held_on=at(6).date(), notes="稳定", next_due=at(36).date(), actor=SAFETY, at=at(6)
@@ -591,7 +619,9 @@ def test_a_pending_appeal_freezes_the_determination_but_not_the_support():
 
 def test_a_determination_changed_to_not_bullying_drops_the_follow_up_duty_and_the_intervention_rule():
     c = advance(new_case(), "approved")
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="只是打闹", lodged_on=at(5).date(), actor=SAFETY, at=at(5))
+    lodge_legacy_appeal(
+        c, appeal_id="a1", party_id=BUL, grounds="只是打闹", lodged_on=at(5).date(), actor=SAFETY, at=at(5)
+    )
     c.record_appeal_outcome(
         appeal_id="a1",
         outcome="changed",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from determination_support import lodge_legacy_appeal
 from test_bullying_domain import (
     BUL,
     DAY,
@@ -464,7 +465,7 @@ def test_a_case_recorded_before_the_remedies_loads_and_answers_their_questions()
     # given a stream of the old shape: a mandatory report, an appeal and its review, no new event
     c = advance(new_case(), "ready", severity="minor")
     c.record_mandatory_report(report_id="m1", agency="派出所", reported_at=at(5), actor=SAFETY, at=at(5))
-    c.lodge_appeal(appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(6).date(), actor=SAFETY, at=at(6))
+    lodge_legacy_appeal(c, appeal_id="a1", party_id=BUL, grounds="不服", lodged_on=at(6).date(), actor=SAFETY, at=at(6))
     c.record_appeal_outcome(
         appeal_id="a1", outcome="upheld", reason="维持", decided_on=at(7).date(), actor=SAFETY, at=at(7)
     )

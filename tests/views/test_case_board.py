@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN, Clock, School, Store, fresh_app, make_school
-from determination_support import determine_legacy, ready_to_determine
+from determination_support import appeal_legacy, determine_legacy, ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -125,7 +125,7 @@ def test_a_case_moves_along_the_board_through_its_whole_lifecycle(app: Anxin, sc
     app.cases.record_mandatory_report(school.safety, cid, agency="县教育局", reported_at=clock.now)
     x = line(app, school, cid)
     assert (x.mandatory_reports, x.mandatory_report_dates) == (2, [clock.today - timedelta(days=1), clock.today])
-    app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="认定过重")
+    appeal_legacy(app, school.safety, cid, party_id=school.student(BULLYING), grounds="认定过重")
     x = line(app, school, cid)
     assert (x.status, x.appeals, x.appeal_pending) == ("appealed", 1, True)
     appeal_id = app.cases.get_case(school.safety, cid).pending_appeal_id
@@ -193,7 +193,7 @@ def test_an_investigation_not_completed_in_time_is_overdue_on_the_board(
     ready_to_determine(app, school.safety, done)
     app.cases.determine(school.safety, done, bullying=False, reason="打闹嬉戏", horseplay=True)
     app.cases.approve_determination(school.principal, done, reason="同意")
-    app.cases.lodge_appeal(school.safety, done, party_id=school.student(TARGETED), grounds="不服")
+    appeal_legacy(app, school.safety, done, party_id=school.student(TARGETED), grounds="不服")
     appeal_id = app.cases.get_case(school.safety, done).pending_appeal_id
     app.cases.record_appeal_outcome(school.safety, done, appeal_id, outcome="reopened", reason="重新调查")
     x = line(app, school, done)
@@ -445,7 +445,7 @@ def run(app: Anxin, school: School, clock: Clock, cases: list[str], op: tuple[An
             )
         elif name == "appeal":
             party = next(p for p in c.parties if p["part"] == "targeted")
-            app.cases.lodge_appeal(lead, cid, party_id=party["student_id"], grounds="不服")
+            appeal_legacy(app, lead, cid, party_id=party["student_id"], grounds="不服")
         elif name == "outcome" and c.pending_review_id:
             det = c.determination or {}
             outcome = ("upheld", "changed", "sent_back")[args[-1] % 3] if isinstance(args[-1], int) else "upheld"

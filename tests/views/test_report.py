@@ -24,7 +24,7 @@ from uuid import uuid4
 
 import pytest
 from conftest import ADMIN, STUDENTS, Clock, School, make_school
-from determination_support import ready_to_determine
+from determination_support import appeal_legacy, ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -325,7 +325,8 @@ def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, sch
     changed, reopened = report_case(app, school), report_case(app, school, no="2026002")
     for c in (changed, reopened):
         determine(app, school, c, bullying=True, severity="minor")
-        app.cases.lodge_appeal(
+        appeal_legacy(
+            app,
             school.safety,
             c,
             party_id=app.cases.get_case(school.principal, c).parties[0]["student_id"],
@@ -373,6 +374,89 @@ def test_appeals_count_and_a_changed_determination_counts_as_one(app: Anxin, sch
         "cases_end_intervening": 1,
         "cases_end_investigating": 1,
         "investigations_overdue_end": 1,
+    }
+
+
+def test_reports_to_the_authorities_reviews_and_dispositions_are_counted_made_owed_and_by_kind(
+    app: Anxin, school: School, clock: Clock
+) -> None:
+    # given two cases of serious bullying approved on 12 October, each with a bullying student
+    cases = []
+    for target, bully in (("2026001", "2026002"), ("2026003", "2026004")):
+        cid = app.cases.report_bullying(
+            school.teacher,
+            school_id=school.id,
+            channel="teacher",
+            occurred_at=app.now() - timedelta(hours=1),
+            place=PLACE,
+            forms=["physical"],
+            narrative=NARRATIVE,
+            parties=[
+                {"student_id": school.student(target), "part": "targeted"},
+                {"student_id": school.student(bully), "part": "bullying"},
+            ],
+        )
+        determine(app, school, cid, bullying=True, severity="serious")
+        cases.append((cid, school.student(bully)))
+    (full, bully_full), (half, bully_half) = cases
+    # when the first is reported to both the police and the bureau, the second to the police only
+    for cid, authorities in ((full, ("police", "bureau")), (half, ("police",))):
+        for authority in authorities:
+            app.cases.record_authority_report(
+                school.safety,
+                cid,
+                authority=authority,
+                unit="城关派出所或县教育局",
+                method="phone",
+                reported_at=app.now(),
+            )
+    # and the bullying students get their dispositions: two kinds for one, one for the other
+    app.cases.decide_disposition(school.safety, full, student_id=bully_full, kind="criticism", decided_by="committee")
+    app.cases.decide_disposition(
+        school.safety,
+        full,
+        student_id=bully_full,
+        kind="disciplinary_sanction",
+        level="warning",
+        decided_by="principal",
+    )
+    app.cases.decide_disposition(school.safety, half, student_id=bully_half, kind="criticism", decided_by="school")
+    # and on 13 October both families apply for the county review; the first is changed on 20 October
+    clock.advance(days=1)
+    reviews = {
+        cid: app.cases.apply_for_county_review(
+            school.safety, cid, party_id=bully, county_body="县防治学生欺凌工作办公室", grounds="不服"
+        )
+        for cid, bully in cases
+    }
+    clock.advance(days=7)
+    app.cases.record_review_panel(
+        school.safety, full, reviews[full], members=[("school", "甲"), ("parent", "乙"), ("expert", "丙")]
+    )
+    app.cases.record_county_review_outcome(
+        school.safety, full, reviews[full], outcome="changed", reason="情节较轻", bullying=True, severity="minor"
+    )
+    clock.advance(days=30)
+    r = report_for(app, school.principal)
+    # then the period counts each report made by authority, the one still owed (and overdue, it
+    # was due on 13 October), the dispositions by kind, the reviews applied and decided by
+    # outcome, and the one pending past its 15 days (due 28 October)
+    kept = ("authority_reports", "dispositions", "county_reviews")
+    counted = {m.id: r.total[m.id] for m in r.metrics if m.id.startswith(kept)}
+    assert {k: v for k, v in counted.items() if v} == {
+        "authority_reports": 3,
+        "authority_reports_police": 2,
+        "authority_reports_bureau": 1,
+        "authority_reports_pending_end": 1,
+        "authority_reports_overdue_end": 1,
+        "dispositions": 3,
+        "dispositions_criticism": 2,
+        "dispositions_disciplinary_sanction": 1,
+        "county_reviews_applied": 2,
+        "county_reviews_decided": 1,
+        "county_reviews_decided_changed": 1,
+        "county_reviews_pending_end": 1,
+        "county_reviews_overdue_end": 1,
     }
 
 
@@ -693,7 +777,7 @@ class World:
         elif status == "closed":
             app.cases.reopen_case(s.safety, c, reason="再次发生")
         elif n % 5 == 0 and n % 2:
-            app.cases.lodge_appeal(s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
+            appeal_legacy(app, s.safety, c, party_id=case.parties[0]["student_id"], grounds="不服")
         elif n % 5 == 0:
             review = app.cases.apply_for_county_review(
                 s.safety, c, party_id=case.parties[0]["student_id"], county_body="区欺凌办", grounds="不服"

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import ADMIN, Clock, School, make_school
-from determination_support import ready_to_determine
+from determination_support import appeal_legacy, ready_to_determine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -239,7 +239,7 @@ def test_an_appeal_reopened_for_investigation_puts_a_new_deadline_with_the_handl
     ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
-    appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
+    appeal = appeal_legacy(app, school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
     # then the follow-up stays due while the appeal is pending
     assert [k for k, *_ in queue(app, school.safety)] == ["follow_up"]
     # when the county office sends it back for investigation
@@ -259,7 +259,7 @@ def test_an_appeal_changing_the_determination_to_not_bullying_ends_the_follow_up
     ready_to_determine(app, school.safety, cid)
     app.cases.determine(school.safety, cid, bullying=True, severity="minor", reason="委员会认定")
     app.cases.approve_determination(school.principal, cid, reason="同意")
-    appeal = app.cases.lodge_appeal(school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
+    appeal = appeal_legacy(app, school.safety, cid, party_id=school.student(BULLYING), grounds="不服认定")
     app.cases.record_appeal_outcome(
         school.safety, cid, appeal, outcome="changed", reason="复查认定不构成欺凌", bullying=False
     )
@@ -667,7 +667,7 @@ def case_step(w: World, cid: str, pick: int) -> None:
             app.cases.approve_determination(s.principal, cid, reason="同意")
     elif st_ in ("intervening", "following_up", "concluded"):
         if pick % 4 == 0 and c.determination and c.determination["source"] == "committee" and not c.appeals:
-            app.cases.lodge_appeal(s.safety, cid, party_id=s.student(TARGETED), grounds="不服")
+            appeal_legacy(app, s.safety, cid, party_id=s.student(TARGETED), grounds="不服")
         elif pick % 4 == 1 and st_ != "concluded":
             app.cases.record_follow_up(s.safety, cid, notes="回访")
         else:

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from determination_support import appeal_legacy
 from web_support import Browser, DemoSite
 
 from domain.bullying import BullyingCase
@@ -245,13 +246,25 @@ def test_teacher_reports_and_the_case_is_walked_to_closure_and_reopened(site: De
     interventions = {i["student_id"]: i for i in _case(site, case_id).interventions.values()}
     assert interventions[target.id]["progress"] and not interventions[bully.id]["active"]
 
-    page = _step(site, s, case_id, "appeal", {"party_id": bully.id, "grounds": f"家长认为是玩笑 {tag}"})
-    assert _case(site, case_id).status == "appealed" and "申诉中" in page
-    appeal_id = _case(site, case_id).pending_appeal_id
+    # the bullying student's family applies for the county review (复查); the panel upholds it
+    assert 'id="appeal"' not in page  # the old 申诉 form is not offered: the review replaced it
     page = _step(
-        site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "upheld", "reason": "证据充分"}
+        site,
+        s,
+        case_id,
+        "review_apply",
+        {"party_id": bully.id, "county_body": "县防治学生欺凌工作办公室", "grounds": f"家长认为是玩笑 {tag}"},
     )
-    assert "维持原认定" in page and _case(site, case_id).appeals[appeal_id]["outcome"] == "upheld"
+    review_id = _case(site, case_id).pending_review_id
+    assert review_id and _case(site, case_id).status == "appealed" and "复查中" in page
+    panel = {"capacity_0": "school", "member_0": "李老师", "capacity_1": "parent", "member_1": "赵家长"}
+    panel |= {"capacity_2": "expert", "member_2": "周教授"}
+    _step(site, s, case_id, "review_panel", {"review_id": review_id, **panel})
+    page = _step(
+        site, s, case_id, "review_outcome", {"review_id": review_id, "outcome": "upheld", "reason": "证据充分"}
+    )
+    reviews = _case(site, case_id).county_reviews
+    assert "维持原认定" in page and [r["outcome"] for r in reviews] == ["upheld"]
 
     page = _step(site, s, case_id, "follow_up", {"notes": f"回访：关系缓和 {tag}"})
     assert f"回访：关系缓和 {tag}" in page and _case(site, case_id).status == "following_up"
@@ -520,10 +533,55 @@ def _determined_and_appealed(site: DemoSite, browse, tag: str) -> tuple[Browser,
     _guardians_take_part(site, s, case_id)
     _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "多次抢夺"})
     _step(site, p, case_id, "approve", {"reason": "同意"})
-    _step(site, s, case_id, "appeal", {"party_id": bully.id, "grounds": f"只是借用 {tag}"})
-    appeal_id = _case(site, case_id).pending_appeal_id
+    # recorded before the county review replaced the school's own appeal record: written as then
+    appeal_id = appeal_legacy(site.app, _actor(site, "safety1"), case_id, party_id=bully.id, grounds=f"只是借用 {tag}")
     assert appeal_id and _case(site, case_id).status == "appealed"
     return s, case_id, appeal_id
+
+
+def test_no_appeal_form_is_offered_and_a_posted_appeal_is_refused_naming_the_county_review(
+    site: DemoSite, browse
+) -> None:
+    # given a case determined and approved through the pages, within the window to apply
+    tag = uuid.uuid4().hex[:6]
+    s, p = browse("safety1"), browse("principal1")
+    target, bully = _students(site, "八年级1班")[2:4]
+    r = _report(site, s, [(target.student_no, "targeted"), (bully.student_no, "bullying")], f"起外号 {tag}")
+    case_id = r.headers["location"].rsplit("/", 1)[1]
+    _step(site, s, case_id, "start_investigation", {})
+    _step(site, s, case_id, "complete_investigation", {"findings": f"属实 {tag}"})
+    _guardians_take_part(site, s, case_id)
+    _step(site, s, case_id, "determine", {"bullying": "yes", "severity": "minor", "reason": "多次起外号"})
+    page = _step(site, p, case_id, "approve", {"reason": "同意"})
+    # then the page offers the county review's application, not an appeal, nor an empty appeals section
+    assert 'id="review_apply"' in page and "记录复查申请" in page
+    assert 'id="appeal"' not in page and 'id="appeals"' not in page and "记录申诉" not in page
+    assert "申请县级复查期限至" in page and "申诉期至" not in page
+    # when an appeal is posted anyway (an old page, a hand-made request)
+    version = _case(site, case_id).version
+    refused = s.post(
+        f"/cases/{case_id}/appeal", {"expected_version": str(version), "party_id": bully.id, "grounds": "不服"}
+    )
+    # then it is refused once, in Chinese, naming where it goes, and nothing is recorded
+    assert refused.status_code == 400
+    assert refused.text.count("请在「县级复查」中记录其向县级防治学生欺凌工作部门提出的复查申请") == 1
+    c = _case(site, case_id)
+    assert c.version == version and c.appeals == {} and c.status == "intervening"
+
+
+def test_an_old_appeal_shows_under_its_own_heading_and_takes_its_outcome_from_the_page(site: DemoSite, browse) -> None:
+    # given a case whose appeal was recorded before the county review replaced it
+    tag = uuid.uuid4().hex[:6]
+    s, case_id, appeal_id = _determined_and_appealed(site, browse, tag)
+    page = s.get(f"/cases/{case_id}").text
+    # then the page shows it, pending, with its own outcome form, and offers no new appeal
+    assert "申诉（旧记录）" in page and f"只是借用 {tag}" in page and "待复查" in page
+    assert 'id="appeal_outcome"' in page and 'id="appeal"' not in page and "复查中" in page
+    # when its outcome is recorded
+    page = _step(site, s, case_id, "appeal_outcome", {"appeal_id": appeal_id, "outcome": "upheld", "reason": "维持"})
+    # then it shows with the outcome and the case is back where it was
+    assert "维持原认定" in page and 'id="appeal_outcome"' not in page
+    assert _case(site, case_id).status == "intervening"
 
 
 def test_an_appeal_that_changes_the_determination_or_reopens_the_case(site: DemoSite, browse) -> None:

@@ -245,7 +245,7 @@ commands(
         ("determination/return", "return_determination", "退回认定"),
         ("mandatory-reports", "record_mandatory_report", "记录强制报告"),
         ("interventions", "plan_intervention", "制定干预措施"),
-        ("appeals", "lodge_appeal", "提出申诉"),
+        ("appeals", "lodge_appeal", "提出申诉（已停用：由县级复查取代，请记录复查申请）"),
         ("follow-ups", "record_follow_up", "记录回访"),
         ("close", "close_case", "结案"),
         ("reopen", "reopen_case", "重新打开"),

@@ -691,6 +691,12 @@ STEPS.update(
 )
 
 
+# Steps the page no longer offers (no form to show a refusal beside): the old appeal (申诉),
+# replaced by the county review. A post to one (an old page) is refused by the domain, and
+# the message is shown at the top of the page.
+NOT_OFFERED = frozenset({"appeal"})
+
+
 @router.post("/cases/{case_id}/{action}")
 def case_step(request: Request, case_id: str, action: str, user: PageUser, form: Form) -> Response:
     step = STEPS.get(action)
@@ -704,6 +710,12 @@ def case_step(request: Request, case_id: str, action: str, user: PageUser, form:
         # The message is shown once, beside the step's form; a stale page (409), whose form may
         # be gone, shows it at the top.
         lambda r: _case_page(
-            request, user, case_id, r.status, error=r.message, failed=action, error_at_step=r.status != 409
+            request,
+            user,
+            case_id,
+            r.status,
+            error=r.message,
+            failed=action,
+            error_at_step=r.status != 409 and action not in NOT_OFFERED,
         ),
     )
