@@ -2,7 +2,12 @@
 free 127.0.0.1 port in a background thread, and Debian's Chromium driven by Playwright.
 
 Never `playwright install`: the system Chromium (/usr/bin/chromium, with fonts-noto-cjk)
-is used. Screenshots go to test-artifacts/screenshots/ (git-ignored)."""
+is used. Screenshots go to test-artifacts/screenshots/ (git-ignored).
+
+Every page a browser test visits is checked with axe-core (WCAG 2.1 A and AA): the script
+is added to every document of a Session's context (from the npm registry, installed by
+.ci/axe-core into tests/browser/node_modules), run once each page has loaded, and any
+violation fails the test (at the end of the test, listing each page, rule and element)."""
 
 from __future__ import annotations
 
@@ -35,6 +40,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+AXE = Path(__file__).resolve().parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Run in the page (Playwright's evaluate is not an inline script: the CSP stays as served).
+AXE_RUN = """async (tags) => {
+  if (!window.axe) { return null; }
+  const result = await window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + ": " + (n.failureSummary || "").replace(/\\s+/g, " ")),
+  }));
+}"""
 
 
 def free_port() -> int:
@@ -102,20 +118,47 @@ def chromium_fixture() -> Iterator[Any]:
 
 
 class Session:
-    """One person's browser context (own cookies) with a page; collects any JS dialog."""
+    """One person's browser context (own cookies) with a page; collects any JS dialog, and
+    checks every page it loads with axe-core (`checked`, `violations`)."""
 
     def __init__(self, browser: Any, live: LiveServer, **context: Any) -> None:
+        if not AXE.is_file():
+            raise RuntimeError(f"axe-core is not installed ({AXE}): run .ci/axe-core (make test's set-up does)")
         context.setdefault("viewport", {"width": 1280, "height": 900})
         self.context = browser.new_context(base_url=live.url, locale="zh-CN", **context)
         self.context.set_default_timeout(10_000)
+        self.context.add_init_script(path=str(AXE))
         self.page = self.context.new_page()
         self.dialogs: list[str] = []
+        self.checked: list[str] = []  # each page checked with axe-core, by address
+        self.violations: list[str] = []
+        self.page.on("load", lambda page: self.check_accessibility(page))
 
         def on_dialog(d: Any) -> None:
             self.dialogs.append(d.message)
             d.dismiss()
 
         self.page.on("dialog", on_dialog)
+
+    def check_accessibility(self, page: Any = None) -> list[str]:
+        """Run axe-core on the page as it is now; each WCAG 2.1 A/AA violation is kept (and
+        returned) as one line: the address, the rule, its help and the elements."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        page = page or self.page
+        url = page.url
+        try:
+            found = page.evaluate(AXE_RUN, AXE_TAGS)
+        except PlaywrightError as e:
+            if "destroyed" in str(e) or "navigat" in str(e):
+                return []  # the page was left while being checked: its successor is checked on load
+            raise
+        if found is None:  # not an HTML document of ours (a download, about:blank)
+            return []
+        self.checked.append(url)
+        lines = [f"{url}: {v['id']} ({v['impact']}) {v['help']} -> {' | '.join(v['nodes'])}" for v in found]
+        self.violations += [line for line in lines if line not in self.violations]
+        return lines
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> Any:
         page = self.page
@@ -148,4 +191,7 @@ def open_session_fixture(chromium: Any, live: LiveServer) -> Iterator[Any]:
 
     yield make
     for s in made:
+        s.check_accessibility()  # the page the test ended on, as it was left
         s.close()
+    found = [line for s in made for line in s.violations]
+    assert not found, "axe-core (WCAG 2.1 A/AA) found violations:\n" + "\n".join(found)
