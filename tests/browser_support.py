@@ -2,10 +2,18 @@
 free 127.0.0.1 port in a background thread, and Debian's Chromium driven by Playwright.
 
 Never `playwright install`: the system Chromium (/usr/bin/chromium, with fonts-noto-cjk)
-is used. Screenshots go to test-artifacts/screenshots/ (git-ignored)."""
+is used. Screenshots go to test-artifacts/screenshots/ (git-ignored).
+
+Every page a browser test visits is checked with axe-core (WCAG 2.1 A and AA): the script
+is added to every document of a Session's context (from the npm registry, installed by
+.ci/axe-core into tests/browser/node_modules) and runs once the page has loaded; its
+result is collected before the test's next action on a page (a click, a fill: Playwright's
+locator handler, which waits while the page's check has not finished), before `goto`, and
+when the test ends; any violation fails the test, listing each page, rule and element."""
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 import threading
@@ -35,6 +43,30 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+AXE = Path(__file__).resolve().parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Added to every document after axe itself: once the page has loaded, axe runs on it, once
+# (window.__anxinAxe: the violations, a promise); a check asked before that starts it.
+AXE_AUTO = """(() => {
+  const tags = __TAGS__;
+  window.__anxinAxeRun = () => window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] })
+    .then((result) => result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + ": " + (n.failureSummary || "").replace(/\\s+/g, " ")),
+    })));
+  window.addEventListener("load", () => { if (!window.__anxinAxe) { window.__anxinAxe = window.__anxinAxeRun(); } });
+})();""".replace("__TAGS__", json.dumps(AXE_TAGS))
+AXE_PENDING = "html:not([data-axe-collected])"  # a page whose check the test has not collected
+# Asked of a page (Playwright's evaluate is not an inline script: the CSP stays as served):
+# this document's violations, waiting for its run; `again`, a new run after that one.
+AXE_RESULT = """async (again) => {
+  if (!window.__anxinAxeRun) { return null; }
+  if (!window.__anxinAxe) { window.__anxinAxe = window.__anxinAxeRun(); }
+  if (again) { window.__anxinAxe = window.__anxinAxe.then(() => window.__anxinAxeRun()); }
+  const found = await window.__anxinAxe;
+  document.documentElement.setAttribute("data-axe-collected", "");
+  return found;
+}"""
 
 
 def free_port() -> int:
@@ -102,20 +134,61 @@ def chromium_fixture() -> Iterator[Any]:
 
 
 class Session:
-    """One person's browser context (own cookies) with a page; collects any JS dialog."""
+    """One person's browser context (own cookies) with a page; collects any JS dialog, and
+    checks every page it loads with axe-core (`checked`, `violations`)."""
 
     def __init__(self, browser: Any, live: LiveServer, **context: Any) -> None:
+        if not AXE.is_file():
+            raise RuntimeError(f"axe-core is not installed ({AXE}): run .ci/axe-core (make test's set-up does)")
         context.setdefault("viewport", {"width": 1280, "height": 900})
         self.context = browser.new_context(base_url=live.url, locale="zh-CN", **context)
         self.context.set_default_timeout(10_000)
+        self.context.add_init_script(path=str(AXE))
+        self.context.add_init_script(script=AXE_AUTO)
         self.page = self.context.new_page()
         self.dialogs: list[str] = []
+        self.checked: list[str] = []  # each page checked with axe-core, by address
+        self.violations: list[str] = []
+        # Before the test acts on a page (which may leave it), that page's check is collected.
+        self.page.add_locator_handler(
+            self.page.locator(AXE_PENDING), lambda _locator: self.check_accessibility(), no_wait_after=True
+        )
+        goto = self.page.goto
+
+        def checked_goto(*args: Any, **kwargs: Any) -> Any:
+            self.check_accessibility()
+            return goto(*args, **kwargs)
+
+        self.page.goto = checked_goto  # type: ignore[method-assign]
 
         def on_dialog(d: Any) -> None:
             self.dialogs.append(d.message)
             d.dismiss()
 
         self.page.on("dialog", on_dialog)
+
+    def check_accessibility(self, again: bool = False) -> list[str]:
+        """The violations (WCAG 2.1 A/AA) axe-core finds on the page as it loaded (`again`:
+        as it is now), each kept in `violations` (and returned) as one line: the address,
+        the rule, its help and the elements."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        page = self.page
+        url = page.url
+        if url == "about:blank":
+            return []
+        try:
+            found = page.evaluate(AXE_RESULT, again)
+        except PlaywrightError as e:
+            if "destroyed" in str(e) or "navigat" in str(e) or "closed" in str(e):
+                return []  # the page went away by itself (a script, a closed tab)
+            raise
+        if found is None:  # no document of ours (about:blank, a download)
+            return []
+        self.checked.append(url)
+        lines = [f"{url}: {v['id']} ({v['impact']}) {v['help']} -> {' | '.join(v['nodes'])}" for v in found]
+        self.violations += [line for line in lines if line not in self.violations]
+        return lines
 
     def login(self, username: str, password: str = DEMO_PASSWORD) -> Any:
         page = self.page
@@ -148,4 +221,7 @@ def open_session_fixture(chromium: Any, live: LiveServer) -> Iterator[Any]:
 
     yield make
     for s in made:
+        s.check_accessibility()  # the page the test ended on, as it was left
         s.close()
+    found = [line for s in made for line in s.violations]
+    assert not found, "axe-core (WCAG 2.1 A/AA) found violations:\n" + "\n".join(found)

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -56,6 +56,8 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
+FAVICON_CACHE = {"Cache-Control": "public, max-age=86400"}
+
 
 class Headers:
     """Every response's security headers, the reader's language for the request, and one
@@ -85,7 +87,7 @@ class Headers:
                 h.setdefault("X-Frame-Options", "DENY")
                 h.setdefault("X-Content-Type-Options", "nosniff")
                 h.setdefault("Referrer-Policy", "no-referrer")
-                if not path.startswith("/static/"):
+                if not path.startswith("/static/") and path != "/favicon.ico":
                     h["Cache-Control"] = "no-store"
                 if self.secure_cookies:
                     h.setdefault("Strict-Transport-Security", "max-age=31536000")
@@ -202,6 +204,12 @@ def create_app(
     )
     api.state.web = web
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @api.get("/favicon.ico", include_in_schema=False)
+    def _favicon() -> Response:
+        # Where every browser looks for a page's icon, linked from base.html too (a day's cache).
+        return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon", headers=FAVICON_CACHE)
+
     # (the security headers and the access log: `Headers`, outermost, added by SecuredAPI)
 
     @api.exception_handler(LoginRequired)

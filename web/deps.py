@@ -27,7 +27,7 @@ from anxin.quarantine import UNREADABLE_LABEL
 from anxin.service import Anxin
 from domain.break_glass import REASON_RULE
 from domain.common import Actor, DomainError, Erased, NotFound, PermissionDenied, Role
-from web import i18n
+from web import i18n, menu
 from web.security import (
     COOKIE,
     LANG_COOKIE,
@@ -37,6 +37,7 @@ from web.security import (
     SessionStore,
     csrf_ok,
 )
+from web.tables import label_tables
 
 HERE = Path(__file__).parent
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -66,6 +67,7 @@ class Web:
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
         env.filters["system"] = i18n.system_text  # system-written Chinese, in the reader's language
+        env.filters["label_tables"] = label_tables  # base.html: every table's cells labelled (phones)
         self._write = threading.RLock()
         self._names: dict[str, str] = {}
         # The last verification of the audit trail run from the audit page (this process's).
@@ -341,7 +343,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         lang=i18n.current.get(),
         flashes=flashes,
         csrf_token=user.csrf if user else "",
-        nav=nav_for(user),
+        nav=(nav := nav_for(user)),
+        nav_current=menu.current(request.url.path, [href for href, _label in nav]),
         path=request.url.path,
         unread=_unread(web, user),
     )
@@ -383,47 +386,8 @@ def login_url(request: Request) -> str:
 
 
 def nav_for(user: User | None) -> list[tuple[str, str]]:
-    """The menu: (path, label) for what this person's roles may use."""
+    """The menu: (path, label) for what this person's roles may use, as the permission
+    table decides (web/menu.py)."""
     if user is None:
         return []
-    _ = i18n.gettext
-    items: list[tuple[str, str]] = []
-    in_school = user.actor.school_id is not None
-    if in_school:
-        items.append(("/", _("我的待办")))
-    if user.has(Role.CLASS_TEACHER):
-        items.append(("/pairings", _("一岗双带")))
-    if in_school and not user.has(Role.ADMINISTRATOR) or user.has(Role.CLASS_TEACHER):
-        items.append(("/cases/new", _("报告欺凌")))
-    if user.has(Role.COUNSELOR, Role.PRINCIPAL):
-        items.append(("/support", _("一人一策")))
-        items.append(("/screenings", _("心理筛查")))
-    if user.has(Role.SAFETY_LEAD, Role.PRINCIPAL, Role.CLASS_TEACHER):
-        items.append(("/cases", _("欺凌案件")))
-    if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD):
-        items.append(("/board", _("学校看板")))
-    if user.has(Role.PRINCIPAL, Role.SAFETY_LEAD) and in_school:
-        items.append(("/committee", _("欺凌治理委员会")))
-    if in_school:
-        items.append(("/students", _("学生")))
-    if user.has(Role.SUPERVISOR):
-        items += [("/district", _("全区概况")), ("/reports", _("定期报送")), ("/audit", _("审计"))]
-    if user.has(Role.PRINCIPAL):
-        items.append(("/reports", _("定期报送")))
-    if user.has(Role.ADMINISTRATOR, Role.PRINCIPAL, Role.SUPERVISOR):
-        items.append(("/grants", _("角色审批")))
-    if user.has(Role.PRINCIPAL, Role.SUPERVISOR) and not user.has(Role.ADMINISTRATOR):
-        items.append(("/reviews", _("紧急查阅复核")))
-    if user.has(Role.SUPERVISOR) or (user.has(Role.ADMINISTRATOR) and not in_school):
-        items.append(("/agencies", _("转介机构")))
-    if user.has(Role.ADMINISTRATOR):
-        items += [
-            ("/admin/accounts", _("账号")),
-            ("/admin/roster", _("花名册")),
-            ("/admin/keys", _("密钥")),
-            ("/admin/two-step", _("两步验证要求")),
-            ("/admin/shred", _("删除")),
-            ("/admin/notifications", _("提醒发送")),
-        ]
-    seen: set[str] = set()
-    return [(p, label) for p, label in items if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+    return [(item.path, i18n.gettext(item.label)) for item in menu.items_for(user.actor)]

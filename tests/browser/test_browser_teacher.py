@@ -56,6 +56,7 @@ def test_teacher_records_a_concern_and_escalates_it_on_a_phone(open_session: Any
     pid, student, name = _paired_student(live)
     s = open_session(**PHONE)
     page = s.login("teacher1")
+    page.get_by_role("button", name="菜单").click()  # on a phone the menu is folded behind its button
     page.get_by_role("navigation", name="主菜单").get_by_role("link", name="一岗双带").click()
     expect(page.get_by_role("heading", name="我的结对学生")).to_be_visible()
     row = page.locator("#mine tr", has=page.get_by_role("link", name=name))

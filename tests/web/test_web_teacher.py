@@ -113,7 +113,7 @@ def test_teacher_sees_own_pairings_overdue_first(site: DemoSite, browse) -> None
     assert f'href="/pairings/{pid}"' in page.text and name in page.text
     # Every overdue line comes before every line that is not.
     rows = re.findall(
-        r'<tr class="(overdue)?">\s*<td data-label', page.text.split('id="mine"')[1].split("</section>")[0]
+        r'<tr class="(overdue)?"[^>]*>\s*<td data-label', page.text.split('id="mine"')[1].split("</section>")[0]
     )
     flags = [bool(r) for r in rows]
     assert flags and flags[0] and flags == sorted(flags, reverse=True)
