@@ -25,6 +25,7 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 
 from anxin.quarantine import UNREADABLE_LABEL
 from anxin.service import Anxin
+from domain import access
 from domain.break_glass import REASON_RULE
 from domain.common import Actor, DomainError, Erased, NotFound, PermissionDenied, Role
 from web import i18n
@@ -62,6 +63,7 @@ class Web:
             Role=Role,
             count_cells=count_cells,
             record_no=record_no,
+            may=may,
         )
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
@@ -124,6 +126,40 @@ def record_no(context: Any, stream_id: Any, school: bool | None = None) -> str:
         user = context.get("user")
         school = user is not None and user.actor.school_id is None
     return f"{number.text} · {number.school}" if school and number.school else number.text
+
+
+ACTIONS = frozenset(v for k, v in vars(access).items() if k.isupper() and isinstance(v, str) and "." in v) | {
+    access.SHRED
+}
+
+
+@pass_context
+def may(
+    context: Any, action: str, kind: str, stream_id: Any = None, school_id: str | None = None, break_glass: Any = None
+) -> bool:
+    """Whether the person reading the page may do `action` (a `domain.access` action) on a
+    record (`kind` and its id) or, without an id, in a school (the reader's own by default):
+    the gate's own rule (`app.permits`, nothing recorded), so a page offers a form or a link
+    only to those whose request the gate would let through. Not a second permission list:
+    the same `decide` the command will ask. An unknown action is a mistake in the template."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    user: User | None = context.get("user")
+    if user is None:
+        return False
+    if stream_id is None and school_id is None:
+        school_id = user.actor.school_id
+    app = get_web(context["request"]).app
+    return bool(
+        app.permits(
+            user.actor,
+            action,
+            kind,
+            str(stream_id) if stream_id else None,
+            school_id,
+            str(break_glass) if break_glass else None,
+        )
+    )
 
 
 def get_web(request: Request) -> Web:
