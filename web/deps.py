@@ -384,6 +384,24 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
+ERROR_TITLES = {403: "无权访问", 404: "未找到", 410: "记录已删除", 409: "记录已被他人修改"}
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """The error page in the site's layout: the menu of the person signed in (also on an
+    address no route answers, where no route has looked them up), a title in their
+    language, the reason, and the ways on: the part of the site the address belongs to, and
+    the start page."""
+    if getattr(request.state, "user", None) is None:
+        try:
+            i18n.current.set(language(request))
+            request.state.user = session_user(request)
+        except Exception:  # noqa: BLE001 - an error page must answer even if the session cannot be read
+            request.state.user = None
+    title = i18n.gettext(ERROR_TITLES.get(status, "无法完成"))
+    return render(request, "error.html", status, title=title, message=message, status=status)
+
+
 def _unread(web: Any, user: User | None) -> int:
     """The count beside 提醒 in the header (one indexed count; 0 if it cannot be read, so
     that an error page still answers)."""

@@ -53,7 +53,7 @@ from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board
 from web import i18n
-from web.deps import App, Form, PageUser, User, Web, get_web, reason_form, redirect, render
+from web.deps import App, Form, PageUser, User, Web, error_page, get_web, reason_form, redirect, render
 from web.forms import day_or, expected_version, moment, run_form, text, values, yes
 
 router = APIRouter(include_in_schema=False)
@@ -690,7 +690,7 @@ STEPS.update(
 def case_step(request: Request, case_id: str, action: str, user: PageUser, form: Form) -> Response:
     step = STEPS.get(action)
     if step is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+        return error_page(request, 404, i18n.gettext("未知的操作"))
     call, done = step
     return run_form(
         request,

@@ -31,7 +31,7 @@ from domain.support import (
 )
 from projections.support_register import register, student_refs
 from web import i18n
-from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
+from web.deps import App, Form, PageUser, User, error_page, get_web, reason_form, redirect, render
 from web.forms import Refused, day_or, expected_version, run_form
 from web.routes.crisis import CRISIS_VOCAB
 
@@ -429,7 +429,7 @@ def referral_step(request: Request, file_id: str, entry_id: str, step: str, user
     """A referral moves on: the agency accepted it, its feedback (回执) came, it is over."""
     found = REFERRAL_STEPS.get(step)
     if found is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+        return error_page(request, 404, i18n.gettext("未知的操作"))
     call, done = found
 
     def refused(r: Refused) -> Response:
