@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin import numbers as record_numbers
 from anxin.service import Anxin
 from domain import access
 from domain.break_glass import is_meaningful_reason
@@ -51,8 +52,9 @@ from domain.bullying import (
 )
 from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
-from projections.case_board import case_board
-from web import i18n
+from projections.case_board import case_board, involving
+from projections.student_names import search_students
+from web import case_filters, i18n
 from web.deps import App, Form, PageUser, User, Web, error_page, get_web, reason_form, redirect, render
 from web.forms import day_or, expected_version, moment, run_form, text, values, yes
 
@@ -134,10 +136,31 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
 # -- the board --------------------------------------------------------------------------------
 @router.get("/cases")
 def cases_board(request: Request, user: PageUser, app: App) -> Response:
-    lines = case_board(app, user.actor, user.actor.school_id or "")
+    # Filters, sort, search and pages from the address (web/case_filters.py); the gate decides
+    # the board (and a name search) before they narrow it.
+    school = user.actor.school_id or ""
+    bq = case_filters.read_query(request.query_params)
+    named: set[str] | None = None
+    with app.decisions_together():
+        lines = case_board(app, user.actor, school)
+        if bq.q and lines and record_numbers.parse(bq.q) is None:  # not a case number: a student's name
+            students = {s.id for s in search_students(app, user.actor, school, bq.q, limit=500)}
+            named = involving(app, [x.case_id for x in lines], students)
     numbers = app.record_numbers([line.case_id for line in lines])
+    shown = case_filters.apply(bq, lines, numbers, app.policy.school_year_of, named)
     return render(
-        request, "cases/board.html", lines=lines, numbers=numbers, forms_=FORMS, full=any(line.full for line in lines)
+        request,
+        "cases/board.html",
+        lines=shown.lines,
+        shown=shown,
+        bq=bq,
+        numbers=numbers,
+        forms_=FORMS,
+        full=any(line.full for line in lines),
+        statuses=STATUS_LABELS,
+        severities=SEVERITIES,
+        sorts=case_filters.SORTS,
+        orders=case_filters.ORDERS,
     )
 
 
