@@ -54,7 +54,7 @@ from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
 from projections.case_board import case_board, involving
 from projections.student_names import search_students
-from web import case_filters, i18n
+from web import case_filters, case_sections, i18n
 from web.deps import App, Form, PageUser, User, Web, error_page, get_web, reason_form, redirect, render
 from web.forms import day_or, expected_version, moment, run_form, text, values, yes
 
@@ -232,6 +232,10 @@ def _case_page(
         break_glass=break_glass,
         **_case_context(app, web, case),
         **_determination_context(app, user, case),
+        # the sections open and the contents (web/case_sections.py); forms only for a writer
+        **case_sections.section_context(case, case.status, extra.get("failed"), app.now().date(), app.now()),
+        can_write=app.permits(user.actor, access.CASE_WRITE, "case", case_id),
+        can_approve=app.permits(user.actor, access.CASE_APPROVE, "case", case_id),
         **extra,
     )
 
