@@ -7,6 +7,7 @@ render. The gate in the application layer decides every access; nothing here doe
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -364,11 +365,56 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
         get_web(request).sessions.save_data(user.session)  # the next page may be served by another worker
 
 
+KEPT = "refused_form"
+KEPT_SECONDS = 600  # a refused form is shown again by the next rendering of its page within this time
+
+
+def keep_refusal(request: Request, target: str, status: int, message: str, context: dict[str, Any]) -> bool:
+    """Keep a refused form for the page at `target` (web.forms.run_form's redirect): the
+    message, the status, what was typed (no CSRF token, no upload) and `context`, in the
+    session's data, which is stored sealed in the database (names and narratives are never
+    in clear at rest, never in the address, and any worker process serves the next page).
+    False without a session (an API token): the page is answered at once instead."""
+    user: User | None = getattr(request.state, "user", None)
+    if user is None or user.session is None:
+        return False
+    typed = {
+        k: v
+        for k, v in (getattr(request.state, "form", {}) or {}).items()
+        if k != "csrf_token" and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+    }
+    user.session.data[KEPT] = {
+        "path": target.split("#", 1)[0].split("?", 1)[0],
+        "status": status,
+        "error": message,
+        "form": typed,
+        "context": context,
+        "until": time.time() + KEPT_SECONDS,
+    }
+    get_web(request).sessions.save_data(user.session)
+    return True
+
+
+def _kept_refusal(request: Request, user: User | None) -> dict[str, Any] | None:
+    """The refused form kept for this page, taken (shown once)."""
+    if user is None or user.session is None or request.method != "GET" or KEPT not in user.session.data:
+        return None
+    kept = user.session.data[KEPT]
+    if kept.get("path") != request.url.path and time.time() < float(kept.get("until", 0)):
+        return None  # for another page: left for it
+    user.session.data.pop(KEPT)
+    return kept if kept.get("path") == request.url.path and time.time() < float(kept.get("until", 0)) else None
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     web = get_web(request)
     user: User | None = getattr(request.state, "user", None)
     flashes = user.session.data.pop("flash", []) if user and user.session else []
-    if flashes and user and user.session:
+    kept = _kept_refusal(request, user)
+    if kept is not None and not context.get("error"):  # a refused form of this page: shown once, beside the form
+        context = {**context, "error": kept["error"], **kept["context"], "form": kept["form"]}
+        status_code = int(kept["status"])
+    if (flashes or kept is not None) and user and user.session:
         web.sessions.save_data(user.session)
     context.update(
         request=request,

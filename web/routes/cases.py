@@ -130,6 +130,7 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
         reported,
         lambda r: _report_page(request, r.status, error=r.message),
         on_page=(NotFound, Erased),
+        again=lambda r: ("/cases/new", {}),
     )
 
 
@@ -727,5 +728,10 @@ def case_step(request: Request, case_id: str, action: str, user: PageUser, form:
         # be gone, shows it at the top.
         lambda r: _case_page(
             request, user, case_id, r.status, error=r.message, failed=action, error_at_step=r.status != 409
+        ),
+        # a browser: 303 back to the case (at the step's form; at the top when the page was stale)
+        again=lambda r: (
+            f"/cases/{case_id}#{action}" if r.status != 409 else f"/cases/{case_id}",
+            {"failed": action, "error_at_step": r.status != 409},
         ),
     )

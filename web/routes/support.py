@@ -172,11 +172,13 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
             source={"kind": origin, "id": source_ref} if source_ref else None,
         )
 
-    def refused(r: Refused) -> Response:
-        message = r.message
+    def message(r: Refused) -> str:
         if isinstance(r.error, NotFound):  # the typed student number names nobody
-            message = i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
-        return _new_page(request, user, r.status, student=None, error=message)
+            return i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
+        return r.message
+
+    def refused(r: Refused) -> Response:
+        return _new_page(request, user, r.status, student=None, error=message(r))
 
     return run_form(
         request,
@@ -184,6 +186,7 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
         lambda file_id: redirect(f"/support/{file_id}", request, i18n.gettext("已建立心理档案")),
         refused,
         on_page=(NotFound, Erased),
+        again=lambda r: ("/support/new", {"error": message(r)}),
     )
 
 
@@ -289,6 +292,12 @@ def support_file_break_glass(request: Request, file_id: str, user: PageUser, for
 FileStep = Callable[[Anxin, User, str, dict[str, Any], int | None, date], object]
 
 
+def _at(r: Refused, form: str) -> str | None:
+    """The form a refusal is shown beside: none when the page was stale (409: the form the
+    person used may be gone), so the page says it once at the top."""
+    return None if r.status == 409 else form
+
+
 def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
     """Serve the decorated command at POST /support/{file_id}/<action>: it is called with the
     application, the person, the file, the form, the version the page showed and today.
@@ -298,13 +307,14 @@ def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
     def serve(call: FileStep) -> FileStep:
         def route(request: Request, file_id: str, user: PageUser, form: Form) -> Response:
             def refused(r: Refused) -> Response:
-                return _file_page(request, user, file_id, r.status, active=action, error=r.message)
+                return _file_page(request, user, file_id, r.status, active=_at(r, action), error=r.message)
 
             return run_form(
                 request,
                 lambda app: call(app, user, file_id, form, expected_version(form), app.now().date()),
                 lambda _: redirect(f"/support/{file_id}", request, i18n.gettext(done)),
                 refused,
+                again=lambda r: (f"/support/{file_id}#{action}", {"active": _at(r, action)}),
             )
 
         router.add_api_route(f"/support/{{file_id}}/{action}", route, methods=["POST"], name=call.__name__)
@@ -433,13 +443,14 @@ def referral_step(request: Request, file_id: str, entry_id: str, step: str, user
     call, done = found
 
     def refused(r: Refused) -> Response:
-        return _file_page(request, user, file_id, r.status, active=f"{step}:{entry_id}", error=r.message)
+        return _file_page(request, user, file_id, r.status, active=_at(r, f"{step}:{entry_id}"), error=r.message)
 
     return run_form(
         request,
         lambda app: call(app, user, file_id, entry_id, form, expected_version(form), app.now().date()),
         lambda _: redirect(f"/support/{file_id}#referrals", request, i18n.gettext(done)),
         refused,
+        again=lambda r: (f"/support/{file_id}#referrals", {"active": _at(r, f"{step}:{entry_id}")}),
     )
 
 
@@ -508,7 +519,7 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
 
     def refused(r: Refused) -> Response:
-        return _file_page(request, user, file_id, r.status, active=f"correct:{entry_id}", error=r.message)
+        return _file_page(request, user, file_id, r.status, active=_at(r, f"correct:{entry_id}"), error=r.message)
 
     def command(app: Anxin) -> None:
         version = expected_version(form)
@@ -522,7 +533,11 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
         )
 
     return run_form(
-        request, command, lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")), refused
+        request,
+        command,
+        lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")),
+        refused,
+        again=lambda r: (f"/support/{file_id}", {"active": _at(r, f"correct:{entry_id}")}),
     )
 
 
