@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +23,7 @@ from anxin import numbers as record_numbers
 from domain.bullying import SEVERITIES, STATUS_LABELS
 from domain.common import InvalidInput, parse_day
 from projections.case_board import BoardLine
+from web import i18n
 
 PAGE_SIZE = 50
 OPEN = "open"  # every status but closed
@@ -34,8 +36,7 @@ SORTS = {
 }
 ORDERS = {"desc": "降序（新的、大的在前）", "asc": "升序（旧的、小的在前）"}
 NATURAL = {"number": "desc", "opened": "desc", "activity": "desc", "deadline": "asc"}  # when no order is chosen
-CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-GRADE = re.compile(r"^(.*?)(\d+)\s*班$")
+GRADE = re.compile(r"^(.*?)(\d+)\s*(\D?)$")  # a grade, the class's number, and a word for class
 
 
 def grade_of(class_name: str) -> str:
@@ -44,19 +45,25 @@ def grade_of(class_name: str) -> str:
     return m.group(1) if m and m.group(1) else class_name
 
 
-def grade_key(grade: str) -> tuple[int, str]:
-    """Grades in school order (七年级, 八年级, 九年级; 高一, 高二), not in code-point order."""
-    n = 0
+def grade_key(grade: str) -> tuple[str, int, str]:
+    """Grades in school order (七年级, 八年级, 九年级; 高一, 高二), not in code-point order: the
+    words before the grade's number (none, or a stage such as 高), then the number, read from
+    Chinese or Arabic numerals (unicodedata: 七 is 7, 十二 is 12)."""
+    prefix, n, seen = "", 0, False
     for ch in grade:
-        if ch in CN_DIGITS:
-            n = n * 10 + CN_DIGITS[ch] if ch != "十" else max(n, 1) * 10
-        elif ch.isdigit():
-            n = n * 10 + int(ch)
-    offset = 100 if grade.startswith("高") else 0
-    return (offset + n if n else 999, grade)
+        try:
+            value = int(unicodedata.numeric(ch))
+        except (TypeError, ValueError):
+            if seen:
+                break
+            prefix += ch
+            continue
+        seen = True
+        n = n * 10 + value if value < 10 else max(n, 1) * value
+    return (prefix if seen else "\uffff", n, grade)
 
 
-def class_key(name: str) -> tuple[tuple[int, str], int, str]:
+def class_key(name: str) -> tuple[tuple[str, int, str], int, str]:
     m = GRADE.match(name)
     return (grade_key(grade_of(name)), int(m.group(2)) if m else 0, name)
 
@@ -146,7 +153,9 @@ def _day(bq: BoardQuery, typed: str, what: str) -> date | None:
     try:
         return parse_day(typed, what)
     except InvalidInput:
-        bq.errors.append(f"{what}格式不正确，应为 年-月-日（如 2026-09-01），该条件未使用")
+        bq.errors.append(
+            i18n.gettext("{what}格式不正确，应为 年-月-日（如 2026-09-01），该条件未使用", what=i18n.gettext(what))
+        )
         return None
 
 

@@ -217,6 +217,7 @@ def _file_page(
         readonly=bool(break_glass),
         today=app.now().date(),
         erased_label=ERASED_LABEL,
+        alerted=[],  # the forms that showed a refusal beside them (support/file.html)
         **VOCAB,
         **CRISIS_VOCAB,
         **extra,
@@ -292,12 +293,6 @@ def support_file_break_glass(request: Request, file_id: str, user: PageUser, for
 FileStep = Callable[[Anxin, User, str, dict[str, Any], int | None, date], object]
 
 
-def _at(r: Refused, form: str) -> str | None:
-    """The form a refusal is shown beside: none when the page was stale (409: the form the
-    person used may be gone), so the page says it once at the top."""
-    return None if r.status == 409 else form
-
-
 def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
     """Serve the decorated command at POST /support/{file_id}/<action>: it is called with the
     application, the person, the file, the form, the version the page showed and today.
@@ -307,14 +302,14 @@ def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
     def serve(call: FileStep) -> FileStep:
         def route(request: Request, file_id: str, user: PageUser, form: Form) -> Response:
             def refused(r: Refused) -> Response:
-                return _file_page(request, user, file_id, r.status, active=_at(r, action), error=r.message)
+                return _file_page(request, user, file_id, r.status, active=action, error=r.message)
 
             return run_form(
                 request,
                 lambda app: call(app, user, file_id, form, expected_version(form), app.now().date()),
                 lambda _: redirect(f"/support/{file_id}", request, i18n.gettext(done)),
                 refused,
-                again=lambda r: (f"/support/{file_id}#{action}", {"active": _at(r, action)}),
+                again=lambda r: (f"/support/{file_id}#{action}", {"active": action}),
             )
 
         router.add_api_route(f"/support/{{file_id}}/{action}", route, methods=["POST"], name=call.__name__)
@@ -443,14 +438,14 @@ def referral_step(request: Request, file_id: str, entry_id: str, step: str, user
     call, done = found
 
     def refused(r: Refused) -> Response:
-        return _file_page(request, user, file_id, r.status, active=_at(r, f"{step}:{entry_id}"), error=r.message)
+        return _file_page(request, user, file_id, r.status, active=f"{step}:{entry_id}", error=r.message)
 
     return run_form(
         request,
         lambda app: call(app, user, file_id, entry_id, form, expected_version(form), app.now().date()),
         lambda _: redirect(f"/support/{file_id}#referrals", request, i18n.gettext(done)),
         refused,
-        again=lambda r: (f"/support/{file_id}#referrals", {"active": _at(r, f"{step}:{entry_id}")}),
+        again=lambda r: (f"/support/{file_id}#referrals", {"active": f"{step}:{entry_id}"}),
     )
 
 
@@ -519,7 +514,7 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
     a review): a new event naming the entry and the reason; the entry shows it was corrected."""
 
     def refused(r: Refused) -> Response:
-        return _file_page(request, user, file_id, r.status, active=_at(r, f"correct:{entry_id}"), error=r.message)
+        return _file_page(request, user, file_id, r.status, active=f"correct:{entry_id}", error=r.message)
 
     def command(app: Anxin) -> None:
         version = expected_version(form)
@@ -537,7 +532,7 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
         command,
         lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")),
         refused,
-        again=lambda r: (f"/support/{file_id}", {"active": _at(r, f"correct:{entry_id}")}),
+        again=lambda r: (f"/support/{file_id}", {"active": f"correct:{entry_id}"}),
     )
 
 
