@@ -58,9 +58,13 @@ def test_the_contents_link_every_section_on_the_page(site: DemoSite, browse: Any
     page = browse("safety1").get(f"/cases/{_new_case(site)}").text
     toc = TOC.search(page)
     assert toc, "a table of contents"
-    targets = re.findall(r'href="#([a-z-]+)"', toc.group(0))
+    targets = re.findall(r'href="#([a-z-]+)-start"', toc.group(0))
     sections = _sections(page)
     assert targets == list(sections), (targets, list(sections))  # each section, in page order
+    for sid in sections:  # each link's target is inside its section (a closed one opens on the way)
+        assert re.search(
+            rf'id="{sid}"( open)?>\s*<summary>.*?</summary><span class="section-start" id="{sid}-start">', page
+        )
     assert len(sections) >= 15
 
 
@@ -70,10 +74,10 @@ def test_a_new_case_opens_on_what_to_do_next(site: DemoSite, browse: Any) -> Non
     assert sections["report"] and sections["parties"] and sections["investigation"]
     assert not sections["interventions"] and not sections["follow-ups"] and not sections["closure"]
     assert sum(sections.values()) <= 4, sections
-    assert re.search(r'<a href="#investigation" class="toc-now">', page)
+    assert re.search(r'<a href="#investigation-start" class="toc-now">', page)
     assert 'id="next-step"' in page and "开始调查" in page.split('id="next-step"', 1)[1][:300]
     # a collapsed section says what is in it
-    assert re.search(r'id="follow-ups">\s*<summary><h2>回访</h2><span class="muted brief">尚无</span>', page)
+    assert re.search(r'id="follow-ups">\s*<summary><h2>回访</h2><span class="muted brief">尚无</span></summary>', page)
 
 
 def test_a_refused_form_opens_its_section_with_the_error_once(site: DemoSite, browse: Any) -> None:
