@@ -298,3 +298,12 @@ def test_filters_in_english_mode(browse: Any) -> None:
     page, _rows_ = _board(b, "?q=QL-1999-9999")
     assert "Filter cases" in page and "Clear filters" in page and "No cases match these filters." in page
     assert "没有符合条件的案件" not in page
+
+
+def test_the_school_boards_open_count_leads_to_the_same_cases(browse: Any) -> None:
+    b = browse("principal1")
+    board = b.get("/board").text
+    link = re.search(r'<a href="(/cases\?status=open)" id="board-open-cases">(\d+) ', board)
+    assert link, "the open-cases count links to the board's filter"
+    _page, rows = _board(b, link.group(1)[len("/cases") :])
+    assert len(rows) == int(link.group(2))
