@@ -20,6 +20,7 @@ directory, as the gate knows them) and status `erased`; a rebuild gives the same
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,7 @@ cases = Table(
     Column("mandatory_report_dates", String(2000), nullable=True),  # ISO dates, each followed by ","
     Column("closed_on", Date, nullable=True),
     Column("police_track", Boolean, nullable=True),  # opened this cycle (PoliceTrackOpened)
+    Column("last_on", Date, nullable=True),  # the day of the case's latest event (the board's "last activity")
     Column("erased", Boolean, nullable=False, default=False),
     Index("v_case_board_school", "school_id"),
 )
@@ -115,6 +117,7 @@ REPORT_MADE = UPDATE_CASE.values(
     mandatory_reports=cases.c.mandatory_reports + 1,
     mandatory_report_dates=cases.c.mandatory_report_dates + bindparam("day", type_=String),
 )
+TOUCHED = UPDATE_CASE.values(last_on=bindparam("day", type_=Date))
 APPEAL_LODGED = UPDATE_CASE.values(appeals=cases.c.appeals + 1, pending_appeal_id=bindparam("appeal"))
 REOPENED = UPDATE_CASE.values(
     cycle=cases.c.cycle + 1,
@@ -140,6 +143,30 @@ class CaseBoardView(WriteBehind, View):
     def _set(self, e: Any, conn: Connection, **values: Any) -> None:
         conn.execute(UPDATE_CASE, {KEY: str(e.originator_id), **values})
 
+    # The last activity: every event of a case moves its day, whatever the event (one
+    # update per case per batch, after the batch's own handlers).
+    def handle(self, event: Any, conn: Connection, position: int) -> None:
+        super().handle(event, conn, position)
+        self._touch([event], conn)
+
+    def handle_batch(
+        self, events: Sequence[tuple[int, Any]], conn: Connection, by_class: dict[type, list[int]] | None = None
+    ) -> None:
+        super().handle_batch(events, conn, by_class)
+        self._touch([e for _, e in events], conn)
+
+    def _touch(self, events: Sequence[Any], conn: Connection) -> None:
+        last: dict[str, date] = {}
+        for e in events:
+            if isinstance(e, BullyingCase.Event) and (at := getattr(e, "at", None)) is not None:
+                cid = str(e.originator_id)
+                day = at.date()
+                if cid not in last or day > last[cid]:
+                    last[cid] = day
+        if last:
+            self.flush(conn)  # the rows kept back first: a case reported in this batch
+            conn.execute(TOUCHED, [{KEY: cid, "day": day} for cid, day in last.items()])
+
     @fold.register
     def _(self, e: BullyingCase.Reported, conn: Connection, position: int) -> None:
         cid = str(e.originator_id)
@@ -164,6 +191,7 @@ class CaseBoardView(WriteBehind, View):
                 mandatory_report_dates="",
                 closed_on=None,
                 police_track=False,
+                last_on=e.at.date(),
                 erased=False,
             ),
         )
@@ -351,6 +379,10 @@ class BoardLine:
     # The public-security track (公安机关处理) is open this cycle, or (an older case) the
     # determination in force has the legacy severity 违反治安管理或涉嫌犯罪. Full lines only.
     police_track: bool = False
+    # The day of the case's latest event, and the classes of its students (a class teacher:
+    # only their own classes among them).
+    last_activity: date | None = None
+    classes: tuple[str, ...] = ()
 
     @property
     def overdue(self) -> bool:
@@ -365,7 +397,7 @@ class BoardLine:
         return SEVERITIES.get(self.severity or "", "")
 
 
-def _line(row: Any, today: date, full: bool) -> BoardLine:
+def _line(row: Any, today: date, full: bool, classes: tuple[str, ...] = ()) -> BoardLine:
     status = status_of(row)
     approved_bullying = row["determination_approved"] and row["bullying"]
     opened, closed = row["opened_on"], row["closed_on"]
@@ -395,6 +427,8 @@ def _line(row: Any, today: date, full: bool) -> BoardLine:
         unconfirmed=not row["erased"] and not row["has_targeted"],
         intake_due=row["intake_due"],
         intake_overdue=intake_overdue,
+        last_activity=row["last_on"] if not row["erased"] else None,
+        classes=classes,
     )
     if not full or row["erased"]:
         return line
@@ -444,9 +478,23 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
             and_(enrolment.c.class_name.in_(sorted(actor.classes)), enrolment.c.school_id == school_id),
         )
         q = q.where(mine)
+    # The classes of each case's students (a class teacher: their own classes only).
+    cq = (
+        select(parties.c.case_id, enrolment.c.class_name)
+        .distinct()
+        .join(enrolment, enrolment.c.student_id == parties.c.student_id)
+        .join(cases, cases.c.case_id == parties.c.case_id)
+        .where(cases.c.school_id == school_id, enrolment.c.class_name.is_not(None))
+    )
+    if not full:
+        cq = cq.where(enrolment.c.class_name.in_(sorted(actor.classes)))
     with app.views.engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
-    lines = [_line(r, today, full) for r in rows]
+        class_rows = conn.execute(cq).all()
+    classes: dict[str, list[str]] = {}
+    for cid, name in class_rows:
+        classes.setdefault(cid, []).append(name)
+    lines = [_line(r, today, full, tuple(sorted(classes.get(r["case_id"], ())))) for r in rows]
     return sorted(
         lines,
         key=lambda x: (
@@ -459,4 +507,19 @@ def case_board(app: Source, actor: Actor, school_id: str, today: date | None = N
     )
 
 
-__all__ = ["CaseBoardView", "BoardLine", "case_board", "status_of", "views"]
+def involving(app: Source, case_ids: Collection[str], student_ids: Collection[str]) -> set[str]:
+    """Which of these cases (lines of a board the gate has let the reader see) involve one
+    of these students (ids a search the gate decided has found): a narrowing of what was
+    already allowed, ids only, so no decision of its own."""
+    if not case_ids or not student_ids:
+        return set()
+    q = (
+        select(parties.c.case_id)
+        .distinct()
+        .where(parties.c.case_id.in_(sorted(case_ids)), parties.c.student_id.in_(sorted(student_ids)))
+    )
+    with app.views.engine.connect() as conn:
+        return {r[0] for r in conn.execute(q)}
+
+
+__all__ = ["CaseBoardView", "BoardLine", "case_board", "involving", "status_of", "views"]

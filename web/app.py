@@ -42,6 +42,7 @@ from web.deps import (
     CsrfRefused,
     LoginRequired,
     Web,
+    error_page,
     language,
     login_url,
     render,
@@ -253,7 +254,7 @@ def create_app(
                 else {}
             )
             return api_error(status, error.code, message, **extra)
-        return render(request, "error.html", status, title=i18n.gettext("无法完成"), message=message)
+        return error_page(request, status, message)
 
     @api.exception_handler(Tampered)
     async def _tampered(request: Request, error: Tampered) -> Response:
@@ -297,8 +298,12 @@ def create_app(
         if is_api(request):
             code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
             return api_error(error.status_code, code, str(error.detail))
-        title = i18n.gettext("页面不存在") if error.status_code == 404 else i18n.gettext("请求无法处理")
-        return render(request, "error.html", error.status_code, title=title, message=str(error.detail))
+        # The framework's own words are English ("Not Found"): ours instead.
+        if error.status_code == 404:
+            return error_page(request, 404, i18n.gettext("没有这个页面：地址可能输错了，或页面已经移走。"))
+        if error.status_code == 405:
+            return error_page(request, 405, i18n.gettext("这个地址不能这样打开，请从页面上的链接或按钮进入。"))
+        return error_page(request, error.status_code, i18n.gettext(str(error.detail)))
 
     @api.exception_handler(Exception)
     async def _crash(request: Request, error: Exception) -> Response:

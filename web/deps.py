@@ -7,6 +7,7 @@ render. The gate in the application layer decides every access; nothing here doe
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 
 from anxin.quarantine import UNREADABLE_LABEL
 from anxin.service import Anxin
+from domain import access
 from domain.break_glass import REASON_RULE
 from domain.common import Actor, DomainError, Erased, NotFound, PermissionDenied, Role
 from web import i18n, menu
@@ -63,6 +65,7 @@ class Web:
             Role=Role,
             count_cells=count_cells,
             record_no=record_no,
+            may=may,
         )
         env.filters["date"] = i18n.fmt_date
         env.filters["datetime"] = i18n.fmt_datetime
@@ -127,6 +130,40 @@ def record_no(context: Any, stream_id: Any, school: bool | None = None) -> str:
         user = context.get("user")
         school = user is not None and user.actor.school_id is None
     return f"{number.text} · {number.school}" if school and number.school else number.text
+
+
+ACTIONS = frozenset(v for k, v in vars(access).items() if k.isupper() and isinstance(v, str) and "." in v) | {
+    access.SHRED
+}
+
+
+@pass_context
+def may(
+    context: Any, action: str, kind: str, stream_id: Any = None, school_id: str | None = None, break_glass: Any = None
+) -> bool:
+    """Whether the person reading the page may do `action` (a `domain.access` action) on a
+    record (`kind` and its id) or, without an id, in a school (the reader's own by default):
+    the gate's own rule (`app.permits`, nothing recorded), so a page offers a form or a link
+    only to those whose request the gate would let through. Not a second permission list:
+    the same `decide` the command will ask. An unknown action is a mistake in the template."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    user: User | None = context.get("user")
+    if user is None:
+        return False
+    if stream_id is None and school_id is None:
+        school_id = user.actor.school_id
+    app = get_web(context["request"]).app
+    return bool(
+        app.permits(
+            user.actor,
+            action,
+            kind,
+            str(stream_id) if stream_id else None,
+            school_id,
+            str(break_glass) if break_glass else None,
+        )
+    )
 
 
 def get_web(request: Request) -> Web:
@@ -331,11 +368,56 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
         get_web(request).sessions.save_data(user.session)  # the next page may be served by another worker
 
 
+KEPT = "refused_form"
+KEPT_SECONDS = 600  # a refused form is shown again by the next rendering of its page within this time
+
+
+def keep_refusal(request: Request, target: str, status: int, message: str, context: dict[str, Any]) -> bool:
+    """Keep a refused form for the page at `target` (web.forms.run_form's redirect): the
+    message, the status, what was typed (no CSRF token, no upload) and `context`, in the
+    session's data, which is stored sealed in the database (names and narratives are never
+    in clear at rest, never in the address, and any worker process serves the next page).
+    False without a session (an API token): the page is answered at once instead."""
+    user: User | None = getattr(request.state, "user", None)
+    if user is None or user.session is None:
+        return False
+    typed = {
+        k: v
+        for k, v in (getattr(request.state, "form", {}) or {}).items()
+        if k != "csrf_token" and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+    }
+    user.session.data[KEPT] = {
+        "path": target.split("#", 1)[0].split("?", 1)[0],
+        "status": status,
+        "error": message,
+        "form": typed,
+        "context": context,
+        "until": time.time() + KEPT_SECONDS,
+    }
+    get_web(request).sessions.save_data(user.session)
+    return True
+
+
+def _kept_refusal(request: Request, user: User | None) -> dict[str, Any] | None:
+    """The refused form kept for this page, taken (shown once)."""
+    if user is None or user.session is None or request.method != "GET" or KEPT not in user.session.data:
+        return None
+    kept = user.session.data[KEPT]
+    if kept.get("path") != request.url.path and time.time() < float(kept.get("until", 0)):
+        return None  # for another page: left for it
+    user.session.data.pop(KEPT)
+    return kept if kept.get("path") == request.url.path and time.time() < float(kept.get("until", 0)) else None
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     web = get_web(request)
     user: User | None = getattr(request.state, "user", None)
     flashes = user.session.data.pop("flash", []) if user and user.session else []
-    if flashes and user and user.session:
+    kept = _kept_refusal(request, user)
+    if kept is not None and not context.get("error"):  # a refused form of this page: shown once, beside the form
+        context = {**context, "error": kept["error"], **kept["context"], "form": kept["form"]}
+        status_code = int(kept["status"])
+    if (flashes or kept is not None) and user and user.session:
         web.sessions.save_data(user.session)
     context.update(
         request=request,
@@ -350,6 +432,24 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     )
     context.setdefault("form", getattr(request.state, "form", {}) or {})
     return web.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+ERROR_TITLES = {403: "无权访问", 404: "未找到", 410: "记录已删除", 409: "记录已被他人修改"}
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """The error page in the site's layout: the menu of the person signed in (also on an
+    address no route answers, where no route has looked them up), a title in their
+    language, the reason, and the ways on: the part of the site the address belongs to, and
+    the start page."""
+    if getattr(request.state, "user", None) is None:
+        try:
+            i18n.current.set(language(request))
+            request.state.user = session_user(request)
+        except Exception:  # noqa: BLE001 - an error page must answer even if the session cannot be read
+            request.state.user = None
+    title = i18n.gettext(ERROR_TITLES.get(status, "无法完成"))
+    return render(request, "error.html", status, title=title, message=message, status=status)
 
 
 def _unread(web: Any, user: User | None) -> int:

@@ -16,12 +16,12 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from anxin.service import Anxin
 from domain.common import Conflict, DomainError, InvalidInput, parse_day
 from web import i18n
-from web.deps import for_error_page, get_web
+from web.deps import for_error_page, get_web, keep_refusal
 
 T = TypeVar("T")
 D = TypeVar("D", date, None)
@@ -107,6 +107,20 @@ class Refused:
         return i18n.error_text(self.error)
 
 
+# Where a refused form goes, for a browser: the address of the page that shows it again
+# (a fragment allowed: the form's own place), and what that page needs to show the refusal
+# beside the right form (e.g. which step failed). JSON values only: they are kept in the
+# session until the page is shown.
+Again = Callable[[Refused], tuple[str, dict[str, Any]]]
+
+
+def wants_page(request: Request) -> bool:
+    """A browser sending a form (it asks for HTML): a refusal is answered with a redirect to
+    the page (303), so a reload shows the page again and never sends the form twice. Other
+    clients (scripts, the tests' HTTP client) get the page with its status at once."""
+    return "text/html" in request.headers.get("accept", "")
+
+
 def run_form(
     request: Request,
     command: Callable[[Anxin], T],
@@ -114,16 +128,26 @@ def run_form(
     refused: Callable[[Refused], Response],
     *,
     on_page: tuple[type[DomainError], ...] = (),
+    again: Again | None = None,
 ) -> Response:
     """Run `command` (reading the form and calling the application) under the writer lock,
     then answer with `done(its result)`. A DomainError is the page again, `refused(...)`:
     409 for a Conflict, else 400; except those the error page answers (deps.ERROR_PAGE),
-    which propagate, unless this form lists them in `on_page`."""
+    which propagate, unless this form lists them in `on_page`.
+
+    With `again`, a browser is sent (303) to the page `again` names, which shows the message
+    beside the form with what was typed (kept sealed in the session, web.deps.keep_refusal,
+    shown once by the next rendering of that page): reloading it sends nothing again."""
     try:
         with get_web(request).writing() as app:
             result = command(app)
     except DomainError as e:
         if for_error_page(e, on_page):
             raise
-        return refused(Refused(409 if isinstance(e, Conflict) else 400, e))
+        refusal = Refused(409 if isinstance(e, Conflict) else 400, e)
+        if again is not None and wants_page(request):
+            target, context = again(refusal)
+            if keep_refusal(request, target, refusal.status, refusal.message, context):
+                return RedirectResponse(target, status_code=303)
+        return refused(refusal)
     return done(result)

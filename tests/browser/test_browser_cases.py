@@ -30,10 +30,19 @@ def _case_ids(live: LiveServer) -> set[str]:
     return {c["case_id"] for c in live.app.cases.cases_of_school(safety, safety.school_id)}
 
 
-def _step(page: Any, action: str, fields: dict[str, str]) -> None:
-    """Open one step's form on the case page, fill it and submit it."""
+def _box(page: Any, action: str) -> Any:
+    """One step's form on the case page, opened (and the section it is in, if collapsed)."""
+    section = page.locator(f"details.section:has(details#{action})")
+    if section.count() and section.get_attribute("open") is None:
+        section.locator("summary").first.click()
     box = page.locator(f"details#{action}")
     box.locator("summary").click()
+    return box
+
+
+def _step(page: Any, action: str, fields: dict[str, str]) -> None:
+    """Open one step's form on the case page, fill it and submit it."""
+    box = _box(page, action)
     for name, value in fields.items():
         box.locator(f"[name={name}]").fill(value)
     box.locator("button[type=submit]").click()
@@ -83,8 +92,7 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     _step(page, "guardian_participation", {})
     expect(page.locator("#guardians")).to_contain_text("出席认定会议")
     # the school's 学生欺凌治理委员会 meets: every member present
-    meeting = page.locator("details#committee_meeting")
-    meeting.locator("summary").click()
+    meeting = _box(page, "committee_meeting")
     for box_ in meeting.locator("[name=members_present]").all():
         box_.check()
     meeting.locator("[name=summary]").fill("成员一致认为双方互相起外号")
@@ -92,8 +100,7 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     meeting.locator("button[type=submit]").click()
     page.wait_for_load_state()
     expect(page.locator("#meetings")).to_contain_text("达到规定人数")
-    box = page.locator("details#determine")
-    box.locator("summary").click()
+    box = _box(page, "determine")
     box.get_by_label("不构成欺凌", exact=True).check()
     box.get_by_label("属于打闹嬉戏（不构成欺凌时）").check()
     box.locator("[name=reason]").fill("无恃强凌弱，属打闹嬉戏")
@@ -160,8 +167,7 @@ def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case
     # the review changes the determination to "not bullying": the page shows the new one
     page.goto(f"/cases/{changed}")
     expect(page.locator("#case-status")).to_have_text("复查中")
-    box = page.locator("details#appeal_outcome")
-    box.locator("summary").click()
+    box = _box(page, "appeal_outcome")
     box.get_by_label("复查结果").select_option(label="变更认定")
     box.get_by_label("不构成欺凌", exact=True).check()
     box.locator("[name=reason]").fill(f"复查认定为借用 {tag}")
@@ -175,8 +181,7 @@ def test_an_appeal_review_changes_the_determination_and_another_reopens_the_case
 
     # another review sends its case back for a new investigation
     page.goto(f"/cases/{reopened}")
-    box = page.locator("details#appeal_outcome")
-    box.locator("summary").click()
+    box = _box(page, "appeal_outcome")
     box.get_by_label("复查结果").select_option(label="重新调查")
     box.locator("[name=reason]").fill(f"需补充调查新证人 {tag}")
     box.get_by_role("button", name="记录").click()

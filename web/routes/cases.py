@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from anxin import numbers as record_numbers
 from anxin.service import Anxin
 from domain import access
 from domain.break_glass import is_meaningful_reason
@@ -51,9 +52,10 @@ from domain.bullying import (
 )
 from domain.committee import CAPACITIES
 from domain.common import Erased, InvalidInput, NotFound, PermissionDenied, Role
-from projections.case_board import case_board
-from web import i18n
-from web.deps import App, Form, PageUser, User, Web, get_web, reason_form, redirect, render
+from projections.case_board import case_board, involving
+from projections.student_names import search_students
+from web import case_filters, case_sections, i18n
+from web.deps import App, Form, PageUser, User, Web, error_page, get_web, reason_form, redirect, render
 from web.forms import day_or, expected_version, moment, run_form, text, values, yes
 from web.picker import picked_student
 
@@ -133,16 +135,38 @@ def report_case(request: Request, user: PageUser, form: Form) -> Response:
         reported,
         lambda r: _report_page(request, r.status, error=r.message),
         on_page=(NotFound, Erased),
+        again=lambda r: ("/cases/new", {}),
     )
 
 
 # -- the board --------------------------------------------------------------------------------
 @router.get("/cases")
 def cases_board(request: Request, user: PageUser, app: App) -> Response:
-    lines = case_board(app, user.actor, user.actor.school_id or "")
+    # Filters, sort, search and pages from the address (web/case_filters.py); the gate decides
+    # the board (and a name search) before they narrow it.
+    school = user.actor.school_id or ""
+    bq = case_filters.read_query(request.query_params)
+    named: set[str] | None = None
+    with app.decisions_together():
+        lines = case_board(app, user.actor, school)
+        if bq.q and lines and record_numbers.parse(bq.q) is None:  # not a case number: a student's name
+            students = {s.id for s in search_students(app, user.actor, school, bq.q, limit=500)}
+            named = involving(app, [x.case_id for x in lines], students)
     numbers = app.record_numbers([line.case_id for line in lines])
+    shown = case_filters.apply(bq, lines, numbers, app.policy.school_year_of, named)
     return render(
-        request, "cases/board.html", lines=lines, numbers=numbers, forms_=FORMS, full=any(line.full for line in lines)
+        request,
+        "cases/board.html",
+        lines=shown.lines,
+        shown=shown,
+        bq=bq,
+        numbers=numbers,
+        forms_=FORMS,
+        full=any(line.full for line in lines),
+        statuses=STATUS_LABELS,
+        severities=SEVERITIES,
+        sorts=case_filters.SORTS,
+        orders=case_filters.ORDERS,
     )
 
 
@@ -214,6 +238,10 @@ def _case_page(
         break_glass=break_glass,
         **_case_context(app, web, case),
         **_determination_context(app, user, case),
+        # the sections open and the contents (web/case_sections.py); forms only for a writer
+        **case_sections.section_context(case, case.status, extra.get("failed"), app.now().date(), app.now()),
+        can_write=app.permits(user.actor, access.CASE_WRITE, "case", case_id),
+        can_approve=app.permits(user.actor, access.CASE_APPROVE, "case", case_id),
         **extra,
     )
 
@@ -701,7 +729,7 @@ NOT_OFFERED = frozenset({"appeal"})
 def case_step(request: Request, case_id: str, action: str, user: PageUser, form: Form) -> Response:
     step = STEPS.get(action)
     if step is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+        return error_page(request, 404, i18n.gettext("未知的操作"))
     call, done = step
     return run_form(
         request,
@@ -717,5 +745,10 @@ def case_step(request: Request, case_id: str, action: str, user: PageUser, form:
             error=r.message,
             failed=action,
             error_at_step=r.status != 409 and action not in NOT_OFFERED,
+        ),
+        # a browser: 303 back to the case (at the step's form; at the top when the page was stale)
+        again=lambda r: (
+            f"/cases/{case_id}#{action}" if r.status != 409 else f"/cases/{case_id}",
+            {"failed": action, "error_at_step": r.status != 409},
         ),
     )

@@ -19,7 +19,7 @@ from domain.common import Erased
 from domain.policy import RISK_LABELS
 from domain.support import CRISIS_STEPS, CRISIS_TRIGGERS, GUARDIAN_METHODS, GUARDIAN_RESPONSES, RETURN_PARTS
 from web import i18n
-from web.deps import App, Form, PageUser, User, get_web, redirect, render
+from web.deps import App, Form, PageUser, User, error_page, get_web, redirect, render
 from web.forms import Refused, expected_version, run_form
 
 router = APIRouter(include_in_schema=False)
@@ -142,7 +142,7 @@ def crisis_page(request: Request, file_id: str, user: PageUser, app: App) -> Res
 def crisis_step(request: Request, file_id: str, step: str, user: PageUser, form: Form) -> Response:
     found = STEPS.get(step)
     if found is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+        return error_page(request, 404, i18n.gettext("未知的操作"))
     call, done = found
     # Back to the page the form was on: the file's own page, or the crisis page.
     on_file = form.get("back") == "file"

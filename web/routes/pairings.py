@@ -99,6 +99,7 @@ def new_pairing(request: Request, user: PageUser, form: Form) -> Response:
         lambda pid: redirect(f"/pairings/{pid}", request, i18n.gettext("已建立结对")),
         lambda r: _board_page(request, user, r.status, r.message, form=dict(form)),
         on_page=(NotFound,),  # a teacher or student no longer there: the board says so
+        again=lambda r: ("/pairings", {}),
     )
 
 
@@ -173,7 +174,13 @@ def _step(
     def refused(r: Refused) -> Response:
         return _pairing_page(request, user, pairing_id, r.status, error=r.message, error_for=error_for)
 
-    return run_form(request, command, lambda _: redirect(f"/pairings/{pairing_id}", request, done), refused)
+    return run_form(
+        request,
+        command,
+        lambda _: redirect(f"/pairings/{pairing_id}", request, done),
+        refused,
+        again=lambda r: (f"/pairings/{pairing_id}", {"error_for": error_for}),
+    )
 
 
 @router.post("/pairings/{pairing_id}/check-ins")

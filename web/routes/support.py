@@ -31,7 +31,7 @@ from domain.support import (
 )
 from projections.support_register import register, student_refs
 from web import i18n, picker
-from web.deps import App, Form, PageUser, User, get_web, reason_form, redirect, render
+from web.deps import App, Form, PageUser, User, error_page, get_web, reason_form, redirect, render
 from web.forms import Refused, day_or, expected_version, run_form
 from web.routes.crisis import CRISIS_VOCAB
 
@@ -211,11 +211,13 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
             source={"kind": origin, "id": source_ref} if source_ref else None,
         )
 
-    def refused(r: Refused) -> Response:
-        message = r.message
+    def message(r: Refused) -> str:
         if isinstance(r.error, NotFound):  # the typed student number names nobody
-            message = i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
-        return _new_page(request, user, r.status, student=None, error=message, form=dict(form))
+            return i18n.gettext("找不到该学号的学生：{no}", no=form.get("student_no", ""))
+        return r.message
+
+    def refused(r: Refused) -> Response:
+        return _new_page(request, user, r.status, student=None, error=message(r), form=dict(form))
 
     return run_form(
         request,
@@ -223,6 +225,7 @@ def open_file(request: Request, user: PageUser, form: Form) -> Response:
         lambda file_id: redirect(f"/support/{file_id}", request, i18n.gettext("已建立心理档案")),
         refused,
         on_page=(NotFound, Erased),
+        again=lambda r: ("/support/new", {"error": message(r)}),
     )
 
 
@@ -260,6 +263,7 @@ def _file_page(
         readonly=bool(break_glass),
         today=today,
         erased_label=ERASED_LABEL,
+        alerted=[],  # the forms that showed a refusal beside them (support/file.html)
         **VOCAB,
         **CRISIS_VOCAB,
         **extra,
@@ -351,6 +355,7 @@ def _step(action: str, done: str) -> Callable[[FileStep], FileStep]:
                 lambda app: call(app, user, file_id, form, expected_version(form), app.now().date()),
                 lambda _: redirect(f"/support/{file_id}", request, i18n.gettext(done)),
                 refused,
+                again=lambda r: (f"/support/{file_id}#{action}", {"active": action}),
             )
 
         router.add_api_route(f"/support/{{file_id}}/{action}", route, methods=["POST"], name=call.__name__)
@@ -494,7 +499,7 @@ def referral_step(request: Request, file_id: str, entry_id: str, step: str, user
     """A referral moves on: the agency accepted it, its feedback (回执) came, it is over."""
     found = REFERRAL_STEPS.get(step)
     if found is None:
-        return render(request, "error.html", 404, title=i18n.gettext("页面不存在"), message=i18n.gettext("未知的操作"))
+        return error_page(request, 404, i18n.gettext("未知的操作"))
     call, done = found
 
     def refused(r: Refused) -> Response:
@@ -505,6 +510,7 @@ def referral_step(request: Request, file_id: str, entry_id: str, step: str, user
         lambda app: call(app, user, file_id, entry_id, form, expected_version(form), app.now().date()),
         lambda _: redirect(f"/support/{file_id}#referrals", request, i18n.gettext(done)),
         refused,
+        again=lambda r: (f"/support/{file_id}#referrals", {"active": f"{step}:{entry_id}"}),
     )
 
 
@@ -588,7 +594,11 @@ def correct_entry(request: Request, file_id: str, entry_id: str, user: PageUser,
         )
 
     return run_form(
-        request, command, lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")), refused
+        request,
+        command,
+        lambda _: redirect(f"/support/{file_id}", request, i18n.gettext("记录已更正")),
+        refused,
+        again=lambda r: (f"/support/{file_id}", {"active": f"correct:{entry_id}"}),
     )
 
 
