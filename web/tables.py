@@ -26,13 +26,14 @@ _ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S | re.I)
 _CELL_OPEN = re.compile(r"<(td|th)\b([^>]*)>", re.I)
 _HEADER_CELL = re.compile(r"<th\b([^>]*)>(.*?)</th>", re.S | re.I)
 _COLSPAN = re.compile(r"""\bcolspan\s*=\s*["']?(\d+)""", re.I)
+_ROWSPAN = re.compile(r"""\browspan\s*=\s*["']?(\d+)""", re.I)
 _TAG = re.compile(r"<[^>]*>")
 _TABLE_OPEN = re.compile(r"<table\b([^>]*)>", re.I)
 _TR_OPEN = re.compile(r"<tr\b([^>]*)>", re.I)
 
 
-def _span(attrs: str) -> int:
-    m = _COLSPAN.search(attrs)
+def _span(attrs: str, which: re.Pattern[str] = _COLSPAN) -> int:
+    m = which.search(attrs)
     return max(1, int(m.group(1))) if m else 1
 
 
@@ -61,9 +62,27 @@ def _headers(table: str) -> tuple[list[str], str | None]:
         if not cells or any(tag.lower() != "th" for tag, _attrs in cells):
             return [], None
         rows = [first.group(0)]
+    # Header rows laid out on a grid (a grouped header: 期末状态 over 调查中, 已认定 …; a cell
+    # spanning both rows, 学校): each column labelled by its cells from top to bottom.
+    grid: dict[tuple[int, int], str] = {}
+    for r, row in enumerate(rows):
+        column = 0
+        for attrs, inner in _HEADER_CELL.findall(row):
+            while (r, column) in grid:
+                column += 1
+            for dr in range(_span(attrs, _ROWSPAN)):
+                for dc in range(_span(attrs)):
+                    grid[(r + dr, column + dc)] = _text(inner)
+            column += _span(attrs)
+    width = max((c for _r, c in grid), default=-1) + 1
     labels: list[str] = []
-    for attrs, inner in _HEADER_CELL.findall(rows[-1]):
-        labels += [_text(inner)] * _span(attrs)
+    for column in range(width):
+        words: list[str] = []
+        for r in range(len(rows)):
+            word = grid.get((r, column), "")
+            if word and word not in words:
+                words.append(word)
+        labels.append(" · ".join(words))
     return labels, rows[-1]
 
 

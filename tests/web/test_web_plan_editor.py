@@ -107,7 +107,7 @@ def test_rows_are_added_removed_and_moved_without_script_keeping_what_was_typed(
     page = b.get(f"/support/{fid}").text
     assert _rows(page) == [("家访一次", "家长"), ("每日关注课堂表现", "班主任"), ("", "")]
     table = page.split('class="plan-table plan-measures"', 1)[1].split("</table>", 1)[0]
-    assert "<td>家访一次</td><td>家长</td>" in table
+    assert "<td>家访一次</td><td>家长</td>" in re.sub(r"<td[^>]*>", "<td>", table)
 
 
 def test_a_half_filled_row_is_refused_in_chinese_with_every_row_kept(site: DemoSite, browse: Any) -> None:
