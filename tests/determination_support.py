@@ -12,7 +12,8 @@ from typing import Any
 from uuid import uuid4
 
 from domain.bullying import GUARDIAN_PARTS, BullyingCase
-from domain.common import Actor, Role
+from domain.bullying.errors import AppealPending, AppealWindowClosed
+from domain.common import Actor, Role, require
 
 MEMBERS = ["member-1", "member-2", "member-3"]  # the body's members on the aggregate alone
 BODY = [("赵校长", "school_leader"), ("钱警官", "rule_of_law_vice_principal"), ("孙律师", "legal_adviser")]
@@ -110,8 +111,20 @@ def lodge_legacy_appeal(
     """What an older stream recorded on the aggregate: a party's appeal (申诉) of the approved
     determination, now refused for new cases (the county review 复查 replaced it): the event
     written as before, for tests of old streams (they still load and take their outcome)."""
-    det = c.determination
-    assert det is not None
+    # the rules an appeal was lodged under then, so a test of old streams meets the same refusals
+    c._require_not_closed("申诉")
+    if c.pending_appeal_id is not None or c.pending_review_id is not None:
+        raise AppealPending(action="再次申诉")
+    det = c._require_approved("申诉")
+    party = c._party(party_id)
+    require(party["part"] != "witness", "旁观/证人不能对认定提出申诉")
+    require(det["source"] not in ("appeal_review", "county_review"), "复查变更后的认定为最终决定，不能在本案再次申诉")
+    require(
+        not any(a["party_id"] == party_id and a["determination_id"] == det["id"] for a in c.appeals.values()),
+        "该当事人已就此认定申诉过",
+    )
+    if c.appeal_until is None or lodged_on > c.appeal_until:
+        raise AppealWindowClosed(until=c.appeal_until.isoformat() if c.appeal_until else "—")
     c._appeal_lodged(
         appeal_id=appeal_id,
         party_id=party_id,

@@ -136,7 +136,7 @@ def test_the_set_up_link_is_a_full_address_with_a_copy_button_and_its_expiry(
     assert 'data-copy="setup-link"' in r.text and "复制链接" in r.text
     # the copy button's script is the site's own (no external library), served with the page's CSP
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', r.text)
-    assert scripts == ["/static/copy.js"]
+    assert "/static/copy.js" in scripts and all(s.startswith("/static/") for s in scripts)
     js = b.get("/static/copy.js")
     assert js.status_code == 200 and "clipboard" in js.text and "execCommand" in js.text
     staff_id = site.app.accounts.setup_staff(field.group(1).rsplit("/", 1)[1])

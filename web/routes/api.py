@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import date
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -477,7 +477,9 @@ def break_glass_reviews(user: ApiUser, app: App) -> Any:
 @router.post(
     "/break-glass-reviews/{access_seq}", tags=["审计"], summary="复核一次紧急查阅：合理或不合理（只能复核一次）"
 )
-def review_break_glass(access_seq: int, body: Review, request: Request, user: ApiUser) -> JSONResponse:
+def review_break_glass(
+    access_seq: Annotated[int, Path(ge=1, le=2**63 - 1)], body: Review, request: Request, user: ApiUser
+) -> JSONResponse:
     with get_web(request).writing() as app:
         result = audit_queries.review_break_glass(app, user.actor, access_seq, body.verdict, body.comment)
     return ok(result)

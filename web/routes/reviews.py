@@ -8,7 +8,9 @@ entry of the audit trail and cannot be changed."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from anxin import audit
@@ -53,7 +55,9 @@ def reviews(request: Request, user: PageUser, app: App) -> Response:
 
 
 @router.post("/reviews/{access_seq}")
-def review(request: Request, access_seq: int, user: PageUser, form: Form) -> Response:
+def review(
+    request: Request, access_seq: Annotated[int, Path(ge=1, le=2**63 - 1)], user: PageUser, form: Form
+) -> Response:
     return run_form(
         request,
         lambda app: audit.review_break_glass(app, user.actor, access_seq, text(form, "verdict"), text(form, "comment")),
