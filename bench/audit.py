@@ -99,7 +99,7 @@ def bench_appends(url: str, clients: int, processes: int, seconds: float) -> dic
         key = MasterKey.generate()
         core = Core(config, [key])  # the tables made once, before the clients start
         audit.create_signing_key(config)
-        before = core.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit")[0]
+        before = core.db.fetch("SELECT COUNT(*) FROM {t}anxin_audit")[0][0]
         per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
         procs = []
         for n, threads in enumerate(per):
@@ -134,7 +134,7 @@ def bench_appends(url: str, clients: int, processes: int, seconds: float) -> dic
         t0 = time.perf_counter()
         report = audit.verify(core)
         verify_secs = time.perf_counter() - t0
-        after = core.db.fetchone("SELECT COUNT(*) FROM {t}anxin_audit")[0]
+        after = core.db.fetch("SELECT COUNT(*) FROM {t}anxin_audit")[0][0]
         core.close()
         return {
             "clients": clients,

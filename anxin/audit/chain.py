@@ -462,10 +462,10 @@ def record_many(app: Core, rows: Sequence[Row]) -> int | None:
         return append(c, db, rows)
 
 
-def settle(app: Core | Database) -> int:
+def settle(app: Core) -> int:
     """Chain every entry recorded so far but not yet chained (PostgreSQL; nothing waits on
     SQLite), waiting for the chain's lock; how many were chained."""
-    db: Database = getattr(app, "db", app)  # type: ignore[assignment]
+    db = app.db
     if db.dialect != "postgres":
         return 0
     total = 0

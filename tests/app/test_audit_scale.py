@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN, PG_SKIP_REASON, PG_URL, Clock, School, Store
+from conftest import PG_SKIP_REASON, PG_URL, Clock, School, Store
 from store_support import Raw
 
 from anxin import audit
@@ -87,6 +87,7 @@ def _child(store: Store, who: str, student: str, school: str, rounds: int) -> su
     assert p.stdin is not None and p.stdout is not None
     p.stdin.write(json.dumps(job) + "\n")
     p.stdin.close()
+    p.stdin = None  # (nothing more to say: communicate() then only reads)
     assert p.stdout.readline().strip() == "ready", p.stderr.read() if p.stderr else ""
     return p
 
@@ -221,9 +222,8 @@ def _read_entries(raw: Raw, after: int = 0) -> list[int]:
     return [
         int(r[0])
         for r in raw(
-            "SELECT seq FROM {t}anxin_audit WHERE seq > ? AND kind = 'access' "
-            "AND detail LIKE '%student.read%' ORDER BY seq",
-            (after,),
+            "SELECT seq FROM {t}anxin_audit WHERE seq > ? AND kind = 'access' AND detail LIKE ? ORDER BY seq",
+            (after, '%"action":"student.read"%'),
         )
     ]
 
@@ -305,6 +305,7 @@ def test_a_store_from_before_pending_entries_and_counters_upgrades_and_still_ver
     assert report.ok and report.entries > head + 4, report.summary()
     assert raw("SELECT prev_hash FROM {t}anxin_audit WHERE seq = ?", (head + 1,)) == [(before[-1][-1],)]
     # and a change before the upgrade is still caught there
-    raw("UPDATE {t}anxin_audit SET actor_id = ? WHERE seq = ?", (ADMIN.staff_id, 3))
+    assert raw.entry(3)[3] != school.principal.staff_id
+    raw("UPDATE {t}anxin_audit SET actor_id = ? WHERE seq = ?", (school.principal.staff_id, 3))
     problem = audit.verify(opened, kept).problem
     assert problem is not None and (problem.reason, problem.seq) == ("entry_altered", 3)
