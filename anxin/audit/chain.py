@@ -112,8 +112,8 @@ _CHAIN_LOCK = "SELECT 1 FROM {t}anxin_audit_meta WHERE name = 'store_id' FOR UPD
 # (waiting for it, or not at all: then it returns nothing) and chains up to `most` pending
 # entries in the order of their ids, computing each entry's hash exactly as `entry_hash` does
 # (SHA-256 of the UTF-8 bytes of the eight fields joined by U+001F); it returns (id, seq) of
-# each entry it chained. `anxin_audit_record_1(at[], kind[], actor[], subject[], detail[],
-# payload[])` records entries as pending, then chains whatever is pending if nobody holds the
+# each entry it chained. `anxin_audit_record_1(fields[])` (each entry's at, kind, actor_id,
+# subject, detail and payload_hash in turn) records entries as pending, then chains whatever is pending if nobody holds the
 # lock at that moment, all in one statement; the seq of its last entry, or NULL if it was left
 # for the next holder of the lock.
 CHAIN_FUNCTION = "anxin_audit_chain_1"
@@ -125,7 +125,6 @@ DECLARE
     n bigint;
     h text;
     r record;
-    done bigint[] := '{{}}';
 BEGIN
     IF wait THEN
         PERFORM 1 FROM {t}anxin_audit_meta WHERE name = 'store_id' FOR UPDATE;
@@ -153,24 +152,21 @@ BEGIN
                     || r.actor_id || chr(31) || r.subject || chr(31) || r.detail || chr(31) || r.payload_hash,
                     'UTF8')), 'hex'))
         RETURNING entry_hash INTO h;
-        done := done || r.id;
+        DELETE FROM {t}anxin_audit_pending WHERE id = r.id;
         moved_id := r.id;
         moved_seq := n;
         RETURN NEXT;
     END LOOP;
-    DELETE FROM {t}anxin_audit_pending WHERE id = ANY (done);
 END
 $fn$;
-CREATE OR REPLACE FUNCTION {t}anxin_audit_record_1(
-    p_at text[], p_kind text[], p_actor text[], p_subject text[], p_detail text[], p_payload text[]
-) RETURNS bigint LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION {t}anxin_audit_record_1(f text[]) RETURNS bigint LANGUAGE plpgsql AS $fn$
 DECLARE
     last_id bigint;
     last_seq bigint;
 BEGIN
-    FOR i IN 1 .. array_length(p_at, 1) LOOP
+    FOR i IN 0 .. array_length(f, 1) / 6 - 1 LOOP
         INSERT INTO {t}anxin_audit_pending (at, kind, actor_id, subject, detail, payload_hash)
-        VALUES (p_at[i], p_kind[i], p_actor[i], p_subject[i], p_detail[i], p_payload[i])
+        VALUES (f[6 * i + 1], f[6 * i + 2], f[6 * i + 3], f[6 * i + 4], f[6 * i + 5], f[6 * i + 6])
         RETURNING id INTO last_id;
     END LOOP;
     SELECT c.moved_seq INTO last_seq FROM {t}anxin_audit_chain_1(false, 10000) c WHERE c.moved_id = last_id;
@@ -245,7 +241,8 @@ def _create_functions(c: Cursor, db: Database) -> None:
     chain goes on from its head, unchanged)."""
     c.execute(db.q(f"CREATE TABLE IF NOT EXISTS {{t}}{PENDING_TABLE} ({PENDING_COLUMNS})"))
     have = c.execute(
-        "SELECT to_regproc(?) IS NOT NULL AND to_regproc(?) IS NOT NULL", (db.t(CHAIN_FUNCTION), db.t(RECORD_FUNCTION))
+        "SELECT to_regprocedure(?) IS NOT NULL AND to_regprocedure(?) IS NOT NULL",
+        (db.t(CHAIN_FUNCTION) + "(boolean, integer)", db.t(RECORD_FUNCTION) + "(text[])"),
     ).fetchone()
     if not (have and have[0]):
         c.execute(_FUNCTIONS.format(t=db.prefix))
@@ -455,8 +452,8 @@ def record_many(app: Core, rows: Sequence[Row]) -> int | None:
         for r in rows:
             if any(SEP in str(f) for f in r[:6]):
                 raise ValueError("an audit field may not contain U+001F")
-        cols = list(zip(*(r[:6] for r in rows), strict=True))
-        row = db.fetchone(f"SELECT {{t}}{RECORD_FUNCTION}(?, ?, ?, ?, ?, ?)", [list(col) for col in cols])
+        fields = [f for r in rows for f in r[:6]]  # (each entry's six fields in turn)
+        row = db.fetchone(f"SELECT {{t}}{RECORD_FUNCTION}(?::text[])", (fields,))
         return None if row is None or row[0] is None else int(row[0])
     with db.transaction() as c:
         return append(c, db, rows)

@@ -289,7 +289,7 @@ def test_a_store_from_before_pending_entries_and_counters_upgrades_and_still_ver
     raw("DROP TABLE {t}anxin_number_counters")
     if store.kind == "postgres":
         raw("DROP TABLE {t}anxin_audit_pending")
-        raw("DROP FUNCTION {t}anxin_audit_record_1, {t}anxin_audit_chain_1")
+        raw("DROP FUNCTION {t}anxin_audit_record_1, {t}anxin_audit_chain_1")  # (made by the opening)
 
     # when the new version opens it
     opened = store.open(clock)
