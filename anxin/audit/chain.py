@@ -106,16 +106,15 @@ PENDING_COLUMNS = (
 )
 # The chain's lock (PostgreSQL): the row of `anxin_audit_meta` that names the store, taken FOR
 # UPDATE by every transaction that extends the chain; a plain read of it never waits.
-_CHAIN_LOCK = "SELECT 1 FROM {t}anxin_audit_meta WHERE name = 'store_id' FOR UPDATE"
 # The server-side functions, by version (a new shape gets a new name, so processes of two
 # versions never call each other's): `anxin_audit_chain_1(wait, most)` takes the chain's lock
 # (waiting for it, or not at all: then it returns nothing) and chains up to `most` pending
 # entries in the order of their ids, computing each entry's hash exactly as `entry_hash` does
 # (SHA-256 of the UTF-8 bytes of the eight fields joined by U+001F); it returns (id, seq) of
 # each entry it chained. `anxin_audit_record_1(fields[])` (each entry's at, kind, actor_id,
-# subject, detail and payload_hash in turn) records entries as pending, then chains whatever is pending if nobody holds the
-# lock at that moment, all in one statement; the seq of its last entry, or NULL if it was left
-# for the next holder of the lock.
+# subject, detail and payload_hash in turn) records entries as pending, then chains whatever
+# is pending if nobody holds the lock at that moment, all in one statement; the seq of its
+# last entry, or NULL if it was left for the next holder of the lock.
 CHAIN_FUNCTION = "anxin_audit_chain_1"
 RECORD_FUNCTION = "anxin_audit_record_1"
 _FUNCTIONS = """
