@@ -61,16 +61,19 @@ PREFIXES = {"case": "QL", "file": "XL", "pairing": "JD"}
 KINDS = {prefix: kind for kind, prefix in PREFIXES.items()}
 WIDTH = 4  # digits of the count, with leading zeros
 
-# The next number of (kind, school, year), counted inside the saving transaction: the
-# counter's row moved (made, the first time, from the numbers given before), locked until
-# the save commits; nothing for a stream that has its number already.
+# The next `k` numbers of (kind, school, year), counted inside the saving transaction: the
+# counter's row moved by k (made, the first time, from the numbers given before), locked
+# until the save commits; it returns the last of them.
 _COUNT = (
     "INSERT INTO {t}anxin_number_counters AS c (kind, school_id, year, last) "
     "SELECT ?, ?, ?, COALESCE((SELECT MAX(seq) FROM {t}anxin_numbers WHERE kind = ? AND school_id = ? "
-    "AND year = ?), 0) + 1 WHERE NOT EXISTS (SELECT 1 FROM {t}anxin_numbers WHERE stream_id = ?) "
-    "ON CONFLICT (kind, school_id, year) DO UPDATE SET last = c.last + 1 RETURNING last"
+    "AND year = ?), 0) + ? WHERE 1 = 1 "
+    "ON CONFLICT (kind, school_id, year) DO UPDATE SET last = c.last + ? RETURNING last"
 )
-_NUMBER = "INSERT INTO {t}anxin_numbers (stream_id, kind, school_id, year, seq) VALUES (?, ?, ?, ?, ?)"
+_NUMBER = (
+    "INSERT INTO {t}anxin_numbers (stream_id, kind, school_id, year, seq) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (stream_id) DO NOTHING"
+)
 _UNNUMBERED = (
     "SELECT d.stream_id, d.kind, d.school_id FROM {t}anxin_directory d "
     "LEFT JOIN {t}anxin_numbers n ON n.stream_id = d.stream_id "
@@ -138,12 +141,17 @@ def _allocation(stream_id: str, kind: str, school_id: str, year: int) -> Allocat
 
 
 def _number(c: Cursor, db: Database, allocations: Sequence[Allocation]) -> None:
-    """Number each stream: its counter moved, then its row (in the caller's transaction)."""
-    count, number = db.q(_COUNT), db.q(_NUMBER)
+    """Number the streams in the order given, in the caller's transaction: each (kind, school,
+    year)'s counter moved once by as many as it numbers, then their rows in one go."""
+    groups: dict[tuple[str, str, int], list[str]] = {}
     for stream_id, kind, school_id, year in allocations:
-        row = c.execute(count, (kind, school_id, year, kind, school_id, year, stream_id)).fetchone()
-        if row is not None:  # (None: numbered already)
-            c.execute(number, (stream_id, kind, school_id, year, int(row[0])))
+        groups.setdefault((kind, school_id, year), []).append(stream_id)
+    rows = []
+    for (kind, school_id, year), streams in groups.items():
+        k = len(streams)
+        last = int(c.execute(db.q(_COUNT), (kind, school_id, year, kind, school_id, year, k, k)).fetchone()[0])  # type: ignore[index]
+        rows += [(sid, kind, school_id, year, last - k + 1 + n) for n, sid in enumerate(streams)]
+    c.executemany(db.q(_NUMBER), rows)
 
 
 def for_new_streams(aggregates: Iterable[Any], timezone: str) -> list[Allocation]:
