@@ -53,6 +53,7 @@ bench: dev
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.web
 	$(BIN)/python -m bench.login
+	$(BIN)/python -m bench.audit
 
 clean:
 	rm -rf $(VENV) var

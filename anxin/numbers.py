@@ -18,13 +18,14 @@ reader sees several schools (a supervisor), the school is named beside it.
 
 A number is allocated once, when the stream's first event is saved, in that event's
 transaction (the recorder's seam, `Database.write_with_events`): no record exists
-without its number, and a failed save takes its number back. Two saves at once are
-serialised: SQLite has a single writer, and on PostgreSQL each allocation first takes
-`LOCK TABLE anxin_numbers IN EXCLUSIVE MODE` (after the trail's own lock, in the same
-order everywhere), so the next number is read only once the other has committed; the
-UNIQUE (kind, school, year, seq) constraint would refuse a duplicate anyway. Streams
-saved before numbers existed (or by a process of an older version) are numbered when a
-process opens the store (`number_existing`), in the order they were created.
+without its number, and a failed save takes its number back. The last number of each
+(kind, school, year) is one row of `anxin_number_counters`, moved by an upsert that
+returns the new count: two saves at once that number the same kind at the same school in
+the same year queue on that one row (SQLite: on its single writer), and nothing else
+does; the UNIQUE (kind, school, year, seq) constraint would refuse a duplicate anyway. A
+counter's first row starts from the numbers already given (a store from before counters).
+Streams saved before numbers existed are numbered when a process opens the store
+(`number_existing`), in the order they were created.
 
 The table holds ids and numbers only. A number says how many records of its kind a
 school had that year, which a school's own staff may know; it names no one.
@@ -49,16 +50,29 @@ COLUMNS = (
     "stream_id TEXT PRIMARY KEY, kind TEXT NOT NULL, school_id TEXT NOT NULL, year INTEGER NOT NULL, "
     "seq INTEGER NOT NULL, UNIQUE (kind, school_id, year, seq)"
 )
+# The last number given per kind, school and year: the one row an allocation locks.
+COUNTERS_TABLE = "anxin_number_counters"
+COUNTERS_COLUMNS = (
+    "kind TEXT NOT NULL, school_id TEXT NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL, "
+    "PRIMARY KEY (kind, school_id, year)"
+)
 # The kinds of record that are numbered (the directory's `kind`), by their letters.
 PREFIXES = {"case": "QL", "file": "XL", "pairing": "JD"}
 KINDS = {prefix: kind for kind, prefix in PREFIXES.items()}
 WIDTH = 4  # digits of the count, with leading zeros
 
-# The next number of (kind, school, year), read inside the saving transaction.
-_ALLOCATE = (
-    "INSERT INTO {t}anxin_numbers (stream_id, kind, school_id, year, seq) "
-    "SELECT ?, ?, ?, ?, COALESCE(MAX(seq), 0) + 1 FROM {t}anxin_numbers "
-    "WHERE kind = ? AND school_id = ? AND year = ? ON CONFLICT (stream_id) DO NOTHING"
+# The next `k` numbers of (kind, school, year), counted inside the saving transaction: the
+# counter's row moved by k (made, the first time, from the numbers given before), locked
+# until the save commits; it returns the last of them.
+_COUNT = (
+    "INSERT INTO {t}anxin_number_counters AS c (kind, school_id, year, last) "
+    "SELECT ?, ?, ?, COALESCE((SELECT MAX(seq) FROM {t}anxin_numbers WHERE kind = ? AND school_id = ? "
+    "AND year = ?), 0) + ? WHERE 1 = 1 "
+    "ON CONFLICT (kind, school_id, year) DO UPDATE SET last = c.last + ? RETURNING last"
+)
+_NUMBER = (
+    "INSERT INTO {t}anxin_numbers (stream_id, kind, school_id, year, seq) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (stream_id) DO NOTHING"
 )
 _UNNUMBERED = (
     "SELECT d.stream_id, d.kind, d.school_id FROM {t}anxin_directory d "
@@ -119,11 +133,25 @@ def year_of(at: datetime, timezone: str) -> int:
 
 
 # -- allocation, in the events' transaction ------------------------------------------------------
-Allocation = tuple[str, str, str, int, str, str, int]  # the parameters of _ALLOCATE
+Allocation = tuple[str, str, str, int]  # stream id, kind, school id, year
 
 
 def _allocation(stream_id: str, kind: str, school_id: str, year: int) -> Allocation:
-    return (stream_id, kind, school_id, year, kind, school_id, year)
+    return (stream_id, kind, school_id, year)
+
+
+def _number(c: Cursor, db: Database, allocations: Sequence[Allocation]) -> None:
+    """Number the streams in the order given, in the caller's transaction: each (kind, school,
+    year)'s counter moved once by as many as it numbers, then their rows in one go."""
+    groups: dict[tuple[str, str, int], list[str]] = {}
+    for stream_id, kind, school_id, year in allocations:
+        groups.setdefault((kind, school_id, year), []).append(stream_id)
+    rows = []
+    for (kind, school_id, year), streams in groups.items():
+        k = len(streams)
+        last = int(c.execute(db.q(_COUNT), (kind, school_id, year, kind, school_id, year, k, k)).fetchone()[0])  # type: ignore[index]
+        rows += [(sid, kind, school_id, year, last - k + 1 + n) for n, sid in enumerate(streams)]
+    c.executemany(db.q(_NUMBER), rows)
 
 
 def for_new_streams(aggregates: Iterable[Any], timezone: str) -> list[Allocation]:
@@ -142,21 +170,11 @@ def for_new_streams(aggregates: Iterable[Any], timezone: str) -> list[Allocation
     return out
 
 
-def _lock(c: Cursor, db: Database) -> None:
-    """Serialise allocations (PostgreSQL; SQLite's writer already holds the only lock).
-    EXCLUSIVE lets readers read on, and waits for another allocating transaction to end, so
-    the MAX read next sees its number."""
-    if db.dialect == "postgres":
-        c.execute(db.q("LOCK TABLE {t}anxin_numbers IN EXCLUSIVE MODE"))
-
-
 def allocate(c: Cursor, db: Database, allocations: Sequence[Allocation]) -> None:
     """Number new streams inside the transaction that saves their first events (called by
-    the recorder after the trail's entries, whose lock is taken first everywhere)."""
-    if not allocations:
-        return
-    _lock(c, db)
-    c.executemany(db.q(_ALLOCATE), allocations)
+    the recorder after the trail's entries)."""
+    if allocations:
+        _number(c, db, allocations)
 
 
 # -- streams from before numbers -------------------------------------------------------------------
@@ -167,20 +185,22 @@ def number_existing(c: Cursor, db: Database, timezone: str) -> int:
     older than the trail itself, the time the trail adopted it). Run at
     every opening of the store, inside its setup transaction: cheap when there is nothing
     to do (one anti-join on primary keys), and done once (a numbered stream is never
-    numbered again). On PostgreSQL it takes the trail's lock, then the numbers', as a save
-    does, so a stream saved meanwhile by a running process is numbered after these. How
-    many streams were numbered."""
+    numbered again). On PostgreSQL it takes the trail's lock first, as a save does, so the
+    trail's order is settled and a stream saved meanwhile by a running process is numbered
+    after these. How many streams were numbered."""
     if not c.execute(db.q(_UNNUMBERED + " LIMIT 1")).fetchone():
         return 0
     if db.dialect == "postgres":
-        c.execute(db.q("LOCK TABLE {t}anxin_audit IN EXCLUSIVE MODE"))
-    _lock(c, db)
+        from anxin.audit.chain import lock_chain
+
+        lock_chain(c, db)
     streams = c.execute(db.q(_UNNUMBERED)).fetchall()
     first = _first_entries(c, db, [str(s[0]) for s in streams])
     fallback = (float("inf"), datetime.now(UTC).isoformat())  # (no entry: never expected)
     ordered = sorted(streams, key=lambda s: (first.get(str(s[0]), fallback)[0], str(s[0])))
-    c.executemany(
-        db.q(_ALLOCATE),
+    _number(
+        c,
+        db,
         [
             _allocation(str(sid), kind, school, year_of(_moment(first.get(str(sid), fallback)[1]), timezone))
             for sid, kind, school in ordered
@@ -221,7 +241,7 @@ _SELECT = (
 )
 
 
-def _number(row: tuple[Any, ...]) -> RecordNumber:
+def _record_number(row: tuple[Any, ...]) -> RecordNumber:
     return RecordNumber(str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]), int(row[5]))
 
 
@@ -230,7 +250,7 @@ def numbers_for(db: Database, stream_ids: Iterable[str]) -> dict[str, RecordNumb
     one (not numbered: a student, a screening; or not yet) is left out."""
     ids = sorted({str(i) for i in stream_ids if i})
     rows = db.fetch_in(_SELECT + "WHERE n.stream_id IN ({marks})", ids) if ids else []
-    return {str(r[0]): _number(r) for r in rows}
+    return {str(r[0]): _record_number(r) for r in rows}
 
 
 def records_numbered(db: Database, district: str, kind: str, year: int, seq: int) -> list[RecordNumber]:
@@ -239,4 +259,4 @@ def records_numbered(db: Database, district: str, kind: str, year: int, seq: int
         _SELECT + "WHERE n.kind = ? AND n.year = ? AND n.seq = ? AND s.district = ? ORDER BY s.name, n.school_id",
         (kind, year, seq, district),
     )
-    return [_number(r) for r in rows]
+    return [_record_number(r) for r in rows]

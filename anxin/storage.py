@@ -105,6 +105,7 @@ SIDE_TABLES = {
     # The number people read and type of every case, file and pairing (anxin.numbers:
     # QL-2026-0003), per kind, school and year, allocated with the stream's first event.
     record_numbers.TABLE: record_numbers.COLUMNS,
+    record_numbers.COUNTERS_TABLE: record_numbers.COUNTERS_COLUMNS,
     # The audit trail (anxin.audit): append-only, hash-chained; ids and hashes only.
     # Access decisions are its `access` entries (read them through the anxin_access view).
     audit_trail.TABLE: audit_trail.TABLE_COLUMNS,

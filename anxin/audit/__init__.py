@@ -22,12 +22,16 @@ another supervisor marks it justified or not, once; the review is itself an entr
 Event entries are written by the event recorder inside the events' own transaction
 (`anxin.storage.Database.write_with_events`); the others by `Gate.record_access`,
 `Gate.record_security_event`, `ErasureCommands.erase`, `Core.rotate_master_key` and the
-checkpoint functions below. Appends are serialised: SQLite has one writer, and on
-PostgreSQL every append first takes `LOCK TABLE anxin_audit IN EXCLUSIVE MODE`.
+checkpoint functions below. Appends are serialised: SQLite has one writer; on PostgreSQL
+the chain is extended only by the holder of one row's lock (the store's row of
+`anxin_audit_meta`), and the entries of a page view or a login are recorded in one
+statement that waits for no lock: durable at once as pending, chained by whoever holds
+the lock next (`record_many`, `settle`).
 """
 
 from anxin.audit.chain import (  # noqa: F401
     AUDIT_NOTES,
+    CHAIN_FUNCTION,
     CHECKPOINT_FORMAT,
     COLUMNS,
     ERASED_LABEL,
@@ -36,6 +40,8 @@ from anxin.audit.chain import (  # noqa: F401
     KINDS,
     META_COLUMNS,
     META_TABLE,
+    PENDING_TABLE,
+    RECORD_FUNCTION,
     REVIEWS_COLUMNS,
     REVIEWS_TABLE,
     SECURITY_KINDS,
@@ -58,6 +64,7 @@ from anxin.audit.chain import (  # noqa: F401
     record_many,
     seal_reason,
     security_row,
+    settle,
     setup,
     store_id,
     unseal_reason,

@@ -95,6 +95,84 @@ ERASED_LABEL = "已删除"
 Row = tuple[str, str, str, str, str, str, bytes | None]  # at, kind, actor_id, subject, detail, payload_hash, sealed
 COLUMNS = "seq, at, kind, actor_id, subject, detail, payload_hash, sealed, prev_hash, entry_hash"
 _INSERT = f"INSERT INTO {{t}}anxin_audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# PostgreSQL: entries recorded but not yet chained (see `record_many`), each durable the moment
+# its statement commits, in the order of `id` (a sequence: no lock to take one); chained, in
+# that order, by whoever next holds the chain's lock (`CHAIN_FUNCTION`), and removed from here
+# in the transaction that chains them. Only entries without a sealed reason wait here.
+PENDING_TABLE = "anxin_audit_pending"
+PENDING_COLUMNS = (
+    "id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor_id TEXT NOT NULL, "
+    "subject TEXT NOT NULL, detail TEXT NOT NULL, payload_hash TEXT NOT NULL"
+)
+# The chain's lock (PostgreSQL): the row of `anxin_audit_meta` that names the store, taken FOR
+# UPDATE by every transaction that extends the chain; a plain read of it never waits.
+# The server-side functions, by version (a new shape gets a new name, so processes of two
+# versions never call each other's): `anxin_audit_chain_1(wait, most)` takes the chain's lock
+# (waiting for it, or not at all: then it returns nothing) and chains up to `most` pending
+# entries in the order of their ids, computing each entry's hash exactly as `entry_hash` does
+# (SHA-256 of the UTF-8 bytes of the eight fields joined by U+001F); it returns (id, seq) of
+# each entry it chained. `anxin_audit_record_1(fields[])` (each entry's at, kind, actor_id,
+# subject, detail and payload_hash in turn) records entries as pending, then chains whatever
+# is pending if nobody holds the lock at that moment, all in one statement; the seq of its
+# last entry, or NULL if it was left for the next holder of the lock.
+CHAIN_FUNCTION = "anxin_audit_chain_1"
+RECORD_FUNCTION = "anxin_audit_record_1"
+_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION {t}anxin_audit_chain_1(wait boolean, most integer)
+RETURNS TABLE (moved_id bigint, moved_seq bigint) LANGUAGE plpgsql AS $fn$
+DECLARE
+    n bigint;
+    h text;
+    r record;
+BEGIN
+    IF wait THEN
+        PERFORM 1 FROM {t}anxin_audit_meta WHERE name = 'store_id' FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM {t}anxin_audit_meta WHERE name = 'store_id' FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    IF most <= 0 THEN
+        RETURN;
+    END IF;
+    SELECT a.seq, a.entry_hash INTO n, h FROM {t}anxin_audit a ORDER BY a.seq DESC LIMIT 1;
+    IF n IS NULL THEN
+        n := 0;
+        SELECT encode(sha256(convert_to('anxin-audit-1' || chr(31) || m.value, 'UTF8')), 'hex') INTO h
+        FROM {t}anxin_audit_meta m WHERE m.name = 'store_id';
+    END IF;
+    FOR r IN SELECT p.id, p.at, p.kind, p.actor_id, p.subject, p.detail, p.payload_hash
+             FROM {t}anxin_audit_pending p ORDER BY p.id LIMIT most LOOP
+        n := n + 1;
+        INSERT INTO {t}anxin_audit (seq, at, kind, actor_id, subject, detail, payload_hash, sealed, prev_hash, entry_hash)
+        VALUES (n, r.at, r.kind, r.actor_id, r.subject, r.detail, r.payload_hash, NULL, h,
+                encode(sha256(convert_to(h || chr(31) || n || chr(31) || r.at || chr(31) || r.kind || chr(31)
+                    || r.actor_id || chr(31) || r.subject || chr(31) || r.detail || chr(31) || r.payload_hash,
+                    'UTF8')), 'hex'))
+        RETURNING entry_hash INTO h;
+        DELETE FROM {t}anxin_audit_pending WHERE id = r.id;
+        moved_id := r.id;
+        moved_seq := n;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION {t}anxin_audit_record_1(f text[]) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    last_id bigint;
+    last_seq bigint;
+BEGIN
+    FOR i IN 0 .. array_length(f, 1) / 6 - 1 LOOP
+        INSERT INTO {t}anxin_audit_pending (at, kind, actor_id, subject, detail, payload_hash)
+        VALUES (f[6 * i + 1], f[6 * i + 2], f[6 * i + 3], f[6 * i + 4], f[6 * i + 5], f[6 * i + 6])
+        RETURNING id INTO last_id;
+    END LOOP;
+    SELECT c.moved_seq INTO last_seq FROM {t}anxin_audit_chain_1(false, 10000) c WHERE c.moved_id = last_id;
+    RETURN last_seq;
+END
+$fn$;
+"""
 _HEAD = "SELECT seq, entry_hash FROM {t}anxin_audit ORDER BY seq DESC LIMIT 1"
 _STORE = "SELECT value FROM {t}anxin_audit_meta WHERE name = 'store_id'"
 
@@ -148,10 +226,25 @@ def setup(c: Cursor, db: Database) -> None:
         db.q("INSERT INTO {t}anxin_audit_meta (name, value) VALUES ('store_id', ?) ON CONFLICT (name) DO NOTHING"),
         (str(uuid4()),),
     )
+    if db.dialect == "postgres":
+        _create_functions(c, db)
     _create_access_view(c, db)
     if c.execute(db.q(_HEAD)).fetchone() is None:
         _adopt_existing_events(c, db)
     _adopt_break_glass_uses(c, db)
+
+
+def _create_functions(c: Cursor, db: Database) -> None:
+    """PostgreSQL: the pending entries' table and the functions that record and chain them
+    (made once per version; a store from before them gets them at its next opening: its
+    chain goes on from its head, unchanged)."""
+    c.execute(db.q(f"CREATE TABLE IF NOT EXISTS {{t}}{PENDING_TABLE} ({PENDING_COLUMNS})"))
+    have = c.execute(
+        "SELECT to_regprocedure(?) IS NOT NULL AND to_regprocedure(?) IS NOT NULL",
+        (db.t(CHAIN_FUNCTION) + "(boolean, integer)", db.t(RECORD_FUNCTION) + "(text[])"),
+    ).fetchone()
+    if not (have and have[0]):
+        c.execute(_FUNCTIONS.format(t=db.prefix))
 
 
 def _create_access_view(c: Cursor, db: Database) -> None:
@@ -288,10 +381,18 @@ def store_id(db: Database) -> str:
 
 
 # -- appending ---------------------------------------------------------------------------
+def lock_chain(c: Cursor, db: Database, chain_pending: int = 0) -> None:
+    """PostgreSQL: take the chain's lock (one row's, waiting for it) in the caller's
+    transaction, chaining up to `chain_pending` of the entries waiting to be chained first."""
+    c.execute(db.q(f"SELECT count(*) FROM {{t}}{CHAIN_FUNCTION}(true, ?)"), (chain_pending,))
+
+
 def _lock_head(c: Cursor, db: Database, standalone: bool) -> tuple[int, str]:
-    """Serialise appends and read the chain's head (seq 0: the genesis hash)."""
+    """Serialise appends and read the chain's head (seq 0: the genesis hash). On PostgreSQL
+    the entries waiting to be chained are chained first (up to a few thousand: the rest by
+    the next holder), so they keep their place before this transaction's own."""
     if db.dialect == "postgres":
-        c.execute(db.q("LOCK TABLE {t}anxin_audit IN EXCLUSIVE MODE"))
+        lock_chain(c, db, 5000)
     elif standalone:
         # Take SQLite's write lock before reading the head, so no other process can
         # append between the read and the insert.
@@ -328,15 +429,49 @@ def append(c: Cursor, db: Database, rows: Sequence[Row], *, standalone: bool = T
     return _insert(c, db, seq, prev, rows)[0]
 
 
-def record(app: Core, row: Row) -> int:
-    """Append one entry in a transaction of its own; returns its seq."""
+def record(app: Core, row: Row) -> int | None:
+    """Append one entry in a transaction of its own; returns its seq (see `record_many`)."""
     return record_many(app, [row])
 
 
-def record_many(app: Core, rows: Sequence[Row]) -> int:
-    """Append entries in a transaction of their own; returns the last seq."""
-    with app.db.transaction() as c:
-        return append(c, app.db, rows)
+def record_many(app: Core, rows: Sequence[Row]) -> int | None:
+    """Append entries in a transaction of their own; returns the last seq (None on
+    PostgreSQL if it is not chained yet).
+
+    On PostgreSQL, entries without a sealed reason (the gate's decisions on every page view,
+    logins, reports) are recorded in ONE statement, autocommitted, so durable before it
+    returns, that takes no lock anyone waits for: it inserts them as pending (ordered by a
+    sequence) and chains everything pending only if nobody else holds the chain's lock at
+    that moment; otherwise the holder's successor chains them (every writer, the server's
+    background loop, `settle`, and a verification or checkpoint first)."""
+    if not rows:
+        return None
+    db = app.db
+    if db.dialect == "postgres" and all(r[6] is None for r in rows):
+        for r in rows:
+            if any(SEP in str(f) for f in r[:6]):
+                raise ValueError("an audit field may not contain U+001F")
+        fields = [f for r in rows for f in r[:6]]  # (each entry's six fields in turn)
+        row = db.fetchone(f"SELECT {{t}}{RECORD_FUNCTION}(?::text[])", (fields,))
+        return None if row is None or row[0] is None else int(row[0])
+    with db.transaction() as c:
+        return append(c, db, rows)
+
+
+def settle(app: Core) -> int:
+    """Chain every entry recorded so far but not yet chained (PostgreSQL; nothing waits on
+    SQLite), waiting for the chain's lock; how many were chained. Nothing pending: the
+    lock is not even asked for (one read of an index)."""
+    db = app.db
+    if db.dialect != "postgres" or db.fetchone(f"SELECT 1 FROM {{t}}{PENDING_TABLE} LIMIT 1") is None:
+        return 0
+    total = 0
+    while True:
+        with db.transaction() as c:
+            n = int(c.execute(db.q(f"SELECT count(*) FROM {{t}}{CHAIN_FUNCTION}(true, 10000)")).fetchone()[0])  # type: ignore[index]
+        total += n
+        if n < 10000:
+            return total
 
 
 def append_events(

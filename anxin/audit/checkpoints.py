@@ -29,6 +29,7 @@ from anxin.audit.chain import (
     _lock_head,
     canonical_json,
     checkpoint_message,
+    settle,
 )
 
 
@@ -191,9 +192,12 @@ def maybe_checkpoint(
     app: Core, *, every_entries: int | None = None, every_seconds: float | None = None, actor_id: str = "system"
 ) -> Checkpoint | None:
     """A checkpoint if one is due: `every_entries` new entries, or `every_seconds` since
-    the last one (by the application's clock). Nothing new since the last: none."""
+    the last one (by the application's clock). Nothing new since the last: none. Run by the
+    server's background loop every few seconds, it first chains the entries recorded but not
+    yet chained (PostgreSQL), so none waits longer than that."""
     if every_entries is None and every_seconds is None:
         raise ValueError("say how often: every_entries or every_seconds")
+    settle(app)
     head = app.db.fetchone(_HEAD)
     if head is None:
         return None

@@ -15,7 +15,7 @@ from projections import csvcells
 
 if TYPE_CHECKING:
     from anxin.core import Core
-from anxin.audit.chain import record, security_row, unseal_reason
+from anxin.audit.chain import record, security_row, settle, unseal_reason
 from anxin.audit.reviews import review_states
 from anxin.audit.verification import VerifyReport, verify
 from domain.break_glass import require_meaningful_reason
@@ -77,6 +77,7 @@ def case_history(app: Core, actor: Actor, stream_id: str, reason: str | None = N
     event and who was allowed or refused access, and why. `reason`: the supervisor's
     stated reason for looking, kept sealed with the gate's decision."""
     app.check(actor, access.AUDIT_READ, "case", stream_id, stated_reason=reason)
+    settle(app)  # (up to this very moment: with the entries recorded but not chained yet)
     names = _Names(app)
     rows = app.db.fetch(_SELECT + "WHERE subject = ? ORDER BY seq", (str(stream_id),))
     return [_describe(app, names, r) for r in rows]
@@ -86,6 +87,7 @@ def student_access(app: Core, actor: Actor, student_id: str, reason: str | None 
     """Who accessed a student's records, and why: decisions about the student's own
     stream and every stream linked to the student (cases, files, pairings, ...)."""
     app.check(actor, access.AUDIT_READ, "student", student_id, stated_reason=reason)
+    settle(app)
     streams = [str(student_id)] + [
         r[0]
         for r in app.db.fetch("SELECT DISTINCT stream_id FROM {t}anxin_links WHERE student_id = ?", (str(student_id),))
@@ -119,6 +121,7 @@ def _access_rows(app: Core, where: str, params: tuple[Any, ...], limit: int | No
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
+    settle(app)
     names = _Names(app)
     out = []
     for seq, at, kind, actor_id, subject, action, allowed, rule, sealed, rkind, school in app.db.fetch(sql, params):
@@ -378,6 +381,7 @@ def verify_requested(app: Core, actor: Actor) -> VerifyReport:
 def last_verification(app: Core) -> dict[str, Any] | None:
     """The newest verification made at someone's request (its `audit_verify` entry): when,
     by whom, whether the trail was intact and the head it reached; None before the first."""
+    settle(app)
     row = app.db.fetchone(
         "SELECT seq, at, actor_id, detail FROM {t}anxin_audit WHERE kind = 'audit_verify' ORDER BY seq DESC LIMIT 1"
     )

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 if TYPE_CHECKING:
     from anxin.core import Core
-from anxin.audit.chain import AuditKeyMissing, genesis_hash, store_id
+from anxin.audit.chain import AuditKeyMissing, genesis_hash, settle, store_id
 from anxin.audit.checkpoints import (
     Checkpoint,
     _raw_public,
@@ -138,6 +138,9 @@ def verify(
     checkpoint's signature and, if given, a checkpoint file kept outside the system.
     Stops at the first position where history was changed."""
     started = time.perf_counter()
+    # Entries recorded but not yet chained (PostgreSQL, seconds old at most) are chained
+    # first, so they are verified with the rest.
+    settle(app)
     report = VerifyReport()
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint.load(checkpoint)

@@ -164,6 +164,7 @@ def test_streams_from_before_numbers_are_numbered_once_in_the_order_they_were_cr
     later = [report(app, school, no=no) for no in ("2026002", "2026003")]
     pairing_id = pair(app, school)
     app.db.execute("DELETE FROM {t}anxin_numbers")
+    app.db.execute("DELETE FROM {t}anxin_number_counters")  # (nor their counters)
     assert app.record_numbers([old, file_id, *later, pairing_id]) == {}
 
     # when a process opens the store
