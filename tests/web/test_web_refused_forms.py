@@ -143,7 +143,9 @@ def test_a_refused_new_support_file_keeps_the_message_of_the_typed_number(site: 
     )
     assert r.status_code == 303 and r.headers["location"] == "/support/new"
     shown = b.get("/support/new")
-    assert shown.status_code == 400 and "没有找到与「0000000009」相符的学生" in shown.text  # the picker names what was typed
+    assert (
+        shown.status_code == 400 and "没有找到与「0000000009」相符的学生" in shown.text
+    )  # the picker names what was typed
     assert len(ERROR.findall(shown.text)) == 1 and 'value="0000000009"' in shown.text
 
 
