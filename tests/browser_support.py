@@ -63,7 +63,10 @@ AXE_RESULT = """async (again) => {
   if (!window.__anxinAxeRun) { return null; }
   if (!window.__anxinAxe) { window.__anxinAxe = window.__anxinAxeRun(); }
   if (again) { window.__anxinAxe = window.__anxinAxe.then(() => window.__anxinAxeRun()); }
-  const found = await window.__anxinAxe;
+  // never wait for ever: a run that has not answered in 20 s is started once more, then given up
+  const within = (p) => Promise.race([p, new Promise((r) => setTimeout(() => r("__timeout__"), 20000))]);
+  let found = await within(window.__anxinAxe);
+  if (found === "__timeout__") { window.__anxinAxe = window.__anxinAxeRun(); found = await within(window.__anxinAxe); }
   document.documentElement.setAttribute("data-axe-collected", "");
   return found;
 }"""
@@ -185,6 +188,8 @@ class Session:
             raise
         if found is None:  # no document of ours (about:blank, a download)
             return []
+        if found == "__timeout__":
+            raise AssertionError(f"axe-core did not finish its check of {url} (twice 20 s)")
         self.checked.append(url)
         lines = [f"{url}: {v['id']} ({v['impact']}) {v['help']} -> {' | '.join(v['nodes'])}" for v in found]
         self.violations += [line for line in lines if line not in self.violations]
