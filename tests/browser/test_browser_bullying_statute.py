@@ -59,6 +59,10 @@ def _submit(page: Any, action: str, done: str) -> None:
 
 
 def _open(page: Any, action: str) -> Any:
+    """One step's form on the case page, opened (and its section first, if collapsed)."""
+    section = page.locator(f"details.section:has(details#{action})")
+    if section.count() and section.get_attribute("open") is None:
+        section.locator("summary").first.click()
     box = page.locator(f"details#{action}")
     box.locator("summary").click()
     return box

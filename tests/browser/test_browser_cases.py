@@ -70,7 +70,7 @@ def test_report_investigate_determine_close_and_board(open_session: Any, live: L
     page.get_by_label("发生时间").fill(when)
     page.get_by_label("发生地点").fill("操场东侧")
     page.get_by_label("言语").check()
-    page.get_by_label("学号 1").fill(student.student_no or "")
+    page.get_by_label("学生 1").fill(student.student_no or "")
     page.get_by_label("事情经过").fill(f"课间多次被起侮辱性外号 {tag}")
     t.shot("cases-report-form")
     page.get_by_role("button", name="提交报告").click()

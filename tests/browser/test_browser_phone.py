@@ -38,7 +38,11 @@ def labelled_tables(page: Any) -> list[dict[str, Any]]:
         assert t["heads"], t
         assert t["theadHeight"] is not None and t["theadHeight"] <= 1, "the header row still takes room on a phone"
         # every cell of the first row starts with its own column's name
-        assert [label.split(" / ")[0].strip('"') for label in t["labels"]] == t["heads"][: len(t["labels"])], t
+        # (under a grouped header, "期末状态 · 已报告": the group's name, then the column's)
+        drawn = [label.split(" / ")[0].strip('"') for label in t["labels"]]
+        assert all(part in t["heads"] for d in drawn for part in d.split(" · ")), t
+        leaves, heads = [d.split(" · ")[-1] for d in drawn], iter(t["heads"])
+        assert all(leaf in heads for leaf in leaves), t  # the columns' own names, in the header's order
         assert all(t["shown"]), t
     return tables
 
